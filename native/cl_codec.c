@@ -1,0 +1,613 @@
+#include "cl_codec.h"
+
+#include <string.h>
+
+/* ---- little-endian loads and stores, whatever the host byte order ---- */
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+#endif
+}
+
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8);
+#else
+    int i;
+    for (i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
+
+static inline uint64_t zigzag(uint64_t d) { return (d << 1) ^ (uint64_t)-(int64_t)(d >> 63); }
+static inline uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (uint64_t)-(int64_t)(z & 1); }
+
+static inline int bitlen(uint64_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return x ? 64 - __builtin_clzll(x) : 0;
+#else
+    int n = 0;
+    while (x) { n++; x >>= 1; }
+    return n;
+#endif
+}
+
+static inline size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t i = 0;
+    while (v >= 0x80) { p[i++] = (uint8_t)(v | 0x80); v >>= 7; }
+    p[i++] = (uint8_t)v;
+    return i;
+}
+
+/* Reads a ULEB128 of at most 10 bytes from p[*pos..len); 0 on success. */
+static inline int get_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = *pos;
+    int shift = 0;
+    for (;;) {
+        uint8_t b;
+        if (i >= len) return CL_ERR_TRUNCATED;
+        b = p[i++];
+        if (shift == 63 && b > 1) return CL_ERR_CORRUPT;   /* more than 64 bits */
+        v |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) break;
+        shift += 7;
+        if (shift > 63) return CL_ERR_CORRUPT;
+    }
+    *pos = i;
+    *out = v;
+    return CL_OK;
+}
+
+static size_t residual_count(uint64_t n, unsigned order) { return n > order ? (size_t)(n - order) : 0; }
+static size_t block_count(size_t m) { return (m + CL_CODEC_BLOCK - 1) / CL_CODEC_BLOCK; }
+
+void cl_codec_bounds(size_t n, size_t bounds[CL_CODEC_STREAMS])
+{
+    size_t nb = block_count(n);
+    bounds[0] = 10 * n + 8;                 /* RAW values, K bytes or RUNVAL varints */
+    bounds[1] = nb * 16 * 61 > 10 * n ? nb * 16 * 61 : 10 * n;  /* LOW or RUNLEN */
+    bounds[1] += 8;
+    bounds[2] = n + 8;                      /* HIGH */
+    bounds[3] = 10 * n + 8;                 /* ESC */
+}
+
+size_t cl_codec_count_runs(const uint64_t *v, size_t n)
+{
+    size_t i, runs = n ? 1 : 0;
+    for (i = 1; i < n; i++) runs += v[i] != v[i - 1];
+    return runs;
+}
+
+/* The residual at index i (0 <= i < m) for the given order and bias. */
+static inline uint64_t residual(const uint64_t *v, size_t i, unsigned order, uint64_t bias)
+{
+    uint64_t d;
+    switch (order) {
+    case 0: d = v[i]; break;
+    case 1: d = v[i + 1] - v[i]; break;
+    default: d = (v[i + 2] - v[i + 1]) - (v[i + 1] - v[i]); break;
+    }
+    return zigzag(d - bias);
+}
+
+/* Width of the bit-packed low part of a block: about log2(mean) - 2, which
+ * leaves the high parts small (mostly 0..15) and shaped like the residual
+ * distribution, so zstd's entropy stage can code them near their entropy.
+ * A width from the block maximum would waste bits on every outlier. */
+static inline unsigned block_width(const uint64_t *zz, size_t cnt)
+{
+    uint64_t q = 0, r = 0;
+    size_t j;
+    int w;
+    /* floor(sum / 128) without 128-bit arithmetic */
+    for (j = 0; j < cnt; j++) { q += zz[j] >> 7; r += zz[j] & 127; }
+    q += r >> 7;
+    w = bitlen(q) - 3;
+    return w > 0 ? (unsigned)w : 0;
+}
+
+static double mean_delta(const uint64_t *v, size_t n, unsigned order, int is_unsigned)
+{
+    double a, b;
+    if (order == 0) {
+        /* mean of a strided sample of the values */
+        size_t step = n > 4096 ? n / 4096 : 1, i, c = 0;
+        double s = 0;
+        for (i = 0; i < n; i += step, c++) s += is_unsigned ? (double)v[i] : (double)(int64_t)v[i];
+        return c ? s / (double)c : 0.0;
+    }
+    if (order == 1) {
+        if (n < 2) return 0.0;
+        a = (double)(int64_t)(v[n - 1] - v[0]);
+        return a / (double)(n - 1);
+    }
+    if (n < 3) return 0.0;
+    a = (double)(int64_t)(v[n - 1] - v[n - 2]);
+    b = (double)(int64_t)(v[1] - v[0]);
+    return (a - b) / (double)(n - 2);
+}
+
+static uint64_t bias_from_mean(double mean)
+{
+    double r;
+    if (!(mean > -4.0e18 && mean < 4.0e18)) return 0;
+    r = mean < 0 ? -(double)(int64_t)(-mean + 0.5) : (double)(int64_t)(mean + 0.5);
+    return (uint64_t)(int64_t)r;
+}
+
+/* Estimated packed bits of a candidate, over up to 32 evenly spread blocks:
+ * the sum of residual bit lengths, a proxy for what the streams will take. */
+static double estimate_bits(const uint64_t *v, size_t n, unsigned order, uint64_t bias)
+{
+    size_t m = residual_count(n, order), nb = block_count(m), step, b, j, cnt = 0;
+    double bits = 0;
+    if (m == 0) return 0;
+    step = nb > 32 ? nb / 32 : 1;
+    for (b = 0; b < nb; b += step) {
+        size_t lo = b * CL_CODEC_BLOCK, hi = lo + CL_CODEC_BLOCK < m ? lo + CL_CODEC_BLOCK : m;
+        for (j = lo; j < hi; j++) bits += bitlen(residual(v, j, order, bias)) + 1;
+        cnt += hi - lo;
+    }
+    return bits / (double)cnt;
+}
+
+static void encode_raw(const uint64_t *v, size_t n, cl_codec_plan *plan, uint8_t *const streams[])
+{
+    size_t i;
+    for (i = 0; i < n; i++) store_le64(streams[0] + 8 * i, v[i]);
+    plan->mode = CL_MODE_RAW;
+    plan->order = 0;
+    plan->nstreams = 1;
+    plan->raw_len[0] = 8 * (uint64_t)n;
+}
+
+/* Packs cnt (<= 128) fields of k bits, padding to 128, LSB first; 16k bytes. */
+static inline uint8_t *pack_block(uint8_t *out, const uint64_t *zz, size_t cnt, unsigned k)
+{
+    uint64_t acc = 0, mask = k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1);
+    unsigned fill = 0;
+    size_t j;
+    if (k == 0) return out;
+    for (j = 0; j < CL_CODEC_BLOCK; j++) {
+        uint64_t x = j < cnt ? zz[j] & mask : 0;
+        acc |= x << fill;
+        fill += k;
+        if (fill >= 64) {
+            store_le64(out, acc);
+            out += 8;
+            fill -= 64;
+            acc = fill ? x >> (k - fill) : 0;
+        }
+    }
+    return out;   /* 128 * k bits is a whole number of 64-bit words */
+}
+
+cl_status cl_codec_encode_blocks(const uint64_t *v, size_t n, int order, int is_unsigned,
+                                 cl_codec_plan *plan, uint8_t *const streams[CL_CODEC_STREAMS])
+{
+    unsigned ord, o;
+    uint64_t bias = 0;
+    size_t m, nb, b, i;
+    uint8_t *kp, *lowp, *highp, *escp;
+    uint64_t zz[CL_CODEC_BLOCK];
+
+    if (order < -1 || order > 2) return CL_ERR_ARG;
+    if ((uint64_t)n > CL_CODEC_MAX_N) return CL_ERR_ARG;
+    memset(plan, 0, sizeof(*plan));
+    plan->n = n;
+    plan->is_unsigned = (uint8_t)(is_unsigned != 0);
+
+    if (order == -1) {
+        double best = 1e300;
+        ord = 1;
+        for (o = 0; o <= 2; o++) {
+            uint64_t cand[2];
+            int c;
+            if (n <= o) continue;
+            cand[0] = 0;
+            cand[1] = bias_from_mean(mean_delta(v, n, o, is_unsigned));
+            for (c = 0; c < (cand[1] ? 2 : 1); c++) {
+                /* small penalty per order so ties keep the simpler model */
+                double e = estimate_bits(v, n, o, cand[c]) + 0.01 * o;
+                if (e < best) { best = e; ord = o; bias = cand[c]; }
+            }
+        }
+        if (n == 0) ord = 0;
+        /* 63 estimated bits plus the high byte would not beat raw storage */
+        if (best >= 62.0) {
+            encode_raw(v, n, plan, streams);
+            return CL_OK;
+        }
+    } else {
+        ord = (unsigned)order;
+        bias = 0;
+        {
+            uint64_t cand = bias_from_mean(mean_delta(v, n, ord, is_unsigned));
+            if (cand && estimate_bits(v, n, ord, cand) < estimate_bits(v, n, ord, 0)) bias = cand;
+        }
+    }
+
+    m = residual_count(n, ord);
+    nb = block_count(m);
+    plan->mode = CL_MODE_BLOCKS;
+    plan->order = (uint8_t)ord;
+    plan->bias = bias;
+    for (i = 0; i < ord && i < n; i++) plan->first[i] = i == 0 ? v[0] : v[1] - v[0];
+    kp = streams[0];
+    lowp = streams[1];
+    highp = streams[2];
+    escp = streams[3];
+    for (b = 0; b < nb; b++) {
+        size_t lo = b * CL_CODEC_BLOCK, cnt = m - lo < CL_CODEC_BLOCK ? m - lo : CL_CODEC_BLOCK, j;
+        unsigned k;
+        for (j = 0; j < cnt; j++) zz[j] = residual(v, lo + j, ord, bias);
+        k = block_width(zz, cnt);
+        *kp++ = (uint8_t)k;
+        lowp = pack_block(lowp, zz, cnt, k);
+        for (j = 0; j < cnt; j++) {
+            uint64_t h = zz[j] >> k;
+            if (h >= 255) {
+                *highp++ = 255;
+                escp += put_varint(escp, h - 255);
+            } else {
+                *highp++ = (uint8_t)h;
+            }
+        }
+    }
+    plan->nstreams = 4;
+    plan->raw_len[0] = (uint64_t)(kp - streams[0]);
+    plan->raw_len[1] = (uint64_t)(lowp - streams[1]);
+    plan->raw_len[2] = (uint64_t)(highp - streams[2]);
+    plan->raw_len[3] = (uint64_t)(escp - streams[3]);
+    for (i = 0; i < 4; i++) plan->stored_len[i] = plan->raw_len[i];
+    return CL_OK;
+}
+
+cl_status cl_codec_encode_rle(const uint64_t *v, size_t n, int delta, int is_unsigned,
+                              cl_codec_plan *plan, uint8_t *const streams[CL_CODEC_STREAMS])
+{
+    uint8_t *vp = streams[0], *lp = streams[1];
+    uint64_t prev = 0, runs = 0;
+    size_t i = 0;
+    if ((uint64_t)n > CL_CODEC_MAX_N) return CL_ERR_ARG;
+    memset(plan, 0, sizeof(*plan));
+    plan->n = n;
+    plan->is_unsigned = (uint8_t)(is_unsigned != 0);
+    while (i < n) {
+        size_t j = i + 1;
+        while (j < n && v[j] == v[i]) j++;
+        vp += put_varint(vp, zigzag(v[i] - prev));
+        lp += put_varint(lp, (uint64_t)(j - i - 1));
+        if (delta) prev = v[i];
+        runs++;
+        i = j;
+    }
+    plan->mode = CL_MODE_RLE;
+    plan->order = delta ? 1 : 0;
+    plan->runs = runs;
+    plan->nstreams = 2;
+    plan->raw_len[0] = (uint64_t)(vp - streams[0]);
+    plan->raw_len[1] = (uint64_t)(lp - streams[1]);
+    plan->stored_len[0] = plan->raw_len[0];
+    plan->stored_len[1] = plan->raw_len[1];
+    return CL_OK;
+}
+
+size_t cl_codec_count_exceptions(const uint64_t *v, size_t n, uint64_t dflt)
+{
+    size_t i, c = 0;
+    for (i = 0; i < n; i++) c += v[i] != dflt;
+    return c;
+}
+
+cl_status cl_codec_encode_sparse(const uint64_t *v, size_t n, uint64_t dflt, int is_unsigned,
+                                 cl_codec_plan *plan, uint8_t *const streams[CL_CODEC_STREAMS])
+{
+    uint8_t *gp = streams[0], *vp = streams[1];
+    uint64_t count = 0;
+    size_t i, next = 0;   /* index just after the previous exception */
+    if ((uint64_t)n > CL_CODEC_MAX_N) return CL_ERR_ARG;
+    memset(plan, 0, sizeof(*plan));
+    plan->n = n;
+    plan->is_unsigned = (uint8_t)(is_unsigned != 0);
+    for (i = 0; i < n; i++) {
+        if (v[i] == dflt) continue;
+        gp += put_varint(gp, (uint64_t)(i - next));
+        vp += put_varint(vp, zigzag(v[i] - dflt));
+        next = i + 1;
+        count++;
+    }
+    plan->mode = CL_MODE_SPARSE;
+    plan->runs = count;
+    plan->bias = dflt;
+    plan->nstreams = 2;
+    plan->raw_len[0] = (uint64_t)(gp - streams[0]);
+    plan->raw_len[1] = (uint64_t)(vp - streams[1]);
+    plan->stored_len[0] = plan->raw_len[0];
+    plan->stored_len[1] = plan->raw_len[1];
+    return CL_OK;
+}
+
+/* ---- header ---- */
+
+static unsigned streams_for_mode(unsigned mode)
+{
+    return mode == CL_MODE_RAW ? 1 : mode == CL_MODE_BLOCKS ? 4 : 2;   /* RLE, SPARSE: 2 */
+}
+
+size_t cl_codec_header_size(const cl_codec_plan *plan)
+{
+    uint8_t tmp[CL_CODEC_HEADER_MAX];
+    size_t len = 0;
+    cl_codec_write_header(plan, tmp, sizeof(tmp), &len);
+    return len;
+}
+
+cl_status cl_codec_write_header(const cl_codec_plan *plan, uint8_t *out, size_t cap, size_t *len)
+{
+    uint8_t tmp[CL_CODEC_HEADER_MAX];
+    size_t p = 0, i;
+    if (plan->mode > CL_MODE_SPARSE || plan->order > (plan->mode == CL_MODE_BLOCKS ? 2 : plan->mode == CL_MODE_RLE ? 1 : 0) || plan->nstreams != streams_for_mode(plan->mode))
+        return CL_ERR_ARG;
+    tmp[p++] = CL_CODEC_VERSION;
+    tmp[p++] = plan->mode;
+    tmp[p++] = (uint8_t)((plan->is_unsigned ? 1 : 0) | (plan->width_log2 & 3) << 1);
+    tmp[p++] = plan->order;
+    p += put_varint(tmp + p, plan->n);
+    if (plan->mode == CL_MODE_BLOCKS) {
+        for (i = 0; i < plan->order && i < plan->n; i++) { store_le64(tmp + p, plan->first[i]); p += 8; }
+        store_le64(tmp + p, plan->bias);
+        p += 8;
+    } else if (plan->mode == CL_MODE_RLE) {
+        p += put_varint(tmp + p, plan->runs);
+    } else if (plan->mode == CL_MODE_SPARSE) {
+        store_le64(tmp + p, plan->bias);
+        p += 8;
+        p += put_varint(tmp + p, plan->runs);
+    }
+    tmp[p++] = plan->nstreams;
+    for (i = 0; i < plan->nstreams; i++) {
+        tmp[p++] = plan->codec[i];
+        p += put_varint(tmp + p, plan->raw_len[i]);
+        p += put_varint(tmp + p, plan->stored_len[i]);
+    }
+    *len = p;
+    if (p > cap) return CL_ERR_SMALL;
+    memcpy(out, tmp, p);
+    return CL_OK;
+}
+
+#define FAIL_AT(st, off) do { *err_offset = (off); return (st); } while (0)
+
+cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *plan,
+                               size_t *header_len, size_t *err_offset)
+{
+    size_t p = 4, i, start;
+    uint64_t m, nb, total = 0, n;
+    int st;
+    memset(plan, 0, sizeof(*plan));
+    if (len < 4) FAIL_AT(CL_ERR_TRUNCATED, len);
+    if (buf[0] != CL_CODEC_VERSION) FAIL_AT(CL_ERR_CORRUPT, 0);
+    if (buf[1] > CL_MODE_SPARSE) FAIL_AT(CL_ERR_CORRUPT, 1);
+    if (buf[2] > 7) FAIL_AT(CL_ERR_CORRUPT, 2);
+    if (buf[3] > 2 || (buf[3] != 0 && (buf[1] == CL_MODE_RAW || buf[1] == CL_MODE_SPARSE)) || (buf[3] > 1 && buf[1] == CL_MODE_RLE))
+        FAIL_AT(CL_ERR_CORRUPT, 3);
+    plan->mode = buf[1];
+    plan->is_unsigned = buf[2] & 1;
+    plan->width_log2 = buf[2] >> 1;
+    plan->order = buf[3];
+    start = p;
+    if ((st = get_varint(buf, len, &p, &n)) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
+    if (n > CL_CODEC_MAX_N) FAIL_AT(CL_ERR_CORRUPT, start);
+    plan->n = n;
+    if (plan->mode == CL_MODE_BLOCKS) {
+        for (i = 0; i < plan->order && i < n; i++) {
+            if (len - p < 8) FAIL_AT(CL_ERR_TRUNCATED, len);
+            plan->first[i] = load_le64(buf + p);
+            p += 8;
+        }
+        if (len - p < 8) FAIL_AT(CL_ERR_TRUNCATED, len);
+        plan->bias = load_le64(buf + p);
+        p += 8;
+    } else if (plan->mode == CL_MODE_RLE) {
+        start = p;
+        if ((st = get_varint(buf, len, &p, &plan->runs)) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
+        if (plan->runs > n || (plan->runs == 0) != (n == 0)) FAIL_AT(CL_ERR_CORRUPT, start);
+    } else if (plan->mode == CL_MODE_SPARSE) {
+        if (len - p < 8) FAIL_AT(CL_ERR_TRUNCATED, len);
+        plan->bias = load_le64(buf + p);
+        p += 8;
+        start = p;
+        if ((st = get_varint(buf, len, &p, &plan->runs)) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
+        if (plan->runs > n) FAIL_AT(CL_ERR_CORRUPT, start);
+    }
+    if (p >= len) FAIL_AT(CL_ERR_TRUNCATED, len);
+    if (buf[p] != streams_for_mode(plan->mode)) FAIL_AT(CL_ERR_CORRUPT, p);
+    plan->nstreams = buf[p++];
+    for (i = 0; i < plan->nstreams; i++) {
+        if (p >= len) FAIL_AT(CL_ERR_TRUNCATED, len);
+        if (buf[p] > CL_STREAM_ZSTD) FAIL_AT(CL_ERR_CORRUPT, p);
+        plan->codec[i] = buf[p++];
+        start = p;
+        if ((st = get_varint(buf, len, &p, &plan->raw_len[i])) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
+        if ((st = get_varint(buf, len, &p, &plan->stored_len[i])) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
+        if (plan->codec[i] == CL_STREAM_RAW && plan->stored_len[i] != plan->raw_len[i]) FAIL_AT(CL_ERR_CORRUPT, start);
+        if (plan->stored_len[i] > len) FAIL_AT(CL_ERR_TRUNCATED, len);
+    }
+    /* raw lengths must be what the mode and counts allow */
+    m = residual_count(n, plan->order);
+    nb = block_count((size_t)m);
+    switch (plan->mode) {
+    case CL_MODE_RAW:
+        if (plan->raw_len[0] != 8 * n) FAIL_AT(CL_ERR_CORRUPT, p);
+        break;
+    case CL_MODE_BLOCKS:
+        if (plan->raw_len[0] != nb || plan->raw_len[2] != m || plan->raw_len[1] > nb * 16 * 61 ||
+            plan->raw_len[3] > 10 * m)
+            FAIL_AT(CL_ERR_CORRUPT, p);
+        break;
+    default:   /* RLE and SPARSE: one varint per run or exception in each stream */
+        if (plan->raw_len[0] > 10 * plan->runs || plan->raw_len[1] > 10 * plan->runs)
+            FAIL_AT(CL_ERR_CORRUPT, p);
+        break;
+    }
+    for (i = 0; i < plan->nstreams; i++) total += plan->stored_len[i];
+    if (total > len - p) FAIL_AT(CL_ERR_TRUNCATED, len);
+    *header_len = p;
+    return CL_OK;
+}
+
+/* ---- decoding ---- */
+
+#define FAIL_IN(st, s, off) do { *err_stream = (s); *err_offset = (off); return (st); } while (0)
+
+static inline void unpack_block(const uint8_t *in, unsigned k, uint64_t *out)
+{
+    uint64_t words[2 * 61 + 1];
+    uint64_t mask = ((uint64_t)1 << k) - 1;
+    size_t j, w;
+    unsigned pos = 0;
+    if (k == 0) {
+        memset(out, 0, CL_CODEC_BLOCK * sizeof(uint64_t));
+        return;
+    }
+    for (w = 0; w < 2 * (size_t)k; w++) words[w] = load_le64(in + 8 * w);
+    words[2 * k] = 0;
+    for (j = 0; j < CL_CODEC_BLOCK; j++) {
+        size_t wi = pos >> 6;
+        unsigned off = pos & 63;
+        uint64_t x = words[wi] >> off;
+        if (off + k > 64) x |= words[wi + 1] << (64 - off);
+        out[j] = x & mask;
+        pos += k;
+    }
+}
+
+static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s[],
+                               uint64_t *out, size_t *err_stream, size_t *err_offset)
+{
+    size_t n = (size_t)plan->n, m = residual_count(plan->n, plan->order), nb = block_count(m);
+    size_t b, lowpos = 0, escpos = 0, i = 0;
+    uint64_t need = 0, prev = 0, prevd = 0, bias = plan->bias;
+    const uint8_t *K = s[0], *LOW = s[1], *HIGH = s[2], *ESC = s[3];
+    uint64_t low[CL_CODEC_BLOCK];
+    unsigned order = plan->order;
+
+    for (b = 0; b < nb; b++) {
+        if (K[b] > 61) FAIL_IN(CL_ERR_CORRUPT, 0, b);
+        need += 16 * (uint64_t)K[b];
+    }
+    if (need != plan->raw_len[1]) FAIL_IN(CL_ERR_CORRUPT, 1, need < plan->raw_len[1] ? need : plan->raw_len[1]);
+    if (order >= 1 && n >= 1) { out[0] = plan->first[0]; prev = out[0]; }
+    if (order >= 2 && n >= 2) { prevd = plan->first[1]; out[1] = prev + prevd; prev = out[1]; }
+    for (b = 0; b < nb; b++) {
+        unsigned k = K[b];
+        size_t cnt = m - i < CL_CODEC_BLOCK ? m - i : CL_CODEC_BLOCK, j;
+        unpack_block(LOW + lowpos, k, low);
+        lowpos += 16 * (size_t)k;
+        for (j = 0; j < cnt; j++, i++) {
+            uint64_t h = HIGH[i], d;
+            if (h == 255) {
+                uint64_t extra;
+                size_t at = escpos;
+                cl_status st = (cl_status)get_varint(ESC, (size_t)plan->raw_len[3], &escpos, &extra);
+                if (st != CL_OK) FAIL_IN(st, 3, at);
+                h = 255 + extra;
+                if (h < 255 || (k && (h >> (64 - k)))) FAIL_IN(CL_ERR_CORRUPT, 3, at);
+            } else if (k > 56 && (h >> (64 - k))) {
+                FAIL_IN(CL_ERR_CORRUPT, 2, i);
+            }
+            d = unzigzag((h << k) | low[j]) + bias;
+            if (order == 0) {
+                out[i] = d;
+            } else if (order == 1) {
+                prev += d;
+                out[i + 1] = prev;
+            } else {
+                prevd += d;
+                prev += prevd;
+                out[i + 2] = prev;
+            }
+        }
+    }
+    if (escpos != plan->raw_len[3]) FAIL_IN(CL_ERR_CORRUPT, 3, escpos);
+    return CL_OK;
+}
+
+static cl_status decode_rle(const cl_codec_plan *plan, const uint8_t *const s[],
+                            uint64_t *out, size_t *err_stream, size_t *err_offset)
+{
+    size_t vpos = 0, lpos = 0, i = 0, r;
+    uint64_t value = 0, n = plan->n;
+    for (r = 0; r < plan->runs; r++) {
+        uint64_t dz, extra, len, j;
+        size_t at = vpos;
+        cl_status st = (cl_status)get_varint(s[0], (size_t)plan->raw_len[0], &vpos, &dz);
+        if (st != CL_OK) FAIL_IN(st, 0, at);
+        at = lpos;
+        st = (cl_status)get_varint(s[1], (size_t)plan->raw_len[1], &lpos, &extra);
+        if (st != CL_OK) FAIL_IN(st, 1, at);
+        if (extra >= n - i) FAIL_IN(CL_ERR_CORRUPT, 1, at);   /* run past the end */
+        len = extra + 1;
+        value = (plan->order ? value : 0) + unzigzag(dz);
+        for (j = 0; j < len; j++) out[i + j] = value;
+        i += (size_t)len;
+    }
+    if (i != n) FAIL_IN(CL_ERR_CORRUPT, 1, lpos);
+    if (vpos != plan->raw_len[0]) FAIL_IN(CL_ERR_CORRUPT, 0, vpos);
+    if (lpos != plan->raw_len[1]) FAIL_IN(CL_ERR_CORRUPT, 1, lpos);
+    return CL_OK;
+}
+
+static cl_status decode_sparse(const cl_codec_plan *plan, const uint8_t *const s[],
+                               uint64_t *out, size_t *err_stream, size_t *err_offset)
+{
+    size_t gpos = 0, vpos = 0, i = 0, r, n = (size_t)plan->n;
+    uint64_t dflt = plan->bias;
+    for (r = 0; r < plan->runs; r++) {
+        uint64_t gap, dz;
+        size_t at = gpos;
+        cl_status st = (cl_status)get_varint(s[0], (size_t)plan->raw_len[0], &gpos, &gap);
+        if (st != CL_OK) FAIL_IN(st, 0, at);
+        if (gap >= (uint64_t)(n - i)) FAIL_IN(CL_ERR_CORRUPT, 0, at);   /* past the end */
+        at = vpos;
+        st = (cl_status)get_varint(s[1], (size_t)plan->raw_len[1], &vpos, &dz);
+        if (st != CL_OK) FAIL_IN(st, 1, at);
+        while (gap--) out[i++] = dflt;
+        out[i++] = dflt + unzigzag(dz);
+    }
+    while (i < n) out[i++] = dflt;
+    if (gpos != plan->raw_len[0]) FAIL_IN(CL_ERR_CORRUPT, 0, gpos);
+    if (vpos != plan->raw_len[1]) FAIL_IN(CL_ERR_CORRUPT, 1, vpos);
+    return CL_OK;
+}
+
+cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
+                          uint64_t *out, size_t *err_stream, size_t *err_offset)
+{
+    size_t i;
+    switch (plan->mode) {
+    case CL_MODE_RAW:
+        for (i = 0; i < plan->n; i++) out[i] = load_le64(streams[0] + 8 * i);
+        return CL_OK;
+    case CL_MODE_BLOCKS:
+        return decode_blocks(plan, streams, out, err_stream, err_offset);
+    case CL_MODE_RLE:
+        return decode_rle(plan, streams, out, err_stream, err_offset);
+    case CL_MODE_SPARSE:
+        return decode_sparse(plan, streams, out, err_stream, err_offset);
+    default:
+        FAIL_IN(CL_ERR_CORRUPT, 0, 0);
+    }
+}

@@ -1,0 +1,36 @@
+"""chronoledger: a fast, checksummed, replayable binary ledger for agents,
+simulations and behaviour logs, and the SQLite stores built beside it."""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from chronoledger import core, errors
+from chronoledger.core import AppendBuffer, crc64, dequantize, quantize
+from chronoledger.errors import (
+    ChecksumError,
+    ChronoledgerError,
+    CorruptDataError,
+    OrderError,
+    QuantizationError,
+    TruncatedError,
+)
+
+try:
+    __version__ = _version("chronoledger")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    "core",
+    "errors",
+    "AppendBuffer",
+    "crc64",
+    "quantize",
+    "dequantize",
+    "ChronoledgerError",
+    "CorruptDataError",
+    "ChecksumError",
+    "TruncatedError",
+    "OrderError",
+    "QuantizationError",
+]

@@ -1,0 +1,742 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
+"""The compiled core of chronoledger: CRC-64/XZ, fixed-point quantization,
+integer column codecs and the ordered append buffer.
+
+Inputs are taken through the buffer protocol without copying; outputs are
+numpy arrays; the GIL is released around pure C loops on large inputs.  Users
+import these through :mod:`chronoledger.core`.
+"""
+
+cimport numpy as cnp
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact
+from libc.stdint cimport uint8_t, uint64_t, int64_t
+from libc.math cimport isnan, isinf
+
+import threading
+
+import numpy as np
+
+from chronoledger import errors as _errors
+
+from cnative cimport *
+
+cnp.import_array()
+cl_crc64_init()
+
+# Above this many bytes the GIL is released around the CRC loop; below it the
+# release/reacquire (about 100 ns) would cost more than it frees.
+cdef enum:
+    GIL_RELEASE_BYTES = 32768
+
+
+# ---------------------------------------------------------------------------
+# status -> exception, one table
+
+cdef dict _STATUS = {
+    CL_ERR_NOMEM: (MemoryError, "out of memory"),
+    CL_ERR_ARG: (ValueError, "invalid argument"),
+    CL_ERR_RANGE: (_errors.QuantizationError, "value out of range"),
+    CL_ERR_CORRUPT: (_errors.CorruptDataError, "malformed bytes"),
+    CL_ERR_TRUNCATED: (_errors.TruncatedError, "bytes end too early"),
+    CL_ERR_ORDER: (_errors.OrderError, "timestamp older than the last flushed one"),
+    CL_ERR_UNSUPPORTED: (_errors.UnsupportedError, "not supported by this CPU"),
+    CL_ERR_SMALL: (ValueError, "output buffer too small"),
+}
+
+
+cdef int raise_status(cl_status st, str what, str why=None, object offset=None) except -1:
+    """Raise the exception the table assigns to ``st`` as "what: why"."""
+    if st == CL_OK:
+        return 0
+    cls, default_why = _STATUS.get(st, (_errors.ChronoledgerError, "unknown status %d" % st))
+    message = "%s: %s" % (what, why if why is not None else default_why)
+    if offset is not None and issubclass(cls, _errors.CorruptDataError):
+        raise cls(message, offset=offset)
+    raise cls(message)
+
+
+# ---------------------------------------------------------------------------
+# CRC-64/XZ
+
+cdef dict _IMPLS = {"auto": CL_CRC64_AUTO, "table": CL_CRC64_TABLE,
+                    "pclmul": CL_CRC64_PCLMUL, "vpclmul": CL_CRC64_VPCLMUL}
+
+
+cdef inline uint64_t _crc_span(cl_crc64_impl impl, uint64_t crc, const char *p,
+                               Py_ssize_t n) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t out = 0
+    cdef cl_status st
+    if impl == CL_CRC64_AUTO:
+        if n >= GIL_RELEASE_BYTES:
+            with nogil:
+                out = cl_crc64(crc, p, <size_t>n)
+            return out
+        return cl_crc64(crc, p, <size_t>n)
+    if n >= GIL_RELEASE_BYTES:
+        with nogil:
+            st = cl_crc64_with(impl, crc, p, <size_t>n, &out)
+    else:
+        st = cl_crc64_with(impl, crc, p, <size_t>n, &out)
+    if st != CL_OK:
+        raise_status(st, "crc64", "the %r path is not available on this CPU"
+                     % cl_crc64_impl_name(impl).decode())
+    return out
+
+
+cdef uint64_t _crc_object(cl_crc64_impl impl, object data, uint64_t crc) except? 0xFFFFFFFFFFFFFFFF:
+    cdef Py_buffer view
+    cdef uint64_t out
+    if PyBytes_CheckExact(data):
+        return _crc_span(impl, crc, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    if isinstance(data, str):
+        raise TypeError("crc64: expected a bytes-like object, got str (encode it first)")
+    try:
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    except (BufferError, ValueError):
+        # Non-contiguous input (a strided view): hash its bytes in C order,
+        # which needs one contiguous copy.
+        return _crc_object(impl, memoryview(data).tobytes(), crc)
+    try:
+        out = _crc_span(impl, crc, <const char *>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def crc64(data, uint64_t crc=0):
+    """CRC-64/XZ of ``data``, continuing from ``crc`` (0 starts a new CRC).
+
+    ``crc64(b, crc64(a)) == crc64(a + b)``.  ``data`` is anything with the
+    buffer protocol (bytes, bytearray, memoryview, numpy array, mmap); it is
+    read in place, and the GIL is released for large buffers.  The fastest
+    path this CPU offers is used (see :func:`crc64_impl`).
+    """
+    if PyBytes_CheckExact(data):
+        return _crc_span(CL_CRC64_AUTO, crc, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return _crc_object(CL_CRC64_AUTO, data, crc)
+
+
+def crc64_using(str impl, data, uint64_t crc=0):
+    """CRC-64/XZ through one named path: "table", "pclmul", "vpclmul" or "auto".
+
+    Raises UnsupportedError if this CPU lacks the instructions of that path.
+    Every path gives the same result; this exists so each can be tested.
+    """
+    if impl not in _IMPLS:
+        raise ValueError("crc64_using: unknown path %r (expected one of %s)"
+                         % (impl, ", ".join(sorted(_IMPLS))))
+    return _crc_object(<cl_crc64_impl>_IMPLS[impl], data, crc)
+
+
+def crc64_impl():
+    """Name of the CRC-64 path this CPU uses: "vpclmul", "pclmul" or "table"."""
+    return cl_crc64_impl_name(cl_crc64_best()).decode()
+
+
+def crc64_paths():
+    """The CRC-64 paths this CPU can run, fastest last."""
+    return [name for name in ("table", "pclmul", "vpclmul")
+            if cl_crc64_supported(<cl_crc64_impl>_IMPLS[name])]
+
+
+# ---------------------------------------------------------------------------
+# fixed-point quantization
+
+cdef double _inverse_scale(double scale) except -1.0:
+    if not (scale > 0.0) or isinf(scale):
+        raise ValueError("scale must be a finite number > 0, got %r" % scale)
+    cdef double inv = 1.0 / scale
+    # 1/1e-9 is 999999999.9999999 in binary floating point; a scale meant as
+    # 10^-k must multiply by exactly 10^k, so snap near-integers.
+    cdef double r = <double>(<long long>(inv + 0.5)) if inv < 9.0e15 else inv
+    if inv < 9.0e15 and abs(r - inv) <= 1e-9 * inv:
+        inv = r
+    if isinf(inv):
+        raise ValueError("scale %r is too small: 1/scale overflows" % scale)
+    return inv
+
+
+def quantize(values, double scale=1e-6):
+    """Fixed-point quantize floats to int64: round_half_even(value / scale).
+
+    ``values`` is anything numpy can turn into a float array (float32 is read
+    as float32, other dtypes as float64); the result has the same shape.  The
+    integers are identical on every machine.  NaN, infinity and values whose
+    scaled form falls outside int64 raise QuantizationError naming the index
+    and the value; nothing is clamped.
+    """
+    cdef double inv = _inverse_scale(scale)
+    arr = np.asarray(values)
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float64, copy=False)
+    arr = np.ascontiguousarray(arr)
+    out = np.empty(arr.shape, dtype=np.int64)
+    cdef size_t n = arr.size
+    cdef size_t bad = 0
+    cdef cl_status st
+    cdef int64_t[::1] o = out.reshape(-1)
+    cdef const double[::1] d
+    cdef const float[::1] f
+    if n == 0:
+        return out
+    if arr.dtype == np.float32:
+        f = arr.reshape(-1)
+        with nogil:
+            st = cl_quantize_f32(&f[0], n, inv, &o[0], &bad)
+    else:
+        d = arr.reshape(-1)
+        with nogil:
+            st = cl_quantize_f64(&d[0], n, inv, &o[0], &bad)
+    if st == CL_ERR_RANGE:
+        value = float(arr.reshape(-1)[bad])
+        where = str(bad) if arr.ndim == 1 else "%d %s" % (bad, tuple(int(i) for i in np.unravel_index(bad, arr.shape)))
+        if value != value:
+            why = "NaN has no fixed-point value"
+        elif value in (float("inf"), float("-inf")):
+            why = "infinity has no fixed-point value"
+        else:
+            why = "%r / %r is outside the int64 range" % (value, scale)
+        raise _errors.QuantizationError("quantize: element %s is %r: %s" % (where, value, why),
+                                        index=int(bad), value=value)
+    raise_status(st, "quantize")
+    return out
+
+
+def dequantize(q, double scale=1e-6, dtype=np.float64):
+    """Inverse of :func:`quantize`: int64 fixed point back to float64 (or float32)."""
+    cdef double inv = _inverse_scale(scale)
+    arr = np.ascontiguousarray(np.asarray(q))
+    if arr.dtype != np.int64:
+        if arr.dtype.kind not in "iu":
+            raise TypeError("dequantize: expected an integer array, got dtype %s" % arr.dtype)
+        if arr.dtype == np.uint64 and arr.size and int(arr.max()) > 0x7FFFFFFFFFFFFFFF:
+            raise ValueError("dequantize: uint64 values above int64 max are not fixed-point values")
+        arr = arr.astype(np.int64)
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise TypeError("dequantize: dtype must be float64 or float32, got %s" % dt)
+    out = np.empty(arr.shape, dtype=dt)
+    cdef size_t n = arr.size
+    cdef const int64_t[::1] src
+    cdef double[::1] od
+    cdef float[::1] of
+    if n == 0:
+        return out
+    src = arr.reshape(-1)
+    if dt == np.float64:
+        od = out.reshape(-1)
+        with nogil:
+            cl_dequantize_f64(&src[0], n, inv, &od[0])
+    else:
+        of = out.reshape(-1)
+        with nogil:
+            cl_dequantize_f32(&src[0], n, inv, &of[0])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# ordered append buffer
+
+cdef class AppendBuffer:
+    """A thread-safe buffer that hands records out in (timestamp, arrival) order.
+
+    Records are ``(timestamp, payload)`` pairs of unsigned 64-bit integers;
+    the payload is the caller's (the chronicle writer uses row numbers) and
+    defaults to the record's arrival number.  Every ``flush_every`` records a
+    window is sealed: sorted by timestamp, ties kept in arrival order, and
+    handed to ``sink(timestamps, payloads)`` (two uint64 arrays) or, without a
+    sink, kept until :meth:`take`.  Sealing depends only on the record count,
+    so a run is reproducible.  One sink call may carry several windows when
+    they were sealed while another thread was delivering; the concatenated
+    stream is the same either way.  A record older than the last sealed
+    timestamp raises OrderError and is not stored.  If the sink raises, the window stays
+    queued and is offered again on the next flush.
+    """
+    cdef cl_appendbuf *_b
+    cdef object _sink
+    cdef object _deliver_lock
+    cdef bint _delivering
+
+    def __cinit__(self, Py_ssize_t flush_every=4096, sink=None):
+        if flush_every <= 0:
+            raise ValueError("AppendBuffer: flush_every must be > 0, got %d" % flush_every)
+        if sink is not None and not callable(sink):
+            raise TypeError("AppendBuffer: sink must be callable or None")
+        raise_status(cl_appendbuf_new(<size_t>flush_every, &self._b), "AppendBuffer")
+        self._sink = sink
+        self._deliver_lock = threading.RLock()
+
+    def __dealloc__(self):
+        if self._b is not NULL:
+            cl_appendbuf_free(self._b)
+            self._b = NULL
+
+    cdef int _order_error(self, uint64_t ts, uint64_t floor, object index) except -1:
+        where = "" if index is None else " at index %d" % index
+        raise _errors.OrderError(
+            "append: timestamp %d%s is older than the last flushed timestamp %d"
+            % (ts, where, floor))
+
+    def append(self, uint64_t timestamp, payload=None):
+        """Add one record; seals (and delivers) a window every ``flush_every`` records."""
+        cdef uint64_t floor = 0, p
+        cdef int sealed = 0
+        cdef cl_status st
+        if payload is None:
+            st = cl_appendbuf_push(self._b, timestamp, NULL, &floor, &sealed)
+        else:
+            p = payload
+            st = cl_appendbuf_push(self._b, timestamp, &p, &floor, &sealed)
+        if st != CL_OK:
+            if st == CL_ERR_ORDER:
+                self._order_error(timestamp, floor, None)
+            raise_status(st, "append")
+        if sealed and self._sink is not None:
+            self._deliver()
+
+    def extend(self, timestamps, payloads=None):
+        """Add many records from arrays (uint64 timestamps, optional uint64 payloads).
+
+        Records are taken in order.  If one is older than the last flushed
+        timestamp, the records before it are kept and OrderError names its index.
+        """
+        cdef const uint64_t[::1] ts = _as_u64(timestamps, "timestamps")
+        cdef const uint64_t[::1] pl
+        cdef const uint64_t *pp = NULL
+        cdef size_t n = ts.shape[0], done = 0
+        cdef uint64_t floor = 0
+        cdef cl_status st
+        if payloads is not None:
+            pl = _as_u64(payloads, "payloads")
+            if <size_t>pl.shape[0] != n:
+                raise ValueError("extend: %d timestamps but %d payloads" % (n, pl.shape[0]))
+            if n:
+                pp = &pl[0]
+        if n == 0:
+            return
+        with nogil:
+            st = cl_appendbuf_push_many(self._b, &ts[0], pp, n, &done, &floor)
+        if self._sink is not None:
+            self._deliver()
+        if st != CL_OK:
+            if st == CL_ERR_ORDER:
+                self._order_error(ts[done], floor, done)
+            raise_status(st, "extend")
+
+    def flush(self):
+        """Seal the pending records now (fewer than a window) and deliver them."""
+        raise_status(cl_appendbuf_seal(self._b), "flush")
+        if self._sink is not None:
+            self._deliver()
+
+    def take(self):
+        """Remove and return every sealed record as ``(timestamps, payloads)``."""
+        with self._deliver_lock:
+            ts, pl = self._peek()
+            raise_status(cl_appendbuf_consume(self._b, ts.shape[0]), "take")
+        return ts, pl
+
+    cdef tuple _peek(self):
+        cdef cl_appendbuf_stats s
+        cdef size_t n = 0
+        cl_appendbuf_get_stats(self._b, &s)
+        ts = np.empty(s.ready, dtype=np.uint64)
+        pl = np.empty(s.ready, dtype=np.uint64)
+        cdef uint64_t[::1] tv = ts
+        cdef uint64_t[::1] pv = pl
+        if s.ready:
+            cl_appendbuf_peek(self._b, &tv[0], &pv[0], s.ready, &n)
+        return ts[:n], pl[:n]
+
+    cdef _deliver(self):
+        # One deliverer at a time so windows reach the sink in order.  The lock
+        # is reentrant so a sink may append to this buffer; what it seals is
+        # then delivered by the loop below, not by a nested call.
+        with self._deliver_lock:
+            if self._delivering:
+                return
+            self._delivering = True
+            try:
+                while True:
+                    ts, pl = self._peek()
+                    if ts.shape[0] == 0:
+                        return
+                    self._sink(ts, pl)
+                    raise_status(cl_appendbuf_consume(self._b, ts.shape[0]), "deliver")
+            finally:
+                self._delivering = False
+
+    cdef cl_appendbuf_stats _stats(self):
+        cdef cl_appendbuf_stats s
+        cl_appendbuf_get_stats(self._b, &s)
+        return s
+
+    @property
+    def flush_every(self):
+        """Records per sealed window."""
+        return self._stats().window
+
+    @property
+    def pending(self):
+        """Records appended but not yet sealed."""
+        return self._stats().pending
+
+    @property
+    def ready(self):
+        """Records sealed but not yet taken or delivered."""
+        return self._stats().ready
+
+    @property
+    def count(self):
+        """Records ever accepted."""
+        return self._stats().count
+
+    @property
+    def windows(self):
+        """Windows sealed so far."""
+        return self._stats().windows
+
+    @property
+    def last_flushed(self):
+        """The newest timestamp sealed so far, or None before the first seal."""
+        cdef cl_appendbuf_stats s = self._stats()
+        return s.floor if s.has_floor else None
+
+    def __len__(self):
+        cdef cl_appendbuf_stats s = self._stats()
+        return s.pending + s.ready
+
+    def __repr__(self):
+        cdef cl_appendbuf_stats s = self._stats()
+        return ("AppendBuffer(flush_every=%d, pending=%d, ready=%d, count=%d)"
+                % (s.window, s.pending, s.ready, s.count))
+
+
+cdef object _as_u64(object values, str name):
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError("%s must be one-dimensional, got shape %s" % (name, arr.shape))
+    if arr.dtype != np.uint64:
+        if arr.size and arr.dtype.kind not in "iu":
+            raise TypeError("%s must be integers, got dtype %s" % (name, arr.dtype))
+        if arr.size and arr.dtype.kind == "i" and int(arr.min()) < 0:
+            raise ValueError("%s must be >= 0, got %d at index %d"
+                             % (name, int(arr.min()), int(arr.argmin())))
+        arr = arr.astype(np.uint64)
+    return np.ascontiguousarray(arr)
+
+
+# ---------------------------------------------------------------------------
+# integer column codec
+
+import zstandard as _zstd
+
+_STREAM_NAMES = {
+    CL_MODE_RAW: ("VALUES",),
+    CL_MODE_BLOCKS: ("K", "LOW", "HIGH", "ESC"),
+    CL_MODE_RLE: ("RUNVAL", "RUNLEN"),
+    CL_MODE_SPARSE: ("GAPS", "VALS"),
+}
+_MODE_NAMES = {CL_MODE_RAW: "raw", CL_MODE_BLOCKS: "blocks", CL_MODE_RLE: "rle", CL_MODE_SPARSE: "sparse"}
+# Streams that hold the shape of the distribution go through zstd; the raw
+# values and the bit-packed low bits are close to uniform, and zstd would only
+# spend time on them.
+_ZSTD_STREAMS = {
+    CL_MODE_RAW: (False,),
+    CL_MODE_BLOCKS: (True, False, True, True),
+    CL_MODE_RLE: (True, True),
+    CL_MODE_SPARSE: (True, True),
+}
+
+_zstd_local = threading.local()
+
+
+cdef object _compressor(int level):
+    cache = getattr(_zstd_local, "c", None)
+    if cache is None:
+        cache = _zstd_local.c = {}
+    c = cache.get(level)
+    if c is None:
+        c = cache[level] = _zstd.ZstdCompressor(level=level)
+    return c
+
+
+cdef object _decompressor():
+    d = getattr(_zstd_local, "d", None)
+    if d is None:
+        d = _zstd_local.d = _zstd.ZstdDecompressor()
+    return d
+
+
+_WIDTH_LOG2 = {1: 0, 2: 1, 4: 2, 8: 3}
+
+
+cdef object _as_u64_column(object values, bint *is_unsigned, int *width_log2):
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError("encode_column: expected a one-dimensional array, got shape %s" % (arr.shape,))
+    kind = arr.dtype.kind
+    if kind in "uib":
+        width_log2[0] = _WIDTH_LOG2[arr.dtype.itemsize]
+    if kind == "u" or kind == "b":
+        is_unsigned[0] = True
+        arr = arr.astype(np.uint64, copy=False)
+    elif kind == "i":
+        is_unsigned[0] = False
+        arr = arr.astype(np.int64, copy=False).view(np.uint64)
+    elif kind == "f":
+        raise TypeError("encode_column: got float values; quantize() them to int64 first")
+    else:
+        raise TypeError("encode_column: expected an integer array, got dtype %s" % arr.dtype)
+    return np.ascontiguousarray(arr)
+
+
+cdef bytes _finish(cl_codec_plan *plan, list streams, int level):
+    cdef size_t hlen = 0
+    cdef unsigned char header[CL_CODEC_HEADER_MAX]
+    cdef int i
+    zstd_ok = _ZSTD_STREAMS[plan.mode]
+    parts = []
+    for i in range(plan.nstreams):
+        raw = streams[i]
+        plan.codec[i] = CL_STREAM_RAW
+        plan.stored_len[i] = plan.raw_len[i]
+        if level > 0 and zstd_ok[i] and plan.raw_len[i] >= 32:
+            packed = _compressor(level).compress(raw)
+            if len(packed) < plan.raw_len[i]:
+                raw = packed
+                plan.codec[i] = CL_STREAM_ZSTD
+                plan.stored_len[i] = len(packed)
+        parts.append(raw)
+    raise_status(cl_codec_write_header(plan, header, CL_CODEC_HEADER_MAX, &hlen), "encode_column")
+    return b"".join([(<char *>header)[:hlen]] + parts)
+
+
+cdef bytes _encode_mode(const uint64_t[::1] v, bint is_unsigned, int width_log2, int mode,
+                        int order, int level, uint64_t dflt=0):
+    cdef size_t n = v.shape[0]
+    cdef size_t bounds[4]
+    cdef uint8_t *ptrs[4]
+    cdef cl_codec_plan plan
+    cdef cl_status st
+    cdef const uint64_t *vp = &v[0] if n else NULL
+    cdef uint8_t[::1] buf
+    cdef int i
+    cl_codec_bounds(n, bounds)
+    bufs = [np.empty(bounds[i], dtype=np.uint8) for i in range(CL_CODEC_STREAMS)]
+    for i in range(CL_CODEC_STREAMS):
+        buf = bufs[i]
+        ptrs[i] = &buf[0]
+    with nogil:
+        if mode == CL_MODE_RLE:
+            st = cl_codec_encode_rle(vp, n, order, is_unsigned, &plan, ptrs)
+        elif mode == CL_MODE_SPARSE:
+            st = cl_codec_encode_sparse(vp, n, dflt, is_unsigned, &plan, ptrs)
+        else:
+            st = cl_codec_encode_blocks(vp, n, order, is_unsigned, &plan, ptrs)
+    raise_status(st, "encode_column")
+    plan.width_log2 = width_log2
+    streams = [memoryview(bufs[i])[:plan.raw_len[i]] for i in range(plan.nstreams)]
+    return _finish(&plan, streams, level)
+
+
+def encode_column(values, order=None, int level=1, rle=None):
+    """Encode a 1-D integer array (int64 or uint64 semantics) into bytes.
+
+    ``order`` is the delta order (0 raw values, 1 delta, 2 delta-of-delta) or
+    None to pick the one that packs smallest.  ``level`` is the zstd level of
+    the entropy stage (0 turns it off).  ``rle`` forces (True) or forbids
+    (False) run-length coding; None tries it when the column has few runs.
+    Decoding gives back exactly the same integers, whatever they are.
+    The byte layout is in docs/FORMAT.md.
+    """
+    cdef bint is_unsigned = False
+    cdef int width_log2 = 3
+    cdef int ord_
+    if order is None:
+        ord_ = -1
+    elif order in (0, 1, 2):
+        ord_ = order
+    else:
+        raise ValueError("encode_column: order must be 0, 1, 2 or None, got %r" % (order,))
+    if level < 0 or level > 22:
+        raise ValueError("encode_column: zstd level must be 0..22, got %d" % level)
+    arr = _as_u64_column(values, &is_unsigned, &width_log2)
+    cdef const uint64_t[::1] v = arr
+    cdef size_t n = v.shape[0]
+    cdef size_t runs = 0, exceptions = n
+    cdef uint64_t dflt = 0
+    if rle is None and n:
+        with nogil:
+            runs = cl_codec_count_runs(&v[0], n)
+        try_rle = runs * 4 <= n
+        # the most common value of an evenly spaced sample is the candidate
+        # default of a sparse column (an optional field, mostly absent)
+        sample = np.asarray(v[::max(1, n // 1024)])
+        vals, counts = np.unique(sample, return_counts=True)
+        dflt = vals[counts.argmax()]
+        with nogil:
+            exceptions = cl_codec_count_exceptions(&v[0], n, dflt)
+    else:
+        try_rle = bool(rle)
+    best = None
+    candidates = []
+    if try_rle:
+        # run values as they are (good for a sparse column: 0, c, 0, c) or as
+        # deltas (good for slowly changing levels)
+        candidates += [(CL_MODE_RLE, 0), (CL_MODE_RLE, 1)]
+    if rle is None and exceptions * 8 <= n:
+        candidates.append((CL_MODE_SPARSE, 0))
+    if not rle:
+        candidates.append((CL_MODE_BLOCKS, ord_))
+    for mode, o in candidates:
+        other = _encode_mode(v, is_unsigned, width_log2, mode, o, level, dflt)
+        if best is None or len(other) < len(best):
+            best = other
+    return best
+
+
+cdef uint8_t _EMPTY_BYTE = 0
+cdef const uint8_t *_EMPTY = &_EMPTY_BYTE
+
+
+cdef class _ColumnView:
+    """A parsed column header over a buffer (internal)."""
+    cdef cl_codec_plan plan
+    cdef size_t header_len
+    cdef size_t total
+
+
+cdef _ColumnView _parse(const uint8_t[::1] buf, str what):
+    cdef _ColumnView cv = _ColumnView()
+    cdef size_t err = 0
+    cdef size_t n = buf.shape[0]
+    cdef cl_status st
+    cdef int i
+    if n == 0:
+        raise _errors.TruncatedError("%s: empty input, expected a column header at byte 0" % what, offset=0)
+    st = cl_codec_read_header(&buf[0], n, &cv.plan, &cv.header_len, &err)
+    if st != CL_OK:
+        why = ("the header ends early (at byte %d)" % err if st == CL_ERR_TRUNCATED
+               else "bad header byte at offset %d" % err)
+        raise_status(st, what, why, offset=err)
+    cv.total = cv.header_len
+    for i in range(cv.plan.nstreams):
+        cv.total += cv.plan.stored_len[i]
+    return cv
+
+
+def column_size(data):
+    """Total bytes of the encoded column at the start of ``data``."""
+    return _parse(_as_bytes_view(data), "column_size").total
+
+
+def column_info(data):
+    """Header of an encoded column as a dict: mode, order, n, streams..."""
+    cdef _ColumnView cv = _parse(_as_bytes_view(data), "column_info")
+    cdef int i
+    names = _STREAM_NAMES[cv.plan.mode]
+    return {
+        "mode": _MODE_NAMES[cv.plan.mode],
+        "order": cv.plan.order,
+        "dtype": _dtype_of(&cv.plan).name,
+        "n": cv.plan.n,
+        "bytes": cv.total,
+        "streams": [
+            {"name": names[i], "codec": "zstd" if cv.plan.codec[i] == CL_STREAM_ZSTD else "raw",
+             "raw_bytes": cv.plan.raw_len[i], "stored_bytes": cv.plan.stored_len[i]}
+            for i in range(cv.plan.nstreams)
+        ],
+    }
+
+
+cdef const uint8_t[::1] _as_bytes_view(object data):
+    if isinstance(data, str):
+        raise TypeError("expected a bytes-like object, got str")
+    mv = memoryview(data)
+    if not mv.c_contiguous:
+        mv = memoryview(mv.tobytes())
+    return mv.cast("B")
+
+
+def decode_column(data, max_values=None, bint exact=True):
+    """Decode bytes made by :func:`encode_column` back into an int64 or uint64 array.
+
+    The input is untrusted: any malformation raises CorruptDataError (or
+    TruncatedError) naming the byte offset; decoding never reads or writes
+    outside its buffers.  ``max_values`` refuses columns that claim more
+    values (a guard against absurd allocations); ``exact`` refuses bytes
+    left over after the column.
+    """
+    cdef const uint8_t[::1] buf = _as_bytes_view(data)
+    cdef _ColumnView cv = _parse(buf, "decode_column")
+    cdef const uint8_t *ptrs[4]
+    cdef size_t starts[4]
+    cdef size_t pos = cv.header_len, err_stream = 0, err_off = 0
+    cdef cl_status st
+    cdef int i
+    cdef const uint8_t[::1] sv
+    cdef uint64_t[::1] ov
+    if exact and cv.total != <size_t>buf.shape[0]:
+        raise _errors.CorruptDataError(
+            "decode_column: %d bytes after the end of the column at offset %d"
+            % (buf.shape[0] - cv.total, cv.total), offset=cv.total)
+    if max_values is not None and cv.plan.n > max_values:
+        raise _errors.CorruptDataError(
+            "decode_column: the header at offset 0 claims %d values, more than the %d allowed"
+            % (cv.plan.n, max_values), offset=0)
+    names = _STREAM_NAMES[cv.plan.mode]
+    keep = []
+    for i in range(cv.plan.nstreams):
+        starts[i] = pos
+        if cv.plan.codec[i] == CL_STREAM_ZSTD:
+            frame = buf[pos:pos + cv.plan.stored_len[i]]
+            try:
+                declared = _zstd.frame_content_size(frame)
+                if declared != -1 and declared != cv.plan.raw_len[i]:
+                    raise _zstd.ZstdError("frame declares %d bytes, header %d" % (declared, cv.plan.raw_len[i]))
+                raw = _decompressor().decompress(frame, max_output_size=cv.plan.raw_len[i])
+            except _zstd.ZstdError as exc:
+                raise _errors.CorruptDataError(
+                    "decode_column: stream %s (zstd) at offset %d does not decompress: %s"
+                    % (names[i], pos, exc), offset=pos) from None
+            if <uint64_t>len(raw) != cv.plan.raw_len[i]:
+                raise _errors.CorruptDataError(
+                    "decode_column: stream %s at offset %d decompresses to %d bytes, header says %d"
+                    % (names[i], pos, len(raw), cv.plan.raw_len[i]), offset=pos)
+            keep.append(raw)
+            sv = raw if len(raw) else b"\0"
+            ptrs[i] = &sv[0]
+        else:
+            ptrs[i] = &buf[pos] if cv.plan.stored_len[i] else _EMPTY
+        pos += cv.plan.stored_len[i]
+    out = np.empty(cv.plan.n, dtype=np.uint64)
+    ov = out
+    with nogil:
+        st = cl_codec_decode(&cv.plan, ptrs, &ov[0] if cv.plan.n else NULL, &err_stream, &err_off)
+    if st != CL_OK:
+        if cv.plan.codec[err_stream] == CL_STREAM_ZSTD:
+            where = "byte %d of the decompressed stream %s (zstd frame at offset %d)" % (
+                err_off, names[err_stream], starts[err_stream])
+            offset = starts[err_stream]
+        else:
+            offset = starts[err_stream] + err_off
+            where = "offset %d (byte %d of stream %s)" % (offset, err_off, names[err_stream])
+        raise_status(st, "decode_column", "malformed data at " + where, offset=offset)
+    if not cv.plan.is_unsigned:
+        out = out.view(np.int64)
+    dt = _dtype_of(&cv.plan)
+    if dt.itemsize < 8:
+        info = np.iinfo(dt)
+        if out.size and (out.min() < info.min or out.max() > info.max):
+            bad = int(np.argmax((out < info.min) | (out > info.max)))
+            raise _errors.CorruptDataError(
+                "decode_column: value %d at index %d does not fit the dtype %s declared at offset 2"
+                % (out[bad], bad, dt.name), offset=2)
+        out = out.astype(dt)
+    return out
+
+
+cdef object _dtype_of(const cl_codec_plan *plan):
+    return np.dtype("%s%d" % ("u" if plan.is_unsigned else "i", 1 << plan.width_log2))

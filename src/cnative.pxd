@@ -1,0 +1,107 @@
+# Declarations of the C99 kernels in native/; nothing else belongs here.
+from libc.stdint cimport uint8_t, uint64_t, int64_t
+
+
+cdef extern from "cl_status.h" nogil:
+    ctypedef enum cl_status:
+        CL_OK
+        CL_ERR_NOMEM
+        CL_ERR_ARG
+        CL_ERR_RANGE
+        CL_ERR_CORRUPT
+        CL_ERR_TRUNCATED
+        CL_ERR_ORDER
+        CL_ERR_UNSUPPORTED
+        CL_ERR_SMALL
+        CL_STATUS_COUNT
+
+
+cdef extern from "cl_crc64.h" nogil:
+    ctypedef enum cl_crc64_impl:
+        CL_CRC64_AUTO
+        CL_CRC64_TABLE
+        CL_CRC64_PCLMUL
+        CL_CRC64_VPCLMUL
+    void cl_crc64_init()
+    uint64_t cl_crc64(uint64_t crc, const void *data, size_t length)
+    cl_status cl_crc64_with(cl_crc64_impl impl, uint64_t crc, const void *data,
+                            size_t length, uint64_t *out)
+    int cl_crc64_supported(cl_crc64_impl impl)
+    cl_crc64_impl cl_crc64_best()
+    const char *cl_crc64_impl_name(cl_crc64_impl impl)
+
+
+cdef extern from "cl_quant.h" nogil:
+    cl_status cl_quantize_f64(const double *inp, size_t n, double inv_scale,
+                              int64_t *out, size_t *bad_index)
+    cl_status cl_quantize_f32(const float *inp, size_t n, double inv_scale,
+                              int64_t *out, size_t *bad_index)
+    cl_status cl_dequantize_f64(const int64_t *inp, size_t n, double inv_scale, double *out)
+    cl_status cl_dequantize_f32(const int64_t *inp, size_t n, double inv_scale, float *out)
+
+
+cdef extern from "cl_appendbuf.h" nogil:
+    ctypedef struct cl_appendbuf:
+        pass
+    ctypedef struct cl_appendbuf_stats:
+        size_t window
+        size_t pending
+        size_t ready
+        uint64_t count
+        uint64_t windows
+        int has_floor
+        uint64_t floor
+    cl_status cl_appendbuf_new(size_t window, cl_appendbuf **out)
+    void cl_appendbuf_free(cl_appendbuf *b)
+    cl_status cl_appendbuf_push(cl_appendbuf *b, uint64_t ts, const uint64_t *payload,
+                                uint64_t *floor, int *sealed)
+    cl_status cl_appendbuf_push_many(cl_appendbuf *b, const uint64_t *ts,
+                                     const uint64_t *payload, size_t n,
+                                     size_t *n_done, uint64_t *floor)
+    cl_status cl_appendbuf_seal(cl_appendbuf *b)
+    cl_status cl_appendbuf_peek(cl_appendbuf *b, uint64_t *ts_out, uint64_t *payload_out,
+                                size_t cap, size_t *n_out)
+    cl_status cl_appendbuf_consume(cl_appendbuf *b, size_t n)
+    void cl_appendbuf_get_stats(cl_appendbuf *b, cl_appendbuf_stats *out)
+
+
+cdef extern from "cl_codec.h" nogil:
+    enum:
+        CL_CODEC_VERSION
+        CL_CODEC_BLOCK
+        CL_CODEC_STREAMS
+        CL_CODEC_HEADER_MAX
+        CL_MODE_RAW
+        CL_MODE_BLOCKS
+        CL_MODE_RLE
+        CL_MODE_SPARSE
+        CL_STREAM_RAW
+        CL_STREAM_ZSTD
+    ctypedef struct cl_codec_plan:
+        uint8_t mode
+        uint8_t order
+        uint8_t is_unsigned
+        uint8_t width_log2
+        uint64_t n
+        uint64_t first[2]
+        uint64_t bias
+        uint64_t runs
+        uint8_t nstreams
+        uint8_t codec[4]
+        uint64_t raw_len[4]
+        uint64_t stored_len[4]
+    void cl_codec_bounds(size_t n, size_t bounds[4])
+    size_t cl_codec_count_runs(const uint64_t *v, size_t n)
+    cl_status cl_codec_encode_blocks(const uint64_t *v, size_t n, int order, int is_unsigned,
+                                     cl_codec_plan *plan, uint8_t **streams)
+    cl_status cl_codec_encode_rle(const uint64_t *v, size_t n, int delta, int is_unsigned,
+                                  cl_codec_plan *plan, uint8_t **streams)
+    size_t cl_codec_count_exceptions(const uint64_t *v, size_t n, uint64_t dflt)
+    cl_status cl_codec_encode_sparse(const uint64_t *v, size_t n, uint64_t dflt, int is_unsigned,
+                                     cl_codec_plan *plan, uint8_t **streams)
+    size_t cl_codec_header_size(const cl_codec_plan *plan)
+    cl_status cl_codec_write_header(const cl_codec_plan *plan, uint8_t *out, size_t cap, size_t *length)
+    cl_status cl_codec_read_header(const uint8_t *buf, size_t length, cl_codec_plan *plan,
+                                   size_t *header_len, size_t *err_offset)
+    cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t **streams,
+                              uint64_t *out, size_t *err_stream, size_t *err_offset)

@@ -1,0 +1,210 @@
+"""Integer column codec: exact round trips, and only CorruptDataError on bad bytes."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from chronoledger import core
+from chronoledger.errors import CorruptDataError, TruncatedError
+
+from _reference import deltas, unzigzag, zigzag
+from conftest import SLOW
+
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+EXTREMES = [I64_MIN, I64_MAX, 0, -1, 1, I64_MIN + 1, I64_MAX - 1]
+
+int64s = st.one_of(st.integers(I64_MIN, I64_MAX), st.sampled_from(EXTREMES), st.integers(-1000, 1000))
+uint64s = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1, 2**63 - 1]))
+options = st.fixed_dictionaries({
+    "order": st.sampled_from([None, 0, 1, 2]),
+    "level": st.sampled_from([0, 1, 3]),
+    "rle": st.sampled_from([None, True, False]),
+})
+
+
+def roundtrip(values, **kw):
+    data = core.encode_column(values, **kw)
+    out = core.decode_column(data)
+    assert out.dtype == values.dtype
+    assert np.array_equal(out, values)
+    return data
+
+
+@given(st.lists(int64s, max_size=700), options)
+def test_int64_roundtrip(values, kw):
+    roundtrip(np.array(values, dtype=np.int64), **kw)
+
+
+@given(st.lists(uint64s, max_size=700), options)
+def test_uint64_roundtrip(values, kw):
+    roundtrip(np.array(values, dtype=np.uint64), **kw)
+
+
+@given(st.integers(0, 2000), st.integers(I64_MIN, I64_MAX), st.integers(-(2**40), 2**40),
+       st.integers(0, 1000), options)
+def test_structured_columns_roundtrip(n, start, step, noise, kw):
+    rng = np.random.default_rng(n)
+    base = (np.int64(start) + np.arange(n, dtype=np.int64) * np.int64(step)) if n else np.zeros(0, np.int64)
+    with np.errstate(over="ignore"):
+        v = base + rng.integers(-noise - 1, noise + 1, n)
+    roundtrip(v.astype(np.int64), **kw)
+
+
+@pytest.mark.parametrize("order", [None, 0, 1, 2])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 127, 128, 129, 256, 1000])
+def test_small_and_block_edge_sizes(order, n):
+    rng = np.random.default_rng(n)
+    roundtrip(rng.integers(I64_MIN, I64_MAX, n, dtype=np.int64, endpoint=True), order=order)
+    roundtrip(np.arange(n, dtype=np.uint64) * 7, order=order)
+
+
+def test_wraparound_deltas():
+    v = np.array([I64_MAX, I64_MIN, I64_MAX, I64_MIN, 0, I64_MAX, -1, I64_MIN] * 50, dtype=np.int64)
+    for order in (None, 0, 1, 2):
+        roundtrip(v, order=order)
+    u = np.array([0, 2**64 - 1, 0, 2**63, 1] * 50, dtype=np.uint64)
+    for order in (None, 0, 1, 2):
+        roundtrip(u, order=order)
+
+
+def test_large_column_and_compression_that_can_fail():
+    n = 1_000_000
+    seq = np.arange(1_000_000, 1_000_000 + n, dtype=np.uint64)
+    assert len(roundtrip(seq)) < 2_000                      # order 2 residuals are all zero
+    rng = np.random.default_rng(5)
+    walk = np.cumsum(rng.integers(-1000, 1001, n)).astype(np.int64)
+    size = len(roundtrip(walk))
+    assert size < n * 1.6                                  # ~11.5 bits of entropy per value
+    noise = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+    assert len(roundtrip(noise)) <= 8 * n + 64              # incompressible: stored raw
+    assert core.column_info(core.encode_column(noise))["mode"] == "raw"
+
+
+def test_modes_are_chosen_for_the_data():
+    runs = np.repeat(np.array([0, 1, 2] * 100, dtype=np.uint8), 50)
+    assert core.column_info(core.encode_column(runs))["mode"] == "rle"
+    rng = np.random.default_rng(2)
+    sparse = np.where(rng.random(10_000) < 0.03, rng.integers(1, 17, 10_000), 0).astype(np.uint8)
+    assert core.column_info(core.encode_column(sparse))["mode"] == "sparse"
+    roundtrip(runs)
+    roundtrip(sparse)
+    assert core.decode_column(core.encode_column(runs)).dtype == np.uint8
+
+
+def test_residuals_follow_the_reference_definitions():
+    v = [5, 3, 9, I64_MAX, I64_MIN]
+    assert deltas(v, 1)[2] == (I64_MAX - 9) & (2**64 - 1)
+    for d in (0, 1, 2**63, 2**64 - 1, 12345):
+        assert unzigzag(zigzag(d)) == d
+    info = core.column_info(core.encode_column(np.array(v, dtype=np.int64), order=1))
+    assert info["order"] == 1 and info["n"] == 5
+
+
+def test_input_validation():
+    with pytest.raises(TypeError, match="quantize"):
+        core.encode_column(np.array([1.5]))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        core.encode_column(np.zeros((2, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="order"):
+        core.encode_column(np.arange(3), order=3)
+    with pytest.raises(ValueError, match="level"):
+        core.encode_column(np.arange(3), level=99)
+
+
+# --- untrusted bytes -------------------------------------------------------
+
+def sample_columns():
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(rng.normal(0, 300, 700)).astype(np.int64)
+    runs = np.repeat(np.arange(20, dtype=np.int64), 30)
+    sparse = np.zeros(900, dtype=np.uint8)
+    sparse[::41] = 3
+    big = rng.integers(0, 2**64, 50, dtype=np.uint64)
+    return [core.encode_column(walk), core.encode_column(walk, level=0), core.encode_column(runs),
+            core.encode_column(sparse), core.encode_column(big), core.encode_column(walk, order=2)]
+
+
+def test_every_truncation_is_reported_with_an_offset():
+    for data in sample_columns():
+        for cut in range(len(data)):
+            with pytest.raises(CorruptDataError) as info:
+                core.decode_column(data[:cut])
+            assert info.value.offset is not None
+            assert 0 <= info.value.offset <= len(data)
+
+
+def test_every_bit_flip_decodes_or_raises_corrupt_data():
+    for data in sample_columns():
+        for pos in range(len(data)):
+            for bit in (0, 3, 7):
+                bad = bytearray(data)
+                bad[pos] ^= 1 << bit
+                try:
+                    core.decode_column(bytes(bad), max_values=10**6)
+                except CorruptDataError as exc:
+                    assert exc.offset is not None
+                    assert "offset" in str(exc) or "byte" in str(exc)
+
+
+@given(st.binary(max_size=400))
+def test_random_bytes_only_raise_corrupt_data(data):
+    try:
+        core.decode_column(data, max_values=10**6)
+    except CorruptDataError:
+        pass
+
+
+@given(st.data())
+def test_mutated_columns_only_raise_corrupt_data(draw):
+    data = bytearray(draw.draw(st.sampled_from(sample_columns())))
+    for _ in range(draw.draw(st.integers(1, 8))):
+        pos = draw.draw(st.integers(0, len(data) - 1))
+        data[pos] = draw.draw(st.integers(0, 255))
+    try:
+        core.decode_column(bytes(data), max_values=10**6)
+    except CorruptDataError:
+        pass
+
+
+@pytest.mark.skipif(not SLOW, reason="long fuzzing: set CHRONOLEDGER_SLOW=1")
+def test_long_fuzz_of_mutations():
+    rng = np.random.default_rng(99)
+    cols = sample_columns()
+    for i in range(200_000):
+        data = bytearray(cols[i % len(cols)])
+        for _ in range(int(rng.integers(1, 6))):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        try:
+            core.decode_column(bytes(data), max_values=10**6)
+        except CorruptDataError:
+            pass
+
+
+def test_header_errors_name_the_offset():
+    data = bytearray(core.encode_column(np.arange(10)))
+    data[0] = 99
+    with pytest.raises(CorruptDataError, match="offset 0") as info:
+        core.decode_column(bytes(data))
+    assert info.value.offset == 0
+    with pytest.raises(TruncatedError):
+        core.decode_column(b"")
+    with pytest.raises(TruncatedError):
+        core.decode_column(bytes(data[:3]))
+
+
+def test_trailing_bytes_and_embedded_columns():
+    a = core.encode_column(np.arange(100))
+    b = core.encode_column(np.arange(50) * 3)
+    with pytest.raises(CorruptDataError, match="after the end"):
+        core.decode_column(a + b"x")
+    both = a + b
+    n = core.column_size(both)
+    assert n == len(a)
+    assert np.array_equal(core.decode_column(both, exact=False), np.arange(100))
+    assert np.array_equal(core.decode_column(memoryview(both)[n:]), np.arange(50) * 3)
+
+
+def test_max_values_guard():
+    data = core.encode_column(np.zeros(5000, dtype=np.int64))
+    with pytest.raises(CorruptDataError, match="claims 5000 values"):
+        core.decode_column(data, max_values=100)
