@@ -172,25 +172,57 @@ static void encode_raw(const uint64_t *v, size_t n, cl_codec_plan *plan, uint8_t
     plan->raw_len[0] = 8 * (uint64_t)n;
 }
 
-/* Packs cnt (<= 128) fields of k bits, padding to 128, LSB first; 16k bytes. */
-static inline uint8_t *pack_block(uint8_t *out, const uint64_t *zz, size_t cnt, unsigned k)
+/* Packs 128 fields of k bits (the caller zero-pads zz past the count), LSB
+ * first, into 16k bytes.  The accumulator stays in a register and every
+ * iteration stores it unconditionally at the current word, advancing only
+ * when the word is full, so the loop has no unpredictable branch and no
+ * read-modify-write of memory.  (x >> 1) >> (63 - fill) is x >> (64 - fill)
+ * without the undefined shift by 64 when fill == 0. */
+static inline uint8_t *pack_block(uint8_t *out, const uint64_t *zz, unsigned k)
 {
-    uint64_t acc = 0, mask = k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1);
+    uint64_t words[2 * 61 + 1];
+    uint64_t acc = 0, mask;
     unsigned fill = 0;
-    size_t j;
+    size_t j, nw = 0;
     if (k == 0) return out;
+    mask = ((uint64_t)1 << k) - 1;
     for (j = 0; j < CL_CODEC_BLOCK; j++) {
-        uint64_t x = j < cnt ? zz[j] & mask : 0;
+        uint64_t x = zz[j] & mask;
+        unsigned spill = fill + k;
+        unsigned full = spill >> 6;             /* 1 when the word is complete */
         acc |= x << fill;
-        fill += k;
-        if (fill >= 64) {
-            store_le64(out, acc);
-            out += 8;
-            fill -= 64;
-            acc = fill ? x >> (k - fill) : 0;
-        }
+        words[nw] = acc;
+        nw += full;
+        acc = full ? (x >> 1) >> (63 - fill) : acc;
+        fill = spill & 63;
     }
-    return out;   /* 128 * k bits is a whole number of 64-bit words */
+    for (j = 0; j < 2 * (size_t)k; j++) store_le64(out + 8 * j, words[j]);
+    return out + 16 * (size_t)k;
+}
+
+/* Residuals of one block into zz[0..128) (zero-padded); returns their
+ * bitwise OR, an upper bound of the largest that vectorises (a max does not
+ * without SSE4.2), used to prove a block has no escapes. */
+static inline uint64_t block_residuals(const uint64_t *v, size_t lo, size_t cnt, unsigned order,
+                                       uint64_t bias, uint64_t *zz)
+{
+    size_t j;
+    uint64_t mx = 0;
+    const uint64_t *p = v + lo;
+    switch (order) {
+    case 0:
+        for (j = 0; j < cnt; j++) zz[j] = zigzag(p[j] - bias);
+        break;
+    case 1:
+        for (j = 0; j < cnt; j++) zz[j] = zigzag(p[j + 1] - p[j] - bias);
+        break;
+    default:
+        for (j = 0; j < cnt; j++) zz[j] = zigzag((p[j + 2] - p[j + 1]) - (p[j + 1] - p[j]) - bias);
+        break;
+    }
+    for (j = cnt; j < CL_CODEC_BLOCK; j++) zz[j] = 0;
+    for (j = 0; j < CL_CODEC_BLOCK; j++) mx |= zz[j];
+    return mx;
 }
 
 cl_status cl_codec_encode_blocks(const uint64_t *v, size_t n, int order, int is_unsigned,
@@ -251,10 +283,15 @@ cl_status cl_codec_encode_blocks(const uint64_t *v, size_t n, int order, int is_
     for (b = 0; b < nb; b++) {
         size_t lo = b * CL_CODEC_BLOCK, cnt = m - lo < CL_CODEC_BLOCK ? m - lo : CL_CODEC_BLOCK, j;
         unsigned k;
-        for (j = 0; j < cnt; j++) zz[j] = residual(v, lo + j, ord, bias);
-        k = block_width(zz, cnt);
+        uint64_t mx = block_residuals(v, lo, cnt, ord, bias, zz);
+        k = block_width(zz, CL_CODEC_BLOCK);
         *kp++ = (uint8_t)k;
-        lowp = pack_block(lowp, zz, cnt, k);
+        lowp = pack_block(lowp, zz, k);
+        if ((mx >> k) < 255) {          /* no escapes possible in this block: the common case */
+            for (j = 0; j < cnt; j++) highp[j] = (uint8_t)(zz[j] >> k);
+            highp += cnt;
+            continue;
+        }
         for (j = 0; j < cnt; j++) {
             uint64_t h = zz[j] >> k;
             if (h >= 255) {
@@ -477,7 +514,6 @@ static inline void unpack_block(const uint8_t *in, unsigned k, uint64_t *out)
     uint64_t words[2 * 61 + 1];
     uint64_t mask = ((uint64_t)1 << k) - 1;
     size_t j, w;
-    unsigned pos = 0;
     if (k == 0) {
         memset(out, 0, CL_CODEC_BLOCK * sizeof(uint64_t));
         return;
@@ -485,12 +521,9 @@ static inline void unpack_block(const uint8_t *in, unsigned k, uint64_t *out)
     for (w = 0; w < 2 * (size_t)k; w++) words[w] = load_le64(in + 8 * w);
     words[2 * k] = 0;
     for (j = 0; j < CL_CODEC_BLOCK; j++) {
-        size_t wi = pos >> 6;
-        unsigned off = pos & 63;
-        uint64_t x = words[wi] >> off;
-        if (off + k > 64) x |= words[wi + 1] << (64 - off);
-        out[j] = x & mask;
-        pos += k;
+        size_t pos = j * k, wi = pos >> 6;
+        unsigned off = (unsigned)(pos & 63);
+        out[j] = ((words[wi] >> off) | ((words[wi + 1] << 1) << (63 - off))) & mask;
     }
 }
 
@@ -514,32 +547,39 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
     for (b = 0; b < nb; b++) {
         unsigned k = K[b];
         size_t cnt = m - i < CL_CODEC_BLOCK ? m - i : CL_CODEC_BLOCK, j;
+        const uint8_t *hp = HIGH + i;
         unpack_block(LOW + lowpos, k, low);
         lowpos += 16 * (size_t)k;
-        for (j = 0; j < cnt; j++, i++) {
-            uint64_t h = HIGH[i], d;
-            if (h == 255) {
-                uint64_t extra;
-                size_t at = escpos;
-                cl_status st = (cl_status)get_varint(ESC, (size_t)plan->raw_len[3], &escpos, &extra);
-                if (st != CL_OK) FAIL_IN(st, 3, at);
-                h = 255 + extra;
-                if (h < 255 || (k && (h >> (64 - k)))) FAIL_IN(CL_ERR_CORRUPT, 3, at);
-            } else if (k > 56 && (h >> (64 - k))) {
-                FAIL_IN(CL_ERR_CORRUPT, 2, i);
-            }
-            d = unzigzag((h << k) | low[j]) + bias;
-            if (order == 0) {
-                out[i] = d;
-            } else if (order == 1) {
-                prev += d;
-                out[i + 1] = prev;
-            } else {
-                prevd += d;
-                prev += prevd;
-                out[i + 2] = prev;
+        if (k <= 56 && !memchr(hp, 255, cnt)) {
+            /* the common case: no escapes, and h << k cannot overflow */
+            for (j = 0; j < cnt; j++) low[j] = unzigzag(((uint64_t)hp[j] << k) | low[j]) + bias;
+        } else {
+            for (j = 0; j < cnt; j++) {
+                uint64_t h = hp[j];
+                if (h == 255) {
+                    uint64_t extra;
+                    size_t at = escpos;
+                    cl_status st = (cl_status)get_varint(ESC, (size_t)plan->raw_len[3], &escpos, &extra);
+                    if (st != CL_OK) FAIL_IN(st, 3, at);
+                    h = 255 + extra;
+                    if (h < 255 || (k && (h >> (64 - k)))) FAIL_IN(CL_ERR_CORRUPT, 3, at);
+                } else if (k > 56 && (h >> (64 - k))) {
+                    FAIL_IN(CL_ERR_CORRUPT, 2, i + j);
+                }
+                low[j] = unzigzag((h << k) | low[j]) + bias;
             }
         }
+        /* low[] now holds the deltas of this block; integrate them */
+        if (order == 0) {
+            memcpy(out + i, low, cnt * sizeof(uint64_t));
+        } else if (order == 1) {
+            uint64_t *o = out + i + 1;
+            for (j = 0; j < cnt; j++) { prev += low[j]; o[j] = prev; }
+        } else {
+            uint64_t *o = out + i + 2;
+            for (j = 0; j < cnt; j++) { prevd += low[j]; prev += prevd; o[j] = prev; }
+        }
+        i += cnt;
     }
     if (escpos != plan->raw_len[3]) FAIL_IN(CL_ERR_CORRUPT, 3, escpos);
     return CL_OK;

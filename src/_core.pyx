@@ -23,6 +23,7 @@ from cnative cimport *
 
 cnp.import_array()
 cl_crc64_init()
+cl_quant_simd(-1)
 
 # Above this many bytes the GIL is released around the CRC loop; below it the
 # release/reacquire (about 100 ns) would cost more than it frees.
@@ -201,6 +202,12 @@ def quantize(values, double scale=1e-6):
                                         index=int(bad), value=value)
     raise_status(st, "quantize")
     return out
+
+
+def _quant_simd(enable=None):
+    """Switch the SIMD quantize path off (False) or on (True); returns the
+    previous state.  For tests: both paths must give identical integers."""
+    return bool(cl_quant_simd(-1 if enable is None else int(bool(enable))))
 
 
 def dequantize(q, double scale=1e-6, dtype=np.float64):
@@ -472,6 +479,20 @@ cdef object _decompressor():
 _WIDTH_LOG2 = {1: 0, 2: 1, 4: 2, 8: 3}
 
 
+cdef list _scratch(size_t bounds[4]):
+    # Stream buffers are reused per thread: fresh multi-megabyte arrays would
+    # be new mappings whose pages the kernel zeroes on first touch, which cost
+    # more than the encoding itself.  The result is copied out by _finish.
+    cdef int i
+    bufs = getattr(_zstd_local, "scratch", None)
+    if bufs is None:
+        bufs = _zstd_local.scratch = [np.empty(0, dtype=np.uint8) for i in range(CL_CODEC_STREAMS)]
+    for i in range(CL_CODEC_STREAMS):
+        if bufs[i].shape[0] < bounds[i]:
+            bufs[i] = np.empty(bounds[i], dtype=np.uint8)
+    return bufs
+
+
 cdef object _as_u64_column(object values, bint *is_unsigned, int *width_log2):
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -524,7 +545,7 @@ cdef bytes _encode_mode(const uint64_t[::1] v, bint is_unsigned, int width_log2,
     cdef uint8_t[::1] buf
     cdef int i
     cl_codec_bounds(n, bounds)
-    bufs = [np.empty(bounds[i], dtype=np.uint8) for i in range(CL_CODEC_STREAMS)]
+    bufs = _scratch(bounds)
     for i in range(CL_CODEC_STREAMS):
         buf = bufs[i]
         ptrs[i] = &buf[0]
@@ -568,27 +589,37 @@ def encode_column(values, order=None, int level=1, rle=None):
     cdef size_t runs = 0, exceptions = n
     cdef uint64_t dflt = 0
     if rle is None and n:
-        with nogil:
-            runs = cl_codec_count_runs(&v[0], n)
-        try_rle = runs * 4 <= n
-        # the most common value of an evenly spaced sample is the candidate
-        # default of a sparse column (an optional field, mostly absent)
-        sample = np.asarray(v[::max(1, n // 1024)])
+        # An evenly spaced sample says cheaply whether the column could be
+        # run-length or sparse coded; only then are the exact counts taken.
+        # Its most common value is the candidate default of a sparse column.
+        sample = np.asarray(v[::max(1, n // 2048)])
         vals, counts = np.unique(sample, return_counts=True)
         dflt = vals[counts.argmax()]
-        with nogil:
-            exceptions = cl_codec_count_exceptions(&v[0], n, dflt)
+        sample_runs = 1 + int(np.count_nonzero(sample[1:] != sample[:-1]))
+        if sample_runs * 2 <= sample.shape[0]:
+            with nogil:
+                runs = cl_codec_count_runs(&v[0], n)
+        else:
+            runs = n
+        try_rle = runs * 4 <= n
+        if (sample.shape[0] - counts.max()) * 4 <= sample.shape[0]:
+            with nogil:
+                exceptions = cl_codec_count_exceptions(&v[0], n, dflt)
     else:
         try_rle = bool(rle)
     best = None
     candidates = []
+    sparse = rle is None and exceptions * 8 <= n
     if try_rle:
-        # run values as they are (good for a sparse column: 0, c, 0, c) or as
-        # deltas (good for slowly changing levels)
-        candidates += [(CL_MODE_RLE, 0), (CL_MODE_RLE, 1)]
-    if rle is None and exceptions * 8 <= n:
+        # run values as they are (suits a sparse column: 0, c, 0, c) or as
+        # deltas (suits slowly changing levels)
+        candidates.append((CL_MODE_RLE, 0))
+        if not sparse:
+            candidates.append((CL_MODE_RLE, 1))
+    if sparse:
         candidates.append((CL_MODE_SPARSE, 0))
-    if not rle:
+    # with this few runs or exceptions, blocks of 128 residuals cannot win
+    if not rle and not sparse and not (rle is None and runs * 16 <= n):
         candidates.append((CL_MODE_BLOCKS, ord_))
     for mode, o in candidates:
         other = _encode_mode(v, is_unsigned, width_log2, mode, o, level, dflt)

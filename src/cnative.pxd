@@ -38,6 +38,7 @@ cdef extern from "cl_quant.h" nogil:
                               int64_t *out, size_t *bad_index)
     cl_status cl_dequantize_f64(const int64_t *inp, size_t n, double inv_scale, double *out)
     cl_status cl_dequantize_f32(const int64_t *inp, size_t n, double inv_scale, float *out)
+    int cl_quant_simd(int enable)
 
 
 cdef extern from "cl_appendbuf.h" nogil:

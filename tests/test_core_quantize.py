@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from chronoledger import core
+from chronoledger import _core, core
 from chronoledger.errors import QuantizationError
 
 from _reference import quantize_one
@@ -119,3 +119,32 @@ def test_shapes_layouts_and_dtypes():
 def test_bad_scale(scale):
     with pytest.raises(ValueError, match="scale"):
         core.quantize([1.0], scale=scale)
+
+
+@pytest.fixture(params=["simd", "scalar"])
+def quant_path(request):
+    before = _core._quant_simd(request.param == "simd")
+    if request.param == "simd" and not _core._quant_simd(None):
+        _core._quant_simd(before)
+        pytest.skip("this CPU has no SIMD quantize path")
+    yield request.param
+    _core._quant_simd(before)
+
+
+def test_simd_and_scalar_paths_agree(quant_path):
+    rng = np.random.default_rng(17)
+    values = np.concatenate([
+        rng.normal(0, 1, 100_001),
+        rng.normal(0, 1e7, 1001),                                   # beyond 2^51 after scaling
+        np.arange(-50, 50) + 0.5,                                    # exact ties at scale 1e-6 * 1e6
+        (np.arange(-50, 50) + 0.5) * 1e-6,
+    ])
+    expected = [quantize_one(float(v), 1e6) for v in values[::97]]
+    got = core.quantize(values)
+    assert got[::97].tolist() == expected
+    f32 = values.astype(np.float32)
+    assert core.quantize(f32)[::97].tolist() == [quantize_one(float(v), 1e6) for v in f32[::97]]
+    bad = values.copy()
+    bad[77_777] = np.inf
+    with pytest.raises(QuantizationError, match="element 77777"):
+        core.quantize(bad)
