@@ -1,0 +1,31 @@
+"""The README's Python example must run as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs():
+    if not README.exists():
+        pytest.skip("README.md is not beside the tests (installed without the source tree)")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert blocks, "README has no python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], str(README), "exec"), namespace)
+    assert namespace["seen"], "the example's sink received nothing"
+    assert len(namespace["data"]) < 200
+
+
+def test_quick_start_is_what_ci_runs():
+    if not README.exists():
+        pytest.skip("README.md is not beside the tests")
+    text = README.read_text(encoding="utf-8")
+    quick = re.search(r"## Quick start\n+```bash\n(.*?)```", text, re.S)
+    assert quick, "README has no Quick start block"
+    lines = [ln for ln in quick.group(1).splitlines() if ln.strip()]
+    assert lines[0] == "pip install . && chronoledger demo"
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert lines[1] in ci.splitlines()
