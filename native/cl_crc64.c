@@ -14,10 +14,12 @@
  *   original one placed D bits later, so it can simply be XORed into the
  *   chunk found there.
  *
- *   The initial CRC is XORed into the first 8 message bytes.  After all
+ *   The initial CRC is XORed into the first 8 message bytes (short zmm
+ *   inputs fold it separately instead, see vpclmul_update).  After all
  *   folding, one 16-byte chunk remains that is congruent to the whole
- *   message; rather than a Barrett reduction, one slicing-by-16 step over
- *   those 16 bytes (from state 0) turns it into the CRC register.
+ *   message; one slicing-by-16 step over those 16 bytes (from state 0)
+ *   turns it into the CRC register.  The tables exist anyway for the
+ *   portable path, and the step costs no more than a Barrett reduction.
  *
  *   Message tails that are not a multiple of 16 bytes are absorbed at the
  *   front of the last stretch (see fold_tail), so no byte-at-a-time loop

@@ -57,6 +57,7 @@ static size_t quantize_f64_avx2(const double *in, size_t n, double inv_scale, in
         _mm256_storeu_si256((__m256i *)(out + i),
                             _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(r, magic)), magic_bits));
     }
+    _mm256_zeroupper();   /* spare the SSE code that follows the AVX-SSE transition penalty */
     return i;
 }
 
@@ -77,6 +78,7 @@ static size_t quantize_f32_avx2(const float *in, size_t n, double inv_scale, int
         _mm256_storeu_si256((__m256i *)(out + i),
                             _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(r, magic)), magic_bits));
     }
+    _mm256_zeroupper();   /* spare the SSE code that follows the AVX-SSE transition penalty */
     return i;
 }
 

@@ -149,3 +149,20 @@ def test_crc64_file(tmp_path):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     assert core.crc64_file(empty) == 0
+
+
+def test_constants_in_the_c_source_match_their_generator():
+    """native/cl_crc64.c carries tables pasted from tools/crc64_constants.py."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script, source = root / "tools" / "crc64_constants.py", root / "native" / "cl_crc64.c"
+    if not (script.exists() and source.exists()):
+        pytest.skip("not running from a source tree")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    text = source.read_text()
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    assert len(lines) > 1000
+    assert [ln for ln in lines if ln not in text] == []
