@@ -144,6 +144,12 @@ def crc64_paths():
 # ---------------------------------------------------------------------------
 # fixed-point quantization
 
+cdef object _c_aligned(object arr):
+    # The kernels take typed pointers: the data must be C-contiguous and
+    # aligned for its type (a view at an odd byte offset is copied once).
+    return np.require(arr, requirements=("C", "A"))
+
+
 cdef double _inverse_scale(double scale) except -1.0:
     if not (scale > 0.0) or isinf(scale):
         raise ValueError("scale must be a finite number > 0, got %r" % scale)
@@ -171,7 +177,7 @@ def quantize(values, double scale=1e-6):
     arr = np.asarray(values)
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64, copy=False)
-    arr = np.ascontiguousarray(arr)
+    arr = _c_aligned(arr)
     out = np.empty(arr.shape, dtype=np.int64)
     cdef size_t n = arr.size
     cdef size_t bad = 0
@@ -213,7 +219,7 @@ def _quant_simd(enable=None):
 def dequantize(q, double scale=1e-6, dtype=np.float64):
     """Inverse of :func:`quantize`: int64 fixed point back to float64 (or float32)."""
     cdef double inv = _inverse_scale(scale)
-    arr = np.ascontiguousarray(np.asarray(q))
+    arr = _c_aligned(np.asarray(q))
     if arr.dtype != np.int64:
         if arr.dtype.kind not in "iu":
             raise TypeError("dequantize: expected an integer array, got dtype %s" % arr.dtype)
@@ -431,7 +437,7 @@ cdef object _as_u64(object values, str name):
             raise ValueError("%s must be >= 0, got %d at index %d"
                              % (name, int(arr.min()), int(arr.argmin())))
         arr = arr.astype(np.uint64)
-    return np.ascontiguousarray(arr)
+    return _c_aligned(arr)
 
 
 # ---------------------------------------------------------------------------
@@ -510,7 +516,7 @@ cdef object _as_u64_column(object values, bint *is_unsigned, int *width_log2):
         raise TypeError("encode_column: got float values; quantize() them to int64 first")
     else:
         raise TypeError("encode_column: expected an integer array, got dtype %s" % arr.dtype)
-    return np.ascontiguousarray(arr)
+    return _c_aligned(arr)
 
 
 cdef bytes _finish(cl_codec_plan *plan, list streams, int level):

@@ -62,3 +62,15 @@ def test_demo_writes_verifiable_files(tmp_path):
         assert core.decode_column(data).shape == (20000,)
     # nothing absolute is written into the manifest
     assert str(tmp_path) not in (out / "manifest.json").read_text()
+
+
+def test_examples_run(tmp_path):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "core_quickstart.py"
+    if not example.exists():
+        import pytest
+        pytest.skip("examples/ is not beside the tests")
+    out = subprocess.run([sys.executable, str(example), str(tmp_path / "qs")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("verified") == 4

@@ -208,3 +208,28 @@ def test_max_values_guard():
     data = core.encode_column(np.zeros(5000, dtype=np.int64))
     with pytest.raises(CorruptDataError, match="claims 5000 values"):
         core.decode_column(data, max_values=100)
+
+
+def test_unaligned_and_strided_inputs():
+    raw = bytearray(8 * 1001 + 1)
+    unaligned = np.frombuffer(raw, dtype=np.int64, offset=1, count=1000)
+    assert not unaligned.flags.aligned
+    unaligned[:] = np.arange(1000) * 3
+    roundtrip_like = core.decode_column(core.encode_column(unaligned))
+    assert np.array_equal(roundtrip_like, np.arange(1000) * 3)
+    strided = (np.arange(4000, dtype=np.int64) ** 2)[::3]
+    assert np.array_equal(core.decode_column(core.encode_column(strided)), strided)
+    # the decoder reads from any offset of a larger buffer
+    data = core.encode_column(np.arange(500, dtype=np.int64))
+    padded = b"x" + data
+    assert np.array_equal(core.decode_column(memoryview(padded)[1:]), np.arange(500))
+
+
+@given(st.integers(0, 2**64 - 1), st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 2**64 - 1)), max_size=40),
+       st.integers(1, 3000), st.sampled_from([0, 1]))
+def test_sparse_columns_roundtrip(default, exceptions, n, level):
+    v = np.full(n, default, dtype=np.uint64)
+    for pos, value in exceptions:
+        if pos < n:
+            v[pos] = value
+    roundtrip(v, level=level)

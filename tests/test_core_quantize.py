@@ -148,3 +148,11 @@ def test_simd_and_scalar_paths_agree(quant_path):
     bad[77_777] = np.inf
     with pytest.raises(QuantizationError, match="element 77777"):
         core.quantize(bad)
+
+
+def test_unaligned_float_input():
+    raw = bytearray(8 * 101 + 3)
+    arr = np.frombuffer(raw, dtype=np.float64, offset=3, count=100)
+    assert not arr.flags.aligned
+    arr[:] = np.linspace(-1, 1, 100)
+    assert np.array_equal(core.quantize(arr), core.quantize(np.linspace(-1, 1, 100)))
