@@ -44,7 +44,7 @@ struct cl_appendbuf {
 cl_status cl_appendbuf_new(size_t window, cl_appendbuf **out)
 {
     cl_appendbuf *b;
-    if (window == 0 || window > ((size_t)1 << 40)) return CL_ERR_ARG;
+    if (window == 0 || window > SIZE_MAX / (2 * sizeof(entry))) return CL_ERR_ARG;
     b = (cl_appendbuf *)calloc(1, sizeof(*b));
     if (!b) return CL_ERR_NOMEM;
     b->window = window;
@@ -158,21 +158,24 @@ static cl_status seal_locked(cl_appendbuf *b)
     return CL_OK;
 }
 
-/* Called with the lock held; the record is known to be >= floor. */
-static cl_status push_locked(cl_appendbuf *b, uint64_t ts, uint64_t payload)
+/* Called with the lock held, after retry_seal_locked and the floor check.
+ * The record is stored even if sealing the completed window runs out of
+ * memory: that seal is retried before the next record is taken. */
+static void push_locked(cl_appendbuf *b, uint64_t ts, uint64_t payload)
 {
-    entry *e;
-    if (b->n_pending == b->window) {   /* an earlier seal ran out of memory */
-        cl_status st = seal_locked(b);
-        if (st != CL_OK) return st;
-    }
-    e = &b->pending[b->n_pending];
+    entry *e = &b->pending[b->n_pending];
     if (b->n_pending > 0 && ts < b->pending[b->n_pending - 1].ts) b->pending_sorted = 0;
     e->ts = ts;
     e->seq = b->count++;
     e->payload = payload;
-    if (++b->n_pending == b->window) return seal_locked(b);
-    return CL_OK;
+    if (++b->n_pending == b->window) (void)seal_locked(b);
+}
+
+/* A full pending window means an earlier seal ran out of memory; seal it
+ * before anything else so the floor is right for the next record. */
+static cl_status retry_seal_locked(cl_appendbuf *b)
+{
+    return b->n_pending == b->window ? seal_locked(b) : CL_OK;
 }
 
 cl_status cl_appendbuf_push(cl_appendbuf *b, uint64_t ts, const uint64_t *payload,
@@ -182,15 +185,19 @@ cl_status cl_appendbuf_push(cl_appendbuf *b, uint64_t ts, const uint64_t *payloa
     uint64_t windows;
     cl_mutex_lock(&b->lock);
     windows = b->windows;
+    if ((st = retry_seal_locked(b)) != CL_OK) {
+        cl_mutex_unlock(&b->lock);
+        return st;
+    }
     if (b->has_floor && ts < b->floor) {
         if (floor) *floor = b->floor;
         cl_mutex_unlock(&b->lock);
         return CL_ERR_ORDER;
     }
-    st = push_locked(b, ts, payload ? *payload : b->count);
+    push_locked(b, ts, payload ? *payload : b->count);
     if (sealed) *sealed = b->windows != windows;
     cl_mutex_unlock(&b->lock);
-    return st;
+    return CL_OK;
 }
 
 cl_status cl_appendbuf_push_many(cl_appendbuf *b, const uint64_t *ts, const uint64_t *payload,
@@ -200,16 +207,14 @@ cl_status cl_appendbuf_push_many(cl_appendbuf *b, const uint64_t *ts, const uint
     cl_status st = CL_OK;
     cl_mutex_lock(&b->lock);
     for (i = 0; i < n; i++) {
-        if (b->has_floor && ts[i] < b->floor) {
+        uint64_t t = ts[i];   /* read once: the caller's array is read without the GIL */
+        if ((st = retry_seal_locked(b)) != CL_OK) break;
+        if (b->has_floor && t < b->floor) {
             if (floor) *floor = b->floor;
             st = CL_ERR_ORDER;
             break;
         }
-        {
-            uint64_t before = b->count;
-            st = push_locked(b, ts[i], payload ? payload[i] : b->count);
-            if (st != CL_OK) { i += (b->count != before); break; }
-        }
+        push_locked(b, t, payload ? payload[i] : b->count);
     }
     *n_done = i;
     cl_mutex_unlock(&b->lock);

@@ -170,6 +170,7 @@ static void encode_raw(const uint64_t *v, size_t n, cl_codec_plan *plan, uint8_t
     plan->order = 0;
     plan->nstreams = 1;
     plan->raw_len[0] = 8 * (uint64_t)n;
+    plan->stored_len[0] = plan->raw_len[0];
 }
 
 /* Packs 128 fields of k bits (the caller zero-pads zz past the count), LSB
@@ -430,7 +431,7 @@ cl_status cl_codec_write_header(const cl_codec_plan *plan, uint8_t *out, size_t 
 cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *plan,
                                size_t *header_len, size_t *err_offset)
 {
-    size_t p = 4, i, start;
+    size_t p = 4, i, start, raw_at[CL_CODEC_STREAMS] = {0, 0, 0, 0};
     uint64_t m, nb, total = 0, n;
     int st;
     memset(plan, 0, sizeof(*plan));
@@ -446,7 +447,7 @@ cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *pl
     plan->order = buf[3];
     start = p;
     if ((st = get_varint(buf, len, &p, &n)) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
-    if (n > CL_CODEC_MAX_N) FAIL_AT(CL_ERR_CORRUPT, start);
+    if (n > CL_CODEC_MAX_N || n > SIZE_MAX / 16) FAIL_AT(CL_ERR_CORRUPT, start);
     plan->n = n;
     if (plan->mode == CL_MODE_BLOCKS) {
         for (i = 0; i < plan->order && i < n; i++) {
@@ -476,8 +477,9 @@ cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *pl
         if (p >= len) FAIL_AT(CL_ERR_TRUNCATED, len);
         if (buf[p] > CL_STREAM_ZSTD) FAIL_AT(CL_ERR_CORRUPT, p);
         plan->codec[i] = buf[p++];
-        start = p;
+        raw_at[i] = start = p;
         if ((st = get_varint(buf, len, &p, &plan->raw_len[i])) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
+        start = p;
         if ((st = get_varint(buf, len, &p, &plan->stored_len[i])) != CL_OK) FAIL_AT((cl_status)st, st == CL_ERR_TRUNCATED ? len : start);
         if (plan->codec[i] == CL_STREAM_RAW && plan->stored_len[i] != plan->raw_len[i]) FAIL_AT(CL_ERR_CORRUPT, start);
         if (plan->stored_len[i] > len) FAIL_AT(CL_ERR_TRUNCATED, len);
@@ -487,16 +489,17 @@ cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *pl
     nb = block_count((size_t)m);
     switch (plan->mode) {
     case CL_MODE_RAW:
-        if (plan->raw_len[0] != 8 * n) FAIL_AT(CL_ERR_CORRUPT, p);
+        if (plan->raw_len[0] != 8 * n) FAIL_AT(CL_ERR_CORRUPT, raw_at[0]);
         break;
     case CL_MODE_BLOCKS:
-        if (plan->raw_len[0] != nb || plan->raw_len[2] != m || plan->raw_len[1] > nb * 16 * 61 ||
-            plan->raw_len[3] > 10 * m)
-            FAIL_AT(CL_ERR_CORRUPT, p);
+        if (plan->raw_len[0] != nb) FAIL_AT(CL_ERR_CORRUPT, raw_at[0]);
+        if (plan->raw_len[1] > nb * 16 * 61) FAIL_AT(CL_ERR_CORRUPT, raw_at[1]);
+        if (plan->raw_len[2] != m) FAIL_AT(CL_ERR_CORRUPT, raw_at[2]);
+        if (plan->raw_len[3] > 10 * m) FAIL_AT(CL_ERR_CORRUPT, raw_at[3]);
         break;
     default:   /* RLE and SPARSE: one varint per run or exception in each stream */
-        if (plan->raw_len[0] > 10 * plan->runs || plan->raw_len[1] > 10 * plan->runs)
-            FAIL_AT(CL_ERR_CORRUPT, p);
+        if (plan->raw_len[0] > 10 * plan->runs) FAIL_AT(CL_ERR_CORRUPT, raw_at[0]);
+        if (plan->raw_len[1] > 10 * plan->runs) FAIL_AT(CL_ERR_CORRUPT, raw_at[1]);
         break;
     }
     for (i = 0; i < plan->nstreams; i++) total += plan->stored_len[i];
@@ -545,9 +548,13 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
     if (order >= 1 && n >= 1) { out[0] = plan->first[0]; prev = out[0]; }
     if (order >= 2 && n >= 2) { prevd = plan->first[1]; out[1] = prev + prevd; prev = out[1]; }
     for (b = 0; b < nb; b++) {
+        /* K is checked again where it is used: the input may be shared
+         * memory that another thread or process changes while we decode
+         * (the GIL is released), and k drives the indexing below. */
         unsigned k = K[b];
         size_t cnt = m - i < CL_CODEC_BLOCK ? m - i : CL_CODEC_BLOCK, j;
         const uint8_t *hp = HIGH + i;
+        if (k > 61 || 16 * (uint64_t)k > plan->raw_len[1] - lowpos) FAIL_IN(CL_ERR_CORRUPT, 0, b);
         unpack_block(LOW + lowpos, k, low);
         lowpos += 16 * (size_t)k;
         if (k <= 56 && !memchr(hp, 255, cnt)) {

@@ -263,8 +263,16 @@ cdef class AppendBuffer:
     so a run is reproducible.  One sink call may carry several windows when
     they were sealed while another thread was delivering; the concatenated
     stream is the same either way.  A record older than the last sealed
-    timestamp raises OrderError and is not stored.  If the sink raises, the window stays
-    queued and is offered again on the next flush.
+    timestamp raises OrderError and is not stored.
+
+    If the sink raises, the exception reaches the caller of append/extend/
+    flush, but the record that call appended was stored, and the window
+    stays queued and is offered again on the next delivery: nothing is lost,
+    and retrying the append would store the record twice.  Deliveries are
+    serialised: while a sink runs, another thread's append that completes a
+    window waits for it, so a sink must not wait on a thread that appends to
+    the same buffer.  A sink may append to its own buffer; it must not call
+    take().
     """
     cdef cl_appendbuf *_b
     cdef object _sink
@@ -330,12 +338,16 @@ cdef class AppendBuffer:
             return
         with nogil:
             st = cl_appendbuf_push_many(self._b, &ts[0], pp, n, &done, &floor)
-        if self._sink is not None:
-            self._deliver()
-        if st != CL_OK:
-            if st == CL_ERR_ORDER:
-                self._order_error(ts[done], floor, done)
-            raise_status(st, "extend")
+        try:
+            if self._sink is not None:
+                self._deliver()
+        finally:
+            # the push's own error wins over a failing sink (which is then
+            # its __context__): the caller must learn which records were kept
+            if st != CL_OK:
+                if st == CL_ERR_ORDER:
+                    self._order_error(ts[done], floor, done)
+                raise_status(st, "extend")
 
     def flush(self):
         """Seal the pending records now (fewer than a window) and deliver them."""
@@ -346,6 +358,9 @@ cdef class AppendBuffer:
     def take(self):
         """Remove and return every sealed record as ``(timestamps, payloads)``."""
         with self._deliver_lock:
+            if self._delivering:
+                raise RuntimeError("AppendBuffer.take: called from inside the sink, "
+                                   "which already receives every sealed record")
             ts, pl = self._peek()
             raise_status(cl_appendbuf_consume(self._b, ts.shape[0]), "take")
         return ts, pl
@@ -730,10 +745,15 @@ def decode_column(data, max_values=None, bint exact=True):
         if cv.plan.codec[i] == CL_STREAM_ZSTD:
             frame = buf[pos:pos + cv.plan.stored_len[i]]
             try:
+                # exactly one frame that declares exactly raw_len bytes
                 declared = _zstd.frame_content_size(frame)
-                if declared != -1 and declared != cv.plan.raw_len[i]:
-                    raise _zstd.ZstdError("frame declares %d bytes, header %d" % (declared, cv.plan.raw_len[i]))
-                raw = _decompressor().decompress(frame, max_output_size=cv.plan.raw_len[i])
+                if declared != cv.plan.raw_len[i]:
+                    raise _zstd.ZstdError("the frame declares %s bytes, the header %d"
+                                          % ("no size" if declared == -1 else declared, cv.plan.raw_len[i]))
+                dobj = _decompressor().decompressobj()
+                raw = dobj.decompress(frame)
+                if not dobj.eof or dobj.unused_data:
+                    raise _zstd.ZstdError("the stream is not exactly one whole frame")
             except _zstd.ZstdError as exc:
                 raise _errors.CorruptDataError(
                     "decode_column: stream %s (zstd) at offset %d does not decompress: %s"
@@ -748,7 +768,11 @@ def decode_column(data, max_values=None, bint exact=True):
         else:
             ptrs[i] = &buf[pos] if cv.plan.stored_len[i] else _EMPTY
         pos += cv.plan.stored_len[i]
-    out = np.empty(cv.plan.n, dtype=np.uint64)
+    try:
+        out = np.empty(cv.plan.n, dtype=np.uint64)
+    except MemoryError:
+        raise MemoryError("decode_column: the header claims %d values (%.1f GiB); pass max_values= "
+                          "to refuse such claims in untrusted input" % (cv.plan.n, cv.plan.n * 8 / 2**30)) from None
     ov = out
     with nogil:
         st = cl_codec_decode(&cv.plan, ptrs, &ov[0] if cv.plan.n else NULL, &err_stream, &err_off)

@@ -245,3 +245,25 @@ def test_threads_with_batches_and_ties_keep_arrival_order():
     for k in range(n_threads):
         mine = payload[(payload >= k * 1000) & (payload < (k + 1) * 1000)]
         assert np.all(np.diff(mine.astype(np.int64)) >= 0)
+
+
+def test_take_inside_the_sink_is_refused():
+    buf = None
+
+    def sink(ts, payload):
+        buf.take()
+
+    buf = core.AppendBuffer(flush_every=1, sink=sink)
+    with pytest.raises(RuntimeError, match="inside the sink"):
+        buf.append(1)
+
+
+def test_order_error_survives_a_failing_sink():
+    def sink(ts, payload):
+        raise RuntimeError("sink down")
+
+    buf = core.AppendBuffer(flush_every=2, sink=sink)
+    with pytest.raises(OrderError, match="index 2") as info:
+        buf.extend([200, 201, 5, 300])
+    assert isinstance(info.value.__context__, RuntimeError)
+    assert buf.count == 2 and buf.ready == 2      # the two good records are kept, queued

@@ -233,3 +233,56 @@ def test_sparse_columns_roundtrip(default, exceptions, n, level):
         if pos < n:
             v[pos] = value
     roundtrip(v, level=level)
+
+
+# --- columns built by hand from docs/FORMAT.md -----------------------------
+
+def varint(x):
+    out = bytearray()
+    while x >= 0x80:
+        out.append((x & 0x7F) | 0x80)
+        x >>= 7
+    out.append(x)
+    return bytes(out)
+
+
+def rle_column(values_runs, runlen_stream=None, runlen_codec=0, junk=b""):
+    """An int64 RLE column (order 0) with the given (value, length) runs."""
+    import zstandard
+
+    runval = b"".join(varint(zigzag(v)) for v, _ in values_runs)
+    runlen = runlen_stream if runlen_stream is not None else b"".join(varint(n - 1) for _, n in values_runs)
+    stored = runlen if runlen_codec == 0 else zstandard.ZstdCompressor().compress(runlen) + junk
+    n = sum(n for _, n in values_runs)
+    header = bytes([1, 2, 3 << 1, 0]) + varint(n) + varint(len(values_runs)) + bytes([2])
+    header += bytes([0]) + varint(len(runval)) + varint(len(runval))
+    header += bytes([runlen_codec]) + varint(len(runlen)) + varint(len(stored))
+    return header + runval + stored
+
+
+def test_hand_built_column_follows_the_documented_layout():
+    data = rle_column([(5, 3), (-2, 2), (7, 1)])
+    assert core.decode_column(data).tolist() == [5, 5, 5, -2, -2, 7]
+    assert core.decode_column(rle_column([(5, 3), (-2, 2)], runlen_codec=1)).tolist() == [5, 5, 5, -2, -2]
+
+
+def test_zstd_stream_must_be_exactly_one_frame():
+    with pytest.raises(CorruptDataError, match="RUNLEN .*one whole frame"):
+        core.decode_column(rle_column([(5, 3), (-2, 2)], runlen_codec=1, junk=b"JUNK"))
+
+
+def test_runs_past_the_end_name_the_stream_and_offset():
+    data = rle_column([(5, 3), (-2, 2)], runlen_stream=varint(2) + varint(9))
+    with pytest.raises(CorruptDataError, match="stream RUNLEN") as info:
+        core.decode_column(data)
+    assert info.value.offset == len(data) - 1
+
+
+def test_bad_stored_length_varint_is_reported_at_that_varint():
+    data = bytearray(rle_column([(1, 2)]))
+    # header: 4 fixed bytes, n, runs, nstreams, then codec / raw / stored of stream 0
+    stored_at = 4 + 1 + 1 + 1 + 1 + 1
+    data[stored_at:stored_at + 1] = b"\xff" * 11
+    with pytest.raises(CorruptDataError) as info:
+        core.decode_column(bytes(data))
+    assert info.value.offset == stored_at
