@@ -286,3 +286,20 @@ def test_bad_stored_length_varint_is_reported_at_that_varint():
     with pytest.raises(CorruptDataError) as info:
         core.decode_column(bytes(data))
     assert info.value.offset == stored_at
+
+
+def test_encode_and_decode_many_columns_in_parallel():
+    rng = np.random.default_rng(4)
+    cols = {"a": np.cumsum(rng.integers(-9, 10, 50_000)), "b": rng.integers(0, 2**64, 1000, dtype=np.uint64),
+            "c": np.zeros(10, dtype=np.int8)}
+    parallel = core.encode_columns(cols)
+    assert parallel == core.encode_columns(cols, threads=1)        # same bytes whatever the threads
+    back = core.decode_columns(parallel)
+    assert all(np.array_equal(back[k], cols[k]) and back[k].dtype == cols[k].dtype for k in cols)
+    as_list = core.decode_columns(list(parallel.values()), threads=2)
+    assert np.array_equal(as_list[1], cols["b"])
+    bad = dict(parallel, b=parallel["b"][:-1])
+    with pytest.raises(CorruptDataError):
+        core.decode_columns(bad)
+    with pytest.raises(ValueError, match="threads"):
+        core.encode_columns(cols, threads=0)
