@@ -41,22 +41,27 @@ static inline int in_range(double x)
  * NaN, infinities) take the scalar path. */
 #define MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
 __attribute__((target("avx2")))
-static size_t quantize_f64_avx2(const double *in, size_t n, double inv_scale, int64_t *out)
+static inline int quantize4(__m256d x, int64_t *out)
 {
-    const __m256d scale = _mm256_set1_pd(inv_scale);
     const __m256d limit = _mm256_set1_pd(2251799813685248.0); /* 2^51 */
     const __m256d magic = _mm256_set1_pd(MAGIC);
     const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL));
-    const __m256i magic_bits = _mm256_castpd_si256(magic);
+    __m256d r = _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, absmask), limit, _CMP_LT_OQ);
+    if (_mm256_movemask_pd(small) != 0xF) return 0;
+    _mm256_storeu_si256((__m256i *)out, _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(r, magic)),
+                                                         _mm256_castpd_si256(magic)));
+    return 1;
+}
+
+/* Both return how many leading elements they converted (a multiple of 4);
+ * the scalar loop finishes the rest. */
+__attribute__((target("avx2")))
+static size_t quantize_f64_avx2(const double *in, size_t n, double inv_scale, int64_t *out)
+{
+    const __m256d scale = _mm256_set1_pd(inv_scale);
     size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d x = _mm256_mul_pd(_mm256_loadu_pd(in + i), scale);
-        __m256d r = _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, absmask), limit, _CMP_LT_OQ);
-        if (_mm256_movemask_pd(small) != 0xF) break;
-        _mm256_storeu_si256((__m256i *)(out + i),
-                            _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(r, magic)), magic_bits));
-    }
+    while (i + 4 <= n && quantize4(_mm256_mul_pd(_mm256_loadu_pd(in + i), scale), out + i)) i += 4;
     _mm256_zeroupper();   /* spare the SSE code that follows the AVX-SSE transition penalty */
     return i;
 }
@@ -65,20 +70,9 @@ __attribute__((target("avx2")))
 static size_t quantize_f32_avx2(const float *in, size_t n, double inv_scale, int64_t *out)
 {
     const __m256d scale = _mm256_set1_pd(inv_scale);
-    const __m256d limit = _mm256_set1_pd(2251799813685248.0);
-    const __m256d magic = _mm256_set1_pd(MAGIC);
-    const __m256d absmask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFLL));
-    const __m256i magic_bits = _mm256_castpd_si256(magic);
     size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d x = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(in + i)), scale);
-        __m256d r = _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, absmask), limit, _CMP_LT_OQ);
-        if (_mm256_movemask_pd(small) != 0xF) break;
-        _mm256_storeu_si256((__m256i *)(out + i),
-                            _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(r, magic)), magic_bits));
-    }
-    _mm256_zeroupper();   /* spare the SSE code that follows the AVX-SSE transition penalty */
+    while (i + 4 <= n && quantize4(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(in + i)), scale), out + i)) i += 4;
+    _mm256_zeroupper();
     return i;
 }
 
