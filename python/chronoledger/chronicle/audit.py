@@ -1,0 +1,231 @@
+"""Audit, verify and recover chronicle files."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from chronoledger import core
+from chronoledger._fsutil import atomic_write_bytes
+from chronoledger.chronicle import format as fmt
+from chronoledger.chronicle.reader import MODES, ChronicleReader, scan
+from chronoledger.chronicle.replay import StepFactory, replay_records
+from chronoledger.chronicle.writer import _fsync_dir, _lock
+from chronoledger.errors import CorruptDataError, TruncatedError
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class AuditReport:
+    path: str
+    checks: list[Check] = field(default_factory=list)
+    damage: list[dict] = field(default_factory=list)
+    replay: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "ok": self.ok, "checks": [c.as_dict() for c in self.checks],
+                "damage": self.damage, "replay": self.replay}
+
+    def text(self) -> str:
+        lines = [f"audit of {self.path}: {'OK' if self.ok else 'FAILED'}"]
+        for c in self.checks:
+            lines.append(f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
+        return "\n".join(lines)
+
+
+def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditReport:
+    """Check every checksum of a file: header, block headers, block payloads,
+    the payload CRC and record count in the footer."""
+    path = Path(path)
+    report = AuditReport(str(path))
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            report.add("header", False, "the file is empty")
+            return report
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                layout = scan(buf, str(path), check_payloads=True)
+            except (CorruptDataError, TruncatedError) as exc:
+                report.add("header", False, str(exc))
+                return report
+            report.add("header", True, f"{layout.header.schema_name} chronicle, scale {layout.header.scale!r}, "
+                                       f"CRC-64 ok")
+            report.damage = [d.as_dict() for d in layout.damage]
+            for d in layout.damage:
+                report.add("damage", False, f"{d.kind} at offset {d.start}..{d.end}: {d.reason}"
+                                            + (f" ({d.records} records)" if d.records else ""))
+            total = sum(b.records for b in layout.blocks)
+            report.add("blocks", True, f"{len(layout.blocks)} data blocks, {total} records, payload CRC-64 "
+                                       f"of each block checked")
+            if progress:
+                progress(size)
+            fb = fmt.read_trailer(buf)
+            footer = fmt.parse_block_header(buf, fb) if fb is not None else None
+            if footer is None or footer.end != size:
+                report.add("footer", not layout.damage,
+                           "no footer at the end: the file was not closed cleanly (a writer may still be "
+                           "appending); blocks were found by scanning")
+                return report
+            ftotal, pcrc, entries = fmt.unpack_footer(buf, footer)
+            actual = core.crc64(memoryview(buf)[layout.header.length:footer.offset])
+            report.add("payload crc", actual == pcrc,
+                       f"CRC-64 of bytes {layout.header.length}..{footer.offset} is {actual:016x}, "
+                       f"footer says {pcrc:016x}")
+            indexed = sum(e[1] for e in entries)
+            report.add("record count", ftotal == total == indexed,
+                       f"footer says {ftotal}, its index {indexed}, the blocks hold {total}")
+    return report
+
+
+def audit(path, step_factory: StepFactory | None = None, *,
+          progress: Callable[[int], None] | None = None) -> AuditReport:
+    """:func:`verify`, plus decoded checks: record counts per block, monotonic
+    timestamps, block time ranges, and (with a step factory) replay hashes."""
+    report = verify(path)
+    if not report.ok:
+        return report
+    with ChronicleReader(path, "skip") as reader:
+        prev = None
+        bad_order = None
+        bad_range = None
+        for i, bh in enumerate(reader.blocks):
+            ts = reader.read_block(i, {"timestamp"})["timestamp"]
+            if len(ts) != bh.records:
+                bad_range = f"block {i} at offset {bh.offset} decodes to {len(ts)} records, its header says {bh.records}"
+            elif len(ts) and (int(ts[0]) != bh.first_ts or int(ts[-1]) != bh.last_ts):
+                bad_range = f"block {i} at offset {bh.offset}: timestamps {int(ts[0])}..{int(ts[-1])}, header " \
+                            f"says {bh.first_ts}..{bh.last_ts}"
+            if bad_order is None and len(ts):
+                if np.any(ts[1:] < ts[:-1]):
+                    j = int(np.argmax(ts[1:] < ts[:-1]))
+                    bad_order = f"block {i}: timestamp {int(ts[j + 1])} follows {int(ts[j])}"
+                elif prev is not None and int(ts[0]) < prev:
+                    bad_order = f"block {i} starts at {int(ts[0])}, before the previous block's end {prev}"
+                prev = int(ts[-1])
+            if progress:
+                progress(1)
+        report.add("block ranges", bad_range is None, bad_range or "every block's count and time range match its data")
+        report.add("monotonic timestamps", bad_order is None, bad_order or "timestamps never go backwards")
+        if step_factory is not None:
+            if reader.schema != fmt.SCHEMA_CYCLE:
+                report.add("replay", False, "replay needs a cycle chronicle")
+                return report
+            meta = reader.metadata
+            rep = replay_records(reader.records(), step_factory, meta.get("config") or {},
+                                 int(meta.get("initial_seed", 0)), reader.scale)
+            report.replay = rep.as_dict()
+            if rep.first_divergence is not None:
+                d = rep.first_divergence
+                detail = (f"{rep.divergences} of {rep.records} records differ; first at index {d.index} "
+                          f"(timestamp {d.timestamp}): {', '.join(d.fields)}")
+            else:
+                detail = f"all {rep.records} records regenerate with identical hashes"
+            report.add("replay", rep.ok, detail)
+    return report
+
+
+@dataclass
+class RecoveryReport:
+    path: str
+    mode: str
+    changed: bool
+    records_kept: int
+    records_dropped: int
+    bytes_dropped: int
+    damage: list[dict]
+    message: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def recover(path, mode: str = "tolerate") -> RecoveryReport:
+    """Bring a damaged or unclosed chronicle back to a clean, closed state.
+
+    ``tolerate`` truncates a torn tail back to the last whole block (only
+    records never flushed are lost) and refuses if the middle is corrupt;
+    ``strict`` changes nothing and raises on any damage; ``skip`` rewrites the
+    file without its damaged blocks (atomically) and reports what was lost.
+    A valid footer is written at the end in every case.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        _lock(fd, path)
+        size = os.fstat(fd).st_size
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
+            layout = scan(buf, str(path), check_payloads=True)
+            damage = [d.as_dict() for d in layout.damage]
+            kept = sum(b.records for b in layout.blocks)
+            dropped = sum(d.records for d in layout.damage)
+            footer_ok = fmt.read_trailer(buf) is not None and layout.footer is not None \
+                and layout.footer.end == size
+            if mode == "strict" and layout.damage:
+                d = layout.damage[0]
+                raise CorruptDataError(f"{path}: {d.kind} at offset {d.start} ({d.reason}); strict mode "
+                                       f"changes nothing", offset=d.start)
+            if mode == "tolerate" and layout.corrupt:
+                d = layout.corrupt[0]
+                raise CorruptDataError(f"{path}: corrupt data at offset {d.start}..{d.end} ({d.reason}) with "
+                                       f"valid blocks after it; use --mode skip to salvage them", offset=d.start)
+            if not layout.damage and footer_ok:
+                return RecoveryReport(str(path), mode, False, kept, 0, 0, [], "no damage; nothing to do")
+            if mode == "skip" and layout.corrupt:
+                parts = [bytes(buf[:layout.header.length])]
+                pos = layout.header.length
+                index = []
+                crc = 0
+                for b in layout.blocks:
+                    data = bytes(buf[b.offset:b.end])
+                    index.append(fmt.BlockHeader(pos, b.kind, b.payload_length, b.records, b.first_ts,
+                                                 b.last_ts, b.payload_crc))
+                    parts.append(data)
+                    crc = core.crc64(data, crc)
+                    pos += len(data)
+                parts.append(fmt.pack_footer(kept, crc, index, pos))
+                new = b"".join(parts)
+                lost_bytes = size - (pos - layout.header.length) - layout.header.length
+                buf.close()
+                atomic_write_bytes(path, new)
+                return RecoveryReport(str(path), mode, True, kept, dropped, max(0, lost_bytes), damage,
+                                      f"rewrote the file without {len(layout.damage)} damaged stretch(es)")
+            end = layout.clean_end
+            payload_crc = core.crc64(memoryview(buf)[layout.header.length:end])
+            index = list(layout.blocks)
+        os.ftruncate(fd, end)
+        footer = fmt.pack_footer(kept, payload_crc, index, end)
+        os.pwrite(fd, footer, end)
+        os.fsync(fd)
+        _fsync_dir(path)
+        msg = (f"truncated a torn tail of {size - end} bytes at offset {end}" if size != end
+               else "the file was not closed; wrote its footer")
+        return RecoveryReport(str(path), mode, True, kept, dropped, size - end, damage, msg)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["AuditReport", "Check", "RecoveryReport", "audit", "recover", "verify"]

@@ -1,0 +1,246 @@
+"""Data-block payloads: a directory of named, typed columns and their bytes.
+
+Every column ends up as one or more integer columns for the core codec
+(``core.encode_column``); this module turns strings, optional values and
+quantized floats into such integers and back.  Layout (docs/FORMAT.md):
+
+    u16 column count
+    per column: u8 name length, name (UTF-8), u8 kind, u64 byte length
+    the columns' bytes, back to back, in directory order
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import zstandard
+
+from chronoledger import core
+from chronoledger.chronicle import format as fmt
+from chronoledger.errors import CorruptDataError
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_zstd_c = zstandard.ZstdCompressor(level=3)
+
+
+class Labels:
+    """A column of short strings as integer codes into a list of names (what
+    a dictionary column stores; built once, so a block never re-hashes strings)."""
+
+    __slots__ = ("codes", "names")
+
+    def __init__(self, codes: np.ndarray, names: list[str]):
+        self.codes = codes
+        self.names = names
+
+    @classmethod
+    def from_strings(cls, values) -> "Labels":
+        table: dict[str, int] = {}
+        codes = np.fromiter((table.setdefault(s, len(table)) for s in values), dtype=np.uint32)
+        return cls(codes, list(table))
+
+    @classmethod
+    def concat(cls, parts: list["Labels"]) -> "Labels":
+        names: list[str] = []
+        where: dict[str, int] = {}
+        pieces = []
+        for part in parts:
+            remap = np.array([where.setdefault(nm, len(where)) for nm in part.names], dtype=np.uint32)
+            for nm in part.names:
+                if nm not in names:
+                    names.append(nm)
+            pieces.append(remap[part.codes] if len(remap) else part.codes)
+        return cls(np.concatenate(pieces) if pieces else np.zeros(0, np.uint32), names)
+
+    def __getitem__(self, index) -> "Labels":
+        return Labels(self.codes[index], self.names)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def strings(self) -> np.ndarray:
+        table = np.empty(len(self.names), dtype=object)
+        table[:] = self.names
+        return table[self.codes]
+
+
+def _strings_table(values: list[str]) -> bytes:
+    parts = [_U32.pack(len(values))]
+    for s in values:
+        b = s.encode("utf-8")
+        if len(b) > 0xFFFF:
+            raise ValueError(f"string of {len(b)} bytes is too long for a dictionary column (max 65535)")
+        parts.append(_U16.pack(len(b)) + b)
+    return b"".join(parts)
+
+
+def encode_block(columns: list[tuple[str, int, object]]) -> bytes:
+    """Encode ``(name, kind, values)`` columns into a data-block payload.
+
+    values by kind: INT an integer array; QF32/QF64 the int64 quantized array;
+    STR Labels (or a sequence of str); TEXT a sequence of str; OPT_U8 an int16 array with
+    -1 for absent; OPT_QF64 a pair (present bool array, int64 quantized values
+    of the present rows).
+    """
+    # First turn every column into integer arrays (plus raw byte prefixes),
+    # then run the codec over all of them at once on every core.
+    plans: list[tuple[str, int, bytes, list[np.ndarray], bytes]] = []
+    for name, kind, values in columns:
+        prefix, ints, suffix = b"", [], b""
+        if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64):
+            ints = [np.asarray(values)]
+        elif kind == fmt.KIND_STR:
+            labels = values if isinstance(values, Labels) else Labels.from_strings(values)
+            prefix = _strings_table(labels.names)
+            ints = [labels.codes]
+        elif kind == fmt.KIND_TEXT:
+            encoded = [s.encode("utf-8") for s in values]
+            ints = [np.fromiter((len(b) for b in encoded), dtype=np.uint32, count=len(encoded))]
+            blob = _zstd_c.compress(b"".join(encoded))
+            suffix = _U64.pack(len(blob)) + blob
+        elif kind == fmt.KIND_OPT_U8:
+            v = np.asarray(values, dtype=np.int16)
+            ints = [(v + 1).astype(np.uint16)]
+        elif kind == fmt.KIND_OPT_QF64:
+            present, q = values
+            ints = [np.asarray(present, dtype=np.uint8), np.asarray(q, dtype=np.int64)]
+        else:
+            raise ValueError(f"unknown column kind {kind}")
+        plans.append((name, kind, prefix, ints, suffix))
+    flat = [a for _, _, _, ints, _ in plans for a in ints]
+    encoded_flat = core.encode_columns(flat)
+    directory = [_U16.pack(len(plans))]
+    bodies = []
+    k = 0
+    for name, kind, prefix, ints, suffix in plans:
+        body = prefix + b"".join(encoded_flat[k:k + len(ints)]) + suffix
+        k += len(ints)
+        nb = name.encode("utf-8")
+        if not 0 < len(nb) <= 255:
+            raise ValueError(f"column name {name!r} must be 1..255 bytes of UTF-8")
+        directory.append(bytes([len(nb)]) + nb + fmt.COLUMN_ENTRY.pack(kind, len(body)))
+        bodies.append(body)
+    return b"".join(directory + bodies)
+
+
+def read_directory(payload, where: str) -> list[tuple[str, int, int, int]]:
+    """[(name, kind, start, end)] of the columns in a data-block payload."""
+    try:
+        (count,) = _U16.unpack_from(payload, 0)
+        p = 2
+        entries = []
+        for _ in range(count):
+            n = payload[p]
+            name = bytes(payload[p + 1:p + 1 + n]).decode("utf-8")
+            if len(name.encode()) != n:
+                raise ValueError("short name")
+            kind, length = fmt.COLUMN_ENTRY.unpack_from(payload, p + 1 + n)
+            entries.append((name, kind, length))
+            p += 1 + n + fmt.COLUMN_ENTRY.size
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise CorruptDataError(f"{where}: column directory is malformed: {exc}") from None
+    out = []
+    for name, kind, length in entries:
+        if kind not in fmt.KIND_NAMES:
+            raise CorruptDataError(f"{where}: column {name!r} has unknown kind {kind}")
+        if p + length > len(payload):
+            raise CorruptDataError(f"{where}: column {name!r} runs past the end of the block")
+        out.append((name, kind, p, p + length))
+        p += length
+    if p != len(payload):
+        raise CorruptDataError(f"{where}: {len(payload) - p} bytes after the last column")
+    return out
+
+
+def decode_block(payload, records: int, scale: float, where: str,
+                 names: set[str] | None = None) -> dict[str, np.ndarray]:
+    """Decode the columns of a data-block payload (only ``names`` if given)."""
+    directory = read_directory(payload, where)
+    jobs = []   # (name, kind, encoded int columns, prefix info, suffix)
+    for name, kind, start, end in directory:
+        if names is not None and name not in names:
+            continue
+        data = memoryview(payload)[start:end]
+        try:
+            if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_U8):
+                jobs.append((name, kind, [data], None, None))
+            elif kind == fmt.KIND_STR:
+                (count,) = _U32.unpack_from(data, 0)
+                p, table = 4, []
+                for _ in range(count):
+                    (ln,) = _U16.unpack_from(data, p)
+                    if p + 2 + ln > len(data):
+                        raise ValueError("dictionary entry runs past the column")
+                    table.append(bytes(data[p + 2:p + 2 + ln]).decode("utf-8"))
+                    p += 2 + ln
+                jobs.append((name, kind, [data[p:]], table, None))
+            elif kind == fmt.KIND_TEXT:
+                size = core.column_size(data)
+                (zlen,) = _U64.unpack_from(data, size)
+                if size + 8 + zlen != len(data):
+                    raise ValueError("text blob length does not match the column")
+                jobs.append((name, kind, [data[:size]], None, data[size + 8:]))
+            elif kind == fmt.KIND_OPT_QF64:
+                size = core.column_size(data)
+                jobs.append((name, kind, [data[:size], data[size:]], None, None))
+        except (struct.error, ValueError, UnicodeDecodeError) as exc:
+            raise CorruptDataError(f"{where}: column {name!r} is malformed: {exc}") from None
+    flat = [c for _, _, cols, _, _ in jobs for c in cols]
+    try:
+        decoded = core.decode_columns(flat, max_values=records)
+    except CorruptDataError as exc:
+        raise CorruptDataError(f"{where}: {exc}") from None
+    out: dict[str, np.ndarray] = {}
+    k = 0
+    for name, kind, cols, table, suffix in jobs:
+        vals = decoded[k:k + len(cols)]
+        k += len(cols)
+        if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != records:
+            raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
+        if kind == fmt.KIND_INT:
+            out[name] = vals[0]
+        elif kind == fmt.KIND_QF32:
+            out[name] = core.dequantize(vals[0], scale, dtype=np.float32)
+        elif kind == fmt.KIND_QF64:
+            out[name] = core.dequantize(vals[0], scale)
+        elif kind == fmt.KIND_OPT_U8:
+            v = vals[0].astype(np.int16) - 1
+            if v.size and (v.min() < -1 or v.max() > 255):
+                raise CorruptDataError(f"{where}: column {name!r} holds a value outside 0..255")
+            out[name] = v
+        elif kind == fmt.KIND_STR:
+            codes = vals[0]
+            if codes.size and int(codes.max()) >= len(table):
+                raise CorruptDataError(f"{where}: column {name!r} refers past its dictionary of {len(table)}")
+            # kept as codes: the reader joins blocks, then makes strings once
+            out[name] = Labels(codes.astype(np.uint32), table)
+        elif kind == fmt.KIND_TEXT:
+            lengths = vals[0]
+            try:
+                blob = zstandard.ZstdDecompressor().decompress(bytes(suffix),
+                                                              max_output_size=int(lengths.sum()) + 1)
+            except zstandard.ZstdError as exc:
+                raise CorruptDataError(f"{where}: text column {name!r} does not decompress: {exc}") from None
+            if len(blob) != int(lengths.sum()):
+                raise CorruptDataError(f"{where}: text column {name!r} is {len(blob)} bytes, its lengths say "
+                                       f"{int(lengths.sum())}")
+            ends = np.cumsum(lengths, dtype=np.int64)
+            starts = ends - lengths
+            try:
+                texts = [blob[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
+            except UnicodeDecodeError as exc:
+                raise CorruptDataError(f"{where}: text column {name!r} is not UTF-8: {exc}") from None
+            arr = np.empty(len(texts), dtype=object)
+            arr[:] = texts
+            out[name] = arr
+        elif kind == fmt.KIND_OPT_QF64:
+            present = vals[0].astype(bool)
+            if len(present) != records or int(present.sum()) != len(vals[1]):
+                raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
+            full = np.full(records, np.nan)
+            full[present] = core.dequantize(vals[1], scale)
+            out[name] = full
+    return out

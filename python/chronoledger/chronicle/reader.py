@@ -1,0 +1,323 @@
+"""Reading a ``.cmeta`` file: header, block index, damage, decoding, queries."""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from chronoledger import core
+from chronoledger.chronicle import columns as colfmt
+from chronoledger.chronicle import format as fmt
+from chronoledger.chronicle.columns import Labels
+from chronoledger.chronicle.records import FIXED_COLUMNS, record_from_row
+from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
+
+MODES = ("tolerate", "strict", "skip")
+
+
+@dataclass
+class Damage:
+    """A damaged stretch of a file: where it starts and ends, what it is."""
+
+    start: int
+    end: int
+    kind: str            # "torn-tail" or "corrupt"
+    reason: str
+    records: int = 0     # records the damaged blocks claimed, when known
+
+    def as_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "kind": self.kind, "reason": self.reason,
+                "records": self.records}
+
+
+@dataclass
+class Layout:
+    """What opening a file found."""
+
+    header: fmt.FileHeader
+    size: int
+    blocks: list[fmt.BlockHeader]
+    footer: fmt.BlockHeader | None = None           # the footer the trailer points at, if valid
+    footer_total: int | None = None
+    footer_payload_crc: int | None = None
+    damage: list[Damage] = field(default_factory=list)
+
+    @property
+    def torn_tail(self) -> Damage | None:
+        return next((d for d in self.damage if d.kind == "torn-tail"), None)
+
+    @property
+    def corrupt(self) -> list[Damage]:
+        return [d for d in self.damage if d.kind == "corrupt"]
+
+    @property
+    def clean_end(self) -> int:
+        """Where the last whole block ends: the file length after a recovery."""
+        torn = self.torn_tail
+        return torn.start if torn else self.size
+
+
+def _next_valid_block(buf, start: int, size: int) -> fmt.BlockHeader | None:
+    magic = fmt.BLOCK_MAGIC.to_bytes(4, "little")
+    pos = start
+    while True:
+        pos = buf.find(magic, pos, size)
+        if pos < 0:
+            return None
+        bh = fmt.parse_block_header(buf, pos)
+        if bh is not None and bh.end <= size and core.crc64(buf[bh.payload_offset:bh.end]) == bh.payload_crc:
+            return bh
+        pos += 1
+
+
+def _block_ok(buf, bh: fmt.BlockHeader) -> bool:
+    return core.crc64(memoryview(buf)[bh.payload_offset:bh.end]) == bh.payload_crc
+
+
+def scan(buf, path: str, check_payloads: bool = False) -> Layout:
+    """Find the blocks of a file: through its footer if it has a valid one,
+    otherwise by walking the block headers from the start.
+
+    Damage followed by a valid block is "corrupt"; damage that runs to the end
+    of the file is a "torn-tail" (a writer died mid-block).  With
+    ``check_payloads`` every block's payload CRC is checked too; otherwise only
+    the last block's (which is what tells a torn tail apart).
+    """
+    size = len(buf)
+    header = fmt.read_header(buf, path)
+    layout = Layout(header, size, [])
+    footer_at = fmt.read_trailer(buf)
+    if footer_at is not None and not check_payloads:
+        fb = fmt.parse_block_header(buf, footer_at)
+        if fb is not None and fb.kind == fmt.BLOCK_FOOTER and fb.end == size and _block_ok(buf, fb):
+            total, pcrc, entries = fmt.unpack_footer(buf, fb)
+            blocks = []
+            for off, records, first, last in entries:
+                bh = fmt.parse_block_header(buf, off)
+                if (bh is None or bh.kind != fmt.BLOCK_DATA or bh.records != records or bh.first_ts != first
+                        or bh.last_ts != last or bh.end > footer_at):
+                    blocks = None
+                    break
+                blocks.append(bh)
+            if blocks is not None:
+                layout.blocks, layout.footer = blocks, fb
+                layout.footer_total, layout.footer_payload_crc = total, pcrc
+                return layout
+    pos = header.length
+    last_footer = None
+    while pos < size:
+        bh = fmt.parse_block_header(buf, pos)
+        bad = None
+        if bh is None:
+            bad = "no valid block header"
+        elif bh.end > size:
+            bad = f"the block claims {bh.payload_length} payload bytes, only {size - bh.payload_offset} remain"
+        elif check_payloads and not _block_ok(buf, bh):
+            bad = "block payload CRC-64 mismatch"
+        if bad is not None:
+            nxt = _next_valid_block(buf, pos + 1, size)
+            claimed = bh.records if bh is not None and bh.kind == fmt.BLOCK_DATA else 0
+            if nxt is None:
+                layout.damage.append(Damage(pos, size, "torn-tail", bad, claimed))
+                break
+            layout.damage.append(Damage(pos, nxt.offset, "corrupt", bad, claimed))
+            pos = nxt.offset
+            continue
+        if bh.kind == fmt.BLOCK_DATA:
+            layout.blocks.append(bh)
+        else:
+            last_footer = bh
+        pos = bh.end
+    # the last block decides between a clean end and a torn tail
+    if not check_payloads and layout.blocks and layout.torn_tail is None:
+        last = layout.blocks[-1]
+        tail_is_last = last_footer is None or last_footer.offset < last.offset
+        if tail_is_last and not _block_ok(buf, last):
+            layout.blocks.pop()
+            layout.damage.append(Damage(last.offset, size, "torn-tail", "last block payload CRC-64 mismatch",
+                                        last.records))
+    if footer_at is not None and last_footer is not None and last_footer.offset == footer_at \
+            and last_footer.end == size:
+        total, pcrc, _ = fmt.unpack_footer(buf, last_footer)
+        layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
+    return layout
+
+
+class ChronicleReader:
+    """Read-only access to a chronicle file (a snapshot of it as it was when opened).
+
+    ``mode`` says what to do about damage: "tolerate" (default) ignores a torn
+    tail and raises on corruption in the middle; "strict" raises on any
+    damage; "skip" leaves damaged blocks out and records them in ``damage``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "tolerate"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        self._fh = open(self.path, "rb")
+        try:
+            size = os.fstat(self._fh.fileno()).st_size
+            self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            self.layout = scan(self._map, str(self.path), check_payloads=(mode != "tolerate"))
+        except BaseException:
+            self.close()
+            raise
+        self._check_mode()
+        self._first = [b.first_ts for b in self.layout.blocks]
+        self._last = [b.last_ts for b in self.layout.blocks]
+        self._starts = np.cumsum([0] + [b.records for b in self.layout.blocks])
+
+    def _check_mode(self) -> None:
+        lay = self.layout
+        if self.mode == "skip":
+            return
+        corrupt = lay.corrupt
+        if corrupt:
+            d = corrupt[0]
+            raise CorruptDataError(
+                f"{self.path}: corrupt data at offset {d.start}..{d.end} ({d.reason}) with valid blocks after "
+                f"it; `chronoledger chronicle recover --mode skip` salvages the rest", offset=d.start)
+        if self.mode == "strict" and lay.torn_tail is not None:
+            d = lay.torn_tail
+            raise TruncatedError(f"{self.path}: torn tail at offset {d.start} ({d.reason}); "
+                                 f"`chronoledger chronicle recover` truncates it", offset=d.start)
+
+    # --- properties -----------------------------------------------------
+    @property
+    def header(self) -> fmt.FileHeader:
+        return self.layout.header
+
+    @property
+    def schema(self) -> int:
+        return self.layout.header.schema
+
+    @property
+    def scale(self) -> float:
+        return self.layout.header.scale
+
+    @property
+    def metadata(self) -> dict:
+        return self.layout.header.metadata
+
+    @property
+    def blocks(self) -> list[fmt.BlockHeader]:
+        return self.layout.blocks
+
+    @property
+    def damage(self) -> list[Damage]:
+        return self.layout.damage
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    # --- decoding ---------------------------------------------------------
+    def read_block(self, i: int, names: set[str] | None = None, check: bool = True) -> dict[str, np.ndarray]:
+        """Decode data block ``i`` (checking its CRC-64 first)."""
+        bh = self.layout.blocks[i]
+        payload = memoryview(self._map)[bh.payload_offset:bh.end]
+        where = f"{self.path}: block {i} at offset {bh.offset}"
+        if check and core.crc64(payload) != bh.payload_crc:
+            raise ChecksumError(f"{where}: payload CRC-64 mismatch", offset=bh.offset)
+        return colfmt.decode_block(payload, bh.records, self.scale, where, names)
+
+    def column_names(self) -> list[str]:
+        """Every column of the file: the schema's, then metric/value columns in order of appearance."""
+        names = [n for n, _ in FIXED_COLUMNS[self.schema]]
+        seen = set(names)
+        for bh in self.layout.blocks:
+            payload = memoryview(self._map)[bh.payload_offset:bh.end]
+            for name, _, _, _ in colfmt.read_directory(payload, f"{self.path}: block at offset {bh.offset}"):
+                if name not in seen:
+                    seen.add(name)
+                    names.append(name)
+        return names
+
+    def _concat(self, parts: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
+        out = {}
+        for name in names:
+            arrays = []
+            for part in parts:
+                n = len(next(iter(part.values()))) if part else 0
+                if name in part:
+                    arrays.append(part[name])
+                else:   # a metric that had not appeared yet in this block
+                    arrays.append(np.full(n, np.nan))
+            if not arrays:
+                out[name] = np.empty(0)
+            elif isinstance(arrays[0], Labels):
+                out[name] = (Labels.concat(arrays) if len(arrays) > 1 else arrays[0]).strings()
+            else:
+                out[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        return out
+
+    def to_numpy(self, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Every record as numpy columns (name -> array)."""
+        return self._read_range(0, len(self.layout.blocks), columns)
+
+    def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, np.ndarray]:
+        names = columns if columns is not None else self.column_names()
+        want = set(names)
+        parts = [self.read_block(i, want) for i in range(lo, hi)]
+        return self._concat(parts, names)
+
+    def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Columns of the records with ``start <= timestamp < end``.
+
+        Finds the blocks by binary search over the block index; only those
+        blocks are read and decoded.
+        """
+        lo = bisect.bisect_left(self._last, start)
+        hi = bisect.bisect_left(self._first, end)
+        names = columns if columns is not None else self.column_names()
+        if "timestamp" not in names:
+            names_ts = ["timestamp"] + list(names)
+        else:
+            names_ts = list(names)
+        data = self._read_range(lo, max(lo, hi), names_ts)
+        ts = data["timestamp"]
+        a, b = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "left")
+        return {k: data[k][a:b] for k in names}
+
+    def records(self, start: int | None = None, end: int | None = None) -> Iterator:
+        """Records (CycleRecord or EventRecord), in timestamp order, block by block."""
+        lo = 0 if start is None else bisect.bisect_left(self._last, start)
+        hi = len(self.layout.blocks) if end is None else bisect.bisect_left(self._first, end)
+        for i in range(lo, hi):
+            cols = {k: v.strings() if isinstance(v, Labels) else v for k, v in self.read_block(i).items()}
+            names = list(cols)
+            n = self.layout.blocks[i].records
+            for j in range(n):
+                row = {k: cols[k][j] for k in names}
+                ts = int(row["timestamp"])
+                if (start is not None and ts < start) or (end is not None and ts >= end):
+                    continue
+                yield record_from_row(self.schema, row)
+
+    def __iter__(self):
+        return self.records()
+
+    def close(self) -> None:
+        m = getattr(self, "_map", None)
+        if isinstance(m, mmap.mmap):
+            try:
+                m.close()
+            except BufferError:
+                # numpy views of the map are still alive; the map goes with them
+                pass
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

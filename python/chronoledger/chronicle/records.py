@@ -1,0 +1,89 @@
+"""The records a chronicle stores, and the columns each schema maps them to."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from chronoledger.chronicle import format as fmt
+
+METRIC_PREFIX = "metrics."     # cycle chronicles: one optional float column per metric name
+VALUE_PREFIX = "values."       # event logs: one optional float column per value name
+PHASE_MAX_BYTES = 64
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    """One cycle of a running system, as the chronicle specification defines it.
+
+    ``timestamp`` is a monotonic cycle index or an epoch time (u64);
+    ``phase`` a short name ("dream", "train", "validate", ...); ``metrics`` a
+    diagnostics snapshot of named floats (names may appear during a run);
+    ``tensor_signature`` the 3-vector mean; ``action_code`` an optional 0..255;
+    ``seed_state`` the RNG seed that lets the cycle be replayed (u64).
+    Floats are stored at the chronicle's fixed-point scale: a record read back
+    holds exactly the quantized values.
+    """
+
+    timestamp: int
+    phase: str
+    loss_value: float
+    coherence: float
+    tensor_signature: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    action_code: int | None = None
+    seed_state: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One entry of an event log: a timestamp, an event type, a JSON payload
+    (a JSON object) and optional named numeric values."""
+
+    timestamp: int
+    event_type: str
+    payload: dict = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+
+
+# Fixed columns of each schema: (column name, kind).  Metric/value columns
+# come after them, one per name, in the order the names first appeared.
+CYCLE_COLUMNS = [
+    ("timestamp", fmt.KIND_INT),
+    ("phase", fmt.KIND_STR),
+    ("loss_value", fmt.KIND_QF32),
+    ("coherence", fmt.KIND_QF32),
+    ("tensor_signature.0", fmt.KIND_QF32),
+    ("tensor_signature.1", fmt.KIND_QF32),
+    ("tensor_signature.2", fmt.KIND_QF32),
+    ("action_code", fmt.KIND_OPT_U8),
+    ("seed_state", fmt.KIND_INT),
+]
+EVENT_COLUMNS = [
+    ("timestamp", fmt.KIND_INT),
+    ("event_type", fmt.KIND_STR),
+    ("payload", fmt.KIND_TEXT),
+]
+FIXED_COLUMNS = {fmt.SCHEMA_CYCLE: CYCLE_COLUMNS, fmt.SCHEMA_EVENT: EVENT_COLUMNS}
+DYNAMIC_PREFIX = {fmt.SCHEMA_CYCLE: METRIC_PREFIX, fmt.SCHEMA_EVENT: VALUE_PREFIX}
+
+
+def record_from_row(schema: int, row: dict) -> CycleRecord | EventRecord:
+    """Build a record from one row of decoded columns (numpy scalars)."""
+    prefix = DYNAMIC_PREFIX[schema]
+    extra = {k[len(prefix):]: float(v) for k, v in row.items() if k.startswith(prefix) and v == v}
+    if schema == fmt.SCHEMA_CYCLE:
+        action = int(row["action_code"])
+        return CycleRecord(
+            timestamp=int(row["timestamp"]),
+            phase=str(row["phase"]),
+            loss_value=float(row["loss_value"]),
+            coherence=float(row["coherence"]),
+            tensor_signature=(float(row["tensor_signature.0"]), float(row["tensor_signature.1"]),
+                              float(row["tensor_signature.2"])),
+            action_code=None if action < 0 else action,
+            seed_state=int(row["seed_state"]),
+            metrics=extra,
+        )
+    return EventRecord(timestamp=int(row["timestamp"]), event_type=str(row["event_type"]),
+                       payload=json.loads(row["payload"]), values=extra)

@@ -1,0 +1,605 @@
+"""Writing a ``.cmeta`` file: one writer per file, appends only, blocks by count."""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from chronoledger import __version__, core
+from chronoledger.chronicle import columns as colfmt
+from chronoledger.chronicle.columns import Labels
+from chronoledger.chronicle import format as fmt
+from chronoledger.chronicle.reader import scan
+from chronoledger.chronicle.records import (
+    CYCLE_COLUMNS,
+    DYNAMIC_PREFIX,
+    EVENT_COLUMNS,
+    PHASE_MAX_BYTES,
+    CycleRecord,
+    EventRecord,
+)
+from chronoledger.errors import ChronoledgerError, ConfigError, CorruptDataError, OrderError, ValidationError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+U64_MAX = 2**64 - 1
+DURABILITY = ("os", "flush")
+DEFAULT_BLOCK_RECORDS = 65536
+
+
+def _take(v, index):
+    """Rows ``index`` of a staged column (an array, Labels, or a (values, present) pair)."""
+    if isinstance(v, tuple):
+        return (v[0][index], v[1][index])
+    return v[index]
+
+
+class WriterLockedError(ChronoledgerError):
+    """Another writer (in this or another process) holds the chronicle."""
+
+
+def _lock(fd: int, path: Path) -> None:
+    if fcntl is None:  # pragma: no cover
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise WriterLockedError(f"{path}: another writer has this chronicle open; "
+                                f"only one writer per file is allowed (readers may open it at any time)") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class ChronicleWriter:
+    """Appends records to a chronicle file.
+
+    Records are staged in memory and written as compressed, checksummed
+    blocks of ``block_records`` records (and on :meth:`flush`); within a
+    block they are ordered by (timestamp, arrival).  ``durability="os"``
+    (default) leaves writing back to the OS and fsyncs on close;
+    ``"flush"`` fsyncs after every block.
+    """
+
+    def __init__(self, path, mode: str = "a", *, schema: str = "cycle", scale: float | None = None,
+                 block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
+                 metadata: dict | None = None, config: dict | None = None, initial_seed: int | None = None):
+        if mode not in ("w", "x", "a"):
+            raise ValueError(f"mode must be 'w', 'x' or 'a', got {mode!r}")
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
+        if not 1 <= block_records <= 1 << 24:
+            raise ValueError(f"block_records must be 1..16777216, got {block_records}")
+        schema_id = {"cycle": fmt.SCHEMA_CYCLE, "event": fmt.SCHEMA_EVENT}.get(schema)
+        if schema_id is None:
+            raise ValueError(f"schema must be 'cycle' or 'event', got {schema!r}")
+        if scale is not None and (not math.isfinite(scale) or scale <= 0):
+            raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        self.path = Path(path)
+        self.durability = durability
+        self.block_records = block_records
+        self._lock = threading.RLock()
+        self._closed = False
+        self._broken: OSError | None = None
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if mode == "x" else 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+        except FileExistsError:
+            raise FileExistsError(f"{self.path}: already exists (mode 'x' creates a new chronicle only)") from None
+        try:
+            _lock(self._fd, self.path)
+            if mode == "w":
+                os.ftruncate(self._fd, 0)
+            size = os.fstat(self._fd).st_size
+            if size == 0:
+                self._create(schema_id, 1e-6 if scale is None else scale, metadata, config, initial_seed)
+            else:
+                self._continue(schema_id, scale, metadata, config, initial_seed, size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._dynamic_prefix = DYNAMIC_PREFIX[self.schema]
+        self._fixed = CYCLE_COLUMNS if self.schema == fmt.SCHEMA_CYCLE else EVENT_COLUMNS
+        self._limit = 9.2e18 * self.scale     # |value| / scale must stay inside int64
+        self._chunks: list = []               # staged rows (lists of tuples) and column dicts
+        self._rows: list = []                 # the open list-of-tuples chunk
+        self._staged = 0
+        self._buffer = core.AppendBuffer(flush_every=block_records, sink=self._write_windows)
+        self._base = 0                        # arrival number of the first staged record
+
+    # --- opening ------------------------------------------------------------
+    def _create(self, schema_id, scale, metadata, config, initial_seed) -> None:
+        meta = {"created_by": f"chronoledger {__version__}", "schema": fmt.SCHEMA_NAMES[schema_id]}
+        if config is not None:
+            meta["config"] = config
+        if initial_seed is not None:
+            if not 0 <= int(initial_seed) <= U64_MAX:
+                raise ValueError(f"initial_seed must be a u64, got {initial_seed!r}")
+            meta["initial_seed"] = int(initial_seed)
+        if metadata:
+            meta["user"] = metadata
+        head = fmt.pack_header(schema_id, scale, meta)
+        os.write(self._fd, head)
+        os.fsync(self._fd)
+        _fsync_dir(self.path)
+        self.header = fmt.read_header(head, str(self.path))
+        self.schema, self.scale = schema_id, scale
+        self._pos = len(head)
+        self._index: list[fmt.BlockHeader] = []
+        self._total = 0
+        self._floor: int | None = None
+        self._payload_crc = 0
+
+    def _continue(self, schema_id, scale, metadata, config, initial_seed, size) -> None:
+        with mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as buf:
+            layout = scan(buf, str(self.path))
+            if layout.corrupt:
+                d = layout.corrupt[0]
+                raise CorruptDataError(f"{self.path}: cannot append: corrupt data at offset {d.start} "
+                                       f"({d.reason}); run `chronoledger chronicle recover --mode skip` first",
+                                       offset=d.start)
+            header = layout.header
+            if header.schema != schema_id:
+                raise ConfigError(f"{self.path}: the file is a {header.schema_name} chronicle, "
+                                  f"not {fmt.SCHEMA_NAMES[schema_id]}")
+            if scale is not None and scale != header.scale:
+                raise ConfigError(f"{self.path}: the file's scale is {header.scale!r}, not {scale!r}")
+            if metadata or config is not None or initial_seed is not None:
+                raise ConfigError(f"{self.path}: metadata, config and initial_seed are fixed when a chronicle "
+                                  f"is created; this one exists already")
+            end = layout.clean_end
+            if layout.footer is not None and layout.footer.end == end:
+                crc = core.crc64(buf[layout.footer.offset:end], layout.footer_payload_crc)
+            else:
+                crc = core.crc64(buf[header.length:end])
+        if layout.torn_tail is not None:
+            torn = layout.torn_tail
+            os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+            warnings.warn(f"{self.path}: dropped a torn tail of {size - end} bytes at offset {end} "
+                          f"({torn.reason}; {torn.records} unflushed records) before appending",
+                          stacklevel=4)
+        self.header = header
+        self.schema, self.scale = header.schema, header.scale
+        self._pos = end
+        self._index = list(layout.blocks)
+        self._total = sum(b.records for b in self._index)
+        self._floor = self._index[-1].last_ts if self._index else None
+        self._payload_crc = crc
+
+    # --- appending ----------------------------------------------------------
+    def _check_float(self, name: str, v) -> float:
+        f = float(v)
+        if not math.isfinite(f) or abs(f) >= self._limit:
+            raise ValidationError(f"{self.path}: {name} = {v!r} cannot be stored at scale {self.scale!r} "
+                                  f"(NaN, infinity or too large)")
+        return f
+
+    def _check_ts(self, ts) -> int:
+        t = int(ts)
+        if not 0 <= t <= U64_MAX:
+            raise ValidationError(f"{self.path}: timestamp {ts!r} is not a u64")
+        if self._floor is not None and t < self._floor:
+            raise OrderError(f"{self.path}: timestamp {t} is older than the last flushed timestamp {self._floor}")
+        return t
+
+    def _check_extra(self, extra) -> dict | None:
+        if not extra:
+            return None
+        if not isinstance(extra, dict):
+            raise ValidationError(f"{self.path}: metrics/values must be a dict of name -> float")
+        out = {}
+        for k, v in extra.items():
+            if not isinstance(k, str) or not k or len(k.encode()) > 200:
+                raise ValidationError(f"{self.path}: metric name {k!r} must be a non-empty str of at most 200 bytes")
+            out[k] = self._check_float(f"metric {k!r}", v)
+        return out
+
+    def append_cycle(self, timestamp, phase, loss_value, coherence, tensor_signature=(0.0, 0.0, 0.0),
+                     action_code=None, seed_state=0, metrics=None) -> None:
+        """Stage one cycle record (checked now, written with its block)."""
+        if self.schema != fmt.SCHEMA_CYCLE:
+            raise ValidationError(f"{self.path}: this is an event log; append events, not cycles")
+        if not isinstance(phase, str) or not phase or len(phase.encode()) > PHASE_MAX_BYTES:
+            raise ValidationError(f"{self.path}: phase must be a non-empty str of at most "
+                                  f"{PHASE_MAX_BYTES} bytes, got {phase!r}")
+        try:
+            t0, t1, t2 = tensor_signature
+        except (TypeError, ValueError):
+            raise ValidationError(f"{self.path}: tensor_signature must hold 3 floats, got {tensor_signature!r}") from None
+        if action_code is not None and not (isinstance(action_code, (int, np.integer)) and 0 <= action_code <= 255):
+            raise ValidationError(f"{self.path}: action_code must be None or an int 0..255, got {action_code!r}")
+        seed = int(seed_state)
+        if not 0 <= seed <= U64_MAX:
+            raise ValidationError(f"{self.path}: seed_state {seed_state!r} is not a u64")
+        row = (None, phase, self._check_float("loss_value", loss_value),
+               self._check_float("coherence", coherence), self._check_float("tensor_signature[0]", t0),
+               self._check_float("tensor_signature[1]", t1), self._check_float("tensor_signature[2]", t2),
+               -1 if action_code is None else int(action_code), seed, self._check_extra(metrics))
+        self._push(timestamp, row)
+
+    def append_event(self, timestamp, event_type, payload=None, values=None) -> None:
+        """Stage one event: a type, a JSON object payload, optional numeric values."""
+        import json
+
+        if self.schema != fmt.SCHEMA_EVENT:
+            raise ValidationError(f"{self.path}: this is a cycle chronicle; append cycles, not events")
+        if not isinstance(event_type, str) or not event_type or len(event_type.encode()) > PHASE_MAX_BYTES:
+            raise ValidationError(f"{self.path}: event_type must be a non-empty str of at most "
+                                  f"{PHASE_MAX_BYTES} bytes, got {event_type!r}")
+        payload = {} if payload is None else payload
+        if not isinstance(payload, dict):
+            raise ValidationError(f"{self.path}: payload must be a JSON object (a dict), got {type(payload).__name__}")
+        try:
+            text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{self.path}: payload is not JSON-serialisable: {exc}") from None
+        self._push(timestamp, (None, event_type, text, self._check_extra(values)))
+
+    def append(self, record) -> None:
+        """Stage a CycleRecord or EventRecord."""
+        if isinstance(record, CycleRecord):
+            self.append_cycle(record.timestamp, record.phase, record.loss_value, record.coherence,
+                              record.tensor_signature, record.action_code, record.seed_state, record.metrics)
+        elif isinstance(record, EventRecord):
+            self.append_event(record.timestamp, record.event_type, record.payload, record.values)
+        else:
+            raise ValidationError(f"{self.path}: expected a CycleRecord or EventRecord, got {type(record).__name__}")
+
+    def _push(self, timestamp, row) -> None:
+        with self._lock:
+            self._ensure_open()
+            t = self._check_ts(timestamp)
+            self._rows.append((t,) + row[1:])
+            self._staged += 1
+            self._buffer.append(t)
+
+    def extend(self, columns: dict, labels: dict | None = None) -> None:
+        """Stage many records from numpy columns (names as in :meth:`Chronicle.to_numpy`).
+
+        ``phase`` / ``event_type`` may be strings, or integer codes into the
+        names given as ``labels={"phase": [...]}`` (much faster for big
+        batches).  Every value is checked before anything is staged: a bad
+        batch stores nothing and the error names the column and the index.
+        """
+        with self._lock:
+            self._ensure_open()
+            cols = self._normalise_columns(columns, labels)
+            n = len(cols["timestamp"])
+            if n == 0:
+                return
+            ts = cols["timestamp"]
+            whole = (n // self.block_records) * self.block_records
+            if self._staged == 0 and whole and bool(np.all(ts[1:whole] >= ts[:whole - 1])):
+                # Already in order and nothing staged: the windows the ordered
+                # buffer would seal are exactly these slices, so write them
+                # directly and stage only the remainder.
+                try:
+                    for start in range(0, whole, self.block_records):
+                        self._write_block({k: _take(v, slice(start, start + self.block_records))
+                                           for k, v in cols.items()})
+                except OSError as exc:
+                    self._broken = exc
+                    raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); the writer is "
+                                            f"closed") from exc
+                self._reset_buffer()
+                if whole == n:
+                    return
+                cols = {k: _take(v, slice(whole, n)) for k, v in cols.items()}
+                n -= whole
+            self._close_rows()
+            self._chunks.append(cols)
+            self._staged += n
+            self._buffer.extend(cols["timestamp"])
+
+    def _labels(self, name: str, arr: np.ndarray, names) -> Labels:
+        if arr.dtype.kind in "iu":
+            if names is None:
+                raise ValidationError(f"{self.path}: {name} is given as integer codes; pass labels={{{name!r}: "
+                                      f"[names...]}} to say what they mean")
+            names = list(names)
+            for nm in names:
+                if not isinstance(nm, str) or not nm or len(nm.encode()) > PHASE_MAX_BYTES:
+                    raise ValidationError(f"{self.path}: label {nm!r} for {name} is not a short non-empty str")
+            if arr.size and (arr.min() < 0 or arr.max() >= len(names)):
+                i = int(np.argmax((arr < 0) | (arr >= len(names))))
+                raise ValidationError(f"{self.path}: {name}[{i}] = {int(arr[i])} is not a code into its "
+                                      f"{len(names)} labels")
+            return Labels(arr.astype(np.uint32), names)
+        labels = Labels.from_strings(arr.tolist())
+        for nm in labels.names:
+            if not isinstance(nm, str) or not nm or len(nm.encode()) > PHASE_MAX_BYTES:
+                i = int(np.argmax(labels.codes == labels.names.index(nm)))
+                raise ValidationError(f"{self.path}: {name}[{i}] = {nm!r} is not a short non-empty str")
+        return labels
+
+    def _normalise_columns(self, columns: dict, labels: dict | None = None) -> dict:
+        if "timestamp" not in columns:
+            raise ValidationError(f"{self.path}: extend needs a 'timestamp' column")
+        ts = np.asarray(columns["timestamp"])
+        if ts.ndim != 1 or (ts.size and ts.dtype.kind not in "iu"):
+            raise ValidationError(f"{self.path}: timestamp must be a 1-D integer array")
+        n = ts.shape[0]
+        if n and ts.dtype.kind == "i" and ts.min() < 0:
+            raise ValidationError(f"{self.path}: timestamp[{int(ts.argmin())}] is negative")
+        ts = ts.astype(np.uint64)
+        if n and self._floor is not None and int(ts.min()) < self._floor:
+            i = int(np.argmax(ts < self._floor))
+            raise OrderError(f"{self.path}: timestamp[{i}] = {int(ts[i])} is older than the last flushed "
+                             f"timestamp {self._floor}")
+        out = {"timestamp": ts}
+        known = {name for name, _ in self._fixed}
+        for name, kind in self._fixed[1:]:
+            if name not in columns:
+                if name.startswith("tensor_signature.") and "tensor_signature" in columns:
+                    continue
+                if name == "action_code" or name == "payload":
+                    continue
+                raise ValidationError(f"{self.path}: extend needs a {name!r} column")
+        for name, values in columns.items():
+            if name == "timestamp":
+                continue
+            if name == "tensor_signature" and self.schema == fmt.SCHEMA_CYCLE:
+                arr = np.asarray(values)
+                if arr.shape != (n, 3):
+                    raise ValidationError(f"{self.path}: tensor_signature must have shape ({n}, 3), got {arr.shape}")
+                for j in range(3):
+                    out[f"tensor_signature.{j}"] = self._quantized(f"tensor_signature.{j}", arr[:, j])
+                continue
+            arr = np.asarray(values)
+            if arr.shape[:1] != (n,) or arr.ndim != 1:
+                raise ValidationError(f"{self.path}: column {name!r} must be 1-D with {n} values, got shape {arr.shape}")
+            if name in ("phase", "event_type"):
+                out[name] = self._labels(name, arr, (labels or {}).get(name))
+            elif name == "payload":
+                out[name] = np.asarray([self._payload_text(name, i, p) for i, p in enumerate(arr.tolist())],
+                                       dtype=object)
+            elif name == "action_code":
+                a = np.asarray(arr)
+                if a.size and (a.dtype.kind not in "iu" or a.min() < -1 or a.max() > 255):
+                    raise ValidationError(f"{self.path}: action_code must hold ints 0..255, or -1 for none")
+                out[name] = a.astype(np.int16)
+            elif name == "seed_state":
+                if arr.size and arr.dtype.kind not in "iu":
+                    raise ValidationError(f"{self.path}: seed_state must be integers")
+                out[name] = arr.astype(np.uint64)
+            elif name in known:
+                out[name] = self._quantized(name, arr)
+            elif name.startswith(self._dynamic_prefix) and len(name) > len(self._dynamic_prefix):
+                out[name] = self._quantized(name, arr, allow_nan=True)
+            else:
+                raise ValidationError(f"{self.path}: unknown column {name!r} for a "
+                                      f"{fmt.SCHEMA_NAMES[self.schema]} chronicle")
+        if self.schema == fmt.SCHEMA_CYCLE:
+            out.setdefault("action_code", np.full(n, -1, dtype=np.int16))
+        else:
+            out.setdefault("payload", np.full(n, "{}", dtype=object))
+        return out
+
+    def _payload_text(self, name, i, p) -> str:
+        import json
+
+        if isinstance(p, str):
+            try:
+                obj = json.loads(p)
+            except ValueError as exc:
+                raise ValidationError(f"{self.path}: {name}[{i}] is not JSON: {exc}") from None
+        else:
+            obj = p
+        if not isinstance(obj, dict):
+            raise ValidationError(f"{self.path}: {name}[{i}] must be a JSON object")
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    def _quantized(self, name: str, arr, allow_nan: bool = False) -> np.ndarray:
+        """int64 fixed point of a float column (NaN = absent for metric columns)."""
+        a = np.asarray(arr)
+        if a.dtype != np.float32:
+            a = a.astype(np.float64)
+        if allow_nan:
+            a = np.where(np.isnan(a), 0.0, a).astype(a.dtype)   # presence is kept separately
+        try:
+            q = core.quantize(a, self.scale)
+        except Exception as exc:
+            raise ValidationError(f"{self.path}: column {name!r}: {exc}") from None
+        if allow_nan:
+            return q, ~np.isnan(np.asarray(arr, dtype=np.float64))
+        return q
+
+    def _reset_buffer(self) -> None:
+        # Only called with nothing staged: a fresh buffer keeps its arrival
+        # numbers (the payloads that index the staging) in step with it.
+        self._buffer = core.AppendBuffer(flush_every=self.block_records, sink=self._write_windows)
+        self._base = 0
+
+    def _close_rows(self) -> None:
+        if self._rows:
+            self._chunks.append(self._rows)
+            self._rows = []
+
+    # --- writing blocks ------------------------------------------------------
+    def _materialise(self) -> dict:
+        """All staged records as columns in arrival order."""
+        self._close_rows()
+        parts = []
+        for chunk in self._chunks:
+            parts.append(chunk if isinstance(chunk, dict) else self._rows_to_columns(chunk))
+        self._chunks = []
+        names = []
+        for p in parts:
+            for k in p:
+                if k not in names:
+                    names.append(k)
+        out = {}
+        for k in names:
+            pieces = []
+            for p in parts:
+                n = len(p["timestamp"])
+                v = p.get(k)
+                if v is None:   # a metric that this chunk does not have
+                    v = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool))
+                pieces.append(v)
+            if isinstance(pieces[0], tuple):
+                out[k] = (np.concatenate([x[0] for x in pieces]), np.concatenate([x[1] for x in pieces]))
+            elif isinstance(pieces[0], Labels):
+                out[k] = Labels.concat(pieces) if len(pieces) > 1 else pieces[0]
+            else:
+                out[k] = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        return out
+
+    def _rows_to_columns(self, rows: list) -> dict:
+        n = len(rows)
+        cols = list(zip(*rows))
+        out = {"timestamp": np.array(cols[0], dtype=np.uint64)}
+        if self.schema == fmt.SCHEMA_CYCLE:
+            out["phase"] = Labels.from_strings(cols[1])
+            names = ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2")
+            for k, name in enumerate(names):
+                out[name] = core.quantize(np.array(cols[2 + k], dtype=np.float64), self.scale)
+            out["action_code"] = np.array(cols[7], dtype=np.int16)
+            out["seed_state"] = np.array(cols[8], dtype=np.uint64)
+            extras = cols[9]
+        else:
+            out["event_type"] = Labels.from_strings(cols[1])
+            out["payload"] = np.array(cols[2], dtype=object)
+            extras = cols[3]
+        names = []
+        for e in extras:
+            if e:
+                for k in e:
+                    if k not in names:
+                        names.append(k)
+        for k in names:
+            vals = np.array([e.get(k, np.nan) if e else np.nan for e in extras], dtype=np.float64)
+            present = ~np.isnan(vals)
+            out[self._dynamic_prefix + k] = (core.quantize(np.where(present, vals, 0.0), self.scale), present)
+        return out
+
+    def _write_windows(self, ts: np.ndarray, payload: np.ndarray) -> None:
+        """AppendBuffer sink: sealed windows, sorted; payload = arrival numbers."""
+        try:
+            self._write_windows_unguarded(ts, payload)
+        except OSError as exc:
+            # A block may be half on disk: stop here.  Reopening the file
+            # truncates the torn tail; the records staged were never stored.
+            self._broken = exc
+            raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); the writer is closed and "
+                                    f"{self._staged} staged records were not written") from exc
+
+    def _write_windows_unguarded(self, ts: np.ndarray, payload: np.ndarray) -> None:
+        n = len(ts)
+        cols = self._materialise()
+        staged = len(cols["timestamp"])
+        order = (payload - np.uint64(self._base)).astype(np.int64)
+        rest = {k: _take(v, slice(n, None)) for k, v in cols.items()}
+        identity = bool(np.all(order == np.arange(len(order))))
+        for start in range(0, n, self.block_records):
+            idx = slice(start, start + self.block_records) if identity else order[start:start + self.block_records]
+            self._write_block({k: _take(v, idx) for k, v in cols.items()})
+        self._base += n
+        self._staged -= n
+        if staged > n:
+            self._chunks = [rest]
+
+    def _write_block(self, cols: dict) -> None:
+        ts = cols["timestamp"]
+        n = len(ts)
+        spec = []
+        for name, kind in self._fixed:
+            spec.append((name, kind, cols[name]))
+        for name, v in cols.items():
+            if isinstance(v, tuple):
+                q, present = v
+                if present.any():
+                    spec.append((name, fmt.KIND_OPT_QF64, (present, q[present])))
+        payload = colfmt.encode_block(spec)
+        block = fmt.pack_block(fmt.BLOCK_DATA, payload, n, int(ts[0]), int(ts[-1]))
+        self._write_at_end(block)
+        self._index.append(fmt.BlockHeader(self._pos - len(block), fmt.BLOCK_DATA, len(payload), n,
+                                           int(ts[0]), int(ts[-1]), 0))
+        self._total += n
+        self._floor = int(ts[-1])
+
+    def _write_at_end(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, self._pos)
+            view = view[written:]
+            self._pos += written
+        self._payload_crc = core.crc64(data, self._payload_crc)
+        if self.durability == "flush":
+            os.fsync(self._fd)
+
+    # --- flushing and closing -------------------------------------------------
+    def flush(self) -> None:
+        """Write every staged record now (as a block of fewer records if need be)."""
+        with self._lock:
+            self._ensure_open()
+            self._buffer.flush()
+
+    def save(self) -> None:
+        """Flush, write a footer (index, count, payload CRC) and fsync: a
+        checkpoint a reader can open without scanning."""
+        with self._lock:
+            self.flush()
+            self._write_footer()
+            os.fsync(self._fd)
+
+    def _write_footer(self) -> None:
+        crc = self._payload_crc
+        footer = fmt.pack_footer(self._total, crc, self._index, self._pos)
+        durability, self.durability = self.durability, "os"
+        try:
+            self._write_at_end(footer)
+        finally:
+            self.durability = durability
+
+    @property
+    def records(self) -> int:
+        """Records written to the file so far (not counting staged ones)."""
+        return self._total
+
+    @property
+    def staged(self) -> int:
+        return self._staged
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise ChronoledgerError(f"{self.path}: the chronicle writer is closed")
+        if self._broken is not None:
+            raise ChronoledgerError(f"{self.path}: an earlier write failed ({self._broken}); "
+                                    f"reopen the chronicle to continue")
+
+    def close(self) -> None:
+        """Flush, write the footer, fsync, release the writer lock."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._broken is None:
+                    self._buffer.flush()
+                    self._write_footer()
+                    os.fsync(self._fd)
+            finally:
+                self._closed = True
+                os.close(self._fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
