@@ -32,6 +32,7 @@ class Check:
 @dataclass
 class AuditReport:
     path: str
+    title: str = "audit"
     checks: list[Check] = field(default_factory=list)
     damage: list[dict] = field(default_factory=list)
     replay: dict | None = None
@@ -48,7 +49,7 @@ class AuditReport:
                 "damage": self.damage, "replay": self.replay}
 
     def text(self) -> str:
-        lines = [f"audit of {self.path}: {'OK' if self.ok else 'FAILED'}"]
+        lines = [f"{self.title} of {self.path}: {'OK' if self.ok else 'FAILED'}"]
         for c in self.checks:
             lines.append(f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
         return "\n".join(lines)
@@ -58,7 +59,7 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
     """Check every checksum of a file: header, block headers, block payloads,
     the payload CRC and record count in the footer."""
     path = Path(path)
-    report = AuditReport(str(path))
+    report = AuditReport(str(path), "verify")
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
@@ -81,14 +82,17 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
                                        f"of each block checked")
             if progress:
                 progress(size)
-            fb = fmt.read_trailer(buf)
-            footer = fmt.parse_block_header(buf, fb) if fb is not None else None
+            footer = layout.footer
             if footer is None or footer.end != size:
                 report.add("footer", not layout.damage,
                            "no footer at the end: the file was not closed cleanly (a writer may still be "
                            "appending); blocks were found by scanning")
                 return report
-            ftotal, pcrc, entries = fmt.unpack_footer(buf, footer)
+            try:
+                ftotal, pcrc, entries = fmt.unpack_footer(buf, footer)
+            except CorruptDataError as exc:
+                report.add("footer", False, str(exc))
+                return report
             actual = core.crc64(memoryview(buf)[layout.header.length:footer.offset])
             report.add("payload crc", actual == pcrc,
                        f"CRC-64 of bytes {layout.header.length}..{footer.offset} is {actual:016x}, "
@@ -104,6 +108,7 @@ def audit(path, step_factory: StepFactory | None = None, *,
     """:func:`verify`, plus decoded checks: record counts per block, monotonic
     timestamps, block time ranges, and (with a step factory) replay hashes."""
     report = verify(path)
+    report.title = "audit"
     if not report.ok:
         return report
     with ChronicleReader(path, "skip") as reader:

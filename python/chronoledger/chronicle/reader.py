@@ -225,7 +225,9 @@ class ChronicleReader:
         payload = memoryview(self._map)[bh.payload_offset:bh.end]
         where = f"{self.path}: block {i} at offset {bh.offset}"
         if check and core.crc64(payload) != bh.payload_crc:
-            raise ChecksumError(f"{where}: payload CRC-64 mismatch", offset=bh.offset)
+            raise ChecksumError(f"{where}: payload CRC-64 mismatch; valid data follows this block, so it is "
+                                f"corruption, not a torn tail (`chronoledger chronicle recover --mode skip` "
+                                f"salvages the rest)", offset=bh.offset)
         return colfmt.decode_block(payload, bh.records, self.scale, where, names)
 
     def column_names(self) -> list[str]:
@@ -234,7 +236,11 @@ class ChronicleReader:
         seen = set(names)
         for bh in self.layout.blocks:
             payload = memoryview(self._map)[bh.payload_offset:bh.end]
-            for name, _, _, _ in colfmt.read_directory(payload, f"{self.path}: block at offset {bh.offset}"):
+            try:
+                directory = colfmt.read_directory(payload, f"{self.path}: block at offset {bh.offset}")
+            except CorruptDataError:
+                continue        # reading that block reports it, with its CRC
+            for name, _, _, _ in directory:
                 if name not in seen:
                     seen.add(name)
                     names.append(name)
@@ -263,9 +269,14 @@ class ChronicleReader:
         return self._read_range(0, len(self.layout.blocks), columns)
 
     def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, np.ndarray]:
-        names = columns if columns is not None else self.column_names()
-        want = set(names)
+        want = set(columns) if columns is not None else None
         parts = [self.read_block(i, want) for i in range(lo, hi)]
+        if columns is not None:
+            names = list(columns)
+        else:   # the schema's columns, then metrics in order of first appearance
+            names = [n for n, _ in FIXED_COLUMNS[self.schema]]
+            for part in parts:
+                names += [k for k in part if k not in names]
         return self._concat(parts, names)
 
     def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -276,15 +287,12 @@ class ChronicleReader:
         """
         lo = bisect.bisect_left(self._last, start)
         hi = bisect.bisect_left(self._first, end)
-        names = columns if columns is not None else self.column_names()
-        if "timestamp" not in names:
-            names_ts = ["timestamp"] + list(names)
-        else:
-            names_ts = list(names)
+        names_ts = None if columns is None else (list(columns) if "timestamp" in columns
+                                                 else ["timestamp"] + list(columns))
         data = self._read_range(lo, max(lo, hi), names_ts)
         ts = data["timestamp"]
         a, b = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "left")
-        return {k: data[k][a:b] for k in names}
+        return {k: data[k][a:b] for k in (columns if columns is not None else data)}
 
     def records(self, start: int | None = None, end: int | None = None) -> Iterator:
         """Records (CycleRecord or EventRecord), in timestamp order, block by block."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from chronoledger import __version__
+from chronoledger.cli.chronicle_cmds import chronicle_group
 from chronoledger.cli.core_cmds import core_group
 from chronoledger.cli.demo import demo
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 
 cli.add_command(core_group)
+cli.add_command(chronicle_group)
 cli.add_command(demo)
 
 

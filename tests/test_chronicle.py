@@ -1,0 +1,303 @@
+"""The chronicle: the five tests of the specification, and the rest of the contract."""
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+from chronoledger import core, workload
+from chronoledger.chronicle import (
+    Chronicle,
+    CycleRecord,
+    EventRecord,
+    WriterLockedError,
+    compress_records,
+    load_chronicle,
+    query_range,
+    record_cycle,
+    save_chronicle,
+    verify,
+)
+from chronoledger.errors import ConfigError, OrderError, ValidationError
+
+from _chronicle_util import PHASES, cycle_fields, write_cycles
+
+
+def test_chronicle_record_append(tmp_path):
+    """Records come out in chronological order; older-than-flushed is refused."""
+    p = tmp_path / "a.cmeta"
+    with Chronicle.open(p, "w", block_records=4) as ch:
+        for ts in [5, 3, 4, 1]:                       # one window, out of order
+            ch.append(timestamp=ts, phase="train", loss_value=ts, coherence=0.5)
+        with pytest.raises(OrderError, match="older than the last flushed timestamp 5"):
+            ch.append(timestamp=4, phase="train", loss_value=0.0, coherence=0.5)
+        ch.append(timestamp=5, phase="dream", loss_value=1.0, coherence=0.5)   # equal is fine
+        ch.append(timestamp=9, phase="dream", loss_value=1.0, coherence=0.5)
+    with Chronicle.open(p) as ch:
+        ts = ch.to_numpy()["timestamp"]
+    assert ts.tolist() == [1, 3, 4, 5, 5, 9]
+    assert np.all(np.diff(ts.astype(np.int64)) >= 0)
+
+
+def test_chronicle_compression_roundtrip(tmp_path):
+    """What is read back is bitwise what the writer holds (fixed point at 1e-6)."""
+    p = tmp_path / "r.cmeta"
+    held = []
+    with Chronicle.open(p, "w", block_records=64) as ch:
+        for i in range(500):
+            held.append(record_cycle(CycleRecord(**cycle_fields(i)), ch))
+    with load_chronicle(p) as ch:
+        back = list(ch)
+        cols = ch.to_numpy()
+    assert back == held                                 # dataclass equality: every float bit for bit
+    raw = np.array([cycle_fields(i)["loss_value"] for i in range(500)])
+    expect = core.dequantize(core.quantize(raw), dtype=np.float32)
+    assert cols["loss_value"].tobytes() == expect.tobytes()
+
+
+def test_deterministic_replay(tmp_path):
+    from chronoledger.chronicle import replay
+    from chronoledger.examples import learner
+    from chronoledger.examples.recording import record_learner
+
+    p = tmp_path / "learner.cmeta"
+    record_learner(p, 600)
+    report = replay(p, learner.make_step)
+    assert report.ok and report.records == 600 and report.matched == 600
+
+    def drifting(config, seed):                          # a step that differs from cycle 300 on
+        step = learner.make_step(config, seed)
+
+        def run(ts, phase, seed_state):
+            out = step(ts, phase, seed_state)
+            if ts >= 300:
+                out = dict(out, loss_value=out["loss_value"] + 1e-3)
+            return out
+        return run
+
+    bad = replay(p, drifting)
+    assert not bad.ok
+    assert bad.first_divergence.index == 300 and bad.first_divergence.fields == ["loss_value"]
+    assert bad.divergences == 300
+
+
+def test_file_integrity(tmp_path):
+    p = tmp_path / "i.cmeta"
+    write_cycles(p, 300)
+    assert verify(p).ok
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    p.write_bytes(bytes(data))
+    report = verify(p)
+    assert not report.ok
+    assert any("CRC" in c.detail or "corrupt" in c.detail or "torn" in c.detail for c in report.checks if not c.ok)
+
+
+def test_query_range(tmp_path):
+    p = tmp_path / "q.cmeta"
+    write_cycles(p, 1000, block_records=64)
+    with Chronicle.open(p) as ch:
+        recs = query_range(ch, 250, 600)
+        assert [r.timestamp for r in recs] == list(range(250, 600))
+        assert recs[0] == CycleRecord(**{**cycle_fields(250), **{k: getattr(recs[0], k) for k in (
+            "loss_value", "coherence", "tensor_signature", "metrics")}})
+        cols = ch.query_columns(999, 5000)
+        assert cols["timestamp"].tolist() == [999]
+        assert len(ch.query(2000, 3000)) == 0
+        assert len(ch.query(0, 1)) == 1
+
+
+def test_reopen_for_append_continues(tmp_path):
+    p = tmp_path / "c.cmeta"
+    write_cycles(p, 150, mode="w")
+    write_cycles(p, 150, mode="a", start=150)
+    with Chronicle.open(p) as ch:
+        assert len(ch) == 300
+        assert ch.to_numpy()["timestamp"].tolist() == list(range(300))
+    assert verify(p).ok
+    with pytest.raises(OrderError):
+        write_cycles(p, 1, mode="a", start=5)
+    with pytest.raises(ConfigError, match="scale"):
+        Chronicle.open(p, "a", scale=1e-3)
+    with pytest.raises(ConfigError, match="cycle chronicle"):
+        Chronicle.open(p, "a", schema="event")
+
+
+def test_second_writer_is_refused(tmp_path):
+    p = tmp_path / "w.cmeta"
+    with Chronicle.open(p, "w"):
+        with pytest.raises(WriterLockedError, match="another writer"):
+            Chronicle.open(p, "a")
+        with Chronicle.open(p) as reader:          # readers are always welcome
+            assert len(reader) == 0
+    with Chronicle.open(p, "a"):                    # the lock went with the first writer
+        pass
+
+
+def test_threads_appending_at_once_lose_nothing(tmp_path):
+    p = tmp_path / "t.cmeta"
+    n_threads, per = 4, 2500
+    clock = iter(range(10**9))
+    lock = threading.Lock()
+    refused = [0]
+
+    with Chronicle.open(p, "w", block_records=512) as ch:
+        def work(k):
+            for i in range(per):
+                with lock:
+                    ts = next(clock)
+                try:
+                    ch.append(timestamp=ts, phase=PHASES[k % 3], loss_value=float(k), coherence=0.5,
+                              seed_state=k * per + i)
+                except OrderError:
+                    refused[0] += 1
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    with Chronicle.open(p) as ch:
+        cols = ch.to_numpy()
+    assert len(cols["timestamp"]) + refused[0] == n_threads * per
+    assert len(set(cols["seed_state"].tolist())) == len(cols["seed_state"])
+    assert np.all(np.diff(cols["timestamp"].astype(np.int64)) >= 0)
+
+
+def test_extend_numpy_columns_with_labels(tmp_path):
+    c = workload.generate(70_000, "ms")
+    cols = {"timestamp": c["timestamp"], "phase": c["phase"], "loss_value": c["loss"],
+            "coherence": c["coherence"], "tensor_signature": c["tensor_signature"],
+            "action_code": np.where(c["action_present"], c["action_code"].astype(np.int16), -1), "seed_state": c["seed_state"],
+            "metrics.lr": np.where(np.arange(70_000) % 2 == 0, 0.01, np.nan)}
+    p = tmp_path / "e.cmeta"
+    with Chronicle.open(p, "w", block_records=16384) as ch:
+        ch.extend(cols, labels={"phase": list(workload.PHASES)})
+    with Chronicle.open(p) as ch:
+        back = ch.to_numpy()
+    assert np.array_equal(back["timestamp"], c["timestamp"])
+    assert back["phase"].tolist()[:5] == [workload.PHASES[x] for x in c["phase"][:5]]
+    assert np.array_equal(core.quantize(back["tensor_signature.1"]), core.quantize(c["tensor_signature"][:, 1]))
+    assert np.array_equal(back["action_code"] >= 0, c["action_present"])
+    assert np.array_equal(np.isnan(back["metrics.lr"]), np.arange(70_000) % 2 == 1)
+    assert np.array_equal(back["seed_state"], c["seed_state"])
+
+
+def test_bad_input_is_refused_and_loses_nothing(tmp_path):
+    p = tmp_path / "b.cmeta"
+    with Chronicle.open(p, "w", block_records=10) as ch:
+        ch.append(**cycle_fields(0))
+        for bad, match in [(dict(loss_value=float("nan")), "loss_value"),
+                           (dict(coherence=float("inf")), "coherence"),
+                           (dict(phase=""), "phase"), (dict(phase=7), "phase"),
+                           (dict(action_code=300), "action_code"), (dict(seed_state=-1), "seed_state"),
+                           (dict(timestamp=-5), "timestamp"), (dict(tensor_signature=(1.0, 2.0)), "tensor"),
+                           (dict(metrics={"x": float("nan")}), "metric")]:
+            with pytest.raises(ValidationError, match=match):
+                ch.append(**{**cycle_fields(1), **bad})
+        with pytest.raises(ValidationError, match=r"timestamp\[1\]|phase\[1\]"):
+            ch.extend({"timestamp": np.array([5, 6]), "phase": np.array(["train", ""], dtype=object),
+                       "loss_value": np.ones(2), "coherence": np.ones(2), "tensor_signature": np.zeros((2, 3)),
+                       "seed_state": np.zeros(2, dtype=np.uint64)})
+        with pytest.raises(ValidationError, match="loss_value"):
+            ch.extend({"timestamp": np.array([5, 6]), "phase": np.array(["a", "b"], dtype=object),
+                       "loss_value": np.array([1.0, np.nan]), "coherence": np.ones(2),
+                       "tensor_signature": np.zeros((2, 3)), "seed_state": np.zeros(2, dtype=np.uint64)})
+        ch.append(**cycle_fields(1))
+    with Chronicle.open(p) as ch:
+        assert [r.timestamp for r in ch] == [0, 1]
+
+
+def test_event_log_roundtrip(tmp_path):
+    p = tmp_path / "events.cmeta"
+    with Chronicle.open(p, "w", schema="event", block_records=3) as ch:
+        ch.append(EventRecord(10, "turn", {"role": "user", "text": "héllo"}, {"tokens": 5}))
+        ch.append(timestamp=11, event_type="tool", payload={"name": "search", "args": [1, 2]})
+        ch.append(timestamp=12, event_type="turn", payload={"role": "assistant", "text": "hi"},
+                  values={"tokens": 2, "latency_ms": 35.5})
+        with pytest.raises(ValidationError, match="JSON object"):
+            ch.append(timestamp=13, event_type="turn", payload=[1, 2])
+        with pytest.raises(ValidationError, match="JSON"):
+            ch.append(timestamp=13, event_type="turn", payload={"x": object()})
+        with pytest.raises(ValidationError, match="event log"):
+            ch._writer.append_cycle(**cycle_fields(14))
+    with Chronicle.open(p) as ch:
+        events = list(ch)
+        assert ch.schema == "event"
+    assert events[0] == EventRecord(10, "turn", {"role": "user", "text": "héllo"}, {"tokens": 5.0})
+    assert events[1].values == {} and events[1].payload["args"] == [1, 2]
+    assert events[2].values == {"tokens": 2.0, "latency_ms": 35.5}
+
+
+def test_spec_functions_and_header_fields(tmp_path):
+    p = tmp_path / "s.cmeta"
+    ch = Chronicle.open(p, "w", config={"lr": 0.1}, initial_seed=99, metadata={"run": "a"})
+    for i in range(10):
+        record_cycle(CycleRecord(**cycle_fields(i)), ch)
+    save_chronicle(ch)                         # a footer mid-run; a reader needs no scan
+    stats = compress_records(ch)
+    assert stats["records"] == 10 and 0 < stats["bytes_per_record"] < 200
+    for i in range(10, 20):
+        ch.append(**cycle_fields(i))
+    ch.close()
+    with load_chronicle(p) as r:
+        assert len(r) == 20 and r.config == {"lr": 0.1} and r.initial_seed == 99
+        assert r.metadata["user"] == {"run": "a"}
+    assert verify(p).ok
+
+
+def test_durability_flush_fsyncs_every_block(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    with Chronicle.open(tmp_path / "d.cmeta", "w", block_records=10, durability="flush") as ch:
+        before = len(calls)
+        for i in range(30):
+            ch.append(**cycle_fields(i))
+        assert len(calls) - before == 3
+    with Chronicle.open(tmp_path / "o.cmeta", "w", block_records=10) as ch:
+        before = len(calls)
+        for i in range(30):
+            ch.append(**cycle_fields(i))
+        assert len(calls) == before                # durability "os": none until close
+
+
+def test_pandas_and_arrow(tmp_path):
+    p = tmp_path / "pa.cmeta"
+    write_cycles(p, 50)
+    with Chronicle.open(p) as ch:
+        df = ch.to_pandas()
+        table = ch.to_arrow()
+    assert len(df) == 50 and df["phase"].iloc[0] == "train"
+    assert table.num_rows == 50
+    assert table.column("action_code").null_count == sum(cycle_fields(i)["action_code"] is None for i in range(50))
+
+
+def test_writer_modes(tmp_path):
+    p = tmp_path / "m.cmeta"
+    write_cycles(p, 5)
+    with pytest.raises(FileExistsError, match="already exists"):
+        Chronicle.open(p, "x")
+    write_cycles(p, 3, mode="w")                     # w truncates
+    with Chronicle.open(p) as ch:
+        assert len(ch) == 3
+        with pytest.raises(Exception, match="read-only"):
+            ch.append(**cycle_fields(9))
+    with pytest.raises(ValueError, match="mode"):
+        Chronicle.open(p, "rw")
+
+
+def test_reading_while_writing(tmp_path):
+    p = tmp_path / "live.cmeta"
+    with Chronicle.open(p, "w", block_records=50) as ch:
+        for i in range(120):
+            ch.append(**cycle_fields(i))
+        with Chronicle.open(p) as reader:            # no footer yet: blocks found by scanning
+            assert len(reader) == 100
+        assert len(ch.query(0, 10**9)) == 120        # the writer flushes for its own reads
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Chronicle.open(p) as reader:
+            assert len(reader) == 120
