@@ -95,12 +95,12 @@ def pack_header(schema: int, scale: float, metadata: dict) -> bytes:
 
 def read_header(buf, path: str) -> FileHeader:
     """Parse and check the file header at the start of ``buf``."""
-    if len(buf) < HEADER.size:
-        raise TruncatedError(f"{path}: file is {len(buf)} bytes, shorter than a chronicle header", offset=len(buf))
-    magic, version, _flags, length, schema, scale, meta_len, _ = HEADER.unpack_from(buf, 0)
-    if magic != MAGIC:
+    if len(buf) >= 4 and (magic := struct.unpack_from("<I", buf, 0)[0]) != MAGIC:
         raise CorruptDataError(f"{path}: not a chronicle: magic at offset 0 is 0x{magic:08X}, "
                                f"expected 0x{MAGIC:08X}", offset=0)
+    if len(buf) < HEADER.size:
+        raise TruncatedError(f"{path}: file is {len(buf)} bytes, shorter than a chronicle header", offset=len(buf))
+    _, version, _flags, length, schema, scale, meta_len, _ = HEADER.unpack_from(buf, 0)
     if version != FORMAT_VERSION:
         raise CorruptDataError(f"{path}: format version {version} at offset 4 is not supported "
                                f"(this chronoledger reads version {FORMAT_VERSION})", offset=4)
