@@ -67,6 +67,14 @@ typedef struct cl_codec_plan {
 /* Worst-case bytes of each raw stream for an n-value column, any mode. */
 void cl_codec_bounds(size_t n, size_t bounds[CL_CODEC_STREAMS]);
 
+/* Looks at up to CL_CODEC_SAMPLE evenly spaced values of v[0..n): how many
+ * were taken, how many runs they form, and their most common value and its
+ * count.  The encoder uses this to decide whether RLE or SPARSE is worth
+ * trying before it counts exactly. */
+#define CL_CODEC_SAMPLE 1024
+void cl_codec_sample(const uint64_t *v, size_t n, size_t *taken, size_t *runs,
+                     uint64_t *mode_value, size_t *mode_count);
+
 /* Number of runs of equal values (0 for n == 0). */
 size_t cl_codec_count_runs(const uint64_t *v, size_t n);
 

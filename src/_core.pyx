@@ -609,21 +609,19 @@ def encode_column(values, order=None, int level=1, rle=None):
     cdef size_t n = v.shape[0]
     cdef size_t runs = 0, exceptions = n
     cdef uint64_t dflt = 0
+    cdef size_t taken = 0, sample_runs = 0, mode_count = 0
     if rle is None and n:
         # An evenly spaced sample says cheaply whether the column could be
         # run-length or sparse coded; only then are the exact counts taken.
         # Its most common value is the candidate default of a sparse column.
-        sample = np.asarray(v[::max(1, n // 2048)])
-        vals, counts = np.unique(sample, return_counts=True)
-        dflt = vals[counts.argmax()]
-        sample_runs = 1 + int(np.count_nonzero(sample[1:] != sample[:-1]))
-        if sample_runs * 2 <= sample.shape[0]:
+        cl_codec_sample(&v[0], n, &taken, &sample_runs, &dflt, &mode_count)
+        if sample_runs * 2 <= taken:
             with nogil:
                 runs = cl_codec_count_runs(&v[0], n)
         else:
             runs = n
         try_rle = runs * 4 <= n
-        if (sample.shape[0] - counts.max()) * 4 <= sample.shape[0]:
+        if (taken - mode_count) * 4 <= taken:
             with nogil:
                 exceptions = cl_codec_count_exceptions(&v[0], n, dflt)
     else:

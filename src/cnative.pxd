@@ -92,6 +92,8 @@ cdef extern from "cl_codec.h" nogil:
         uint64_t raw_len[4]
         uint64_t stored_len[4]
     void cl_codec_bounds(size_t n, size_t bounds[4])
+    void cl_codec_sample(const uint64_t *v, size_t n, size_t *taken, size_t *runs,
+                         uint64_t *mode_value, size_t *mode_count)
     size_t cl_codec_count_runs(const uint64_t *v, size_t n)
     cl_status cl_codec_encode_blocks(const uint64_t *v, size_t n, int order, int is_unsigned,
                                      cl_codec_plan *plan, uint8_t **streams)

@@ -50,10 +50,11 @@ def test_core_crc64_missing_file_is_a_clear_error(tmp_path):
 
 def test_demo_writes_verifiable_files(tmp_path):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--records", "20000"])
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--records", "20000", "--cycles", "800"])
     assert result.exit_code == 0, result.output
     assert "CRC-64 verified, integers identical" in result.output
     assert "in timestamp order: True" in result.output
+    assert "verify: OK" in result.output and "cycles regenerated with identical hashes" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["records"] == 20000
     for meta in manifest["columns"].values():

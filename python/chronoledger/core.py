@@ -82,11 +82,16 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _map(fn: Any, items: list[Any], threads: int | None) -> list[Any]:
-    if threads == 1 or len(items) < 2:
-        return [fn(x) for x in items]
+# Below this many bytes of input in all, handing work to threads (and waking
+# them) costs more than it saves.
+_PARALLEL_MIN_BYTES = 1 << 19
+
+
+def _map(fn: Any, items: list[Any], threads: int | None, nbytes: int) -> list[Any]:
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 or None, got {threads}")
+    if threads == 1 or len(items) < 2 or (threads is None and nbytes < _PARALLEL_MIN_BYTES):
+        return [fn(x) for x in items]
     futures = [_executor().submit(fn, x) for x in items]
     return [f.result() for f in futures]
 
@@ -100,11 +105,10 @@ def encode_columns(columns: Mapping[str, Any] | Sequence[Any], *, threads: int |
     to every :func:`encode_column` call; ``threads=1`` encodes serially, None
     uses every core.  The bytes are the same whatever the thread count.
     """
-    if isinstance(columns, Mapping):
-        names = list(columns)
-        out = _map(lambda v: encode_column(v, **options), [columns[k] for k in names], threads)
-        return dict(zip(names, out))
-    return _map(lambda v: encode_column(v, **options), list(columns), threads)
+    items = list(columns.values()) if isinstance(columns, Mapping) else list(columns)
+    nbytes = sum(getattr(v, "nbytes", 0) for v in items)
+    out = _map(lambda v: encode_column(v, **options), items, threads, nbytes)
+    return dict(zip(columns, out)) if isinstance(columns, Mapping) else out
 
 
 def decode_columns(encoded: Mapping[str, Any] | Sequence[Any], *, threads: int | None = None,
@@ -114,8 +118,8 @@ def decode_columns(encoded: Mapping[str, Any] | Sequence[Any], *, threads: int |
     Mirrors :func:`encode_columns`; ``options`` (``max_values``, ``exact``)
     go to every call.  The first column that fails raises its error.
     """
-    if isinstance(encoded, Mapping):
-        names = list(encoded)
-        out = _map(lambda d: decode_column(d, **options), [encoded[k] for k in names], threads)
-        return dict(zip(names, out))
-    return _map(lambda d: decode_column(d, **options), list(encoded), threads)
+    items = list(encoded.values()) if isinstance(encoded, Mapping) else list(encoded)
+    # decoded columns are several times their encoded size
+    nbytes = 4 * sum(len(memoryview(d).cast("B")) for d in items)
+    out = _map(lambda d: decode_column(d, **options), items, threads, nbytes)
+    return dict(zip(encoded, out)) if isinstance(encoded, Mapping) else out
