@@ -1,0 +1,735 @@
+"""The chronicle (``.cmeta`` ledger) measured against what a user would store
+the same cycle records in instead, in one process, on the same data; prints
+ratio tables.
+
+    python benchmarks/bench_chronicle.py                 # everything (about three minutes)
+    python benchmarks/bench_chronicle.py size append     # some sections
+    python benchmarks/bench_chronicle.py load --big 2000000 --variants ms
+    python benchmarks/bench_chronicle.py --json out.json
+
+Sections (standard workload, variant "ms" first, then "seq"):
+
+size    bytes per record on disk: chronicle vs JSON lines, SQLite (apsw),
+        Parquet (the smallest of a grid of settings) and TFRecord-style framing
+        of the raw 38-byte rows; n = --n records (default 1,000,000).
+append  ``Chronicle.append`` per record through to a closed file vs buffered
+        ``f.write(struct.pack(...))`` per record (min(200,000, --n) records);
+        ``Chronicle.extend`` of --n numpy records + close, in records/s.
+load    ``to_numpy`` of a --big record file (default 10,000,000) vs
+        ``pq.read_table`` + ``to_numpy`` of the best-size Parquet file.
+query   ``query_columns`` of 1,000 consecutive records from the middle of the
+        big file: opened once, and including the open.
+verify  ``verify`` of the big file, in the page cache, vs a bare CRC-64 of it.
+
+Every implementation is checked to give back the same records before it is
+timed; each figure is the median of several repeats, after a warm-up.  The
+big files are written once (in a temporary directory, removed at the end)
+and shared by load, query and verify.  JSON lines and SQLite are only
+measured at --n: at 10,000,000 records they take minutes to write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import os
+import statistics
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from chronoledger import core, workload
+from chronoledger.chronicle import Chronicle, verify
+
+RESULTS: dict[str, dict] = {}
+TARGETS: list[list[str]] = []          # [what, target, figure, met]
+SCALE = 1e-6                           # the chronicle's default fixed-point scale
+ROW = struct.Struct("<QBff3fBQ")       # the raw 38-byte record (workload.RECORD_DTYPE)
+assert ROW.size == workload.RECORD_BYTES
+
+
+class Options:
+    n = workload.DEFAULT_N
+    big = 10_000_000
+    variants: tuple[str, ...] = ("ms", "seq")
+    workdir: Path = Path(".")
+
+
+OPT = Options()
+
+
+def median_seconds(fn: Callable[[], object], repeat: int, number: int = 1) -> float:
+    times = []
+    fn()  # warm up: page faults, caches, lazy imports
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+def target(what: str, goal: str, figure: str, met: bool) -> None:
+    TARGETS.append([what, goal, figure, "met" if met else "MISSED"])
+
+
+# ---------------------------------------------------------------------------
+# Data: the standard workload, its chronicle columns, and what each store
+# must give back.
+
+_DATA: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+
+
+def data(variant: str, n: int) -> dict[str, np.ndarray]:
+    """n records of the standard workload; above 1M, generated in 1M chunks
+    with seeds DEFAULT_SEED + k and timestamps shifted to keep increasing."""
+    key = (variant, n)
+    if key not in _DATA:
+        chunk = workload.DEFAULT_N
+        if n <= chunk:
+            _DATA[key] = workload.generate(n, variant)
+        else:
+            parts = []
+            prev = None
+            step = 1 if variant == "seq" else int(workload.MS_STEP_MEAN)
+            for k in range(-(-n // chunk)):
+                c = workload.generate(min(chunk, n - k * chunk), variant, seed=workload.DEFAULT_SEED + k)
+                if prev is not None:
+                    ts = c["timestamp"]
+                    c["timestamp"] = ts - ts[0] + np.uint64(prev + step)
+                prev = int(c["timestamp"][-1])
+                parts.append(c)
+            _DATA[key] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            del parts
+    return _DATA[key]
+
+
+def chronicle_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The workload as ``Chronicle.extend`` takes it."""
+    return {
+        "timestamp": cols["timestamp"], "phase": cols["phase"], "loss_value": cols["loss"],
+        "coherence": cols["coherence"], "tensor_signature": cols["tensor_signature"],
+        "action_code": np.where(cols["action_present"], cols["action_code"].astype(np.int16), np.int16(-1)),
+        "seed_state": cols["seed_state"],
+    }
+
+
+LABELS = {"phase": list(workload.PHASES)}
+FLOATS = ("loss", "coherence", "tensor0", "tensor1", "tensor2")
+
+
+def float_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {"loss": cols["loss"], "coherence": cols["coherence"]}
+    for j in range(3):
+        out[f"tensor{j}"] = np.ascontiguousarray(cols["tensor_signature"][:, j])
+    return out
+
+
+def phase_strings(codes: np.ndarray) -> np.ndarray:
+    names = np.empty(len(workload.PHASES), dtype=object)
+    names[:] = workload.PHASES
+    return names[codes]
+
+
+def write_chronicle(path: Path, cols: dict[str, np.ndarray]) -> None:
+    with Chronicle.open(path, "w") as ch:
+        ch.extend(chronicle_columns(cols), labels=LABELS)
+
+
+def check_chronicle_numpy(got: dict[str, np.ndarray], cols: dict[str, np.ndarray], what: str) -> None:
+    """``to_numpy`` / ``query_columns`` output against the workload: floats are
+    the values quantized at 1e-6, read back as float32."""
+    n = len(cols["timestamp"])
+    assert len(got["timestamp"]) == n, (what, len(got["timestamp"]), n)
+    assert np.array_equal(got["timestamp"], cols["timestamp"]), (what, "timestamp")
+    assert np.array_equal(got["phase"], phase_strings(cols["phase"])), (what, "phase")
+    names = {"loss": "loss_value", "coherence": "coherence", "tensor0": "tensor_signature.0",
+             "tensor1": "tensor_signature.1", "tensor2": "tensor_signature.2"}
+    for k, v in float_columns(cols).items():
+        stored = core.dequantize(core.quantize(v, SCALE), SCALE, dtype=np.float32)
+        assert np.array_equal(got[names[k]], stored), (what, k)
+    action = np.where(cols["action_present"], cols["action_code"].astype(np.int16), np.int16(-1))
+    assert np.array_equal(got["action_code"], action), (what, "action_code")
+    assert np.array_equal(got["seed_state"], cols["seed_state"]), (what, "seed_state")
+
+
+# ---------------------------------------------------------------------------
+# Peers
+
+def write_jsonl(path: Path, cols: dict[str, np.ndarray]) -> None:
+    """One ``json.dumps`` dict per record, floats as Python floats."""
+    names = workload.PHASES
+    ts = cols["timestamp"].tolist()
+    ph = cols["phase"].tolist()
+    loss = cols["loss"].tolist()
+    coh = cols["coherence"].tolist()
+    ten = cols["tensor_signature"].tolist()
+    act = cols["action_code"].tolist()
+    pres = cols["action_present"].tolist()
+    seed = cols["seed_state"].tolist()
+    dumps = json.dumps
+    with open(path, "w", encoding="utf-8") as f:
+        w = f.write
+        for i in range(len(ts)):
+            w(dumps({"timestamp": ts[i], "phase": names[ph[i]], "loss_value": loss[i], "coherence": coh[i],
+                     "tensor_signature": ten[i], "action_code": act[i] if pres[i] else None,
+                     "seed_state": seed[i]}))
+            w("\n")
+
+
+def check_jsonl(path: Path, cols: dict[str, np.ndarray]) -> None:
+    with open(path, encoding="utf-8") as f:
+        recs = [json.loads(line) for line in f]
+    assert len(recs) == len(cols["timestamp"]), "jsonl count"
+    assert np.array_equal(np.array([r["timestamp"] for r in recs], dtype=np.uint64), cols["timestamp"])
+    assert [r["phase"] for r in recs] == phase_strings(cols["phase"]).tolist()
+    assert np.array_equal(np.array([r["loss_value"] for r in recs], dtype=np.float32), cols["loss"])
+    assert np.array_equal(np.array([r["coherence"] for r in recs], dtype=np.float32), cols["coherence"])
+    assert np.array_equal(np.array([r["tensor_signature"] for r in recs], dtype=np.float32),
+                          cols["tensor_signature"])
+    act = np.array([-1 if r["action_code"] is None else r["action_code"] for r in recs], dtype=np.int16)
+    assert np.array_equal(act, np.where(cols["action_present"], cols["action_code"].astype(np.int16), -1))
+    assert np.array_equal(np.array([r["seed_state"] for r in recs], dtype=np.uint64), cols["seed_state"])
+
+
+SQLITE_SCHEMA = ("create table cycle(ts integer primary key, phase text not null, loss real, coherence real, "
+                 "t0 real, t1 real, t2 real, action_code integer, seed_state integer)")
+
+
+def write_sqlite(path: Path, cols: dict[str, np.ndarray]) -> dict:
+    """One typed table (ts is the rowid: the timestamps are unique and
+    increasing), all rows in one transaction with executemany."""
+    import apsw
+
+    names = workload.PHASES
+    ten = cols["tensor_signature"]
+    rows = zip(cols["timestamp"].view(np.int64).tolist(), [names[c] for c in cols["phase"].tolist()],
+               cols["loss"].tolist(), cols["coherence"].tolist(),
+               ten[:, 0].tolist(), ten[:, 1].tolist(), ten[:, 2].tolist(),
+               [c if p else None for c, p in zip(cols["action_code"].tolist(), cols["action_present"].tolist())],
+               cols["seed_state"].view(np.int64).tolist())   # SQLite integers are signed 64-bit
+    con = apsw.Connection(str(path))
+    con.execute(SQLITE_SCHEMA)
+    with con:
+        con.executemany("insert into cycle values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    page_size = con.execute("pragma page_size").fetchall()[0][0]
+    freelist = con.execute("pragma freelist_count").fetchall()[0][0]
+    con.close()
+    return {"page_size": page_size, "freelist_pages": freelist}
+
+
+def check_sqlite(path: Path, cols: dict[str, np.ndarray]) -> None:
+    import apsw
+
+    con = apsw.Connection(str(path))
+    rows = con.execute("select * from cycle order by ts").fetchall()
+    con.close()
+    assert len(rows) == len(cols["timestamp"]), "sqlite count"
+    c = list(zip(*rows))
+    assert np.array_equal(np.array(c[0], dtype=np.int64).view(np.uint64), cols["timestamp"])
+    assert list(c[1]) == phase_strings(cols["phase"]).tolist()
+    for j, k in enumerate(FLOATS):
+        assert np.array_equal(np.array(c[2 + j], dtype=np.float32), float_columns(cols)[k]), ("sqlite", k)
+    act = np.array([-1 if a is None else a for a in c[7]], dtype=np.int16)
+    assert np.array_equal(act, np.where(cols["action_present"], cols["action_code"].astype(np.int16), -1))
+    assert np.array_equal(np.array(c[8], dtype=np.int64).view(np.uint64), cols["seed_state"])
+
+
+def _crc32c_impl() -> tuple[Callable[[bytes], int], str]:
+    try:
+        import crc32c
+        return crc32c.crc32c, "crc32c"
+    except ImportError:
+        pass
+    try:
+        import fastcrc
+        if fastcrc.crc32.iscsi(b"123456789") == 0xE3069283:
+            return fastcrc.crc32.iscsi, "CRC32C from fastcrc (crc32c not installed)"
+    except ImportError:
+        pass
+    return zlib.crc32, "zlib.crc32 in place of CRC32C (crc32c not installed)"
+
+
+def _masked(crc: int) -> int:
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_tfrecord(path: Path, cols: dict[str, np.ndarray], crc: Callable[[bytes], int]) -> None:
+    """TFRecord framing of each packed 38-byte row: u64 length, u32 masked
+    CRC32C of the length, the row, u32 masked CRC32C of the row."""
+    rows = workload.pack_records(cols).tobytes()
+    size = workload.RECORD_BYTES
+    u64, u32 = struct.Struct("<Q").pack, struct.Struct("<I").pack
+    with open(path, "wb") as f:
+        w = f.write
+        for off in range(0, len(rows), size):
+            payload = rows[off:off + size]
+            length = u64(len(payload))
+            w(length)
+            w(u32(_masked(crc(length))))
+            w(payload)
+            w(u32(_masked(crc(payload))))
+
+
+def check_tfrecord(path: Path, cols: dict[str, np.ndarray], crc: Callable[[bytes], int]) -> None:
+    frame = np.dtype([("len", "<u8"), ("len_crc", "<u4"), ("row", workload.RECORD_DTYPE), ("crc", "<u4")])
+    got = np.fromfile(path, dtype=frame)
+    rows = workload.pack_records(cols)
+    assert len(got) == len(rows) and bool(np.all(got["len"] == workload.RECORD_BYTES)), "tfrecord framing"
+    assert got["row"].tobytes() == rows.tobytes(), "tfrecord rows"
+    for i in range(0, len(got), max(1, len(got) // 1000)):   # the CRCs, on a sample
+        assert got["crc"][i] == _masked(crc(got["row"][i].tobytes())), ("tfrecord crc", i)
+        assert got["len_crc"][i] == _masked(crc(struct.pack("<Q", workload.RECORD_BYTES))), ("tfrecord len crc", i)
+
+
+# Parquet: a grid of settings; the smallest file is "Parquet (best)".
+PARQUET_GRID = {
+    "floats": ("quantized", "float32"),        # int64 at 1e-6 + DELTA_BINARY_PACKED | raw f32 + BYTE_STREAM_SPLIT
+    "phase": ("dictionary", "u8-delta"),       # strings, dictionary-encoded | u8 codes, DELTA_BINARY_PACKED
+    "seed": ("PLAIN", "DELTA_BINARY_PACKED"),
+    "statistics": (True, False),
+    "zstd": (1, 3, 9),
+}
+
+
+def parquet_table(cols: dict[str, np.ndarray], cfg: dict):
+    import pyarrow as pa
+
+    arrays = {"timestamp": pa.array(cols["timestamp"])}
+    enc = {"timestamp": "DELTA_BINARY_PACKED"}
+    dictionary = ["action_code"]
+    if cfg["phase"] == "dictionary":
+        arrays["phase"] = pa.DictionaryArray.from_arrays(
+            pa.array(cols["phase"].astype(np.int8)), pa.array(list(workload.PHASES))).cast(pa.string())
+        dictionary.append("phase")
+    else:
+        arrays["phase"] = pa.array(cols["phase"])
+        enc["phase"] = "DELTA_BINARY_PACKED"
+    for k, v in float_columns(cols).items():
+        if cfg["floats"] == "quantized":
+            arrays[k] = pa.array(core.quantize(v, SCALE))
+            enc[k] = "DELTA_BINARY_PACKED"
+        else:
+            arrays[k] = pa.array(v)
+            enc[k] = "BYTE_STREAM_SPLIT"
+    arrays["action_code"] = pa.array(cols["action_code"], mask=~cols["action_present"])   # nullable u8
+    arrays["seed_state"] = pa.array(cols["seed_state"])
+    enc["seed_state"] = cfg["seed"]
+    return pa.table(arrays), dictionary, enc
+
+
+def write_parquet(dest, cols: dict[str, np.ndarray], cfg: dict) -> None:
+    import pyarrow.parquet as pq
+
+    tab, dictionary, enc = parquet_table(cols, cfg)
+    pq.write_table(tab, dest, use_dictionary=dictionary, column_encoding=enc, compression="zstd",
+                   compression_level=cfg["zstd"], write_statistics=cfg["statistics"])
+
+
+def read_parquet(path, **kw) -> list[np.ndarray]:
+    import pyarrow.parquet as pq
+
+    tab = pq.read_table(path, **kw)
+    return [tab.column(i).to_numpy() for i in range(tab.num_columns)]
+
+
+def check_parquet(got: list[np.ndarray], cols: dict[str, np.ndarray], cfg: dict) -> None:
+    ts, phase, *floats, action, seed = got
+    assert np.array_equal(ts, cols["timestamp"]), "parquet timestamp"
+    if cfg["phase"] == "dictionary":
+        assert np.array_equal(phase, phase_strings(cols["phase"])), "parquet phase"
+    else:
+        assert np.array_equal(phase, cols["phase"]), "parquet phase"
+    for k, f in zip(FLOATS, floats):
+        v = float_columns(cols)[k]
+        assert np.array_equal(f, core.quantize(v, SCALE) if cfg["floats"] == "quantized" else v), ("parquet", k)
+    present = cols["action_present"]
+    assert np.array_equal(np.isnan(action), ~present), "parquet action presence"
+    assert np.array_equal(action[present], cols["action_code"][present]), "parquet action_code"
+    assert np.array_equal(seed, cols["seed_state"]), "parquet seed_state"
+
+
+def cfg_name(cfg: dict) -> str:
+    return (f"{cfg['floats']} floats, phase {cfg['phase']}, seed {cfg['seed']}, "
+            f"stats {'on' if cfg['statistics'] else 'off'}, zstd-{cfg['zstd']}")
+
+
+_BEST_PARQUET: dict[str, tuple[dict, list]] = {}
+
+
+def best_parquet(variant: str) -> tuple[dict, list]:
+    """(the smallest configuration, [(bytes, cfg) for every configuration])
+    on --n records of ``variant``."""
+    if variant not in _BEST_PARQUET:
+        cols = data(variant, OPT.n)
+        sizes = []
+        keys = list(PARQUET_GRID)
+        for values in itertools.product(*PARQUET_GRID.values()):
+            cfg = dict(zip(keys, values))
+            buf = io.BytesIO()
+            write_parquet(buf, cols, cfg)
+            sizes.append((len(buf.getvalue()), cfg))
+        sizes.sort(key=lambda x: x[0])
+        _BEST_PARQUET[variant] = (sizes[0][1], sizes)
+    return _BEST_PARQUET[variant]
+
+
+# ---------------------------------------------------------------------------
+
+def bench_size() -> None:
+    n = OPT.n
+    crc, crc_name = _crc32c_impl()
+    out = {}
+    rows = []
+    d = OPT.workdir / "size"
+    d.mkdir(exist_ok=True)
+    for variant in OPT.variants:
+        cols = data(variant, n)
+        ours_p = d / f"{variant}.cmeta"
+        write_chronicle(ours_p, cols)
+        with Chronicle.open(ours_p) as ch:
+            check_chronicle_numpy(ch.to_numpy(), cols, "chronicle")
+        assert verify(ours_p).ok
+        ours = os.path.getsize(ours_p)
+
+        jsonl_p = d / f"{variant}.jsonl"
+        write_jsonl(jsonl_p, cols)
+        check_jsonl(jsonl_p, cols)
+
+        sqlite_p = d / f"{variant}.sqlite"
+        sq = write_sqlite(sqlite_p, cols)
+        check_sqlite(sqlite_p, cols)
+
+        tf_p = d / f"{variant}.tfrecord"
+        write_tfrecord(tf_p, cols, crc)
+        check_tfrecord(tf_p, cols, crc)
+
+        best_cfg, grid = best_parquet(variant)
+        pq_p = d / f"{variant}.parquet"
+        write_parquet(pq_p, cols, best_cfg)
+        check_parquet(read_parquet(pq_p), cols, best_cfg)
+        lossless = next((s, c) for s, c in grid if c["floats"] == "float32")
+        pq_f32_p = d / f"{variant}.f32.parquet"
+        write_parquet(pq_f32_p, cols, lossless[1])
+        check_parquet(read_parquet(pq_f32_p), cols, lossless[1])
+
+        sizes = {
+            "chronoledger (.cmeta)": ours,
+            "JSON lines": os.path.getsize(jsonl_p),
+            "SQLite (apsw, typed table)": os.path.getsize(sqlite_p),
+            "TFRecord framing of 38-byte rows": os.path.getsize(tf_p),
+            f"Parquet (best: {cfg_name(best_cfg)})": os.path.getsize(pq_p),
+            f"Parquet, raw float32 (best: {cfg_name(lossless[1])})": os.path.getsize(pq_f32_p),
+        }
+        peers = {k: v for k, v in sizes.items() if not k.startswith("chronoledger")}
+        best_peer = min(peers, key=peers.get)
+        for name, size in sizes.items():
+            rows.append([variant, name, f"{size / n:.3f}",
+                         "" if name.startswith("chronoledger") else f"{ours / size:.4f}"])
+        ratio = ours / peers[best_peer]
+        out[variant] = {
+            "n": n, "bytes_per_record": {k: v / n for k, v in sizes.items()},
+            "best_peer": best_peer, "ours_over_best_peer": ratio,
+            "parquet_best_config": best_cfg,
+            "parquet_grid_bytes_per_record": [[cfg_name(c), s / n] for s, c in grid],
+            "sqlite": sq, "tfrecord_crc": crc_name,
+        }
+        target(f"size ({variant}): ours / best peer ({best_peer.split(' (')[0]})", "<= 0.95",
+               f"{ratio:.4f} ({ours / n:.3f} vs {peers[best_peer] / n:.3f} B/rec)", ratio <= 0.95)
+        for p in d.iterdir():
+            p.unlink()
+    table(f"Bytes per record on disk, n = {n:,} (raw packed row: {workload.RECORD_BYTES} B). "
+          f"Chronicle floats are fixed point at 1e-6, as are the 'quantized' Parquet settings;\n"
+          f"JSON lines, SQLite (REAL = 8 bytes), TFRecord and 'float32' Parquet keep the float32 values exactly. "
+          f"SQLite: ts is the rowid, page size {sq['page_size']}, {sq['freelist_pages']} free pages (VACUUM "
+          f"would not shrink it).\nTFRecord CRCs: {crc_name}. Parquet (best) is the smallest of "
+          f"{len(grid)} settings ({', '.join(PARQUET_GRID)}).",
+          ["variant", "store", "B/record", "ours / this"], rows)
+    RESULTS["size"] = out
+
+
+# ---------------------------------------------------------------------------
+
+def bench_append() -> None:
+    n = min(200_000, OPT.n)
+    n_ext = OPT.n
+    out = {}
+    rows = []
+    d = OPT.workdir / "append"
+    d.mkdir(exist_ok=True)
+    names = workload.PHASES
+    for variant in OPT.variants:
+        cols = data(variant, n)
+        # the Python values, built outside the timed region for both sides
+        ten = cols["tensor_signature"].tolist()
+        act = [c if p else None for c, p in zip(cols["action_code"].tolist(), cols["action_present"].tolist())]
+        ours_rows = list(zip(cols["timestamp"].tolist(), [names[c] for c in cols["phase"].tolist()],
+                             cols["loss"].tolist(), cols["coherence"].tolist(), [tuple(t) for t in ten],
+                             act, cols["seed_state"].tolist()))
+        base_rows = [(t, c, lo, co, t0, t1, t2, workload.ACTION_ABSENT if a is None else a, s)
+                     for (t, _, lo, co, (t0, t1, t2), a, s), c in zip(ours_rows, cols["phase"].tolist())]
+        ours_p = d / f"{variant}.cmeta"
+        base_p = d / f"{variant}.rows"
+
+        def ours():
+            with Chronicle.open(ours_p, "w") as ch:
+                append = ch.append
+                for t, ph, lo, co, ts3, a, s in ours_rows:
+                    append(timestamp=t, phase=ph, loss_value=lo, coherence=co, tensor_signature=ts3,
+                           action_code=a, seed_state=s)
+
+        def baseline(sync=False):
+            pack = ROW.pack
+            with open(base_p, "wb") as f:
+                w = f.write
+                for r in base_rows:
+                    w(pack(*r))
+                f.flush()
+                if sync:
+                    os.fsync(f.fileno())
+
+        ours()
+        with Chronicle.open(ours_p) as ch:
+            check_chronicle_numpy(ch.to_numpy(), cols, "chronicle append")
+        baseline()
+        assert base_p.read_bytes() == workload.pack_records(cols).tobytes(), "baseline rows"
+
+        t_ours = median_seconds(ours, 5) / n
+        t_base = median_seconds(baseline, 5) / n
+        t_sync = median_seconds(lambda: baseline(True), 5) / n
+
+        big = data(variant, n_ext)
+        ext = chronicle_columns(big)
+        ext_p = d / f"{variant}.extend.cmeta"
+
+        def ours_extend():
+            with Chronicle.open(ext_p, "w") as ch:
+                ch.extend(ext, labels=LABELS)
+
+        ours_extend()
+        with Chronicle.open(ext_p) as ch:
+            check_chronicle_numpy(ch.to_numpy(), big, "chronicle extend")
+        raw_p = d / f"{variant}.extend.rows"
+
+        def raw_rows():
+            with open(raw_p, "wb") as f:
+                f.write(workload.pack_records(big).data)
+                f.flush()
+
+        t_ext = median_seconds(ours_extend, 9)
+        t_raw = median_seconds(raw_rows, 9)
+        ratio = t_ours / t_base
+        rows += [
+            [variant, f"Chronicle.append per record + close ({n:,})", f"{t_ours * 1e9:.0f}", "", f"{ratio:.2f}"],
+            [variant, "f.write(struct.pack(...)) per record + flush", f"{t_base * 1e9:.0f}", "", "1.00"],
+            [variant, "  same + os.fsync (ours fsyncs on close)", f"{t_sync * 1e9:.0f}", "",
+             f"{t_ours / t_sync:.2f}"],
+            [variant, f"Chronicle.extend numpy + close ({n_ext:,})", f"{t_ext / n_ext * 1e9:.1f}",
+             f"{n_ext / t_ext / 1e6:.1f}", f"{t_ext / t_raw:.2f}"],
+            [variant, "  pack_records + one f.write of the raw rows", f"{t_raw / n_ext * 1e9:.1f}",
+             f"{n_ext / t_raw / 1e6:.1f}", "1.00"],
+        ]
+        out[variant] = {"append_ns": t_ours * 1e9, "baseline_write_ns": t_base * 1e9,
+                        "baseline_write_fsync_ns": t_sync * 1e9, "append_over_baseline": ratio,
+                        "extend_records_per_s": n_ext / t_ext, "raw_rows_write_records_per_s": n_ext / t_raw,
+                        "append_n": n, "extend_n": n_ext}
+        target(f"append ({variant}): ours / struct.pack+write per record", "<= 0.7",
+               f"{ratio:.2f} ({t_ours * 1e9:.0f} vs {t_base * 1e9:.0f} ns)", ratio <= 0.7)
+        target(f"extend + close ({variant}), {n_ext:,} records", ">= 20 M records/s",
+               f"{n_ext / t_ext / 1e6:.1f} M/s", n_ext / t_ext >= 20e6)
+        for p in d.iterdir():
+            p.unlink()
+    table("Appending records to a file (per-record rows: the Python values are built before timing; "
+          "'ours / this' = our time / this time)",
+          ["variant", "what", "ns/record", "M records/s", "ours / this"], rows)
+    RESULTS["append"] = out
+
+
+# ---------------------------------------------------------------------------
+# The big files, shared by load, query and verify.
+
+_BIG: dict[str, dict] = {}
+
+
+def big_files(variant: str) -> dict:
+    if variant not in _BIG:
+        n = OPT.big
+        cols = data(variant, n)
+        d = OPT.workdir / "big"
+        d.mkdir(exist_ok=True)
+        ours_p = d / f"{variant}.cmeta"
+        t0 = time.perf_counter()
+        write_chronicle(ours_p, cols)
+        t_ours = time.perf_counter() - t0
+        cfg, _ = best_parquet(variant)
+        pq_p = d / f"{variant}.parquet"
+        t0 = time.perf_counter()
+        write_parquet(pq_p, cols, cfg)
+        t_pq = time.perf_counter() - t0
+        _BIG[variant] = {"n": n, "cols": cols, "ours": ours_p, "parquet": pq_p, "parquet_cfg": cfg,
+                         "write_seconds": {"ours": t_ours, "parquet": t_pq}}
+    return _BIG[variant]
+
+
+def bench_load() -> None:
+    out = {}
+    rows = []
+    for variant in OPT.variants:
+        b = big_files(variant)
+        n, cols = b["n"], b["cols"]
+        logical = n * workload.RECORD_BYTES
+
+        def ours():
+            with Chronicle.open(b["ours"]) as ch:
+                return ch.to_numpy()
+
+        check_chronicle_numpy(ours(), cols, "chronicle to_numpy")
+        check_parquet(read_parquet(b["parquet"]), cols, b["parquet_cfg"])
+        dict_kw = {"read_dictionary": ["phase"]} if b["parquet_cfg"]["phase"] == "dictionary" else {}
+        check_parquet(read_parquet(b["parquet"], **dict_kw), cols, b["parquet_cfg"])
+
+        t_ours = median_seconds(ours, 5)
+        t_pq = median_seconds(lambda: read_parquet(b["parquet"]), 5)
+        t_pqd = median_seconds(lambda: read_parquet(b["parquet"], **dict_kw), 5)
+        size_o, size_p = os.path.getsize(b["ours"]), os.path.getsize(b["parquet"])
+        rows += [
+            [variant, "Chronicle.to_numpy", f"{size_o / n:.3f}", f"{t_ours * 1e3:.0f}",
+             f"{logical / t_ours / 1e6:.0f}", ""],
+            [variant, "pq.read_table + to_numpy (best-size Parquet)", f"{size_p / n:.3f}", f"{t_pq * 1e3:.0f}",
+             f"{logical / t_pq / 1e6:.0f}", f"{t_pq / t_ours:.2f}x"],
+            [variant, "  same, read_dictionary=['phase']", f"{size_p / n:.3f}", f"{t_pqd * 1e3:.0f}",
+             f"{logical / t_pqd / 1e6:.0f}", f"{t_pqd / t_ours:.2f}x"],
+        ]
+        speedup = t_pq / t_ours
+        out[variant] = {"n": n, "ours_seconds": t_ours, "parquet_seconds": t_pq,
+                        "parquet_read_dictionary_seconds": t_pqd,
+                        "ours_MBps": logical / t_ours / 1e6, "parquet_MBps": logical / t_pq / 1e6,
+                        "speedup": speedup, "speedup_vs_read_dictionary": t_pqd / t_ours,
+                        "ours_bytes_per_record": size_o / n, "parquet_bytes_per_record": size_p / n,
+                        "parquet_config": cfg_name(b["parquet_cfg"]), "write_seconds": b["write_seconds"]}
+        target(f"load ({variant}): ours speed / Parquet", ">= 1.5x",
+               f"{speedup:.2f}x ({t_pqd / t_ours:.2f}x vs read_dictionary)", speedup >= 1.5)
+    table(f"Loading a {OPT.big:,}-record file into numpy columns (MB/s of logical {workload.RECORD_BYTES}-byte "
+          f"records; page cache warm; phase comes back as str objects on both sides;\n"
+          f"Parquet floats come back as the quantized ints or float32 it stores, ours as float32)",
+          ["variant", "what", "B/record", "ms", "MB/s", "ours faster by"], rows)
+    RESULTS["load"] = out
+
+
+def bench_query() -> None:
+    out = {}
+    rows = []
+    span = 1000
+    for variant in OPT.variants:
+        b = big_files(variant)
+        n, cols = b["n"], b["cols"]
+        ts = cols["timestamp"]
+        lo = n // 2 - span // 2
+        start, end = int(ts[lo]), int(ts[lo + span])
+        want = {k: v[lo:lo + span] for k, v in cols.items()}
+        ch = Chronicle.open(b["ours"])
+        try:
+            check_chronicle_numpy(ch.query_columns(start, end), want, "chronicle query")
+            t_q = median_seconds(lambda: ch.query_columns(start, end), 51)
+            t_ts = median_seconds(lambda: ch.query_columns(start, end, ["timestamp"]), 51)
+        finally:
+            ch.close()
+
+        def open_query():
+            with Chronicle.open(b["ours"]) as c:
+                return c.query_columns(start, end)
+
+        check_chronicle_numpy(open_query(), want, "chronicle open + query")
+        t_oq = median_seconds(open_query, 51)
+        rows += [
+            [variant, "query_columns (file opened once)", f"{t_q * 1e3:.3f}"],
+            [variant, "  only the timestamp column", f"{t_ts * 1e3:.3f}"],
+            [variant, "Chronicle.open + query_columns + close", f"{t_oq * 1e3:.3f}"],
+        ]
+        out[variant] = {"query_ms": t_q * 1e3, "query_timestamp_only_ms": t_ts * 1e3,
+                        "open_query_ms": t_oq * 1e3, "records": span, "first_index": lo}
+        target(f"query ({variant}): {span} records from the middle", "< 2 ms",
+               f"{t_q * 1e3:.2f} ms ({t_oq * 1e3:.2f} ms with open)", t_q < 2e-3)
+    table(f"Range query of {span:,} consecutive records from the middle of the {OPT.big:,}-record file "
+          f"(median ms)", ["variant", "what", "ms"], rows)
+    RESULTS["query"] = out
+
+
+def bench_verify() -> None:
+    out = {}
+    rows = []
+    for variant in OPT.variants:
+        b = big_files(variant)
+        p = b["ours"]
+        size = os.path.getsize(p)
+        p.read_bytes()      # into the page cache
+        rep = verify(p)
+        assert rep.ok, rep.text()
+        t_v = median_seconds(lambda: verify(p), 9)
+        t_crc = median_seconds(lambda: core.crc64_file(p), 9)
+        rows += [
+            [variant, "verify (every checksum)", f"{size / 1e6:.0f}", f"{t_v * 1e3:.1f}", f"{size / t_v / 1e9:.2f}",
+             f"{t_v / t_crc:.2f}"],
+            [variant, "core.crc64_file of the whole file (ceiling)", f"{size / 1e6:.0f}", f"{t_crc * 1e3:.1f}",
+             f"{size / t_crc / 1e9:.2f}", "1.00"],
+        ]
+        out[variant] = {"bytes": size, "verify_seconds": t_v, "verify_GBps": size / t_v / 1e9,
+                        "crc64_file_GBps": size / t_crc / 1e9}
+        target(f"verify ({variant}), file in the page cache", ">= 5 GB/s", f"{size / t_v / 1e9:.2f} GB/s",
+               size / t_v >= 5e9)
+    table(f"verify() of the {OPT.big:,}-record file, in the page cache (GB/s of file size; "
+          f"'time / crc' = verify time / one CRC-64 pass over the file)",
+          ["variant", "what", "MB", "ms", "GB/s", "time / crc"], rows)
+    RESULTS["verify"] = out
+
+
+SECTIONS = {"size": bench_size, "append": bench_append, "load": bench_load, "query": bench_query,
+            "verify": bench_verify}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
+    ap.add_argument("--n", type=int, default=workload.DEFAULT_N,
+                    help="records for size and extend (default 1,000,000); per-record append uses min(200,000, n)")
+    ap.add_argument("--big", type=int, default=10_000_000, help="records in the file for load/query/verify")
+    ap.add_argument("--variants", nargs="+", choices=workload.VARIANTS, default=["ms", "seq"])
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    if args.n < 2000 or args.big < 2000:
+        ap.error("--n and --big must be at least 2000")
+    OPT.n, OPT.big, OPT.variants = args.n, args.big, tuple(args.variants)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_chronicle_") as tmp:
+        OPT.workdir = Path(tmp)
+        for name in args.sections or SECTIONS:
+            SECTIONS[name]()
+    if TARGETS:
+        table("Targets", ["what", "target", "figure", ""], TARGETS)
+    print(f"\n({time.perf_counter() - t0:.0f} s)")
+    RESULTS["targets"] = [dict(zip(("what", "target", "figure", "status"), t)) for t in TARGETS]
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(RESULTS, fh, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
