@@ -125,7 +125,8 @@ WRITER = textwrap.dedent("""
             ch.append(timestamp=i, phase="train", loss_value=i * 0.5, coherence=0.25, seed_state=i)
             i += 1
             if i % 50 == 0:
-                print(i, flush=True)       # a block of 50 has been written
+                ch.flush()                 # the block of 50 is written when flush returns
+                print(i, flush=True)
 """)
 
 

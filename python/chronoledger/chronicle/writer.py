@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import mmap
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from chronoledger import __version__, core
+from chronoledger._chronicle import CycleStager
 from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle import format as fmt
@@ -121,6 +123,18 @@ class ChronicleWriter:
         self._staged = 0
         self._buffer = core.AppendBuffer(flush_every=block_records, sink=self._write_windows)
         self._base = 0                        # arrival number of the first staged record
+        # Cycle records are staged in compiled code; full windows go to a
+        # background thread that encodes and writes them in order, so the
+        # appending thread does not wait for compression.
+        self._io_lock = threading.Lock()      # one block write at a time
+        self._queue: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        self._stager = None
+        if self.schema == fmt.SCHEMA_CYCLE:
+            self._stager = CycleStager(block_records, self.scale, self._enqueue_window, self._floor,
+                                       str(self.path))
 
     # --- opening ------------------------------------------------------------
     def _create(self, schema_id, scale, metadata, config, initial_seed) -> None:
@@ -213,25 +227,12 @@ class ChronicleWriter:
     def append_cycle(self, timestamp, phase, loss_value, coherence, tensor_signature=(0.0, 0.0, 0.0),
                      action_code=None, seed_state=0, metrics=None) -> None:
         """Stage one cycle record (checked now, written with its block)."""
-        if self.schema != fmt.SCHEMA_CYCLE:
+        if self._stager is None:
             raise ValidationError(f"{self.path}: this is an event log; append events, not cycles")
-        if not isinstance(phase, str) or not phase or len(phase.encode()) > PHASE_MAX_BYTES:
-            raise ValidationError(f"{self.path}: phase must be a non-empty str of at most "
-                                  f"{PHASE_MAX_BYTES} bytes, got {phase!r}")
-        try:
-            t0, t1, t2 = tensor_signature
-        except (TypeError, ValueError):
-            raise ValidationError(f"{self.path}: tensor_signature must hold 3 floats, got {tensor_signature!r}") from None
-        if action_code is not None and not (isinstance(action_code, (int, np.integer)) and 0 <= action_code <= 255):
-            raise ValidationError(f"{self.path}: action_code must be None or an int 0..255, got {action_code!r}")
-        seed = int(seed_state)
-        if not 0 <= seed <= U64_MAX:
-            raise ValidationError(f"{self.path}: seed_state {seed_state!r} is not a u64")
-        row = (None, phase, self._check_float("loss_value", loss_value),
-               self._check_float("coherence", coherence), self._check_float("tensor_signature[0]", t0),
-               self._check_float("tensor_signature[1]", t1), self._check_float("tensor_signature[2]", t2),
-               -1 if action_code is None else int(action_code), seed, self._check_extra(metrics))
-        self._push(timestamp, row)
+        if self._staged:              # a batch remainder goes first, to keep the order
+            self._flush_staging()
+        self._stager.append(timestamp, phase, loss_value, coherence, tensor_signature, action_code,
+                            seed_state, metrics)
 
     def append_event(self, timestamp, event_type, payload=None, values=None) -> None:
         """Stage one event: a type, a JSON object payload, optional numeric values."""
@@ -282,6 +283,13 @@ class ChronicleWriter:
             cols = self._normalise_columns(columns, labels)
             n = len(cols["timestamp"])
             if n == 0:
+                return
+            if self._stager is not None:
+                phase = cols.pop("phase")
+                cols["phase"] = phase.codes
+                pre = self._dynamic_prefix
+                cols = {k[len(pre):] if isinstance(v, tuple) else k: v for k, v in cols.items()}
+                self._stager.extend(cols, phase.names)
                 return
             ts = cols["timestamp"]
             whole = (n // self.block_records) * self.block_records
@@ -338,10 +346,11 @@ class ChronicleWriter:
         if n and ts.dtype.kind == "i" and ts.min() < 0:
             raise ValidationError(f"{self.path}: timestamp[{int(ts.argmin())}] is negative")
         ts = ts.astype(np.uint64)
-        if n and self._floor is not None and int(ts.min()) < self._floor:
-            i = int(np.argmax(ts < self._floor))
+        floor = self._current_floor()
+        if n and floor is not None and int(ts.min()) < floor:
+            i = int(np.argmax(ts < floor))
             raise OrderError(f"{self.path}: timestamp[{i}] = {int(ts[i])} is older than the last flushed "
-                             f"timestamp {self._floor}")
+                             f"timestamp {floor}")
         out = {"timestamp": ts}
         known = {name for name, _ in self._fixed}
         for name, kind in self._fixed[1:]:
@@ -405,20 +414,23 @@ class ChronicleWriter:
             raise ValidationError(f"{self.path}: {name}[{i}] must be a JSON object")
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
-    def _quantized(self, name: str, arr, allow_nan: bool = False) -> np.ndarray:
-        """int64 fixed point of a float column (NaN = absent for metric columns)."""
+    def _quantized(self, name: str, arr, allow_nan: bool = False):
+        """A float column as float64, checked to be storable at the scale
+        (quantized when its block is written).  Metric columns (allow_nan)
+        become (values, present) with NaN meaning absent."""
         a = np.asarray(arr)
-        if a.dtype != np.float32:
-            a = a.astype(np.float64)
+        if a.dtype.kind not in "fiu":
+            raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
+        a = a.astype(np.float64)
+        present = None
         if allow_nan:
-            a = np.where(np.isnan(a), 0.0, a).astype(a.dtype)   # presence is kept separately
+            present = ~np.isnan(a)
+            a = np.where(present, a, 0.0)
         try:
-            q = core.quantize(a, self.scale)
+            core.quantize(a, self.scale)     # refuses NaN, infinities and overflow, naming the index
         except Exception as exc:
             raise ValidationError(f"{self.path}: column {name!r}: {exc}") from None
-        if allow_nan:
-            return q, ~np.isnan(np.asarray(arr, dtype=np.float64))
-        return q
+        return (a, present) if allow_nan else a
 
     def _reset_buffer(self) -> None:
         # Only called with nothing staged: a fresh buffer keeps its arrival
@@ -451,7 +463,7 @@ class ChronicleWriter:
                 n = len(p["timestamp"])
                 v = p.get(k)
                 if v is None:   # a metric that this chunk does not have
-                    v = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool))
+                    v = (np.zeros(n), np.zeros(n, dtype=bool))
                 pieces.append(v)
             if isinstance(pieces[0], tuple):
                 out[k] = (np.concatenate([x[0] for x in pieces]), np.concatenate([x[1] for x in pieces]))
@@ -469,7 +481,7 @@ class ChronicleWriter:
             out["phase"] = Labels.from_strings(cols[1])
             names = ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2")
             for k, name in enumerate(names):
-                out[name] = core.quantize(np.array(cols[2 + k], dtype=np.float64), self.scale)
+                out[name] = np.array(cols[2 + k], dtype=np.float64)
             out["action_code"] = np.array(cols[7], dtype=np.int16)
             out["seed_state"] = np.array(cols[8], dtype=np.uint64)
             extras = cols[9]
@@ -486,7 +498,7 @@ class ChronicleWriter:
         for k in names:
             vals = np.array([e.get(k, np.nan) if e else np.nan for e in extras], dtype=np.float64)
             present = ~np.isnan(vals)
-            out[self._dynamic_prefix + k] = (core.quantize(np.where(present, vals, 0.0), self.scale), present)
+            out[self._dynamic_prefix + k] = (np.where(present, vals, 0.0), present)
         return out
 
     def _write_windows(self, ts: np.ndarray, payload: np.ndarray) -> None:
@@ -520,12 +532,15 @@ class ChronicleWriter:
         n = len(ts)
         spec = []
         for name, kind in self._fixed:
-            spec.append((name, kind, cols[name]))
+            v = cols[name]
+            if kind in (fmt.KIND_QF32, fmt.KIND_QF64) and v.dtype.kind == "f":
+                v = core.quantize(v, self.scale)
+            spec.append((name, kind, v))
         for name, v in cols.items():
             if isinstance(v, tuple):
-                q, present = v
+                values, present = v
                 if present.any():
-                    spec.append((name, fmt.KIND_OPT_QF64, (present, q[present])))
+                    spec.append((name, fmt.KIND_OPT_QF64, (present, core.quantize(values[present], self.scale))))
         payload = colfmt.encode_block(spec)
         block = fmt.pack_block(fmt.BLOCK_DATA, payload, n, int(ts[0]), int(ts[-1]))
         self._write_at_end(block)
@@ -544,12 +559,97 @@ class ChronicleWriter:
         if self.durability == "flush":
             os.fsync(self._fd)
 
+    # --- the background block writer ---------------------------------------------
+    def _enqueue_window(self) -> None:
+        """CycleStager sink: move its sealed, sorted windows to the write queue, in order."""
+        if self._worker_error is not None:
+            self._raise_worker_error()
+        with self._cv:                  # taking and queueing under one lock keeps the order
+            for columns, names, metrics in self._stager.take_ready():
+                cols = dict(columns)
+                cols["phase"] = Labels(columns["phase"], names)
+                for name, (values, present) in metrics.items():
+                    cols[self._dynamic_prefix + name] = (values, present)
+                if len(cols["timestamp"]):
+                    self._floor = max(self._floor or 0, int(cols["timestamp"][-1]))
+                self._queue.append(cols)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name=f"chronicle-writer:{self.path.name}",
+                                                daemon=True)
+                self._worker.start()
+            self._cv.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                cols = self._queue[0]
+                if cols is None:               # the stop marker
+                    self._queue.popleft()
+                    self._cv.notify_all()
+                    return
+            try:
+                with self._io_lock:
+                    self._write_block(cols)
+            except BaseException as exc:  # noqa: BLE001 - handed to the appending thread
+                with self._cv:
+                    self._worker_error = exc
+                    self._queue.clear()
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self._queue.popleft()
+                self._cv.notify_all()
+
+    def _drain(self) -> None:
+        """Wait until every queued window is on disk."""
+        with self._cv:
+            while self._queue and self._worker_error is None:
+                self._cv.wait()
+        if self._worker_error is not None:
+            self._raise_worker_error()
+
+    def _raise_worker_error(self) -> None:
+        exc = self._worker_error
+        if isinstance(exc, OSError):
+            self._broken = exc
+        raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); records staged since the "
+                                f"last flush were not written; reopen the chronicle to continue") from exc
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            with self._cv:
+                self._queue.append(None)
+                self._cv.notify_all()
+            self._worker.join()
+            self._worker = None
+
+    def _current_floor(self) -> int | None:
+        stager = self._stager.last_flushed if self._stager is not None else None
+        if stager is None:
+            return self._floor
+        return stager if self._floor is None else max(stager, self._floor)
+
+    def _flush_staging(self) -> None:
+        """Write the batch records staged outside the stager (synchronously, in order)."""
+        with self._lock:
+            self._drain()
+            with self._io_lock:
+                self._buffer.flush()
+            if self._stager is not None and self._floor is not None:
+                self._stager.raise_floor(self._floor)
+
     # --- flushing and closing -------------------------------------------------
     def flush(self) -> None:
         """Write every staged record now (as a block of fewer records if need be)."""
         with self._lock:
             self._ensure_open()
-            self._buffer.flush()
+            if self._stager is not None:
+                self._stager.flush()
+            self._drain()
+            with self._io_lock:
+                self._buffer.flush()
 
     def save(self) -> None:
         """Flush, write a footer (index, count, payload CRC) and fsync: a
@@ -575,7 +675,9 @@ class ChronicleWriter:
 
     @property
     def staged(self) -> int:
-        return self._staged
+        """Records accepted but not yet written to the file."""
+        queued = sum(len(c["timestamp"]) for c in list(self._queue) if c is not None)
+        return self._staged + queued + (self._stager.pending if self._stager is not None else 0)
 
     def _ensure_open(self) -> None:
         if self._closed:
@@ -590,11 +692,17 @@ class ChronicleWriter:
             if self._closed:
                 return
             try:
+                if self._stager is not None:
+                    self._stager.close()
                 if self._broken is None:
+                    if self._stager is not None:
+                        self._stager.flush()
+                    self._drain()
                     self._buffer.flush()
                     self._write_footer()
                     os.fsync(self._fd)
             finally:
+                self._stop_worker()
                 self._closed = True
                 os.close(self._fd)
 

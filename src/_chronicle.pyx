@@ -1,0 +1,389 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
+"""Compiled staging for the chronicle writer: one cycle record per call, checked
+and stored into typed columns without building Python objects, ordered by the
+core's append buffer.  Knows nothing of files: full windows go to a sink.
+"""
+
+cimport numpy as cnp
+from cpython.float cimport PyFloat_AsDouble, PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from libc.math cimport isfinite, fabs
+from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t, int64_t
+
+import numpy as np
+
+from chronoledger import errors as _errors
+
+from cnative cimport *
+
+cnp.import_array()
+
+DEF_PHASE_MAX = 64
+
+
+cdef class CycleStager:
+    """Stages cycle records for a chronicle writer.
+
+    ``append`` checks one record and stores it, ``extend`` a checked batch of
+    columns; every ``window`` records the window is sorted by (timestamp,
+    arrival), queued, and ``sink()`` is called; ``take_ready()`` then gives
+    the queued ``(columns, labels, metrics)`` windows in order, where columns
+    are numpy arrays (timestamp u64, phase u32 codes, loss_value, coherence,
+    tensor_signature.0..2 float64 as given, action_code int16 with -1 for
+    none, seed_state u64), labels the phase names of the codes, and metrics
+    maps each metric name to (float64 values, bool present).
+    """
+    cdef cl_appendbuf *_b
+    cdef size_t window
+    cdef double limit
+    cdef bint has_floor
+    cdef uint64_t floor
+    cdef object sink
+    cdef object path
+    cdef object last_phase
+    cdef uint32_t last_code
+    cdef dict phase_codes
+    cdef list phase_names
+    cdef dict metrics
+    cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed
+    cdef uint64_t[::1] ts
+    cdef uint32_t[::1] phase
+    cdef double[::1] loss, coh, t0, t1, t2
+    cdef int16_t[::1] action
+    cdef uint64_t[::1] seed
+    cdef size_t n
+    cdef bint closed
+    cdef list ready
+    cdef object a_rows
+    cdef uint64_t[::1] rows
+
+    def __cinit__(self, size_t window, double scale, object sink, object floor=None, str path=""):
+        if window == 0:
+            raise ValueError("CycleStager: window must be > 0")
+        st = cl_appendbuf_new(window, &self._b)
+        if st != CL_OK:
+            raise MemoryError("CycleStager: cannot allocate the ordering buffer")
+        self.window = window
+        # |value| / scale must stay inside int64 once quantized
+        self.limit = 9.2e18 * scale
+        self.sink = sink
+        self.path = path
+        self.has_floor = floor is not None
+        self.floor = floor if floor is not None else 0
+        self.phase_codes = {}
+        self.phase_names = []
+        self.ready = []
+        self.a_rows = np.empty(window, np.uint64)
+        self.rows = self.a_rows
+        self._alloc()
+
+    cdef _alloc(self):
+        self.a_ts = np.empty(self.window, np.uint64)
+        self.a_phase = np.empty(self.window, np.uint32)
+        self.a_loss = np.empty(self.window, np.float64)
+        self.a_coh = np.empty(self.window, np.float64)
+        self.a_t0 = np.empty(self.window, np.float64)
+        self.a_t1 = np.empty(self.window, np.float64)
+        self.a_t2 = np.empty(self.window, np.float64)
+        self.a_action = np.empty(self.window, np.int16)
+        self.a_seed = np.empty(self.window, np.uint64)
+        self.ts = self.a_ts
+        self.phase = self.a_phase
+        self.loss = self.a_loss
+        self.coh = self.a_coh
+        self.t0 = self.a_t0
+        self.t1 = self.a_t1
+        self.t2 = self.a_t2
+        self.action = self.a_action
+        self.seed = self.a_seed
+        self.metrics = {}      # name -> (float64 values, bool present), window-sized
+        self.n = 0
+
+    def __dealloc__(self):
+        if self._b is not NULL:
+            cl_appendbuf_free(self._b)
+            self._b = NULL
+
+    cdef int _bad(self, str what) except -1:
+        raise _errors.ValidationError("%s: %s" % (self.path, what))
+
+    cdef double _float_slow(self, object v, str name) except? -1.5:
+        cdef double f
+        try:
+            f = PyFloat_AsDouble(v)
+        except TypeError:
+            self._bad("%s must be a number, got %r" % (name, v))
+        if not isfinite(f) or fabs(f) >= self.limit:
+            self._bad("%s = %r cannot be stored at this scale (NaN, infinity or too large)" % (name, v))
+        return f
+
+    cdef inline double _float(self, object v, str name) except? -1.5:
+        # the common case inline: an exact float in range
+        cdef double f
+        if PyFloat_CheckExact(v):
+            f = PyFloat_AS_DOUBLE(v)
+            if isfinite(f) and fabs(f) < self.limit:
+                return f
+        return self._float_slow(v, name)
+
+    cdef inline uint32_t _phase(self, object phase) except? 0xFFFFFFFF:
+        if phase is self.last_phase:       # the same str object as last time: no hashing
+            return self.last_code
+        code = self._phase_lookup(phase)
+        self.last_phase = phase
+        self.last_code = code
+        return code
+
+    cdef uint32_t _phase_lookup(self, object phase) except? 0xFFFFFFFF:
+        code = self.phase_codes.get(phase)
+        if code is not None:
+            return code
+        if type(phase) is not str or not phase or len((<str>phase).encode()) > DEF_PHASE_MAX:
+            self._bad("phase must be a non-empty str of at most 64 bytes, got %r" % (phase,))
+        code = len(self.phase_names)
+        self.phase_names.append(phase)
+        self.phase_codes[phase] = code
+        return code
+
+    def append(self, timestamp, phase, loss_value, coherence, tensor_signature=None, action_code=None,
+               seed_state=0, metrics=None):
+        """Check and stage one cycle record; returns True when it completed a window."""
+        cdef uint64_t ts, seed, floor = 0
+        cdef double loss, coh, x0 = 0.0, x1 = 0.0, x2 = 0.0
+        cdef int16_t action = -1
+        cdef long a
+        cdef uint32_t code
+        cdef int sealed = 0
+        cdef size_t row
+        cdef uint64_t payload
+        cdef cl_status st
+        if self.closed:
+            raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
+        try:
+            ts = timestamp
+        except (OverflowError, TypeError):
+            self._bad("timestamp %r is not a u64" % (timestamp,))
+        if self.has_floor and ts < self.floor:
+            raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
+                                     % (self.path, ts, self.floor))
+        code = self._phase(phase)
+        loss = self._float(loss_value, "loss_value")
+        coh = self._float(coherence, "coherence")
+        if tensor_signature is not None:
+            if PyTuple_Check(tensor_signature) and PyTuple_GET_SIZE(tensor_signature) == 3:
+                x0 = self._float(<object>PyTuple_GET_ITEM(tensor_signature, 0), "tensor_signature[0]")
+                x1 = self._float(<object>PyTuple_GET_ITEM(tensor_signature, 1), "tensor_signature[1]")
+                x2 = self._float(<object>PyTuple_GET_ITEM(tensor_signature, 2), "tensor_signature[2]")
+            else:
+                try:
+                    v0, v1, v2 = tensor_signature
+                except (TypeError, ValueError):
+                    self._bad("tensor_signature must hold 3 floats, got %r" % (tensor_signature,))
+                x0 = self._float(v0, "tensor_signature[0]")
+                x1 = self._float(v1, "tensor_signature[1]")
+                x2 = self._float(v2, "tensor_signature[2]")
+        if action_code is not None:
+            if isinstance(action_code, bool) or not isinstance(action_code, (int, np.integer)) \
+                    or not 0 <= action_code <= 255:
+                self._bad("action_code must be None or an int 0..255, got %r" % (action_code,))
+            action = <int16_t>(<long>action_code)
+        try:
+            seed = seed_state
+        except (OverflowError, TypeError):
+            self._bad("seed_state %r is not a u64" % (seed_state,))
+        if metrics:
+            metrics = self._check_metrics(metrics)
+        # From here to self.n = row + 1 only C-level code runs, so no other
+        # thread can take the same row (the checks above may run Python code).
+        row = self.n
+        if row >= self.window:          # cannot happen while deliveries reset first; never write past
+            raise RuntimeError("%s: staging window overflow" % self.path)
+        payload = row
+        st = cl_appendbuf_push(self._b, ts, &payload, &floor, &sealed)
+        if st == CL_ERR_ORDER:
+            raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
+                                     % (self.path, ts, floor))
+        if st != CL_OK:
+            raise MemoryError("%s: staging a record failed" % self.path)
+        self.ts[row] = ts
+        self.phase[row] = code
+        self.loss[row] = loss
+        self.coh[row] = coh
+        self.t0[row] = x0
+        self.t1[row] = x1
+        self.t2[row] = x2
+        self.action[row] = action
+        self.seed[row] = seed
+        if metrics:
+            for k, v in (<dict>metrics).items():
+                col = self.metrics.get(k)
+                if col is None:
+                    col = self.metrics[k] = (np.zeros(self.window), np.zeros(self.window, bool))
+                col[0][row] = v
+                col[1][row] = True
+        self.n = row + 1
+        if sealed:
+            self._deliver()
+            return True
+        return False
+
+    cdef dict _check_metrics(self, object metrics):
+        if not isinstance(metrics, dict):
+            self._bad("metrics must be a dict of name -> float, got %r" % (metrics,))
+        out = {}
+        for k, v in (<dict>metrics).items():
+            if type(k) is not str or not k or len((<str>k).encode()) > 200:
+                self._bad("metric name %r must be a non-empty str of at most 200 bytes" % (k,))
+            out[k] = self._float(v, "metric %r" % (k,))
+        return out
+
+    cdef _deliver(self):
+        # Everything that changes the stager's state happens first, and the
+        # raw window is queued before any numpy call that might release the
+        # GIL (and let another thread seal the next window ahead of this one).
+        # The gather into sorted columns happens in take_ready().
+        cdef size_t k = 0, n = self.n
+        order = np.empty(n, np.uint64)
+        tss = np.empty(n, np.uint64)
+        cdef uint64_t[::1] ov = order
+        cdef uint64_t[::1] tv = tss
+        if n:
+            cl_appendbuf_peek(self._b, &tv[0], &ov[0], n, &k)
+            cl_appendbuf_consume(self._b, k)
+        arrays = (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
+                  self.a_action, self.a_seed)
+        raw = (arrays, self.metrics, list(self.phase_names), order, k)
+        if k:
+            self.has_floor = True
+            self.floor = tv[k - 1]
+        self._alloc()
+        self.ready.append(raw)
+        self.sink()
+
+    def take_ready(self):
+        """Remove and return the sealed windows, oldest first, as
+        ``(columns, labels, metrics)``."""
+        cdef size_t k
+        raws = self.ready
+        self.ready = []
+        out = []
+        keys = ("timestamp", "phase", "loss_value", "coherence", "tensor_signature.0",
+                "tensor_signature.1", "tensor_signature.2", "action_code", "seed_state")
+        for arrays, metric_arrays, names, order, k in raws:
+            idx = order[:k].astype(np.intp)
+            if bool(np.all(idx == np.arange(k))):
+                idx = slice(0, k)
+            columns = {key: a[idx] for key, a in zip(keys, arrays)}
+            metrics = {name: (v[idx], p[idx]) for name, (v, p) in metric_arrays.items()}
+            out.append((columns, names, metrics))
+        return out
+
+    def extend(self, dict cols, list names):
+        """Stage a batch already checked by the caller: ``cols`` holds
+        timestamp (u64), phase (integer codes into ``names``), loss_value,
+        coherence, tensor_signature.0..2 (float64), action_code (int16),
+        seed_state (u64) and optional metric columns name -> (float64, bool)."""
+        cdef size_t total, done = 0, take_n, j, r
+        cdef size_t n_done = 0
+        cdef uint64_t floor = 0
+        cdef cl_status st
+        if self.closed:
+            raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
+        # Everything is converted before the stager is touched; the copy below
+        # is plain C, so no other thread can slip in between.
+        cdef const uint64_t[::1] ts = np.ascontiguousarray(cols["timestamp"], dtype=np.uint64)
+        total = ts.shape[0]
+        if total == 0:
+            return
+        if self.has_floor and int(np.min(ts)) < self.floor:
+            tsa = np.asarray(ts)
+            i = int(np.argmax(tsa < self.floor))
+            raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed timestamp %d"
+                                     % (self.path, i, int(tsa[i]), self.floor))
+        remap = np.array([self._phase_lookup(nm) for nm in names], dtype=np.uint32)
+        cdef const uint32_t[::1] ph = np.ascontiguousarray(
+            remap[np.asarray(cols["phase"], dtype=np.intp)] if len(names) else np.zeros(total, np.uint32))
+        cdef const double[::1] lo = np.ascontiguousarray(cols["loss_value"], dtype=np.float64)
+        cdef const double[::1] co = np.ascontiguousarray(cols["coherence"], dtype=np.float64)
+        cdef const double[::1] x0 = np.ascontiguousarray(cols["tensor_signature.0"], dtype=np.float64)
+        cdef const double[::1] x1 = np.ascontiguousarray(cols["tensor_signature.1"], dtype=np.float64)
+        cdef const double[::1] x2 = np.ascontiguousarray(cols["tensor_signature.2"], dtype=np.float64)
+        cdef const int16_t[::1] ac = np.ascontiguousarray(cols["action_code"], dtype=np.int16)
+        cdef const uint64_t[::1] se = np.ascontiguousarray(cols["seed_state"], dtype=np.uint64)
+        extra = [(name, np.ascontiguousarray(v[0], dtype=np.float64), np.ascontiguousarray(v[1], dtype=np.uint8))
+                 for name, v in cols.items() if type(v) is tuple]
+        cdef const double[::1] mv
+        cdef const uint8_t[::1] mp
+        cdef double[::1] dv
+        cdef uint8_t[::1] dp
+        while done < total:
+            for name, v, p in extra:       # make sure the window has these metric columns
+                if name not in self.metrics:
+                    self.metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
+            r = self.n
+            take_n = min(self.window - r, total - done)
+            for j in range(take_n):
+                self.ts[r + j] = ts[done + j]
+                self.phase[r + j] = ph[done + j]
+                self.loss[r + j] = lo[done + j]
+                self.coh[r + j] = co[done + j]
+                self.t0[r + j] = x0[done + j]
+                self.t1[r + j] = x1[done + j]
+                self.t2[r + j] = x2[done + j]
+                self.action[r + j] = ac[done + j]
+                self.seed[r + j] = se[done + j]
+            for name, v, p in extra:
+                mv = v
+                mp = p
+                dv = self.metrics[name][0]
+                dp = self.metrics[name][1].view(np.uint8)
+                for j in range(take_n):
+                    dv[r + j] = mv[done + j]
+                    dp[r + j] = mp[done + j]
+            self.payload_scratch(r, take_n)
+            st = cl_appendbuf_push_many(self._b, &ts[done], &self.rows[0], take_n, &n_done, &floor)
+            if st != CL_OK:
+                self.n = r + n_done
+                if st == CL_ERR_ORDER:
+                    raise _errors.OrderError("%s: timestamp[%d] is older than the last flushed timestamp %d"
+                                             % (self.path, done + n_done, floor))
+                raise MemoryError("%s: staging records failed" % self.path)
+            self.n = r + take_n
+            done += take_n
+            if self.n == self.window:
+                self._deliver()
+
+    cdef void payload_scratch(self, size_t start, size_t count):
+        cdef size_t j
+        for j in range(count):
+            self.rows[j] = start + j
+
+    def flush(self):
+        """Seal and deliver what is staged (fewer than a window)."""
+        if self.n == 0:
+            return
+        if cl_appendbuf_seal(self._b) != CL_OK:
+            raise MemoryError("%s: sealing staged records failed" % self.path)
+        self._deliver()
+
+    @property
+    def pending(self):
+        """Records staged and not yet delivered."""
+        return self.n
+
+    @property
+    def last_flushed(self):
+        """The newest timestamp handed to the sink, or None."""
+        return self.floor if self.has_floor else None
+
+    def close(self):
+        """Refuse further records (what is staged stays until flushed)."""
+        self.closed = True
+
+    def raise_floor(self, uint64_t floor):
+        """Records written around the stager (a batch) raise the oldest allowed timestamp."""
+        if self.n:
+            raise RuntimeError("raise_floor: records are staged")
+        if not self.has_floor or floor > self.floor:
+            self.has_floor = True
+            self.floor = floor
