@@ -172,14 +172,14 @@ static uint64_t bias_from_mean(double mean)
     return (uint64_t)(int64_t)r;
 }
 
-/* Estimated packed bits of a candidate, over up to 32 evenly spread blocks:
+/* Estimated packed bits of a candidate, over up to 8 evenly spread blocks:
  * the sum of residual bit lengths, a proxy for what the streams will take. */
 static double estimate_bits(const uint64_t *v, size_t n, unsigned order, uint64_t bias)
 {
     size_t m = residual_count(n, order), nb = block_count(m), step, b, j, cnt = 0;
     double bits = 0;
     if (m == 0) return 0;
-    step = nb > 32 ? nb / 32 : 1;
+    step = nb > 8 ? nb / 8 : 1;
     for (b = 0; b < nb; b += step) {
         size_t lo = b * CL_CODEC_BLOCK, hi = lo + CL_CODEC_BLOCK < m ? lo + CL_CODEC_BLOCK : m;
         for (j = lo; j < hi; j++) bits += bitlen(residual(v, j, order, bias)) + 1;

@@ -10,6 +10,8 @@ from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.math cimport isfinite, fabs
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t, int64_t
 
+import threading
+
 import numpy as np
 
 from chronoledger import errors as _errors
@@ -53,6 +55,8 @@ cdef class CycleStager:
     cdef uint64_t[::1] seed
     cdef size_t n
     cdef bint closed
+    cdef bint busy
+    cdef object extend_lock
     cdef list ready
     cdef object a_rows
     cdef uint64_t[::1] rows
@@ -73,6 +77,7 @@ cdef class CycleStager:
         self.phase_codes = {}
         self.phase_names = []
         self.ready = []
+        self.extend_lock = threading.Lock()
         self.a_rows = np.empty(window, np.uint64)
         self.rows = self.a_rows
         self._alloc()
@@ -195,6 +200,9 @@ cdef class CycleStager:
             metrics = self._check_metrics(metrics)
         # From here to self.n = row + 1 only C-level code runs, so no other
         # thread can take the same row (the checks above may run Python code).
+        while self.busy:                 # a batch is being copied in without the GIL
+            self.extend_lock.acquire()
+            self.extend_lock.release()
         row = self.n
         if row >= self.window:          # cannot happen while deliveries reset first; never write past
             raise RuntimeError("%s: staging window overflow" % self.path)
@@ -283,6 +291,10 @@ cdef class CycleStager:
         timestamp (u64), phase (integer codes into ``names``), loss_value,
         coherence, tensor_signature.0..2 (float64), action_code (int16),
         seed_state (u64) and optional metric columns name -> (float64, bool)."""
+        with self.extend_lock:
+            self._extend(cols, names)
+
+    cdef _extend(self, dict cols, list names):
         cdef size_t total, done = 0, take_n, j, r
         cdef size_t n_done = 0
         cdef uint64_t floor = 0
@@ -322,24 +334,33 @@ cdef class CycleStager:
                     self.metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
             r = self.n
             take_n = min(self.window - r, total - done)
-            for j in range(take_n):
-                self.ts[r + j] = ts[done + j]
-                self.phase[r + j] = ph[done + j]
-                self.loss[r + j] = lo[done + j]
-                self.coh[r + j] = co[done + j]
-                self.t0[r + j] = x0[done + j]
-                self.t1[r + j] = x1[done + j]
-                self.t2[r + j] = x2[done + j]
-                self.action[r + j] = ac[done + j]
-                self.seed[r + j] = se[done + j]
-            for name, v, p in extra:
-                mv = v
-                mp = p
-                dv = self.metrics[name][0]
-                dp = self.metrics[name][1].view(np.uint8)
-                for j in range(take_n):
-                    dv[r + j] = mv[done + j]
-                    dp[r + j] = mp[done + j]
+            # The copy runs without the GIL so the background writer can
+            # encode meanwhile; `busy` holds off appends from other threads
+            # (they check it, with the GIL, before taking a row).
+            self.busy = True
+            try:
+                with nogil:
+                    for j in range(take_n):
+                        self.ts[r + j] = ts[done + j]
+                        self.phase[r + j] = ph[done + j]
+                        self.loss[r + j] = lo[done + j]
+                        self.coh[r + j] = co[done + j]
+                        self.t0[r + j] = x0[done + j]
+                        self.t1[r + j] = x1[done + j]
+                        self.t2[r + j] = x2[done + j]
+                        self.action[r + j] = ac[done + j]
+                        self.seed[r + j] = se[done + j]
+                for name, v, p in extra:
+                    mv = v
+                    mp = p
+                    dv = self.metrics[name][0]
+                    dp = self.metrics[name][1].view(np.uint8)
+                    with nogil:
+                        for j in range(take_n):
+                            dv[r + j] = mv[done + j]
+                            dp[r + j] = mp[done + j]
+            finally:
+                self.busy = False
             self.payload_scratch(r, take_n)
             st = cl_appendbuf_push_many(self._b, &ts[done], &self.rows[0], take_n, &n_done, &floor)
             if st != CL_OK:

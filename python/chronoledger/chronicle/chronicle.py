@@ -71,6 +71,14 @@ class Chronicle:
             w.append_event(**fields)
         self._reader_stale()
 
+    @property
+    def append_cycle(self):
+        """The fastest way to record a cycle: ``append_cycle(timestamp, phase,
+        loss_value, coherence, tensor_signature=None, action_code=None,
+        seed_state=0, metrics=None)``, positional arguments, compiled checks.
+        Bind it once (``rec = ch.append_cycle``) in a hot loop."""
+        return self._need_writer().append_cycle
+
     def extend(self, columns: dict, labels: dict | None = None) -> None:
         """Record many records given as numpy columns (see :meth:`to_numpy` for the names;
         ``tensor_signature`` may be one (n, 3) array; ``action_code`` uses -1 for none).

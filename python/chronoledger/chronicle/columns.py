@@ -156,8 +156,9 @@ def read_directory(payload, where: str) -> list[tuple[str, int, int, int]]:
 
 
 def decode_block(payload, records: int, scale: float, where: str,
-                 names: set[str] | None = None) -> dict[str, np.ndarray]:
-    """Decode the columns of a data-block payload (only ``names`` if given)."""
+                 names: set[str] | None = None, rows: slice | None = None) -> dict[str, np.ndarray]:
+    """Decode the columns of a data-block payload (only ``names`` if given;
+    only the records ``rows`` if given, cut before any conversion)."""
     directory = read_directory(payload, where)
     jobs = []   # (name, kind, encoded int columns, prefix info, suffix)
     for name, kind, start, end in directory:
@@ -200,6 +201,16 @@ def decode_block(payload, records: int, scale: float, where: str,
         k += len(cols)
         if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != records:
             raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
+        if rows is not None and kind != fmt.KIND_TEXT:
+            if kind == fmt.KIND_OPT_QF64:
+                present = vals[0]
+                if len(present) != records or int(np.count_nonzero(present)) != len(vals[1]):
+                    raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
+                before = int(np.count_nonzero(present[:rows.start]))
+                vals = [present[rows], vals[1][before:before + int(np.count_nonzero(present[rows]))]]
+            else:
+                vals = [vals[0][rows]]
+        records_here = len(vals[0]) if kind != fmt.KIND_TEXT or rows is None else records
         if kind == fmt.KIND_INT:
             out[name] = vals[0]
         elif kind == fmt.KIND_QF32:
@@ -218,7 +229,7 @@ def decode_block(payload, records: int, scale: float, where: str,
             # kept as codes: the reader joins blocks, then makes strings once
             out[name] = Labels(codes.astype(np.uint32), table)
         elif kind == fmt.KIND_TEXT:
-            lengths = vals[0]
+            lengths = vals[0]        # texts are one zstd frame: cut after decompressing
             try:
                 blob = zstandard.ZstdDecompressor().decompress(bytes(suffix),
                                                               max_output_size=int(lengths.sum()) + 1)
@@ -235,12 +246,12 @@ def decode_block(payload, records: int, scale: float, where: str,
                 raise CorruptDataError(f"{where}: text column {name!r} is not UTF-8: {exc}") from None
             arr = np.empty(len(texts), dtype=object)
             arr[:] = texts
-            out[name] = arr
+            out[name] = arr if rows is None else arr[rows]
         elif kind == fmt.KIND_OPT_QF64:
             present = vals[0].astype(bool)
-            if len(present) != records or int(present.sum()) != len(vals[1]):
+            if len(present) != records_here or int(present.sum()) != len(vals[1]):
                 raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
-            full = np.full(records, np.nan)
+            full = np.full(records_here, np.nan)
             full[present] = core.dequantize(vals[1], scale)
             out[name] = full
     return out

@@ -219,8 +219,10 @@ class ChronicleReader:
         return int(self._starts[-1])
 
     # --- decoding ---------------------------------------------------------
-    def read_block(self, i: int, names: set[str] | None = None, check: bool = True) -> dict[str, np.ndarray]:
-        """Decode data block ``i`` (checking its CRC-64 first)."""
+    def read_block(self, i: int, names: set[str] | None = None, check: bool = True,
+                   rows: slice | None = None) -> dict[str, np.ndarray]:
+        """Decode data block ``i`` (checking its CRC-64 first); only the
+        records ``rows`` of it if given."""
         bh = self.layout.blocks[i]
         payload = memoryview(self._map)[bh.payload_offset:bh.end]
         where = f"{self.path}: block {i} at offset {bh.offset}"
@@ -228,7 +230,7 @@ class ChronicleReader:
             raise ChecksumError(f"{where}: payload CRC-64 mismatch; valid data follows this block, so it is "
                                 f"corruption, not a torn tail (`chronoledger chronicle recover --mode skip` "
                                 f"salvages the rest)", offset=bh.offset)
-        return colfmt.decode_block(payload, bh.records, self.scale, where, names)
+        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows)
 
     def column_names(self) -> list[str]:
         """Every column of the file: the schema's, then metric/value columns in order of appearance."""
@@ -286,13 +288,23 @@ class ChronicleReader:
         blocks are read and decoded.
         """
         lo = bisect.bisect_left(self._last, start)
-        hi = bisect.bisect_left(self._first, end)
-        names_ts = None if columns is None else (list(columns) if "timestamp" in columns
-                                                 else ["timestamp"] + list(columns))
-        data = self._read_range(lo, max(lo, hi), names_ts)
-        ts = data["timestamp"]
-        a, b = np.searchsorted(ts, start, "left"), np.searchsorted(ts, end, "left")
-        return {k: data[k][a:b] for k in (columns if columns is not None else data)}
+        hi = max(lo, bisect.bisect_left(self._first, end))
+        want = None if columns is None else set(columns)
+        parts = []
+        for i in range(lo, hi):
+            # the timestamps say which rows of the block are wanted; the other
+            # columns are then cut to those rows before any conversion
+            ts = self.read_block(i, {"timestamp"})["timestamp"]
+            a, b = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "left"))
+            if a < b:
+                parts.append(self.read_block(i, want, check=False, rows=slice(a, b)))
+        if columns is not None:
+            names = list(columns)
+        else:
+            names = [n for n, _ in FIXED_COLUMNS[self.schema]]
+            for part in parts:
+                names += [k for k in part if k not in names]
+        return self._concat(parts, names)
 
     def records(self, start: int | None = None, end: int | None = None) -> Iterator:
         """Records (CycleRecord or EventRecord), in timestamp order, block by block."""

@@ -96,6 +96,7 @@ class ChronicleWriter:
         self.durability = durability
         self.block_records = block_records
         self._lock = threading.RLock()
+        self._created = False         # a new file whose directory entry is not fsynced yet
         self._closed = False
         self._broken: OSError | None = None
         flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if mode == "x" else 0)
@@ -135,6 +136,9 @@ class ChronicleWriter:
         if self.schema == fmt.SCHEMA_CYCLE:
             self._stager = CycleStager(block_records, self.scale, self._enqueue_window, self._floor,
                                        str(self.path))
+            # Cycle records never use the Python staging (batches go through
+            # the stager too), so appending is the compiled method itself.
+            self.append_cycle = self._stager.append
 
     # --- opening ------------------------------------------------------------
     def _create(self, schema_id, scale, metadata, config, initial_seed) -> None:
@@ -149,8 +153,13 @@ class ChronicleWriter:
             meta["user"] = metadata
         head = fmt.pack_header(schema_id, scale, meta)
         os.write(self._fd, head)
-        os.fsync(self._fd)
-        _fsync_dir(self.path)
+        # With durability "os" the header is made durable with the first
+        # fsync (close or save); "flush" makes every write durable at once.
+        self._created = True
+        if self.durability == "flush":
+            os.fsync(self._fd)
+            _fsync_dir(self.path)
+            self._created = False
         self.header = fmt.read_header(head, str(self.path))
         self.schema, self.scale = schema_id, scale
         self._pos = len(head)
@@ -657,7 +666,13 @@ class ChronicleWriter:
         with self._lock:
             self.flush()
             self._write_footer()
-            os.fsync(self._fd)
+            self._sync()
+
+    def _sync(self) -> None:
+        os.fsync(self._fd)
+        if self._created:              # the file's directory entry, once
+            _fsync_dir(self.path)
+            self._created = False
 
     def _write_footer(self) -> None:
         crc = self._payload_crc
@@ -700,7 +715,7 @@ class ChronicleWriter:
                     self._drain()
                     self._buffer.flush()
                     self._write_footer()
-                    os.fsync(self._fd)
+                    self._sync()
             finally:
                 self._stop_worker()
                 self._closed = True
