@@ -306,3 +306,22 @@ def test_reading_while_writing(tmp_path):
         warnings.simplefilter("error")
         with Chronicle.open(p) as reader:
             assert len(reader) == 130
+
+
+def test_event_log_batches_mix_with_single_events(tmp_path):
+    p = tmp_path / "ev.cmeta"
+    with Chronicle.open(p, "w", schema="event", block_records=4) as ch:
+        ch.append(timestamp=1, event_type="a", payload={"x": 1})
+        ch.extend({"timestamp": np.array([2, 3, 4, 5, 6]),
+                   "event_type": np.array(["b", "c", "b", "c", "d"], dtype=object),
+                   "payload": np.array(['{"k": 1}', {"k": 2}, "{}", "{}", "{}"], dtype=object),
+                   "values.tokens": np.array([1.0, np.nan, 3.0, np.nan, 5.0])})
+        ch.append(timestamp=7, event_type="e", values={"tokens": 9})
+        with pytest.raises(ValidationError, match=r"payload\[0\]"):
+            ch.extend({"timestamp": np.array([8]), "event_type": np.array(["x"], dtype=object),
+                       "payload": np.array(["not json"], dtype=object)})
+    with Chronicle.open(p) as ch:
+        events = list(ch)
+    assert [e.timestamp for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert events[2] == EventRecord(3, "c", {"k": 2}, {})
+    assert events[5].values == {"tokens": 5.0} and events[6].values == {"tokens": 9.0}
