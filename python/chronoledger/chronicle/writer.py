@@ -483,21 +483,12 @@ class ChronicleWriter:
         return out
 
     def _rows_to_columns(self, rows: list) -> dict:
-        n = len(rows)
+        """Event rows staged by append_event as columns (cycles use the stager)."""
         cols = list(zip(*rows))
-        out = {"timestamp": np.array(cols[0], dtype=np.uint64)}
-        if self.schema == fmt.SCHEMA_CYCLE:
-            out["phase"] = Labels.from_strings(cols[1])
-            names = ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2")
-            for k, name in enumerate(names):
-                out[name] = np.array(cols[2 + k], dtype=np.float64)
-            out["action_code"] = np.array(cols[7], dtype=np.int16)
-            out["seed_state"] = np.array(cols[8], dtype=np.uint64)
-            extras = cols[9]
-        else:
-            out["event_type"] = Labels.from_strings(cols[1])
-            out["payload"] = np.array(cols[2], dtype=object)
-            extras = cols[3]
+        out = {"timestamp": np.array(cols[0], dtype=np.uint64),
+               "event_type": Labels.from_strings(cols[1]),
+               "payload": np.array(cols[2], dtype=object)}
+        extras = cols[3]
         names = []
         for e in extras:
             if e:
