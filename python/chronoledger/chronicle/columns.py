@@ -77,7 +77,7 @@ def _strings_table(values: list[str]) -> bytes:
     return b"".join(parts)
 
 
-def encode_block(columns: list[tuple[str, int, object]]) -> bytes:
+def encode_block(columns: list[tuple[str, int, object]], threads: int | None = None) -> bytes:
     """Encode ``(name, kind, values)`` columns into a data-block payload.
 
     values by kind: INT an integer array; QF32/QF64 the int64 quantized array;
@@ -111,7 +111,7 @@ def encode_block(columns: list[tuple[str, int, object]]) -> bytes:
             raise ValueError(f"unknown column kind {kind}")
         plans.append((name, kind, prefix, ints, suffix))
     flat = [a for _, _, _, ints, _ in plans for a in ints]
-    encoded_flat = core.encode_columns(flat)
+    encoded_flat = core.encode_columns(flat, threads=threads)
     directory = [_U16.pack(len(plans))]
     bodies = []
     k = 0

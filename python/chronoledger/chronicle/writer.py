@@ -294,6 +294,9 @@ class ChronicleWriter:
             if n == 0:
                 return
             if self._stager is not None:
+                cols = self._write_whole_blocks(cols)
+                if cols is None:
+                    return
                 phase = cols.pop("phase")
                 cols["phase"] = phase.codes
                 pre = self._dynamic_prefix
@@ -323,6 +326,38 @@ class ChronicleWriter:
             self._chunks.append(cols)
             self._staged += n
             self._buffer.extend(cols["timestamp"])
+
+    def _write_whole_blocks(self, cols: dict) -> dict | None:
+        """A large batch, already in order, with nothing staged before it: its
+        whole blocks are exactly the windows the stager would seal, so encode
+        them in parallel (one block per task) and write them in order here.
+        Returns the remainder to stage (None when nothing is left)."""
+        ts = cols["timestamp"]
+        n = len(ts)
+        whole = (n // self.block_records) * self.block_records
+        if whole < 2 * self.block_records or self._stager.pending:
+            return cols
+        if not bool(np.all(ts[1:whole] >= ts[:whole - 1])):
+            return cols
+        self._drain()
+        pieces = [{k: _take(v, slice(a, a + self.block_records)) for k, v in cols.items()}
+                  for a in range(0, whole, self.block_records)]
+        pool = core._executor()
+        futures = [pool.submit(self._encode_block, piece, 1) for piece in pieces]
+        try:
+            with self._io_lock:
+                for f in futures:
+                    self._append_block(f.result())
+        except OSError as exc:
+            self._broken = exc
+            raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); the writer is closed") from exc
+        finally:
+            for f in futures:
+                f.cancel()
+        self._stager.raise_floor(self._floor)
+        if whole == n:
+            return None
+        return {k: _take(v, slice(whole, n)) for k, v in cols.items()}
 
     def _labels(self, name: str, arr: np.ndarray, names) -> Labels:
         if arr.dtype.kind in "iu":
@@ -354,7 +389,7 @@ class ChronicleWriter:
         n = ts.shape[0]
         if n and ts.dtype.kind == "i" and ts.min() < 0:
             raise ValidationError(f"{self.path}: timestamp[{int(ts.argmin())}] is negative")
-        ts = ts.astype(np.uint64)
+        ts = ts.astype(np.uint64, copy=False)
         floor = self._current_floor()
         if n and floor is not None and int(ts.min()) < floor:
             i = int(np.argmax(ts < floor))
@@ -391,11 +426,11 @@ class ChronicleWriter:
                 a = np.asarray(arr)
                 if a.size and (a.dtype.kind not in "iu" or a.min() < -1 or a.max() > 255):
                     raise ValidationError(f"{self.path}: action_code must hold ints 0..255, or -1 for none")
-                out[name] = a.astype(np.int16)
+                out[name] = a.astype(np.int16, copy=False)
             elif name == "seed_state":
                 if arr.size and arr.dtype.kind not in "iu":
                     raise ValidationError(f"{self.path}: seed_state must be integers")
-                out[name] = arr.astype(np.uint64)
+                out[name] = arr.astype(np.uint64, copy=False)
             elif name in known:
                 out[name] = self._quantized(name, arr)
             elif name.startswith(self._dynamic_prefix) and len(name) > len(self._dynamic_prefix):
@@ -430,7 +465,8 @@ class ChronicleWriter:
         a = np.asarray(arr)
         if a.dtype.kind not in "fiu":
             raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
-        a = a.astype(np.float64)
+        if a.dtype not in (np.float32, np.float64):   # float32 is kept: widening it is exact
+            a = a.astype(np.float64)
         present = None
         if allow_nan:
             present = ~np.isnan(a)
@@ -527,7 +563,10 @@ class ChronicleWriter:
         if staged > n:
             self._chunks = [rest]
 
-    def _write_block(self, cols: dict) -> None:
+    def _encode_block(self, cols: dict, threads: int | None = None) -> tuple[bytes, int, int, int, int]:
+        """A data block for the records ``cols`` (sorted): (bytes, payload length,
+        records, first ts, last ts).  No file I/O, so blocks can be encoded in
+        parallel and written in order."""
         ts = cols["timestamp"]
         n = len(ts)
         spec = []
@@ -541,13 +580,19 @@ class ChronicleWriter:
                 values, present = v
                 if present.any():
                     spec.append((name, fmt.KIND_OPT_QF64, (present, core.quantize(values[present], self.scale))))
-        payload = colfmt.encode_block(spec)
+        payload = colfmt.encode_block(spec, threads)
         block = fmt.pack_block(fmt.BLOCK_DATA, payload, n, int(ts[0]), int(ts[-1]))
+        return block, len(payload), n, int(ts[0]), int(ts[-1])
+
+    def _append_block(self, encoded: tuple[bytes, int, int, int, int]) -> None:
+        block, payload_len, n, first, last = encoded
         self._write_at_end(block)
-        self._index.append(fmt.BlockHeader(self._pos - len(block), fmt.BLOCK_DATA, len(payload), n,
-                                           int(ts[0]), int(ts[-1]), 0))
+        self._index.append(fmt.BlockHeader(self._pos - len(block), fmt.BLOCK_DATA, payload_len, n, first, last, 0))
         self._total += n
-        self._floor = int(ts[-1])
+        self._floor = last
+
+    def _write_block(self, cols: dict) -> None:
+        self._append_block(self._encode_block(cols))
 
     def _write_at_end(self, data: bytes) -> None:
         view = memoryview(data)
