@@ -1,6 +1,5 @@
 #include "cl_codec.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- little-endian loads and stores, whatever the host byte order ---- */
@@ -83,29 +82,26 @@ void cl_codec_bounds(size_t n, size_t bounds[CL_CODEC_STREAMS])
     bounds[3] = 10 * n + 8;                 /* ESC */
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 void cl_codec_sample(const uint64_t *v, size_t n, size_t *taken, size_t *runs,
                      uint64_t *mode_value, size_t *mode_count)
 {
-    uint64_t s[CL_CODEC_SAMPLE];
-    size_t step = n > CL_CODEC_SAMPLE ? n / CL_CODEC_SAMPLE : 1, k = 0, i, r = 0, best = 0, cur = 0;
-    uint64_t best_v = 0;
-    for (i = 0; i < n && k < CL_CODEC_SAMPLE; i += step) s[k++] = v[i];
-    for (i = 0; i < k; i++) r += i == 0 || s[i] != s[i - 1];
-    qsort(s, k, sizeof(uint64_t), cmp_u64);
-    for (i = 0; i < k; i++) {
-        cur = (i > 0 && s[i] == s[i - 1]) ? cur + 1 : 1;
-        if (cur > best) { best = cur; best_v = s[i]; }
+    size_t step = n > CL_CODEC_SAMPLE ? n / CL_CODEC_SAMPLE : 1, k = 0, i, r = 0, votes = 0, count = 0;
+    uint64_t cand = 0, prev = 0;
+    /* Boyer-Moore majority vote: the only value that can hold more than half
+     * of the sample, found in one pass without sorting; a sparse column needs
+     * its default to hold three quarters. */
+    for (i = 0; i < n && k < CL_CODEC_SAMPLE; i += step, k++) {
+        uint64_t x = v[i];
+        r += k == 0 || x != prev;
+        prev = x;
+        if (votes == 0) { cand = x; votes = 1; }
+        else votes += x == cand ? 1 : (size_t)-1;
     }
+    for (i = 0, k = 0; i < n && k < CL_CODEC_SAMPLE; i += step, k++) count += v[i] == cand;
     *taken = k;
     *runs = r;
-    *mode_value = best_v;
-    *mode_count = best;
+    *mode_value = cand;
+    *mode_count = count;
 }
 
 size_t cl_codec_count_runs(const uint64_t *v, size_t n)

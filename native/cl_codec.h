@@ -68,8 +68,9 @@ typedef struct cl_codec_plan {
 void cl_codec_bounds(size_t n, size_t bounds[CL_CODEC_STREAMS]);
 
 /* Looks at up to CL_CODEC_SAMPLE evenly spaced values of v[0..n): how many
- * were taken, how many runs they form, and their most common value and its
- * count.  The encoder uses this to decide whether RLE or SPARSE is worth
+ * were taken, how many runs they form, and their majority value (the one
+ * that holds more than half of them, if any; otherwise an arbitrary one) and
+ * its count.  The encoder uses this to decide whether RLE or SPARSE is worth
  * trying before it counts exactly. */
 #define CL_CODEC_SAMPLE 1024
 void cl_codec_sample(const uint64_t *v, size_t n, size_t *taken, size_t *runs,
