@@ -139,7 +139,7 @@ def audit(path, step_factory: StepFactory | None = None, *,
                 return report
             meta = reader.metadata
             rep = replay_records(reader.records(), step_factory, meta.get("config") or {},
-                                 int(meta.get("initial_seed", 0)), reader.scale)
+                                 int(meta.get("initial_seed", 0)), reader.scale, progress)
             report.replay = rep.as_dict()
             if rep.first_divergence is not None:
                 d = rep.first_divergence

@@ -117,7 +117,10 @@ def audit_cmd(file: Path, step: str | None, as_json: bool) -> None:
     """Checksums, record count, monotonic timestamps and (with --step) replay hashes."""
     with _errors_exit():
         factory = chr_.load_step(step) if step else None
-        report = chr_.audit(file, factory)
+        with chr_.ChronicleReader(file, "skip") as r:
+            total = len(r.blocks) + (len(r) if factory else 0)
+        with _progress(total, "auditing") as tick:
+            report = chr_.audit(file, factory, progress=tick)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
     sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
 
