@@ -117,8 +117,11 @@ def audit_cmd(file: Path, step: str | None, as_json: bool) -> None:
     """Checksums, record count, monotonic timestamps and (with --step) replay hashes."""
     with _errors_exit():
         factory = chr_.load_step(step) if step else None
-        with chr_.ChronicleReader(file, "skip") as r:
-            total = len(r.blocks) + (len(r) if factory else 0)
+        try:
+            with chr_.ChronicleReader(file, "skip") as r:
+                total = len(r.blocks) + (len(r) if factory else 0)
+        except ChronoledgerError:
+            total = 0        # the audit itself reports what is wrong
         with _progress(total, "auditing") as tick:
             report = chr_.audit(file, factory, progress=tick)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
