@@ -6,11 +6,11 @@ core's append buffer.  Knows nothing of files: full windows go to a sink.
 
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AsDouble, PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_acquire_lock, PyThread_release_lock, NOWAIT_LOCK, WAIT_LOCK)
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.math cimport isfinite, fabs
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t, int64_t
-
-import threading
 
 import numpy as np
 
@@ -22,20 +22,28 @@ cnp.import_array()
 
 DEF_PHASE_MAX = 64
 
+_KEYS = ("timestamp", "phase", "loss_value", "coherence", "tensor_signature.0",
+         "tensor_signature.1", "tensor_signature.2", "action_code", "seed_state")
+
 
 cdef class CycleStager:
     """Stages cycle records for a chronicle writer.
 
     ``append`` checks one record and stores it, ``extend`` a checked batch of
-    columns; every ``window`` records the window is sorted by (timestamp,
-    arrival), queued, and ``sink()`` is called; ``take_ready()`` then gives
-    the queued ``(columns, labels, metrics)`` windows in order, where columns
-    are numpy arrays (timestamp u64, phase u32 codes, loss_value, coherence,
-    tensor_signature.0..2 float64 as given, action_code int16 with -1 for
-    none, seed_state u64), labels the phase names of the codes, and metrics
-    maps each metric name to (float64 values, bool present).
+    columns; every ``window`` records the window is sealed (sorted by
+    (timestamp, arrival) by the core's append buffer), queued, and ``sink()``
+    is called; ``take_ready()`` then gives the queued windows in order as
+    ``(columns, labels, metrics)``: numpy columns (timestamp u64, phase u32
+    codes, loss_value, coherence, tensor_signature.0..2 float64 as given,
+    action_code int16 with -1 for none, seed_state u64), the phase names of
+    the codes, and metric name -> (float64 values, bool present).
+
+    Thread-safe: the staging state is guarded by a lock that is held only
+    while no Python code of the caller runs; a thread waiting for it does not
+    hold the GIL.  The checks (which may run Python code) come before it.
     """
     cdef cl_appendbuf *_b
+    cdef PyThread_type_lock lock
     cdef size_t window
     cdef double limit
     cdef bint has_floor
@@ -46,30 +54,29 @@ cdef class CycleStager:
     cdef uint32_t last_code
     cdef dict phase_codes
     cdef list phase_names
-    cdef dict metrics
-    cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed
+    cdef list row_metrics          # per row: the metrics dict of append(), or None
+    cdef dict batch_metrics        # name -> (values, present) copied in by extend()
+    cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed, a_rows
     cdef uint64_t[::1] ts
     cdef uint32_t[::1] phase
     cdef double[::1] loss, coh, t0, t1, t2
     cdef int16_t[::1] action
     cdef uint64_t[::1] seed
+    cdef uint64_t[::1] rows
     cdef size_t n
     cdef bint closed
-    cdef bint busy
-    cdef object extend_lock
     cdef list ready
-    cdef object a_rows
-    cdef uint64_t[::1] rows
 
     def __cinit__(self, size_t window, double scale, object sink, object floor=None, str path=""):
         if window == 0:
             raise ValueError("CycleStager: window must be > 0")
-        st = cl_appendbuf_new(window, &self._b)
-        if st != CL_OK:
+        if cl_appendbuf_new(window, &self._b) != CL_OK:
             raise MemoryError("CycleStager: cannot allocate the ordering buffer")
+        self.lock = PyThread_allocate_lock()
+        if self.lock is NULL:
+            raise MemoryError("CycleStager: cannot allocate a lock")
         self.window = window
-        # |value| / scale must stay inside int64 once quantized
-        self.limit = 9.2e18 * scale
+        self.limit = 9.2e18 * scale        # |value| / scale must stay inside int64 once quantized
         self.sink = sink
         self.path = path
         self.has_floor = floor is not None
@@ -77,10 +84,25 @@ cdef class CycleStager:
         self.phase_codes = {}
         self.phase_names = []
         self.ready = []
-        self.extend_lock = threading.Lock()
         self.a_rows = np.empty(window, np.uint64)
         self.rows = self.a_rows
         self._alloc()
+
+    def __dealloc__(self):
+        if self._b is not NULL:
+            cl_appendbuf_free(self._b)
+            self._b = NULL
+        if self.lock is not NULL:
+            PyThread_free_lock(self.lock)
+            self.lock = NULL
+
+    cdef inline void _acquire(self):
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+
+    cdef inline void _release(self):
+        PyThread_release_lock(self.lock)
 
     cdef _alloc(self):
         self.a_ts = np.empty(self.window, np.uint64)
@@ -101,14 +123,11 @@ cdef class CycleStager:
         self.t2 = self.a_t2
         self.action = self.a_action
         self.seed = self.a_seed
-        self.metrics = {}      # name -> (float64 values, bool present), window-sized
+        self.row_metrics = [None] * self.window
+        self.batch_metrics = {}
         self.n = 0
 
-    def __dealloc__(self):
-        if self._b is not NULL:
-            cl_appendbuf_free(self._b)
-            self._b = NULL
-
+    # --- checks (may run Python code; done before the lock) ---------------------
     cdef int _bad(self, str what) except -1:
         raise _errors.ValidationError("%s: %s" % (self.path, what))
 
@@ -145,10 +164,22 @@ cdef class CycleStager:
             return code
         if type(phase) is not str or not phase or len((<str>phase).encode()) > DEF_PHASE_MAX:
             self._bad("phase must be a non-empty str of at most 64 bytes, got %r" % (phase,))
+        # codes only grow, and a list append and a dict insert under the GIL
+        # are each atomic, so a racing thread at worst adds a duplicate name
         code = len(self.phase_names)
         self.phase_names.append(phase)
         self.phase_codes[phase] = code
         return code
+
+    cdef dict _check_metrics(self, object metrics):
+        if not isinstance(metrics, dict):
+            self._bad("metrics must be a dict of name -> float, got %r" % (metrics,))
+        out = {}
+        for k, v in (<dict>metrics).items():
+            if type(k) is not str or not k or len((<str>k).encode()) > 200:
+                self._bad("metric name %r must be a non-empty str of at most 200 bytes" % (k,))
+            out[k] = self._float(v, "metric %r" % (k,))
+        return out
 
     def append(self, timestamp, phase, loss_value, coherence, tensor_signature=None, action_code=None,
                seed_state=0, metrics=None):
@@ -156,7 +187,6 @@ cdef class CycleStager:
         cdef uint64_t ts, seed, floor = 0
         cdef double loss, coh, x0 = 0.0, x1 = 0.0, x2 = 0.0
         cdef int16_t action = -1
-        cdef long a
         cdef uint32_t code
         cdef int sealed = 0
         cdef size_t row
@@ -164,13 +194,13 @@ cdef class CycleStager:
         cdef cl_status st
         if self.closed:
             raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
+        # ints only: a float timestamp or seed would be silently truncated
+        if type(timestamp) is not int and (isinstance(timestamp, bool) or not isinstance(timestamp, np.integer)):
+            self._bad("timestamp %r is not a u64" % (timestamp,))
         try:
             ts = timestamp
         except (OverflowError, TypeError):
             self._bad("timestamp %r is not a u64" % (timestamp,))
-        if self.has_floor and ts < self.floor:
-            raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
-                                     % (self.path, ts, self.floor))
         code = self._phase(phase)
         loss = self._float(loss_value, "loss_value")
         coh = self._float(coherence, "coherence")
@@ -192,64 +222,54 @@ cdef class CycleStager:
                     or not 0 <= action_code <= 255:
                 self._bad("action_code must be None or an int 0..255, got %r" % (action_code,))
             action = <int16_t>(<long>action_code)
+        if type(seed_state) is not int and (isinstance(seed_state, bool) or not isinstance(seed_state, np.integer)):
+            self._bad("seed_state %r is not a u64" % (seed_state,))
         try:
             seed = seed_state
         except (OverflowError, TypeError):
             self._bad("seed_state %r is not a u64" % (seed_state,))
         if metrics:
             metrics = self._check_metrics(metrics)
-        # From here to self.n = row + 1 only C-level code runs, so no other
-        # thread can take the same row (the checks above may run Python code).
-        while self.busy:                 # a batch is being copied in without the GIL
-            self.extend_lock.acquire()
-            self.extend_lock.release()
-        row = self.n
-        if row >= self.window:          # cannot happen while deliveries reset first; never write past
-            raise RuntimeError("%s: staging window overflow" % self.path)
-        payload = row
-        st = cl_appendbuf_push(self._b, ts, &payload, &floor, &sealed)
-        if st == CL_ERR_ORDER:
-            raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
-                                     % (self.path, ts, floor))
-        if st != CL_OK:
-            raise MemoryError("%s: staging a record failed" % self.path)
-        self.ts[row] = ts
-        self.phase[row] = code
-        self.loss[row] = loss
-        self.coh[row] = coh
-        self.t0[row] = x0
-        self.t1[row] = x1
-        self.t2[row] = x2
-        self.action[row] = action
-        self.seed[row] = seed
-        if metrics:
-            for k, v in (<dict>metrics).items():
-                col = self.metrics.get(k)
-                if col is None:
-                    col = self.metrics[k] = (np.zeros(self.window), np.zeros(self.window, bool))
-                col[0][row] = v
-                col[1][row] = True
-        self.n = row + 1
+        else:
+            metrics = None
+        self._acquire()
+        try:
+            if self.has_floor and ts < self.floor:
+                raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
+                                         % (self.path, ts, self.floor))
+            row = self.n
+            payload = row
+            st = cl_appendbuf_push(self._b, ts, &payload, &floor, &sealed)
+            if st == CL_ERR_ORDER:
+                raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
+                                         % (self.path, ts, floor))
+            if st != CL_OK:
+                raise MemoryError("%s: staging a record failed" % self.path)
+            self.ts[row] = ts
+            self.phase[row] = code
+            self.loss[row] = loss
+            self.coh[row] = coh
+            self.t0[row] = x0
+            self.t1[row] = x1
+            self.t2[row] = x2
+            self.action[row] = action
+            self.seed[row] = seed
+            if metrics is not None:
+                self.row_metrics[row] = metrics
+            self.n = row + 1
+            if sealed:
+                self._seal_locked()
+        finally:
+            self._release()
         if sealed:
-            self._deliver()
+            self.sink()
             return True
         return False
 
-    cdef dict _check_metrics(self, object metrics):
-        if not isinstance(metrics, dict):
-            self._bad("metrics must be a dict of name -> float, got %r" % (metrics,))
-        out = {}
-        for k, v in (<dict>metrics).items():
-            if type(k) is not str or not k or len((<str>k).encode()) > 200:
-                self._bad("metric name %r must be a non-empty str of at most 200 bytes" % (k,))
-            out[k] = self._float(v, "metric %r" % (k,))
-        return out
-
-    cdef _deliver(self):
-        # Everything that changes the stager's state happens first, and the
-        # raw window is queued before any numpy call that might release the
-        # GIL (and let another thread seal the next window ahead of this one).
-        # The gather into sorted columns happens in take_ready().
+    cdef _seal_locked(self):
+        """Queue the sealed window; called with the lock held, after the
+        append buffer sealed it.  The gather into sorted columns happens in
+        take_ready(), outside the lock."""
         cdef size_t k = 0, n = self.n
         order = np.empty(n, np.uint64)
         tss = np.empty(n, np.uint64)
@@ -260,58 +280,59 @@ cdef class CycleStager:
             cl_appendbuf_consume(self._b, k)
         arrays = (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
                   self.a_action, self.a_seed)
-        raw = (arrays, self.metrics, list(self.phase_names), order, k)
+        self.ready.append((arrays, self.row_metrics, self.batch_metrics, list(self.phase_names), order, k))
         if k:
             self.has_floor = True
             self.floor = tv[k - 1]
         self._alloc()
-        self.ready.append(raw)
-        self.sink()
 
     def take_ready(self):
         """Remove and return the sealed windows, oldest first, as
         ``(columns, labels, metrics)``."""
         cdef size_t k
+        self._acquire()
         raws = self.ready
         self.ready = []
+        self._release()
         out = []
-        keys = ("timestamp", "phase", "loss_value", "coherence", "tensor_signature.0",
-                "tensor_signature.1", "tensor_signature.2", "action_code", "seed_state")
-        for arrays, metric_arrays, names, order, k in raws:
+        for arrays, row_metrics, batch_metrics, names, order, k in raws:
             idx = order[:k].astype(np.intp)
             if bool(np.all(idx == np.arange(k))):
                 idx = slice(0, k)
-            columns = {key: a[idx] for key, a in zip(keys, arrays)}
-            metrics = {name: (v[idx], p[idx]) for name, (v, p) in metric_arrays.items()}
+            columns = {key: a[idx] for key, a in zip(_KEYS, arrays)}
+            metrics = {name: (v.copy(), p.copy()) for name, (v, p) in batch_metrics.items()}
+            for i in range(k):
+                d = row_metrics[i]
+                if d is None:
+                    continue
+                for name, value in (<dict>d).items():
+                    col = metrics.get(name)
+                    if col is None:
+                        col = metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
+                    col[0][i] = value
+                    col[1][i] = True
+            metrics = {name: (v[idx], p[idx]) for name, (v, p) in metrics.items()}
             out.append((columns, names, metrics))
         return out
 
-    def extend(self, dict cols, list names):
+    def extend(self, dict cols, list names, dict metrics=None):
         """Stage a batch already checked by the caller: ``cols`` holds
         timestamp (u64), phase (integer codes into ``names``), loss_value,
         coherence, tensor_signature.0..2 (float64), action_code (int16),
-        seed_state (u64) and optional metric columns name -> (float64, bool)."""
-        with self.extend_lock:
-            self._extend(cols, names)
-
-    cdef _extend(self, dict cols, list names):
-        cdef size_t total, done = 0, take_n, j, r
-        cdef size_t n_done = 0
+        seed_state (u64); ``metrics`` maps metric names to (float64, bool).
+        Records are taken in order; an OrderError names the first one refused
+        (the ones before it are kept)."""
+        cdef size_t total, done = 0, take_n, j, r, n_done = 0
         cdef uint64_t floor = 0
         cdef cl_status st
+        cdef bint sealed
         if self.closed:
             raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
-        # Everything is converted before the stager is touched; the copy below
-        # is plain C, so no other thread can slip in between.
+        # Everything is converted before the lock is taken.
         cdef const uint64_t[::1] ts = np.ascontiguousarray(cols["timestamp"], dtype=np.uint64)
         total = ts.shape[0]
         if total == 0:
             return
-        if self.has_floor and int(np.min(ts)) < self.floor:
-            tsa = np.asarray(ts)
-            i = int(np.argmax(tsa < self.floor))
-            raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed timestamp %d"
-                                     % (self.path, i, int(tsa[i]), self.floor))
         remap = np.array([self._phase_lookup(nm) for nm in names], dtype=np.uint32)
         cdef const uint32_t[::1] ph = np.ascontiguousarray(
             remap[np.asarray(cols["phase"], dtype=np.intp)] if len(names) else np.zeros(total, np.uint32))
@@ -322,24 +343,20 @@ cdef class CycleStager:
         cdef const double[::1] x2 = np.ascontiguousarray(cols["tensor_signature.2"], dtype=np.float64)
         cdef const int16_t[::1] ac = np.ascontiguousarray(cols["action_code"], dtype=np.int16)
         cdef const uint64_t[::1] se = np.ascontiguousarray(cols["seed_state"], dtype=np.uint64)
-        extra = [(name, np.ascontiguousarray(v[0], dtype=np.float64), np.ascontiguousarray(v[1], dtype=np.uint8))
-                 for name, v in cols.items() if type(v) is tuple]
-        cdef const double[::1] mv
-        cdef const uint8_t[::1] mp
-        cdef double[::1] dv
-        cdef uint8_t[::1] dp
+        extra = [(name, np.ascontiguousarray(v[0], dtype=np.float64), np.ascontiguousarray(v[1], dtype=bool))
+                 for name, v in (metrics or {}).items()]
         while done < total:
-            for name, v, p in extra:       # make sure the window has these metric columns
-                if name not in self.metrics:
-                    self.metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
-            r = self.n
-            take_n = min(self.window - r, total - done)
-            # The copy runs without the GIL so the background writer can
-            # encode meanwhile; `busy` holds off appends from other threads
-            # (they check it, with the GIL, before taking a row).
-            self.busy = True
+            sealed = False
+            self._acquire()
             try:
-                with nogil:
+                if done == 0 and self.has_floor and int(np.min(ts)) < self.floor:
+                    tsa = np.asarray(ts)
+                    i = int(np.argmax(tsa < self.floor))
+                    raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed timestamp %d"
+                                             % (self.path, i, int(tsa[i]), self.floor))
+                r = self.n
+                take_n = min(self.window - r, total - done)
+                with nogil:          # other threads wait on the lock without the GIL
                     for j in range(take_n):
                         self.ts[r + j] = ts[done + j]
                         self.phase[r + j] = ph[done + j]
@@ -350,52 +367,45 @@ cdef class CycleStager:
                         self.t2[r + j] = x2[done + j]
                         self.action[r + j] = ac[done + j]
                         self.seed[r + j] = se[done + j]
+                        self.rows[j] = r + j
                 for name, v, p in extra:
-                    mv = v
-                    mp = p
-                    dv = self.metrics[name][0]
-                    dp = self.metrics[name][1].view(np.uint8)
-                    with nogil:
-                        for j in range(take_n):
-                            dv[r + j] = mv[done + j]
-                            dp[r + j] = mp[done + j]
+                    col = self.batch_metrics.get(name)
+                    if col is None:
+                        col = self.batch_metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
+                    col[0][r:r + take_n] = v[done:done + take_n]
+                    col[1][r:r + take_n] = p[done:done + take_n]
+                st = cl_appendbuf_push_many(self._b, &ts[done], &self.rows[0], take_n, &n_done, &floor)
+                if st != CL_OK:
+                    self.n = r + n_done
+                    if st == CL_ERR_ORDER:
+                        raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed "
+                                                 "timestamp %d" % (self.path, done + n_done, ts[done + n_done],
+                                                                   floor))
+                    raise MemoryError("%s: staging records failed" % self.path)
+                self.n = r + take_n
+                done += take_n
+                if self.n == self.window:
+                    self._seal_locked()
+                    sealed = True
             finally:
-                self.busy = False
-            self.payload_scratch(r, take_n)
-            st = cl_appendbuf_push_many(self._b, &ts[done], &self.rows[0], take_n, &n_done, &floor)
-            if st != CL_OK:
-                self.n = r + n_done
-                if st == CL_ERR_ORDER:
-                    raise _errors.OrderError("%s: timestamp[%d] is older than the last flushed timestamp %d"
-                                             % (self.path, done + n_done, floor))
-                raise MemoryError("%s: staging records failed" % self.path)
-            self.n = r + take_n
-            done += take_n
-            if self.n == self.window:
-                self._deliver()
-
-    cdef void payload_scratch(self, size_t start, size_t count):
-        cdef size_t j
-        for j in range(count):
-            self.rows[j] = start + j
+                self._release()
+            if sealed:
+                self.sink()
 
     def flush(self):
-        """Seal and deliver what is staged (fewer than a window)."""
-        if self.n == 0:
-            return
-        if cl_appendbuf_seal(self._b) != CL_OK:
-            raise MemoryError("%s: sealing staged records failed" % self.path)
-        self._deliver()
-
-    @property
-    def pending(self):
-        """Records staged and not yet delivered."""
-        return self.n
-
-    @property
-    def last_flushed(self):
-        """The newest timestamp handed to the sink, or None."""
-        return self.floor if self.has_floor else None
+        """Seal and queue what is staged (fewer than a window)."""
+        cdef bint sealed = False
+        self._acquire()
+        try:
+            if self.n:
+                if cl_appendbuf_seal(self._b) != CL_OK:
+                    raise MemoryError("%s: sealing staged records failed" % self.path)
+                self._seal_locked()
+                sealed = True
+        finally:
+            self._release()
+        if sealed:
+            self.sink()
 
     def close(self):
         """Refuse further records (what is staged stays until flushed)."""
@@ -403,8 +413,31 @@ cdef class CycleStager:
 
     def raise_floor(self, uint64_t floor):
         """Records written around the stager (a batch) raise the oldest allowed timestamp."""
-        if self.n:
-            raise RuntimeError("raise_floor: records are staged")
-        if not self.has_floor or floor > self.floor:
-            self.has_floor = True
-            self.floor = floor
+        self._acquire()
+        try:
+            if self.n:
+                raise RuntimeError("raise_floor: records are staged")
+            if not self.has_floor or floor > self.floor:
+                self.has_floor = True
+                self.floor = floor
+        finally:
+            self._release()
+
+    @property
+    def pending(self):
+        """Records staged and not yet sealed."""
+        return self.n
+
+    @property
+    def pending_max(self):
+        """The newest timestamp staged and not yet sealed, or None."""
+        self._acquire()
+        try:
+            return int(np.max(self.a_ts[:self.n])) if self.n else None
+        finally:
+            self._release()
+
+    @property
+    def last_flushed(self):
+        """The newest timestamp sealed so far, or None."""
+        return self.floor if self.has_floor else None

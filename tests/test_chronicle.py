@@ -325,3 +325,85 @@ def test_event_log_batches_mix_with_single_events(tmp_path):
     assert [e.timestamp for e in events] == [1, 2, 3, 4, 5, 6, 7]
     assert events[2] == EventRecord(3, "c", {"k": 2}, {})
     assert events[5].values == {"tokens": 5.0} and events[6].values == {"tokens": 9.0}
+
+
+@pytest.mark.parametrize("schema", ["cycle", "event"])
+def test_a_batch_that_would_break_the_order_stores_nothing(tmp_path, schema):
+    p = tmp_path / "b.cmeta"
+    ts = np.r_[np.arange(10, 18), 5].astype(np.uint64)         # two whole blocks, then an older record
+    n = len(ts)
+    if schema == "cycle":
+        cols = {"timestamp": ts, "phase": np.zeros(n, np.int64), "loss_value": np.ones(n),
+                "coherence": np.ones(n), "tensor_signature": np.zeros((n, 3)), "seed_state": np.arange(n)}
+        labels = {"phase": ["train"]}
+    else:
+        cols = {"timestamp": ts, "event_type": np.array(["a"] * n, dtype=object)}
+        labels = None
+    with Chronicle.open(p, "w", schema=schema, block_records=4) as ch:
+        with pytest.raises(OrderError, match=r"timestamp\[8\] = 5 .*nothing of this batch was stored"):
+            ch.extend(cols, labels)
+        assert len(ch) == 0
+        ch.extend({k: v[:8] for k, v in cols.items()}, labels)    # the good part alone is fine
+    with Chronicle.open(p) as ch:
+        assert ch.to_numpy()["timestamp"].tolist() == list(range(10, 18))
+    assert verify(p).ok
+
+
+def test_flush_returns_while_other_threads_keep_appending(tmp_path):
+    p = tmp_path / "busy.cmeta"
+    stop = threading.Event()
+    with Chronicle.open(p, "w", block_records=64) as ch:
+        rec = ch.append_cycle
+        clock = iter(range(10**9))
+
+        def hammer():
+            while not stop.is_set():
+                try:
+                    rec(next(clock), "train", 0.5, 0.5)
+                except OrderError:
+                    pass
+
+        threads = [threading.Thread(target=hammer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(20):
+                ch.flush()                    # must not wait for windows queued after it began
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert verify(p).ok
+    with Chronicle.open(p) as ch:
+        ts = ch.to_numpy()["timestamp"].astype(np.int64)
+    assert np.all(np.diff(ts) >= 0)
+
+
+def test_metrics_named_like_fixed_columns_and_late_metrics(tmp_path):
+    p = tmp_path / "m.cmeta"
+    n = 12
+    with Chronicle.open(p, "w", block_records=4) as ch:
+        ch.extend({"timestamp": np.arange(n), "phase": np.zeros(n, np.int64), "loss_value": np.ones(n),
+                   "coherence": np.ones(n), "tensor_signature": np.zeros((n, 3)), "seed_state": np.arange(n),
+                   "metrics.phase": np.arange(n) * 0.5, "metrics.timestamp": np.full(n, 2.0)},
+                  labels={"phase": ["train"]})
+        for i in range(n, n + 8):
+            ch.append_cycle(i, "train", 1.0, 1.0, None, None, i, {"late": float(i)} if i >= 16 else None)
+    with Chronicle.open(p) as ch:
+        cols = ch.to_numpy()
+        late = ch.to_numpy(["metrics.late"])["metrics.late"]
+        q = ch.query_columns(14, 18, ["metrics.late"])["metrics.late"]
+    assert cols["metrics.phase"][:n].tolist() == (np.arange(n) * 0.5).tolist()
+    assert cols["phase"][0] == "train" and cols["metrics.timestamp"][0] == 2.0
+    assert len(late) == n + 8 and np.isnan(late[:16]).all() and late[16:].tolist() == [16.0, 17.0, 18.0, 19.0]
+    assert len(q) == 4 and np.isnan(q[:2]).all() and q[2:].tolist() == [16.0, 17.0]
+
+
+def test_float_timestamps_and_seeds_are_refused(tmp_path):
+    with Chronicle.open(tmp_path / "f.cmeta", "w") as ch:
+        for bad in (dict(timestamp=1.7), dict(timestamp=True), dict(seed_state=2.9)):
+            with pytest.raises(ValidationError, match="u64"):
+                ch.append(**{**cycle_fields(1), **bad})
+        ch.append_cycle(np.uint64(5), "train", 0.5, 0.5, None, None, np.int64(9))
+    with Chronicle.open(tmp_path / "f.cmeta") as ch:
+        assert [(r.timestamp, r.seed_state) for r in ch] == [(5, 9)]

@@ -182,6 +182,8 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
     try:
         _lock(fd, path)
         size = os.fstat(fd).st_size
+        if size == 0:
+            raise TruncatedError(f"{path}: the file is empty, not a chronicle; nothing to recover", offset=0)
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
             layout = scan(buf, str(path), check_payloads=True)
             damage = [d.as_dict() for d in layout.damage]

@@ -107,6 +107,8 @@ class Chronicle:
         if self._writer is not None:
             if self._writer.staged:
                 self._writer.flush()
+            if self._reader is not None and len(self._reader) != self._writer.records:
+                self._reader_stale()        # appends through append_cycle bypass this object
             if self._reader is None:
                 self._reader = ChronicleReader(self.path, self.recovery)
         return self._reader

@@ -143,7 +143,7 @@ def scan(buf, path: str, check_payloads: bool = False) -> Layout:
             layout.damage.append(Damage(last.offset, size, "torn-tail", "last block payload CRC-64 mismatch",
                                         last.records))
     if footer_at is not None and last_footer is not None and last_footer.offset == footer_at \
-            and last_footer.end == size:
+            and last_footer.end == size and _block_ok(buf, last_footer):
         total, pcrc, _ = fmt.unpack_footer(buf, last_footer)
         layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
     return layout
@@ -248,12 +248,12 @@ class ChronicleReader:
                     names.append(name)
         return names
 
-    def _concat(self, parts: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
+    def _concat(self, parts: list[dict[str, np.ndarray]], names: list[str],
+                counts: list[int]) -> dict[str, np.ndarray]:
         out = {}
         for name in names:
             arrays = []
-            for part in parts:
-                n = len(next(iter(part.values()))) if part else 0
+            for part, n in zip(parts, counts):
                 if name in part:
                     arrays.append(part[name])
                 else:   # a metric that had not appeared yet in this block
@@ -273,13 +273,14 @@ class ChronicleReader:
     def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, np.ndarray]:
         want = set(columns) if columns is not None else None
         parts = [self.read_block(i, want) for i in range(lo, hi)]
+        counts = [self.layout.blocks[i].records for i in range(lo, hi)]
         if columns is not None:
             names = list(columns)
         else:   # the schema's columns, then metrics in order of first appearance
             names = [n for n, _ in FIXED_COLUMNS[self.schema]]
             for part in parts:
                 names += [k for k in part if k not in names]
-        return self._concat(parts, names)
+        return self._concat(parts, names, counts)
 
     def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
         """Columns of the records with ``start <= timestamp < end``.
@@ -290,7 +291,7 @@ class ChronicleReader:
         lo = bisect.bisect_left(self._last, start)
         hi = max(lo, bisect.bisect_left(self._first, end))
         want = None if columns is None else set(columns)
-        parts = []
+        parts, counts = [], []
         for i in range(lo, hi):
             # the timestamps say which rows of the block are wanted; the other
             # columns are then cut to those rows before any conversion
@@ -298,13 +299,14 @@ class ChronicleReader:
             a, b = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "left"))
             if a < b:
                 parts.append(self.read_block(i, want, check=False, rows=slice(a, b)))
+                counts.append(b - a)
         if columns is not None:
             names = list(columns)
         else:
             names = [n for n, _ in FIXED_COLUMNS[self.schema]]
             for part in parts:
                 names += [k for k in part if k not in names]
-        return self._concat(parts, names)
+        return self._concat(parts, names, counts)
 
     def records(self, start: int | None = None, end: int | None = None) -> Iterator:
         """Records (CycleRecord or EventRecord), in timestamp order, block by block."""

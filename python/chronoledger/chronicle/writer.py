@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import collections
 import math
 import mmap
 import os
 import threading
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ except ImportError:  # pragma: no cover - Windows
 U64_MAX = 2**64 - 1
 DURABILITY = ("os", "flush")
 DEFAULT_BLOCK_RECORDS = 65536
+MAX_QUEUED_WINDOWS = 4          # sealed windows waiting for the background writer
 
 
 def _take(v, index):
@@ -43,6 +46,20 @@ def _take(v, index):
     if isinstance(v, tuple):
         return (v[0][index], v[1][index])
     return v[index]
+
+
+_open_writers: "weakref.WeakSet[ChronicleWriter]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_writers() -> None:
+    # A program that ends without close() would otherwise lose the windows the
+    # background thread had not written yet (it is a daemon thread).
+    for writer in list(_open_writers):
+        try:
+            writer.close()
+        except Exception as exc:  # noqa: BLE001 - at exit, report and go on
+            warnings.warn(f"closing {writer.path} at exit failed: {exc}")
 
 
 class WriterLockedError(ChronoledgerError):
@@ -100,12 +117,25 @@ class ChronicleWriter:
         self._closed = False
         self._broken: OSError | None = None
         flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if mode == "x" else 0)
+        for _attempt in range(3):
+            try:
+                self._fd = os.open(self.path, flags, 0o644)
+            except FileExistsError:
+                raise FileExistsError(f"{self.path}: already exists (mode 'x' creates a new chronicle only)") from None
+            try:
+                _lock(self._fd, self.path)
+            except BaseException:
+                os.close(self._fd)
+                raise
+            # `recover --mode skip` replaces the file by renaming a new one over
+            # it: a lock taken on the old inode would protect nothing.
+            st, now = os.fstat(self._fd), os.stat(self.path)
+            if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                break
+            os.close(self._fd)
+        else:
+            raise WriterLockedError(f"{self.path}: the file keeps being replaced; cannot lock it")
         try:
-            self._fd = os.open(self.path, flags, 0o644)
-        except FileExistsError:
-            raise FileExistsError(f"{self.path}: already exists (mode 'x' creates a new chronicle only)") from None
-        try:
-            _lock(self._fd, self.path)
             if mode == "w":
                 os.ftruncate(self._fd, 0)
             size = os.fstat(self._fd).st_size
@@ -132,6 +162,9 @@ class ChronicleWriter:
         self._cv = threading.Condition()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
+        self._closing = False
+        self._enqueued = 0                    # windows queued so far ...
+        self._written = 0                     # ... and written: flush waits for its own only
         self._stager = None
         if self.schema == fmt.SCHEMA_CYCLE:
             self._stager = CycleStager(block_records, self.scale, self._enqueue_window, self._floor,
@@ -139,6 +172,7 @@ class ChronicleWriter:
             # Cycle records never use the Python staging (batches go through
             # the stager too), so appending is the compiled method itself.
             self.append_cycle = self._stager.append
+        _open_writers.add(self)
 
     # --- opening ------------------------------------------------------------
     def _create(self, schema_id, scale, metadata, config, initial_seed) -> None:
@@ -186,10 +220,14 @@ class ChronicleWriter:
                 raise ConfigError(f"{self.path}: metadata, config and initial_seed are fixed when a chronicle "
                                   f"is created; this one exists already")
             end = layout.clean_end
-            if layout.footer is not None and layout.footer.end == end:
-                crc = core.crc64(buf[layout.footer.offset:end], layout.footer_payload_crc)
-            else:
-                crc = core.crc64(buf[header.length:end])
+            view = memoryview(buf)          # CRC the map in place, no copy of the file
+            try:
+                if layout.footer is not None and layout.footer.end == end:
+                    crc = core.crc64(view[layout.footer.offset:end], layout.footer_payload_crc)
+                else:
+                    crc = core.crc64(view[header.length:end])
+            finally:
+                view.release()
         if layout.torn_tail is not None:
             torn = layout.torn_tail
             os.ftruncate(self._fd, end)
@@ -294,70 +332,45 @@ class ChronicleWriter:
             if n == 0:
                 return
             if self._stager is not None:
-                cols = self._write_whole_blocks(cols)
-                if cols is None:
-                    return
+                self._check_batch_order(cols["timestamp"], self._stager.pending, self._stager.pending_max)
                 phase = cols.pop("phase")
                 cols["phase"] = phase.codes
                 pre = self._dynamic_prefix
-                cols = {k[len(pre):] if isinstance(v, tuple) else k: v for k, v in cols.items()}
-                self._stager.extend(cols, phase.names)
+                # metrics travel apart from the fixed columns, so a metric
+                # named like one ("metrics.phase") cannot collide with it
+                metrics = {k[len(pre):]: v for k, v in cols.items() if isinstance(v, tuple)}
+                fixed = {k: v for k, v in cols.items() if not isinstance(v, tuple)}
+                self._stager.extend(fixed, phase.names, metrics)
                 return
-            ts = cols["timestamp"]
-            whole = (n // self.block_records) * self.block_records
-            if self._staged == 0 and whole and bool(np.all(ts[1:whole] >= ts[:whole - 1])):
-                # Already in order and nothing staged: the windows the ordered
-                # buffer would seal are exactly these slices, so write them
-                # directly and stage only the remainder.
-                try:
-                    for start in range(0, whole, self.block_records):
-                        self._write_block({k: _take(v, slice(start, start + self.block_records))
-                                           for k, v in cols.items()})
-                except OSError as exc:
-                    self._broken = exc
-                    raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); the writer is "
-                                            f"closed") from exc
-                self._reset_buffer()
-                if whole == n:
-                    return
-                cols = {k: _take(v, slice(whole, n)) for k, v in cols.items()}
-                n -= whole
+            staged_ts = [c["timestamp"] for c in self._chunks if isinstance(c, dict)] + \
+                [np.array([r[0] for r in self._rows], dtype=np.uint64)] if self._staged else []
+            staged_max = max((int(t.max()) for t in staged_ts if len(t)), default=None)
+            self._check_batch_order(cols["timestamp"], self._buffer.pending, staged_max)
             self._close_rows()
             self._chunks.append(cols)
             self._staged += n
             self._buffer.extend(cols["timestamp"])
 
-    def _write_whole_blocks(self, cols: dict) -> dict | None:
-        """A large batch, already in order, with nothing staged before it: its
-        whole blocks are exactly the windows the stager would seal, so encode
-        them in parallel (one block per task) and write them in order here.
-        Returns the remainder to stage (None when nothing is left)."""
-        ts = cols["timestamp"]
+    def _check_batch_order(self, ts: np.ndarray, staged: int, staged_max: int | None) -> None:
+        """Refuse a batch, before staging any of it, if one of its records
+        would land in a window after records newer than itself were sealed:
+        the same OrderError appending them one by one would raise, but atomic."""
         n = len(ts)
-        whole = (n // self.block_records) * self.block_records
-        if whole < 2 * self.block_records or self._stager.pending:
-            return cols
-        if not bool(np.all(ts[1:whole] >= ts[:whole - 1])):
-            return cols
-        self._drain()
-        pieces = [{k: _take(v, slice(a, a + self.block_records)) for k, v in cols.items()}
-                  for a in range(0, whole, self.block_records)]
-        pool = core._executor()
-        futures = [pool.submit(self._encode_block, piece, 1) for piece in pieces]
-        try:
-            with self._io_lock:
-                for f in futures:
-                    self._append_block(f.result())
-        except OSError as exc:
-            self._broken = exc
-            raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); the writer is closed") from exc
-        finally:
-            for f in futures:
-                f.cancel()
-        self._stager.raise_floor(self._floor)
-        if whole == n:
-            return None
-        return {k: _take(v, slice(whole, n)) for k, v in cols.items()}
+        first = self.block_records - staged          # where the first window seals, inside the batch
+        if first >= n:
+            return
+        prefix_max = np.maximum.accumulate(ts)
+        if staged_max is not None:
+            prefix_max = np.maximum(prefix_max, np.uint64(staged_max))
+        suffix_min = np.minimum.accumulate(ts[::-1])[::-1]
+        bounds = np.arange(first, n, self.block_records)      # first >= 1: a window is never left full
+        bad = np.flatnonzero(suffix_min[bounds] < prefix_max[bounds - 1])
+        if bad.size:
+            b = int(bounds[bad[0]])
+            limit = int(prefix_max[b - 1])
+            i = b + int(np.argmax(ts[b:] < limit))
+            raise OrderError(f"{self.path}: timestamp[{i}] = {int(ts[i])} would follow a flushed block that "
+                             f"ends at {limit}; nothing of this batch was stored")
 
     def _labels(self, name: str, arr: np.ndarray, names) -> Labels:
         if arr.dtype.kind in "iu":
@@ -477,12 +490,6 @@ class ChronicleWriter:
             raise ValidationError(f"{self.path}: column {name!r}: {exc}") from None
         return (a, present) if allow_nan else a
 
-    def _reset_buffer(self) -> None:
-        # Only called with nothing staged: a fresh buffer keeps its arrival
-        # numbers (the payloads that index the staging) in step with it.
-        self._buffer = core.AppendBuffer(flush_every=self.block_records, sink=self._write_windows)
-        self._base = 0
-
     def _close_rows(self) -> None:
         if self._rows:
             self._chunks.append(self._rows)
@@ -594,14 +601,14 @@ class ChronicleWriter:
     def _write_block(self, cols: dict) -> None:
         self._append_block(self._encode_block(cols))
 
-    def _write_at_end(self, data: bytes) -> None:
+    def _write_at_end(self, data: bytes, fsync: bool = True) -> None:
         view = memoryview(data)
         while view:
             written = os.pwrite(self._fd, view, self._pos)
             view = view[written:]
             self._pos += written
         self._payload_crc = core.crc64(data, self._payload_crc)
-        if self.durability == "flush":
+        if fsync and self.durability == "flush":
             os.fsync(self._fd)
 
     # --- the background block writer ---------------------------------------------
@@ -610,6 +617,12 @@ class ChronicleWriter:
         if self._worker_error is not None:
             self._raise_worker_error()
         with self._cv:                  # taking and queueing under one lock keeps the order
+            if self._closing:
+                lost = sum(len(w[0]["timestamp"]) for w in self._stager.take_ready())
+                if lost:
+                    raise ChronoledgerError(f"{self.path}: the writer closed while {lost} records were "
+                                            f"being sealed; they were not written")
+                return
             for columns, names, metrics in self._stager.take_ready():
                 cols = dict(columns)
                 cols["phase"] = Labels(columns["phase"], names)
@@ -618,11 +631,16 @@ class ChronicleWriter:
                 if len(cols["timestamp"]):
                     self._floor = max(self._floor or 0, int(cols["timestamp"][-1]))
                 self._queue.append(cols)
+                self._enqueued += 1
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name=f"chronicle-writer:{self.path.name}",
                                                 daemon=True)
                 self._worker.start()
             self._cv.notify_all()
+            # Backpressure: appenders wait (without the GIL) rather than let
+            # the queue, and the memory it holds, outgrow the disk.
+            while len(self._queue) > MAX_QUEUED_WINDOWS and self._worker_error is None:
+                self._cv.wait()
 
     def _work(self) -> None:
         while True:
@@ -638,6 +656,8 @@ class ChronicleWriter:
                 with self._io_lock:
                     self._write_block(cols)
             except BaseException as exc:  # noqa: BLE001 - handed to the appending thread
+                if self._stager is not None:
+                    self._stager.close()      # refuse records from now on, not only at the next window
                 with self._cv:
                     self._worker_error = exc
                     self._queue.clear()
@@ -645,12 +665,15 @@ class ChronicleWriter:
                 return
             with self._cv:
                 self._queue.popleft()
+                self._written += 1
                 self._cv.notify_all()
 
     def _drain(self) -> None:
-        """Wait until every queued window is on disk."""
+        """Wait until every window queued before this call is on disk (not the
+        ones other threads queue meanwhile, or a busy writer would starve it)."""
         with self._cv:
-            while self._queue and self._worker_error is None:
+            target = self._enqueued
+            while self._written < target and self._worker_error is None:
                 self._cv.wait()
         if self._worker_error is not None:
             self._raise_worker_error()
@@ -692,6 +715,7 @@ class ChronicleWriter:
             self._ensure_open()
             if self._stager is not None:
                 self._stager.flush()
+                self._enqueue_window()   # windows sealed by other threads whose sink has not run yet
             self._drain()
             with self._io_lock:
                 self._buffer.flush()
@@ -711,13 +735,9 @@ class ChronicleWriter:
             self._created = False
 
     def _write_footer(self) -> None:
-        crc = self._payload_crc
-        footer = fmt.pack_footer(self._total, crc, self._index, self._pos)
-        durability, self.durability = self.durability, "os"
-        try:
-            self._write_at_end(footer)
-        finally:
-            self.durability = durability
+        with self._io_lock:       # never between a block's bytes and its index entry
+            footer = fmt.pack_footer(self._total, self._payload_crc, self._index, self._pos)
+            self._write_at_end(footer, fsync=False)
 
     @property
     def records(self) -> int:
@@ -748,7 +768,10 @@ class ChronicleWriter:
                 if self._broken is None:
                     if self._stager is not None:
                         self._stager.flush()
+                        self._enqueue_window()
                     self._drain()
+                    with self._cv:
+                        self._closing = True
                     self._buffer.flush()
                     self._write_footer()
                     self._sync()
