@@ -55,6 +55,7 @@ cdef class CycleStager:
     cdef dict phase_codes
     cdef list phase_names
     cdef list row_metrics          # per row: the metrics dict of append(), or None
+    cdef bint any_row_metrics
     cdef dict batch_metrics        # name -> (values, present) copied in by extend()
     cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed, a_rows
     cdef uint64_t[::1] ts
@@ -124,6 +125,7 @@ cdef class CycleStager:
         self.action = self.a_action
         self.seed = self.a_seed
         self.row_metrics = [None] * self.window
+        self.any_row_metrics = False
         self.batch_metrics = {}
         self.n = 0
 
@@ -256,6 +258,7 @@ cdef class CycleStager:
             self.seed[row] = seed
             if metrics is not None:
                 self.row_metrics[row] = metrics
+                self.any_row_metrics = True
             self.n = row + 1
             if sealed:
                 self._seal_locked()
@@ -280,7 +283,8 @@ cdef class CycleStager:
             cl_appendbuf_consume(self._b, k)
         arrays = (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
                   self.a_action, self.a_seed)
-        self.ready.append((arrays, self.row_metrics, self.batch_metrics, list(self.phase_names), order, k))
+        self.ready.append((arrays, self.row_metrics if self.any_row_metrics else None, self.batch_metrics,
+                           list(self.phase_names), order, k))
         if k:
             self.has_floor = True
             self.floor = tv[k - 1]
@@ -301,7 +305,7 @@ cdef class CycleStager:
                 idx = slice(0, k)
             columns = {key: a[idx] for key, a in zip(_KEYS, arrays)}
             metrics = {name: (v.copy(), p.copy()) for name, (v, p) in batch_metrics.items()}
-            for i in range(k):
+            for i in range(k if row_metrics is not None else 0):
                 d = row_metrics[i]
                 if d is None:
                     continue
