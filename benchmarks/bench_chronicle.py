@@ -35,7 +35,6 @@ import io
 import itertools
 import json
 import os
-import statistics
 import struct
 import sys
 import tempfile
@@ -64,25 +63,8 @@ class Options:
 
 OPT = Options()
 
-
-def median_seconds(fn: Callable[[], object], repeat: int, number: int = 1) -> float:
-    times = []
-    fn()  # warm up: page faults, caches, lazy imports
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return statistics.median(times)
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    print(f"\n{title}")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_peers import median_seconds, table  # noqa: E402  (one timing and printing helper)
 
 
 def target(what: str, goal: str, figure: str, met: bool) -> None:

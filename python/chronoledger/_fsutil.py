@@ -32,8 +32,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+    fsync_dir(target)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync the folder holding ``path``, so a new or renamed entry survives a power loss."""
     if hasattr(os, "O_DIRECTORY"):
-        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        dfd = os.open(Path(path).parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)
         finally:

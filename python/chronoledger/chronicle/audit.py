@@ -15,7 +15,8 @@ from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.reader import MODES, ChronicleReader, scan
 from chronoledger.chronicle.replay import StepFactory, replay_records
-from chronoledger.chronicle.writer import _fsync_dir, _lock
+from chronoledger._fsutil import fsync_dir
+from chronoledger.chronicle.writer import _lock
 from chronoledger.errors import CorruptDataError, TruncatedError
 
 
@@ -227,7 +228,7 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
         footer = fmt.pack_footer(kept, payload_crc, index, end)
         os.pwrite(fd, footer, end)
         os.fsync(fd)
-        _fsync_dir(path)
+        fsync_dir(path)
         msg = (f"truncated a torn tail of {size - end} bytes at offset {end}" if size != end
                else "the file was not closed; wrote its footer")
         return RecoveryReport(str(path), mode, True, kept, dropped, size - end, damage, msg)

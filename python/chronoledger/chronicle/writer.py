@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from chronoledger import __version__, core
+from chronoledger._fsutil import fsync_dir
 from chronoledger._chronicle import CycleStager
 from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle.columns import Labels
@@ -76,13 +77,7 @@ def _lock(fd: int, path: Path) -> None:
                                 f"only one writer per file is allowed (readers may open it at any time)") from None
 
 
-def _fsync_dir(path: Path) -> None:
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+
 
 
 class ChronicleWriter:
@@ -192,7 +187,7 @@ class ChronicleWriter:
         self._created = True
         if self.durability == "flush":
             os.fsync(self._fd)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             self._created = False
         self.header = fmt.read_header(head, str(self.path))
         self.schema, self.scale = schema_id, scale
@@ -731,7 +726,7 @@ class ChronicleWriter:
     def _sync(self) -> None:
         os.fsync(self._fd)
         if self._created:              # the file's directory entry, once
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             self._created = False
 
     def _write_footer(self) -> None:
