@@ -101,20 +101,9 @@ def bench_crc() -> None:
 
 # ---------------------------------------------------------------------------
 
-def _int_columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The standard workload as the integer columns both codecs store."""
-    q = {"timestamp": cols["timestamp"], "phase": cols["phase"],
-         "loss": core.quantize(cols["loss"]), "coherence": core.quantize(cols["coherence"])}
-    t = core.quantize(cols["tensor_signature"])
-    for j in range(3):
-        q[f"tensor{j}"] = np.ascontiguousarray(t[:, j])
-    # optional u8 as code + 1, 0 when absent
-    q["action_code"] = np.where(cols["action_present"], cols["action_code"].astype(np.uint16) + 1, 0).astype(np.uint8)
-    q["seed_state"] = cols["seed_state"]
-    return q
+_int_columns = workload.integer_columns   # the same columns for both codecs
 
 
-FLOAT_COLUMNS = ("loss", "coherence")
 
 
 def ours_encode(cols: dict[str, np.ndarray], threads: int | None = None) -> dict[str, bytes]:

@@ -415,18 +415,6 @@ cdef class CycleStager:
         """Refuse further records (what is staged stays until flushed)."""
         self.closed = True
 
-    def raise_floor(self, uint64_t floor):
-        """Records written around the stager (a batch) raise the oldest allowed timestamp."""
-        self._acquire()
-        try:
-            if self.n:
-                raise RuntimeError("raise_floor: records are staged")
-            if not self.has_floor or floor > self.floor:
-                self.has_floor = True
-                self.floor = floor
-        finally:
-            self._release()
-
     @property
     def pending(self):
         """Records staged and not yet sealed."""

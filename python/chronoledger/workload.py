@@ -82,6 +82,7 @@ __all__ = [
     "RECORD_DTYPE",
     "VARIANTS",
     "generate",
+    "integer_columns",
     "pack_records",
     "summarize",
 ]
@@ -261,6 +262,23 @@ def generate(n: int = DEFAULT_N, variant: str = "seq", seed: int = DEFAULT_SEED)
         "action_present": action_present,
         "seed_state": seed_state,
     }
+
+
+def integer_columns(cols: dict[str, np.ndarray], scale: float = 1e-6) -> dict[str, np.ndarray]:
+    """The workload as the integer columns a codec stores: floats quantized at
+    ``scale``, the tensor split into tensor0..2, the optional action code as
+    code + 1 with 0 for absent (u8)."""
+    from chronoledger import core   # the generator itself needs only numpy
+
+    out = {"timestamp": cols["timestamp"], "phase": cols["phase"],
+           "loss": core.quantize(cols["loss"], scale), "coherence": core.quantize(cols["coherence"], scale)}
+    tensor = core.quantize(cols["tensor_signature"], scale)
+    for j in range(tensor.shape[1]):
+        out[f"tensor{j}"] = np.ascontiguousarray(tensor[:, j])
+    out["action_code"] = np.where(cols["action_present"], cols["action_code"].astype(np.uint16) + 1,
+                                  0).astype(np.uint8)
+    out["seed_state"] = cols["seed_state"]
+    return out
 
 
 def pack_records(cols: dict[str, np.ndarray]) -> np.ndarray:

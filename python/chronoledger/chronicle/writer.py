@@ -266,15 +266,11 @@ class ChronicleWriter:
             out[k] = self._check_float(f"metric {k!r}", v)
         return out
 
-    def append_cycle(self, timestamp, phase, loss_value, coherence, tensor_signature=(0.0, 0.0, 0.0),
-                     action_code=None, seed_state=0, metrics=None) -> None:
-        """Stage one cycle record (checked now, written with its block)."""
-        if self._stager is None:
-            raise ValidationError(f"{self.path}: this is an event log; append events, not cycles")
-        if self._staged:              # a batch remainder goes first, to keep the order
-            self._flush_staging()
-        self._stager.append(timestamp, phase, loss_value, coherence, tensor_signature, action_code,
-                            seed_state, metrics)
+    def append_cycle(self, *args, **kwargs) -> None:
+        """Stage one cycle record.  On a cycle chronicle this method is replaced,
+        per writer, by the compiled ``CycleStager.append``; here it only refuses
+        cycles on an event log."""
+        raise ValidationError(f"{self.path}: this is an event log; append events, not cycles")
 
     def append_event(self, timestamp, event_type, payload=None, values=None) -> None:
         """Stage one event: a type, a JSON object payload, optional numeric values."""
@@ -693,15 +689,6 @@ class ChronicleWriter:
         if stager is None:
             return self._floor
         return stager if self._floor is None else max(stager, self._floor)
-
-    def _flush_staging(self) -> None:
-        """Write the batch records staged outside the stager (synchronously, in order)."""
-        with self._lock:
-            self._drain()
-            with self._io_lock:
-                self._buffer.flush()
-            if self._stager is not None and self._floor is not None:
-                self._stager.raise_floor(self._floor)
 
     # --- flushing and closing -------------------------------------------------
     def flush(self) -> None:

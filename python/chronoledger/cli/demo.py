@@ -16,19 +16,6 @@ from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.errors import OrderError
 
 
-def _columns(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The workload as integer columns: floats quantized at 1e-6."""
-    out = {"timestamp": cols["timestamp"], "phase": cols["phase"],
-           "loss": core.quantize(cols["loss"]), "coherence": core.quantize(cols["coherence"])}
-    tensor = core.quantize(cols["tensor_signature"])
-    for j in range(tensor.shape[1]):
-        out[f"tensor{j}"] = np.ascontiguousarray(tensor[:, j])
-    out["action_code"] = np.where(cols["action_present"], cols["action_code"].astype(np.uint16) + 1,
-                                  0).astype(np.uint8)
-    out["seed_state"] = cols["seed_state"]
-    return out
-
-
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("chronoledger-demo"), show_default=True,
@@ -57,7 +44,7 @@ def demo(out_dir: Path, records: int, cycles: int) -> None:
 
     # 2. quantize + encode the standard workload, then prove the round trip
     cols = workload.generate(records, "ms")
-    ints = _columns(cols)
+    ints = workload.integer_columns(cols)
     col_dir = out_dir / "columns"
     col_dir.mkdir(exist_ok=True)
     manifest = {"records": records, "workload": "standard cycles, variant ms, seed 12345",
