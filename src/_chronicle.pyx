@@ -9,7 +9,8 @@ from cpython.float cimport PyFloat_AsDouble, PyFloat_AS_DOUBLE, PyFloat_CheckExa
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, NOWAIT_LOCK, WAIT_LOCK)
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
-from libc.math cimport isfinite, fabs
+from libc.math cimport isfinite
+from libc.string cimport memcpy
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t, int64_t
 
 import numpy as np
@@ -26,6 +27,67 @@ _KEYS = ("timestamp", "phase", "loss_value", "coherence", "tensor_signature.0",
          "tensor_signature.1", "tensor_signature.2", "action_code", "seed_state")
 
 
+_MAX_SPARE = 8          # window buffer sets kept for reuse (the writer queues at most a few)
+_FLOAT_KEYS = ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2")
+
+
+cdef class _FloatSource:
+    """One float column of an extend() batch: float32 or float64, contiguous
+    or a strided view (a column of an (n, 3) array), quantized a chunk at a time."""
+    cdef object arr
+    cdef str name
+    cdef bint f32
+    cdef bint contiguous
+    cdef const float[:] v32
+    cdef const double[:] v64
+
+    def __cinit__(self, values, str name, size_t n):
+        arr = np.asarray(values)
+        if arr.dtype != np.float32 and arr.dtype != np.float64:
+            arr = arr.astype(np.float64)
+        if arr.ndim != 1 or <size_t>arr.shape[0] != n:
+            raise ValueError("CycleStager.extend: %s must be 1-D with %d values" % (name, n))
+        self.arr = arr
+        self.name = name
+        self.f32 = arr.dtype == np.float32
+        self.contiguous = arr.strides[0] == arr.itemsize
+        if self.f32:
+            self.v32 = arr
+        else:
+            self.v64 = arr
+
+    cdef int quantize(self, size_t start, size_t n, int64_t *out, double *wide, double inv_scale,
+                      object path) except -1:
+        """Quantize values [start, start + n) into out; ``wide`` holds n
+        doubles of scratch for a strided column."""
+        cdef size_t bad = 0, i
+        cdef cl_status st
+        if n == 0:
+            return 0
+        if self.f32 and self.contiguous:
+            with nogil:
+                st = cl_quantize_f32(&self.v32[start], n, inv_scale, out, &bad)
+        elif self.contiguous:
+            with nogil:
+                st = cl_quantize_f64(&self.v64[start], n, inv_scale, out, &bad)
+        else:
+            # widening float32 to double is exact, so this is the same integer
+            with nogil:
+                if self.f32:
+                    for i in range(n):
+                        wide[i] = self.v32[start + i]
+                else:
+                    for i in range(n):
+                        wide[i] = self.v64[start + i]
+                st = cl_quantize_f64(wide, n, inv_scale, out, &bad)
+        if st == CL_OK:
+            return 0
+        value = float(self.arr[start + bad])
+        raise _errors.ValidationError(
+            "%s: column %r: element %d is %r, which cannot be stored at scale %g (NaN, infinity or too large)"
+            % (path, self.name, start + bad, value, 1.0 / inv_scale))
+
+
 cdef class CycleStager:
     """Stages cycle records for a chronicle writer.
 
@@ -34,9 +96,10 @@ cdef class CycleStager:
     (timestamp, arrival) by the core's append buffer), queued, and ``sink()``
     is called; ``take_ready()`` then gives the queued windows in order as
     ``(columns, labels, metrics)``: numpy columns (timestamp u64, phase u32
-    codes, loss_value, coherence, tensor_signature.0..2 float64 as given,
-    action_code int16 with -1 for none, seed_state u64), the phase names of
-    the codes, and metric name -> (float64 values, bool present).
+    codes, loss_value, coherence, tensor_signature.0..2 int64 quantized at
+    ``scale``, action_code int16 with -1 for none, seed_state u64), the phase
+    names of the codes, and metric name -> (int64 quantized values, bool
+    present).
 
     Thread-safe: the staging state is guarded by a lock that is held only
     while no Python code of the caller runs; a thread waiting for it does not
@@ -45,7 +108,7 @@ cdef class CycleStager:
     cdef cl_appendbuf *_b
     cdef PyThread_type_lock lock
     cdef size_t window
-    cdef double limit
+    cdef double inv_scale
     cdef bint has_floor
     cdef uint64_t floor
     cdef object sink
@@ -60,13 +123,15 @@ cdef class CycleStager:
     cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed, a_rows
     cdef uint64_t[::1] ts
     cdef uint32_t[::1] phase
-    cdef double[::1] loss, coh, t0, t1, t2
+    cdef int64_t[::1] loss, coh, t0, t1, t2     # quantized at the chronicle's scale
     cdef int16_t[::1] action
     cdef uint64_t[::1] seed
     cdef uint64_t[::1] rows
     cdef size_t n
     cdef bint closed
     cdef list ready
+    cdef list spare                # window buffer sets given back by recycle()
+    cdef object a_order, a_sorted_ts
 
     def __cinit__(self, size_t window, double scale, object sink, object floor=None, str path=""):
         if window == 0:
@@ -77,7 +142,9 @@ cdef class CycleStager:
         if self.lock is NULL:
             raise MemoryError("CycleStager: cannot allocate a lock")
         self.window = window
-        self.limit = 9.2e18 * scale        # |value| / scale must stay inside int64 once quantized
+        if not (scale > 0 and isfinite(scale)):
+            raise ValueError("CycleStager: scale must be finite and > 0, got %r" % scale)
+        self.inv_scale = 1.0 / scale
         self.sink = sink
         self.path = path
         self.has_floor = floor is not None
@@ -85,6 +152,7 @@ cdef class CycleStager:
         self.phase_codes = {}
         self.phase_names = []
         self.ready = []
+        self.spare = []
         self.a_rows = np.empty(window, np.uint64)
         self.rows = self.a_rows
         self._alloc()
@@ -106,15 +174,23 @@ cdef class CycleStager:
         PyThread_release_lock(self.lock)
 
     cdef _alloc(self):
-        self.a_ts = np.empty(self.window, np.uint64)
-        self.a_phase = np.empty(self.window, np.uint32)
-        self.a_loss = np.empty(self.window, np.float64)
-        self.a_coh = np.empty(self.window, np.float64)
-        self.a_t0 = np.empty(self.window, np.float64)
-        self.a_t1 = np.empty(self.window, np.float64)
-        self.a_t2 = np.empty(self.window, np.float64)
-        self.a_action = np.empty(self.window, np.int16)
-        self.a_seed = np.empty(self.window, np.uint64)
+        # Reusing a window's buffers matters: fresh ones are new mappings whose
+        # pages the kernel faults in and zeroes, which costs more than staging.
+        if self.spare:
+            (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
+             self.a_action, self.a_seed, self.a_order, self.a_sorted_ts) = self.spare.pop()
+        else:
+            self.a_ts = np.empty(self.window, np.uint64)
+            self.a_phase = np.empty(self.window, np.uint32)
+            self.a_loss = np.empty(self.window, np.int64)
+            self.a_coh = np.empty(self.window, np.int64)
+            self.a_t0 = np.empty(self.window, np.int64)
+            self.a_t1 = np.empty(self.window, np.int64)
+            self.a_t2 = np.empty(self.window, np.int64)
+            self.a_action = np.empty(self.window, np.int16)
+            self.a_seed = np.empty(self.window, np.uint64)
+            self.a_order = np.empty(self.window, np.uint64)
+            self.a_sorted_ts = np.empty(self.window, np.uint64)
         self.ts = self.a_ts
         self.phase = self.a_phase
         self.loss = self.a_loss
@@ -133,24 +209,29 @@ cdef class CycleStager:
     cdef int _bad(self, str what) except -1:
         raise _errors.ValidationError("%s: %s" % (self.path, what))
 
-    cdef double _float_slow(self, object v, str name) except? -1.5:
+    cdef int64_t _q_slow(self, object v, str name) except? -1:
         cdef double f
+        cdef int64_t q = 0
+        cdef size_t bad
         try:
             f = PyFloat_AsDouble(v)
         except TypeError:
             self._bad("%s must be a number, got %r" % (name, v))
-        if not isfinite(f) or fabs(f) >= self.limit:
+        if cl_quantize_f64(&f, 1, self.inv_scale, &q, &bad) != CL_OK:
             self._bad("%s = %r cannot be stored at this scale (NaN, infinity or too large)" % (name, v))
-        return f
+        return q
 
-    cdef inline double _float(self, object v, str name) except? -1.5:
-        # the common case inline: an exact float in range
+    cdef inline int64_t _q(self, object v, str name) except? -1:
+        # a float checked and quantized as it is recorded (the same kernel as
+        # core.quantize, so one value or a column give the same integer)
+        cdef int64_t q = 0
+        cdef size_t bad
         cdef double f
         if PyFloat_CheckExact(v):
             f = PyFloat_AS_DOUBLE(v)
-            if isfinite(f) and fabs(f) < self.limit:
-                return f
-        return self._float_slow(v, name)
+            if cl_quantize_f64(&f, 1, self.inv_scale, &q, &bad) == CL_OK:
+                return q
+        return self._q_slow(v, name)
 
     cdef inline uint32_t _phase(self, object phase) except? 0xFFFFFFFF:
         if phase is self.last_phase:       # the same str object as last time: no hashing
@@ -180,14 +261,14 @@ cdef class CycleStager:
         for k, v in (<dict>metrics).items():
             if type(k) is not str or not k or len((<str>k).encode()) > 200:
                 self._bad("metric name %r must be a non-empty str of at most 200 bytes" % (k,))
-            out[k] = self._float(v, "metric %r" % (k,))
+            out[k] = self._q(v, "metric %r" % (k,))
         return out
 
     def append(self, timestamp, phase, loss_value, coherence, tensor_signature=None, action_code=None,
                seed_state=0, metrics=None):
         """Check and stage one cycle record; returns True when it completed a window."""
         cdef uint64_t ts, seed, floor = 0
-        cdef double loss, coh, x0 = 0.0, x1 = 0.0, x2 = 0.0
+        cdef int64_t loss, coh, x0 = 0, x1 = 0, x2 = 0
         cdef int16_t action = -1
         cdef uint32_t code
         cdef int sealed = 0
@@ -204,21 +285,21 @@ cdef class CycleStager:
         except (OverflowError, TypeError):
             self._bad("timestamp %r is not a u64" % (timestamp,))
         code = self._phase(phase)
-        loss = self._float(loss_value, "loss_value")
-        coh = self._float(coherence, "coherence")
+        loss = self._q(loss_value, "loss_value")
+        coh = self._q(coherence, "coherence")
         if tensor_signature is not None:
             if PyTuple_Check(tensor_signature) and PyTuple_GET_SIZE(tensor_signature) == 3:
-                x0 = self._float(<object>PyTuple_GET_ITEM(tensor_signature, 0), "tensor_signature[0]")
-                x1 = self._float(<object>PyTuple_GET_ITEM(tensor_signature, 1), "tensor_signature[1]")
-                x2 = self._float(<object>PyTuple_GET_ITEM(tensor_signature, 2), "tensor_signature[2]")
+                x0 = self._q(<object>PyTuple_GET_ITEM(tensor_signature, 0), "tensor_signature[0]")
+                x1 = self._q(<object>PyTuple_GET_ITEM(tensor_signature, 1), "tensor_signature[1]")
+                x2 = self._q(<object>PyTuple_GET_ITEM(tensor_signature, 2), "tensor_signature[2]")
             else:
                 try:
                     v0, v1, v2 = tensor_signature
                 except (TypeError, ValueError):
                     self._bad("tensor_signature must hold 3 floats, got %r" % (tensor_signature,))
-                x0 = self._float(v0, "tensor_signature[0]")
-                x1 = self._float(v1, "tensor_signature[1]")
-                x2 = self._float(v2, "tensor_signature[2]")
+                x0 = self._q(v0, "tensor_signature[0]")
+                x1 = self._q(v1, "tensor_signature[1]")
+                x2 = self._q(v2, "tensor_signature[2]")
         if action_code is not None:
             if isinstance(action_code, bool) or not isinstance(action_code, (int, np.integer)) \
                     or not 0 <= action_code <= 255:
@@ -274,15 +355,14 @@ cdef class CycleStager:
         append buffer sealed it.  The gather into sorted columns happens in
         take_ready(), outside the lock."""
         cdef size_t k = 0, n = self.n
-        order = np.empty(n, np.uint64)
-        tss = np.empty(n, np.uint64)
+        order = self.a_order
         cdef uint64_t[::1] ov = order
-        cdef uint64_t[::1] tv = tss
+        cdef uint64_t[::1] tv = self.a_sorted_ts
         if n:
             cl_appendbuf_peek(self._b, &tv[0], &ov[0], n, &k)
             cl_appendbuf_consume(self._b, k)
         arrays = (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
-                  self.a_action, self.a_seed)
+                  self.a_action, self.a_seed, self.a_order, self.a_sorted_ts)
         self.ready.append((arrays, self.row_metrics if self.any_row_metrics else None, self.batch_metrics,
                            list(self.phase_names), order, k))
         if k:
@@ -292,17 +372,26 @@ cdef class CycleStager:
 
     def take_ready(self):
         """Remove and return the sealed windows, oldest first, as
-        ``(columns, labels, metrics)``."""
+        ``(columns, labels, metrics, token)``.  When ``token`` is not None the
+        columns are views of the stager's buffers: hand it to :meth:`recycle`
+        once they are no longer used, so the next windows reuse the memory."""
         cdef size_t k
         self._acquire()
         raws = self.ready
         self.ready = []
         self._release()
         out = []
+        cdef const uint64_t[::1] ov
+        cdef size_t j
+        cdef bint identity
         for arrays, row_metrics, batch_metrics, names, order, k in raws:
-            idx = order[:k].astype(np.intp)
-            if bool(np.all(idx == np.arange(k))):
-                idx = slice(0, k)
+            ov = order
+            identity = True
+            for j in range(k):
+                if ov[j] != j:
+                    identity = False
+                    break
+            idx = slice(0, k) if identity else order[:k].astype(np.intp)
             columns = {key: a[idx] for key, a in zip(_KEYS, arrays)}
             metrics = {name: (v.copy(), p.copy()) for name, (v, p) in batch_metrics.items()}
             for i in range(k if row_metrics is not None else 0):
@@ -312,43 +401,76 @@ cdef class CycleStager:
                 for name, value in (<dict>d).items():
                     col = metrics.get(name)
                     if col is None:
-                        col = metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
+                        col = metrics[name] = (np.zeros(self.window, np.int64), np.zeros(self.window, bool))
                     col[0][i] = value
                     col[1][i] = True
             metrics = {name: (v[idx], p[idx]) for name, (v, p) in metrics.items()}
-            out.append((columns, names, metrics))
+            if identity:
+                out.append((columns, names, metrics, arrays))
+            else:                       # the columns were gathered into new arrays
+                self.recycle(arrays)
+                out.append((columns, names, metrics, None))
         return out
 
+    def recycle(self, token):
+        """Give back a window's buffers (the ``token`` of :meth:`take_ready`)
+        once nothing uses its columns any more."""
+        if token is None:
+            return
+        self._acquire()
+        try:
+            if len(self.spare) < _MAX_SPARE:
+                self.spare.append(token)
+        finally:
+            self._release()
+
     def extend(self, dict cols, list names, dict metrics=None):
-        """Stage a batch already checked by the caller: ``cols`` holds
-        timestamp (u64), phase (integer codes into ``names``), loss_value,
-        coherence, tensor_signature.0..2 (float64), action_code (int16),
-        seed_state (u64); ``metrics`` maps metric names to (float64, bool).
+        """Stage a batch whose shapes and types the caller has checked:
+        ``cols`` holds timestamp (u64), phase (integer codes into ``names``),
+        loss_value, coherence, tensor_signature.0..2 (1-D float32 or float64
+        arrays, strided views allowed), action_code (int16), seed_state (u64);
+        ``metrics`` maps metric names to (quantized int64, bool present).
+
+        Every float is checked to be storable at the scale before anything is
+        staged (a ValidationError names the column and the index), then
+        quantized straight into the staging windows: no column-sized
+        temporaries, whose fresh pages would cost more than the work.
         Records are taken in order; an OrderError names the first one refused
         (the ones before it are kept)."""
-        cdef size_t total, done = 0, take_n, j, r, n_done = 0
+        cdef size_t total, done = 0, take_n, j, r, n_done = 0, c
         cdef uint64_t floor = 0
         cdef cl_status st
         cdef bint sealed
         if self.closed:
             raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
-        # Everything is converted before the lock is taken.
+        # Everything is converted and checked before the lock is taken.
         cdef const uint64_t[::1] ts = np.ascontiguousarray(cols["timestamp"], dtype=np.uint64)
         total = ts.shape[0]
         if total == 0:
             return
         remap = np.array([self._phase_lookup(nm) for nm in names], dtype=np.uint32)
-        cdef const uint32_t[::1] ph = np.ascontiguousarray(
-            remap[np.asarray(cols["phase"], dtype=np.intp)] if len(names) else np.zeros(total, np.uint32))
-        cdef const double[::1] lo = np.ascontiguousarray(cols["loss_value"], dtype=np.float64)
-        cdef const double[::1] co = np.ascontiguousarray(cols["coherence"], dtype=np.float64)
-        cdef const double[::1] x0 = np.ascontiguousarray(cols["tensor_signature.0"], dtype=np.float64)
-        cdef const double[::1] x1 = np.ascontiguousarray(cols["tensor_signature.1"], dtype=np.float64)
-        cdef const double[::1] x2 = np.ascontiguousarray(cols["tensor_signature.2"], dtype=np.float64)
+        codes = cols["phase"]
+        if not len(names):
+            codes = np.zeros(total, np.uint32)
+        elif not np.array_equal(remap, np.arange(len(remap))):   # else the codes are ours already
+            codes = remap[np.asarray(codes, dtype=np.intp)]
+        cdef const uint32_t[::1] ph = np.ascontiguousarray(codes, dtype=np.uint32)
         cdef const int16_t[::1] ac = np.ascontiguousarray(cols["action_code"], dtype=np.int16)
         cdef const uint64_t[::1] se = np.ascontiguousarray(cols["seed_state"], dtype=np.uint64)
-        extra = [(name, np.ascontiguousarray(v[0], dtype=np.float64), np.ascontiguousarray(v[1], dtype=bool))
+        floats = [_FloatSource(cols[key], key, total) for key in _FLOAT_KEYS]
+        cdef _FloatSource fs
+        scratch = np.empty(min(total, self.window), np.int64)
+        cdef int64_t[::1] sv = scratch
+        cdef double[::1] wide = np.empty(min(total, self.window), np.float64)
+        for fs in floats:
+            j = 0
+            while j < total:
+                take_n = min(<size_t>sv.shape[0], total - j)
+                fs.quantize(j, take_n, &sv[0], &wide[0], self.inv_scale, self.path)
+                j += take_n
+        extra = [(name, np.ascontiguousarray(v[0], dtype=np.int64), np.ascontiguousarray(v[1], dtype=bool))
                  for name, v in (metrics or {}).items()]
+        cdef int64_t *dest[5]
         while done < total:
             sealed = False
             self._acquire()
@@ -360,22 +482,25 @@ cdef class CycleStager:
                                              % (self.path, i, int(tsa[i]), self.floor))
                 r = self.n
                 take_n = min(self.window - r, total - done)
+                dest[0] = &self.loss[r]
+                dest[1] = &self.coh[r]
+                dest[2] = &self.t0[r]
+                dest[3] = &self.t1[r]
+                dest[4] = &self.t2[r]
+                for c in range(5):      # checked above: cannot fail
+                    (<_FloatSource>floats[c]).quantize(done, take_n, dest[c], &wide[0], self.inv_scale, self.path)
                 with nogil:          # other threads wait on the lock without the GIL
+                    memcpy(&self.ts[r], &ts[done], take_n * 8)
+                    memcpy(&self.phase[r], &ph[done], take_n * 4)
+                    memcpy(&self.action[r], &ac[done], take_n * 2)
+                    memcpy(&self.seed[r], &se[done], take_n * 8)
                     for j in range(take_n):
-                        self.ts[r + j] = ts[done + j]
-                        self.phase[r + j] = ph[done + j]
-                        self.loss[r + j] = lo[done + j]
-                        self.coh[r + j] = co[done + j]
-                        self.t0[r + j] = x0[done + j]
-                        self.t1[r + j] = x1[done + j]
-                        self.t2[r + j] = x2[done + j]
-                        self.action[r + j] = ac[done + j]
-                        self.seed[r + j] = se[done + j]
                         self.rows[j] = r + j
                 for name, v, p in extra:
                     col = self.batch_metrics.get(name)
                     if col is None:
-                        col = self.batch_metrics[name] = (np.zeros(self.window), np.zeros(self.window, bool))
+                        col = self.batch_metrics[name] = (np.zeros(self.window, np.int64),
+                                                          np.zeros(self.window, bool))
                     col[0][r:r + take_n] = v[done:done + take_n]
                     col[1][r:r + take_n] = p[done:done + take_n]
                 st = cl_appendbuf_push_many(self._b, &ts[done], &self.rows[0], take_n, &n_done, &floor)

@@ -183,6 +183,58 @@ def test_extend_numpy_columns_with_labels(tmp_path):
     assert np.array_equal(back["seed_state"], c["seed_state"])
 
 
+def test_extend_takes_float32_float64_and_strided_columns_across_reused_windows(tmp_path):
+    """Batches quantize straight into the staging windows, whose buffers are
+    reused once a block is written: every block must still hold its own
+    records, whatever the float dtype or layout the caller passed."""
+    rng = np.random.default_rng(7)
+    n, window = 10_000, 512
+    sig64 = rng.normal(size=(n, 3))
+    sig32 = sig64.astype(np.float32)
+    loss = rng.normal(size=n)
+    p = tmp_path / "s.cmeta"
+    with Chronicle.open(p, "w", block_records=window) as ch:
+        for lo, hi, sig in [(0, 3_000, sig64), (3_000, 3_001, sig32), (3_001, n, sig32)]:
+            ch.extend({"timestamp": np.arange(lo, hi, dtype=np.uint64), "phase": np.zeros(hi - lo, np.int64),
+                       "loss_value": loss[lo:hi].astype(np.float32) if sig is sig32 else loss[lo:hi],
+                       "coherence": np.ascontiguousarray(sig[lo:hi, 0])[::-1][::-1],
+                       "tensor_signature": sig[lo:hi], "seed_state": np.arange(lo, hi, dtype=np.uint64)},
+                      labels={"phase": ["train"]})
+            ch.append(timestamp=hi - 1, phase="dream", loss_value=0.25, coherence=0.5, seed_state=10**6 + hi)
+    with Chronicle.open(p) as ch:
+        back = ch.to_numpy()
+        assert len(ch.reader().blocks) > 15         # many windows went through the reused buffers
+    batch = back["phase"] == "train"
+    assert int(batch.sum()) == n
+    assert back["seed_state"][batch].tolist() == list(range(n))
+    held_sig = np.concatenate([sig64[:3_000], sig32[3_000:].astype(np.float64)])
+    held_loss = np.concatenate([loss[:3_000], loss[3_000:].astype(np.float32).astype(np.float64)])
+    for j in range(3):
+        assert np.array_equal(core.quantize(back[f"tensor_signature.{j}"][batch]), core.quantize(held_sig[:, j]))
+    assert np.array_equal(core.quantize(back["coherence"][batch]), core.quantize(held_sig[:, 0]))
+    assert np.array_equal(core.quantize(back["loss_value"][batch]), core.quantize(held_loss))
+    assert back["seed_state"][~batch].tolist() == [10**6 + 3_000, 10**6 + 3_001, 10**6 + n]
+
+
+def test_extend_error_names_the_column_and_index_and_stores_nothing(tmp_path):
+    p = tmp_path / "x.cmeta"
+    n = 200_000
+    sig = np.zeros((n, 3), np.float32)
+    sig[150_123, 2] = np.inf
+    cols = {"timestamp": np.arange(n, dtype=np.uint64), "phase": np.zeros(n, np.int64),
+            "loss_value": np.ones(n), "coherence": np.ones(n), "tensor_signature": sig,
+            "seed_state": np.zeros(n, np.uint64)}
+    with Chronicle.open(p, "w", block_records=1024) as ch:
+        ch.append(timestamp=0, phase="train", loss_value=1.0, coherence=1.0)
+        with pytest.raises(ValidationError, match=r"tensor_signature\.2.*element 150123 is inf"):
+            ch.extend(cols, labels={"phase": ["train"]})
+        with pytest.raises(ValidationError, match=r"'loss_value'.*element 7 is 1e\+300"):
+            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "loss_value": np.where(np.arange(n) == 7, 1e300, 0.0)},
+                      labels={"phase": ["train"]})
+    with Chronicle.open(p) as ch:
+        assert len(ch) == 1
+
+
 def test_bad_input_is_refused_and_loses_nothing(tmp_path):
     p = tmp_path / "b.cmeta"
     with Chronicle.open(p, "w", block_records=10) as ch:

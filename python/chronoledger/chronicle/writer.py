@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import itertools
 import math
 import mmap
 import os
@@ -40,6 +41,7 @@ U64_MAX = 2**64 - 1
 DURABILITY = ("os", "flush")
 DEFAULT_BLOCK_RECORDS = 65536
 MAX_QUEUED_WINDOWS = 4          # sealed windows waiting for the background writer
+_ENCODE_AHEAD = max(1, min(MAX_QUEUED_WINDOWS, os.cpu_count() or 1))   # windows encoded at once
 
 
 def _take(v, index):
@@ -318,7 +320,7 @@ class ChronicleWriter:
         """
         with self._lock:
             self._ensure_open()
-            cols = self._normalise_columns(columns, labels)
+            cols = self._normalise_columns(columns, labels, raw_floats=self._stager is not None)
             n = len(cols["timestamp"])
             if n == 0:
                 return
@@ -349,6 +351,10 @@ class ChronicleWriter:
         n = len(ts)
         first = self.block_records - staged          # where the first window seals, inside the batch
         if first >= n:
+            return
+        # The usual batch is in order and newer than what is staged: one
+        # comparison pass instead of two scans.
+        if (staged_max is None or int(ts[0]) >= staged_max) and bool(np.all(ts[1:] >= ts[:-1])):
             return
         prefix_max = np.maximum.accumulate(ts)
         if staged_max is not None:
@@ -384,7 +390,11 @@ class ChronicleWriter:
                 raise ValidationError(f"{self.path}: {name}[{i}] = {nm!r} is not a short non-empty str")
         return labels
 
-    def _normalise_columns(self, columns: dict, labels: dict | None = None) -> dict:
+    def _normalise_columns(self, columns: dict, labels: dict | None = None, raw_floats: bool = False) -> dict:
+        """Check a batch's columns and put them in the form staging takes.
+        Float columns of the schema are quantized (which checks them), or with
+        ``raw_floats`` left as float arrays for the cycle stager, which checks
+        and quantizes them itself without column-sized temporaries."""
         if "timestamp" not in columns:
             raise ValidationError(f"{self.path}: extend needs a 'timestamp' column")
         ts = np.asarray(columns["timestamp"])
@@ -415,8 +425,12 @@ class ChronicleWriter:
                 arr = np.asarray(values)
                 if arr.shape != (n, 3):
                     raise ValidationError(f"{self.path}: tensor_signature must have shape ({n}, 3), got {arr.shape}")
+                if raw_floats:
+                    arr = self._float_array("tensor_signature", arr)
+                else:
+                    arr = self._quantized("tensor_signature", arr)     # one pass over the (n, 3) block
                 for j in range(3):
-                    out[f"tensor_signature.{j}"] = self._quantized(f"tensor_signature.{j}", arr[:, j])
+                    out[f"tensor_signature.{j}"] = arr[:, j]
                 continue
             arr = np.asarray(values)
             if arr.shape[:1] != (n,) or arr.ndim != 1:
@@ -436,7 +450,7 @@ class ChronicleWriter:
                     raise ValidationError(f"{self.path}: seed_state must be integers")
                 out[name] = arr.astype(np.uint64, copy=False)
             elif name in known:
-                out[name] = self._quantized(name, arr)
+                out[name] = self._float_array(name, arr) if raw_floats else self._quantized(name, arr)
             elif name.startswith(self._dynamic_prefix) and len(name) > len(self._dynamic_prefix):
                 out[name] = self._quantized(name, arr, allow_nan=True)
             else:
@@ -462,10 +476,17 @@ class ChronicleWriter:
             raise ValidationError(f"{self.path}: {name}[{i}] must be a JSON object")
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
+    def _float_array(self, name: str, arr) -> np.ndarray:
+        a = np.asarray(arr)
+        if a.dtype.kind not in "fiu":
+            raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
+        return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
     def _quantized(self, name: str, arr, allow_nan: bool = False):
-        """A float column as float64, checked to be storable at the scale
-        (quantized when its block is written).  Metric columns (allow_nan)
-        become (values, present) with NaN meaning absent."""
+        """A float column quantized at the chronicle's scale (int64): the
+        check that it can be stored and the work its block would do anyway.
+        Metric columns (allow_nan) become (quantized, present) with NaN
+        meaning absent (stored as 0)."""
         a = np.asarray(arr)
         if a.dtype.kind not in "fiu":
             raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
@@ -476,10 +497,10 @@ class ChronicleWriter:
             present = ~np.isnan(a)
             a = np.where(present, a, 0.0)
         try:
-            core.quantize(a, self.scale)     # refuses NaN, infinities and overflow, naming the index
+            q = core.quantize(a, self.scale)     # refuses NaN, infinities and overflow, naming the index
         except Exception as exc:
             raise ValidationError(f"{self.path}: column {name!r}: {exc}") from None
-        return (a, present) if allow_nan else a
+        return (q, present) if allow_nan else q
 
     def _close_rows(self) -> None:
         if self._rows:
@@ -506,7 +527,7 @@ class ChronicleWriter:
                 n = len(p["timestamp"])
                 v = p.get(k)
                 if v is None:   # a metric that this chunk does not have
-                    v = (np.zeros(n), np.zeros(n, dtype=bool))
+                    v = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool))
                 pieces.append(v)
             if isinstance(pieces[0], tuple):
                 out[k] = (np.concatenate([x[0] for x in pieces]), np.concatenate([x[1] for x in pieces]))
@@ -532,7 +553,7 @@ class ChronicleWriter:
         for k in names:
             vals = np.array([e.get(k, np.nan) if e else np.nan for e in extras], dtype=np.float64)
             present = ~np.isnan(vals)
-            out[self._dynamic_prefix + k] = (np.where(present, vals, 0.0), present)
+            out[self._dynamic_prefix + k] = (core.quantize(np.where(present, vals, 0.0), self.scale), present)
         return out
 
     def _write_windows(self, ts: np.ndarray, payload: np.ndarray) -> None:
@@ -576,8 +597,8 @@ class ChronicleWriter:
         for name, v in cols.items():
             if isinstance(v, tuple):
                 values, present = v
-                if present.any():
-                    spec.append((name, fmt.KIND_OPT_QF64, (present, core.quantize(values[present], self.scale))))
+                if present.any():         # staged already quantized
+                    spec.append((name, fmt.KIND_OPT_QF64, (present, values[present])))
         payload = colfmt.encode_block(spec, threads)
         block = fmt.pack_block(fmt.BLOCK_DATA, payload, n, int(ts[0]), int(ts[-1]))
         return block, len(payload), n, int(ts[0]), int(ts[-1])
@@ -614,14 +635,14 @@ class ChronicleWriter:
                     raise ChronoledgerError(f"{self.path}: the writer closed while {lost} records were "
                                             f"being sealed; they were not written")
                 return
-            for columns, names, metrics in self._stager.take_ready():
+            for columns, names, metrics, token in self._stager.take_ready():
                 cols = dict(columns)
                 cols["phase"] = Labels(columns["phase"], names)
                 for name, (values, present) in metrics.items():
                     cols[self._dynamic_prefix + name] = (values, present)
                 if len(cols["timestamp"]):
                     self._floor = max(self._floor or 0, int(cols["timestamp"][-1]))
-                self._queue.append(cols)
+                self._queue.append((cols, token))
                 self._enqueued += 1
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name=f"chronicle-writer:{self.path.name}",
@@ -634,18 +655,34 @@ class ChronicleWriter:
                 self._cv.wait()
 
     def _work(self) -> None:
+        """Encode queued windows (several at once, one per core: the codec
+        releases the GIL) and write them in queue order."""
         while True:
             with self._cv:
                 while not self._queue:
                     self._cv.wait()
-                cols = self._queue[0]
-                if cols is None:               # the stop marker
+                batch = []
+                for item in itertools.islice(self._queue, _ENCODE_AHEAD):
+                    if item is None:
+                        break
+                    batch.append(item)
+                if not batch:                  # the stop marker
                     self._queue.popleft()
                     self._cv.notify_all()
                     return
             try:
-                with self._io_lock:
-                    self._write_block(cols)
+                if len(batch) == 1:
+                    encoded = [self._encode_block(batch[0][0])]
+                else:
+                    encoded = core._map(lambda item: self._encode_block(item[0], 1), batch, None, 1 << 30)
+                for block, (_, token) in zip(encoded, batch):
+                    with self._io_lock:
+                        self._append_block(block)
+                    self._stager.recycle(token)
+                    with self._cv:
+                        self._queue.popleft()
+                        self._written += 1
+                        self._cv.notify_all()
             except BaseException as exc:  # noqa: BLE001 - handed to the appending thread
                 if self._stager is not None:
                     self._stager.close()      # refuse records from now on, not only at the next window
@@ -654,10 +691,6 @@ class ChronicleWriter:
                     self._queue.clear()
                     self._cv.notify_all()
                 return
-            with self._cv:
-                self._queue.popleft()
-                self._written += 1
-                self._cv.notify_all()
 
     def _drain(self) -> None:
         """Wait until every window queued before this call is on disk (not the
@@ -729,7 +762,7 @@ class ChronicleWriter:
     @property
     def staged(self) -> int:
         """Records accepted but not yet written to the file."""
-        queued = sum(len(c["timestamp"]) for c in list(self._queue) if c is not None)
+        queued = sum(len(item[0]["timestamp"]) for item in list(self._queue) if item is not None)
         return self._staged + queued + (self._stager.pending if self._stager is not None else 0)
 
     def _ensure_open(self) -> None:
