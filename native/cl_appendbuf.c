@@ -206,8 +206,43 @@ cl_status cl_appendbuf_push_many(cl_appendbuf *b, const uint64_t *ts, const uint
     size_t i;
     cl_status st = CL_OK;
     cl_mutex_lock(&b->lock);
-    for (i = 0; i < n; i++) {
-        uint64_t t = ts[i];   /* read once: the caller's array is read without the GIL */
+    i = 0;
+    while (i < n) {
+        /* Bulk path: the records up to the end of the window, when none is
+         * below the floor, go in with one tight loop (no per-record seal or
+         * floor test); a record below the floor falls to the loop below,
+         * which stops at it exactly. */
+        size_t room, j, end;
+        int below = 0;
+        if ((st = retry_seal_locked(b)) != CL_OK) break;
+        room = b->window - b->n_pending;
+        end = n - i < room ? n - i : room;
+        if (b->has_floor) {
+            uint64_t fl = b->floor;
+            for (j = 0; j < end; j++) below |= ts[i + j] < fl;
+        }
+        if (below) break;
+        {
+            entry *e = b->pending + b->n_pending;
+            uint64_t prev = b->n_pending ? e[-1].ts : 0, seq = b->count;
+            int sorted = b->pending_sorted;
+            for (j = 0; j < end; j++) {
+                uint64_t t = ts[i + j];   /* read once: the caller's array is read without the GIL */
+                sorted &= (b->n_pending + j == 0) | (t >= prev);
+                prev = t;
+                e[j].ts = t;
+                e[j].seq = seq + j;
+                e[j].payload = payload ? payload[i + j] : seq + j;
+            }
+            b->pending_sorted = sorted;
+            b->count += end;
+            b->n_pending += end;
+            i += end;
+            if (b->n_pending == b->window) (void)seal_locked(b);
+        }
+    }
+    for (; i < n && st == CL_OK; i++) {
+        uint64_t t = ts[i];
         if ((st = retry_seal_locked(b)) != CL_OK) break;
         if (b->has_floor && t < b->floor) {
             if (floor) *floor = b->floor;
