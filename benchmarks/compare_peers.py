@@ -40,6 +40,21 @@ def median_seconds(fn: Callable[[], object], repeat: int, number: int = 1) -> fl
     return statistics.median(times)
 
 
+def interleaved_medians(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each function, timed in turns (a, b, c, a, b, c...)
+    so that a change in the machine's speed during the run (frequent on a
+    shared VM) falls on every side of a ratio alike."""
+    for fn in fns:
+        fn()  # warm up
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     print(f"\n{title}")

@@ -3,21 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(_WIN32)
-#include <windows.h>
-typedef SRWLOCK cl_mutex;
-#define cl_mutex_init(m) (InitializeSRWLock(m), 0)
-#define cl_mutex_destroy(m) ((void)0)
-#define cl_mutex_lock(m) AcquireSRWLockExclusive(m)
-#define cl_mutex_unlock(m) ReleaseSRWLockExclusive(m)
-#else
-#include <pthread.h>
-typedef pthread_mutex_t cl_mutex;
-#define cl_mutex_init(m) pthread_mutex_init((m), NULL)
-#define cl_mutex_destroy(m) pthread_mutex_destroy(m)
-#define cl_mutex_lock(m) pthread_mutex_lock(m)
-#define cl_mutex_unlock(m) pthread_mutex_unlock(m)
-#endif
+#include "cl_mutex.h"
 
 typedef struct entry {
     uint64_t ts;

@@ -5,32 +5,13 @@
 #include <immintrin.h>
 #endif
 
-/* 2^63 as a double: products in [-2^63, 2^63) convert to int64 exactly. */
-#define CL_TWO63 9223372036854775808.0
-
 static int valid_scale(double inv_scale)
 {
     return inv_scale > 0.0 && inv_scale <= 1.79769313486231570815e308;
 }
 
-/* Round half to even of a finite x in [-2^63, 2^63).  trunc is exact, so is
- * x - trunc(x); for |x| >= 2^52 x is already an integer and d == 0, so the
- * +-1 adjustment can never overflow. */
-static inline int64_t round_half_even(double x)
-{
-    int64_t r = (int64_t)x;
-    double d = x - (double)r;
-    int64_t odd = r & 1;
-    r += (int64_t)(d > 0.5) - (int64_t)(d < -0.5);
-    r += (int64_t)(d == 0.5) * odd - (int64_t)(d == -0.5) * odd;
-    return r;
-}
-
-static inline int in_range(double x)
-{
-    /* false for NaN as well */
-    return x >= -CL_TWO63 && x < CL_TWO63;
-}
+#define round_half_even cl_round_half_even
+#define in_range cl_quant_in_range
 
 #ifdef CL_QUANT_X86
 /* AVX2: four products at a time.  _mm256_round_pd with an explicit

@@ -6,8 +6,6 @@ core's append buffer.  Knows nothing of files: full windows go to a sink.
 
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AsDouble, PyFloat_AS_DOUBLE, PyFloat_CheckExact
-from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
-                               PyThread_acquire_lock, PyThread_release_lock, NOWAIT_LOCK, WAIT_LOCK)
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.math cimport isfinite
 from libc.string cimport memcpy
@@ -106,7 +104,8 @@ cdef class CycleStager:
     hold the GIL.  The checks (which may run Python code) come before it.
     """
     cdef cl_appendbuf *_b
-    cdef PyThread_type_lock lock
+    cdef cl_mutex lock
+    cdef bint lock_ready
     cdef size_t window
     cdef double inv_scale
     cdef bint has_floor
@@ -138,9 +137,9 @@ cdef class CycleStager:
             raise ValueError("CycleStager: window must be > 0")
         if cl_appendbuf_new(window, &self._b) != CL_OK:
             raise MemoryError("CycleStager: cannot allocate the ordering buffer")
-        self.lock = PyThread_allocate_lock()
-        if self.lock is NULL:
+        if cl_mutex_init(&self.lock) != 0:
             raise MemoryError("CycleStager: cannot allocate a lock")
+        self.lock_ready = True
         self.window = window
         if not (scale > 0 and isfinite(scale)):
             raise ValueError("CycleStager: scale must be finite and > 0, got %r" % scale)
@@ -161,17 +160,17 @@ cdef class CycleStager:
         if self._b is not NULL:
             cl_appendbuf_free(self._b)
             self._b = NULL
-        if self.lock is not NULL:
-            PyThread_free_lock(self.lock)
-            self.lock = NULL
+        if self.lock_ready:
+            cl_mutex_destroy(&self.lock)
+            self.lock_ready = False
 
     cdef inline void _acquire(self):
-        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        if not cl_mutex_trylock(&self.lock):
+            with nogil:              # the holder may need the GIL to finish
+                cl_mutex_lock(&self.lock)
 
     cdef inline void _release(self):
-        PyThread_release_lock(self.lock)
+        cl_mutex_unlock(&self.lock)
 
     cdef _alloc(self):
         # Reusing a window's buffers matters: fresh ones are new mappings whose
@@ -212,12 +211,11 @@ cdef class CycleStager:
     cdef int64_t _q_slow(self, object v, str name) except? -1:
         cdef double f
         cdef int64_t q = 0
-        cdef size_t bad
         try:
             f = PyFloat_AsDouble(v)
         except TypeError:
             self._bad("%s must be a number, got %r" % (name, v))
-        if cl_quantize_f64(&f, 1, self.inv_scale, &q, &bad) != CL_OK:
+        if not cl_quantize_one(f, self.inv_scale, &q):
             self._bad("%s = %r cannot be stored at this scale (NaN, infinity or too large)" % (name, v))
         return q
 
@@ -225,12 +223,8 @@ cdef class CycleStager:
         # a float checked and quantized as it is recorded (the same kernel as
         # core.quantize, so one value or a column give the same integer)
         cdef int64_t q = 0
-        cdef size_t bad
-        cdef double f
-        if PyFloat_CheckExact(v):
-            f = PyFloat_AS_DOUBLE(v)
-            if cl_quantize_f64(&f, 1, self.inv_scale, &q, &bad) == CL_OK:
-                return q
+        if PyFloat_CheckExact(v) and cl_quantize_one(PyFloat_AS_DOUBLE(v), self.inv_scale, &q):
+            return q
         return self._q_slow(v, name)
 
     cdef inline uint32_t _phase(self, object phase) except? 0xFFFFFFFF:

@@ -39,6 +39,7 @@ cdef extern from "cl_quant.h" nogil:
     cl_status cl_dequantize_f64(const int64_t *inp, size_t n, double inv_scale, double *out)
     cl_status cl_dequantize_f32(const int64_t *inp, size_t n, double inv_scale, float *out)
     int cl_quant_simd(int enable)
+    int cl_quantize_one(double v, double inv_scale, int64_t *out)
 
 
 cdef extern from "cl_appendbuf.h" nogil:
@@ -108,3 +109,13 @@ cdef extern from "cl_codec.h" nogil:
                                    size_t *header_len, size_t *err_offset)
     cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t **streams,
                               uint64_t *out, size_t *err_stream, size_t *err_offset)
+
+
+cdef extern from "cl_mutex.h" nogil:
+    ctypedef struct cl_mutex:
+        pass
+    int cl_mutex_init(cl_mutex *m)
+    void cl_mutex_destroy(cl_mutex *m)
+    void cl_mutex_lock(cl_mutex *m)
+    int cl_mutex_trylock(cl_mutex *m)
+    void cl_mutex_unlock(cl_mutex *m)

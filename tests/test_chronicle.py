@@ -216,6 +216,34 @@ def test_extend_takes_float32_float64_and_strided_columns_across_reused_windows(
     assert back["seed_state"][~batch].tolist() == [10**6 + 3_000, 10**6 + 3_001, 10**6 + n]
 
 
+def test_append_and_extend_quantize_alike(tmp_path):
+    """One value at a time (append) and a column at a time (extend, on the
+    SIMD kernel) must give the same integers, halves included."""
+    rng = np.random.default_rng(11)
+    vals = np.concatenate([(np.arange(-50, 50) + 0.5) * 1e-6, rng.normal(size=400) * 10,
+                           np.array([2.5e-6, -2.5e-6, 0.5e-6, 1e12, -7.25e-6])])
+    n = len(vals)
+    sig = np.stack([vals, vals[::-1], vals * 3], axis=1)
+    held = {}
+    for mode in ("append", "extend"):
+        p = tmp_path / f"{mode}.cmeta"
+        with Chronicle.open(p, "w", block_records=64) as ch:
+            if mode == "append":
+                for i in range(n):
+                    ch.append(timestamp=i, phase="train", loss_value=float(vals[i]), coherence=float(vals[-1 - i]),
+                              tensor_signature=tuple(float(x) for x in sig[i]))
+            else:
+                ch.extend({"timestamp": np.arange(n, dtype=np.uint64), "phase": np.zeros(n, np.int64),
+                           "loss_value": vals, "coherence": vals[::-1], "tensor_signature": sig,
+                           "seed_state": np.zeros(n, np.uint64)}, labels={"phase": ["train"]})
+        with Chronicle.open(p) as ch:
+            held[mode] = ch.to_numpy()
+    for name in ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2"):
+        assert held["append"][name].tobytes() == held["extend"][name].tobytes(), name
+    expect = core.dequantize(core.quantize(vals), dtype=np.float32)     # what the file holds, read as float32
+    assert held["extend"]["loss_value"].tobytes() == expect.tobytes()
+
+
 def test_extend_error_names_the_column_and_index_and_stores_nothing(tmp_path):
     p = tmp_path / "x.cmeta"
     n = 200_000
@@ -316,6 +344,17 @@ def test_durability_flush_fsyncs_every_block(tmp_path, monkeypatch):
             ch.append(**cycle_fields(i))
         ch.flush()
         assert len(calls) == before                # durability "os": none until close
+    assert len(calls) > before                     # ... and at close
+    with Chronicle.open(tmp_path / "n.cmeta", "w", block_records=10, durability="none") as ch:
+        before = len(calls)
+        for i in range(30):
+            ch.append(**cycle_fields(i))
+        ch.save()
+    assert len(calls) == before                    # durability "none": never
+    with Chronicle.open(tmp_path / "n.cmeta") as ch:
+        assert len(ch) == 30
+    with pytest.raises(ValueError, match="durability"):
+        Chronicle.open(tmp_path / "bad.cmeta", "w", durability="sometimes")
 
 
 def test_pandas_and_arrow(tmp_path):

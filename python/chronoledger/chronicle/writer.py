@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 U64_MAX = 2**64 - 1
-DURABILITY = ("os", "flush")
+DURABILITY = ("none", "os", "flush")
 DEFAULT_BLOCK_RECORDS = 65536
 MAX_QUEUED_WINDOWS = 4          # sealed windows waiting for the background writer
 _ENCODE_AHEAD = max(1, min(MAX_QUEUED_WINDOWS, os.cpu_count() or 1))   # windows encoded at once
@@ -88,8 +88,10 @@ class ChronicleWriter:
     Records are staged in memory and written as compressed, checksummed
     blocks of ``block_records`` records (and on :meth:`flush`); within a
     block they are ordered by (timestamp, arrival).  ``durability="os"``
-    (default) leaves writing back to the OS and fsyncs on close;
-    ``"flush"`` fsyncs after every block.
+    (default) leaves writing back to the OS and fsyncs on close and save;
+    ``"flush"`` fsyncs after every block; ``"none"`` never fsyncs (what a
+    buffered ``file.write`` + ``flush`` gives: safe against a crash of the
+    process, not of the machine).
     """
 
     def __init__(self, path, mode: str = "a", *, schema: str = "cycle", scale: float | None = None,
@@ -736,14 +738,17 @@ class ChronicleWriter:
                 self._buffer.flush()
 
     def save(self) -> None:
-        """Flush, write a footer (index, count, payload CRC) and fsync: a
-        checkpoint a reader can open without scanning."""
+        """Flush, write a footer (index, count, payload CRC) and fsync
+        (unless durability is "none"): a checkpoint a reader can open
+        without scanning."""
         with self._lock:
             self.flush()
             self._write_footer()
             self._sync()
 
     def _sync(self) -> None:
+        if self.durability == "none":   # writing back is left to the OS entirely
+            return
         os.fsync(self._fd)
         if self._created:              # the file's directory entry, once
             fsync_dir(self.path)
