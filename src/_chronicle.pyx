@@ -120,12 +120,18 @@ cdef class CycleStager:
     cdef bint any_row_metrics
     cdef dict batch_metrics        # name -> (values, present) copied in by extend()
     cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed, a_rows
-    cdef uint64_t[::1] ts
-    cdef uint32_t[::1] phase
-    cdef int64_t[::1] loss, coh, t0, t1, t2     # quantized at the chronicle's scale
-    cdef int16_t[::1] action
-    cdef uint64_t[::1] seed
-    cdef uint64_t[::1] rows
+    # Raw pointers into the a_* arrays above (which own the memory and stay
+    # referenced while these are used): no memoryview checks per record.
+    cdef uint64_t *ts
+    cdef uint32_t *phase
+    cdef int64_t *loss
+    cdef int64_t *coh
+    cdef int64_t *t0
+    cdef int64_t *t1
+    cdef int64_t *t2          # quantized at the chronicle's scale
+    cdef int16_t *action
+    cdef uint64_t *seed
+    cdef uint64_t *rows
     cdef size_t n
     cdef bint closed
     cdef list ready
@@ -153,7 +159,7 @@ cdef class CycleStager:
         self.ready = []
         self.spare = []
         self.a_rows = np.empty(window, np.uint64)
-        self.rows = self.a_rows
+        self.rows = <uint64_t *>cnp.PyArray_DATA(self.a_rows)
         self._alloc()
 
     def __dealloc__(self):
@@ -190,15 +196,15 @@ cdef class CycleStager:
             self.a_seed = np.empty(self.window, np.uint64)
             self.a_order = np.empty(self.window, np.uint64)
             self.a_sorted_ts = np.empty(self.window, np.uint64)
-        self.ts = self.a_ts
-        self.phase = self.a_phase
-        self.loss = self.a_loss
-        self.coh = self.a_coh
-        self.t0 = self.a_t0
-        self.t1 = self.a_t1
-        self.t2 = self.a_t2
-        self.action = self.a_action
-        self.seed = self.a_seed
+        self.ts = <uint64_t *>cnp.PyArray_DATA(self.a_ts)
+        self.phase = <uint32_t *>cnp.PyArray_DATA(self.a_phase)
+        self.loss = <int64_t *>cnp.PyArray_DATA(self.a_loss)
+        self.coh = <int64_t *>cnp.PyArray_DATA(self.a_coh)
+        self.t0 = <int64_t *>cnp.PyArray_DATA(self.a_t0)
+        self.t1 = <int64_t *>cnp.PyArray_DATA(self.a_t1)
+        self.t2 = <int64_t *>cnp.PyArray_DATA(self.a_t2)
+        self.action = <int16_t *>cnp.PyArray_DATA(self.a_action)
+        self.seed = <uint64_t *>cnp.PyArray_DATA(self.a_seed)
         self.row_metrics = [None] * self.window
         self.any_row_metrics = False
         self.batch_metrics = {}
@@ -497,7 +503,7 @@ cdef class CycleStager:
                                                           np.zeros(self.window, bool))
                     col[0][r:r + take_n] = v[done:done + take_n]
                     col[1][r:r + take_n] = p[done:done + take_n]
-                st = cl_appendbuf_push_many(self._b, &ts[done], &self.rows[0], take_n, &n_done, &floor)
+                st = cl_appendbuf_push_many(self._b, &ts[done], self.rows, take_n, &n_done, &floor)
                 if st != CL_OK:
                     self.n = r + n_done
                     if st == CL_ERR_ORDER:
