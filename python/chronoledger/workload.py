@@ -83,6 +83,7 @@ __all__ = [
     "VARIANTS",
     "generate",
     "integer_columns",
+    "latents",
     "pack_records",
     "summarize",
 ]
@@ -204,6 +205,26 @@ def generate(n: int = DEFAULT_N, variant: str = "seq", seed: int = DEFAULT_SEED)
     ``tensor_signature`` (f32, shape (n, 3)), ``action_code`` (u8, 0 where
     absent), ``action_present`` (bool), ``seed_state`` (u64).
     """
+    lat = latents(n, variant, seed)
+    return {
+        "timestamp": lat["timestamp"],
+        "phase": lat["phase"],
+        "loss": np.maximum(lat["loss"], 0.0).astype(np.float32),
+        "coherence": np.clip(lat["coherence"], 0.0, 1.0).astype(np.float32),
+        "tensor_signature": lat["tensor_signature"].astype(np.float32),
+        "action_code": lat["action_code"],
+        "action_present": lat["action_present"],
+        "seed_state": lat["seed_state"],
+    }
+
+
+def latents(n: int = DEFAULT_N, variant: str = "seq", seed: int = DEFAULT_SEED) -> dict[str, np.ndarray]:
+    """The processes behind :func:`generate`, before the floor, the clip and
+    the cast to float32: ``loss`` (float64, trend + AR(1) noise), ``loss_noise``
+    (the AR(1) noise alone), ``coherence`` (float64, sine + walk, unclipped),
+    ``coherence_walk``, ``tensor_signature`` (float64 walks), and the integer
+    columns as :func:`generate` returns them.  For analyses that need the
+    model's hidden state (``benchmarks/entropy_floor.py``)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     n = int(n)
@@ -215,23 +236,21 @@ def generate(n: int = DEFAULT_N, variant: str = "seq", seed: int = DEFAULT_SEED)
     # 1. phase
     phase = _phases(rng, n)
 
-    # 2. loss: decaying curve + stationary AR(1) noise, floored at 0
+    # 2. loss: decaying curve + stationary AR(1) noise (floored at 0 by generate)
     eps = rng.standard_normal(n)
     eps[0] *= LOSS_NOISE_SD  # e_0 drawn from the stationary law
     eps[1:] *= LOSS_NOISE_SD * math.sqrt(1.0 - LOSS_RHO**2)
     noise = _ar1(eps, LOSS_RHO)
     loss = LOSS_AMPLITUDE * np.exp(-i / LOSS_DECAY) + LOSS_FLOOR + noise
-    loss = np.maximum(loss, 0.0).astype(np.float32)
 
-    # 3. coherence: sine + random walk, clipped
+    # 3. coherence: sine + random walk (clipped to [0, 1] by generate)
+    walk = _walk(rng, n, COHERENCE_STEP_SD)
     coherence = COHERENCE_MEAN + COHERENCE_AMPLITUDE * np.sin(2.0 * np.pi * i / COHERENCE_PERIOD)
-    coherence += _walk(rng, n, COHERENCE_STEP_SD)
-    coherence = np.clip(coherence, 0.0, 1.0).astype(np.float32)
+    coherence += walk
 
     # 4. tensor signature: three walks
     tensor = _walk(rng, n, TENSOR_STEP_SD, width=3)
     tensor += np.asarray(TENSOR_START, dtype=np.float64)
-    tensor = tensor.astype(np.float32)
 
     # 5./6. optional action code
     action_present = rng.random(n) < ACTION_PRESENT_P
@@ -256,7 +275,9 @@ def generate(n: int = DEFAULT_N, variant: str = "seq", seed: int = DEFAULT_SEED)
         "timestamp": timestamp,
         "phase": phase,
         "loss": loss,
+        "loss_noise": noise,
         "coherence": coherence,
+        "coherence_walk": walk,
         "tensor_signature": tensor,
         "action_code": action_code,
         "action_present": action_present,
