@@ -615,9 +615,8 @@ def _load_variant(variant: str) -> tuple[dict, list]:
     check_parquet(read_parquet(pq_p), cols, cfg)
     check_parquet(read_parquet(pq_p, **dict_kw), cols, cfg)
 
-    t_ours = median_seconds(ours, 5)
-    t_pq = median_seconds(lambda: read_parquet(pq_p), 5)
-    t_pqd = median_seconds(lambda: read_parquet(pq_p, **dict_kw), 5)
+    t_ours, t_pq, t_pqd = interleaved_medians(
+        [ours, lambda: read_parquet(pq_p), lambda: read_parquet(pq_p, **dict_kw)], 7)
     size_o, size_p = os.path.getsize(ours_p), os.path.getsize(pq_p)
     rows = [
         [variant, "Chronicle.to_numpy", f"{size_o / n:.3f}", f"{t_ours * 1e3:.0f}",

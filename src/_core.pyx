@@ -216,8 +216,11 @@ def _quant_simd(enable=None):
     return bool(cl_quant_simd(-1 if enable is None else int(bool(enable))))
 
 
-def dequantize(q, double scale=1e-6, dtype=np.float64):
-    """Inverse of :func:`quantize`: int64 fixed point back to float64 (or float32)."""
+def dequantize(q, double scale=1e-6, dtype=np.float64, out=None):
+    """Inverse of :func:`quantize`: int64 fixed point back to float64 (or float32).
+
+    ``out``, a writable contiguous array of ``dtype`` and of ``q``'s shape,
+    receives the values (and is returned) instead of a new array."""
     cdef double inv = _inverse_scale(scale)
     arr = _c_aligned(np.asarray(q))
     if arr.dtype != np.int64:
@@ -229,7 +232,11 @@ def dequantize(q, double scale=1e-6, dtype=np.float64):
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise TypeError("dequantize: dtype must be float64 or float32, got %s" % dt)
-    out = np.empty(arr.shape, dtype=dt)
+    if out is None:
+        out = np.empty(arr.shape, dtype=dt)
+    elif (not isinstance(out, np.ndarray) or out.dtype != dt or out.shape != arr.shape
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise TypeError("dequantize: out must be a writable contiguous %s array of shape %s" % (dt, arr.shape))
     cdef size_t n = arr.size
     cdef const int64_t[::1] src
     cdef double[::1] od
@@ -710,14 +717,18 @@ cdef const uint8_t[::1] _as_bytes_view(object data):
     return mv.cast("B")
 
 
-def decode_column(data, max_values=None, bint exact=True):
+def decode_column(data, max_values=None, bint exact=True, out=None):
     """Decode bytes made by :func:`encode_column` back into an int64 or uint64 array.
 
     The input is untrusted: any malformation raises CorruptDataError (or
     TruncatedError) naming the byte offset; decoding never reads or writes
     outside its buffers.  ``max_values`` refuses columns that claim more
     values (a guard against absurd allocations); ``exact`` refuses bytes
-    left over after the column.
+    left over after the column.  ``out``, a writable contiguous 1-D int64 or
+    uint64 array with room for the values, is decoded into (and a view of it
+    returned) instead of a new array, so a caller decoding many columns can
+    reuse one buffer; 1-, 2- and 4-byte columns are still returned as new
+    arrays of their dtype.
     """
     cdef const uint8_t[::1] buf = _as_bytes_view(data)
     cdef _ColumnView cv = _parse(buf, "decode_column")
@@ -766,11 +777,19 @@ def decode_column(data, max_values=None, bint exact=True):
         else:
             ptrs[i] = &buf[pos] if cv.plan.stored_len[i] else _EMPTY
         pos += cv.plan.stored_len[i]
-    try:
-        out = np.empty(cv.plan.n, dtype=np.uint64)
-    except MemoryError:
-        raise MemoryError("decode_column: the header claims %d values (%.1f GiB); pass max_values= "
-                          "to refuse such claims in untrusted input" % (cv.plan.n, cv.plan.n * 8 / 2**30)) from None
+    if out is not None:
+        if (not isinstance(out, np.ndarray) or out.ndim != 1 or out.dtype not in (np.int64, np.uint64)
+                or not out.flags.c_contiguous or not out.flags.writeable):
+            raise TypeError("decode_column: out must be a writable contiguous 1-D int64 or uint64 array")
+        if <uint64_t>out.shape[0] < cv.plan.n:
+            raise ValueError("decode_column: out holds %d values, the column %d" % (out.shape[0], cv.plan.n))
+        out = out[:cv.plan.n].view(np.uint64)
+    else:
+        try:
+            out = np.empty(cv.plan.n, dtype=np.uint64)
+        except MemoryError:
+            raise MemoryError("decode_column: the header claims %d values (%.1f GiB); pass max_values= "
+                              "to refuse such claims in untrusted input" % (cv.plan.n, cv.plan.n * 8 / 2**30)) from None
     ov = out
     with nogil:
         st = cl_codec_decode(&cv.plan, ptrs, &ov[0] if cv.plan.n else NULL, &err_stream, &err_off)

@@ -317,3 +317,23 @@ def test_encode_and_decode_many_columns_in_parallel():
         core.decode_columns(bad)
     with pytest.raises(ValueError, match="threads"):
         core.encode_columns(cols, threads=0)
+
+
+def test_decode_into_a_callers_buffer():
+    v = np.arange(1000, dtype=np.int64) * -3
+    buf = np.full(1500, 7, dtype=np.int64)
+    got = core.decode_column(core.encode_column(v), out=buf)
+    assert np.array_equal(got, v) and got.dtype == np.int64 and np.shares_memory(got, buf)
+    assert buf[1000:].tolist() == [7] * 500                      # nothing written past the column
+    u = np.arange(10, dtype=np.uint64)
+    assert np.shares_memory(core.decode_column(core.encode_column(u), out=buf), buf)
+    small = core.decode_column(core.encode_column(np.arange(5, dtype=np.uint8)), out=buf)
+    assert small.dtype == np.uint8 and small.tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="holds 10 values, the column 1000"):
+        core.decode_column(core.encode_column(v), out=np.empty(10, np.int64))
+    for bad in (np.empty(2000, np.float64), np.empty((2, 1000), np.int64), np.empty(4000, np.int64)[::2]):
+        with pytest.raises(TypeError, match="out must be"):
+            core.decode_column(core.encode_column(v), out=bad)
+    outs = [np.empty(1000, np.int64), None]
+    a, b = core.decode_columns([core.encode_column(v), core.encode_column(v)], out=outs)
+    assert np.shares_memory(a, outs[0]) and np.array_equal(b, v)

@@ -156,3 +156,14 @@ def test_unaligned_float_input():
     assert not arr.flags.aligned
     arr[:] = np.linspace(-1, 1, 100)
     assert np.array_equal(core.quantize(arr), core.quantize(np.linspace(-1, 1, 100)))
+
+
+def test_dequantize_into_a_callers_array():
+    q = np.array([1, -2, 3_000_000], dtype=np.int64)
+    out = np.zeros(3, np.float32)
+    got = core.dequantize(q, dtype=np.float32, out=out)
+    assert got is out and out.tolist() == pytest.approx([1e-6, -2e-6, 3.0])
+    assert core.dequantize(q, out=np.empty(3)).tolist() == core.dequantize(q).tolist()
+    for bad in (np.empty(3, np.float64), np.empty(4, np.float32), np.empty(6, np.float32)[::2]):
+        with pytest.raises(TypeError, match="out must be"):
+            core.dequantize(q, dtype=np.float32, out=bad)

@@ -12,6 +12,7 @@ quantized floats into such integers and back.  Layout (docs/FORMAT.md):
 from __future__ import annotations
 
 import struct
+import threading
 
 import numpy as np
 import zstandard
@@ -155,10 +156,33 @@ def read_directory(payload, where: str) -> list[tuple[str, int, int, int]]:
     return out
 
 
+_scratch = threading.local()
+
+
+def _int64_scratch(k: int, n: int) -> np.ndarray:
+    """The calling thread's k-th reusable int64 buffer, of at least n values
+    (fresh buffers per block would be new pages the kernel has to zero)."""
+    bufs = getattr(_scratch, "bufs", None)
+    if bufs is None:
+        bufs = _scratch.bufs = []
+    while len(bufs) <= k:
+        bufs.append(np.empty(0, np.int64))
+    if len(bufs[k]) < n:
+        bufs[k] = np.empty(n, np.int64)
+    return bufs[k]
+
+
 def decode_block(payload, records: int, scale: float, where: str,
-                 names: set[str] | None = None, rows: slice | None = None) -> dict[str, np.ndarray]:
+                 names: set[str] | None = None, rows: slice | None = None,
+                 into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Decode the columns of a data-block payload (only ``names`` if given;
-    only the records ``rows`` if given, cut before any conversion)."""
+    only the records ``rows`` if given, cut before any conversion).
+
+    ``into`` maps names of quantized-float columns and of 64-bit integer
+    columns to arrays of ``records`` values that receive them (slices of a
+    caller's result), so whole files decode without per-block temporaries;
+    such a column's entry in the result is that array."""
+    into = into if rows is None and into else {}
     directory = read_directory(payload, where)
     jobs = []   # (name, kind, encoded int columns, prefix info, suffix)
     for name, kind, start, end in directory:
@@ -190,8 +214,17 @@ def decode_block(payload, records: int, scale: float, where: str,
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
             raise CorruptDataError(f"{where}: column {name!r} is malformed: {exc}") from None
     flat = [c for _, _, cols, _, _ in jobs for c in cols]
+    dests: list[np.ndarray | None] = []
+    for name, kind, cols, _, _ in jobs:
+        dest = into.get(name)
+        if dest is not None and kind in (fmt.KIND_QF32, fmt.KIND_QF64):
+            dests.append(_int64_scratch(len(dests), records))
+        elif dest is not None and kind == fmt.KIND_INT and dest.dtype in (np.uint64, np.int64):
+            dests.append(dest)
+        else:
+            dests += [None] * len(cols)
     try:
-        decoded = core.decode_columns(flat, max_values=records)
+        decoded = core.decode_columns(flat, max_values=records, out=dests)
     except CorruptDataError as exc:
         raise CorruptDataError(f"{where}: {exc}") from None
     out: dict[str, np.ndarray] = {}
@@ -211,12 +244,18 @@ def decode_block(payload, records: int, scale: float, where: str,
             else:
                 vals = [vals[0][rows]]
         records_here = len(vals[0]) if kind != fmt.KIND_TEXT or rows is None else records
+        dest = into.get(name)
         if kind == fmt.KIND_INT:
-            out[name] = vals[0]
+            if dest is not None:
+                if not np.may_share_memory(vals[0], dest):
+                    dest[...] = vals[0]        # stored narrower than the result: cast into place
+                out[name] = dest
+            else:
+                out[name] = vals[0]
         elif kind == fmt.KIND_QF32:
-            out[name] = core.dequantize(vals[0], scale, dtype=np.float32)
+            out[name] = core.dequantize(vals[0], scale, dtype=np.float32, out=dest)
         elif kind == fmt.KIND_QF64:
-            out[name] = core.dequantize(vals[0], scale)
+            out[name] = core.dequantize(vals[0], scale, out=dest)
         elif kind == fmt.KIND_OPT_U8:
             v = vals[0].astype(np.int16) - 1
             if v.size and (v.min() < -1 or v.max() > 255):

@@ -18,6 +18,9 @@ from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle.records import FIXED_COLUMNS, record_from_row
 from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
 
+# Result dtypes of the schema columns that to_numpy decodes in place.
+_RESULT_DTYPES = {fmt.KIND_QF32: np.float32, fmt.KIND_QF64: np.float64, fmt.KIND_INT: np.uint64}
+
 MODES = ("tolerate", "strict", "skip")
 
 
@@ -220,9 +223,9 @@ class ChronicleReader:
 
     # --- decoding ---------------------------------------------------------
     def read_block(self, i: int, names: set[str] | None = None, check: bool = True,
-                   rows: slice | None = None) -> dict[str, np.ndarray]:
+                   rows: slice | None = None, into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Decode data block ``i`` (checking its CRC-64 first); only the
-        records ``rows`` of it if given."""
+        records ``rows`` of it if given; ``into`` as in columns.decode_block."""
         bh = self.layout.blocks[i]
         payload = memoryview(self._map)[bh.payload_offset:bh.end]
         where = f"{self.path}: block {i} at offset {bh.offset}"
@@ -230,7 +233,7 @@ class ChronicleReader:
             raise ChecksumError(f"{where}: payload CRC-64 mismatch; valid data follows this block, so it is "
                                 f"corruption, not a torn tail (`chronoledger chronicle recover --mode skip` "
                                 f"salvages the rest)", offset=bh.offset)
-        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows)
+        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into)
 
     def column_names(self) -> list[str]:
         """Every column of the file: the schema's, then metric/value columns in order of appearance."""
@@ -249,9 +252,13 @@ class ChronicleReader:
         return names
 
     def _concat(self, parts: list[dict[str, np.ndarray]], names: list[str],
-                counts: list[int]) -> dict[str, np.ndarray]:
+                counts: list[int], done: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Join blocks' columns; those in ``done`` were decoded in place already."""
         out = {}
         for name in names:
+            if done and name in done:
+                out[name] = done[name]
+                continue
             arrays = []
             for part, n in zip(parts, counts):
                 if name in part:
@@ -272,15 +279,30 @@ class ChronicleReader:
 
     def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, np.ndarray]:
         want = set(columns) if columns is not None else None
-        parts = [self.read_block(i, want) for i in range(lo, hi)]
         counts = [self.layout.blocks[i].records for i in range(lo, hi)]
+        # The schema's numeric columns are decoded straight into their result
+        # arrays, block by block: no per-block arrays to allocate and join.
+        total = sum(counts)
+        finals = {name: np.empty(total, _RESULT_DTYPES[kind]) for name, kind in FIXED_COLUMNS[self.schema]
+                  if kind in _RESULT_DTYPES and (want is None or name in want)}
+        parts, start = [], 0
+        for i, n in zip(range(lo, hi), counts):
+            part = self.read_block(i, want, into={k: v[start:start + n] for k, v in finals.items()})
+            missing = [k for k in finals if k not in part]
+            if missing:
+                bh = self.layout.blocks[i]
+                raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset} lacks the column "
+                                       f"{missing[0]!r} of its schema", offset=bh.offset)
+            parts.append(part)
+            start += n
         if columns is not None:
             names = list(columns)
         else:   # the schema's columns, then metrics in order of first appearance
             names = [n for n, _ in FIXED_COLUMNS[self.schema]]
             for part in parts:
                 names += [k for k in part if k not in names]
-        return self._concat(parts, names, counts)
+        out = self._concat(parts, names, counts, finals)
+        return out
 
     def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
         """Columns of the records with ``start <= timestamp < end``.
