@@ -14,6 +14,18 @@ from chronoledger.errors import (
     TruncatedError,
 )
 
+
+def __getattr__(name: str):
+    # The subsystems load on first use, so `import chronoledger` stays light.
+    if name == "Chronicle":
+        from chronoledger.chronicle import Chronicle
+        return Chronicle
+    if name == "RuntimeMemoryStore":
+        from chronoledger.runtime import RuntimeMemoryStore
+        return RuntimeMemoryStore
+    raise AttributeError(f"module 'chronoledger' has no attribute {name!r}")
+
+
 try:
     __version__ = _version("chronoledger")
 except PackageNotFoundError:  # running from a source tree that was never installed
@@ -33,4 +45,6 @@ __all__ = [
     "TruncatedError",
     "OrderError",
     "QuantizationError",
+    "Chronicle",
+    "RuntimeMemoryStore",
 ]

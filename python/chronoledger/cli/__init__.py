@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from chronoledger import __version__
 from chronoledger.cli.chronicle_cmds import chronicle_group
 from chronoledger.cli.core_cmds import core_group
 from chronoledger.cli.demo import demo
+from chronoledger.cli.runtime_cmds import runtime_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,9 +22,16 @@ def cli() -> None:
 
 cli.add_command(core_group)
 cli.add_command(chronicle_group)
+cli.add_command(runtime_group)
 cli.add_command(demo)
 
 
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    try:
+        cli()
+    except BrokenPipeError:
+        # the reader of our output went away (`... | head`): not an error;
+        # point stdout at /dev/null so the interpreter's final flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

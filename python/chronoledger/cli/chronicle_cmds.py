@@ -33,6 +33,8 @@ def _errors_exit():
     """Library errors become one line on stderr and exit code 3."""
     try:
         yield
+    except BrokenPipeError:
+        raise
     except (ChronoledgerError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_UNREADABLE)

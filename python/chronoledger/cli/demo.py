@@ -25,7 +25,8 @@ from chronoledger.errors import OrderError
 @click.option("--cycles", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
               help="Cycles of the example learner to record into a chronicle.")
 def demo(out_dir: Path, records: int, cycles: int) -> None:
-    """Run chronoledger end to end: the core kernels, then a recorded, verified and replayed chronicle."""
+    """Run chronoledger end to end: the core kernels, a recorded, verified and replayed chronicle, and the
+    agent runtime store."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"chronoledger {__version__} demo -> {out_dir}")
@@ -135,5 +136,56 @@ def demo(out_dir: Path, records: int, cycles: int) -> None:
     click.echo(f"[chronicle] try: chronoledger chronicle inspect {run_path}")
     click.echo(f"[chronicle]      chronoledger chronicle replay {run_path} --step {STEP}")
 
+    # 5. the runtime store: a session, a workflow with events, a full proposal lineage
+    db_path = _runtime_demo(out_dir)
+
     click.echo(f"\nDone. Files: {out_dir / 'manifest.json'}, {col_dir}/ "
-               f"({len(encoded)} encoded columns, {total:,} bytes) and {run_path}.")
+               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path} and {db_path}.")
+
+
+def _runtime_demo(out_dir: Path) -> Path:
+    from chronoledger.runtime import RuntimeMemoryStore
+
+    db_path = out_dir / "runtime.sqlite"
+    log_path = out_dir / "runtime-events.cmeta"
+    for p in (db_path, log_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+        p.unlink(missing_ok=True)          # the demo starts from scratch each time
+    with RuntimeMemoryStore(db_path, events_log=log_path) as store:
+        store.publish_behavior_profile("tom", {"escalate_above": "high", "style": "concise"}, "demo",
+                                       rationale="initial guardrails")
+        store.publish_personality_profile("tom", {"tone": "warm", "verbosity": 2}, "demo")
+        session = store.start_session("tom", "cli", {"demo": True})
+        store.append_turns(session["id"], [
+            {"role": "user", "content": "Summarise last night's sync failures."},
+            {"role": "assistant", "content": "Two runs failed on a locked file; both retried and succeeded."},
+            {"role": "user", "content": "Make the retry automatic."}])
+        store.end_session(session["id"])
+        run = store.start_workflow_run("nightly-sync", "cron", "oxide", context={"target": "User/"})
+        for name in ("scan", "mirror", "report"):
+            step = store.start_step(run["id"], name)
+            store.append_task_event("info", "low", f"{name} started", workflow_run_id=run["id"], step_id=step["id"])
+            store.end_step(step["id"], "succeeded", {"items": 3})
+        store.end_workflow_run(run["id"], "succeeded", {"duration_s": 4.2})
+        skill = store.record_skill("retry.locked_file", "Retry a sync step when the file is locked",
+                                   "conversation", 0.82, source_ref=session["id"])
+        prop = store.create_proposal(skill["id"], "oxide", "code_patch", {"file": "sync.py", "retry": 3}, "low",
+                                     determinism_score=0.95)
+        store.record_validation(prop["id"], "ci", build_pass=True, lint_pass=True, test_pass=True, policy_pass=True)
+        store.set_proposal_status(prop["id"], "validated")
+        store.record_approval(prop["id"], "alice", "human", "approved", notes="small, reversible")
+        store.set_proposal_status(prop["id"], "approved")
+        store.record_deploy_outcome(prop["id"], "prod", "succeeded", deployment_id="d-1")
+        store.set_proposal_status(prop["id"], "promoted")
+        replay = store.session_replay(session["id"])
+        wf = store.workflow_replay(run["id"])
+        lineage = store.proposal_lineage(prop["id"])
+        behaviour = store.latest_behavior_profile("tom")
+    click.echo(f"\n[runtime] {db_path.name}: session of {len(replay['turns'])} turns, workflow "
+               f"{wf['workflow_name']} with {len(wf['steps'])} steps and "
+               f"{sum(len(s['events']) for s in wf['steps'])} events (mirrored to {log_path.name}), "
+               f"proposal {lineage['proposal']['status']} after {len(lineage['validations'])} validation, "
+               f"{len(lineage['approvals'])} approval, {len(lineage['deploy_outcomes'])} deploy; "
+               f"tom's behaviour profile v{behaviour['version']}")
+    click.echo(f"[runtime] try: chronoledger runtime lineage {db_path} --latest")
+    click.echo(f"[runtime]      chronoledger runtime replay {db_path} {session['id']}")
+    return db_path

@@ -1,0 +1,7 @@
+"""Runtime memory for agents: the SQLite system of record of the Runtime
+Memory DB v1 specification (conversations, workflows, skills, governance
+decisions, behaviour and personality profiles).  See docs/runtime.md."""
+
+from chronoledger.runtime.store import QUERIES, RuntimeMemoryStore
+
+__all__ = ["QUERIES", "RuntimeMemoryStore"]

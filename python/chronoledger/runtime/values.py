@@ -1,0 +1,176 @@
+"""Checking and normalising what callers hand the runtime store: ids, times,
+JSON objects, allowed values.  Every failure is a ValidationError that names
+the field."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from chronoledger.errors import ValidationError
+from chronoledger.runtime.vocab import ENUMS
+
+
+def new_id() -> str:
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random
+    bits.  Time-ordered ids keep the primary-key B-trees appending at their
+    right edge instead of splitting pages at random places."""
+    return _uuid7(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big"))
+
+
+def new_ids(n: int) -> list[str]:
+    """n UUIDv7s of this millisecond, built as one byte array (a batch of
+    turns would otherwise spend more on its ids than on its checks)."""
+    if n <= 0:
+        return []
+    raw = np.frombuffer(bytearray(os.urandom(16 * n)), np.uint8).reshape(n, 16)
+    raw[:, :6] = np.frombuffer((time.time_ns() // 1_000_000 & ((1 << 48) - 1)).to_bytes(6, "big"), np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70          # version 7
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80          # variant 10
+    h = raw.tobytes().hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
+def _uuid7(ms: int, rand80: int) -> str:
+    rand_a = (rand80 >> 62) & 0xFFF
+    rand_b = rand80 & ((1 << 62) - 1)
+    v = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    h = f"{v:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def check_id(value: Any, field: str) -> str:
+    """A caller's id: any UUID spelling, stored in canonical lowercase form."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValidationError(f"{field}: expected a UUID string, got {type(value).__name__}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValidationError(f"{field}: {value!r} is not a UUID") from None
+
+
+def check_ref(value: Any, field: str) -> str:
+    """The id of an existing row, as stored: ours are UUIDs, but a database
+    adopted from another tool may hold any text."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{field}: expected an id (a non-empty string), got {value!r}")
+    return value
+
+
+def now() -> str:
+    return format_time(datetime.now(timezone.utc))
+
+
+def format_time(dt: datetime) -> str:
+    """ISO-8601 UTC with microseconds and a Z: fixed width, so text order is time order."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_time(value: Any, field: str, default_now: bool = True) -> str | None:
+    """An aware datetime or an ISO-8601 string with ``Z`` or an offset, as UTC text.
+    A time without a zone is refused: it would silently mean the server's zone."""
+    if value is None:
+        return now() if default_now else None
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("z", "Z").replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"{field}: {value!r} is not an ISO-8601 time "
+                                  f"(e.g. 2026-01-02T03:04:05Z)") from None
+    elif isinstance(value, datetime):
+        dt = value
+    else:
+        raise ValidationError(f"{field}: expected a datetime or an ISO-8601 string, got {type(value).__name__}")
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValidationError(f"{field}: {value!r} has no time zone; give an aware datetime or a string "
+                              f"ending in Z or +hh:mm")
+    return format_time(dt)
+
+
+def check_json_object(value: Any, field: str, default: Any = "{}") -> str:
+    """A dict (or the JSON text of an object) as compact JSON text."""
+    if value is None:
+        if default is None:
+            raise ValidationError(f"{field}: a JSON object is required")
+        return default
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValidationError(f"{field}: not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field}: must be a JSON object (a dict), got {type(value).__name__}")
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{field}: cannot be stored as JSON: {exc}") from None
+
+
+def check_enum(value: Any, table: str, column: str, allowed: tuple[str, ...] | None = None,
+               nullable: bool = False) -> str | None:
+    allowed = allowed if allowed is not None else ENUMS[(table, column)]
+    if value is None and nullable:
+        return None
+    if value not in allowed:
+        raise ValidationError(f"{table}.{column}: {value!r} is not allowed; use one of: {', '.join(allowed)}")
+    return value
+
+
+def check_text(value: Any, field: str, nullable: bool = False, empty: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
+    if not empty and not value.strip():
+        raise ValidationError(f"{field}: must not be empty")
+    return value
+
+
+def check_int(value: Any, field: str, nullable: bool = False, minimum: int | None = 0) -> int | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{field}: expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{field}: must be >= {minimum}, got {value}")
+    return value
+
+
+def check_unit(value: Any, field: str, nullable: bool = False) -> float | None:
+    """A number in [0, 1] (confidence, determinism score)."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise ValidationError(f"{field}: expected a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def check_flag(value: Any, field: str) -> int:
+    if value in (True, False, 0, 1):
+        return int(value)
+    raise ValidationError(f"{field}: expected True/False (or 1/0), got {value!r}")
+
+
+def merge_json(stored: str, update: str) -> str:
+    """``update`` merged into ``stored``, recursively for nested objects; a
+    key is only ever added or replaced, never removed."""
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+        return out
+    return json.dumps(merge(json.loads(stored or "{}"), json.loads(update)), ensure_ascii=False,
+                      separators=(",", ":"))

@@ -1,0 +1,232 @@
+"""The one place that opens SQLite (through apsw) for the stores.
+
+Every store database is opened the same way: WAL journal (readers never block
+the writer), a busy timeout (a writer waits for another instead of failing
+with "database is locked"), foreign keys on, and the store's migrations
+applied in order, each in its own transaction, with ``PRAGMA user_version``
+recording the last one.  Writes that read before they write go through
+:func:`write_transaction` (``BEGIN IMMEDIATE``), which takes the write lock
+up front, so two processes can never both read the same "next" value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import apsw
+
+from chronoledger.errors import ChronoledgerError, SchemaError
+
+#: How long a writer waits for another writer's transaction before giving up.
+DEFAULT_BUSY_TIMEOUT_MS = 60_000
+SYNCHRONOUS = ("off", "normal", "full", "extra")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DatabaseBusyError(ChronoledgerError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(package: str, folder: str = "migrations") -> list[Migration]:
+    """The ``NNNN_name.sql`` files of ``package``'s ``folder``, in order.
+
+    Read through importlib.resources, so they are found relative to the
+    installed package (a wheel, a zip, an editable install), never the
+    working directory.  Versions must run 1, 2, 3... without gaps."""
+    out = []
+    root = resources.files(package).joinpath(folder)
+    for entry in root.iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            out.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+        elif entry.name.endswith(".sql"):
+            raise SchemaError(f"{package}/{folder}/{entry.name}: a migration is named NNNN_name.sql")
+    out.sort(key=lambda m: m.version)
+    for i, m in enumerate(out, start=1):
+        if m.version != i:
+            raise SchemaError(f"{package}/{folder}: migration {i:04d} is missing (found {m.version:04d}_{m.name})")
+    return out
+
+
+def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous: str = "normal",
+            busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> apsw.Connection:
+    """Open ``path`` the way every store does.  ``synchronous="normal"`` (with
+    WAL) survives a crash of the process with every commit; a power loss can
+    lose the last commits but never corrupts the file; ``"full"`` also
+    survives power loss, at one fsync per commit."""
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
+    p = Path(path)
+    if readonly:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such database")
+        flags = apsw.SQLITE_OPEN_READONLY
+    else:
+        if p.parent and not p.parent.exists():
+            raise FileNotFoundError(f"{p}: the folder {p.parent} does not exist")
+        flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    try:
+        conn = apsw.Connection(str(p), flags=flags)
+        conn.setbusytimeout(busy_timeout_ms)
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+            if mode.lower() != "wal":
+                raise SchemaError(f"{p}: could not switch the journal to WAL (it is {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except apsw.NotADBError as exc:
+        raise SchemaError(f"{p}: not an SQLite database ({exc})") from None
+    except apsw.BusyError as exc:
+        raise DatabaseBusyError(f"{p}: the database stayed locked for {busy_timeout_ms} ms ({exc})") from None
+    return conn
+
+
+@contextlib.contextmanager
+def write_transaction(conn: apsw.Connection, what: str = "write") -> Iterator[apsw.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception).
+
+    The write lock is taken before the first read, and waited for up to the
+    busy timeout: a read-then-write sequence inside is atomic across
+    processes, and callers never see "database is locked"."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except apsw.BusyError as exc:
+        raise DatabaseBusyError(f"{what}: another writer held the database past the busy timeout ({exc})") from None
+    try:
+        yield conn
+    except BaseException:
+        if not conn.getautocommit():
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            conn.execute("COMMIT")
+        except apsw.BusyError as exc:   # a reader holding an old snapshot can delay a checkpoint, not a commit
+            conn.execute("ROLLBACK")
+            raise DatabaseBusyError(f"{what}: commit failed, database busy ({exc})") from None
+
+
+def user_version(conn: apsw.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+
+
+def migrate(conn: apsw.Connection, steps: list[Migration], path: str | os.PathLike[str]) -> list[int]:
+    """Apply the migrations past the database's ``user_version``, each in
+    one transaction with the version bump (a crash leaves the database at
+    the previous version or the next, never between).  Returns the versions
+    applied.  A database at a version newer than this package knows is
+    refused rather than written to."""
+    applied = []
+    latest = steps[-1].version if steps else 0
+    for m in steps:
+        if user_version(conn) >= m.version:
+            continue
+        with write_transaction(conn, f"{path}: migration {m.version:04d}_{m.name}"):
+            if user_version(conn) >= m.version:    # another process applied it while we waited
+                continue
+            try:
+                conn.execute(m.sql)
+            except apsw.SQLError as exc:
+                raise SchemaError(f"{path}: migration {m.version:04d}_{m.name} failed: {exc}") from None
+            conn.execute(f"PRAGMA user_version={int(m.version)}")
+        applied.append(m.version)
+    found = user_version(conn)
+    if found > latest:
+        raise SchemaError(f"{path}: schema version {found} is newer than this chronoledger knows ({latest}); "
+                          f"upgrade chronoledger to open it")
+    return applied
+
+
+def quote_identifier(name: str) -> str:
+    """``"name"`` for an identifier checked against ``^[A-Za-z_][A-Za-z0-9_]*$``."""
+    if not IDENTIFIER.match(name):
+        raise SchemaError(f"{name!r} is not a valid identifier (letters, digits, _; not starting with a digit)")
+    return f'"{name}"'
+
+
+def table_columns(conn: apsw.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(table)})")]
+
+
+class BackgroundCheckpointer:
+    """Copies the WAL back into the database from a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses 1,000
+    WAL pages, so a bulk writer pays for writing every page twice; here the
+    writer's connection only reports its WAL size (a WAL hook) and this
+    thread, on its own connection, runs PASSIVE checkpoints (which never
+    block writers) when the WAL passes ``pages``.  Safe with other processes
+    doing the same; a crash at any point leaves a WAL that the next open
+    recovers."""
+
+    def __init__(self, conn: apsw.Connection, path: str | os.PathLike[str], pages: int = 1000,
+                 limit: int = 16_000):
+        self.path = str(path)
+        self.pages = pages
+        self.limit = limit
+        self._conn = conn
+        self._behind = False
+        self._running = threading.Lock()     # one checkpoint of ours at a time
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpoint:{Path(path).name}", daemon=True)
+        conn.setwalhook(self._hook)        # replaces the automatic checkpoint on this connection
+        self._thread.start()
+
+    def _hook(self, conn, dbname, pages) -> int:
+        if pages >= self.pages:
+            self._wake.set()
+        # A WAL only starts over once fully copied back with no writer in
+        # between, which a steady writer never allows: past ``limit`` pages
+        # the writer finishes the copy itself (see after_commit).
+        self._behind = pages >= self.limit
+        return apsw.SQLITE_OK
+
+    def after_commit(self) -> None:
+        """Call on the writer's connection between transactions: if the WAL
+        outgrew ``limit``, complete the checkpoint here (the background
+        thread has copied most of it), so the next commit restarts the WAL."""
+        if self._behind:
+            self._behind = False
+            with self._running:           # let the background pass finish, then complete it
+                try:
+                    self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
+                except apsw.BusyError:    # another process is checkpointing: it will complete it
+                    pass
+
+    def _run(self) -> None:
+        conn = apsw.Connection(self.path)
+        conn.setbusytimeout(0)             # a busy checkpoint is skipped, never waited for
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                with self._running:
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except apsw.BusyError:
+                        pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join()

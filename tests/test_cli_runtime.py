@@ -1,0 +1,88 @@
+"""`chronoledger runtime ...` from the command line, with its exit codes."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from chronoledger.cli import cli
+from chronoledger.runtime import RuntimeMemoryStore
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    p = tmp_path / "rt.sqlite"
+    with RuntimeMemoryStore(p) as s:
+        sess = s.start_session("tom", "sdk", started_at="2026-01-01T00:00:00Z")
+        s.append_turns(sess["id"], [{"role": "user", "content": "hello there"},
+                                    {"role": "assistant", "content": "hi"}])
+        run_ = s.start_workflow_run("sync", "cron", "oxide", started_at="2026-01-01T00:01:00Z")
+        step = s.start_step(run_["id"], "scan")
+        s.append_task_event("error", "high", "disk full", workflow_run_id=run_["id"], step_id=step["id"])
+        s.end_step(step["id"], "failed")
+        s.end_workflow_run(run_["id"], "failed")
+        skill = s.record_skill("k", "desc", "doc", 0.7)
+        prop = s.create_proposal(skill["id"], "oxide", "policy_change", {"p": 1}, "high")
+        s.record_validation(prop["id"], "oxide", build_pass=True, lint_pass=False, test_pass=True, policy_pass=True)
+        s.publish_behavior_profile("tom", {"mode": "careful"}, "ops", effective_from="2026-01-01T00:00:00Z")
+    return p, sess["id"], run_["id"], prop["id"]
+
+
+def test_init_creates_and_reports(tmp_path):
+    p = tmp_path / "new.sqlite"
+    r = run("runtime", "init", p)
+    assert r.exit_code == 0, r.output
+    assert "schema version 3 (applied 0001, 0002, 0003)" in r.output
+    assert "up to date" in run("runtime", "init", p).output
+
+
+def test_listing_replay_workflow_lineage_profile(seeded):
+    p, sid, rid, pid = seeded
+    r = run("runtime", "sessions", p)
+    assert r.exit_code == 0 and sid in r.output and "sdk" in r.output
+    assert json.loads(run("runtime", "sessions", p, "--json").output)["sessions"][0]["turns"] == 2
+    r = run("runtime", "replay", p, sid)
+    assert r.exit_code == 0 and "[0] user: hello there" in r.output and "[1] assistant: hi" in r.output
+    r = run("runtime", "workflow", p, rid)
+    assert "step 0 scan: failed" in r.output and "error/high: disk full" in r.output
+    assert json.loads(run("runtime", "workflow", p, rid, "--json").output)["steps"][0]["events"][0]["message"] == \
+        "disk full"
+    for args in ((pid,), ("--latest",)):
+        r = run("runtime", "lineage", p, *args)
+        assert r.exit_code == 0, r.output
+        assert "policy_change by oxide, risk high, status drafted" in r.output and "lint FAIL" in r.output
+    lin = json.loads(run("runtime", "lineage", p, "--latest", "--json").output)
+    assert lin["proposal"]["id"] == pid and len(lin["validations"]) == 1
+    r = run("runtime", "profile", p, "tom")
+    assert r.exit_code == 0 and "behavior profile tom v1" in r.output and '"mode": "careful"' in r.output
+    assert run("runtime", "profile", p, "tom", "--as-of", "2025-12-31T00:00:00Z").exit_code == 5
+
+
+def test_export_jsonl_to_a_file(seeded, tmp_path):
+    p = seeded[0]
+    out = tmp_path / "dump.jsonl"
+    r = run("runtime", "export", p, "--format", "jsonl", "-o", out)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert {x["table"] for x in rows} >= {"sessions", "conversation_turns", "task_events", "behavior_profiles"}
+    assert len(rows) == 10          # 1 session, 2 turns, run, step, event, skill, proposal, validation, profile
+
+
+def test_errors_and_exit_codes(seeded, tmp_path):
+    p = seeded[0]
+    assert run("runtime", "replay", p, "no-such-session").exit_code == 5
+    assert run("runtime", "lineage", p).exit_code == 2                     # neither an id nor --latest
+    assert run("runtime", "lineage", p, "x", "--latest").exit_code == 2
+    assert run("runtime", "sessions", tmp_path / "missing.sqlite").exit_code == 2   # click: no such file
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"x" * 4096)
+    r = run("runtime", "sessions", junk)
+    assert r.exit_code == 3 and "not an SQLite database" in r.output
+    empty = tmp_path / "empty.sqlite"
+    run("runtime", "init", empty)
+    r = run("runtime", "lineage", empty, "--latest")
+    assert r.exit_code == 5 and "no proposals" in r.output
