@@ -25,6 +25,9 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     core_ns = next(ns for ns in namespaces if "seen" in ns)
     assert core_ns["seen"], "the example's sink received nothing"
     assert len(core_ns["data"]) < 200
+    rt_ns = next(ns for ns in namespaces if "lineage" in ns)
+    assert [t["turn_index"] for t in rt_ns["replay"]["turns"]] == [0, 1]
+    assert rt_ns["lineage"]["proposal"]["status"] == "validated" and len(rt_ns["lineage"]["validations"]) == 1
 
 
 def test_quick_start_is_what_ci_runs():
