@@ -532,3 +532,19 @@ def test_threads_share_one_store(store):
         t.join()
     idx = [t["turn_index"] for t in store.session_replay(sid)["turns"]]
     assert idx == list(range(160))
+
+
+def test_ids_are_uuid7_with_the_current_millisecond():
+    import time
+    import uuid
+
+    from chronoledger.runtime import values
+
+    before = time.time_ns() // 1_000_000
+    ids = values.new_ids(500) + [values.new_id() for _ in range(5)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids) and values.new_ids(0) == []
+    for x in ids:
+        u = uuid.UUID(x)
+        assert str(u) == x and u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= u.int >> 80 <= after

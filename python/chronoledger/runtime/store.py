@@ -262,8 +262,9 @@ class RuntimeMemoryStore:
             v.check_int(tokens, f"turns[{i}].token_count")
         meta = t.get("metadata")
         row_id = t.get("id")
+        created = t.get("created_at")
         return (None if row_id is None else v.check_id(row_id, f"turns[{i}].id"), role, content, tokens,
-                t.get("created_at"),
+                None if created is None else v.check_time(created, f"turns[{i}].created_at"),
                 "{}" if meta is None else v.check_json_object(meta, f"turns[{i}].metadata"))
 
     def _active_session(self, sid: str) -> None:
@@ -296,7 +297,7 @@ class RuntimeMemoryStore:
             first = self._conn.execute("SELECT COALESCE(MAX(turn_index) + 1, 0) FROM conversation_turns "
                                        "WHERE session_id = ?", (sid,)).fetchall()[0][0]
             rows = [(ids[i] if rid is None else rid, sid, first + i, role, content, tokens,
-                     stamp if created is None else v.check_time(created, f"turns[{i}].created_at"), meta)
+                     stamp if created is None else created, meta)
                     for i, (rid, role, content, tokens, created, meta) in enumerate(checked)]
             try:
                 self._conn.executemany(
