@@ -86,3 +86,20 @@ def test_errors_and_exit_codes(seeded, tmp_path):
     run("runtime", "init", empty)
     r = run("runtime", "lineage", empty, "--latest")
     assert r.exit_code == 5 and "no proposals" in r.output
+
+
+def test_bad_values_exit_2_and_adopted_rows_do_not_crash_the_cli(seeded, tmp_path):
+    p = seeded[0]
+    r = run("runtime", "profile", p, "tom", "--as-of", "yesterday")
+    assert r.exit_code == 2 and "is not an ISO-8601 time" in r.output
+    assert run("runtime", "sessions", p, "--cursor", "!!").exit_code == 2
+    import apsw
+
+    con = apsw.Connection(str(p))
+    con.execute("DROP TRIGGER IF EXISTS audit_conversation_turns_no_replace")
+    con.execute("PRAGMA ignore_check_constraints = ON")
+    con.execute("UPDATE sessions SET metadata_json = 'not json'")
+    con.close()
+    r = run("runtime", "replay", p, seeded[1], "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["metadata_json"] == "not json"
+    assert run("runtime", "export", p).exit_code == 0

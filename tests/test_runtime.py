@@ -395,7 +395,7 @@ def test_proposal_and_skill_input_checks(store):
         (lambda: store.create_proposal(skill["id"], "oxide", "code_patch", None, "low"), r"a JSON object is required"),
         (lambda: store.create_proposal(skill["id"], "oxide", "code_patch", {}, "extreme"), r"risk_level"),
         (lambda: store.create_proposal("6f1c5f4e-0000-4000-8000-000000000000", "oxide", "code_patch", {}, "low"),
-         r"no skills_learned row"),
+         r"skill_id: no skill with id"),
         (lambda: store.record_validation(prop["id"], "bot", build_pass=1, lint_pass=1, test_pass=1, policy_pass=1),
          r"validator: 'bot' is not allowed; use one of: ci, oxide, human"),
         (lambda: store.record_validation(prop["id"], "ci", build_pass=2, lint_pass=1, test_pass=1, policy_pass=1),
@@ -403,7 +403,7 @@ def test_proposal_and_skill_input_checks(store):
         (lambda: store.record_approval(prop["id"], "a", "human", "maybe"), r"decision: 'maybe' is not allowed"),
         (lambda: store.record_deploy_outcome(prop["id"], "prod", "ok"), r"deploy_outcomes.status: 'ok'"),
         (lambda: store.record_approval("6f1c5f4e-0000-4000-8000-000000000000", "a", "human", "approved"),
-         r"no skill_to_logic_proposals row"),
+         r"proposal_id: no proposal with id"),
     ]:
         with pytest.raises(ValidationError, match=match):
             call()
@@ -548,3 +548,182 @@ def test_ids_are_uuid7_with_the_current_millisecond():
         u = uuid.UUID(x)
         assert str(u) == x and u.version == 7 and u.variant == uuid.RFC_4122
         assert before <= u.int >> 80 <= after
+
+
+# --- what a review found: races, REPLACE, adopted values, ids, lifecycle --------
+
+def _open_and_append(path: str, k: int, errors) -> None:
+    try:
+        with RuntimeMemoryStore(path) as s:
+            sid = s.start_session(f"p{k}")["id"]
+            s.append_turns(sid, [{"role": "user", "content": str(i)} for i in range(20)])
+    except BaseException as exc:   # noqa: BLE001 - reported to the parent
+        errors.put(f"{k}: {type(exc).__name__}: {exc}")
+
+
+def test_processes_creating_one_new_database_at_once(tmp_path):
+    path = str(tmp_path / "new.sqlite")
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_append, args=(path, k, errors)) for k in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert errors.empty(), errors.get()
+    with RuntimeMemoryStore(path) as s:
+        assert s.schema_version == 3
+        assert s._conn.execute("SELECT COUNT(*) FROM conversation_turns").fetchall() == [(160,)]
+
+
+def test_threads_mirroring_events_keep_sqlite_and_the_chronicle_equal(tmp_path):
+    from chronoledger.chronicle import Chronicle
+
+    log = tmp_path / "ev.cmeta"
+    with RuntimeMemoryStore(tmp_path / "rt.sqlite", events_log=log) as s:
+        sid = s.start_session("tom")["id"]
+
+        def work(k):
+            for i in range(50):
+                s.append_task_event("info", "low", f"{k}-{i}")
+                s.append_turn(sid, "user", f"{k}-{i}")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sql_ids = [r[0] for r in s._conn.execute("SELECT id FROM task_events ORDER BY rowid")]
+        stamps = [t["created_at"] for t in s.session_replay(sid)["turns"]]
+    assert stamps == sorted(stamps)                      # default times follow commit order
+    with Chronicle.open(log) as ch:
+        assert [e.payload["id"] for e in ch] == sql_ids
+
+
+def test_a_bad_events_log_fails_at_open_before_anything_is_stored(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        RuntimeMemoryStore(tmp_path / "rt.sqlite", events_log=tmp_path / "missing" / "ev.cmeta")
+    from chronoledger.chronicle import Chronicle
+
+    cyc = tmp_path / "cycles.cmeta"
+    with Chronicle.open(cyc, "w") as ch:
+        ch.append(timestamp=1, phase="train", loss_value=0.0, coherence=0.0)
+    from chronoledger.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is a cycle chronicle, not event"):
+        RuntimeMemoryStore(tmp_path / "rt.sqlite", events_log=cyc)
+    with RuntimeMemoryStore(tmp_path / "rt.sqlite") as s:
+        assert s._conn.execute("SELECT COUNT(*) FROM task_events").fetchall() == [(0,)]
+
+
+def test_replace_cannot_rewrite_audit_rows_or_jump_the_state_machine(tmp_path):
+    p = tmp_path / "rt.sqlite"
+    with RuntimeMemoryStore(p) as s:
+        _, prop = lineage_fixture(s)
+        val = s.record_validation(prop["id"], "ci", build_pass=0, lint_pass=0, test_pass=0, policy_pass=0)
+        appr = s.record_approval(prop["id"], "a", "human", "rejected")
+        ev = s.append_task_event("info", "low", "original")
+    con = sqlite3.connect(p)
+    for sql, args in [
+        ("INSERT OR REPLACE INTO validation_results (id, proposal_id, validator, build_pass, lint_pass, test_pass, "
+         "policy_pass, validated_at) VALUES (?, ?, 'ci', 1, 1, 1, 1, 'x')", (val["id"], prop["id"])),
+        ("REPLACE INTO approvals (id, proposal_id, approver, approval_type, decision, decided_at) "
+         "VALUES (?, ?, 'a', 'human', 'approved', 'x')", (appr["id"], prop["id"])),
+        ("INSERT OR REPLACE INTO task_events (id, event_type, event_level, message, created_at) "
+         "VALUES (?, 'info', 'low', 'edited', 'x')", (ev["id"],)),
+        ("INSERT OR REPLACE INTO skill_to_logic_proposals (id, skill_id, proposed_by, proposal_type, proposal_json, "
+         "risk_level, status, created_at, updated_at) VALUES (?, ?, 'oxide', 'code_patch', '{}', 'low', "
+         "'promoted', 'x', 'x')", (prop["id"], prop["skill_id"])),
+    ]:
+        with pytest.raises(sqlite3.IntegrityError, match="INSERT OR REPLACE would rewrite it"):
+            con.execute(sql, args)
+    con.close()
+    with RuntimeMemoryStore(p) as s:
+        lin = s.proposal_lineage(prop["id"])
+        assert lin["proposal"]["status"] == "drafted" and lin["validations"][0]["build_pass"] == 0
+        assert lin["approvals"][0]["decision"] == "rejected"
+
+
+def test_values_other_tools_left_are_handled_not_trusted(tmp_path):
+    p = tmp_path / "legacy.sqlite"
+    con = _plain_v1(p)
+    con.execute("INSERT INTO sessions VALUES ('s2', 'tom', NULL, '2025-01-01T00:00:00Z', NULL, 'open', 'not json')")
+    con.execute("INSERT INTO sessions VALUES ('s3', 'tom', NULL, '2025-01-01T00:00:00Z', NULL, 'open', '[1, 2]')")
+    con.execute("INSERT INTO skill_to_logic_proposals VALUES ('p2', 'k1', 'oxide', 'code_patch', '{}', NULL, 'low', "
+                "'pending', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')")
+    con.execute("INSERT INTO personality_profiles VALUES ('q1', 'tom', 1, '{}', NULL, NULL, "
+                "'2025-06-01T12:00:00+02:00', NULL, '2025-06-01T10:00:00Z', 'ops')")
+    con.close()
+    with RuntimeMemoryStore(p) as s:
+        assert s.session_replay("s2")["metadata_json"] == "not json"
+        with pytest.raises(ValidationError, match="is not a JSON object, so nothing can be merged"):
+            s.end_session("s3", metadata={"a": 1})
+        with pytest.raises(ValidationError, match="status 'pending'.*does not know"):
+            s.set_proposal_status("p2", "validated")
+        # 12:00+02:00 is 10:00Z: in effect at 10:30Z, and a later version may follow it
+        assert s.profile_as_of("tom", "2025-06-01T10:30:00Z", "personality")["version"] == 1
+        assert s.profile_as_of("tom", "2025-06-01T09:30:00Z", "personality") is None
+        v2 = s.publish_personality_profile("tom", {"b": 2}, "ops", effective_from="2025-06-01T11:00:00Z")
+        assert v2["version"] == 2
+        assert s.profile_as_of("tom", "2025-06-01T10:30:00Z", "personality")["version"] == 1
+        assert sum(1 for _ in s.iter_rows()) > 5
+
+
+def test_ids_resolve_in_any_uuid_spelling_and_odd_times_are_refused_clearly(store):
+    import uuid
+
+    u = uuid.uuid4()
+    s = store.start_session("tom", id=u.hex)
+    assert s["id"] == str(u)
+    assert store.append_turn(u.hex.upper(), "user", "x")["session_id"] == str(u)
+    assert store.start_session("tom", started_at="0999-01-02T03:04:05Z")["started_at"] == "0999-01-02T03:04:05.000000Z"
+    with pytest.raises(ValidationError, match="outside the years"):
+        store.start_session("tom", started_at="0001-01-01T00:00:00+01:00")
+    with pytest.raises(ValidationError, match="conversation_turns.role: \\['user'\\] is not allowed"):
+        store.append_turn(str(u), ["user"], "x")
+    import numpy as np
+
+    assert store.append_turn(str(u), "user", "x", token_count=np.int64(3))["token_count"] == 3
+    with pytest.raises(ValidationError, match="events\\[0\\].workflow_run_id: no workflow run with id"):
+        store.append_task_event("info", "low", "m", workflow_run_id=str(uuid.uuid4()))
+
+
+def test_events_naming_only_a_step_are_replayed_with_it(store):
+    run = store.start_workflow_run("w", "api", "me")
+    step = store.start_step(run["id"], "s")
+    store._conn.execute("INSERT INTO task_events (id, step_id, event_type, event_level, message, created_at) "
+                        "VALUES ('e1', ?, 'info', 'low', 'by another tool', '2026-01-01T00:00:00Z')", (step["id"],))
+    replay = store.workflow_replay(run["id"])
+    assert [e["message"] for e in replay["steps"][0]["events"]] == ["by another tool"]
+
+
+def test_sessions_page_and_iteration_does_not_hold_the_store(store):
+    made = [store.start_session("tom", started_at=at(i % 5)) for i in range(12)]
+    seen, cursor = [], None
+    while True:
+        page = store.list_sessions(limit=5, cursor=cursor)
+        seen += [x["id"] for x in page["sessions"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(m["id"] for m in made) and len(seen) == len(set(seen))
+    it = store.iter_rows(["sessions"], page=4)
+    next(it)
+    store.append_turn(made[0]["id"], "user", "written while iterating")      # no "transaction within a transaction"
+    assert sum(1 for _ in it) == 11
+
+
+def test_read_only_stores_refuse_writes_and_dropped_stores_release_everything(tmp_path):
+    import gc
+
+    p = tmp_path / "rt.sqlite"
+    RuntimeMemoryStore(p).close()
+    with RuntimeMemoryStore(p, readonly=True) as ro:
+        with pytest.raises(Exception, match="opened read-only"):
+            ro.start_session("tom")
+    before = {t.name for t in threading.enumerate()}
+    s = RuntimeMemoryStore(p)
+    assert any(t.name.startswith("sqlite-checkpoint") for t in threading.enumerate())
+    del s
+    gc.collect()
+    assert {t.name for t in threading.enumerate()} <= before

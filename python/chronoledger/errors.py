@@ -74,6 +74,10 @@ class ValidationError(ChronoledgerError, ValueError):
     """A value written to a store does not satisfy its declared rules."""
 
 
+class NotFoundError(ValidationError):
+    """A value refers to a row, session, proposal... that does not exist."""
+
+
 class ConfigError(ChronoledgerError, ValueError):
     """A configuration file or option is invalid."""
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -84,16 +85,34 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
         conn = apsw.Connection(str(p), flags=flags)
         conn.setbusytimeout(busy_timeout_ms)
         if not readonly:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
-            if mode.lower() != "wal":
-                raise SchemaError(f"{p}: could not switch the journal to WAL (it is {mode})")
+            _use_wal(conn, p, busy_timeout_ms)
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
     except apsw.NotADBError as exc:
         raise SchemaError(f"{p}: not an SQLite database ({exc})") from None
-    except apsw.BusyError as exc:
-        raise DatabaseBusyError(f"{p}: the database stayed locked for {busy_timeout_ms} ms ({exc})") from None
     return conn
+
+
+def _use_wal(conn: apsw.Connection, path: Path, busy_timeout_ms: int) -> None:
+    # SQLite does not call the busy handler for a journal-mode change, so
+    # when several processes open a new database at once the switch is
+    # retried here, for as long as the busy timeout allows.
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.001
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchall()[0][0]
+            if mode.lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+            if mode.lower() != "wal":
+                raise SchemaError(f"{path}: could not switch the journal to WAL (it is {mode})")
+            return
+        except apsw.BusyError as exc:
+            if time.monotonic() + pause > deadline:
+                raise DatabaseBusyError(f"{path}: could not switch the journal to WAL within the busy timeout "
+                                        f"({busy_timeout_ms} ms): {exc}") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 @contextlib.contextmanager

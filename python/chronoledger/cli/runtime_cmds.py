@@ -1,6 +1,7 @@
 """``chronoledger runtime ...``: the agent runtime memory database.
 
-Exit codes: 0 success; 2 bad usage (click); 3 the database cannot be opened
+Exit codes: 0 success; 2 bad usage or a bad value (a time without a zone, a
+cursor this store did not give out); 3 the database cannot be opened
 or read (missing, not a runtime database, a newer schema); 5 the thing asked
 for does not exist (no such session, run, proposal or profile).
 """
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import click
 
-from chronoledger.errors import ChronoledgerError, ValidationError
+from chronoledger.errors import ChronoledgerError, NotFoundError, ValidationError
 
+EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
 EXIT_NOT_FOUND = 5
 
@@ -32,9 +34,12 @@ def _store(path: Path, readonly: bool = True):
             yield store
     except BrokenPipeError:
         raise
-    except ValidationError as exc:
+    except NotFoundError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_NOT_FOUND)
+    except ValidationError as exc:       # a bad value given on the command line
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
     except (ChronoledgerError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_UNREADABLE)

@@ -119,6 +119,14 @@ def migration_0002() -> str:
             msg = f"{table} is an append-only audit table: rows cannot be {event.lower()}d"
             parts.append(f"CREATE TRIGGER IF NOT EXISTS audit_{table}_no_{event.lower()} BEFORE {event} ON {table}\n"
                          f"BEGIN SELECT RAISE(ABORT, {_lit(msg)}); END;")
+    # INSERT OR REPLACE deletes the old row without firing DELETE triggers
+    # (unless recursive_triggers is on): refuse it over audit rows and proposals
+    for table in (*APPEND_ONLY, "skill_to_logic_proposals"):
+        msg = (f"{table}: a row with this id exists; INSERT OR REPLACE would rewrite it"
+               + (" (append-only audit)" if table in APPEND_ONLY else " (change a proposal's status with UPDATE)"))
+        parts.append(f"CREATE TRIGGER IF NOT EXISTS audit_{table}_no_replace BEFORE INSERT ON {table}\n"
+                     f"WHEN EXISTS (SELECT 1 FROM {table} WHERE id = NEW.id)\n"
+                     f"BEGIN SELECT RAISE(ABORT, {_lit(msg)}); END;")
     has_audit = " OR ".join(f"EXISTS (SELECT 1 FROM {t} WHERE proposal_id = OLD.id)" for t in AUDIT)
     parts.append("CREATE TRIGGER IF NOT EXISTS audit_keep_proposal BEFORE DELETE ON skill_to_logic_proposals\n"
                  f"WHEN {has_audit}\n"

@@ -17,6 +17,8 @@ import json
 import os
 import re
 import threading
+import weakref
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +26,7 @@ from typing import Any, TextIO
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ChronoledgerError, QueryError, SchemaError, ValidationError
+from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
 from chronoledger.runtime import enforcement
 from chronoledger.runtime import values as v
 from chronoledger.runtime.vocab import (
@@ -43,18 +45,20 @@ PROFILE_TABLES = {"behavior": ("behavior_profiles", "behavior_json"),
 
 #: The minimum v1 query set as SQL (docs/runtime.md); the methods run exactly these.
 QUERIES: dict[str, str] = {
+    # julianday(): times another tool wrote may carry offsets or other ISO forms
     "latest_behavior_profile": (
-        "SELECT * FROM behavior_profiles WHERE profile_name = :name AND effective_from <= :at "
-        "AND (effective_to IS NULL OR effective_to > :at) ORDER BY version DESC LIMIT 1"),
+        "SELECT * FROM behavior_profiles WHERE profile_name = :name AND julianday(effective_from) <= julianday(:at) "
+        "AND (effective_to IS NULL OR julianday(effective_to) > julianday(:at)) ORDER BY version DESC LIMIT 1"),
     "latest_personality_profile": (
-        "SELECT * FROM personality_profiles WHERE profile_name = :name AND effective_from <= :at "
-        "AND (effective_to IS NULL OR effective_to > :at) ORDER BY version DESC LIMIT 1"),
+        "SELECT * FROM personality_profiles WHERE profile_name = :name AND julianday(effective_from) <= julianday(:at) "
+        "AND (effective_to IS NULL OR julianday(effective_to) > julianday(:at)) ORDER BY version DESC LIMIT 1"),
     "session_replay": (
         "SELECT * FROM conversation_turns WHERE session_id = :session_id ORDER BY turn_index"),
     "workflow_replay_steps": (
         "SELECT * FROM workflow_steps WHERE workflow_run_id = :run_id ORDER BY step_index"),
     "workflow_replay_events": (
-        "SELECT * FROM task_events WHERE workflow_run_id = :run_id ORDER BY created_at, rowid"),
+        "SELECT * FROM task_events WHERE workflow_run_id = :run_id OR step_id IN "
+        "(SELECT id FROM workflow_steps WHERE workflow_run_id = :run_id) ORDER BY created_at, rowid"),
     "proposal_lineage_proposal": (
         "SELECT p.*, s.skill_key, s.description AS skill_description, s.source_type AS skill_source_type, "
         "s.confidence AS skill_confidence, s.learned_at AS skill_learned_at FROM skill_to_logic_proposals p "
@@ -67,6 +71,11 @@ QUERIES: dict[str, str] = {
         "SELECT * FROM deploy_outcomes WHERE proposal_id = :proposal_id ORDER BY deployed_at, rowid"),
 }
 
+_NOUN = {"sessions": "session", "conversation_turns": "turn", "workflow_runs": "workflow run",
+         "workflow_steps": "workflow step", "task_events": "task event", "skills_learned": "skill",
+         "skill_to_logic_proposals": "proposal", "validation_results": "validation", "approvals": "approval",
+         "deploy_outcomes": "deploy outcome", "behavior_profiles": "behavior profile",
+         "personality_profiles": "personality profile"}
 _TURN_KEYS = frozenset({"role", "content", "token_count", "metadata", "created_at", "id"})
 _ROLES = frozenset(ENUMS[("conversation_turns", "role")])
 _JSON_COLUMNS = {"metadata_json", "context_json", "details_json", "payload_json", "behavior_json",
@@ -95,6 +104,8 @@ class RuntimeMemoryStore:
                  busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS, events_log: str | os.PathLike[str] | None = None,
                  readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
+        self._last_stamp = ""
         self._lock = threading.RLock()
         self._checkpointer: db.BackgroundCheckpointer | None = None
         self._conn = db.connect(self.path, readonly=readonly, synchronous=synchronous,
@@ -116,6 +127,16 @@ class RuntimeMemoryStore:
         self._checkpointer = None if readonly else db.BackgroundCheckpointer(self._conn, self.path)
         self._events_log = Path(events_log) if events_log is not None else None
         self._chronicle = None
+        if self._events_log is not None:
+            from chronoledger.chronicle import Chronicle
+
+            try:       # opened now, so a bad path fails before any event is stored
+                self._chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
+            except BaseException:     # e.g. a missing folder, or a chronicle of cycles (ConfigError)
+                self._release()
+                raise
+        # a store dropped without close() still stops its thread and closes its files
+        self._finalizer = weakref.finalize(self, _release, self._checkpointer, self._conn, self._chronicle)
 
     def _adopt(self, first: db.Migration) -> list[int]:
         """Bring a database created from the plain v1 DDL by another tool to
@@ -147,13 +168,15 @@ class RuntimeMemoryStore:
     # --- plumbing -----------------------------------------------------------
     def close(self) -> None:
         with self._lock:
-            if self._chronicle is not None:
-                self._chronicle.close()
-                self._chronicle = None
-            if self._checkpointer is not None:
-                self._checkpointer.close()
-                self._checkpointer = None
-            self._conn.close()
+            self._release()
+
+    def _release(self) -> None:
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer()
+        else:
+            _release(self._checkpointer, self._conn, self._chronicle)
+        self._checkpointer = self._chronicle = None
 
     def __enter__(self) -> "RuntimeMemoryStore":
         return self
@@ -163,6 +186,8 @@ class RuntimeMemoryStore:
 
     @contextlib.contextmanager
     def _write(self, what: str):
+        if self.readonly:
+            raise ChronoledgerError(f"{self.path}: {what}: the store was opened read-only")
         with db.write_transaction(self._conn, f"{self.path}: {what}"):
             yield
         if self._checkpointer is not None:
@@ -179,7 +204,10 @@ class RuntimeMemoryStore:
             d = dict(zip(names, row))
             for k in decode:
                 if isinstance(d[k], str):
-                    d[k] = json.loads(d[k])
+                    try:
+                        d[k] = json.loads(d[k])
+                    except ValueError:   # not JSON (another tool wrote it): returned as the text it is
+                        pass
             yield d
 
     def _rows(self, sql: str, params: Any = ()) -> list[dict]:
@@ -190,10 +218,21 @@ class RuntimeMemoryStore:
         return rows[0] if rows else None
 
     def _get(self, table: str, row_id: str, field: str) -> dict:
-        row = self._one(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
-        if row is None:
-            raise ValidationError(f"{field}: no {table} row with id {row_id}")
-        return row
+        """The row with this id, looked up as given and in canonical UUID form."""
+        rows = self._rows(f"SELECT * FROM {table} WHERE id IN (?, ?) LIMIT 1", v.ref_forms(row_id))
+        if not rows:
+            raise NotFoundError(f"{field}: no {_NOUN.get(table, table)} with id {row_id}")
+        return rows[0]
+
+    def _stamp(self) -> str:
+        """Now, but never before a time this store stamped already: rows and
+        mirrored events stamped by default come out in commit order even
+        when threads race to the write lock.  Call with the write lock held."""
+        t = v.now()
+        if t < self._last_stamp:
+            t = self._last_stamp
+        self._last_stamp = t
+        return t
 
     def _sql_error(self, exc: apsw.Error, what: str) -> ChronoledgerError:
         # trigger and constraint messages already say what failed and why
@@ -230,18 +269,18 @@ class RuntimeMemoryStore:
         status = v.check_enum(status, "sessions", "status", SESSION_STATUSES)
         if status == "active":
             raise ValidationError("sessions.status: end_session needs a final status (ended or aborted)")
-        ended = v.check_time(ended_at, "sessions.ended_at")
+        ended = v.check_time(ended_at, "sessions.ended_at", default_now=False)
         update = v.check_json_object(metadata, "sessions.metadata_json")
         with self._lock, self._write("end_session"):
             cur = self._get("sessions", sid, "session_id")
             if cur["ended_at"] is not None or cur["status"] in ("ended", "aborted"):
                 raise ValidationError(f"session {sid} already ended ({cur['status']} at {cur['ended_at']})")
-            if ended < cur["started_at"]:
-                raise ValidationError(f"sessions.ended_at: {ended} is before the session started ({cur['started_at']})")
-            merged = v.merge_json(json.dumps(cur["metadata_json"]), update)
+            ended = ended or self._stamp()
+            _not_before(ended, cur["started_at"], "sessions.ended_at", "the session started")
+            merged = v.merge_json(cur["metadata_json"], update, "sessions.metadata_json")
             self._conn.execute("UPDATE sessions SET status = ?, ended_at = ?, metadata_json = ? WHERE id = ?",
-                               (status, ended, merged, sid))
-        return self._get("sessions", sid, "session_id")
+                               (status, ended, merged, cur["id"]))
+        return self._get("sessions", cur["id"], "session_id")
 
     def _check_turn(self, t: dict, i: int) -> tuple:
         """(id, role, content, token_count, created_at, metadata_json) of one turn."""
@@ -252,13 +291,15 @@ class RuntimeMemoryStore:
         if t.keys() - _TURN_KEYS:
             raise ValidationError(f"turns[{i}]: unknown field(s) {', '.join(sorted(t.keys() - _TURN_KEYS))}")
         role = t.get("role")
-        if role not in _ROLES:
+        if type(role) is not str or role not in _ROLES:
             v.check_enum(role, "conversation_turns", "role")
         content = t.get("content")
         if type(content) is not str:
             v.check_text(content, f"turns[{i}].content", empty=True)
         tokens = t.get("token_count")
-        if tokens is not None:
+        if tokens is not None and type(tokens) is not int:
+            tokens = v.check_int(tokens, f"turns[{i}].token_count")     # e.g. numpy ints, as int
+        elif tokens is not None and tokens < 0:
             v.check_int(tokens, f"turns[{i}].token_count")
         meta = t.get("metadata")
         row_id = t.get("id")
@@ -267,13 +308,12 @@ class RuntimeMemoryStore:
                 None if created is None else v.check_time(created, f"turns[{i}].created_at"),
                 "{}" if meta is None else v.check_json_object(meta, f"turns[{i}].metadata"))
 
-    def _active_session(self, sid: str) -> None:
-        row = self._conn.execute("SELECT status, ended_at FROM sessions WHERE id = ?", (sid,)).fetchall()
-        if not row:
-            raise ValidationError(f"session_id: no session with id {sid}")
-        status, ended = row[0]
-        if ended is not None or status in ("ended", "aborted"):
-            raise ValidationError(f"session {sid} is {status}; turns are appended to open sessions only")
+    def _open_session(self, sid: str) -> str:
+        """The stored id of an open session."""
+        row = self._get("sessions", sid, "session_id")
+        if row["ended_at"] is not None or row["status"] in ("ended", "aborted"):
+            raise ValidationError(f"session {sid} is {row['status']}; turns are appended to open sessions only")
+        return row["id"]
 
     def append_turn(self, session_id: str, role: str, content: str, *, token_count: int | None = None,
                     metadata: dict | None = None, created_at=None, id: str | None = None) -> dict:
@@ -290,10 +330,10 @@ class RuntimeMemoryStore:
         written.  Returns ``{"session_id", "first_turn_index", "count", "ids"}``."""
         sid = v.check_ref(session_id, "session_id")
         checked = [self._check_turn(t, i) for i, t in enumerate(turns)]
-        stamp = v.now()
         ids = v.new_ids(len(checked))
         with self._lock, self._write("append_turns"):
-            self._active_session(sid)
+            sid = self._open_session(sid)
+            stamp = self._stamp()
             first = self._conn.execute("SELECT COALESCE(MAX(turn_index) + 1, 0) FROM conversation_turns "
                                        "WHERE session_id = ?", (sid,)).fetchall()[0][0]
             rows = [(ids[i] if rid is None else rid, sid, first + i, role, content, tokens,
@@ -327,18 +367,18 @@ class RuntimeMemoryStore:
         into the stored context (keys added or replaced, never removed)."""
         rid = v.check_ref(run_id, "run_id")
         status = v.check_enum(status, "workflow_runs", "status", ("failed", "succeeded", "aborted"))
-        finished = v.check_time(finished_at, "workflow_runs.finished_at")
+        finished = v.check_time(finished_at, "workflow_runs.finished_at", default_now=False)
         update = v.check_json_object(context, "workflow_runs.context_json")
         with self._lock, self._write("end_workflow_run"):
             cur = self._get("workflow_runs", rid, "run_id")
             if cur["finished_at"] is not None:
                 raise ValidationError(f"workflow run {rid} already finished ({cur['status']} at {cur['finished_at']})")
-            if finished < cur["started_at"]:
-                raise ValidationError(f"workflow_runs.finished_at: {finished} is before the run started")
-            merged = v.merge_json(json.dumps(cur["context_json"]), update)
+            finished = finished or self._stamp()
+            _not_before(finished, cur["started_at"], "workflow_runs.finished_at", "the run started")
+            merged = v.merge_json(cur["context_json"], update, "workflow_runs.context_json")
             self._conn.execute("UPDATE workflow_runs SET status = ?, finished_at = ?, context_json = ? WHERE id = ?",
-                               (status, finished, merged, rid))
-        return self._get("workflow_runs", rid, "run_id")
+                               (status, finished, merged, cur["id"]))
+        return self._get("workflow_runs", cur["id"], "run_id")
 
     def start_step(self, run_id: str, step_name: str, *, step_index: int | None = None, status: str = "running",
                    details: dict | None = None, started_at=None, id: str | None = None) -> dict:
@@ -355,6 +395,7 @@ class RuntimeMemoryStore:
             run = self._get("workflow_runs", rid, "run_id")
             if run["finished_at"] is not None:
                 raise ValidationError(f"workflow run {rid} finished ({run['status']}); no new steps")
+            rid = row["workflow_run_id"] = run["id"]
             if index is None:
                 index = self._conn.execute("SELECT COALESCE(MAX(step_index) + 1, 0) FROM workflow_steps "
                                            "WHERE workflow_run_id = ?", (rid,)).fetchall()[0][0]
@@ -366,18 +407,18 @@ class RuntimeMemoryStore:
         """Finish a step; ``details`` is merged into the stored details."""
         sid = v.check_ref(step_id, "step_id")
         status = v.check_enum(status, "workflow_steps", "status", ("succeeded", "failed", "skipped", "aborted"))
-        finished = v.check_time(finished_at, "workflow_steps.finished_at")
+        finished = v.check_time(finished_at, "workflow_steps.finished_at", default_now=False)
         update = v.check_json_object(details, "workflow_steps.details_json")
         with self._lock, self._write("end_step"):
             cur = self._get("workflow_steps", sid, "step_id")
             if cur["finished_at"] is not None:
                 raise ValidationError(f"step {sid} already finished ({cur['status']})")
-            if finished < cur["started_at"]:
-                raise ValidationError(f"workflow_steps.finished_at: {finished} is before the step started")
-            merged = v.merge_json(json.dumps(cur["details_json"]), update)
+            finished = finished or self._stamp()
+            _not_before(finished, cur["started_at"], "workflow_steps.finished_at", "the step started")
+            merged = v.merge_json(cur["details_json"], update, "workflow_steps.details_json")
             self._conn.execute("UPDATE workflow_steps SET status = ?, finished_at = ?, details_json = ? WHERE id = ?",
-                               (status, finished, merged, sid))
-        return self._get("workflow_steps", sid, "step_id")
+                               (status, finished, merged, cur["id"]))
+        return self._get("workflow_steps", cur["id"], "step_id")
 
     def _check_event(self, e: dict, where: str) -> tuple:
         unknown = set(e) - {"event_type", "event_level", "message", "payload", "workflow_run_id", "step_id",
@@ -391,7 +432,7 @@ class RuntimeMemoryStore:
                 v.check_enum(e.get("event_level"), "task_events", "event_level"),
                 v.check_text(e.get("message"), f"{where}.message"),
                 v.check_json_object(e.get("payload"), f"{where}.payload"),
-                v.check_time(e.get("created_at"), f"{where}.created_at"))
+                v.check_time(e.get("created_at"), f"{where}.created_at", default_now=False))
 
     def append_task_event(self, event_type: str, event_level: str, message: str, payload: dict | None = None, *,
                           workflow_run_id: str | None = None, step_id: str | None = None, created_at=None,
@@ -407,21 +448,21 @@ class RuntimeMemoryStore:
         Returns ``{"count", "ids"}``."""
         checked = [self._check_event(e, f"events[{i}]") for i, e in enumerate(events)]
         ids = v.new_ids(len(checked))
-        rows = [(r[0] or ids[i],) + r[1:] for i, r in enumerate(checked)]
         with self._lock:
             with self._write("append_task_events"):
-                for r in rows:
-                    if r[2] is not None:      # a step must belong to the run it is given with
-                        got = self._conn.execute("SELECT workflow_run_id FROM workflow_steps WHERE id = ?",
-                                                 (r[2],)).fetchall()
-                        if not got:
-                            raise ValidationError(f"task_events.step_id: no workflow step with id {r[2]}")
-                        if r[1] is not None and got[0][0] != r[1]:
-                            raise ValidationError(f"task_events.step_id: step {r[2]} belongs to run {got[0][0]}, "
-                                                  f"not {r[1]}")
-                rows = [r if r[1] is not None or r[2] is None else
-                        (r[0], self._conn.execute("SELECT workflow_run_id FROM workflow_steps WHERE id = ?",
-                                                  (r[2],)).fetchall()[0][0]) + r[2:] for r in rows]
+                rows = []
+                for i, (rid, run, step, *rest) in enumerate(checked):
+                    where = f"events[{i}]"
+                    if step is not None:         # a step must belong to the run it is given with
+                        st = self._get("workflow_steps", step, f"{where}.step_id")
+                        if run is not None and st["workflow_run_id"] not in v.ref_forms(run):
+                            raise ValidationError(f"{where}.step_id: step {step} belongs to run "
+                                                  f"{st['workflow_run_id']}, not {run}")
+                        step, run = st["id"], st["workflow_run_id"]
+                    elif run is not None:
+                        run = self._get("workflow_runs", run, f"{where}.workflow_run_id")["id"]
+                    created = rest[-1] or self._stamp()
+                    rows.append((rid or ids[i], run, step, *rest[:-1], created))
                 try:
                     self._conn.executemany(
                         "INSERT INTO task_events (id, workflow_run_id, step_id, event_type, event_level, message, "
@@ -433,24 +474,19 @@ class RuntimeMemoryStore:
 
     def _mirror(self, rows: list[tuple]) -> None:
         """Append committed task events to the chronicle event log, if any."""
-        if self._events_log is None or not rows:
+        if self._chronicle is None or not rows:
             return
-        from datetime import datetime
-
-        from chronoledger.chronicle import Chronicle
-
-        if self._chronicle is None:
-            self._chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
         try:
             for (rid, run, step, etype, level, msg, payload, created) in rows:
-                micros = int(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() * 1_000_000)
+                when = v.parse_time(created)
+                micros = (when - _EPOCH) // timedelta(microseconds=1)
                 self._chronicle.append(timestamp=micros, event_type=etype,
                                        payload={"id": rid, "workflow_run_id": run, "step_id": step, "level": level,
                                                 "message": msg, "payload": json.loads(payload)})
             self._chronicle.flush()
-        except ChronoledgerError as exc:
-            raise ChronoledgerError(f"{self.path}: the task events are stored, but mirroring them to "
-                                    f"{self._events_log} failed: {exc}") from exc
+        except (ChronoledgerError, OSError) as exc:
+            raise ChronoledgerError(f"{self.path}: the task events {', '.join(r[0] for r in rows)} are stored, but "
+                                    f"mirroring them to {self._events_log} failed: {exc}") from exc
 
     def list_workflow_runs(self, *, status: str | None = None, trigger_source: str | None = None, since=None,
                            until=None, limit: int = 50, cursor: str | None = None) -> dict:
@@ -535,7 +571,7 @@ class RuntimeMemoryStore:
                "risk_level": v.check_enum(risk_level, "skill_to_logic_proposals", "risk_level"),
                "status": "drafted", "created_at": stamp, "updated_at": stamp}
         with self._lock, self._write("create_proposal"):
-            self._get("skills_learned", row["skill_id"], "skill_id")
+            row["skill_id"] = self._get("skills_learned", row["skill_id"], "skill_id")["id"]
             self._insert("skill_to_logic_proposals", row, "create_proposal")
         return self._get("skill_to_logic_proposals", row["id"], "id")
 
@@ -544,21 +580,25 @@ class RuntimeMemoryStore:
         or to rejected from any of the first three; anything else raises."""
         pid = v.check_ref(proposal_id, "proposal_id")
         status = v.check_enum(status, "skill_to_logic_proposals", "status")
-        stamp = v.check_time(updated_at, "skill_to_logic_proposals.updated_at")
+        stamp = v.check_time(updated_at, "skill_to_logic_proposals.updated_at", default_now=False)
         with self._lock, self._write("set_proposal_status"):
             cur = self._get("skill_to_logic_proposals", pid, "proposal_id")
+            if cur["status"] not in PROPOSAL_TRANSITIONS:
+                raise ValidationError(f"proposal {pid} has the status {cur['status']!r} (written by another tool), "
+                                      f"which the state machine does not know; allowed: "
+                                      f"{', '.join(PROPOSAL_TRANSITIONS)}")
             allowed = PROPOSAL_TRANSITIONS[cur["status"]]
             if status not in allowed:
                 raise ValidationError(
                     f"proposal {pid}: {cur['status']} -> {status} is not allowed; from {cur['status']} "
                     + (f"it can go to {', '.join(allowed)}" if allowed else "it cannot change any more"))
             self._conn.execute("UPDATE skill_to_logic_proposals SET status = ?, updated_at = ? WHERE id = ?",
-                               (status, max(stamp, cur["updated_at"]), pid))
-        return self._get("skill_to_logic_proposals", pid, "proposal_id")
+                               (status, stamp or self._stamp(), cur["id"]))
+        return self._get("skill_to_logic_proposals", cur["id"], "proposal_id")
 
     def _audit_row(self, table: str, row: dict, what: str) -> dict:
         with self._lock, self._write(what):
-            self._get("skill_to_logic_proposals", row["proposal_id"], "proposal_id")
+            row["proposal_id"] = self._get("skill_to_logic_proposals", row["proposal_id"], "proposal_id")["id"]
             self._insert(table, row, what)
         return self._get(table, row["id"], "id")
 
@@ -608,13 +648,14 @@ class RuntimeMemoryStore:
                "created_at": v.now(), "created_by": v.check_text(created_by, f"{table}.created_by")}
         with self._lock, self._write(f"publish_{kind}_profile"):
             last = self._one(f"SELECT * FROM {table} WHERE profile_name = ? ORDER BY version DESC LIMIT 1", (name,))
-            if last is not None and row["effective_from"] < last["effective_from"]:
+            prev = v.parse_time(last["effective_from"]) if last is not None else None
+            if prev is not None and v.parse_time(row["effective_from"]) < prev:
                 raise ValidationError(f"{table}.effective_from: {row['effective_from']} is before version "
                                       f"{last['version']}'s window starts ({last['effective_from']})")
             row["version"] = 1 if last is None else last["version"] + 1
             # close the windows still open, at the moment the new one opens
             self._conn.execute(f"UPDATE {table} SET effective_to = ? WHERE profile_name = ? AND "
-                               f"(effective_to IS NULL OR effective_to > ?)",
+                               f"(effective_to IS NULL OR julianday(effective_to) > julianday(?))",
                                (row["effective_from"], name, row["effective_from"]))
             self._insert(table, row, f"publish_{kind}_profile")
         return self._get(table, row["id"], "id")
@@ -654,7 +695,7 @@ class RuntimeMemoryStore:
         sid = v.check_ref(session_id, "session_id")
         with self._lock:
             session = self._get("sessions", sid, "session_id")
-            session["turns"] = self._rows(QUERIES["session_replay"], {"session_id": sid})
+            session["turns"] = self._rows(QUERIES["session_replay"], {"session_id": session["id"]})
         return session
 
     def workflow_replay(self, run_id: str) -> dict:
@@ -663,11 +704,12 @@ class RuntimeMemoryStore:
         rid = v.check_ref(run_id, "run_id")
         with self._lock:
             run = self._get("workflow_runs", rid, "run_id")
-            steps = self._rows(QUERIES["workflow_replay_steps"], {"run_id": rid})
-            events = self._rows(QUERIES["workflow_replay_events"], {"run_id": rid})
-        by_step: dict[str, list] = {}
+            steps = self._rows(QUERIES["workflow_replay_steps"], {"run_id": run["id"]})
+            events = self._rows(QUERIES["workflow_replay_events"], {"run_id": run["id"]})
+        step_ids = {st["id"] for st in steps}
+        by_step: dict[str | None, list] = {}
         for e in events:
-            by_step.setdefault(e["step_id"], []).append(e)
+            by_step.setdefault(e["step_id"] if e["step_id"] in step_ids else None, []).append(e)
         for s in steps:
             s["events"] = by_step.get(s["id"], [])
         run["steps"] = steps
@@ -677,11 +719,11 @@ class RuntimeMemoryStore:
     def proposal_lineage(self, proposal_id: str) -> dict:
         """Query 5: skill -> proposal -> validations -> approvals -> deploy outcomes."""
         pid = v.check_ref(proposal_id, "proposal_id")
-        p = {"proposal_id": pid}
         with self._lock:
+            p = {"proposal_id": self._get("skill_to_logic_proposals", pid, "proposal_id")["id"]}
             proposal = self._one(QUERIES["proposal_lineage_proposal"], p)
             if proposal is None:
-                raise ValidationError(f"proposal_id: no proposal with id {pid}")
+                raise NotFoundError(f"proposal_id: proposal {pid} refers to a skill that does not exist")
             skill = {"id": proposal["skill_id"], "skill_key": proposal.pop("skill_key"),
                      "description": proposal.pop("skill_description"),
                      "source_type": proposal.pop("skill_source_type"),
@@ -698,29 +740,66 @@ class RuntimeMemoryStore:
         return rows[0][0] if rows else None
 
     # --- export ---------------------------------------------------------------
-    def iter_rows(self, tables: Iterable[str] = TABLES) -> Iterator[tuple[str, dict]]:
-        """Every row of ``tables`` as (table, row dict), table by table in rowid order."""
-        tables = list(tables)
+    def iter_rows(self, tables: Iterable[str] = TABLES, page: int = 1000) -> Iterator[tuple[str, dict]]:
+        """Every row of ``tables`` as (table, row dict), table by table in rowid
+        order, read a page at a time (the store stays usable while you
+        iterate; rows written meanwhile may or may not appear)."""
+        tables = _check_tables(tables)
         for table in tables:
-            if table not in TABLES:
-                raise QueryError(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
+            after = -1
+            while True:
+                with self._lock:
+                    rows = self._rows(f"SELECT rowid AS _rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid "
+                                      f"LIMIT ?", (after, page))
+                for row in rows:
+                    after = row.pop("_rowid")
+                    yield table, row
+                if len(rows) < page:
+                    break
+
+    def export_jsonl(self, out: TextIO, tables: Iterable[str] = TABLES) -> int:
+        """Write every row as a JSON line ``{"table": ..., "row": {...}}``, from
+        one consistent snapshot; returns the count."""
+        tables = _check_tables(tables)
+        n = 0
         with self._lock:
-            # one read transaction: the export is a consistent snapshot
-            self._conn.execute("BEGIN")
+            self._conn.execute("BEGIN")          # one read transaction: a snapshot
             try:
                 for table in tables:
                     for row in self._iter(f"SELECT * FROM {table} ORDER BY rowid"):
-                        yield table, row
+                        out.write(json.dumps({"table": table, "row": row}, ensure_ascii=False, sort_keys=True) + "\n")
+                        n += 1
             finally:
                 self._conn.execute("COMMIT")
-
-    def export_jsonl(self, out: TextIO, tables: Iterable[str] = TABLES) -> int:
-        """Write every row as a JSON line ``{"table": ..., "row": {...}}``; returns the count."""
-        n = 0
-        for table, row in self.iter_rows(tables):
-            out.write(json.dumps({"table": table, "row": row}, ensure_ascii=False, sort_keys=True) + "\n")
-            n += 1
         return n
+
+
+def _check_tables(tables: Iterable[str]) -> list[str]:
+    tables = list(tables)
+    for table in tables:
+        if table not in TABLES:
+            raise QueryError(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
+    return tables
+
+
+def _not_before(t: str, start: Any, field: str, what: str) -> None:
+    a, b = v.parse_time(t), v.parse_time(start)
+    if a is not None and b is not None and a < b:
+        raise ValidationError(f"{field}: {t} is before {what} ({start})")
+
+
+def _release(checkpointer, conn, chronicle) -> None:
+    """Close what a store holds (close() and the finalizer of a dropped store)."""
+    try:
+        if chronicle is not None:
+            chronicle.close()
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+        conn.close()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _encode_cursor(t: str, row_id: str) -> str:

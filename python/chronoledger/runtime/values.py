@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 import uuid
@@ -70,8 +71,9 @@ def check_id(value: Any, field: str) -> str:
 
 
 def check_ref(value: Any, field: str) -> str:
-    """The id of an existing row, as stored: ours are UUIDs, but a database
-    adopted from another tool may hold any text."""
+    """The id of an existing row, as the caller gives it: ours are UUIDs, but
+    a database adopted from another tool may hold any text (the store looks
+    an id up as given and, for a UUID, in canonical form too)."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if not isinstance(value, str) or not value:
@@ -79,13 +81,37 @@ def check_ref(value: Any, field: str) -> str:
     return value
 
 
+def ref_forms(value: str) -> tuple[str, str]:
+    """(as given, canonical) spellings of an id, for lookups."""
+    try:
+        return value, str(uuid.UUID(value))
+    except ValueError:
+        return value, value
+
+
 def now() -> str:
     return format_time(datetime.now(timezone.utc))
 
 
 def format_time(dt: datetime) -> str:
-    """ISO-8601 UTC with microseconds and a Z: fixed width, so text order is time order."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO-8601 UTC with microseconds and a Z: fixed width (the year too), so
+    text order is time order."""
+    u = dt.astimezone(timezone.utc)
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+            f"{u.microsecond:06d}Z")
+
+
+def parse_time(text: Any) -> datetime | None:
+    """A stored time as an aware datetime, whatever ISO-8601 form another
+    tool wrote (offsets, a space for the T, no fraction; no zone = UTC), or
+    None if it is not a time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
 def check_time(value: Any, field: str, default_now: bool = True) -> str | None:
@@ -106,7 +132,10 @@ def check_time(value: Any, field: str, default_now: bool = True) -> str | None:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValidationError(f"{field}: {value!r} has no time zone; give an aware datetime or a string "
                               f"ending in Z or +hh:mm")
-    return format_time(dt)
+    try:
+        return format_time(dt)
+    except OverflowError:
+        raise ValidationError(f"{field}: {value!r} is outside the years 1..9999 once in UTC") from None
 
 
 def check_json_object(value: Any, field: str, default: Any = "{}") -> str:
@@ -151,8 +180,9 @@ def check_text(value: Any, field: str, nullable: bool = False, empty: bool = Fal
 def check_int(value: Any, field: str, nullable: bool = False, minimum: int | None = 0) -> int | None:
     if value is None and nullable:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValidationError(f"{field}: expected an integer, got {value!r}")
+    value = int(value)
     if minimum is not None and value < minimum:
         raise ValidationError(f"{field}: must be >= {minimum}, got {value}")
     return value
@@ -174,13 +204,18 @@ def check_flag(value: Any, field: str) -> int:
     raise ValidationError(f"{field}: expected True/False (or 1/0), got {value!r}")
 
 
-def merge_json(stored: str, update: str) -> str:
-    """``update`` merged into ``stored``, recursively for nested objects; a
-    key is only ever added or replaced, never removed."""
+def merge_json(stored: Any, update: str, field: str) -> str:
+    """``update`` merged into ``stored`` (a dict), recursively for nested
+    objects; a key is only ever added or replaced, never removed.  A stored
+    value that is not an object (written by another tool) is not guessed at."""
     def merge(a: dict, b: dict) -> dict:
         out = dict(a)
         for k, v in b.items():
             out[k] = merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
         return out
-    return json.dumps(merge(json.loads(stored or "{}"), json.loads(update)), ensure_ascii=False,
-                      separators=(",", ":"))
+    if stored is None or stored == "":
+        stored = {}
+    if not isinstance(stored, dict):
+        raise ValidationError(f"{field}: the stored value {str(stored)[:80]!r} is not a JSON object, so nothing "
+                              f"can be merged into it")
+    return json.dumps(merge(stored, json.loads(update)), ensure_ascii=False, separators=(",", ":"))

@@ -21,6 +21,21 @@ CREATE TRIGGER IF NOT EXISTS audit_deploy_outcomes_no_update BEFORE UPDATE ON de
 BEGIN SELECT RAISE(ABORT, 'deploy_outcomes is an append-only audit table: rows cannot be updated'); END;
 CREATE TRIGGER IF NOT EXISTS audit_deploy_outcomes_no_delete BEFORE DELETE ON deploy_outcomes
 BEGIN SELECT RAISE(ABORT, 'deploy_outcomes is an append-only audit table: rows cannot be deleted'); END;
+CREATE TRIGGER IF NOT EXISTS audit_task_events_no_replace BEFORE INSERT ON task_events
+WHEN EXISTS (SELECT 1 FROM task_events WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'task_events: a row with this id exists; INSERT OR REPLACE would rewrite it (append-only audit)'); END;
+CREATE TRIGGER IF NOT EXISTS audit_validation_results_no_replace BEFORE INSERT ON validation_results
+WHEN EXISTS (SELECT 1 FROM validation_results WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'validation_results: a row with this id exists; INSERT OR REPLACE would rewrite it (append-only audit)'); END;
+CREATE TRIGGER IF NOT EXISTS audit_approvals_no_replace BEFORE INSERT ON approvals
+WHEN EXISTS (SELECT 1 FROM approvals WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'approvals: a row with this id exists; INSERT OR REPLACE would rewrite it (append-only audit)'); END;
+CREATE TRIGGER IF NOT EXISTS audit_deploy_outcomes_no_replace BEFORE INSERT ON deploy_outcomes
+WHEN EXISTS (SELECT 1 FROM deploy_outcomes WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'deploy_outcomes: a row with this id exists; INSERT OR REPLACE would rewrite it (append-only audit)'); END;
+CREATE TRIGGER IF NOT EXISTS audit_skill_to_logic_proposals_no_replace BEFORE INSERT ON skill_to_logic_proposals
+WHEN EXISTS (SELECT 1 FROM skill_to_logic_proposals WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'skill_to_logic_proposals: a row with this id exists; INSERT OR REPLACE would rewrite it (change a proposal''s status with UPDATE)'); END;
 CREATE TRIGGER IF NOT EXISTS audit_keep_proposal BEFORE DELETE ON skill_to_logic_proposals
 WHEN EXISTS (SELECT 1 FROM validation_results WHERE proposal_id = OLD.id) OR EXISTS (SELECT 1 FROM approvals WHERE proposal_id = OLD.id) OR EXISTS (SELECT 1 FROM deploy_outcomes WHERE proposal_id = OLD.id)
 BEGIN SELECT RAISE(ABORT, 'skill_to_logic_proposals: this proposal has validation, approval or deploy rows (append-only audit), so it cannot be deleted'); END;
