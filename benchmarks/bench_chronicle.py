@@ -48,7 +48,6 @@ from chronoledger import core, workload
 from chronoledger.chronicle import Chronicle, verify
 
 RESULTS: dict[str, dict] = {}
-TARGETS: list[list[str]] = []          # [what, target, figure, met]
 SCALE = 1e-6                           # the chronicle's default fixed-point scale
 ROW = struct.Struct("<QBff3fBQ")       # the raw 38-byte record (workload.RECORD_DTYPE)
 assert ROW.size == workload.RECORD_BYTES
@@ -64,11 +63,9 @@ class Options:
 OPT = Options()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_peers import interleaved_medians, median_seconds, table  # noqa: E402  (shared timing and printing helpers)
+from compare_peers import Targets, interleaved_medians, median_seconds, table  # noqa: E402  (shared helpers)
 
-
-def target(what: str, goal: str, figure: str, met: bool) -> None:
-    TARGETS.append([what, goal, figure, "met" if met else "MISSED"])
+target = Targets()
 
 
 # ---------------------------------------------------------------------------
@@ -758,13 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         OPT.workdir = Path(tmp)
         for name in args.sections or SECTIONS:
             SECTIONS[name]()
-    if TARGETS:
-        table("Targets", ["what", "target", "figure", ""], TARGETS)
-    print(f"\n({time.perf_counter() - t0:.0f} s)")
-    RESULTS["targets"] = [dict(zip(("what", "target", "figure", "status"), t)) for t in TARGETS]
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(RESULTS, fh, indent=2, default=str)
+    target.report(RESULTS, args.json, t0)
     return 0
 
 

@@ -24,7 +24,6 @@ anything is timed.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -39,14 +38,10 @@ from chronoledger.runtime import RuntimeMemoryStore
 from chronoledger.runtime import values as v
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_peers import table  # noqa: E402
+from compare_peers import Targets, table  # noqa: E402
 
 RESULTS: dict = {}
-TARGETS: list[list[str]] = []
-
-
-def target(what: str, goal: str, figure: str, met: bool) -> None:
-    TARGETS.append([what, goal, figure, "met" if met else "MISSED"])
+target = Targets()
 
 
 def _turns(n: int) -> list[dict]:
@@ -251,13 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_runtime_") as tmp:
         for name in opt.sections or SECTIONS:
             SECTIONS[name](opt, Path(tmp))
-    if TARGETS:
-        table("Targets", ["what", "target", "figure", ""], TARGETS)
-    print(f"\n({time.perf_counter() - t0:.0f} s)")
-    RESULTS["targets"] = [dict(zip(("what", "target", "figure", "status"), t)) for t in TARGETS]
-    if opt.json:
-        with open(opt.json, "w", encoding="utf-8") as fh:
-            json.dump(RESULTS, fh, indent=2)
+    target.report(RESULTS, opt.json, t0)
     return 0
 
 

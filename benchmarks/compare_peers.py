@@ -55,6 +55,25 @@ def interleaved_medians(fns: list[Callable[[], object]], repeat: int) -> list[fl
     return [statistics.median(ts) for ts in times]
 
 
+class Targets:
+    """The targets a benchmark run checks, printed (and saved) at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+
+    def __call__(self, what: str, goal: str, figure: str, met: bool) -> None:
+        self.rows.append([what, goal, figure, "met" if met else "MISSED"])
+
+    def report(self, results: dict, json_path: str | None, started: float) -> None:
+        if self.rows:
+            table("Targets", ["what", "target", "figure", ""], self.rows)
+        print(f"\n({time.perf_counter() - started:.0f} s)")
+        results["targets"] = [dict(zip(("what", "target", "figure", "status"), t)) for t in self.rows]
+        if json_path:
+            with open(json_path, "w", encoding="utf-8") as fh:
+                json.dump(results, fh, indent=2, default=str)
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     print(f"\n{title}")

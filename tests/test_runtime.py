@@ -229,7 +229,7 @@ def test_sessions_and_turns(store):
      r"turns\[1\]: unknown field\(s\) text"),
     (lambda s, sid: s.start_session("", "cli"), r"sessions.actor: must not be empty"),
     (lambda s, sid: s.start_session("tom", "telegram"), r"sessions.channel: 'telegram' is not allowed"),
-    (lambda s, sid: s.end_session(sid, "active"), r"needs a final status"),
+    (lambda s, sid: s.end_session(sid, "active"), r"sessions.status: 'active' is not allowed; use one of: ended, aborted"),
     (lambda s, sid: s.end_session(sid, "ended", ended_at=at(-10)), r"before the session started"),
 ])
 def test_bad_input_names_the_field_and_stores_nothing(store, call, match):
@@ -271,7 +271,7 @@ def test_workflow_steps_events_and_merged_context(store):
     assert [e["message"] for e in replay["steps"][1]["events"]] == ["slow"]
     assert replay["steps"][1]["details_json"] == {"n": 2, "err": "x"}
     assert [e["message"] for e in replay["events"]] == ["run begins"]
-    with pytest.raises(ValidationError, match="already finished"):
+    with pytest.raises(ValidationError, match="workflow run .* already ended"):
         store.end_workflow_run(run["id"], "succeeded")
     with pytest.raises(ValidationError, match="no new steps"):
         store.start_step(run["id"], "late")

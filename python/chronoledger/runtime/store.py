@@ -264,23 +264,29 @@ class RuntimeMemoryStore:
 
     def end_session(self, session_id: str, status: str = "ended", metadata: dict | None = None, *,
                     ended_at=None) -> dict:
-        """Close a session; ``metadata`` is merged into the stored metadata."""
-        sid = v.check_ref(session_id, "session_id")
-        status = v.check_enum(status, "sessions", "status", SESSION_STATUSES)
-        if status == "active":
-            raise ValidationError("sessions.status: end_session needs a final status (ended or aborted)")
-        ended = v.check_time(ended_at, "sessions.ended_at", default_now=False)
-        update = v.check_json_object(metadata, "sessions.metadata_json")
-        with self._lock, self._write("end_session"):
-            cur = self._get("sessions", sid, "session_id")
-            if cur["ended_at"] is not None or cur["status"] in ("ended", "aborted"):
-                raise ValidationError(f"session {sid} already ended ({cur['status']} at {cur['ended_at']})")
-            ended = ended or self._stamp()
-            _not_before(ended, cur["started_at"], "sessions.ended_at", "the session started")
-            merged = v.merge_json(cur["metadata_json"], update, "sessions.metadata_json")
-            self._conn.execute("UPDATE sessions SET status = ?, ended_at = ?, metadata_json = ? WHERE id = ?",
-                               (status, ended, merged, cur["id"]))
-        return self._get("sessions", cur["id"], "session_id")
+        """Close a session (ended or aborted); ``metadata`` is merged into the
+        stored metadata.  Turns are refused afterwards."""
+        status = v.check_enum(status, "sessions", "status", SESSION_STATUSES[1:])
+        return self._finish("sessions", session_id, "session_id", status, "ended_at", ended_at,
+                            "metadata_json", metadata, "the session started")
+
+    def _finish(self, table: str, ref: str, field: str, status: str, time_column: str, when, json_column: str,
+                update, started: str) -> dict:
+        """End a session, run or step: status, end time, and JSON merged into
+        what is stored (keys added or replaced, never removed)."""
+        rid = v.check_ref(ref, field)
+        end = v.check_time(when, f"{table}.{time_column}", default_now=False)
+        update = v.check_json_object(update, f"{table}.{json_column}")
+        with self._lock, self._write(f"ending a {_NOUN[table]}"):
+            cur = self._get(table, rid, field)
+            if cur[time_column] is not None or (table == "sessions" and cur["status"] in ("ended", "aborted")):
+                raise ValidationError(f"{_NOUN[table]} {rid} already ended ({cur['status']} at {cur[time_column]})")
+            end = end or self._stamp()
+            _not_before(end, cur["started_at"], f"{table}.{time_column}", started)
+            merged = v.merge_json(cur[json_column], update, f"{table}.{json_column}")
+            self._conn.execute(f"UPDATE {table} SET status = ?, {time_column} = ?, {json_column} = ? WHERE id = ?",
+                               (status, end, merged, cur["id"]))
+        return self._get(table, cur["id"], field)
 
     def _check_turn(self, t: dict, i: int) -> tuple:
         """(id, role, content, token_count, created_at, metadata_json) of one turn."""
@@ -365,20 +371,9 @@ class RuntimeMemoryStore:
     def end_workflow_run(self, run_id: str, status: str, context: dict | None = None, *, finished_at=None) -> dict:
         """Finish a run (failed, succeeded or aborted); ``context`` is merged
         into the stored context (keys added or replaced, never removed)."""
-        rid = v.check_ref(run_id, "run_id")
         status = v.check_enum(status, "workflow_runs", "status", ("failed", "succeeded", "aborted"))
-        finished = v.check_time(finished_at, "workflow_runs.finished_at", default_now=False)
-        update = v.check_json_object(context, "workflow_runs.context_json")
-        with self._lock, self._write("end_workflow_run"):
-            cur = self._get("workflow_runs", rid, "run_id")
-            if cur["finished_at"] is not None:
-                raise ValidationError(f"workflow run {rid} already finished ({cur['status']} at {cur['finished_at']})")
-            finished = finished or self._stamp()
-            _not_before(finished, cur["started_at"], "workflow_runs.finished_at", "the run started")
-            merged = v.merge_json(cur["context_json"], update, "workflow_runs.context_json")
-            self._conn.execute("UPDATE workflow_runs SET status = ?, finished_at = ?, context_json = ? WHERE id = ?",
-                               (status, finished, merged, cur["id"]))
-        return self._get("workflow_runs", cur["id"], "run_id")
+        return self._finish("workflow_runs", run_id, "run_id", status, "finished_at", finished_at,
+                            "context_json", context, "the run started")
 
     def start_step(self, run_id: str, step_name: str, *, step_index: int | None = None, status: str = "running",
                    details: dict | None = None, started_at=None, id: str | None = None) -> dict:
@@ -405,20 +400,9 @@ class RuntimeMemoryStore:
 
     def end_step(self, step_id: str, status: str, details: dict | None = None, *, finished_at=None) -> dict:
         """Finish a step; ``details`` is merged into the stored details."""
-        sid = v.check_ref(step_id, "step_id")
         status = v.check_enum(status, "workflow_steps", "status", ("succeeded", "failed", "skipped", "aborted"))
-        finished = v.check_time(finished_at, "workflow_steps.finished_at", default_now=False)
-        update = v.check_json_object(details, "workflow_steps.details_json")
-        with self._lock, self._write("end_step"):
-            cur = self._get("workflow_steps", sid, "step_id")
-            if cur["finished_at"] is not None:
-                raise ValidationError(f"step {sid} already finished ({cur['status']})")
-            finished = finished or self._stamp()
-            _not_before(finished, cur["started_at"], "workflow_steps.finished_at", "the step started")
-            merged = v.merge_json(cur["details_json"], update, "workflow_steps.details_json")
-            self._conn.execute("UPDATE workflow_steps SET status = ?, finished_at = ?, details_json = ? WHERE id = ?",
-                               (status, finished, merged, cur["id"]))
-        return self._get("workflow_steps", cur["id"], "step_id")
+        return self._finish("workflow_steps", step_id, "step_id", status, "finished_at", finished_at,
+                            "details_json", details, "the step started")
 
     def _check_event(self, e: dict, where: str) -> tuple:
         unknown = set(e) - {"event_type", "event_level", "message", "payload", "workflow_run_id", "step_id",
