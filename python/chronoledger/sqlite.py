@@ -16,14 +16,18 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import apsw
 
+from chronoledger._fsutil import fsync_dir
 from chronoledger.errors import ChronoledgerError, SchemaError
+
+T = TypeVar("T")
 
 #: How long a writer waits for another writer's transaction before giving up.
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
@@ -65,11 +69,16 @@ def migrations(package: str, folder: str = "migrations") -> list[Migration]:
 
 
 def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous: str = "normal",
-            busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> apsw.Connection:
+            busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, journal: str = "wal") -> apsw.Connection:
     """Open ``path`` the way every store does.  ``synchronous="normal"`` (with
     WAL) survives a crash of the process with every commit; a power loss can
     lose the last commits but never corrupts the file; ``"full"`` also
-    survives power loss, at one fsync per commit."""
+    survives power loss, at one fsync per commit.  ``journal="delete"``
+    keeps a rollback journal instead of WAL: for files that are replaced
+    whole by :func:`atomic_rebuild`, where a WAL beside them could outlive
+    the file it belonged to."""
+    if journal not in ("wal", "delete"):
+        raise ValueError(f"journal must be 'wal' or 'delete', got {journal!r}")
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
     p = Path(path)
@@ -84,7 +93,7 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
     try:
         conn = apsw.Connection(str(p), flags=flags)
         conn.setbusytimeout(busy_timeout_ms)
-        if not readonly:
+        if not readonly and journal == "wal":
             _use_wal(conn, p, busy_timeout_ms)
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -249,3 +258,63 @@ class BackgroundCheckpointer:
         self._stop = True
         self._wake.set()
         self._thread.join()
+
+
+def atomic_rebuild(target: str | os.PathLike[str], build: Callable[[apsw.Connection], T], *,
+                   user_version: int = 0) -> T:
+    """Build a whole database in a temporary file beside ``target`` and
+    rename it into place only when ``build(conn)`` has returned: a failure or
+    a kill at any moment leaves the previous ``target`` as it was (and at
+    worst a ``.NAME.building-*`` file, which :func:`remove_stale_builds`
+    clears).  The file is built without a journal (it is thrown away on
+    failure) and left in rollback-journal mode, so no WAL file of an old
+    database can ever be mistaken for the new one's."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.building-{os.getpid()}-{threading.get_ident()}")
+    for leftover in (tmp, Path(f"{tmp}-journal")):
+        leftover.unlink(missing_ok=True)
+    conn = apsw.Connection(str(tmp))
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        result = build(conn)
+        conn.execute(f"PRAGMA user_version={int(user_version)}")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        settle(target)
+        os.replace(tmp, target)
+        fsync_dir(target)
+    except BaseException:
+        conn.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def settle(path: str | os.PathLike[str]) -> None:
+    """If ``path`` has a hot journal or a WAL beside it (a writer died), open
+    it once so SQLite recovers it now, before a new file takes its name."""
+    p = Path(path)
+    if p.exists() and any(Path(f"{p}{s}").exists() for s in ("-journal", "-wal")):
+        conn = apsw.Connection(str(p))
+        try:
+            conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+        finally:
+            conn.close()
+
+
+def remove_stale_builds(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete ``.NAME.building-*`` files a killed rebuild left (call with the
+    folder's rebuild lock held)."""
+    gone = []
+    for p in Path(folder).glob(".*.building-*"):
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone

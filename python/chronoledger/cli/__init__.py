@@ -12,6 +12,7 @@ from chronoledger.cli.chronicle_cmds import chronicle_group
 from chronoledger.cli.core_cmds import core_group
 from chronoledger.cli.demo import demo
 from chronoledger.cli.runtime_cmds import runtime_group
+from chronoledger.cli.sequence_cmds import sequence_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +24,7 @@ def cli() -> None:
 cli.add_command(core_group)
 cli.add_command(chronicle_group)
 cli.add_command(runtime_group)
+cli.add_command(sequence_group)
 cli.add_command(demo)
 
 

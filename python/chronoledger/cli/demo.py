@@ -25,8 +25,8 @@ from chronoledger.errors import OrderError
 @click.option("--cycles", type=click.IntRange(1, 1_000_000), default=5_000, show_default=True,
               help="Cycles of the example learner to record into a chronicle.")
 def demo(out_dir: Path, records: int, cycles: int) -> None:
-    """Run chronoledger end to end: the core kernels, a recorded, verified and replayed chronicle, and the
-    agent runtime store."""
+    """Run chronoledger end to end: the core kernels, a recorded, verified and replayed chronicle, the
+    agent runtime store, and a user folder mirrored into SQLite with its metastudy."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"chronoledger {__version__} demo -> {out_dir}")
@@ -139,8 +139,32 @@ def demo(out_dir: Path, records: int, cycles: int) -> None:
     # 5. the runtime store: a session, a workflow with events, a full proposal lineage
     db_path = _runtime_demo(out_dir)
 
+    # 6. sequence: a sample user folder mirrored into SQLite, and its metastudy
+    user = _sequence_demo(out_dir)
+
     click.echo(f"\nDone. Files: {out_dir / 'manifest.json'}, {col_dir}/ "
-               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path} and {db_path}.")
+               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path}, {db_path} and {user}/Data/.")
+
+
+def _sequence_demo(out_dir: Path) -> Path:
+    import shutil
+
+    from chronoledger.sequence.sample import write_user_folder
+    from chronoledger.sequence.sync import sync
+
+    root = out_dir / "sequence"
+    shutil.rmtree(root, ignore_errors=True)          # a fresh sample each time
+    user = write_user_folder(root, items=150, days=60)
+    report = sync(user)
+    counts = report.built["core"]["counts"]
+    click.echo(f"\n[sequence] wrote a sample user folder ({report.items} items, {report.files} YAML files) and "
+               f"mirrored it in {report.seconds:.2f} s: {counts['items']} items, {counts['relations']} relations, "
+               f"{counts['completions']:,} completions, {counts['schedules']:,} schedule blocks")
+    digest = (user / "Data" / "tendencies.md").read_text(encoding="utf-8").splitlines()
+    for line in digest[4:8]:
+        click.echo(f"[sequence]   {line}")
+    click.echo(f"[sequence] try: sequence data \"SELECT type, COUNT(*) FROM items GROUP BY type\" --user {user}")
+    return user
 
 
 def _runtime_demo(out_dir: Path) -> Path:

@@ -1,0 +1,251 @@
+"""``sequence ...`` (also ``chronoledger sequence ...``): mirror a Chronos user
+folder into SQLite, run the metastudy, query the mirrors, sync nightly.
+
+Every command records itself (time, command, arguments, duration, result) in
+chronos_events.db.  Exit codes: 0 done; 1 the sync finished but skipped
+malformed files (it says which); 2 bad usage or a refused query; 3 the
+folder or a mirror cannot be used.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import click
+
+from chronoledger.errors import ChronoledgerError, QueryError
+
+EXIT_SKIPPED = 1
+EXIT_USAGE = 2
+EXIT_UNUSABLE = 3
+
+USER = click.option("--user", "user", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                    show_default=True, help="The User/ folder, or the folder that holds it.")
+
+
+@contextmanager
+def _recorded(user: Path, command: str):
+    """Run a command body, record it in chronos_events.db, turn errors into exit codes."""
+    from chronoledger.sequence.layout import find_user_folder
+    from chronoledger.sequence.sync import record_command
+
+    t0 = time.perf_counter()
+    result, detail, code = "ok", None, 0
+    try:
+        yield
+    except QueryError as exc:
+        result, detail, code = "refused", str(exc), EXIT_USAGE
+    except (ChronoledgerError, OSError) as exc:
+        result, detail, code = "failed", str(exc), EXIT_UNUSABLE
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        result = "ok" if code == 0 else "skipped files" if code == EXIT_SKIPPED else "failed"
+    try:
+        found = find_user_folder(user)
+    except ChronoledgerError:
+        found = None
+    if found is not None:
+        try:
+            record_command(found, command, sys.argv[1:], time.perf_counter() - t0, result, detail)
+        except (ChronoledgerError, OSError) as exc:
+            click.echo(f"warning: this run was not recorded in chronos_events.db: {exc}", err=True)
+    if detail:
+        click.echo(f"error: {detail}", err=True)
+    if code:
+        sys.exit(code)
+
+
+def _dbs(value: str) -> tuple[str, ...]:
+    from chronoledger.sequence.sync import DATABASES
+
+    return DATABASES if value == "all" else (value,)
+
+
+@click.group("sequence")
+def sequence_group() -> None:
+    """Mirror a Chronos user folder (YAML, the source of truth) into SQLite; digests for agents."""
+
+
+@sequence_group.command("sync")
+@click.option("--db", "which", type=click.Choice(["core", "events", "memory", "trends", "all"]), default="all",
+              show_default=True)
+@USER
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Metastudy date (trends).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def sync_cmd(which: str, user: Path, as_of, as_json: bool) -> None:
+    """Rebuild the mirrors in User/Data/ from the YAML (never modified)."""
+    from chronoledger.sequence.sync import sync
+
+    with _recorded(user, "sync"):
+        dbs = _dbs(which)
+        show = sys.stderr.isatty() and not as_json
+        with click.progressbar(length=len(dbs), label="sync", file=sys.stderr) if show else _null() as bar:
+            report = sync(user, dbs, progress=(lambda name: bar.update(1)) if show else None,
+                          as_of=as_of.date() if as_of else None)
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        else:
+            click.echo(f"synced {report.items:,} items from {report.files:,} files in {report.seconds:.2f} s "
+                       f"({report.items / report.seconds:,.0f} items/s) into {report.data}")
+            for name, b in report.built.items():
+                counts = ", ".join(f"{k} {v:,}" for k, v in b["counts"].items())
+                click.echo(f"  {b['file']}: {counts}")
+            if report.unresolved:
+                click.echo(f"  {len(report.unresolved)} references name no item (kept, marked unresolved); "
+                           f"e.g. {report.unresolved[0]['from']} -> {report.unresolved[0]['name']!r}")
+            if report.problems:
+                click.echo(f"  skipped {report.skipped} file(s):", err=True)
+                for p in report.problems[:20]:
+                    click.echo(f"    {p}", err=True)
+                if len(report.problems) > 20:
+                    click.echo(f"    ... {len(report.problems) - 20} more (--json lists all)", err=True)
+        if report.problems:
+            sys.exit(EXIT_SKIPPED)
+
+
+@contextmanager
+def _null():
+    yield None
+
+
+@sequence_group.command("status")
+@USER
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(user: Path, as_json: bool) -> None:
+    """Each mirror: counts, age, and whether the YAML changed since its sync."""
+    from chronoledger.sequence.sync import status
+
+    with _recorded(user, "status"):
+        st = status(user)
+        if as_json:
+            click.echo(json.dumps(st, indent=2))
+            return
+        for name, e in st["databases"].items():
+            if not e.get("last_sync"):
+                click.echo(f"{name:7s} never synced")
+                continue
+            age = e["age_seconds"]
+            age_s = f"{age // 86400}d {age % 86400 // 3600}h" if age >= 86400 else f"{age // 3600}h {age % 3600 // 60}m"
+            counts = ", ".join(f"{k} {v:,}" for k, v in (e.get("counts") or {}).items())
+            click.echo(f"{name:7s} {e['file']}: {counts}; synced {e['last_sync']} ({age_s} ago)"
+                       f"{'; YAML changed since' if e['yaml_changed_since'] else '; up to date'}"
+                       f"{'' if e['exists'] else '; FILE MISSING'}"
+                       f"{'; last attempt failed: ' + e['error'] if e.get('status') == 'failed' else ''}")
+
+
+@sequence_group.command("plan")
+@USER
+@click.option("--json", "as_json", is_flag=True)
+def plan_cmd(user: Path, as_json: bool) -> None:
+    """What a sync would change (items added, removed, changed per type); writes nothing."""
+    from chronoledger.sequence.sync import plan
+
+    with _recorded(user, "plan"):
+        p = plan(user)
+        if as_json:
+            click.echo(json.dumps(p, indent=2))
+            return
+        click.echo(f"{p['items']:,} items in the YAML" + ("" if p["mirror_exists"] else "; no mirror yet"))
+        if not p["types"]:
+            click.echo("no item changes")
+        for t, ch in sorted(p["types"].items()):
+            parts = [f"{k} {len(v)}" for k, v in ch.items() if v]
+            click.echo(f"  {t}: {', '.join(parts)}")
+        logs = p["logs"]
+        click.echo(f"logs: {logs['completions']:,} completions over {logs['schedule_days']} schedule days, "
+                   f"{logs['status_days']} status days, {logs['narratives']} narratives, {logs['reviews']} reviews")
+        for line in p["problems"][:10]:
+            click.echo(f"  would skip {line}", err=True)
+
+
+@sequence_group.command("memory")
+@USER
+@click.option("--metastudy", is_flag=True, required=True, help="Digest the logs into trends and tendencies.md.")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
+              help="The last day of the windows (default: the last logged day).")
+def memory_cmd(user: Path, metastudy: bool, as_of) -> None:
+    """Run the metastudy: chronos_trends.db, tendencies.md and tendencies.json."""
+    from chronoledger.sequence.layout import find_user_folder
+    from chronoledger.sequence.metastudy import build_trends
+    from chronoledger.sequence.sync import data_folder
+
+    with _recorded(user, "memory --metastudy"):
+        data = data_folder(find_user_folder(user))
+        counts = build_trends(data, as_of=as_of.date() if as_of else None)
+        click.echo(f"{data / 'tendencies.md'} and tendencies.json written; "
+                   + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@sequence_group.command("data")
+@click.argument("query")
+@click.option("--db", "which", type=click.Choice(["core", "events", "memory", "trends"]), default="core",
+              show_default=True, help="The main database; the others are attached under their names.")
+@USER
+@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def data_cmd(query: str, which: str, user: Path, out_format: str) -> None:
+    """Run a read-only SQL QUERY on the mirrors (writes, ATTACH and PRAGMA changes are refused)."""
+    from chronoledger.sequence.layout import find_user_folder
+    from chronoledger.sequence.query import run_query
+    from chronoledger.sequence.sync import data_folder
+
+    with _recorded(user, "data"):
+        names, rows = run_query(data_folder(find_user_folder(user)), query, which)
+        if out_format == "json":
+            click.echo(json.dumps([dict(zip(names, r)) for r in rows], indent=2, ensure_ascii=False, default=str))
+        elif out_format == "csv":
+            w = csv.writer(sys.stdout)
+            w.writerow(names)
+            w.writerows(rows)
+        else:
+            cells = [[("" if v is None else str(v)).replace("\n", " ")[:60] for v in r] for r in rows]
+            widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+            click.echo("  ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip())
+            click.echo("  ".join("-" * w for w in widths))
+            for r in cells:
+                click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+
+
+@sequence_group.command("review")
+@click.argument("kind", type=click.Choice(["daily", "weekly", "monthly"]))
+@USER
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]))
+def review_cmd(kind: str, user: Path, as_of) -> None:
+    """Record a review and run the metastudy so the digest includes the latest behaviour."""
+    from chronoledger.sequence.layout import find_user_folder
+    from chronoledger.sequence.metastudy import build_trends
+    from chronoledger.sequence.sync import data_folder, record_review, sync
+
+    with _recorded(user, f"review {kind}"):
+        found = find_user_folder(user)
+        sync(found, ("core", "events", "memory"))
+        day = (as_of.date() if as_of else date.today())
+        record_review(found, kind, day)
+        build_trends(data_folder(found), as_of=as_of.date() if as_of else None)
+        click.echo(f"{kind} review recorded for {day.isoformat()}; tendencies.md updated")
+
+
+@sequence_group.command("listen")
+@USER
+@click.option("--once", is_flag=True, help="Run one cycle now and exit.")
+def listen_cmd(user: Path, once: bool) -> None:
+    """Sync (and run the metastudy) every night at 00:00, or at Settings/Sequence.yml's sync_time."""
+    from chronoledger.sequence.listener import listen
+
+    with _recorded(user, "listen --once" if once else "listen"):
+        try:
+            listen(user, once=once, log=lambda m: click.echo(m))
+        except KeyboardInterrupt:
+            click.echo("stopped")
+
+
+def main() -> None:
+    """The ``sequence`` console script."""
+    sequence_group(prog_name="sequence")

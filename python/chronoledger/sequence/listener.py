@@ -1,0 +1,73 @@
+"""``sequence listen``: the nightly sync, in the foreground.
+
+At 00:00 local time, or at ``listener: {sync_time: "HH:MM"}`` (also a bare
+``sync_time:``) in ``Settings/Sequence.yml``, it syncs every mirror and runs
+the metastudy; ``--once`` runs one cycle now.  A cycle that fails is logged
+and the listener waits for the next one.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from chronoledger.errors import ChronoledgerError, ConfigError
+from chronoledger.sequence.layout import Reader, UserTree, child, find_user_folder
+from chronoledger.sequence.sync import SyncReport, sync
+
+
+def sync_time(user: Path) -> time:
+    """The time of day the listener syncs, from Settings/Sequence.yml (00:00 if unset)."""
+    settings = child(user, "settings")
+    f = child(settings, "sequence.yml") if settings is not None else None
+    if f is None:
+        return time(0, 0)
+    tree = UserTree(root=user)
+    data = Reader(tree).load(f, dict)
+    if data is None:
+        raise ConfigError(f"{tree.problems[0]}")
+    value = (data.get("listener") or {}).get("sync_time") if isinstance(data.get("listener"), dict) \
+        else data.get("sync_time")
+    if value is None:
+        return time(0, 0)
+    if isinstance(value, int) and 0 <= value < 24 * 60:     # YAML reads an unquoted 02:30 as 150
+        return time(value // 60, value % 60)
+    try:
+        return time.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{f}: listener.sync_time {value!r} is not a time of day (HH:MM)") from None
+
+
+def next_run(now: datetime, at: time) -> datetime:
+    """The first moment at or after ``now`` whose local time of day is ``at``."""
+    run = now.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    return run if run >= now else run + timedelta(days=1)
+
+
+def listen(user_path, *, once: bool = False, log: Callable[[str], None] = print,
+           sleep: Callable[[float], None] = _time.sleep, now: Callable[[], datetime] = datetime.now,
+           cycles: int | None = None) -> list[SyncReport]:
+    """Sync at the configured time each day (or once, now).  ``cycles`` bounds
+    the loop (tests); ``sleep`` and ``now`` are the clock (tests pass fakes)."""
+    user = find_user_folder(user_path)
+    reports: list[SyncReport] = []
+    done = 0
+    while True:
+        if not once:
+            at = sync_time(user)
+            when = next_run(now(), at)
+            log(f"next sync at {when.isoformat(timespec='minutes')}")
+            while (wait := (when - now()).total_seconds()) > 0:
+                sleep(min(wait, 60.0))        # wake each minute: a changed clock or setting is seen soon
+        try:
+            report = sync(user)
+            reports.append(report)
+            log(f"synced {report.items} items from {report.files} files in {report.seconds:.1f} s"
+                f"{f'; skipped {report.skipped} files' if report.skipped else ''}; tendencies.md updated")
+        except (ChronoledgerError, OSError) as exc:
+            log(f"sync failed: {exc}; the previous mirrors are intact")
+        done += 1
+        if once or (cycles is not None and done >= cycles):
+            return reports

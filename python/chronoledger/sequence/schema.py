@@ -1,0 +1,254 @@
+"""The tables of the four mirrors (docs/sequence.md describes every column).
+
+The mirrors are rebuilt from the YAML on every sync, so a schema change only
+bumps the version here; the one thing carried from one build to the next is
+``command_runs`` (and the command events) of chronos_events.db, copied by
+column name.
+"""
+
+from __future__ import annotations
+
+#: Bumped when a table changes; recorded as PRAGMA user_version and in databases.yml.
+VERSIONS = {"core": 1, "events": 1, "memory": 1, "trends": 1}
+FILES = {"core": "chronos_core.db", "events": "chronos_events.db", "memory": "chronos_memory.db",
+         "trends": "chronos_trends.db"}
+
+CORE = """
+CREATE TABLE items (
+  id INTEGER PRIMARY KEY,
+  slug TEXT NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  category TEXT,
+  status TEXT,
+  priority TEXT,
+  due_date TEXT,
+  duration_minutes REAL,
+  points REAL,
+  tags TEXT NOT NULL DEFAULT '[]',
+  path TEXT NOT NULL,
+  created TEXT,
+  updated TEXT,
+  raw_json TEXT NOT NULL,
+  UNIQUE(type, slug)
+);
+CREATE INDEX idx_items_name ON items(name COLLATE NOCASE, type);
+CREATE INDEX idx_items_type_status ON items(type, status);
+CREATE TABLE relations (
+  id INTEGER PRIMARY KEY,
+  parent_id INTEGER NOT NULL REFERENCES items(id),
+  child_id INTEGER REFERENCES items(id),
+  child_name TEXT NOT NULL,
+  child_type TEXT,
+  kind TEXT NOT NULL,
+  ord INTEGER NOT NULL,
+  resolved INTEGER NOT NULL,
+  detail_json TEXT
+);
+CREATE INDEX idx_relations_parent ON relations(parent_id, kind, ord);
+CREATE INDEX idx_relations_child ON relations(child_id);
+CREATE TABLE completions (
+  id INTEGER PRIMARY KEY,
+  date TEXT NOT NULL,
+  item_name TEXT NOT NULL,
+  item_type TEXT,
+  item_id INTEGER REFERENCES items(id),
+  scheduled_start TEXT,
+  scheduled_end TEXT,
+  actual_start TEXT,
+  actual_end TEXT,
+  status TEXT NOT NULL,
+  quality REAL,
+  logged_at TEXT,
+  note TEXT,
+  source TEXT NOT NULL
+);
+CREATE INDEX idx_completions_date ON completions(date);
+CREATE INDEX idx_completions_item ON completions(item_name, date);
+CREATE TABLE schedules (
+  id INTEGER PRIMARY KEY,
+  date TEXT NOT NULL,
+  block TEXT NOT NULL,
+  parent_block TEXT,
+  depth INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT,
+  item_id INTEGER REFERENCES items(id),
+  start_time TEXT,
+  end_time TEXT,
+  planned_minutes REAL,
+  status TEXT,
+  actual_start TEXT,
+  actual_end TEXT,
+  actual_minutes REAL,
+  completion_status TEXT
+);
+CREATE INDEX idx_schedules_date ON schedules(date, block);
+CREATE TABLE points_ledger (
+  id INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  delta REAL NOT NULL,
+  reason TEXT,
+  source TEXT,
+  tags TEXT NOT NULL DEFAULT '[]',
+  balance REAL NOT NULL
+);
+CREATE INDEX idx_points_ts ON points_ledger(ts);
+CREATE TABLE status_log (
+  id INTEGER PRIMARY KEY,
+  date TEXT NOT NULL,
+  time TEXT,
+  dimension TEXT NOT NULL,
+  value TEXT
+);
+CREATE INDEX idx_status_log ON status_log(dimension, date);
+CREATE TABLE variables (
+  key TEXT PRIMARY KEY,
+  value TEXT
+);
+"""
+
+EVENTS = """
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  payload_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX idx_events_ts ON events(ts);
+CREATE INDEX idx_events_type ON events(event_type, ts);
+CREATE TABLE command_runs (
+  id INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  command TEXT NOT NULL,
+  args_json TEXT NOT NULL DEFAULT '[]',
+  duration_s REAL NOT NULL,
+  result TEXT NOT NULL,
+  detail TEXT
+);
+CREATE INDEX idx_command_runs_ts ON command_runs(ts);
+CREATE TABLE trigger_log (
+  id INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  source_type TEXT NOT NULL,
+  source_name TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  period TEXT,
+  outcome TEXT NOT NULL,
+  actions_json TEXT NOT NULL DEFAULT '[]',
+  detail_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX idx_trigger_log ON trigger_log(source_name, ts);
+"""
+
+MEMORY = """
+CREATE TABLE activity_facts (
+  id INTEGER PRIMARY KEY,
+  date TEXT NOT NULL,
+  weekday INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT,
+  block TEXT,
+  depth INTEGER,
+  scheduled_start TEXT,
+  scheduled_end TEXT,
+  actual_start TEXT,
+  actual_end TEXT,
+  planned_minutes REAL,
+  actual_minutes REAL,
+  start_delay_minutes REAL,
+  status TEXT NOT NULL,
+  quality REAL
+);
+CREATE INDEX idx_facts_name ON activity_facts(name, date);
+CREATE INDEX idx_facts_date ON activity_facts(date);
+CREATE TABLE status_snapshots (
+  id INTEGER PRIMARY KEY,
+  date TEXT NOT NULL,
+  time TEXT,
+  health TEXT,
+  place TEXT,
+  energy TEXT,
+  mind_state TEXT,
+  focus TEXT,
+  emotion TEXT,
+  vibe TEXT,
+  extra_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX idx_snapshots_date ON status_snapshots(date, time);
+CREATE TABLE narratives (
+  date TEXT PRIMARY KEY,
+  text TEXT NOT NULL
+);
+CREATE TABLE reinforcements (
+  id INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  source_name TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  points REAL,
+  detail_json TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+TRENDS = """
+CREATE TABLE item_trends (
+  item_name TEXT NOT NULL,
+  item_type TEXT,
+  window_days INTEGER NOT NULL,
+  as_of TEXT NOT NULL,
+  scheduled INTEGER NOT NULL,
+  completed INTEGER NOT NULL,
+  completion_rate REAL,
+  current_streak INTEGER NOT NULL,
+  best_streak INTEGER NOT NULL,
+  avg_start_minute REAL,
+  start_stddev_minutes REAL,
+  start_drift_minutes REAL,
+  avg_delay_minutes REAL,
+  planned_minutes REAL,
+  actual_minutes REAL,
+  PRIMARY KEY (item_name, window_days)
+);
+CREATE TABLE type_trends (
+  item_type TEXT NOT NULL,
+  window_days INTEGER NOT NULL,
+  as_of TEXT NOT NULL,
+  scheduled INTEGER NOT NULL,
+  completed INTEGER NOT NULL,
+  completion_rate REAL,
+  planned_minutes REAL,
+  actual_minutes REAL,
+  PRIMARY KEY (item_type, window_days)
+);
+CREATE TABLE weekday_trends (
+  weekday INTEGER NOT NULL,
+  window_days INTEGER NOT NULL,
+  as_of TEXT NOT NULL,
+  scheduled INTEGER NOT NULL,
+  completed INTEGER NOT NULL,
+  completion_rate REAL,
+  PRIMARY KEY (weekday, window_days)
+);
+CREATE TABLE status_trends (
+  dimension TEXT NOT NULL,
+  window_days INTEGER NOT NULL,
+  as_of TEXT NOT NULL,
+  samples INTEGER NOT NULL,
+  most_common TEXT,
+  mean_level REAL,
+  drift REAL,
+  PRIMARY KEY (dimension, window_days)
+);
+CREATE TABLE reinforcement_trends (
+  source_name TEXT NOT NULL,
+  window_days INTEGER NOT NULL,
+  as_of TEXT NOT NULL,
+  fired INTEGER NOT NULL,
+  met INTEGER NOT NULL,
+  violated INTEGER NOT NULL,
+  PRIMARY KEY (source_name, window_days)
+);
+"""
+
+DDL = {"core": CORE, "events": EVENTS, "memory": MEMORY, "trends": TRENDS}

@@ -1,0 +1,798 @@
+"""``sequence sync``: rebuild the SQLite mirrors of a user folder.
+
+The YAML is the source of truth and is only ever read.  Each mirror is built
+whole in a temporary file and renamed into place when complete
+(:func:`chronoledger.sqlite.atomic_rebuild`), so a failure or a kill leaves
+the previous mirror intact.  Unreadable files are skipped and reported; they
+never stop a sync.  ``databases.yml`` records each mirror's schema version,
+file, counts, last sync and last attempt.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+import yaml
+
+from chronoledger import sqlite as db
+from chronoledger._fsutil import atomic_write_bytes
+from chronoledger.errors import ConfigError
+from chronoledger.sequence import schema
+from chronoledger.sequence.layout import Item, Problem, UserTree, child, parse_duration, read_user_folder
+
+DATABASES = ("core", "events", "memory", "trends")
+REGISTRY = "databases.yml"
+EVENT_LOG = "chronos_events.cmeta"
+ITEM_COLUMNS = ("category", "status", "priority")
+RELATION_KINDS = ("children", "milestones", "rewards", "targets")
+
+
+# --- small readers of values as people write them ---------------------------
+
+def hhmm(value: Any) -> str | None:
+    """"6:30", "06:30", "06:30:00", a time, or YAML's reading of an unquoted
+    06:30 (390, sexagesimal) as "HH:MM"; None when it is not a time of day."""
+    if value is None or isinstance(value, bool):
+        return None
+    if hasattr(value, "hour") and hasattr(value, "minute"):
+        return f"{value.hour:02d}:{value.minute:02d}"
+    if isinstance(value, int):
+        minutes = value if value < 24 * 60 else value // 60 if value < 24 * 3600 else None
+        return None if minutes is None else f"{minutes // 60:02d}:{minutes % 60:02d}"
+    if isinstance(value, str):
+        parts = value.strip().split(":")
+        if 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts):
+            h, m = int(parts[0]), int(parts[1])
+            if h < 24 and m < 60:
+                return f"{h:02d}:{m:02d}"
+    return None
+
+
+def minutes_of(t: str | None) -> int | None:
+    if t is None:
+        return None
+    h, m = t.split(":")
+    return int(h) * 60 + int(m)
+
+
+def span(start: str | None, end: str | None) -> float | None:
+    a, b = minutes_of(start), minutes_of(end)
+    if a is None or b is None:
+        return None
+    return float((b - a) % (24 * 60))
+
+
+def iso_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10]).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def stamp(value: Any, day: str | None = None) -> str | None:
+    """A ledger/log time ("2026-01-02 06:30:00", a datetime, an ISO string, or a
+    time of day on ``day``) as "YYYY-MM-DDTHH:MM:SS" local time."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00"
+    if isinstance(value, str):
+        v = value.strip().replace(" ", "T", 1)
+        try:
+            return datetime.fromisoformat(v).replace(tzinfo=None).isoformat(timespec="seconds")
+        except ValueError:
+            pass
+    t = hhmm(value)
+    if t is not None and day is not None:
+        return f"{day}T{t}:00"
+    return None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _tags(value: Any) -> str:
+    if value is None:
+        return "[]"
+    if isinstance(value, str):
+        value = [t.strip() for t in value.split(",") if t.strip()]
+    return _json(value if isinstance(value, list) else [value])
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+# --- the result of a sync --------------------------------------------------------
+
+@dataclass
+class SyncReport:
+    user: Path
+    data: Path
+    built: dict[str, dict] = field(default_factory=dict)      # name -> {"file", "counts", "seconds"}
+    problems: list[Problem] = field(default_factory=list)
+    unresolved: list[dict] = field(default_factory=list)
+    files: int = 0
+    items: int = 0
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> int:
+        return len({p.path for p in self.problems})
+
+    def as_dict(self) -> dict:
+        return {"user": str(self.user), "data": str(self.data), "files": self.files, "items": self.items,
+                "seconds": round(self.seconds, 3), "skipped_files": self.skipped,
+                "problems": [{"path": p.path, "line": p.line, "reason": p.reason} for p in self.problems],
+                "unresolved_references": self.unresolved, "databases": self.built}
+
+
+def data_folder(user: Path) -> Path:
+    """``User/Data`` (any case), created if missing."""
+    existing = child(user, "data")
+    d = existing if existing is not None else user / "Data"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+@contextmanager
+def sync_lock(data: Path):
+    """One sync of a folder at a time (an OS lock on Data/.sequence.lock)."""
+    fd = os.open(data / ".sequence.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{data}: another sync of this folder is running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- building the databases ----------------------------------------------------------
+
+class _Index:
+    """Items by (name, type) and by name, for resolving references."""
+
+    def __init__(self, ids: dict[tuple[str, str], int], items: list[Item]):
+        self.by_name_type = {(it.name.lower(), it.type): ids[(it.type, it.slug)] for it in items}
+        self.by_name: dict[str, list[int]] = {}
+        for it in items:
+            self.by_name.setdefault(it.name.lower(), []).append(ids[(it.type, it.slug)])
+
+    def find(self, name: str, itype: str | None) -> int | None:
+        key = name.strip().lower()
+        if itype:
+            hit = self.by_name_type.get((key, str(itype).strip().lower()))
+            if hit is not None:
+                return hit
+        ids = self.by_name.get(key, [])
+        return ids[0] if len(ids) == 1 or (ids and not itype) else None
+
+
+def _blocks(blocks: list, day: str, parent: str | None = None, depth: int = 0):
+    """Schedule blocks flattened, children to any depth: (path, parent, depth, block)."""
+    for i, b in enumerate(blocks or []):
+        if not isinstance(b, dict):
+            continue
+        path = f"{parent}.{i}" if parent is not None else str(i)
+        yield path, parent, depth, b
+        kids = b.get("children")
+        if isinstance(kids, list):
+            yield from _blocks(kids, day, path, depth + 1)
+
+
+def _completion(key: str, value: Any) -> dict:
+    """One completions entry: ``name@HH:MM`` -> a status string or a mapping."""
+    name, _, at = str(key).rpartition("@")
+    if not name:
+        name, at = str(key), ""
+    entry = {"status": value} if isinstance(value, str) else dict(value) if isinstance(value, dict) else {}
+    entry.setdefault("name", name.strip())
+    if entry.get("scheduled_start") is None and hhmm(at) is not None:
+        entry["scheduled_start"] = at
+    return entry
+
+
+class Builder:
+    """Turns a read UserTree into table rows (shared by the core, events and memory builds)."""
+
+    def __init__(self, tree: UserTree):
+        self.tree = tree
+        self.unresolved: list[dict] = []
+        self.ids = {(it.type, it.slug): i + 1 for i, it in enumerate(tree.items)}
+        self.index = _Index(self.ids, tree.items)
+        self.completions = self._completions()
+        self._ledger: list[tuple] | None = None
+        self._triggers: list[dict] | None = None
+
+    def _completions(self) -> list[dict]:
+        out = []
+        for day, entries in sorted(self.tree.completions.items()):
+            for key, value in entries.items():
+                e = _completion(key, value)
+                status = e.get("status")
+                if not isinstance(status, str):
+                    self.tree.problems.append(Problem(f"Schedules/completions/{day}.yml", None,
+                                                      f"entry {key!r} has no status"))
+                    continue
+                out.append({"date": day, "name": str(e.get("name")), "type": e.get("type"),
+                            "scheduled_start": hhmm(e.get("scheduled_start")),
+                            "scheduled_end": hhmm(e.get("scheduled_end")),
+                            "actual_start": hhmm(e.get("actual_start")), "actual_end": hhmm(e.get("actual_end")),
+                            "status": status.strip().lower(), "quality": _num(e.get("quality")),
+                            "logged_at": stamp(e.get("logged_at"), day), "note": e.get("note"),
+                            "source": f"Schedules/completions/{day}.yml"})
+        return out
+
+    # core ----------------------------------------------------------------
+    def core(self, conn: apsw.Connection) -> dict[str, int]:
+        conn.execute(schema.CORE)
+        rows = []
+        for it in self.tree.items:
+            d = it.data
+            rows.append((self.ids[(it.type, it.slug)], it.slug, it.name, it.type,
+                         *(str(d[c]) if d.get(c) is not None else None for c in ITEM_COLUMNS),
+                         iso_date(d.get("due_date")), parse_duration(d.get("duration")), _num(d.get("points")),
+                         _tags(d.get("tags")), it.path, stamp(d.get("created")),
+                         stamp(d.get("updated")) or datetime.fromtimestamp(it.mtime).isoformat(timespec="seconds"),
+                         _json(d)))
+            dur = d.get("duration")
+            if dur is not None and parse_duration(dur) is None:
+                self.tree.problems.append(Problem(it.path, None, f"duration {dur!r} is not h:mm, Nd, Nh, Nm "
+                                                                 f"or a number of minutes"))
+        conn.executemany("INSERT INTO items VALUES (" + ",".join("?" * 15) + ")", rows)
+        rel = []
+        for it in self.tree.items:
+            pid = self.ids[(it.type, it.slug)]
+            for kind in RELATION_KINDS:
+                refs = it.data.get(kind)
+                if not isinstance(refs, list):
+                    continue
+                for order, r in enumerate(refs):
+                    if isinstance(r, dict):
+                        name, rtype = r.get("name"), r.get("type")
+                        detail = {k: v for k, v in r.items() if k not in ("name", "type")} or None
+                    else:
+                        name, rtype, detail = r, None, None
+                    if not isinstance(name, str) or not name.strip():
+                        continue
+                    rtype = rtype or {"milestones": "milestone", "rewards": "reward"}.get(kind)
+                    cid = self.index.find(name, rtype)
+                    if cid is None:
+                        self.unresolved.append({"from": it.path, "kind": kind, "name": name, "type": rtype})
+                    rel.append((pid, cid, name.strip(), rtype, kind, order, int(cid is not None),
+                                _json(detail) if detail else None))
+        conn.executemany("INSERT INTO relations (parent_id, child_id, child_name, child_type, kind, ord, resolved, "
+                         "detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rel)
+        conn.executemany(
+            "INSERT INTO completions (date, item_name, item_type, item_id, scheduled_start, scheduled_end, "
+            "actual_start, actual_end, status, quality, logged_at, note, source) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c["date"], c["name"], c["type"], self.index.find(c["name"], c["type"]), c["scheduled_start"],
+              c["scheduled_end"], c["actual_start"], c["actual_end"], c["status"], c["quality"], c["logged_at"],
+              c["note"], c["source"]) for c in self.completions])
+        done = {(c["date"], c["name"].lower(), c["scheduled_start"]): c for c in self.completions}
+        sched = []
+        for day, blocks in sorted(self.tree.schedules.items()):
+            for path, parent, depth, b in _blocks(blocks, day):
+                name = str(b.get("name", "")).strip()
+                if not name:
+                    continue
+                start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
+                planned = parse_duration(b.get("duration"))
+                if planned is None:
+                    planned = span(start, end)
+                c = done.get((day, name.lower(), start))
+                sched.append((day, path, parent, depth, name, b.get("type"), self.index.find(name, b.get("type")),
+                              start, end, planned, b.get("status"), c and c["actual_start"], c and c["actual_end"],
+                              c and span(c["actual_start"], c["actual_end"]), c and c["status"]))
+        conn.executemany("INSERT INTO schedules (date, block, parent_block, depth, name, type, item_id, start_time, "
+                         "end_time, planned_minutes, status, actual_start, actual_end, actual_minutes, "
+                         "completion_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sched)
+        ledger = self.points_ledger()
+        conn.executemany("INSERT INTO points_ledger (ts, delta, reason, source, tags, balance) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", ledger)
+        status = [(day, hhmm(s.get("time")), dim, None if v is None else str(v))
+                  for day, snaps in sorted(self.tree.status.items()) for s in snaps if isinstance(s, dict)
+                  for dim, v in s.items() if dim != "time"]
+        conn.executemany("INSERT INTO status_log (date, time, dimension, value) VALUES (?, ?, ?, ?)", status)
+        variables = {"points.balance": self.tree.points.get("balance"),
+                     "points.ledger_balance": ledger[-1][-1] if ledger else 0,
+                     "status.dimensions": self.dimensions()}
+        for name, data in self.tree.settings.items():
+            variables[f"settings.{name}"] = data
+        conn.executemany("INSERT INTO variables VALUES (?, ?)", [(k, _json(v)) for k, v in variables.items()])
+        return {"items": len(rows), "relations": len(rel), "unresolved_relations": len(self.unresolved),
+                "completions": len(self.completions), "schedules": len(sched), "points_ledger": len(ledger),
+                "status_log": len(status), "variables": len(variables)}
+
+    def dimensions(self) -> list[str]:
+        s = self.tree.settings.get("status_settings") or {}
+        dims = s.get("dimensions") if isinstance(s, dict) else None
+        return [str(d) for d in dims] if isinstance(dims, list) else \
+            ["health", "place", "energy", "mind_state", "focus", "emotion", "vibe"]
+
+    def points_ledger(self) -> list[tuple]:
+        if self._ledger is None:
+            self._ledger = self._points_ledger()
+        return self._ledger
+
+    def _points_ledger(self) -> list[tuple]:
+        out, balance = [], 0.0
+        entries = self.tree.points.get("ledger") if isinstance(self.tree.points, dict) else None
+        for i, e in enumerate(entries or []):
+            if not isinstance(e, dict) or _num(e.get("delta")) is None or stamp(e.get("date")) is None:
+                self.tree.problems.append(Problem("Rewards/points.yml", None,
+                                                  f"ledger entry {i} needs a date and a numeric delta"))
+                continue
+            balance += _num(e.get("delta"))
+            out.append((stamp(e.get("date")), _num(e.get("delta")), e.get("reason"), e.get("source"),
+                        _tags(e.get("tags")), balance))
+        return out
+
+    # events -----------------------------------------------------------------
+    def triggers(self) -> list[dict]:
+        """Commitments evaluated against the completions (met / violated per
+        period, with the actions their triggers name), and rewards redeemed."""
+        if self._triggers is None:
+            self._triggers = self._evaluate_triggers()
+        return self._triggers
+
+    def _evaluate_triggers(self) -> list[dict]:
+        out = []
+        by_name: dict[str, list[str]] = {}
+        for c in self.completions:
+            if c["status"] == "completed":
+                by_name.setdefault(c["name"].lower(), []).append(c["date"])
+        days = sorted(self.tree.completions)
+        if not days:
+            return out
+        first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+        for it in self.tree.items:
+            if it.type != "commitment":
+                continue
+            rule = it.data.get("rule") if isinstance(it.data.get("rule"), dict) else it.data.get("frequency")
+            targets = it.data.get("targets") or []
+            if not isinstance(rule, dict) or not isinstance(targets, list):
+                continue
+            times = int(_num(rule.get("times")) or 1)
+            period = str(rule.get("period", "week")).lower()
+            names = [str(t.get("name") if isinstance(t, dict) else t).lower() for t in targets]
+            hits = sorted(d for n in names for d in by_name.get(n, []))
+            trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
+            start = first - timedelta(days=first.weekday()) if period == "week" else first
+            step = timedelta(days=7 if period == "week" else 1)
+            while start <= last:
+                end = start + step
+                if end - timedelta(days=1) > last:
+                    break                       # a period still running is not judged
+                n = bisect.bisect_left(hits, end.isoformat()) - bisect.bisect_left(hits, start.isoformat())
+                met = n >= times
+                label = f"{start.isocalendar()[0]}-W{start.isocalendar()[1]:02d}" if period == "week" \
+                    else start.isoformat()
+                out.append({"ts": f"{(end - timedelta(days=1)).isoformat()}T23:59:59", "source_type": "commitment",
+                            "source_name": it.name, "trigger": "on_met" if met else "on_violation",
+                            "period": label, "outcome": "met" if met else "violated",
+                            "actions": trig.get("on_met" if met else "on_violation") or [],
+                            "detail": {"count": n, "times": times, "period": period}})
+                start = end
+        rewards = {it.name.lower(): it for it in self.tree.items if it.type == "reward"}
+        for ts, delta, reason, source, _, _ in self.points_ledger():
+            if source == "reward" and isinstance(reason, str):
+                name = reason.split(" ", 1)[-1].lower()
+                it = rewards.get(name)
+                if it is not None:
+                    trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
+                    out.append({"ts": ts, "source_type": "reward", "source_name": it.name, "trigger": "on_complete",
+                                "period": None, "outcome": "redeemed", "actions": trig.get("on_complete") or [],
+                                "detail": {"points": delta}})
+        out.sort(key=lambda t: (t["ts"], t["source_name"]))
+        return out
+
+    def events(self) -> list[tuple[str, str, str]]:
+        """(ts, type, payload) for what happened, from the logs."""
+        ev = []
+        for c in self.completions:
+            ts = c["logged_at"] or (f"{c['date']}T{c['actual_end'] or c['scheduled_start'] or '00:00'}:00")
+            ev.append((ts, "completion", _json({k: c[k] for k in ("name", "status", "date", "scheduled_start",
+                                                                  "actual_start", "quality")})))
+        for ts, delta, reason, source, _, balance in self.points_ledger():
+            ev.append((ts, "points", _json({"delta": delta, "reason": reason, "source": source,
+                                            "balance": balance})))
+        for kind, path, data in self.tree.reviews:
+            label = data.get("week") or data.get("month") or data.get("date") or Path(path).stem
+            day = iso_date(data.get("date")) or _review_day(str(label))
+            ev.append((f"{day}T23:59:59" if day else "0000-01-01T00:00:00", "review",
+                       _json({"kind": kind, "label": str(label), "path": path,
+                              **{k: v for k, v in data.items() if k in ("highlights", "lowlights", "lessons",
+                                                                         "next_week")}})))
+        for t in self.triggers():
+            ev.append((t["ts"], "trigger", _json({k: t[k] for k in ("source_type", "source_name", "trigger",
+                                                                     "period", "outcome")})))
+        ev.sort()
+        return ev
+
+    def memory(self, conn: apsw.Connection) -> dict[str, int]:
+        conn.execute(schema.MEMORY)
+        done = {(c["date"], c["name"].lower(), c["scheduled_start"]): c for c in self.completions}
+        used = set()
+        facts = []
+        for day, blocks in sorted(self.tree.schedules.items()):
+            wd = date.fromisoformat(day).weekday()
+            for path, _, depth, b in _blocks(blocks, day):
+                name = str(b.get("name", "")).strip()
+                if not name:
+                    continue
+                start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
+                key = (day, name.lower(), start)
+                c = done.get(key) if depth == 0 else None
+                if c is not None:
+                    used.add(key)
+                planned = parse_duration(b.get("duration"))
+                facts.append(_fact(day, wd, name, b.get("type"), path, depth, start, end,
+                                   planned if planned is not None else span(start, end), c))
+        for key, c in done.items():          # completions logged for blocks not in a schedule
+            if key not in used:
+                facts.append(_fact(c["date"], date.fromisoformat(c["date"]).weekday(), c["name"], c["type"], None,
+                                   None, c["scheduled_start"], c["scheduled_end"],
+                                   span(c["scheduled_start"], c["scheduled_end"]), c))
+        conn.executemany("INSERT INTO activity_facts (date, weekday, name, type, block, depth, scheduled_start, "
+                         "scheduled_end, actual_start, actual_end, planned_minutes, actual_minutes, "
+                         "start_delay_minutes, status, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         facts)
+        known = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
+        snaps = []
+        for day, items in sorted(self.tree.status.items()):
+            for s in items:
+                if isinstance(s, dict):
+                    snaps.append((day, hhmm(s.get("time")), *(None if s.get(k) is None else str(s.get(k))
+                                                                for k in known),
+                                  _json({k: v for k, v in s.items() if k not in known and k != "time"})))
+        conn.executemany("INSERT INTO status_snapshots (date, time, health, place, energy, mind_state, focus, "
+                         "emotion, vibe, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", snaps)
+        conn.executemany("INSERT INTO narratives VALUES (?, ?)", sorted(self.tree.narratives.items()))
+        reinf = [(t["ts"], t["source_type"], t["source_name"], t["outcome"],
+                  _num(t["detail"].get("points")) or _points_of(t["actions"]), _json(t["detail"]))
+                 for t in self.triggers()]
+        conn.executemany("INSERT INTO reinforcements (ts, kind, source_name, outcome, points, detail_json) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", reinf)
+        return {"activity_facts": len(facts), "status_snapshots": len(snaps),
+                "narratives": len(self.tree.narratives), "reinforcements": len(reinf)}
+
+
+def _points_of(actions: list) -> float | None:
+    for a in actions or []:
+        if isinstance(a, dict) and _num(a.get("points")) is not None:
+            sign = -1 if str(a.get("action", "")).startswith("spend") else 1
+            return sign * _num(a.get("points"))
+    return None
+
+
+def _review_day(label: str) -> str | None:
+    try:
+        if "-W" in label:
+            y, w = label.split("-W")
+            return date.fromisocalendar(int(y), int(w[:2]), 7).isoformat()
+        if len(label) == 7:
+            y, m = label.split("-")
+            nxt = date(int(y) + (int(m) == 12), int(m) % 12 + 1, 1)
+            return (nxt - timedelta(days=1)).isoformat()
+        return date.fromisoformat(label[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def _fact(day, wd, name, itype, block, depth, start, end, planned, c) -> tuple:
+    astart = c and c["actual_start"]
+    delay = None
+    if astart and start:
+        delay = float(minutes_of(astart) - minutes_of(start))
+        if delay < -12 * 60:
+            delay += 24 * 60                    # started after midnight
+    return (day, wd, name, itype, block, depth, start, end, astart, c and c["actual_end"], planned,
+            c and span(c["actual_start"], c["actual_end"]), delay, c["status"] if c else "unlogged",
+            c and c["quality"])
+
+
+def now_text() -> str:
+    return datetime.now(timezone.utc).astimezone().replace(microsecond=0).isoformat()
+
+
+# --- databases.yml ---------------------------------------------------------------------
+
+def read_registry(data: Path) -> dict:
+    p = data / REGISTRY
+    if not p.exists():
+        return {"databases": {}}
+    try:
+        reg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {"databases": {}}
+    reg.setdefault("databases", {})
+    return reg
+
+
+def write_registry(data: Path, reg: dict) -> None:
+    atomic_write_bytes(data / REGISTRY, yaml.safe_dump(reg, sort_keys=False).encode("utf-8"))
+
+
+def fingerprint(user: Path) -> dict:
+    """A cheap summary of the YAML (file count, bytes, newest change) that
+    says whether anything changed since a sync; Data/ is not part of it."""
+    n = size = newest = 0
+    for dirpath, dirnames, filenames in os.walk(user):
+        if Path(dirpath) == user:
+            dirnames[:] = [d for d in dirnames if d.lower() != "data"]
+        for f in filenames:
+            if f.lower().endswith((".yml", ".yaml", ".md")):
+                st = os.stat(os.path.join(dirpath, f))
+                n += 1
+                size += st.st_size
+                newest = max(newest, st.st_mtime_ns)
+    return {"files": n, "bytes": size, "newest_ns": newest}
+
+
+# --- sync ------------------------------------------------------------------------
+
+def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABASES, *,
+         progress: Callable[[str], None] | None = None, as_of: date | None = None) -> SyncReport:
+    """Rebuild the chosen mirrors of the user folder at (or in) ``user_path``."""
+    from chronoledger.sequence.layout import find_user_folder
+
+    for name in databases:
+        if name not in DATABASES:
+            raise ConfigError(f"--db must be one of {', '.join(DATABASES)} or all, got {name!r}")
+    t0 = time.perf_counter()
+    user = find_user_folder(user_path)
+    data = data_folder(user)
+    report = SyncReport(user=user, data=data)
+    with sync_lock(data):
+        db.remove_stale_builds(data)
+        reg = read_registry(data)
+        attempt = now_text()
+        for name in databases:
+            reg["databases"].setdefault(name, {})["last_attempt"] = attempt
+        write_registry(data, reg)
+        fp = fingerprint(user)
+        tree = read_user_folder(user)
+        builder = Builder(tree)
+        report.files, report.items = tree.files, len(tree.items)
+        for name in databases:
+            if progress:
+                progress(name)
+            t = time.perf_counter()
+            target = data / schema.FILES[name]
+            try:
+                if name == "core":
+                    counts = db.atomic_rebuild(target, builder.core, user_version=schema.VERSIONS["core"])
+                elif name == "memory":
+                    counts = db.atomic_rebuild(target, builder.memory, user_version=schema.VERSIONS["memory"])
+                elif name == "events":
+                    counts = _build_events(data, builder)
+                else:
+                    from chronoledger.sequence.metastudy import build_trends
+
+                    counts = build_trends(data, builder, as_of=as_of)
+            except Exception as exc:
+                reg["databases"][name].update({"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+                write_registry(data, reg)
+                raise
+            entry = reg["databases"].setdefault(name, {})
+            entry.pop("error", None)
+            entry.update({"file": schema.FILES[name], "schema_version": schema.VERSIONS[name],
+                          "counts": counts, "last_sync": now_text(), "last_attempt": attempt, "status": "ok",
+                          "source": fp})
+            report.built[name] = {"file": schema.FILES[name], "counts": counts,
+                                  "seconds": round(time.perf_counter() - t, 3)}
+        report.problems = tree.problems
+        report.unresolved = builder.unresolved
+        reg["user_folder"] = "."          # relative: the registry lives inside the user folder
+        reg["skipped_files"] = [str(p) for p in tree.problems]
+        write_registry(data, reg)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _build_events(data: Path, builder: Builder) -> dict[str, int]:
+    """chronos_events.db from the logs, keeping the command runs (and their
+    events) of the database it replaces; the chronicle log is rebuilt with it."""
+    target = data / schema.FILES["events"]
+    old_runs, old_cmd_events = _previous_commands(target)
+    events = builder.events() + old_cmd_events
+    events.sort()
+    triggers = builder.triggers()
+
+    def fill(conn: apsw.Connection) -> dict[str, int]:
+        conn.execute(schema.EVENTS)
+        conn.executemany("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)", events)
+        conn.executemany("INSERT INTO command_runs (ts, command, args_json, duration_s, result, detail) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", old_runs)
+        conn.executemany("INSERT INTO trigger_log (ts, source_type, source_name, trigger, period, outcome, "
+                         "actions_json, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(t["ts"], t["source_type"], t["source_name"], t["trigger"], t["period"], t["outcome"],
+                           _json(t["actions"]), _json(t["detail"])) for t in triggers])
+        return {"events": len(events), "command_runs": len(old_runs), "trigger_log": len(triggers)}
+
+    counts = db.atomic_rebuild(target, fill, user_version=schema.VERSIONS["events"])
+    _rebuild_event_log(data, events)
+    return counts
+
+
+def _previous_commands(target: Path) -> tuple[list[tuple], list[tuple]]:
+    if not target.exists():
+        return [], []
+    db.settle(target)
+    conn = apsw.Connection(f"file:{target}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(command_runs)")}
+        want = ("ts", "command", "args_json", "duration_s", "result", "detail")
+        runs = [] if not cols else [tuple(r) for r in conn.execute(
+            f"SELECT {', '.join(c if c in cols else 'NULL' for c in want)} FROM command_runs ORDER BY id")]
+        ev = [tuple(r) for r in conn.execute(
+            "SELECT ts, event_type, payload_json FROM events WHERE event_type = 'command' ORDER BY id")] \
+            if {r[1] for r in conn.execute("PRAGMA table_info(events)")} else []
+    except apsw.SQLError:
+        return [], []
+    finally:
+        conn.close()
+    return runs, ev
+
+
+def _micros(ts: str) -> int:
+    dt = datetime.fromisoformat(ts)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return max(0, int(dt.timestamp() * 1_000_000))
+
+
+def _rebuild_event_log(data: Path, events: list[tuple]) -> None:
+    """The same events as a chronicle event log, built beside and renamed in."""
+    from chronoledger.chronicle import Chronicle
+
+    target = data / EVENT_LOG
+    tmp = data / f".{EVENT_LOG}.building-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    try:
+        with Chronicle.open(tmp, "w", schema="event", metadata={"source": "sequence sync"}) as ch:
+            if events:
+                ch.extend({"timestamp": np.array([_micros(e[0]) for e in events], dtype=np.uint64),
+                           "event_type": np.array([e[1] for e in events], dtype=object),
+                           "payload": np.array([e[2] for e in events], dtype=object)})
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def record_command(user: Path, command: str, args: list[str], duration_s: float, result: str,
+                   detail: str | None = None) -> None:
+    """Append one command run to chronos_events.db (creating it if need be),
+    with its event, also appended to the event log."""
+    ts = datetime.now().replace(microsecond=0).isoformat()
+    payload = {"command": command, "args": args, "result": result, "duration_s": round(duration_s, 3)}
+    _append(user, ts, "command", payload,
+            ("INSERT INTO command_runs (ts, command, args_json, duration_s, result, detail) VALUES (?, ?, ?, ?, ?, ?)",
+             (ts, command, _json(args), duration_s, result, detail)))
+
+
+def record_review(user: Path, kind: str, day: date) -> None:
+    """A review event (daily, weekly or monthly) for ``day``."""
+    ts = datetime.now().replace(microsecond=0).isoformat()
+    _append(user, ts, "review", {"kind": kind, "date": day.isoformat(), "source": "sequence review"})
+
+
+def _append(user: Path, ts: str, etype: str, payload: dict, extra: tuple[str, tuple] | None = None) -> None:
+    data = data_folder(user)
+    target = data / schema.FILES["events"]
+    conn = db.connect(target, journal="delete")
+    try:
+        with db.write_transaction(conn, f"{target}: appending a {etype} event"):
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'command_runs'").fetchall():
+                conn.execute(schema.EVENTS)
+                conn.execute(f"PRAGMA user_version={schema.VERSIONS['events']}")
+            if extra is not None:
+                conn.execute(*extra)
+            conn.execute("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)", (ts, etype, _json(payload)))
+    finally:
+        conn.close()
+    from chronoledger.chronicle import Chronicle
+
+    with Chronicle.open(data / EVENT_LOG, "a", schema="event") as ch:
+        ch.append(timestamp=_micros(ts), event_type=etype, payload=payload)
+
+
+# --- status and plan ----------------------------------------------------------------
+
+def status(user_path: str | os.PathLike[str]) -> dict:
+    """Each mirror: file, schema version, counts, last sync and its age, and
+    whether the YAML changed since (by the fingerprint taken at that sync)."""
+    from chronoledger.sequence.layout import find_user_folder
+
+    user = find_user_folder(user_path)
+    existing = child(user, "data")
+    reg = read_registry(existing) if existing is not None else {"databases": {}}
+    fp = fingerprint(user)
+    now = datetime.now(timezone.utc)
+    out = {"user": str(user), "yaml": fp, "databases": {}}
+    for name in DATABASES:
+        e = dict(reg["databases"].get(name, {}))
+        path = (existing / schema.FILES[name]) if existing is not None else None
+        e["exists"] = bool(path is not None and path.exists())
+        if e.get("last_sync"):
+            age = now - datetime.fromisoformat(e["last_sync"])
+            e["age_seconds"] = int(age.total_seconds())
+            e["yaml_changed_since"] = e.get("source") != fp
+        else:
+            e["yaml_changed_since"] = True
+        out["databases"][name] = e
+    return out
+
+
+def plan(user_path: str | os.PathLike[str]) -> dict:
+    """What a sync of the core mirror would change, per item type (added,
+    removed, changed), and the log rows it would hold; nothing is written."""
+    from chronoledger.sequence.layout import find_user_folder
+
+    user = find_user_folder(user_path)
+    tree = read_user_folder(user)
+    new = {(it.type, it.slug): _json(it.data) for it in tree.items}
+    old: dict[tuple[str, str], str] = {}
+    existing = child(user, "data")
+    core = existing / schema.FILES["core"] if existing is not None else None
+    if core is not None and core.exists():
+        conn = apsw.Connection(f"file:{core}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        try:
+            old = {(t, s): raw for t, s, raw in conn.execute("SELECT type, slug, raw_json FROM items")}
+        except apsw.SQLError:
+            old = {}
+        finally:
+            conn.close()
+    per_type: dict[str, dict[str, list[str]]] = {}
+
+    def note(kind: str, key: tuple[str, str]) -> None:
+        per_type.setdefault(key[0], {"added": [], "removed": [], "changed": []})[kind].append(key[1])
+
+    for key in sorted(new.keys() - old.keys()):
+        note("added", key)
+    for key in sorted(old.keys() - new.keys()):
+        note("removed", key)
+    for key in sorted(new.keys() & old.keys()):
+        if new[key] != old[key]:
+            note("changed", key)
+    b = Builder(tree)
+    return {"user": str(user), "mirror_exists": bool(old), "items": len(new), "types": per_type,
+            "logs": {"completions": len(b.completions), "schedule_days": len(tree.schedules),
+                     "status_days": len(tree.status), "narratives": len(tree.narratives),
+                     "reviews": len(tree.reviews)},
+            "problems": [str(p) for p in tree.problems]}

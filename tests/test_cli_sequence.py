@@ -1,0 +1,89 @@
+"""`sequence ...` (and `chronoledger sequence ...`) from the command line."""
+
+import json
+
+import apsw
+import pytest
+from click.testing import CliRunner
+
+from chronoledger.cli import cli
+from chronoledger.cli.sequence_cmds import sequence_group
+from chronoledger.sequence import sample
+
+
+def run(*args):
+    return CliRunner().invoke(sequence_group, [str(a) for a in args])
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return sample.write_user_folder(tmp_path, items=80, days=30, seed=5)
+
+
+def runs(folder):
+    conn = apsw.Connection(str(folder / "Data" / "chronos_events.db"))
+    try:
+        return conn.execute("SELECT command, result FROM command_runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_sync_status_plan_and_every_command_is_recorded(folder):
+    r = run("sync", "--user", folder.parent)
+    assert r.exit_code == 0, r.output
+    assert "synced" in r.output and "chronos_core.db: items" in r.output
+    r = run("status", "--user", folder)
+    assert r.exit_code == 0 and "up to date" in r.output
+    r = run("plan", "--user", folder, "--json")
+    assert json.loads(r.output)["types"] == {}
+    r = run("sync", "--db", "core", "--user", folder, "--json")
+    assert json.loads(r.output)["databases"]["core"]["counts"]["items"] > 70
+    assert runs(folder) == [("sync", "ok"), ("status", "ok"), ("plan", "ok"), ("sync", "ok")]
+
+
+def test_skipped_files_exit_1_and_are_listed(folder):
+    (folder / "Tasks" / "bad.yml").write_text("name: [unclosed\n")
+    r = run("sync", "--user", folder)
+    assert r.exit_code == 1
+    assert "skipped 1 file(s)" in r.output and "Tasks/bad.yml:2: malformed YAML" in r.output
+    assert runs(folder)[-1] == ("sync", "skipped files")
+
+
+def test_data_formats_and_refusals(folder):
+    run("sync", "--user", folder)
+    r = run("data", "SELECT type, COUNT(*) AS n FROM items GROUP BY type ORDER BY type", "--user", folder,
+            "--format", "json")
+    assert r.exit_code == 0 and {row["type"] for row in json.loads(r.output)} >= {"habit", "task"}
+    r = run("data", "SELECT name FROM items ORDER BY name LIMIT 2", "--user", folder, "--format", "csv")
+    assert r.output.splitlines()[0] == "name" and len(r.output.splitlines()) == 3
+    r = run("data", "SELECT COUNT(*) AS n FROM activity_facts", "--db", "memory", "--user", folder)
+    assert r.exit_code == 0 and "n" in r.output.splitlines()[0]
+    r = run("data", "DELETE FROM items", "--user", folder)
+    assert r.exit_code == 2 and "refused" in r.output
+    assert runs(folder)[-1] == ("data", "refused")
+
+
+def test_metastudy_review_listen_once(folder):
+    run("sync", "--user", folder)
+    r = run("memory", "--metastudy", "--as-of", "2025-01-20", "--user", folder)
+    assert r.exit_code == 0, r.output
+    assert "Tendencies as of 2025-01-20" in (folder / "Data" / "tendencies.md").read_text()
+    r = run("review", "weekly", "--as-of", "2025-01-26", "--user", folder)
+    assert r.exit_code == 0 and "weekly review recorded for 2025-01-26" in r.output
+    conn = apsw.Connection(str(folder / "Data" / "chronos_events.db"))
+    kinds = conn.execute("SELECT payload_json FROM events WHERE event_type = 'review' AND payload_json LIKE "
+                         "'%sequence review%'").fetchall()
+    conn.close()
+    assert len(kinds) == 1 and json.loads(kinds[0][0])["date"] == "2025-01-26"
+    r = run("listen", "--once", "--user", folder)
+    assert r.exit_code == 0 and "tendencies.md updated" in r.output
+
+
+def test_usage_errors(folder, tmp_path):
+    r = run("sync", "--user", tmp_path / "missing")
+    assert r.exit_code == 3 and "no such folder" in r.output
+    r = run("data", "SELECT 1", "--user", folder)
+    assert r.exit_code == 2 and "run `sequence sync` first" in r.output
+    r = run("memory", "--metastudy", "--user", folder)
+    assert r.exit_code == 3 and "sequence sync --db memory" in r.output
+    assert CliRunner().invoke(cli, ["sequence", "status", "--user", str(folder)]).exit_code == 0

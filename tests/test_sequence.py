@@ -1,0 +1,386 @@
+"""Sequence: reading a user folder, the four mirrors, atomic sync, read-only
+data queries, the metastudy and the listener."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime, time
+from pathlib import Path
+
+import apsw
+import pytest
+
+from chronoledger.errors import ConfigError, QueryError
+from chronoledger.sequence import listener, metastudy, sample
+from chronoledger.sequence.layout import find_user_folder, parse_duration, read_user_folder, singular
+from chronoledger.sequence.query import run_query
+from chronoledger.sequence.sync import hhmm, plan, status, sync
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "User"
+
+
+def q(path, sql, *args):
+    conn = apsw.Connection(str(path))
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def yaml_digest(user: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(user.rglob("*")):
+        if p.is_file() and "Data" not in p.relative_to(user).parts[:1]:
+            h.update(p.relative_to(user).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return sample.write_user_folder(tmp_path, items=120, days=45, seed=3)
+
+
+# --- reading -----------------------------------------------------------------
+
+@pytest.mark.parametrize("value, minutes", [("00:05", 5), ("02:00", 120), ("1:30", 90), ("90d", 90 * 1440),
+                                            ("24h", 1440), ("45m", 45), ("45M", 45), (30, 30), (7.5, 7.5),
+                                            ("15", 15), (" 2h ", 120)])
+def test_every_duration_form(value, minutes):
+    assert parse_duration(value) == minutes
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", -5, "1:75", True, None, [], "5 weeks"])
+def test_durations_that_say_nothing(value):
+    assert parse_duration(value) is None
+
+
+def test_times_of_day_in_every_spelling():
+    assert [hhmm(v) for v in ("6:30", "06:30", "06:30:00", 390, 23400, "25:00", "x", None)] == \
+        ["06:30", "06:30", "06:30", "06:30", "06:30", None, None, None]
+
+
+def test_folder_names_and_keys_in_any_case(tmp_path):
+    user = tmp_path / "user"
+    (user / "HABITS").mkdir(parents=True)
+    (user / "habits_extra").mkdir()
+    (user / "HABITS" / "run.yml").write_text("NAME: Run\nType: habit\nDuration: '00:20'\nTAGS: [a]\n")
+    (user / "Inventory_Items").mkdir()
+    (user / "Inventory_Items" / "tent.yaml").write_text("name: Tent\n")         # type from the folder
+    (user / "schedules" / "Completions").mkdir(parents=True)
+    (user / "schedules" / "Completions" / "2025-01-02.yml").write_text("Entries:\n  Run@06:30: completed\n")
+    tree = read_user_folder(tmp_path)
+    assert tree.root == user
+    by = {it.name: it for it in tree.items}
+    assert by["Run"].type == "habit" and by["Run"].data["duration"] == "00:20" and by["Run"].data["tags"] == ["a"]
+    assert by["Tent"].type == "inventory_item" and singular("Inventories") == "inventory"
+    assert tree.completions == {"2025-01-02": {"run@06:30": "completed"}}
+
+
+def test_the_user_folder_is_found_or_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no such folder"):
+        find_user_folder(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="named User/ or user/"):
+        find_user_folder(tmp_path)
+
+
+# --- the mirrors ------------------------------------------------------------------
+
+def test_every_table_is_filled_as_the_yaml_says(folder):
+    before = yaml_digest(folder)
+    report = sync(folder.parent)
+    assert yaml_digest(folder) == before                    # the source of truth is never written
+    data = folder / "Data"
+    core = data / "chronos_core.db"
+    item_files = [p for p in folder.iterdir() if p.is_dir() and p.name.lower() not in
+                  ("schedules", "logs", "reviews", "settings", "data")]
+    n_items = sum(1 for d in item_files for f in d.glob("*.yml") if f.name != "points.yml")
+    assert q(core, "SELECT COUNT(*) FROM items") == [(n_items,)] == [(report.items,)]
+    import yaml
+
+    entries = sum(len(yaml.safe_load(f.read_text())["entries"]) for f in (folder / "Schedules" / "completions").glob("*.yml"))
+    assert q(core, "SELECT COUNT(*) FROM completions") == [(entries,)]
+
+    def count_blocks(blocks):
+        return sum(1 + count_blocks(b.get("children") or []) for b in blocks)
+
+    blocks = sum(count_blocks(yaml.safe_load(f.read_text()) or []) for f in (folder / "Schedules").glob("*.yml"))
+    assert q(core, "SELECT COUNT(*) FROM schedules") == [(blocks,)]
+    points = yaml.safe_load((folder / "Rewards" / "points.yml").read_text())
+    assert q(core, "SELECT COUNT(*), SUM(delta) FROM points_ledger") == [(len(points["ledger"]),
+                                                                         float(sum(e["delta"] for e in points["ledger"])))]
+    assert q(core, "SELECT balance FROM points_ledger ORDER BY id DESC LIMIT 1") == [(float(points["balance"]),)]
+    snaps = [s for f in (folder / "Logs" / "status").glob("*.yml") for s in yaml.safe_load(f.read_text())]
+    assert q(core, "SELECT COUNT(*) FROM status_log") == [(sum(len(s) - 1 for s in snaps),)]
+    mem = data / "chronos_memory.db"
+    assert q(mem, "SELECT COUNT(*) FROM status_snapshots") == [(len(snaps),)]
+    assert q(mem, "SELECT COUNT(*) FROM narratives") == [(len(list((folder / "Logs" / "narratives").glob("*.md"))),)]
+    assert q(mem, "SELECT COUNT(*) FROM activity_facts WHERE depth = 0") == \
+        q(core, "SELECT COUNT(*) FROM schedules WHERE depth = 0")
+    ev = data / "chronos_events.db"
+    assert q(ev, "SELECT COUNT(*) FROM events WHERE event_type = 'completion'") == [(entries,)]
+    assert q(ev, "SELECT COUNT(*) FROM trigger_log") == q(mem, "SELECT COUNT(*) FROM reinforcements")
+    from chronoledger.chronicle import Chronicle
+
+    with Chronicle.open(data / "chronos_events.cmeta") as ch:       # the same events, as a chronicle
+        assert len(ch) == q(ev, "SELECT COUNT(*) FROM events")[0][0]
+    from chronoledger.sequence.layout import lower_keys
+
+    for path, raw in q(core, "SELECT path, raw_json FROM items WHERE type IN ('goal', 'commitment', 'routine')"):
+        want = lower_keys(yaml.safe_load((folder / path).read_text()))
+        assert json.loads(raw) == json.loads(json.dumps(want, default=str))   # the whole item is kept
+    reg = (data / "databases.yml").read_text()
+    assert "chronos_core.db" in reg and str(folder) not in reg        # relative names only
+
+
+def test_references_resolve_by_name_and_type_and_the_rest_are_kept(folder):
+    report = sync(folder.parent, ("core",))
+    core = folder / "Data" / "chronos_core.db"
+    resolved = q(core, "SELECT COUNT(*) FROM relations r JOIN items c ON c.id = r.child_id "
+                       "WHERE r.resolved = 1 AND lower(c.name) = lower(r.child_name)")
+    assert resolved == q(core, "SELECT COUNT(*) FROM relations WHERE resolved = 1") and resolved[0][0] > 20
+    unresolved = q(core, "SELECT child_name, child_type FROM relations WHERE resolved = 0")
+    assert unresolved and all(n == "A Step Nobody Wrote Down" for n, _ in unresolved)
+    assert len(report.unresolved) == len(unresolved)
+    kinds = {k for (k,) in q(core, "SELECT DISTINCT kind FROM relations")}
+    assert kinds >= {"children", "milestones", "targets"}
+
+
+def test_durations_in_the_mirror(tmp_path):
+    user = tmp_path / "User"
+    (user / "Tasks").mkdir(parents=True)
+    for i, d in enumerate(["'00:05'", "'02:00'", "90d", "24h", "45m", "30", "someday"]):
+        (user / "Tasks" / f"t{i}.yml").write_text(f"name: T{i}\ntype: task\nduration: {d}\n")
+    report = sync(tmp_path, ("core",))
+    got = dict(q(user / "Data" / "chronos_core.db", "SELECT name, duration_minutes FROM items"))
+    assert got == {"T0": 5.0, "T1": 120.0, "T2": 129600.0, "T3": 1440.0, "T4": 45.0, "T5": 30.0, "T6": None}
+    assert any("duration 'someday'" in str(p) for p in report.problems)
+
+
+def test_malformed_and_empty_files_are_skipped_and_reported(folder):
+    (folder / "Tasks" / "broken.yml").write_text("name: Broken\ntags: [a, b\nstatus: x\n")
+    (folder / "Tasks" / "empty.yml").write_text("")
+    (folder / "Tasks" / "list.yml").write_text("- just\n- a list\n")
+    (folder / "Tasks" / "noname.yml").write_text("type: task\n")
+    (folder / "Logs" / "status" / "2025-01-03.yml").write_text("time: [unclosed\n")
+    report = sync(folder.parent)
+    by = {p.path: p for p in report.problems}
+    assert by["Tasks/broken.yml"].line == 3 and "malformed YAML" in by["Tasks/broken.yml"].reason
+    assert by["Tasks/empty.yml"].reason == "the file is empty"
+    assert "expected a mapping" in by["Tasks/list.yml"].reason
+    assert "no name" in by["Tasks/noname.yml"].reason
+    assert "Logs/status/2025-01-03.yml" in by and report.skipped == 5
+    assert q(folder / "Data" / "chronos_core.db", "SELECT COUNT(*) FROM items WHERE slug = 'broken'") == [(0,)]
+    assert report.items > 100                                  # the rest was read
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    from chronoledger.sequence import sync as s
+    real = s.Builder.memory
+    def memory(self, conn):
+        out = real(self, conn)
+        os.kill(os.getpid(), signal.SIGKILL)      # mid-sync: the memory mirror is half built
+        return out
+    s.Builder.memory = memory
+    s.sync(sys.argv[1])
+""")
+
+
+def test_a_sync_killed_midway_leaves_the_previous_mirrors(folder):
+    sync(folder.parent)
+    data = folder / "Data"
+    before = {f: (data / f).read_bytes() for f in ("chronos_core.db", "chronos_memory.db", "chronos_trends.db")}
+    (folder / "Tasks" / "new_task.yml").write_text("name: New Task\ntype: task\n")
+    r = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(folder.parent)], capture_output=True)
+    assert r.returncode == -signal.SIGKILL
+    assert (data / "chronos_memory.db").read_bytes() == before["chronos_memory.db"]
+    assert (data / "chronos_trends.db").read_bytes() == before["chronos_trends.db"]
+    assert q(data / "chronos_core.db", "PRAGMA integrity_check") == [("ok",)]     # core was replaced whole
+    assert list(data.glob(".*.building-*"))                                      # the half-built file
+    sync(folder.parent)
+    assert not list(data.glob(".*.building-*"))
+    assert q(data / "chronos_core.db", "SELECT COUNT(*) FROM items WHERE name = 'New Task'") == [(1,)]
+
+
+def test_a_failing_sync_keeps_the_old_mirror_and_says_so(folder, monkeypatch):
+    sync(folder.parent)
+    core = folder / "Data" / "chronos_core.db"
+    old = core.read_bytes()
+    from chronoledger.sequence import sync as s
+
+    monkeypatch.setattr(s.Builder, "core", lambda self, conn: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        sync(folder.parent, ("core",))
+    assert core.read_bytes() == old
+    st = status(folder.parent)["databases"]["core"]
+    assert st["status"] == "failed" and "ZeroDivisionError" in st["error"]
+
+
+def test_status_and_plan(folder):
+    assert status(folder.parent)["databases"]["core"]["yaml_changed_since"] is True
+    p = plan(folder.parent)
+    assert not p["mirror_exists"] and sum(len(v["added"]) for v in p["types"].values()) == p["items"]
+    sync(folder.parent)
+    st = status(folder.parent)
+    assert all(not e["yaml_changed_since"] for e in st["databases"].values())
+    assert plan(folder.parent)["types"] == {}
+    (folder / "Tasks" / "fresh.yml").write_text("name: Fresh\ntype: task\n")
+    victim = next((folder / "Goals").glob("*.yml"))
+    victim.unlink()
+    changed = next((folder / "Tasks").glob("*.yml"))
+    changed.write_text(changed.read_text() + "extra_key: 1\n")
+    p = plan(folder.parent)
+    assert p["types"]["task"]["added"] == ["fresh"] and p["types"]["goal"]["removed"] == [victim.stem]
+    assert changed.stem in p["types"]["task"]["changed"]
+    assert status(folder.parent)["databases"]["core"]["yaml_changed_since"] is True
+
+
+def test_command_runs_survive_rebuilds(folder):
+    from chronoledger.sequence.sync import record_command
+
+    sync(folder.parent)
+    record_command(folder, "status", ["status"], 0.01, "ok")
+    sync(folder.parent)
+    ev = folder / "Data" / "chronos_events.db"
+    assert q(ev, "SELECT command, result FROM command_runs") == [("status", "ok")]
+    assert q(ev, "SELECT COUNT(*) FROM events WHERE event_type = 'command'") == [(1,)]
+
+
+# --- read-only data queries -----------------------------------------------------------
+
+@pytest.mark.parametrize("sql", [
+    "DELETE FROM items", "UPDATE items SET name = 'x'", "INSERT INTO variables VALUES ('a', 'b')",
+    "DROP TABLE items", "CREATE TABLE t (x)", "ATTACH DATABASE 'x.db' AS x", "DETACH DATABASE memory",
+    "PRAGMA journal_mode = DELETE", "PRAGMA user_version = 5", "PRAGMA query_only = OFF",
+    "SELECT load_extension('x')", "BEGIN", "VACUUM", "REINDEX", "ANALYZE",
+    "CREATE TEMP TABLE t (x)", "CREATE TEMP VIEW v AS SELECT 1",
+])
+def test_data_refuses_anything_but_reading(folder, sql):
+    sync(folder.parent)
+    data = folder / "Data"
+    before = {f.name: f.read_bytes() for f in data.glob("chronos_*.db")}
+    with pytest.raises(QueryError, match="refused|failed"):
+        run_query(data, sql)
+    assert {f.name: f.read_bytes() for f in data.glob("chronos_*.db")} == before
+    assert not (data / "x.db").exists()
+
+
+def test_data_reads_across_the_mirrors(folder):
+    sync(folder.parent)
+    data = folder / "Data"
+    names, rows = run_query(data, "SELECT COUNT(*) AS n FROM items i JOIN memory.activity_facts f "
+                                  "ON f.name = i.name WHERE f.status = 'completed'")
+    assert names == ["n"] and rows[0][0] > 0
+    assert run_query(data, "PRAGMA table_info(items)")[1][0][1] == "id"
+    assert run_query(data, "SELECT COUNT(*) FROM trigger_log", "events")[1][0][0] >= 0
+
+
+# --- the metastudy ---------------------------------------------------------------
+
+def _tiny(tmp_path) -> Path:
+    """Ten days of one habit, by hand: done on days 1-3, 5-9 (8 of 10); day 4 missed,
+    day 10 skipped; starts planned 07:00, actual 07:00 + (day - 1) minutes."""
+    user = tmp_path / "User"
+    (user / "Habits").mkdir(parents=True)
+    (user / "Habits" / "run.yml").write_text("name: Run\ntype: habit\nduration: 30\n")
+    comp = user / "Schedules" / "completions"
+    comp.mkdir(parents=True)
+    for d in range(1, 11):
+        day = f"2025-03-{d:02d}"
+        (user / "Schedules" / f"{day}.yml").write_text(
+            "- name: Run\n  type: habit\n  start_time: '07:00'\n  end_time: '07:30'\n")
+        status = "missed" if d == 4 else "skipped" if d == 10 else "completed"
+        body = f"    status: {status}\n"
+        if status == "completed":
+            body += f"    actual_start: '07:{d - 1:02d}'\n    actual_end: '07:{d + 29:02d}'\n"
+        (comp / f"{day}.yml").write_text(f"entries:\n  Run@07:00:\n{body}")
+    logs = user / "Logs" / "status"
+    logs.mkdir(parents=True)
+    for d, energy in zip(range(1, 11), ["low"] * 4 + ["medium"] * 2 + ["high"] * 4):
+        (logs / f"2025-03-{d:02d}.yml").write_text(f"- time: '08:00'\n  energy: {energy}\n")
+    return user
+
+
+def test_metastudy_figures_by_hand(tmp_path):
+    user = _tiny(tmp_path)
+    sync(tmp_path, as_of=date(2025, 3, 10))
+    data = user / "Data"
+    row = q(data / "chronos_trends.db", "SELECT scheduled, completed, completion_rate, current_streak, best_streak, "
+                                        "avg_start_minute, avg_delay_minutes, actual_minutes, planned_minutes "
+                                        "FROM item_trends WHERE item_name = 'Run' AND window_days = 30")[0]
+    starts = [7 * 60 + d - 1 for d in range(1, 11) if d not in (4, 10)]
+    assert row[:5] == (10, 8, 0.8, 0, 5)            # streak broken by the skip on day 10; best run days 5-9
+    assert row[5] == pytest.approx(sum(starts) / 8) and row[6] == pytest.approx(sum(s - 420 for s in starts) / 8)
+    assert row[7] == 30.0 and row[8] == 30.0
+    wk = q(data / "chronos_trends.db", "SELECT scheduled, completed FROM item_trends WHERE item_name = 'Run' "
+                                       "AND window_days = 7")[0]
+    assert wk == (7, 5)                              # 4..10 March: day 4 missed, day 10 skipped
+    energy = q(data / "chronos_trends.db", "SELECT samples, most_common, mean_level, drift FROM status_trends "
+                                           "WHERE dimension = 'energy' AND window_days = 30")[0]
+    levels = [0] * 4 + [0.5] * 2 + [1] * 4
+    assert energy[:2] == (10, "low")                # 4 low, 4 high: the first seen wins the tie
+    assert energy[2] == pytest.approx(sum(levels) / 10)
+    assert energy[3] == pytest.approx(sum(levels[-3:]) / 3 - sum(levels[:3]) / 3)
+    digest = json.loads((data / "tendencies.json").read_text())
+    assert digest["completion"]["30"] == {"rate": 0.8, "completed": 8, "scheduled": 10}
+    md = (data / "tendencies.md").read_text()
+    assert "Tendencies as of 2025-03-10" in md and "80% (8/10)" in md
+
+
+def test_metastudy_is_deterministic_for_an_as_of(folder):
+    sync(folder.parent)
+    data = folder / "Data"
+    metastudy.build_trends(data, as_of=date(2025, 2, 1))
+    first = {f: (data / f).read_bytes() for f in ("tendencies.md", "tendencies.json")}
+    db_rows = q(data / "chronos_trends.db", "SELECT * FROM item_trends ORDER BY item_name, window_days")
+    metastudy.build_trends(data, as_of=date(2025, 2, 1))
+    assert {f: (data / f).read_bytes() for f in first} == first
+    assert q(data / "chronos_trends.db", "SELECT * FROM item_trends ORDER BY item_name, window_days") == db_rows
+    assert len(first["tendencies.md"].split()) < 600          # short enough to read in few tokens
+
+
+# --- the listener ------------------------------------------------------------------
+
+def test_listener_time_comes_from_settings(tmp_path):
+    user = tmp_path / "User"
+    (user / "settings").mkdir(parents=True)
+    assert listener.sync_time(user) == time(0, 0)
+    (user / "settings" / "Sequence.yml").write_text("listener:\n  sync_time: '02:30'\n")
+    assert listener.sync_time(user) == time(2, 30)
+    (user / "settings" / "Sequence.yml").write_text("sync_time: 04:15\n")      # unquoted: YAML reads 255
+    assert listener.sync_time(user) == time(4, 15)
+    (user / "settings" / "Sequence.yml").write_text("sync_time: 'teatime'\n")
+    with pytest.raises(ConfigError, match="not a time of day"):
+        listener.sync_time(user)
+    assert listener.next_run(datetime(2026, 1, 1, 1, 0), time(2, 30)) == datetime(2026, 1, 1, 2, 30)
+    assert listener.next_run(datetime(2026, 1, 1, 3, 0), time(2, 30)) == datetime(2026, 1, 2, 2, 30)
+    assert listener.next_run(datetime(2026, 1, 1, 2, 30), time(2, 30)) == datetime(2026, 1, 1, 2, 30)
+
+
+def test_listener_waits_for_the_time_then_syncs(folder):
+    clock = [datetime(2026, 1, 1, 23, 58)]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        clock[0] = clock[0] + __import__("datetime").timedelta(seconds=s)
+
+    logs = []
+    reports = listener.listen(folder.parent, log=logs.append, sleep=sleep, now=lambda: clock[0], cycles=1)
+    assert len(reports) == 1 and sum(slept) == 120 and logs[0] == "next sync at 2026-01-02T00:00"
+    assert (folder / "Data" / "tendencies.md").exists()
+
+
+def test_the_shipped_example_folder_syncs_cleanly(tmp_path):
+    user = tmp_path / "User"
+    shutil.copytree(EXAMPLES, user, ignore=shutil.ignore_patterns("Data"))
+    report = sync(tmp_path)
+    assert report.items >= 300 and not report.problems
+    types = {t for (t,) in q(user / "Data" / "chronos_core.db", "SELECT DISTINCT type FROM items")}
+    assert len(types) >= 18
