@@ -82,6 +82,41 @@ def test_folder_names_and_keys_in_any_case(tmp_path):
     assert tree.completions == {"2025-01-02": {"run@06:30": "completed"}}
 
 
+YAML_CASES = [
+    "a: 1\nB: 2.5\nC: true\nd: null\ne: ~\nf: 2025-01-02\ng: 2025-01-02 03:04:05\nh: 06:30\ni: 0x1f\n",
+    "- [1, 2, {X: y}]\n- !!str 12\n- '06:30'\n- .inf\n- -.5e3\n- 'quoted'\n- 1_000\n",
+    "base: &b {Name: A, Type: habit}\nuse: *b\nmerged:\n  <<: *b\n  extra: 1\n",
+    "Key With Space : value\n'Quoted Key': [a, b]\n2: int key\nnested: {Deep: {Deeper: [1, {Q: 2}]}}\n",
+    "set: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\nbinary: !!binary aGVsbG8=\n",
+    "s: |\n  line one\n  line two\nf: >\n  folded\n  text\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_CASES)
+def test_our_loader_gives_what_the_safe_loader_gives(text):
+    import yaml
+
+    from chronoledger.sequence import layout
+
+    want = layout.lower_keys(yaml.load(text, Loader=yaml.SafeLoader))
+    got = yaml.load(text, Loader=layout.Loader)
+    assert got == want and repr(got) == repr(want)
+    again = yaml.load(text, Loader=layout.Loader)          # the resolver's memory gives the same answer
+    assert repr(again) == repr(want)
+
+
+def test_our_loader_refuses_what_the_safe_loader_refuses():
+    import yaml
+
+    from chronoledger.sequence import layout
+
+    for bad in ("a: !!python/object:os.system x\n", "? [1, 2]\n: unhashable\n"):
+        with pytest.raises(yaml.YAMLError):
+            yaml.load(bad, Loader=yaml.SafeLoader)
+        with pytest.raises(yaml.YAMLError):
+            yaml.load(bad, Loader=layout.Loader)
+
+
 def test_the_user_folder_is_found_or_refused(tmp_path):
     with pytest.raises(ConfigError, match="no such folder"):
         find_user_folder(tmp_path / "nope")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import collections
 import itertools
+import json
 import math
 import mmap
 import os
@@ -40,6 +41,9 @@ except ImportError:  # pragma: no cover - Windows
 U64_MAX = 2**64 - 1
 DURABILITY = ("none", "os", "flush")
 DEFAULT_BLOCK_RECORDS = 65536
+# One encoder and decoder for every payload (json.dumps with options builds a new encoder per call).
+_JSON_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+_JSON_DECODER = json.JSONDecoder()
 MAX_QUEUED_WINDOWS = 4          # sealed windows waiting for the background writer
 _ENCODE_AHEAD = max(1, min(MAX_QUEUED_WINDOWS, os.cpu_count() or 1))   # windows encoded at once
 
@@ -465,18 +469,19 @@ class ChronicleWriter:
         return out
 
     def _payload_text(self, name, i, p) -> str:
-        import json
-
         if isinstance(p, str):
             try:
-                obj = json.loads(p)
+                obj = _JSON_DECODER.decode(p)
             except ValueError as exc:
                 raise ValidationError(f"{self.path}: {name}[{i}] is not JSON: {exc}") from None
         else:
             obj = p
         if not isinstance(obj, dict):
             raise ValidationError(f"{self.path}: {name}[{i}] must be a JSON object")
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        try:
+            return _JSON_CANONICAL.encode(obj)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{self.path}: {name}[{i}] cannot be stored as JSON: {exc}") from None
 
     def _float_array(self, name: str, arr) -> np.ndarray:
         a = np.asarray(arr)

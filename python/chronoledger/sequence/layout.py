@@ -16,9 +16,77 @@ from typing import Any
 import yaml
 
 try:
-    from yaml import CSafeLoader as Loader       # the C loader: about 10x the pure-Python one
+    from yaml import CSafeLoader as _BaseLoader  # the C parser: about 10x the pure-Python one
 except ImportError:                              # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as Loader
+    from yaml import SafeLoader as _BaseLoader
+
+
+class Loader(_BaseLoader):
+    """The safe loader (C parser), with mapping keys lower-cased (and
+    stripped) as they are built, since keys may come in any case.
+
+    Two things are done here rather than by PyYAML's generic machinery,
+    because a user folder is tens of thousands of small files whose scalars
+    repeat ("completed", "06:30", "habit"): the implicit type of a plain
+    scalar is remembered per spelling instead of re-running the resolver's
+    regular expressions, and documents are built by one recursive walk over
+    the composed nodes (strings directly; other tags through the safe
+    constructor's own methods, so values come out exactly as the safe loader
+    gives them)."""
+
+    _tags: dict = {}
+
+    def resolve(self, kind, value, implicit):
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._tags) < 200_000:
+                    self._tags[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        return None if node is None else _build(self, node, {})
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+def _build(loader: Loader, node, memo: dict):
+    """The Python value of a composed node (aliases share one object, as in PyYAML)."""
+    cls = node.__class__
+    if cls is yaml.ScalarNode:
+        if node.tag == _STR:
+            return node.value
+        return loader.yaml_constructors.get(node.tag, loader.__class__.construct_undefined)(loader, node)
+    seen = memo.get(id(node))
+    if seen is not None:
+        return seen
+    if node.tag not in (_SEQ, _MAP):          # !!omap, !!pairs, !!set...: the safe constructor's own way
+        return loader.construct_object(node, deep=True)
+    if cls is yaml.SequenceNode:
+        out: list = []
+        memo[id(node)] = out
+        out.extend(_build(loader, n, memo) for n in node.value)
+        return out
+    data: dict = {}
+    memo[id(node)] = data
+    loader.flatten_mapping(node)                 # YAML merge keys (<<), as the safe loader does
+    for key_node, value_node in node.value:
+        key = _build(loader, key_node, memo)
+        if isinstance(key, str):
+            key = key.strip().lower()
+        elif not isinstance(key, (int, float, bool, type(None), tuple, date)):
+            raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                    "found an unhashable key", key_node.start_mark)
+        data[key] = _build(loader, value_node, memo)
+    return data
+
+
 
 from chronoledger.errors import ConfigError
 
@@ -131,150 +199,164 @@ def singular(folder: str) -> str:
     return f[:-1] if f.endswith("s") and not f.endswith("ss") else f
 
 
-class Reader:
-    """Reads YAML files of one tree, keeping the problems."""
+def load_yaml(root: str, path: str, expect: str | None = None) -> tuple[Any, Problem | None]:
+    """One file's data with keys lower-cased, or (None, the Problem).
+    ``expect`` is "dict", "list" or None.  A plain function of strings, so
+    worker processes can run it."""
+    rel = _rel(root, path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        return None, Problem(rel, None, f"cannot be read: {exc.strerror or exc}")
+    if not raw.strip():
+        return None, Problem(rel, None, "the file is empty")
+    try:
+        data = yaml.load(raw, Loader=Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(x for x in (exc.context, exc.problem) if x)
+        return None, Problem(rel, mark.line + 1 if mark is not None else None, f"malformed YAML: {what}")
+    except yaml.YAMLError as exc:
+        return None, Problem(rel, None, f"malformed YAML: {exc}")
+    except UnicodeDecodeError as exc:
+        return None, Problem(rel, None, f"not UTF-8 text: {exc}")
+    want = {"dict": dict, "list": list}.get(expect or "")
+    if want is not None and not isinstance(data, want):
+        return None, Problem(rel, 1, f"expected {'a mapping' if want is dict else 'a list'}, "
+                                     f"found {type(data).__name__}")
+    return data, None
 
-    def __init__(self, tree: UserTree):
-        self.tree = tree
 
-    def rel(self, path: Path) -> str:
-        return path.relative_to(self.tree.root).as_posix()
+def _rel(root: str, path: str) -> str:
+    """``path`` relative to ``root``, with / separators (os.path.relpath is slow, and paths here are
+    always under the root they were found in)."""
+    if path.startswith(root) and path[len(root):len(root) + 1] in (os.sep, "/"):
+        path = path[len(root) + 1:]
+    else:
+        path = os.path.relpath(path, root)
+    return path.replace(os.sep, "/")
 
-    def load(self, path: Path, expect: type | tuple[type, ...] | None = None) -> Any:
-        """The file's data with keys lower-cased, or None (and a Problem)."""
-        self.tree.files += 1
-        rel = self.rel(path)
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except OSError as exc:
-            self.tree.problems.append(Problem(rel, None, f"cannot be read: {exc.strerror or exc}"))
-            return None
-        if not raw.strip():
-            self.tree.problems.append(Problem(rel, None, "the file is empty"))
-            return None
-        try:
-            data = yaml.load(raw, Loader=Loader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            what = " ".join(x for x in (exc.context, exc.problem) if x)
-            self.tree.problems.append(Problem(rel, line, f"malformed YAML: {what}"))
-            return None
-        except yaml.YAMLError as exc:
-            self.tree.problems.append(Problem(rel, None, f"malformed YAML: {exc}"))
-            return None
-        except UnicodeDecodeError as exc:
-            self.tree.problems.append(Problem(rel, None, f"not UTF-8 text: {exc}"))
-            return None
-        data = lower_keys(data)
-        if expect is not None and not isinstance(data, expect):
-            kinds = expect if isinstance(expect, tuple) else (expect,)
-            want = " or ".join({dict: "a mapping", list: "a list"}.get(k, k.__name__) for k in kinds)
-            self.tree.problems.append(Problem(rel, 1, f"expected {want}, found {type(data).__name__}"))
-            return None
-        return data
+
+def load_many(root: Path, tasks: list[tuple[str, str | None]]) -> list:
+    """load_yaml over many files, in order.  (Worker processes were tried: on
+    two cores the copying of results and copy-on-write of the parent's heap
+    cost more than they saved.)"""
+    r = str(root)
+    return [load_yaml(r, path, expect) for path, expect in tasks]
+
+
+def _scan(folder: Path, pattern: re.Pattern) -> list[tuple[str, re.Match]]:
+    out = []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        m = pattern.match(e.name)
+        if m and e.is_file():
+            out.append((e.path, m))
+    return out
 
 
 def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
     """Read every item, log and setting of the user folder at (or in) ``path``."""
     root = find_user_folder(path)
     tree = UserTree(root=root)
-    rd = Reader(tree)
+    tasks: list[tuple[str, str | None]] = []
+    plan: list[tuple[str, Any]] = []          # what each task is for, in task order
+
+    def add(p: str, expect: str | None, what: str, key: Any) -> None:
+        tasks.append((p, expect))
+        plan.append((what, key))
+
     for entry in sorted(os.scandir(root), key=lambda e: e.name.lower()):
-        if not entry.is_dir():
+        if not entry.is_dir() or entry.name.lower() in SPECIAL:
             continue
         lname = entry.name.lower()
-        if lname in SPECIAL:
-            continue
-        folder = Path(entry.path)
-        default_type = singular(entry.name)
-        for f in sorted(os.scandir(folder), key=lambda e: e.name):
-            m = _ITEM_FILE.match(f.name)
-            if not m or not f.is_file():
-                continue
+        for fpath, m in _scan(Path(entry.path), _ITEM_FILE):
             if lname == "rewards" and m.group(1).lower() == "points":
                 continue                      # the points ledger, not a reward
-            p = Path(f.path)
-            data = rd.load(p, dict)
-            if data is None:
-                continue
-            name = data.get("name")
-            if not isinstance(name, str) or not name.strip():
-                tree.problems.append(Problem(rd.rel(p), 1, "the item has no name"))
-                continue
-            itype = data.get("type")
-            itype = itype.strip().lower() if isinstance(itype, str) and itype.strip() else default_type
-            tree.items.append(Item(slug=m.group(1), type=itype, name=name.strip(), path=rd.rel(p), data=data,
-                                   mtime=f.stat().st_mtime))
-
+            add(fpath, "dict", "item", (m.group(1), singular(entry.name)))
     schedules = child(root, "schedules")
     if schedules is not None:
-        for f in sorted(os.scandir(schedules), key=lambda e: e.name):
-            m = _DATE_FILE.match(f.name)
-            if m and f.is_file():
-                data = rd.load(Path(f.path), list)
-                if data is not None:
-                    tree.schedules[m.group(1)] = data
+        for fpath, m in _scan(schedules, _DATE_FILE):
+            add(fpath, "list", "schedule", m.group(1))
         comp = child(schedules, "completions")
         if comp is not None:
-            for f in sorted(os.scandir(comp), key=lambda e: e.name):
-                m = _DATE_FILE.match(f.name)
-                if m and f.is_file():
-                    data = rd.load(Path(f.path), dict)
-                    if data is None:
-                        continue
-                    entries = data.get("entries") or {}
-                    if not isinstance(entries, dict):
-                        tree.problems.append(Problem(rd.rel(Path(f.path)), None, "entries: expected a mapping"))
-                        continue
-                    tree.completions[m.group(1)] = entries
-
+            for fpath, m in _scan(comp, _DATE_FILE):
+                add(fpath, "dict", "completions", m.group(1))
     rewards = child(root, "rewards")
     points = child(rewards, "points.yml") if rewards is not None else None
     if points is not None:
-        tree.points = rd.load(points, dict) or {}
-
+        add(str(points), "dict", "points", None)
     logs = child(root, "logs")
     status = child(logs, "status") if logs is not None else None
     if status is not None:
-        for f in sorted(os.scandir(status), key=lambda e: e.name):
-            m = _DATE_FILE.match(f.name)
-            if m and f.is_file():
-                data = rd.load(Path(f.path), list)
-                if data is not None:
-                    tree.status[m.group(1)] = data
-    narr = child(logs, "narratives") if logs is not None else None
-    if narr is not None:
-        for f in sorted(os.scandir(narr), key=lambda e: e.name):
-            m = re.match(r"^(\d{4}-\d{2}-\d{2})\.md$", f.name, re.I)
-            if m and f.is_file():
-                try:
-                    tree.narratives[m.group(1)] = Path(f.path).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    tree.problems.append(Problem(rd.rel(Path(f.path)), None, f"cannot be read: {exc}"))
-
+        for fpath, m in _scan(status, _DATE_FILE):
+            add(fpath, "list", "status", m.group(1))
     reviews = child(root, "reviews")
     if reviews is not None:
         for kind in ("daily", "weekly", "monthly"):
             folder = child(reviews, kind)
-            if folder is None:
-                continue
-            for f in sorted(os.scandir(folder), key=lambda e: e.name):
-                if _ITEM_FILE.match(f.name) and f.is_file():
-                    data = rd.load(Path(f.path), dict)
-                    if data is not None:
-                        tree.reviews.append((kind, rd.rel(Path(f.path)), data))
-
+            if folder is not None:
+                for fpath, _ in _scan(folder, _ITEM_FILE):
+                    add(fpath, "dict", "review", kind)
     settings = child(root, "settings")
     if settings is not None:
-        for f in sorted(os.scandir(settings), key=lambda e: e.name):
-            m = _ITEM_FILE.match(f.name)
-            if m and f.is_file():
-                data = rd.load(Path(f.path))
-                if data is not None:
-                    tree.settings[m.group(1).lower()] = data
+        for fpath, m in _scan(settings, _ITEM_FILE):
+            add(fpath, None, "setting", m.group(1).lower())
+
+    results = load_many(root, tasks)
+    tree.files = len(tasks)
+    for (fpath, _), (what, key), (data, problem) in zip(tasks, plan, results):
+        if problem is not None:
+            tree.problems.append(problem)
+            continue
+        rel = _rel(str(root), fpath)
+        if what == "item":
+            name = data.get("name")
+            if not isinstance(name, str) or not name.strip():
+                tree.problems.append(Problem(rel, 1, "the item has no name"))
+                continue
+            itype = data.get("type")
+            itype = itype.strip().lower() if isinstance(itype, str) and itype.strip() else key[1]
+            tree.items.append(Item(slug=key[0], type=itype, name=name.strip(), path=rel, data=data,
+                                   mtime=os.stat(fpath).st_mtime))
+        elif what == "schedule":
+            tree.schedules[key] = data
+        elif what == "completions":
+            entries = data.get("entries") or {}
+            if not isinstance(entries, dict):
+                tree.problems.append(Problem(rel, None, "entries: expected a mapping"))
+            else:
+                tree.completions[key] = entries
+        elif what == "points":
+            tree.points = data
+        elif what == "status":
+            tree.status[key] = data
+        elif what == "review":
+            tree.reviews.append((key, rel, data))
+        else:
+            tree.settings[key] = data
+    narr = child(logs, "narratives") if logs is not None else None
+    if narr is not None:
+        for fpath, m in _scan(narr, re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$", re.I)):
+            try:
+                tree.narratives[m.group(1)] = Path(fpath).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                tree.problems.append(Problem(os.path.relpath(fpath, root), None, f"cannot be read: {exc}"))
     return tree
+
+
+class Reader:
+    """Reads single YAML files of a tree, keeping the problems (the listener's settings)."""
+
+    def __init__(self, tree: UserTree):
+        self.tree = tree
+
+    def load(self, path: Path, expect: type | None = None) -> Any:
+        data, problem = load_yaml(str(self.tree.root), str(path),
+                                  {dict: "dict", list: "list"}.get(expect) if expect else None)
+        if problem is not None:
+            self.tree.problems.append(problem)
+        return data
 
 
 def valid_date(text: str) -> bool:

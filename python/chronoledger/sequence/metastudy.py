@@ -125,8 +125,11 @@ def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: da
             by_type[f.type or "unknown"].append(f)
         for t, fs in by_type.items():
             out["types"].setdefault(t, {})[w] = _group_stats(fs)
+        by_weekday: dict[int, list[Fact]] = defaultdict(list)
+        for f in window:
+            by_weekday[f.weekday].append(f)
         for wd in range(7):
-            fs = [f for f in window if f.weekday == wd]
+            fs = by_weekday[wd]
             out["weekdays"].setdefault(WEEKDAYS[wd], {})[w] = {
                 "scheduled": len(fs), "completed": sum(f.status == "completed" for f in fs),
                 "completion_rate": (sum(f.status == "completed" for f in fs) / len(fs)) if fs else None}
@@ -140,10 +143,12 @@ def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: da
             out["status"].setdefault(dim, {})[w] = {
                 "samples": len(vals), "most_common": Counter(vals).most_common(1)[0][0] if vals else None,
                 "mean_level": _mean(nums), "drift": drift}
-        wre = [r for r in reinf if start <= r[0][:10] <= end]
-        names = sorted({r[2] for r in wre})
-        for n in names:
-            rs = [r for r in wre if r[2] == n]
+        by_source: dict[str, list[tuple]] = defaultdict(list)
+        for r in reinf:
+            if start <= r[0][:10] <= end:
+                by_source[r[2]].append(r)
+        for n in sorted(by_source):
+            rs = by_source[n]
             out["reinforcements"].setdefault(n, {})[w] = {
                 "kind": rs[0][1], "fired": len(rs), "met": sum(r[3] == "met" for r in rs),
                 "violated": sum(r[3] == "violated" for r in rs)}

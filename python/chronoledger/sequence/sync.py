@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import fcntl
+import functools
 import json
 import os
 import time
@@ -44,6 +45,17 @@ RELATION_KINDS = ("children", "milestones", "rewards", "targets")
 def hhmm(value: Any) -> str | None:
     """"6:30", "06:30", "06:30:00", a time, or YAML's reading of an unquoted
     06:30 (390, sexagesimal) as "HH:MM"; None when it is not a time of day."""
+    if type(value) is str:          # the same few hundred spellings, read 100,000s of times
+        return _hhmm_text(value)
+    return _hhmm(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _hhmm_text(value: str) -> str | None:
+    return _hhmm(value)
+
+
+def _hhmm(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if hasattr(value, "hour") and hasattr(value, "minute"):
@@ -108,8 +120,11 @@ def stamp(value: Any, day: str | None = None) -> str | None:
     return None
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return _ENCODER.encode(value)
 
 
 def _tags(value: Any) -> str:
@@ -391,22 +406,20 @@ class Builder:
             names = [str(t.get("name") if isinstance(t, dict) else t).lower() for t in targets]
             hits = sorted(d for n in names for d in by_name.get(n, []))
             trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
-            start = first - timedelta(days=first.weekday()) if period == "week" else first
-            step = timedelta(days=7 if period == "week" else 1)
-            while start <= last:
-                end = start + step
-                if end - timedelta(days=1) > last:
-                    break                       # a period still running is not judged
-                n = bisect.bisect_left(hits, end.isoformat()) - bisect.bisect_left(hits, start.isoformat())
+            # the same actions every period: encoded once
+            actions_met = (trig.get("on_met") or [], _json(trig.get("on_met") or []))
+            actions_violated = (trig.get("on_violation") or [], _json(trig.get("on_violation") or []))
+            period_json = _json(period)
+            for p_start, p_end, p_last, label in _periods(first, last, period):
+                n = bisect.bisect_left(hits, p_end) - bisect.bisect_left(hits, p_start)
                 met = n >= times
-                label = f"{start.isocalendar()[0]}-W{start.isocalendar()[1]:02d}" if period == "week" \
-                    else start.isoformat()
-                out.append({"ts": f"{(end - timedelta(days=1)).isoformat()}T23:59:59", "source_type": "commitment",
+                actions = actions_met if met else actions_violated
+                out.append({"ts": f"{p_last}T23:59:59", "source_type": "commitment",
                             "source_name": it.name, "trigger": "on_met" if met else "on_violation",
                             "period": label, "outcome": "met" if met else "violated",
-                            "actions": trig.get("on_met" if met else "on_violation") or [],
-                            "detail": {"count": n, "times": times, "period": period}})
-                start = end
+                            "actions": actions[0], "actions_json": actions[1],
+                            "detail": {"count": n, "times": times, "period": period},
+                            "detail_json": f'{{"count": {n}, "period": {period_json}, "times": {times}}}'})
         rewards = {it.name.lower(): it for it in self.tree.items if it.type == "reward"}
         for ts, delta, reason, source, _, _ in self.points_ledger():
             if source == "reward" and isinstance(reason, str):
@@ -414,33 +427,33 @@ class Builder:
                 it = rewards.get(name)
                 if it is not None:
                     trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
+                    actions = trig.get("on_complete") or []
                     out.append({"ts": ts, "source_type": "reward", "source_name": it.name, "trigger": "on_complete",
-                                "period": None, "outcome": "redeemed", "actions": trig.get("on_complete") or [],
-                                "detail": {"points": delta}})
+                                "period": None, "outcome": "redeemed", "actions": actions,
+                                "actions_json": _json(actions), "detail": {"points": delta},
+                                "detail_json": _json({"points": delta})})
         out.sort(key=lambda t: (t["ts"], t["source_name"]))
         return out
 
-    def events(self) -> list[tuple[str, str, str]]:
-        """(ts, type, payload) for what happened, from the logs."""
+    def events(self) -> list[tuple[str, str, dict]]:
+        """(ts, type, payload) for what happened, from the logs, in time order."""
         ev = []
+        keys = ("name", "status", "date", "scheduled_start", "actual_start", "quality")
         for c in self.completions:
             ts = c["logged_at"] or (f"{c['date']}T{c['actual_end'] or c['scheduled_start'] or '00:00'}:00")
-            ev.append((ts, "completion", _json({k: c[k] for k in ("name", "status", "date", "scheduled_start",
-                                                                  "actual_start", "quality")})))
+            ev.append((ts, "completion", {k: c[k] for k in keys}))
         for ts, delta, reason, source, _, balance in self.points_ledger():
-            ev.append((ts, "points", _json({"delta": delta, "reason": reason, "source": source,
-                                            "balance": balance})))
+            ev.append((ts, "points", {"delta": delta, "reason": reason, "source": source, "balance": balance}))
         for kind, path, data in self.tree.reviews:
             label = data.get("week") or data.get("month") or data.get("date") or Path(path).stem
             day = iso_date(data.get("date")) or _review_day(str(label))
             ev.append((f"{day}T23:59:59" if day else "0000-01-01T00:00:00", "review",
-                       _json({"kind": kind, "label": str(label), "path": path,
-                              **{k: v for k, v in data.items() if k in ("highlights", "lowlights", "lessons",
-                                                                         "next_week")}})))
+                       {"kind": kind, "label": str(label), "path": path,
+                        **{k: v for k, v in data.items() if k in ("highlights", "lowlights", "lessons", "next_week")}}))
+        tkeys = ("source_type", "source_name", "trigger", "period", "outcome")
         for t in self.triggers():
-            ev.append((t["ts"], "trigger", _json({k: t[k] for k in ("source_type", "source_name", "trigger",
-                                                                     "period", "outcome")})))
-        ev.sort()
+            ev.append((t["ts"], "trigger", {k: t[k] for k in tkeys}))
+        ev.sort(key=lambda e: (e[0], e[1]))        # stable: equal times keep the order above
         return ev
 
     def memory(self, conn: apsw.Connection) -> dict[str, int]:
@@ -483,12 +496,30 @@ class Builder:
                          "emotion, vibe, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", snaps)
         conn.executemany("INSERT INTO narratives VALUES (?, ?)", sorted(self.tree.narratives.items()))
         reinf = [(t["ts"], t["source_type"], t["source_name"], t["outcome"],
-                  _num(t["detail"].get("points")) or _points_of(t["actions"]), _json(t["detail"]))
+                  _num(t["detail"].get("points")) or _points_of(t["actions"]), t["detail_json"])
                  for t in self.triggers()]
         conn.executemany("INSERT INTO reinforcements (ts, kind, source_name, outcome, points, detail_json) "
                          "VALUES (?, ?, ?, ?, ?, ?)", reinf)
         return {"activity_facts": len(facts), "status_snapshots": len(snaps),
                 "narratives": len(self.tree.narratives), "reinforcements": len(reinf)}
+
+
+@functools.lru_cache(maxsize=64)
+def _periods(first: date, last: date, period: str) -> tuple[tuple[str, str, str, str], ...]:
+    """The whole periods (weeks from Monday, or days) between two dates, as
+    (first day, first day after, last day, label) text; one still running
+    at ``last`` is not judged.  Shared by every commitment of a sync."""
+    out = []
+    start = first - timedelta(days=first.weekday()) if period == "week" else first
+    step = timedelta(days=7 if period == "week" else 1)
+    while True:
+        end = start + step
+        if end - timedelta(days=1) > last:
+            return tuple(out)
+        iso = start.isocalendar()
+        label = f"{iso[0]}-W{iso[1]:02d}" if period == "week" else start.isoformat()
+        out.append((start.isoformat(), end.isoformat(), (end - timedelta(days=1)).isoformat(), label))
+        start = end
 
 
 def _points_of(actions: list) -> float | None:
@@ -588,33 +619,23 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
         tree = read_user_folder(user)
         builder = Builder(tree)
         report.files, report.items = tree.files, len(tree.items)
+        # (building them in worker processes was tried: on two cores, copying
+        # the read tree into them cost more than it saved)
+        results = {n: _timed(lambda n=n: _build_one(n, data, builder, as_of), progress, n) for n in databases}
         for name in databases:
-            if progress:
-                progress(name)
-            t = time.perf_counter()
-            target = data / schema.FILES[name]
-            try:
-                if name == "core":
-                    counts = db.atomic_rebuild(target, builder.core, user_version=schema.VERSIONS["core"])
-                elif name == "memory":
-                    counts = db.atomic_rebuild(target, builder.memory, user_version=schema.VERSIONS["memory"])
-                elif name == "events":
-                    counts = _build_events(data, builder)
-                else:
-                    from chronoledger.sequence.metastudy import build_trends
-
-                    counts = build_trends(data, builder, as_of=as_of)
-            except Exception as exc:
-                reg["databases"][name].update({"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            outcome = results[name]
+            if isinstance(outcome, BaseException):
+                reg["databases"][name].update({"status": "failed",
+                                               "error": f"{type(outcome).__name__}: {outcome}"})
                 write_registry(data, reg)
-                raise
+                raise outcome
+            counts, seconds = outcome
             entry = reg["databases"].setdefault(name, {})
             entry.pop("error", None)
             entry.update({"file": schema.FILES[name], "schema_version": schema.VERSIONS[name],
                           "counts": counts, "last_sync": now_text(), "last_attempt": attempt, "status": "ok",
                           "source": fp})
-            report.built[name] = {"file": schema.FILES[name], "counts": counts,
-                                  "seconds": round(time.perf_counter() - t, 3)}
+            report.built[name] = {"file": schema.FILES[name], "counts": counts, "seconds": round(seconds, 3)}
         report.problems = tree.problems
         report.unresolved = builder.unresolved
         reg["user_folder"] = "."          # relative: the registry lives inside the user folder
@@ -624,24 +645,51 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
     return report
 
 
+def _build_one(name: str, data: Path, builder: Builder, as_of: date | None = None) -> dict[str, int]:
+    target = data / schema.FILES[name]
+    if name == "core":
+        return db.atomic_rebuild(target, builder.core, user_version=schema.VERSIONS["core"])
+    if name == "memory":
+        return db.atomic_rebuild(target, builder.memory, user_version=schema.VERSIONS["memory"])
+    if name == "events":
+        return _build_events(data, builder)
+    from chronoledger.sequence.metastudy import build_trends
+
+    return build_trends(data, builder, as_of=as_of)
+
+
+def _timed(fn, progress, name):
+    """(counts, seconds), or the exception (sync() reports it per database)."""
+    t = time.perf_counter()
+    try:
+        counts = fn()
+    except Exception as exc:   # noqa: BLE001 - reported per database by sync()
+        return exc
+    finally:
+        if progress:
+            progress(name)
+    return counts, time.perf_counter() - t
+
+
 def _build_events(data: Path, builder: Builder) -> dict[str, int]:
     """chronos_events.db from the logs, keeping the command runs (and their
     events) of the database it replaces; the chronicle log is rebuilt with it."""
     target = data / schema.FILES["events"]
     old_runs, old_cmd_events = _previous_commands(target)
-    events = builder.events() + old_cmd_events
-    events.sort()
+    events = builder.events() + [(ts, et, json.loads(p)) for ts, et, p in old_cmd_events]
+    events.sort(key=lambda e: (e[0], e[1]))
     triggers = builder.triggers()
 
     def fill(conn: apsw.Connection) -> dict[str, int]:
         conn.execute(schema.EVENTS)
-        conn.executemany("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)", events)
+        conn.executemany("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)",
+                         [(ts, et, _json(p)) for ts, et, p in events])
         conn.executemany("INSERT INTO command_runs (ts, command, args_json, duration_s, result, detail) "
                          "VALUES (?, ?, ?, ?, ?, ?)", old_runs)
         conn.executemany("INSERT INTO trigger_log (ts, source_type, source_name, trigger, period, outcome, "
                          "actions_json, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          [(t["ts"], t["source_type"], t["source_name"], t["trigger"], t["period"], t["outcome"],
-                           _json(t["actions"]), _json(t["detail"])) for t in triggers])
+                           t["actions_json"], t["detail_json"]) for t in triggers])
         return {"events": len(events), "command_runs": len(old_runs), "trigger_log": len(triggers)}
 
     counts = db.atomic_rebuild(target, fill, user_version=schema.VERSIONS["events"])
@@ -688,7 +736,7 @@ def _rebuild_event_log(data: Path, events: list[tuple]) -> None:
             if events:
                 ch.extend({"timestamp": np.array([_micros(e[0]) for e in events], dtype=np.uint64),
                            "event_type": np.array([e[1] for e in events], dtype=object),
-                           "payload": np.array([e[2] for e in events], dtype=object)})
+                           "payload": np.array([e[2] for e in events], dtype=object)})     # dicts
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
