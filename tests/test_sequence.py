@@ -419,3 +419,17 @@ def test_the_shipped_example_folder_syncs_cleanly(tmp_path):
     assert report.items >= 300 and not report.problems
     types = {t for (t,) in q(user / "Data" / "chronos_core.db", "SELECT DISTINCT type FROM items")}
     assert len(types) >= 18
+
+
+def test_the_queries_in_docs_agents_md_run(folder):
+    import re
+
+    sync(folder.parent)
+    text = (Path(__file__).resolve().parents[1] / "docs" / "agents.md").read_text(encoding="utf-8")
+    block = re.search(r"```sql\n(.*?)```", text, re.S).group(1)
+    code = "\n".join(line for line in block.splitlines() if not line.strip().startswith("--"))
+    queries = [q.strip() for q in code.split(";") if q.strip()]
+    assert len(queries) == 3
+    for sql in queries:
+        names, _ = run_query(folder / "Data", sql)
+        assert names

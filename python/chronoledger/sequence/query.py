@@ -56,12 +56,18 @@ def open_readonly(data: Path, main: str = "core") -> apsw.Connection:
 def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of a read-only query; anything else raises QueryError."""
     conn = open_readonly(data, main)
+    names: list[str] = []
+
+    def columns(cursor, statement, bindings) -> bool:
+        # read as each statement starts: once a query with no rows has run,
+        # apsw no longer describes it
+        names[:] = [d[0] for d in cursor.get_description()]
+        return True
+
     try:
-        cur = conn.execute(sql)
-        try:
-            names = [d[0] for d in cur.getdescription()]
-        except apsw.ExecutionCompleteError:
-            return [], []
+        cur = conn.cursor()
+        cur.exec_trace = columns
+        cur.execute(sql)
         rows = []
         for row in cur:
             rows.append(tuple(row))
