@@ -444,8 +444,7 @@ class ChronicleWriter:
             if name in ("phase", "event_type"):
                 out[name] = self._labels(name, arr, (labels or {}).get(name))
             elif name == "payload":
-                out[name] = np.asarray([self._payload_text(name, i, p) for i, p in enumerate(arr.tolist())],
-                                       dtype=object)
+                out[name] = np.asarray(self._payload_texts(name, arr.tolist()), dtype=object)
             elif name == "action_code":
                 a = np.asarray(arr)
                 if a.size and (a.dtype.kind not in "iu" or a.min() < -1 or a.max() > 255):
@@ -467,6 +466,17 @@ class ChronicleWriter:
         else:
             out.setdefault("payload", np.full(n, "{}", dtype=object))
         return out
+
+    def _payload_texts(self, name, values: list) -> list[str]:
+        # A batch of dicts (the usual case) is encoded in one pass; anything
+        # else, or a dict that will not encode, goes value by value so the
+        # error names the index.
+        if all(type(p) is dict for p in values):
+            try:
+                return list(map(_JSON_CANONICAL.encode, values))
+            except (TypeError, ValueError):
+                pass
+        return [self._payload_text(name, i, p) for i, p in enumerate(values)]
 
     def _payload_text(self, name, i, p) -> str:
         if isinstance(p, str):

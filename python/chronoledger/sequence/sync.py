@@ -447,7 +447,7 @@ class Builder:
         for kind, path, data in self.tree.reviews:
             label = data.get("week") or data.get("month") or data.get("date") or Path(path).stem
             day = iso_date(data.get("date")) or _review_day(str(label))
-            ev.append((f"{day}T23:59:59" if day else "0000-01-01T00:00:00", "review",
+            ev.append((f"{day}T23:59:59" if day else "1970-01-01T00:00:00", "review",
                        {"kind": kind, "label": str(label), "path": path,
                         **{k: v for k, v in data.items() if k in ("highlights", "lowlights", "lessons", "next_week")}}))
         tkeys = ("source_type", "source_name", "trigger", "period", "outcome")
@@ -724,6 +724,16 @@ def _micros(ts: str) -> int:
     return max(0, int(dt.timestamp() * 1_000_000))
 
 
+def _micros_array(stamps: list[str]) -> np.ndarray:
+    """_micros for many "YYYY-MM-DDTHH:MM:SS" texts at once (numpy parses ISO times in C)."""
+    try:
+        t = np.array(stamps, dtype="datetime64[us]")
+    except ValueError:                    # an odd form: one at a time
+        return np.array([_micros(x) for x in stamps], dtype=np.uint64)
+    us = t.astype(np.int64)
+    return np.maximum(us, 0).astype(np.uint64)
+
+
 def _rebuild_event_log(data: Path, events: list[tuple]) -> None:
     """The same events as a chronicle event log, built beside and renamed in."""
     from chronoledger.chronicle import Chronicle
@@ -734,7 +744,7 @@ def _rebuild_event_log(data: Path, events: list[tuple]) -> None:
     try:
         with Chronicle.open(tmp, "w", schema="event", metadata={"source": "sequence sync"}) as ch:
             if events:
-                ch.extend({"timestamp": np.array([_micros(e[0]) for e in events], dtype=np.uint64),
+                ch.extend({"timestamp": _micros_array([e[0] for e in events]),
                            "event_type": np.array([e[1] for e in events], dtype=object),
                            "payload": np.array([e[2] for e in events], dtype=object)})     # dicts
         os.replace(tmp, target)
