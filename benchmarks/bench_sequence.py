@@ -101,7 +101,7 @@ def naive_sync(user: Path) -> None:
                     seq._json(t["actions"]), seq._json(t["detail"])) for t in b.triggers()])
     c.conn.commit()
     c.conn.close()
-    seq._rebuild_event_log(data, events)
+    seq._pending_event_log(data, events).commit()
     metastudy.build_trends(data)
 
 

@@ -79,7 +79,7 @@ def test_folder_names_and_keys_in_any_case(tmp_path):
     by = {it.name: it for it in tree.items}
     assert by["Run"].type == "habit" and by["Run"].data["duration"] == "00:20" and by["Run"].data["tags"] == ["a"]
     assert by["Tent"].type == "inventory_item" and singular("Inventories") == "inventory"
-    assert tree.completions == {"2025-01-02": {"run@06:30": "completed"}}
+    assert tree.completions == {"2025-01-02": {"Run@06:30": "completed"}}      # entry keys are names: case kept
 
 
 YAML_CASES = [
@@ -234,9 +234,8 @@ def test_a_sync_killed_midway_leaves_the_previous_mirrors(folder):
     (folder / "Tasks" / "new_task.yml").write_text("name: New Task\ntype: task\n")
     r = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(folder.parent)], capture_output=True)
     assert r.returncode == -signal.SIGKILL
-    assert (data / "chronos_memory.db").read_bytes() == before["chronos_memory.db"]
-    assert (data / "chronos_trends.db").read_bytes() == before["chronos_trends.db"]
-    assert q(data / "chronos_core.db", "PRAGMA integrity_check") == [("ok",)]     # core was replaced whole
+    for f, content in before.items():           # every mirror as it was: none is put in place until all are built
+        assert (data / f).read_bytes() == content, f
     assert list(data.glob(".*.building-*"))                                      # the half-built file
     sync(folder.parent)
     assert not list(data.glob(".*.building-*"))
@@ -433,3 +432,173 @@ def test_the_queries_in_docs_agents_md_run(folder):
     for sql in queries:
         names, _ = run_query(folder / "Data", sql)
         assert names
+
+
+# --- what a review found: odd files, races, the metastudy's arithmetic ------------
+
+def test_odd_values_anywhere_are_reported_not_fatal(tmp_path):
+    user = tmp_path / "User"
+    (user / "Tasks").mkdir(parents=True)
+    (user / "Tasks" / "ok.yml").write_text("name: Ok\ntype: task\ncategory: {nested: true}\nstatus: [a, b]\n")
+    (user / "Tasks" / "baddate.yml").write_text("name: Bad Date\ndue_date: 2025-02-30\n")
+    (user / "Tasks" / "huge.yml").write_text("name: Huge\npoints: " + "9" * 5000 + "\n")
+    (user / "Tasks" / "deep.yml").write_text("name: Deep\nx: " + "[" * 3000 + "]" * 3000 + "\n")
+    (user / "Tasks" / "loop.yml").write_text("name: Loop\nx: &a [*a]\n")
+    bomb = "name: Bomb\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(7))
+    (user / "Tasks" / "bomb.yml").write_text(bomb)
+    (user / "Tasks" / "binary.yml").write_bytes(b"name: caf\xe9\n")                # Latin-1, not UTF-8
+    (user / "tasks").mkdir()
+    (user / "tasks" / "ok.yml").write_text("name: Ok Again\ntype: task\n")          # same (type, slug)
+    sched = user / "Schedules"
+    (sched / "completions").mkdir(parents=True)
+    (sched / "2025-02-30.yml").write_text("- name: Ok\n")                              # not a date
+    (sched / "2025-01-01.yml").write_text("- name: {odd: 1}\n  type: [x]\n  status: {y: 2}\n  start_time: '07:00'\n")
+    (sched / "completions" / "2025-01-01.yml").write_text(
+        "entries:\n  Ok@07:00: {status: completed, note: {a: 1}, type: [t], quality: .nan}\n  Odd: 5\n")
+    (user / "Rewards").mkdir()
+    (user / "Rewards" / "points.yml").write_text(
+        "ledger:\n- {date: '2025-01-01 08:00:00', delta: .nan, reason: x}\n"
+        "- {date: '2025-01-01 09:00:00', delta: 3, reason: {why: 1}, source: [a]}\n")
+    (user / "Commitments").mkdir()
+    (user / "Commitments" / "c.yml").write_text("name: C\nrule: {times: .inf, period: fortnight}\n"
+                                                "targets: [Ok]\n")
+    (user / "Reviews" / "weekly").mkdir(parents=True)
+    (user / "Reviews" / "weekly" / "w.yml").write_text("week: 2025-W01\nlessons: [2025-01-03, {a: 2025-01-04}]\n")
+    report = sync(tmp_path)                                       # every mirror built despite all of it
+    msgs = {p.path: p for p in report.problems}
+    assert "a value cannot be read" in msgs["Tasks/baddate.yml"].reason
+    assert "a value cannot be read" in msgs["Tasks/huge.yml"].reason
+    assert "nested too deeply" in msgs["Tasks/deep.yml"].reason
+    assert "recursive" in msgs["Tasks/loop.yml"].reason
+    assert "once its aliases are expanded" in msgs["Tasks/bomb.yml"].reason
+    assert "UTF-8" in msgs["Tasks/binary.yml"].reason
+    assert "already holds the task" in msgs["tasks/ok.yml"].reason
+    assert "is not a date" in msgs["Schedules/2025-02-30.yml"].reason
+    assert "is not one of day, week, month" in msgs["Commitments/c.yml"].reason and not msgs["Commitments/c.yml"].skipped
+    assert "finite numeric delta" in msgs["Rewards/points.yml"].reason
+    assert "no status" in msgs["Schedules/completions/2025-01-01.yml"].reason
+    core = user / "Data" / "chronos_core.db"
+    assert q(core, "SELECT category, status FROM items WHERE name = 'Ok'") == [('{"nested": true}', '["a", "b"]')]
+    assert q(core, "SELECT note, item_type, quality FROM completions") == [('{"a": 1}', '["t"]', None)]
+    assert q(core, "SELECT delta, reason, source FROM points_ledger") == [(3.0, '{"why": 1}', '["a"]')]
+    assert report.skipped == 8          # the eight files above; the rest are warnings about values
+
+
+def test_completion_names_keep_their_case_and_match_blocks_once(tmp_path):
+    user = tmp_path / "User"
+    (user / "Habits").mkdir(parents=True)
+    (user / "Habits" / "walk.yml").write_text("name: Walk\n")
+    (user / "Habits" / "read.yml").write_text("name: Read\n")
+    sched = user / "Schedules"
+    (sched / "completions").mkdir(parents=True)
+    (sched / "2025-01-06.yml").write_text(
+        "- name: Morning\n  start_time: '06:00'\n  children:\n  - {name: Read, start_time: '06:10', duration: 10}\n"
+        "- name: Walk\n  start_time: '07:00'\n  duration: 30\n")
+    (sched / "completions" / "2025-01-06.yml").write_text(
+        "entries:\n  Walk: completed\n  Read@06:10: {status: completed, actual_start: '06:12', actual_end: '06:20'}\n")
+    sync(tmp_path)
+    data = user / "Data"
+    assert q(data / "chronos_core.db", "SELECT item_name FROM completions ORDER BY item_name") == [("Read",), ("Walk",)]
+    facts = q(data / "chronos_memory.db", "SELECT name, depth, status FROM activity_facts ORDER BY name")
+    assert facts == [("Morning", 0, "unlogged"), ("Read", 1, "completed"), ("Walk", 0, "completed")]
+    assert q(data / "chronos_trends.db", "SELECT item_name, scheduled, completed FROM item_trends WHERE "
+                                         "window_days = 7 ORDER BY item_name") == \
+        [("Morning", 1, 0), ("Read", 1, 1), ("Walk", 1, 1)]
+
+
+def test_clock_figures_wrap_around_midnight_and_planned_meets_actual_like_with_like():
+    f = metastudy.Fact
+    facts = [f("2025-01-01", 2, "Late", "habit", "completed", 23 * 60 + 50, 0.0, 30.0, 30.0),
+             f("2025-01-02", 3, "Late", "habit", "completed", 10, 0.0, 30.0, 30.0),
+             f("2025-01-03", 4, "Late", "habit", "skipped", None, None, 60.0, None)]
+    st = metastudy._group_stats(facts)
+    assert st["avg_start_minute"] == pytest.approx(0.0, abs=1e-6) or st["avg_start_minute"] == pytest.approx(1440)
+    assert st["start_stddev_minutes"] == pytest.approx(10.0)
+    assert (st["planned_minutes"], st["actual_minutes"]) == (30.0, 30.0)     # the skipped block has no actual
+
+
+def test_commitments_honour_period_spellings_start_dates_and_pauses(tmp_path):
+    user = tmp_path / "User"
+    (user / "Habits").mkdir(parents=True)
+    (user / "Habits" / "gym.yml").write_text("name: Gym\n")
+    (user / "Commitments").mkdir()
+    (user / "Commitments" / "a.yml").write_text("name: Weekly Gym\nrule: {times: 1, period: Weekly}\n"
+                                                "targets: [Gym]\ncreated: 2025-01-13\n")
+    (user / "Commitments" / "b.yml").write_text("name: Paused Gym\nstatus: paused\nrule: {times: 1, period: week}\n"
+                                                "targets: [Gym]\n")
+    (user / "Commitments" / "m.yml").write_text("name: Monthly Gym\nrule: {times: 3, period: month}\ntargets: [Gym]\n")
+    comp = user / "Schedules" / "completions"
+    comp.mkdir(parents=True)
+    for d in ("2025-01-06", "2025-01-14", "2025-01-21", "2025-02-03"):
+        (comp / f"{d}.yml").write_text("entries:\n  Gym: completed\n")
+    (comp / "2025-02-28.yml").write_text("entries: {}\n")
+    sync(tmp_path, ("core", "events"))
+    log = q(user / "Data" / "chronos_events.db", "SELECT source_name, period, outcome FROM trigger_log "
+                                                 "ORDER BY source_name, period")
+    weekly = [(p, o) for n, p, o in log if n == "Weekly Gym"]
+    assert weekly[0] == ("2025-W03", "met")                 # weeks before 13 January are not judged
+    assert ("2025-W05", "violated") in weekly and len(weekly) == 6
+    assert not [r for r in log if r[0] == "Paused Gym"]
+    assert [(p, o) for n, p, o in log if n == "Monthly Gym"] == [("2025-01", "met"), ("2025-02", "violated")]
+
+
+@pytest.mark.parametrize("name", ["C#notes", "what?", "100%25", "a b"])
+def test_folders_with_uri_characters(tmp_path, name):
+    root = tmp_path / name
+    user = sample.write_user_folder(root, items=30, days=5)
+    sync(root)
+    assert run_query(user / "Data", "SELECT COUNT(*) FROM items")[1][0][0] >= 25
+    assert status(root)["databases"]["core"]["yaml_changed_since"] is False
+
+
+def test_status_sees_a_moved_file(folder):
+    sync(folder.parent)
+    f = next((folder / "Tasks").glob("*.yml"))
+    f.rename(folder / "Goals" / f.name)
+    assert status(folder.parent)["databases"]["core"]["yaml_changed_since"] is True
+    (folder / "Tasks" / "dangling.yml").symlink_to(folder / "nowhere.yml")
+    assert status(folder.parent)["databases"]["core"]["exists"]
+
+
+def test_a_command_recorded_during_a_sync_waits_and_is_kept(folder):
+    import threading
+
+    from chronoledger.sequence.sync import data_folder, record_command, sync_lock
+
+    sync(folder.parent)
+    data = data_folder(folder)
+    done = threading.Event()
+    with sync_lock(data):
+        t = threading.Thread(target=lambda: (record_command(folder, "status", [], 0.0, "ok"), done.set()))
+        t.start()
+        assert not done.wait(0.3)                 # it waits for the lock
+    t.join(10)
+    sync(folder.parent)
+    assert q(data / "chronos_events.db", "SELECT command FROM command_runs") == [("status",)]
+
+
+def test_an_unreadable_events_database_is_set_aside(folder):
+    sync(folder.parent)
+    ev = folder / "Data" / "chronos_events.db"
+    ev.write_bytes(b"garbage" * 1000)
+    report = sync(folder.parent)
+    assert any("set aside" in p.reason for p in report.warnings)
+    assert list((folder / "Data").glob("chronos_events.db.unreadable-*"))
+    assert q(ev, "SELECT COUNT(*) FROM events")[0][0] > 0
+
+
+def test_the_listener_survives_bad_settings_and_failed_cycles(folder, monkeypatch):
+    (folder / "Settings" / "Sequence.yml").write_text("sync_time: 'teatime'\n")
+    from chronoledger.sequence import listener as L
+
+    monkeypatch.setattr(L, "sync", lambda user: 1 / 0)
+    clock = [datetime(2026, 1, 1, 23, 59)]
+
+    def sleep(s):
+        clock[0] += __import__("datetime").timedelta(seconds=s)
+
+    logs = []
+    L.listen(folder.parent, log=logs.append, sleep=sleep, now=lambda: clock[0], cycles=2)
+    assert "syncing at 00:00 until it is fixed" in logs[0]
+    assert sum("sync failed unexpectedly (ZeroDivisionError" in m for m in logs) == 2

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -260,17 +261,37 @@ class BackgroundCheckpointer:
         self._thread.join()
 
 
-def atomic_rebuild(target: str | os.PathLike[str], build: Callable[[apsw.Connection], T], *,
-                   user_version: int = 0) -> T:
-    """Build a whole database in a temporary file beside ``target`` and
-    rename it into place only when ``build(conn)`` has returned: a failure or
-    a kill at any moment leaves the previous ``target`` as it was (and at
-    worst a ``.NAME.building-*`` file, which :func:`remove_stale_builds`
-    clears).  The file is built without a journal (it is thrown away on
-    failure) and left in rollback-journal mode, so no WAL file of an old
-    database can ever be mistaken for the new one's."""
+class PendingFile:
+    """A file built beside its target, renamed into place by :meth:`commit`
+    (or deleted by :meth:`discard`): several files can be built first and
+    put in place together."""
+
+    def __init__(self, tmp: Path, target: Path, result=None):
+        self.tmp, self.target, self.result = tmp, target, result
+
+    def commit(self) -> None:
+        settle(self.target)
+        os.replace(self.tmp, self.target)
+        fsync_dir(self.target)
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def building_path(target: str | os.PathLike[str]) -> Path:
+    """Where a new ``target`` is built: ``.NAME.building-PID-THREAD`` beside it."""
     target = Path(target)
-    tmp = target.with_name(f".{target.name}.building-{os.getpid()}-{threading.get_ident()}")
+    return target.with_name(f".{target.name}.building-{os.getpid()}-{threading.get_ident()}")
+
+
+def build_pending(target: str | os.PathLike[str], build: Callable[[apsw.Connection], T], *,
+                  user_version: int = 0) -> PendingFile:
+    """Build a whole database in a temporary file beside ``target`` (without
+    a journal: it is thrown away on failure; left in rollback-journal mode,
+    so no WAL file of an old database can be mistaken for the new one's),
+    fsynced; ``build(conn)``'s result is the PendingFile's ``result``."""
+    target = Path(target)
+    tmp = building_path(target)
     for leftover in (tmp, Path(f"{tmp}-journal")):
         leftover.unlink(missing_ok=True)
     conn = apsw.Connection(str(tmp))
@@ -288,14 +309,32 @@ def atomic_rebuild(target: str | os.PathLike[str], build: Callable[[apsw.Connect
             os.fsync(fd)
         finally:
             os.close(fd)
-        settle(target)
-        os.replace(tmp, target)
-        fsync_dir(target)
     except BaseException:
         conn.close()
         tmp.unlink(missing_ok=True)
         raise
-    return result
+    return PendingFile(tmp, target, result)
+
+
+def atomic_rebuild(target: str | os.PathLike[str], build: Callable[[apsw.Connection], T], *,
+                   user_version: int = 0) -> T:
+    """Build a whole database beside ``target`` and rename it into place only
+    when ``build(conn)`` has returned: a failure or a kill at any moment
+    leaves the previous ``target`` as it was (and at worst a
+    ``.NAME.building-*`` file, which :func:`remove_stale_builds` clears)."""
+    pending = build_pending(target, build, user_version=user_version)
+    pending.commit()
+    return pending.result
+
+
+def readonly_uri(path: str | os.PathLike[str]) -> str:
+    """A ``file:`` URI that opens ``path`` read-only (the path escaped: a
+    folder named ``C#`` or ``100%`` is still that folder)."""
+    return "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
+
+
+def open_readonly(path: str | os.PathLike[str]) -> apsw.Connection:
+    return apsw.Connection(readonly_uri(path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
 
 
 def settle(path: str | os.PathLike[str]) -> None:
@@ -311,10 +350,25 @@ def settle(path: str | os.PathLike[str]) -> None:
 
 
 def remove_stale_builds(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete ``.NAME.building-*`` files a killed rebuild left (call with the
-    folder's rebuild lock held)."""
+    """Delete the ``.NAME.building-PID-*`` files of processes that no longer
+    run (a killed rebuild); a live process's build is left alone."""
     gone = []
     for p in Path(folder).glob(".*.building-*"):
+        m = re.search(r"\.building-(\d+)-", p.name)
+        if m and _alive(int(m.group(1))):
+            continue
         p.unlink(missing_ok=True)
         gone.append(p)
     return gone
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

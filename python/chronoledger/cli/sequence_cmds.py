@@ -43,6 +43,10 @@ def _recorded(user: Path, command: str):
         result, detail, code = "refused", str(exc), EXIT_USAGE
     except (ChronoledgerError, OSError) as exc:
         result, detail, code = "failed", str(exc), EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        result, detail, code = "interrupted", None, 130
+    except Exception as exc:    # noqa: BLE001 - a bug or an odd file: say so, record it, exit 3 (not 1, "skipped")
+        result, detail, code = "failed", f"{type(exc).__name__}: {exc}", EXIT_UNUSABLE
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         result = "ok" if code == 0 else "skipped files" if code == EXIT_SKIPPED else "failed"
@@ -99,13 +103,15 @@ def sync_cmd(which: str, user: Path, as_of, as_json: bool) -> None:
             if report.unresolved:
                 click.echo(f"  {len(report.unresolved)} references name no item (kept, marked unresolved); "
                            f"e.g. {report.unresolved[0]['from']} -> {report.unresolved[0]['name']!r}")
-            if report.problems:
-                click.echo(f"  skipped {report.skipped} file(s):", err=True)
-                for p in report.problems[:20]:
-                    click.echo(f"    {p}", err=True)
-                if len(report.problems) > 20:
-                    click.echo(f"    ... {len(report.problems) - 20} more (--json lists all)", err=True)
-        if report.problems:
+            for title, probs in ((f"skipped {report.skipped} file(s):", [p for p in report.problems if p.skipped]),
+                                 (f"{len(report.warnings)} warning(s) (the files were used):", report.warnings)):
+                if probs:
+                    click.echo(f"  {title}", err=True)
+                    for p in probs[:20]:
+                        click.echo(f"    {p}", err=True)
+                    if len(probs) > 20:
+                        click.echo(f"    ... {len(probs) - 20} more (--json lists all)", err=True)
+        if report.skipped:
             sys.exit(EXIT_SKIPPED)
 
 

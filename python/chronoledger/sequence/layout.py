@@ -35,6 +35,7 @@ class Loader(_BaseLoader):
     gives them)."""
 
     _tags: dict = {}
+    lower = True                 # lower-case mapping keys (field names)
 
     def resolve(self, kind, value, implicit):
         if kind is yaml.ScalarNode and implicit[0]:
@@ -48,44 +49,83 @@ class Loader(_BaseLoader):
 
     def get_single_data(self):
         node = self.get_single_node()
-        return None if node is None else _build(self, node, {})
+        return None if node is None else _Walk(self).build(node)
 
+
+class CaseLoader(Loader):
+    """As Loader, keys kept as written: for mappings whose keys are data
+    (a completions file's ``name@HH:MM`` entries), not field names."""
+    lower = False
+
+
+#: A document larger than this many values once its aliases are expanded is
+#: refused: a few hundred bytes of nested aliases can otherwise stand for
+#: billions of values when the item is stored as JSON.
+MAX_VALUES = 1_000_000
 
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 
 
-def _build(loader: Loader, node, memo: dict):
-    """The Python value of a composed node (aliases share one object, as in PyYAML)."""
-    cls = node.__class__
-    if cls is yaml.ScalarNode:
-        if node.tag == _STR:
-            return node.value
-        return loader.yaml_constructors.get(node.tag, loader.__class__.construct_undefined)(loader, node)
-    seen = memo.get(id(node))
-    if seen is not None:
-        return seen
-    if node.tag not in (_SEQ, _MAP):          # !!omap, !!pairs, !!set...: the safe constructor's own way
-        return loader.construct_object(node, deep=True)
-    if cls is yaml.SequenceNode:
-        out: list = []
-        memo[id(node)] = out
-        out.extend(_build(loader, n, memo) for n in node.value)
-        return out
-    data: dict = {}
-    memo[id(node)] = data
-    loader.flatten_mapping(node)                 # YAML merge keys (<<), as the safe loader does
-    for key_node, value_node in node.value:
-        key = _build(loader, key_node, memo)
-        if isinstance(key, str):
-            key = key.strip().lower()
-        elif not isinstance(key, (int, float, bool, type(None), tuple, date)):
-            raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                    "found an unhashable key", key_node.start_mark)
-        data[key] = _build(loader, value_node, memo)
-    return data
+class _Walk:
+    """The Python value of a composed document: aliases share one object (as
+    in PyYAML), a node that contains itself is refused (it could not be
+    stored), and so is a document too large once expanded."""
 
+    def __init__(self, loader: Loader):
+        self.loader = loader
+        self.memo: dict[int, tuple] = {}        # id(node) -> (value, expanded size)
+        self.open: set[int] = set()              # nodes being built: seeing one again is a cycle
+
+    def build(self, node):
+        value, size = self._build(node)
+        return value
+
+    def _build(self, node) -> tuple:
+        loader = self.loader
+        cls = node.__class__
+        if cls is yaml.ScalarNode:
+            if node.tag == _STR:
+                return node.value, 1
+            return loader.yaml_constructors.get(node.tag, loader.__class__.construct_undefined)(loader, node), 1
+        key = id(node)
+        if key in self.open:
+            raise yaml.constructor.ConstructorError(None, None, "an alias refers to a value that contains it "
+                                                    "(a recursive structure)", node.start_mark)
+        seen = self.memo.get(key)
+        if seen is not None:
+            return seen
+        if node.tag not in (_SEQ, _MAP):          # !!omap, !!pairs, !!set...: the safe constructor's own way
+            value = loader.construct_object(node, deep=True)
+            return value, len(value) + 1 if hasattr(value, "__len__") else 1
+        self.open.add(key)
+        size = 1
+        if cls is yaml.SequenceNode:
+            value: Any = []
+            for n in node.value:
+                v, k = self._build(n)
+                value.append(v)
+                size += k
+        else:
+            value = {}
+            loader.flatten_mapping(node)             # YAML merge keys (<<), as the safe loader does
+            for key_node, value_node in node.value:
+                k, _ = self._build(key_node)
+                if isinstance(k, str) and loader.lower:
+                    k = k.strip().lower()
+                elif not isinstance(k, (str, int, float, bool, type(None), tuple, date)):
+                    raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                            "found an unhashable key", key_node.start_mark)
+                v, n = self._build(value_node)
+                value[k] = v
+                size += n
+        if size > MAX_VALUES:
+            raise yaml.constructor.ConstructorError(None, None, f"more than {MAX_VALUES:,} values once its "
+                                                    f"aliases are expanded", node.start_mark)
+        self.open.discard(key)
+        self.memo[key] = (value, size)
+        return value, size
 
 
 from chronoledger.errors import ConfigError
@@ -100,10 +140,12 @@ _HMM = re.compile(r"^\s*(\d{1,3}):([0-5]\d)\s*$")
 
 @dataclass
 class Problem:
-    """A file (or a value in it) that could not be used, and why."""
+    """A file that could not be used (``skipped``), or a value in a file
+    that was used without it (a warning), and why."""
     path: str                 # relative to the user folder, with / separators
     line: int | None
     reason: str
+    skipped: bool = True
 
     def __str__(self) -> str:
         return f"{self.path}{f':{self.line}' if self.line else ''}: {self.reason}"
@@ -125,8 +167,10 @@ class UserTree:
     root: Path
     items: list[Item] = field(default_factory=list)
     completions: dict[str, dict] = field(default_factory=dict)      # date -> {"name@HH:MM": entry}
+    completion_files: dict[str, str] = field(default_factory=dict)  # date -> the file's relative path
     schedules: dict[str, list] = field(default_factory=dict)         # date -> blocks
     points: dict = field(default_factory=dict)
+    points_file: str = "Rewards/points.yml"
     status: dict[str, list] = field(default_factory=dict)            # date -> snapshots
     narratives: dict[str, str] = field(default_factory=dict)         # date -> markdown
     reviews: list[tuple[str, str, dict]] = field(default_factory=list)   # (kind, relative path, data)
@@ -199,10 +243,10 @@ def singular(folder: str) -> str:
     return f[:-1] if f.endswith("s") and not f.endswith("ss") else f
 
 
-def load_yaml(root: str, path: str, expect: str | None = None) -> tuple[Any, Problem | None]:
-    """One file's data with keys lower-cased, or (None, the Problem).
-    ``expect`` is "dict", "list" or None.  A plain function of strings, so
-    worker processes can run it."""
+def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool = False) -> tuple[Any, Problem | None]:
+    """One file's data with keys lower-cased (``keep_case``: as written), or
+    (None, the Problem).  ``expect`` is "dict", "list" or None.  Whatever
+    goes wrong in one file becomes its Problem: nothing in a file stops a sync."""
     rel = _rel(root, path)
     try:
         with open(path, "rb") as fh:
@@ -212,7 +256,7 @@ def load_yaml(root: str, path: str, expect: str | None = None) -> tuple[Any, Pro
     if not raw.strip():
         return None, Problem(rel, None, "the file is empty")
     try:
-        data = yaml.load(raw, Loader=Loader)
+        data = yaml.load(raw, Loader=CaseLoader if keep_case else Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
@@ -221,6 +265,10 @@ def load_yaml(root: str, path: str, expect: str | None = None) -> tuple[Any, Pro
         return None, Problem(rel, None, f"malformed YAML: {exc}")
     except UnicodeDecodeError as exc:
         return None, Problem(rel, None, f"not UTF-8 text: {exc}")
+    except RecursionError:
+        return None, Problem(rel, None, "nested too deeply to read")
+    except (ValueError, OverflowError) as exc:     # e.g. a date that does not exist (2025-02-30), a giant int
+        return None, Problem(rel, None, f"a value cannot be read: {exc}")
     want = {"dict": dict, "list": list}.get(expect or "")
     if want is not None and not isinstance(data, want):
         return None, Problem(rel, 1, f"expected {'a mapping' if want is dict else 'a list'}, "
@@ -238,12 +286,12 @@ def _rel(root: str, path: str) -> str:
     return path.replace(os.sep, "/")
 
 
-def load_many(root: Path, tasks: list[tuple[str, str | None]]) -> list:
+def load_many(root: Path, tasks: list[tuple[str, str | None, bool]]) -> list:
     """load_yaml over many files, in order.  (Worker processes were tried: on
     two cores the copying of results and copy-on-write of the parent's heap
     cost more than they saved.)"""
     r = str(root)
-    return [load_yaml(r, path, expect) for path, expect in tasks]
+    return [load_yaml(r, path, expect, keep_case) for path, expect, keep_case in tasks]
 
 
 def _scan(folder: Path, pattern: re.Pattern) -> list[tuple[str, re.Match]]:
@@ -259,14 +307,14 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
     """Read every item, log and setting of the user folder at (or in) ``path``."""
     root = find_user_folder(path)
     tree = UserTree(root=root)
-    tasks: list[tuple[str, str | None]] = []
+    tasks: list[tuple[str, str | None, bool]] = []
     plan: list[tuple[str, Any]] = []          # what each task is for, in task order
 
     def add(p: str, expect: str | None, what: str, key: Any) -> None:
-        tasks.append((p, expect))
+        tasks.append((p, expect, what == "completions"))     # entry keys are item names: keep their case
         plan.append((what, key))
 
-    for entry in sorted(os.scandir(root), key=lambda e: e.name.lower()):
+    for entry in sorted(os.scandir(root), key=lambda e: (e.name.lower(), e.name)):     # a stable order, in any case
         if not entry.is_dir() or entry.name.lower() in SPECIAL:
             continue
         lname = entry.name.lower()
@@ -305,11 +353,15 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
 
     results = load_many(root, tasks)
     tree.files = len(tasks)
-    for (fpath, _), (what, key), (data, problem) in zip(tasks, plan, results):
+    seen_items: dict[tuple[str, str], str] = {}
+    for (fpath, _, _), (what, key), (data, problem) in zip(tasks, plan, results):
         if problem is not None:
             tree.problems.append(problem)
             continue
         rel = _rel(str(root), fpath)
+        if what in ("schedule", "completions", "status") and not valid_date(key):
+            tree.problems.append(Problem(rel, None, f"{key} is not a date; the file is skipped"))
+            continue
         if what == "item":
             name = data.get("name")
             if not isinstance(name, str) or not name.strip():
@@ -317,18 +369,30 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
                 continue
             itype = data.get("type")
             itype = itype.strip().lower() if isinstance(itype, str) and itype.strip() else key[1]
-            tree.items.append(Item(slug=key[0], type=itype, name=name.strip(), path=rel, data=data,
-                                   mtime=os.stat(fpath).st_mtime))
+            ident = (itype, key[0].lower())
+            if ident in seen_items:
+                tree.problems.append(Problem(rel, None, f"another file already holds the {itype} {key[0]!r} "
+                                                        f"({seen_items[ident]}); this one is skipped"))
+                continue
+            seen_items[ident] = rel
+            try:
+                mtime = os.stat(fpath).st_mtime
+            except OSError:
+                mtime = 0.0
+            tree.items.append(Item(slug=key[0], type=itype, name=name.strip(), path=rel, data=data, mtime=mtime))
         elif what == "schedule":
             tree.schedules[key] = data
         elif what == "completions":
-            entries = data.get("entries") or {}
+            fields = {k.strip().lower() if isinstance(k, str) else k: v for k, v in data.items()}
+            entries = fields.get("entries") or {}
             if not isinstance(entries, dict):
                 tree.problems.append(Problem(rel, None, "entries: expected a mapping"))
             else:
-                tree.completions[key] = entries
+                tree.completions[key] = {k: lower_keys(v) for k, v in entries.items()}
+                tree.completion_files[key] = rel
         elif what == "points":
             tree.points = data
+            tree.points_file = rel
         elif what == "status":
             tree.status[key] = data
         elif what == "review":

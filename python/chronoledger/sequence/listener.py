@@ -56,7 +56,11 @@ def listen(user_path, *, once: bool = False, log: Callable[[str], None] = print,
     done = 0
     while True:
         if not once:
-            at = sync_time(user)
+            try:
+                at = sync_time(user)
+            except ConfigError as exc:
+                log(f"{exc}; syncing at 00:00 until it is fixed")
+                at = time(0, 0)
             when = next_run(now(), at)
             log(f"next sync at {when.isoformat(timespec='minutes')}")
             while (wait := (when - now()).total_seconds()) > 0:
@@ -68,6 +72,8 @@ def listen(user_path, *, once: bool = False, log: Callable[[str], None] = print,
                 f"{f'; skipped {report.skipped} files' if report.skipped else ''}; tendencies.md updated")
         except (ChronoledgerError, OSError) as exc:
             log(f"sync failed: {exc}; the previous mirrors are intact")
+        except Exception as exc:   # noqa: BLE001 - a bug or an odd file must not end the nightly loop
+            log(f"sync failed unexpectedly ({type(exc).__name__}: {exc}); the previous mirrors are intact")
         done += 1
         if once or (cycles is not None and done >= cycles):
             return reports

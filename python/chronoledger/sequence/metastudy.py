@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from pathlib import Path
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.errors import ConfigError
 from chronoledger.sequence import schema
 
@@ -64,11 +64,12 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple]]:
     if not memory_db.exists():
         raise ConfigError(f"{memory_db}: no memory mirror yet; run `sequence sync --db memory` first")
-    conn = apsw.Connection(f"file:{memory_db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn = db.open_readonly(memory_db)
     try:
         facts = [Fact(d, wd, n, t, s, _minutes(a), dl, p, ac) for d, wd, n, t, s, a, dl, p, ac in conn.execute(
             "SELECT date, weekday, name, type, status, actual_start, start_delay_minutes, planned_minutes, "
-            "actual_minutes FROM activity_facts WHERE depth IS NULL OR depth = 0 ORDER BY date, id")]
+            "actual_minutes FROM activity_facts WHERE depth IS NULL OR depth = 0 OR status <> 'unlogged' "
+            "ORDER BY date, id")]
         snaps = list(conn.execute("SELECT date, time, health, place, energy, mind_state, focus, emotion, vibe "
                                   "FROM status_snapshots ORDER BY date, time"))
         reinf = list(conn.execute("SELECT ts, kind, source_name, outcome, points FROM reinforcements ORDER BY ts"))
@@ -86,18 +87,36 @@ def _streaks(by_day: dict[str, bool]) -> tuple[int, int]:
     return cur, best
 
 
+def _clock_stats(minutes: list[int]) -> tuple[float | None, float | None]:
+    """Mean and spread of times of day, around the clock: 23:50 and 00:10
+    average to 00:00 with a spread of 10 minutes, not to 12:00."""
+    if not minutes:
+        return None, None
+    angles = [2 * math.pi * m / 1440 for m in minutes]
+    mean = math.atan2(sum(map(math.sin, angles)) / len(angles), sum(map(math.cos, angles)) / len(angles))
+    centre = (mean * 1440 / (2 * math.pi)) % 1440
+    offsets = [(m - centre + 720) % 1440 - 720 for m in minutes]     # each start's distance from the mean
+    spread = math.sqrt(sum(o * o for o in offsets) / len(offsets)) if len(offsets) > 1 else None
+    return centre, spread
+
+
 def _group_stats(facts: list[Fact]) -> dict:
     done = [f for f in facts if f.status == "completed"]
     starts = [f.start for f in facts if f.start is not None]
+    avg_start, spread = _clock_stats(starts)
     half = len(starts) // 2
-    drift = (_mean(starts[half:]) - _mean(starts[:half])) if half >= 2 else None
+    drift = None
+    if half >= 2:
+        a, _ = _clock_stats(starts[:half])
+        b, _ = _clock_stats(starts[half:])
+        drift = (b - a + 720) % 1440 - 720
+    both = [f for f in facts if f.planned is not None and f.actual is not None]   # like with like
     return {"scheduled": len(facts), "completed": len(done),
             "completion_rate": len(done) / len(facts) if facts else None,
-            "avg_start_minute": _mean(starts), "start_stddev_minutes": statistics.pstdev(starts) if len(starts) > 1
-            else None, "start_drift_minutes": drift,
+            "avg_start_minute": avg_start, "start_stddev_minutes": spread, "start_drift_minutes": drift,
             "avg_delay_minutes": _mean([f.delay for f in facts if f.delay is not None]),
-            "planned_minutes": _mean([f.planned for f in facts if f.planned is not None]),
-            "actual_minutes": _mean([f.actual for f in facts if f.actual is not None])}
+            "planned_minutes": _mean([f.planned for f in both]),
+            "actual_minutes": _mean([f.actual for f in both])}
 
 
 def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: date) -> dict:
@@ -184,20 +203,43 @@ def latest_log_date(facts: list[Fact], snaps: list[tuple]) -> date | None:
     return date.fromisoformat(max(days)) if days else None
 
 
-def build_trends(data: Path, builder=None, as_of: date | None = None) -> dict[str, int]:
-    """Rebuild chronos_trends.db and write tendencies.md / .json.  ``as_of``
-    defaults to the last day the logs cover (so the digest does not change
-    while nothing new is logged)."""
-    facts, snaps, reinf = load_facts(data / schema.FILES["memory"])
+def build_trends(data: Path, as_of: date | None = None, *, memory_db: Path | None = None,
+                 pending: bool = False):
+    """Rebuild chronos_trends.db and write tendencies.md / .json from the
+    memory mirror (``memory_db``: another file, e.g. one a sync is about to
+    put in place).  ``as_of`` defaults to the last day the logs cover (so the
+    digest does not change while nothing new is logged).  With ``pending``
+    the three files are built beside their targets and returned as
+    (counts, [PendingFile, ...]) for the caller to put in place; otherwise
+    they are put in place (under the folder's lock) and the counts returned."""
+    if not pending:
+        from chronoledger.sequence.sync import sync_lock
+
+        with sync_lock(data, wait=True):
+            counts, files = build_trends(data, as_of, memory_db=memory_db, pending=True)
+            for f in files:
+                f.commit()
+        return counts
+    facts, snaps, reinf = load_facts(memory_db or data / schema.FILES["memory"])
     as_of = as_of or latest_log_date(facts, snaps) or date.today()
     trends = compute(facts, snaps, reinf, as_of)
-    counts = db.atomic_rebuild(data / schema.FILES["trends"], lambda c: _fill_trends(c, trends),
-                               user_version=schema.VERSIONS["trends"])
+    files = [db.build_pending(data / schema.FILES["trends"], lambda c: _fill_trends(c, trends),
+                              user_version=schema.VERSIONS["trends"])]
     digest = tendencies(trends)
-    atomic_write_bytes(data / "tendencies.json", (json.dumps(digest, indent=2, ensure_ascii=False,
-                                                             sort_keys=True) + "\n").encode("utf-8"))
-    atomic_write_bytes(data / "tendencies.md", render_markdown(digest).encode("utf-8"))
-    return counts
+    try:
+        for name, text in (("tendencies.json", json.dumps(digest, indent=2, ensure_ascii=False, sort_keys=True)
+                            + "\n"), ("tendencies.md", render_markdown(digest))):
+            tmp = db.building_path(data / name)
+            with open(tmp, "wb") as fh:
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            files.append(db.PendingFile(tmp, data / name))
+    except BaseException:
+        for f in files:
+            f.discard()
+        raise
+    return files[0].result, files
 
 
 # --- the digest ---------------------------------------------------------------

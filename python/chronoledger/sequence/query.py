@@ -14,6 +14,7 @@ from pathlib import Path
 
 import apsw
 
+from chronoledger import sqlite as db
 from chronoledger.errors import QueryError
 from chronoledger.sequence import schema
 
@@ -42,12 +43,12 @@ def open_readonly(data: Path, main: str = "core") -> apsw.Connection:
     path = data / schema.FILES[main]
     if not path.exists():
         raise QueryError(f"{path}: no such mirror yet; run `sequence sync` first")
-    conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn = db.open_readonly(path)
     conn.setbusytimeout(10_000)
     for name, fname in schema.FILES.items():
         other = data / fname
         if name != main and other.exists():
-            conn.execute("ATTACH DATABASE ? AS " + name, (f"file:{other}?mode=ro",))
+            conn.execute("ATTACH DATABASE ? AS " + name, (db.readonly_uri(other),))
     conn.execute("PRAGMA query_only = ON")
     conn.authorizer = _authorizer
     return conn

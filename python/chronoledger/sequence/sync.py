@@ -13,7 +13,9 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
+import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -136,16 +138,49 @@ def _tags(value: Any) -> str:
 
 
 def _num(value: Any) -> float | None:
+    """A finite number, or None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
         try:
-            return float(value)
+            x = float(value)
+        except OverflowError:
+            return None
+    elif isinstance(value, str):
+        try:
+            x = float(value)
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _text(value: Any) -> str | None:
+    """A value for a TEXT column: text as it is, other scalars written out,
+    mappings and lists as JSON (a file may hold anything anywhere)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (dict, list, tuple, set)):
+        return _json(value)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """A YAML value as plain JSON types (dates as ISO text), for event payloads."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 # --- the result of a sync --------------------------------------------------------
@@ -163,12 +198,18 @@ class SyncReport:
 
     @property
     def skipped(self) -> int:
-        return len({p.path for p in self.problems})
+        """Files that could not be used (warnings about values are not counted)."""
+        return len({p.path for p in self.problems if p.skipped})
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.skipped]
 
     def as_dict(self) -> dict:
         return {"user": str(self.user), "data": str(self.data), "files": self.files, "items": self.items,
                 "seconds": round(self.seconds, 3), "skipped_files": self.skipped,
-                "problems": [{"path": p.path, "line": p.line, "reason": p.reason} for p in self.problems],
+                "problems": [{"path": p.path, "line": p.line, "reason": p.reason, "skipped": p.skipped}
+                             for p in self.problems],
                 "unresolved_references": self.unresolved, "databases": self.built}
 
 
@@ -181,12 +222,14 @@ def data_folder(user: Path) -> Path:
 
 
 @contextmanager
-def sync_lock(data: Path):
-    """One sync of a folder at a time (an OS lock on Data/.sequence.lock)."""
+def sync_lock(data: Path, wait: bool = False):
+    """One writer of a folder's Data/ at a time (an OS lock on
+    Data/.sequence.lock).  A sync refuses to start while another runs;
+    ``wait`` (recording a command, the metastudy) waits its turn instead."""
     fd = os.open(data / ".sequence.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise ConfigError(f"{data}: another sync of this folder is running") from None
         yield
@@ -250,6 +293,7 @@ class Builder:
         self.completions = self._completions()
         self._ledger: list[tuple] | None = None
         self._triggers: list[dict] | None = None
+        self._matched: tuple | None = None
 
     def _completions(self) -> list[dict]:
         out = []
@@ -258,17 +302,46 @@ class Builder:
                 e = _completion(key, value)
                 status = e.get("status")
                 if not isinstance(status, str):
-                    self.tree.problems.append(Problem(f"Schedules/completions/{day}.yml", None,
-                                                      f"entry {key!r} has no status"))
+                    self.tree.problems.append(Problem(self.tree.completion_files.get(day, day), None,
+                                                      f"entry {key!r} has no status; it is left out",
+                                                      skipped=False))
                     continue
-                out.append({"date": day, "name": str(e.get("name")), "type": e.get("type"),
+                out.append({"date": day, "name": _text(e.get("name")) or str(key), "type": _text(e.get("type")),
                             "scheduled_start": hhmm(e.get("scheduled_start")),
                             "scheduled_end": hhmm(e.get("scheduled_end")),
                             "actual_start": hhmm(e.get("actual_start")), "actual_end": hhmm(e.get("actual_end")),
                             "status": status.strip().lower(), "quality": _num(e.get("quality")),
-                            "logged_at": stamp(e.get("logged_at"), day), "note": e.get("note"),
+                            "logged_at": stamp(e.get("logged_at"), day), "note": _text(e.get("note")),
                             "source": f"Schedules/completions/{day}.yml"})
         return out
+
+    def matched_blocks(self) -> tuple[dict[tuple[str, str], dict], list[dict]]:
+        """Which completion belongs to which schedule block, at any depth:
+        same day and name (in any case), and the same start, or no start
+        given and that name only once in the day's schedule.  Returns
+        ({(day, block path): completion}, completions that match no block)."""
+        if self._matched is not None:
+            return self._matched
+        blocks: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+        for day, bl in self.tree.schedules.items():
+            for path, _, _, b in _blocks(bl, day):
+                name = (_text(b.get("name")) or "").strip().lower()
+                if name:
+                    blocks.setdefault((day, name), []).append((path, hhmm(b.get("start_time"))))
+        matched: dict[tuple[str, str], dict] = {}
+        loose = []
+        for c in self.completions:
+            cands = blocks.get((c["date"], c["name"].lower()), [])
+            if c["scheduled_start"] is not None:
+                hit = next((p for p, st in cands if st == c["scheduled_start"] and (c["date"], p) not in matched), None)
+            else:
+                hit = cands[0][0] if len(cands) == 1 and (c["date"], cands[0][0]) not in matched else None
+            if hit is None:
+                loose.append(c)
+            else:
+                matched[(c["date"], hit)] = c
+        self._matched = (matched, loose)
+        return self._matched
 
     # core ----------------------------------------------------------------
     def core(self, conn: apsw.Connection) -> dict[str, int]:
@@ -277,7 +350,7 @@ class Builder:
         for it in self.tree.items:
             d = it.data
             rows.append((self.ids[(it.type, it.slug)], it.slug, it.name, it.type,
-                         *(str(d[c]) if d.get(c) is not None else None for c in ITEM_COLUMNS),
+                         *(_text(d.get(c)) for c in ITEM_COLUMNS),
                          iso_date(d.get("due_date")), parse_duration(d.get("duration")), _num(d.get("points")),
                          _tags(d.get("tags")), it.path, stamp(d.get("created")),
                          stamp(d.get("updated")) or datetime.fromtimestamp(it.mtime).isoformat(timespec="seconds"),
@@ -285,7 +358,8 @@ class Builder:
             dur = d.get("duration")
             if dur is not None and parse_duration(dur) is None:
                 self.tree.problems.append(Problem(it.path, None, f"duration {dur!r} is not h:mm, Nd, Nh, Nm "
-                                                                 f"or a number of minutes"))
+                                                                 f"or a number of minutes; stored as NULL",
+                                                  skipped=False))
         conn.executemany("INSERT INTO items VALUES (" + ",".join("?" * 15) + ")", rows)
         rel = []
         for it in self.tree.items:
@@ -317,20 +391,21 @@ class Builder:
             [(c["date"], c["name"], c["type"], self.index.find(c["name"], c["type"]), c["scheduled_start"],
               c["scheduled_end"], c["actual_start"], c["actual_end"], c["status"], c["quality"], c["logged_at"],
               c["note"], c["source"]) for c in self.completions])
-        done = {(c["date"], c["name"].lower(), c["scheduled_start"]): c for c in self.completions}
+        matched, _ = self.matched_blocks()
         sched = []
         for day, blocks in sorted(self.tree.schedules.items()):
             for path, parent, depth, b in _blocks(blocks, day):
-                name = str(b.get("name", "")).strip()
+                name = (_text(b.get("name")) or "").strip()
                 if not name:
                     continue
                 start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
                 planned = parse_duration(b.get("duration"))
                 if planned is None:
                     planned = span(start, end)
-                c = done.get((day, name.lower(), start))
-                sched.append((day, path, parent, depth, name, b.get("type"), self.index.find(name, b.get("type")),
-                              start, end, planned, b.get("status"), c and c["actual_start"], c and c["actual_end"],
+                c = matched.get((day, path))
+                btype = _text(b.get("type"))
+                sched.append((day, path, parent, depth, name, btype, self.index.find(name, btype),
+                              start, end, planned, _text(b.get("status")), c and c["actual_start"], c and c["actual_end"],
                               c and span(c["actual_start"], c["actual_end"]), c and c["status"]))
         conn.executemany("INSERT INTO schedules (date, block, parent_block, depth, name, type, item_id, start_time, "
                          "end_time, planned_minutes, status, actual_start, actual_end, actual_minutes, "
@@ -338,7 +413,7 @@ class Builder:
         ledger = self.points_ledger()
         conn.executemany("INSERT INTO points_ledger (ts, delta, reason, source, tags, balance) "
                          "VALUES (?, ?, ?, ?, ?, ?)", ledger)
-        status = [(day, hhmm(s.get("time")), dim, None if v is None else str(v))
+        status = [(day, hhmm(s.get("time")), str(dim), _text(v))
                   for day, snaps in sorted(self.tree.status.items()) for s in snaps if isinstance(s, dict)
                   for dim, v in s.items() if dim != "time"]
         conn.executemany("INSERT INTO status_log (date, time, dimension, value) VALUES (?, ?, ?, ?)", status)
@@ -368,11 +443,12 @@ class Builder:
         entries = self.tree.points.get("ledger") if isinstance(self.tree.points, dict) else None
         for i, e in enumerate(entries or []):
             if not isinstance(e, dict) or _num(e.get("delta")) is None or stamp(e.get("date")) is None:
-                self.tree.problems.append(Problem("Rewards/points.yml", None,
-                                                  f"ledger entry {i} needs a date and a numeric delta"))
+                self.tree.problems.append(Problem(self.tree.points_file, None,
+                                                  f"ledger entry {i} needs a date and a finite numeric delta; "
+                                                  f"it is left out", skipped=False))
                 continue
             balance += _num(e.get("delta"))
-            out.append((stamp(e.get("date")), _num(e.get("delta")), e.get("reason"), e.get("source"),
+            out.append((stamp(e.get("date")), _num(e.get("delta")), _text(e.get("reason")), _text(e.get("source")),
                         _tags(e.get("tags")), balance))
         return out
 
@@ -401,8 +477,16 @@ class Builder:
             targets = it.data.get("targets") or []
             if not isinstance(rule, dict) or not isinstance(targets, list):
                 continue
-            times = int(_num(rule.get("times")) or 1)
-            period = str(rule.get("period", "week")).lower()
+            times = int(min(_num(rule.get("times")) or 1, 1e9))
+            period = PERIODS.get(str(rule.get("period", "week")).strip().lower())
+            if period is None:
+                self.tree.problems.append(Problem(it.path, None, f"rule period {rule.get('period')!r} is not one of "
+                                                                 f"day, week, month; the commitment is not judged",
+                                                  skipped=False))
+                continue
+            if str(it.data.get("status", "active")).strip().lower() not in ("active", ""):
+                continue                        # paused, completed, archived...: not judged
+            since = iso_date(it.data.get("created")) or iso_date(it.data.get("start_date"))
             names = [str(t.get("name") if isinstance(t, dict) else t).lower() for t in targets]
             hits = sorted(d for n in names for d in by_name.get(n, []))
             trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
@@ -411,6 +495,8 @@ class Builder:
             actions_violated = (trig.get("on_violation") or [], _json(trig.get("on_violation") or []))
             period_json = _json(period)
             for p_start, p_end, p_last, label in _periods(first, last, period):
+                if since is not None and p_last < since:
+                    continue                    # before the commitment existed
                 n = bisect.bisect_left(hits, p_end) - bisect.bisect_left(hits, p_start)
                 met = n >= times
                 actions = actions_met if met else actions_violated
@@ -448,8 +534,9 @@ class Builder:
             label = data.get("week") or data.get("month") or data.get("date") or Path(path).stem
             day = iso_date(data.get("date")) or _review_day(str(label))
             ev.append((f"{day}T23:59:59" if day else "1970-01-01T00:00:00", "review",
-                       {"kind": kind, "label": str(label), "path": path,
-                        **{k: v for k, v in data.items() if k in ("highlights", "lowlights", "lessons", "next_week")}}))
+                       {"kind": kind, "label": _text(label), "path": path,
+                        **{k: _plain(v) for k, v in data.items() if k in ("highlights", "lowlights", "lessons",
+                                                                          "next_week")}}))
         tkeys = ("source_type", "source_name", "trigger", "period", "outcome")
         for t in self.triggers():
             ev.append((t["ts"], "trigger", {k: t[k] for k in tkeys}))
@@ -458,28 +545,22 @@ class Builder:
 
     def memory(self, conn: apsw.Connection) -> dict[str, int]:
         conn.execute(schema.MEMORY)
-        done = {(c["date"], c["name"].lower(), c["scheduled_start"]): c for c in self.completions}
-        used = set()
+        matched, loose = self.matched_blocks()
         facts = []
         for day, blocks in sorted(self.tree.schedules.items()):
             wd = date.fromisoformat(day).weekday()
             for path, _, depth, b in _blocks(blocks, day):
-                name = str(b.get("name", "")).strip()
+                name = (_text(b.get("name")) or "").strip()
                 if not name:
                     continue
                 start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
-                key = (day, name.lower(), start)
-                c = done.get(key) if depth == 0 else None
-                if c is not None:
-                    used.add(key)
                 planned = parse_duration(b.get("duration"))
-                facts.append(_fact(day, wd, name, b.get("type"), path, depth, start, end,
-                                   planned if planned is not None else span(start, end), c))
-        for key, c in done.items():          # completions logged for blocks not in a schedule
-            if key not in used:
-                facts.append(_fact(c["date"], date.fromisoformat(c["date"]).weekday(), c["name"], c["type"], None,
-                                   None, c["scheduled_start"], c["scheduled_end"],
-                                   span(c["scheduled_start"], c["scheduled_end"]), c))
+                facts.append(_fact(day, wd, name, _text(b.get("type")), path, depth, start, end,
+                                   planned if planned is not None else span(start, end), matched.get((day, path))))
+        for c in loose:                      # completions logged for no block of a schedule
+            facts.append(_fact(c["date"], date.fromisoformat(c["date"]).weekday(), c["name"], c["type"], None,
+                               None, c["scheduled_start"], c["scheduled_end"],
+                               span(c["scheduled_start"], c["scheduled_end"]), c))
         conn.executemany("INSERT INTO activity_facts (date, weekday, name, type, block, depth, scheduled_start, "
                          "scheduled_end, actual_start, actual_end, planned_minutes, actual_minutes, "
                          "start_delay_minutes, status, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -489,8 +570,7 @@ class Builder:
         for day, items in sorted(self.tree.status.items()):
             for s in items:
                 if isinstance(s, dict):
-                    snaps.append((day, hhmm(s.get("time")), *(None if s.get(k) is None else str(s.get(k))
-                                                                for k in known),
+                    snaps.append((day, hhmm(s.get("time")), *(_text(s.get(k)) for k in known),
                                   _json({k: v for k, v in s.items() if k not in known and k != "time"})))
         conn.executemany("INSERT INTO status_snapshots (date, time, health, place, energy, mind_state, focus, "
                          "emotion, vibe, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", snaps)
@@ -504,20 +584,37 @@ class Builder:
                 "narratives": len(self.tree.narratives), "reinforcements": len(reinf)}
 
 
+#: How rule periods are spelled, and what they mean.
+PERIODS = {"day": "day", "daily": "day", "d": "day", "week": "week", "weekly": "week", "w": "week",
+           "month": "month", "monthly": "month", "m": "month"}
+
+
 @functools.lru_cache(maxsize=64)
 def _periods(first: date, last: date, period: str) -> tuple[tuple[str, str, str, str], ...]:
-    """The whole periods (weeks from Monday, or days) between two dates, as
-    (first day, first day after, last day, label) text; one still running
-    at ``last`` is not judged.  Shared by every commitment of a sync."""
+    """The whole periods (days, weeks from Monday, or calendar months)
+    between two dates, as (first day, first day after, last day, label)
+    text; one still running at ``last`` is not judged.  Shared by every
+    commitment of a sync."""
     out = []
-    start = first - timedelta(days=first.weekday()) if period == "week" else first
-    step = timedelta(days=7 if period == "week" else 1)
+    if period == "week":
+        start = first - timedelta(days=first.weekday())
+    elif period == "month":
+        start = first.replace(day=1)
+    else:
+        start = first
     while True:
-        end = start + step
+        if period == "month":
+            end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+            label = start.strftime("%Y-%m")
+        elif period == "week":
+            end = start + timedelta(days=7)
+            iso = start.isocalendar()
+            label = f"{iso[0]}-W{iso[1]:02d}"
+        else:
+            end = start + timedelta(days=1)
+            label = start.isoformat()
         if end - timedelta(days=1) > last:
             return tuple(out)
-        iso = start.isocalendar()
-        label = f"{iso[0]}-W{iso[1]:02d}" if period == "week" else start.isoformat()
         out.append((start.isoformat(), end.isoformat(), (end - timedelta(days=1)).isoformat(), label))
         start = end
 
@@ -579,19 +676,30 @@ def write_registry(data: Path, reg: dict) -> None:
 
 
 def fingerprint(user: Path) -> dict:
-    """A cheap summary of the YAML (file count, bytes, newest change) that
-    says whether anything changed since a sync; Data/ is not part of it."""
+    """A summary of the YAML that changes when any file is added, removed,
+    moved, resized or touched (Data/ is not part of it): a hash of every
+    relative path with its size and modification time, plus totals."""
+    h = hashlib.sha256()
     n = size = newest = 0
     for dirpath, dirnames, filenames in os.walk(user):
         if Path(dirpath) == user:
             dirnames[:] = [d for d in dirnames if d.lower() != "data"]
-        for f in filenames:
-            if f.lower().endswith((".yml", ".yaml", ".md")):
-                st = os.stat(os.path.join(dirpath, f))
-                n += 1
+        dirnames.sort()
+        for f in sorted(filenames):
+            if not f.lower().endswith((".yml", ".yaml", ".md")):
+                continue
+            full = os.path.join(dirpath, f)
+            try:
+                st = os.stat(full)
+            except OSError:               # a dangling link: counted by name only
+                st = None
+            rel = os.path.relpath(full, user)
+            h.update(f"{rel}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\n".encode())
+            n += 1
+            if st:
                 size += st.st_size
                 newest = max(newest, st.st_mtime_ns)
-    return {"files": n, "bytes": size, "newest_ns": newest}
+    return {"files": n, "bytes": size, "newest_ns": newest, "sha256": h.hexdigest()}
 
 
 # --- sync ------------------------------------------------------------------------
@@ -619,63 +727,70 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
         tree = read_user_folder(user)
         builder = Builder(tree)
         report.files, report.items = tree.files, len(tree.items)
-        # (building them in worker processes was tried: on two cores, copying
-        # the read tree into them cost more than it saved)
-        results = {n: _timed(lambda n=n: _build_one(n, data, builder, as_of), progress, n) for n in databases}
+        # Every mirror is built beside its target first; only when all are
+        # built are they renamed into place, one after another, and the
+        # registry written: a failure leaves every previous mirror as it was.
+        # (Building them in worker processes was tried: on two cores, copying
+        # the read tree into them cost more than it saved.)
+        pending: list[db.PendingFile] = []
+        memory_file = None
+        try:
+            for name in databases:
+                t = time.perf_counter()
+                try:
+                    if name in ("core", "memory"):
+                        fill = builder.core if name == "core" else builder.memory
+                        p = db.build_pending(data / schema.FILES[name], fill, user_version=schema.VERSIONS[name])
+                        pending.append(p)
+                        counts = p.result
+                        if name == "memory":
+                            memory_file = p.tmp
+                    elif name == "events":
+                        counts, files = _pending_events(data, builder)
+                        pending += files
+                    else:
+                        from chronoledger.sequence.metastudy import build_trends
+
+                        counts, files = build_trends(data, as_of=as_of, memory_db=memory_file, pending=True)
+                        pending += files
+                except Exception as exc:
+                    reg["databases"][name].update({"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+                    write_registry(data, reg)
+                    raise
+                finally:
+                    if progress:
+                        progress(name)
+                report.built[name] = {"file": schema.FILES[name], "counts": counts,
+                                      "seconds": round(time.perf_counter() - t, 3)}
+        except BaseException:
+            for p in pending:
+                p.discard()
+            raise
+        for p in pending:
+            p.commit()
+        stamp_ = now_text()
         for name in databases:
-            outcome = results[name]
-            if isinstance(outcome, BaseException):
-                reg["databases"][name].update({"status": "failed",
-                                               "error": f"{type(outcome).__name__}: {outcome}"})
-                write_registry(data, reg)
-                raise outcome
-            counts, seconds = outcome
             entry = reg["databases"].setdefault(name, {})
             entry.pop("error", None)
             entry.update({"file": schema.FILES[name], "schema_version": schema.VERSIONS[name],
-                          "counts": counts, "last_sync": now_text(), "last_attempt": attempt, "status": "ok",
-                          "source": fp})
-            report.built[name] = {"file": schema.FILES[name], "counts": counts, "seconds": round(seconds, 3)}
+                          "counts": report.built[name]["counts"], "last_sync": stamp_, "last_attempt": attempt,
+                          "status": "ok", "source": fp})
         report.problems = tree.problems
         report.unresolved = builder.unresolved
         reg["user_folder"] = "."          # relative: the registry lives inside the user folder
-        reg["skipped_files"] = [str(p) for p in tree.problems]
+        reg["skipped_files"] = [str(p) for p in tree.problems if p.skipped]
+        reg["warnings"] = [str(p) for p in tree.problems if not p.skipped]
         write_registry(data, reg)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _build_one(name: str, data: Path, builder: Builder, as_of: date | None = None) -> dict[str, int]:
-    target = data / schema.FILES[name]
-    if name == "core":
-        return db.atomic_rebuild(target, builder.core, user_version=schema.VERSIONS["core"])
-    if name == "memory":
-        return db.atomic_rebuild(target, builder.memory, user_version=schema.VERSIONS["memory"])
-    if name == "events":
-        return _build_events(data, builder)
-    from chronoledger.sequence.metastudy import build_trends
-
-    return build_trends(data, builder, as_of=as_of)
-
-
-def _timed(fn, progress, name):
-    """(counts, seconds), or the exception (sync() reports it per database)."""
-    t = time.perf_counter()
-    try:
-        counts = fn()
-    except Exception as exc:   # noqa: BLE001 - reported per database by sync()
-        return exc
-    finally:
-        if progress:
-            progress(name)
-    return counts, time.perf_counter() - t
-
-
-def _build_events(data: Path, builder: Builder) -> dict[str, int]:
-    """chronos_events.db from the logs, keeping the command runs (and their
-    events) of the database it replaces; the chronicle log is rebuilt with it."""
+def _pending_events(data: Path, builder: Builder) -> tuple[dict[str, int], list[db.PendingFile]]:
+    """chronos_events.db and its chronicle log, built beside their targets.
+    The command runs (and their events) of the database being replaced are
+    carried over; one that cannot be read is set aside, not lost."""
     target = data / schema.FILES["events"]
-    old_runs, old_cmd_events = _previous_commands(target)
+    old_runs, old_cmd_events = _previous_commands(target, builder.tree)
     events = builder.events() + [(ts, et, json.loads(p)) for ts, et, p in old_cmd_events]
     events.sort(key=lambda e: (e[0], e[1]))
     triggers = builder.triggers()
@@ -692,16 +807,23 @@ def _build_events(data: Path, builder: Builder) -> dict[str, int]:
                            t["actions_json"], t["detail_json"]) for t in triggers])
         return {"events": len(events), "command_runs": len(old_runs), "trigger_log": len(triggers)}
 
-    counts = db.atomic_rebuild(target, fill, user_version=schema.VERSIONS["events"])
-    _rebuild_event_log(data, events)
-    return counts
+    events_db = db.build_pending(target, fill, user_version=schema.VERSIONS["events"])
+    try:
+        log = _pending_event_log(data, events)
+    except BaseException:
+        events_db.discard()
+        raise
+    return events_db.result, [events_db, log]
 
 
-def _previous_commands(target: Path) -> tuple[list[tuple], list[tuple]]:
+def _previous_commands(target: Path, tree: UserTree) -> tuple[list[tuple], list[tuple]]:
     if not target.exists():
         return [], []
-    db.settle(target)
-    conn = apsw.Connection(f"file:{target}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        db.settle(target)
+        conn = db.open_readonly(target)
+    except apsw.Error as exc:
+        return _set_aside(target, tree, exc)
     try:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(command_runs)")}
         want = ("ts", "command", "args_json", "duration_s", "result", "detail")
@@ -710,11 +832,22 @@ def _previous_commands(target: Path) -> tuple[list[tuple], list[tuple]]:
         ev = [tuple(r) for r in conn.execute(
             "SELECT ts, event_type, payload_json FROM events WHERE event_type = 'command' ORDER BY id")] \
             if {r[1] for r in conn.execute("PRAGMA table_info(events)")} else []
-    except apsw.SQLError:
-        return [], []
-    finally:
+    except apsw.Error as exc:
         conn.close()
+        return _set_aside(target, tree, exc)
+    conn.close()
     return runs, ev
+
+
+def _set_aside(target: Path, tree: UserTree, exc: Exception) -> tuple[list, list]:
+    """An events database that cannot be read is renamed, not overwritten:
+    its command history may still be recovered from it."""
+    aside = target.with_name(f"{target.name}.unreadable-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
+    os.replace(target, aside)
+    tree.problems.append(Problem(f"Data/{target.name}", None, f"the previous events database cannot be read "
+                                                              f"({exc}); it was set aside as {aside.name} and "
+                                                              f"a new one started", skipped=False))
+    return [], []
 
 
 def _micros(ts: str) -> int:
@@ -734,12 +867,12 @@ def _micros_array(stamps: list[str]) -> np.ndarray:
     return np.maximum(us, 0).astype(np.uint64)
 
 
-def _rebuild_event_log(data: Path, events: list[tuple]) -> None:
-    """The same events as a chronicle event log, built beside and renamed in."""
+def _pending_event_log(data: Path, events: list[tuple]) -> db.PendingFile:
+    """The same events as a chronicle event log, built beside its target."""
     from chronoledger.chronicle import Chronicle
 
     target = data / EVENT_LOG
-    tmp = data / f".{EVENT_LOG}.building-{os.getpid()}"
+    tmp = db.building_path(target)
     tmp.unlink(missing_ok=True)
     try:
         with Chronicle.open(tmp, "w", schema="event", metadata={"source": "sequence sync"}) as ch:
@@ -747,10 +880,10 @@ def _rebuild_event_log(data: Path, events: list[tuple]) -> None:
                 ch.extend({"timestamp": _micros_array([e[0] for e in events]),
                            "event_type": np.array([e[1] for e in events], dtype=object),
                            "payload": np.array([e[2] for e in events], dtype=object)})     # dicts
-        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return db.PendingFile(tmp, target)
 
 
 def record_command(user: Path, command: str, args: list[str], duration_s: float, result: str,
@@ -772,6 +905,11 @@ def record_review(user: Path, kind: str, day: date) -> None:
 
 def _append(user: Path, ts: str, etype: str, payload: dict, extra: tuple[str, tuple] | None = None) -> None:
     data = data_folder(user)
+    with sync_lock(data, wait=True):      # not while a sync is copying command_runs into its new file
+        _append_locked(data, ts, etype, payload, extra)
+
+
+def _append_locked(data: Path, ts: str, etype: str, payload: dict, extra: tuple[str, tuple] | None) -> None:
     target = data / schema.FILES["events"]
     conn = db.connect(target, journal="delete")
     try:
@@ -829,7 +967,7 @@ def plan(user_path: str | os.PathLike[str]) -> dict:
     existing = child(user, "data")
     core = existing / schema.FILES["core"] if existing is not None else None
     if core is not None and core.exists():
-        conn = apsw.Connection(f"file:{core}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        conn = db.open_readonly(core)
         try:
             old = {(t, s): raw for t, s, raw in conn.execute("SELECT type, slug, raw_json FROM items")}
         except apsw.SQLError:
