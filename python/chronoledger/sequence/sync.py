@@ -680,26 +680,30 @@ def fingerprint(user: Path) -> dict:
     moved, resized or touched (Data/ is not part of it): a hash of every
     relative path with its size and modification time, plus totals."""
     h = hashlib.sha256()
-    n = size = newest = 0
-    for dirpath, dirnames, filenames in os.walk(user):
-        if Path(dirpath) == user:
-            dirnames[:] = [d for d in dirnames if d.lower() != "data"]
-        dirnames.sort()
-        for f in sorted(filenames):
-            if not f.lower().endswith((".yml", ".yaml", ".md")):
-                continue
-            full = os.path.join(dirpath, f)
-            try:
-                st = os.stat(full)
-            except OSError:               # a dangling link: counted by name only
-                st = None
-            rel = os.path.relpath(full, user)
-            h.update(f"{rel}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\n".encode())
-            n += 1
-            if st:
-                size += st.st_size
-                newest = max(newest, st.st_mtime_ns)
-    return {"files": n, "bytes": size, "newest_ns": newest, "sha256": h.hexdigest()}
+    totals = [0, 0, 0]                      # files, bytes, newest change
+
+    def walk(folder: str, rel: str, top: bool) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                if not (top and e.name.lower() == "data"):
+                    walk(e.path, f"{rel}{e.name}/", False)
+            elif e.name.lower().endswith((".yml", ".yaml", ".md")):
+                try:
+                    st = e.stat()
+                    size, mtime = st.st_size, st.st_mtime_ns
+                except OSError:               # a dangling link: counted by name only
+                    size = mtime = -1
+                h.update(f"{rel}{e.name}\0{size}\0{mtime}\n".encode())
+                totals[0] += 1
+                totals[1] += max(size, 0)
+                totals[2] = max(totals[2], mtime)
+
+    walk(str(user), "", True)
+    return {"files": totals[0], "bytes": totals[1], "newest_ns": totals[2], "sha256": h.hexdigest()}
 
 
 # --- sync ------------------------------------------------------------------------
