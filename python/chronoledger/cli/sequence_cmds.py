@@ -89,8 +89,10 @@ def sync_cmd(which: str, user: Path, as_of, as_json: bool) -> None:
     with _recorded(user, "sync"):
         dbs = _dbs(which)
         show = sys.stderr.isatty() and not as_json
-        with click.progressbar(length=len(dbs), label="sync", file=sys.stderr) if show else _null() as bar:
-            report = sync(user, dbs, progress=(lambda name: bar.update(1)) if show else None,
+        steps = ("read", *dbs)
+        with click.progressbar(length=len(steps), label="sync", file=sys.stderr,
+                               item_show_func=lambda n: n) if show else _null() as bar:
+            report = sync(user, dbs, progress=(lambda name: bar.update(1, name)) if show else None,
                           as_of=as_of.date() if as_of else None)
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))

@@ -710,7 +710,9 @@ def fingerprint(user: Path) -> dict:
 
 def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABASES, *,
          progress: Callable[[str], None] | None = None, as_of: date | None = None) -> SyncReport:
-    """Rebuild the chosen mirrors of the user folder at (or in) ``user_path``."""
+    """Rebuild the chosen mirrors of the user folder at (or in) ``user_path``.
+    ``progress`` is called with "read" once the YAML is read, then with each
+    database's name as it is built."""
     from chronoledger.sequence.layout import find_user_folder
 
     for name in databases:
@@ -729,6 +731,8 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
         write_registry(data, reg)
         fp = fingerprint(user)
         tree = read_user_folder(user)
+        if progress:
+            progress("read")
         builder = Builder(tree)
         report.files, report.items = tree.files, len(tree.items)
         # Every mirror is built beside its target first; only when all are
