@@ -3,7 +3,6 @@ data queries, the metastudy and the listener."""
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
