@@ -601,3 +601,21 @@ def test_the_listener_survives_bad_settings_and_failed_cycles(folder, monkeypatc
     L.listen(folder.parent, log=logs.append, sleep=sleep, now=lambda: clock[0], cycles=2)
     assert "syncing at 00:00 until it is fixed" in logs[0]
     assert sum("sync failed unexpectedly (ZeroDivisionError" in m for m in logs) == 2
+
+
+def test_commands_are_logged_even_after_future_dated_logs(tmp_path):
+    from chronoledger.chronicle import Chronicle
+    from chronoledger.sequence.sync import record_command
+
+    user = tmp_path / "User"
+    (user / "Schedules" / "completions").mkdir(parents=True)
+    (user / "Schedules" / "completions" / "2099-01-01.yml").write_text(
+        "entries:\n  Plan@07:00: {status: completed, logged_at: '2099-01-01 07:30:00'}\n")
+    sync(tmp_path)
+    record_command(user, "status", ["status"], 0.1, "ok")
+    with Chronicle.open(user / "Data" / "chronos_events.cmeta") as ch:
+        events = list(ch)
+        assert ch.last_timestamp == events[-1].timestamp
+    assert events[-1].event_type == "command" and events[-1].payload["command"] == "status"
+    assert events[-1].timestamp == events[-2].timestamp            # placed at the log's last time
+    assert events[-1].payload["recorded_at"].startswith("20")

@@ -136,6 +136,16 @@ class Chronicle:
         """The run's initial seed stored in the header, if any."""
         return self.metadata.get("initial_seed")
 
+    @property
+    def last_timestamp(self) -> int | None:
+        """The newest timestamp written to the file (on a writer: flushed),
+        or None for an empty chronicle.  An append older than this (outside
+        the block being staged) raises OrderError."""
+        if self._writer is not None:
+            return self._writer._current_floor()
+        blocks = self.reader().blocks
+        return blocks[-1].last_ts if blocks else None
+
     def __len__(self) -> int:
         if self._writer is not None:
             return self._writer.records + self._writer.staged

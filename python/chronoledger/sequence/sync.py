@@ -933,7 +933,11 @@ def _append_locked(data: Path, ts: str, etype: str, payload: dict, extra: tuple[
     from chronoledger.chronicle import Chronicle
 
     with Chronicle.open(data / EVENT_LOG, "a", schema="event") as ch:
-        ch.append(timestamp=_micros(ts), event_type=etype, payload=payload)
+        # the log is in time order; logs dated after now (a plan logged ahead)
+        # would make "now" too old for it: such an event is placed at the
+        # log's last time (its payload and the database keep the real one)
+        when = max(_micros(ts), ch.last_timestamp or 0)
+        ch.append(timestamp=when, event_type=etype, payload={**payload, "recorded_at": ts})
 
 
 # --- status and plan ----------------------------------------------------------------
