@@ -247,32 +247,33 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
     """One file's data with keys lower-cased (``keep_case``: as written), or
     (None, the Problem).  ``expect`` is "dict", "list" or None.  Whatever
     goes wrong in one file becomes its Problem: nothing in a file stops a sync."""
-    rel = _rel(root, path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        return None, Problem(rel, None, f"cannot be read: {exc.strerror or exc}")
-    if not raw.strip():
-        return None, Problem(rel, None, "the file is empty")
+        return None, Problem(_rel(root, path), None, f"cannot be read: {exc.strerror or exc}")
+    if not raw or raw.isspace():
+        return None, Problem(_rel(root, path), None, "the file is empty")
+    loader = (CaseLoader if keep_case else Loader)(raw)
     try:
-        data = yaml.load(raw, Loader=CaseLoader if keep_case else Loader)
+        data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        return None, Problem(rel, mark.line + 1 if mark is not None else None, f"malformed YAML: {what}")
+        return None, Problem(_rel(root, path), mark.line + 1 if mark is not None else None, f"malformed YAML: {what}")
     except yaml.YAMLError as exc:
-        return None, Problem(rel, None, f"malformed YAML: {exc}")
+        return None, Problem(_rel(root, path), None, f"malformed YAML: {exc}")
     except UnicodeDecodeError as exc:
-        return None, Problem(rel, None, f"not UTF-8 text: {exc}")
+        return None, Problem(_rel(root, path), None, f"not UTF-8 text: {exc}")
     except RecursionError:
-        return None, Problem(rel, None, "nested too deeply to read")
+        return None, Problem(_rel(root, path), None, "nested too deeply to read")
     except (ValueError, OverflowError) as exc:     # e.g. a date that does not exist (2025-02-30), a giant int
-        return None, Problem(rel, None, f"a value cannot be read: {exc}")
-    want = {"dict": dict, "list": list}.get(expect or "")
-    if want is not None and not isinstance(data, want):
-        return None, Problem(rel, 1, f"expected {'a mapping' if want is dict else 'a list'}, "
-                                     f"found {type(data).__name__}")
+        return None, Problem(_rel(root, path), None, f"a value cannot be read: {exc}")
+    finally:
+        loader.dispose()
+    if expect is not None and not isinstance(data, dict if expect == "dict" else list):
+        return None, Problem(_rel(root, path), 1, f"expected {'a mapping' if expect == 'dict' else 'a list'}, "
+                                                  f"found {type(data).__name__}")
     return data, None
 
 
