@@ -14,7 +14,7 @@ that ends up as that integer (through the float32 cast).  Floored or
 clipped records are counted as free (0 bits), which keeps the figure a
 lower bound.  It is a bound for this very sample too, not only on average:
 by the competitive optimality of the true model's code (Cover & Thomas,
-section 5.10), the chance that any code beats its length on the sample by k
+Elements of Information Theory), the chance that any code beats its length on the sample by k
 bits is at most 2^-k, and a 0.3 % margin on a million records is about
 400,000 bits.
 
