@@ -168,11 +168,31 @@ def test_a_database_that_is_not_v1_is_refused_untouched(tmp_path):
     con = apsw.Connection(str(p))
     con.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, user TEXT)")
     con.close()
+    before = p.read_bytes()
     with pytest.raises(SchemaError, match="sessions lacks the v1 column.*actor"):
         RuntimeMemoryStore(p)
+    assert p.read_bytes() == before                    # not even switched to WAL
     con = apsw.Connection(str(p))
     assert db.user_version(con) == 0
     assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["sessions", "sqlite_autoindex_sessions_1"]
+
+
+def test_other_applications_databases_are_refused_untouched(tmp_path):
+    p = tmp_path / "mirror.sqlite"
+    con = apsw.Connection(str(p))
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY); PRAGMA user_version = 1")
+    con.close()
+    before = p.read_bytes()
+    for readonly in (True, False):
+        with pytest.raises(SchemaError, match="not a runtime memory database .*items at schema version 1"):
+            RuntimeMemoryStore(p, readonly=readonly)
+    assert p.read_bytes() == before
+    other = tmp_path / "other.sqlite"
+    con = apsw.Connection(str(other))
+    con.execute("CREATE TABLE notes (x)")
+    con.close()
+    with pytest.raises(SchemaError, match="not a runtime memory database"):
+        RuntimeMemoryStore(other)
 
 
 def test_newer_schema_and_non_database_files_are_refused(tmp_path):

@@ -108,6 +108,7 @@ class RuntimeMemoryStore:
         self._last_stamp = ""
         self._lock = threading.RLock()
         self._checkpointer: db.BackgroundCheckpointer | None = None
+        _check_is_runtime_db(self.path)       # before connect(), which switches the journal to WAL
         self._conn = db.connect(self.path, readonly=readonly, synchronous=synchronous,
                                 busy_timeout_ms=busy_timeout_ms)
         try:
@@ -151,12 +152,7 @@ class RuntimeMemoryStore:
         existing = [t for t in TABLES if t in have]
         if not existing:
             return []
-        spec = _spec_columns()
-        for table in existing:
-            missing = [c for c in spec[table] if c not in db.table_columns(self._conn, table)]
-            if missing:
-                raise SchemaError(f"{self.path}: table {table} lacks the v1 column(s) {', '.join(missing)}; "
-                                  f"it was not created from the Runtime Memory DB v1 schema")
+        _check_v1_columns(self._conn, existing, self.path)   # again: another process may have changed it
         with self._write("adopting a v1 database"):
             if db.user_version(self._conn) != 0:        # another process adopted it meanwhile
                 return []
@@ -756,6 +752,45 @@ class RuntimeMemoryStore:
             finally:
                 self._conn.execute("COMMIT")
         return n
+
+
+def _check_is_runtime_db(path: Path) -> None:
+    """Refuse, before anything is written to it (connect() would switch it to
+    WAL), a database that is not a v1 runtime database: it has tables but none
+    of the v1 ones, it records a schema version without the v1 tables (e.g. a
+    sequence mirror), or a table of a v1 name lacks v1 columns."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        conn = db.open_readonly(path)
+    except apsw.Error:
+        return                                # connect() reports what is wrong with the file
+    try:
+        have = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        version = db.user_version(conn)
+        if (have and not have & set(TABLES)) or (version and not set(TABLES) <= have):
+            raise SchemaError(f"{path}: not a runtime memory database (it holds "
+                              f"{', '.join(sorted(have)[:5]) or 'no tables'}"
+                              f"{' at schema version %d' % version if version else ''}); it was left as it was")
+        if not version:
+            _check_v1_columns(conn, [t for t in TABLES if t in have], path)
+    except apsw.NotADBError as exc:
+        raise SchemaError(f"{path}: not an SQLite database ({exc})") from None
+    except apsw.Error:
+        return                                # e.g. locked: connect() waits for it and reports
+    finally:
+        conn.close()
+
+
+def _check_v1_columns(conn: apsw.Connection, tables: list[str], path: Path) -> None:
+    """Every table of a v1 name has the v1 columns, or SchemaError."""
+    spec = _spec_columns()
+    for table in tables:
+        missing = [c for c in spec[table] if c not in db.table_columns(conn, table)]
+        if missing:
+            raise SchemaError(f"{path}: table {table} lacks the v1 column(s) {', '.join(missing)}; "
+                              f"it was not created from the Runtime Memory DB v1 schema")
 
 
 def _check_tables(tables: Iterable[str]) -> list[str]:
