@@ -553,21 +553,27 @@ def _append_variant(variant: str, d: Path, n: int, n_ext: int) -> tuple[dict, li
     return fig, rows
 
 
+def _per_variant(key: str, run, title: str, header: list[str], after=None) -> None:
+    """Run ``run(variant) -> (figures, rows)`` for every variant, print one table, keep the figures."""
+    out, rows = {}, []
+    for variant in OPT.variants:
+        out[variant], r = run(variant)
+        rows += r
+        if after is not None:
+            after()
+    table(title, header, rows)
+    RESULTS[key] = out
+
+
 def bench_append() -> None:
     n = min(200_000, OPT.n)
-    out = {}
-    rows = []
     d = OPT.workdir / "append"
     d.mkdir(exist_ok=True)
-    for variant in OPT.variants:
-        out[variant], r = _append_variant(variant, d, n, OPT.n)
-        rows += r
-        for p in d.iterdir():
-            p.unlink()
-    table("Appending records to a file (per-record rows: the Python values are built before timing; "
-          "'ours / this' = our time / this time)",
-          ["variant", "what", "ns/record", "M records/s", "ours / this"], rows)
-    RESULTS["append"] = out
+    _per_variant("append", lambda v: _append_variant(v, d, n, OPT.n),
+                 "Appending records to a file (per-record rows: the Python values are built before timing; "
+                 "'ours / this' = our time / this time)",
+                 ["variant", "what", "ns/record", "M records/s", "ours / this"],
+                 after=lambda: [p.unlink() for p in d.iterdir()])
 
 
 # ---------------------------------------------------------------------------
@@ -636,8 +642,6 @@ def _load_variant(variant: str) -> tuple[dict, list]:
 
 
 def bench_load() -> None:
-    out = {}
-    rows = []
     # Warm the process up first, over every variant: the allocator settles
     # its thresholds for the big output arrays only after a few rounds, and
     # whichever variant ran first would otherwise pay for that.
@@ -647,14 +651,11 @@ def bench_load() -> None:
             with Chronicle.open(b["ours"]) as ch:
                 ch.to_numpy()
             read_parquet(b["parquet"])
-    for variant in OPT.variants:
-        out[variant], r = _load_variant(variant)
-        rows += r
-    table(f"Loading a {OPT.big:,}-record file into numpy columns (MB/s of logical {workload.RECORD_BYTES}-byte "
-          f"records; page cache warm; phase comes back as str objects on both sides;\n"
-          f"Parquet floats come back as the quantized ints or float32 it stores, ours as float32)",
-          ["variant", "what", "B/record", "ms", "MB/s", "ours faster by"], rows)
-    RESULTS["load"] = out
+    _per_variant("load", _load_variant,
+                 f"Loading a {OPT.big:,}-record file into numpy columns (MB/s of logical {workload.RECORD_BYTES}-byte "
+                 f"records; page cache warm; phase comes back as str objects on both sides;\n"
+                 f"Parquet floats come back as the quantized ints or float32 it stores, ours as float32)",
+                 ["variant", "what", "B/record", "ms", "MB/s", "ours faster by"])
 
 
 QUERY_SPAN = 1000
@@ -691,14 +692,9 @@ def _query_variant(variant: str) -> tuple[dict, list]:
 
 
 def bench_query() -> None:
-    out = {}
-    rows = []
-    for variant in OPT.variants:
-        out[variant], r = _query_variant(variant)
-        rows += r
-    table(f"Range query of {QUERY_SPAN:,} consecutive records from the middle of the {OPT.big:,}-record file "
-          f"(median ms)", ["variant", "what", "ms"], rows)
-    RESULTS["query"] = out
+    _per_variant("query", _query_variant,
+                 f"Range query of {QUERY_SPAN:,} consecutive records from the middle of the {OPT.big:,}-record "
+                 f"file (median ms)", ["variant", "what", "ms"])
 
 
 def _verify_variant(variant: str) -> tuple[dict, list]:
@@ -723,15 +719,10 @@ def _verify_variant(variant: str) -> tuple[dict, list]:
 
 
 def bench_verify() -> None:
-    out = {}
-    rows = []
-    for variant in OPT.variants:
-        out[variant], r = _verify_variant(variant)
-        rows += r
-    table(f"verify() of the {OPT.big:,}-record file, in the page cache (GB/s of file size; "
-          f"'time / crc' = verify time / one CRC-64 pass over the file)",
-          ["variant", "what", "MB", "ms", "GB/s", "time / crc"], rows)
-    RESULTS["verify"] = out
+    _per_variant("verify", _verify_variant,
+                 f"verify() of the {OPT.big:,}-record file, in the page cache (GB/s of file size; "
+                 f"'time / crc' = verify time / one CRC-64 pass over the file)",
+                 ["variant", "what", "MB", "ms", "GB/s", "time / crc"])
 
 
 SECTIONS = {"size": bench_size, "append": bench_append, "load": bench_load, "query": bench_query,
