@@ -31,6 +31,15 @@ def q(path, sql, *args):
         conn.close()
 
 
+def lower_keys(value):
+    """The reference for our loaders: mappings' string keys stripped and lower-cased, all the way down."""
+    if isinstance(value, dict):
+        return {(k.strip().lower() if isinstance(k, str) else k): lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lower_keys(v) for v in value]
+    return value
+
+
 def yaml_digest(user: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(user.rglob("*")):
@@ -88,6 +97,8 @@ YAML_CASES = [
     "Key With Space : value\n'Quoted Key': [a, b]\n2: int key\nnested: {Deep: {Deeper: [1, {Q: 2}]}}\n",
     "set: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\nbinary: !!binary aGVsbG8=\n",
     "s: |\n  line one\n  line two\nf: >\n  folded\n  text\n",
+    "= : value key\nplain: {<<: {Merged: 1}, own: 2}\n",
+    "2025-01-02: date key\n1.5: float key\ntrue: bool key\n~: null key\nX: !!str 3\n",
 ]
 
 
@@ -97,11 +108,29 @@ def test_our_loader_gives_what_the_safe_loader_gives(text):
 
     from chronoledger.sequence import layout
 
-    want = layout.lower_keys(yaml.load(text, Loader=yaml.SafeLoader))
-    got = yaml.load(text, Loader=layout.Loader)
-    assert got == want and repr(got) == repr(want)
-    again = yaml.load(text, Loader=layout.Loader)          # the resolver's memory gives the same answer
-    assert repr(again) == repr(want)
+    want = repr(lower_keys(yaml.load(text, Loader=yaml.SafeLoader)))
+    # bytes without '&' take the walk for documents without aliases; a str, or an '&' (here in a
+    # comment), the general one: both must give what the safe loader gives
+    for stream in (text.encode(), text, text.encode() + b"# &\n", text.encode("utf-16")):
+        assert repr(yaml.load(stream, Loader=layout.Loader)) == want, stream
+    again = yaml.load(text.encode(), Loader=layout.Loader)  # the resolver's memory gives the same answer
+    assert repr(again) == want
+
+
+@pytest.mark.parametrize("text", [
+    "Entries:\n  Run@06:30: {Status: Done, Extra: {Deep: 1}}\n  read@21:00: skipped\n",
+    "base: &b {Status: Done}\nEntries:\n  Run@06:30: *b\n",
+])
+def test_the_completions_loader_keeps_only_entry_keys_as_written(text):
+    import yaml
+
+    from chronoledger.sequence import layout
+
+    got = yaml.load(text.encode(), Loader=layout.CaseLoader)
+    if "base" in text:      # an alias: the anchored mapping is lower-cased where it is used as an entry
+        assert got == {"base": {"Status": "Done"}, "entries": {"Run@06:30": {"status": "Done"}}}
+    else:
+        assert got == {"entries": {"Run@06:30": {"status": "Done", "extra": {"deep": 1}}, "read@21:00": "skipped"}}
 
 
 def test_our_loader_refuses_what_the_safe_loader_refuses():
@@ -163,8 +192,6 @@ def test_every_table_is_filled_as_the_yaml_says(folder):
 
     with Chronicle.open(data / "chronos_events.cmeta") as ch:       # the same events, as a chronicle
         assert len(ch) == q(ev, "SELECT COUNT(*) FROM events")[0][0]
-    from chronoledger.sequence.layout import lower_keys
-
     for path, raw in q(core, "SELECT path, raw_json FROM items WHERE type IN ('goal', 'commitment', 'routine')"):
         want = lower_keys(yaml.safe_load((folder / path).read_text()))
         assert json.loads(raw) == json.loads(json.dumps(want, default=str))   # the whole item is kept
@@ -253,6 +280,27 @@ def test_a_failing_sync_keeps_the_old_mirror_and_says_so(folder, monkeypatch):
     assert core.read_bytes() == old
     st = status(folder.parent)["databases"]["core"]
     assert st["status"] == "failed" and "ZeroDivisionError" in st["error"]
+
+
+def test_sync_pauses_the_cycle_collector_and_restores_it(folder, monkeypatch):
+    import gc
+
+    states = []
+    assert gc.isenabled()
+    sync(folder.parent, ("core",), progress=lambda _: states.append(gc.isenabled()))
+    assert states and not any(states) and gc.isenabled()
+    gc.disable()                                   # a caller that runs without it keeps running without it
+    try:
+        sync(folder.parent, ("core",))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    from chronoledger.sequence import sync as s
+
+    monkeypatch.setattr(s.Builder, "core", lambda self, conn: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        sync(folder.parent, ("core",))
+    assert gc.isenabled()
 
 
 def test_status_and_plan(folder):

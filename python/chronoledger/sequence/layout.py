@@ -25,37 +25,60 @@ class Loader(_BaseLoader):
     """The safe loader (C parser), with mapping keys lower-cased (and
     stripped) as they are built, since keys may come in any case.
 
-    Two things are done here rather than by PyYAML's generic machinery,
+    Three things are done here rather than by PyYAML's generic machinery,
     because a user folder is tens of thousands of small files whose scalars
     repeat ("completed", "06:30", "habit"): the implicit type of a plain
     scalar is remembered per spelling instead of re-running the resolver's
-    regular expressions, and documents are built by one recursive walk over
-    the composed nodes (strings directly; other tags through the safe
+    regular expressions; documents are built by one recursive walk over the
+    composed nodes (strings directly; other tags through the safe
     constructor's own methods, so values come out exactly as the safe loader
-    gives them)."""
+    gives them); and a document that cannot hold an alias (no ``&`` in its
+    bytes) and is far too small to exceed :data:`MAX_VALUES` skips the alias and
+    size bookkeeping that the general walk needs."""
 
     _tags: dict = {}
-    lower = True                 # lower-case mapping keys (field names)
+    #: Mapping keys at this depth are kept as written (None: every key is lower-cased).
+    case_depth: int | None = None
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        # libyaml reads UTF-16 only after a byte order mark; anything else is UTF-8, where an anchor
+        # is spelled with the byte '&'.  Without an anchor there is no alias, so no shared or cyclic
+        # node, and every value then takes at least a byte of its own (a character and a separator),
+        # so a document of fewer than MAX_VALUES / 2 bytes stays well under the limit.
+        self._plain = (isinstance(stream, bytes) and len(stream) < MAX_VALUES // 2
+                       and stream[:2] not in (b"\xff\xfe", b"\xfe\xff") and b"&" not in stream)
 
     def resolve(self, kind, value, implicit):
-        if kind is yaml.ScalarNode and implicit[0]:
-            tag = self._tags.get(value)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if len(self._tags) < 200_000:
-                    self._tags[value] = tag
-            return tag
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                tag = self._tags.get(value)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(self._tags) < 200_000:
+                        self._tags[value] = tag
+                return tag
+        elif not self.yaml_path_resolvers:          # no path resolvers: a collection's tag is its kind's
+            return _MAP if kind is yaml.MappingNode else _SEQ
         return super().resolve(kind, value, implicit)
 
     def get_single_data(self):
         node = self.get_single_node()
-        return None if node is None else _Walk(self).build(node)
+        if node is None:
+            return None
+        if self._plain:
+            try:
+                return _plain(self, node, 0)
+            except _NeedsFullWalk:        # a merge key, a '=' key or a key that is not a scalar
+                pass
+        return _Walk(self).build(node)
 
 
 class CaseLoader(Loader):
-    """As Loader, keys kept as written: for mappings whose keys are data
-    (a completions file's ``name@HH:MM`` entries), not field names."""
-    lower = False
+    """As Loader, with the keys of second-level mappings kept as written: a
+    completions file's ``entries:`` are keyed by ``name@HH:MM``, data rather
+    than field names, while the fields around and inside them are lower-cased."""
+    case_depth = 1
 
 
 #: A document larger than this many values once its aliases are expanded is
@@ -66,6 +89,54 @@ MAX_VALUES = 1_000_000
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_COLLECTIONS = ((yaml.SequenceNode, _SEQ), (yaml.MappingNode, _MAP))
+_SCALARS = frozenset("tag:yaml.org,2002:" + t for t in ("int", "float", "bool", "null", "timestamp", "binary"))
+#: Key tags built as they are; any other key (a merge key ``<<``, a value key ``=``, a
+#: mapping or sequence) is left to the general walk, which flattens merges as the safe loader does.
+_PLAIN_KEYS = frozenset("tag:yaml.org,2002:" + t for t in ("int", "float", "bool", "null", "timestamp"))
+
+
+class _NeedsFullWalk(Exception):
+    pass
+
+
+def _scalar(loader: Loader, node):
+    """A scalar node's value, as the safe constructor builds it."""
+    if node.tag == _STR:
+        return node.value
+    if node.tag in _SCALARS:
+        return loader.yaml_constructors[node.tag](loader, node)
+    return loader.construct_object(node, deep=True)    # e.g. "!!seq text": refused there, as the safe loader does
+
+
+def _plain(loader: Loader, node, depth: int):
+    """The value of a node in a document without aliases (see Loader)."""
+    cls = node.__class__
+    if cls is yaml.ScalarNode:
+        return node.value if node.tag == _STR else _scalar(loader, node)
+    tag = node.tag
+    # Strings, most of the nodes, are taken in place rather than through a call.
+    if cls is yaml.SequenceNode and tag == _SEQ:
+        return [n.value if n.tag == _STR and n.__class__ is yaml.ScalarNode else _plain(loader, n, depth + 1)
+                for n in node.value]
+    if cls is yaml.MappingNode and tag == _MAP:
+        value = {}
+        lower = depth != loader.case_depth
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not yaml.ScalarNode:
+                raise _NeedsFullWalk
+            if key_node.tag == _STR:
+                k = key_node.value.strip().lower() if lower else key_node.value
+            elif key_node.tag in _PLAIN_KEYS:
+                k = _scalar(loader, key_node)
+            else:
+                raise _NeedsFullWalk
+            if value_node.tag == _STR and value_node.__class__ is yaml.ScalarNode:
+                value[k] = value_node.value
+            else:
+                value[k] = _plain(loader, value_node, depth + 1)
+        return value
+    return loader.construct_object(node, deep=True)    # !!omap, !!pairs, !!set...: the safe constructor's own way
 
 
 class _Walk:
@@ -75,28 +146,28 @@ class _Walk:
 
     def __init__(self, loader: Loader):
         self.loader = loader
-        self.memo: dict[int, tuple] = {}        # id(node) -> (value, expanded size)
+        self.memo: dict = {}                     # id(node) [, depth] -> (value, expanded size)
         self.open: set[int] = set()              # nodes being built: seeing one again is a cycle
 
     def build(self, node):
-        value, size = self._build(node)
+        value, size = self._build(node, 0)
         return value
 
-    def _build(self, node) -> tuple:
+    def _build(self, node, depth: int) -> tuple:
         loader = self.loader
         cls = node.__class__
         if cls is yaml.ScalarNode:
-            if node.tag == _STR:
-                return node.value, 1
-            return loader.yaml_constructors.get(node.tag, loader.__class__.construct_undefined)(loader, node), 1
+            return _scalar(loader, node), 1
         key = id(node)
         if key in self.open:
             raise yaml.constructor.ConstructorError(None, None, "an alias refers to a value that contains it "
                                                     "(a recursive structure)", node.start_mark)
-        seen = self.memo.get(key)
+        # where some keys keep their case, a node's value depends on its depth down to that level
+        memo_key = key if loader.case_depth is None or depth > loader.case_depth else (key, depth)
+        seen = self.memo.get(memo_key)
         if seen is not None:
             return seen
-        if node.tag not in (_SEQ, _MAP):          # !!omap, !!pairs, !!set...: the safe constructor's own way
+        if (cls, node.tag) not in _COLLECTIONS:     # !!omap, !!pairs, !!set...: the safe constructor's own way
             value = loader.construct_object(node, deep=True)
             return value, len(value) + 1 if hasattr(value, "__len__") else 1
         self.open.add(key)
@@ -104,27 +175,29 @@ class _Walk:
         if cls is yaml.SequenceNode:
             value: Any = []
             for n in node.value:
-                v, k = self._build(n)
+                v, k = self._build(n, depth + 1)
                 value.append(v)
                 size += k
         else:
             value = {}
             loader.flatten_mapping(node)             # YAML merge keys (<<), as the safe loader does
+            lower = depth != loader.case_depth
             for key_node, value_node in node.value:
-                k, _ = self._build(key_node)
-                if isinstance(k, str) and loader.lower:
-                    k = k.strip().lower()
+                k, _ = self._build(key_node, depth + 1)
+                if isinstance(k, str):
+                    if lower:
+                        k = k.strip().lower()
                 elif not isinstance(k, (str, int, float, bool, type(None), tuple, date)):
                     raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
                                                             "found an unhashable key", key_node.start_mark)
-                v, n = self._build(value_node)
+                v, n = self._build(value_node, depth + 1)
                 value[k] = v
                 size += n
         if size > MAX_VALUES:
             raise yaml.constructor.ConstructorError(None, None, f"more than {MAX_VALUES:,} values once its "
                                                     f"aliases are expanded", node.start_mark)
         self.open.discard(key)
-        self.memo[key] = (value, size)
+        self.memo[memo_key] = (value, size)
         return value, size
 
 
@@ -201,15 +274,6 @@ def child(folder: Path, name: str) -> Path | None:
         if entry.name.lower() == want:
             return Path(entry.path)
     return None
-
-
-def lower_keys(value: Any) -> Any:
-    """Mappings with their keys lower-cased (and stripped), all the way down."""
-    if isinstance(value, dict):
-        return {(k.strip().lower() if isinstance(k, str) else k): lower_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lower_keys(v) for v in value]
-    return value
 
 
 def parse_duration(value: Any) -> float | None:
@@ -384,12 +448,11 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
         elif what == "schedule":
             tree.schedules[key] = data
         elif what == "completions":
-            fields = {k.strip().lower() if isinstance(k, str) else k: v for k, v in data.items()}
-            entries = fields.get("entries") or {}
+            entries = data.get("entries") or {}       # CaseLoader: top-level fields lower-cased, entry keys as written
             if not isinstance(entries, dict):
                 tree.problems.append(Problem(rel, None, "entries: expected a mapping"))
             else:
-                tree.completions[key] = {k: lower_keys(v) for k, v in entries.items()}
+                tree.completions[key] = entries
                 tree.completion_files[key] = rel
         elif what == "points":
             tree.points = data

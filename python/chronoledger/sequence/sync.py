@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
+import gc
 import hashlib
 import json
 import math
@@ -708,6 +709,26 @@ def fingerprint(user: Path) -> dict:
 
 # --- sync ------------------------------------------------------------------------
 
+@contextmanager
+def _cycle_collection_paused():
+    """Python's cycle collector off for the block, back as it was after.
+
+    A sync allocates a few million dicts, lists and tuples that stay alive
+    until it ends, so the collector keeps rescanning a growing heap for
+    cycles it will not find (the tree read from YAML has none: a recursive
+    document is refused).  On a 20,000-item folder that is about a fifth of
+    the sync's time.  Reference counting still frees everything as usual;
+    only cycles made meanwhile, here or in other threads, wait for the next
+    collection."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABASES, *,
          progress: Callable[[str], None] | None = None, as_of: date | None = None) -> SyncReport:
     """Rebuild the chosen mirrors of the user folder at (or in) ``user_path``.
@@ -722,7 +743,7 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
     user = find_user_folder(user_path)
     data = data_folder(user)
     report = SyncReport(user=user, data=data)
-    with sync_lock(data):
+    with sync_lock(data), _cycle_collection_paused():
         db.remove_stale_builds(data)
         reg = read_registry(data)
         attempt = now_text()
