@@ -350,14 +350,15 @@ class Builder:
         rows = []
         for it in self.tree.items:
             d = it.data
+            dur = d.get("duration")
+            minutes = parse_duration(dur)
             rows.append((self.ids[(it.type, it.slug)], it.slug, it.name, it.type,
                          *(_text(d.get(c)) for c in ITEM_COLUMNS),
-                         iso_date(d.get("due_date")), parse_duration(d.get("duration")), _num(d.get("points")),
+                         iso_date(d.get("due_date")), minutes, _num(d.get("points")),
                          _tags(d.get("tags")), it.path, stamp(d.get("created")),
                          stamp(d.get("updated")) or datetime.fromtimestamp(it.mtime).isoformat(timespec="seconds"),
                          _json(d)))
-            dur = d.get("duration")
-            if dur is not None and parse_duration(dur) is None:
+            if dur is not None and minutes is None:
                 self.tree.problems.append(Problem(it.path, None, f"duration {dur!r} is not h:mm, Nd, Nh, Nm "
                                                                  f"or a number of minutes; stored as NULL",
                                                   skipped=False))
