@@ -516,7 +516,7 @@ def test_odd_values_anywhere_are_reported_not_fatal(tmp_path):
     msgs = {p.path: p for p in report.problems}
     assert "a value cannot be read" in msgs["Tasks/baddate.yml"].reason
     assert "a value cannot be read" in msgs["Tasks/huge.yml"].reason
-    assert "nested too deeply" in msgs["Tasks/deep.yml"].reason
+    assert "nested more than 500 levels deep" in msgs["Tasks/deep.yml"].reason
     assert "recursive" in msgs["Tasks/loop.yml"].reason
     assert "once its aliases are expanded" in msgs["Tasks/bomb.yml"].reason
     assert "UTF-8" in msgs["Tasks/binary.yml"].reason
@@ -530,6 +530,60 @@ def test_odd_values_anywhere_are_reported_not_fatal(tmp_path):
     assert q(core, "SELECT note, item_type, quality FROM completions") == [('{"a": 1}', '["t"]', None)]
     assert q(core, "SELECT delta, reason, source FROM points_ledger") == [(3.0, '{"why": 1}', '["a"]')]
     assert report.skipped == 8          # the eight files above; the rest are warnings about values
+
+
+def test_bad_tagged_values_deep_nesting_and_odd_keys_never_stop_a_sync(tmp_path):
+    user = tmp_path / "User"
+    (user / "Tasks").mkdir(parents=True)
+    files = {
+        "bool.yml": ("name: B\nnotes: !!bool maybe\n", "Tasks/bool.yml:2: a value cannot be read: 'maybe' is not a valid bool"),
+        "int.yml": ("name: I\nn: !!int ''\n", "Tasks/int.yml:2: a value cannot be read: '' is not a valid int"),
+        "ts.yml": ("name: T\n\nwhen: !!timestamp soon\n",
+                   "Tasks/ts.yml:3: a value cannot be read: 'soon' is not a valid timestamp"),
+        # deep enough to overflow the C stack in PyYAML's composer if it were ever parsed
+        "block.yml": ("name: D\nx:\n" + "- " * 30000 + "x\n", "Tasks/block.yml: nested more than 500 levels deep"),
+        "flow.yml": ("name: F\nx: " + "[" * 30000 + "]" * 30000 + "\n", "Tasks/flow.yml: nested more than 500 levels deep"),
+    }
+    for name, (text, _) in files.items():
+        (user / "Tasks" / name).write_text(text)
+    (user / "Tasks" / "keys.yml").write_text("name: K\n1: one\n2025-01-02: a date\n? !!binary aGVsbG8=\n: bytes\n")
+    (user / "Tasks" / "deep_ok.yml").write_text("name: Deep Ok\nx: " + "[" * 400 + "]" * 400 + "\n")
+    report = sync(tmp_path, ("core",))
+    assert sorted(str(p) for p in report.problems) == sorted(want for _, want in files.values())
+    raw = dict(q(user / "Data" / "chronos_core.db", "SELECT name, raw_json FROM items"))
+    assert json.loads(raw["K"]) == {"name": "K", "1": "one", "2025-01-02": "a date", "b'hello'": "bytes"}
+    depth, x = 0, json.loads(raw["Deep Ok"])["x"]
+    while x:
+        depth, x = depth + 1, x[0]
+    assert depth == 399
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: "x:\n" + "- " * d + "x\n",                                   # compact block sequences
+    lambda d: "".join("  " * i + f"k{i}:\n" for i in range(d)) + "  " * d + "x\n",  # block mappings
+    lambda d: "[" * d + "x" + "]" * d,                                      # flow sequences
+    lambda d: '{"a":' * d + "x" + "}" * d,                                  # flow mappings, no space after ':'
+    lambda d: '["a":' * (d // 2) + "x" + "]" * (d // 2),                    # single-pair mappings inside [ ]
+    lambda d: "- a:\n" + "".join("  " * (i + 1) + "- a:\n" for i in range(d)) + "  " * (d + 2) + "x\n",
+])
+def test_nesting_depth_is_measured_exactly_around_the_limit(make):
+    import yaml
+
+    from chronoledger.sequence.layout import nested_deeper_than
+
+    def depth_of(raw: bytes) -> int:             # the reference: the deepest collection in the composed nodes
+        def walk(n):
+            if isinstance(n, yaml.ScalarNode):
+                return 0
+            kids = n.value if isinstance(n, yaml.SequenceNode) else [v for kv in n.value for v in kv]
+            return 1 + max((walk(k) for k in kids), default=0)
+        return walk(yaml.compose(raw, Loader=yaml.CSafeLoader))
+
+    for d in (3, 40, 61):
+        raw = make(d).encode()
+        deepest = depth_of(raw)
+        for limit in (deepest - 1, deepest, deepest + 1, 2, 1000):
+            assert nested_deeper_than(raw, limit) == (deepest > limit), (d, deepest, limit)
 
 
 def test_completion_names_keep_their_case_and_match_blocks_once(tmp_path):

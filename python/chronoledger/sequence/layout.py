@@ -100,13 +100,30 @@ class _NeedsFullWalk(Exception):
     pass
 
 
+class ValueProblem(yaml.constructor.ConstructorError):
+    """A scalar its tag cannot hold (``!!bool maybe``, ``!!int ''``, a date
+    that does not exist), with the place it is written."""
+
+
 def _scalar(loader: Loader, node):
     """A scalar node's value, as the safe constructor builds it."""
-    if node.tag == _STR:
+    tag = node.tag
+    if tag == _STR:
         return node.value
-    if node.tag in _SCALARS:
-        return loader.yaml_constructors[node.tag](loader, node)
+    if tag in _SCALARS:
+        # PyYAML's scalar constructors assume text their tag's pattern matched; an explicit tag on
+        # other text fails inside them with KeyError, IndexError or AttributeError.
+        try:
+            return loader.yaml_constructors[tag](loader, node)
+        except (KeyError, IndexError, AttributeError, TypeError, ValueError, OverflowError) as exc:
+            why = f": {exc}" if isinstance(exc, (ValueError, OverflowError)) else ""
+            raise ValueProblem(None, None, f"{_short(node.value)} is not a valid {tag.rsplit(':', 1)[-1]}{why}",
+                               node.start_mark) from None
     return loader.construct_object(node, deep=True)    # e.g. "!!seq text": refused there, as the safe loader does
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _plain(loader: Loader, node, depth: int):
@@ -187,7 +204,7 @@ class _Walk:
                 if isinstance(k, str):
                     if lower:
                         k = k.strip().lower()
-                elif not isinstance(k, (str, int, float, bool, type(None), tuple, date)):
+                elif not isinstance(k, (str, int, float, bool, type(None), tuple, date, bytes)):
                     raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
                                                             "found an unhashable key", key_node.start_mark)
                 v, n = self._build(value_node, depth + 1)
@@ -320,7 +337,13 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
         return None, Problem(_rel(root, path), None, "the file is empty")
     loader = (CaseLoader if keep_case else Loader)(raw)
     try:
+        if nested_deeper_than(raw, MAX_DEPTH):
+            return None, Problem(_rel(root, path), None, f"nested more than {MAX_DEPTH} levels deep")
         data = loader.get_single_data()
+    except ValueProblem as exc:
+        mark = exc.problem_mark
+        return None, Problem(_rel(root, path), mark.line + 1 if mark is not None else None,
+                             f"a value cannot be read: {exc.problem}")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
@@ -339,6 +362,36 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
         return None, Problem(_rel(root, path), 1, f"expected {'a mapping' if expect == 'dict' else 'a list'}, "
                                                   f"found {type(data).__name__}")
     return data, None
+
+
+#: Deeper documents are refused before they are built: PyYAML's C composer
+#: recurses once per level and overflows the C stack (the process dies) a few
+#: tens of thousands of levels down, which a 50 KB file can reach.
+MAX_DEPTH = 500
+
+
+def nested_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the YAML in ``raw`` nests collections more than ``limit`` deep.
+
+    Every level needs an indicator of its own: ``[`` or ``{`` (which may
+    carry an implicit single-pair mapping too, hence twice), or a block
+    ``-``, ``?`` or ``:``.  A document with fewer of these bytes cannot be
+    deeper, and that count, five byte scans, settles almost every file.  The
+    rest (long files: a points ledger) are measured on libyaml's event
+    stream, whose parser keeps its own stack and cannot overflow."""
+    bound = 2 * (raw.count(b"[") + raw.count(b"{")) + raw.count(b"-") + raw.count(b"?") + raw.count(b":") + 1
+    if bound <= limit:
+        return False
+    depth = 0
+    for event in yaml.parse(raw, Loader=_BaseLoader):
+        cls = event.__class__
+        if cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+            depth += 1
+            if depth > limit:
+                return True
+        elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+            depth -= 1
+    return False
 
 
 def _rel(root: str, path: str) -> str:

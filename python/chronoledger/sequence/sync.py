@@ -127,7 +127,30 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _json(value: Any) -> str:
-    return _ENCODER.encode(value)
+    """JSON text of a value read from YAML; keys JSON cannot sort or hold as
+    they are (an int beside a string, a date, bytes) are written as text."""
+    try:
+        return _ENCODER.encode(value)
+    except TypeError:
+        return _ENCODER.encode(_text_keys(value))
+
+
+def _text_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_key_text(k): _text_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(v) for v in value]
+    return value
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return _ENCODER.encode(key)            # as JSON itself writes such keys: null, true, 1, 1.5
+    if isinstance(key, date):
+        return key.isoformat()
+    return str(key)
 
 
 def _tags(value: Any) -> str:
