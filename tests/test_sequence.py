@@ -303,6 +303,18 @@ def test_sync_pauses_the_cycle_collector_and_restores_it(folder, monkeypatch):
     assert gc.isenabled()
 
 
+@pytest.mark.parametrize("registry", [b"- a list\n", b"databases: 5\n", b"databases: {core: 5}\n",
+                                      b"\xff\xfe\x00bad", b"a: [unclosed\n", b"[" * 5000],
+                         ids=["list", "databases-int", "entry-int", "not-text", "malformed", "deep"])
+def test_a_registry_that_is_not_ours_is_replaced_by_the_next_sync(folder, registry):
+    data = folder / "Data"
+    data.mkdir()
+    (data / "databases.yml").write_bytes(registry)
+    status(folder.parent)                                       # reads it without failing
+    sync(folder.parent, ("core",))
+    assert status(folder.parent)["databases"]["core"]["status"] == "ok"
+
+
 def test_status_and_plan(folder):
     assert status(folder.parent)["databases"]["core"]["yaml_changed_since"] is True
     p = plan(folder.parent)

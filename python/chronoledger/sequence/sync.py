@@ -685,14 +685,16 @@ def now_text() -> str:
 # --- databases.yml ---------------------------------------------------------------------
 
 def read_registry(data: Path) -> dict:
+    """databases.yml, or an empty registry when it is missing or not one we
+    wrote (it only describes the mirrors, and the next sync writes it whole)."""
     p = data / REGISTRY
-    if not p.exists():
-        return {"databases": {}}
     try:
-        reg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
+        reg = yaml.safe_load(p.read_bytes())
+    except (OSError, yaml.YAMLError, RecursionError):
         return {"databases": {}}
-    reg.setdefault("databases", {})
+    if not isinstance(reg, dict) or not isinstance(reg.get("databases", {}), dict):
+        return {"databases": {}}
+    reg["databases"] = {k: v for k, v in (reg.get("databases") or {}).items() if isinstance(v, dict)}
     return reg
 
 
