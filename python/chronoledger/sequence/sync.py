@@ -1020,8 +1020,9 @@ def plan(user_path: str | os.PathLike[str]) -> dict:
     from chronoledger.sequence.layout import find_user_folder
 
     user = find_user_folder(user_path)
-    tree = read_user_folder(user)
-    new = {(it.type, it.slug): _json(it.data) for it in tree.items}
+    with _cycle_collection_paused():
+        tree = read_user_folder(user)
+        new = {(it.type, it.slug): _json(it.data) for it in tree.items}
     old: dict[tuple[str, str], str] = {}
     existing = child(user, "data")
     core = existing / schema.FILES["core"] if existing is not None else None
