@@ -100,7 +100,7 @@ class _NeedsFullWalk(Exception):
     pass
 
 
-class ValueProblem(yaml.constructor.ConstructorError):
+class _ValueProblem(yaml.constructor.ConstructorError):
     """A scalar its tag cannot hold (``!!bool maybe``, ``!!int ''``, a date
     that does not exist), with the place it is written."""
 
@@ -117,7 +117,7 @@ def _scalar(loader: Loader, node):
             return loader.yaml_constructors[tag](loader, node)
         except (KeyError, IndexError, AttributeError, TypeError, ValueError, OverflowError) as exc:
             why = f": {exc}" if isinstance(exc, (ValueError, OverflowError)) else ""
-            raise ValueProblem(None, None, f"{_short(node.value)} is not a valid {tag.rsplit(':', 1)[-1]}{why}",
+            raise _ValueProblem(None, None, f"{_short(node.value)} is not a valid {tag.rsplit(':', 1)[-1]}{why}",
                                node.start_mark) from None
     return loader.construct_object(node, deep=True)    # e.g. "!!seq text": refused there, as the safe loader does
 
@@ -340,7 +340,7 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
         if nested_deeper_than(raw, MAX_DEPTH):
             return None, Problem(_rel(root, path), None, f"nested more than {MAX_DEPTH} levels deep")
         data = loader.get_single_data()
-    except ValueProblem as exc:
+    except _ValueProblem as exc:
         mark = exc.problem_mark
         return None, Problem(_rel(root, path), mark.line + 1 if mark is not None else None,
                              f"a value cannot be read: {exc.problem}")
