@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             t_read = time.perf_counter() - t
     n = report.items
     rows = [["sequence sync (all four mirrors)", f"{a:.2f}", f"{n / a:,.0f}", f"{files / a:,.0f}", ""],
-            ["  of which reading the YAML (C loader)", f"{t_read:.2f}", "", "", ""],
+            ["  of which reading the YAML (libyaml)", f"{t_read:.2f}", "", "", ""],
             ["straightforward pipeline", f"{b:.2f}", f"{n / b:,.0f}", f"{files / b:,.0f}", f"{b / a:.1f}x"]]
     table(f"Full sync of a generated user folder: {n:,} items, {opt.days} days of logs, {files:,} files "
           f"(written in {t_gen:.0f} s); medians of {opt.repeat}",

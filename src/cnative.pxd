@@ -119,3 +119,49 @@ cdef extern from "cl_mutex.h" nogil:
     void cl_mutex_lock(cl_mutex *m)
     int cl_mutex_trylock(cl_mutex *m)
     void cl_mutex_unlock(cl_mutex *m)
+
+
+cdef extern from "cl_libyaml.h" nogil:
+    ctypedef struct cl_yaml_mark:
+        size_t index
+        size_t line
+        size_t column
+    ctypedef enum cl_yaml_event_type:
+        CL_YAML_NO_EVENT
+        CL_YAML_STREAM_START
+        CL_YAML_STREAM_END
+        CL_YAML_DOCUMENT_START
+        CL_YAML_DOCUMENT_END
+        CL_YAML_ALIAS
+        CL_YAML_SCALAR
+        CL_YAML_SEQUENCE_START
+        CL_YAML_SEQUENCE_END
+        CL_YAML_MAPPING_START
+        CL_YAML_MAPPING_END
+    # Only the members read from Cython are declared; the three member types
+    # below are never named in C (the header's are anonymous), only accessed.
+    ctypedef struct _cl_yaml_scalar:
+        unsigned char *anchor
+        unsigned char *tag
+        unsigned char *value
+        size_t length
+        int plain_implicit
+    ctypedef struct _cl_yaml_collection:
+        unsigned char *anchor
+        unsigned char *tag
+    ctypedef union _cl_yaml_event_data:
+        _cl_yaml_scalar scalar
+        _cl_yaml_collection sequence_start
+        _cl_yaml_collection mapping_start
+    ctypedef struct cl_yaml_event:
+        cl_yaml_event_type type
+        _cl_yaml_event_data data
+        cl_yaml_mark start_mark
+    ctypedef struct cl_yaml_parser:
+        pass
+    cl_status cl_libyaml_bind(const char *path, char *version)
+    int cl_libyaml_bound()
+    cl_status cl_yaml_parser_init(cl_yaml_parser *parser, const unsigned char *input, size_t length)
+    int cl_yaml_parse(cl_yaml_parser *parser, cl_yaml_event *event)
+    void cl_yaml_event_delete(cl_yaml_event *event)
+    void cl_yaml_parser_delete(cl_yaml_parser *parser)

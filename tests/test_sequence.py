@@ -13,6 +13,8 @@ from pathlib import Path
 
 import apsw
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chronoledger.errors import ConfigError, QueryError
 from chronoledger.sequence import listener, metastudy, sample
@@ -47,6 +49,16 @@ def yaml_digest(user: Path) -> str:
             h.update(p.relative_to(user).as_posix().encode())
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+@pytest.fixture(params=["direct", "pyyaml"])
+def reader(request, monkeypatch):
+    """Both ways a file is read: libyaml's events straight to values, and PyYAML's loader."""
+    from chronoledger.sequence import layout
+
+    if request.param == "pyyaml":
+        monkeypatch.setattr(layout, "_yamlread", None)
+    return request.param
 
 
 @pytest.fixture
@@ -131,6 +143,78 @@ def test_the_completions_loader_keeps_only_entry_keys_as_written(text):
         assert got == {"base": {"Status": "Done"}, "entries": {"Run@06:30": {"status": "Done"}}}
     else:
         assert got == {"entries": {"Run@06:30": {"status": "Done", "extra": {"deep": 1}}, "read@21:00": "skipped"}}
+
+
+def same_values(a, b) -> bool:
+    """Equal with the same types all the way down (True == 1 and 1 == 1.0 are not enough)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b))
+    return a == b or (a != a and b != b)       # NaN
+
+
+#: YAML_CASES the direct reader takes itself (the rest have anchors, merge or value keys, set/omap tags).
+DIRECT_CASES = [0, 1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("index", range(len(YAML_CASES)))
+def test_the_direct_reader_gives_what_our_loader_gives_or_leaves_the_document_to_it(index):
+    from chronoledger.sequence import layout
+
+    raw = YAML_CASES[index].encode()
+    assert layout._yamlread is not None, "libyaml could not be bound from PyYAML's extension"
+    for keep_case in (False, True):
+        got = layout._read_direct(raw, keep_case)
+        if index not in DIRECT_CASES:
+            assert got is layout._MISSING
+            continue
+        want, problem = layout._load_with_pyyaml("/", "/x.yml", raw, keep_case)
+        assert problem is None and same_values(got, want), (got, want)
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                     st.floats(allow_nan=True, allow_infinity=True), st.dates(),
+                     st.datetimes(), st.text(max_size=12),
+                     st.sampled_from(["yes", "No", "06:30", "1:30:00", "0x1F", "0o17", "~", "null", "1_000",
+                                      ".5", "+1", "2025-01-02", "2025-1-2 3:04:05", "", " x ", "'", "a: b", "#"]))
+_keys = st.one_of(st.text(min_size=1, max_size=8), st.sampled_from(["Name", " Type ", "STATUS", "Due_Date"]),
+                  st.integers(-5, 5), st.dates(), st.booleans())
+_documents = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                            st.dictionaries(_keys, inner, max_size=4)),
+                          max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(_keys, _documents, max_size=6), flow=st.sampled_from([None, True, False]),
+       keep_case=st.booleans())
+def test_the_direct_reader_agrees_with_the_pyyaml_loader_on_any_document(doc, flow, keep_case):
+    import yaml
+
+    from chronoledger.sequence import layout
+
+    raw = yaml.safe_dump(doc, default_flow_style=flow, allow_unicode=True).encode()
+    want, problem = layout._load_with_pyyaml("/", "/x.yml", raw, keep_case)
+    got = layout._read_direct(raw, keep_case)
+    if problem is not None:                        # e.g. a key that collides once lower-cased is fine; refusals
+        assert got is layout._MISSING              # are PyYAML's to word
+    else:
+        assert got is not layout._MISSING and same_values(got, want), (raw, got, want)
+
+
+def test_the_direct_reader_reads_a_folder_as_pyyaml_does(folder, monkeypatch):
+    from chronoledger.sequence import layout
+
+    direct = read_user_folder(folder)
+    monkeypatch.setattr(layout, "_yamlread", None)
+    slow = read_user_folder(folder)
+    assert [(i.name, i.type, i.path) for i in direct.items] == [(i.name, i.type, i.path) for i in slow.items]
+    assert same_values([i.data for i in direct.items], [i.data for i in slow.items])
+    for part in ("completions", "schedules", "status", "points", "reviews", "settings"):
+        assert same_values(getattr(direct, part), getattr(slow, part)), part
+    assert [str(p) for p in direct.problems] == [str(p) for p in slow.problems]
 
 
 def test_our_loader_refuses_what_the_safe_loader_refuses():
@@ -223,7 +307,7 @@ def test_durations_in_the_mirror(tmp_path):
     assert any("duration 'someday'" in str(p) for p in report.problems)
 
 
-def test_malformed_and_empty_files_are_skipped_and_reported(folder):
+def test_malformed_and_empty_files_are_skipped_and_reported(folder, reader):
     (folder / "Tasks" / "broken.yml").write_text("name: Broken\ntags: [a, b\nstatus: x\n")
     (folder / "Tasks" / "empty.yml").write_text("")
     (folder / "Tasks" / "list.yml").write_text("- just\n- a list\n")
@@ -495,7 +579,7 @@ def test_the_queries_in_docs_agents_md_run(folder):
 
 # --- what a review found: odd files, races, the metastudy's arithmetic ------------
 
-def test_odd_values_anywhere_are_reported_not_fatal(tmp_path):
+def test_odd_values_anywhere_are_reported_not_fatal(tmp_path, reader):
     user = tmp_path / "User"
     (user / "Tasks").mkdir(parents=True)
     (user / "Tasks" / "ok.yml").write_text("name: Ok\ntype: task\ncategory: {nested: true}\nstatus: [a, b]\n")
@@ -544,7 +628,7 @@ def test_odd_values_anywhere_are_reported_not_fatal(tmp_path):
     assert report.skipped == 8          # the eight files above; the rest are warnings about values
 
 
-def test_bad_tagged_values_deep_nesting_and_odd_keys_never_stop_a_sync(tmp_path):
+def test_bad_tagged_values_deep_nesting_and_odd_keys_never_stop_a_sync(tmp_path, reader):
     user = tmp_path / "User"
     (user / "Tasks").mkdir(parents=True)
     files = {
@@ -584,18 +668,28 @@ def test_nesting_depth_is_measured_exactly_around_the_limit(make):
     from chronoledger.sequence.layout import nested_deeper_than
 
     def depth_of(raw: bytes) -> int:             # the reference: the deepest collection in the composed nodes
-        def walk(n):
+        deepest, stack = 0, [(yaml.compose(raw, Loader=yaml.CSafeLoader), 0)]
+        while stack:                             # iterative: documents here nest past Python's recursion limit
+            n, d = stack.pop()
             if isinstance(n, yaml.ScalarNode):
-                return 0
+                continue
+            deepest = max(deepest, d + 1)
             kids = n.value if isinstance(n, yaml.SequenceNode) else [v for kv in n.value for v in kv]
-            return 1 + max((walk(k) for k in kids), default=0)
-        return walk(yaml.compose(raw, Loader=yaml.CSafeLoader))
+            stack.extend((k, d + 1) for k in kids)
+        return deepest
 
     for d in (3, 40, 61):
         raw = make(d).encode()
         deepest = depth_of(raw)
         for limit in (deepest - 1, deepest, deepest + 1, 2, 1000):
             assert nested_deeper_than(raw, limit) == (deepest > limit), (d, deepest, limit)
+    # the direct reader counts the same levels against MAX_DEPTH
+    from chronoledger.sequence import layout
+
+    for d in range(layout.MAX_DEPTH - 3, layout.MAX_DEPTH + 3):
+        raw = make(d).encode()
+        too_deep = layout._read_direct(raw, False) is layout._TOO_DEEP
+        assert too_deep == (depth_of(raw) > layout.MAX_DEPTH) == nested_deeper_than(raw, layout.MAX_DEPTH), d
 
 
 def test_completion_names_keep_their_case_and_match_blocks_once(tmp_path):

@@ -1,6 +1,7 @@
 """Reading a Chronos user folder: folder names matched without regard to
-case, YAML read with PyYAML's C loader, keys lower-cased, durations in every
-form people write them.  Nothing here writes; every file that cannot be read
+case, YAML read by libyaml (ordinary documents straight from its events, the
+rest through PyYAML's C loader: docs/sequence.md "How files are read"), keys
+lower-cased, durations in every form people write them.  Nothing here writes; every file that cannot be read
 becomes a :class:`Problem` (path, line, why) and the rest is read anyway.
 """
 
@@ -154,6 +155,57 @@ def _plain(loader: Loader, node, depth: int):
                 value[k] = _plain(loader, value_node, depth + 1)
         return value
     return loader.construct_object(node, deep=True)    # !!omap, !!pairs, !!set...: the safe constructor's own way
+
+
+def _bind_libyaml():
+    try:
+        import yaml._yaml
+
+        from chronoledger import _yamlread
+    except ImportError:                   # pragma: no cover - PyYAML without its C extension
+        return None
+    return _yamlread if _yamlread.bind(yaml._yaml.__file__) else None
+
+
+#: The direct reader of libyaml's events (src/_yamlread.pyx), or None where
+#: libyaml cannot be bound; every document it declines goes to Loader.
+_yamlread = _bind_libyaml()
+_RESOLVER = Loader(b"")                   # PyYAML's resolver and scalar constructors, for _yamlread
+_VALUES: dict = {}                        # (tag, text) -> value of an immutable scalar (int, date...)
+_KEYS: dict = {}                          # key as written -> stripped and lower-cased
+_MISSING = object()
+_TOO_DEEP = object()
+
+
+def _resolve_plain(text: str) -> str:
+    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))      # remembered in Loader._tags
+
+
+def _scalar_value(tag: str, text: str, is_key: bool = False):
+    """A non-string scalar, as _scalar builds it; the values are immutable,
+    so one object per spelling is shared."""
+    if tag not in (_PLAIN_KEYS if is_key else _SCALARS):
+        raise _yamlread.NotPlain(tag)
+    value = _VALUES.get((tag, text), _MISSING)
+    if value is _MISSING:
+        value = _RESOLVER.yaml_constructors[tag](_RESOLVER, yaml.ScalarNode(tag, text))
+        if len(_VALUES) < 50_000:           # a bound for long-lived processes (the listener)
+            _VALUES[(tag, text)] = value
+    return value
+
+
+def _read_direct(raw: bytes, keep_case: bool) -> Any:
+    """The document through _yamlread; _MISSING when it is left to Loader
+    (see _yamlread's docstring), _TOO_DEEP past MAX_DEPTH."""
+    if _yamlread is None or len(raw) >= MAX_VALUES // 2:     # larger: the value count must be kept (_Walk)
+        return _MISSING
+    try:
+        return _yamlread.read(raw, CaseLoader.case_depth if keep_case else -1, MAX_DEPTH,
+                              Loader._tags, _resolve_plain, _scalar_value, _KEYS)
+    except _yamlread.TooDeep:
+        return _TOO_DEEP
+    except Exception:       # NotPlain, or a value PyYAML refuses: its loader gives the value or the exact error
+        return _MISSING
 
 
 class _Walk:
@@ -335,6 +387,20 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
         return None, Problem(_rel(root, path), None, f"cannot be read: {exc.strerror or exc}")
     if not raw or raw.isspace():
         return None, Problem(_rel(root, path), None, "the file is empty")
+    data = _read_direct(raw, keep_case)
+    if data is _TOO_DEEP:
+        return None, Problem(_rel(root, path), None, f"nested more than {MAX_DEPTH} levels deep")
+    if data is _MISSING:
+        data, problem = _load_with_pyyaml(root, path, raw, keep_case)
+        if problem is not None:
+            return None, problem
+    if expect is not None and not isinstance(data, dict if expect == "dict" else list):
+        return None, Problem(_rel(root, path), 1, f"expected {'a mapping' if expect == 'dict' else 'a list'}, "
+                                                  f"found {type(data).__name__}")
+    return data, None
+
+
+def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool) -> tuple[Any, Problem | None]:
     loader = (CaseLoader if keep_case else Loader)(raw)
     try:
         if nested_deeper_than(raw, MAX_DEPTH):
@@ -358,9 +424,6 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
         return None, Problem(_rel(root, path), None, f"a value cannot be read: {exc}")
     finally:
         loader.dispose()
-    if expect is not None and not isinstance(data, dict if expect == "dict" else list):
-        return None, Problem(_rel(root, path), 1, f"expected {'a mapping' if expect == 'dict' else 'a list'}, "
-                                                  f"found {type(data).__name__}")
     return data, None
 
 

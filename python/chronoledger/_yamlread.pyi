@@ -1,0 +1,15 @@
+"""Type stubs of the direct YAML reader (src/_yamlread.pyx)."""
+
+from collections.abc import Callable
+from typing import Any
+
+STR: str
+
+class NotPlain(Exception): ...
+class TooDeep(Exception): ...
+
+def bind(path: str) -> str | None: ...
+def read(
+    raw: bytes, case_depth: int, max_depth: int, tags: dict[str, str],
+    resolve: Callable[[str], str], scalar: Callable[..., Any], keys: dict[str, str],
+) -> Any: ...
