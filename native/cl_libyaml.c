@@ -39,6 +39,7 @@ typedef void (*get_version_fn)(int *, int *, int *);
 
 static struct {
     int bound;
+    char version[32];
     parser_initialize_fn initialize;
     parser_set_input_string_fn set_input_string;
     parser_parse_fn parse;
@@ -53,7 +54,10 @@ cl_status cl_libyaml_bind(const char *path, char version[32])
     get_version_fn get_version;
 
     if (version) version[0] = '\0';
-    if (yaml_api.bound) return CL_OK;
+    if (yaml_api.bound) {
+        if (version) memcpy(version, yaml_api.version, sizeof yaml_api.version);
+        return CL_OK;
+    }
     /* RTLD_NOLOAD: only an object the interpreter has already loaded (by
      * importing yaml._yaml); the handle then reaches its dependencies too,
      * for a PyYAML linked against a shared libyaml. */
@@ -69,7 +73,8 @@ cl_status cl_libyaml_bind(const char *path, char version[32])
             || !yaml_api.parser_delete || !yaml_api.event_delete)
         return CL_ERR_UNSUPPORTED;
     get_version(&major, &minor, &patch);
-    if (version) snprintf(version, 32, "%d.%d.%d", major, minor, patch);
+    snprintf(yaml_api.version, sizeof yaml_api.version, "%d.%d.%d", major, minor, patch);
+    if (version) memcpy(version, yaml_api.version, sizeof yaml_api.version);
     if (major != 0 || (minor != 1 && minor != 2))
         return CL_ERR_UNSUPPORTED;        /* a layout we have not checked */
     yaml_api.bound = 1;                   /* the handle is kept: the object stays loaded */

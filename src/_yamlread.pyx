@@ -26,6 +26,8 @@ from libc.string cimport strcmp, strlen
 
 from cnative cimport *
 
+import os
+
 STR = "tag:yaml.org,2002:str"
 _CACHE_LIMIT = 200_000
 
@@ -43,7 +45,7 @@ def bind(str path):
     ``yaml._yaml``).  Returns libyaml's version, or None when it cannot be
     used (then every call of :func:`read` raises NotPlain)."""
     cdef char version[32]
-    cdef bytes p = path.encode()
+    cdef bytes p = os.fsencode(path)
     if cl_libyaml_bind(p, version) != CL_OK:
         return None
     return version.decode()
@@ -85,7 +87,7 @@ cdef class _Doc:
         cdef PyObject *known
         if _is_plain_tag(tag):
             if not self.ev.data.scalar.plain_implicit:
-                return STR                            # quoted, or tagged "!"
+                return STR                            # quoted (a "!" tag keeps plain_implicit: resolved)
             known = PyDict_GetItem(self.tags, value)
             if known != NULL:
                 return <object>known
@@ -154,7 +156,12 @@ cdef class _Doc:
         return lowered
 
 
-def read(bytes raw, int case_depth, int max_depth, dict tags, resolve, scalar, dict keys):
+#: read() recurses once per level of nesting, on the C stack.
+MAX_DEPTH_LIMIT = 5000
+
+
+def read(bytes raw not None, int case_depth, int max_depth, dict tags not None, resolve, scalar,
+         dict keys not None):
     """The value of the single YAML document in ``raw``.
 
     ``tags`` maps a plain scalar's text to its implicit tag (a cache the
@@ -167,6 +174,8 @@ def read(bytes raw, int case_depth, int max_depth, dict tags, resolve, scalar, d
     nested collections."""
     cdef _Doc doc = _Doc.__new__(_Doc)
     cdef int kind
+    if not 0 <= max_depth <= MAX_DEPTH_LIMIT:
+        raise ValueError(f"max_depth must be 0..{MAX_DEPTH_LIMIT}, got {max_depth}")
     if not cl_libyaml_bound():
         raise NotPlain("libyaml is not bound")
     doc.raw = raw

@@ -204,6 +204,26 @@ def test_the_direct_reader_agrees_with_the_pyyaml_loader_on_any_document(doc, fl
         assert got is not layout._MISSING and same_values(got, want), (raw, got, want)
 
 
+def test_the_direct_reader_binds_again_and_refuses_what_it_cannot_read_safely():
+    import yaml._yaml
+
+    from chronoledger import _yamlread
+    from chronoledger.sequence import layout
+
+    version = _yamlread.bind(yaml._yaml.__file__)
+    assert version and version == _yamlread.bind(yaml._yaml.__file__)      # a second bind (a reload) still works
+    assert version.startswith(("0.1.", "0.2."))
+    args = (-1, 10, {}, layout._resolve_plain, layout._scalar_value, {})
+    with pytest.raises(TypeError):
+        _yamlread.read(None, *args)
+    with pytest.raises(ValueError, match="max_depth"):
+        _yamlread.read(b"[]", -1, _yamlread.MAX_DEPTH_LIMIT + 1, *args[2:])
+    with pytest.raises(_yamlread.TooDeep):
+        _yamlread.read(b"[" * 11 + b"]" * 11, *args)
+    assert _yamlread.read(b"[" * 10 + b"]" * 10, *args) == [[[[[[[[[[]]]]]]]]]]
+    assert _yamlread.read(b"# only a comment\n", *args) is None
+
+
 def test_the_direct_reader_reads_a_folder_as_pyyaml_does(folder, monkeypatch):
     from chronoledger.sequence import layout
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 STR: str
+MAX_DEPTH_LIMIT: int
 
 class NotPlain(Exception): ...
 class TooDeep(Exception): ...

@@ -162,9 +162,10 @@ def _bind_libyaml():
         import yaml._yaml
 
         from chronoledger import _yamlread
-    except ImportError:                   # pragma: no cover - PyYAML without its C extension
+
+        return _yamlread if _yamlread.bind(yaml._yaml.__file__) else None
+    except Exception:                     # pragma: no cover - no C extension, an odd path: PyYAML's loader
         return None
-    return _yamlread if _yamlread.bind(yaml._yaml.__file__) else None
 
 
 #: The direct reader of libyaml's events (src/_yamlread.pyx), or None where
@@ -189,7 +190,7 @@ def _scalar_value(tag: str, text: str, is_key: bool = False):
     value = _VALUES.get((tag, text), _MISSING)
     if value is _MISSING:
         value = _RESOLVER.yaml_constructors[tag](_RESOLVER, yaml.ScalarNode(tag, text))
-        if len(_VALUES) < 50_000:           # a bound for long-lived processes (the listener)
+        if len(text) <= 64 and len(_VALUES) < 50_000:      # short, repeated spellings; bounded for the listener
             _VALUES[(tag, text)] = value
     return value
 
