@@ -71,7 +71,16 @@ class SchemaError(ChronoledgerError):
 
 
 class ValidationError(ChronoledgerError, ValueError):
-    """A value written to a store does not satisfy its declared rules."""
+    """A value written to a store does not satisfy its declared rules.
+
+    ``problems``, when the store checks several fields at once, lists every
+    one found as ``(row, field, reason)`` (``row`` is the index in a batch,
+    or None for a single row); the message names them all.
+    """
+
+    def __init__(self, message: str, problems: list[tuple] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
 
 
 class NotFoundError(ValidationError):

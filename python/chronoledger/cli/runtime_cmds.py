@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from chronoledger.cli.output import print_json as _json
+from chronoledger.cli.output import table as _table
 from chronoledger.errors import ChronoledgerError, NotFoundError, ValidationError
 
 EXIT_USAGE = 2
@@ -43,30 +45,6 @@ def _store(path: Path, readonly: bool = True):
     except (ChronoledgerError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_UNREADABLE)
-
-
-def _cell(x) -> str:
-    if isinstance(x, (dict, list)):
-        x = json.dumps(x, ensure_ascii=False)
-    s = "" if x is None else str(x)
-    s = s.replace("\n", " ")
-    return s if len(s) <= 60 else s[:57] + "..."
-
-
-def _table(rows: list[dict], columns: list[str]) -> None:
-    if not rows:
-        click.echo("(none)")
-        return
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
-    click.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-def _json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 @click.group("runtime")

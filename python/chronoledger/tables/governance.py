@@ -1,0 +1,260 @@
+"""Governance of schemas: the decision records, applying an approved change
+to a table that already holds rows (without losing any), and the trust
+score rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import apsw
+
+from chronoledger.errors import SchemaError, ValidationError
+from chronoledger.ids import new_id
+from chronoledger.tables import values
+from chronoledger.tables.schema import TableSchema, q
+from chronoledger.tables.validate import RowValidator
+
+
+def new_proposal_id() -> str:
+    return "p-" + new_id()
+
+
+def decision_row(pid: str, table: str, decision_type: str, outcome: str, risk: str, who: str, why: str,
+                 changes: list) -> dict:
+    """A memory_governance_decisions row: who (decision_maker), what (subject,
+    context), why (reasoning), when (created_at, generated), and an audit
+    stamp over all of them."""
+    now = values.now()
+    subject = f"schema of {table}"
+    context = {"proposal_id": pid, "changes": changes}
+    stamp = hashlib.sha256(json.dumps([pid, decision_type, outcome, who, why, subject, context, now],
+                                      sort_keys=True, default=str).encode()).hexdigest()
+    return {"decision_type": decision_type, "subject": subject, "context": context,
+            "policy_references": ["chronoledger.tables risk rules"], "risk_level": risk, "decision_maker": who,
+            "decision_outcome": outcome, "reasoning": why, "conditions": [], "audit_stamp": stamp,
+            "proposal_id": pid, "table_name": table, "created_at": now}
+
+
+# --- applying a change to a table with rows -----------------------------------
+
+_IN_PLACE = frozenset({"add_field", "add_index", "drop_index", "describe_field", "describe_table", "relax_field",
+                       "constrain_field"})
+
+
+def migrate_table(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str, now: str) -> str:
+    """Bring ``old``'s table to ``new`` inside the caller's transaction.
+    Returns "alter" (added columns and indexes, rows untouched) or
+    "rebuild" (a new table filled from the old one).  Stored rows that the
+    new schema would refuse make it raise ValidationError, naming them;
+    values of dropped fields are kept in _registry_archive."""
+    from chronoledger.tables.schema import compare
+
+    changes = compare(old, new)
+    if all(c.kind in _IN_PLACE for c in changes) and not _retyped_or_reordered(old, new):
+        _check_rows(conn, old, new)
+        for c in changes:
+            if c.kind == "add_field":
+                f = new.by_name[c.field]
+                col = f"ALTER TABLE {q(new.name)} ADD COLUMN {q(f.name)} {_sql_type(f.type)}"
+                if f.default is not values.MISSING and f.default is not None:
+                    col += f" DEFAULT {_literal(f.default)}"
+                conn.execute(col)
+                if f.default_now:
+                    conn.execute(f"UPDATE {q(new.name)} SET {q(f.name)} = ? WHERE {q(f.name)} IS NULL",
+                                 (now if f.type == "datetime" else now[:10],))
+        for name in old.index_names() - new.index_names():
+            conn.execute(f"DROP INDEX IF EXISTS {q(name)}")
+        try:
+            for stmt in new.index_sql():
+                conn.execute(stmt)
+        except apsw.ConstraintError as exc:
+            raise ValidationError(f"{new.name}: the stored rows break a new unique rule: {exc}") from None
+        return "alter"
+    _rebuild(conn, old, new, pid, now)
+    return "rebuild"
+
+
+def _retyped_or_reordered(old: TableSchema, new: TableSchema) -> bool:
+    # ADD COLUMN appends: the new fields must come after the old ones, in order
+    names = [f.name for f in new.fields]
+    return names[:len(old.fields)] != [f.name for f in old.fields]
+
+
+def _sql_type(t: str) -> str:
+    from chronoledger.tables.schema import SQL_TYPES
+    return SQL_TYPES[t]
+
+
+def _literal(v: Any) -> str:
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return repr(v) if isinstance(v, float) else str(int(v))
+
+
+def _check_rows(conn: apsw.Connection, old: TableSchema, new: TableSchema) -> None:
+    """Stored rows that the new rules (required, not null, allowed, min/max)
+    would refuse: a ValidationError naming the first of them."""
+    problems = []
+    pk = q(old.primary_key.name)
+    for f in new.fields:
+        o = old.by_name.get(f.name)
+        col, table = q(f.name), q(new.name)
+        if o is None:
+            if (f.required or not f.nullable) and not f.has_default:
+                n = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                if n:
+                    problems.append((None, f.name, f"required, and the {n} stored rows have no value: "
+                                                   f"give it a default"))
+            continue
+        checks = []
+        if not f.nullable or f.required:
+            checks.append((f"{col} IS NULL", "is null"))
+        if f.allowed is not None:
+            checks.append((f"{col} IS NOT NULL AND {col} NOT IN ({', '.join('?' * len(f.allowed))})",
+                           "is not among the allowed values"))
+        if f.min is not None:
+            checks.append((f"{col} < {float(f.min)!r}", f"is below the minimum {f.min}"))
+        if f.max is not None:
+            checks.append((f"{col} > {float(f.max)!r}", f"is above the maximum {f.max}"))
+        if f.unique and not o.unique:
+            dup = conn.execute(f"SELECT {col}, count(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY {col} "
+                               f"HAVING count(*) > 1 LIMIT 1").fetchall()
+            if dup:
+                problems.append((None, f.name, f"{dup[0][0]!r} is stored in {dup[0][1]} rows: it cannot be unique"))
+        for cond, why in checks:
+            args = list(f.allowed) if "NOT IN" in cond else []
+            bad = conn.execute(f"SELECT {pk}, count(*) OVER () FROM {table} WHERE {cond} LIMIT 1", args).fetchall()
+            if bad:
+                problems.append((None, f.name, f"{why} in {bad[0][1]} stored rows (e.g. {bad[0][0]})"))
+    if problems:
+        raise RowValidator(new).error("the schema change", problems)
+
+
+def _rebuild(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str, now: str) -> None:
+    """A new table with the new schema, filled from the old one (every row
+    checked by the new rules; values converted where a field changed type),
+    then put in the old one's place."""
+    old_cols = [f.name for f in old.fields]
+    rows = conn.execute(f"SELECT {', '.join(q(c) for c in old_cols)} FROM {q(old.name)}").fetchall()
+    check = RowValidator(new)
+    converted, archive, problems = [], [], []
+    pk_name = old.primary_key.name
+    for i, row in enumerate(rows):
+        stored = dict(zip(old_cols, row))
+        key = str(stored.get(new.primary_key.name, stored[pk_name]))
+        data: dict[str, Any] = {}
+        for f in new.fields:
+            o = old.by_name.get(f.name)
+            if o is None or stored[f.name] is None:
+                continue
+            value = values.decode(o.type, stored[f.name])
+            if o.type != f.type:
+                try:
+                    value = convert(value, f.type)
+                except values.Bad as exc:
+                    problems.append((i, f.name, f"row {key}: {value!r} cannot become {f.type}: {exc}"))
+                    continue
+            data[f.name] = value
+        for o in old.fields:
+            if o.name not in new.by_name and stored[o.name] is not None:
+                archive.append((pid, old.name, key, o.name, json.dumps(values.decode(o.type, stored[o.name]),
+                                                                       default=str), now))
+        converted.append(data)
+    if problems:
+        raise RowValidator(new).error("the schema change", problems)
+    stored_rows = check.full(converted, now) if converted else []
+    tmp = f"_registry_new_{new.name}"[:60]
+    conn.execute(f"DROP TABLE IF EXISTS {q(tmp)}")
+    conn.execute(new.create_sql(tmp))
+    cols = ", ".join(q(f.name) for f in new.fields)
+    try:
+        conn.executemany(f"INSERT INTO {q(tmp)} ({cols}) VALUES ({', '.join('?' * len(new.fields))})", stored_rows)
+    except apsw.ConstraintError as exc:
+        raise ValidationError(f"{new.name}: the stored rows break the new schema: {exc}") from None
+    if archive:
+        conn.executemany("INSERT INTO _registry_archive (proposal_id, table_name, row_key, field, value_json, "
+                         "archived_at) VALUES (?, ?, ?, ?, ?, ?)", archive)
+    conn.execute(f"DROP TABLE {q(old.name)}")
+    conn.execute(f"ALTER TABLE {q(tmp)} RENAME TO {q(new.name)}")
+    try:
+        for stmt in new.index_sql():
+            conn.execute(stmt)
+    except apsw.ConstraintError as exc:
+        raise ValidationError(f"{new.name}: the stored rows break a new unique rule: {exc}") from None
+
+
+def convert(value: Any, ftype: str) -> Any:
+    """A value of one type as another, for a retyped field: what
+    values.coerce accepts, plus text that spells a number, a boolean or
+    JSON, and numbers as text."""
+    try:
+        return values.coerce(ftype, value)
+    except values.Bad:
+        pass
+    if isinstance(value, str):
+        text = value.strip()
+        if ftype == "integer":
+            return values.coerce(ftype, int(text)) if text.lstrip("+-").isdigit() else values.coerce(ftype, value)
+        if ftype == "float":
+            try:
+                return values.coerce(ftype, float(text))
+            except ValueError:
+                raise values.Bad(f"{value!r} is not a number") from None
+        if ftype == "boolean" and text.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return text.lower() in ("true", "1", "yes")
+        if ftype == "json":
+            return value                       # text is a JSON string
+    if ftype in ("string", "text") and isinstance(value, (int, float, bool, dict, list)):
+        return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, bool)) else str(value)
+    return values.coerce(ftype, value)
+
+
+# --- trust scores -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrustRule:
+    inputs: tuple[str, ...]
+    compute: Callable[[dict], dict]
+    text: str
+
+
+def _laplace(successes: int, total: int) -> float:
+    # Laplace's rule of succession: an unused row starts at 0.5 and each
+    # outcome moves it less as evidence accumulates.
+    return round((successes + 1) / (total + 2), 6)
+
+
+def trust_rule(schema: TableSchema) -> TrustRule:
+    """The rule recomputing ``trust_score`` for a table, chosen by the
+    outcome fields it declares (docs/tables.md, Trust scores)."""
+    have = schema.by_name
+    if "trust_score" not in have:
+        raise SchemaError(f"{schema.name} declares no trust_score field")
+    pairs = [("successful_runs", "total_runs", "success_rate"),
+             ("successful_uses", "total_uses", "quality_score"),
+             ("successful_triggers", "total_triggers", None)]
+    for ok, total, rate in pairs:
+        if ok in have and total in have:
+            def compute(r, ok=ok, total=total, rate=rate):
+                s, n = r[ok] or 0, r[total] or 0
+                s = min(s, n)
+                out = {"trust_score": _laplace(s, n)}
+                if rate in have and n and rate == "success_rate":
+                    out[rate] = round(s / n, 6)
+                return out
+            return TrustRule((ok, total), compute, f"(({ok} + 1) / ({total} + 2))")
+    if "tasks_completed" in have and "tasks_failed" in have:
+        def compute(r):
+            c, f = r["tasks_completed"] or 0, r["tasks_failed"] or 0
+            out = {"trust_score": _laplace(c, c + f)}
+            if "success_rate" in have and c + f:
+                out["success_rate"] = round(c / (c + f), 6)
+            return out
+        return TrustRule(("tasks_completed", "tasks_failed"), compute,
+                         "((tasks_completed + 1) / (tasks_completed + tasks_failed + 2))")
+    raise SchemaError(f"{schema.name}: trust_score cannot be recomputed: it needs outcome counts "
+                      f"(successful_runs and total_runs, successful_uses and total_uses, successful_triggers and "
+                      f"total_triggers, or tasks_completed and tasks_failed)")

@@ -1,0 +1,196 @@
+"""Filters, ordering and paging turned into SQL: every field name checked
+against the schema and quoted, every value a bound parameter in its stored
+form.
+
+A filter is a mapping; its entries combine with AND:
+
+- ``{"status": "failed"}``: equality (``None``: IS NULL);
+- ``{"duration_ms": {"gt": 100, "le": 500}}``: operators (eq, ne, lt, le,
+  gt, ge, in, not_in, like, is_null, contains), several on one field ANDed;
+- ``{"trigger_conditions": {"error_type": "ConnectionError"}}``: on a json
+  field, a mapping whose keys are not all operator names is a containment
+  test (the same as ``{"contains": {...}}``);
+- ``{"or": [filter, filter, ...]}``: any of the filters (each itself ANDed);
+  ``{"and": [...]}`` is accepted too.
+
+``contains`` on a json field is containment as PostgreSQL's ``@>`` defines
+it: an object contains another if every key of the other is present with a
+contained value; an array contains a value that one of its elements
+contains, or an array each of whose elements it contains; scalars are equal.
+On a text field ``contains`` is a substring test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chronoledger.errors import QueryError
+from chronoledger.tables import values
+from chronoledger.tables.schema import TableSchema, q
+
+OPERATORS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "like", "is_null", "contains"})
+_COMPARE = {"eq": "=", "ne": "IS NOT", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def where_clause(schema: TableSchema, filters: Any) -> tuple[str, list]:
+    """(" WHERE ...", params), or ("", []) for no filters."""
+    if filters is None or filters == {}:
+        return "", []
+    params: list = []
+    sql = _group(schema, filters, params, "filters")
+    return f" WHERE {sql}", params
+
+
+def _group(schema: TableSchema, filters: Any, params: list, where: str) -> str:
+    if not isinstance(filters, dict):
+        raise QueryError(f"{schema.name}: {where} must be a mapping of field names to conditions, "
+                         f"got {type(filters).__name__}")
+    parts = []
+    for key, cond in filters.items():
+        if key in ("or", "and"):
+            if not isinstance(cond, list) or not cond:
+                raise QueryError(f"{schema.name}: {where}.{key} must be a non-empty list of filters")
+            subs = [f"({_group(schema, c, params, f'{where}.{key}[{i}]')})" for i, c in enumerate(cond)]
+            parts.append("(" + f" {key.upper()} ".join(subs) + ")")
+            continue
+        f = schema.by_name.get(key) if isinstance(key, str) else None
+        if f is None:
+            raise QueryError(f"{schema.name}: unknown field {key!r} in {where} "
+                             f"(the fields are {', '.join(schema.by_name)})")
+        if isinstance(cond, dict) and cond and all(isinstance(k, str) and k in OPERATORS for k in cond):
+            for op, v in cond.items():
+                parts.append(_condition(schema, f, op, v, params))
+        elif isinstance(cond, dict) and f.type == "json":
+            parts.append(_condition(schema, f, "contains", cond, params))
+        elif isinstance(cond, dict):
+            bad = sorted(str(k) for k in cond if k not in OPERATORS)
+            raise QueryError(f"{schema.name}: {key}: unknown operator {', '.join(bad)} "
+                             f"(operators: {', '.join(sorted(OPERATORS))})")
+        else:
+            parts.append(_condition(schema, f, "eq", cond, params))
+    return " AND ".join(parts) if parts else "1"
+
+
+def _value(schema: TableSchema, f, v: Any, op: str) -> Any:
+    try:
+        return values.coerce(f.type, v)
+    except values.Bad as exc:
+        raise QueryError(f"{schema.name}: {f.name} {op}: {exc}") from None
+
+
+def _condition(schema: TableSchema, f, op: str, v: Any, params: list) -> str:
+    col = q(f.name)
+    if op in ("eq", "ne"):
+        if v is None:
+            return f"{col} IS {'NOT ' if op == 'ne' else ''}NULL"
+        params.append(_value(schema, f, v, op))
+        return f"{col} = ?" if op == "eq" else f"({col} IS NOT ?)"
+    if op in ("lt", "le", "gt", "ge"):
+        if f.type in ("json", "boolean"):
+            raise QueryError(f"{schema.name}: {f.name}: {op} does not apply to a {f.type} field")
+        params.append(_value(schema, f, v, op))
+        return f"{col} {_COMPARE[op]} ?"
+    if op in ("in", "not_in"):
+        if not isinstance(v, (list, tuple, set, frozenset)):
+            raise QueryError(f"{schema.name}: {f.name} {op}: expected a list of values")
+        if not v:
+            return "0" if op == "in" else "1"
+        items = [_value(schema, f, x, op) for x in v if x is not None]
+        sql = ""
+        if items:
+            params.extend(items)
+            sql = f"{col} {'NOT ' if op == 'not_in' else ''}IN ({', '.join('?' * len(items))})"
+        if any(x is None for x in v):
+            sql = (f"({sql} OR {col} IS NULL)" if sql else f"{col} IS NULL") if op == "in" else \
+                (f"({sql} AND {col} IS NOT NULL)" if sql else f"{col} IS NOT NULL")
+        elif op == "not_in":
+            sql = f"({sql} OR {col} IS NULL)"        # NULL is not in any list
+        return sql
+    if op == "like":
+        if not isinstance(v, str):
+            raise QueryError(f"{schema.name}: {f.name} like: expected a pattern (text with % and _)")
+        params.append(v)
+        return f"{col} LIKE ?"
+    if op == "is_null":
+        if not isinstance(v, bool):
+            raise QueryError(f"{schema.name}: {f.name} is_null: expected true or false")
+        return f"{col} IS {'' if v else 'NOT '}NULL"
+    if op == "contains":
+        if f.type == "json":
+            try:
+                params.append(values.coerce("json", v))
+            except values.Bad as exc:
+                raise QueryError(f"{schema.name}: {f.name} contains: {exc}") from None
+            return f"json_contains({col}, ?)"
+        if f.type in ("string", "text"):
+            if not isinstance(v, str):
+                raise QueryError(f"{schema.name}: {f.name} contains: expected text")
+            params.append(v)
+            return f"instr({col}, ?) > 0"
+        raise QueryError(f"{schema.name}: {f.name}: contains applies to json and text fields")
+    raise QueryError(f"{schema.name}: {f.name}: unknown operator {op!r} (operators: {', '.join(sorted(OPERATORS))})")
+
+
+def order_clause(schema: TableSchema, order_by: Any) -> str:
+    """ORDER BY from "field", "-field", "field desc" or a list of them."""
+    if order_by is None or order_by == [] or order_by == "":
+        return ""
+    items = [order_by] if isinstance(order_by, str) else order_by
+    if not isinstance(items, (list, tuple)):
+        raise QueryError(f"{schema.name}: order_by must be a field name or a list of them")
+    parts = []
+    for item in items:
+        if not isinstance(item, str):
+            raise QueryError(f"{schema.name}: order_by: {item!r} is not a field name")
+        words = item.split()
+        name, desc = words[0] if words else "", False
+        if name.startswith("-"):
+            name, desc = name[1:], True
+        if len(words) == 2 and words[1].lower() in ("asc", "desc"):
+            desc = words[1].lower() == "desc"
+        elif len(words) > 1:
+            raise QueryError(f"{schema.name}: order_by: {item!r} (write 'field', '-field' or 'field desc')")
+        if name not in schema.by_name:
+            raise QueryError(f"{schema.name}: order_by: unknown field {name!r}")
+        parts.append(f"{q(name)}{' DESC' if desc else ''}")
+    return " ORDER BY " + ", ".join(parts)
+
+
+def page_clause(limit: Any, offset: Any) -> tuple[str, list]:
+    for name, v in (("limit", limit), ("offset", offset)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise QueryError(f"{name} must be a whole number >= 0, got {v!r}")
+    if limit is None and not offset:
+        return "", []
+    return " LIMIT ? OFFSET ?", [-1 if limit is None else limit, offset or 0]
+
+
+def json_contains(doc_text: Any, needle_text: Any) -> int:
+    """SQL json_contains(doc, needle): PostgreSQL's @> on JSON texts (NULL or bad JSON: 0)."""
+    if doc_text is None or needle_text is None:
+        return 0
+    try:
+        return int(_contains(json.loads(doc_text), json.loads(needle_text), True))
+    except (ValueError, TypeError):
+        return 0
+
+
+def _contains(doc: Any, needle: Any, top: bool) -> bool:
+    if isinstance(needle, dict):
+        return isinstance(doc, dict) and all(k in doc and _contains(doc[k], v, False) for k, v in needle.items())
+    if isinstance(doc, list):
+        if isinstance(needle, list):
+            return all(any(_contains(d, n, False) for d in doc) for n in needle)
+        return top and any(_scalar_eq(d, needle) for d in doc)    # an array contains a scalar at the top level
+    if isinstance(needle, list):
+        return False
+    return _scalar_eq(doc, needle)
+
+
+def _scalar_eq(a: Any, b: Any) -> bool:
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b

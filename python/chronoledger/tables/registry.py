@@ -1,0 +1,781 @@
+"""TableRegistry: YAML-declared tables in one SQLite database, every write
+validated, every query built from checked names and bound values, every new
+table or schema change put through governance, every write published to a
+chronicle event log beside the database.  docs/tables.md is the guide."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import apsw
+
+from chronoledger import sqlite as db
+from chronoledger.errors import ChronoledgerError, ConfigError, NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.tables import governance, values
+from chronoledger.tables import query as qb
+from chronoledger.tables.schema import (SchemaProblem, TableSchema, check_relationships, compare, overall_risk,
+                                        parse_schema, q, read_schema_file, schema_files)
+from chronoledger.tables.validate import RowValidator
+
+#: The packaged catalogue (python/chronoledger/tables/schemas/).
+CATALOGUE = "chronoledger.tables"
+GOVERNANCE_TABLE = "memory_governance_decisions"
+#: Tables whose schema changes are always high risk.
+GOVERNANCE_TABLES = frozenset({GOVERNANCE_TABLE})
+_DEFAULT_LOG = object()
+#: A write of more rows is published as several events (a payload stays small).
+_IDS_PER_EVENT = 1000
+
+
+@dataclass
+class LoadReport:
+    """What :meth:`TableRegistry.load_all_schemas` did."""
+    loaded: list[str] = field(default_factory=list)        # every table whose schema file is good
+    created: list[str] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)       # low-risk changes, applied
+    proposed: list[dict] = field(default_factory=list)     # changes waiting for approval
+    problems: list[SchemaProblem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.loaded)} schemas loaded; {len(self.created)} tables created, {len(self.altered)} "
+                 f"altered, {len(self.proposed)} changes waiting for approval, {len(self.problems)} problems"]
+        lines += [f"  proposal {p['id']}: {p['table_name']} ({p['risk']} risk)" for p in self.proposed]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class TableRegistry:
+    """YAML-declared tables in the SQLite database at ``db_path``.
+
+    ``schema_dirs``: folders of the user's schema files, read by
+    :meth:`load_all_schemas` after the packaged catalogue (``catalogue=False``
+    leaves the catalogue out, except the governance table every decision is
+    written to).  ``events_log``: the chronicle every write is published to
+    (default: beside the database, ``<name>.events.cmeta``; None: no log).
+    ``actor``: who proposes and approves when a call does not say (default:
+    the login name).
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], schema_dirs: Iterable[str | os.PathLike[str]] = (), *,
+                 catalogue: bool = True, events_log: Any = _DEFAULT_LOG, actor: str | None = None,
+                 synchronous: str = "normal", busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS):
+        self.path = Path(db_path)
+        self.schema_dirs = [Path(d) for d in ([schema_dirs] if isinstance(schema_dirs, (str, os.PathLike))
+                                              else schema_dirs)]
+        self.catalogue = catalogue
+        self.actor = actor or _login()
+        self.busy_timeout_ms = busy_timeout_ms
+        self.problems: list[SchemaProblem] = []
+        self._lock = threading.RLock()
+        if events_log is _DEFAULT_LOG:
+            events_log = self.path.with_name(self.path.stem + ".events.cmeta")
+        self.events_log = Path(events_log) if events_log is not None else None
+        if self.events_log is not None and not self.events_log.parent.is_dir():
+            raise ConfigError(f"{self.events_log}: the folder of the event log does not exist")
+        self._conn = db.connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        try:
+            db.migrate(self._conn, db.migrations("chronoledger.tables"), self.path)
+            self._conn.createscalarfunction("json_contains", qb.json_contains, 2, deterministic=True)
+            self._applied: dict[str, TableSchema] = {}
+            self._validators: dict[str, RowValidator] = {}
+            self._refresh()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # --- plumbing -----------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._publish(quiet=True)
+                finally:
+                    self._conn.close()
+                    self._conn = None
+
+    def __enter__(self) -> "TableRegistry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _refresh(self) -> None:
+        """The applied schemas, as stored (another process may have changed them)."""
+        rows = self._conn.execute("SELECT table_name, schema_json, source FROM _registry_tables").fetchall()
+        applied = {}
+        for name, text, source in rows:
+            schema, problems = parse_schema(json.loads(text), source or f"{self.path}:_registry_tables")
+            if schema is None:
+                raise SchemaError(f"{self.path}: the applied schema of {name} cannot be read: "
+                                  + "; ".join(map(str, problems)))
+            applied[name] = schema
+        self._applied = applied
+        self._validators = {n: RowValidator(s) for n, s in applied.items()}
+        self._version = self._data_version()
+
+    def _data_version(self) -> tuple:
+        return tuple(self._conn.execute("SELECT count(*), max(applied_at) FROM _registry_history").fetchall()[0])
+
+    def _current(self, table: Any) -> tuple[TableSchema, RowValidator]:
+        if not isinstance(table, str):
+            raise QueryError(f"a table name is text, got {type(table).__name__}")
+        if table not in self._applied or self._data_version() != self._version:
+            self._refresh()
+        schema = self._applied.get(table)
+        if schema is None:
+            raise QueryError(f"{self.path}: no table {table!r} (the tables are {', '.join(sorted(self._applied))})")
+        return schema, self._validators[table]
+
+    def tables(self) -> list[str]:
+        """The names of the applied tables."""
+        with self._lock:
+            self._refresh()
+            return sorted(self._applied)
+
+    def schema(self, table: str) -> TableSchema:
+        """The schema applied to ``table`` now."""
+        with self._lock:
+            return self._current(table)[0]
+
+    # --- loading schemas ----------------------------------------------------
+    def read_schemas(self) -> tuple[dict[str, TableSchema], list[SchemaProblem]]:
+        """Every schema of the catalogue and the schema folders, checked, and every problem found."""
+        found: dict[str, TableSchema] = {}
+        problems: list[SchemaProblem] = []
+        files: list[Path] = []
+        root = resources.files(CATALOGUE).joinpath("schemas")
+        with resources.as_file(root) as cat:
+            cat_files = schema_files(cat)
+            if not self.catalogue:
+                cat_files = [f for f in cat_files if f.stem == "governance"]
+            files += cat_files
+            for d in self.schema_dirs:
+                if not d.is_dir():
+                    problems.append(SchemaProblem(str(d), None, None, "no such folder"))
+                    continue
+                files += schema_files(d)
+            for f in files:
+                schema, bad = read_schema_file(f)
+                problems += bad
+                if schema is None:
+                    continue
+                # what is stored names the file without an absolute path
+                schema = dataclasses.replace(schema, source=self._source_name(f, f in cat_files))
+                if schema.name in found:
+                    problems.append(SchemaProblem(str(f), schema.name, None,
+                                                  f"table {schema.name} is also declared in {found[schema.name].source};"
+                                                  f" this file is skipped"))
+                    continue
+                found[schema.name] = schema
+        problems += check_relationships({**self._applied, **found})
+        return found, problems
+
+    def _source_name(self, f: Path, packaged: bool) -> str:
+        if packaged:
+            return f"chronoledger/tables/schemas/{f.name}"
+        try:
+            return Path(os.path.relpath(f, self.path.resolve().parent)).as_posix()
+        except ValueError:                 # another drive (Windows)
+            return f.name
+
+    def load_all_schemas(self) -> LoadReport:
+        """Read the catalogue and the schema folders; create new tables,
+        apply low-risk changes (added nullable fields, indexes), and turn
+        riskier ones into proposals waiting for :meth:`approve`.  Problems
+        in a file skip that file only; they are in the report and in
+        ``self.problems``."""
+        report = LoadReport()
+        schemas, report.problems = self.read_schemas()
+        with self._lock:
+            self._refresh()
+            ordered = sorted(schemas.values(), key=lambda s: (s.name != GOVERNANCE_TABLE, s.name))
+            for schema in ordered:       # the governance table first: decisions about the rest go there
+                report.loaded.append(schema.name)
+                old = self._applied.get(schema.name)
+                if old is not None and old.hash == schema.hash:
+                    continue
+                pending = self._conn.execute(
+                    "SELECT id FROM _registry_proposals WHERE table_name = ? AND schema_hash = ? AND status = 'pending'",
+                    (schema.name, schema.hash)).fetchall()
+                if pending:                           # proposed at an earlier load, still waiting
+                    report.proposed.append(self.proposal(pending[0][0]))
+                    continue
+                try:
+                    result = self.propose_schema(schema, proposed_by=f"schema file {schema.source}",
+                                                 reason="declared in a schema file", _from_load=True)
+                except (SchemaError, ValidationError) as exc:      # this table only: the rest still load
+                    report.problems.append(SchemaProblem(schema.source, schema.name, None, str(exc)))
+                    continue
+                if result["status"] == "applied":
+                    (report.created if result["kind"] == "create" else report.altered).append(schema.name)
+                elif result["status"] == "pending":
+                    report.proposed.append(result)
+        self.problems = list(report.problems)
+        self._publish(quiet=True)
+        return report
+
+    # --- governance ---------------------------------------------------------
+    def propose_schema(self, schema: TableSchema | dict | str | os.PathLike[str], *, proposed_by: str | None = None,
+                       reason: str = "", _from_load: bool = False) -> dict:
+        """Propose a new table or a change to one: ``schema`` is a
+        TableSchema, a mapping as a schema file holds, or a file's path.
+        The risk is assessed (docs/tables.md); a low-risk proposal is
+        approved and applied at once, a medium or high one waits for
+        :meth:`approve` or :meth:`reject`.  Returns the proposal."""
+        schema = self._as_schema(schema)
+        who = proposed_by or self.actor
+        with self._lock:
+            self._refresh()
+            old = self._applied.get(schema.name)
+            if old is not None and old.hash == schema.hash:
+                raise SchemaError(f"{schema.name}: the proposed schema is the one applied; nothing to change")
+            if old is None:
+                kind = "create"
+                changes = [{"kind": "create_table", "field": None, "detail": f"{len(schema.fields)} fields",
+                            "risk": "low"}]
+                risk = "high" if schema.name in GOVERNANCE_TABLES and not _from_load else "low"
+            else:
+                kind = "change"
+                found = compare(old, schema)
+                changes = [c.as_dict() for c in found]
+                risk = overall_risk(found, schema, GOVERNANCE_TABLES)
+            pid = governance.new_proposal_id()
+            now = values.now()
+            with db.write_transaction(self._conn, f"{self.path}: proposing {schema.name}"):
+                self._conn.execute(
+                    "INSERT INTO _registry_proposals (id, table_name, kind, risk, status, base_hash, schema_hash, "
+                    "schema_json, changes_json, proposed_by, reason, source, created_at) "
+                    "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (pid, schema.name, kind, risk, old.hash if old else None, schema.hash,
+                     json.dumps(schema.declared(), default=str), json.dumps(changes), who, reason, schema.source, now))
+                if risk == "low":
+                    self._apply(pid, schema, old, approver=f"registry (automatic: low risk, proposed by {who})",
+                                why=reason or "low risk: approved automatically", automatic=True)
+                else:
+                    self._decide(pid, schema.name, "escalation", "pending", risk, who,
+                                 f"{risk} risk: waits for approval" + (f" ({reason})" if reason else ""), changes)
+            self._publish(quiet=True)
+            return self.proposal(pid)
+
+    def approve(self, proposal_id: str, *, approver: str | None = None, reason: str = "") -> dict:
+        """Apply a pending proposal.  Refused (SchemaError or
+        ValidationError, nothing changed) when the table changed since it
+        was proposed or when stored rows cannot satisfy the new schema."""
+        who = approver or self.actor
+        with self._lock:
+            p = self.proposal(proposal_id)
+            if p["status"] != "pending":
+                raise SchemaError(f"proposal {proposal_id} is {p['status']}, not pending")
+            self._refresh()
+            schema, problems = parse_schema(p["schema"], p["source"] or f"proposal {proposal_id}")
+            if schema is None:
+                raise SchemaError(f"proposal {proposal_id}: " + "; ".join(map(str, problems)))
+            with db.write_transaction(self._conn, f"{self.path}: approving {proposal_id}"):
+                self._refresh()
+                old = self._applied.get(schema.name)
+                if (old.hash if old else None) != p["base_hash"]:
+                    raise SchemaError(f"proposal {proposal_id}: {schema.name} has changed since it was proposed "
+                                      f"(applied schema {old.hash[:12] if old else 'none'}); propose again")
+                self._apply(proposal_id, schema, old, approver=who, why=reason or "approved")
+            self._refresh()
+            self._publish(quiet=True)
+            return self.proposal(proposal_id)
+
+    def reject(self, proposal_id: str, *, approver: str | None = None, reason: str = "") -> dict:
+        """Reject a pending proposal; the decision is recorded, nothing is applied."""
+        who = approver or self.actor
+        with self._lock:
+            with db.write_transaction(self._conn, f"{self.path}: rejecting {proposal_id}"):
+                p = self.proposal(proposal_id)
+                if p["status"] != "pending":
+                    raise SchemaError(f"proposal {proposal_id} is {p['status']}, not pending")
+                now = values.now()
+                self._conn.execute("UPDATE _registry_proposals SET status = 'rejected', decided_by = ?, decided_at = ?,"
+                                   " decision_reason = ? WHERE id = ?", (who, now, reason or "rejected", proposal_id))
+                self._decide(proposal_id, p["table_name"], "denial", "rejected", p["risk"], who,
+                             reason or "rejected", p["changes"])
+            self._publish(quiet=True)
+            return self.proposal(proposal_id)
+
+    def proposal(self, proposal_id: str) -> dict:
+        """One proposal: its table, kind, risk, status, changes, schema and decision."""
+        with self._lock:
+            rows = list(self._conn.execute("SELECT * FROM _registry_proposals WHERE id = ?", (proposal_id,)))
+            if not rows:
+                raise NotFoundError(f"{self.path}: no proposal {proposal_id!r}")
+            return _proposal_dict(self._conn, rows[0])
+
+    def proposals(self, *, table: str | None = None, status: str | None = None) -> list[dict]:
+        """Proposals, oldest first, optionally of one table and/or status."""
+        sql, args = "SELECT * FROM _registry_proposals WHERE 1", []
+        if table is not None:
+            sql += " AND table_name = ?"
+            args.append(table)
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        with self._lock:
+            cur = self._conn.execute(sql + " ORDER BY created_at, rowid", args)
+            return [_proposal_dict(self._conn, r, cur.getdescription()) for r in cur]
+
+    def history(self, table: str) -> list[dict]:
+        """Everything that happened to ``table``'s schema, in order: schemas
+        applied and proposals made (with their decisions)."""
+        with self._lock:
+            out = []
+            for seq, version, h, change, pid, at in self._conn.execute(
+                    "SELECT seq, version, schema_hash, change, proposal_id, applied_at FROM _registry_history "
+                    "WHERE table_name = ? ORDER BY seq", (table,)):
+                out.append({"at": at, "event": f"schema {change}", "version": version, "schema_hash": h,
+                            "proposal_id": pid})
+            for p in self.proposals(table=table):
+                out.append({"at": p["created_at"], "event": f"proposed ({p['kind']}, {p['risk']} risk)",
+                            "proposal_id": p["id"], "by": p["proposed_by"], "changes": p["changes"]})
+                if p["decided_at"]:
+                    out.append({"at": p["decided_at"], "event": p["status"], "proposal_id": p["id"],
+                                "by": p["decided_by"], "reason": p["decision_reason"]})
+            if not out:
+                raise NotFoundError(f"{self.path}: no history for table {table!r}")
+            out.sort(key=lambda e: (e["at"], 0 if e["event"].startswith("proposed") else 1))
+            return out
+
+    def _as_schema(self, schema: Any) -> TableSchema:
+        if isinstance(schema, TableSchema):
+            return schema
+        if isinstance(schema, dict):
+            parsed, problems = parse_schema(schema, "<proposal>")
+        elif isinstance(schema, (str, os.PathLike)):
+            parsed, problems = read_schema_file(schema)
+        else:
+            raise SchemaError(f"a schema is a TableSchema, a mapping or a file path, got {type(schema).__name__}")
+        if parsed is None:
+            raise SchemaError("the schema has problems: " + "; ".join(map(str, problems)))
+        return parsed
+
+    def _apply(self, pid: str, schema: TableSchema, old: TableSchema | None, *, approver: str, why: str,
+               automatic: bool = False) -> None:
+        """Apply ``schema`` (inside the caller's write transaction) and record the decision."""
+        now = values.now()
+        if old is None:
+            exists = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                        (schema.name,)).fetchall()
+            if exists:
+                raise SchemaError(f"{self.path}: a table {schema.name} exists that the registry did not create; "
+                                  f"rename it or declare another table name")
+            self._conn.execute(schema.create_sql())
+            change = "create"
+        else:
+            change = governance.migrate_table(self._conn, old, schema, pid, now)
+        self._conn.execute(
+            "INSERT INTO _registry_tables (table_name, version, schema_hash, schema_json, source, applied_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, "
+            "schema_hash = excluded.schema_hash, schema_json = excluded.schema_json, source = excluded.source, "
+            "applied_at = excluded.applied_at",
+            (schema.name, _text_or_none(schema.version), schema.hash, json.dumps(schema.declared(), default=str),
+             schema.source, now))
+        self._conn.execute("INSERT INTO _registry_history (table_name, version, schema_hash, schema_json, change, "
+                           "proposal_id, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (schema.name, _text_or_none(schema.version), schema.hash,
+                            json.dumps(schema.declared(), default=str), change, pid, now))
+        self._conn.execute("UPDATE _registry_proposals SET status = 'applied', decided_by = ?, decided_at = ?, "
+                           "decision_reason = ? WHERE id = ?", (approver, now, why, pid))
+        self._applied[schema.name] = schema
+        self._validators[schema.name] = RowValidator(schema)
+        risk, changes = self._conn.execute("SELECT risk, changes_json FROM _registry_proposals WHERE id = ?",
+                                           (pid,)).fetchall()[0]
+        self._decide(pid, schema.name, "approval", "approved", risk, approver, why, json.loads(changes))
+        self._outbox(schema.name, f"schema_{change}", [pid], now)
+
+    def _decide(self, pid: str, table: str, decision_type: str, outcome: str, risk: str, who: str, why: str,
+                changes: list) -> None:
+        """A row of memory_governance_decisions (inside the caller's transaction)."""
+        gov = self._applied.get(GOVERNANCE_TABLE)
+        if gov is None:
+            return                          # only while the governance table itself is being created
+        row = governance.decision_row(pid, table, decision_type, outcome, risk, who, why, changes)
+        row = {k: v for k, v in row.items() if k in gov.by_name}
+        check = self._validators[GOVERNANCE_TABLE]
+        stored = check.full([row])
+        self._insert_stored(gov, stored)
+        self._outbox(GOVERNANCE_TABLE, "insert", [stored[0][check.columns.index(gov.primary_key.name)]], row["created_at"]
+                     if "created_at" in row else values.now())
+
+    # --- writes -------------------------------------------------------------
+    def insert_row(self, table: str, data: dict) -> dict:
+        """Insert one row; returns it as stored (generated id and times, defaults filled)."""
+        return self.insert_rows(table, [data])[0]
+
+    def insert_rows(self, table: str, rows: list[dict]) -> list[dict]:
+        """Insert rows in one transaction: all or none.  ValidationError lists
+        every bad field of every row (by index) before anything is written."""
+        if not isinstance(rows, (list, tuple)):
+            raise ValidationError(f"{table}: insert_rows takes a list of rows, got {type(rows).__name__}")
+        if not rows:
+            return []
+        with self._lock:
+            schema, check = self._current(table)
+            now = values.now()
+            rows = list(rows)
+            stored = check.full(rows, now)
+            with db.write_transaction(self._conn, f"{self.path}: insert into {table}"):
+                self._insert_stored(schema, stored)
+                pk = check.columns.index(schema.primary_key.name)
+                self._outbox(table, "insert", [r[pk] for r in stored], now)
+            self._publish()
+            return check.returned_rows([r if isinstance(r, dict) else dict(r) for r in rows], stored)
+
+    def _insert_stored(self, schema: TableSchema, stored: list[list]) -> None:
+        pk = schema.primary_key
+        if pk.generated and pk.type == "integer":
+            i = [f.name for f in schema.fields].index(pk.name)
+            nxt = self._conn.execute(f"SELECT coalesce(max({q(pk.name)}), 0) + 1 FROM {q(schema.name)}"
+                                     ).fetchall()[0][0]
+            for r in stored:
+                if r[i] is None:
+                    r[i] = nxt
+                    nxt += 1
+                else:
+                    nxt = max(nxt, r[i] + 1)
+        cols = ", ".join(q(f.name) for f in schema.fields)
+        sql = f"INSERT INTO {q(schema.name)} ({cols}) VALUES ({', '.join('?' * len(schema.fields))})"
+        try:
+            self._conn.executemany(sql, stored)
+        except apsw.ConstraintError as exc:
+            raise self._constraint_error(schema, exc, stored) from None
+
+    def upsert_row(self, table: str, data: dict, *, on: str | None = None) -> dict:
+        """Insert ``data``, or update the row with the same primary key, or
+        the same value of the unique field ``on`` (default: the primary key
+        if ``data`` has it, else the first unique field it has).  Returns the
+        stored row."""
+        if not isinstance(data, dict):
+            raise ValidationError(f"{table}: a row is a mapping of field names to values, got {type(data).__name__}")
+        with self._lock:
+            schema, check = self._current(table)
+            key = on or _upsert_key(schema, data)
+            f = schema.by_name.get(key)
+            if f is None or not (f.primary_key or f.unique):
+                raise QueryError(f"{table}: upsert needs the primary key or a unique field, got {key!r}")
+            if data.get(key) is None:
+                raise ValidationError(f"{table}: upsert on {key}: the row has no {key}", [(None, key, "missing")])
+            try:
+                value = values.coerce(f.type, data[key])
+            except values.Bad as exc:
+                raise ValidationError(f"{table}: {key}: {exc}", [(None, key, str(exc))]) from None
+            now = values.now()
+            with db.write_transaction(self._conn, f"{self.path}: upsert into {table}"):
+                found = self._conn.execute(f"SELECT {q(schema.primary_key.name)} FROM {q(table)} WHERE {q(key)} = ?",
+                                           (value,)).fetchall()
+                if not found:
+                    stored = check.full([data], now)
+                    self._insert_stored(schema, stored)
+                    pk = stored[0][check.columns.index(schema.primary_key.name)]
+                    self._outbox(table, "insert", [pk], now)
+                else:
+                    if schema.immutable:
+                        raise ValidationError(f"{table} is immutable: rows are never updated")
+                    pk = found[0][0]
+                    changes = {k: v for k, v in data.items() if k != schema.primary_key.name and k != key}
+                    if changes:
+                        self._update_stored(schema, check.partial(changes, now), [pk])
+                    self._outbox(table, "update", [pk], now)
+            self._publish()
+            return self.get_row(table, pk)
+
+    def update_rows(self, table: str, filters: dict, changes: dict, *, all_rows: bool = False) -> int:
+        """Set ``changes`` on every row ``filters`` matches (filters as in
+        :meth:`query_rows`; empty filters need ``all_rows=True``).  Returns
+        how many rows changed.  Refused on immutable tables."""
+        with self._lock:
+            schema, check = self._current(table)
+            if schema.immutable:
+                raise ValidationError(f"{table} is immutable: rows are never updated")
+            where, params = self._where(schema, filters, all_rows, "update")
+            now = values.now()
+            stored = check.partial(changes, now)
+            with db.write_transaction(self._conn, f"{self.path}: update {table}"):
+                pks = [r[0] for r in self._conn.execute(
+                    f"SELECT {q(schema.primary_key.name)} FROM {q(table)}{where}", params)]
+                if pks:
+                    self._update_stored(schema, stored, pks)
+                    self._outbox(table, "update", pks, now)
+            self._publish()
+            return len(pks)
+
+    def _update_stored(self, schema: TableSchema, stored: dict, pks: list) -> None:
+        sets = ", ".join(f"{q(k)} = ?" for k in stored)
+        sql = f"UPDATE {q(schema.name)} SET {sets} WHERE {q(schema.primary_key.name)} = ?"
+        args = list(stored.values())
+        try:
+            self._conn.executemany(sql, [args + [pk] for pk in pks])
+        except apsw.ConstraintError as exc:
+            raise self._constraint_error(schema, exc, None) from None
+
+    def delete_rows(self, table: str, filters: dict, *, all_rows: bool = False) -> int:
+        """Delete the rows ``filters`` matches; returns how many.  Refused on
+        immutable tables (the governance decisions)."""
+        with self._lock:
+            schema, _ = self._current(table)
+            if schema.immutable:
+                raise ValidationError(f"{table} is immutable: rows are never deleted")
+            where, params = self._where(schema, filters, all_rows, "delete")
+            now = values.now()
+            with db.write_transaction(self._conn, f"{self.path}: delete from {table}"):
+                pks = [r[0] for r in self._conn.execute(
+                    f"SELECT {q(schema.primary_key.name)} FROM {q(table)}{where}", params)]
+                if pks:
+                    self._conn.executemany(f"DELETE FROM {q(table)} WHERE {q(schema.primary_key.name)} = ?",
+                                           [(pk,) for pk in pks])
+                    self._outbox(table, "delete", pks, now)
+            self._publish()
+            return len(pks)
+
+    def _where(self, schema: TableSchema, filters: Any, all_rows: bool, what: str) -> tuple[str, list]:
+        if not filters and not all_rows:
+            raise QueryError(f"{schema.name}: {what} without filters would touch every row; pass filters, "
+                             f"or all_rows=True")
+        return qb.where_clause(schema, filters)
+
+    def recompute_trust(self, table: str, filters: dict | None = None) -> int:
+        """Recompute ``trust_score`` from recorded outcomes (the rule is in
+        docs/tables.md); returns how many rows were updated."""
+        with self._lock:
+            schema, check = self._current(table)
+            rule = governance.trust_rule(schema)
+            where, params = qb.where_clause(schema, filters)
+            cols = ", ".join(q(c) for c in rule.inputs)
+            now = values.now()
+            with db.write_transaction(self._conn, f"{self.path}: trust scores of {table}"):
+                rows = self._conn.execute(f"SELECT {q(schema.primary_key.name)}, {cols} FROM {q(table)}{where}",
+                                          params).fetchall()
+                updates = [(rule.compute(dict(zip(rule.inputs, r[1:]))), r[0]) for r in rows]
+                changed = []
+                for new, pk in updates:
+                    stored = check.partial(new, now)
+                    self._update_stored(schema, stored, [pk])
+                    changed.append(pk)
+                if changed:
+                    self._outbox(table, "update", changed, now)
+            self._publish()
+            return len(changed)
+
+    def _constraint_error(self, schema: TableSchema, exc: apsw.ConstraintError, stored: list | None) -> ValidationError:
+        text = str(exc)
+        fields = []
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            for part in text.split(":", 1)[-1].split(","):
+                name = part.strip().rsplit(".", 1)[-1]
+                if name in schema.by_name:
+                    fields.append(name)
+        if not fields:
+            return ValidationError(f"{schema.name}: refused by the database: {text}")
+        problems = [(None, f, "a row with this value is already stored (unique)") for f in fields]
+        if stored is not None:
+            cols = [f.name for f in schema.fields]
+            idx = [cols.index(f) for f in fields]
+            seen: dict = {}
+            for i, r in enumerate(stored):
+                k = tuple(r[j] for j in idx)
+                if k in seen:
+                    problems = [(i, ", ".join(fields), f"{k if len(k) > 1 else k[0]!r} repeats row {seen[k]} "
+                                                       f"of this batch (unique)")]
+                    break
+                seen[k] = i
+            else:
+                where = " AND ".join(f"{q(f)} = ?" for f in fields)
+                for i, r in enumerate(stored):
+                    k = tuple(r[j] for j in idx)
+                    if self._conn.execute(f"SELECT 1 FROM {q(schema.name)} WHERE {where}", k).fetchall():
+                        problems = [(i if len(stored) > 1 else None, ", ".join(fields),
+                                     f"{k if len(k) > 1 else k[0]!r} is already stored (unique)")]
+                        break
+        return RowValidator(schema).error("write", problems)
+
+    # --- reads --------------------------------------------------------------
+    def get_row(self, table: str, key: Any) -> dict:
+        """The row whose primary key is ``key``; NotFoundError if there is none."""
+        with self._lock:
+            schema, check = self._current(table)
+            pk = schema.primary_key
+            try:
+                value = values.coerce(pk.type, key)
+            except values.Bad as exc:
+                raise QueryError(f"{table}: {pk.name}: {exc}") from None
+            rows = self._conn.execute(f"SELECT {_cols(schema)} FROM {q(table)} WHERE {q(pk.name)} = ?",
+                                      (value,)).fetchall()
+            if not rows:
+                raise NotFoundError(f"{table}: no row with {pk.name} = {key!r}")
+            return check.decode_row(rows[0])
+
+    def query_rows(self, table: str, filters: dict | None = None, order_by: Any = None, limit: int | None = None,
+                   offset: int | None = None) -> list[dict]:
+        """Rows matching ``filters`` (see chronoledger.tables.query), in
+        ``order_by`` order ("field", "-field", "field desc", or a list),
+        ``limit`` and ``offset`` for paging.  Every name is checked against
+        the schema and every value is bound."""
+        with self._lock:
+            schema, check = self._current(table)
+            where, params = qb.where_clause(schema, filters)
+            order = qb.order_clause(schema, order_by)
+            page, more = qb.page_clause(limit, offset)
+            sql = f"SELECT {_cols(schema)} FROM {q(table)}{where}{order}{page}"
+            try:
+                return [check.decode_row(r) for r in self._conn.execute(sql, params + more)]
+            except apsw.SQLError as exc:
+                raise QueryError(f"{table}: the query failed: {exc}") from None
+
+    def count_rows(self, table: str, filters: dict | None = None) -> int:
+        """How many rows match ``filters``."""
+        with self._lock:
+            schema, _ = self._current(table)
+            where, params = qb.where_clause(schema, filters)
+            return int(self._conn.execute(f"SELECT count(*) FROM {q(table)}{where}", params).fetchall()[0][0])
+
+    def execute_sql(self, sql: str, params: Any = ()) -> list[dict]:
+        """A read-only SQL statement (the specification's example queries);
+        anything that would write is refused."""
+        with self._lock:
+            def authorizer(op, *args):
+                if op in (apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE):
+                    return apsw.SQLITE_OK
+                return apsw.SQLITE_DENY
+            prev = self._conn.authorizer
+            self._conn.authorizer = authorizer
+            try:
+                cur = self._conn.execute(sql, params)
+                try:
+                    names = [d[0] for d in cur.getdescription()]
+                except apsw.ExecutionCompleteError:      # no rows
+                    return []
+                rows = cur.fetchall()
+            except apsw.AuthError:
+                raise QueryError(f"refused: only reading SQL is allowed here: {sql}") from None
+            except apsw.SQLError as exc:
+                raise QueryError(f"the query failed: {exc}") from None
+            finally:
+                self._conn.authorizer = prev
+            return [dict(zip(names, r)) for r in rows]
+
+    # --- the event log ------------------------------------------------------
+    def _outbox(self, table: str, op: str, ids: list, now: str) -> None:
+        if self.events_log is not None:
+            self._conn.execute("INSERT INTO _registry_outbox (ts, table_name, operation, row_ids) VALUES (?, ?, ?, ?)",
+                               (now, table, op, json.dumps(ids, default=str)))
+
+    def pending_events(self) -> int:
+        """Writes committed but not yet in the event log (another process
+        holding the log, or a failed append; the next write retries)."""
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM _registry_outbox").fetchall()[0][0])
+
+    def publish_events(self) -> int:
+        """Append every pending write to the event log now; returns how many
+        events were appended."""
+        with self._lock:
+            return self._publish(quiet=False, wait=True)
+
+    def _publish(self, quiet: bool = False, wait: bool = False) -> int:
+        """Move the outbox to the chronicle: one event per write (per 1,000
+        rows of a larger one), its type the operation, its payload the table,
+        the row ids and the outbox's ``seq``.  A crash after the log is
+        written and before the outbox is cleared can repeat an event (the
+        same seq), never lose one."""
+        if self.events_log is None:
+            return 0
+        from chronoledger.chronicle import Chronicle
+        from chronoledger.chronicle.writer import WriterLockedError
+
+        rows = self._conn.execute("SELECT seq, ts, table_name, operation, row_ids FROM _registry_outbox "
+                                  "ORDER BY seq").fetchall()
+        if not rows:
+            return 0
+        deadline = time.monotonic() + (self.busy_timeout_ms / 1000 if wait else 0.05)
+        while True:
+            try:
+                ch = Chronicle.open(self.events_log, "a", schema="event", block_records=4096)
+                break
+            except WriterLockedError:
+                if time.monotonic() > deadline:
+                    if quiet or not wait:
+                        return 0            # another process is publishing: it drains this outbox too
+                    raise
+                time.sleep(0.005)
+            except (ChronoledgerError, OSError) as exc:
+                if quiet:
+                    return 0
+                raise ChronoledgerError(f"{self.path}: the writes are stored, but publishing them to "
+                                        f"{self.events_log} failed ({exc}); they stay pending") from exc
+        try:
+            # the rows again, now that this process holds the log: another may have drained them meanwhile
+            rows = self._conn.execute("SELECT seq, ts, table_name, operation, row_ids FROM _registry_outbox "
+                                      "ORDER BY seq").fetchall()
+            floor = ch.last_timestamp or 0
+            stamps, types, payloads = [], [], []
+            for seq, ts, table, op, ids in rows:
+                micros = max(_micros(ts), floor)
+                floor = micros
+                ids = json.loads(ids)
+                for k in range(0, len(ids), _IDS_PER_EVENT):
+                    stamps.append(micros)
+                    types.append(op)
+                    payloads.append({"seq": seq, "table": table, "ids": ids[k:k + _IDS_PER_EVENT]})
+            if stamps:
+                import numpy as np
+
+                ch.extend({"timestamp": np.array(stamps, dtype=np.uint64),
+                           "event_type": np.array(types, dtype=object), "payload": np.array(payloads, dtype=object)})
+        finally:
+            ch.close()
+        if rows:
+            with db.write_transaction(self._conn, f"{self.path}: clearing the event outbox"):
+                self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (rows[-1][0],))
+        return len(stamps)
+
+
+def _micros(ts: str) -> int:
+    dt = datetime.fromisoformat(ts)
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _cols(schema: TableSchema) -> str:
+    return ", ".join(q(f.name) for f in schema.fields)
+
+
+def _upsert_key(schema: TableSchema, data: dict) -> str:
+    pk = schema.primary_key.name
+    if data.get(pk) is not None:
+        return pk
+    for f in schema.fields:
+        if f.unique and data.get(f.name) is not None:
+            return f.name
+    return pk
+
+
+def _text_or_none(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:          # no login name in this environment (a container without a passwd entry)
+        return "unknown"
+
+
+def _proposal_dict(conn: apsw.Connection, row: tuple, description=None) -> dict:
+    cols = ["id", "table_name", "kind", "risk", "status", "base_hash", "schema_hash", "schema_json", "changes_json",
+            "proposed_by", "reason", "source", "created_at", "decided_by", "decided_at", "decision_reason"]
+    d = dict(zip(cols, row))
+    d["schema"] = json.loads(d.pop("schema_json"))
+    d["changes"] = json.loads(d.pop("changes_json"))
+    return d

@@ -1,0 +1,192 @@
+"""The value of each field type: what a write may give, what is stored, and
+what a read returns.
+
+Stored forms (what SQLite holds, so that plain SQL and Datasette read them):
+uuid as lower-case hyphenated text; datetime as UTC ISO-8601 text of fixed
+width (``2025-01-02T03:04:05.000000Z``: text order is time order); date as
+``YYYY-MM-DD``; json as compact JSON text with sorted keys; boolean as 0/1;
+integer and float as numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from datetime import date, datetime, timezone
+from typing import Any
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: No value given (None is a value: null).
+MISSING: Any = _Missing()
+
+
+class Bad(ValueError):
+    """A value the field cannot hold; the message says why."""
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _uuid(v: Any) -> str:
+    if type(v) is str:
+        if _UUID.match(v):
+            return v
+        try:
+            return str(uuid.UUID(v))
+        except ValueError:
+            raise Bad(f"{_short(v)} is not a UUID") from None
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    raise Bad(f"expected a UUID (text), got {type(v).__name__}")
+
+
+def _text(v: Any) -> str:
+    if type(v) is str or isinstance(v, str):
+        return str(v)
+    raise Bad(f"expected text, got {type(v).__name__}")
+
+
+def _not_json(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+try:
+    # json's C encoder made once, as JSONEncoder.encode makes it on every call: a
+    # quarter of the cost of a small value.  No cycle markers (a shared dict would
+    # not be thread-safe): a value that contains itself ends in RecursionError.
+    from json.encoder import c_make_encoder as _make, encode_basestring as _quote
+    _JSON_PARTS = _make(None, _not_json, _quote, None, ":", ",", True, False, False)
+except ImportError:                                   # pragma: no cover - a Python without _json
+    _JSON_PARTS = None
+
+
+def _json(v: Any) -> str:
+    try:
+        if _JSON_PARTS is not None:
+            return "".join(_JSON_PARTS(v, 0))
+        return _JSON.encode(v)
+    except (TypeError, ValueError) as exc:
+        raise Bad(f"cannot be stored as JSON: {exc}") from None
+    except RecursionError:
+        raise Bad("cannot be stored as JSON: it contains itself, or nests too deeply") from None
+
+
+def format_datetime(dt: datetime) -> str:
+    u = dt.astimezone(timezone.utc) if dt.tzinfo is not None else dt
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+            f"{u.microsecond:06d}Z")
+
+
+def now() -> str:
+    return format_datetime(datetime.now(timezone.utc))
+
+
+def _datetime(v: Any) -> str:
+    if type(v) is str:
+        n = len(v)
+        if n == 27 and v[10] == "T" and v[26] == "Z" and v[19] == ".":     # already the stored form
+            try:
+                datetime.fromisoformat(v[:26])
+                return v
+            except ValueError:
+                pass
+        elif n == 20 and v[10] == "T" and v[19] == "Z":                    # 2025-01-02T03:04:05Z
+            try:
+                datetime.fromisoformat(v[:19])
+                return v[:19] + ".000000Z"
+            except ValueError:
+                pass
+        try:
+            dt = datetime.fromisoformat(v.strip())
+        except ValueError:
+            raise Bad(f"{_short(v)} is not an ISO-8601 date and time (e.g. 2025-01-02T03:04:05Z)") from None
+        return format_datetime(dt)           # a time without an offset is taken as UTC
+    if isinstance(v, datetime):
+        return format_datetime(v)
+    if isinstance(v, date):
+        return f"{v.isoformat()}T00:00:00.000000Z"
+    raise Bad(f"expected an ISO-8601 date and time, got {type(v).__name__}")
+
+
+def _date(v: Any) -> str:
+    if type(v) is str:
+        try:
+            return date.fromisoformat(v.strip()).isoformat()
+        except ValueError:
+            raise Bad(f"{_short(v)} is not an ISO-8601 date (YYYY-MM-DD)") from None
+    if isinstance(v, datetime):
+        raise Bad("expected a date, got a date and time")
+    if isinstance(v, date):
+        return v.isoformat()
+    raise Bad(f"expected an ISO-8601 date, got {type(v).__name__}")
+
+
+def _float(v: Any) -> float:
+    t = type(v)
+    if t is float:
+        if v - v == 0:                      # finite
+            return v
+        raise Bad(f"{v} is not a finite number")
+    if t is int or (isinstance(v, (int, float)) and t is not bool):
+        f = float(v)
+        if not math.isfinite(f):
+            raise Bad(f"{v} is not a finite number")
+        return f
+    raise Bad(f"expected a number, got {type(v).__name__}")
+
+
+def _integer(v: Any) -> int:
+    t = type(v)
+    if t is int:
+        if _INT64[0] <= v <= _INT64[1]:
+            return v
+        raise Bad(f"{v} is outside the 64-bit integer range")
+    if t is float and v.is_integer():
+        return _integer(int(v))
+    if isinstance(v, int) and t is not bool:
+        return _integer(int(v))
+    raise Bad(f"expected an integer, got {'a fraction ' + str(v) if t is float else type(v).__name__}")
+
+
+def _boolean(v: Any) -> int:
+    if v is True or v is False:
+        return int(v)
+    if type(v) is int and v in (0, 1):
+        return v
+    raise Bad(f"expected true or false, got {_short(v) if isinstance(v, str) else type(v).__name__}")
+
+
+#: type -> function from a given value to its stored form (raises Bad).
+COERCE = {"uuid": _uuid, "string": _text, "text": _text, "json": _json, "datetime": _datetime, "date": _date,
+          "float": _float, "integer": _integer, "boolean": _boolean}
+
+
+def coerce(ftype: str, v: Any) -> Any:
+    return COERCE[ftype](v)
+
+
+_DECODER = json.JSONDecoder()
+
+
+def decode(ftype: str, stored: Any) -> Any:
+    """The value a read returns for a stored value."""
+    if stored is None:
+        return None
+    if ftype == "json":
+        return _DECODER.decode(stored)
+    if ftype == "boolean":
+        return bool(stored)
+    return stored
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
