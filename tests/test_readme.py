@@ -28,6 +28,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     rt_ns = next(ns for ns in namespaces if "lineage" in ns)
     assert [t["turn_index"] for t in rt_ns["replay"]["turns"]] == [0, 1]
     assert rt_ns["lineage"]["proposal"]["status"] == "validated" and len(rt_ns["lineage"]["validations"]) == 1
+    tables_ns = next(ns for ns in namespaces if "best" in ns)
+    assert [r["playbook_name"] for r in tables_ns["best"]] == ["fix_database_connection"]
 
 
 def test_quick_start_is_what_ci_runs():

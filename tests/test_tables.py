@@ -616,7 +616,7 @@ def test_a_writer_killed_midway_leaves_whole_batches(tmp_path):
 
 
 def test_an_unknown_table_or_proposal_is_a_clear_error(reg):
-    with pytest.raises(QueryError, match="no table 'nope'"):
+    with pytest.raises(NotFoundError, match="no table 'nope'"):
         reg.query_rows("nope")
     with pytest.raises(NotFoundError, match="no proposal"):
         reg.approve("p-none")

@@ -114,8 +114,8 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     click.echo(f"version {s.version}, {count:,} rows, schema {s.hash[:12]}{', immutable' if s.immutable else ''}")
     rows = []
     for f in s.declared()["fields"]:
-        rules = [k if v is True else f"{k}={json.dumps(v, default=str)}" for k, v in f.items()
-                 if k not in ("name", "type", "description")]
+        rules = [k if k in ("primary_key", "generated", "required", "unique", "immutable") and v is True else f"{k}={json.dumps(v, default=str)}"
+                 for k, v in f.items() if k not in ("name", "type", "description")]
         rows.append({"field": f["name"], "type": f["type"], "rules": " ".join(rules),
                      "description": f.get("description", "")})
     click.echo()
@@ -135,11 +135,17 @@ def validate_cmd(folder: Path) -> None:
     from chronoledger.tables.schema import read_schema_file, schema_files
 
     problems, good = [], []
+    seen: dict[str, Path] = {}
     for f in schema_files(folder):
         schema, bad = read_schema_file(f)
         problems += bad
-        if schema is not None:
-            good.append(f"{f.name}: table {schema.name}, {len(schema.fields)} fields, {len(schema.indexes)} indexes")
+        if schema is None:
+            continue
+        if schema.name in seen:
+            problems.append(f"{f}: {schema.name}: table {schema.name} is also declared in {seen[schema.name]}")
+            continue
+        seen[schema.name] = f
+        good.append(f"{f.name}: table {schema.name}, {len(schema.fields)} fields, {len(schema.indexes)} indexes")
     for line in good:
         click.echo(f"ok    {line}")
     for p in problems:
@@ -150,10 +156,14 @@ def validate_cmd(folder: Path) -> None:
 
 
 def _read_json(text: str, what: str):
-    if text == "-":
-        text = sys.stdin.read()
-    elif text.startswith("@"):
-        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        if text == "-":
+            text = sys.stdin.read()
+        elif text.startswith("@"):
+            text = Path(text[1:]).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"error: {what}: cannot read {text[1:]}: {getattr(exc, 'strerror', None) or exc}", err=True)
+        sys.exit(EXIT_USAGE)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

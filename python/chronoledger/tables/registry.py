@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -92,15 +93,20 @@ class TableRegistry:
         except BaseException:
             self._conn.close()
             raise
+        # WAL checkpoints on a thread of their own, off the writer's commits (see sqlite.py)
+        self._checkpointer = db.BackgroundCheckpointer(self._conn, self.path)
+        # a registry dropped without close() still stops its thread and closes its database
+        self._finalizer = weakref.finalize(self, _release, self._checkpointer, self._conn)
 
     # --- plumbing -----------------------------------------------------------
     def close(self) -> None:
+        """Publish what waits in the outbox, then close the database."""
         with self._lock:
             if self._conn is not None:
                 try:
                     self._publish(quiet=True)
                 finally:
-                    self._conn.close()
+                    self._finalizer()
                     self._conn = None
 
     def __enter__(self) -> "TableRegistry":
@@ -133,7 +139,7 @@ class TableRegistry:
             self._refresh()
         schema = self._applied.get(table)
         if schema is None:
-            raise QueryError(f"{self.path}: no table {table!r} (the tables are {', '.join(sorted(self._applied))})")
+            raise NotFoundError(f"{self.path}: no table {table!r} (the tables are {', '.join(sorted(self._applied))})")
         return schema, self._validators[table]
 
     def tables(self) -> list[str]:
@@ -690,6 +696,7 @@ class TableRegistry:
         the row ids and the outbox's ``seq``.  A crash after the log is
         written and before the outbox is cleared can repeat an event (the
         same seq), never lose one."""
+        self._checkpointer.after_commit()
         if self.events_log is None:
             return 0
         from chronoledger.chronicle import Chronicle
@@ -740,6 +747,13 @@ class TableRegistry:
             with db.write_transaction(self._conn, f"{self.path}: clearing the event outbox"):
                 self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (rows[-1][0],))
         return len(stamps)
+
+
+def _release(checkpointer: db.BackgroundCheckpointer, conn: apsw.Connection) -> None:
+    try:
+        checkpointer.close()
+    finally:
+        conn.close()
 
 
 def _micros(ts: str) -> int:
