@@ -14,7 +14,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from chronoledger.errors import NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
 from chronoledger.tables import TableRegistry, parse_schema, read_schema_file
 from chronoledger.tables import query as qb
 from chronoledger.tables import values
@@ -241,6 +241,9 @@ def test_every_type_stores_its_values(ftype, given, stored):
     ("integer", 1.5, "fraction"), ("integer", "3", "expected an integer"), ("integer", True, "expected an integer"),
     ("integer", 2 ** 63, "64-bit"),
     ("boolean", "true", "expected true or false"), ("boolean", 2, "expected true or false"),
+    ("datetime", "2025-01-02T03:04:05.000+01Z", "not an ISO-8601"), ("datetime", "2025-01-02T03:04+01Z", "not an ISO"),
+    ("datetime", "0001-01-01T00:00:00+01:00", "outside the years"), ("float", 10 ** 400, "too large for a float"),
+    ("string", "a\udcff", "not valid text"), ("json", {"a": "\udcff"}, "not valid text"),
 ])
 def test_every_type_refuses_bad_values(ftype, bad, why):
     with pytest.raises(values.Bad, match=why):
@@ -556,17 +559,20 @@ def test_every_write_is_published_to_the_event_log(notes, tmp_path):
     assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs)
 
 
-def test_events_wait_in_the_outbox_while_another_process_holds_the_log(notes, tmp_path):
-    from chronoledger.chronicle import Chronicle
-
-    holder = Chronicle.open(tmp_path / "n.events.cmeta", "a", schema="event")
-    try:
-        notes.insert_row("my_notes", {"title": "while held"})
-        assert notes.pending_events() == 1               # stored, not lost, not yet published
-    finally:
-        holder.close()
-    assert notes.publish_events() == 1 and notes.pending_events() == 0
-    assert read_events(tmp_path / "n.events.cmeta")[-1]["type"] == "insert"
+def test_events_wait_in_the_outbox_while_another_registry_holds_the_log(notes, tmp_path):
+    notes.insert_row("my_notes", {"title": "first"})          # this registry now holds the log
+    with TableRegistry(tmp_path / "n.db", actor="other") as other:      # as another process would
+        other.insert_row("my_notes", {"title": "while held"})
+        assert other.pending_events() == 1                  # stored, not lost, not yet published
+        with pytest.raises(ChronoledgerError, match="another process holds the event log"):
+            other.publish_events(wait=False)
+    notes.insert_row("my_notes", {"title": "next"})          # the holder publishes everyone's outbox
+    assert notes.pending_events() == 0
+    notes.close()
+    titles = {r["title"] for r in TableRegistry(tmp_path / "n.db", events_log=None).query_rows("my_notes")}
+    ids = [i for e in read_events(tmp_path / "n.events.cmeta") if e["type"] == "insert" and e["table"] == "my_notes"
+           for i in e["ids"]]
+    assert len(ids) == len(set(ids)) == len(titles) == 3
 
 
 def test_concurrent_writers_in_two_processes_lose_nothing(tmp_path):
@@ -642,3 +648,134 @@ def test_an_event_log_in_a_missing_folder_is_refused_at_once(tmp_path):
 
     with pytest.raises(ConfigError, match="does not exist"):
         TableRegistry(tmp_path / "e.db", events_log=tmp_path / "nope" / "e.cmeta")
+
+
+# --- regressions found in review -----------------------------------------------------
+
+def test_nothing_declared_in_a_schema_becomes_code(tmp_path):
+    marker = tmp_path / "ran"
+    evil = f"x' + str(__import__('os').system('touch {marker}')) + '"
+    schema = {"table": "t", "fields": [{"name": "s", "type": "string", "allowed": [evil, "won't fix"]},
+                                      {"name": "n", "type": "float", "max": 1}]}
+    with TableRegistry(tmp_path / "x.db", catalogue=False) as r:
+        r.propose_schema(schema)
+        assert r.insert_row("t", {"s": "won't fix"})["s"] == "won't fix"
+        with pytest.raises(ValidationError, match="not one of the allowed values"):
+            r.insert_row("t", {"s": "other"})
+    assert not marker.exists()
+    _, problems = parse_schema({"table": "t", "fields": [{"name": "n", "type": "float", "max": float("inf")}]}, "x")
+    assert "must be a finite number" in str(problems[0])
+    _, problems = parse_schema({"table": "t", "fields": [{"name": "a\n", "type": "string"}]}, "x")
+    assert "not a valid field name" in str(problems[0])
+
+
+def test_unique_rules_hold_whatever_the_names(tmp_path):
+    with TableRegistry(tmp_path / "u.db", catalogue=False) as r:
+        r.propose_schema({"table": "a", "fields": [{"name": "b_c", "type": "string", "unique": True}]})
+        r.propose_schema({"table": "a_b", "fields": [{"name": "c", "type": "string", "unique": True}]})
+        for table, field in (("a", "b_c"), ("a_b", "c")):
+            r.insert_row(table, {field: "same"})
+            with pytest.raises(ValidationError, match="already stored"):
+                r.insert_row(table, {field: "same"})
+        # a named index that becomes unique is rebuilt as unique
+        base = {"table": "n", "fields": [{"name": "k", "type": "string"}], "indexes": [{"fields": ["k"], "name": "ix_k"}]}
+        r.propose_schema(base)
+        p = r.propose_schema({**base, "indexes": [{"fields": ["k"], "name": "ix_k", "unique": True}]})
+        r.approve(p["id"])
+        r.insert_row("n", {"k": "v"})
+        with pytest.raises(ValidationError, match="already stored"):
+            r.insert_row("n", {"k": "v"})
+    mine = tmp_path / "s"
+    write_schema(mine, "a.yaml", "table: Foo\nfields: [{name: a, type: string}]\n")
+    write_schema(mine, "b.yaml", "table: foo\nfields: [{name: a, type: string}]\n")
+    with TableRegistry(tmp_path / "f.db", [mine], catalogue=False) as r:
+        report = r.load_all_schemas()
+        assert "Foo" in r.tables() and "foo" not in r.tables()
+        assert any("also declared in" in str(p) for p in report.problems)
+
+
+def test_decisions_made_elsewhere_are_seen_and_a_failed_approval_changes_nothing(notes, tmp_path):
+    notes.insert_row("my_notes", {"title": "a", "score": 7})
+    p = notes.propose_schema(yaml_load(GOOD.replace("max: 10", "max: 8")))
+    with TableRegistry(tmp_path / "n.db", actor="other") as other:
+        other.reject(p["id"], reason="no")
+    with pytest.raises(SchemaError, match="is rejected, not pending"):
+        notes.approve(p["id"])
+    p2 = notes.propose_schema(yaml_load(GOOD.replace("max: 10", "max: 8")))
+    with pytest.raises(ValidationError):
+        notes.approve(p2["id"], reason=42)              # fails inside the transaction: rolled back
+    assert notes.schema("my_notes").by_name["score"].max == 10 and notes.proposal(p2["id"])["status"] == "pending"
+    notes.insert_row("my_notes", {"title": "b", "score": 9})          # the cache still follows the database
+    with TableRegistry(tmp_path / "n.db", actor="other") as other:
+        other.delete_rows("my_notes", {"score": {"gt": 5}})
+        other.approve(p2["id"])
+    with pytest.raises(ValidationError, match="above the maximum 8"):  # the rule approved elsewhere applies here
+        notes.insert_row("my_notes", {"title": "c", "score": 9})
+
+
+def test_a_changed_schema_file_supersedes_its_earlier_proposal(notes, tmp_path):
+    mine = tmp_path / "schemas"
+    write_schema(mine, "notes.yaml", GOOD.replace("max: 10", "max: 9"))
+    first = notes.load_all_schemas().proposed[0]
+    write_schema(mine, "notes.yaml", GOOD.replace("max: 10", "max: 8"))
+    second = notes.load_all_schemas().proposed[0]
+    assert second["id"] != first["id"] and notes.proposal(first["id"])["status"] == "superseded"
+    assert [p["id"] for p in notes.proposals(status="pending")] == [second["id"]]
+
+
+def test_a_rebuild_changes_only_what_the_proposal_changes(notes, tmp_path):
+    notes.insert_rows("my_notes", [{"title": "a", "mood": None, "score": 3},
+                                   {"title": "b", "tags": None}])
+    dropped = GOOD.replace("  - {name: body, type: text}\n", "")
+    notes.approve(notes.propose_schema(yaml_load(dropped))["id"])
+    rows = {r["title"]: r for r in notes.query_rows("my_notes")}
+    assert rows["a"]["mood"] is None and rows["b"]["tags"] is None          # nulls stay null, not the default
+    with TableRegistry(tmp_path / "p.db", catalogue=False) as r:
+        r.propose_schema({"table": "t", "fields": [{"name": "n", "type": "integer"}]})
+        r.insert_row("t", {"n": 2 ** 53 + 1})
+        p = r.propose_schema({"table": "t", "fields": [{"name": "n", "type": "float"}]})
+        with pytest.raises(ValidationError, match="lose precision"):
+            r.approve(p["id"])
+
+
+def test_a_field_with_a_default_of_now_can_join_an_immutable_table(reg):
+    reg.insert_row(GOV, {"decision_type": "approval", "subject": "x", "decision_maker": "me"})
+    gov = reg.schema(GOV).declared()
+    gov["fields"].append({"name": "reviewed_at", "type": "datetime", "default": "now"})
+    p = reg.propose_schema(gov)
+    assert p["risk"] == "high"
+    reg.approve(p["id"])
+    assert all(r["reviewed_at"] for r in reg.query_rows(GOV))
+
+
+def test_updates_leave_generated_fields_alone_and_inserts_return_what_is_stored(notes):
+    a = notes.insert_row("my_notes", {"title": "a", "tags": {1: "x"}})
+    assert a["tags"] == {"1": "x"}                       # JSON keys are text, as stored
+    for field in ("created_at", "updated_at"):
+        with pytest.raises(ValidationError, match="generated"):
+            notes.update_rows("my_notes", {"title": "a"}, {field: None})
+    again = notes.upsert_row("my_notes", {**a, "body": "b"})   # a whole row back: its generated fields ignored
+    assert again["created_at"] == a["created_at"] and again["body"] == "b"
+
+
+def test_integer_keys_are_never_given_twice(tmp_path):
+    with TableRegistry(tmp_path / "i.db", catalogue=False) as r:
+        r.propose_schema({"table": "t", "fields": [{"name": "n", "type": "integer", "primary_key": True,
+                                                    "generated": True}, {"name": "v", "type": "string"}]})
+        first = [x["n"] for x in r.insert_rows("t", [{"v": "a"}, {"v": "b"}])]
+        r.delete_rows("t", {"n": first[-1]})
+        assert r.insert_row("t", {"v": "c"})["n"] == first[-1] + 1
+
+
+def test_the_event_log_stays_small_and_two_writers_never_repeat_an_event(tmp_path):
+    TableRegistry(tmp_path / "g.db", catalogue=False).close()
+    a = TableRegistry(tmp_path / "g.db", catalogue=False)
+    b = TableRegistry(tmp_path / "g.db", catalogue=False)
+    a.propose_schema({"table": "t", "fields": [{"name": "v", "type": "integer"}]})
+    for i in range(300):
+        (a if i % 2 else b).insert_row("t", {"v": i})
+    b.close()
+    a.close()
+    evs = [e for e in read_events(tmp_path / "g.events.cmeta") if e["table"] == "t" and e["type"] == "insert"]
+    assert len(evs) == 300 and len({e["seq"] for e in evs}) == 300
+    assert (tmp_path / "g.events.cmeta").stat().st_size < 300 * 2000

@@ -34,7 +34,7 @@ T = TypeVar("T")
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")   # \Z: "$" would let a trailing newline through
 
 
 class DatabaseBusyError(ChronoledgerError):

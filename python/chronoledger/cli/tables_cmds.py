@@ -265,7 +265,7 @@ def propose_cmd(ctx: click.Context, file: Path, reason: str) -> None:
 
 
 @tables_group.command("proposals")
-@click.option("--status", type=click.Choice(["pending", "applied", "rejected"]), default=None)
+@click.option("--status", type=click.Choice(["pending", "applied", "rejected", "superseded"]), default=None)
 @click.option("--table", "table_name", default=None)
 @click.pass_context
 def proposals_cmd(ctx: click.Context, status: str | None, table_name: str | None) -> None:

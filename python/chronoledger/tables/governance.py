@@ -59,14 +59,16 @@ def migrate_table(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid
             if c.kind == "add_field":
                 f = new.by_name[c.field]
                 col = f"ALTER TABLE {q(new.name)} ADD COLUMN {q(f.name)} {_sql_type(f.type)}"
-                if f.default is not values.MISSING and f.default is not None:
-                    col += f" DEFAULT {_literal(f.default)}"
+                # the stored rows take the default through the column's DEFAULT, not an UPDATE
+                # (which an immutable table's trigger would refuse); "now" is the time of the change
+                fill = (now if f.type == "datetime" else now[:10]) if f.default_now else f.default
+                if fill is not values.MISSING and fill is not None:
+                    col += f" DEFAULT {_literal(fill)}"
                 conn.execute(col)
-                if f.default_now:
-                    conn.execute(f"UPDATE {q(new.name)} SET {q(f.name)} = ? WHERE {q(f.name)} IS NULL",
-                                 (now if f.type == "datetime" else now[:10],))
-        for name in old.index_names() - new.index_names():
-            conn.execute(f"DROP INDEX IF EXISTS {q(name)}")
+        before, after = old.index_statements(), new.index_statements()
+        for name, sql in before.items():
+            if after.get(name) != sql:            # gone, or the same name on other fields or uniqueness
+                conn.execute(f"DROP INDEX IF EXISTS {q(name)}")
         try:
             for stmt in new.index_sql():
                 conn.execute(stmt)
@@ -148,7 +150,10 @@ def _rebuild(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str
         data: dict[str, Any] = {}
         for f in new.fields:
             o = old.by_name.get(f.name)
-            if o is None or stored[f.name] is None:
+            if o is None:
+                continue                          # a new field: its default, or null
+            if stored[f.name] is None:
+                data[f.name] = None               # kept null (not replaced by a default)
                 continue
             value = values.decode(o.type, stored[f.name])
             if o.type != f.type:
@@ -188,8 +193,11 @@ def _rebuild(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str
 
 def convert(value: Any, ftype: str) -> Any:
     """A value of one type as another, for a retyped field: what
-    values.coerce accepts, plus text that spells a number, a boolean or
-    JSON, and numbers as text."""
+    values.coerce accepts, plus text that spells a number or a boolean, and
+    numbers as text.  Text becomes a JSON string.  An integer a float cannot
+    hold exactly is refused."""
+    if ftype == "float" and type(value) is int and value == value and float(value) != value:
+        raise values.Bad(f"{value} would lose precision as a float")
     try:
         return values.coerce(ftype, value)
     except values.Bad:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ GOVERNANCE_TABLE = "memory_governance_decisions"
 #: Tables whose schema changes are always high risk.
 GOVERNANCE_TABLES = frozenset({GOVERNANCE_TABLE})
 _DEFAULT_LOG = object()
+_logger = logging.getLogger("chronoledger.tables")
 #: A write of more rows is published as several events (a payload stays small).
 _IDS_PER_EVENT = 1000
 
@@ -78,6 +80,7 @@ class TableRegistry:
         self.busy_timeout_ms = busy_timeout_ms
         self.problems: list[SchemaProblem] = []
         self._lock = threading.RLock()
+        self._log = None                      # the event log's writer, once this registry holds it
         if events_log is _DEFAULT_LOG:
             events_log = self.path.with_name(self.path.stem + ".events.cmeta")
         self.events_log = Path(events_log) if events_log is not None else None
@@ -100,14 +103,14 @@ class TableRegistry:
 
     # --- plumbing -----------------------------------------------------------
     def close(self) -> None:
-        """Publish what waits in the outbox, then close the database."""
+        """Publish what waits in the outbox, then close the event log and the database."""
         with self._lock:
             if self._conn is not None:
                 try:
-                    self._publish(quiet=True)
+                    self._publish(wait=False, quiet=True)
                 finally:
                     self._finalizer()
-                    self._conn = None
+                    self._conn = self._log = None
 
     def __enter__(self) -> "TableRegistry":
         return self
@@ -132,11 +135,14 @@ class TableRegistry:
     def _data_version(self) -> tuple:
         return tuple(self._conn.execute("SELECT count(*), max(applied_at) FROM _registry_history").fetchall()[0])
 
+    def _refresh_if_changed(self) -> None:
+        if self._data_version() != self._version:
+            self._refresh()
+
     def _current(self, table: Any) -> tuple[TableSchema, RowValidator]:
         if not isinstance(table, str):
             raise QueryError(f"a table name is text, got {type(table).__name__}")
-        if table not in self._applied or self._data_version() != self._version:
-            self._refresh()
+        self._refresh_if_changed()
         schema = self._applied.get(table)
         if schema is None:
             raise NotFoundError(f"{self.path}: no table {table!r} (the tables are {', '.join(sorted(self._applied))})")
@@ -145,7 +151,7 @@ class TableRegistry:
     def tables(self) -> list[str]:
         """The names of the applied tables."""
         with self._lock:
-            self._refresh()
+            self._refresh_if_changed()
             return sorted(self._applied)
 
     def schema(self, table: str) -> TableSchema:
@@ -177,10 +183,18 @@ class TableRegistry:
                     continue
                 # what is stored names the file without an absolute path
                 schema = dataclasses.replace(schema, source=self._source_name(f, f in cat_files))
-                if schema.name in found:
+                # SQLite's names ignore case: Foo and foo are one table
+                twin = next((t for t in found.values() if t.name.lower() == schema.name.lower()), None)
+                if twin is not None:
                     problems.append(SchemaProblem(str(f), schema.name, None,
-                                                  f"table {schema.name} is also declared in {found[schema.name].source};"
+                                                  f"table {schema.name} is also declared in {twin.source}"
+                                                  f"{' (as ' + twin.name + ')' if twin.name != schema.name else ''};"
                                                   f" this file is skipped"))
+                    continue
+                clash = next((n for n in self._applied if n.lower() == schema.name.lower() and n != schema.name), None)
+                if clash is not None:
+                    problems.append(SchemaProblem(str(f), schema.name, None, f"table {clash} exists already (SQLite "
+                                                  f"names ignore case); this file is skipped"))
                     continue
                 found[schema.name] = schema
         problems += check_relationships({**self._applied, **found})
@@ -211,23 +225,23 @@ class TableRegistry:
                 if old is not None and old.hash == schema.hash:
                     continue
                 pending = self._conn.execute(
-                    "SELECT id FROM _registry_proposals WHERE table_name = ? AND schema_hash = ? AND status = 'pending'",
-                    (schema.name, schema.hash)).fetchall()
+                    "SELECT id FROM _registry_proposals WHERE table_name = ? AND schema_hash = ? AND status = 'pending' "
+                    "AND base_hash IS ?", (schema.name, schema.hash, old.hash if old else None)).fetchall()
                 if pending:                           # proposed at an earlier load, still waiting
                     report.proposed.append(self.proposal(pending[0][0]))
                     continue
                 try:
                     result = self.propose_schema(schema, proposed_by=f"schema file {schema.source}",
                                                  reason="declared in a schema file", _from_load=True)
-                except (SchemaError, ValidationError) as exc:      # this table only: the rest still load
+                except (SchemaError, ValidationError, apsw.Error) as exc:     # this table only: the rest still load
                     report.problems.append(SchemaProblem(schema.source, schema.name, None, str(exc)))
                     continue
                 if result["status"] == "applied":
                     (report.created if result["kind"] == "create" else report.altered).append(schema.name)
                 elif result["status"] == "pending":
                     report.proposed.append(result)
-        self.problems = list(report.problems)
-        self._publish(quiet=True)
+            self.problems = list(report.problems)
+            self._after_write()
         return report
 
     # --- governance ---------------------------------------------------------
@@ -237,64 +251,81 @@ class TableRegistry:
         TableSchema, a mapping as a schema file holds, or a file's path.
         The risk is assessed (docs/tables.md); a low-risk proposal is
         approved and applied at once, a medium or high one waits for
-        :meth:`approve` or :meth:`reject`.  Returns the proposal."""
+        :meth:`approve` or :meth:`reject`.  Earlier pending proposals for the
+        table that no longer fit it (made for a schema since changed, or,
+        from a schema file, for what the file said before) are superseded.
+        Returns the proposal."""
         schema = self._as_schema(schema)
         who = proposed_by or self.actor
         with self._lock:
-            self._refresh()
-            old = self._applied.get(schema.name)
-            if old is not None and old.hash == schema.hash:
-                raise SchemaError(f"{schema.name}: the proposed schema is the one applied; nothing to change")
-            if old is None:
-                kind = "create"
-                changes = [{"kind": "create_table", "field": None, "detail": f"{len(schema.fields)} fields",
-                            "risk": "low"}]
-                risk = "high" if schema.name in GOVERNANCE_TABLES and not _from_load else "low"
-            else:
-                kind = "change"
-                found = compare(old, schema)
-                changes = [c.as_dict() for c in found]
-                risk = overall_risk(found, schema, GOVERNANCE_TABLES)
-            pid = governance.new_proposal_id()
-            now = values.now()
-            with db.write_transaction(self._conn, f"{self.path}: proposing {schema.name}"):
-                self._conn.execute(
-                    "INSERT INTO _registry_proposals (id, table_name, kind, risk, status, base_hash, schema_hash, "
-                    "schema_json, changes_json, proposed_by, reason, source, created_at) "
-                    "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (pid, schema.name, kind, risk, old.hash if old else None, schema.hash,
-                     json.dumps(schema.declared(), default=str), json.dumps(changes), who, reason, schema.source, now))
-                if risk == "low":
-                    self._apply(pid, schema, old, approver=f"registry (automatic: low risk, proposed by {who})",
-                                why=reason or "low risk: approved automatically", automatic=True)
-                else:
-                    self._decide(pid, schema.name, "escalation", "pending", risk, who,
-                                 f"{risk} risk: waits for approval" + (f" ({reason})" if reason else ""), changes)
-            self._publish(quiet=True)
+            try:
+                with db.write_transaction(self._conn, f"{self.path}: proposing {schema.name}"):
+                    self._refresh_if_changed()
+                    pid = self._propose(schema, who, reason, _from_load)
+            finally:
+                self._refresh_if_changed()
+            self._after_write()
             return self.proposal(pid)
 
+    def _propose(self, schema: TableSchema, who: str, reason: str, from_load: bool) -> str:
+        old = self._applied.get(schema.name)
+        if old is not None and old.hash == schema.hash:
+            raise SchemaError(f"{schema.name}: the proposed schema is the one applied; nothing to change")
+        if old is None:
+            kind = "create"
+            changes = [{"kind": "create_table", "field": None, "detail": f"{len(schema.fields)} fields",
+                        "risk": "low"}]
+            risk = "high" if schema.name in GOVERNANCE_TABLES and not from_load else "low"
+        else:
+            kind = "change"
+            found = compare(old, schema)
+            changes = [c.as_dict() for c in found]
+            risk = overall_risk(found, schema, GOVERNANCE_TABLES)
+        pid = governance.new_proposal_id()
+        now = values.now()
+        stale = self._conn.execute(
+            "SELECT id FROM _registry_proposals WHERE table_name = ? AND status = 'pending' AND "
+            "(base_hash IS NOT ? OR (? AND proposed_by LIKE 'schema file %'))",
+            (schema.name, old.hash if old else None, from_load)).fetchall()
+        for (sid,) in stale:
+            self._conn.execute("UPDATE _registry_proposals SET status = 'superseded', decided_by = ?, decided_at = ?, "
+                               "decision_reason = ? WHERE id = ?", (who, now, f"superseded by {pid}", sid))
+        self._conn.execute(
+            "INSERT INTO _registry_proposals (id, table_name, kind, risk, status, base_hash, schema_hash, "
+            "schema_json, changes_json, proposed_by, reason, source, created_at) "
+            "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (pid, schema.name, kind, risk, old.hash if old else None, schema.hash,
+             json.dumps(schema.declared(), default=str), json.dumps(changes), who, reason, schema.source, now))
+        if risk == "low":
+            self._apply(pid, schema, old, approver=f"registry (automatic: low risk, proposed by {who})",
+                        why=reason or "low risk: approved automatically")
+        else:
+            self._decide(pid, schema.name, "escalation", "pending", risk, who,
+                         f"{risk} risk: waits for approval" + (f" ({reason})" if reason else ""), changes)
+        return pid
+
     def approve(self, proposal_id: str, *, approver: str | None = None, reason: str = "") -> dict:
-        """Apply a pending proposal.  Refused (SchemaError or
-        ValidationError, nothing changed) when the table changed since it
-        was proposed or when stored rows cannot satisfy the new schema."""
+        """Apply a pending proposal, in one transaction.  Refused
+        (SchemaError or ValidationError, nothing changed) when it is no
+        longer pending, when the table changed since it was proposed, or
+        when stored rows cannot satisfy the new schema."""
         who = approver or self.actor
         with self._lock:
-            p = self.proposal(proposal_id)
-            if p["status"] != "pending":
-                raise SchemaError(f"proposal {proposal_id} is {p['status']}, not pending")
-            self._refresh()
-            schema, problems = parse_schema(p["schema"], p["source"] or f"proposal {proposal_id}")
-            if schema is None:
-                raise SchemaError(f"proposal {proposal_id}: " + "; ".join(map(str, problems)))
-            with db.write_transaction(self._conn, f"{self.path}: approving {proposal_id}"):
-                self._refresh()
-                old = self._applied.get(schema.name)
-                if (old.hash if old else None) != p["base_hash"]:
-                    raise SchemaError(f"proposal {proposal_id}: {schema.name} has changed since it was proposed "
-                                      f"(applied schema {old.hash[:12] if old else 'none'}); propose again")
-                self._apply(proposal_id, schema, old, approver=who, why=reason or "approved")
-            self._refresh()
-            self._publish(quiet=True)
+            try:
+                with db.write_transaction(self._conn, f"{self.path}: approving {proposal_id}"):
+                    p = self._pending(proposal_id)      # inside the transaction: another process may have decided
+                    self._refresh_if_changed()
+                    schema, problems = parse_schema(p["schema"], p["source"] or f"proposal {proposal_id}")
+                    if schema is None:
+                        raise SchemaError(f"proposal {proposal_id}: " + "; ".join(map(str, problems)))
+                    old = self._applied.get(schema.name)
+                    if (old.hash if old else None) != p["base_hash"]:
+                        raise SchemaError(f"proposal {proposal_id}: {schema.name} has changed since it was proposed "
+                                          f"(applied schema {old.hash[:12] if old else 'none'}); propose again")
+                    self._apply(proposal_id, schema, old, approver=who, why=reason or "approved")
+            finally:
+                self._refresh_if_changed()
+            self._after_write()
             return self.proposal(proposal_id)
 
     def reject(self, proposal_id: str, *, approver: str | None = None, reason: str = "") -> dict:
@@ -302,16 +333,22 @@ class TableRegistry:
         who = approver or self.actor
         with self._lock:
             with db.write_transaction(self._conn, f"{self.path}: rejecting {proposal_id}"):
-                p = self.proposal(proposal_id)
-                if p["status"] != "pending":
-                    raise SchemaError(f"proposal {proposal_id} is {p['status']}, not pending")
+                p = self._pending(proposal_id)
+                self._refresh_if_changed()
                 now = values.now()
                 self._conn.execute("UPDATE _registry_proposals SET status = 'rejected', decided_by = ?, decided_at = ?,"
                                    " decision_reason = ? WHERE id = ?", (who, now, reason or "rejected", proposal_id))
                 self._decide(proposal_id, p["table_name"], "denial", "rejected", p["risk"], who,
                              reason or "rejected", p["changes"])
-            self._publish(quiet=True)
+            self._after_write()
             return self.proposal(proposal_id)
+
+    def _pending(self, proposal_id: str) -> dict:
+        p = self.proposal(proposal_id)
+        if p["status"] != "pending":
+            raise SchemaError(f"proposal {proposal_id} is {p['status']}, not pending"
+                              + (f" ({p['decision_reason']})" if p.get("decision_reason") else ""))
+        return p
 
     def proposal(self, proposal_id: str) -> dict:
         """One proposal: its table, kind, risk, status, changes, schema and decision."""
@@ -319,7 +356,7 @@ class TableRegistry:
             rows = list(self._conn.execute("SELECT * FROM _registry_proposals WHERE id = ?", (proposal_id,)))
             if not rows:
                 raise NotFoundError(f"{self.path}: no proposal {proposal_id!r}")
-            return _proposal_dict(self._conn, rows[0])
+            return _proposal_dict(rows[0])
 
     def proposals(self, *, table: str | None = None, status: str | None = None) -> list[dict]:
         """Proposals, oldest first, optionally of one table and/or status."""
@@ -331,8 +368,7 @@ class TableRegistry:
             sql += " AND status = ?"
             args.append(status)
         with self._lock:
-            cur = self._conn.execute(sql + " ORDER BY created_at, rowid", args)
-            return [_proposal_dict(self._conn, r, cur.getdescription()) for r in cur]
+            return [_proposal_dict(r) for r in self._conn.execute(sql + " ORDER BY created_at, rowid", args)]
 
     def history(self, table: str) -> list[dict]:
         """Everything that happened to ``table``'s schema, in order: schemas
@@ -368,8 +404,7 @@ class TableRegistry:
             raise SchemaError("the schema has problems: " + "; ".join(map(str, problems)))
         return parsed
 
-    def _apply(self, pid: str, schema: TableSchema, old: TableSchema | None, *, approver: str, why: str,
-               automatic: bool = False) -> None:
+    def _apply(self, pid: str, schema: TableSchema, old: TableSchema | None, *, approver: str, why: str) -> None:
         """Apply ``schema`` (inside the caller's write transaction) and record the decision."""
         now = values.now()
         if old is None:
@@ -395,63 +430,72 @@ class TableRegistry:
                             json.dumps(schema.declared(), default=str), change, pid, now))
         self._conn.execute("UPDATE _registry_proposals SET status = 'applied', decided_by = ?, decided_at = ?, "
                            "decision_reason = ? WHERE id = ?", (approver, now, why, pid))
-        self._applied[schema.name] = schema
-        self._validators[schema.name] = RowValidator(schema)
         risk, changes = self._conn.execute("SELECT risk, changes_json FROM _registry_proposals WHERE id = ?",
                                            (pid,)).fetchall()[0]
-        self._decide(pid, schema.name, "approval", "approved", risk, approver, why, json.loads(changes))
+        # the caches follow the database after the commit (_refresh_if_changed), never before it
+        self._decide(pid, schema.name, "approval", "approved", risk, approver, why, json.loads(changes),
+                     gov=schema if schema.name == GOVERNANCE_TABLE else None)
         self._outbox(schema.name, f"schema_{change}", [pid], now)
 
     def _decide(self, pid: str, table: str, decision_type: str, outcome: str, risk: str, who: str, why: str,
-                changes: list) -> None:
+                changes: list, gov: TableSchema | None = None) -> None:
         """A row of memory_governance_decisions (inside the caller's transaction)."""
-        gov = self._applied.get(GOVERNANCE_TABLE)
+        gov = gov or self._applied.get(GOVERNANCE_TABLE)
         if gov is None:
-            return                          # only while the governance table itself is being created
+            return                          # catalogue=False before the governance table exists: cannot happen
+        check = RowValidator(gov) if gov is not self._applied.get(GOVERNANCE_TABLE) else \
+            self._validators[GOVERNANCE_TABLE]
         row = governance.decision_row(pid, table, decision_type, outcome, risk, who, why, changes)
         row = {k: v for k, v in row.items() if k in gov.by_name}
-        check = self._validators[GOVERNANCE_TABLE]
         stored = check.full([row])
         self._insert_stored(gov, stored)
-        self._outbox(GOVERNANCE_TABLE, "insert", [stored[0][check.columns.index(gov.primary_key.name)]], row["created_at"]
-                     if "created_at" in row else values.now())
+        self._outbox(GOVERNANCE_TABLE, "insert", [stored[0][check.columns.index(gov.primary_key.name)]],
+                     row.get("created_at") or values.now())
 
     # --- writes -------------------------------------------------------------
+    # Each write checks its rows inside its own BEGIN IMMEDIATE, against the
+    # schema as committed then: a change approved by another process a moment
+    # earlier is what the rows are checked against.
+
     def insert_row(self, table: str, data: dict) -> dict:
         """Insert one row; returns it as stored (generated id and times, defaults filled)."""
         return self.insert_rows(table, [data])[0]
 
     def insert_rows(self, table: str, rows: list[dict]) -> list[dict]:
         """Insert rows in one transaction: all or none.  ValidationError lists
-        every bad field of every row (by index) before anything is written."""
+        every bad field of every row (by index) before anything is written.
+        Returns the rows as stored."""
         if not isinstance(rows, (list, tuple)):
             raise ValidationError(f"{table}: insert_rows takes a list of rows, got {type(rows).__name__}")
         if not rows:
             return []
+        rows = list(rows)
         with self._lock:
-            schema, check = self._current(table)
-            now = values.now()
-            rows = list(rows)
-            stored = check.full(rows, now)
             with db.write_transaction(self._conn, f"{self.path}: insert into {table}"):
+                schema, check = self._current(table)
+                now = values.now()
+                stored = check.full(rows, now)
                 self._insert_stored(schema, stored)
                 pk = check.columns.index(schema.primary_key.name)
                 self._outbox(table, "insert", [r[pk] for r in stored], now)
-            self._publish()
-            return check.returned_rows([r if isinstance(r, dict) else dict(r) for r in rows], stored)
+            self._after_write()
+            return [check.decode_row(r) for r in stored]
 
     def _insert_stored(self, schema: TableSchema, stored: list[list]) -> None:
         pk = schema.primary_key
         if pk.generated and pk.type == "integer":
+            # numbered from _registry_sequences, so a deleted row's number is never given again
             i = [f.name for f in schema.fields].index(pk.name)
-            nxt = self._conn.execute(f"SELECT coalesce(max({q(pk.name)}), 0) + 1 FROM {q(schema.name)}"
-                                     ).fetchall()[0][0]
+            last = self._conn.execute("SELECT last FROM _registry_sequences WHERE table_name = ?",
+                                      (schema.name,)).fetchall()
+            nxt = max(last[0][0] if last else 0, self._conn.execute(
+                f"SELECT coalesce(max({q(pk.name)}), 0) FROM {q(schema.name)}").fetchall()[0][0]) + 1
             for r in stored:
                 if r[i] is None:
                     r[i] = nxt
-                    nxt += 1
-                else:
-                    nxt = max(nxt, r[i] + 1)
+                nxt = max(nxt, r[i] + 1)
+            self._conn.execute("INSERT INTO _registry_sequences (table_name, last) VALUES (?, ?) "
+                               "ON CONFLICT (table_name) DO UPDATE SET last = excluded.last", (schema.name, nxt - 1))
         cols = ", ".join(q(f.name) for f in schema.fields)
         sql = f"INSERT INTO {q(schema.name)} ({cols}) VALUES ({', '.join('?' * len(schema.fields))})"
         try:
@@ -462,24 +506,25 @@ class TableRegistry:
     def upsert_row(self, table: str, data: dict, *, on: str | None = None) -> dict:
         """Insert ``data``, or update the row with the same primary key, or
         the same value of the unique field ``on`` (default: the primary key
-        if ``data`` has it, else the first unique field it has).  Returns the
-        stored row."""
+        if ``data`` has it, else the first unique field it has).  Generated
+        fields in ``data`` (created_at...) are ignored by an update.
+        Returns the stored row."""
         if not isinstance(data, dict):
             raise ValidationError(f"{table}: a row is a mapping of field names to values, got {type(data).__name__}")
         with self._lock:
-            schema, check = self._current(table)
-            key = on or _upsert_key(schema, data)
-            f = schema.by_name.get(key)
-            if f is None or not (f.primary_key or f.unique):
-                raise QueryError(f"{table}: upsert needs the primary key or a unique field, got {key!r}")
-            if data.get(key) is None:
-                raise ValidationError(f"{table}: upsert on {key}: the row has no {key}", [(None, key, "missing")])
-            try:
-                value = values.coerce(f.type, data[key])
-            except values.Bad as exc:
-                raise ValidationError(f"{table}: {key}: {exc}", [(None, key, str(exc))]) from None
-            now = values.now()
             with db.write_transaction(self._conn, f"{self.path}: upsert into {table}"):
+                schema, check = self._current(table)
+                key = on or _upsert_key(schema, data)
+                f = schema.by_name.get(key)
+                if f is None or not (f.primary_key or f.unique):
+                    raise QueryError(f"{table}: upsert needs the primary key or a unique field, got {key!r}")
+                if data.get(key) is None:
+                    raise ValidationError(f"{table}: upsert on {key}: the row has no {key}", [(None, key, "missing")])
+                try:
+                    value = values.coerce(f.type, data[key])
+                except values.Bad as exc:
+                    raise ValidationError(f"{table}: {key}: {exc}", [(None, key, str(exc))]) from None
+                now = values.now()
                 found = self._conn.execute(f"SELECT {q(schema.primary_key.name)} FROM {q(table)} WHERE {q(key)} = ?",
                                            (value,)).fetchall()
                 if not found:
@@ -491,34 +536,38 @@ class TableRegistry:
                     if schema.immutable:
                         raise ValidationError(f"{table} is immutable: rows are never updated")
                     pk = found[0][0]
-                    changes = {k: v for k, v in data.items() if k != schema.primary_key.name and k != key}
-                    if changes:
-                        self._update_stored(schema, check.partial(changes, now), [pk])
+                    changes = {k: v for k, v in data.items() if k != schema.primary_key.name and k != key
+                               and not (k in schema.by_name and schema.by_name[k].generated)}
+                    self._update_stored(schema, check.partial(changes, now) if changes else
+                                        check.partial({}, now, allow_empty=True), [pk])
                     self._outbox(table, "update", [pk], now)
-            self._publish()
+            self._after_write()
             return self.get_row(table, pk)
 
     def update_rows(self, table: str, filters: dict, changes: dict, *, all_rows: bool = False) -> int:
         """Set ``changes`` on every row ``filters`` matches (filters as in
         :meth:`query_rows`; empty filters need ``all_rows=True``).  Returns
-        how many rows changed.  Refused on immutable tables."""
+        how many rows changed.  Refused on immutable tables, and for the
+        primary key and generated fields."""
         with self._lock:
-            schema, check = self._current(table)
-            if schema.immutable:
-                raise ValidationError(f"{table} is immutable: rows are never updated")
-            where, params = self._where(schema, filters, all_rows, "update")
-            now = values.now()
-            stored = check.partial(changes, now)
             with db.write_transaction(self._conn, f"{self.path}: update {table}"):
+                schema, check = self._current(table)
+                if schema.immutable:
+                    raise ValidationError(f"{table} is immutable: rows are never updated")
+                where, params = self._where(schema, filters, all_rows, "update")
+                now = values.now()
+                stored = check.partial(changes, now)
                 pks = [r[0] for r in self._conn.execute(
                     f"SELECT {q(schema.primary_key.name)} FROM {q(table)}{where}", params)]
                 if pks:
                     self._update_stored(schema, stored, pks)
                     self._outbox(table, "update", pks, now)
-            self._publish()
+            self._after_write()
             return len(pks)
 
     def _update_stored(self, schema: TableSchema, stored: dict, pks: list) -> None:
+        if not stored:
+            return
         sets = ", ".join(f"{q(k)} = ?" for k in stored)
         sql = f"UPDATE {q(schema.name)} SET {sets} WHERE {q(schema.primary_key.name)} = ?"
         args = list(stored.values())
@@ -531,19 +580,19 @@ class TableRegistry:
         """Delete the rows ``filters`` matches; returns how many.  Refused on
         immutable tables (the governance decisions)."""
         with self._lock:
-            schema, _ = self._current(table)
-            if schema.immutable:
-                raise ValidationError(f"{table} is immutable: rows are never deleted")
-            where, params = self._where(schema, filters, all_rows, "delete")
-            now = values.now()
             with db.write_transaction(self._conn, f"{self.path}: delete from {table}"):
+                schema, _ = self._current(table)
+                if schema.immutable:
+                    raise ValidationError(f"{table} is immutable: rows are never deleted")
+                where, params = self._where(schema, filters, all_rows, "delete")
+                now = values.now()
                 pks = [r[0] for r in self._conn.execute(
                     f"SELECT {q(schema.primary_key.name)} FROM {q(table)}{where}", params)]
                 if pks:
                     self._conn.executemany(f"DELETE FROM {q(table)} WHERE {q(schema.primary_key.name)} = ?",
                                            [(pk,) for pk in pks])
                     self._outbox(table, "delete", pks, now)
-            self._publish()
+            self._after_write()
             return len(pks)
 
     def _where(self, schema: TableSchema, filters: Any, all_rows: bool, what: str) -> tuple[str, list]:
@@ -556,23 +605,21 @@ class TableRegistry:
         """Recompute ``trust_score`` from recorded outcomes (the rule is in
         docs/tables.md); returns how many rows were updated."""
         with self._lock:
-            schema, check = self._current(table)
-            rule = governance.trust_rule(schema)
-            where, params = qb.where_clause(schema, filters)
-            cols = ", ".join(q(c) for c in rule.inputs)
-            now = values.now()
             with db.write_transaction(self._conn, f"{self.path}: trust scores of {table}"):
+                schema, check = self._current(table)
+                rule = governance.trust_rule(schema)
+                where, params = qb.where_clause(schema, filters)
+                cols = ", ".join(q(c) for c in rule.inputs)
+                now = values.now()
                 rows = self._conn.execute(f"SELECT {q(schema.primary_key.name)}, {cols} FROM {q(table)}{where}",
                                           params).fetchall()
-                updates = [(rule.compute(dict(zip(rule.inputs, r[1:]))), r[0]) for r in rows]
                 changed = []
-                for new, pk in updates:
-                    stored = check.partial(new, now)
-                    self._update_stored(schema, stored, [pk])
-                    changed.append(pk)
+                for r in rows:
+                    self._update_stored(schema, check.partial(rule.compute(dict(zip(rule.inputs, r[1:]))), now), [r[0]])
+                    changed.append(r[0])
                 if changed:
                     self._outbox(table, "update", changed, now)
-            self._publish()
+            self._after_write()
             return len(changed)
 
     def _constraint_error(self, schema: TableSchema, exc: apsw.ConstraintError, stored: list | None) -> ValidationError:
@@ -679,57 +726,75 @@ class TableRegistry:
                                (now, table, op, json.dumps(ids, default=str)))
 
     def pending_events(self) -> int:
-        """Writes committed but not yet in the event log (another process
-        holding the log, or a failed append; the next write retries)."""
+        """Writes committed but not yet in the event log (see docs/tables.md, The event log)."""
         with self._lock:
             return int(self._conn.execute("SELECT count(*) FROM _registry_outbox").fetchall()[0][0])
 
-    def publish_events(self) -> int:
-        """Append every pending write to the event log now; returns how many
-        events were appended."""
+    def publish_events(self, *, wait: bool = True) -> int:
+        """Move every pending write to the event log now, waiting up to the
+        busy timeout for another process that holds the log; returns how
+        many events were appended.  Raises if the log cannot be written."""
         with self._lock:
-            return self._publish(quiet=False, wait=True)
+            return self._publish(wait=wait, quiet=False)
 
-    def _publish(self, quiet: bool = False, wait: bool = False) -> int:
-        """Move the outbox to the chronicle: one event per write (per 1,000
-        rows of a larger one), its type the operation, its payload the table,
-        the row ids and the outbox's ``seq``.  A crash after the log is
-        written and before the outbox is cleared can repeat an event (the
-        same seq), never lose one."""
+    def _after_write(self) -> None:
+        """After a commit: the WAL checkpoint, then the outbox to the log.
+        A write that is committed has succeeded: a log that cannot be
+        written now (held by another process, a full disk) leaves the
+        events in the outbox for the next write, close() or
+        publish_events(), and is logged, never raised."""
         self._checkpointer.after_commit()
-        if self.events_log is None:
-            return 0
+        try:
+            self._publish(wait=False, quiet=True)
+        except Exception as exc:          # pragma: no cover - quiet=True already turns failures into warnings
+            _logger.warning("%s: publishing events failed: %s", self.path, exc)
+
+    def _log_writer(self, wait: bool):
+        """The event log, opened by this registry and kept open until close()
+        (reopening per write would append a footer each time); None while
+        another process holds it."""
+        if self._log is not None:
+            return self._log
         from chronoledger.chronicle import Chronicle
         from chronoledger.chronicle.writer import WriterLockedError
 
-        rows = self._conn.execute("SELECT seq, ts, table_name, operation, row_ids FROM _registry_outbox "
-                                  "ORDER BY seq").fetchall()
-        if not rows:
-            return 0
-        deadline = time.monotonic() + (self.busy_timeout_ms / 1000 if wait else 0.05)
+        deadline = time.monotonic() + (self.busy_timeout_ms / 1000 if wait else 0)
         while True:
             try:
-                ch = Chronicle.open(self.events_log, "a", schema="event", block_records=4096)
-                break
+                # "flush": each block is fsynced before the outbox rows it holds are deleted
+                self._log = Chronicle.open(self.events_log, "a", schema="event", block_records=4096,
+                                           durability="flush")
+                self._finalizer.detach()
+                self._finalizer = weakref.finalize(self, _release, self._checkpointer, self._conn, self._log)
+                return self._log
             except WriterLockedError:
-                if time.monotonic() > deadline:
-                    if quiet or not wait:
-                        return 0            # another process is publishing: it drains this outbox too
-                    raise
-                time.sleep(0.005)
-            except (ChronoledgerError, OSError) as exc:
-                if quiet:
-                    return 0
-                raise ChronoledgerError(f"{self.path}: the writes are stored, but publishing them to "
-                                        f"{self.events_log} failed ({exc}); they stay pending") from exc
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.01)
+
+    def _publish(self, wait: bool, quiet: bool) -> int:
+        """Move the outbox to the log: one event per write (per 1,000 rows of
+        a larger one), its type the operation, its payload the table, the row
+        ids and the outbox's ``seq``.  The outbox rows are deleted while the
+        log is still held, after its block is on disk: a crash in between can
+        repeat an event (the same seq), never lose one."""
+        if self.events_log is None:
+            return 0
         try:
-            # the rows again, now that this process holds the log: another may have drained them meanwhile
+            if not self._conn.execute("SELECT 1 FROM _registry_outbox LIMIT 1").fetchall():
+                return 0
+            ch = self._log_writer(wait)
+            if ch is None:
+                if quiet:
+                    return 0          # another process holds the log: it publishes this outbox too
+                raise ChronoledgerError(f"{self.events_log}: another process holds the event log; "
+                                        f"{self.pending_events()} writes wait in the outbox")
             rows = self._conn.execute("SELECT seq, ts, table_name, operation, row_ids FROM _registry_outbox "
                                       "ORDER BY seq").fetchall()
             floor = ch.last_timestamp or 0
             stamps, types, payloads = [], [], []
             for seq, ts, table, op, ids in rows:
-                micros = max(_micros(ts), floor)
+                micros = max(_micros(ts), floor)          # another process's clock may lag ours
                 floor = micros
                 ids = json.loads(ids)
                 for k in range(0, len(ids), _IDS_PER_EVENT):
@@ -741,19 +806,35 @@ class TableRegistry:
 
                 ch.extend({"timestamp": np.array(stamps, dtype=np.uint64),
                            "event_type": np.array(types, dtype=object), "payload": np.array(payloads, dtype=object)})
-        finally:
-            ch.close()
-        if rows:
+                ch.flush()
             with db.write_transaction(self._conn, f"{self.path}: clearing the event outbox"):
                 self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (rows[-1][0],))
-        return len(stamps)
+            return len(stamps)
+        except (ChronoledgerError, OSError, apsw.Error) as exc:
+            if self._log is not None and not isinstance(exc, apsw.Error):    # the log failed: let it go,
+                try:                                                          # the next publish reopens it
+                    self._log.close()
+                except Exception:
+                    pass
+                self._log = None
+            if not quiet:
+                raise ChronoledgerError(f"{self.path}: publishing events to {self.events_log} failed ({exc}); "
+                                        f"they wait in the outbox") from exc
+            _logger.warning("%s: publishing events to %s failed (%s); they wait in the outbox",
+                         self.path, self.events_log, exc)
+            return 0
 
 
-def _release(checkpointer: db.BackgroundCheckpointer, conn: apsw.Connection) -> None:
+def _release(checkpointer: db.BackgroundCheckpointer, conn: apsw.Connection, log=None) -> None:
+    """Close what a registry holds (close() and the finalizer of a dropped registry)."""
     try:
-        checkpointer.close()
+        if log is not None:
+            log.close()
     finally:
-        conn.close()
+        try:
+            checkpointer.close()
+        finally:
+            conn.close()
 
 
 def _micros(ts: str) -> int:
@@ -786,7 +867,7 @@ def _login() -> str:
         return "unknown"
 
 
-def _proposal_dict(conn: apsw.Connection, row: tuple, description=None) -> dict:
+def _proposal_dict(row: tuple) -> dict:
     cols = ["id", "table_name", "kind", "risk", "status", "base_hash", "schema_hash", "schema_json", "changes_json",
             "proposed_by", "reason", "source", "created_at", "decided_by", "decided_at", "decision_reason"]
     d = dict(zip(cols, row))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,7 @@ class IndexSpec:
     name: str | None = None
 
     def sql_name(self, table: str) -> str:
-        return self.name or f"ix_{table}_{'_'.join(self.fields)}{'_u' if self.unique else ''}"
+        return self.name or auto_index_name("ux" if self.unique else "ix", table, self.fields)
 
     def declared(self) -> dict:
         out: dict[str, Any] = {"fields": list(self.fields), "unique": self.unique}
@@ -187,15 +188,22 @@ class TableSchema:
             stmts += self.index_sql()
         return ";\n".join(stmts) + ";"
 
-    def index_sql(self) -> list[str]:
-        out = []
+    def index_statements(self) -> dict[str, str]:
+        """Each index's name -> its CREATE statement (unique fields, then declared indexes)."""
+        out = {}
         for f in self.fields:
             if f.unique and not f.primary_key:
-                out.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {q(f'ux_{self.name}_{f.name}')} "
-                           f"ON {q(self.name)} ({q(f.name)})")
+                name = auto_index_name("ux", self.name, (f.name,))
+                out[name] = f"CREATE UNIQUE INDEX IF NOT EXISTS {q(name)} ON {q(self.name)} ({q(f.name)})"
         for ix in self.indexes:
-            out.append(f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX IF NOT EXISTS {q(ix.sql_name(self.name))} "
-                       f"ON {q(self.name)} ({', '.join(q(c) for c in ix.fields)})")
+            name = ix.sql_name(self.name)
+            out[name] = (f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX IF NOT EXISTS {q(name)} "
+                         f"ON {q(self.name)} ({', '.join(q(c) for c in ix.fields)})")
+        return out
+
+    def index_sql(self) -> list[str]:
+        """CREATE statements of the indexes, and the triggers of an immutable table."""
+        out = list(self.index_statements().values())
         if self.immutable:
             for op in ("UPDATE", "DELETE"):
                 out.append(f"CREATE TRIGGER IF NOT EXISTS {q(f'{self.name}_no_{op.lower()}')} BEFORE {op} ON "
@@ -203,9 +211,13 @@ class TableSchema:
                            f"rows are never {'updated' if op == 'UPDATE' else 'deleted'}'); END")
         return out
 
-    def index_names(self) -> set[str]:
-        names = {f"ux_{self.name}_{f.name}" for f in self.fields if f.unique and not f.primary_key}
-        return names | {ix.sql_name(self.name) for ix in self.indexes}
+
+
+def auto_index_name(prefix: str, table: str, fields: tuple[str, ...]) -> str:
+    """A readable index name, made unique by a hash of exactly what it
+    indexes: joining names with "_" alone would give a.b_c and a_b.c one name."""
+    digest = hashlib.sha1(json.dumps([prefix, table, list(fields)]).encode()).hexdigest()[:8]
+    return f"{prefix}_{table}_{'_'.join(fields)}_{digest}"
 
 
 def q(name: str) -> str:
@@ -374,8 +386,8 @@ def _parse_field(raw: Any, i: int, table: str | None, bad) -> FieldSpec | None:
 
     lo, hi = raw.get("min"), raw.get("max")
     for key, v in (("min", lo), ("max", hi)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            fail(f"{key}: {v!r} must be a number")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            fail(f"{key}: {v!r} must be a finite number")
         elif v is not None and ftype not in ("integer", "float"):
             fail(f"{key}: is for integer and float fields, not {ftype}")
     if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi and not isinstance(lo, bool):

@@ -72,8 +72,11 @@ class RowValidator:
                  "                problems.append((w, k, 'unknown field (the fields are ' + ', '.join(columns) + ')'))",
                  "        get = row.get"]
         names = []
+        # Nothing declared in a schema is written into the source: names, limits and messages
+        # are variables of the function's namespace.
         for k, f in enumerate(self.schema.fields):
-            n, r = repr(f.name), f"s{k}"
+            n, r = f"n{k}", f"s{k}"
+            ns[n] = f.name
             names.append(r)
             ns[f"c{k}"] = values.COERCE[f.type]
             body = [f"v = get({n}, M)"]
@@ -110,15 +113,17 @@ class RowValidator:
             check = []
             if f.allowed is not None:
                 ns[f"a{k}"] = frozenset(f.allowed)
-                shown = ", ".join(map(str, f.allowed))
+                ns[f"am{k}"] = f" is not one of the allowed values ({', '.join(map(str, f.allowed))})"
                 check += [f"if {r} is not None and {r} not in a{k}:",
-                          f"    problems.append((w, {n}, repr(v) + ' is not one of the allowed values ({shown})'))"]
+                          f"    problems.append((w, {n}, repr(v) + am{k}))"]
             if f.min is not None:
-                check += [f"if {r} is not None and {r} < {f.min!r}:",
-                          f"    problems.append((w, {n}, repr(v) + ' is below the minimum {f.min}'))"]
+                ns[f"lo{k}"], ns[f"lom{k}"] = f.min, f" is below the minimum {f.min}"
+                check += [f"if {r} is not None and {r} < lo{k}:",
+                          f"    problems.append((w, {n}, repr(v) + lom{k}))"]
             if f.max is not None:
-                check += [f"if {r} is not None and {r} > {f.max!r}:",
-                          f"    problems.append((w, {n}, repr(v) + ' is above the maximum {f.max}'))"]
+                ns[f"hi{k}"], ns[f"him{k}"] = f.max, f" is above the maximum {f.max}"
+                check += [f"if {r} is not None and {r} > hi{k}:",
+                          f"    problems.append((w, {n}, repr(v) + him{k}))"]
             given = ([f"if {fast}:", f"    {r} = v", "else:"] + ["    " + x for x in conv]) if fast else conv
             body += ["    " + x for x in given + check]
             lines += ["        " + x for x in body]
@@ -126,9 +131,10 @@ class RowValidator:
         exec(compile("\n".join(lines), f"<row check of {self.table}>", "exec"), ns)
         return ns["full"]
 
-    def partial(self, changes: Any, now: str | None = None) -> dict[str, Any]:
-        """Stored values of the fields ``changes`` sets (an update)."""
-        if not isinstance(changes, dict) or not changes:
+    def partial(self, changes: Any, now: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
+        """Stored values of the fields ``changes`` sets (an update), with the
+        ``generated: update`` fields set to ``now``."""
+        if not isinstance(changes, dict) or (not changes and not allow_empty):
             raise ValidationError(f"{self.table}: an update needs a non-empty mapping of fields to new values")
         now = now or values.now()
         problems: list[tuple] = []
@@ -143,6 +149,9 @@ class RowValidator:
             v = changes[name]
             if name == self.pk.name:
                 problems.append((None, name, "the primary key of a row is never changed"))
+                continue
+            if generated:
+                problems.append((None, name, "set by the registry (generated), not by an update"))
                 continue
             if v is None:
                 if not nullable or required:

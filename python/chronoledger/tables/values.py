@@ -51,8 +51,18 @@ def _uuid(v: Any) -> str:
 
 def _text(v: Any) -> str:
     if type(v) is str or isinstance(v, str):
-        return str(v)
+        v = str(v)
+        if not v.isascii():
+            _utf8(v)
+        return v
     raise Bad(f"expected text, got {type(v).__name__}")
+
+
+def _utf8(v: str) -> None:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:         # a lone surrogate: SQLite stores UTF-8
+        raise Bad(f"is not valid text: {exc.reason} at character {exc.start}") from None
 
 
 def _not_json(o: Any) -> Any:
@@ -71,9 +81,12 @@ except ImportError:                                   # pragma: no cover - a Pyt
 
 def _json(v: Any) -> str:
     try:
-        if _JSON_PARTS is not None:
-            return "".join(_JSON_PARTS(v, 0))
-        return _JSON.encode(v)
+        text = "".join(_JSON_PARTS(v, 0)) if _JSON_PARTS is not None else _JSON.encode(v)
+        if not text.isascii():
+            _utf8(text)
+        return text
+    except Bad:
+        raise
     except (TypeError, ValueError) as exc:
         raise Bad(f"cannot be stored as JSON: {exc}") from None
     except RecursionError:
@@ -81,9 +94,17 @@ def _json(v: Any) -> str:
 
 
 def format_datetime(dt: datetime) -> str:
-    u = dt.astimezone(timezone.utc) if dt.tzinfo is not None else dt
+    """The stored form; a naive datetime is taken as UTC already."""
+    try:
+        u = dt.astimezone(timezone.utc) if dt.tzinfo is not None else dt
+    except OverflowError:
+        raise Bad(f"{dt.isoformat()} is outside the years 1..9999 once in UTC") from None
     return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
             f"{u.microsecond:06d}Z")
+
+
+_STORED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+_SECONDS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 
 
 def now() -> str:
@@ -93,13 +114,13 @@ def now() -> str:
 def _datetime(v: Any) -> str:
     if type(v) is str:
         n = len(v)
-        if n == 27 and v[10] == "T" and v[26] == "Z" and v[19] == ".":     # already the stored form
+        if n == 27 and _STORED.match(v):                       # already the stored form
             try:
                 datetime.fromisoformat(v[:26])
                 return v
             except ValueError:
                 pass
-        elif n == 20 and v[10] == "T" and v[19] == "Z":                    # 2025-01-02T03:04:05Z
+        elif n == 20 and _SECONDS_Z.match(v):                  # 2025-01-02T03:04:05Z
             try:
                 datetime.fromisoformat(v[:19])
                 return v[:19] + ".000000Z"
@@ -137,7 +158,10 @@ def _float(v: Any) -> float:
             return v
         raise Bad(f"{v} is not a finite number")
     if t is int or (isinstance(v, (int, float)) and t is not bool):
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            raise Bad(f"a {len(str(abs(v)))}-digit number is too large for a float") from None
         if not math.isfinite(f):
             raise Bad(f"{v} is not a finite number")
         return f

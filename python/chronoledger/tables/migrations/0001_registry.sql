@@ -30,7 +30,7 @@ CREATE TABLE _registry_proposals (
   table_name      TEXT NOT NULL,
   kind            TEXT NOT NULL CHECK (kind IN ('create', 'change')),
   risk            TEXT NOT NULL CHECK (risk IN ('low', 'medium', 'high')),
-  status          TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'rejected')),
+  status          TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'rejected', 'superseded')),
   base_hash       TEXT,               -- the applied schema it changes (NULL: a new table)
   schema_hash     TEXT NOT NULL,
   schema_json     TEXT NOT NULL,
@@ -65,4 +65,11 @@ CREATE TABLE _registry_outbox (
   table_name TEXT NOT NULL,
   operation  TEXT NOT NULL,
   row_ids    TEXT NOT NULL          -- a JSON list
+);
+
+-- The last number given to each table with a generated integer key: a
+-- deleted row's number is never given again.
+CREATE TABLE _registry_sequences (
+  table_name TEXT PRIMARY KEY NOT NULL,
+  last       INTEGER NOT NULL
 );
