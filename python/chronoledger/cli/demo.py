@@ -142,8 +142,48 @@ def demo(out_dir: Path, records: int, cycles: int) -> None:
     # 6. sequence: a sample user folder mirrored into SQLite, and its metastudy
     user = _sequence_demo(out_dir)
 
+    # 7. tables: the YAML-declared catalogue, a validated write, a refused one, a schema change under governance
+    tables_db = _tables_demo(out_dir)
+
     click.echo(f"\nDone. Files: {out_dir / 'manifest.json'}, {col_dir}/ "
-               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path}, {db_path} and {user}/Data/.")
+               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path}, {db_path}, {tables_db} and "
+               f"{user}/Data/.")
+
+
+def _tables_demo(out_dir: Path) -> Path:
+    from chronoledger.errors import ValidationError
+    from chronoledger.tables import TableRegistry
+
+    db_path = out_dir / "tables.db"
+    for p in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm"), out_dir / "tables.events.cmeta"):
+        p.unlink(missing_ok=True)          # from scratch each time
+    with TableRegistry(db_path, actor="demo") as reg:
+        report = reg.load_all_schemas()
+        click.echo(f"\n[tables] {len(report.created)} catalogue tables created in {db_path.name}")
+        reg.insert_rows("memory_self_healing_playbooks", [
+            {"playbook_name": "restart_db_pool", "trigger_conditions": {"error_type": "ConnectionError"},
+             "actions": [{"step": 1, "action": "restart_db_pool"}], "successful_runs": 23, "total_runs": 25},
+            {"playbook_name": "clear_cache", "trigger_conditions": {"error_type": "Timeout"},
+             "successful_runs": 4, "total_runs": 9}])
+        reg.recompute_trust("memory_self_healing_playbooks")
+        best = reg.query_rows("memory_self_healing_playbooks",
+                              {"trigger_conditions": {"error_type": "ConnectionError"}}, limit=1)[0]
+        click.echo(f"[tables] playbook for ConnectionError: {best['playbook_name']} "
+                   f"(trust {best['trust_score']:.2f} from {best['successful_runs']}/{best['total_runs']} runs)")
+        try:
+            reg.insert_row("memory_self_healing_playbooks", {"playbook_name": "bad", "risk_level": "extreme",
+                                                             "success_rate": 1.5})
+        except ValidationError as exc:
+            click.echo(f"[tables] refused: {exc}")
+        schema = reg.schema("memory_self_healing_playbooks").declared()
+        schema["fields"] = [f for f in schema["fields"] if f["name"] != "rollback_actions"]
+        p = reg.propose_schema(schema, proposed_by="demo", reason="rollback lives in the actions now")
+        click.echo(f"[tables] dropping a field is {p['risk']} risk: proposal {p['id']} is {p['status']}")
+        p = reg.approve(p["id"], approver="alice", reason="reviewed")
+        click.echo(f"[tables] approved by alice and applied; decisions recorded: "
+                   f"{reg.count_rows('memory_governance_decisions')}")
+    click.echo(f"[tables] try: chronoledger tables --db {db_path} history memory_self_healing_playbooks")
+    return db_path
 
 
 def _sequence_demo(out_dir: Path) -> Path:
