@@ -14,36 +14,7 @@ import pytest
 from chronoledger.cli import cli, tables_cmds
 from click.testing import CliRunner
 
-PLAYBOOKS = "memory_self_healing_playbooks"
-LOGS = "memory_execution_logs"
-GOV = "memory_governance_decisions"
-
-CATALOGUE = ["memory_documents", "memory_codebases", "memory_datasets", "memory_media", "memory_insights",
-             PLAYBOOKS, "memory_coding_work_orders", "memory_sub_agents", "memory_verification_suites", GOV,
-             "memory_trigger_mesh", "memory_business_intelligence", "memory_discovery_targets",
-             "memory_compliance_reports", "memory_sop_manuals", LOGS, "memory_feedback_tickets", "memory_llm_prompts"]
-
-# the GOOD schema of tests/test_tables.py
-GOOD = """\
-table: my_notes
-description: Notes
-version: 2
-fields:
-  - {name: id, type: uuid, primary_key: true, generated: true}
-  - {name: title, type: string, required: true, unique: true}
-  - {name: body, type: text}
-  - {name: tags, type: json, default: []}
-  - {name: mood, type: string, enum: [good, bad], default: good}
-  - {name: score, type: integer, min: 0, max: 10, default: 5}
-  - {name: ratio, type: float, min: 0, max: 1}
-  - {name: done, type: boolean, default: false}
-  - {name: due, type: date}
-  - {name: seen_at, type: timestamp}
-  - {name: created_at, type: datetime, generated: true}
-  - {name: updated_at, type: datetime, generated: update}
-indexes:
-  - {fields: [mood, score], unique: false}
-"""
+from _tables_data import CATALOGUE, GOOD, GOV, LOGS, PLAYBOOKS
 
 LOG_ROWS = [
     {"execution_id": "e1", "command_type": "deploy", "component": "api", "status": "failed", "duration_ms": 150,

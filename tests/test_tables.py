@@ -19,9 +19,7 @@ from chronoledger.tables import TableRegistry, parse_schema, read_schema_file
 from chronoledger.tables import query as qb
 from chronoledger.tables import values
 
-PLAYBOOKS = "memory_self_healing_playbooks"
-LOGS = "memory_execution_logs"
-GOV = "memory_governance_decisions"
+from _tables_data import CATALOGUE, GOOD, GOV, LOGS, PLAYBOOKS, write_schema
 
 
 @pytest.fixture
@@ -32,20 +30,7 @@ def reg(tmp_path):
     r.close()
 
 
-def write_schema(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / name
-    p.write_text(textwrap.dedent(text))
-    return p
-
-
 # --- the catalogue ----------------------------------------------------------------
-
-CATALOGUE = ["memory_documents", "memory_codebases", "memory_datasets", "memory_media", "memory_insights",
-             PLAYBOOKS, "memory_coding_work_orders", "memory_sub_agents", "memory_verification_suites", GOV,
-             "memory_trigger_mesh", "memory_business_intelligence", "memory_discovery_targets",
-             "memory_compliance_reports", "memory_sop_manuals", LOGS, "memory_feedback_tickets", "memory_llm_prompts"]
-
 
 def test_the_catalogue_loads_every_table_with_its_indexes(reg, tmp_path):
     assert reg.tables() == sorted(CATALOGUE)
@@ -123,28 +108,6 @@ def test_the_specification_example_queries_return_the_right_rows(reg):
 
 
 # --- schema files -----------------------------------------------------------------
-
-GOOD = """\
-table: my_notes
-description: Notes
-version: 2
-fields:
-  - {name: id, type: uuid, primary_key: true, generated: true}
-  - {name: title, type: string, required: true, unique: true}
-  - {name: body, type: text}
-  - {name: tags, type: json, default: []}
-  - {name: mood, type: string, enum: [good, bad], default: good}
-  - {name: score, type: integer, min: 0, max: 10, default: 5}
-  - {name: ratio, type: float, min: 0, max: 1}
-  - {name: done, type: boolean, default: false}
-  - {name: due, type: date}
-  - {name: seen_at, type: timestamp}
-  - {name: created_at, type: datetime, generated: true}
-  - {name: updated_at, type: datetime, generated: update}
-indexes:
-  - {fields: [mood, score], unique: false}
-"""
-
 
 @pytest.mark.parametrize("text, field, reason", [
     ("fields:\n  - {name: a, type: strang}\n", "a", "unknown type 'strang'"),

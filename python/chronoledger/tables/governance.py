@@ -69,11 +69,7 @@ def migrate_table(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid
         for name, sql in before.items():
             if after.get(name) != sql:            # gone, or the same name on other fields or uniqueness
                 conn.execute(f"DROP INDEX IF EXISTS {q(name)}")
-        try:
-            for stmt in new.index_sql():
-                conn.execute(stmt)
-        except apsw.ConstraintError as exc:
-            raise ValidationError(f"{new.name}: the stored rows break a new unique rule: {exc}") from None
+        _create_indexes(conn, new)
         return "alter"
     _rebuild(conn, old, new, pid, now)
     return "rebuild"
@@ -184,11 +180,16 @@ def _rebuild(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str
                          "archived_at) VALUES (?, ?, ?, ?, ?, ?)", archive)
     conn.execute(f"DROP TABLE {q(old.name)}")
     conn.execute(f"ALTER TABLE {q(tmp)} RENAME TO {q(new.name)}")
+    _create_indexes(conn, new)
+
+
+def _create_indexes(conn: apsw.Connection, schema: TableSchema) -> None:
+    """The schema's indexes (and an immutable table's triggers), where missing."""
     try:
-        for stmt in new.index_sql():
+        for stmt in schema.index_sql():
             conn.execute(stmt)
     except apsw.ConstraintError as exc:
-        raise ValidationError(f"{new.name}: the stored rows break a new unique rule: {exc}") from None
+        raise ValidationError(f"{schema.name}: the stored rows break a new unique rule: {exc}") from None
 
 
 def convert(value: Any, ftype: str) -> Any:

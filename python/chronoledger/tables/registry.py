@@ -552,13 +552,9 @@ class TableRegistry:
         with self._lock:
             with db.write_transaction(self._conn, f"{self.path}: update {table}"):
                 schema, check = self._current(table)
-                if schema.immutable:
-                    raise ValidationError(f"{table} is immutable: rows are never updated")
-                where, params = self._where(schema, filters, all_rows, "update")
+                pks = self._matching_keys(schema, filters, all_rows, "updated")
                 now = values.now()
                 stored = check.partial(changes, now)
-                pks = [r[0] for r in self._conn.execute(
-                    f"SELECT {q(schema.primary_key.name)} FROM {q(table)}{where}", params)]
                 if pks:
                     self._update_stored(schema, stored, pks)
                     self._outbox(table, "update", pks, now)
@@ -582,12 +578,8 @@ class TableRegistry:
         with self._lock:
             with db.write_transaction(self._conn, f"{self.path}: delete from {table}"):
                 schema, _ = self._current(table)
-                if schema.immutable:
-                    raise ValidationError(f"{table} is immutable: rows are never deleted")
-                where, params = self._where(schema, filters, all_rows, "delete")
+                pks = self._matching_keys(schema, filters, all_rows, "deleted")
                 now = values.now()
-                pks = [r[0] for r in self._conn.execute(
-                    f"SELECT {q(schema.primary_key.name)} FROM {q(table)}{where}", params)]
                 if pks:
                     self._conn.executemany(f"DELETE FROM {q(table)} WHERE {q(schema.primary_key.name)} = ?",
                                            [(pk,) for pk in pks])
@@ -595,11 +587,16 @@ class TableRegistry:
             self._after_write()
             return len(pks)
 
-    def _where(self, schema: TableSchema, filters: Any, all_rows: bool, what: str) -> tuple[str, list]:
+    def _matching_keys(self, schema: TableSchema, filters: Any, all_rows: bool, what: str) -> list:
+        """The primary keys of the rows an update or delete touches."""
+        if schema.immutable:
+            raise ValidationError(f"{schema.name} is immutable: rows are never {what}")
         if not filters and not all_rows:
-            raise QueryError(f"{schema.name}: {what} without filters would touch every row; pass filters, "
+            raise QueryError(f"{schema.name}: rows {what} without filters would be every row; pass filters, "
                              f"or all_rows=True")
-        return qb.where_clause(schema, filters)
+        where, params = qb.where_clause(schema, filters)
+        return [r[0] for r in self._conn.execute(f"SELECT {q(schema.primary_key.name)} FROM {q(schema.name)}{where}",
+                                                 params)]
 
     def recompute_trust(self, table: str, filters: dict | None = None) -> int:
         """Recompute ``trust_score`` from recorded outcomes (the rule is in
