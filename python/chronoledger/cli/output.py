@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 import json
+import sys
+from contextlib import contextmanager
 
 import click
+
+from chronoledger.errors import ChronoledgerError, NotFoundError, ValidationError
+
+EXIT_USAGE = 2
+EXIT_UNREADABLE = 3
+EXIT_NOT_FOUND = 5
+
+
+@contextmanager
+def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,)):
+    """Errors of a store as "error: ..." on stderr and the commands' exit
+    codes: 5 the thing asked for does not exist, 2 a value given on the
+    command line is refused (``usage``), 3 the store cannot be opened or read."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except NotFoundError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    except usage as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except (ChronoledgerError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREADABLE)
 
 
 def cell(x) -> str:

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import click
 
+from chronoledger.cli.output import EXIT_NOT_FOUND, EXIT_UNREADABLE, EXIT_USAGE, exit_codes  # noqa: F401
 from chronoledger.cli.output import print_json as _json
 from chronoledger.cli.output import table as _table
-from chronoledger.errors import ChronoledgerError, NotFoundError, ValidationError
 
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
-EXIT_NOT_FOUND = 5
 
 DB = click.Path(dir_okay=False, path_type=Path)
 EXISTING_DB = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -31,20 +28,9 @@ EXISTING_DB = click.Path(exists=True, dir_okay=False, path_type=Path)
 def _store(path: Path, readonly: bool = True):
     from chronoledger.runtime import RuntimeMemoryStore
 
-    try:
+    with exit_codes():
         with RuntimeMemoryStore(path, readonly=readonly) as store:
             yield store
-    except BrokenPipeError:
-        raise
-    except NotFoundError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except ValidationError as exc:       # a bad value given on the command line
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except (ChronoledgerError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
 
 
 @click.group("runtime")

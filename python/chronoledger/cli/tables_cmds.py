@@ -17,13 +17,10 @@ from pathlib import Path
 
 import click
 
-from chronoledger.cli.output import print_json, table
-from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, ValidationError
+from chronoledger.cli.output import EXIT_UNREADABLE, EXIT_USAGE, exit_codes, print_json, table
+from chronoledger.errors import QueryError, ValidationError
 
 EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-EXIT_UNREADABLE = 3
-EXIT_NOT_FOUND = 5
 
 DB = click.Path(dir_okay=False, path_type=Path)
 FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -49,20 +46,9 @@ def _registry(ctx: click.Context):
     if opts["db"] is None:
         click.echo("error: name the registry database with --db PATH (or CHRONOLEDGER_TABLES_DB)", err=True)
         sys.exit(EXIT_USAGE)
-    try:
+    with exit_codes((ValidationError, QueryError)):
         with TableRegistry(opts["db"], opts["schemas"], actor=opts["actor"]) as reg:
             yield reg
-    except BrokenPipeError:
-        raise
-    except NotFoundError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except (ValidationError, QueryError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except (ChronoledgerError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
 
 
 @tables_group.command("create")
