@@ -742,3 +742,9 @@ def test_the_event_log_stays_small_and_two_writers_never_repeat_an_event(tmp_pat
     evs = [e for e in read_events(tmp_path / "g.events.cmeta") if e["table"] == "t" and e["type"] == "insert"]
     assert len(evs) == 300 and len({e["seq"] for e in evs}) == 300
     assert (tmp_path / "g.events.cmeta").stat().st_size < 300 * 2000
+
+
+def test_the_registry_is_reachable_from_the_package():
+    import chronoledger as cl
+
+    assert cl.TableRegistry is TableRegistry and "TableRegistry" in cl.__all__

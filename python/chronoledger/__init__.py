@@ -23,6 +23,9 @@ def __getattr__(name: str):
     if name == "RuntimeMemoryStore":
         from chronoledger.runtime import RuntimeMemoryStore
         return RuntimeMemoryStore
+    if name == "TableRegistry":
+        from chronoledger.tables import TableRegistry
+        return TableRegistry
     raise AttributeError(f"module 'chronoledger' has no attribute {name!r}")
 
 
@@ -47,4 +50,5 @@ __all__ = [
     "QuantizationError",
     "Chronicle",
     "RuntimeMemoryStore",
+    "TableRegistry",
 ]
