@@ -514,6 +514,7 @@ def test_every_write_is_published_to_the_event_log(notes, tmp_path):
     a = notes.insert_rows("my_notes", [{"title": "a"}, {"title": "b"}])
     notes.update_rows("my_notes", {"title": "a"}, {"score": 1})
     notes.delete_rows("my_notes", {"title": "b"})
+    notes.publish_events()                                   # the publisher thread would, a moment later
     assert notes.pending_events() == 0
     evs = [e for e in read_events(tmp_path / "n.events.cmeta") if e["table"] == "my_notes"]
     assert [(e["type"], e["ids"]) for e in evs] == [
@@ -522,20 +523,57 @@ def test_every_write_is_published_to_the_event_log(notes, tmp_path):
     assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs)
 
 
-def test_events_wait_in_the_outbox_while_another_registry_holds_the_log(notes, tmp_path):
-    notes.insert_row("my_notes", {"title": "first"})          # this registry now holds the log
-    with TableRegistry(tmp_path / "n.db", actor="other") as other:      # as another process would
+def test_events_wait_in_the_outbox_while_another_registry_holds_the_log(tmp_path):
+    mine = tmp_path / "schemas"
+    write_schema(mine, "notes.yaml", GOOD)
+    holder = TableRegistry(tmp_path / "n.db", [mine], catalogue=False, log_idle_seconds=60)
+    holder.load_all_schemas()
+    holder.insert_row("my_notes", {"title": "first"})
+    holder.publish_events()                                  # the holder now has the log (and keeps it)
+    with TableRegistry(tmp_path / "n.db", actor="other") as other:        # as another process would
         other.insert_row("my_notes", {"title": "while held"})
-        assert other.pending_events() == 1                  # stored, not lost, not yet published
+        assert other.pending_events() >= 1                  # stored, not lost, not yet published
         with pytest.raises(ChronoledgerError, match="another process holds the event log"):
             other.publish_events(wait=False)
-    notes.insert_row("my_notes", {"title": "next"})          # the holder publishes everyone's outbox
-    assert notes.pending_events() == 0
-    notes.close()
-    titles = {r["title"] for r in TableRegistry(tmp_path / "n.db", events_log=None).query_rows("my_notes")}
+    holder.insert_row("my_notes", {"title": "next"})
+    holder.publish_events()                                  # the holder publishes everyone's outbox
+    assert holder.pending_events() == 0
+    holder.close()
     ids = [i for e in read_events(tmp_path / "n.events.cmeta") if e["type"] == "insert" and e["table"] == "my_notes"
            for i in e["ids"]]
-    assert len(ids) == len(set(ids)) == len(titles) == 3
+    assert len(ids) == len(set(ids)) == 3
+
+
+def test_an_idle_holder_lets_the_log_go(tmp_path):
+    a = TableRegistry(tmp_path / "i.db", catalogue=False, log_idle_seconds=0.05)
+    a.propose_schema({"table": "t", "fields": [{"name": "v", "type": "integer"}]})
+    a.insert_row("t", {"v": 1})
+    b = TableRegistry(tmp_path / "i.db", catalogue=False)
+    try:
+        b.insert_row("t", {"v": 2})
+        assert b.publish_events() >= 1 and b.pending_events() == 0   # waits at most until a lets go
+    finally:
+        b.close()
+        a.close()
+    evs = [e for e in read_events(tmp_path / "i.events.cmeta") if e["table"] == "t" and e["type"] == "insert"]
+    assert len(evs) == 2
+
+
+def test_a_large_write_is_published_in_parts_that_keep_every_id(tmp_path):
+    with TableRegistry(tmp_path / "l.db", catalogue=False) as r:
+        r.propose_schema({"table": "t", "fields": [{"name": "v", "type": "integer"}]})
+        rows = r.insert_rows("t", [{"v": i} for i in range(2500)])
+    evs = [e for e in read_events(tmp_path / "l.events.cmeta") if e["table"] == "t" and e["type"] == "insert"]
+    assert [(e["seq"] == evs[0]["seq"], e["part"]) for e in evs] == [(True, 0), (True, 1), (True, 2)]
+    unique = {(e["seq"], e["part"]): e["ids"] for e in evs}           # de-duplicated by (seq, part)
+    assert sorted(i for ids in unique.values() for i in ids) == sorted(x["id"] for x in rows)
+
+
+def test_the_registry_refuses_work_once_closed(tmp_path):
+    r = TableRegistry(tmp_path / "c.db", catalogue=False)
+    r.close()
+    with pytest.raises(ChronoledgerError, match="closed"):
+        r.query_rows(GOV)
 
 
 def test_concurrent_writers_in_two_processes_lose_nothing(tmp_path):
@@ -748,3 +786,21 @@ def test_the_registry_is_reachable_from_the_package():
     import chronoledger as cl
 
     assert cl.TableRegistry is TableRegistry and "TableRegistry" in cl.__all__
+
+
+def test_every_decision_is_recorded_from_the_first_open(tmp_path):
+    with TableRegistry(tmp_path / "g.db", catalogue=False) as r:       # no load_all_schemas first
+        r.propose_schema({"table": "t", "fields": [{"name": "v", "type": "integer"}]})
+        made = r.query_rows(GOV, {"table_name": "t"})
+        assert [(d["decision_type"], d["decision_outcome"]) for d in made] == [("approval", "approved")]
+        from chronoledger.tables import governance
+
+        assert all(d["audit_stamp"] == governance.audit_stamp(d) for d in r.query_rows(GOV))
+        with pytest.raises(ValidationError, match="created_at: set by the registry"):
+            r.insert_row(GOV, {"decision_type": "approval", "subject": "x", "decision_maker": "me",
+                               "created_at": "2000-01-01T00:00:00Z"})
+    conn = apsw.Connection(str(tmp_path / "f.db"))
+    conn.execute(f"CREATE TABLE {GOV} (id TEXT)")
+    conn.close()
+    with pytest.raises(SchemaError, match="exists that the registry did not create"):
+        TableRegistry(tmp_path / "f.db")

@@ -127,10 +127,11 @@ def validate_cmd(folder: Path) -> None:
         problems += bad
         if schema is None:
             continue
-        if schema.name in seen:
-            problems.append(f"{f}: {schema.name}: table {schema.name} is also declared in {seen[schema.name]}")
+        if schema.name.lower() in seen:             # SQLite's names ignore case
+            problems.append(f"{f}: {schema.name}: table {schema.name} is also declared in "
+                            f"{seen[schema.name.lower()]}")
             continue
-        seen[schema.name] = f
+        seen[schema.name.lower()] = f
         good.append(f"{f.name}: table {schema.name}, {len(schema.fields)} fields, {len(schema.indexes)} indexes")
     for line in good:
         click.echo(f"ok    {line}")

@@ -27,15 +27,17 @@ def decision_row(pid: str, table: str, decision_type: str, outcome: str, risk: s
     """A memory_governance_decisions row: who (decision_maker), what (subject,
     context), why (reasoning), when (created_at, generated), and an audit
     stamp over all of them."""
-    now = values.now()
     subject = f"schema of {table}"
     context = {"proposal_id": pid, "changes": changes}
-    stamp = hashlib.sha256(json.dumps([pid, decision_type, outcome, who, why, subject, context, now],
-                                      sort_keys=True, default=str).encode()).hexdigest()
     return {"decision_type": decision_type, "subject": subject, "context": context,
             "policy_references": ["chronoledger.tables risk rules"], "risk_level": risk, "decision_maker": who,
-            "decision_outcome": outcome, "reasoning": why, "conditions": [], "audit_stamp": stamp,
-            "proposal_id": pid, "table_name": table, "created_at": now}
+            "decision_outcome": outcome, "reasoning": why, "conditions": [], "proposal_id": pid, "table_name": table}
+
+
+def audit_stamp(row: dict) -> str:
+    """SHA-256 over every field of a decision but its id and the stamp itself."""
+    body = {k: v for k, v in row.items() if k not in ("id", "audit_stamp")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # --- applying a change to a table with rows -----------------------------------

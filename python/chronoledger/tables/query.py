@@ -110,7 +110,7 @@ def _condition(schema: TableSchema, f, op: str, v: Any, params: list) -> str:
     if op == "like":
         if not isinstance(v, str):
             raise QueryError(f"{schema.name}: {f.name} like: expected a pattern (text with % and _)")
-        params.append(v)
+        params.append(_value(schema, f, v, op) if f.type in ("string", "text") else v)
         return f"{col} LIKE ?"
     if op == "is_null":
         if not isinstance(v, bool):

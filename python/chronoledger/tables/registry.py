@@ -66,12 +66,14 @@ class TableRegistry:
     written to).  ``events_log``: the chronicle every write is published to
     (default: beside the database, ``<name>.events.cmeta``; None: no log).
     ``actor``: who proposes and approves when a call does not say (default:
-    the login name).
+    the login name).  ``log_idle_seconds``: how long the event log stays
+    held after the last write before it is let go for other processes.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], schema_dirs: Iterable[str | os.PathLike[str]] = (), *,
                  catalogue: bool = True, events_log: Any = _DEFAULT_LOG, actor: str | None = None,
-                 synchronous: str = "normal", busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS):
+                 synchronous: str = "normal", busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS,
+                 log_idle_seconds: float = 1.0):
         self.path = Path(db_path)
         self.schema_dirs = [Path(d) for d in ([schema_dirs] if isinstance(schema_dirs, (str, os.PathLike))
                                               else schema_dirs)]
@@ -81,6 +83,7 @@ class TableRegistry:
         self.problems: list[SchemaProblem] = []
         self._lock = threading.RLock()
         self._log = None                      # the event log's writer, once this registry holds it
+        self._published_upto = 0              # the last outbox seq this registry put in the log
         if events_log is _DEFAULT_LOG:
             events_log = self.path.with_name(self.path.stem + ".events.cmeta")
         self.events_log = Path(events_log) if events_log is not None else None
@@ -93,17 +96,39 @@ class TableRegistry:
             self._applied: dict[str, TableSchema] = {}
             self._validators: dict[str, RowValidator] = {}
             self._refresh()
+            self._bootstrap_governance()
         except BaseException:
             self._conn.close()
             raise
-        # WAL checkpoints on a thread of their own, off the writer's commits (see sqlite.py)
+        # WAL checkpoints and publishing on threads of their own, off the writer's commits
         self._checkpointer = db.BackgroundCheckpointer(self._conn, self.path)
-        # a registry dropped without close() still stops its thread and closes its database
-        self._finalizer = weakref.finalize(self, _release, self._checkpointer, self._conn)
+        self._publisher = _Publisher(self, log_idle_seconds)
+        self._held = _Held(self._checkpointer, self._publisher, self._conn)
+        # a registry dropped without close() still stops its threads and closes its files
+        self._finalizer = weakref.finalize(self, self._held.release)
+
+    def _bootstrap_governance(self) -> None:
+        """The decisions table exists before any decision: created from the
+        packaged catalogue at the first open (its own creation is its first row)."""
+        if GOVERNANCE_TABLE in self._applied:
+            return
+        with resources.as_file(resources.files(CATALOGUE).joinpath("schemas").joinpath("governance.yaml")) as f:
+            schema, problems = read_schema_file(f)
+        if schema is None:                                   # pragma: no cover - the package is broken
+            raise SchemaError("; ".join(map(str, problems)))
+        schema = dataclasses.replace(schema, source=self._source_name(f, True))
+        try:
+            with db.write_transaction(self._conn, f"{self.path}: creating {GOVERNANCE_TABLE}"):
+                self._refresh_if_changed()
+                if GOVERNANCE_TABLE not in self._applied:        # another process may have just made it
+                    self._propose(schema, "registry", "every decision is recorded here", True)
+        finally:
+            self._refresh()
 
     # --- plumbing -----------------------------------------------------------
     def close(self) -> None:
         """Publish what waits in the outbox, then close the event log and the database."""
+        self._publisher.close()                 # outside the lock: it may be waiting for it
         with self._lock:
             if self._conn is not None:
                 try:
@@ -112,6 +137,25 @@ class TableRegistry:
                     self._finalizer()
                     self._conn = self._log = None
 
+    def release_log(self) -> None:
+        """Publish what waits, then let go of the event log so that another
+        process can publish (done by itself after ``log_idle_seconds``)."""
+        with self._lock:
+            if self._conn is None or self._log is None:
+                return
+            self._publish(wait=False, quiet=True)
+            log, self._log, self._held.log = self._log, None, None
+            try:
+                log.close()
+            except (ChronoledgerError, OSError) as exc:
+                _logger.warning("%s: closing the event log failed: %s", self.path, exc)
+
+    def _publish_soon(self) -> None:
+        """The publisher thread's turn (never raises)."""
+        with self._lock:
+            if self._conn is not None:
+                self._publish(wait=False, quiet=True)
+
     def __enter__(self) -> "TableRegistry":
         return self
 
@@ -119,8 +163,18 @@ class TableRegistry:
         self.close()
 
     def _refresh(self) -> None:
-        """The applied schemas, as stored (another process may have changed them)."""
-        rows = self._conn.execute("SELECT table_name, schema_json, source FROM _registry_tables").fetchall()
+        """The applied schemas, as stored (another process may have changed
+        them): the version key and the schemas are read from one snapshot, so
+        a change committed in between is not marked seen without being loaded."""
+        own = self._conn.getautocommit()
+        if own:
+            self._conn.execute("BEGIN")
+        try:
+            version = self._data_version()
+            rows = self._conn.execute("SELECT table_name, schema_json, source FROM _registry_tables").fetchall()
+        finally:
+            if own:
+                self._conn.execute("COMMIT")
         applied = {}
         for name, text, source in rows:
             schema, problems = parse_schema(json.loads(text), source or f"{self.path}:_registry_tables")
@@ -130,16 +184,21 @@ class TableRegistry:
             applied[name] = schema
         self._applied = applied
         self._validators = {n: RowValidator(s) for n, s in applied.items()}
-        self._version = self._data_version()
+        self._version = version
 
     def _data_version(self) -> tuple:
         return tuple(self._conn.execute("SELECT count(*), max(applied_at) FROM _registry_history").fetchall()[0])
+
+    def _check_open(self) -> None:
+        if self._conn is None:
+            raise ChronoledgerError(f"{self.path}: the registry is closed")
 
     def _refresh_if_changed(self) -> None:
         if self._data_version() != self._version:
             self._refresh()
 
     def _current(self, table: Any) -> tuple[TableSchema, RowValidator]:
+        self._check_open()
         if not isinstance(table, str):
             raise QueryError(f"a table name is text, got {type(table).__name__}")
         self._refresh_if_changed()
@@ -151,6 +210,7 @@ class TableRegistry:
     def tables(self) -> list[str]:
         """The names of the applied tables."""
         with self._lock:
+            self._check_open()
             self._refresh_if_changed()
             return sorted(self._applied)
 
@@ -223,6 +283,7 @@ class TableRegistry:
                 report.loaded.append(schema.name)
                 old = self._applied.get(schema.name)
                 if old is not None and old.hash == schema.hash:
+                    self._supersede_file_proposals(schema.name)     # a file changed back: its old proposal goes
                     continue
                 pending = self._conn.execute(
                     "SELECT id FROM _registry_proposals WHERE table_name = ? AND schema_hash = ? AND status = 'pending' "
@@ -269,6 +330,15 @@ class TableRegistry:
 
     def _propose(self, schema: TableSchema, who: str, reason: str, from_load: bool) -> str:
         old = self._applied.get(schema.name)
+        clash = next((n for n in self._applied if n.lower() == schema.name.lower() and n != schema.name), None)
+        if clash is not None:
+            raise SchemaError(f"{schema.name}: table {clash} exists already (SQLite names ignore case)")
+        for name in schema.index_statements():
+            owner = self._conn.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND "
+                                       "lower(name) = lower(?)", (name,)).fetchall()
+            if owner and owner[0][0] != schema.name:
+                raise SchemaError(f"{schema.name}: index name {name} is taken by table {owner[0][0]} "
+                                  f"(index names are shared by the whole database)")
         if old is not None and old.hash == schema.hash:
             raise SchemaError(f"{schema.name}: the proposed schema is the one applied; nothing to change")
         if old is None:
@@ -303,6 +373,16 @@ class TableRegistry:
             self._decide(pid, schema.name, "escalation", "pending", risk, who,
                          f"{risk} risk: waits for approval" + (f" ({reason})" if reason else ""), changes)
         return pid
+
+    def _supersede_file_proposals(self, table: str) -> None:
+        if not self._conn.execute("SELECT 1 FROM _registry_proposals WHERE table_name = ? AND status = 'pending' AND "
+                                  "proposed_by LIKE 'schema file %'", (table,)).fetchall():
+            return
+        with db.write_transaction(self._conn, f"{self.path}: superseding proposals for {table}"):
+            self._conn.execute("UPDATE _registry_proposals SET status = 'superseded', decided_by = 'registry', "
+                               "decided_at = ?, decision_reason = 'the schema file declares the applied schema again' "
+                               "WHERE table_name = ? AND status = 'pending' AND proposed_by LIKE 'schema file %'",
+                               (values.now(), table))
 
     def approve(self, proposal_id: str, *, approver: str | None = None, reason: str = "") -> dict:
         """Apply a pending proposal, in one transaction.  Refused
@@ -353,6 +433,7 @@ class TableRegistry:
     def proposal(self, proposal_id: str) -> dict:
         """One proposal: its table, kind, risk, status, changes, schema and decision."""
         with self._lock:
+            self._check_open()
             rows = list(self._conn.execute("SELECT * FROM _registry_proposals WHERE id = ?", (proposal_id,)))
             if not rows:
                 raise NotFoundError(f"{self.path}: no proposal {proposal_id!r}")
@@ -441,16 +522,16 @@ class TableRegistry:
                 changes: list, gov: TableSchema | None = None) -> None:
         """A row of memory_governance_decisions (inside the caller's transaction)."""
         gov = gov or self._applied.get(GOVERNANCE_TABLE)
-        if gov is None:
-            return                          # catalogue=False before the governance table exists: cannot happen
+        if gov is None:                     # opened databases always have it (_bootstrap_governance)
+            raise SchemaError(f"{self.path}: {GOVERNANCE_TABLE} is missing; no decision can be recorded")
         check = RowValidator(gov) if gov is not self._applied.get(GOVERNANCE_TABLE) else \
             self._validators[GOVERNANCE_TABLE]
         row = governance.decision_row(pid, table, decision_type, outcome, risk, who, why, changes)
         row = {k: v for k, v in row.items() if k in gov.by_name}
         stored = check.full([row])
+        _stamp(stored, check)
         self._insert_stored(gov, stored)
-        self._outbox(GOVERNANCE_TABLE, "insert", [stored[0][check.columns.index(gov.primary_key.name)]],
-                     row.get("created_at") or values.now())
+        self._outbox(GOVERNANCE_TABLE, "insert", [stored[0][check.columns.index(gov.primary_key.name)]], values.now())
 
     # --- writes -------------------------------------------------------------
     # Each write checks its rows inside its own BEGIN IMMEDIATE, against the
@@ -474,7 +555,11 @@ class TableRegistry:
             with db.write_transaction(self._conn, f"{self.path}: insert into {table}"):
                 schema, check = self._current(table)
                 now = values.now()
+                if table == GOVERNANCE_TABLE:
+                    _refuse_registry_fields(rows, check)
                 stored = check.full(rows, now)
+                if table == GOVERNANCE_TABLE:
+                    _stamp(stored, check)
                 self._insert_stored(schema, stored)
                 pk = check.columns.index(schema.primary_key.name)
                 self._outbox(table, "insert", [r[pk] for r in stored], now)
@@ -494,6 +579,9 @@ class TableRegistry:
                 if r[i] is None:
                     r[i] = nxt
                 nxt = max(nxt, r[i] + 1)
+            if nxt - 1 > values.INT64_MAX:
+                raise ValidationError(f"{schema.name}: {pk.name}: the numbers of the generated key are used up",
+                                      [(None, pk.name, "no more numbers")])
             self._conn.execute("INSERT INTO _registry_sequences (table_name, last) VALUES (?, ?) "
                                "ON CONFLICT (table_name) DO UPDATE SET last = excluded.last", (schema.name, nxt - 1))
         cols = ", ".join(q(f.name) for f in schema.fields)
@@ -735,16 +823,15 @@ class TableRegistry:
             return self._publish(wait=wait, quiet=False)
 
     def _after_write(self) -> None:
-        """After a commit: the WAL checkpoint, then the outbox to the log.
-        A write that is committed has succeeded: a log that cannot be
-        written now (held by another process, a full disk) leaves the
-        events in the outbox for the next write, close() or
-        publish_events(), and is logged, never raised."""
+        """After a commit: the WAL checkpoint, and the publisher woken.  The
+        outbox (committed with the rows) already holds the events, so the
+        log is written a moment later from the publisher's thread, a burst
+        of writes at a time: a write never waits for the log, and a log that
+        cannot be written (held by another process, a full disk) leaves the
+        events in the outbox for later, with a warning, never an error."""
         self._checkpointer.after_commit()
-        try:
-            self._publish(wait=False, quiet=True)
-        except Exception as exc:          # pragma: no cover - quiet=True already turns failures into warnings
-            _logger.warning("%s: publishing events failed: %s", self.path, exc)
+        if self.events_log is not None:
+            self._publisher.wake()
 
     def _log_writer(self, wait: bool):
         """The event log, opened by this registry and kept open until close()
@@ -761,8 +848,7 @@ class TableRegistry:
                 # "flush": each block is fsynced before the outbox rows it holds are deleted
                 self._log = Chronicle.open(self.events_log, "a", schema="event", block_records=4096,
                                            durability="flush")
-                self._finalizer.detach()
-                self._finalizer = weakref.finalize(self, _release, self._checkpointer, self._conn, self._log)
+                self._held.log = self._log
                 return self._log
             except WriterLockedError:
                 if time.monotonic() >= deadline:
@@ -788,24 +874,29 @@ class TableRegistry:
                                         f"{self.pending_events()} writes wait in the outbox")
             rows = self._conn.execute("SELECT seq, ts, table_name, operation, row_ids FROM _registry_outbox "
                                       "ORDER BY seq").fetchall()
+            if not rows:                       # another process emptied it meanwhile
+                return 0
             floor = ch.last_timestamp or 0
             stamps, types, payloads = [], [], []
             for seq, ts, table, op, ids in rows:
                 micros = max(_micros(ts), floor)          # another process's clock may lag ours
                 floor = micros
+                if seq <= self._published_upto:    # in the log already; its outbox row outlived a failed delete
+                    continue
                 ids = json.loads(ids)
-                for k in range(0, len(ids), _IDS_PER_EVENT):
+                for part, k in enumerate(range(0, len(ids), _IDS_PER_EVENT)):
                     stamps.append(micros)
                     types.append(op)
-                    payloads.append({"seq": seq, "table": table, "ids": ids[k:k + _IDS_PER_EVENT]})
+                    payloads.append({"seq": seq, "part": part, "table": table, "ids": ids[k:k + _IDS_PER_EVENT]})
             if stamps:
                 import numpy as np
 
                 ch.extend({"timestamp": np.array(stamps, dtype=np.uint64),
                            "event_type": np.array(types, dtype=object), "payload": np.array(payloads, dtype=object)})
                 ch.flush()
+            self._published_upto = max(self._published_upto, rows[-1][0])
             with db.write_transaction(self._conn, f"{self.path}: clearing the event outbox"):
-                self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (rows[-1][0],))
+                self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (self._published_upto,))
             return len(stamps)
         except (ChronoledgerError, OSError, apsw.Error) as exc:
             if self._log is not None and not isinstance(exc, apsw.Error):    # the log failed: let it go,
@@ -813,7 +904,7 @@ class TableRegistry:
                     self._log.close()
                 except Exception:
                     pass
-                self._log = None
+                self._log = self._held.log = None
             if not quiet:
                 raise ChronoledgerError(f"{self.path}: publishing events to {self.events_log} failed ({exc}); "
                                         f"they wait in the outbox") from exc
@@ -822,16 +913,90 @@ class TableRegistry:
             return 0
 
 
-def _release(checkpointer: db.BackgroundCheckpointer, conn: apsw.Connection, log=None) -> None:
-    """Close what a registry holds (close() and the finalizer of a dropped registry)."""
-    try:
-        if log is not None:
-            log.close()
-    finally:
+class _Held:
+    """What a registry holds open, released by close() or by the finalizer
+    of a registry dropped without it."""
+
+    def __init__(self, checkpointer: db.BackgroundCheckpointer, publisher: "_Publisher", conn: apsw.Connection):
+        self.checkpointer, self.publisher, self.conn, self.log = checkpointer, publisher, conn, None
+
+    def release(self) -> None:
         try:
-            checkpointer.close()
+            self.publisher.close()
+            if self.log is not None:
+                self.log.close()
         finally:
-            conn.close()
+            self.log = None
+            try:
+                self.checkpointer.close()
+            finally:
+                self.conn.close()
+
+
+class _Publisher:
+    """Moves the outbox to the event log from a thread of its own: woken by
+    each commit, it waits a moment so that a burst of writes becomes one
+    append and one fsync, and lets the log go after ``idle`` seconds without
+    writes, so that other processes' writes get published too.  It holds the
+    registry only weakly: a dropped registry is still collected."""
+
+    def __init__(self, registry: "TableRegistry", idle: float, delay: float = 0.02):
+        self._ref = weakref.ref(registry)
+        self.idle, self.delay = idle, delay
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"tables-publish:{registry.path.name}", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stop:
+                return
+            time.sleep(self.delay)
+            self._wake.clear()
+            if not self._call("_publish_soon"):
+                return
+            if not self._wake.wait(self.idle) and not self._stop:        # idle: let the log go
+                if not self._call("release_log"):
+                    return
+
+    def _call(self, method: str) -> bool:
+        reg = self._ref()
+        if reg is None or self._stop:
+            return False
+        try:
+            getattr(reg, method)()
+        except Exception as exc:           # a thread must not die of one failure; the outbox keeps the events
+            _logger.warning("%s: %s failed: %s", reg.path, method, exc)
+        return True
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+def _refuse_registry_fields(rows: list, check: RowValidator) -> None:
+    """A decision's time and audit stamp are the registry's to set, so that
+    a stamp always matches its decision and no decision is backdated."""
+    problems = [(i if len(rows) > 1 else None, k, "set by the registry")
+                for i, r in enumerate(rows) if isinstance(r, dict) for k in ("created_at", "audit_stamp")
+                if r.get(k) is not None]
+    if problems:
+        raise check.error("insert", problems)
+
+
+def _stamp(stored: list[list], check: RowValidator) -> None:
+    if "audit_stamp" not in check.columns:
+        return
+    i = check.columns.index("audit_stamp")
+    for r in stored:
+        r[i] = governance.audit_stamp(check.decode_row(r))
 
 
 def _micros(ts: str) -> int:

@@ -286,14 +286,16 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
                                        description="Row id (added: the schema declares no primary key)"))
     by_name = {f.name: f for f in fields}
 
-    indexes = []
+    indexes: list[IndexSpec] = []
     raw_indexes = data.get("indexes") or []
     if not isinstance(raw_indexes, list):
         bad("indexes: must be a list of {fields: [...], unique: true|false}", table=tname)
         raw_indexes = []
     for i, raw in enumerate(raw_indexes):
         ix = _parse_index(raw, i, by_name, tname, bad)
-        if ix is not None:
+        if ix is not None and ix.name is not None and any((o.name or "").lower() == ix.name.lower() for o in indexes):
+            bad(f"indexes[{i}]: the name {ix.name} is used twice (index names ignore case)", table=tname)
+        elif ix is not None:
             indexes.append(ix)
 
     relationships = []
@@ -456,6 +458,9 @@ def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad) -> Ind
     name = raw.get("name")
     if name is not None and (not isinstance(name, str) or not IDENTIFIER.match(name)):
         bad(f"indexes[{i}]: name {name!r} is not a valid identifier", table=table)
+        ok = False
+    elif isinstance(name, str) and name.lower().startswith(RESERVED_PREFIXES):
+        bad(f"indexes[{i}]: index names starting with {' or '.join(RESERVED_PREFIXES)} are reserved", table=table)
         ok = False
     return IndexSpec(tuple(cols), unique, name) if ok else None
 

@@ -105,7 +105,7 @@ class RowValidator:
                 body += ["if v is M:"] + ["    " + x for x in on_missing]
                 body += ["elif v is None:"] + ["    " + x for x in on_none]
                 body += ["else:"]
-            fast = {"string": "type(v) is str", "text": "type(v) is str",
+            fast = {"string": "type(v) is str and v.isascii()", "text": "type(v) is str and v.isascii()",
                     "integer": "type(v) is int and -9223372036854775808 <= v <= 9223372036854775807",
                     "float": "type(v) is float and v - v == 0"}.get(f.type)
             conv = ["try:", f"    {r} = c{k}(v)", "except Bad as e:",

@@ -34,6 +34,7 @@ class Bad(ValueError):
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+INT64_MAX = _INT64[1]
 
 
 def _uuid(v: Any) -> str:
