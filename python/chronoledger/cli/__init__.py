@@ -14,6 +14,7 @@ from chronoledger.cli.demo import demo
 from chronoledger.cli.runtime_cmds import runtime_group
 from chronoledger.cli.sequence_cmds import sequence_group
 from chronoledger.cli.tables_cmds import tables_group
+from chronoledger.cli.world_cmds import world_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,7 @@ cli.add_command(chronicle_group)
 cli.add_command(runtime_group)
 cli.add_command(sequence_group)
 cli.add_command(tables_group)
+cli.add_command(world_group)
 cli.add_command(demo)
 
 

@@ -1,0 +1,238 @@
+"""``chronoledger world ...``: the daily-life simulation.
+
+Exit codes: 0 success; 2 bad usage, a bad config or scenario (the message
+names the file and the key); 3 the database or event log cannot be read or
+written, or a model failed; 4 a replay does not match its run; 5 no such
+run or day.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from chronoledger.cli.output import EXIT_USAGE, exit_codes
+from chronoledger.errors import ConfigError, NotFoundError, ValidationError
+
+EXIT_MISMATCH = 4
+DB_URL = click.option("--db-url", required=True, envvar="CHRONOLEDGER_WORLD_DB", show_envvar=True,
+                      help="sqlite:///path/to/world.db (or a plain path).")
+
+
+def _errors():
+    return exit_codes((ConfigError, ValidationError))
+
+
+@click.group("world")
+def world_group() -> None:
+    """A multi-agent daily-life simulation with a pluggable language model."""
+
+
+@world_group.command("init")
+@DB_URL
+def init_cmd(db_url: str) -> None:
+    """Create the world database (or bring it to the current schema)."""
+    from chronoledger.world import store
+
+    with _errors():
+        store.connect(db_url).close()
+    click.echo(f"ready: {store.db_path(db_url)}")
+
+
+@world_group.command("seed-agent")
+@DB_URL
+@click.option("--name", required=True)
+@click.option("--bio", default="")
+@click.option("--job", default="")
+@click.option("--interests", default="", help='"coffee:0.8,cycling:0.9" (scores 0..1).')
+@click.option("--family", default=None, help="A JSON object, e.g. '{\"spouse\": \"Ben\"}'.")
+@click.option("--traits", default=None, help="A JSON object.")
+def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, family: str | None,
+                   traits: str | None) -> None:
+    """Add an agent (or update the one with this name)."""
+    from chronoledger.world import store
+
+    def parse(text, what):
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            click.echo(f"error: --{what} is not JSON: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+
+    with _errors():
+        conn = store.connect(db_url)
+        try:
+            agent_id = store.seed_agent(conn, name, bio=bio, job=job, interests=interests,
+                                        family=parse(family, "family"), traits=parse(traits, "traits"))
+        finally:
+            conn.close()
+    click.echo(f"agent {agent_id}: {name}")
+
+
+@world_group.command("world-init")
+@DB_URL
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def world_init_cmd(db_url: str, config_path: Path | None) -> None:
+    """Seed the locations and activities of the config (the packaged one by default)."""
+    from chronoledger.world import store
+    from chronoledger.world.config import load_config
+
+    with _errors():
+        config = load_config(config_path)
+        conn = store.connect(db_url)
+        try:
+            n_loc, n_act = store.world_init(conn, config)
+        finally:
+            conn.close()
+    click.echo(f"{n_loc} locations and {n_act} activities")
+
+
+@world_group.command("run")
+@click.option("--days", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--agents", type=click.IntRange(min=1), default=None,
+              help="Agents taking part (made up, seeded, when the database has fewer).")
+@click.option("--tick-minutes", type=click.IntRange(min=1), default=None)
+@click.option("--start-hour", type=click.IntRange(0, 23), default=None)
+@click.option("--end-hour", type=click.IntRange(1, 24), default=None)
+@click.option("--persist/--no-persist", default=True, show_default=True,
+              help="--no-persist runs on a copy in memory: nothing is written to --db-url.")
+@DB_URL
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--scripted-events", "scenario_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A scenario: schedules and scripted events (YAML or JSON).")
+@click.option("--max-concurrent-chats", type=click.IntRange(min=0), default=None,
+              help="Chats under way in one tick, and model calls in flight.")
+@click.option("--report-format", type=click.Choice(["markdown", "json", "both", "none"]), default="both",
+              show_default=True)
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--dry-run", is_flag=True, help="Use the offline model (no model is called).")
+@click.option("--summary-only", is_flag=True, help="Reports keep the figures and leave the transcripts out.")
+@click.option("--model", "model_kind", type=click.Choice(["offline", "openai", "ollama"]), default="offline",
+              show_default=True)
+@click.option("--chronicle", "chronicle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The run's event log (default: beside the database).")
+def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
+            max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
+            chronicle_path) -> None:
+    """Run the world for --days days of ticks."""
+    from chronoledger.world.config import load_config, load_scenario
+    from chronoledger.world.models import make_model
+    from chronoledger.world.scheduler import RunOptions, run
+
+    overrides = {k: v for k, v in (("default_hours.tick_minutes", tick_minutes), ("default_hours.start_hour",
+                                                                              start_hour),
+                                   ("default_hours.end_hour", end_hour),
+                                   ("guardrails.max_concurrent_chats", max_concurrent_chats)) if v is not None}
+    with _errors():
+        config = load_config(config_path, overrides=overrides)
+        scenario = load_scenario(scenario_path, config) if scenario_path else None
+        model = make_model("offline" if dry_run else model_kind,
+                           max_concurrent=max(1, max_concurrent_chats or 4))
+        target = db_url
+        if not persist:
+            target = _memory_copy(db_url)
+        bar = _progress(days, config.ticks_per_day)
+        try:
+            result = run(target, config, model, RunOptions(days=days, agents=agents, seed=seed,
+                                                           chronicle=chronicle_path, reports_dir=reports_dir,
+                                                           report_format=report_format, summary_only=summary_only,
+                                                           progress=bar),
+                         scenario)
+        finally:
+            model.close()
+            if hasattr(bar, "finish"):
+                bar.finish()
+    click.echo(f"run {result.run_id}: {result.days} days, {result.agents:,} agents, {result.agent_ticks:,} "
+               f"agent-ticks, {result.events:,} events, {result.conversations:,} conversations, {result.memories:,} new "
+               f"memories in {result.seconds:.1f} s ({result.agent_ticks / max(result.seconds, 1e-9):,.0f} agent-ticks/s)")
+    click.echo(f"event log: {result.chronicle}")
+    for p in result.reports:
+        click.echo(f"report: {p}")
+
+
+def _memory_copy(db_url: str) -> str:
+    """A temporary copy of the database, so that --no-persist writes nothing to it."""
+    import shutil
+    import tempfile
+
+    from chronoledger.world import store
+
+    src = store.db_path(db_url)
+    tmp = Path(tempfile.mkdtemp(prefix="world-dry-")) / src.name
+    if src.exists():
+        conn = store.connect(src)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        shutil.copyfile(src, tmp)
+    return str(tmp)
+
+
+class _Bar:
+    """A progress bar per day, on a terminal only."""
+
+    def __init__(self, days: int, ticks: int):
+        self.days, self.ticks, self.bar, self.day = days, ticks, None, 0
+
+    def __call__(self, day: int, tick: int, ticks: int) -> None:
+        if day != self.day:
+            self.finish()
+            self.day = day
+            self.bar = click.progressbar(length=ticks, label=f"day {day}/{self.days}", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(1)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _progress(days: int, ticks: int):
+    return _Bar(days, ticks) if sys.stderr.isatty() else None
+
+
+@world_group.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def replay_cmd(file: Path) -> None:
+    """Re-run a finished run from its event log, calling no model, and check it matches block by block."""
+    from chronoledger.world.replay import replay
+
+    with _errors():
+        report = replay(file)
+    click.echo(str(report))
+    if not report.matches:
+        sys.exit(EXIT_MISMATCH)
+
+
+@world_group.command("report")
+@DB_URL
+@click.option("--day", "day_label", required=True, help="The day's label (YYYY-MM-DD).")
+@click.option("--run", "run_id", type=int, default=None, help="The run (default: the latest with that day).")
+@click.option("--json", "as_json", is_flag=True)
+def report_cmd(db_url: str, day_label: str, run_id: int | None, as_json: bool) -> None:
+    """A day's report, from the database."""
+    from chronoledger.world import store
+
+    with _errors():
+        conn = store.connect(db_url)
+        try:
+            sql = "SELECT run_id, summary_text, metrics_json FROM daily_reports WHERE day_label = ?"
+            args: list = [day_label]
+            if run_id is not None:
+                sql += " AND run_id = ?"
+                args.append(run_id)
+            rows = conn.execute(sql + " ORDER BY run_id DESC LIMIT 1", args).fetchall()
+        finally:
+            conn.close()
+        if not rows:
+            raise NotFoundError(f"no report for day {day_label!r}" + (f" in run {run_id}" if run_id else ""))
+    run, summary, metrics = rows[0]
+    click.echo(json.dumps(json.loads(metrics), indent=2) if as_json else summary.rstrip())

@@ -1,0 +1,921 @@
+"""The language models that give the agents of a world their words.
+
+The scheduler gathers every model request of one simulation tick into a list
+and calls :meth:`LanguageModel.complete` once, so a model that talks to a
+server can send the requests concurrently, and the offline model can render a
+whole tick in one tight loop.  Three models are built in:
+
+* :class:`OfflineModel` (``"offline"``): templates, no network, no cost.  Its
+  only randomness is each request's ``seed``, so a dry run gives the same
+  conversations on every machine and every run, which is what makes a world
+  replayable and its benchmarks comparable.
+* :class:`OpenAICompatibleModel` (``"openai"``): any server that speaks the
+  OpenAI ``/chat/completions`` protocol (OpenAI, vLLM, llama.cpp, LM Studio...).
+* :class:`OllamaModel` (``"ollama"``): a local Ollama server's ``/api/chat``.
+
+:func:`make_model` turns a name from a command line or a config file into one
+of them.  Every failure is a :class:`ModelError` whose message says which URL
+failed, why, and after how many attempts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from chronoledger.errors import ChronoledgerError
+
+__all__ = [
+    "MODEL_KINDS",
+    "ChatRequest",
+    "LanguageModel",
+    "ModelError",
+    "OfflineModel",
+    "OllamaModel",
+    "OpenAICompatibleModel",
+    "make_model",
+]
+
+#: The names :func:`make_model` accepts.
+MODEL_KINDS = ("offline", "openai", "ollama")
+
+_M = TypeVar("_M", bound="LanguageModel")
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_MAX_BACKOFF = 8.0
+_EXCERPT = 200
+_HISTORY_LINES = 12
+
+
+class ModelError(ChronoledgerError):
+    """A language model could not give a text for a request.
+
+    One class for every cause (bad configuration, refused request, timeout,
+    empty answer) so that the scheduler can stop a run cleanly with one
+    ``except``; the message tells a person which of them it was.
+    """
+
+
+# --------------------------------------------------------------------------
+# requests
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """Everything a model needs to speak for one agent at one turn.
+
+    Frozen and self-contained (no references to the world's stores) so that
+    requests can be handed to worker threads, recorded, and replayed; the
+    ``seed`` makes the offline model's answer a pure function of the request.
+    """
+
+    kind: str
+    speaker: str
+    bio: str
+    job: str
+    interests: tuple[str, ...]
+    others: tuple[str, ...]
+    location: str
+    activity: str | None
+    topic: str
+    prompt: str | None
+    round: int
+    seed: int
+    history: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # Lists from a config or a caller become tuples, so that a request stays
+        # hashable and the offline model's per-name caches can key on them.
+        for field_name in ("interests", "others", "history"):
+            value = getattr(self, field_name)
+            if type(value) is not tuple:
+                object.__setattr__(self, field_name, tuple(value))
+        # numpy integers (a scheduler indexes arrays) become Python ints: exact,
+        # JSON-serialisable, and safe from uint64 overflow in the seed mixer.
+        for field_name in ("round", "seed"):
+            value = getattr(self, field_name)
+            if type(value) is not int:
+                object.__setattr__(self, field_name, int(value))
+
+    def messages(self) -> list[dict]:
+        """The request as OpenAI-style chat messages.
+
+        Persona goes in the system message and the situation in the user
+        message, so that a server can cache the persona part across the many
+        turns one agent speaks in a run.
+        """
+        name = self.speaker.strip() or "an agent"
+        system = [f"You are {name}, {_with_article(_clean(self.job)) or 'a member of a small community'}."]
+        bio = self.bio.strip()
+        if bio:
+            system.append(bio)
+        interests = [s for s in (_clean(i) for i in self.interests) if s]
+        if interests:
+            system.append("Your interests, strongest first: " + ", ".join(interests) + ".")
+        system.append("Stay in character and speak as yourself.")
+
+        where = _where(self.location, self.activity)
+        others = _names(self.others)
+        topic = _clean(self.topic)
+        user = []
+        if self.kind == "group_meeting":
+            user.append(f"You are in a group meeting {where} with {others or 'your colleagues'}.")
+        elif self.kind == "solo_reflection":
+            user.append(f"You are alone {where}, reflecting on your day.")
+        elif self.kind == "scripted":
+            user.append(f"You are {where}" + (f" with {others}." if others else "."))
+        else:
+            user.append(f"You are talking with {others or 'someone'} {where}.")
+        if topic:
+            user.append(f"Topic: {topic}.")
+        if self.prompt and self.prompt.strip():
+            user.append(f"Prompt: {self.prompt.strip()}")
+        if self.history:
+            user.append("The conversation so far:\n" + "\n".join(self.history[-_HISTORY_LINES:]))
+        if self.kind == "solo_reflection":
+            user.append("Write your private thought.")
+        elif self.kind == "group_meeting":
+            user.append("Give your update." if self.round == 0 and not self.history else "Respond to the group.")
+        elif self.kind == "scripted":
+            user.append("Respond to the prompt.")
+        else:
+            user.append("Start the conversation." if self.round == 0 and not self.history
+                        else "Reply to what was just said.")
+        user.append("Answer in one or two sentences, in the first person, without prefixing your name.")
+        return [{"role": "system", "content": " ".join(system)},
+                {"role": "user", "content": "\n".join(user)}]
+
+
+# --------------------------------------------------------------------------
+# the interface
+
+
+class LanguageModel:
+    """What the scheduler talks to; subclass it to plug in another model.
+
+    The batch interface (a whole tick at once) lets each implementation pick
+    its own parallelism, while the scheduler stays single-threaded and
+    deterministic about the order in which turns are stored.
+    """
+
+    #: Recorded with every turn so that a stored conversation says what wrote it.
+    name: str = "abstract"
+
+    def complete(self, requests: list[ChatRequest]) -> list[str]:
+        """Return one non-empty text per request, in the order of ``requests``.
+
+        Raises :class:`ModelError` when any text cannot be had: a run with a
+        hole in a conversation would not be replayable.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release threads and connections; a model that holds none keeps this no-op."""
+
+    def __enter__(self: _M) -> _M:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+# --------------------------------------------------------------------------
+# the offline model
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+# Bounded memo tables for the strings built from a request's fields: a run has
+# few distinct names, places and topics, but hundreds of thousands of turns.
+_CACHE_MAX = 1 << 16
+_CLEAN: dict[str, str] = {}
+_NAMES: dict[tuple, str] = {}
+_WHERE: dict[tuple, str] = {}
+_JOB: dict[str, str] = {}
+_PROMPT: dict[str, str] = {}
+
+
+def _clean(text: str | None) -> str:
+    if not text:
+        return ""
+    out = _CLEAN.get(text)
+    if out is None:
+        out = " ".join(text.replace("_", " ").split())
+        if len(_CLEAN) >= _CACHE_MAX:
+            _CLEAN.clear()
+        _CLEAN[text] = out
+    return out
+
+
+def _with_article(job: str) -> str:
+    if not job:
+        return ""
+    if job[:1].isupper() or job.lower().startswith(("a ", "an ", "the ")):
+        return job
+    return ("an " if job[0].lower() in "aeiou" else "a ") + job
+
+
+def _names(others: tuple[str, ...]) -> str:
+    out = _NAMES.get(others)
+    if out is None:
+        names = [n for n in map(str.strip, map(str, others)) if n]
+        if not names:
+            out = ""
+        elif len(names) == 1:
+            out = names[0]
+        else:
+            out = ", ".join(names[:-1]) + " and " + names[-1]
+        if len(_NAMES) >= _CACHE_MAX:
+            _NAMES.clear()
+        _NAMES[others] = out
+    return out
+
+
+def _where(location: str, activity: str | None) -> str:
+    key = (location, activity)
+    out = _WHERE.get(key)
+    if out is None:
+        loc = _clean(location)
+        act = _clean(activity)
+        if not loc:
+            at = "here"
+        elif loc.lower() == "home":
+            at = "at home"
+        elif loc[:1].isupper() or loc.lower().startswith("the "):
+            at = "at " + loc
+        else:
+            at = "at the " + loc
+        if act:
+            out = f"during the {act}" if at == "here" else f"during the {act} {at}"
+        else:
+            out = at
+        if len(_WHERE) >= _CACHE_MAX:
+            _WHERE.clear()
+        _WHERE[key] = out
+    return out
+
+
+def _job(job: str) -> str:
+    out = _JOB.get(job)
+    if out is None:
+        out = _with_article(_clean(job)) or "someone in my line of work"
+        if len(_JOB) >= _CACHE_MAX:
+            _JOB.clear()
+        _JOB[job] = out
+    return out
+
+
+def _prompt(prompt: str) -> str:
+    out = _PROMPT.get(prompt)
+    if out is None:
+        out = " ".join(prompt.split()).rstrip(" .?!;:")
+        if len(out) > 80:
+            out = out[:77].rstrip() + "..."
+        out = f'"{out}"' if out else "this question"
+        if len(_PROMPT) >= _CACHE_MAX:
+            _PROMPT.clear()
+        _PROMPT[prompt] = out
+    return out
+
+
+# Placeholders: {o} the other participants, {t} the topic, {i} an interest,
+# {w} where (location and activity, as an adverbial phrase), {j} the job with
+# its article, {f} a filler clause from the pool's own list ({f_cap} the same,
+# capitalised), {p} the quoted prompt (or "this question").
+# Every template names {t}; every chat and meeting template names {o}.
+
+_CHAT_FILLERS = (
+    "I read a piece about it last night",
+    "someone brought it up at lunch yesterday",
+    "I keep going back and forth on it",
+    "I finally tried it myself this week",
+    "it came up three times today already",
+    "I have a half-formed theory about it",
+    "my notes on it are getting out of hand",
+    "I changed my mind about it twice this week",
+    "a friend sent me a long message about it",
+    "I think I was wrong about it before",
+    "it has been stuck in my head all day",
+    "I found a really good example of it",
+    "I can't stop noticing it everywhere",
+    "I promised myself I'd learn more about it",
+    "it reminded me of something you said",
+    "I want a second opinion on it",
+)
+
+_CHAT_OPENERS = (
+    "Hi {o}, good to catch you {w} — have you had any time for {t} lately?",
+    "Hey {o}, I've been dying to talk about {t}, because {f}.",
+    "Oh, {o}, funny running into you {w}; I was just thinking about {t}.",
+    "Oh hi {o}! Can I pick your brain about {t} for a minute?",
+    "So {o}, I have to tell you about {t}: {f}.",
+    "Hey {o}, you're exactly who I hoped to see {w} — I need your take on {t}.",
+    "Hi {o}, as {j} I keep coming back to {t}, and {f}.",
+    "Hey {o}, random question: how do you feel about {t}?",
+    "Good to see you {w}, {o}; what's new with you and {t}?",
+    "Ah, {o}! I was hoping to bump into someone {w} who cares about {t} as much as I do.",
+    "Hi {o}, I keep meaning to ask what you make of {t}, since {f}.",
+    "Hey {o}, have you noticed how much {t} comes up {w}?",
+    "Quick one before I forget, {o}: {f}, and it's about {t}.",
+    "Hello {o}! I've got a story about {t} for you if you've got a minute.",
+    "Hi {o}, nice to take a breather {w}; any news on the {t} front?",
+    "Hey {o}, I think you'd have a good angle on {t}, and {f}.",
+    "Sit with me a second, {o} — I want to hear your thoughts on {t}.",
+    "Hi {o}, I don't often get to chat {w}, so let me ask: where do you stand on {t}?",
+    "Hey {o}, remember our last chat about {t}? I think about it more than I expected.",
+    "Hi {o}! Speaking as {j}, I'd love to hear an outside view on {t}.",
+    "Can I make a small confession about {t}, {o}? {f_cap}.",
+    "Hey {o}, what would you say is the hardest part of {t}?",
+    "Well, {o}, look who's here {w} — just the person to ask about {t}.",
+    "Hi {o}, I'm trying to get better at {t} and {f}.",
+)
+
+_CHAT_OPEN_TAILS = (
+    "",
+    "It ties into {i} for me, too.",
+    "I'm curious whether you see a link with {i}.",
+    "Honestly it's half the reason I love {i}.",
+    "No pressure, I just like hearing how other people think.",
+    "I could talk about it for hours, so stop me if I ramble.",
+    "Tell me if I'm being strange about it.",
+    "You always have a different angle on these things.",
+    "Also, how's your week going?",
+    "Maybe we can swap notes sometime.",
+    "It's been a good break from {i}.",
+    "I feel like you'd get it.",
+    "Anyway, I'd love your opinion.",
+)
+
+_CHAT_REPLIES = (
+    "That's a fair point, {o}, and it changes how I see {t}.",
+    "I hadn't thought of {t} that way, {o} — {f}.",
+    "Ha, {o}, you're not wrong about {t}.",
+    "Honestly, {o}, I'm not so sure; {t} feels more complicated to me.",
+    "Right, {o}, and that's exactly why {t} keeps me interested.",
+    "I agree with you on {t}, {o}, though {f}.",
+    "Interesting, {o} — as {j}, I see {t} a little differently.",
+    "Good point, {o}; {t} is a lot like {i} in that way.",
+    "Maybe, {o}, but I think {t} is more about patience than talent.",
+    "You've half convinced me about {t}, {o}.",
+    "Wait, {o}, say more — that's not what I expected to hear about {t}.",
+    "Funny you say that, {o}; {f}, so {t} is fresh in my mind.",
+    "I'm with you, {o}: {t} deserves more attention than it gets.",
+    "Hmm, {o}, I'd push back a little on {t}, because {f}.",
+    "That's the best case for {t} I've heard in a while, {o}.",
+    "Okay {o}, you've given me something to think about with {t}.",
+    "True, {o}, although {t} looks different from where I sit {w}.",
+    "Exactly, {o}! That's what I keep telling people about {t}.",
+    "Fair enough, {o}; I might try your approach to {t}.",
+    "I see it, {o}, but {t} never works that neatly for me.",
+    "Oh, {o}, I love that — it's the side of {t} nobody talks about.",
+    "Same here, {o}; {f}, and {t} is why.",
+    "Talking about {t} {w} with you, {o}, is exactly what I needed.",
+    "I love that we can get into {t} {w}, {o}.",
+)
+
+_CHAT_REPLY_TAILS = (
+    "",
+    "What would you do next?",
+    "Let's keep talking about it later.",
+    "I'll try that and tell you how it goes.",
+    "Does that happen to you with {i} too?",
+    "Anyway, thanks for listening.",
+    "You should bring that up at the next meeting.",
+    "I might write that down.",
+    "Let's see who's right by next week.",
+    "It makes me want to get back to {i}.",
+    "That's the fun of it, I suppose.",
+    "I owe you a coffee for that one.",
+    "Funny to get into this {w}.",
+    "Not the talk I expected to have {w}.",
+)
+
+_GROUP_FILLERS = (
+    "I expect to wrap up by the end of the week",
+    "I'm blocked on one small thing",
+    "I could use a second pair of eyes",
+    "the next step is clearer now",
+    "I'd like feedback before I go further",
+    "it took longer than I planned",
+    "the first results look promising",
+    "I cut the scope a little",
+    "I wrote up my notes for anyone curious",
+    "I'm a bit behind but catching up",
+    "I found a simpler way to do it",
+    "nothing is on fire",
+    "I'd love to pair with someone on it",
+    "I learned a lot doing it",
+)
+
+_GROUP_STATUS = (
+    "Quick update for {o}: I made decent progress on {t} and {f}.",
+    "From my side, {o}, {t} is moving along and {f}.",
+    "Status from me, {o}: {t} is on track, and {f}.",
+    "Hi {o}, short version — I worked on {t} {w}, and {f}.",
+    "Okay {o}, my update is about {t}: {f}.",
+    "As {j}, {o}, my update is mostly {t}, and {f}.",
+    "Let me go first, {o}: {t} went better than expected, and {f}.",
+    "Not much drama here, {o}; {t} is steady and {f}.",
+    "My two cents for {o}: {t} needs a bit more time, and {f}.",
+    "Update for the group — {o}, I spent most of my time on {t}, and {f}.",
+    "So, {o}, on {t}: {f}.",
+    "Quick one from me, {o}: {t} is my priority right now, and {f}.",
+    "Hi all — {o}, I've been heads-down on {t}, and {f}.",
+    "To keep it short, {o}: {t} made progress {w}, and {f}.",
+    "Here's where I am, {o}: {t} is about halfway there, and {f}.",
+    "Good news first, {o}: {t} is working, and {f}.",
+    "Honest update, {o}: {t} was harder than I thought, and {f}.",
+    "For everyone's notes, {o}: {t} is my main thread, and {f}.",
+    "My piece of this, {o}, is {t}, and {f}.",
+    "Checking in, {o}: I kept at {t} {w}, and {f}.",
+    "Nothing dramatic from me, {o}, just steady work on {t}; {f}.",
+    "Thanks, {o}; on my side {t} is moving, and {f}.",
+    "Let me share a small win with {o}: {t} finally clicked, and {f}.",
+    "In short, {o}, {t} is where my energy went, and {f}.",
+    "Meeting {w} suits me, {o}: {t} is moving, and {f}.",
+)
+
+_GROUP_FOLLOWUPS = (
+    "Building on that, {o}, I think {t} is where we can help each other.",
+    "Agreed, {o} — let's make {t} the first thing we check next time.",
+    "One question for {o}: who else is touching {t} right now?",
+    "I can take the {t} piece if that helps, {o}.",
+    "Good discussion, {o}; I'll fold {t} into my plan.",
+    "Before we wrap, {o}, can we agree on a next step for {t}?",
+    "That matches what I saw with {t}, {o}.",
+    "I'd rather not rush {t}, {o}; {f}.",
+    "I'm happy to pair on {t}, {o}, since {f}.",
+    "Let's not lose {t} in the shuffle, {o}.",
+    "Same here, {o}: {t} is on my list too, and {f}.",
+    "Noted, {o}; I'll report back on {t} next time.",
+    "Good call, {o}; for {t}, {f}.",
+    "Just to add, {o}: on {t}, {f}.",
+    "I'm on board, {o}, as long as {t} gets a proper look, because {f}.",
+    "Can I flag something, {o}? On {t}, {f}.",
+    "From the {t} side, {o}, I'd add that {f}.",
+    "That works for me, {o}; {t} can wait a day, and {f}.",
+    "Thanks, {o} — as {j}, I'll keep {t} moving.",
+    "Fair, {o}; I'll keep {t} small and steady for now.",
+    "Let's pick {t} up again {w} next time, {o}.",
+    "Good to sort out {t} {w}, {o}; {f}.",
+)
+
+_GROUP_TAILS = (
+    "",
+    "That's all from me.",
+    "Happy to take questions.",
+    "I'll post details after this.",
+    "Next up for me is {i}.",
+    "Shout if anything is unclear.",
+    "Thanks, everyone.",
+    "Let's keep the next one short.",
+    "More next time.",
+    "I'm also keeping an eye on {i}.",
+    "Good to do this {w}.",
+    "Glad we could meet {w}.",
+)
+
+_FEELINGS = (
+    "calm", "restless", "grateful", "a little tired", "oddly energised", "content",
+    "distracted", "hopeful", "thoughtful", "proud", "a bit scattered", "curious",
+    "peaceful", "impatient", "light", "focused",
+)
+
+_REFLECTIONS = (
+    "I feel {f} {w}, and my mind keeps drifting to {t}.",
+    "Sitting {w}, I realise how much {t} still matters to me.",
+    "Today I'm {f}; {t} gave me something to chew on.",
+    "I keep thinking about {t}, and honestly I feel {f}.",
+    "Note to self: spend more time on {t}, because it leaves me {f}.",
+    "As {j}, I don't always make room for {t}, and I should.",
+    "I'm {f} right now, and {t} is the reason.",
+    "A quiet moment {w} — I want to get better at {t}.",
+    "I wonder whether I give {t} enough of my attention.",
+    "Looking back on the day, {t} is what stands out, and I feel {f}.",
+    "I noticed I get {f} whenever {t} comes up; worth remembering.",
+    "I should write down what I learned about {t} before I forget.",
+    "Funny how {t} keeps pulling me back, even {w}.",
+    "My plan: one small step on {t} tomorrow, nothing heroic.",
+    "I'm {f} and a little surprised by how much {t} means to me.",
+    "If I'm honest, {t} is where I'm growing the most.",
+    "I want to talk to someone about {t} soon; I've been keeping it to myself.",
+    "Being {w} helps me think about {t} more clearly.",
+    "I feel {f}; maybe {t} can wait until tomorrow.",
+    "Some days {t} feels easy, and today I felt {f} about it.",
+    "I'm grateful I had time for {t} today.",
+    "Thinking about {t} {w} leaves me {f}.",
+    "I promised myself I'd take {t} more seriously, and I mean it.",
+    "Okay, deep breath: {t} will come together if I keep at it.",
+    "Part of me is {f}, and part of me just wants to get back to {t}.",
+    "I learn the most about {t} when I slow down, like now.",
+    "A quiet thought of mine {w}: {t} is worth the effort.",
+    "I'd like tomorrow to have more {t} in it.",
+    "I'm {f}, and I think {t} has something to do with it.",
+    "Looking at my week, I notice {t} gives me energy rather than taking it.",
+)
+
+_REFLECTION_TAILS = (
+    "",
+    "It connects to {i}, too.",
+    "Maybe I'll bring it up with someone.",
+    "Good to notice.",
+    "I'll keep an eye on that.",
+    "That's enough thinking for now.",
+    "Tomorrow I'll try something new with {i}.",
+    "Small steps.",
+    "Worth remembering.",
+    "I'll come back to this.",
+    "It's easier to see that {w}.",
+    "I'm glad I stopped to think {w}.",
+)
+
+_SCRIPTED = (
+    "About {p} — my honest answer is that {t} matters more than we admit.",
+    "If you're asking me, {o}, {t} is the heart of it: {f}.",
+    "As for {p}, good question; as {j}, I'd start with {t}.",
+    "My first reaction to {p} is to think about {t}.",
+    "Okay, {o}, here's my take on {t}: {f}.",
+    "I've thought about this before — {t} is where I'd begin, {o}.",
+    "Honestly, {t} is what comes to mind, and {f}.",
+    "That prompt makes me think of {t} {w}.",
+    "For me, {o}, the answer runs through {t}.",
+    "Let me answer {p} the only way I know: through {t}.",
+    "I'd say {t}, {o}, and {f}.",
+    "Speaking as {j}: {t}, every time.",
+    "I didn't expect to be asked that {w}, but {t} is my answer.",
+    "Hmm, {p} — I'd tie it back to {t}, {o}.",
+    "Here's a small story about {t} that answers it: {f}.",
+    "If I had to pick one thing, {o}, it'd be {t}.",
+    "To {p}, I'd say start small with {t}.",
+    "Good prompt, {o}; it pulls me straight to {t}.",
+    "My gut says {t}, and my head agrees, because {f}.",
+    "I'll keep it short, {o}: {t}.",
+    "You'll laugh, {o}, but {t} is my answer again.",
+    "The part of {p} that speaks to me is {t}.",
+    "I can only answer from experience with {t}: {f}.",
+    "That question lands differently {w}; I'd say {t}.",
+    "Put simply, {o}, {t} is where I'd look first.",
+    "I keep circling back to {t} on this one, {o}.",
+    "Reading {p}, my mind goes straight to {t}.",
+    "I'd frame it around {t}, {o}, since {f}.",
+    "Truthfully, {t} is how I'd approach {p}.",
+    "It's a fair ask, {o}, and {t} is my answer: {f}.",
+)
+
+_SCRIPTED_TAILS = (
+    "",
+    "That's my view, anyway.",
+    "I'm curious what the others think.",
+    "It also touches {i}.",
+    "Happy to be convinced otherwise.",
+    "Ask me again tomorrow and I might add more.",
+    "That's the short version.",
+    "I could say much more about {i}.",
+    "Not what I expected to think about {w}.",
+    "Funny to be asked that {w}.",
+)
+
+# Used for {i} when the speaker has no interest other than the topic itself.
+_SPARE_INTERESTS = (
+    "the week ahead", "getting enough sleep", "the people around me", "learning something new",
+    "what to cook tonight", "staying curious", "my long-term plans", "small daily habits",
+)
+
+_FIELDS = {"o": "{0}", "t": "{1}", "i": "{2}", "w": "{3}", "j": "{4}", "f": "{5}", "p": "{6}", "f_cap": "{7}"}
+
+
+def _pool(templates: tuple[str, ...], tails: tuple[str, ...], fillers: tuple[str, ...]):
+    # Every template joined with every tail, compiled to positional fields:
+    # one modulo picks both, and one str.format renders the text.
+    combos = tuple((tpl + " " + tail if tail else tpl).format(**_FIELDS) for tpl in templates for tail in tails)
+    return combos, len(combos), fillers, tuple(f[:1].upper() + f[1:] for f in fillers), len(fillers)
+
+
+_POOLS = {
+    "chat_open": _pool(_CHAT_OPENERS, _CHAT_OPEN_TAILS, _CHAT_FILLERS),
+    "chat_reply": _pool(_CHAT_REPLIES, _CHAT_REPLY_TAILS, _CHAT_FILLERS),
+    "group_status": _pool(_GROUP_STATUS, _GROUP_TAILS, _GROUP_FILLERS),
+    "group_followup": _pool(_GROUP_FOLLOWUPS, _GROUP_TAILS, _GROUP_FILLERS),
+    "reflection": _pool(_REFLECTIONS, _REFLECTION_TAILS, _FEELINGS),
+    "scripted": _pool(_SCRIPTED, _SCRIPTED_TAILS, _CHAT_FILLERS),
+}
+# kind -> pool, for the first round of a conversation and for the rounds after
+# it; an unknown kind talks like a duo chat.
+_OPENING = {"duo_chat": _POOLS["chat_open"], "group_meeting": _POOLS["group_status"],
+            "solo_reflection": _POOLS["reflection"], "scripted": _POOLS["scripted"]}
+_CONTINUING = {"duo_chat": _POOLS["chat_reply"], "group_meeting": _POOLS["group_followup"],
+               "solo_reflection": _POOLS["reflection"], "scripted": _POOLS["scripted"]}
+_NSPARE = len(_SPARE_INTERESTS)
+
+
+def _offline_texts(requests) -> list[str]:
+    # One loop with everything inlined: this renders every turn of a dry run.
+    out = []
+    append = out.append
+    clean_get = _CLEAN.get
+    names_get = _NAMES.get
+    where_get = _WHERE.get
+    job_get = _JOB.get
+    opening = _OPENING
+    continuing = _CONTINUING
+    spare = _SPARE_INTERESTS
+    for r in requests:
+        # splitmix64 of the seed: the only source of choice, so the text depends
+        # on the request alone (not on call order, threads or PYTHONHASHSEED).
+        z = (r.seed + 0x9E3779B97F4A7C15) & _M64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        z ^= z >> 31
+
+        kind = r.kind
+        pool = (opening.get(kind) or opening["duo_chat"]) if r.round <= 0 else \
+            (continuing.get(kind) or continuing["duo_chat"])
+        combos, ncombos, fillers, fillers_cap, nfill = pool
+        k = (z >> 20) % nfill
+
+        interests = r.interests
+        topic = r.topic
+        t = (clean_get(topic) or _clean(topic)) if topic else ""
+        if interests:
+            n = len(interests)
+            idx = ((z >> 40) & 3) % n
+            first = interests[idx]
+            i = clean_get(first) or _clean(first)
+            if not t:
+                t = i
+            if i == t or not i:
+                i = _clean(interests[(idx + 1) % n]) if n > 1 else ""
+                if i == t or not i:
+                    i = spare[(z >> 44) % _NSPARE]
+        else:
+            i = spare[(z >> 44) % _NSPARE]
+        if not t:
+            t = "how things are going"
+
+        others = r.others
+        o = (names_get(others) or _names(others) or "everyone") if others else "everyone"
+        location = r.location
+        activity = r.activity
+        w = where_get((location, activity)) or _where(location, activity)
+        job = r.job
+        j = job_get(job) or _job(job)
+        prompt = r.prompt
+        p = (_PROMPT.get(prompt) or _prompt(prompt)) if prompt else "this question"
+        append(combos[z % ncombos].format(o, t, i, w, j, fillers[k], p, fillers_cap[k]))
+    return out
+
+
+class OfflineModel(LanguageModel):
+    """Template speech for dry runs, tests and benchmarks: no network, no cost.
+
+    Deterministic so that two runs of a world with the same seed store the same
+    conversations byte for byte; persona-aware (interests, names, place) and
+    varied so that what it writes still exercises the stores and reports the
+    way real model output would.  About two microseconds per text.
+    """
+
+    name = "offline"
+
+    def complete(self, requests: list[ChatRequest]) -> list[str]:
+        """Render every request; a pure function of each request, so batching is irrelevant."""
+        return _offline_texts(requests)
+
+
+# --------------------------------------------------------------------------
+# HTTP models
+
+
+def _excerpt(raw: bytes | str | None) -> str:
+    if not raw:
+        return "(empty body)"
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
+
+
+def _is_local(url: str) -> bool:
+    try:
+        host = urllib.parse.urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host in _LOCAL_HOSTS
+
+
+class _HTTPChatModel(LanguageModel):
+    """Retries, timeouts, concurrency and error messages shared by the HTTP models."""
+
+    _path = ""
+    _prefix = ""
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str | None, timeout: float,
+                 max_retries: int, backoff: float, max_concurrent: int, temperature: float):
+        if not base_url or urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+            raise ModelError(f"{self._prefix} model: base_url {base_url!r} is not an http(s) URL")
+        if not model:
+            raise ModelError(f"{self._prefix} model: no model name given")
+        if not timeout > 0:
+            raise ModelError(f"{self._prefix} model: timeout must be positive, got {timeout!r}")
+        if max_retries < 0:
+            raise ModelError(f"{self._prefix} model: max_retries must be 0 or more, got {max_retries!r}")
+        if max_concurrent < 1:
+            raise ModelError(f"{self._prefix} model: max_concurrent must be at least 1, got {max_concurrent!r}")
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + self._path
+        self.model = model
+        self.name = f"{self._prefix}:{model}"
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.backoff = float(backoff)
+        self.max_concurrent = int(max_concurrent)
+        self.temperature = float(temperature)
+        self.api_key_env = api_key_env
+        local = _is_local(self.base_url)
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if api_key_env and not key and not local:
+            raise ModelError(f"{self.name}: no API key for {self.base_url}: set the environment variable "
+                             f"{api_key_env} (only a server on 127.0.0.1/localhost may go without one)")
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
+                         "User-Agent": "chronoledger-world"}
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        # A local server must not be sent through an HTTP(S)_PROXY from the environment.
+        self._opener = (urllib.request.build_opener(urllib.request.ProxyHandler({})) if local
+                        else urllib.request.build_opener())
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- subclass hooks
+    def _payload(self, request: ChatRequest) -> dict:
+        raise NotImplementedError
+
+    def _content(self, reply) -> object:
+        raise NotImplementedError
+
+    # -- the interface
+    def complete(self, requests: list[ChatRequest]) -> list[str]:
+        """Send the requests with at most ``max_concurrent`` in flight; texts come back in request order.
+
+        A server is slow per request but happy to serve several at once, so a
+        tick with hundreds of conversations takes the time of its slowest
+        batches rather than the sum of all of them.
+        """
+        if self._closed:
+            raise ModelError(f"{self.name}: complete() called after close()")
+        requests = list(requests)
+        if len(requests) <= 1 or self.max_concurrent == 1:
+            return [self._one(r) for r in requests]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="chronoledger-model")
+            pool = self._pool
+        futures = [pool.submit(self._one, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def close(self) -> None:
+        """Stop the worker threads; requests already sent are waited for."""
+        self._closed = True
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- one request
+    def _one(self, request: ChatRequest) -> str:
+        reply, raw = self._post(json.dumps(self._payload(request)).encode("utf-8"))
+        content = self._content(reply)
+        if not isinstance(content, str) or not content.strip():
+            raise ModelError(f"{self.name}: POST {self.url} answered without any message content: {_excerpt(raw)}")
+        return content.strip()
+
+    def _post(self, body: bytes):
+        attempts = self.max_retries + 1
+        what = ""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), _MAX_BACKOFF))
+            req = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
+            try:
+                with self._opener.open(req, timeout=self.timeout) as resp:
+                    raw = resp.read()
+            except urllib.error.HTTPError as exc:
+                try:
+                    detail = _excerpt(exc.read())
+                except Exception:                      # noqa: BLE001 - the body is only for the message
+                    detail = "(body unreadable)"
+                finally:
+                    exc.close()
+                what = f"HTTP {exc.code}: {detail}"
+                if exc.code == 429 or exc.code >= 500:
+                    continue
+                raise ModelError(f"{self.name}: POST {self.url} failed: {what} "
+                                 f"(attempt {attempt + 1} of {attempts}; a {exc.code} is not retried)") from None
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, TimeoutError):
+                    what = f"timed out after {self.timeout:g} s"
+                else:
+                    what = f"connection failed: {exc.reason}"
+                continue
+            except TimeoutError:
+                what = f"timed out after {self.timeout:g} s"
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                what = f"connection failed: {type(exc).__name__}: {exc}"
+                continue
+            try:
+                return json.loads(raw), raw
+            except ValueError:
+                raise ModelError(f"{self.name}: POST {self.url} answered with invalid JSON: {_excerpt(raw)}") from None
+        raise ModelError(f"{self.name}: POST {self.url} failed after {attempts} "
+                         f"attempt{'s' if attempts != 1 else ''}: {what}")
+
+
+class OpenAICompatibleModel(_HTTPChatModel):
+    """A model behind the OpenAI chat-completions protocol.
+
+    That protocol is spoken by OpenAI and by most self-hosted servers (vLLM,
+    llama.cpp, LM Studio, LiteLLM), so one class covers the hosted and the
+    local case; only ``base_url`` and the key differ.
+    """
+
+    _path = "/chat/completions"
+    _prefix = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
+                 max_retries: int = 3, backoff: float = 0.5, max_concurrent: int = 4, temperature: float = 0.7):
+        super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
+                         backoff=backoff, max_concurrent=max_concurrent, temperature=temperature)
+
+    def _payload(self, request: ChatRequest) -> dict:
+        return {"model": self.model, "messages": request.messages(), "temperature": self.temperature}
+
+    def _content(self, reply) -> object:
+        try:
+            return reply["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            return None
+
+
+class OllamaModel(_HTTPChatModel):
+    """A model served by a local Ollama, through its native ``/api/chat``.
+
+    The native endpoint (rather than Ollama's OpenAI shim) works with every
+    Ollama version and needs no key; ``api_key_env`` is there for an Ollama
+    put behind an authenticating proxy.
+    """
+
+    _path = "/api/chat"
+    _prefix = "ollama"
+
+    def __init__(self, base_url: str = "http://127.0.0.1:11434", model: str = "llama3.1", *,
+                 api_key_env: str | None = None, timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
+                 max_concurrent: int = 4, temperature: float = 0.7):
+        super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
+                         backoff=backoff, max_concurrent=max_concurrent, temperature=temperature)
+
+    def _payload(self, request: ChatRequest) -> dict:
+        return {"model": self.model, "messages": request.messages(), "stream": False,
+                "options": {"temperature": self.temperature}}
+
+    def _content(self, reply) -> object:
+        try:
+            return reply["message"]["content"]
+        except (KeyError, TypeError):
+            return None
+
+
+def make_model(kind: str, *, base_url: str | None = None, model: str | None = None, max_concurrent: int = 4,
+               timeout: float = 30.0) -> LanguageModel:
+    """The model a command line or config names, with defaults from the environment.
+
+    Keeps the choice of model a string (``--model openai``) so that the world's
+    config and CLI need not know the classes; OPENAI_BASE_URL and
+    CHRONOLEDGER_MODEL let a user point a run elsewhere without editing it.
+    """
+    name = (kind or "").strip().lower()
+    if name == "offline":
+        return OfflineModel()
+    if name == "openai":
+        return OpenAICompatibleModel(
+            base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+            model or os.environ.get("CHRONOLEDGER_MODEL") or "gpt-4o-mini",
+            max_concurrent=max_concurrent, timeout=timeout)
+    if name == "ollama":
+        return OllamaModel(base_url or "http://127.0.0.1:11434", model or "llama3.1",
+                           max_concurrent=max_concurrent, timeout=timeout)
+    raise ModelError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")

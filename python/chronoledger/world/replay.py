@@ -1,0 +1,144 @@
+"""Replaying a finished run from its event log: the world is rebuilt from
+the log's metadata and agent roster, every language-model response is taken
+from the log (no model is called), and the new log must match the old one
+block by block."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from chronoledger.errors import CorruptDataError
+from chronoledger.world import store
+from chronoledger.world.config import parse_config, parse_scenario
+from chronoledger.world.models import ChatRequest, LanguageModel
+
+
+class ReplayMismatch(CorruptDataError):
+    """The replayed run asked the model for something the recorded run did not."""
+
+
+class RecordedModel(LanguageModel):
+    """Serves the recorded responses, in order, checking each is for the
+    same speaker as the request."""
+
+    def __init__(self, name: str, responses: list[tuple[int, str]], ids_by_name: dict[str, int]):
+        self.name = name
+        self._responses = responses
+        self._next = 0
+        self._ids = ids_by_name
+
+    def complete(self, requests: list[ChatRequest]) -> list[str]:
+        out = []
+        for req in requests:
+            if self._next >= len(self._responses):
+                raise ReplayMismatch(f"the replay asked for response {self._next + 1}; the log holds "
+                                     f"{len(self._responses)}")
+            agent, text = self._responses[self._next]
+            if self._ids.get(req.speaker) != agent:
+                raise ReplayMismatch(f"response {self._next + 1}: recorded for agent {agent}, asked for "
+                                     f"{req.speaker} (agent {self._ids.get(req.speaker)})")
+            out.append(text)
+            self._next += 1
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ReplayReport:
+    path: Path
+    blocks: int
+    records: int
+    responses: int
+    matches: bool
+    detail: str
+
+    def __str__(self) -> str:
+        state = "matches" if self.matches else "DOES NOT MATCH"
+        return (f"{self.path}: replayed {self.records:,} records in {self.blocks} blocks with {self.responses:,} "
+                f"recorded model responses: {state}" + (f" ({self.detail})" if self.detail else ""))
+
+
+def replay(path: str | Path) -> ReplayReport:
+    """Re-run the run logged in ``path`` and compare the logs block by block."""
+    from chronoledger.chronicle import Chronicle
+    from chronoledger.world.scheduler import RunOptions, run
+
+    path = Path(path)
+    with Chronicle.open(path) as ch:
+        meta = ch.metadata.get("user") or {}          # what the run wrote (beside the format's own keys)
+        if meta.get("source") != "chronoledger world":
+            raise CorruptDataError(f"{path}: not the event log of a world run")
+        cols = ch.to_numpy(["event_type", "payload"])
+        original = [(b.records, b.first_ts, b.last_ts, b.payload_crc) for b in ch.reader().blocks]
+    roster, responses = [], []
+    for etype, payload in zip(cols["event_type"], cols["payload"]):
+        if etype == "agent":
+            roster.append(json.loads(payload))
+        elif etype == "lm_response":
+            p = json.loads(payload)
+            responses += [(a, text) for a, _r, text in p.get("turns", [])]
+            responses += [(a, text) for a, text in p.get("reflections", [])]
+    config = parse_config(meta["config"], f"{path} (recorded config)")
+    scenario = parse_scenario(meta["scenario"], f"{path} (recorded scenario)", config) if meta.get("scenario") else None
+    with tempfile.TemporaryDirectory(prefix="world-replay-") as tmp:
+        db_file = Path(tmp) / "replay.db"
+        conn = store.connect(db_file)
+        try:
+            _rebuild(conn, meta, roster)
+        finally:
+            conn.close()
+        model = RecordedModel(meta["model"], responses, {a["name"]: a["id"] for a in roster})
+        out = Path(tmp) / "replay.cmeta"
+        try:
+            run(db_file, config, model, RunOptions(days=meta["days"], agents=None, seed=meta["seed"], chronicle=out,
+                                                   report_format="none",
+                                                   first_conversation=meta["first_conversation"]), scenario)
+        except ReplayMismatch as exc:
+            return ReplayReport(path, len(original), sum(b[0] for b in original), len(responses), False, str(exc))
+        with Chronicle.open(out) as again:
+            replayed = [(b.records, b.first_ts, b.last_ts, b.payload_crc) for b in again.reader().blocks]
+    detail = ""
+    for i, (a, b) in enumerate(zip(original, replayed)):
+        if a != b:
+            detail = f"block {i} differs: {a[0]} records t={a[1]}..{a[2]} crc {a[3]:016x} recorded, " \
+                     f"{b[0]} records t={b[1]}..{b[2]} crc {b[3]:016x} replayed"
+            break
+    else:
+        if len(original) != len(replayed):
+            detail = f"{len(original)} blocks recorded, {len(replayed)} replayed"
+    if not detail and model._next != len(responses):
+        detail = f"{len(responses) - model._next} recorded responses were never asked for"
+    return ReplayReport(path, len(original), sum(b[0] for b in original), len(responses), not detail, detail)
+
+
+def _rebuild(conn, meta: dict, roster: list[dict]) -> None:
+    """The recorded run's agents, places and activities, with their ids."""
+    from chronoledger import sqlite as db
+
+    with db.write_transaction(conn, "rebuilding a recorded run"):
+        config = meta["config"]
+        for name, lid in meta["locations"].items():
+            loc = config["locations"][name]
+            conn.execute("INSERT INTO locations (id, name, kind, capacity, open_hours_json) VALUES (?, ?, ?, ?, ?)",
+                         (lid, name, loc.get("kind", name), loc["capacity"], json.dumps(loc.get("open_hours", [0, 24]))))
+        for name, aid in meta["activities"].items():
+            a = config["activities"][name]
+            conn.execute("INSERT INTO activities (id, name, category, default_duration_min, location_id, "
+                         "prompt_template) VALUES (?, ?, ?, ?, ?, ?)",
+                         (aid, name, a.get("category", "other"), a.get("duration_minutes", 60),
+                          meta["locations"][a["location"]], a.get("prompt_template", "")))
+        conn.executemany("INSERT INTO agents (id, name, bio, job, family_json, traits_json, created_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(a["id"], a["name"], a["bio"], a["job"], json.dumps(a["family"], sort_keys=True),
+                           json.dumps(a["traits"], sort_keys=True), store.SEED_TIME) for a in roster])
+        for a in roster:
+            conn.executemany("INSERT INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
+                             [(a["id"], t, s) for t, s in a["interests"]])
+            conn.executemany("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                             "VALUES (?, ?, ?, ?, ?)", [(a["id"], b, k, s, store.SEED_TIME)
+                                                        for b, k, s in a["relationships"]])

@@ -1,0 +1,143 @@
+"""Each day's report: what the agents did, where, with whom, what they
+remember; as Markdown and JSON in reports/, and as a daily_reports row."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chronoledger import sqlite as db
+from chronoledger.world.config import ACTIONS
+
+if TYPE_CHECKING:                      # pragma: no cover
+    from chronoledger.world.scheduler import RunOptions, WorldRun
+
+TOP = 5
+#: Transcripts kept in a Markdown report; the rest are in the database.
+MAX_TRANSCRIPTS = 50
+
+
+def day_metrics(w: "WorldRun", day: int, ticks: list[dict]) -> dict:
+    """The figures of one day, from what its ticks returned."""
+    ag, env = w.agents, w.env
+    actions, categories, places = Counter(), Counter(), Counter()
+    per_agent = np.zeros(len(ag), dtype=np.int64)
+    deltas: dict[tuple[int, int], float] = {}
+    memories: Counter = Counter()
+    conversations = 0
+    for t in ticks:
+        acted = t["acted"]
+        per_agent[acted] += 1
+        actions.update(ACTIONS[a] for a in t["action"][acted].tolist())
+        categories.update(w.act_category[a] for a in t["activity"][acted].tolist())
+        places.update(env.names[x] for x in t["loc"].tolist())
+        for a, b, d in t["deltas"]:
+            deltas[(a, b)] = deltas.get((a, b), 0.0) + d
+        memories.update(t["new_memories"])
+        conversations += len(t["chats"])
+
+    def pair(item):
+        (a, b), d = item
+        return {"agents": [ag.names[a], ag.names[b]], "change": round(d, 4)}
+
+    ranked = sorted(deltas.items(), key=lambda kv: (-kv[1], kv[0]))
+    busiest = np.argsort(-per_agent, kind="stable")[:TOP]
+    return {
+        "day_label": w.day_label(day),
+        "events": int(per_agent.sum()),
+        "agents_active": int((per_agent > 0).sum()),
+        "agents": len(ag),
+        "conversations": conversations,
+        "actions": dict(sorted(actions.items())),
+        "activities_per_category": dict(sorted(categories.items())),
+        "locations_visited": dict(sorted(places.items())),
+        "relationships_strengthened": [pair(kv) for kv in ranked[:TOP] if kv[1] > 0],
+        "relationships_weakened": [pair(kv) for kv in reversed(ranked[-TOP:]) if kv[1] < 0],
+        "new_memories_by_kind": dict(sorted(memories.items())),
+        "busiest_agents": [{"agent": ag.names[i], "actions": int(per_agent[i])} for i in busiest if per_agent[i] > 0],
+    }
+
+
+def render_markdown(m: dict, transcripts: list[tuple[str, list[str]]] | None) -> str:
+    lines = [f"# World report: {m['day_label']}", "",
+             f"{m['events']:,} events; {m['agents_active']:,} of {m['agents']:,} agents active; "
+             f"{m['conversations']:,} conversations.", ""]
+
+    def table(title, rows, head):
+        lines.extend([f"## {title}", ""])
+        if not rows:
+            lines.extend(["(none)", ""])
+            return
+        lines.append(f"| {head[0]} | {head[1]} |")
+        lines.append("| --- | ---: |")
+        lines.extend(f"| {a} | {b} |" for a, b in rows)
+        lines.append("")
+
+    table("Actions", sorted(m["actions"].items()), ("action", "count"))
+    table("Activities per category", sorted(m["activities_per_category"].items()), ("category", "count"))
+    table("Locations visited", sorted(m["locations_visited"].items()), ("location", "agent-ticks"))
+    table("Relationships strengthened", [(" & ".join(p["agents"]), f"+{p['change']}")
+                                         for p in m["relationships_strengthened"]], ("agents", "change"))
+    table("Relationships weakened", [(" & ".join(p["agents"]), p["change"]) for p in m["relationships_weakened"]],
+          ("agents", "change"))
+    table("New memories by kind", sorted(m["new_memories_by_kind"].items()), ("kind", "count"))
+    table("Busiest agents", [(b["agent"], b["actions"]) for b in m["busiest_agents"]], ("agent", "actions"))
+    if transcripts is not None:
+        lines.extend(["## Transcripts", ""])
+        for title, turns in transcripts[:MAX_TRANSCRIPTS]:
+            lines.append(f"### {title}")
+            lines.extend(f"- {t}" for t in turns)
+            lines.append("")
+        if len(transcripts) > MAX_TRANSCRIPTS:
+            lines.extend([f"... and {len(transcripts) - MAX_TRANSCRIPTS:,} more conversations (in the database: "
+                          f"conversation_turns).", ""])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_day(w: "WorldRun", day: int, ticks: list[dict], options: "RunOptions") -> list[Path]:
+    """The day's report: a daily_reports row, and files in reports/ (per --report-format)."""
+    m = day_metrics(w, day, ticks)
+    transcripts = None
+    if not options.summary_only:
+        transcripts = []
+        for t_index, t in enumerate(ticks):
+            for c, turns in sorted(t["transcripts"].items()):
+                members, kind, _ = t["chats"][c]
+                transcripts.append((f"tick {t_index}, {ACTIONS[kind]} #{t['conv_base'] + c}", turns))
+    summary = render_markdown(m, None)
+    with db.write_transaction(w.conn, f"{w.db_file}: report of {m['day_label']}"):
+        w.conn.execute("INSERT INTO daily_reports (run_id, day_label, summary_text, metrics_json, created_at) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, day_label) DO UPDATE SET "
+                       "summary_text = excluded.summary_text, metrics_json = excluded.metrics_json",
+                       (w.run_id, m["day_label"], summary, json.dumps(m, sort_keys=True),
+                        w._stamp(day, len(ticks) - 1)[0]))
+    out = []
+    fmt = options.report_format
+    if fmt == "none":
+        return out
+    folder = options.reports_dir or w.db_file.parent / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / f"run-{w.run_id}-{m['day_label']}"
+    if fmt in ("markdown", "both"):
+        p = base.with_suffix(".md")
+        _write(p, render_markdown(m, transcripts))
+        out.append(p)
+    if fmt in ("json", "both"):
+        p = base.with_suffix(".json")
+        body = dict(m)
+        if transcripts is not None:
+            body["transcripts"] = [{"title": t, "turns": turns} for t, turns in transcripts]
+        _write(p, json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        out.append(p)
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    """Written beside and renamed into place: a report is whole or absent."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

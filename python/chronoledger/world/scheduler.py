@@ -1,0 +1,661 @@
+"""The run loop: days of ticks, every agent's action chosen at once per
+tick, conversations through the language model, memories and relationship
+changes, everything written to SQLite and to the run's chronicle, a
+checkpoint after every whole tick, and a report after every day.
+
+Determinism: one numpy generator (PCG64, from the seed) makes every random
+choice, in a fixed order; times are simulated times, never the clock; ids
+are assigned by the run.  The same seed, config, scenario and agents give
+the same rows and the same chronicle bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import apsw
+import numpy as np
+
+from chronoledger import sqlite as db
+from chronoledger.errors import ConfigError
+from chronoledger.world import actions as act
+from chronoledger.world import store
+from chronoledger.world.config import ACTIONS, PERIODS, Scenario, WorldConfig
+from chronoledger.world.environment import Environment
+from chronoledger.world.models import ChatRequest, LanguageModel
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ACTION_NAMES = np.array(ACTIONS, dtype=object)
+_WORD = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass
+class RunOptions:
+    days: int = 1
+    agents: int | None = None               # the first N agents (made up, seeded, when the database has fewer)
+    seed: int = 0
+    chronicle: Path | None = None           # default: beside the database, world-run-<id>.cmeta
+    reports_dir: Path | None = None         # default: reports/ beside the database
+    report_format: str = "both"             # markdown | json | both | none
+    summary_only: bool = False
+    progress: Callable[[int, int, int], None] | None = None      # (day, tick, ticks per day)
+    first_conversation: int | None = None   # replay: the id the recorded run's conversations started at
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    days: int
+    agents: int
+    agent_ticks: int
+    events: int
+    conversations: int
+    memories: int
+    chronicle: Path
+    reports: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Agents:
+    """The agents of a run, as arrays (index = position, by id)."""
+
+    def __init__(self, conn: apsw.Connection, n: int | None):
+        rows = conn.execute("SELECT id, name, bio, job FROM agents ORDER BY id" +
+                            (f" LIMIT {int(n)}" if n else "")).fetchall()
+        self.ids = np.array([r[0] for r in rows], dtype=np.int64)
+        self.names = [r[1] for r in rows]
+        self.bios = [r[2] for r in rows]
+        self.jobs = [r[3] for r in rows]
+        self.pos = {int(i): k for k, i in enumerate(self.ids)}
+        tags: dict[int, list] = {}
+        for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, score DESC, tag"):
+            tags.setdefault(aid, []).append(tag)
+        self.interests = [tuple(tags.get(int(i), ())) for i in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
+    """Make up agents (seeded personas, interests, a few relationships) until
+    the database holds ``n``: large runs need not be seeded by hand."""
+    have = conn.execute("SELECT count(*) FROM agents").fetchall()[0][0]
+    if have >= n:
+        return
+    rng = np.random.default_rng([seed, 7919])
+    jobs = ["designer", "developer", "nurse", "teacher", "chef", "analyst", "writer", "mechanic", "student", "lawyer"]
+    tags = ["coffee", "cycling", "books", "music", "running", "cooking", "chess", "gardening", "film", "travel",
+            "photography", "climbing", "history", "painting", "yoga", "startups"]
+    with db.write_transaction(conn, "making up agents"):
+        start = conn.execute("SELECT coalesce(max(id), 0) FROM agents").fetchall()[0][0]
+        new = list(range(start + 1, start + 1 + n - have))
+        job_ix = rng.integers(0, len(jobs), len(new))
+        conn.executemany("INSERT INTO agents (id, name, bio, job, family_json, traits_json, created_at) "
+                         "VALUES (?, ?, ?, ?, '{}', '{}', ?)",
+                         [(i, f"Agent {i:05d}", f"A {jobs[j]} who likes {tags[i % len(tags)]}.", jobs[j],
+                           store.SEED_TIME) for i, j in zip(new, job_ix)])
+        picks = rng.integers(0, len(tags), (len(new), 3))
+        scores = np.round(rng.uniform(0.3, 1.0, (len(new), 3)), 2)
+        conn.executemany("INSERT OR IGNORE INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
+                         [(i, tags[t], float(s)) for i, row, srow in zip(new, picks, scores) for t, s in zip(row, srow)])
+        all_ids = np.array([r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")], dtype=np.int64)
+        others = rng.integers(0, len(all_ids), (len(new), 2))
+        rel = [(i, int(all_ids[o]), "friend", float(np.round(rng.uniform(0.1, 0.6), 2)))
+               for i, row in zip(new, others) for o in row if int(all_ids[o]) != i]
+        conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                         "VALUES (?, ?, ?, ?, ?)", [(a, b, k, s, store.SEED_TIME) for a, b, k, s in rel])
+        conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                         "VALUES (?, ?, ?, ?, ?)", [(b, a, k, s, store.SEED_TIME) for a, b, k, s in rel])
+
+
+def _norm_hash(text: str) -> str:
+    return hashlib.sha1(_WORD.sub(" ", text.lower()).strip().encode()).hexdigest()
+
+
+class WorldRun:
+    """One run of the world: set up by :func:`run`, driven tick by tick."""
+
+    def __init__(self, conn: apsw.Connection, db_file: Path, config: WorldConfig, scenario: Scenario | None,
+                 model: LanguageModel, options: RunOptions):
+        self.conn, self.db_file, self.cfg, self.scenario, self.model, self.opt = \
+            conn, db_file, config, scenario, model, options
+        self.env = Environment(config)
+        store.world_init(conn, config)
+        if options.agents:
+            ensure_agents(conn, options.agents, options.seed)
+        self.agents = _Agents(conn, options.agents)
+        if len(self.agents) == 0:
+            raise ConfigError(f"{db_file}: no agents; add some with `chronoledger world seed-agent` or run with --agents N")
+        self.loc_ids = np.array([conn.execute("SELECT id FROM locations WHERE name = ?", (n,)).fetchall()[0][0]
+                                 for n in self.env.names], dtype=np.int64)
+        self.act_names = config.activity_names
+        self.act_ids = np.array([conn.execute("SELECT id FROM activities WHERE name = ?", (n,)).fetchall()[0][0]
+                                 for n in self.act_names], dtype=np.int64)
+        self.act_loc = np.array([self.env.index[config.activities[a].location] for a in self.act_names], dtype=np.int64)
+        self.act_category = [config.activities[a].category for a in self.act_names]
+        self.rng = np.random.default_rng(options.seed)
+        n = len(self.agents)
+        self.loc = np.full(n, self.env.home, dtype=np.int64)
+        self.dest = np.full(n, -1, dtype=np.int64)
+        self.travel_left = np.zeros(n, dtype=np.int64)
+        self.actions_today = np.zeros(n, dtype=np.int64)
+        self.moves_today = np.zeros(n, dtype=np.int64)
+        self.last_chat = np.full(n, -10 ** 9, dtype=np.int64)           # global minute of the last duo chat
+        self.stay_since = np.zeros(n, dtype=np.int64)                   # global minute the current stay began
+        self.plan = np.zeros((n, len(PERIODS)), dtype=np.int64)
+        self._load_relationships()
+        self.scripted = _scripted_index(scenario, self.agents) if scenario else {}
+        self.run_id = 0
+        self.next_conv = options.first_conversation or \
+            conn.execute("SELECT coalesce(max(id), 0) + 1 FROM conversations").fetchall()[0][0]
+        self.totals = {"events": 0, "conversations": 0, "memories": 0}
+        self.after_commit: Callable[[], None] = lambda: None
+        self._stamps: dict[int, str] = {}
+
+    # --- relationships -------------------------------------------------------
+    def _load_relationships(self) -> None:
+        pos = self.agents.pos
+        self.rel: dict[tuple[int, int], float] = {}
+        self.rel_kind: dict[tuple[int, int], str] = {}
+        for a, b, kind, s in self.conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships"):
+            if a in pos and b in pos:
+                self.rel[(pos[a], pos[b])] = s
+                self.rel_kind[(pos[a], pos[b])] = kind
+        self._best_friends()
+
+    def _best_friends(self) -> None:
+        bf = np.full(len(self.agents), -1, dtype=np.int64)
+        best = np.full(len(self.agents), -np.inf)
+        for (a, b), s in sorted(self.rel.items()):
+            if s > best[a]:
+                best[a], bf[a] = s, b
+        self.best_friend = bf
+
+    # --- days --------------------------------------------------------------
+    def day_label(self, day: int) -> str:
+        return (self.cfg.start_date + timedelta(days=day - 1)).isoformat()
+
+    def _stamp(self, day: int, tick: int) -> tuple[str, int]:
+        """(ISO text, microseconds) of a tick's simulated time."""
+        t = datetime.combine(self.cfg.start_date, datetime.min.time(), tzinfo=timezone.utc) + \
+            timedelta(days=day - 1, minutes=self.cfg.tick_minute_of_day(tick))
+        return t.strftime("%Y-%m-%dT%H:%M:%S.000000Z"), int((t - _EPOCH) // timedelta(microseconds=1))
+
+    def _gmin(self, day: int, tick: int) -> int:
+        return (day - 1) * 1440 + self.cfg.tick_minute_of_day(tick)
+
+    def plan_day(self, day: int) -> list[tuple]:
+        """Each agent's planned activity per part of the day (time
+        preferences), scenario schedules first; the agent_schedules rows."""
+        cfg, n = self.cfg, len(self.agents)
+        label = self.day_label(day)
+        rows = []
+        for k, period in enumerate(PERIODS):
+            choices = np.array([self.act_names.index(a) for a in cfg.time_preferences[period]], dtype=np.int64)
+            self.plan[:, k] = choices[self.rng.integers(0, len(choices), n)]
+        hours = self._slot_hours()
+        for k, hour in hours:
+            aid, act_ix = self.agents.ids, self.plan[:, k]
+            rows.extend(zip([self.run_id] * n, aid.tolist(), [label] * n, [hour] * n, self.act_ids[act_ix].tolist(),
+                            self.loc_ids[self.act_loc[act_ix]].tolist(), [None] * n, ["generated"] * n))
+        if self.scenario:
+            for name, slots in self.scenario.schedules.items():
+                i = self.agents.names.index(name) if name in self.agents.names else None
+                if i is None:
+                    continue
+                for slot in slots:
+                    rows.append((self.run_id, int(self.agents.ids[i]), label, slot["hour"],
+                                 int(self.act_ids[self.act_names.index(slot["activity"])]),
+                                 int(self.loc_ids[self.env.index[slot["location"]]]), None, "scenario"))
+        return rows
+
+    def _slot_hours(self) -> list[tuple[int, int]]:
+        """(period index, first hour) of each part of the day that falls within the day's hours."""
+        out = []
+        starts = (0, 11, 14, 18)
+        for k, s in enumerate(starts):
+            hour = max(s, self.cfg.start_hour)
+            end = (11, 14, 18, 24)[k]
+            if hour < min(end, self.cfg.end_hour):
+                out.append((k, hour))
+        return out
+
+    # --- one tick ----------------------------------------------------------
+    def tick(self, day: int, tick: int) -> dict:
+        cfg, env, rng = self.cfg, self.env, self.rng
+        n = len(self.agents)
+        hour = cfg.tick_hour(tick)
+        gmin = self._gmin(day, tick)
+        label = self.day_label(day)
+        stamp, micros = self._stamp(day, tick)
+        rails = cfg.guardrails
+
+        # trips under way advance; arrivals are free this tick
+        travelling = self.travel_left > 0
+        self.travel_left[travelling] -= 1
+        arrived = travelling & (self.travel_left == 0)
+        stays = []
+        if arrived.any():
+            a = np.flatnonzero(arrived)
+            self.loc[a] = self.dest[a]
+            self.dest[a] = -1
+            self.stay_since[a] = gmin
+        action = np.full(n, act.NONE, dtype=np.int64)
+        free = (self.travel_left == 0) & (self.actions_today < rails["max_actions_per_agent_per_day"])
+        activity = self.plan[:, PERIODS.index(cfg.period(hour))].copy()
+        partner = np.full(n, -1, dtype=np.int64)
+        conv_of = np.full(n, -1, dtype=np.int64)
+        move_to = np.full(n, -1, dtype=np.int64)
+        prompts: dict[int, str] = {}
+
+        # scripted events of this tick go first
+        forced_groups: list[tuple[np.ndarray, int, str | None]] = []
+        for ev in self.scripted.get((day, tick), []) + self.scripted.get((None, tick), []):
+            members = np.array([i for i in ev["agents"] if free[i]], dtype=np.int64)
+            if len(members) == 0:
+                continue
+            kind = ACTIONS.index(ev["type"])
+            free[members] = False
+            if kind == act.MOVE and ev["location"] is not None:
+                action[members] = act.MOVE
+                move_to[members] = env.index[ev["location"]]
+            elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
+                forced_groups.append((members, kind, ev.get("prompt")))
+                action[members] = kind
+            else:
+                action[members] = kind
+                for i in members:
+                    prompts[int(i)] = ev.get("prompt") or ""
+            if ev.get("activity"):
+                activity[members] = self.act_names.index(ev["activity"])
+
+        # planned activity elsewhere: go there (if it is open and the day's travel allows)
+        target = self.act_loc[activity]
+        can_move = self.moves_today < rails["max_location_travel_per_day"]
+        goes = free & (self.loc != target) & env.open_at[hour][target] & can_move
+        action[goes] = act.MOVE
+        move_to[goes] = target[goes]
+        free &= ~goes
+
+        # the rest choose by weights, within the guardrails
+        rest = np.flatnonzero(free)
+        if len(rest):
+            allowed = np.ones((len(rest), len(ACTIONS)), dtype=np.float64)
+            allowed[:, act.MOVE] = can_move[rest]
+            cooled = gmin - self.last_chat[rest] >= rails["min_cooldown_between_duo_chats_minutes"]
+            allowed[:, act.DUO] = cooled
+            weights = np.array([cfg.action_weights[a] for a in ACTIONS])
+            action[rest] = act.choose(rng, weights, allowed)
+            movers = rest[action[rest] == act.MOVE]
+            if len(movers):                      # somewhere open and elsewhere
+                open_now = np.flatnonzero(env.open_at[hour])
+                pick = open_now[rng.integers(0, len(open_now), len(movers))]
+                stay = pick == self.loc[movers]
+                action[movers[stay]] = act.REFLECT
+                move_to[movers[~stay]] = pick[~stay]
+
+        # duo chats in pairs at one place, groups of 3-6, under the concurrent cap
+        duo = np.flatnonzero(action == act.DUO)
+        scripted_members = np.concatenate([g[0] for g in forced_groups]) if forced_groups else np.zeros(0, np.int64)
+        duo = np.setdiff1d(duo, scripted_members)
+        pairs, single = act.pair_up(rng, duo, self.loc, self.best_friend)
+        action[single] = act.REFLECT
+        grp = np.setdiff1d(np.flatnonzero(action == act.GROUP), scripted_members)
+        groups, lone = act.form_groups(rng, grp, self.loc)
+        action[lone] = act.TASK
+        chats = [(g, k, p) for g, k, p in forced_groups] + [(p, act.DUO, None) for p in pairs] + \
+            [(g, act.GROUP, None) for g in groups]
+        cap = rails["max_concurrent_chats"]
+        if len(chats) > cap:                     # the rest talk to themselves instead
+            for members, _, _ in chats[cap:]:
+                action[members] = act.REFLECT
+            chats = chats[:cap]
+
+        # moves: capacity first come first served, trips take ticks
+        movers = np.flatnonzero(action == act.MOVE)
+        if len(movers):
+            ok = env.admit(movers, move_to, env.occupancy(self.loc, self.dest))
+            blocked = movers[~ok]
+            action[blocked] = act.TASK
+            movers = movers[ok]
+            origin = self.loc[movers].copy()
+            dest = move_to[movers]
+            ticks = env.travel_ticks[origin, dest]
+            for a, o, s in zip(movers.tolist(), origin.tolist(), self.stay_since[movers].tolist()):
+                stays.append((a, o, s))
+            self.moves_today[movers] += 1
+            now_there = ticks == 0
+            self.loc[movers[now_there]] = dest[now_there]
+            self.stay_since[movers[now_there]] = gmin
+            self.dest[movers[~now_there]] = dest[~now_there]
+            self.travel_left[movers[~now_there]] = ticks[~now_there]
+
+        # conversations and reflections through the model
+        reflect = np.flatnonzero(action == act.REFLECT)
+        requests, owners = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner)
+        texts = self.model.complete(requests) if requests else []
+        if len(texts) != len(requests) or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise ConfigError(f"model {self.model.name}: returned {len(texts)} texts for {len(requests)} requests, "
+                              f"or an empty one")
+        for members, kind, _ in chats:
+            if kind == act.DUO:
+                self.last_chat[members] = gmin
+        acted = action != act.NONE
+        self.actions_today[acted] += 1
+        return self._write_tick(day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats,
+                                reflect, requests, owners, texts, stays)
+
+    def _requests(self, day, tick, chats, reflect, activity, prompts, conv_of, partner):
+        ag, env = self.agents, self.env
+        requests, owners = [], []                  # owners: (conversation index, round, agent)
+        base = (self.opt.seed * 1_000_003 + day * 10_007 + tick) * 1_000_003
+        for c, (members, kind, prompt) in enumerate(chats):
+            conv = self.next_conv + c
+            names = [ag.names[i] for i in members]
+            topic = _topic(ag.interests, members)
+            for i in members:
+                conv_of[i] = conv
+            if kind == act.DUO:
+                partner[members[0]], partner[members[1]] = members[1], members[0]
+            rounds = 2 if kind == act.DUO else 1
+            history: list[str] = []
+            for r in range(rounds):
+                for k, i in enumerate(members):
+                    i = int(i)
+                    req = ChatRequest(ACTIONS[kind] if prompt is None else "scripted", ag.names[i], ag.bios[i],
+                                      ag.jobs[i], ag.interests[i], tuple(n for n in names if n != ag.names[i]),
+                                      env.names[self.loc[i]], self.act_names[activity[i]], topic, prompt, r,
+                                      (base + conv * 131 + r * 17 + k) & 0xFFFFFFFFFFFFFFFF, tuple(history))
+                    requests.append(req)
+                    owners.append((c, r, i))
+        for i in reflect.tolist():
+            req = ChatRequest("solo_reflection", ag.names[i], ag.bios[i], ag.jobs[i], ag.interests[i], (),
+                              env.names[self.loc[i]], self.act_names[activity[i]],
+                              ag.interests[i][0] if ag.interests[i] else self.act_names[activity[i]],
+                              prompts.get(i), 0, (base * 7 + i * 2_654_435_761) & 0xFFFFFFFFFFFFFFFF)
+            requests.append(req)
+            owners.append((-1, 0, i))
+        return requests, owners
+
+    def _write_tick(self, day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats, reflect,
+                    requests, owners, texts, stays) -> dict:
+        conn, ag, env = self.conn, self.agents, self.env
+        run, model = self.run_id, self.model.name
+        acted = np.flatnonzero(action != act.NONE)
+        # conversations, their turns, memories and relationship changes
+        conv_rows, turn_rows, memory_rows, rel_changes = [], [], [], {}
+        transcripts: dict[int, list[str]] = {}
+        for (c, r, i), req, text in zip(owners, requests, texts):
+            if c < 0:
+                continue
+            conv = self.next_conv + c
+            turn_rows.append((conv, r, int(ag.ids[i]), "agent", text, model))
+            transcripts.setdefault(c, []).append(f"{ag.names[i]}: {text}")
+        for c, (members, kind, prompt) in enumerate(chats):
+            conv = self.next_conv + c
+            topic = _topic(ag.interests, members)
+            kind_name = "scripted" if prompt is not None else ACTIONS[kind]
+            conv_rows.append((conv, run, label, tick, kind_name, topic, int(self.loc_ids[self.loc[members[0]]]), model,
+                              stamp))
+            names = [ag.names[i] for i in members]
+            place = env.names[self.loc[members[0]]]
+            for i in members:
+                i = int(i)
+                others = ", ".join(n for n in names if n != ag.names[i])
+                text = f"Talked with {others} at the {place} about {topic}."
+                memory_rows.append((int(ag.ids[i]), "conversation", text, 0.8, _norm_hash(text),
+                                    f'{{"conversation":{conv},"day":"{label}","tick":{tick}}}', stamp))
+            shared = [set(ag.interests[i]) for i in members]
+            for x in range(len(members)):
+                for y in range(x + 1, len(members)):
+                    a, b = int(members[x]), int(members[y])
+                    overlap = len(shared[x] & shared[y])
+                    delta = (0.04 if kind == act.DUO else 0.02) * (1 + overlap)
+                    if self.rng.random() < 0.15:                     # a disagreement
+                        delta = -delta
+                    rel_changes[(a, b)] = rel_changes.get((a, b), 0.0) + delta
+        for (c, r, i), text in zip(owners, texts):
+            if c >= 0:
+                continue
+            memory_rows.append((int(ag.ids[i]), "reflection", text, 0.6, _norm_hash(text),
+                                f'{{"day":"{label}","tick":{tick}}}', stamp))
+        rel_rows = []
+        deltas = []
+        for (a, b), d in sorted(rel_changes.items()):
+            for x, y in ((a, b), (b, a)):
+                s = min(1.0, max(-1.0, self.rel.get((x, y), 0.0) + d))
+                self.rel[(x, y)] = s
+                rel_rows.append((int(ag.ids[x]), int(ag.ids[y]), self.rel_kind.get((x, y), "acquaintance"), s, stamp))
+            deltas.append((a, b, d))
+        # world events: one per agent that acted
+        # built column by column: most events carry no metadata
+        act_col = activity[acted]
+        loc_col = np.where(move_to[acted] >= 0, move_to[acted], self.loc[acted])
+        meta = np.full(len(acted), "{}", dtype=object)
+        for k in np.flatnonzero((conv_of[acted] >= 0) | (action[acted] == act.MOVE)).tolist():
+            i = int(acted[k])
+            parts = []
+            if conv_of[i] >= 0:
+                parts.append(f'"conversation":{conv_of[i]}')
+            if partner[i] >= 0:
+                parts.append(f'"partner":{int(ag.ids[partner[i]])}')
+            if action[i] == act.MOVE:
+                parts.append(f'"travel_ticks":{int(self.travel_left[i])}')
+            meta[k] = "{" + ",".join(parts) + "}"
+        n_ev = len(acted)
+        ev_rows = list(zip([run] * n_ev, ag.ids[acted].tolist(), [label] * n_ev, [tick] * n_ev,
+                           _ACTION_NAMES[action[acted]].tolist(), self.act_ids[act_col].tolist(),
+                           self.loc_ids[loc_col].tolist(), meta.tolist(), [stamp] * n_ev))
+        stay_rows = [(run, int(ag.ids[a]), int(self.loc_ids[o]), self._minute_stamp(s), stamp) for a, o, s in stays]
+        with db.write_transaction(conn, f"{self.db_file}: tick {tick} of {label}"):
+            conn.executemany("INSERT INTO world_events (run_id, agent_id, day_label, tick_index, action, activity_id, "
+                             "location_id, metadata_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", ev_rows)
+            conn.executemany("INSERT INTO conversations (id, run_id, day_label, tick_index, kind, topic, location_id, "
+                             "model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", conv_rows)
+            conn.executemany("INSERT INTO conversation_turns (conversation_id, round, agent_id, role, content, model) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", turn_rows)
+            new_memories = {}
+            for kind in ("conversation", "reflection"):          # duplicates of stored memories are left out
+                before = conn.total_changes()
+                conn.executemany("INSERT OR IGNORE INTO memories (agent_id, kind, text, confidence, norm_hash, "
+                                 "metadata_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 [m for m in memory_rows if m[1] == kind])
+                new_memories[kind] = conn.total_changes() - before
+            conn.executemany("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_agent_id, to_agent_id) DO UPDATE SET "
+                             "strength = excluded.strength, updated_at = excluded.updated_at", rel_rows)
+            conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
+                             "VALUES (?, ?, ?, ?, ?)", stay_rows)
+            self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, texts)
+            self._checkpoint(day, tick)
+        self.after_commit()
+        self.next_conv += len(chats)
+        self.totals["events"] += len(ev_rows)
+        self.totals["conversations"] += len(chats)
+        self.totals["memories"] += sum(new_memories.values())
+        return {"events": len(ev_rows), "acted": acted, "action": action, "activity": activity, "loc": loc_col,
+                "chats": chats, "deltas": deltas, "new_memories": new_memories, "transcripts": transcripts,
+                "conv_base": self.next_conv - len(chats)}
+
+    def _minute_stamp(self, gmin: int) -> str:
+        known = self._stamps.get(gmin)
+        if known is not None:
+            return known
+        t = datetime.combine(self.cfg.start_date, datetime.min.time(), tzinfo=timezone.utc) + timedelta(minutes=gmin)
+        self._stamps[gmin] = text = t.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        return text
+
+    # --- the chronicle and checkpoints ---------------------------------------
+    def log_roster(self) -> None:
+        """The agents as the run starts (persona, interests, relationships),
+        first in the log: what a replay rebuilds the run from."""
+        conn, ids = self.conn, self.agents.ids
+        wanted = set(ids.tolist())
+        interests: dict[int, list] = {}
+        for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, tag"):
+            if aid in wanted:
+                interests.setdefault(aid, []).append([tag, score])
+        rels: dict[int, list] = {}
+        for a, b, kind, s in conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships "
+                                          "ORDER BY from_agent_id, to_agent_id"):
+            if a in wanted and b in wanted:
+                rels.setdefault(a, []).append([b, kind, s])
+        payloads = []
+        for aid, name, bio, job, family, traits in conn.execute(
+                "SELECT id, name, bio, job, family_json, traits_json FROM agents ORDER BY id"):
+            if aid in wanted:
+                payloads.append({"id": aid, "name": name, "bio": bio, "job": job, "family": json.loads(family),
+                                 "traits": json.loads(traits), "interests": interests.get(aid, []),
+                                 "relationships": rels.get(aid, [])})
+        micros = self._stamp(1, 0)[1]
+        self.chronicle.extend({"timestamp": np.full(len(payloads), micros, dtype=np.uint64),
+                               "event_type": np.array(["agent"] * len(payloads), dtype=object),
+                               "payload": np.array(payloads, dtype=object)})
+        self.chronicle.flush()
+
+    def _log_tick(self, micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, texts) -> None:
+        ch = self.chronicle
+        n = len(acted)
+        if n:
+            ch.extend({"timestamp": np.full(n, micros, dtype=np.uint64),
+                       "event_type": _ACTION_NAMES[action[acted]],
+                       "values.agent": self.agents.ids[acted].astype(np.float64),
+                       "values.day": np.full(n, day, dtype=np.float64),
+                       "values.tick": np.full(n, tick, dtype=np.float64),
+                       "values.activity": self.act_ids[activity[acted]].astype(np.float64),
+                       "values.location": self.loc_ids[loc_col].astype(np.float64),
+                       "values.conversation": np.where(conv_of[acted] >= 0, conv_of[acted], np.nan).astype(np.float64)})
+        by_conv: dict[int, list] = {}
+        reflections = []
+        for (c, r, i), text in zip(owners, texts):
+            if c >= 0:
+                by_conv.setdefault(c, []).append([int(self.agents.ids[i]), r, text])
+            else:
+                reflections.append([int(self.agents.ids[i]), text])
+        payloads = [{"conversation": self.next_conv + c, "model": self.model.name, "turns": turns}
+                    for c, turns in sorted(by_conv.items())]
+        if reflections:
+            payloads.append({"conversation": None, "model": self.model.name, "reflections": reflections})
+        if payloads:
+            m = len(payloads)
+            ch.extend({"timestamp": np.full(m, micros, dtype=np.uint64),
+                       "event_type": np.array(["lm_response"] * m, dtype=object),
+                       "payload": np.array(payloads, dtype=object),
+                       "values.day": np.full(m, day, dtype=np.float64),
+                       "values.tick": np.full(m, tick, dtype=np.float64)})
+        ch.flush()                               # a tick is whole in the log before its rows commit
+
+    def _checkpoint(self, day: int, tick: int) -> None:
+        buf = io.BytesIO()
+        # compact and compressed: written after every tick, it must stay small beside the tick's rows
+        np.savez_compressed(buf, loc=self.loc.astype(np.int32), dest=self.dest.astype(np.int32),
+                            travel_left=self.travel_left.astype(np.int32),
+                            actions_today=self.actions_today.astype(np.int32),
+                            moves_today=self.moves_today.astype(np.int32), last_chat=self.last_chat,
+                            stay_since=self.stay_since, plan=self.plan.astype(np.int32))
+        state = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
+                 "records": len(self.chronicle), "arrays": base64.b64encode(buf.getvalue()).decode(),
+                 "totals": self.totals}
+        self.conn.execute("UPDATE runs SET checkpoint_json = ? WHERE id = ?", (json.dumps(state, default=int),
+                                                                               self.run_id))
+
+
+def _topic(interests: list[tuple], members) -> str:
+    """What a conversation is about: an interest the members share, else the first one's."""
+    sets = [set(interests[int(i)]) for i in members]
+    common = set.intersection(*sets) if sets else set()
+    if common:
+        return sorted(common)[0]
+    first = interests[int(members[0])]
+    return first[0] if first else "the day"
+
+
+def _scripted_index(scenario: Scenario, agents: _Agents) -> dict:
+    """(day or None, tick) -> scripted events, agents as positions (unknown names refused)."""
+    out: dict = {}
+    index = {n: i for i, n in enumerate(agents.names)}
+    for e in scenario.events:
+        missing = [a for a in e.agents if a not in index]
+        if missing:
+            raise ConfigError(f"{scenario.source}: scripted_events: no agent named {missing[0]!r} in this run")
+        out.setdefault((e.day, e.tick), []).append({"agents": [index[a] for a in e.agents], "type": e.type,
+                                                    "location": e.location, "prompt": e.prompt,
+                                                    "activity": e.activity})
+    for name in scenario.schedules:
+        if name not in index:
+            raise ConfigError(f"{scenario.source}: schedules: no agent named {name!r} in this run")
+    return out
+
+
+def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageModel, options: RunOptions,
+        scenario: Scenario | None = None) -> RunResult:
+    """Run the world for ``options.days`` days and return what it did."""
+    import time
+
+    from chronoledger.chronicle import Chronicle
+    from chronoledger.world import reporting
+
+    started = time.perf_counter()
+    db_file = store.db_path(db_url)
+    conn = store.connect(db_url)
+    conn.execute("PRAGMA cache_size = -65536")          # 64 MB: a large run's indexes stay in memory
+    checkpointer = db.BackgroundCheckpointer(conn, db_file)     # WAL copies off the run's commits
+    try:
+        w = WorldRun(conn, db_file, config, scenario, model, options)
+        w.after_commit = checkpointer.after_commit
+        with db.write_transaction(conn, f"{db_file}: starting a run"):
+            conn.execute("INSERT INTO runs (seed, days, agents, model, config_json, scenario_json, status, started_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                         (options.seed, options.days, len(w.agents), model.name, json.dumps(config.raw, default=str),
+                          json.dumps(scenario.raw, default=str) if scenario else None, w._stamp(1, 0)[0]))
+            w.run_id = conn.execute("SELECT max(id) FROM runs").fetchall()[0][0]
+        log_path = options.chronicle or db_file.with_name(f"{db_file.stem}-run-{w.run_id}.cmeta")
+        meta = {"source": "chronoledger world", "seed": options.seed, "days": options.days, "agents": len(w.agents),
+                "model": model.name, "config": config.raw, "scenario": scenario.raw if scenario else None,
+                "first_conversation": w.next_conv,
+                "locations": dict(zip(w.env.names, w.loc_ids.tolist())),
+                "activities": dict(zip(w.act_names, w.act_ids.tolist()))}
+        with Chronicle.open(log_path, "w", schema="event", metadata=json.loads(json.dumps(meta, default=str)),
+                            block_records=65536) as ch:
+            w.chronicle = ch
+            w.log_roster()
+            conn.execute("UPDATE runs SET chronicle = ? WHERE id = ?", (os.path.relpath(log_path, db_file.parent),
+                                                                         w.run_id))
+            reports = []
+            for day in range(1, options.days + 1):
+                w.actions_today[:] = 0
+                w.moves_today[:] = 0
+                w._best_friends()
+                with db.write_transaction(conn, f"{db_file}: schedules of day {day}"):
+                    conn.executemany("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
+                                     "planned_activity_id, location_id, partner_agent_id, source) "
+                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", w.plan_day(day))
+                day_ticks = []
+                for tick in range(config.ticks_per_day):
+                    day_ticks.append(w.tick(day, tick))
+                    if options.progress:
+                        options.progress(day, tick, config.ticks_per_day)
+                reports += reporting.write_day(w, day, day_ticks, options)
+        final_stamp = w._stamp(options.days, config.ticks_per_day - 1)[0]
+        with db.write_transaction(conn, f"{db_file}: finishing run {w.run_id}"):
+            conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
+                             "VALUES (?, ?, ?, ?, NULL)",
+                             [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.loc[i]]), w._minute_stamp(int(s)))
+                              for i, s in enumerate(w.stay_since.tolist())])
+            conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
+        n = len(w.agents)
+        return RunResult(w.run_id, options.days, n, n * options.days * config.ticks_per_day, w.totals["events"],
+                         w.totals["conversations"], w.totals["memories"], log_path, reports,
+                         time.perf_counter() - started)
+    finally:
+        checkpointer.close()
+        conn.close()

@@ -1,0 +1,114 @@
+"""The world's SQLite database: opening it from a path or ``sqlite:///``
+URL, its migrations, and the seeding commands (agents, locations,
+activities).  Everything else writes through the scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from chronoledger import sqlite as db
+from chronoledger.errors import ConfigError, ValidationError
+from chronoledger.world.config import WorldConfig
+
+#: Timestamps of seeded rows: fixed, so that two databases seeded alike are alike byte for byte.
+SEED_TIME = "2026-01-01T00:00:00.000000Z"
+_URL = re.compile(r"sqlite:///(.+)\Z")
+
+
+def db_path(db_url: str | os.PathLike[str]) -> Path:
+    """The file a ``sqlite:///path`` URL (or a plain path) names.  Other
+    schemes are refused: the world's data is SQLite, opened through apsw."""
+    text = os.fspath(db_url)
+    if "://" not in text:
+        return Path(text)
+    m = _URL.match(text)
+    if not m:
+        raise ConfigError(f"{text}: not a database URL this build reads (write sqlite:///path/to/world.db)")
+    return Path(m.group(1))
+
+
+def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
+    """The world database (created if missing), migrated to the current schema."""
+    path = db_path(db_url)
+    conn = db.connect(path, synchronous=synchronous)
+    try:
+        db.migrate(conn, db.migrations("chronoledger.world"), path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def seed_agent(conn: apsw.Connection, name: str, *, bio: str = "", job: str = "", interests: Any = None,
+               family: Any = None, traits: Any = None) -> int:
+    """Add an agent (or update the one with this name); returns its id.
+    ``interests``: {"coffee": 0.8, ...} or "coffee:0.8,cycling:0.9"."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("an agent needs a name")
+    scores = parse_interests(interests)
+    for key, value in (("family", family), ("traits", traits)):
+        if value is not None and not isinstance(value, (dict, list)):
+            raise ValidationError(f"{key}: expected a JSON object or list, got {type(value).__name__}")
+    with db.write_transaction(conn, f"seeding agent {name}"):
+        conn.execute("INSERT INTO agents (name, bio, job, family_json, traits_json, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+                     "ON CONFLICT (name) DO UPDATE SET bio = excluded.bio, job = excluded.job, "
+                     "family_json = excluded.family_json, traits_json = excluded.traits_json",
+                     (name.strip(), bio or "", job or "", json.dumps(family or {}, sort_keys=True),
+                      json.dumps(traits or {}, sort_keys=True), SEED_TIME))
+        agent_id = conn.execute("SELECT id FROM agents WHERE name = ?", (name.strip(),)).fetchall()[0][0]
+        conn.execute("DELETE FROM interests WHERE agent_id = ?", (agent_id,))
+        conn.executemany("INSERT INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
+                         [(agent_id, tag, score) for tag, score in scores.items()])
+    return agent_id
+
+
+def parse_interests(interests: Any) -> dict[str, float]:
+    """"coffee:0.8,cycling" (a tag without a score scores 0.5) or a mapping, checked."""
+    if interests is None or interests == "":
+        return {}
+    if isinstance(interests, str):
+        out = {}
+        for part in interests.split(","):
+            tag, _, score = part.strip().partition(":")
+            if not tag.strip():
+                raise ValidationError(f"interests: {interests!r}: an empty tag (write tag:score,tag:score)")
+            try:
+                out[tag.strip()] = float(score) if score.strip() else 0.5
+            except ValueError:
+                raise ValidationError(f"interests: {part.strip()!r}: the score must be a number 0..1") from None
+        interests = out
+    if not isinstance(interests, dict):
+        raise ValidationError(f"interests: expected tag:score pairs, got {type(interests).__name__}")
+    for tag, score in interests.items():
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+            raise ValidationError(f"interests: {tag}: the score {score!r} must be a number 0..1")
+    return {str(k): float(v) for k, v in interests.items()}
+
+
+def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
+    """Seed (or bring up to date) the locations and activities of ``config``;
+    returns how many of each there are."""
+    with db.write_transaction(conn, "seeding the world"):
+        conn.executemany(
+            "INSERT INTO locations (name, kind, capacity, open_hours_json) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, capacity = excluded.capacity, "
+            "open_hours_json = excluded.open_hours_json",
+            [(loc.name, loc.kind, loc.capacity, json.dumps([loc.open_hour, loc.close_hour]))
+             for loc in config.locations.values()])
+        ids = dict(conn.execute("SELECT name, id FROM locations").fetchall())
+        conn.executemany(
+            "INSERT INTO activities (name, category, default_duration_min, location_id, prompt_template) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET category = excluded.category, "
+            "default_duration_min = excluded.default_duration_min, location_id = excluded.location_id, "
+            "prompt_template = excluded.prompt_template",
+            [(a.name, a.category, a.duration_minutes, ids[a.location], a.prompt_template)
+             for a in config.activities.values()])
+    n_loc = conn.execute("SELECT count(*) FROM locations").fetchall()[0][0]
+    n_act = conn.execute("SELECT count(*) FROM activities").fetchall()[0][0]
+    return n_loc, n_act
