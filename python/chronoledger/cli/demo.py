@@ -145,9 +145,42 @@ def demo(out_dir: Path, records: int, cycles: int) -> None:
     # 7. tables: the YAML-declared catalogue, a validated write, a refused one, a schema change under governance
     tables_db = _tables_demo(out_dir)
 
+    # 8. world: a small day of agents, replayed from its log
+    world_db = _world_demo(out_dir)
+
     click.echo(f"\nDone. Files: {out_dir / 'manifest.json'}, {col_dir}/ "
-               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path}, {db_path}, {tables_db} and "
-               f"{user}/Data/.")
+               f"({len(encoded)} encoded columns, {total:,} bytes), {run_path}, {db_path}, {tables_db}, {world_db} "
+               f"and {user}/Data/.")
+
+
+def _world_demo(out_dir: Path) -> Path:
+    from chronoledger.world.config import load_config
+    from chronoledger.world.models import make_model
+    from chronoledger.world.replay import replay
+    from chronoledger.world.scheduler import RunOptions, run
+
+    folder = out_dir / "world"
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)          # from scratch each time
+    folder.mkdir(parents=True)
+    db_path = folder / "world.db"
+    result = run(db_path, load_config(), make_model("offline"),
+                 RunOptions(days=1, agents=12, seed=7, reports_dir=folder / "reports", report_format="both"))
+    click.echo(f"\n[world] one day of {result.agents} agents ({result.agent_ticks} agent-ticks): {result.events} events, "
+               f"{result.conversations} conversations, {result.memories} new memories")
+    report = next(p for p in result.reports if p.suffix == ".md")
+    lines = report.read_text(encoding="utf-8").splitlines()
+    transcript = next((i for i, ln in enumerate(lines) if ln.startswith("### ")), None)
+    if transcript is not None:
+        for line in lines[transcript:transcript + 3]:
+            click.echo(f"[world]   {line}")
+    check = replay(result.chronicle)
+    if not check.matches:
+        raise click.ClickException(f"the world run did not replay: {check}")
+    click.echo(f"[world] replayed from {result.chronicle.name} without the model: matches")
+    click.echo(f"[world] try: chronoledger world report --db-url {db_path} --day {report.stem.split('-', 2)[2]}")
+    return db_path
 
 
 def _tables_demo(out_dir: Path) -> Path:

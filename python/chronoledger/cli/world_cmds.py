@@ -117,13 +117,28 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
               show_default=True)
 @click.option("--chronicle", "chronicle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The run's event log (default: beside the database).")
+@click.option("--resume", is_flag=True, help="Continue the latest stopped run from its last whole tick (its own "
+                                              "days, agents, seed, config and scenario).")
+@click.option("--run-id", type=int, default=None, help="With --resume: which run.")
 def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
-            chronicle_path) -> None:
-    """Run the world for --days days of ticks."""
+            chronicle_path, resume, run_id) -> None:
+    """Run the world for --days days of ticks (or --resume a stopped run)."""
     from chronoledger.world.config import load_config, load_scenario
     from chronoledger.world.models import make_model
     from chronoledger.world.scheduler import RunOptions, run
+    from chronoledger.world.scheduler import resume as resume_run
+
+    if resume:
+        with _errors():
+            model = make_model("offline" if dry_run else model_kind, max_concurrent=max(1, max_concurrent_chats or 4))
+            try:
+                result = resume_run(db_url, model, run_id, reports_dir=reports_dir, report_format=report_format,
+                                    summary_only=summary_only)
+            finally:
+                model.close()
+        _print_result(result)
+        return
 
     overrides = {k: v for k, v in (("default_hours.tick_minutes", tick_minutes), ("default_hours.start_hour",
                                                                               start_hour),
@@ -148,6 +163,10 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
             model.close()
             if hasattr(bar, "finish"):
                 bar.finish()
+    _print_result(result)
+
+
+def _print_result(result) -> None:
     click.echo(f"run {result.run_id}: {result.days} days, {result.agents:,} agents, {result.agent_ticks:,} "
                f"agent-ticks, {result.events:,} events, {result.conversations:,} conversations, {result.memories:,} new "
                f"memories in {result.seconds:.1f} s ({result.agent_ticks / max(result.seconds, 1e-9):,.0f} agent-ticks/s)")

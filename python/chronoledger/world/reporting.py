@@ -21,48 +21,87 @@ TOP = 5
 MAX_TRANSCRIPTS = 50
 
 
-def day_metrics(w: "WorldRun", day: int, ticks: list[dict]) -> dict:
-    """The figures of one day, from what its ticks returned."""
-    ag, env = w.agents, w.env
-    actions, categories, places = Counter(), Counter(), Counter()
-    per_agent = np.zeros(len(ag), dtype=np.int64)
-    deltas: dict[tuple[int, int], float] = {}
-    memories: Counter = Counter()
-    conversations = 0
-    for t in ticks:
+class DayTally:
+    """What a day's report needs, added up tick by tick (and kept in the
+    run's checkpoint, so that a resumed day reports all of its ticks)."""
+
+    def __init__(self, n_agents: int):
+        self.actions: Counter = Counter()
+        self.categories: Counter = Counter()
+        self.places: Counter = Counter()
+        self.per_agent = np.zeros(n_agents, dtype=np.int64)
+        self.deltas: dict[tuple[int, int], float] = {}
+        self.memories: Counter = Counter()
+        self.conversations = 0
+        self.transcripts: list[tuple[str, list[str]]] = []
+        self.more_transcripts = 0
+
+    def add(self, w: "WorldRun", tick: int, t: dict) -> None:
         acted = t["acted"]
-        per_agent[acted] += 1
-        actions.update(ACTIONS[a] for a in t["action"][acted].tolist())
-        categories.update(w.act_category[a] for a in t["activity"][acted].tolist())
-        places.update(env.names[x] for x in t["loc"].tolist())
+        self.per_agent[acted] += 1
+        self.actions.update(ACTIONS[a] for a in t["action"][acted].tolist())
+        self.categories.update(w.act_category[a] for a in t["activity"][acted].tolist())
+        self.places.update(w.env.names[x] for x in t["loc"].tolist())
         for a, b, d in t["deltas"]:
-            deltas[(a, b)] = deltas.get((a, b), 0.0) + d
-        memories.update(t["new_memories"])
-        conversations += len(t["chats"])
+            self.deltas[(a, b)] = self.deltas.get((a, b), 0.0) + d
+        self.memories.update(t["new_memories"])
+        self.conversations += len(t["chats"])
+        for c, turns in sorted(t["transcripts"].items()):
+            if len(self.transcripts) < MAX_TRANSCRIPTS:
+                _, kind, _ = t["chats"][c]
+                self.transcripts.append((f"tick {tick}, {ACTIONS[kind]} #{t['conv_base'] + c}", turns))
+            else:
+                self.more_transcripts += 1
+
+    def state(self) -> dict:
+        return {"actions": dict(self.actions), "categories": dict(self.categories), "places": dict(self.places),
+                "per_agent": {str(i): int(v) for i, v in enumerate(self.per_agent.tolist()) if v},
+                "deltas": [[a, b, d] for (a, b), d in sorted(self.deltas.items())], "memories": dict(self.memories),
+                "conversations": self.conversations, "transcripts": self.transcripts,
+                "more_transcripts": self.more_transcripts}
+
+    @classmethod
+    def from_state(cls, n_agents: int, s: dict) -> "DayTally":
+        t = cls(n_agents)
+        t.actions, t.categories, t.places = Counter(s["actions"]), Counter(s["categories"]), Counter(s["places"])
+        for i, v in s["per_agent"].items():
+            t.per_agent[int(i)] = v
+        t.deltas = {(a, b): d for a, b, d in s["deltas"]}
+        t.memories = Counter(s["memories"])
+        t.conversations = s["conversations"]
+        t.transcripts = [(title, turns) for title, turns in s["transcripts"]]
+        t.more_transcripts = s["more_transcripts"]
+        return t
+
+
+def day_metrics(w: "WorldRun", day: int, tally: DayTally) -> dict:
+    """The figures of one day."""
+    ag = w.agents
+    per_agent = tally.per_agent
 
     def pair(item):
         (a, b), d = item
         return {"agents": [ag.names[a], ag.names[b]], "change": round(d, 4)}
 
-    ranked = sorted(deltas.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = sorted(tally.deltas.items(), key=lambda kv: (-kv[1], kv[0]))
     busiest = np.argsort(-per_agent, kind="stable")[:TOP]
     return {
         "day_label": w.day_label(day),
         "events": int(per_agent.sum()),
         "agents_active": int((per_agent > 0).sum()),
         "agents": len(ag),
-        "conversations": conversations,
-        "actions": dict(sorted(actions.items())),
-        "activities_per_category": dict(sorted(categories.items())),
-        "locations_visited": dict(sorted(places.items())),
+        "conversations": tally.conversations,
+        "actions": dict(sorted(tally.actions.items())),
+        "activities_per_category": dict(sorted(tally.categories.items())),
+        "locations_visited": dict(sorted(tally.places.items())),
         "relationships_strengthened": [pair(kv) for kv in ranked[:TOP] if kv[1] > 0],
         "relationships_weakened": [pair(kv) for kv in reversed(ranked[-TOP:]) if kv[1] < 0],
-        "new_memories_by_kind": dict(sorted(memories.items())),
+        "new_memories_by_kind": dict(sorted(tally.memories.items())),
         "busiest_agents": [{"agent": ag.names[i], "actions": int(per_agent[i])} for i in busiest if per_agent[i] > 0],
     }
 
 
-def render_markdown(m: dict, transcripts: list[tuple[str, list[str]]] | None) -> str:
+def render_markdown(m: dict, transcripts: list[tuple[str, list[str]]] | None, more: int = 0) -> str:
     lines = [f"# World report: {m['day_label']}", "",
              f"{m['events']:,} events; {m['agents_active']:,} of {m['agents']:,} agents active; "
              f"{m['conversations']:,} conversations.", ""]
@@ -88,33 +127,26 @@ def render_markdown(m: dict, transcripts: list[tuple[str, list[str]]] | None) ->
     table("Busiest agents", [(b["agent"], b["actions"]) for b in m["busiest_agents"]], ("agent", "actions"))
     if transcripts is not None:
         lines.extend(["## Transcripts", ""])
-        for title, turns in transcripts[:MAX_TRANSCRIPTS]:
+        for title, turns in transcripts:
             lines.append(f"### {title}")
             lines.extend(f"- {t}" for t in turns)
             lines.append("")
-        if len(transcripts) > MAX_TRANSCRIPTS:
-            lines.extend([f"... and {len(transcripts) - MAX_TRANSCRIPTS:,} more conversations (in the database: "
-                          f"conversation_turns).", ""])
+        if more:
+            lines.extend([f"... and {more:,} more conversations (in the database: conversation_turns).", ""])
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_day(w: "WorldRun", day: int, ticks: list[dict], options: "RunOptions") -> list[Path]:
+def write_day(w: "WorldRun", day: int, tally: DayTally, options: "RunOptions") -> list[Path]:
     """The day's report: a daily_reports row, and files in reports/ (per --report-format)."""
-    m = day_metrics(w, day, ticks)
-    transcripts = None
-    if not options.summary_only:
-        transcripts = []
-        for t_index, t in enumerate(ticks):
-            for c, turns in sorted(t["transcripts"].items()):
-                members, kind, _ = t["chats"][c]
-                transcripts.append((f"tick {t_index}, {ACTIONS[kind]} #{t['conv_base'] + c}", turns))
+    m = day_metrics(w, day, tally)
+    transcripts = None if options.summary_only else tally.transcripts
     summary = render_markdown(m, None)
     with db.write_transaction(w.conn, f"{w.db_file}: report of {m['day_label']}"):
         w.conn.execute("INSERT INTO daily_reports (run_id, day_label, summary_text, metrics_json, created_at) "
                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, day_label) DO UPDATE SET "
                        "summary_text = excluded.summary_text, metrics_json = excluded.metrics_json",
                        (w.run_id, m["day_label"], summary, json.dumps(m, sort_keys=True),
-                        w._stamp(day, len(ticks) - 1)[0]))
+                        w._stamp(day, w.cfg.ticks_per_day - 1)[0]))
     out = []
     fmt = options.report_format
     if fmt == "none":
@@ -124,7 +156,7 @@ def write_day(w: "WorldRun", day: int, ticks: list[dict], options: "RunOptions")
     base = folder / f"run-{w.run_id}-{m['day_label']}"
     if fmt in ("markdown", "both"):
         p = base.with_suffix(".md")
-        _write(p, render_markdown(m, transcripts))
+        _write(p, render_markdown(m, transcripts, 0 if transcripts is None else tally.more_transcripts))
         out.append(p)
     if fmt in ("json", "both"):
         p = base.with_suffix(".json")

@@ -159,6 +159,7 @@ class WorldRun:
             conn.execute("SELECT coalesce(max(id), 0) + 1 FROM conversations").fetchall()[0][0]
         self.totals = {"events": 0, "conversations": 0, "memories": 0}
         self.after_commit: Callable[[], None] = lambda: None
+        self.tally = None                     # the day's report figures (reporting.DayTally)
         self._stamps: dict[int, str] = {}
 
     # --- relationships -------------------------------------------------------
@@ -476,15 +477,17 @@ class WorldRun:
             conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
                              "VALUES (?, ?, ?, ?, ?)", stay_rows)
             self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, texts)
+            result = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
+                      "deltas": deltas, "new_memories": new_memories, "transcripts": transcripts,
+                      "conv_base": self.next_conv}
+            self.tally.add(self, tick, result)
+            self.next_conv += len(chats)
+            self.totals["events"] += len(ev_rows)
+            self.totals["conversations"] += len(chats)
+            self.totals["memories"] += sum(new_memories.values())
             self._checkpoint(day, tick)
         self.after_commit()
-        self.next_conv += len(chats)
-        self.totals["events"] += len(ev_rows)
-        self.totals["conversations"] += len(chats)
-        self.totals["memories"] += sum(new_memories.values())
-        return {"events": len(ev_rows), "acted": acted, "action": action, "activity": activity, "loc": loc_col,
-                "chats": chats, "deltas": deltas, "new_memories": new_memories, "transcripts": transcripts,
-                "conv_base": self.next_conv - len(chats)}
+        return result
 
     def _minute_stamp(self, gmin: int) -> str:
         known = self._stamps.get(gmin)
@@ -554,6 +557,16 @@ class WorldRun:
                        "values.tick": np.full(m, tick, dtype=np.float64)})
         ch.flush()                               # a tick is whole in the log before its rows commit
 
+    def restore(self, cp: dict) -> None:
+        """The state of a checkpoint (see _checkpoint)."""
+        self.rng.bit_generator.state = cp["rng"]
+        arrays = np.load(io.BytesIO(base64.b64decode(cp["arrays"])))
+        for name in ("loc", "dest", "travel_left", "actions_today", "moves_today", "last_chat", "stay_since", "plan"):
+            getattr(self, name)[...] = arrays[name]
+        self.best_friend = np.frombuffer(base64.b64decode(cp["best_friend"]), dtype=np.int32).astype(np.int64)
+        self.next_conv = cp["next_conv"]
+        self.totals = dict(cp["totals"])
+
     def _checkpoint(self, day: int, tick: int) -> None:
         buf = io.BytesIO()
         # compact and compressed: written after every tick, it must stay small beside the tick's rows
@@ -564,7 +577,9 @@ class WorldRun:
                             stay_since=self.stay_since, plan=self.plan.astype(np.int32))
         state = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
                  "records": len(self.chronicle), "arrays": base64.b64encode(buf.getvalue()).decode(),
-                 "totals": self.totals}
+                 "totals": self.totals, "best_friend": base64.b64encode(self.best_friend.astype(np.int32).tobytes()
+                                                                       ).decode(),
+                 "tally": self.tally.state()}
         self.conn.execute("UPDATE runs SET checkpoint_json = ? WHERE id = ?", (json.dumps(state, default=int),
                                                                                self.run_id))
 
@@ -602,7 +617,6 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
     import time
 
     from chronoledger.chronicle import Chronicle
-    from chronoledger.world import reporting
 
     started = time.perf_counter()
     db_file = store.db_path(db_url)
@@ -630,32 +644,137 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
             w.log_roster()
             conn.execute("UPDATE runs SET chronicle = ? WHERE id = ?", (os.path.relpath(log_path, db_file.parent),
                                                                          w.run_id))
-            reports = []
-            for day in range(1, options.days + 1):
-                w.actions_today[:] = 0
-                w.moves_today[:] = 0
-                w._best_friends()
-                with db.write_transaction(conn, f"{db_file}: schedules of day {day}"):
-                    conn.executemany("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
-                                     "planned_activity_id, location_id, partner_agent_id, source) "
-                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", w.plan_day(day))
-                day_ticks = []
-                for tick in range(config.ticks_per_day):
-                    day_ticks.append(w.tick(day, tick))
-                    if options.progress:
-                        options.progress(day, tick, config.ticks_per_day)
-                reports += reporting.write_day(w, day, day_ticks, options)
-        final_stamp = w._stamp(options.days, config.ticks_per_day - 1)[0]
-        with db.write_transaction(conn, f"{db_file}: finishing run {w.run_id}"):
-            conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
-                             "VALUES (?, ?, ?, ?, NULL)",
-                             [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.loc[i]]), w._minute_stamp(int(s)))
-                              for i, s in enumerate(w.stay_since.tolist())])
-            conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
-        n = len(w.agents)
-        return RunResult(w.run_id, options.days, n, n * options.days * config.ticks_per_day, w.totals["events"],
-                         w.totals["conversations"], w.totals["memories"], log_path, reports,
-                         time.perf_counter() - started)
+            reports = _drive(w, 1, 0, None)
+        return _finish(w, log_path, reports, started)
     finally:
         checkpointer.close()
         conn.close()
+
+
+def _drive(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
+    """The days and ticks from (first_day, first_tick) on; the reports written."""
+    from chronoledger.world import reporting
+
+    conn, cfg, options = w.conn, w.cfg, w.opt
+    reports: list[Path] = []
+    try:
+        for day in range(first_day, options.days + 1):
+            start = first_tick if day == first_day else 0
+            if start == 0:                       # a fresh day: counters, friendships, the plan
+                w.actions_today[:] = 0
+                w.moves_today[:] = 0
+                w._best_friends()
+                with db.write_transaction(conn, f"{w.db_file}: schedules of day {day}"):
+                    conn.executemany("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
+                                     "planned_activity_id, location_id, partner_agent_id, source) "
+                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", w.plan_day(day))
+                tally = reporting.DayTally(len(w.agents))
+            w.tally = tally
+            for tick in range(start, cfg.ticks_per_day):
+                w.tick(day, tick)
+                if options.progress:
+                    options.progress(day, tick, cfg.ticks_per_day)
+            reports += reporting.write_day(w, day, tally, options)
+    except BaseException:
+        try:                                     # Ctrl-C or a failure: stopped, resumable from its checkpoint
+            conn.execute("UPDATE runs SET status = 'stopped' WHERE id = ?", (w.run_id,))
+        except apsw.Error:
+            pass
+        raise
+    return reports
+
+
+def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) -> RunResult:
+    import time
+
+    conn, cfg, options = w.conn, w.cfg, w.opt
+    final_stamp = w._stamp(options.days, cfg.ticks_per_day - 1)[0]
+    with db.write_transaction(conn, f"{w.db_file}: finishing run {w.run_id}"):
+        conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
+                         "VALUES (?, ?, ?, ?, NULL)",
+                         [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.loc[i]]), w._minute_stamp(int(s)))
+                          for i, s in enumerate(w.stay_since.tolist())])
+        conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
+    n = len(w.agents)
+    return RunResult(w.run_id, options.days, n, n * options.days * cfg.ticks_per_day, w.totals["events"],
+                     w.totals["conversations"], w.totals["memories"], log_path, reports, time.perf_counter() - started)
+
+
+def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | None = None, *,
+           reports_dir: Path | None = None, report_format: str = "both", summary_only: bool = False,
+           progress: Callable[[int, int, int], None] | None = None) -> RunResult:
+    """Continue a stopped run (the latest unfinished one by default) from
+    its last whole tick: the state and the generator as they were then,
+    the event log cut back to that tick.  Resuming two copies of a stopped
+    run gives two runs that share nothing and go on alike."""
+    import time
+
+    from chronoledger.chronicle import Chronicle
+    from chronoledger.errors import NotFoundError
+    from chronoledger.world import reporting
+    from chronoledger.world.config import parse_config, parse_scenario
+
+    started = time.perf_counter()
+    db_file = store.db_path(db_url)
+    conn = store.connect(db_url)
+    conn.execute("PRAGMA cache_size = -65536")
+    checkpointer = db.BackgroundCheckpointer(conn, db_file)
+    try:
+        sql = ("SELECT id, seed, days, agents, config_json, scenario_json, chronicle, checkpoint_json FROM runs "
+               "WHERE status IN ('running', 'stopped')")
+        rows = conn.execute(sql + (" AND id = ?" if run_id is not None else "") + " ORDER BY id DESC LIMIT 1",
+                            (run_id,) if run_id is not None else ()).fetchall()
+        if not rows:
+            raise NotFoundError(f"{db_file}: no unfinished run" + (f" {run_id}" if run_id is not None else ""))
+        rid, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json = rows[0]
+        if not cp_json:
+            raise NotFoundError(f"{db_file}: run {rid} stopped before its first tick; start it again")
+        cp = json.loads(cp_json)
+        config = parse_config(json.loads(config_json), f"{db_file}: run {rid} (recorded config)")
+        scenario = parse_scenario(json.loads(scenario_json), f"{db_file}: run {rid} (recorded scenario)", config) \
+            if scenario_json else None
+        log_path = db_file.parent / log_rel
+        options = RunOptions(days=days, agents=n_agents, seed=seed, chronicle=log_path, reports_dir=reports_dir,
+                             report_format=report_format, summary_only=summary_only, progress=progress)
+        w = WorldRun(conn, db_file, config, scenario, model, options)
+        w.after_commit = checkpointer.after_commit
+        w.run_id = rid
+        w.restore(cp)
+        tally = reporting.DayTally.from_state(len(w.agents), cp["tally"])
+        _cut_log(log_path, cp["records"])
+        day, tick = cp["day"], cp["tick"] + 1
+        with Chronicle.open(log_path, "a", schema="event", block_records=65536) as ch:
+            w.chronicle = ch
+            conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (rid,))
+            reports = []
+            if tick == config.ticks_per_day:     # the day's last tick was done: its report, then the next day
+                w.tally = tally
+                reports += reporting.write_day(w, day, tally, options)
+                day, tick = day + 1, 0
+            reports += _drive(w, day, tick, tally)
+        return _finish(w, log_path, reports, started)
+    finally:
+        checkpointer.close()
+        conn.close()
+
+
+def _cut_log(path: Path, records: int) -> None:
+    """Cut the event log back to the checkpoint's ``records``: a tick logged
+    but never committed (a kill between the two) is dropped, to be run again."""
+    from chronoledger.chronicle import Chronicle
+    from chronoledger.errors import CorruptDataError
+
+    with Chronicle.open(path) as ch:
+        blocks = ch.reader().blocks
+    total, cut = 0, None
+    for b in blocks:
+        if total == records:
+            cut = b.offset
+            break
+        total += b.records
+    if cut is None:
+        if total == records:
+            return                               # nothing past the checkpoint
+        raise CorruptDataError(f"{path}: the log holds {total} records, the checkpoint {records}, and no block ends "
+                               f"there; it cannot be cut back to the checkpoint")
+    os.truncate(path, cut)
