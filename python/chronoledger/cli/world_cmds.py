@@ -9,7 +9,9 @@ run or day.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -100,7 +102,8 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
 @click.option("--start-hour", type=click.IntRange(0, 23), default=None)
 @click.option("--end-hour", type=click.IntRange(1, 24), default=None)
 @click.option("--persist/--no-persist", default=True, show_default=True,
-              help="--no-persist runs on a copy in memory: nothing is written to --db-url.")
+              help="--no-persist runs on a temporary copy of the database, deleted afterwards: nothing is written "
+                   "to --db-url (the event log and reports still are, beside it).")
 @DB_URL
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -124,6 +127,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
             chronicle_path, resume, run_id) -> None:
     """Run the world for --days days of ticks (or --resume a stopped run)."""
+    from chronoledger.world import store
     from chronoledger.world.config import load_config, load_scenario
     from chronoledger.world.models import make_model
     from chronoledger.world.scheduler import RunOptions, run
@@ -149,9 +153,13 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
         scenario = load_scenario(scenario_path, config) if scenario_path else None
         model = make_model("offline" if dry_run else model_kind,
                            max_concurrent=max(1, max_concurrent_chats or 4))
-        target = db_url
+        target, scratch = db_url, None
         if not persist:
-            target = _memory_copy(db_url)
+            real = store.db_path(db_url)
+            scratch = _scratch_copy(real)
+            target = scratch / real.name
+            chronicle_path = chronicle_path or real.with_name(f"{real.stem}-dry-run.cmeta")
+            reports_dir = reports_dir or real.parent / "reports"
         bar = _progress(days, config.ticks_per_day)
         try:
             result = run(target, config, model, RunOptions(days=days, agents=agents, seed=seed,
@@ -163,6 +171,8 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
             model.close()
             if hasattr(bar, "finish"):
                 bar.finish()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
     _print_result(result)
 
 
@@ -175,23 +185,19 @@ def _print_result(result) -> None:
         click.echo(f"report: {p}")
 
 
-def _memory_copy(db_url: str) -> str:
-    """A temporary copy of the database, so that --no-persist writes nothing to it."""
-    import shutil
-    import tempfile
-
+def _scratch_copy(src: Path) -> Path:
+    """A temporary folder holding a copy of the database (WAL folded in), for --no-persist."""
     from chronoledger.world import store
 
-    src = store.db_path(db_url)
-    tmp = Path(tempfile.mkdtemp(prefix="world-dry-")) / src.name
+    folder = Path(tempfile.mkdtemp(prefix="world-dry-"))
     if src.exists():
         conn = store.connect(src)
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
-        shutil.copyfile(src, tmp)
-    return str(tmp)
+        shutil.copyfile(src, folder / src.name)
+    return folder
 
 
 class _Bar:

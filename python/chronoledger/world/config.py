@@ -244,8 +244,10 @@ def parse_config(data: dict, source: str) -> WorldConfig:
         loc = spec.get("location")
         if loc not in locations:
             raise bad(f"{key}.location", f"{loc!r} is not a location (the locations are {', '.join(locations)})")
-        activities[str(name)] = Activity(str(name), str(spec.get("category", "other")),
-                                         _int(spec.get("duration_minutes", 60), f"{key}.duration_minutes", bad), loc,
+        minutes = _int(spec.get("duration_minutes", 60), f"{key}.duration_minutes", bad)
+        if minutes <= 0:
+            raise bad(f"{key}.duration_minutes", f"{minutes} must be above 0")
+        activities[str(name)] = Activity(str(name), str(spec.get("category", "other")), minutes, loc,
                                          str(spec.get("prompt_template", "{agent} does " + str(name) + ".")))
     if not activities:
         raise bad("activities", "at least one activity is needed")

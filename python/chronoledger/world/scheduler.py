@@ -50,6 +50,10 @@ class RunOptions:
     progress: Callable[[int, int, int], None] | None = None      # (day, tick, ticks per day)
     first_conversation: int | None = None   # replay: the id the recorded run's conversations started at
 
+    def __post_init__(self):
+        self.chronicle = Path(self.chronicle) if self.chronicle is not None else None
+        self.reports_dir = Path(self.reports_dir) if self.reports_dir is not None else None
+
 
 @dataclass
 class RunResult:
@@ -154,6 +158,7 @@ class WorldRun:
         self.plan = np.zeros((n, len(PERIODS)), dtype=np.int64)
         self._load_relationships()
         self.scripted = _scripted_index(scenario, self.agents) if scenario else {}
+        self.overrides = self._schedule_overrides()
         self.run_id = 0
         self.next_conv = options.first_conversation or \
             conn.execute("SELECT coalesce(max(id), 0) + 1 FROM conversations").fetchall()[0][0]
@@ -219,6 +224,22 @@ class WorldRun:
                                  int(self.loc_ids[self.env.index[slot["location"]]]), None, "scenario"))
         return rows
 
+    def _schedule_overrides(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Scenario schedules, by hour: (agents, activities, locations).  A
+        slot holds from its hour until the agent's next slot."""
+        if not self.scenario:
+            return {}
+        index = {n: i for i, n in enumerate(self.agents.names)}
+        by_hour: dict[int, list] = {}
+        for name, slots in sorted(self.scenario.schedules.items()):
+            i = index[name]
+            for k, slot in enumerate(slots):
+                end = slots[k + 1]["hour"] if k + 1 < len(slots) else 24
+                for hour in range(slot["hour"], end):
+                    by_hour.setdefault(hour, []).append((i, self.act_names.index(slot["activity"]),
+                                                         self.env.index[slot["location"]]))
+        return {h: tuple(np.array(col, dtype=np.int64) for col in zip(*rows)) for h, rows in by_hour.items()}
+
     def _slot_hours(self) -> list[tuple[int, int]]:
         """(period index, first hour) of each part of the day that falls within the day's hours."""
         out = []
@@ -258,6 +279,22 @@ class WorldRun:
         move_to = np.full(n, -1, dtype=np.int64)
         prompts: dict[int, str] = {}
 
+        # appointments: agents due at a scripted meeting's place later today leave in time to be there
+        # and, once there, wait for it (they still talk, reflect and work, but do not wander off)
+        pinned = np.zeros(n, dtype=bool)
+        for ev in self.scripted.get(("day", day), []) + self.scripted.get(("day", None), []):
+            if ev["tick"] <= tick or ev["location"] is None or ev["type"] not in ("duo_chat", "group_meeting"):
+                continue
+            place = env.index[ev["location"]]
+            m = np.array(ev["agents"], dtype=np.int64)
+            m = m[free[m]]
+            pinned[m[self.loc[m] == place]] = True
+            away = m[self.loc[m] != place]
+            due = away[ev["tick"] - tick <= env.travel_ticks[self.loc[away], place]]
+            action[due] = act.MOVE
+            move_to[due] = place
+            free[due] = False
+
         # scripted events of this tick go first
         forced_groups: list[tuple[np.ndarray, int, str | None]] = []
         for ev in self.scripted.get((day, tick), []) + self.scripted.get((None, tick), []):
@@ -270,8 +307,17 @@ class WorldRun:
                 action[members] = act.MOVE
                 move_to[members] = env.index[ev["location"]]
             elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
-                forced_groups.append((members, kind, ev.get("prompt")))
-                action[members] = kind
+                if ev["location"] is not None:          # a meeting at a place: who is elsewhere goes there first
+                    place = env.index[ev["location"]]
+                    away = members[self.loc[members] != place]
+                    action[away] = act.MOVE
+                    move_to[away] = place
+                    members = members[self.loc[members] == place]
+                if len(members) >= 2:
+                    forced_groups.append((members, kind, ev.get("prompt")))
+                    action[members] = kind
+                else:
+                    action[members] = act.REFLECT
             else:
                 action[members] = kind
                 for i in members:
@@ -279,9 +325,15 @@ class WorldRun:
             if ev.get("activity"):
                 activity[members] = self.act_names.index(ev["activity"])
 
-        # planned activity elsewhere: go there (if it is open and the day's travel allows)
+        # planned activity elsewhere: go there (if it is open and the day's travel allows); a scenario's
+        # schedule names both the activity and the place
         target = self.act_loc[activity]
-        can_move = self.moves_today < rails["max_location_travel_per_day"]
+        if hour in self.overrides:
+            who, what, where = self.overrides[hour]
+            keep = free[who]
+            activity[who[keep]] = what[keep]
+            target[who[keep]] = where[keep]
+        can_move = (self.moves_today < rails["max_location_travel_per_day"]) & ~pinned
         goes = free & (self.loc != target) & env.open_at[hour][target] & can_move
         action[goes] = act.MOVE
         move_to[goes] = target[goes]
@@ -327,6 +379,7 @@ class WorldRun:
             ok = env.admit(movers, move_to, env.occupancy(self.loc, self.dest))
             blocked = movers[~ok]
             action[blocked] = act.TASK
+            move_to[blocked] = -1                       # turned away: still where it was
             movers = movers[ok]
             origin = self.loc[movers].copy()
             dest = move_to[movers]
@@ -595,16 +648,18 @@ def _topic(interests: list[tuple], members) -> str:
 
 
 def _scripted_index(scenario: Scenario, agents: _Agents) -> dict:
-    """(day or None, tick) -> scripted events, agents as positions (unknown names refused)."""
+    """(day or None, tick) -> scripted events, and ("day", day or None) -> that day's events, agents as
+    positions (unknown names refused)."""
     out: dict = {}
     index = {n: i for i, n in enumerate(agents.names)}
     for e in scenario.events:
         missing = [a for a in e.agents if a not in index]
         if missing:
             raise ConfigError(f"{scenario.source}: scripted_events: no agent named {missing[0]!r} in this run")
-        out.setdefault((e.day, e.tick), []).append({"agents": [index[a] for a in e.agents], "type": e.type,
-                                                    "location": e.location, "prompt": e.prompt,
-                                                    "activity": e.activity})
+        ev = {"agents": [index[a] for a in e.agents], "type": e.type, "location": e.location, "prompt": e.prompt,
+              "activity": e.activity, "tick": e.tick}
+        out.setdefault((e.day, e.tick), []).append(ev)
+        out.setdefault(("day", e.day), []).append(ev)
     for name in scenario.schedules:
         if name not in index:
             raise ConfigError(f"{scenario.source}: schedules: no agent named {name!r} in this run")
@@ -689,11 +744,16 @@ def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) ->
 
     conn, cfg, options = w.conn, w.cfg, w.opt
     final_stamp = w._stamp(options.days, cfg.ticks_per_day - 1)[0]
+    last = w._gmin(options.days, cfg.ticks_per_day - 1)
     with db.write_transaction(conn, f"{w.db_file}: finishing run {w.run_id}"):
         conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
                          "VALUES (?, ?, ?, ?, NULL)",
                          [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.loc[i]]), w._minute_stamp(int(s)))
-                          for i, s in enumerate(w.stay_since.tolist())])
+                          for i, s in enumerate(w.stay_since.tolist()) if w.dest[i] < 0] +
+                         # an agent still on its way: its next stay, from when it arrives
+                         [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.dest[i]]),
+                           w._minute_stamp(last + int(w.travel_left[i]) * cfg.tick_minutes))
+                          for i in np.flatnonzero(w.dest >= 0).tolist()])
         conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
     n = len(w.agents)
     return RunResult(w.run_id, options.days, n, n * options.days * cfg.ticks_per_day, w.totals["events"],
