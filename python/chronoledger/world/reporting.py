@@ -46,27 +46,31 @@ class DayTally:
             self.deltas[(a, b)] = self.deltas.get((a, b), 0.0) + d
         self.memories.update(t["new_memories"])
         self.conversations += len(t["chats"])
-        for c, turns in sorted(t["transcripts"].items()):
+        taken = 0
+        for c, turns in sorted(t["transcripts"].items()):     # only the first few are captured (scheduler)
             if len(self.transcripts) < MAX_TRANSCRIPTS:
                 _, kind, _ = t["chats"][c]
                 self.transcripts.append((f"tick {tick}, {ACTIONS[kind]} #{t['conv_base'] + c}", turns))
-            else:
-                self.more_transcripts += 1
+                taken += 1
+        self.more_transcripts += len(t["chats"]) - taken
 
-    def state(self) -> dict:
-        return {"actions": dict(self.actions), "categories": dict(self.categories), "places": dict(self.places),
-                "per_agent": {str(i): int(v) for i, v in enumerate(self.per_agent.tolist()) if v},
-                "deltas": [[a, b, d] for (a, b), d in sorted(self.deltas.items())], "memories": dict(self.memories),
-                "conversations": self.conversations, "transcripts": self.transcripts,
-                "more_transcripts": self.more_transcripts}
+    def arrays(self) -> tuple[dict, dict]:
+        """(arrays, small JSON state) for a checkpoint."""
+        pairs = np.array(list(self.deltas), dtype=np.int32).reshape(-1, 2)
+        arrays = {"tally_per_agent": self.per_agent.astype(np.int32), "tally_pairs": pairs,
+                  "tally_deltas": np.array(list(self.deltas.values()), dtype=np.float64)}
+        state = {"actions": dict(self.actions), "categories": dict(self.categories), "places": dict(self.places),
+                 "memories": dict(self.memories), "conversations": self.conversations,
+                 "transcripts": self.transcripts, "more_transcripts": self.more_transcripts}
+        return arrays, state
 
     @classmethod
-    def from_state(cls, n_agents: int, s: dict) -> "DayTally":
+    def from_state(cls, n_agents: int, s: dict, arrays) -> "DayTally":
         t = cls(n_agents)
         t.actions, t.categories, t.places = Counter(s["actions"]), Counter(s["categories"]), Counter(s["places"])
-        for i, v in s["per_agent"].items():
-            t.per_agent[int(i)] = v
-        t.deltas = {(a, b): d for a, b, d in s["deltas"]}
+        t.per_agent = arrays["tally_per_agent"].astype(np.int64)
+        t.deltas = {(int(a), int(b)): float(d) for (a, b), d in zip(arrays["tally_pairs"].tolist(),
+                                                                    arrays["tally_deltas"].tolist())}
         t.memories = Counter(s["memories"])
         t.conversations = s["conversations"]
         t.transcripts = [(title, turns) for title, turns in s["transcripts"]]

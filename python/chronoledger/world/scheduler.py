@@ -11,12 +11,12 @@ the same rows and the same chronicle bytes.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -165,6 +165,7 @@ class WorldRun:
         self.totals = {"events": 0, "conversations": 0, "memories": 0}
         self.after_commit: Callable[[], None] = lambda: None
         self.tally = None                     # the day's report figures (reporting.DayTally)
+        self.pending_schedules: list[tuple] = []
         self._stamps: dict[int, str] = {}
 
     # --- relationships -------------------------------------------------------
@@ -448,12 +449,14 @@ class WorldRun:
         # conversations, their turns, memories and relationship changes
         conv_rows, turn_rows, memory_rows, rel_changes = [], [], [], {}
         transcripts: dict[int, list[str]] = {}
-        for (c, r, i), req, text in zip(owners, requests, texts):
+        room = reporting_room(self.tally)              # the report keeps the day's first few transcripts only
+        ids = ag.ids.tolist()
+        for (c, r, i), text in zip(owners, texts):
             if c < 0:
                 continue
-            conv = self.next_conv + c
-            turn_rows.append((conv, r, int(ag.ids[i]), "agent", text, model))
-            transcripts.setdefault(c, []).append(f"{ag.names[i]}: {text}")
+            turn_rows.append((self.next_conv + c, r, ids[i], "agent", text, model))
+            if c < room:
+                transcripts.setdefault(c, []).append(f"{ag.names[i]}: {text}")
         for c, (members, kind, prompt) in enumerate(chats):
             conv = self.next_conv + c
             topic = _topic(ag.interests, members)
@@ -484,7 +487,7 @@ class WorldRun:
                                 f'{{"day":"{label}","tick":{tick}}}', stamp))
         rel_rows = []
         deltas = []
-        for (a, b), d in sorted(rel_changes.items()):
+        for (a, b), d in rel_changes.items():                # made in chat order: deterministic
             for x, y in ((a, b), (b, a)):
                 s = min(1.0, max(-1.0, self.rel.get((x, y), 0.0) + d))
                 self.rel[(x, y)] = s
@@ -511,6 +514,11 @@ class WorldRun:
                            self.loc_ids[loc_col].tolist(), meta.tolist(), [stamp] * n_ev))
         stay_rows = [(run, int(ag.ids[a]), int(self.loc_ids[o]), self._minute_stamp(s), stamp) for a, o, s in stays]
         with db.write_transaction(conn, f"{self.db_file}: tick {tick} of {label}"):
+            if self.pending_schedules:               # a new day's plan commits with its first tick, or not at all
+                conn.executemany("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
+                                 "planned_activity_id, location_id, partner_agent_id, source) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.pending_schedules)
+                self.pending_schedules = []
             conn.executemany("INSERT INTO world_events (run_id, agent_id, day_label, tick_index, action, activity_id, "
                              "location_id, metadata_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", ev_rows)
             conn.executemany("INSERT INTO conversations (id, run_id, day_label, tick_index, kind, topic, location_id, "
@@ -610,31 +618,38 @@ class WorldRun:
                        "values.tick": np.full(m, tick, dtype=np.float64)})
         ch.flush()                               # a tick is whole in the log before its rows commit
 
-    def restore(self, cp: dict) -> None:
+    _ARRAYS = ("loc", "dest", "travel_left", "actions_today", "moves_today", "last_chat", "stay_since", "plan",
+               "best_friend")
+
+    def restore(self, cp: dict, blob: bytes) -> None:
         """The state of a checkpoint (see _checkpoint)."""
         self.rng.bit_generator.state = cp["rng"]
-        arrays = np.load(io.BytesIO(base64.b64decode(cp["arrays"])))
-        for name in ("loc", "dest", "travel_left", "actions_today", "moves_today", "last_chat", "stay_since", "plan"):
-            getattr(self, name)[...] = arrays[name]
-        self.best_friend = np.frombuffer(base64.b64decode(cp["best_friend"]), dtype=np.int32).astype(np.int64)
+        arrays = np.load(io.BytesIO(zlib.decompress(blob)))
+        for name in self._ARRAYS:
+            setattr(self, name, arrays[name].astype(np.int64))
         self.next_conv = cp["next_conv"]
         self.totals = dict(cp["totals"])
+        return arrays
 
     def _checkpoint(self, day: int, tick: int) -> None:
+        """The run's state after a whole tick, in the tick's transaction: the
+        generator and counters as JSON, the agents' arrays (and the day's
+        report figures) as one compressed blob.  Written after every tick, it
+        must cost little beside the tick's rows: fixed-width ints, zlib level 1."""
         buf = io.BytesIO()
-        # compact and compressed: written after every tick, it must stay small beside the tick's rows
-        np.savez_compressed(buf, loc=self.loc.astype(np.int32), dest=self.dest.astype(np.int32),
-                            travel_left=self.travel_left.astype(np.int32),
-                            actions_today=self.actions_today.astype(np.int32),
-                            moves_today=self.moves_today.astype(np.int32), last_chat=self.last_chat,
-                            stay_since=self.stay_since, plan=self.plan.astype(np.int32))
+        tally_arrays, tally_state = self.tally.arrays()
+        np.savez(buf, **{name: getattr(self, name).astype(np.int32) for name in self._ARRAYS}, **tally_arrays)
         state = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
-                 "records": len(self.chronicle), "arrays": base64.b64encode(buf.getvalue()).decode(),
-                 "totals": self.totals, "best_friend": base64.b64encode(self.best_friend.astype(np.int32).tobytes()
-                                                                       ).decode(),
-                 "tally": self.tally.state()}
-        self.conn.execute("UPDATE runs SET checkpoint_json = ? WHERE id = ?", (json.dumps(state, default=int),
-                                                                               self.run_id))
+                 "records": len(self.chronicle), "totals": self.totals, "tally": tally_state}
+        self.conn.execute("UPDATE runs SET checkpoint_json = ?, checkpoint_state = ? WHERE id = ?",
+                          (json.dumps(state, default=int), zlib.compress(buf.getvalue(), 1), self.run_id))
+
+
+def reporting_room(tally) -> int:
+    """How many of this tick's conversations the day's report can still show."""
+    from chronoledger.world.reporting import MAX_TRANSCRIPTS
+
+    return max(0, MAX_TRANSCRIPTS - len(tally.transcripts)) if tally is not None else 0
 
 
 def _topic(interests: list[tuple], members) -> str:
@@ -642,7 +657,7 @@ def _topic(interests: list[tuple], members) -> str:
     sets = [set(interests[int(i)]) for i in members]
     common = set.intersection(*sets) if sets else set()
     if common:
-        return sorted(common)[0]
+        return min(common)
     first = interests[int(members[0])]
     return first[0] if first else "the day"
 
@@ -719,10 +734,7 @@ def _drive(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
                 w.actions_today[:] = 0
                 w.moves_today[:] = 0
                 w._best_friends()
-                with db.write_transaction(conn, f"{w.db_file}: schedules of day {day}"):
-                    conn.executemany("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
-                                     "planned_activity_id, location_id, partner_agent_id, source) "
-                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", w.plan_day(day))
+                w.pending_schedules = w.plan_day(day)       # stored with the day's first tick, in its transaction
                 tally = reporting.DayTally(len(w.agents))
             w.tally = tally
             for tick in range(start, cfg.ticks_per_day):
@@ -780,13 +792,13 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
     conn.execute("PRAGMA cache_size = -65536")
     checkpointer = db.BackgroundCheckpointer(conn, db_file)
     try:
-        sql = ("SELECT id, seed, days, agents, config_json, scenario_json, chronicle, checkpoint_json FROM runs "
-               "WHERE status IN ('running', 'stopped')")
+        sql = ("SELECT id, seed, days, agents, config_json, scenario_json, chronicle, checkpoint_json, "
+               "checkpoint_state FROM runs WHERE status IN ('running', 'stopped')")
         rows = conn.execute(sql + (" AND id = ?" if run_id is not None else "") + " ORDER BY id DESC LIMIT 1",
                             (run_id,) if run_id is not None else ()).fetchall()
         if not rows:
             raise NotFoundError(f"{db_file}: no unfinished run" + (f" {run_id}" if run_id is not None else ""))
-        rid, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json = rows[0]
+        rid, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json, cp_blob = rows[0]
         if not cp_json:
             raise NotFoundError(f"{db_file}: run {rid} stopped before its first tick; start it again")
         cp = json.loads(cp_json)
@@ -799,8 +811,8 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
         w = WorldRun(conn, db_file, config, scenario, model, options)
         w.after_commit = checkpointer.after_commit
         w.run_id = rid
-        w.restore(cp)
-        tally = reporting.DayTally.from_state(len(w.agents), cp["tally"])
+        arrays = w.restore(cp, cp_blob)
+        tally = reporting.DayTally.from_state(len(w.agents), cp["tally"], arrays)
         _cut_log(log_path, cp["records"])
         day, tick = cp["day"], cp["tick"] + 1
         with Chronicle.open(log_path, "a", schema="event", block_records=65536) as ch:

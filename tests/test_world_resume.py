@@ -1,0 +1,135 @@
+"""Checkpoints and --resume: a stopped run goes on from its last whole tick
+as if it had never stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from _world_data import dump, rows
+from chronoledger.chronicle import Chronicle
+from chronoledger.errors import NotFoundError
+from chronoledger.world import models, scheduler
+from chronoledger.world.config import load_config
+from chronoledger.world.replay import replay
+
+OPTIONS = {"days": 2, "agents": 25, "seed": 11, "report_format": "json"}
+
+
+def events(log) -> dict:
+    with Chronicle.open(log) as ch:
+        return ch.to_numpy()
+
+
+def same_events(a, b) -> bool:
+    return set(a) == set(b) and all(list(a[k]) == list(b[k]) if a[k].dtype == object else
+                                    ((a[k] == b[k]) | ((a[k] != a[k]) & (b[k] != b[k]))).all() for k in a)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("whole")
+    scheduler.run(d / "w.db", load_config(), models.make_model("offline"),
+                  scheduler.RunOptions(reports_dir=d / "reports", **OPTIONS))
+    return d
+
+
+def stop_at(day: int, tick: int):
+    original = scheduler.WorldRun.tick
+
+    def tick_then_stop(self, d, t):
+        if (d, t) == (day, tick):
+            raise KeyboardInterrupt
+        return original(self, d, t)
+    return tick_then_stop
+
+
+@pytest.mark.parametrize("day, tick", [(1, 5), (1, 11), (2, 0)])
+def test_a_resumed_run_equals_one_that_never_stopped(uninterrupted, tmp_path, monkeypatch, day, tick):
+    monkeypatch.setattr(scheduler.WorldRun, "tick", stop_at(day, tick))
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
+                      scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
+    monkeypatch.undo()
+    assert rows(tmp_path / "w.db", "SELECT status FROM runs") == [("stopped",)]
+    result = scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
+    assert result.run_id == 1
+    want, got = dump(uninterrupted / "w.db"), dump(tmp_path / "w.db")
+    for table in want:
+        if table != "runs":
+            assert got[table] == want[table], table
+    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
+    for report in (uninterrupted / "reports").iterdir():                   # whole days, even the cut one
+        assert (tmp_path / "reports" / report.name).read_text() == report.read_text(), report.name
+    assert replay(tmp_path / "w-run-1.cmeta").matches
+
+
+def test_two_copies_of_a_stopped_run_resume_alike_and_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(scheduler.WorldRun, "tick", stop_at(1, 7))
+    a = tmp_path / "a"
+    a.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(a / "w.db", load_config(), models.make_model("offline"), scheduler.RunOptions(**OPTIONS))
+    monkeypatch.undo()
+    shutil.copytree(a, tmp_path / "b")
+    for d in ("a", "b"):
+        scheduler.resume(tmp_path / d / "w.db", models.make_model("offline"))
+    assert dump(tmp_path / "a" / "w.db") == dump(tmp_path / "b" / "w.db")
+    assert (tmp_path / "a" / "w-run-1.cmeta").read_bytes() == (tmp_path / "b" / "w-run-1.cmeta").read_bytes()
+    with pytest.raises(NotFoundError, match="no unfinished run"):
+        scheduler.resume(tmp_path / "a" / "w.db", models.make_model("offline"))
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_end(uninterrupted, tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        from chronoledger.world import models, scheduler
+        from chronoledger.world.config import load_config
+        original = scheduler.WorldRun.tick
+        def slow(self, d, t):
+            r = original(self, d, t)
+            print(d, t, flush=True)
+            return r
+        scheduler.WorldRun.tick = slow
+        scheduler.run({str(tmp_path / 'w.db')!r}, load_config(), models.make_model("offline"),
+                      scheduler.RunOptions(reports_dir={str(tmp_path / 'reports')!r}, **{OPTIONS!r}))
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    for _ in range(8):                       # a few whole ticks, then the kill lands anywhere in the next
+        p.stdout.readline()
+    time.sleep(0.003)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert rows(tmp_path / "w.db", "SELECT status FROM runs") == [("running",)]
+    scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
+    want, got = dump(uninterrupted / "w.db"), dump(tmp_path / "w.db")
+    for table in want:
+        if table != "runs":
+            assert got[table] == want[table], table
+    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
+
+
+def test_a_tick_logged_but_never_committed_is_cut_from_the_log_and_run_again(uninterrupted, tmp_path, monkeypatch):
+    original = scheduler.WorldRun._checkpoint
+
+    def fail_once(self, day, tick):
+        if (day, tick) == (1, 6):            # the tick's events are in the log; its transaction rolls back
+            raise OSError("disk full")
+        return original(self, day, tick)
+    monkeypatch.setattr(scheduler.WorldRun, "_checkpoint", fail_once)
+    with pytest.raises(OSError):
+        scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
+                      scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
+    monkeypatch.undo()
+    logged = len(events(tmp_path / "w-run-1.cmeta")["timestamp"])
+    ticks = rows(tmp_path / "w.db", "SELECT max(tick_index) FROM world_events")[0][0]
+    assert ticks == 5 and logged > 0
+    scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
+    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
+    assert dump(tmp_path / "w.db")["world_events"] == dump(uninterrupted / "w.db")["world_events"]
