@@ -39,9 +39,13 @@ class DayTally:
     def add(self, w: "WorldRun", tick: int, t: dict) -> None:
         acted = t["acted"]
         self.per_agent[acted] += 1
-        self.actions.update(ACTIONS[a] for a in t["action"][acted].tolist())
-        self.categories.update(w.act_category[a] for a in t["activity"][acted].tolist())
-        self.places.update(w.env.names[x] for x in t["loc"].tolist())
+        # counted with bincount: a tick of a large run has tens of thousands of events
+        for counter, names, codes in ((self.actions, ACTIONS, t["action"][acted]),
+                                      (self.categories, w.act_category, t["activity"][acted]),
+                                      (self.places, w.env.names, t["loc"])):
+            for k, n in enumerate(np.bincount(codes, minlength=len(names)).tolist()):
+                if n:
+                    counter[names[k]] += n
         for a, b, d in t["deltas"]:
             self.deltas[(a, b)] = self.deltas.get((a, b), 0.0) + d
         self.memories.update(t["new_memories"])

@@ -121,8 +121,15 @@ def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
                          "VALUES (?, ?, ?, ?, ?)", [(b, a, k, s, store.SEED_TIME) for a, b, k, s in rel])
 
 
+#: ASCII letters and digits kept, everything else a space (the ASCII case of _WORD, done by str.translate).
+_ASCII_WORDS = {c: " " for c in range(128) if not chr(c).isalnum()}
+
+
 def _norm_hash(text: str) -> str:
-    return hashlib.sha1(_WORD.sub(" ", text.lower()).strip().encode()).hexdigest()
+    """Hash of the text lower-cased, with every run of anything but letters and digits one space."""
+    low = text.lower()
+    words = low.translate(_ASCII_WORDS).split() if low.isascii() else _WORD.sub(" ", low).split()
+    return hashlib.sha1(" ".join(words).encode()).hexdigest()
 
 
 class WorldRun:
@@ -173,18 +180,24 @@ class WorldRun:
         pos = self.agents.pos
         self.rel: dict[tuple[int, int], float] = {}
         self.rel_kind: dict[tuple[int, int], str] = {}
-        for a, b, kind, s in self.conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships"):
+        for a, b, kind, s in self.conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships "
+                                               "ORDER BY from_agent_id, to_agent_id"):
             if a in pos and b in pos:
                 self.rel[(pos[a], pos[b])] = s
                 self.rel_kind[(pos[a], pos[b])] = kind
         self._best_friends()
 
     def _best_friends(self) -> None:
+        """Each agent's strongest relationship (ties: the lowest other position), or -1."""
         bf = np.full(len(self.agents), -1, dtype=np.int64)
-        best = np.full(len(self.agents), -np.inf)
-        for (a, b), s in sorted(self.rel.items()):
-            if s > best[a]:
-                best[a], bf[a] = s, b
+        if self.rel:
+            pairs = np.fromiter((x for k in self.rel for x in k), dtype=np.int64, count=2 * len(self.rel)).reshape(-1, 2)
+            strength = np.fromiter(self.rel.values(), dtype=np.float64, count=len(self.rel))
+            order = np.lexsort((pairs[:, 1], -strength, pairs[:, 0]))          # by agent, strongest first
+            a = pairs[order, 0]
+            first = np.ones(len(a), dtype=bool)
+            first[1:] = a[1:] != a[:-1]
+            bf[a[first]] = pairs[order[first], 1]
         self.best_friend = bf
 
     # --- days --------------------------------------------------------------
@@ -413,6 +426,9 @@ class WorldRun:
         ag, env = self.agents, self.env
         requests, owners = [], []                  # owners: (conversation index, round, agent)
         base = (self.opt.seed * 1_000_003 + day * 10_007 + tick) * 1_000_003
+        # plain lists: indexing numpy arrays one element at a time costs more than the rest of a request
+        place = [env.names[x] for x in self.loc.tolist()]
+        doing = [self.act_names[x] for x in activity.tolist()]
         for c, (members, kind, prompt) in enumerate(chats):
             conv = self.next_conv + c
             names = [ag.names[i] for i in members]
@@ -428,14 +444,13 @@ class WorldRun:
                     i = int(i)
                     req = ChatRequest(ACTIONS[kind] if prompt is None else "scripted", ag.names[i], ag.bios[i],
                                       ag.jobs[i], ag.interests[i], tuple(n for n in names if n != ag.names[i]),
-                                      env.names[self.loc[i]], self.act_names[activity[i]], topic, prompt, r,
+                                      place[i], doing[i], topic, prompt, r,
                                       (base + conv * 131 + r * 17 + k) & 0xFFFFFFFFFFFFFFFF, tuple(history))
                     requests.append(req)
                     owners.append((c, r, i))
         for i in reflect.tolist():
             req = ChatRequest("solo_reflection", ag.names[i], ag.bios[i], ag.jobs[i], ag.interests[i], (),
-                              env.names[self.loc[i]], self.act_names[activity[i]],
-                              ag.interests[i][0] if ag.interests[i] else self.act_names[activity[i]],
+                              place[i], doing[i], ag.interests[i][0] if ag.interests[i] else doing[i],
                               prompts.get(i), 0, (base * 7 + i * 2_654_435_761) & 0xFFFFFFFFFFFFFFFF)
             requests.append(req)
             owners.append((-1, 0, i))
