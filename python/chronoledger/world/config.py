@@ -216,10 +216,7 @@ def parse_config(data: dict, source: str) -> WorldConfig:
     locations: dict[str, Location] = {}
     for name, spec in _mapping(data.get("locations"), "locations", bad).items():
         key = f"locations.{name}"
-        spec = _mapping(spec, key, bad)
-        for k in spec:
-            if k not in ("kind", "capacity", "open_hours"):
-                raise bad(f"{key}.{k}", "unknown key (the keys are kind, capacity, open_hours)")
+        spec = _section(spec, key, ("kind", "capacity", "open_hours"), bad)
         cap = _int(spec.get("capacity"), f"{key}.capacity", bad)
         oh = spec.get("open_hours", [0, 24])
         if not (isinstance(oh, list) and len(oh) == 2 and all(isinstance(h, int) and not isinstance(h, bool)
@@ -236,11 +233,7 @@ def parse_config(data: dict, source: str) -> WorldConfig:
         key = f"activities.{name}"
         if name in ACTIONS:
             raise bad(key, f"{name!r} is an action type; an activity needs another name")
-        spec = _mapping(spec, key, bad)
-        for k in spec:
-            if k not in ("category", "duration_minutes", "location", "prompt_template"):
-                raise bad(f"{key}.{k}", "unknown key (the keys are category, duration_minutes, location, "
-                                        "prompt_template)")
+        spec = _section(spec, key, ("category", "duration_minutes", "location", "prompt_template"), bad)
         loc = spec.get("location")
         if loc not in locations:
             raise bad(f"{key}.location", f"{loc!r} is not a location (the locations are {', '.join(locations)})")
@@ -332,6 +325,15 @@ def _mapping(v: Any, key: str, bad) -> dict:
     return v
 
 
+def _section(v: Any, key: str, keys: tuple[str, ...], bad) -> dict:
+    """A mapping whose keys must be among ``keys``."""
+    out = _mapping(v, key, bad)
+    for k in out:
+        if k not in keys:
+            raise bad(f"{key}.{k}", f"unknown key (the keys are {', '.join(keys)})")
+    return out
+
+
 def _int(v: Any, key: str, bad) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise bad(key, f"{v!r} must be a whole number")
@@ -368,10 +370,7 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
         out = []
         for i, slot in enumerate(slots):
             key = f"schedules.{agent}[{i}]"
-            slot = _mapping(slot, key, bad)
-            for k in slot:
-                if k not in ("hour", "activity", "location"):
-                    raise bad(f"{key}.{k}", "unknown key (the keys are hour, activity, location)")
+            slot = _section(slot, key, ("hour", "activity", "location"), bad)
             hour = _int(slot.get("hour"), f"{key}.hour", bad)
             if not config.start_hour <= hour < config.end_hour:
                 raise bad(f"{key}.hour", f"{hour} is outside the day ({config.start_hour}-{config.end_hour})")
@@ -388,10 +387,7 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
         raise bad("scripted_events", "must be a list of {tick, type, agents, location, prompt}")
     for i, ev in enumerate(raw_events):
         key = f"scripted_events[{i}]"
-        ev = _mapping(ev, key, bad)
-        for k in ev:
-            if k not in EVENT_KEYS:
-                raise bad(f"{key}.{k}", f"unknown key (the keys are {', '.join(sorted(EVENT_KEYS))})")
+        ev = _section(ev, key, tuple(sorted(EVENT_KEYS)), bad)
         tick = _int(ev.get("tick"), f"{key}.tick", bad)
         if not 0 <= tick < config.ticks_per_day:
             raise bad(f"{key}.tick", f"{tick} is outside the day's ticks 0..{config.ticks_per_day - 1}")
