@@ -265,7 +265,12 @@ def test_report_for_a_day(db):
 def test_a_database_url_that_is_not_sqlite(command):
     r = world(*command, "--db-url", "postgres://x")
     assert r.exit_code == 2, r.output
-    assert "postgres://x: not a database URL this build reads (write sqlite:///path/to/world.db)" in r.stderr
+    assert "postgres://x: not a database URL this build reads (write sqlite:///path/to/world.db" in r.stderr
+
+
+def test_database_url_options_are_refused_not_taken_as_a_file_name(tmp_path):
+    r = world("init", "--db-url", f"sqlite:///{tmp_path / 'w.db'}?mode=ro")
+    assert r.exit_code == 2 and "without options" in r.stderr and not list(tmp_path.glob("w.db*"))
 
 
 def test_no_temporary_copies_left_behind(db, tmp_path):
@@ -274,3 +279,18 @@ def test_no_temporary_copies_left_behind(db, tmp_path):
     shutil.rmtree(tmp_path / "tmp")
     (tmp_path / "tmp").mkdir()
     assert leftovers == [], leftovers
+
+
+def test_no_persist_never_touches_the_database_file(tmp_path):
+    import apsw
+
+    plain = tmp_path / "plain.db"
+    conn = apsw.Connection(str(plain))
+    conn.execute("CREATE TABLE notes (x); INSERT INTO notes VALUES (1)")
+    conn.close()
+    before = plain.read_bytes()
+    r = world("run", "--db-url", url(plain), "--agents", 3, "--dry-run", "--no-persist", "--report-format", "none")
+    assert r.exit_code == 0, r.output
+    assert plain.read_bytes() == before and not (tmp_path / "plain.db-wal").exists()
+    r = world("run", "--db-url", url(plain), "--resume", "--no-persist")
+    assert r.exit_code == 2 and "cannot be combined with --no-persist" in r.stderr

@@ -200,7 +200,8 @@ def test_bad_hours(tmp_path, hours, key):
 
 
 def test_bad_hours_from_overrides_name_the_key():
-    with pytest.raises(ConfigError, match=r"^defaults: default_hours.tick_minutes: 7 must"):
+    with pytest.raises(ConfigError, match=r"^defaults with default_hours.tick_minutes=7 from the command line: "
+                                          r"default_hours.tick_minutes: 7 must"):
         wconfig.load_config(overrides={"default_hours.tick_minutes": 7})
 
 
@@ -341,3 +342,16 @@ def test_a_negative_activity_duration(tmp_path, minutes):
     path = write(tmp_path / "world.yaml", f"activities:\n  walk: {{location: park, duration_minutes: {minutes}}}\n"
                                           "time_preferences: {}\n")
     refused(path, "activities.walk.duration_minutes")
+
+
+@pytest.mark.parametrize("event, why", [
+    ("{tick: 1, type: move, agents: [Ava]}", "a scripted move needs the location"),
+    ("{tick: 1, type: group_meeting, agents: [Ava, Ava]}", "names an agent twice"),
+    ("{tick: 1, type: duo_chat, agents: [Ava, Ben, Cleo]}", "a duo_chat is two agents, not 3"),
+])
+def test_scripted_events_that_could_not_happen_are_refused(tmp_path, event, why):
+    p = tmp_path / "s.yaml"
+    p.write_text(f"scripted_events:\n  - {event}\n")
+    with pytest.raises(ConfigError, match=why) as err:
+        wconfig.load_scenario(p, wconfig.load_config())
+    assert str(p) in str(err.value) and "scripted_events[0]" in str(err.value)

@@ -133,3 +133,21 @@ def test_a_tick_logged_but_never_committed_is_cut_from_the_log_and_run_again(uni
     scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
     assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
     assert dump(tmp_path / "w.db")["world_events"] == dump(uninterrupted / "w.db")["world_events"]
+
+
+def test_resume_refuses_another_model_and_ids_another_run_took(tmp_path, monkeypatch):
+    from chronoledger.errors import ConfigError
+
+    monkeypatch.setattr(scheduler.WorldRun, "tick", stop_at(1, 6))
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"), scheduler.RunOptions(**OPTIONS))
+    monkeypatch.undo()
+
+    class Other(models.OfflineModel):
+        name = "other"
+    with pytest.raises(ConfigError, match="made with the offline model"):
+        scheduler.resume(tmp_path / "w.db", Other())
+    scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
+                  scheduler.RunOptions(days=1, agents=25, seed=3, report_format="none"))
+    with pytest.raises(ConfigError, match="has taken the conversation ids"):
+        scheduler.resume(tmp_path / "w.db", models.make_model("offline"), run_id=1)

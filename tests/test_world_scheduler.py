@@ -837,3 +837,29 @@ def test_friends_interests_reach_the_run(weekend):
         got[name][tag] = score
     for name, spec in FRIENDS.items():
         assert got[name] == store.parse_interests(spec)
+
+
+def test_memory_hashes_keep_letters_of_every_script():
+    from chronoledger.world.scheduler import _norm_hash
+
+    texts = ["Talked with Zoë at the café.", "Talked with Zoé at the café.", "Talked with Zo at the café.",
+             "カフェで話した", "公园散步"]
+    assert len({_norm_hash(t) for t in texts}) == len(texts)
+    assert _norm_hash("Hello,   World!") == _norm_hash("hello world")
+
+
+def test_a_partial_config_replays(tmp_path):
+    from chronoledger.world.replay import replay
+
+    cfg = wconfig.load_config(write(tmp_path / "c.yaml", "time_preferences:\n  morning: [walk]\n"))
+    result = run_world(tmp_path / "w.db", cfg, agents=20, seed=2)
+    assert replay(result.chronicle).matches
+
+
+def test_an_agent_turned_away_says_so(tmp_path):
+    cfg = wconfig.load_config(write(tmp_path / "crowded.yaml", CAPACITY_CONFIG))
+    run_world(tmp_path / "w.db", cfg, agents=10, seed=4)
+    refused = [json.loads(m) for (m,) in rows(tmp_path / "w.db", "SELECT metadata_json FROM world_events "
+                                                                  "WHERE metadata_json LIKE '%refused_by%'")]
+    cafe = location_ids(tmp_path / "w.db")["cafe"]
+    assert refused and all(m["refused_by"] == cafe for m in refused)

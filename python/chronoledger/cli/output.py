@@ -16,10 +16,12 @@ EXIT_NOT_FOUND = 5
 
 
 @contextmanager
-def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,)):
+def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,),
+               extra: tuple[type[BaseException], ...] = ()):
     """Errors of a store as "error: ..." on stderr and the commands' exit
     codes: 5 the thing asked for does not exist, 2 a value given on the
-    command line is refused (``usage``), 3 the store cannot be opened or read."""
+    command line is refused (``usage``), 3 the store cannot be opened or read
+    (or an ``extra`` error of the store's library)."""
     try:
         yield
     except BrokenPipeError:
@@ -30,7 +32,7 @@ def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,)):
     except usage as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    except (ChronoledgerError, OSError) as exc:
+    except (ChronoledgerError, OSError, *extra) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_UNREADABLE)
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import apsw
 import click
 
 from chronoledger.cli.output import EXIT_USAGE, exit_codes
@@ -25,7 +26,7 @@ DB_URL = click.option("--db-url", required=True, envvar="CHRONOLEDGER_WORLD_DB",
 
 
 def _errors():
-    return exit_codes((ConfigError, ValidationError))
+    return exit_codes((ConfigError, ValidationError), extra=(apsw.Error,))
 
 
 @click.group("world")
@@ -134,6 +135,9 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
     from chronoledger.world.scheduler import resume as resume_run
 
     if resume:
+        if not persist:
+            click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist", err=True)
+            sys.exit(EXIT_USAGE)
         with _errors():
             model = make_model("offline" if dry_run else model_kind, max_concurrent=max(1, max_concurrent_chats or 4))
             try:
@@ -189,14 +193,18 @@ def _scratch_copy(src: Path) -> Path:
     """A temporary folder holding a copy of the database (WAL folded in), for --no-persist."""
     from chronoledger.world import store
 
+    import apsw
+
     folder = Path(tempfile.mkdtemp(prefix="world-dry-"))
-    if src.exists():
-        conn = store.connect(src)
+    if src.exists():                     # SQLite's backup, from a read-only connection: the original is untouched
+        source = apsw.Connection(store.readonly_uri(src), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        target = apsw.Connection(str(folder / src.name))
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with target.backup("main", source, "main") as b:
+                b.step()
         finally:
-            conn.close()
-        shutil.copyfile(src, folder / src.name)
+            target.close()
+            source.close()
     return folder
 
 

@@ -179,6 +179,8 @@ def load_config(path: str | Path | None = None, *, overrides: dict | None = None
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
         data.setdefault(section, {})[name] = value
+    if overrides:
+        source += f" with {', '.join(f'{k}={v}' for k, v in overrides.items())} from the command line"
     return parse_config(data, source)
 
 
@@ -256,7 +258,7 @@ def parse_config(data: dict, source: str) -> WorldConfig:
             raise bad(f"time_preferences.{period}", "must be a list of activity names")
         for i, n in enumerate(names):
             _check_activity(n, f"time_preferences.{period}[{i}]", activities, bad)
-        time_preferences[period] = list(names) or list(activities)
+        time_preferences[period] = list(names) or sorted(activities)      # name order, as below
 
     rails = _mapping(data.get("guardrails"), "guardrails", bad)
     for k in rails:
@@ -307,7 +309,7 @@ def _travel_matrix(graph: Any, names: list[str], bad) -> np.ndarray:
     if len(unreachable):
         i, j = unreachable[0]
         raise bad("location_graph", f"no route from {names[i]} to {names[j]}: the graph falls in parts")
-    return d.astype(np.int32)
+    return d                                  # minutes as given (12.5 stays 12.5): ticks round up
 
 
 def _check_activity(name: Any, key: str, activities: dict, bad) -> None:
@@ -403,9 +405,15 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
         agents = ev.get("agents") or []
         if not isinstance(agents, list) or not agents or not all(isinstance(a, str) for a in agents):
             raise bad(f"{key}.agents", "must be a non-empty list of agent names")
+        if len(set(agents)) != len(agents):
+            raise bad(f"{key}.agents", "names an agent twice")
+        if etype == "duo_chat" and len(agents) != 2:
+            raise bad(f"{key}.agents", f"a duo_chat is two agents, not {len(agents)}")
         loc = ev.get("location")
         if loc is not None and loc not in config.locations:
             raise bad(f"{key}.location", f"{loc!r} is not a location (the locations are {', '.join(config.locations)})")
+        if etype == "move" and loc is None:
+            raise bad(f"{key}.location", "a scripted move needs the location to go to")
         act = ev.get("activity")
         if act is not None:
             _check_activity(act, f"{key}.activity", config.activities, bad)

@@ -31,11 +31,11 @@ from chronoledger.world import actions as act
 from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIODS, Scenario, WorldConfig
 from chronoledger.world.environment import Environment
-from chronoledger.world.models import ChatRequest, LanguageModel
+from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ACTION_NAMES = np.array(ACTIONS, dtype=object)
-_WORD = re.compile(r"[^a-z0-9]+")
+_WORD = re.compile(r"[\W_]+")                   # anything but letters and digits, in any script
 
 
 @dataclass
@@ -291,6 +291,8 @@ class WorldRun:
         partner = np.full(n, -1, dtype=np.int64)
         conv_of = np.full(n, -1, dtype=np.int64)
         move_to = np.full(n, -1, dtype=np.int64)
+        refused_at = np.full(n, -1, dtype=np.int64)       # a full place that turned the agent away
+        self.refused_at = refused_at
         prompts: dict[int, str] = {}
 
         # appointments: agents due at a scripted meeting's place later today leave in time to be there
@@ -318,8 +320,11 @@ class WorldRun:
             kind = ACTIONS.index(ev["type"])
             free[members] = False
             if kind == act.MOVE and ev["location"] is not None:
-                action[members] = act.MOVE
-                move_to[members] = env.index[ev["location"]]
+                place = env.index[ev["location"]]
+                there = self.loc[members] == place
+                action[members[there]] = act.TASK                # already there: no trip
+                action[members[~there]] = act.MOVE
+                move_to[members[~there]] = place
             elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
                 if ev["location"] is not None:          # a meeting at a place: who is elsewhere goes there first
                     place = env.index[ev["location"]]
@@ -393,6 +398,7 @@ class WorldRun:
             ok = env.admit(movers, move_to, env.occupancy(self.loc, self.dest))
             blocked = movers[~ok]
             action[blocked] = act.TASK
+            refused_at[blocked] = move_to[blocked]
             move_to[blocked] = -1                       # turned away: still where it was
             movers = movers[ok]
             origin = self.loc[movers].copy()
@@ -412,8 +418,8 @@ class WorldRun:
         requests, owners = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner)
         texts = self.model.complete(requests) if requests else []
         if len(texts) != len(requests) or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise ConfigError(f"model {self.model.name}: returned {len(texts)} texts for {len(requests)} requests, "
-                              f"or an empty one")
+            raise ModelError(f"model {self.model.name}: returned {len(texts)} texts for {len(requests)} requests, "
+                             f"or an empty one")
         for members, kind, _ in chats:
             if kind == act.DUO:
                 self.last_chat[members] = gmin
@@ -513,9 +519,12 @@ class WorldRun:
         act_col = activity[acted]
         loc_col = np.where(move_to[acted] >= 0, move_to[acted], self.loc[acted])
         meta = np.full(len(acted), "{}", dtype=object)
-        for k in np.flatnonzero((conv_of[acted] >= 0) | (action[acted] == act.MOVE)).tolist():
+        refused = self.refused_at
+        for k in np.flatnonzero((conv_of[acted] >= 0) | (action[acted] == act.MOVE) | (refused[acted] >= 0)).tolist():
             i = int(acted[k])
             parts = []
+            if refused[i] >= 0:
+                parts.append(f'"refused_by":{int(self.loc_ids[refused[i]])}')
             if conv_of[i] >= 0:
                 parts.append(f'"conversation":{conv_of[i]}')
             if partner[i] >= 0:
@@ -808,15 +817,23 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
     checkpointer = db.BackgroundCheckpointer(conn, db_file)
     try:
         sql = ("SELECT id, seed, days, agents, config_json, scenario_json, chronicle, checkpoint_json, "
-               "checkpoint_state FROM runs WHERE status IN ('running', 'stopped')")
+               "checkpoint_state, model FROM runs WHERE status IN ('running', 'stopped') "
+               "AND (checkpoint_json IS NOT NULL OR ? IS NOT NULL)")
         rows = conn.execute(sql + (" AND id = ?" if run_id is not None else "") + " ORDER BY id DESC LIMIT 1",
-                            (run_id,) if run_id is not None else ()).fetchall()
+                            (run_id, run_id) if run_id is not None else (None,)).fetchall()
         if not rows:
             raise NotFoundError(f"{db_file}: no unfinished run" + (f" {run_id}" if run_id is not None else ""))
-        rid, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json, cp_blob = rows[0]
+        rid, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json, cp_blob, made_with = rows[0]
         if not cp_json:
             raise NotFoundError(f"{db_file}: run {rid} stopped before its first tick; start it again")
+        if made_with != model.name:          # its log and replay would mix two models
+            raise ConfigError(f"{db_file}: run {rid} was made with the {made_with} model; resume it with that one")
         cp = json.loads(cp_json)
+        taken = conn.execute("SELECT min(run_id) FROM conversations WHERE id >= ? AND run_id <> ?",
+                             (cp["next_conv"], rid)).fetchall()[0][0]
+        if taken is not None:
+            raise ConfigError(f"{db_file}: run {taken} has taken the conversation ids run {rid} would go on with; "
+                              f"resume run {rid} in a copy of the database made before run {taken}")
         config = parse_config(json.loads(config_json), f"{db_file}: run {rid} (recorded config)")
         scenario = parse_scenario(json.loads(scenario_json), f"{db_file}: run {rid} (recorded scenario)", config) \
             if scenario_json else None

@@ -28,9 +28,15 @@ def db_path(db_url: str | os.PathLike[str]) -> Path:
     if "://" not in text:
         return Path(text)
     m = _URL.match(text)
-    if not m:
-        raise ConfigError(f"{text}: not a database URL this build reads (write sqlite:///path/to/world.db)")
+    if not m or "?" in m.group(1):
+        raise ConfigError(f"{text}: not a database URL this build reads (write sqlite:///path/to/world.db, "
+                          f"without options)")
     return Path(m.group(1))
+
+
+def readonly_uri(path: Path) -> str:
+    """A read-only URI for an existing database file."""
+    return db.readonly_uri(path)
 
 
 def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
