@@ -467,76 +467,82 @@ class WorldRun:
         conn, ag, env = self.conn, self.agents, self.env
         run, model = self.run_id, self.model.name
         acted = np.flatnonzero(action != act.NONE)
-        # conversations, their turns, memories and relationship changes
+        # conversations, their turns, memories and relationship changes; numpy arrays are read as lists
+        # once, since one element at a time they cost more than the work done with them
         conv_rows, turn_rows, memory_rows, rel_changes = [], [], [], {}
         transcripts: dict[int, list[str]] = {}
         room = reporting_room(self.tally)              # the report keeps the day's first few transcripts only
-        ids = ag.ids.tolist()
+        ids, names_of, loc_now = ag.ids.tolist(), ag.names, self.loc.tolist()
+        loc_ids, place_names = self.loc_ids.tolist(), env.names
         for (c, r, i), text in zip(owners, texts):
             if c < 0:
                 continue
             turn_rows.append((self.next_conv + c, r, ids[i], "agent", text, model))
             if c < room:
-                transcripts.setdefault(c, []).append(f"{ag.names[i]}: {text}")
+                transcripts.setdefault(c, []).append(f"{names_of[i]}: {text}")
+        n_pairs = sum(len(m) * (len(m) - 1) // 2 for m, _, _ in chats)
+        disagree = (self.rng.random(n_pairs) < 0.15).tolist()       # one draw per pair, in chat order
+        k_pair = 0
         for c, (members, kind, prompt) in enumerate(chats):
             conv = self.next_conv + c
+            members = members.tolist()
             topic = _topic(ag.interests, members)
             kind_name = "scripted" if prompt is not None else ACTIONS[kind]
-            conv_rows.append((conv, run, label, tick, kind_name, topic, int(self.loc_ids[self.loc[members[0]]]), model,
-                              stamp))
-            names = [ag.names[i] for i in members]
-            place = env.names[self.loc[members[0]]]
+            where = loc_now[members[0]]
+            conv_rows.append((conv, run, label, tick, kind_name, topic, loc_ids[where], model, stamp))
+            names = [names_of[i] for i in members]
+            place = place_names[where]
+            meta = f'{{"conversation":{conv},"day":"{label}","tick":{tick}}}'
             for i in members:
-                i = int(i)
-                others = ", ".join(n for n in names if n != ag.names[i])
+                others = ", ".join(n for n in names if n != names_of[i])
                 text = f"Talked with {others} at the {place} about {topic}."
-                memory_rows.append((int(ag.ids[i]), "conversation", text, 0.8, _norm_hash(text),
-                                    f'{{"conversation":{conv},"day":"{label}","tick":{tick}}}', stamp))
+                memory_rows.append((ids[i], "conversation", text, 0.8, _norm_hash(text), meta, stamp))
             shared = [set(ag.interests[i]) for i in members]
+            step = 0.04 if kind == act.DUO else 0.02
             for x in range(len(members)):
                 for y in range(x + 1, len(members)):
-                    a, b = int(members[x]), int(members[y])
-                    overlap = len(shared[x] & shared[y])
-                    delta = (0.04 if kind == act.DUO else 0.02) * (1 + overlap)
-                    if self.rng.random() < 0.15:                     # a disagreement
+                    delta = step * (1 + len(shared[x] & shared[y]))
+                    if disagree[k_pair]:                                # a disagreement
                         delta = -delta
-                    rel_changes[(a, b)] = rel_changes.get((a, b), 0.0) + delta
+                    k_pair += 1
+                    key = (members[x], members[y])
+                    rel_changes[key] = rel_changes.get(key, 0.0) + delta
+        reflect_meta = f'{{"day":"{label}","tick":{tick}}}'
         for (c, r, i), text in zip(owners, texts):
-            if c >= 0:
-                continue
-            memory_rows.append((int(ag.ids[i]), "reflection", text, 0.6, _norm_hash(text),
-                                f'{{"day":"{label}","tick":{tick}}}', stamp))
+            if c < 0:
+                memory_rows.append((ids[i], "reflection", text, 0.6, _norm_hash(text), reflect_meta, stamp))
         rel_rows = []
         deltas = []
         for (a, b), d in rel_changes.items():                # made in chat order: deterministic
             for x, y in ((a, b), (b, a)):
                 s = min(1.0, max(-1.0, self.rel.get((x, y), 0.0) + d))
                 self.rel[(x, y)] = s
-                rel_rows.append((int(ag.ids[x]), int(ag.ids[y]), self.rel_kind.get((x, y), "acquaintance"), s, stamp))
+                rel_rows.append((ids[x], ids[y], self.rel_kind.get((x, y), "acquaintance"), s, stamp))
             deltas.append((a, b, d))
-        # world events: one per agent that acted
-        # built column by column: most events carry no metadata
+        # world events: one per agent that acted, built column by column (most carry no metadata)
         act_col = activity[acted]
         loc_col = np.where(move_to[acted] >= 0, move_to[acted], self.loc[acted])
-        meta = np.full(len(acted), "{}", dtype=object)
+        meta_col = np.full(len(acted), "{}", dtype=object)
         refused = self.refused_at
-        for k in np.flatnonzero((conv_of[acted] >= 0) | (action[acted] == act.MOVE) | (refused[acted] >= 0)).tolist():
-            i = int(acted[k])
+        special = np.flatnonzero((conv_of[acted] >= 0) | (action[acted] == act.MOVE) | (refused[acted] >= 0))
+        who = acted[special]
+        for k, i, ref, cv, pt, a, tl in zip(special.tolist(), who.tolist(), refused[who].tolist(), conv_of[who].tolist(),
+                                            partner[who].tolist(), action[who].tolist(), self.travel_left[who].tolist()):
             parts = []
-            if refused[i] >= 0:
-                parts.append(f'"refused_by":{int(self.loc_ids[refused[i]])}')
-            if conv_of[i] >= 0:
-                parts.append(f'"conversation":{conv_of[i]}')
-            if partner[i] >= 0:
-                parts.append(f'"partner":{int(ag.ids[partner[i]])}')
-            if action[i] == act.MOVE:
-                parts.append(f'"travel_ticks":{int(self.travel_left[i])}')
-            meta[k] = "{" + ",".join(parts) + "}"
+            if ref >= 0:
+                parts.append(f'"refused_by":{loc_ids[ref]}')
+            if cv >= 0:
+                parts.append(f'"conversation":{cv}')
+            if pt >= 0:
+                parts.append(f'"partner":{ids[pt]}')
+            if a == act.MOVE:
+                parts.append(f'"travel_ticks":{tl}')
+            meta_col[k] = "{" + ",".join(parts) + "}"
         n_ev = len(acted)
         ev_rows = list(zip([run] * n_ev, ag.ids[acted].tolist(), [label] * n_ev, [tick] * n_ev,
                            _ACTION_NAMES[action[acted]].tolist(), self.act_ids[act_col].tolist(),
-                           self.loc_ids[loc_col].tolist(), meta.tolist(), [stamp] * n_ev))
-        stay_rows = [(run, int(ag.ids[a]), int(self.loc_ids[o]), self._minute_stamp(s), stamp) for a, o, s in stays]
+                           self.loc_ids[loc_col].tolist(), meta_col.tolist(), [stamp] * n_ev))
+        stay_rows = [(run, ids[a], loc_ids[o], self._minute_stamp(s), stamp) for a, o, s in stays]
         with db.write_transaction(conn, f"{self.db_file}: tick {tick} of {label}"):
             if self.pending_schedules:               # a new day's plan commits with its first tick, or not at all
                 conn.executemany("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
