@@ -472,7 +472,8 @@ def test_scripted_group_meeting_fires_at_its_tick(weekend):
     cols = chronicle(result.chronicle)
     lm = [json.loads(p) for e, p in zip(cols["event_type"], cols["payload"]) if e == "lm_response"]
     logged = [p for p in lm if p.get("conversation") == conv]
-    assert len(logged) == 1 and sorted(a for a, _, _ in logged[0]["turns"]) == sorted(friends)
+    # each turn: agent, round, text, and the seed of the request it answered
+    assert len(logged) == 1 and sorted(t[0] for t in logged[0]["turns"]) == sorted(friends)
 
 
 def test_scripted_moves_send_the_named_agents(weekend):
@@ -863,3 +864,18 @@ def test_an_agent_turned_away_says_so(tmp_path):
                                                                   "WHERE metadata_json LIKE '%refused_by%'")]
     cafe = location_ids(tmp_path / "w.db")["cafe"]
     assert refused and all(m["refused_by"] == cafe for m in refused)
+
+
+def test_the_second_round_of_a_duo_chat_sees_the_first(tmp_path, monkeypatch):
+    seen = []
+    original = models.OfflineModel.complete
+
+    def spy(self, requests):
+        seen.extend(requests)
+        return original(self, requests)
+    monkeypatch.setattr(models.OfflineModel, "complete", spy)
+    run_world(tmp_path / "w.db", wconfig.load_config(), agents=30, seed=3)
+    second = [r for r in seen if r.kind == "duo_chat" and r.round == 1]
+    assert second and all(len(r.history) == 2 for r in second)
+    assert all(h.split(": ", 1)[0] in (r.speaker, *r.others) for r in second for h in r.history)
+    assert all(r.history == () for r in seen if r.round == 0)

@@ -21,24 +21,26 @@ class ReplayMismatch(CorruptDataError):
 
 
 class RecordedModel(LanguageModel):
-    """Serves the recorded responses, in order, checking each is for the
-    same speaker as the request."""
+    """Serves the recorded responses by the seed of the request each one
+    answered, checking it is for the same speaker, and each only once."""
 
-    def __init__(self, name: str, responses: list[tuple[int, str]], ids_by_name: dict[str, int]):
+    def __init__(self, name: str, responses: list[tuple[int, str, int]], ids_by_name: dict[str, int]):
         self.name = name
-        self._responses = responses
-        self._next = 0
+        self._by_seed = {seed: (agent, text) for agent, text, seed in responses}
+        self._total = len(responses)
+        self._next = 0                 # responses served
         self._ids = ids_by_name
 
     def complete(self, requests: list[ChatRequest]) -> list[str]:
         out = []
         for req in requests:
-            if self._next >= len(self._responses):
-                raise ReplayMismatch(f"the replay asked for response {self._next + 1}; the log holds "
-                                     f"{len(self._responses)}")
-            agent, text = self._responses[self._next]
+            found = self._by_seed.pop(req.seed, None)
+            if found is None:
+                raise ReplayMismatch(f"the replay asked {req.speaker} for a turn (request seed {req.seed}) that "
+                                     f"the log does not hold ({self._next} of {self._total} served)")
+            agent, text = found
             if self._ids.get(req.speaker) != agent:
-                raise ReplayMismatch(f"response {self._next + 1}: recorded for agent {agent}, asked for "
+                raise ReplayMismatch(f"request seed {req.seed}: recorded for agent {agent}, asked for "
                                      f"{req.speaker} (agent {self._ids.get(req.speaker)})")
             out.append(text)
             self._next += 1
@@ -81,8 +83,8 @@ def replay(path: str | Path) -> ReplayReport:
             roster.append(json.loads(payload))
         elif etype == "lm_response":
             p = json.loads(payload)
-            responses += [(a, text) for a, _r, text in p.get("turns", [])]
-            responses += [(a, text) for a, text in p.get("reflections", [])]
+            responses += [(a, text, seed) for a, _r, text, seed in p.get("turns", [])]
+            responses += [(a, text, seed) for a, text, seed in p.get("reflections", [])]
     config = parse_config(meta["config"], f"{path} (recorded config)")
     scenario = parse_scenario(meta["scenario"], f"{path} (recorded scenario)", config) if meta.get("scenario") else None
     with tempfile.TemporaryDirectory(prefix="world-replay-") as tmp:
@@ -111,8 +113,8 @@ def replay(path: str | Path) -> ReplayReport:
     else:
         if len(original) != len(replayed):
             detail = f"{len(original)} blocks recorded, {len(replayed)} replayed"
-    if not detail and model._next != len(responses):
-        detail = f"{len(responses) - model._next} recorded responses were never asked for"
+    if not detail and model._by_seed:
+        detail = f"{len(model._by_seed)} recorded responses were never asked for"
     return ReplayReport(path, len(original), sum(b[0] for b in original), len(responses), not detail, detail)
 
 

@@ -415,11 +415,7 @@ class WorldRun:
 
         # conversations and reflections through the model
         reflect = np.flatnonzero(action == act.REFLECT)
-        requests, owners = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner)
-        texts = self.model.complete(requests) if requests else []
-        if len(texts) != len(requests) or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise ModelError(f"model {self.model.name}: returned {len(texts)} texts for {len(requests)} requests, "
-                             f"or an empty one")
+        requests, owners, texts = self._talk(day, tick, chats, reflect, activity, prompts, conv_of, partner)
         for members, kind, _ in chats:
             if kind == act.DUO:
                 self.last_chat[members] = gmin
@@ -428,7 +424,34 @@ class WorldRun:
         return self._write_tick(day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats,
                                 reflect, requests, owners, texts, stays)
 
-    def _requests(self, day, tick, chats, reflect, activity, prompts, conv_of, partner):
+    def _talk(self, day, tick, chats, reflect, activity, prompts, conv_of, partner):
+        """Every turn of the tick's conversations and reflections, from the
+        model: round 0 of every chat and the reflections in one batch, then
+        round 1 of the duo chats, which see round 0 (``history``).  Returns
+        (requests, owners, texts) in conversation order, reflections last;
+        owners are (conversation index, round, agent)."""
+        first, owners0 = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner, 0, None)
+        texts0 = self._complete(first)
+        history: dict[int, list[str]] = {}
+        for (c, _r, i), text in zip(owners0, texts0):
+            if c >= 0:
+                history.setdefault(c, []).append(f"{self.agents.names[i]}: {text}")
+        second, owners1 = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner, 1, history)
+        texts1 = self._complete(second)
+        turns: dict[int, list] = {}
+        for req, owner, text in zip(first + second, owners0 + owners1, texts0 + texts1):
+            turns.setdefault(owner[0], []).append((req, owner, text))
+        ordered = [t for c in sorted(k for k in turns if k >= 0) for t in turns[c]] + turns.get(-1, [])
+        return [t[0] for t in ordered], [t[1] for t in ordered], [t[2] for t in ordered]
+
+    def _complete(self, requests: list) -> list[str]:
+        texts = self.model.complete(requests) if requests else []
+        if len(texts) != len(requests) or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise ModelError(f"model {self.model.name}: returned {len(texts)} texts for {len(requests)} requests, "
+                             f"or an empty one")
+        return texts
+
+    def _requests(self, day, tick, chats, reflect, activity, prompts, conv_of, partner, rnd, history):
         ag, env = self.agents, self.env
         requests, owners = [], []                  # owners: (conversation index, round, agent)
         base = (self.opt.seed * 1_000_003 + day * 10_007 + tick) * 1_000_003
@@ -436,30 +459,32 @@ class WorldRun:
         place = [env.names[x] for x in self.loc.tolist()]
         doing = [self.act_names[x] for x in activity.tolist()]
         for c, (members, kind, prompt) in enumerate(chats):
+            if rnd == 1 and kind != act.DUO:      # groups speak once; duo chats answer each other
+                continue
             conv = self.next_conv + c
+            members = members.tolist()
             names = [ag.names[i] for i in members]
             topic = _topic(ag.interests, members)
-            for i in members:
-                conv_of[i] = conv
-            if kind == act.DUO:
-                partner[members[0]], partner[members[1]] = members[1], members[0]
-            rounds = 2 if kind == act.DUO else 1
-            history: list[str] = []
-            for r in range(rounds):
-                for k, i in enumerate(members):
-                    i = int(i)
-                    req = ChatRequest(ACTIONS[kind] if prompt is None else "scripted", ag.names[i], ag.bios[i],
-                                      ag.jobs[i], ag.interests[i], tuple(n for n in names if n != ag.names[i]),
-                                      place[i], doing[i], topic, prompt, r,
-                                      (base + conv * 131 + r * 17 + k) & 0xFFFFFFFFFFFFFFFF, tuple(history))
-                    requests.append(req)
-                    owners.append((c, r, i))
-        for i in reflect.tolist():
-            req = ChatRequest("solo_reflection", ag.names[i], ag.bios[i], ag.jobs[i], ag.interests[i], (),
-                              place[i], doing[i], ag.interests[i][0] if ag.interests[i] else doing[i],
-                              prompts.get(i), 0, (base * 7 + i * 2_654_435_761) & 0xFFFFFFFFFFFFFFFF)
-            requests.append(req)
-            owners.append((-1, 0, i))
+            if rnd == 0:
+                for i in members:
+                    conv_of[i] = conv
+                if kind == act.DUO:
+                    partner[members[0]], partner[members[1]] = members[1], members[0]
+            seen = tuple(history.get(c, ())) if history else ()
+            for k, i in enumerate(members):
+                req = ChatRequest(ACTIONS[kind] if prompt is None else "scripted", names[k], ag.bios[i],
+                                  ag.jobs[i], ag.interests[i], tuple(n for n in names if n != names[k]),
+                                  place[i], doing[i], topic, prompt, rnd,
+                                  (base + conv * 131 + rnd * 17 + k) & 0xFFFFFFFFFFFFFFFF, seen)
+                requests.append(req)
+                owners.append((c, rnd, i))
+        if rnd == 0:
+            for i in reflect.tolist():
+                req = ChatRequest("solo_reflection", ag.names[i], ag.bios[i], ag.jobs[i], ag.interests[i], (),
+                                  place[i], doing[i], ag.interests[i][0] if ag.interests[i] else doing[i],
+                                  prompts.get(i), 0, (base * 7 + i * 2_654_435_761) & 0xFFFFFFFFFFFFFFFF)
+                requests.append(req)
+                owners.append((-1, 0, i))
         return requests, owners
 
     def _write_tick(self, day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats, reflect,
@@ -567,7 +592,7 @@ class WorldRun:
                              "strength = excluded.strength, updated_at = excluded.updated_at", rel_rows)
             conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
                              "VALUES (?, ?, ?, ?, ?)", stay_rows)
-            self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, texts)
+            self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests, texts)
             result = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
                       "deltas": deltas, "new_memories": new_memories, "transcripts": transcripts,
                       "conv_base": self.next_conv}
@@ -616,7 +641,8 @@ class WorldRun:
                                "payload": np.array(payloads, dtype=object)})
         self.chronicle.flush()
 
-    def _log_tick(self, micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, texts) -> None:
+    def _log_tick(self, micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests,
+                  texts) -> None:
         ch = self.chronicle
         n = len(acted)
         if n:
@@ -630,11 +656,12 @@ class WorldRun:
                        "values.conversation": np.where(conv_of[acted] >= 0, conv_of[acted], np.nan).astype(np.float64)})
         by_conv: dict[int, list] = {}
         reflections = []
-        for (c, r, i), text in zip(owners, texts):
+        ids = self.agents.ids.tolist()
+        for (c, r, i), req, text in zip(owners, requests, texts):     # the seed names the request it answers
             if c >= 0:
-                by_conv.setdefault(c, []).append([int(self.agents.ids[i]), r, text])
+                by_conv.setdefault(c, []).append([ids[i], r, text, req.seed])
             else:
-                reflections.append([int(self.agents.ids[i]), text])
+                reflections.append([ids[i], text, req.seed])
         payloads = [{"conversation": self.next_conv + c, "model": self.model.name, "turns": turns}
                     for c, turns in sorted(by_conv.items())]
         if reflections:
