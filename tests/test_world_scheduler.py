@@ -879,3 +879,13 @@ def test_the_second_round_of_a_duo_chat_sees_the_first(tmp_path, monkeypatch):
     assert second and all(len(r.history) == 2 for r in second)
     assert all(h.split(": ", 1)[0] in (r.speaker, *r.others) for r in second for h in r.history)
     assert all(r.history == () for r in seen if r.round == 0)
+
+
+def test_under_a_small_chat_cap_both_pairs_and_groups_still_meet(tmp_path):
+    cfg = wconfig.load_config(overrides={"guardrails.max_concurrent_chats": 5})
+    run_world(tmp_path / "w.db", cfg, agents=300, seed=2)
+    kinds = dict(rows(tmp_path / "w.db", "SELECT kind, count(*) FROM conversations GROUP BY kind"))
+    assert kinds.get("duo_chat", 0) > 0 and kinds.get("group_meeting", 0) > 0
+    per_tick = rows(tmp_path / "w.db", "SELECT max(n) FROM (SELECT count(*) AS n FROM conversations "
+                                       "GROUP BY day_label, tick_index)")[0][0]
+    assert per_tick <= 5

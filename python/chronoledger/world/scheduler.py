@@ -388,6 +388,10 @@ class WorldRun:
             [(g, act.GROUP, None) for g in groups]
         cap = rails["max_concurrent_chats"]
         if len(chats) > cap:                     # the rest talk to themselves instead
+            # scripted chats first; the others drawn at random, so neither pairs nor groups always lose
+            rest = chats[len(forced_groups):]
+            order = rng.permutation(len(rest)).tolist()
+            chats = chats[:len(forced_groups)] + [rest[k] for k in order]
             for members, _, _ in chats[cap:]:
                 action[members] = act.REFLECT
             chats = chats[:cap]
