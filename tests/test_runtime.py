@@ -747,3 +747,66 @@ def test_read_only_stores_refuse_writes_and_dropped_stores_release_everything(tm
     del s
     gc.collect()
     assert {t.name for t in threading.enumerate()} <= before
+
+
+def test_events_committed_but_never_mirrored_reach_the_log_at_the_next_open(tmp_path, monkeypatch):
+    from chronoledger.chronicle import Chronicle
+
+    log, db = tmp_path / "ev.cmeta", tmp_path / "rt.sqlite"
+    ev = {"event_type": "info", "event_level": "low", "message": "m"}
+    with RuntimeMemoryStore(db, events_log=log) as s:
+        run = s.start_workflow_run("w", "cron", "me")
+        first = s.append_task_events([dict(ev, workflow_run_id=run["id"])] * 3)["ids"]
+        monkeypatch.setattr(RuntimeMemoryStore, "_mirror", lambda self, rows: None)   # a crash after the commit
+        lost = s.append_task_events([dict(ev, workflow_run_id=run["id"])] * 2)["ids"]
+        monkeypatch.undo()
+    with RuntimeMemoryStore(db, events_log=log):
+        pass
+    with Chronicle.open(log) as ch:
+        ids = [json.loads(p)["id"] for p in ch.to_numpy(["payload"])["payload"]]
+    assert ids == first + lost
+    other = tmp_path / "other.sqlite"          # another database's log is not written into
+    with RuntimeMemoryStore(other, events_log=log):
+        pass
+    with Chronicle.open(log) as ch:
+        assert len(ch) == 5
+
+
+@pytest.mark.parametrize("call, why", [
+    (lambda s, r: s.append_task_events([{"event_type": "info", "event_level": "low", "message": "m",
+                                         "workflow_run_id": 0}]), "workflow_run_id: expected an id"),
+    (lambda s, r: s.append_task_events([1]), "an event is a mapping"),
+    (lambda s, r: s.profile_as_of(5), "name: expected a string"),
+    (lambda s, r: s.start_session("a\ud800", "cli"), "not valid text"),
+])
+def test_bad_values_that_used_to_slip_through(tmp_path, call, why):
+    with RuntimeMemoryStore(tmp_path / "rt.sqlite") as s:
+        with pytest.raises(ValidationError, match=why):
+            call(s, None)
+
+
+def test_damaged_newer_and_closed_databases_say_so(tmp_path):
+    from chronoledger.errors import ChronoledgerError, CorruptDataError
+
+    with RuntimeMemoryStore(tmp_path / "rt.sqlite") as s:
+        s.start_session("tom", "cli")
+    conn = apsw.Connection(str(tmp_path / "rt.sqlite"))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")           # every page in the file itself
+    conn.close()
+    data = (tmp_path / "rt.sqlite").read_bytes()
+    (tmp_path / "cut.sqlite").write_bytes(data[:len(data) // 2])
+    with pytest.raises((CorruptDataError, SchemaError), match="cut.sqlite"):
+        RuntimeMemoryStore(tmp_path / "cut.sqlite")
+    (tmp_path / "new.sqlite").write_bytes(data)
+    conn = apsw.Connection(str(tmp_path / "new.sqlite"))
+    conn.execute("PRAGMA journal_mode = DELETE").fetchall()
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = (tmp_path / "new.sqlite").read_bytes()
+    with pytest.raises(SchemaError, match="newer than this chronoledger"):
+        RuntimeMemoryStore(tmp_path / "new.sqlite")
+    assert (tmp_path / "new.sqlite").read_bytes() == before and not (tmp_path / "new.sqlite-wal").exists()
+    s = RuntimeMemoryStore(tmp_path / "rt.sqlite")
+    s.close()
+    with pytest.raises(ChronoledgerError, match="the store is closed"):
+        s.start_session("tom", "cli")

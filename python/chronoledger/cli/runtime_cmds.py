@@ -1,9 +1,10 @@
 """``chronoledger runtime ...``: the agent runtime memory database.
 
 Exit codes: 0 success; 2 bad usage or a bad value (a time without a zone, a
-cursor this store did not give out); 3 the database cannot be opened
-or read (missing, not a runtime database, a newer schema); 5 the thing asked
-for does not exist (no such session, run, proposal or profile).
+cursor this store did not give out, a database file that does not exist);
+3 the database cannot be opened or read (damaged, not a runtime database, a
+newer schema); 5 the thing asked for does not exist (no such session, run,
+proposal or profile).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import apsw
 import click
 
 from chronoledger.cli.output import EXIT_NOT_FOUND, EXIT_UNREADABLE, EXIT_USAGE, exit_codes  # noqa: F401
 from chronoledger.cli.output import print_json as _json
 from chronoledger.cli.output import table as _table
+from chronoledger.errors import CorruptDataError
 
 
 DB = click.Path(dir_okay=False, path_type=Path)
@@ -29,8 +32,11 @@ def _store(path: Path, readonly: bool = True):
     from chronoledger.runtime import RuntimeMemoryStore
 
     with exit_codes():
-        with RuntimeMemoryStore(path, readonly=readonly) as store:
-            yield store
+        try:
+            with RuntimeMemoryStore(path, readonly=readonly) as store:
+                yield store
+        except apsw.Error as exc:           # damage found past the open: name the file
+            raise CorruptDataError(f"{path}: the database cannot be read ({exc})") from None
 
 
 @click.group("runtime")

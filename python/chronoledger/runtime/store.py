@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.errors import CorruptDataError, ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
 from chronoledger.runtime import enforcement
 from chronoledger.runtime import values as v
 from chronoledger.runtime.vocab import (
@@ -112,6 +112,7 @@ class RuntimeMemoryStore:
         self._conn = db.connect(self.path, readonly=readonly, synchronous=synchronous,
                                 busy_timeout_ms=busy_timeout_ms)
         try:
+            _check_readable(self._conn, self.path)
             steps = db.migrations("chronoledger.runtime")
             if not readonly:
                 adopted = self._adopt(steps[0])
@@ -119,8 +120,14 @@ class RuntimeMemoryStore:
             else:
                 self.migrations_applied = []
                 if db.user_version(self._conn) != steps[-1].version:
-                    raise SchemaError(f"{self.path}: schema version {db.user_version(self._conn)}, this "
-                                      f"chronoledger reads {steps[-1].version}; open it once for writing to migrate")
+                    found = db.user_version(self._conn)
+                    advice = "upgrade chronoledger to read it" if found > steps[-1].version else \
+                        "open it once for writing to migrate it"
+                    raise SchemaError(f"{self.path}: schema version {found}, this chronoledger reads "
+                                      f"{steps[-1].version}; {advice}")
+        except apsw.CorruptError as exc:
+            self._conn.close()
+            raise CorruptDataError(f"{self.path}: the database is damaged ({exc})") from None
         except BaseException:
             self._conn.close()
             raise
@@ -133,6 +140,8 @@ class RuntimeMemoryStore:
 
             try:       # opened now, so a bad path fails before any event is stored
                 self._chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
+                if not readonly:
+                    self._catch_up()
             except BaseException:     # e.g. a missing folder, or a chronicle of cycles (ConfigError)
                 self._release()
                 raise
@@ -173,6 +182,7 @@ class RuntimeMemoryStore:
         else:
             _release(self._checkpointer, self._conn, self._chronicle)
         self._checkpointer = self._chronicle = None
+        self._conn = _Closed(self.path)
 
     def __enter__(self) -> "RuntimeMemoryStore":
         return self
@@ -401,13 +411,16 @@ class RuntimeMemoryStore:
                             "details_json", details, "the step started")
 
     def _check_event(self, e: dict, where: str) -> tuple:
+        if not isinstance(e, dict):
+            raise ValidationError(f"{where}: an event is a mapping of fields, got {type(e).__name__}")
         unknown = set(e) - {"event_type", "event_level", "message", "payload", "workflow_run_id", "step_id",
                             "created_at", "id"}
         if unknown:
             raise ValidationError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         return (v.check_id(e["id"], f"{where}.id") if e.get("id") is not None else None,
-                v.check_ref(e["workflow_run_id"], f"{where}.workflow_run_id") if e.get("workflow_run_id") else None,
-                v.check_ref(e["step_id"], f"{where}.step_id") if e.get("step_id") else None,
+                v.check_ref(e["workflow_run_id"], f"{where}.workflow_run_id")
+                if e.get("workflow_run_id") is not None else None,
+                v.check_ref(e["step_id"], f"{where}.step_id") if e.get("step_id") is not None else None,
                 v.check_enum(e.get("event_type"), "task_events", "event_type"),
                 v.check_enum(e.get("event_level"), "task_events", "event_level"),
                 v.check_text(e.get("message"), f"{where}.message"),
@@ -451,6 +464,28 @@ class RuntimeMemoryStore:
                     raise self._sql_error(exc, "append_task_events") from None
             self._mirror(rows)
         return {"count": len(rows), "ids": [r[0] for r in rows]}
+
+    def _catch_up(self) -> None:
+        """Mirror the task events committed but not yet in the log: a crash
+        between a commit and its mirroring leaves them out.  Events are
+        mirrored in commit (rowid) order, so everything after the newest
+        event of the log's last block is what is missing."""
+        ch = self._chronicle
+        blocks = ch.reader().blocks           # the Chronicle keeps this reader: it is not closed here
+        last = blocks[-1] if blocks else None
+        ids = [] if last is None else [json.loads(p).get("id") for p in
+                                       ch.query_columns(last.first_ts, last.last_ts + 1, ["payload"])["payload"]]
+        after = 0
+        if ids:
+            marks = ",".join("?" * len(ids))
+            after = self._conn.execute(f"SELECT coalesce(max(rowid), 0) FROM task_events WHERE id IN ({marks})",
+                                       ids).fetchall()[0][0]
+            if not after:          # the log is not this database's: leave it alone
+                return
+        rows = [tuple(r) for r in self._conn.execute(
+            "SELECT id, workflow_run_id, step_id, event_type, event_level, message, payload_json, created_at "
+            "FROM task_events WHERE rowid > ? ORDER BY rowid", (after,))]
+        self._mirror(rows)
 
     def _mirror(self, rows: list[tuple]) -> None:
         """Append committed task events to the chronicle event log, if any."""
@@ -657,6 +692,7 @@ class RuntimeMemoryStore:
         """The version of profile ``name`` in effect at ``at`` (now), or None."""
         if kind not in PROFILE_TABLES:
             raise ValidationError(f"kind: {kind!r} is not allowed; use one of: {', '.join(PROFILE_TABLES)}")
+        name = v.check_text(name, "name")
         at = v.check_time(at, "at")
         with self._lock:
             return self._one(QUERIES[f"latest_{kind}_profile"], {"name": name, "at": at})
@@ -773,14 +809,41 @@ def _check_is_runtime_db(path: Path) -> None:
             raise SchemaError(f"{path}: not a runtime memory database (it holds "
                               f"{', '.join(sorted(have)[:5]) or 'no tables'}"
                               f"{' at schema version %d' % version if version else ''}); it was left as it was")
+        latest = db.migrations("chronoledger.runtime")[-1].version
+        if version > latest:
+            raise SchemaError(f"{path}: schema version {version} is newer than this chronoledger knows ({latest}); "
+                              f"upgrade chronoledger to open it (the file was left as it was)")
         if not version:
             _check_v1_columns(conn, [t for t in TABLES if t in have], path)
     except apsw.NotADBError as exc:
         raise SchemaError(f"{path}: not an SQLite database ({exc})") from None
+    except apsw.CorruptError as exc:
+        raise CorruptDataError(f"{path}: the database is damaged ({exc}); it was left as it was") from None
     except apsw.Error:
         return                                # e.g. locked: connect() waits for it and reports
     finally:
         conn.close()
+
+
+class _Closed:
+    """Stands in for the connection of a closed store: any use says so."""
+
+    def __init__(self, path: Path):
+        self._path = path
+
+    def __getattr__(self, name: str):
+        raise ChronoledgerError(f"{self._path}: the store is closed")
+
+
+def _check_readable(conn: apsw.Connection, path: Path) -> None:
+    """A damaged file is named as such at open, not left to fail later with
+    SQLite's bare "database disk image is malformed".  Only the schema is
+    read (a full integrity check would scan a large database at every open);
+    damage elsewhere surfaces, with the file named, where it is read."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except apsw.CorruptError as exc:
+        raise CorruptDataError(f"{path}: the database is damaged ({exc})") from None
 
 
 def _check_v1_columns(conn: apsw.Connection, tables: list[str], path: Path) -> None:

@@ -133,6 +133,11 @@ def check_text(value: Any, field: str, nullable: bool = False, empty: bool = Fal
         raise ValidationError(f"{field}: expected a string, got {type(value).__name__}")
     if not empty and not value.strip():
         raise ValidationError(f"{field}: must not be empty")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:        # a lone surrogate: SQLite stores UTF-8
+            raise ValidationError(f"{field}: not valid text ({exc.reason} at character {exc.start})") from None
     return value
 
 
