@@ -15,12 +15,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     survives a power loss.
     """
     target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"{target}: the folder {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         try:                       # keep the permissions of the file being replaced
             os.fchmod(fd, os.stat(target).st_mode & 0o7777)
-        except FileNotFoundError:
-            pass
+        except FileNotFoundError:  # a new file: what open() would give it (mkstemp's are owner-only)
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -33,6 +35,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             pass
         raise
     fsync_dir(target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)          # reading the umask means setting it; set straight back
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

@@ -185,9 +185,12 @@ class ChronicleReader:
         corrupt = lay.corrupt
         if corrupt:
             d = corrupt[0]
-            raise CorruptDataError(
-                f"{self.path}: corrupt data at offset {d.start}..{d.end} ({d.reason}) with valid blocks after "
-                f"it; `chronoledger chronicle recover --mode skip` salvages the rest", offset=d.start)
+            after = sum(b.records for b in lay.blocks if b.offset >= d.end)
+            what = (f"with {after:,} records in valid blocks after it; `chronoledger chronicle recover --mode skip` "
+                    f"salvages them") if after else \
+                "with no valid block after it; `chronoledger chronicle recover --mode skip` keeps the blocks before it"
+            raise CorruptDataError(f"{self.path}: corrupt data at offset {d.start}..{d.end} ({d.reason}) {what}",
+                                   offset=d.start)
         if self.mode == "strict" and lay.torn_tail is not None:
             d = lay.torn_tail
             raise TruncatedError(f"{self.path}: torn tail at offset {d.start} ({d.reason}); "

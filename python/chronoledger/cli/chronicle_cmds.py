@@ -40,6 +40,14 @@ def _errors_exit():
         sys.exit(EXIT_UNREADABLE)
 
 
+def _warn_damage(file: Path, layout) -> None:
+    """Say on stderr what a tolerant read left out, so lost records never look like an empty range."""
+    torn = layout.torn_tail
+    if torn is not None:
+        click.echo(f"warning: {file}: torn tail at offset {torn.start} ({torn.reason}); records after it are not "
+                   f"read; `chronoledger chronicle recover {file}` truncates it", err=True)
+
+
 @contextmanager
 def _progress(total: int, label: str):
     """A progress bar on a terminal; nothing when piped."""
@@ -182,7 +190,10 @@ def _emit(cols: dict[str, np.ndarray], out_format: str, stream) -> int:
 @click.option("--columns", help="Comma-separated column names (default: all).")
 def query_cmd(file: Path, start: int, end: int, out_format: str, columns: str | None) -> None:
     """Records of FILE with START <= timestamp < END."""
+    if start < 0 or end < 0 or end > 2**64 - 1:
+        raise click.BadParameter("timestamps are 0 .. 2**64-1", param_hint="--start/--end")
     with _errors_exit(), chr_.ChronicleReader(file) as r:
+        _warn_damage(file, r.layout)
         names = [c.strip() for c in columns.split(",")] if columns else None
         if names:
             unknown = [c for c in names if c not in r.column_names()]
@@ -200,12 +211,18 @@ def query_cmd(file: Path, start: int, end: int, out_format: str, columns: str | 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def replay_cmd(file: Path, step: str, as_json: bool) -> None:
     """Re-run every cycle of FILE and compare each record by hash; exit 1 on divergence."""
-    with _errors_exit():
+    try:
         factory = chr_.load_step(step)
+    except (ChronoledgerError, ImportError, AttributeError, OSError) as exc:      # a bad --step: usage
+        raise click.BadParameter(str(exc), param_hint="--step") from None
+    with _errors_exit():
         with chr_.ChronicleReader(file) as r:
             if r.schema != fmt.SCHEMA_CYCLE:
                 raise ChronoledgerError(f"{file}: replay needs a cycle chronicle, this is an event log")
             total = len(r)
+            _warn_damage(file, r.layout)
+            if total == 0:
+                raise ChronoledgerError(f"{file}: no records to replay")
         with _progress(total, "replaying") as tick:
             report = chr_.replay(file, factory, progress=tick)
     if as_json:
@@ -264,6 +281,7 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
     with _errors_exit():
         ch = chr_.Chronicle.open(file)
         try:
+            _warn_damage(file, ch.reader().layout)
             if out_format == "parquet":
                 try:
                     import pyarrow.parquet as pq
@@ -290,6 +308,7 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
 def stats_cmd(file: Path, as_json: bool) -> None:
     """Per-column statistics of FILE (count, min, max, mean; phases and actions)."""
     with _errors_exit(), chr_.ChronicleReader(file) as r:
+        _warn_damage(file, r.layout)
         cols = r.to_numpy()
     stats = {}
     for name, v in cols.items():
