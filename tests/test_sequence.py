@@ -847,3 +847,47 @@ def test_commands_are_logged_even_after_future_dated_logs(tmp_path):
     assert events[-1].event_type == "command" and events[-1].payload["command"] == "status"
     assert events[-1].timestamp == events[-2].timestamp            # placed at the log's last time
     assert events[-1].payload["recorded_at"].startswith("20")
+
+
+def test_review_events_survive_the_next_sync(folder):
+    from chronoledger.sequence.sync import record_review
+
+    sync(folder, ("core", "events", "memory"))
+    record_review(folder, "weekly", date(2025, 3, 2))
+    sync(folder)
+    rows = q(folder / "Data" / "chronos_events.db", "SELECT payload_json FROM events WHERE event_type = 'review' "
+             "AND json_extract(payload_json, '$.source') = 'sequence review'")
+    assert len(rows) == 1 and json.loads(rows[0][0])["kind"] == "weekly"        # kept once, not copied again
+    sync(folder)
+    assert len(q(folder / "Data" / "chronos_events.db", "SELECT 1 FROM events WHERE event_type = 'review' AND "
+                 "json_extract(payload_json, '$.source') = 'sequence review'")) == 1
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "1e400", "inf"])
+def test_durations_that_are_not_finite_say_nothing(value):
+    assert parse_duration(value) is None
+
+
+def test_a_file_where_a_folder_belongs_is_reported_and_the_rest_synced(tmp_path):
+    user = sample.write_user_folder(tmp_path, items=20, days=5, seed=1)
+    shutil.rmtree(user / "Schedules")
+    (user / "Schedules").write_text("not a folder")
+    report = sync(tmp_path)
+    assert report.items > 0
+    assert [str(p) for p in report.problems if str(p).startswith("Schedules")] == \
+        ["Schedules: cannot be read: Not a directory; what it holds is skipped"]
+
+
+def test_data_takes_one_statement_at_a_time(folder):
+    sync(folder)
+    with pytest.raises(QueryError, match="one statement at a time"):
+        run_query(folder / "Data", "SELECT name FROM items LIMIT 1; SELECT count(*) AS n, 2 AS m")
+
+
+def test_the_metastudy_keeps_databases_yml_up_to_date(folder):
+    import yaml
+
+    sync(folder)
+    counts = metastudy.build_trends(folder / "Data", as_of=date(2025, 1, 20))
+    reg = yaml.safe_load((folder / "Data" / "databases.yml").read_text())
+    assert reg["databases"]["trends"]["counts"] == counts and reg["databases"]["trends"]["status"] == "ok"

@@ -105,16 +105,21 @@ def sync_cmd(which: str, user: Path, as_of, as_json: bool) -> None:
             if report.unresolved:
                 click.echo(f"  {len(report.unresolved)} references name no item (kept, marked unresolved); "
                            f"e.g. {report.unresolved[0]['from']} -> {report.unresolved[0]['name']!r}")
-            for title, probs in ((f"skipped {report.skipped} file(s):", [p for p in report.problems if p.skipped]),
-                                 (f"{len(report.warnings)} warning(s) (the files were used):", report.warnings)):
-                if probs:
-                    click.echo(f"  {title}", err=True)
-                    for p in probs[:20]:
-                        click.echo(f"    {p}", err=True)
-                    if len(probs) > 20:
-                        click.echo(f"    ... {len(probs) - 20} more (--json lists all)", err=True)
+            _print_problems(report)
         if report.skipped:
             sys.exit(EXIT_SKIPPED)
+
+
+def _print_problems(report) -> None:
+    """The files a sync skipped and the warnings it gave, on stderr (20 of each at most)."""
+    for title, probs in ((f"skipped {report.skipped} file(s):", [p for p in report.problems if p.skipped]),
+                         (f"{len(report.warnings)} warning(s) (the files were used):", report.warnings)):
+        if probs:
+            click.echo(f"  {title}", err=True)
+            for p in probs[:20]:
+                click.echo(f"    {p}", err=True)
+            if len(probs) > 20:
+                click.echo(f"    ... {len(probs) - 20} more (sync --json lists all)", err=True)
 
 
 @contextmanager
@@ -233,7 +238,7 @@ def review_cmd(kind: str, user: Path, as_of) -> None:
 
     with _recorded(user, f"review {kind}"):
         found = find_user_folder(user)
-        sync(found, ("core", "events", "memory"))
+        _print_problems(sync(found, ("core", "events", "memory")))
         day = (as_of.date() if as_of else date.today())
         record_review(found, kind, day)
         build_trends(data_folder(found), as_of=as_of.date() if as_of else None)

@@ -7,6 +7,7 @@ becomes a :class:`Problem` (path, line, why) and the rest is read anyway.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -352,7 +353,7 @@ def parse_duration(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if value >= 0 else None
+        return float(value) if 0 <= value < math.inf else None      # .inf and NaN say nothing either
     if not isinstance(value, str):
         return None
     m = _HMM.match(value)
@@ -365,7 +366,7 @@ def parse_duration(value: Any) -> float | None:
         n = float(value)
     except ValueError:
         return None
-    return n if n >= 0 else None
+    return n if 0 <= n < math.inf else None
 
 
 def singular(folder: str) -> str:
@@ -496,42 +497,52 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
         tasks.append((p, expect, what == "completions"))     # entry keys are item names: keep their case
         plan.append((what, key))
 
+    def scan(folder: Path | None, pattern: re.Pattern) -> list[tuple[str, re.Match]]:
+        """A folder's files, or none and a Problem: one unreadable folder (permissions, a file where
+        a folder belongs) skips what it holds, never the sync."""
+        if folder is None:
+            return []
+        try:
+            return _scan(folder, pattern)
+        except OSError as exc:
+            tree.problems.append(Problem(_rel(str(root), str(folder)), None,
+                                         f"cannot be read: {exc.strerror or exc}; what it holds is skipped"))
+            return []
+
+    def sub(folder: Path | None, name: str) -> Path | None:
+        if folder is None:
+            return None
+        try:
+            return child(folder, name)
+        except OSError as exc:
+            tree.problems.append(Problem(_rel(str(root), str(folder)), None,
+                                         f"cannot be read: {exc.strerror or exc}; what it holds is skipped"))
+            return None
+
     for entry in sorted(os.scandir(root), key=lambda e: (e.name.lower(), e.name)):     # a stable order, in any case
         if not entry.is_dir() or entry.name.lower() in SPECIAL:
             continue
         lname = entry.name.lower()
-        for fpath, m in _scan(Path(entry.path), _ITEM_FILE):
+        for fpath, m in scan(Path(entry.path), _ITEM_FILE):
             if lname == "rewards" and m.group(1).lower() == "points":
                 continue                      # the points ledger, not a reward
             add(fpath, "dict", "item", (m.group(1), singular(entry.name)))
-    schedules = child(root, "schedules")
-    if schedules is not None:
-        for fpath, m in _scan(schedules, _DATE_FILE):
-            add(fpath, "list", "schedule", m.group(1))
-        comp = child(schedules, "completions")
-        if comp is not None:
-            for fpath, m in _scan(comp, _DATE_FILE):
-                add(fpath, "dict", "completions", m.group(1))
-    rewards = child(root, "rewards")
-    points = child(rewards, "points.yml") if rewards is not None else None
+    schedules = sub(root, "schedules")
+    for fpath, m in scan(schedules, _DATE_FILE):
+        add(fpath, "list", "schedule", m.group(1))
+    for fpath, m in scan(sub(schedules, "completions"), _DATE_FILE):
+        add(fpath, "dict", "completions", m.group(1))
+    points = sub(sub(root, "rewards"), "points.yml")
     if points is not None:
         add(str(points), "dict", "points", None)
-    logs = child(root, "logs")
-    status = child(logs, "status") if logs is not None else None
-    if status is not None:
-        for fpath, m in _scan(status, _DATE_FILE):
-            add(fpath, "list", "status", m.group(1))
-    reviews = child(root, "reviews")
-    if reviews is not None:
-        for kind in ("daily", "weekly", "monthly"):
-            folder = child(reviews, kind)
-            if folder is not None:
-                for fpath, _ in _scan(folder, _ITEM_FILE):
-                    add(fpath, "dict", "review", kind)
-    settings = child(root, "settings")
-    if settings is not None:
-        for fpath, m in _scan(settings, _ITEM_FILE):
-            add(fpath, None, "setting", m.group(1).lower())
+    for fpath, m in scan(sub(sub(root, "logs"), "status"), _DATE_FILE):
+        add(fpath, "list", "status", m.group(1))
+    reviews = sub(root, "reviews")
+    for kind in ("daily", "weekly", "monthly"):
+        for fpath, _ in scan(sub(reviews, kind), _ITEM_FILE):
+            add(fpath, "dict", "review", kind)
+    for fpath, m in scan(sub(root, "settings"), _ITEM_FILE):
+        add(fpath, None, "setting", m.group(1).lower())
 
     results = load_many(root, tasks)
     tree.files = len(tasks)
@@ -580,13 +591,14 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
             tree.reviews.append((key, rel, data))
         else:
             tree.settings[key] = data
-    narr = child(logs, "narratives") if logs is not None else None
-    if narr is not None:
-        for fpath, m in _scan(narr, re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$", re.I)):
-            try:
-                tree.narratives[m.group(1)] = Path(fpath).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                tree.problems.append(Problem(os.path.relpath(fpath, root), None, f"cannot be read: {exc}"))
+    for fpath, m in scan(sub(sub(root, "logs"), "narratives"), re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$", re.I)):
+        try:
+            tree.narratives[m.group(1)] = Path(fpath).read_text(encoding="utf-8")
+        except OSError as exc:              # the reason only: the message must not carry an absolute path
+            tree.problems.append(Problem(_rel(str(root), fpath), None, f"cannot be read: {exc.strerror or exc}"))
+        except UnicodeDecodeError as exc:
+            tree.problems.append(Problem(_rel(str(root), fpath), None, f"not UTF-8 text: {exc.reason} at byte "
+                                                                      f"{exc.start}"))
     return tree
 
 

@@ -219,6 +219,7 @@ def build_trends(data: Path, as_of: date | None = None, *, memory_db: Path | Non
             counts, files = build_trends(data, as_of, memory_db=memory_db, pending=True)
             for f in files:
                 f.commit()
+            _registered(data, counts)
         return counts
     facts, snaps, reinf = load_facts(memory_db or data / schema.FILES["memory"])
     as_of = as_of or latest_log_date(facts, snaps) or date.today()
@@ -240,6 +241,19 @@ def build_trends(data: Path, as_of: date | None = None, *, memory_db: Path | Non
             f.discard()
         raise
     return files[0].result, files
+
+
+def _registered(data: Path, counts: dict) -> None:
+    """databases.yml says what the trends mirror now holds (a metastudy rebuilt it)."""
+    from chronoledger.sequence.sync import now_text, read_registry, write_registry
+
+    reg = read_registry(data)
+    entry = reg["databases"].setdefault("trends", {})
+    entry.pop("error", None)
+    stamp = now_text()
+    entry.update({"file": schema.FILES["trends"], "schema_version": schema.VERSIONS["trends"], "counts": counts,
+                  "last_sync": stamp, "last_attempt": stamp, "status": "ok"})
+    write_registry(data, reg)
 
 
 # --- the digest ---------------------------------------------------------------

@@ -59,9 +59,14 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
     conn = open_readonly(data, main)
     names: list[str] = []
 
+    statements = [0]
+
     def columns(cursor, statement, bindings) -> bool:
         # read as each statement starts: once a query with no rows has run,
         # apsw no longer describes it
+        statements[0] += 1
+        if statements[0] > 1:               # rows of two queries under one set of names would mislead
+            raise QueryError("one statement at a time: the query holds more than one (split it at the ';')")
         names[:] = [d[0] for d in cursor.get_description()]
         return True
 
@@ -75,6 +80,8 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
             if limit is not None and len(rows) >= limit:
                 break
         return names, rows
+    except QueryError:
+        raise
     except apsw.AuthError as exc:
         raise QueryError(f"refused: `sequence data` only reads ({exc})") from None
     except apsw.ReadOnlyError as exc:

@@ -777,7 +777,13 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
             reg["databases"].setdefault(name, {})["last_attempt"] = attempt
         write_registry(data, reg)
         fp = fingerprint(user)
-        tree = read_user_folder(user)
+        try:
+            tree = read_user_folder(user)
+        except Exception as exc:              # the folder could not be read at all: say so in the registry
+            for name in databases:
+                reg["databases"][name].update({"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            write_registry(data, reg)
+            raise
         if progress:
             progress("read")
         builder = Builder(tree)
@@ -885,7 +891,11 @@ def _previous_commands(target: Path, tree: UserTree) -> tuple[list[tuple], list[
         runs = [] if not cols else [tuple(r) for r in conn.execute(
             f"SELECT {', '.join(c if c in cols else 'NULL' for c in want)} FROM command_runs ORDER BY id")]
         ev = [tuple(r) for r in conn.execute(
-            "SELECT ts, event_type, payload_json FROM events WHERE event_type = 'command' ORDER BY id")] \
+            # what commands recorded (a sync rebuilds the rest from the YAML): command runs and the
+            # reviews `sequence review` logged
+            "SELECT ts, event_type, payload_json FROM events WHERE event_type = 'command' OR (event_type = "
+            "'review' AND json_valid(payload_json) AND json_extract(payload_json, '$.source') = 'sequence review') "
+            "ORDER BY id")] \
             if {r[1] for r in conn.execute("PRAGMA table_info(events)")} else []
     except apsw.Error as exc:
         conn.close()
