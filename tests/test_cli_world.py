@@ -85,7 +85,8 @@ def test_seed_agent_with_interests_and_family(db):
     (["--interests", "coffee:0.5,,chess"], "an empty tag"),
     (["--interests", "coffee:-0.1"], "must be a number 0..1"),
     (["--family", "{nope"], "--family is not JSON"),
-    (["--family", '"a string"'], "family: expected a JSON object or list"),
+    (["--family", '"a string"'], "--family is a JSON object"),
+    (["--family", "[1, 2]"], "--family is a JSON object"),
     (["--traits", "[1, 2"], "--traits is not JSON"),
 ])
 def test_seed_agent_refuses_bad_values(db, args, msg):
@@ -294,3 +295,21 @@ def test_no_persist_never_touches_the_database_file(tmp_path):
     assert plain.read_bytes() == before and not (tmp_path / "plain.db-wal").exists()
     r = world("run", "--db-url", url(plain), "--resume", "--no-persist")
     assert r.exit_code == 2 and "cannot be combined with --no-persist" in r.stderr
+
+
+def test_a_model_that_cannot_be_reached_fails_fast_and_leaves_the_run_resumable(db, tmp_path):
+    r = world("run", "--db-url", url(db), "--agents", 4, "--model", "ollama", "--model-url", "http://127.0.0.1:1",
+              "--model-name", "tiny", "--model-timeout", 0.5, "--model-retries", 0, "--report-format", "none")
+    assert r.exit_code == 3, r.output
+    assert "127.0.0.1:1" in r.stderr and "--resume" in r.stderr
+    assert rows(db, "SELECT status, model FROM runs") == [("stopped", "ollama:tiny")]
+    r = world("replay", tmp_path / "world-run-1.cmeta")
+    assert r.exit_code == 3 and "did not finish" in r.stderr
+
+
+def test_a_scripted_event_after_the_last_day_is_refused(db, tmp_path):
+    for name in ("Ava", "Ben"):
+        seed(db, name)
+    p = write(tmp_path / "late.yaml", "scripted_events:\n  - {tick: 1, day: 5, type: duo_chat, agents: [Ava, Ben]}\n")
+    r = world("run", "--db-url", url(db), "--days", 2, "--dry-run", "--scripted-events", p)
+    assert r.exit_code == 2 and "day 5 would never fire in a run of 2 day(s)" in r.stderr

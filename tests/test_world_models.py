@@ -455,9 +455,16 @@ def test_make_model(stub, monkeypatch):
     with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         make_model("openai")                           # api.openai.com needs a key
 
+    monkeypatch.delenv("CHRONOLEDGER_MODEL", raising=False)
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
     ollama = make_model("ollama")
     assert isinstance(ollama, OllamaModel)
     assert ollama.name == "ollama:llama3.1" and ollama.url == "http://127.0.0.1:11434/api/chat"
+    monkeypatch.setenv("OLLAMA_HOST", "10.0.0.5:11500")           # as ollama itself spells it
+    monkeypatch.setenv("CHRONOLEDGER_MODEL", "qwen2")
+    ollama = make_model("ollama")
+    assert ollama.name == "ollama:qwen2" and ollama.url == "http://10.0.0.5:11500/api/chat"
+    assert make_model("ollama", base_url="http://h:1", model="m").url == "http://h:1/api/chat"
 
 
 def test_make_model_unknown_kind():

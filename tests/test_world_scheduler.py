@@ -124,7 +124,8 @@ def test_the_chronicle_holds_every_event_at_its_simulated_time(basic):
     cols = chronicle(result.chronicle)
     kinds = cols["event_type"]
     assert (kinds == "agent").sum() == 30
-    assert set(kinds.tolist()) <= set(ACTIONS) | {"agent", "lm_response"}
+    assert set(kinds.tolist()) <= set(ACTIONS) | {"agent", "lm_response", "run_finished"}
+    assert kinds[-1] == "run_finished"
     acts = np.isin(kinds, ACTIONS)
     logged = collections.Counter(zip(cols["values.agent"][acts].astype(int).tolist(),
                                      cols["values.day"][acts].astype(int).tolist(),
@@ -889,3 +890,15 @@ def test_under_a_small_chat_cap_both_pairs_and_groups_still_meet(tmp_path):
     per_tick = rows(tmp_path / "w.db", "SELECT max(n) FROM (SELECT count(*) AS n FROM conversations "
                                        "GROUP BY day_label, tick_index)")[0][0]
     assert per_tick <= 5
+
+
+def test_scripted_chats_take_place_with_everyone_in_one_place(weekend):
+    _cfg, _, db, _ = weekend
+    convs = rows(db, "SELECT id, day_label, tick_index, location_id FROM conversations WHERE kind = 'scripted'")
+    assert convs
+    for conv, day, tick, where in convs:
+        members = {a for (a,) in rows(db, "SELECT DISTINCT agent_id FROM conversation_turns WHERE conversation_id = ?",
+                                      (conv,))}
+        places = {loc for a, d, t, action, loc, meta, _ in events(db, "day_label = ? AND tick_index = ?", (day, tick))
+                  if a in members}
+        assert places == {where}, (conv, places, where)

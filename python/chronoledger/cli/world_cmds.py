@@ -29,6 +29,25 @@ def _errors():
     return exit_codes((ConfigError, ValidationError), extra=(apsw.Error,))
 
 
+def _resumable(db_url: str):
+    """After a failed or interrupted run: say how to go on from where it stopped."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def hint():
+        from chronoledger.errors import ChronoledgerError
+
+        try:
+            yield
+        except (ConfigError, ValidationError):     # refused before the run began
+            raise
+        except (ChronoledgerError, OSError, apsw.Error, KeyboardInterrupt):
+            click.echo(f"note: the run is stopped at its last whole tick; `chronoledger world run --db-url {db_url} "
+                       f"--resume` goes on from there", err=True)
+            raise
+    return hint()
+
+
 @click.group("world")
 def world_group() -> None:
     """A multi-agent daily-life simulation with a pluggable language model."""
@@ -62,10 +81,15 @@ def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, f
         if text is None:
             return None
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
             click.echo(f"error: --{what} is not JSON: {exc}", err=True)
             sys.exit(EXIT_USAGE)
+        if not isinstance(value, dict):
+            click.echo(f"error: --{what} is a JSON object ({{\"spouse\": \"Ben\"}}), got {type(value).__name__}",
+                       err=True)
+            sys.exit(EXIT_USAGE)
+        return value
 
     with _errors():
         conn = store.connect(db_url)
@@ -121,12 +145,19 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
               show_default=True)
 @click.option("--chronicle", "chronicle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The run's event log (default: beside the database).")
+@click.option("--model-url", default=None, help="The model server's base URL (default: OPENAI_BASE_URL or "
+                                                 "OLLAMA_HOST, else the public/local default).")
+@click.option("--model-name", default=None, help="The model to ask for (default: CHRONOLEDGER_MODEL).")
+@click.option("--model-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for one answer.")
+@click.option("--model-retries", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Retries after a timeout, 429 or 5xx (with backoff).")
 @click.option("--resume", is_flag=True, help="Continue the latest stopped run from its last whole tick (its own "
                                               "days, agents, seed, config and scenario).")
 @click.option("--run-id", type=int, default=None, help="With --resume: which run.")
 def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
-            chronicle_path, resume, run_id) -> None:
+            chronicle_path, model_url, model_name, model_timeout, model_retries, resume, run_id) -> None:
     """Run the world for --days days of ticks (or --resume a stopped run)."""
     from chronoledger.world import store
     from chronoledger.world.config import load_config, load_scenario
@@ -134,17 +165,26 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
     from chronoledger.world.scheduler import RunOptions, run
     from chronoledger.world.scheduler import resume as resume_run
 
+    def model():
+        # the model calls in flight follow the chat cap (at least one: reflections need the model too)
+        return make_model("offline" if dry_run else model_kind, base_url=model_url, model=model_name,
+                          max_concurrent=4 if max_concurrent_chats is None else max(1, max_concurrent_chats),
+                          timeout=model_timeout, max_retries=model_retries)
+
     if resume:
         if not persist:
             click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist", err=True)
             sys.exit(EXIT_USAGE)
         with _errors():
-            model = make_model("offline" if dry_run else model_kind, max_concurrent=max(1, max_concurrent_chats or 4))
+            m = model()
+            bar = _progress(None, 0)                  # the run's own days: the bar counts what is left
             try:
-                result = resume_run(db_url, model, run_id, reports_dir=reports_dir, report_format=report_format,
-                                    summary_only=summary_only)
+                result = resume_run(db_url, m, run_id, reports_dir=reports_dir, report_format=report_format,
+                                    summary_only=summary_only, progress=bar)
             finally:
-                model.close()
+                m.close()
+                if hasattr(bar, "finish"):
+                    bar.finish()
         _print_result(result)
         return
 
@@ -155,8 +195,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
     with _errors():
         config = load_config(config_path, overrides=overrides)
         scenario = load_scenario(scenario_path, config) if scenario_path else None
-        model = make_model("offline" if dry_run else model_kind,
-                           max_concurrent=max(1, max_concurrent_chats or 4))
+        m = model()
         target, scratch = db_url, None
         if not persist:
             real = store.db_path(db_url)
@@ -166,13 +205,14 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
             reports_dir = reports_dir or real.parent / "reports"
         bar = _progress(days, config.ticks_per_day)
         try:
-            result = run(target, config, model, RunOptions(days=days, agents=agents, seed=seed,
-                                                           chronicle=chronicle_path, reports_dir=reports_dir,
-                                                           report_format=report_format, summary_only=summary_only,
-                                                           progress=bar),
-                         scenario)
+            with _resumable(db_url) if persist else _nothing():
+                result = run(target, config, m, RunOptions(days=days, agents=agents, seed=seed,
+                                                               chronicle=chronicle_path, reports_dir=reports_dir,
+                                                               report_format=report_format,
+                                                               summary_only=summary_only, progress=bar),
+                             scenario)
         finally:
-            model.close()
+            m.close()
             if hasattr(bar, "finish"):
                 bar.finish()
             if scratch is not None:
@@ -187,6 +227,11 @@ def _print_result(result) -> None:
     click.echo(f"event log: {result.chronicle}")
     for p in result.reports:
         click.echo(f"report: {p}")
+
+
+def _nothing():
+    from contextlib import nullcontext
+    return nullcontext()
 
 
 def _scratch_copy(src: Path) -> Path:
@@ -218,7 +263,8 @@ class _Bar:
         if day != self.day:
             self.finish()
             self.day = day
-            self.bar = click.progressbar(length=ticks, label=f"day {day}/{self.days}", file=sys.stderr)
+            label = f"day {day}/{self.days}" if self.days else f"day {day}"
+            self.bar = click.progressbar(length=ticks, label=label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.update(1)
 
@@ -228,7 +274,7 @@ class _Bar:
             self.bar = None
 
 
-def _progress(days: int, ticks: int):
+def _progress(days: int | None, ticks: int):
     return _Bar(days, ticks) if sys.stderr.isatty() else None
 
 

@@ -900,12 +900,13 @@ class OllamaModel(_HTTPChatModel):
 
 
 def make_model(kind: str, *, base_url: str | None = None, model: str | None = None, max_concurrent: int = 4,
-               timeout: float = 30.0) -> LanguageModel:
+               timeout: float = 30.0, max_retries: int = 3) -> LanguageModel:
     """The model a command line or config names, with defaults from the environment.
 
     Keeps the choice of model a string (``--model openai``) so that the world's
-    config and CLI need not know the classes; OPENAI_BASE_URL and
-    CHRONOLEDGER_MODEL let a user point a run elsewhere without editing it.
+    config and CLI need not know the classes.  OPENAI_BASE_URL (openai),
+    OLLAMA_HOST (ollama) and CHRONOLEDGER_MODEL (both) let a user point a run
+    elsewhere without editing it; ``base_url`` and ``model`` win over them.
     """
     name = (kind or "").strip().lower()
     if name == "offline":
@@ -914,8 +915,11 @@ def make_model(kind: str, *, base_url: str | None = None, model: str | None = No
         return OpenAICompatibleModel(
             base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             model or os.environ.get("CHRONOLEDGER_MODEL") or "gpt-4o-mini",
-            max_concurrent=max_concurrent, timeout=timeout)
+            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries)
     if name == "ollama":
-        return OllamaModel(base_url or "http://127.0.0.1:11434", model or "llama3.1",
-                           max_concurrent=max_concurrent, timeout=timeout)
+        host = base_url or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
+        if "://" not in host:                  # OLLAMA_HOST is often written host:port
+            host = "http://" + host
+        return OllamaModel(host, model or os.environ.get("CHRONOLEDGER_MODEL") or "llama3.1",
+                           max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries)
     raise ModelError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")

@@ -77,6 +77,9 @@ def replay(path: str | Path) -> ReplayReport:
             raise CorruptDataError(f"{path}: not the event log of a world run")
         cols = ch.to_numpy(["event_type", "payload"])
         original = [(b.records, b.first_ts, b.last_ts, b.payload_crc) for b in ch.reader().blocks]
+    if not len(cols["event_type"]) or cols["event_type"][-1] != "run_finished":
+        raise CorruptDataError(f"{path}: the run did not finish (no run_finished event at the end of its log); "
+                               f"finish it with `chronoledger world run --resume`, then replay it")
     roster, responses = [], []
     for etype, payload in zip(cols["event_type"], cols["payload"]):
         if etype == "agent":

@@ -165,6 +165,10 @@ class WorldRun:
         self.plan = np.zeros((n, len(PERIODS)), dtype=np.int64)
         self._load_relationships()
         self.scripted = _scripted_index(scenario, self.agents) if scenario else {}
+        late = [e for e in (scenario.events if scenario else []) if e.day is not None and e.day > options.days]
+        if late:
+            raise ConfigError(f"{scenario.source}: a scripted event on day {late[0].day} would never fire in a "
+                              f"run of {options.days} day(s)")
         self.overrides = self._schedule_overrides()
         self.run_id = 0
         self.next_conv = options.first_conversation or \
@@ -326,12 +330,12 @@ class WorldRun:
                 action[members[~there]] = act.MOVE
                 move_to[members[~there]] = place
             elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
-                if ev["location"] is not None:          # a meeting at a place: who is elsewhere goes there first
-                    place = env.index[ev["location"]]
-                    away = members[self.loc[members] != place]
-                    action[away] = act.MOVE
-                    move_to[away] = place
-                    members = members[self.loc[members] == place]
+                # a meeting at a place (without one: where the first of them is); who is elsewhere goes there
+                place = env.index[ev["location"]] if ev["location"] is not None else int(self.loc[members[0]])
+                away = members[self.loc[members] != place]
+                action[away] = act.MOVE
+                move_to[away] = place
+                members = members[self.loc[members] == place]
                 if len(members) >= 2:
                     forced_groups.append((members, kind, ev.get("prompt")))
                     action[members] = kind
@@ -618,6 +622,15 @@ class WorldRun:
         return text
 
     # --- the chronicle and checkpoints ---------------------------------------
+    def log_finished(self) -> None:
+        """The log's last event: the run went through every tick (what replay checks for first)."""
+        micros = self._stamp(self.opt.days, self.cfg.ticks_per_day - 1)[1]
+        self.chronicle.extend({"timestamp": np.full(1, micros, dtype=np.uint64),
+                               "event_type": np.array(["run_finished"], dtype=object),
+                               "payload": np.array([{"days": self.opt.days, "ticks_per_day": self.cfg.ticks_per_day}],
+                                                   dtype=object)})
+        self.chronicle.flush()
+
     def log_roster(self) -> None:
         """The agents as the run starts (persona, interests, relationships),
         first in the log: what a replay rebuilds the run from."""
@@ -776,6 +789,7 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
             conn.execute("UPDATE runs SET chronicle = ? WHERE id = ?", (os.path.relpath(log_path, db_file.parent),
                                                                          w.run_id))
             reports = _drive(w, 1, 0, None)
+            w.log_finished()
         return _finish(w, log_path, reports, started)
     finally:
         checkpointer.close()
@@ -893,6 +907,7 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
                 reports += reporting.write_day(w, day, tally, options)
                 day, tick = day + 1, 0
             reports += _drive(w, day, tick, tally)
+            w.log_finished()
         return _finish(w, log_path, reports, started)
     finally:
         checkpointer.close()
