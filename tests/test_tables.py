@@ -804,3 +804,33 @@ def test_every_decision_is_recorded_from_the_first_open(tmp_path):
     conn.close()
     with pytest.raises(SchemaError, match="exists that the registry did not create"):
         TableRegistry(tmp_path / "f.db")
+
+
+def test_the_decisions_table_only_gains_fields(reg):
+    bare = {"table": GOV, "immutable": False, "fields": [{"name": "v", "type": "string"}]}
+    with pytest.raises(SchemaError, match="can only gain fields and indexes; refused: .*drop_field"):
+        reg.propose_schema(bare)
+    assert reg.schema(GOV).immutable and "decision_maker" in reg.schema(GOV).by_name
+
+
+def test_a_schema_with_a_broken_relationship_is_skipped(tmp_path):
+    mine = tmp_path / "s"
+    write_schema(mine, "e.yaml", "table: t_e\nfields:\n  - {name: parent, type: string}\n"
+                                 "relationships:\n  - {field: parent, table: nosuch, references: id}\n")
+    with TableRegistry(tmp_path / "r.db", [mine], catalogue=False) as r:
+        report = r.load_all_schemas()
+        assert "t_e" not in r.tables()
+        assert any("relationship to unknown table 'nosuch'" in str(p) for p in report.problems)
+    from click.testing import CliRunner
+
+    from chronoledger.cli import cli
+
+    out = CliRunner().invoke(cli, ["tables", "validate", str(mine)])
+    assert out.exit_code == 1 and "relationship to unknown table 'nosuch'" in out.output and "ok " not in out.output
+
+
+def test_a_refused_field_is_not_reported_again_by_its_index():
+    schema, problems = parse_schema({"table": "t", "fields": [{"name": "n", "type": "integer", "min": 0,
+                                                                "default": -1}],
+                                     "indexes": [{"fields": ["n"]}]}, "x")
+    assert [p.reason for p in problems] == ["default -1 is outside min/max"]

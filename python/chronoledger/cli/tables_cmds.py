@@ -118,10 +118,14 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.argument("folder", type=FOLDER)
 def validate_cmd(folder: Path) -> None:
     """Check the schema files of FOLDER (no database needed); exit 1 on any problem."""
-    from chronoledger.tables.schema import read_schema_file, schema_files
+    from importlib import resources
+
+    from chronoledger.tables.registry import CATALOGUE
+    from chronoledger.tables.schema import check_relationships, read_schema_file, schema_files
 
     problems, good = [], []
     seen: dict[str, Path] = {}
+    schemas = {}
     for f in schema_files(folder):
         schema, bad = read_schema_file(f)
         problems += bad
@@ -132,7 +136,16 @@ def validate_cmd(folder: Path) -> None:
                             f"{seen[schema.name.lower()]}")
             continue
         seen[schema.name.lower()] = f
-        good.append(f"{f.name}: table {schema.name}, {len(schema.fields)} fields, {len(schema.indexes)} indexes")
+        schemas[schema.name] = schema
+    # relationships may name the packaged catalogue's tables too
+    with resources.as_file(resources.files(CATALOGUE).joinpath("schemas")) as cat:
+        known = {s.name: s for s in (read_schema_file(c)[0] for c in schema_files(cat)) if s is not None}
+    bad = {p.table for p in check_relationships({**known, **schemas}) if p.table in schemas}
+    problems += [str(p) for p in check_relationships({**known, **schemas}) if p.table in schemas]
+    for name, schema in schemas.items():
+        if name not in bad:
+            good.append(f"{Path(schema.source).name}: table {name}, {len(schema.fields)} fields, "
+                        f"{len(schema.indexes)} indexes")
     for line in good:
         click.echo(f"ok    {line}")
     for p in problems:

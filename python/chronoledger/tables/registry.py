@@ -38,6 +38,8 @@ _DEFAULT_LOG = object()
 _logger = logging.getLogger("chronoledger.tables")
 #: A write of more rows is published as several events (a payload stays small).
 _IDS_PER_EVENT = 1000
+#: The changes the governance table accepts (through a high-risk proposal): additions only.
+_GOVERNANCE_CHANGES = frozenset({"add_field", "add_index", "describe_field", "describe_table"})
 
 
 @dataclass
@@ -257,7 +259,11 @@ class TableRegistry:
                                                   f"names ignore case); this file is skipped"))
                     continue
                 found[schema.name] = schema
-        problems += check_relationships({**self._applied, **found})
+        bad_links = check_relationships({**self._applied, **found})
+        problems += bad_links
+        for p in bad_links:                   # a file with a problem is skipped, this one too
+            if p.table in found and found[p.table].source == p.file:
+                del found[p.table]
         return found, problems
 
     def _source_name(self, f: Path, packaged: bool) -> str:
@@ -351,6 +357,12 @@ class TableRegistry:
             found = compare(old, schema)
             changes = [c.as_dict() for c in found]
             risk = overall_risk(found, schema, GOVERNANCE_TABLES)
+            if schema.name in GOVERNANCE_TABLES:
+                lost = [c for c in found if c.kind not in _GOVERNANCE_CHANGES]
+                if lost:             # the record of every decision keeps its fields and stays immutable
+                    what = ", ".join(f"{c.kind} {c.field}" if c.field else c.kind for c in lost)
+                    raise SchemaError(f"{schema.name}: the decisions table can only gain fields and indexes; "
+                                      f"refused: {what}")
         pid = governance.new_proposal_id()
         now = values.now()
         stale = self._conn.execute(

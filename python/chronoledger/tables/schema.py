@@ -266,6 +266,7 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
         bad("fields: must be a non-empty list of fields", table=tname)
         raw_fields = []
     seen: set[str] = set()
+    declared_names = {r.get("name") for r in raw_fields if isinstance(r, dict)}    # refused ones too
     for i, raw in enumerate(raw_fields):
         spec = _parse_field(raw, i, tname, bad)
         if spec is None:
@@ -292,7 +293,7 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
         bad("indexes: must be a list of {fields: [...], unique: true|false}", table=tname)
         raw_indexes = []
     for i, raw in enumerate(raw_indexes):
-        ix = _parse_index(raw, i, by_name, tname, bad)
+        ix = _parse_index(raw, i, by_name, tname, bad, declared_names)
         if ix is not None and ix.name is not None and any((o.name or "").lower() == ix.name.lower() for o in indexes):
             bad(f"indexes[{i}]: the name {ix.name} is used twice (index names ignore case)", table=tname)
         elif ix is not None:
@@ -427,7 +428,8 @@ def _parse_field(raw: Any, i: int, table: str | None, bad) -> FieldSpec | None:
                      default_now, allowed, description, lo, hi)
 
 
-def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad) -> IndexSpec | None:
+def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad, declared: set = frozenset()
+                 ) -> IndexSpec | None:
     if isinstance(raw, list):               # a bare list of fields is accepted
         raw = {"fields": raw}
     if not isinstance(raw, dict):
@@ -446,7 +448,8 @@ def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad) -> Ind
         return None
     for c in cols:
         if c not in by_name:
-            bad(f"indexes[{i}]: index on an unknown field", c, table)
+            if c not in declared:           # a field refused above is reported there, not again here
+                bad(f"indexes[{i}]: index on an unknown field", c, table)
             ok = False
     if len(set(cols)) != len(cols):
         bad(f"indexes[{i}]: a field is listed twice", table=table)
