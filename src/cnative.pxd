@@ -13,6 +13,7 @@ cdef extern from "cl_status.h" nogil:
         CL_ERR_ORDER
         CL_ERR_UNSUPPORTED
         CL_ERR_SMALL
+        CL_ERR_SQLITE
         CL_STATUS_COUNT
 
 
@@ -165,3 +166,30 @@ cdef extern from "cl_libyaml.h" nogil:
     int cl_yaml_parse(cl_yaml_parser *parser, cl_yaml_event *event)
     void cl_yaml_event_delete(cl_yaml_event *event)
     void cl_yaml_parser_delete(cl_yaml_parser *parser)
+
+
+cdef extern from "cl_sqlbulk.h" nogil:
+    ctypedef enum cl_sqlcol_kind:
+        CL_SQLCOL_NULL
+        CL_SQLCOL_I64
+        CL_SQLCOL_F64
+        CL_SQLCOL_TEXT
+        CL_SQLCOL_CONST_I64
+        CL_SQLCOL_CONST_F64
+        CL_SQLCOL_CONST_TEXT
+    ctypedef struct cl_sqlcol:
+        int kind
+        const int64_t *i64
+        const uint8_t *i64_null
+        const double *f64
+        const char *const *text
+        const int64_t *text_len
+        int64_t ci
+        double cf
+        const char *ct
+        int64_t ct_len
+    int cl_sqlbulk_bound()
+    int cl_sqlbulk_version()
+    cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, int ncols, int64_t nrows,
+                                int64_t *changes, int64_t *failed_row, int *sqlite_code,
+                                char *errmsg, size_t errmsg_len)

@@ -56,6 +56,19 @@ class Labels:
             pieces.append(remap[part.codes] if len(remap) else part.codes)
         return cls(np.concatenate(pieces) if pieces else np.zeros(0, np.uint32), names)
 
+    def canonical(self) -> "Labels":
+        """The names used, in order of first use: what from_strings gives, so a
+        block's bytes do not depend on whether strings or codes were passed."""
+        if len(self.codes) == 0:
+            return Labels(self.codes, [])
+        used, first = np.unique(self.codes, return_index=True)
+        order = used[np.argsort(first, kind="stable")]
+        if len(order) == len(self.names) and (order == np.arange(len(order))).all():
+            return self
+        remap = np.zeros(len(self.names), dtype=np.uint32)
+        remap[order] = np.arange(len(order), dtype=np.uint32)
+        return Labels(remap[self.codes], [self.names[k] for k in order.tolist()])
+
     def __getitem__(self, index) -> "Labels":
         return Labels(self.codes[index], self.names)
 
@@ -94,13 +107,20 @@ def encode_block(columns: list[tuple[str, int, object]], threads: int | None = N
         if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64):
             ints = [np.asarray(values)]
         elif kind == fmt.KIND_STR:
-            labels = values if isinstance(values, Labels) else Labels.from_strings(values)
+            labels = values.canonical() if isinstance(values, Labels) else Labels.from_strings(values)
             prefix = _strings_table(labels.names)
             ints = [labels.codes]
         elif kind == fmt.KIND_TEXT:
-            encoded = [s.encode("utf-8") for s in values]
-            ints = [np.fromiter((len(b) for b in encoded), dtype=np.uint32, count=len(encoded))]
-            blob = _zstd_c.compress(b"".join(encoded))
+            values = values.tolist() if isinstance(values, np.ndarray) else values
+            joined = "".join(values)
+            if joined.isascii():                # the usual case: one encode, lengths in characters are bytes
+                ints = [np.fromiter(map(len, values), dtype=np.uint32, count=len(values))]
+                raw = joined.encode("ascii")
+            else:
+                encoded = [s.encode("utf-8") for s in values]
+                ints = [np.fromiter((len(b) for b in encoded), dtype=np.uint32, count=len(encoded))]
+                raw = b"".join(encoded)
+            blob = _zstd_c.compress(raw)
             suffix = _U64.pack(len(blob)) + blob
         elif kind == fmt.KIND_OPT_U8:
             v = np.asarray(values, dtype=np.int16)

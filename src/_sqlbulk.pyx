@@ -1,0 +1,218 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, embedsignature=True
+"""Many rows into an apsw connection through one prepared statement, given
+as columns (native/cl_sqlbulk.h says why and how SQLite is reached).
+
+Use it through :func:`chronoledger.sqlite.insert_columns`, which falls back
+to ``executemany`` where this module cannot be bound.
+"""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport int64_t, uint8_t
+from libc.string cimport memset
+
+cimport numpy as cnp
+
+from cnative cimport *
+
+import numpy as np
+
+cnp.import_array()
+
+#: The entry point SQLite calls when apsw loads this file as an extension.
+ENTRY_POINT = "cl_sqlbulk_entry"
+_INT64_MAX = 2 ** 63 - 1
+
+
+def bound() -> bool:
+    """Whether SQLite's function table is known (see :func:`bind`)."""
+    return cl_sqlbulk_bound() != 0
+
+
+def sqlite_version_number() -> int:
+    """The bound SQLite's version number (3054001 for 3.54.1), 0 if unbound."""
+    return cl_sqlbulk_version()
+
+
+def bind(conn) -> bool:
+    """Load this module into ``conn`` as a SQLite extension, once per
+    process, so that its SQLite hands over its function table.  Extension
+    loading is switched on only for that call.  False if it cannot be done
+    (a SQLite built without extension loading, or older than 3.45)."""
+    if cl_sqlbulk_bound():
+        return True
+    try:
+        conn.enable_load_extension(True)
+        try:
+            conn.load_extension(__file__, ENTRY_POINT)
+        finally:
+            conn.enable_load_extension(False)
+    except Exception:
+        return False
+    return cl_sqlbulk_bound() != 0
+
+
+cdef class _Columns:
+    """The C view of a batch of columns, and every object it points into."""
+    cdef cl_sqlcol *cols
+    cdef int ncols
+    cdef list keep
+    cdef list buffers
+
+    def __cinit__(self, int ncols):
+        self.cols = <cl_sqlcol *>PyMem_Malloc(max(ncols, 1) * sizeof(cl_sqlcol))
+        if self.cols == NULL:
+            raise MemoryError()
+        memset(self.cols, 0, max(ncols, 1) * sizeof(cl_sqlcol))
+        self.ncols = ncols
+        self.keep = []
+        self.buffers = []
+
+    def __dealloc__(self):
+        PyMem_Free(self.cols)
+
+    cdef void *alloc(self, size_t size) except NULL:
+        # numpy owns the scratch memory: freed with this object, never leaked on an error
+        buf = np.empty(max(size, 1), dtype=np.uint8)
+        self.buffers.append(buf)
+        return cnp.PyArray_DATA(buf)
+
+    cdef int fill(self, int j, object value, Py_ssize_t n) except -1:
+        cdef cl_sqlcol *col = &self.cols[j]
+        cdef cnp.ndarray arr
+        cdef bytes b
+        if value is None:
+            col.kind = CL_SQLCOL_NULL
+        elif isinstance(value, str):
+            b = (<str>value).encode("utf-8")
+            self.keep.append(b)
+            col.kind = CL_SQLCOL_CONST_TEXT
+            col.ct = b
+            col.ct_len = len(b)
+        elif isinstance(value, (int, np.integer)):
+            col.kind = CL_SQLCOL_CONST_I64
+            col.ci = int(value)
+        elif isinstance(value, (float, np.floating)):
+            col.kind = CL_SQLCOL_CONST_F64
+            col.cf = float(value)
+        elif isinstance(value, np.ndarray) and (<cnp.ndarray>value).dtype.kind in "biuf":
+            arr = value
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise ValueError(f"column {j}: {n} values wanted, got an array of shape {value.shape}")
+            if arr.dtype.kind == "f":
+                arr = np.ascontiguousarray(arr, dtype=np.float64)
+                col.kind = CL_SQLCOL_F64
+                col.f64 = <const double *>cnp.PyArray_DATA(arr)
+            else:
+                if arr.dtype.kind == "u" and n and arr.max() > _INT64_MAX:
+                    raise OverflowError(f"column {j}: row {int(np.argmax(arr > _INT64_MAX))} does not fit SQLite's "
+                                        f"64-bit integers")
+                arr = np.ascontiguousarray(arr, dtype=np.int64)
+                col.kind = CL_SQLCOL_I64
+                col.i64 = <const int64_t *>cnp.PyArray_DATA(arr)
+            self.keep.append(arr)
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            self.fill_sequence(j, tuple(value.tolist() if isinstance(value, np.ndarray) else value), n)
+        else:
+            raise TypeError(f"column {j}: a {type(value).__name__} is neither a value nor a column of values")
+        return 0
+
+    cdef int fill_sequence(self, int j, tuple values, Py_ssize_t n) except -1:
+        # A tuple holds every item for the whole call: texts are bound by pointer.
+        cdef cl_sqlcol *col = &self.cols[j]
+        cdef Py_ssize_t r, size
+        cdef const char **text
+        cdef int64_t *lens
+        cdef int64_t *ints
+        cdef uint8_t *nulls
+        cdef double *floats
+        cdef object v
+        if len(values) != n:
+            raise ValueError(f"column {j}: {n} values wanted, got {len(values)}")
+        self.keep.append(values)
+        first = next((x for x in values if x is not None), None)
+        if first is None or isinstance(first, str):
+            text = <const char **>self.alloc(n * sizeof(char *))
+            lens = <int64_t *>self.alloc(n * sizeof(int64_t))
+            for r in range(n):
+                v = values[r]
+                if v is None:
+                    text[r] = NULL
+                    lens[r] = 0
+                elif isinstance(v, str):
+                    text[r] = PyUnicode_AsUTF8AndSize(v, &size)
+                    lens[r] = size
+                else:
+                    raise TypeError(f"column {j}: row {r} is a {type(v).__name__} among texts")
+            col.kind = CL_SQLCOL_TEXT
+            col.text = text
+            col.text_len = lens
+        elif isinstance(first, (int, np.integer)) and not isinstance(first, float):
+            ints = <int64_t *>self.alloc(n * sizeof(int64_t))
+            nulls = <uint8_t *>self.alloc(n)
+            for r in range(n):
+                v = values[r]
+                if v is None:
+                    nulls[r] = 1
+                    ints[r] = 0
+                elif isinstance(v, (int, np.integer)):
+                    nulls[r] = 0
+                    ints[r] = v
+                else:
+                    raise TypeError(f"column {j}: row {r} is a {type(v).__name__} among integers")
+            col.kind = CL_SQLCOL_I64
+            col.i64 = ints
+            col.i64_null = nulls
+        elif isinstance(first, (float, np.floating)):
+            floats = <double *>self.alloc(n * sizeof(double))
+            for r in range(n):
+                v = values[r]
+                if not isinstance(v, (float, int, np.floating, np.integer)):
+                    raise TypeError(f"column {j}: row {r} is a {type(v).__name__} among numbers")
+                floats[r] = v
+            col.kind = CL_SQLCOL_F64
+            col.f64 = floats
+        else:
+            raise TypeError(f"column {j}: a {type(first).__name__} cannot be stored by SQLite")
+        return 0
+
+
+def insert(conn, str sql, columns, Py_ssize_t n) -> int:
+    """Run ``sql`` (one statement with one ``?`` per column) once for each of
+    ``n`` rows and return how many rows it changed.  A column is a value for
+    every row (None, int, float, str), a numpy array of numbers, or a
+    sequence of str, int or float (None is SQL NULL).  Errors from SQLite
+    are apsw's exception classes, with the failing row in the message; rows
+    before it stay written, so call it inside a transaction."""
+    if not cl_sqlbulk_bound():
+        raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind(conn) first")
+    if n < 0:
+        raise ValueError(f"n must not be negative, got {n}")
+    columns = list(columns)
+    cdef int ncols = len(columns)
+    cdef _Columns cols = _Columns(ncols)
+    cdef int j
+    for j in range(ncols):
+        cols.fill(j, columns[j], n)
+    cdef bytes sql_b = sql.encode("utf-8")
+    cdef const char *csql = sql_b
+    cdef void *db = <void *><size_t>conn.sqlite3_pointer()
+    cdef int64_t changes = 0, failed_row = -1
+    cdef int code = 0
+    cdef char errmsg[512]
+    errmsg[0] = 0
+    cdef cl_status st
+    with nogil:
+        st = cl_sqlbulk_insert(db, csql, cols.cols, ncols, n, &changes, &failed_row, &code, errmsg, sizeof(errmsg))
+    if st == CL_OK:
+        return changes
+    if st == CL_ERR_SQLITE:
+        import apsw
+
+        exc = apsw.exception_for(code)
+        where = f"row {failed_row}" if failed_row >= 0 else "preparing"
+        exc.args = (f"{sql.split('(')[0].strip()}: {where}: {errmsg.decode('utf-8', 'replace')}",)
+        raise exc
+    if st == CL_ERR_ARG:
+        raise ValueError(f"{sql!r}: not one statement with {ncols} parameter(s)")
+    raise RuntimeError(f"chronoledger._sqlbulk: status {st}")
