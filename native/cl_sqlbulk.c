@@ -5,6 +5,7 @@
 
 /* Indexes into sqlite3_api_routines (sqlite3ext.h), all present since 3.7. */
 enum {
+    API_BIND_BLOB = 2,
     API_BIND_DOUBLE = 3,
     API_BIND_INT64 = 5,
     API_BIND_NULL = 6,
@@ -29,6 +30,7 @@ typedef int (*fn_bind_int64)(void *, int, int64_t);
 typedef int (*fn_bind_null)(void *, int);
 typedef int (*fn_stmt)(void *);
 typedef int (*fn_bind_text)(void *, int, const char *, int, void (*)(void *));
+typedef int (*fn_bind_blob)(void *, int, const void *, int, void (*)(void *));
 typedef int (*fn_db)(void *);
 typedef const char *(*fn_errmsg)(void *);
 typedef int (*fn_void)(void);
@@ -89,11 +91,11 @@ cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, in
         return CL_ERR_ARG;
     for (int c = 0; c < ncols; c++) {
         int k = cols[c].kind;
-        if (k < CL_SQLCOL_NULL || k > CL_SQLCOL_CONST_TEXT)
+        if (k < CL_SQLCOL_NULL || k > CL_SQLCOL_CONST_BLOB)
             return CL_ERR_ARG;
         if ((k == CL_SQLCOL_I64 && cols[c].i64 == NULL && nrows) || (k == CL_SQLCOL_F64 && cols[c].f64 == NULL && nrows) ||
             (k == CL_SQLCOL_TEXT && (cols[c].text == NULL || cols[c].text_len == NULL) && nrows) ||
-            (k == CL_SQLCOL_CONST_TEXT && (cols[c].ct == NULL || cols[c].ct_len < 0 || cols[c].ct_len > 0x7FFFFFFF)))
+            ((k == CL_SQLCOL_CONST_TEXT || k == CL_SQLCOL_CONST_BLOB) && (cols[c].ct == NULL || cols[c].ct_len < 0 || cols[c].ct_len > 0x7FFFFFFF)))
             return CL_ERR_ARG;
     }
 
@@ -129,6 +131,9 @@ cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, in
         case CL_SQLCOL_CONST_I64: rc = bind_int64(stmt, c + 1, col->ci); break;
         case CL_SQLCOL_CONST_F64: rc = bind_double(stmt, c + 1, col->cf); break;
         case CL_SQLCOL_CONST_TEXT: rc = bind_text(stmt, c + 1, col->ct, (int)col->ct_len, NULL); break;
+        case CL_SQLCOL_CONST_BLOB:
+            rc = ((fn_bind_blob)g_api[API_BIND_BLOB])(stmt, c + 1, col->ct, (int)col->ct_len, NULL);
+            break;
         default: rc = SQL_OK;
         }
         if (rc != SQL_OK) {

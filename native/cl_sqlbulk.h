@@ -34,7 +34,8 @@ typedef enum cl_sqlcol_kind {
     CL_SQLCOL_TEXT = 3,        /* text[row] (UTF-8, text_len[row] bytes), NULL pointer = SQL NULL */
     CL_SQLCOL_CONST_I64 = 4,   /* ci in every row */
     CL_SQLCOL_CONST_F64 = 5,   /* cf in every row */
-    CL_SQLCOL_CONST_TEXT = 6   /* ct (ct_len bytes) in every row */
+    CL_SQLCOL_CONST_TEXT = 6,  /* ct (ct_len bytes) in every row */
+    CL_SQLCOL_CONST_BLOB = 7   /* ct (ct_len bytes) as a blob in every row */
 } cl_sqlcol_kind;
 
 typedef struct cl_sqlcol {

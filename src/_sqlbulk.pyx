@@ -89,6 +89,11 @@ cdef class _Columns:
             col.kind = CL_SQLCOL_CONST_TEXT
             col.ct = b
             col.ct_len = len(b)
+        elif isinstance(value, bytes):
+            self.keep.append(value)
+            col.kind = CL_SQLCOL_CONST_BLOB
+            col.ct = <bytes>value
+            col.ct_len = len(<bytes>value)
         elif isinstance(value, (int, np.integer)):
             col.kind = CL_SQLCOL_CONST_I64
             col.ci = int(value)
@@ -177,42 +182,92 @@ cdef class _Columns:
         return 0
 
 
-def insert(conn, str sql, columns, Py_ssize_t n) -> int:
-    """Run ``sql`` (one statement with one ``?`` per column) once for each of
-    ``n`` rows and return how many rows it changed.  A column is a value for
-    every row (None, int, float, str), a numpy array of numbers, or a
-    sequence of str, int or float (None is SQL NULL).  Errors from SQLite
-    are apsw's exception classes, with the failing row in the message; rows
-    before it stay written, so call it inside a transaction."""
-    if not cl_sqlbulk_bound():
-        raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind(conn) first")
+cdef class _Job:
+    cdef bytes sql
+    cdef str text
+    cdef _Columns cols
+    cdef Py_ssize_t n
+
+
+cdef _Job _job(str sql, columns, Py_ssize_t n):
     if n < 0:
         raise ValueError(f"n must not be negative, got {n}")
     columns = list(columns)
-    cdef int ncols = len(columns)
-    cdef _Columns cols = _Columns(ncols)
+    cdef _Job job = _Job()
     cdef int j
-    for j in range(ncols):
-        cols.fill(j, columns[j], n)
-    cdef bytes sql_b = sql.encode("utf-8")
-    cdef const char *csql = sql_b
+    job.text = sql
+    job.sql = sql.encode("utf-8")
+    job.n = n
+    job.cols = _Columns(len(columns))
+    for j in range(len(columns)):
+        job.cols.fill(j, columns[j], n)
+    return job
+
+
+def insert(conn, str sql, columns, Py_ssize_t n) -> int:
+    """Run ``sql`` (one statement with one ``?`` per column) once for each of
+    ``n`` rows and return how many rows it changed.  A column is a value for
+    every row (None, int, float, str; bytes for a blob), a numpy array of
+    numbers, or a sequence of str, int or float (None is SQL NULL).  Errors
+    from SQLite are apsw's exception classes, with the failing row in the
+    message; rows before it stay written, so call it inside a transaction."""
+    return insert_many(conn, [(sql, columns, n)])[0]
+
+
+def insert_many(conn, jobs) -> list:
+    """:func:`insert` for each ``(sql, columns, n)`` in turn, with the GIL
+    released once for all of them; the changes of each.  Every column is
+    checked before any row is written."""
+    if not cl_sqlbulk_bound():
+        raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind(conn) first")
+    cdef list prepared = [_job(sql, columns, n) for sql, columns, n in jobs]
+    cdef Py_ssize_t njobs = len(prepared), k
     cdef void *db = <void *><size_t>conn.sqlite3_pointer()
-    cdef int64_t changes = 0, failed_row = -1
+    cdef int64_t *changes = <int64_t *>PyMem_Malloc(max(njobs, 1) * sizeof(int64_t))
+    cdef cl_sqlcol **cols = <cl_sqlcol **>PyMem_Malloc(max(njobs, 1) * sizeof(cl_sqlcol *))
+    cdef const char **sqls = <const char **>PyMem_Malloc(max(njobs, 1) * sizeof(char *))
+    cdef int *ncols = <int *>PyMem_Malloc(max(njobs, 1) * sizeof(int))
+    cdef int64_t *nrows = <int64_t *>PyMem_Malloc(max(njobs, 1) * sizeof(int64_t))
+    cdef int64_t failed_row = -1
     cdef int code = 0
     cdef char errmsg[512]
-    errmsg[0] = 0
-    cdef cl_status st
-    with nogil:
-        st = cl_sqlbulk_insert(db, csql, cols.cols, ncols, n, &changes, &failed_row, &code, errmsg, sizeof(errmsg))
-    if st == CL_OK:
-        return changes
-    if st == CL_ERR_SQLITE:
-        import apsw
+    cdef cl_status st = CL_OK
+    cdef _Job job
+    try:
+        if changes == NULL or cols == NULL or sqls == NULL or ncols == NULL or nrows == NULL:
+            raise MemoryError()
+        for k in range(njobs):
+            job = prepared[k]
+            changes[k] = 0
+            cols[k] = job.cols.cols
+            sqls[k] = job.sql
+            ncols[k] = job.cols.ncols
+            nrows[k] = job.n
+        errmsg[0] = 0
+        k = 0
+        with nogil:
+            while k < njobs:
+                st = cl_sqlbulk_insert(db, sqls[k], cols[k], ncols[k], nrows[k], &changes[k], &failed_row, &code,
+                                       errmsg, sizeof(errmsg))
+                if st != CL_OK:
+                    break
+                k += 1
+        if st == CL_OK:
+            return [changes[k] for k in range(njobs)]
+        text = (<_Job>prepared[k]).text
+        if st == CL_ERR_SQLITE:
+            import apsw
 
-        exc = apsw.exception_for(code)
-        where = f"row {failed_row}" if failed_row >= 0 else "preparing"
-        exc.args = (f"{sql.split('(')[0].strip()}: {where}: {errmsg.decode('utf-8', 'replace')}",)
-        raise exc
-    if st == CL_ERR_ARG:
-        raise ValueError(f"{sql!r}: not one statement with {ncols} parameter(s)")
-    raise RuntimeError(f"chronoledger._sqlbulk: status {st}")
+            exc = apsw.exception_for(code)
+            where = f"row {failed_row}" if failed_row >= 0 else "preparing"
+            exc.args = (f"{text.split('(')[0].strip()}: {where}: {errmsg.decode('utf-8', 'replace')}",)
+            raise exc
+        if st == CL_ERR_ARG:
+            raise ValueError(f"{text!r}: not one statement with {ncols[k]} parameter(s)")
+        raise RuntimeError(f"chronoledger._sqlbulk: status {st}")
+    finally:
+        PyMem_Free(changes)
+        PyMem_Free(cols)
+        PyMem_Free(sqls)
+        PyMem_Free(ncols)
+        PyMem_Free(nrows)

@@ -177,6 +177,7 @@ cdef extern from "cl_sqlbulk.h" nogil:
         CL_SQLCOL_CONST_I64
         CL_SQLCOL_CONST_F64
         CL_SQLCOL_CONST_TEXT
+        CL_SQLCOL_CONST_BLOB
     ctypedef struct cl_sqlcol:
         int kind
         const int64_t *i64

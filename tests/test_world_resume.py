@@ -118,10 +118,10 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_end(uninterrupted, tmp_pa
 def test_a_tick_logged_but_never_committed_is_cut_from_the_log_and_run_again(uninterrupted, tmp_path, monkeypatch):
     original = scheduler.WorldRun._checkpoint
 
-    def fail_once(self, day, tick):
+    def fail_once(self, day, tick, *snapshot):
         if (day, tick) == (1, 6):            # the tick's events are in the log; its transaction rolls back
             raise OSError("disk full")
-        return original(self, day, tick)
+        return original(self, day, tick, *snapshot)
     monkeypatch.setattr(scheduler.WorldRun, "_checkpoint", fail_once)
     with pytest.raises(OSError):
         scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),

@@ -207,34 +207,47 @@ def insert_columns(conn: apsw.Connection, sql: str, columns: list, n: int | None
     ``executemany``.  SQLite's errors are apsw's exceptions either way; rows
     before a failing one stay written, so call it inside a transaction.
     Do not use ``conn`` from another thread meanwhile."""
-    if n is None:
-        n = next((len(c) for c in columns if c is not None and not isinstance(c, (str, bytes, int, float))
-                  and hasattr(c, "__len__")), None)
-        if n is None:
-            raise ValueError(f"{sql!r}: no column gives the number of rows; pass n")
-    if n == 0:
-        return 0
+    return insert_many(conn, [(sql, columns, n)])[0]
+
+
+def insert_many(conn: apsw.Connection, jobs: list[tuple[str, list, int | None]]) -> list[int]:
+    """:func:`insert_columns` for each ``(sql, columns, n)`` in turn, with the
+    GIL released once for all of them; how many rows each changed.  Every
+    column of every job is checked before the first row is written."""
+    jobs = [(sql, columns, _row_count(sql, columns) if n is None else n) for sql, columns, n in jobs]
     if _bulk_ready(conn):
-        return _sqlbulk.insert(conn, sql, columns, n)
-    return _insert_rows(conn, sql, columns, n)
+        return _sqlbulk.insert_many(conn, jobs)
+    rows = [(sql, _rows(sql, columns, n)) for sql, columns, n in jobs]
+    changes = []
+    for sql, batch in rows:
+        before = conn.total_changes()
+        conn.executemany(sql, batch)
+        changes.append(conn.total_changes() - before)
+    return changes
 
 
-def _insert_rows(conn: apsw.Connection, sql: str, columns: list, n: int) -> int:
-    """insert_columns through executemany (no bound _sqlbulk)."""
+def _row_count(sql: str, columns: list) -> int:
+    n = next((len(c) for c in columns if c is not None and not isinstance(c, (str, bytes, int, float))
+              and hasattr(c, "__len__")), None)
+    if n is None:
+        raise ValueError(f"{sql!r}: no column gives the number of rows; pass n")
+    return n
+
+
+def _rows(sql: str, columns: list, n: int) -> list[tuple]:
+    """The rows of insert_columns' columns, for executemany (no bound _sqlbulk)."""
     import numpy as np
 
     cols = []
     for c in columns:
-        if c is None or isinstance(c, (str, int, float)):
-            cols.append([c] * n)
+        if c is None or isinstance(c, (str, bytes, int, float, np.integer, np.floating)):
+            cols.append([c.item() if isinstance(c, np.generic) else c] * n)
         else:
             values = c.tolist() if isinstance(c, np.ndarray) else list(c)
             if len(values) != n:
                 raise ValueError(f"{sql!r}: a column of {len(values)} values among {n} rows")
             cols.append(values)
-    before = conn.total_changes()
-    conn.executemany(sql, zip(*cols))
-    return conn.total_changes() - before
+    return list(zip(*cols)) if cols else [()] * n
 
 
 _sqlbulk = None                 # chronoledger._sqlbulk once bound; False when it cannot be

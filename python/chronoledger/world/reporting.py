@@ -31,7 +31,7 @@ class DayTally:
         self.places: Counter = Counter()
         self.per_agent = np.zeros(n_agents, dtype=np.int64)
         self.deltas: dict[tuple[int, int], float] = {}
-        self.memories: Counter = Counter()
+        self.memories: Counter = Counter()        # set from the writer's counts (WorldRun.day_memories) at day end
         self.conversations = 0
         self.transcripts: list[tuple[str, list[str]]] = []
         self.more_transcripts = 0
@@ -48,7 +48,6 @@ class DayTally:
                     counter[names[k]] += n
         for a, b, d in t["deltas"]:
             self.deltas[(a, b)] = self.deltas.get((a, b), 0.0) + d
-        self.memories.update(t["new_memories"])
         self.conversations += len(t["chats"])
         taken = 0
         for c, turns in sorted(t["transcripts"].items()):     # only the first few are captured (scheduler)

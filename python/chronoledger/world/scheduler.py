@@ -17,6 +17,7 @@ import json
 import os
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIODS, Scenario, WorldConfig
 from chronoledger.world.environment import Environment
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
+from chronoledger.world.writer import TickWriter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ACTION_NAMES = np.array(ACTIONS, dtype=object)
@@ -178,6 +180,10 @@ class WorldRun:
         self.next_conv = options.first_conversation or \
             conn.execute("SELECT coalesce(max(id), 0) + 1 FROM conversations").fetchall()[0][0]
         self.totals = {"events": 0, "conversations": 0, "memories": 0}
+        # memories kept (not duplicates): known only once written, so counted by the writer's thread
+        self.memories_total = 0
+        self.day_memories: Counter = Counter()
+        self.writer: TickWriter | None = None
         self.after_commit: Callable[[], None] = lambda: None
         self.tally = None                     # the day's report figures (reporting.DayTally)
         self.pending_schedules: list[tuple] = []
@@ -508,7 +514,7 @@ class WorldRun:
 
     def _write_tick(self, day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats, reflect,
                     requests, owners, texts, stays) -> dict:
-        conn, ag, env = self.conn, self.agents, self.env
+        ag, env = self.agents, self.env
         run, model = self.run_id, self.model.name
         acted = np.flatnonzero(action != act.NONE)
         # conversations, their turns, memories and relationship changes, as columns for
@@ -597,51 +603,46 @@ class WorldRun:
             meta_col[k] = "{" + ",".join(parts) + "}"
         n_ev = len(acted)
         stamps = self._minute_stamp
-        with db.write_transaction(conn, f"{self.db_file}: tick {tick} of {label}"):
-            insert = db.insert_columns
-            if self.pending_schedules:               # a new day's plan commits with its first tick, or not at all
-                insert(conn, "INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, "
-                             "planned_activity_id, location_id, partner_agent_id, source) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self.pending_schedules)
-                self.pending_schedules = []
-            insert(conn, "INSERT INTO world_events (run_id, agent_id, day_label, tick_index, action, activity_id, "
-                         "location_id, metadata_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [run, ag.ids[acted], label, tick, _ACTION_NAMES[action[acted]].tolist(), self.act_ids[act_col],
-                    self.loc_ids[loc_col], meta_col, stamp], n_ev)
-            conn.executemany("INSERT INTO conversations (id, run_id, day_label, tick_index, kind, topic, location_id, "
-                             "model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", conv_rows)
-            insert(conn, "INSERT INTO conversation_turns (conversation_id, round, agent_id, role, content, model) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", [turn_conv, turn_round, turn_agent, "agent", turn_text, model],
-                   len(turn_conv))
+        jobs = []                                    # (sql, columns, rows) for db.insert_many, in order
+        if self.pending_schedules:                   # a new day's plan commits with its first tick, or not at all
+            jobs.append((_SQL_SCHEDULES, self.pending_schedules, None))
+            self.pending_schedules = []
+        jobs += [
+            (_SQL_EVENTS, [run, ag.ids[acted], label, tick, _ACTION_NAMES[action[acted]].tolist(),
+                           self.act_ids[act_col], self.loc_ids[loc_col], meta_col, stamp], n_ev),
+            (_SQL_CONVERSATIONS, [list(c) for c in zip(*conv_rows)] if conv_rows else [None] * 9, len(conv_rows)),
+            (_SQL_TURNS, [turn_conv, turn_round, turn_agent, "agent", turn_text, model], len(turn_conv)),
             # duplicates of stored memories are left out (the counts are of those kept)
-            sql = ("INSERT OR IGNORE INTO memories (agent_id, kind, text, confidence, norm_hash, metadata_json, "
-                   "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            new_memories = {
-                "conversation": insert(conn, sql, [mem_agent, "conversation", mem_text, 0.8, mem_hash, mem_meta, stamp],
-                                       len(mem_agent)),
-                "reflection": insert(conn, sql, [refl_agent, "reflection", refl_text, 0.6,
-                                                 [_norm_hash(t) for t in refl_text], f'{{"day":"{label}","tick":{tick}}}',
-                                                 stamp], len(refl_agent))}
-            insert(conn, "INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
-                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_agent_id, to_agent_id) DO UPDATE SET "
-                         "strength = excluded.strength, updated_at = excluded.updated_at",
-                   [rel_from, rel_to, rel_kind, rel_strength, stamp], len(rel_from))
-            insert(conn, "INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                   [run, [ids[a] for a, _, _ in stays], [loc_ids[o] for _, o, _ in stays],
-                    [stamps(s) for _, _, s in stays], stamp], len(stays))
-            self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests, texts)
-            result = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
-                      "deltas": deltas, "new_memories": new_memories, "transcripts": transcripts,
-                      "conv_base": self.next_conv}
-            self.tally.add(self, tick, result)
-            self.next_conv += len(chats)
-            self.totals["events"] += n_ev
-            self.totals["conversations"] += len(chats)
-            self.totals["memories"] += sum(new_memories.values())
-            self._checkpoint(day, tick)
-        self.after_commit()
+            (_SQL_MEMORIES, [mem_agent, "conversation", mem_text, 0.8, mem_hash, mem_meta, stamp], len(mem_agent)),
+            (_SQL_MEMORIES, [refl_agent, "reflection", refl_text, 0.6, [_norm_hash(t) for t in refl_text],
+                             f'{{"day":"{label}","tick":{tick}}}', stamp], len(refl_agent)),
+            (_SQL_RELATIONSHIPS, [rel_from, rel_to, rel_kind, rel_strength, stamp], len(rel_from)),
+            (_SQL_STAYS, [run, [ids[a] for a, _, _ in stays], [loc_ids[o] for _, o, _ in stays],
+                          [stamps(s) for _, _, s in stays], stamp], len(stays))]
+        # the log first: it may run ahead of the database (resume cuts it back), never behind
+        self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests, texts)
+        result = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
+                  "deltas": deltas, "transcripts": transcripts, "conv_base": self.next_conv}
+        self.tally.add(self, tick, result)
+        self.next_conv += len(chats)
+        self.totals["events"] += n_ev
+        self.totals["conversations"] += len(chats)
+        self.writer.submit(_TickJob(day, tick, label, jobs, *self._snapshot(day, tick)))
         return result
+
+    def commit_tick(self, job: "_TickJob") -> None:
+        """The tick's transaction (on the writer's thread): its rows, the
+        memories kept, and the checkpoint; then the WAL's upkeep."""
+        conn = self.conn
+        with db.write_transaction(conn, f"{self.db_file}: tick {job.tick} of {job.label}"):
+            changes = db.insert_many(conn, job.jobs)
+            kept = {"conversation": changes[-4], "reflection": changes[-3]}     # the two memory jobs
+            if job.tick == 0:
+                self.day_memories = Counter()
+            self.day_memories.update(kept)
+            self.memories_total += kept["conversation"] + kept["reflection"]
+            self._checkpoint(job.day, job.tick, job.state, job.arrays)
+        self.after_commit()
 
     def _minute_stamp(self, gmin: int) -> str:
         known = self._stamps.get(gmin)
@@ -735,21 +736,58 @@ class WorldRun:
             setattr(self, name, arrays[name].astype(np.int64))
         self.next_conv = cp["next_conv"]
         self.totals = dict(cp["totals"])
+        self.memories_total = cp["totals"]["memories"]
+        self.day_memories = Counter(cp["tally"]["memories"])
         return arrays
 
-    def _checkpoint(self, day: int, tick: int) -> None:
-        """The run's state after a whole tick, in the tick's transaction: the
-        generator and counters as JSON, the agents' arrays (and the day's
-        report figures) as one compressed blob.  Written after every tick, it
-        must cost little beside the tick's rows: fixed-width ints, zstd level 1
-        (four times faster than zlib level 1 here, and smaller)."""
+    def _snapshot(self, day: int, tick: int) -> tuple[dict, bytes]:
+        """The run's state after a whole tick, taken before the next tick
+        changes it: the generator and counters (JSON), and the agents' arrays
+        with the day's report figures (an uncompressed .npz)."""
         buf = io.BytesIO()
         tally_arrays, tally_state = self.tally.arrays()
         np.savez(buf, **{name: getattr(self, name).astype(np.int32) for name in self._ARRAYS}, **tally_arrays)
         state = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
-                 "records": len(self.chronicle), "totals": self.totals, "tally": tally_state}
+                 "records": len(self.chronicle), "totals": dict(self.totals), "tally": tally_state}
+        return state, buf.getvalue()
+
+    def _checkpoint(self, day: int, tick: int, state: dict, arrays: bytes) -> None:
+        """Store a snapshot, in the tick's transaction, with the memory counts
+        only the database knows (how many were not duplicates).  Written
+        after every tick, it must cost little beside the tick's rows:
+        fixed-width ints, zstd level 1 (four times faster than zlib level 1
+        here, and smaller)."""
+        state["totals"]["memories"] = self.memories_total
+        state["tally"]["memories"] = dict(self.day_memories)
         self.conn.execute("UPDATE runs SET checkpoint_json = ?, checkpoint_state = ? WHERE id = ?",
-                          (json.dumps(state, default=int), _ZSTD_C.compress(buf.getvalue()), self.run_id))
+                          (json.dumps(state, default=int), _ZSTD_C.compress(arrays), self.run_id))
+
+
+@dataclass
+class _TickJob:
+    """What the writer commits for one tick (see WorldRun.commit_tick)."""
+    day: int
+    tick: int
+    label: str
+    jobs: list
+    state: dict
+    arrays: bytes
+
+
+_SQL_SCHEDULES = ("INSERT INTO agent_schedules (run_id, agent_id, day_label, slot_hour, planned_activity_id, "
+                  "location_id, partner_agent_id, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_SQL_EVENTS = ("INSERT INTO world_events (run_id, agent_id, day_label, tick_index, action, activity_id, location_id, "
+               "metadata_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQL_CONVERSATIONS = ("INSERT INTO conversations (id, run_id, day_label, tick_index, kind, topic, location_id, model, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQL_TURNS = ("INSERT INTO conversation_turns (conversation_id, round, agent_id, role, content, model) "
+              "VALUES (?, ?, ?, ?, ?, ?)")
+_SQL_MEMORIES = ("INSERT OR IGNORE INTO memories (agent_id, kind, text, confidence, norm_hash, metadata_json, "
+                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_SQL_RELATIONSHIPS = ("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_agent_id, to_agent_id) DO UPDATE SET "
+                      "strength = excluded.strength, updated_at = excluded.updated_at")
+_SQL_STAYS = "INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) VALUES (?, ?, ?, ?, ?)"
 
 
 def reporting_room(tally) -> int:
@@ -821,7 +859,11 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
             w.log_roster()
             conn.execute("UPDATE runs SET chronicle = ? WHERE id = ?", (os.path.relpath(log_path, db_file.parent),
                                                                          w.run_id))
-            reports = _drive(w, 1, 0, None)
+            w.writer = TickWriter(w.commit_tick)
+            try:
+                reports = _drive(w, 1, 0, None)
+            finally:
+                w.writer.close()
             w.log_finished()
         return _finish(w, log_path, reports, started)
     finally:
@@ -849,9 +891,15 @@ def _drive(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
                 w.tick(day, tick)
                 if options.progress:
                     options.progress(day, tick, cfg.ticks_per_day)
+            w.writer.drain()                     # the day's memory counts, and the connection, are the writer's
+            tally.memories = Counter(w.day_memories)
             reports += reporting.write_day(w, day, tally, options)
     except BaseException:
-        try:                                     # Ctrl-C or a failure: stopped, resumable from its checkpoint
+        try:                                     # Ctrl-C or a failure: what was submitted commits,
+            w.writer.drain()                     # and the run is stopped, resumable from its checkpoint
+        except BaseException:
+            pass
+        try:
             conn.execute("UPDATE runs SET status = 'stopped' WHERE id = ?", (w.run_id,))
         except apsw.Error:
             pass
@@ -863,6 +911,7 @@ def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) ->
     import time
 
     conn, cfg, options = w.conn, w.cfg, w.opt
+    w.totals["memories"] = w.memories_total
     final_stamp = w._stamp(options.days, cfg.ticks_per_day - 1)[0]
     last = w._gmin(options.days, cfg.ticks_per_day - 1)
     with db.write_transaction(conn, f"{w.db_file}: finishing run {w.run_id}"):
@@ -939,7 +988,11 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
                 w.tally = tally
                 reports += reporting.write_day(w, day, tally, options)
                 day, tick = day + 1, 0
-            reports += _drive(w, day, tick, tally)
+            w.writer = TickWriter(w.commit_tick)
+            try:
+                reports += _drive(w, day, tick, tally)
+            finally:
+                w.writer.close()
             w.log_finished()
         return _finish(w, log_path, reports, started)
     finally:

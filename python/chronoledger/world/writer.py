@@ -1,0 +1,64 @@
+"""A run's database writes, one transaction per tick, on a thread of their own.
+
+Why a thread: a tick's rows are written by SQLite in C with the GIL released
+(chronoledger._sqlbulk), so while tick t commits, the next tick's agents,
+conversations and rows are worked out in Python beside it.  On a large run
+that hides most of the database's time.
+
+What stays true: ticks commit one at a time and in order; the run's event
+log is always flushed for a tick before that tick's transaction begins (the
+scheduler logs, then submits), so after a crash the log is ahead of the
+database, never behind, and ``--resume`` cuts it back to the checkpoint.
+At most one tick waits while another commits.  The first failure stops the
+writer: nothing after it commits, and the scheduler's next call to
+:meth:`TickWriter.submit` or :meth:`TickWriter.drain` raises it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable
+
+
+class TickWriter:
+    """Runs ``commit(job)`` for each submitted job, in order, on one thread."""
+
+    def __init__(self, commit: Callable[[object], None], name: str = "world-writer"):
+        self._commit = commit
+        self._jobs: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:          # after a failure, later ticks are dropped, never committed
+                    self._commit(job)
+            except BaseException as exc:         # handed to the scheduler's thread
+                self._error = exc
+            finally:
+                self._jobs.task_done()
+
+    def submit(self, job: object) -> None:
+        """Queue a tick's job (waiting while another is queued); raise the
+        writer's failure instead, if it had one."""
+        if self._error is not None:
+            raise self._error
+        self._jobs.put(job)
+
+    def drain(self) -> None:
+        """Wait until every submitted job is done; raise the writer's failure, if it had one."""
+        self._jobs.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Finish the queued jobs and stop the thread (errors are left to :meth:`drain`)."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
