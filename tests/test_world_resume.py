@@ -151,3 +151,70 @@ def test_resume_refuses_another_model_and_ids_another_run_took(tmp_path, monkeyp
                   scheduler.RunOptions(days=1, agents=25, seed=3, report_format="none"))
     with pytest.raises(ConfigError, match="has taken the conversation ids"):
         scheduler.resume(tmp_path / "w.db", models.make_model("offline"), run_id=1)
+
+
+def test_a_writer_that_fails_while_the_log_is_ticks_ahead_resumes_to_the_same_end(uninterrupted, tmp_path,
+                                                                                 monkeypatch):
+    # The writer holds tick 6 until the scheduler has logged tick 8 (two ticks further), then fails it:
+    # nothing from tick 6 on commits, the log is cut back to tick 5's checkpoint, and resume redoes the rest.
+    import threading
+
+    original_commit, original_log = scheduler.WorldRun.commit_tick, scheduler.WorldRun._log_tick
+    logged_ahead = threading.Event()
+    seen = []
+
+    def commit(self, job):
+        if (job.day, job.tick) == (1, 6):
+            assert logged_ahead.wait(30), "the scheduler never got ahead of the writer"
+            raise OSError("disk full")
+        seen.append((job.day, job.tick))
+        return original_commit(self, job)
+
+    def log_tick(self, micros, day, tick, *rest):
+        original_log(self, micros, day, tick, *rest)
+        if (day, tick) == (1, 8):
+            logged_ahead.set()               # ticks 6 to 8 are in the log, tick 6 not committed
+    monkeypatch.setattr(scheduler.WorldRun, "commit_tick", commit)
+    monkeypatch.setattr(scheduler.WorldRun, "_log_tick", log_tick)
+    with pytest.raises(OSError, match="disk full"):
+        scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
+                      scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
+    monkeypatch.undo()
+    assert seen == [(1, t) for t in range(6)]                          # nothing after the failure committed
+    assert rows(tmp_path / "w.db", "SELECT max(tick_index), count(DISTINCT tick_index) FROM world_events") == [(5, 6)]
+    assert rows(tmp_path / "w.db", "SELECT status FROM runs") == [("stopped",)]
+    log = events(tmp_path / "w-run-1.cmeta")
+    assert {7, 8} <= set(log["values.tick"][~(log["values.tick"] != log["values.tick"])].astype(int).tolist())
+    scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
+    want, got = dump(uninterrupted / "w.db"), dump(tmp_path / "w.db")
+    for table in want:
+        if table != "runs":
+            assert got[table] == want[table], table
+    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
+    assert replay(tmp_path / "w-run-1.cmeta").matches
+
+
+def test_ctrl_c_lets_the_ticks_already_handed_to_the_writer_commit(tmp_path, monkeypatch):
+    import threading
+
+    original_commit = scheduler.WorldRun.commit_tick
+    release = threading.Event()
+
+    def slow_commit(self, job):
+        release.wait(30)
+        return original_commit(self, job)
+
+    def tick_then_stop(self, d, t):
+        if (d, t) == (1, 2):
+            release.set()
+            raise KeyboardInterrupt
+        return original_tick(self, d, t)
+    original_tick = scheduler.WorldRun.tick
+    monkeypatch.setattr(scheduler.WorldRun, "commit_tick", slow_commit)
+    monkeypatch.setattr(scheduler.WorldRun, "tick", tick_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
+                      scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
+    # ticks 0 and 1 were waiting on the writer when Ctrl-C came: both committed, and the checkpoint is tick 1
+    assert rows(tmp_path / "w.db", "SELECT DISTINCT tick_index FROM world_events ORDER BY 1") == [(0,), (1,)]
+    assert '"tick": 1' in rows(tmp_path / "w.db", "SELECT checkpoint_json FROM runs")[0][0]

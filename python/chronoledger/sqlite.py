@@ -197,8 +197,9 @@ def insert_columns(conn: apsw.Connection, sql: str, columns: list, n: int | None
     ``columns`` and return how many rows it changed (an ``INSERT OR IGNORE``
     counts only the rows it kept).
 
-    A column is one value for every row (None, int, float or str), a numpy
-    array of numbers, or a sequence of str, int or float with None for NULL;
+    A column is one value for every row (None, int, float, str, or bytes
+    for a blob), a numpy array of numbers, or a sequence of str, int or
+    float with None for NULL;
     ``n`` is the row count, taken from the first column that is not a single
     value when not given.  The rows are bound and stepped in C with the GIL
     released (chronoledger._sqlbulk), which for large batches takes well

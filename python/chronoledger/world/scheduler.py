@@ -90,6 +90,7 @@ class _Agents:
         for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, score DESC, tag"):
             tags.setdefault(aid, []).append(tag)
         self.interests = [tuple(tags.get(int(i), ())) for i in self.ids]
+        self.interest_sets = [frozenset(t) for t in self.interests]      # topics and shared interests, per chat
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -184,6 +185,7 @@ class WorldRun:
         self.memories_total = 0
         self.day_memories: Counter = Counter()
         self.writer: TickWriter | None = None
+        self.topics: list[str] = []                # what each of the tick's conversations is about
         self.after_commit: Callable[[], None] = lambda: None
         self.tally = None                     # the day's report figures (reporting.DayTally)
         self.pending_schedules: list[tuple] = []
@@ -440,6 +442,7 @@ class WorldRun:
 
         # conversations and reflections through the model
         reflect = np.flatnonzero(action == act.REFLECT)
+        self.topics = [_topic(self.agents, members.tolist()) for members, _, _ in chats]
         requests, owners, texts = self._talk(day, tick, chats, reflect, activity, prompts, conv_of, partner)
         for members, kind, _ in chats:
             if kind == act.DUO:
@@ -489,7 +492,7 @@ class WorldRun:
             conv = self.next_conv + c
             members = members.tolist()
             names = [ag.names[i] for i in members]
-            topic = _topic(ag.interests, members)
+            topic = self.topics[c]
             if rnd == 0:
                 for i in members:
                     conv_of[i] = conv
@@ -546,7 +549,7 @@ class WorldRun:
         for c, (members, kind, prompt) in enumerate(chats):
             conv = first_conv + c
             members = members.tolist()
-            topic = _topic(ag.interests, members)
+            topic = self.topics[c]
             kind_name = "scripted" if prompt is not None else ACTIONS[kind]
             where = loc_now[members[0]]
             conv_rows.append((conv, run, label, tick, kind_name, topic, loc_ids[where], model, stamp))
@@ -560,7 +563,7 @@ class WorldRun:
                 mem_text.append(text)
                 mem_hash.append(_norm_hash(text))
                 mem_meta.append(meta)
-            shared = [set(ag.interests[i]) for i in members]
+            shared = [ag.interest_sets[i] for i in members]
             step = 0.04 if kind == act.DUO else 0.02
             for x in range(len(members)):
                 for y in range(x + 1, len(members)):
@@ -797,13 +800,13 @@ def reporting_room(tally) -> int:
     return max(0, MAX_TRANSCRIPTS - len(tally.transcripts)) if tally is not None else 0
 
 
-def _topic(interests: list[tuple], members) -> str:
+def _topic(agents: _Agents, members: list[int]) -> str:
     """What a conversation is about: an interest the members share, else the first one's."""
-    sets = [set(interests[int(i)]) for i in members]
-    common = set.intersection(*sets) if sets else set()
+    sets = agents.interest_sets
+    common = sets[members[0]].intersection(*[sets[i] for i in members[1:]])
     if common:
         return min(common)
-    first = interests[int(members[0])]
+    first = agents.interests[members[0]]
     return first[0] if first else "the day"
 
 
