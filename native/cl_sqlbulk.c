@@ -90,19 +90,27 @@ cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, in
     if (db == NULL || sql == NULL || ncols < 0 || nrows < 0 || (ncols > 0 && cols == NULL))
         return CL_ERR_ARG;
     for (int c = 0; c < ncols; c++) {
-        int k = cols[c].kind;
+        const cl_sqlcol *col = &cols[c];
+        int k = col->kind;
         if (k < CL_SQLCOL_NULL || k > CL_SQLCOL_CONST_BLOB)
             return CL_ERR_ARG;
-        if ((k == CL_SQLCOL_I64 && cols[c].i64 == NULL && nrows) || (k == CL_SQLCOL_F64 && cols[c].f64 == NULL && nrows) ||
-            (k == CL_SQLCOL_TEXT && (cols[c].text == NULL || cols[c].text_len == NULL) && nrows) ||
-            ((k == CL_SQLCOL_CONST_TEXT || k == CL_SQLCOL_CONST_BLOB) && (cols[c].ct == NULL || cols[c].ct_len < 0 || cols[c].ct_len > 0x7FFFFFFF)))
+        if (nrows > 0 && ((k == CL_SQLCOL_I64 && col->i64 == NULL) || (k == CL_SQLCOL_F64 && col->f64 == NULL) ||
+                          (k == CL_SQLCOL_MIXED && (col->tag == NULL || col->i64 == NULL || col->f64 == NULL ||
+                                                    col->text == NULL || col->text_len == NULL))))
+            return CL_ERR_ARG;
+        if ((k == CL_SQLCOL_CONST_TEXT || k == CL_SQLCOL_CONST_BLOB) &&
+            (col->ct == NULL || col->ct_len < 0 || col->ct_len > 0x7FFFFFFF))
             return CL_ERR_ARG;
     }
+
+    if (nrows == 0)
+        return CL_OK;                       /* as executemany over no rows: the statement is not even prepared */
 
     fn_bind_double bind_double = (fn_bind_double)g_api[API_BIND_DOUBLE];
     fn_bind_int64 bind_int64 = (fn_bind_int64)g_api[API_BIND_INT64];
     fn_bind_null bind_null = (fn_bind_null)g_api[API_BIND_NULL];
     fn_bind_text bind_text = (fn_bind_text)g_api[API_BIND_TEXT];
+    fn_bind_blob bind_blob = (fn_bind_blob)g_api[API_BIND_BLOB];
     fn_stmt step = (fn_stmt)g_api[API_STEP];
     fn_stmt reset = (fn_stmt)g_api[API_RESET];
     fn_stmt finalize = (fn_stmt)g_api[API_FINALIZE];
@@ -131,9 +139,7 @@ cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, in
         case CL_SQLCOL_CONST_I64: rc = bind_int64(stmt, c + 1, col->ci); break;
         case CL_SQLCOL_CONST_F64: rc = bind_double(stmt, c + 1, col->cf); break;
         case CL_SQLCOL_CONST_TEXT: rc = bind_text(stmt, c + 1, col->ct, (int)col->ct_len, NULL); break;
-        case CL_SQLCOL_CONST_BLOB:
-            rc = ((fn_bind_blob)g_api[API_BIND_BLOB])(stmt, c + 1, col->ct, (int)col->ct_len, NULL);
-            break;
+        case CL_SQLCOL_CONST_BLOB: rc = bind_blob(stmt, c + 1, col->ct, (int)col->ct_len, NULL); break;
         default: rc = SQL_OK;
         }
         if (rc != SQL_OK) {
@@ -149,19 +155,27 @@ cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, in
             const cl_sqlcol *col = &cols[c];
             switch (col->kind) {
             case CL_SQLCOL_I64:
-                rc = (col->i64_null != NULL && col->i64_null[r]) ? bind_null(stmt, c + 1)
-                                                                  : bind_int64(stmt, c + 1, col->i64[r]);
+                rc = bind_int64(stmt, c + 1, col->i64[r]);
                 break;
             case CL_SQLCOL_F64:
                 rc = bind_double(stmt, c + 1, col->f64[r]);
                 break;
-            case CL_SQLCOL_TEXT:
-                if (col->text[r] == NULL)
-                    rc = bind_null(stmt, c + 1);
-                else if (col->text_len[r] < 0 || col->text_len[r] > 0x7FFFFFFF)
-                    rc = SQL_TOOBIG;
-                else
-                    rc = bind_text(stmt, c + 1, col->text[r], (int)col->text_len[r], NULL);  /* NULL: SQLITE_STATIC */
+            case CL_SQLCOL_MIXED:
+                switch (col->tag[r]) {
+                case CL_SQLVAL_NULL: rc = bind_null(stmt, c + 1); break;
+                case CL_SQLVAL_I64: rc = bind_int64(stmt, c + 1, col->i64[r]); break;
+                case CL_SQLVAL_F64: rc = bind_double(stmt, c + 1, col->f64[r]); break;
+                case CL_SQLVAL_TEXT:
+                case CL_SQLVAL_BLOB:
+                    if (col->text_len[r] < 0 || col->text_len[r] > 0x7FFFFFFF)
+                        rc = SQL_TOOBIG;
+                    else if (col->tag[r] == CL_SQLVAL_TEXT)     /* NULL destructor: SQLITE_STATIC, no copy */
+                        rc = bind_text(stmt, c + 1, col->text[r], (int)col->text_len[r], NULL);
+                    else
+                        rc = bind_blob(stmt, c + 1, col->text[r], (int)col->text_len[r], NULL);
+                    break;
+                default: rc = SQL_MISUSE;
+                }
                 break;
             default:
                 break;

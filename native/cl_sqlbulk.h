@@ -31,17 +31,26 @@ typedef enum cl_sqlcol_kind {
     CL_SQLCOL_NULL = 0,        /* every row NULL */
     CL_SQLCOL_I64 = 1,         /* i64[row] */
     CL_SQLCOL_F64 = 2,         /* f64[row] */
-    CL_SQLCOL_TEXT = 3,        /* text[row] (UTF-8, text_len[row] bytes), NULL pointer = SQL NULL */
+    CL_SQLCOL_MIXED = 3,       /* each row's own type: tag[row] is a cl_sqlval_tag */
     CL_SQLCOL_CONST_I64 = 4,   /* ci in every row */
     CL_SQLCOL_CONST_F64 = 5,   /* cf in every row */
-    CL_SQLCOL_CONST_TEXT = 6,  /* ct (ct_len bytes) in every row */
+    CL_SQLCOL_CONST_TEXT = 6,  /* ct (ct_len bytes of UTF-8) in every row */
     CL_SQLCOL_CONST_BLOB = 7   /* ct (ct_len bytes) as a blob in every row */
 } cl_sqlcol_kind;
 
+/* A CL_SQLCOL_MIXED row: what it binds, and from which array. */
+typedef enum cl_sqlval_tag {
+    CL_SQLVAL_NULL = 0,
+    CL_SQLVAL_I64 = 1,         /* i64[row] */
+    CL_SQLVAL_F64 = 2,         /* f64[row] */
+    CL_SQLVAL_TEXT = 3,        /* text[row], text_len[row] bytes of UTF-8 */
+    CL_SQLVAL_BLOB = 4         /* text[row], text_len[row] bytes */
+} cl_sqlval_tag;
+
 typedef struct cl_sqlcol {
     int kind;                       /* a cl_sqlcol_kind */
+    const uint8_t *tag;             /* CL_SQLCOL_MIXED: nrows cl_sqlval_tag values */
     const int64_t *i64;
-    const uint8_t *i64_null;        /* optional with CL_SQLCOL_I64: nonzero = SQL NULL */
     const double *f64;
     const char *const *text;
     const int64_t *text_len;
@@ -79,7 +88,7 @@ int cl_sqlbulk_version(void);
  * failed: *sqlite_code is its extended result code, *failed_row the row
  * (-1 while preparing) and errmsg (errmsg_len bytes, NUL-terminated) its
  * message.  Rows before the failed one stay inserted: the caller's
- * transaction decides what is kept. */
+ * transaction decides what is kept.  With nrows == 0 nothing is prepared. */
 cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, int ncols, int64_t nrows,
                             int64_t *changes, int64_t *failed_row, int *sqlite_code,
                             char *errmsg, size_t errmsg_len);

@@ -96,7 +96,10 @@ cdef class _Columns:
             col.ct_len = len(<bytes>value)
         elif isinstance(value, (int, np.integer)):
             col.kind = CL_SQLCOL_CONST_I64
-            col.ci = int(value)
+            try:
+                col.ci = int(value)
+            except OverflowError:
+                raise OverflowError(f"column {j}: {value} does not fit SQLite's 64-bit integers") from None
         elif isinstance(value, (float, np.floating)):
             col.kind = CL_SQLCOL_CONST_F64
             col.cf = float(value)
@@ -123,62 +126,53 @@ cdef class _Columns:
         return 0
 
     cdef int fill_sequence(self, int j, tuple values, Py_ssize_t n) except -1:
-        # A tuple holds every item for the whole call: texts are bound by pointer.
+        # Each row keeps its own type, as executemany would bind it.  The tuple
+        # holds every item for the whole call: texts and blobs are bound by pointer.
         cdef cl_sqlcol *col = &self.cols[j]
         cdef Py_ssize_t r, size
+        cdef uint8_t *tag
+        cdef int64_t *ints
+        cdef double *floats
         cdef const char **text
         cdef int64_t *lens
-        cdef int64_t *ints
-        cdef uint8_t *nulls
-        cdef double *floats
         cdef object v
         if len(values) != n:
             raise ValueError(f"column {j}: {n} values wanted, got {len(values)}")
         self.keep.append(values)
-        first = next((x for x in values if x is not None), None)
-        if first is None or isinstance(first, str):
-            text = <const char **>self.alloc(n * sizeof(char *))
-            lens = <int64_t *>self.alloc(n * sizeof(int64_t))
-            for r in range(n):
-                v = values[r]
-                if v is None:
-                    text[r] = NULL
-                    lens[r] = 0
-                elif isinstance(v, str):
-                    text[r] = PyUnicode_AsUTF8AndSize(v, &size)
-                    lens[r] = size
-                else:
-                    raise TypeError(f"column {j}: row {r} is a {type(v).__name__} among texts")
-            col.kind = CL_SQLCOL_TEXT
-            col.text = text
-            col.text_len = lens
-        elif isinstance(first, (int, np.integer)) and not isinstance(first, float):
-            ints = <int64_t *>self.alloc(n * sizeof(int64_t))
-            nulls = <uint8_t *>self.alloc(n)
-            for r in range(n):
-                v = values[r]
-                if v is None:
-                    nulls[r] = 1
-                    ints[r] = 0
-                elif isinstance(v, (int, np.integer)):
-                    nulls[r] = 0
-                    ints[r] = v
-                else:
-                    raise TypeError(f"column {j}: row {r} is a {type(v).__name__} among integers")
-            col.kind = CL_SQLCOL_I64
-            col.i64 = ints
-            col.i64_null = nulls
-        elif isinstance(first, (float, np.floating)):
-            floats = <double *>self.alloc(n * sizeof(double))
-            for r in range(n):
-                v = values[r]
-                if not isinstance(v, (float, int, np.floating, np.integer)):
-                    raise TypeError(f"column {j}: row {r} is a {type(v).__name__} among numbers")
+        tag = <uint8_t *>self.alloc(n)
+        ints = <int64_t *>self.alloc(n * sizeof(int64_t))
+        floats = <double *>self.alloc(n * sizeof(double))
+        text = <const char **>self.alloc(n * sizeof(char *))
+        lens = <int64_t *>self.alloc(n * sizeof(int64_t))
+        for r in range(n):
+            v = values[r]
+            if v is None:
+                tag[r] = CL_SQLVAL_NULL
+            elif isinstance(v, str):
+                text[r] = PyUnicode_AsUTF8AndSize(v, &size)
+                lens[r] = size
+                tag[r] = CL_SQLVAL_TEXT
+            elif isinstance(v, (int, np.integer, np.bool_)):
+                try:
+                    ints[r] = int(v)
+                except OverflowError:
+                    raise OverflowError(f"column {j}: row {r} ({v}) does not fit SQLite's 64-bit integers") from None
+                tag[r] = CL_SQLVAL_I64
+            elif isinstance(v, (float, np.floating)):
                 floats[r] = v
-            col.kind = CL_SQLCOL_F64
-            col.f64 = floats
-        else:
-            raise TypeError(f"column {j}: a {type(first).__name__} cannot be stored by SQLite")
+                tag[r] = CL_SQLVAL_F64
+            elif isinstance(v, bytes):
+                text[r] = <bytes>v
+                lens[r] = len(<bytes>v)
+                tag[r] = CL_SQLVAL_BLOB
+            else:
+                raise TypeError(f"column {j}: row {r} is a {type(v).__name__}, which SQLite cannot store")
+        col.kind = CL_SQLCOL_MIXED
+        col.tag = tag
+        col.i64 = ints
+        col.f64 = floats
+        col.text = text
+        col.text_len = lens
         return 0
 
 
@@ -220,7 +214,7 @@ def insert_many(conn, jobs) -> list:
     checked before any row is written."""
     if not cl_sqlbulk_bound():
         raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind(conn) first")
-    cdef list prepared = [_job(sql, columns, n) for sql, columns, n in jobs]
+    cdef list prepared = [_job(sql, columns, n) for sql, columns, n in jobs]     # all checked before any runs
     cdef Py_ssize_t njobs = len(prepared), k
     cdef void *db = <void *><size_t>conn.sqlite3_pointer()
     cdef int64_t *changes = <int64_t *>PyMem_Malloc(max(njobs, 1) * sizeof(int64_t))

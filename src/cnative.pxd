@@ -173,15 +173,21 @@ cdef extern from "cl_sqlbulk.h" nogil:
         CL_SQLCOL_NULL
         CL_SQLCOL_I64
         CL_SQLCOL_F64
-        CL_SQLCOL_TEXT
+        CL_SQLCOL_MIXED
         CL_SQLCOL_CONST_I64
         CL_SQLCOL_CONST_F64
         CL_SQLCOL_CONST_TEXT
         CL_SQLCOL_CONST_BLOB
+    ctypedef enum cl_sqlval_tag:
+        CL_SQLVAL_NULL
+        CL_SQLVAL_I64
+        CL_SQLVAL_F64
+        CL_SQLVAL_TEXT
+        CL_SQLVAL_BLOB
     ctypedef struct cl_sqlcol:
         int kind
+        const uint8_t *tag
         const int64_t *i64
-        const uint8_t *i64_null
         const double *f64
         const char *const *text
         const int64_t *text_len

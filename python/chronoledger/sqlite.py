@@ -218,12 +218,15 @@ def insert_many(conn: apsw.Connection, jobs: list[tuple[str, list, int | None]])
     jobs = [(sql, columns, _row_count(sql, columns) if n is None else n) for sql, columns, n in jobs]
     if _bulk_ready(conn):
         return _sqlbulk.insert_many(conn, jobs)
-    rows = [(sql, _rows(sql, columns, n)) for sql, columns, n in jobs]
+    rows = [(sql, _rows(sql, columns, n)) for sql, columns, n in jobs]        # all checked before any runs
     changes = []
     for sql, batch in rows:
-        before = conn.total_changes()
-        conn.executemany(sql, batch)
-        changes.append(conn.total_changes() - before)
+        count = 0
+        for row in batch:                   # row by row: changes() counts this statement's rows, not triggers'
+            for _ in conn.execute(sql, row):
+                pass                        # a RETURNING clause: its rows are read, or the statement stops early
+            count += conn.changes()
+        changes.append(count)
     return changes
 
 
@@ -236,19 +239,40 @@ def _row_count(sql: str, columns: list) -> int:
 
 
 def _rows(sql: str, columns: list, n: int) -> list[tuple]:
-    """The rows of insert_columns' columns, for executemany (no bound _sqlbulk)."""
+    """The rows of insert_columns' columns, for the fallback, each value
+    checked as _sqlbulk checks it (so that nothing is written if one is bad)."""
     import numpy as np
 
     cols = []
-    for c in columns:
+    for j, c in enumerate(columns):
         if c is None or isinstance(c, (str, bytes, int, float, np.integer, np.floating)):
-            cols.append([c.item() if isinstance(c, np.generic) else c] * n)
-        else:
-            values = c.tolist() if isinstance(c, np.ndarray) else list(c)
-            if len(values) != n:
-                raise ValueError(f"{sql!r}: a column of {len(values)} values among {n} rows")
-            cols.append(values)
+            cols.append([_value(j, None, c.item() if isinstance(c, np.generic) else c)] * n)
+            continue
+        values = c.tolist() if isinstance(c, np.ndarray) else list(c)
+        if len(values) != n:
+            raise ValueError(f"column {j}: {n} values wanted, got {len(values)}")
+        cols.append([_value(j, r, v) for r, v in enumerate(values)])
     return list(zip(*cols)) if cols else [()] * n
+
+
+def _value(j: int, r: int | None, v):
+    where = f"column {j}" if r is None else f"column {j}: row {r}"
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        if not -2 ** 63 <= v < 2 ** 63:
+            raise OverflowError(f"{where} ({v}) does not fit SQLite's 64-bit integers")
+        return v
+    if isinstance(v, str):
+        v.encode("utf-8")                   # a lone surrogate fails here, before anything is written
+        return v
+    if v is None or isinstance(v, (float, bytes)):
+        return v
+    import numpy as np
+
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        return _value(j, r, v.item())
+    raise TypeError(f"{where} is a {type(v).__name__}, which SQLite cannot store")
 
 
 _sqlbulk = None                 # chronoledger._sqlbulk once bound; False when it cannot be

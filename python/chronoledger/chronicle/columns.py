@@ -61,13 +61,16 @@ class Labels:
         block's bytes do not depend on whether strings or codes were passed."""
         if len(self.codes) == 0:
             return Labels(self.codes, [])
-        used, first = np.unique(self.codes, return_index=True)
+        first_of: dict[str, int] = {}
+        alias = np.array([first_of.setdefault(nm, k) for k, nm in enumerate(self.names)], dtype=np.uint32)
+        codes = alias[self.codes] if len(first_of) < len(self.names) else self.codes   # a name given twice is one
+        used, first = np.unique(codes, return_index=True)
         order = used[np.argsort(first, kind="stable")]
         if len(order) == len(self.names) and (order == np.arange(len(order))).all():
             return self
         remap = np.zeros(len(self.names), dtype=np.uint32)
         remap[order] = np.arange(len(order), dtype=np.uint32)
-        return Labels(remap[self.codes], [self.names[k] for k in order.tolist()])
+        return Labels(remap[codes], [self.names[k] for k in order.tolist()])
 
     def __getitem__(self, index) -> "Labels":
         return Labels(self.codes[index], self.names)

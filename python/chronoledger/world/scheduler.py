@@ -188,7 +188,7 @@ class WorldRun:
         self.topics: list[str] = []                # what each of the tick's conversations is about
         self.after_commit: Callable[[], None] = lambda: None
         self.tally = None                     # the day's report figures (reporting.DayTally)
-        self.pending_schedules: list[tuple] = []
+        self.pending_schedules: list = []     # the day's agent_schedules columns (plan_day), until its first tick
         self._stamps: dict[int, str] = {}
 
     # --- relationships -------------------------------------------------------
@@ -614,8 +614,9 @@ class WorldRun:
             (_SQL_EVENTS, [run, ag.ids[acted], label, tick, _ACTION_NAMES[action[acted]].tolist(),
                            self.act_ids[act_col], self.loc_ids[loc_col], meta_col, stamp], n_ev),
             (_SQL_CONVERSATIONS, [list(c) for c in zip(*conv_rows)] if conv_rows else [None] * 9, len(conv_rows)),
-            (_SQL_TURNS, [turn_conv, turn_round, turn_agent, "agent", turn_text, model], len(turn_conv)),
-            # duplicates of stored memories are left out (the counts are of those kept)
+            (_SQL_TURNS, [turn_conv, turn_round, turn_agent, "agent", turn_text, model], len(turn_conv))]
+        memory_jobs = (len(jobs), len(jobs) + 1)      # duplicates of stored memories are left out: counted kept
+        jobs += [
             (_SQL_MEMORIES, [mem_agent, "conversation", mem_text, 0.8, mem_hash, mem_meta, stamp], len(mem_agent)),
             (_SQL_MEMORIES, [refl_agent, "reflection", refl_text, 0.6, [_norm_hash(t) for t in refl_text],
                              f'{{"day":"{label}","tick":{tick}}}', stamp], len(refl_agent)),
@@ -630,7 +631,7 @@ class WorldRun:
         self.next_conv += len(chats)
         self.totals["events"] += n_ev
         self.totals["conversations"] += len(chats)
-        self.writer.submit(_TickJob(day, tick, label, jobs, *self._snapshot(day, tick)))
+        self.writer.submit(_TickJob(day, tick, label, jobs, memory_jobs, *self._snapshot(day, tick)))
         return result
 
     def commit_tick(self, job: "_TickJob") -> None:
@@ -639,7 +640,7 @@ class WorldRun:
         conn = self.conn
         with db.write_transaction(conn, f"{self.db_file}: tick {job.tick} of {job.label}"):
             changes = db.insert_many(conn, job.jobs)
-            kept = {"conversation": changes[-4], "reflection": changes[-3]}     # the two memory jobs
+            kept = {"conversation": changes[job.memory_jobs[0]], "reflection": changes[job.memory_jobs[1]]}
             if job.tick == 0:
                 self.day_memories = Counter()
             self.day_memories.update(kept)
@@ -772,7 +773,8 @@ class _TickJob:
     day: int
     tick: int
     label: str
-    jobs: list
+    jobs: list                      # (sql, columns, rows) for db.insert_many
+    memory_jobs: tuple[int, int]    # which of them insert conversation and reflection memories
     state: dict
     arrays: bytes
 
