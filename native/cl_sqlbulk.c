@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-/* Indexes into sqlite3_api_routines (sqlite3ext.h), all present since 3.7. */
+/* Indexes into sqlite3_api_routines (sqlite3ext.h), all present since 3.7.4. */
 enum {
     API_BIND_BLOB = 2,
     API_BIND_DOUBLE = 3,
@@ -17,6 +17,7 @@ enum {
     API_LIBVERSION_NUMBER = 67,
     API_RESET = 77,
     API_STEP = 94,
+    API_STMT_READONLY = 185,
     API_PREPARE_V2 = 116,
     API_EXTENDED_ERRCODE = 166
 };
@@ -124,7 +125,8 @@ cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, in
         set_error(db, extended_errcode(db), errmsg, errmsg_len, sqlite_code, NULL);
         return CL_ERR_SQLITE;
     }
-    if (stmt == NULL || !is_blank(tail) || ((fn_stmt)g_api[API_BIND_PARAMETER_COUNT])(stmt) != ncols) {
+    if (stmt == NULL || !is_blank(tail) || ((fn_stmt)g_api[API_BIND_PARAMETER_COUNT])(stmt) != ncols ||
+        ((fn_stmt)g_api[API_STMT_READONLY])(stmt)) {
         if (stmt != NULL)
             finalize(stmt);
         return CL_ERR_ARG;

@@ -13,7 +13,7 @@
  * (exported from the chronoledger._sqlbulk extension, which apsw loads once
  * with Connection.load_extension).  The table's order is SQLite's stable ABI:
  * members are only ever appended, and the indexes used here are those of
- * sqlite3ext.h since 3.7; cl_sqlbulk_bind refuses SQLite older than 3.45.
+ * sqlite3ext.h since 3.7.4; the entry point refuses SQLite older than 3.45.
  *
  * Ownership: every pointer in a cl_sqlcol is borrowed and must stay valid
  * for the whole call; texts are bound SQLITE_STATIC (no copies).  The
@@ -84,7 +84,8 @@ int cl_sqlbulk_version(void);
  * each step changed (an INSERT OR IGNORE that ignored a row adds 0).
  *
  * Returns CL_OK; CL_ERR_UNSUPPORTED if unbound; CL_ERR_ARG for a bad column
- * kind or a parameter count that is not ncols; CL_ERR_SQLITE when SQLite
+ * kind, a parameter count that is not ncols, more than one statement, or a
+ * statement that only reads; CL_ERR_SQLITE when SQLite
  * failed: *sqlite_code is its extended result code, *failed_row the row
  * (-1 while preparing) and errmsg (errmsg_len bytes, NUL-terminated) its
  * message.  Rows before the failed one stay inserted: the caller's

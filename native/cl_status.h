@@ -18,7 +18,7 @@ typedef enum cl_status {
     CL_ERR_ORDER = 6,       /* a timestamp older than the last flushed one -> OrderError */
     CL_ERR_UNSUPPORTED = 7, /* the CPU lacks a requested instruction set   -> ChronoledgerError */
     CL_ERR_SMALL = 8,       /* an output buffer is too small (caller bug)  -> ValueError */
-    CL_ERR_SQLITE = 9,      /* SQLite refused (code and message in out-params) -> apsw's exception */
+    CL_ERR_SQLITE = 9,      /* SQLite refused (code in an out-param)       -> apsw's class for the code (_sqlbulk) */
     CL_STATUS_COUNT = 10
 } cl_status;
 

@@ -43,7 +43,6 @@ cdef dict _STATUS = {
     CL_ERR_ORDER: (_errors.OrderError, "timestamp older than the last flushed one"),
     CL_ERR_UNSUPPORTED: (_errors.UnsupportedError, "not supported by this CPU"),
     CL_ERR_SMALL: (ValueError, "output buffer too small"),
-    CL_ERR_SQLITE: (_errors.ChronoledgerError, "SQLite failed"),     # _sqlbulk raises apsw's own class
 }
 
 

@@ -34,19 +34,24 @@ def sqlite_version_number() -> int:
     return cl_sqlbulk_version()
 
 
-def bind(conn) -> bool:
-    """Load this module into ``conn`` as a SQLite extension, once per
-    process, so that its SQLite hands over its function table.  Extension
-    loading is switched on only for that call.  False if it cannot be done
-    (a SQLite built without extension loading, or older than 3.45)."""
+def bind() -> bool:
+    """Get SQLite's function table, once per process: this module is loaded
+    as a SQLite extension into a private in-memory apsw connection (so no
+    caller's connection has its extension-loading setting changed).  The
+    table is the library's, shared by every apsw connection.  False if it
+    cannot be done (a SQLite built without extension loading, or older than
+    3.45)."""
     if cl_sqlbulk_bound():
         return True
+    import apsw
+
     try:
-        conn.enable_load_extension(True)
+        private = apsw.Connection(":memory:")
         try:
-            conn.load_extension(__file__, ENTRY_POINT)
+            private.enable_load_extension(True)
+            private.load_extension(__file__, ENTRY_POINT)
         finally:
-            conn.enable_load_extension(False)
+            private.close()
     except Exception:
         return False
     return cl_sqlbulk_bound() != 0
@@ -213,7 +218,7 @@ def insert_many(conn, jobs) -> list:
     released once for all of them; the changes of each.  Every column is
     checked before any row is written."""
     if not cl_sqlbulk_bound():
-        raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind(conn) first")
+        raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind() first")
     cdef list prepared = [_job(sql, columns, n) for sql, columns, n in jobs]     # all checked before any runs
     cdef Py_ssize_t njobs = len(prepared), k
     cdef void *db = <void *><size_t>conn.sqlite3_pointer()
@@ -248,20 +253,30 @@ def insert_many(conn, jobs) -> list:
                 k += 1
         if st == CL_OK:
             return [changes[k] for k in range(njobs)]
-        text = (<_Job>prepared[k]).text
-        if st == CL_ERR_SQLITE:
-            import apsw
-
-            exc = apsw.exception_for(code)
-            where = f"row {failed_row}" if failed_row >= 0 else "preparing"
-            exc.args = (f"{text.split('(')[0].strip()}: {where}: {errmsg.decode('utf-8', 'replace')}",)
-            raise exc
-        if st == CL_ERR_ARG:
-            raise ValueError(f"{text!r}: not one statement with {ncols[k]} parameter(s)")
-        raise RuntimeError(f"chronoledger._sqlbulk: status {st}")
+        raise _error(st, (<_Job>prepared[k]).text, ncols[k], failed_row, code, errmsg.decode("utf-8", "replace"))
     finally:
         PyMem_Free(changes)
         PyMem_Free(cols)
         PyMem_Free(sqls)
         PyMem_Free(ncols)
         PyMem_Free(nrows)
+
+
+cdef object _error(cl_status st, str sql, int ncols, int64_t row, int code, str message):
+    """The exception for a status: SQLite's own failures are apsw's class for
+    the result code, the rest come from one table."""
+    what = sql.split("(")[0].strip()
+    if st == CL_ERR_SQLITE:
+        import apsw
+
+        exc = apsw.exception_for(code)
+        exc.args = (f"{what}: {f'row {row}' if row >= 0 else 'preparing'}: {message}",)
+        return exc
+    cls, why = _STATUS.get(st, (RuntimeError, f"status {st}"))
+    return cls(f"{sql!r}: {why.format(ncols=ncols)}")
+
+
+cdef dict _STATUS = {
+    CL_ERR_ARG: (ValueError, "not one statement that writes rows with {ncols} parameter(s)"),
+    CL_ERR_UNSUPPORTED: (RuntimeError, "chronoledger._sqlbulk is not bound to SQLite"),
+}

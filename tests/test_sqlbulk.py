@@ -31,7 +31,7 @@ INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
 def _connect(ncols: int = 2, extra: str = "") -> apsw.Connection:
     """An in-memory database with an untyped table t(c0, c1, ...): values keep the type they were bound with."""
     conn = apsw.Connection(":memory:")
-    assert _sqlbulk.bind(conn)
+    assert _sqlbulk.bind()
     cols = ", ".join(f"c{j}" for j in range(ncols))
     conn.execute(f"CREATE TABLE t ({cols}{extra})")
     return conn
@@ -382,7 +382,7 @@ def test_wrong_types_name_the_column_and_row(conn, columns, exc, match):
 ])
 def test_statements_that_do_not_take_the_columns_are_value_errors(conn, sql):
     conn.execute("INSERT INTO t VALUES (0, 0, 0)")
-    with pytest.raises(ValueError, match="not one statement with 3 parameter"):
+    with pytest.raises(ValueError, match="not one statement that writes rows with 3 parameter"):
         _sqlbulk.insert(conn, sql, [[1, 2], 3, 4], 2)
     if db._bulk_ready(conn):
         with pytest.raises(ValueError):
@@ -446,7 +446,7 @@ def test_a_check_and_foreign_key_violation(tmp_path):
     conn = db.connect(tmp_path / "fk.db")             # foreign keys on
     conn.execute("CREATE TABLE p (id INTEGER PRIMARY KEY); INSERT INTO p VALUES (1), (2);"
                  "CREATE TABLE c (p INTEGER REFERENCES p (id), v CHECK (v >= 0))")
-    assert _sqlbulk.bind(conn)
+    assert _sqlbulk.bind()
     with pytest.raises(apsw.ConstraintError, match=r"row 2: FOREIGN KEY constraint failed"):
         _sqlbulk.insert(conn, "INSERT INTO c VALUES (?, ?)", [[1, 2, 3], 0], 3)
     with pytest.raises(apsw.ConstraintError, match=r"row 1: CHECK constraint failed"):
@@ -778,3 +778,23 @@ def test_a_sequence_of_mixed_values_stores_each_as_its_own_type_on_both_paths(co
     assert _typed(conn, 3) == native
     assert [row[:2] for row in native] == [("a", "text"), (3, "integer"), (b"\x00x", "blob"), (2.5, "real"),
                                            (None, "null"), (-4, "integer"), (0.25, "real"), (1, "integer")]
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_statement_that_only_reads_is_refused(conn, monkeypatch, fallback):
+    if fallback:
+        monkeypatch.setattr(db, "_sqlbulk", False)
+    conn.execute("INSERT INTO t VALUES (1, 2, 3)")
+    with pytest.raises(ValueError, match="not one statement that writes rows"):
+        db.insert_columns(conn, "SELECT c0 FROM t WHERE c0 = ? OR c1 = ? OR c2 = ?", [[1, 2], 3, 4])
+    assert db.insert_columns(conn, "DELETE FROM t WHERE c0 = ? AND c1 = ? AND c2 = ?", [[1, 5], 2, 3]) == 1
+
+
+def test_binding_leaves_the_callers_connections_alone(conn):
+    from chronoledger import _sqlbulk as module
+
+    assert module.bind() and module.bound()
+    assert conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1) == 0
+    conn.enable_load_extension(True)
+    assert db.insert_columns(conn, _sql(3), [[1], 2, 3]) == 1
+    assert conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1) == 1     # still as the caller set it

@@ -195,10 +195,22 @@ def test_a_writer_that_fails_while_the_log_is_ticks_ahead_resumes_to_the_same_en
 
 
 def test_ctrl_c_lets_the_ticks_already_handed_to_the_writer_commit(tmp_path, monkeypatch):
+    # The writer is held back; Ctrl-C comes on tick 2.  Ticks 0 and 1 were handed over: both commit, and
+    # only then does the scheduler's thread touch the connection (to mark the run stopped).
     import threading
 
-    original_commit = scheduler.WorldRun.commit_tick
+    from chronoledger.world import store
+
+    original_commit, original_tick, original_connect = \
+        scheduler.WorldRun.commit_tick, scheduler.WorldRun.tick, store.connect
     release = threading.Event()
+    statements = []
+
+    def connect(*args, **kwargs):
+        conn = original_connect(*args, **kwargs)
+        conn.setexectrace(lambda cursor, sql, bindings: statements.append((threading.current_thread().name,
+                                                                            sql.split()[0].upper())) or True)
+        return conn
 
     def slow_commit(self, job):
         release.wait(30)
@@ -209,12 +221,40 @@ def test_ctrl_c_lets_the_ticks_already_handed_to_the_writer_commit(tmp_path, mon
             release.set()
             raise KeyboardInterrupt
         return original_tick(self, d, t)
-    original_tick = scheduler.WorldRun.tick
+    monkeypatch.setattr(store, "connect", connect)
     monkeypatch.setattr(scheduler.WorldRun, "commit_tick", slow_commit)
     monkeypatch.setattr(scheduler.WorldRun, "tick", tick_then_stop)
     with pytest.raises(KeyboardInterrupt):
         scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
                       scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
-    # ticks 0 and 1 were waiting on the writer when Ctrl-C came: both committed, and the checkpoint is tick 1
     assert rows(tmp_path / "w.db", "SELECT DISTINCT tick_index FROM world_events ORDER BY 1") == [(0,), (1,)]
     assert '"tick": 1' in rows(tmp_path / "w.db", "SELECT checkpoint_json FROM runs")[0][0]
+    assert rows(tmp_path / "w.db", "SELECT status FROM runs") == [("stopped",)]
+    writer_commits = [k for k, (thread, verb) in enumerate(statements) if thread == "world-writer" and verb == "COMMIT"]
+    stopped = [k for k, (thread, verb) in enumerate(statements) if thread != "world-writer" and verb == "UPDATE"]
+    assert len(writer_commits) == 2 and stopped and stopped[-1] > writer_commits[-1]
+
+
+def test_a_checkpoint_holds_its_own_tick_even_when_the_writer_lags(tmp_path, monkeypatch):
+    # The writer is slower than the scheduler, so the next tick adds to the day's tally before the
+    # checkpoint is stored: what is stored must still be the state after the checkpoint's own tick.
+    import json
+    import re
+
+    original = scheduler.WorldRun._checkpoint
+    stored = []
+
+    def slow_checkpoint(self, day, tick, state, arrays):
+        time.sleep(0.03)
+        original(self, day, tick, state, arrays)
+        stored.append(json.loads(json.dumps(state, default=int)))          # what was written, as written
+    monkeypatch.setattr(scheduler.WorldRun, "_checkpoint", slow_checkpoint)
+    scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
+                  scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
+    assert len(stored) == 24
+    seen_later = 0
+    for cp in stored:
+        ticks = [int(re.match(r"tick (\d+),", title).group(1)) for title, _ in cp["tally"]["transcripts"]]
+        assert all(t <= cp["tick"] for t in ticks), (cp["day"], cp["tick"], ticks)
+        seen_later += any(t == cp["tick"] for t in ticks)
+    assert seen_later > 0                                   # the check looked at transcripts at all

@@ -81,3 +81,32 @@ def test_at_most_one_job_waits_while_another_is_written():
     third.join(10)
     w.drain()
     w.close()
+
+
+def test_settle_waits_for_the_job_being_written_through_ctrl_c():
+    import os
+    import signal
+    import time
+
+    done = threading.Event()
+
+    def commit(job):
+        time.sleep(0.1)                          # the scheduler's thread is in settle() by now
+        os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C while a tick is being written
+        time.sleep(0.2)
+        done.set()
+    w = TickWriter(commit)
+    w.submit(1)
+    assert w.settle() is None                    # not interrupted, and no failure
+    assert done.is_set()
+    w.close()
+
+
+def test_check_raises_a_failure_before_the_next_tick_is_worked_out():
+    w = TickWriter(lambda job: (_ for _ in ()).throw(OSError("disk full")))
+    w.submit(1)
+    w.settle()
+    with pytest.raises(OSError, match="disk full"):
+        w.check()
+    assert isinstance(w.settle(), OSError)
+    w.close()

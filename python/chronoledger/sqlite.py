@@ -205,9 +205,13 @@ def insert_columns(conn: apsw.Connection, sql: str, columns: list, n: int | None
     released (chronoledger._sqlbulk), which for large batches takes well
     under half the time of ``executemany`` over tuples; where that module
     cannot be bound to apsw's SQLite the same rows go through
-    ``executemany``.  SQLite's errors are apsw's exceptions either way; rows
-    before a failing one stay written, so call it inside a transaction.
-    Do not use ``conn`` from another thread meanwhile."""
+    ``executemany`` (row by row if the database has triggers, so that the
+    count stays the statement's own).  Either way every value is checked
+    before the first row is written, and SQLite's errors are apsw's
+    exceptions; rows before a failing one stay written, so call it inside a
+    transaction.  The count is of rows inserted, updated or deleted: use
+    statements that write rows (a read-only statement is refused).  Do not
+    use ``conn`` from another thread meanwhile."""
     return insert_many(conn, [(sql, columns, n)])[0]
 
 
@@ -219,14 +223,31 @@ def insert_many(conn: apsw.Connection, jobs: list[tuple[str, list, int | None]])
     if _bulk_ready(conn):
         return _sqlbulk.insert_many(conn, jobs)
     rows = [(sql, _rows(sql, columns, n)) for sql, columns, n in jobs]        # all checked before any runs
+    for sql, batch in rows:
+        if batch:
+            probe = conn.cursor()
+            probe.execute(sql, batch[0], explain=1)          # prepared, not run
+            if probe.is_readonly:
+                raise ValueError(f"{sql!r}: not one statement that writes rows")
+    # executemany, counting with total_changes(); where a trigger could add its own rows to that count,
+    # row by row with changes(), which counts the statement's rows only
+    triggers = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchall()[0][0]
     changes = []
     for sql, batch in rows:
-        count = 0
-        for row in batch:                   # row by row: changes() counts this statement's rows, not triggers'
-            for _ in conn.execute(sql, row):
-                pass                        # a RETURNING clause: its rows are read, or the statement stops early
-            count += conn.changes()
-        changes.append(count)
+        if not batch:
+            changes.append(0)
+        elif triggers:
+            count = 0
+            for row in batch:
+                for _ in conn.execute(sql, row):
+                    pass                    # a RETURNING clause: its rows are read, or the statement stops early
+                count += conn.changes()
+            changes.append(count)
+        else:
+            before = conn.total_changes()
+            for _ in conn.executemany(sql, batch):
+                pass
+            changes.append(conn.total_changes() - before)
     return changes
 
 
@@ -288,7 +309,7 @@ def _bulk_ready(conn: apsw.Connection) -> bool:
             except ImportError:
                 pass
             else:
-                if module.bind(conn):
+                if module.bind():
                     _sqlbulk = module
     return _sqlbulk is not False
 

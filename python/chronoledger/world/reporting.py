@@ -64,7 +64,9 @@ class DayTally:
                   "tally_deltas": np.array(list(self.deltas.values()), dtype=np.float64)}
         state = {"actions": dict(self.actions), "categories": dict(self.categories), "places": dict(self.places),
                  "memories": dict(self.memories), "conversations": self.conversations,
-                 "transcripts": self.transcripts, "more_transcripts": self.more_transcripts}
+                 # a copy: the checkpoint is written on the run's writer thread while the next tick adds
+                 # to the tally (each transcript's turns are never changed once added)
+                 "transcripts": list(self.transcripts), "more_transcripts": self.more_transcripts}
         return arrays, state
 
     @classmethod

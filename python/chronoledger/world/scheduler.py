@@ -893,17 +893,19 @@ def _drive(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
                 tally = reporting.DayTally(len(w.agents))
             w.tally = tally
             for tick in range(start, cfg.ticks_per_day):
+                w.writer.check()                 # a failed write stops the run before more work (or model calls)
                 w.tick(day, tick)
                 if options.progress:
                     options.progress(day, tick, cfg.ticks_per_day)
             w.writer.drain()                     # the day's memory counts, and the connection, are the writer's
             tally.memories = Counter(w.day_memories)
             reports += reporting.write_day(w, day, tally, options)
-    except BaseException:
-        try:                                     # Ctrl-C or a failure: what was submitted commits,
-            w.writer.drain()                     # and the run is stopped, resumable from its checkpoint
-        except BaseException:
-            pass
+    except BaseException as exc:
+        # Ctrl-C or a failure: what was submitted commits (waiting through more Ctrl-C, since the
+        # connection is the writer's until then), and the run is stopped, resumable from its checkpoint
+        failed = w.writer.settle()
+        if failed is not None and failed is not exc:
+            exc.add_note(f"the run's writer failed as well: {failed!r}")
         try:
             conn.execute("UPDATE runs SET status = 'stopped' WHERE id = ?", (w.run_id,))
         except apsw.Error:

@@ -44,21 +44,43 @@ class TickWriter:
             finally:
                 self._jobs.task_done()
 
-    def submit(self, job: object) -> None:
-        """Queue a tick's job (waiting while another is queued); raise the
-        writer's failure instead, if it had one."""
+    def check(self) -> None:
+        """Raise the writer's failure, if it had one (before a tick: no work for a run that has failed)."""
         if self._error is not None:
             raise self._error
+
+    def submit(self, job: object) -> None:
+        """Queue a tick's job (waiting while another is queued); raise the
+        writer's failure instead, if it had one, before or while waiting."""
+        self.check()
         self._jobs.put(job)
+        self.check()
 
     def drain(self) -> None:
         """Wait until every submitted job is done; raise the writer's failure, if it had one."""
         self._jobs.join()
-        if self._error is not None:
-            raise self._error
+        self.check()
+
+    def settle(self) -> BaseException | None:
+        """Wait until every submitted job is done, through any Ctrl-C, and
+        return the writer's failure (or None).  For the scheduler's own
+        failure path: only then may the connection be used again, since the
+        writer's inserts run outside apsw's checks."""
+        while True:
+            try:
+                self._jobs.join()
+                return self._error
+            except KeyboardInterrupt:        # a tick being written still commits or rolls back whole
+                continue
 
     def close(self) -> None:
-        """Finish the queued jobs and stop the thread (errors are left to :meth:`drain`)."""
+        """Finish the queued jobs and stop the thread, through any Ctrl-C
+        (errors are left to :meth:`drain` and :meth:`settle`)."""
         if self._thread.is_alive():
             self._jobs.put(None)
-            self._thread.join()
+            while True:
+                try:
+                    self._thread.join()
+                    return
+                except KeyboardInterrupt:
+                    continue
