@@ -9,9 +9,12 @@ What stays true: ticks commit one at a time and in order; the run's event
 log is always flushed for a tick before that tick's transaction begins (the
 scheduler logs, then submits), so after a crash the log is ahead of the
 database, never behind, and ``--resume`` cuts it back to the checkpoint.
-At most one tick waits while another commits.  The first failure stops the
-writer: nothing after it commits, and the scheduler's next call to
-:meth:`TickWriter.submit` or :meth:`TickWriter.drain` raises it.
+At most one tick waits while another commits, so the log is at most three
+ticks ahead.  The first failure stops the writer: nothing after it commits,
+and the scheduler's next :meth:`TickWriter.check`, :meth:`~TickWriter.submit`
+or :meth:`~TickWriter.drain` raises it.  On its own failure path the
+scheduler calls :meth:`~TickWriter.settle`, which waits (through Ctrl-C)
+until the connection is free again.
 """
 
 from __future__ import annotations
