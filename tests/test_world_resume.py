@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from _world_data import dump, rows
@@ -30,6 +31,18 @@ def events(log) -> dict:
 def same_events(a, b) -> bool:
     return set(a) == set(b) and all(list(a[k]) == list(b[k]) if a[k].dtype == object else
                                     ((a[k] == b[k]) | ((a[k] != a[k]) & (b[k] != b[k]))).all() for k in a)
+
+
+def assert_same_run(want: Path, got: Path) -> None:
+    """The run in ``got`` (resumed) stored, logged and reported what the one in ``want`` did."""
+    expected, stored = dump(want / "w.db"), dump(got / "w.db")
+    for table in expected:
+        if table != "runs":
+            assert stored[table] == expected[table], table
+    assert same_events(events(want / "w-run-1.cmeta"), events(got / "w-run-1.cmeta"))
+    for report in (want / "reports").iterdir():                      # whole days, even the cut one
+        assert (got / "reports" / report.name).read_text() == report.read_text(), report.name
+    assert replay(got / "w-run-1.cmeta").matches
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +73,7 @@ def test_a_resumed_run_equals_one_that_never_stopped(uninterrupted, tmp_path, mo
     assert rows(tmp_path / "w.db", "SELECT status FROM runs") == [("stopped",)]
     result = scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
     assert result.run_id == 1
-    want, got = dump(uninterrupted / "w.db"), dump(tmp_path / "w.db")
-    for table in want:
-        if table != "runs":
-            assert got[table] == want[table], table
-    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
-    for report in (uninterrupted / "reports").iterdir():                   # whole days, even the cut one
-        assert (tmp_path / "reports" / report.name).read_text() == report.read_text(), report.name
-    assert replay(tmp_path / "w-run-1.cmeta").matches
+    assert_same_run(uninterrupted, tmp_path)
 
 
 def test_two_copies_of_a_stopped_run_resume_alike_and_apart(tmp_path, monkeypatch):
@@ -108,11 +114,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_end(uninterrupted, tmp_pa
     p.wait()
     assert rows(tmp_path / "w.db", "SELECT status FROM runs") == [("running",)]
     scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
-    want, got = dump(uninterrupted / "w.db"), dump(tmp_path / "w.db")
-    for table in want:
-        if table != "runs":
-            assert got[table] == want[table], table
-    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
+    assert_same_run(uninterrupted, tmp_path)
 
 
 def test_a_tick_logged_but_never_committed_is_cut_from_the_log_and_run_again(uninterrupted, tmp_path, monkeypatch):
@@ -131,8 +133,7 @@ def test_a_tick_logged_but_never_committed_is_cut_from_the_log_and_run_again(uni
     ticks = rows(tmp_path / "w.db", "SELECT max(tick_index) FROM world_events")[0][0]
     assert ticks == 5 and logged > 0
     scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
-    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
-    assert dump(tmp_path / "w.db")["world_events"] == dump(uninterrupted / "w.db")["world_events"]
+    assert_same_run(uninterrupted, tmp_path)
 
 
 def test_resume_refuses_another_model_and_ids_another_run_took(tmp_path, monkeypatch):
@@ -186,12 +187,7 @@ def test_a_writer_that_fails_while_the_log_is_ticks_ahead_resumes_to_the_same_en
     log = events(tmp_path / "w-run-1.cmeta")
     assert {7, 8} <= set(log["values.tick"][~(log["values.tick"] != log["values.tick"])].astype(int).tolist())
     scheduler.resume(tmp_path / "w.db", models.make_model("offline"), reports_dir=tmp_path / "reports")
-    want, got = dump(uninterrupted / "w.db"), dump(tmp_path / "w.db")
-    for table in want:
-        if table != "runs":
-            assert got[table] == want[table], table
-    assert same_events(events(uninterrupted / "w-run-1.cmeta"), events(tmp_path / "w-run-1.cmeta"))
-    assert replay(tmp_path / "w-run-1.cmeta").matches
+    assert_same_run(uninterrupted, tmp_path)
 
 
 def test_ctrl_c_lets_the_ticks_already_handed_to_the_writer_commit(tmp_path, monkeypatch):

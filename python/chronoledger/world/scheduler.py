@@ -11,6 +11,7 @@ the same rows and the same chronicle bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -840,10 +841,7 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
 
     started = time.perf_counter()
     db_file = store.db_path(db_url)
-    conn = store.connect(db_url)
-    conn.execute("PRAGMA cache_size = -65536")          # 64 MB: a large run's indexes stay in memory
-    checkpointer = db.BackgroundCheckpointer(conn, db_file)     # WAL copies off the run's commits
-    try:
+    with _opened(db_url) as (conn, checkpointer):
         w = WorldRun(conn, db_file, config, scenario, model, options)
         w.after_commit = checkpointer.after_commit
         with db.write_transaction(conn, f"{db_file}: starting a run"):
@@ -864,20 +862,38 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
             w.log_roster()
             conn.execute("UPDATE runs SET chronicle = ? WHERE id = ?", (os.path.relpath(log_path, db_file.parent),
                                                                          w.run_id))
-            w.writer = TickWriter(w.commit_tick)
-            try:
-                reports = _drive(w, 1, 0, None)
-            finally:
-                w.writer.close()
-            w.log_finished()
+            reports = _drive(w, 1, 0, None)
         return _finish(w, log_path, reports, started)
+
+
+@contextlib.contextmanager
+def _opened(db_url):
+    """The run's connection, with its WAL copied back from a thread of its own."""
+    db_file = store.db_path(db_url)
+    conn = store.connect(db_url)
+    conn.execute("PRAGMA cache_size = -65536")          # 64 MB: a large run's indexes stay in memory
+    checkpointer = db.BackgroundCheckpointer(conn, db_file)     # WAL copies off the run's commits
+    try:
+        yield conn, checkpointer
     finally:
         checkpointer.close()
         conn.close()
 
 
-def _drive(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
-    """The days and ticks from (first_day, first_tick) on; the reports written."""
+def _drive(w: WorldRun, first_day: int, first_tick: int, tally, reports: list[Path] | None = None) -> list[Path]:
+    """The days and ticks from (first_day, first_tick) on, their rows
+    committed by a writer thread, then the log's last event; the reports
+    written (after ``reports``)."""
+    w.writer = TickWriter(w.commit_tick)
+    try:
+        reports = (reports or []) + _days(w, first_day, first_tick, tally)
+    finally:
+        w.writer.close()
+    w.log_finished()
+    return reports
+
+
+def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
     from chronoledger.world import reporting
 
     conn, cfg, options = w.conn, w.cfg, w.opt
@@ -952,10 +968,7 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
 
     started = time.perf_counter()
     db_file = store.db_path(db_url)
-    conn = store.connect(db_url)
-    conn.execute("PRAGMA cache_size = -65536")
-    checkpointer = db.BackgroundCheckpointer(conn, db_file)
-    try:
+    with _opened(db_url) as (conn, checkpointer):
         sql = ("SELECT id, seed, days, agents, config_json, scenario_json, chronicle, checkpoint_json, "
                "checkpoint_state, model FROM runs WHERE status IN ('running', 'stopped') "
                "AND (checkpoint_json IS NOT NULL OR ? IS NOT NULL)")
@@ -995,16 +1008,8 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
                 w.tally = tally
                 reports += reporting.write_day(w, day, tally, options)
                 day, tick = day + 1, 0
-            w.writer = TickWriter(w.commit_tick)
-            try:
-                reports += _drive(w, day, tick, tally)
-            finally:
-                w.writer.close()
-            w.log_finished()
+            reports = _drive(w, day, tick, tally, reports)
         return _finish(w, log_path, reports, started)
-    finally:
-        checkpointer.close()
-        conn.close()
 
 
 def _cut_log(path: Path, records: int) -> None:
