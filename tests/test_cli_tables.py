@@ -586,3 +586,36 @@ def test_serve_finds_datasette_on_path_with_the_default_host_and_port(db, tmp_pa
                                                                 "--port", "8001"]
     r = run("tables", "serve", tmp_path / "missing.db")
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def _damaged_copy(src, dst, how):
+    shutil.copy(src, dst)
+    size = os.path.getsize(dst)
+    if how == "truncated":
+        os.truncate(dst, size // 2)
+    else:                                   # the page-type byte of every page of the last quarter flipped
+        with open(dst, "r+b") as f:          # (SQLite has no page checksums: a flip inside a value goes unseen)
+            for page in range(size * 3 // 4 // 4096, size // 4096):
+                f.seek(page * 4096)
+                b = f.read(1)
+                f.seek(page * 4096)
+                f.write(bytes([b[0] ^ 0xFF]))
+    return dst
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped"])
+def test_a_damaged_database_is_exit_3_naming_the_file(tmp_path, how):
+    db = tmp_path / "good.db"
+    assert tables(db, "create").exit_code == 0
+    rows = json.dumps([{"title": f"doc {i}", "key_topics": ["a", "b"], "summary": "x" * 200} for i in range(2000)])
+    assert tables(db, "insert", "memory_documents", "--json", rows).exit_code == 0
+    run("tables", "--db", db, "list")                        # the WAL copied back: the damage hits the file
+    bad = _damaged_copy(db, tmp_path / "bad.db", how)
+    before = bad.read_bytes()
+    for args in (["list"], ["query", "memory_documents", "--limit", "5000"]):
+        r = tables(bad, *args)
+        if how == "flipped" and args == ["list"] and r.exit_code == 0:
+            continue                                          # the schema pages are intact: counts still read
+        assert r.exit_code == 3, (args, r.output)
+        assert f"{bad}" in r.output and "Traceback" not in r.output
+    assert bad.read_bytes() == before                         # left as it was

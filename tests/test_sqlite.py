@@ -111,3 +111,33 @@ def test_background_checkpointer_keeps_the_wal_bounded(tmp_path):
     conn.close()
     check = apsw.Connection(str(path))          # another connection sees it all
     assert check.execute("SELECT COUNT(*) FROM t").fetchall() == [(6000,)]
+
+
+def test_named_damage_names_the_file_for_damage_and_for_text_that_is_not_utf8(tmp_path):
+    from chronoledger.errors import CorruptDataError
+
+    conn = db.connect(tmp_path / "x.db")
+    with pytest.raises(CorruptDataError, match=r"x\.db: a stored text is not valid UTF-8"):
+        with db.named_damage(tmp_path / "x.db"):
+            conn.execute("SELECT CAST(x'c5ff' AS TEXT)").fetchall()
+    with pytest.raises(CorruptDataError, match=r"x\.db: the database is damaged"):
+        with db.named_damage(tmp_path / "x.db"):
+            raise apsw.CorruptError("database disk image is malformed")
+    with pytest.raises(apsw.ConstraintError):                   # other errors pass through as they are
+        with db.named_damage(tmp_path / "x.db"):
+            raise apsw.ConstraintError("UNIQUE constraint failed")
+    conn.close()
+
+
+def test_connect_names_a_file_whose_schema_is_damaged(tmp_path):
+    from chronoledger.errors import CorruptDataError
+
+    conn = db.connect(tmp_path / "x.db", journal="delete")
+    conn.execute("CREATE TABLE t (a TEXT); CREATE INDEX ix ON t (a)")
+    conn.close()
+    raw = bytearray((tmp_path / "x.db").read_bytes())
+    at = raw.index(b"CREATE INDEX ix")
+    raw[at:at + 6] = b"CRXATE"                                  # the schema's own text, damaged
+    (tmp_path / "x.db").write_bytes(bytes(raw))
+    with pytest.raises(CorruptDataError, match=r"x\.db: the database is damaged"):
+        db.connect(tmp_path / "x.db")

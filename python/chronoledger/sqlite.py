@@ -26,7 +26,7 @@ from typing import TypeVar
 import apsw
 
 from chronoledger._fsutil import fsync_dir
-from chronoledger.errors import ChronoledgerError, SchemaError
+from chronoledger.errors import ChronoledgerError, CorruptDataError, SchemaError
 
 T = TypeVar("T")
 
@@ -98,9 +98,29 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
             _use_wal(conn, p, busy_timeout_ms)
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys=ON")
+        # a damaged file is named as such at open, not left to fail later with SQLite's bare "database
+        # disk image is malformed"; only the schema is read (a full check would scan a large file at
+        # every open), and damage elsewhere is named where it is read (see named_damage)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
     except apsw.NotADBError as exc:
         raise SchemaError(f"{p}: not an SQLite database ({exc})") from None
+    except apsw.CorruptError as exc:
+        raise CorruptDataError(f"{p}: the database is damaged ({exc}); it was left as it was") from None
     return conn
+
+
+@contextlib.contextmanager
+def named_damage(path: str | os.PathLike[str]) -> Iterator[None]:
+    """SQLite's "database disk image is malformed" (and "not a database"),
+    or a stored text that is not UTF-8, met while reading or writing, as a
+    :class:`CorruptDataError` that names the file.  The transaction in progress rolls back; nothing stored is
+    touched."""
+    try:
+        yield
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        raise CorruptDataError(f"{path}: the database is damaged ({exc})") from None
+    except UnicodeDecodeError as exc:           # a stored text that is not UTF-8: damaged, or another tool's
+        raise CorruptDataError(f"{path}: a stored text is not valid UTF-8 ({exc})") from None
 
 
 def _use_wal(conn: apsw.Connection, path: Path, busy_timeout_ms: int) -> None:

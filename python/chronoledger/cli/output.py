@@ -17,15 +17,24 @@ EXIT_NOT_FOUND = 5
 
 @contextmanager
 def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,),
-               extra: tuple[type[BaseException], ...] = ()):
+               extra: tuple[type[BaseException], ...] = (), database=None):
     """Errors of a store as "error: ..." on stderr and the commands' exit
     codes: 5 the thing asked for does not exist, 2 a value given on the
     command line is refused (``usage``), 3 the store cannot be opened or read
-    (or an ``extra`` error of the store's library)."""
+    (or an ``extra`` error of the store's library).  With ``database``, an
+    SQLite error the store let through (a failing disk, say) is exit 3 too,
+    naming that file."""
+    import apsw
+
     try:
         yield
     except BrokenPipeError:
         raise
+    except apsw.Error as exc:
+        if database is None:
+            raise
+        click.echo(f"error: {database}: the database cannot be used ({exc})", err=True)
+        sys.exit(EXIT_UNREADABLE)
     except NotFoundError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_NOT_FOUND)

@@ -14,13 +14,11 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import apsw
 import click
 
-from chronoledger.cli.output import EXIT_NOT_FOUND, EXIT_UNREADABLE, EXIT_USAGE, exit_codes  # noqa: F401
+from chronoledger.cli.output import EXIT_NOT_FOUND, exit_codes
 from chronoledger.cli.output import print_json as _json
 from chronoledger.cli.output import table as _table
-from chronoledger.errors import CorruptDataError
 
 
 DB = click.Path(dir_okay=False, path_type=Path)
@@ -31,12 +29,9 @@ EXISTING_DB = click.Path(exists=True, dir_okay=False, path_type=Path)
 def _store(path: Path, readonly: bool = True):
     from chronoledger.runtime import RuntimeMemoryStore
 
-    with exit_codes():
-        try:
-            with RuntimeMemoryStore(path, readonly=readonly) as store:
-                yield store
-        except apsw.Error as exc:           # damage found past the open: name the file
-            raise CorruptDataError(f"{path}: the database cannot be read ({exc})") from None
+    with exit_codes(database=path):
+        with RuntimeMemoryStore(path, readonly=readonly) as store:
+            yield store
 
 
 @click.group("runtime")

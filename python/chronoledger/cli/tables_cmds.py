@@ -46,7 +46,7 @@ def _registry(ctx: click.Context):
     if opts["db"] is None:
         click.echo("error: name the registry database with --db PATH (or CHRONOLEDGER_TABLES_DB)", err=True)
         sys.exit(EXIT_USAGE)
-    with exit_codes((ValidationError, QueryError)):
+    with exit_codes((ValidationError, QueryError), database=opts["db"]):
         with TableRegistry(opts["db"], opts["schemas"], actor=opts["actor"]) as reg:
             yield reg
 

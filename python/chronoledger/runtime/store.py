@@ -112,7 +112,6 @@ class RuntimeMemoryStore:
         self._conn = db.connect(self.path, readonly=readonly, synchronous=synchronous,
                                 busy_timeout_ms=busy_timeout_ms)
         try:
-            _check_readable(self._conn, self.path)
             steps = db.migrations("chronoledger.runtime")
             if not readonly:
                 adopted = self._adopt(steps[0])
@@ -172,7 +171,7 @@ class RuntimeMemoryStore:
 
     # --- plumbing -----------------------------------------------------------
     def close(self) -> None:
-        with self._lock:
+        with self._locked():
             self._release()
 
     def _release(self) -> None:
@@ -191,6 +190,12 @@ class RuntimeMemoryStore:
         self.close()
 
     @contextlib.contextmanager
+    def _locked(self):
+        """This store's lock, with a damaged database named as such."""
+        with self._lock, db.named_damage(self.path):
+            yield
+
+    @contextlib.contextmanager
     def _write(self, what: str):
         if self.readonly:
             raise ChronoledgerError(f"{self.path}: {what}: the store was opened read-only")
@@ -200,6 +205,10 @@ class RuntimeMemoryStore:
             self._checkpointer.after_commit()
 
     def _iter(self, sql: str, params: Any = ()) -> Iterator[dict]:
+        with db.named_damage(self.path):
+            yield from self._iter_rows(sql, params)
+
+    def _iter_rows(self, sql: str, params: Any) -> Iterator[dict]:
         cur = self._conn.execute(sql, params)
         try:
             names = [d[0] for d in cur.getdescription()]
@@ -264,7 +273,7 @@ class RuntimeMemoryStore:
                "started_at": v.check_time(started_at, "sessions.started_at"),
                "status": "active",
                "metadata_json": v.check_json_object(metadata, "sessions.metadata_json")}
-        with self._lock, self._write("start_session"):
+        with self._locked(), self._write("start_session"):
             self._insert("sessions", row, "start_session")
         return self._get("sessions", row["id"], "id")
 
@@ -283,7 +292,7 @@ class RuntimeMemoryStore:
         rid = v.check_ref(ref, field)
         end = v.check_time(when, f"{table}.{time_column}", default_now=False)
         update = v.check_json_object(update, f"{table}.{json_column}")
-        with self._lock, self._write(f"ending a {_NOUN[table]}"):
+        with self._locked(), self._write(f"ending a {_NOUN[table]}"):
             cur = self._get(table, rid, field)
             if cur[time_column] is not None or (table == "sessions" and cur["status"] in ("ended", "aborted")):
                 raise ValidationError(f"{_NOUN[table]} {rid} already ended ({cur['status']} at {cur[time_column]})")
@@ -343,7 +352,7 @@ class RuntimeMemoryStore:
         sid = v.check_ref(session_id, "session_id")
         checked = [self._check_turn(t, i) for i, t in enumerate(turns)]
         ids = v.new_ids(len(checked))
-        with self._lock, self._write("append_turns"):
+        with self._locked(), self._write("append_turns"):
             sid = self._open_session(sid)
             stamp = self._stamp()
             first = self._conn.execute("SELECT COALESCE(MAX(turn_index) + 1, 0) FROM conversation_turns "
@@ -370,7 +379,7 @@ class RuntimeMemoryStore:
                "status": v.check_enum(status, "workflow_runs", "status", ("queued", "running")),
                "started_at": v.check_time(started_at, "workflow_runs.started_at"),
                "context_json": v.check_json_object(context, "workflow_runs.context_json")}
-        with self._lock, self._write("start_workflow_run"):
+        with self._locked(), self._write("start_workflow_run"):
             self._insert("workflow_runs", row, "start_workflow_run")
         return self._get("workflow_runs", row["id"], "id")
 
@@ -392,7 +401,7 @@ class RuntimeMemoryStore:
                "started_at": v.check_time(started_at, "workflow_steps.started_at"),
                "details_json": v.check_json_object(details, "workflow_steps.details_json")}
         index = v.check_int(step_index, "workflow_steps.step_index", nullable=True)
-        with self._lock, self._write("start_step"):
+        with self._locked(), self._write("start_step"):
             run = self._get("workflow_runs", rid, "run_id")
             if run["finished_at"] is not None:
                 raise ValidationError(f"workflow run {rid} finished ({run['status']}); no new steps")
@@ -441,7 +450,7 @@ class RuntimeMemoryStore:
         Returns ``{"count", "ids"}``."""
         checked = [self._check_event(e, f"events[{i}]") for i, e in enumerate(events)]
         ids = v.new_ids(len(checked))
-        with self._lock:
+        with self._locked():
             with self._write("append_task_events"):
                 rows = []
                 for i, (rid, run, step, *rest) in enumerate(checked):
@@ -530,7 +539,7 @@ class RuntimeMemoryStore:
         sql = ("SELECT * FROM workflow_runs" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY started_at DESC, id DESC LIMIT :limit")
         params["limit"] = limit + 1
-        with self._lock:
+        with self._locked():
             rows = self._rows(sql, params)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -547,7 +556,7 @@ class RuntimeMemoryStore:
             params.update(after_t=after_t, after_id=after_id)
         sql = (f"SELECT s.*, (SELECT COUNT(*) FROM conversation_turns t WHERE t.session_id = s.id) AS turns "
                f"FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC LIMIT :limit")
-        with self._lock:
+        with self._locked():
             rows = self._rows(sql, params)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -567,7 +576,7 @@ class RuntimeMemoryStore:
                "learned_at": v.check_time(learned_at, "skills_learned.learned_at"),
                "state": v.check_enum(state, "skills_learned", "state", SKILL_STATES),
                "metadata_json": v.check_json_object(metadata, "skills_learned.metadata_json")}
-        with self._lock, self._write("record_skill"):
+        with self._locked(), self._write("record_skill"):
             self._insert("skills_learned", row, "record_skill")
         return self._get("skills_learned", row["id"], "id")
 
@@ -585,7 +594,7 @@ class RuntimeMemoryStore:
                                                  nullable=True),
                "risk_level": v.check_enum(risk_level, "skill_to_logic_proposals", "risk_level"),
                "status": "drafted", "created_at": stamp, "updated_at": stamp}
-        with self._lock, self._write("create_proposal"):
+        with self._locked(), self._write("create_proposal"):
             row["skill_id"] = self._get("skills_learned", row["skill_id"], "skill_id")["id"]
             self._insert("skill_to_logic_proposals", row, "create_proposal")
         return self._get("skill_to_logic_proposals", row["id"], "id")
@@ -596,7 +605,7 @@ class RuntimeMemoryStore:
         pid = v.check_ref(proposal_id, "proposal_id")
         status = v.check_enum(status, "skill_to_logic_proposals", "status")
         stamp = v.check_time(updated_at, "skill_to_logic_proposals.updated_at", default_now=False)
-        with self._lock, self._write("set_proposal_status"):
+        with self._locked(), self._write("set_proposal_status"):
             cur = self._get("skill_to_logic_proposals", pid, "proposal_id")
             if cur["status"] not in PROPOSAL_TRANSITIONS:
                 raise ValidationError(f"proposal {pid} has the status {cur['status']!r} (written by another tool), "
@@ -612,7 +621,7 @@ class RuntimeMemoryStore:
         return self._get("skill_to_logic_proposals", cur["id"], "proposal_id")
 
     def _audit_row(self, table: str, row: dict, what: str) -> dict:
-        with self._lock, self._write(what):
+        with self._locked(), self._write(what):
             row["proposal_id"] = self._get("skill_to_logic_proposals", row["proposal_id"], "proposal_id")["id"]
             self._insert(table, row, what)
         return self._get(table, row["id"], "id")
@@ -661,7 +670,7 @@ class RuntimeMemoryStore:
                "source_ref": v.check_text(source_ref, f"{table}.source_ref", nullable=True),
                "effective_from": v.check_time(effective_from, f"{table}.effective_from"),
                "created_at": v.now(), "created_by": v.check_text(created_by, f"{table}.created_by")}
-        with self._lock, self._write(f"publish_{kind}_profile"):
+        with self._locked(), self._write(f"publish_{kind}_profile"):
             last = self._one(f"SELECT * FROM {table} WHERE profile_name = ? ORDER BY version DESC LIMIT 1", (name,))
             prev = v.parse_time(last["effective_from"]) if last is not None else None
             if prev is not None and v.parse_time(row["effective_from"]) < prev:
@@ -694,7 +703,7 @@ class RuntimeMemoryStore:
             raise ValidationError(f"kind: {kind!r} is not allowed; use one of: {', '.join(PROFILE_TABLES)}")
         name = v.check_text(name, "name")
         at = v.check_time(at, "at")
-        with self._lock:
+        with self._locked():
             return self._one(QUERIES[f"latest_{kind}_profile"], {"name": name, "at": at})
 
     # --- the v1 query set ------------------------------------------------------
@@ -709,7 +718,7 @@ class RuntimeMemoryStore:
     def session_replay(self, session_id: str) -> dict:
         """Query 3: the session and its turns ordered by turn_index."""
         sid = v.check_ref(session_id, "session_id")
-        with self._lock:
+        with self._locked():
             session = self._get("sessions", sid, "session_id")
             session["turns"] = self._rows(QUERIES["session_replay"], {"session_id": session["id"]})
         return session
@@ -718,7 +727,7 @@ class RuntimeMemoryStore:
         """Query 4: the run, its steps ordered by step_index each with its
         events (by time), and the run's events that belong to no step."""
         rid = v.check_ref(run_id, "run_id")
-        with self._lock:
+        with self._locked():
             run = self._get("workflow_runs", rid, "run_id")
             steps = self._rows(QUERIES["workflow_replay_steps"], {"run_id": run["id"]})
             events = self._rows(QUERIES["workflow_replay_events"], {"run_id": run["id"]})
@@ -735,7 +744,7 @@ class RuntimeMemoryStore:
     def proposal_lineage(self, proposal_id: str) -> dict:
         """Query 5: skill -> proposal -> validations -> approvals -> deploy outcomes."""
         pid = v.check_ref(proposal_id, "proposal_id")
-        with self._lock:
+        with self._locked():
             p = {"proposal_id": self._get("skill_to_logic_proposals", pid, "proposal_id")["id"]}
             proposal = self._one(QUERIES["proposal_lineage_proposal"], p)
             if proposal is None:
@@ -750,7 +759,7 @@ class RuntimeMemoryStore:
                     "deploy_outcomes": self._rows(QUERIES["proposal_lineage_deploys"], p)}
 
     def latest_proposal_id(self) -> str | None:
-        with self._lock:
+        with self._locked():
             rows = self._conn.execute("SELECT id FROM skill_to_logic_proposals ORDER BY created_at DESC, id DESC "
                                       "LIMIT 1").fetchall()
         return rows[0][0] if rows else None
@@ -764,7 +773,7 @@ class RuntimeMemoryStore:
         for table in tables:
             after = -1
             while True:
-                with self._lock:
+                with self._locked():
                     rows = self._rows(f"SELECT rowid AS _rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid "
                                       f"LIMIT ?", (after, page))
                 for row in rows:
@@ -778,7 +787,7 @@ class RuntimeMemoryStore:
         one consistent snapshot; returns the count."""
         tables = _check_tables(tables)
         n = 0
-        with self._lock:
+        with self._locked():
             self._conn.execute("BEGIN")          # one read transaction: a snapshot
             try:
                 for table in tables:
@@ -833,17 +842,6 @@ class _Closed:
 
     def __getattr__(self, name: str):
         raise ChronoledgerError(f"{self._path}: the store is closed")
-
-
-def _check_readable(conn: apsw.Connection, path: Path) -> None:
-    """A damaged file is named as such at open, not left to fail later with
-    SQLite's bare "database disk image is malformed".  Only the schema is
-    read (a full integrity check would scan a large database at every open);
-    damage elsewhere surfaces, with the file named, where it is read."""
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-    except apsw.CorruptError as exc:
-        raise CorruptDataError(f"{path}: the database is damaged ({exc})") from None
 
 
 def _check_v1_columns(conn: apsw.Connection, tables: list[str], path: Path) -> None:

@@ -5,6 +5,8 @@ chronicle event log beside the database.  docs/tables.md is the guide."""
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import getpass
 import json
@@ -72,13 +74,13 @@ class TableRegistry:
     held after the last write before it is let go for other processes.
     """
 
-    def __init__(self, db_path: str | os.PathLike[str], schema_dirs: Iterable[str | os.PathLike[str]] = (), *,
+    def __init__(self, db_path: str | os.PathLike[str], schema_dirs: Iterable[str | os.PathLike[str]] | None = (), *,
                  catalogue: bool = True, events_log: Any = _DEFAULT_LOG, actor: str | None = None,
                  synchronous: str = "normal", busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS,
                  log_idle_seconds: float = 1.0):
         self.path = Path(db_path)
         self.schema_dirs = [Path(d) for d in ([schema_dirs] if isinstance(schema_dirs, (str, os.PathLike))
-                                              else schema_dirs)]
+                                              else schema_dirs or ())]
         self.catalogue = catalogue
         self.actor = actor or _login()
         self.busy_timeout_ms = busy_timeout_ms
@@ -131,7 +133,7 @@ class TableRegistry:
     def close(self) -> None:
         """Publish what waits in the outbox, then close the event log and the database."""
         self._publisher.close()                 # outside the lock: it may be waiting for it
-        with self._lock:
+        with self._locked():
             if self._conn is not None:
                 try:
                     self._publish(wait=False, quiet=True)
@@ -142,7 +144,7 @@ class TableRegistry:
     def release_log(self) -> None:
         """Publish what waits, then let go of the event log so that another
         process can publish (done by itself after ``log_idle_seconds``)."""
-        with self._lock:
+        with self._locked():
             if self._conn is None or self._log is None:
                 return
             self._publish(wait=False, quiet=True)
@@ -154,7 +156,7 @@ class TableRegistry:
 
     def _publish_soon(self) -> None:
         """The publisher thread's turn (never raises)."""
-        with self._lock:
+        with self._locked():
             if self._conn is not None:
                 self._publish(wait=False, quiet=True)
 
@@ -163,6 +165,12 @@ class TableRegistry:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """This registry's lock, with a damaged database named as such."""
+        with self._lock, db.named_damage(self.path):
+            yield
 
     def _refresh(self) -> None:
         """The applied schemas, as stored (another process may have changed
@@ -211,14 +219,14 @@ class TableRegistry:
 
     def tables(self) -> list[str]:
         """The names of the applied tables."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._refresh_if_changed()
             return sorted(self._applied)
 
     def schema(self, table: str) -> TableSchema:
         """The schema applied to ``table`` now."""
-        with self._lock:
+        with self._locked():
             return self._current(table)[0]
 
     # --- loading schemas ----------------------------------------------------
@@ -282,7 +290,7 @@ class TableRegistry:
         ``self.problems``."""
         report = LoadReport()
         schemas, report.problems = self.read_schemas()
-        with self._lock:
+        with self._locked():
             self._refresh()
             ordered = sorted(schemas.values(), key=lambda s: (s.name != GOVERNANCE_TABLE, s.name))
             for schema in ordered:       # the governance table first: decisions about the rest go there
@@ -324,7 +332,7 @@ class TableRegistry:
         Returns the proposal."""
         schema = self._as_schema(schema)
         who = proposed_by or self.actor
-        with self._lock:
+        with self._locked():
             try:
                 with db.write_transaction(self._conn, f"{self.path}: proposing {schema.name}"):
                     self._refresh_if_changed()
@@ -402,7 +410,7 @@ class TableRegistry:
         longer pending, when the table changed since it was proposed, or
         when stored rows cannot satisfy the new schema."""
         who = approver or self.actor
-        with self._lock:
+        with self._locked():
             try:
                 with db.write_transaction(self._conn, f"{self.path}: approving {proposal_id}"):
                     p = self._pending(proposal_id)      # inside the transaction: another process may have decided
@@ -423,7 +431,7 @@ class TableRegistry:
     def reject(self, proposal_id: str, *, approver: str | None = None, reason: str = "") -> dict:
         """Reject a pending proposal; the decision is recorded, nothing is applied."""
         who = approver or self.actor
-        with self._lock:
+        with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: rejecting {proposal_id}"):
                 p = self._pending(proposal_id)
                 self._refresh_if_changed()
@@ -444,7 +452,7 @@ class TableRegistry:
 
     def proposal(self, proposal_id: str) -> dict:
         """One proposal: its table, kind, risk, status, changes, schema and decision."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             rows = list(self._conn.execute("SELECT * FROM _registry_proposals WHERE id = ?", (proposal_id,)))
             if not rows:
@@ -460,13 +468,13 @@ class TableRegistry:
         if status is not None:
             sql += " AND status = ?"
             args.append(status)
-        with self._lock:
+        with self._locked():
             return [_proposal_dict(r) for r in self._conn.execute(sql + " ORDER BY created_at, rowid", args)]
 
     def history(self, table: str) -> list[dict]:
         """Everything that happened to ``table``'s schema, in order: schemas
         applied and proposals made (with their decisions)."""
-        with self._lock:
+        with self._locked():
             out = []
             for seq, version, h, change, pid, at in self._conn.execute(
                     "SELECT seq, version, schema_hash, change, proposal_id, applied_at FROM _registry_history "
@@ -563,7 +571,7 @@ class TableRegistry:
         if not rows:
             return []
         rows = list(rows)
-        with self._lock:
+        with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: insert into {table}"):
                 schema, check = self._current(table)
                 now = values.now()
@@ -611,7 +619,7 @@ class TableRegistry:
         Returns the stored row."""
         if not isinstance(data, dict):
             raise ValidationError(f"{table}: a row is a mapping of field names to values, got {type(data).__name__}")
-        with self._lock:
+        with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: upsert into {table}"):
                 schema, check = self._current(table)
                 key = on or _upsert_key(schema, data)
@@ -649,7 +657,7 @@ class TableRegistry:
         :meth:`query_rows`; empty filters need ``all_rows=True``).  Returns
         how many rows changed.  Refused on immutable tables, and for the
         primary key and generated fields."""
-        with self._lock:
+        with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: update {table}"):
                 schema, check = self._current(table)
                 pks = self._matching_keys(schema, filters, all_rows, "updated")
@@ -675,7 +683,7 @@ class TableRegistry:
     def delete_rows(self, table: str, filters: dict, *, all_rows: bool = False) -> int:
         """Delete the rows ``filters`` matches; returns how many.  Refused on
         immutable tables (the governance decisions)."""
-        with self._lock:
+        with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: delete from {table}"):
                 schema, _ = self._current(table)
                 pks = self._matching_keys(schema, filters, all_rows, "deleted")
@@ -701,7 +709,7 @@ class TableRegistry:
     def recompute_trust(self, table: str, filters: dict | None = None) -> int:
         """Recompute ``trust_score`` from recorded outcomes (the rule is in
         docs/tables.md); returns how many rows were updated."""
-        with self._lock:
+        with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: trust scores of {table}"):
                 schema, check = self._current(table)
                 rule = governance.trust_rule(schema)
@@ -754,7 +762,7 @@ class TableRegistry:
     # --- reads --------------------------------------------------------------
     def get_row(self, table: str, key: Any) -> dict:
         """The row whose primary key is ``key``; NotFoundError if there is none."""
-        with self._lock:
+        with self._locked():
             schema, check = self._current(table)
             pk = schema.primary_key
             try:
@@ -773,7 +781,7 @@ class TableRegistry:
         ``order_by`` order ("field", "-field", "field desc", or a list),
         ``limit`` and ``offset`` for paging.  Every name is checked against
         the schema and every value is bound."""
-        with self._lock:
+        with self._locked():
             schema, check = self._current(table)
             where, params = qb.where_clause(schema, filters)
             order = qb.order_clause(schema, order_by)
@@ -786,7 +794,7 @@ class TableRegistry:
 
     def count_rows(self, table: str, filters: dict | None = None) -> int:
         """How many rows match ``filters``."""
-        with self._lock:
+        with self._locked():
             schema, _ = self._current(table)
             where, params = qb.where_clause(schema, filters)
             return int(self._conn.execute(f"SELECT count(*) FROM {q(table)}{where}", params).fetchall()[0][0])
@@ -794,7 +802,7 @@ class TableRegistry:
     def execute_sql(self, sql: str, params: Any = ()) -> list[dict]:
         """A read-only SQL statement (the specification's example queries);
         anything that would write is refused."""
-        with self._lock:
+        with self._locked():
             def authorizer(op, *args):
                 if op in (apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE):
                     return apsw.SQLITE_OK
@@ -824,14 +832,14 @@ class TableRegistry:
 
     def pending_events(self) -> int:
         """Writes committed but not yet in the event log (see docs/tables.md, The event log)."""
-        with self._lock:
+        with self._locked():
             return int(self._conn.execute("SELECT count(*) FROM _registry_outbox").fetchall()[0][0])
 
     def publish_events(self, *, wait: bool = True) -> int:
         """Move every pending write to the event log now, waiting up to the
         busy timeout for another process that holds the log; returns how
         many events were appended.  Raises if the log cannot be written."""
-        with self._lock:
+        with self._locked():
             return self._publish(wait=wait, quiet=False)
 
     def _after_write(self) -> None:
