@@ -22,6 +22,17 @@ from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+class _NpInt(int):
+    """An integer that is not exactly int (as numpy's are): the turn check's slow path."""
+
+
+def _deep(n: int) -> dict:
+    d: dict = {}
+    for _ in range(n):
+        d = {"a": d}
+    return d
+
+
 def at(minutes: float) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
@@ -251,6 +262,29 @@ def test_sessions_and_turns(store):
     (lambda s, sid: s.start_session("tom", "telegram"), r"sessions.channel: 'telegram' is not allowed"),
     (lambda s, sid: s.end_session(sid, "active"), r"sessions.status: 'active' is not allowed; use one of: ended, aborted"),
     (lambda s, sid: s.end_session(sid, "ended", ended_at=at(-10)), r"before the session started"),
+    # each of these raised a raw UnicodeEncodeError, OverflowError or TypeError
+    (lambda s, sid: s.append_turn(sid, "user", "\ud800"), r"turns\[0\]\.content: not valid text"),
+    (lambda s, sid: s.append_turns(sid, [{"role": "user", "content": "ok"}, {"role": "user", "content": "é\udfff"}]),
+     r"turns\[1\]\.content: not valid text \(surrogates not allowed at character 1\)"),
+    (lambda s, sid: s.start_session("tom", metadata={"a": "\ud800"}),
+     r"sessions\.metadata_json: cannot be stored as JSON: a string in it is not valid text"),
+    (lambda s, sid: s.append_turn(sid, "user", "x", metadata={"\ud800": 1}), r"turns\[0\]\.metadata: cannot be stored"),
+    (lambda s, sid: s.append_task_event("info", "low", "m", {"x": "\ud800"}), r"events\[0\]\.payload: cannot be stored"),
+    (lambda s, sid: s.append_task_event("info", "low", "m", '{"x": "\\ud800"}'), r"events\[0\]\.payload: cannot be"),
+    (lambda s, sid: s.end_session(sid, metadata={"x": "\ud800"}), r"sessions\.metadata_json: cannot be stored"),
+    (lambda s, sid: s.start_session("tom", metadata=_deep(100_000)), r"metadata_json: cannot be stored as JSON: it "),
+    (lambda s, sid: s.append_turn(sid, "user", "x", token_count=2**70),
+     r"turns\[0\]\.token_count: 1180591620717411303424 is outside the 64-bit integer range"),
+    (lambda s, sid: s.append_turn(sid, "user", "x", token_count=2**63), r"token_count: .* outside the 64-bit"),
+    (lambda s, sid: s.append_turns(sid, [{"role": "user", "content": "x", "token_count": _NpInt(2**64)}]),
+     r"turns\[0\]\.token_count: .* outside the 64-bit"),
+    (lambda s, sid: s.list_sessions(limit=2**20000), r"limit: a 20001-bit integer is outside the 64-bit"),
+    (lambda s, sid: s.append_turns(sid, 5), r"turns: expected an iterable of turn dicts, got int"),
+    (lambda s, sid: s.append_turns(sid, None), r"turns: expected an iterable of turn dicts, got NoneType"),
+    (lambda s, sid: s.append_turns(sid, {"role": "user", "content": "x"}), r"turns: .* got a single dict"),
+    (lambda s, sid: s.append_task_events(5), r"events: expected an iterable of event dicts, got int"),
+    (lambda s, sid: s.append_turn("\ud800", "user", "x"), r"session_id: not valid text"),
+    (lambda s, sid: s.session_replay("\ud800"), r"session_id: not valid text"),
 ])
 def test_bad_input_names_the_field_and_stores_nothing(store, call, match):
     sid = store.start_session("tom", started_at=at(0))["id"]
@@ -810,3 +844,14 @@ def test_damaged_newer_and_closed_databases_say_so(tmp_path):
     s.close()
     with pytest.raises(ChronoledgerError, match="the store is closed"):
         s.start_session("tom", "cli")
+
+
+def test_non_ascii_text_and_the_64_bit_extremes_are_stored(store):
+    sid = store.start_session("tóm", metadata={"ключ": "значение ✓"})["id"]
+    t = store.append_turn(sid, "user", "héllo ✓ 𝄞", token_count=2**63 - 1, metadata={"é": "ü"})
+    assert (t["content"], t["token_count"], t["metadata_json"]) == ("héllo ✓ 𝄞", 2**63 - 1, {"é": "ü"})
+    run = store.start_workflow_run("w", "manual", "tom")["id"]
+    assert store.start_step(run, "s", step_index=2**63 - 1)["step_index"] == 2**63 - 1
+    ev = store.append_task_event("info", "low", "m", {"x": "ü"}, workflow_run_id=run)
+    assert ev["payload_json"] == {"x": "ü"}
+    assert store.append_turns(sid, iter([{"role": "user", "content": "from a generator"}]))["count"] == 1

@@ -207,6 +207,9 @@ def test_every_type_stores_its_values(ftype, given, stored):
     ("datetime", "2025-01-02T03:04:05.000+01Z", "not an ISO-8601"), ("datetime", "2025-01-02T03:04+01Z", "not an ISO"),
     ("datetime", "0001-01-01T00:00:00+01:00", "outside the years"), ("float", 10 ** 400, "too large for a float"),
     ("string", "a\udcff", "not valid text"), ("json", {"a": "\udcff"}, "not valid text"),
+    # too many digits for str(): these raised a plain ValueError from the message itself
+    pytest.param("integer", 2 ** 20000, "a 20001-bit integer is outside the 64-bit", id="integer-20001-bits"),
+    pytest.param("float", -(2 ** 20000), "a 20001-bit integer is too large for a float", id="float-20001-bits"),
 ])
 def test_every_type_refuses_bad_values(ftype, bad, why):
     with pytest.raises(values.Bad, match=why):

@@ -259,8 +259,13 @@ class RuntimeMemoryStore:
     def _insert(self, table: str, row: dict, what: str) -> None:
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
+        self._insert_many(f"INSERT INTO {table} ({cols}) VALUES ({marks})", (row,), what)
+
+    def _insert_many(self, sql: str, rows: Iterable, what: str) -> None:
+        """Run one INSERT for each row; a refused row (a constraint or trigger)
+        is a ValidationError naming the store and the operation."""
         try:
-            self._conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
+            self._conn.executemany(sql, rows)
         except (apsw.ConstraintError, apsw.SQLError) as exc:
             raise self._sql_error(exc, what) from None
 
@@ -315,12 +320,12 @@ class RuntimeMemoryStore:
         if type(role) is not str or role not in _ROLES:
             v.check_enum(role, "conversation_turns", "role")
         content = t.get("content")
-        if type(content) is not str:
+        if type(content) is not str or not content.isascii():         # non-ASCII: has it a UTF-8 form?
             v.check_text(content, f"turns[{i}].content", empty=True)
         tokens = t.get("token_count")
         if tokens is not None and type(tokens) is not int:
             tokens = v.check_int(tokens, f"turns[{i}].token_count")     # e.g. numpy ints, as int
-        elif tokens is not None and tokens < 0:
+        elif tokens is not None and not 0 <= tokens <= v.INT64_MAX:
             v.check_int(tokens, f"turns[{i}].token_count")
         meta = t.get("metadata")
         row_id = t.get("id")
@@ -350,7 +355,7 @@ class RuntimeMemoryStore:
         consecutive turn indexes.  Every turn is checked before any is
         written.  Returns ``{"session_id", "first_turn_index", "count", "ids"}``."""
         sid = v.check_ref(session_id, "session_id")
-        checked = [self._check_turn(t, i) for i, t in enumerate(turns)]
+        checked = [self._check_turn(t, i) for i, t in enumerate(_each(turns, "turns", "turn dicts"))]
         ids = v.new_ids(len(checked))
         with self._locked(), self._write("append_turns"):
             sid = self._open_session(sid)
@@ -360,12 +365,9 @@ class RuntimeMemoryStore:
             rows = [(ids[i] if rid is None else rid, sid, first + i, role, content, tokens,
                      stamp if created is None else created, meta)
                     for i, (rid, role, content, tokens, created, meta) in enumerate(checked)]
-            try:
-                self._conn.executemany(
-                    "INSERT INTO conversation_turns (id, session_id, turn_index, role, content, token_count, "
-                    "created_at, metadata_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            except (apsw.ConstraintError, apsw.SQLError) as exc:
-                raise self._sql_error(exc, "append_turns") from None
+            self._insert_many("INSERT INTO conversation_turns (id, session_id, turn_index, role, content, "
+                              "token_count, created_at, metadata_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              rows, "append_turns")
         return {"session_id": sid, "first_turn_index": first, "count": len(rows), "ids": [r[0] for r in rows]}
 
     # --- workflows ------------------------------------------------------------
@@ -448,7 +450,7 @@ class RuntimeMemoryStore:
     def append_task_events(self, events: Iterable[dict]) -> dict:
         """Append many task events in one transaction (all checked first).
         Returns ``{"count", "ids"}``."""
-        checked = [self._check_event(e, f"events[{i}]") for i, e in enumerate(events)]
+        checked = [self._check_event(e, f"events[{i}]") for i, e in enumerate(_each(events, "events", "event dicts"))]
         ids = v.new_ids(len(checked))
         with self._locked():
             with self._write("append_task_events"):
@@ -465,12 +467,9 @@ class RuntimeMemoryStore:
                         run = self._get("workflow_runs", run, f"{where}.workflow_run_id")["id"]
                     created = rest[-1] or self._stamp()
                     rows.append((rid or ids[i], run, step, *rest[:-1], created))
-                try:
-                    self._conn.executemany(
-                        "INSERT INTO task_events (id, workflow_run_id, step_id, event_type, event_level, message, "
-                        "payload_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                except (apsw.ConstraintError, apsw.SQLError) as exc:
-                    raise self._sql_error(exc, "append_task_events") from None
+                self._insert_many("INSERT INTO task_events (id, workflow_run_id, step_id, event_type, event_level, "
+                                  "message, payload_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  rows, "append_task_events")
             self._mirror(rows)
         return {"count": len(rows), "ids": [r[0] for r in rows]}
 
@@ -860,6 +859,16 @@ def _check_tables(tables: Iterable[str]) -> list[str]:
         if table not in TABLES:
             raise QueryError(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
     return tables
+
+
+def _each(items: Any, field: str, what: str) -> Iterable:
+    """A batch argument: any iterable of rows, but not one row (a dict) or text."""
+    if isinstance(items, (str, bytes, dict)):
+        raise ValidationError(f"{field}: expected an iterable of {what}, got a single {type(items).__name__}")
+    try:
+        return iter(items)
+    except TypeError:
+        raise ValidationError(f"{field}: expected an iterable of {what}, got {type(items).__name__}") from None
 
 
 def _not_before(t: str, start: Any, field: str, what: str) -> None:

@@ -16,6 +16,8 @@ from chronoledger.errors import ValidationError
 from chronoledger.ids import new_id, new_ids  # noqa: F401  (the store's ids; re-exported)
 from chronoledger.runtime.vocab import ENUMS
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
 
 def check_id(value: Any, field: str) -> str:
     """A caller's id: any UUID spelling, stored in canonical lowercase form."""
@@ -37,6 +39,8 @@ def check_ref(value: Any, field: str) -> str:
         return str(value)
     if not isinstance(value, str) or not value:
         raise ValidationError(f"{field}: expected an id (a non-empty string), got {value!r}")
+    if not value.isascii():
+        check_utf8(value, field)
     return value
 
 
@@ -111,9 +115,18 @@ def check_json_object(value: Any, field: str, default: Any = "{}") -> str:
     if not isinstance(value, dict):
         raise ValidationError(f"{field}: must be a JSON object (a dict), got {type(value).__name__}")
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"{field}: cannot be stored as JSON: {exc}") from None
+    except RecursionError:
+        raise ValidationError(f"{field}: cannot be stored as JSON: it contains itself, or nests too deeply") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:        # a lone surrogate in a key or a string value
+            raise ValidationError(f"{field}: cannot be stored as JSON: a string in it is not valid text "
+                                  f"({exc.reason}: {text[exc.start]!r})") from None
+    return text
 
 
 def check_enum(value: Any, table: str, column: str, allowed: tuple[str, ...] | None = None,
@@ -134,11 +147,16 @@ def check_text(value: Any, field: str, nullable: bool = False, empty: bool = Fal
     if not empty and not value.strip():
         raise ValidationError(f"{field}: must not be empty")
     if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:        # a lone surrogate: SQLite stores UTF-8
-            raise ValidationError(f"{field}: not valid text ({exc.reason} at character {exc.start})") from None
+        check_utf8(value, field)
     return value
+
+
+def check_utf8(value: str, field: str) -> None:
+    """Refuse text that has no UTF-8 form (a lone surrogate): SQLite stores UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"{field}: not valid text ({exc.reason} at character {exc.start})") from None
 
 
 def check_int(value: Any, field: str, nullable: bool = False, minimum: int | None = 0) -> int | None:
@@ -147,6 +165,9 @@ def check_int(value: Any, field: str, nullable: bool = False, minimum: int | Non
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValidationError(f"{field}: expected an integer, got {value!r}")
     value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        shown = value if value.bit_length() <= 128 else f"a {value.bit_length()}-bit integer"
+        raise ValidationError(f"{field}: {shown} is outside the 64-bit integer range SQLite stores")
     if minimum is not None and value < minimum:
         raise ValidationError(f"{field}: must be >= {minimum}, got {value}")
     return value

@@ -162,11 +162,17 @@ def _float(v: Any) -> float:
         try:
             f = float(v)
         except OverflowError:
-            raise Bad(f"a {len(str(abs(v)))}-digit number is too large for a float") from None
+            raise Bad(f"{_big(v)} is too large for a float") from None
         if not math.isfinite(f):
             raise Bad(f"{v} is not a finite number")
         return f
     raise Bad(f"expected a number, got {type(v).__name__}")
+
+
+def _big(v: int) -> str:
+    """An integer for a message: its digits, or its size once they would be too many
+    to read (or, past 4300 digits, for str() to give at all)."""
+    return str(v) if v.bit_length() <= 128 else f"a {v.bit_length()}-bit integer"
 
 
 def _integer(v: Any) -> int:
@@ -174,7 +180,7 @@ def _integer(v: Any) -> int:
     if t is int:
         if _INT64[0] <= v <= _INT64[1]:
             return v
-        raise Bad(f"{v} is outside the 64-bit integer range")
+        raise Bad(f"{_big(v)} is outside the 64-bit integer range")
     if t is float and v.is_integer():
         return _integer(int(v))
     if isinstance(v, int) and t is not bool:
