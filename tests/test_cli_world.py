@@ -210,8 +210,11 @@ def test_no_persist_leaves_the_database_unchanged(db, tmp_path):
     assert r.stdout.startswith("run 2: 1 days, 6 agents")
     after = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in before}
     assert after == before and before["world_events"] > 0
-    # the event log and the reports are still written, beside the database
-    assert (tmp_path / "world-dry-run.cmeta").exists() and list((tmp_path / "reports").glob("run-2-*.md"))
+    # the event log and the reports are still written, beside the database; the reports apart from those of the
+    # next real run, which takes the same id
+    assert (tmp_path / "world-dry-run.cmeta").exists() and list((tmp_path / "reports" / "dry-run").glob("run-2-*.md"))
+    assert world("run", "--db-url", url(db), "--agents", 6, "--dry-run").exit_code == 0
+    assert list((tmp_path / "reports").glob("run-2-*.md")) and list((tmp_path / "reports" / "dry-run").glob("run-2-*"))
 
 
 # --- replay and report ---------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ def test_a_model_that_cannot_be_reached_fails_fast_and_leaves_the_run_resumable(
     r = world("run", "--db-url", url(db), "--agents", 4, "--model", "ollama", "--model-url", "http://127.0.0.1:1",
               "--model-name", "tiny", "--model-timeout", 0.5, "--model-retries", 0, "--report-format", "none")
     assert r.exit_code == 3, r.output
-    assert "127.0.0.1:1" in r.stderr and "--resume" in r.stderr
+    assert "127.0.0.1:1" in r.stderr and "--resume --run-id 1" in r.stderr      # tick 0 (all moving) was stored
     assert rows(db, "SELECT status, model FROM runs") == [("stopped", "ollama:tiny")]
     r = world("replay", tmp_path / "world-run-1.cmeta")
     assert r.exit_code == 3 and "did not finish" in r.stderr
@@ -310,6 +313,54 @@ def test_a_model_that_cannot_be_reached_fails_fast_and_leaves_the_run_resumable(
 def test_a_scripted_event_after_the_last_day_is_refused(db, tmp_path):
     for name in ("Ava", "Ben"):
         seed(db, name)
-    p = write(tmp_path / "late.yaml", "scripted_events:\n  - {tick: 1, day: 5, type: duo_chat, agents: [Ava, Ben]}\n")
+    p = write(tmp_path / "late.yaml", "scripted_events:\n  - {tick: 1, day: 5, type: duo_chat, agents: [Ava, Ben], location: cafe}\n")
     r = world("run", "--db-url", url(db), "--days", 2, "--dry-run", "--scripted-events", p)
     assert r.exit_code == 2 and "day 5 would never fire in a run of 2 day(s)" in r.stderr
+
+
+def test_bad_seeds_and_run_ids_are_usage_errors(db):
+    for args in (["--seed", -5], ["--seed", 2 ** 64], ["--resume", "--run-id", 0]):
+        r = world("run", "--db-url", url(db), "--agents", 3, *args)
+        assert r.exit_code == 2, (args, r.output)
+    assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_report_reads_only_and_names_a_missing_database(tmp_path):
+    r = world("report", "--db-url", url(tmp_path / "typo.db"), "--day", "2026-01-05")
+    assert r.exit_code == 5 and "typo.db: no such world database" in r.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_failure_before_any_run_gives_no_resume_hint(tmp_path):
+    (tmp_path / "adir.db").mkdir()
+    r = world("run", "--db-url", url(tmp_path / "adir.db"), "--agents", 3, "--report-format", "none")
+    assert r.exit_code == 3 and "note:" not in r.stderr and "Traceback" not in r.output
+    assert f"{tmp_path / 'adir.db'}: the database cannot be used" in r.stderr
+
+
+def test_a_stopped_run_gets_the_resume_hint_and_a_damaged_checkpoint_is_named(db, tmp_path, monkeypatch):
+    from chronoledger.world import scheduler
+
+    original = scheduler.WorldRun.tick
+
+    def stop(self, d, t):
+        if (d, t) == (1, 4):
+            raise KeyboardInterrupt
+        return original(self, d, t)
+    monkeypatch.setattr(scheduler.WorldRun, "tick", stop)
+    r = world("run", "--db-url", url(db), "--agents", 5, "--report-format", "none")
+    monkeypatch.undo()
+    assert r.exit_code != 0
+    assert "note: run 1 is stopped at its last whole tick" in r.stderr and "--resume --run-id 1" in r.stderr
+    good = rows(db, "SELECT checkpoint_state, checkpoint_json FROM runs")[0]
+    import apsw
+
+    for blob, text in ((good[0][:-7], good[1]), (good[0], good[1][:-20]), (good[0], '{"day": 1}')):
+        conn = apsw.Connection(str(db))
+        conn.execute("UPDATE runs SET checkpoint_state = ?, checkpoint_json = ?", (blob, text))
+        conn.close()
+        before = rows(db, "SELECT count(*) FROM world_events")
+        r = world("run", "--db-url", url(db), "--resume")
+        assert r.exit_code == 3, r.output
+        assert "run 1: its checkpoint (runs.checkpoint_json and checkpoint_state) is damaged" in r.stderr
+        assert "Traceback" not in r.output and rows(db, "SELECT count(*) FROM world_events") == before

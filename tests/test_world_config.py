@@ -91,11 +91,9 @@ def test_overrides_lay_over_the_file(tmp_path):
     assert sorted(cfg.locations) == ["cafe", "home", "office"]
 
 
-def test_the_digest_follows_the_settings(tmp_path):
+def test_the_raw_settings_survive_json_and_give_the_same_config_back(tmp_path):
     a = wconfig.load_config()
-    assert a.digest() == wconfig.load_config().digest()
-    assert a.digest() != wconfig.load_config(overrides={"default_hours.tick_minutes": 30}).digest()
-    # the raw settings survive JSON (a run's log) and give the same config back
+    # as a run's log and its runs row keep them
     again = wconfig.parse_config(json.loads(json.dumps(a.raw, default=str)), "again")
     assert again.location_names == a.location_names and again.activity_names == a.activity_names
     assert (again.travel_minutes == a.travel_minutes).all() and again.guardrails == a.guardrails
@@ -255,6 +253,24 @@ def test_a_file_that_is_not_a_mapping_or_not_there(tmp_path):
 def test_a_bad_start_date(tmp_path):
     path = write(tmp_path / "world.yaml", "start_date: '2026-13-40'\n")
     refused(path, "start_date", "is not a date")
+    path = write(tmp_path / "unquoted.yaml", "start_date: 2026-13-01\n")      # YAML makes it a date: no such day
+    refused(path, "a value cannot be read", "month must be in 1..12")
+
+
+@pytest.mark.parametrize("text, key", [
+    ("activities:\n  walk: {location: [park]}\n", "activities.walk.location"),
+    ("time_preferences: {morning: [[walk]]}\n", "time_preferences.morning[0]"),
+    ("activities:\n  walk: {location: {park: 1}}\n", "activities.walk.location"),
+])
+def test_a_list_or_mapping_where_a_name_is_wanted_is_refused_naming_the_key(tmp_path, text, key):
+    refused(write(tmp_path / "world.yaml", text), key)
+
+
+def test_a_section_that_is_not_a_mapping_is_refused_even_with_command_line_hours(tmp_path):
+    path = write(tmp_path / "world.yaml", "default_hours: 5\n")
+    with pytest.raises(ConfigError, match="default_hours: must be a mapping") as err:
+        wconfig.load_config(path, overrides={"default_hours.tick_minutes": 30})
+    assert str(path) in str(err.value)
 
 
 def test_an_empty_file_is_the_defaults(tmp_path):
@@ -348,6 +364,11 @@ def test_a_negative_activity_duration(tmp_path, minutes):
     ("{tick: 1, type: move, agents: [Ava]}", "a scripted move needs the location"),
     ("{tick: 1, type: group_meeting, agents: [Ava, Ava]}", "names an agent twice"),
     ("{tick: 1, type: duo_chat, agents: [Ava, Ben, Cleo]}", "a duo_chat is two agents, not 3"),
+    ("{tick: 1, type: duo_chat, agents: [Ava, Ben]}", "a scripted duo_chat needs the location where they meet"),
+    ("{tick: 1, type: group_meeting, agents: [Ava, Ben, Cleo]}", "a scripted group_meeting needs the location"),
+    ("{tick: 1, type: group_meeting, agents: [Ava, Ben], location: park}", "a group_meeting is 3 agents or more"),
+    ("{tick: 1, type: [move], agents: [Ava], location: park}", r"\['move'\] is not an action type"),
+    ("{tick: 1, type: move, agents: [Ava], location: [park]}", r"\['park'\] is not a location"),
 ])
 def test_scripted_events_that_could_not_happen_are_refused(tmp_path, event, why):
     p = tmp_path / "s.yaml"

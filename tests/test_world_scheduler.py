@@ -504,7 +504,7 @@ def test_scenario_with_an_unknown_agent_is_refused_naming_the_file(tmp_path):
     seed_friends(db)
     path = write(tmp_path / "stranger.yaml", """\
         scripted_events:
-          - {tick: 2, type: duo_chat, agents: [Ava, Zed]}
+          - {tick: 2, type: duo_chat, agents: [Ava, Zed], location: cafe}
         """)
     with pytest.raises(ConfigError) as exc:
         run_world(db, cfg, scenario=wconfig.load_scenario(path, cfg))
@@ -516,7 +516,16 @@ def test_scenario_with_an_unknown_agent_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ConfigError) as exc:
         run_world(db, cfg, scenario=wconfig.load_scenario(path, cfg))
     assert str(path) in str(exc.value) and "'Zoe'" in str(exc.value)
-    assert rows(db, "SELECT count(*) FROM world_events")[0][0] == 0
+    with pytest.raises(ConfigError, match="'Zoe'"):          # nor made up: 5 agents are Ava, Ben, Cleo, Agent 00004, 5
+        run_world(db, cfg, agents=5, scenario=wconfig.load_scenario(path, cfg))
+    # refused before anything was written: no places, no made-up agents, no run
+    assert rows(db, "SELECT (SELECT count(*) FROM locations), (SELECT count(*) FROM agents), "
+                    "(SELECT count(*) FROM runs)") == [(0, 3, 0)]
+    path = write(tmp_path / "made_up.yaml", """\
+        schedules:
+          Agent 00005: [{hour: 9, activity: walk}]
+        """)
+    assert run_world(db, cfg, agents=5, scenario=wconfig.load_scenario(path, cfg)).agents == 5
 
 
 # --- the offline model's turns -----------------------------------------------------------------------

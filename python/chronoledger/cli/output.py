@@ -26,15 +26,12 @@ def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,),
     naming that file."""
     import apsw
 
+    if database is not None:
+        extra = (*extra, apsw.Error)
     try:
         yield
     except BrokenPipeError:
         raise
-    except apsw.Error as exc:
-        if database is None:
-            raise
-        click.echo(f"error: {database}: the database cannot be used ({exc})", err=True)
-        sys.exit(EXIT_UNREADABLE)
     except NotFoundError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_NOT_FOUND)
@@ -42,7 +39,10 @@ def exit_codes(usage: tuple[type[BaseException], ...] = (ValidationError,),
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except (ChronoledgerError, OSError, *extra) as exc:
-        click.echo(f"error: {exc}", err=True)
+        if database is not None and isinstance(exc, apsw.Error):
+            click.echo(f"error: {database}: the database cannot be used ({exc})", err=True)
+        else:
+            click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_UNREADABLE)
 
 

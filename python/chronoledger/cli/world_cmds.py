@@ -12,40 +12,49 @@ import json
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import apsw
 import click
 
 from chronoledger.cli.output import EXIT_USAGE, exit_codes
-from chronoledger.errors import ConfigError, NotFoundError, ValidationError
+from chronoledger.errors import ConfigError, ValidationError
 
 EXIT_MISMATCH = 4
 DB_URL = click.option("--db-url", required=True, envvar="CHRONOLEDGER_WORLD_DB", show_envvar=True,
                       help="sqlite:///path/to/world.db (or a plain path).")
 
 
-def _errors():
-    return exit_codes((ConfigError, ValidationError), extra=(apsw.Error,))
+def _errors(db_url: str | None = None):
+    """Exit codes, an SQLite error naming the database of ``db_url``."""
+    from chronoledger.world import store
+
+    try:
+        database = store.db_path(db_url) if db_url else None
+    except ConfigError:
+        database = db_url
+    return exit_codes((ConfigError, ValidationError), extra=(apsw.Error,), database=database)
 
 
+@contextmanager
 def _resumable(db_url: str):
-    """After a failed or interrupted run: say how to go on from where it stopped."""
-    from contextlib import contextmanager
+    """After a failed or interrupted run that left a checkpoint: say how to go on from there."""
+    from chronoledger.world import store
 
-    @contextmanager
-    def hint():
-        from chronoledger.errors import ChronoledgerError
-
-        try:
-            yield
-        except (ConfigError, ValidationError):     # refused before the run began
-            raise
-        except (ChronoledgerError, OSError, apsw.Error, KeyboardInterrupt):
-            click.echo(f"note: the run is stopped at its last whole tick; `chronoledger world run --db-url {db_url} "
-                       f"--resume` goes on from there", err=True)
-            raise
-    return hint()
+    try:
+        yield
+    except (ConfigError, ValidationError):          # refused before the run began
+        raise
+    except BaseException:
+        stopped = store.unfinished_run(db_url)
+        if stopped is not None and stopped[1]:
+            rid = stopped[0]
+            click.echo(f"note: run {rid} is stopped at its last whole tick; `chronoledger world run --db-url {db_url} "
+                       f"--resume --run-id {rid}` goes on from there", err=True)
+        elif stopped is not None:
+            click.echo(f"note: run {stopped[0]} stopped before its first tick was stored; run it again", err=True)
+        raise
 
 
 @click.group("world")
@@ -59,7 +68,7 @@ def init_cmd(db_url: str) -> None:
     """Create the world database (or bring it to the current schema)."""
     from chronoledger.world import store
 
-    with _errors():
+    with _errors(db_url):
         store.connect(db_url).close()
     click.echo(f"ready: {store.db_path(db_url)}")
 
@@ -91,7 +100,7 @@ def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, f
             sys.exit(EXIT_USAGE)
         return value
 
-    with _errors():
+    with _errors(db_url):
         conn = store.connect(db_url)
         try:
             agent_id = store.seed_agent(conn, name, bio=bio, job=job, interests=interests,
@@ -109,7 +118,7 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
     from chronoledger.world import store
     from chronoledger.world.config import load_config
 
-    with _errors():
+    with _errors(db_url):
         config = load_config(config_path)
         conn = store.connect(db_url)
         try:
@@ -130,7 +139,7 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
               help="--no-persist runs on a temporary copy of the database, deleted afterwards: nothing is written "
                    "to --db-url (the event log and reports still are, beside it).")
 @DB_URL
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--scripted-events", "scenario_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A scenario: schedules and scripted events (YAML or JSON).")
@@ -154,7 +163,7 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
               help="Retries after a timeout, 429 or 5xx (with backoff).")
 @click.option("--resume", is_flag=True, help="Continue the latest stopped run from its last whole tick (its own "
                                               "days, agents, seed, config and scenario).")
-@click.option("--run-id", type=int, default=None, help="With --resume: which run.")
+@click.option("--run-id", type=click.IntRange(min=1), default=None, help="With --resume: which run.")
 def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
             chronicle_path, model_url, model_name, model_timeout, model_retries, resume, run_id) -> None:
@@ -175,7 +184,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
         if not persist:
             click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist", err=True)
             sys.exit(EXIT_USAGE)
-        with _errors():
+        with _errors(db_url):
             m = model()
             bar = _progress(None, 0)                  # the run's own days: the bar counts what is left
             try:
@@ -192,20 +201,21 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                                                                               start_hour),
                                    ("default_hours.end_hour", end_hour),
                                    ("guardrails.max_concurrent_chats", max_concurrent_chats)) if v is not None}
-    with _errors():
+    with _errors(db_url):
         config = load_config(config_path, overrides=overrides)
         scenario = load_scenario(scenario_path, config) if scenario_path else None
         m = model()
         target, scratch = db_url, None
         if not persist:
             real = store.db_path(db_url)
-            scratch = _scratch_copy(real)
-            target = scratch / real.name
+            scratch = Path(tempfile.mkdtemp(prefix="world-dry-"))
+            target = store.copy_to(real, scratch)
             chronicle_path = chronicle_path or real.with_name(f"{real.stem}-dry-run.cmeta")
-            reports_dir = reports_dir or real.parent / "reports"
+            # apart from the real runs' reports: the copy's run takes the id the next real run will have
+            reports_dir = reports_dir or real.parent / "reports" / "dry-run"
         bar = _progress(days, config.ticks_per_day)
         try:
-            with _resumable(db_url) if persist else _nothing():
+            with _resumable(db_url) if persist else nullcontext():
                 result = run(target, config, m, RunOptions(days=days, agents=agents, seed=seed,
                                                                chronicle=chronicle_path, reports_dir=reports_dir,
                                                                report_format=report_format,
@@ -223,34 +233,11 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
 def _print_result(result) -> None:
     click.echo(f"run {result.run_id}: {result.days} days, {result.agents:,} agents, {result.agent_ticks:,} "
                f"agent-ticks, {result.events:,} events, {result.conversations:,} conversations, {result.memories:,} new "
-               f"memories in {result.seconds:.1f} s ({result.agent_ticks / max(result.seconds, 1e-9):,.0f} agent-ticks/s)")
+               f"memories; {result.agent_ticks_run:,} agent-ticks in {result.seconds:.1f} s here "
+               f"({result.agent_ticks_run / max(result.seconds, 1e-9):,.0f} agent-ticks/s)")
     click.echo(f"event log: {result.chronicle}")
     for p in result.reports:
         click.echo(f"report: {p}")
-
-
-def _nothing():
-    from contextlib import nullcontext
-    return nullcontext()
-
-
-def _scratch_copy(src: Path) -> Path:
-    """A temporary folder holding a copy of the database (WAL folded in), for --no-persist."""
-    from chronoledger.world import store
-
-    import apsw
-
-    folder = Path(tempfile.mkdtemp(prefix="world-dry-"))
-    if src.exists():                     # SQLite's backup, from a read-only connection: the original is untouched
-        source = apsw.Connection(store.readonly_uri(src), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
-        target = apsw.Connection(str(folder / src.name))
-        try:
-            with target.backup("main", source, "main") as b:
-                b.step()
-        finally:
-            target.close()
-            source.close()
-    return folder
 
 
 class _Bar:
@@ -297,21 +284,9 @@ def replay_cmd(file: Path) -> None:
 @click.option("--run", "run_id", type=int, default=None, help="The run (default: the latest with that day).")
 @click.option("--json", "as_json", is_flag=True)
 def report_cmd(db_url: str, day_label: str, run_id: int | None, as_json: bool) -> None:
-    """A day's report, from the database."""
+    """A day's report, from the database (read-only)."""
     from chronoledger.world import store
 
-    with _errors():
-        conn = store.connect(db_url)
-        try:
-            sql = "SELECT run_id, summary_text, metrics_json FROM daily_reports WHERE day_label = ?"
-            args: list = [day_label]
-            if run_id is not None:
-                sql += " AND run_id = ?"
-                args.append(run_id)
-            rows = conn.execute(sql + " ORDER BY run_id DESC LIMIT 1", args).fetchall()
-        finally:
-            conn.close()
-        if not rows:
-            raise NotFoundError(f"no report for day {day_label!r}" + (f" in run {run_id}" if run_id else ""))
-    run, summary, metrics = rows[0]
-    click.echo(json.dumps(json.loads(metrics), indent=2) if as_json else summary.rstrip())
+    with _errors(db_url):
+        _run, summary, metrics = store.day_report(db_url, day_label, run_id)
+    click.echo(json.dumps(metrics, indent=2) if as_json else summary.rstrip())

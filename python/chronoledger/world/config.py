@@ -10,8 +10,6 @@ come from the packaged defaults (defaults/world_config.yaml).
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import date
@@ -107,10 +105,6 @@ class WorldConfig:
         """Whole ticks each trip takes (a trip of 0 minutes takes none)."""
         return np.ceil(self.travel_minutes / self.tick_minutes).astype(np.int32)
 
-    def digest(self) -> str:
-        """A hash of everything the run depends on (for checkpoints and replay)."""
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
-
 
 @dataclass(frozen=True)
 class ScriptedEvent:
@@ -148,6 +142,8 @@ def _read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{p}: malformed YAML{line}: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: malformed YAML: {exc}") from None
+    except (ValueError, OverflowError) as exc:   # a value PyYAML cannot build, e.g. the date 2026-13-01
+        raise ConfigError(f"{p}: a value cannot be read: {exc} (quote it if it is meant as text)") from None
 
 
 def default_config_data() -> dict:
@@ -178,7 +174,9 @@ def load_config(path: str | Path | None = None, *, overrides: dict | None = None
                 data[key] = value
     for key, value in (overrides or {}).items():
         section, _, name = key.partition(".")
-        data.setdefault(section, {})[name] = value
+        if not isinstance(data.setdefault(section, {}), dict):
+            raise ConfigError(f"{source}: {section}: must be a mapping, found {type(data[section]).__name__}")
+        data[section][name] = value
     if overrides:
         source += f" with {', '.join(f'{k}={v}' for k, v in overrides.items())} from the command line"
     return parse_config(data, source)
@@ -236,9 +234,7 @@ def parse_config(data: dict, source: str) -> WorldConfig:
         if name in ACTIONS:
             raise bad(key, f"{name!r} is an action type; an activity needs another name")
         spec = _section(spec, key, ("category", "duration_minutes", "location", "prompt_template"), bad)
-        loc = spec.get("location")
-        if loc not in locations:
-            raise bad(f"{key}.location", f"{loc!r} is not a location (the locations are {', '.join(locations)})")
+        loc = _check_location(spec.get("location"), f"{key}.location", locations, bad)
         minutes = _int(spec.get("duration_minutes", 60), f"{key}.duration_minutes", bad)
         if minutes <= 0:
             raise bad(f"{key}.duration_minutes", f"{minutes} must be above 0")
@@ -312,7 +308,15 @@ def _travel_matrix(graph: Any, names: list[str], bad) -> np.ndarray:
     return d                                  # minutes as given (12.5 stays 12.5): ticks round up
 
 
+def _check_location(name: Any, key: str, locations: dict, bad) -> str:
+    if not isinstance(name, str) or name not in locations:
+        raise bad(key, f"{name!r} is not a location (the locations are {', '.join(locations)})")
+    return name
+
+
 def _check_activity(name: Any, key: str, activities: dict, bad) -> None:
+    if not isinstance(name, str):
+        raise bad(key, f"{name!r} is not an activity name (the activities are {', '.join(activities)})")
     if name in ACTIONS:
         raise bad(key, f"{name!r} is an action type, not an activity (the activities are {', '.join(activities)})")
     if name not in activities:
@@ -350,8 +354,6 @@ def load_scenario(path: str | Path, config: WorldConfig) -> Scenario:
     checked against ``config``."""
     source = str(path)
     data = _read_yaml(path)
-    if path is not None and str(path).endswith(".json") and data is None:
-        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with schedules: and scripted_events:, "
                           f"found {type(data).__name__}")
@@ -377,10 +379,8 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
             if not config.start_hour <= hour < config.end_hour:
                 raise bad(f"{key}.hour", f"{hour} is outside the day ({config.start_hour}-{config.end_hour})")
             _check_activity(slot.get("activity"), f"{key}.activity", config.activities, bad)
-            loc = slot.get("location", config.activities[slot["activity"]].location)
-            if loc not in config.locations:
-                raise bad(f"{key}.location", f"{loc!r} is not a location (the locations are "
-                                             f"{', '.join(config.locations)})")
+            loc = _check_location(slot.get("location", config.activities[slot["activity"]].location),
+                                  f"{key}.location", config.locations, bad)
             out.append({"hour": hour, "activity": slot["activity"], "location": loc})
         schedules[str(agent)] = sorted(out, key=lambda s: s["hour"])
     events = []
@@ -397,6 +397,8 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
         if day is not None and (_int(day, f"{key}.day", bad) < 1):
             raise bad(f"{key}.day", f"{day} must be 1 or more (the first day is 1)")
         etype = ev.get("type")
+        if not isinstance(etype, str):
+            raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
         if etype in config.activities:
             raise bad(f"{key}.type", f"{etype!r} is an activity, not an action type (the action types are "
                                      f"{', '.join(ACTIONS)})")
@@ -409,11 +411,16 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
             raise bad(f"{key}.agents", "names an agent twice")
         if etype == "duo_chat" and len(agents) != 2:
             raise bad(f"{key}.agents", f"a duo_chat is two agents, not {len(agents)}")
+        if etype == "group_meeting" and len(agents) < 3:
+            raise bad(f"{key}.agents", f"a group_meeting is 3 agents or more, not {len(agents)} (two is a duo_chat)")
         loc = ev.get("location")
-        if loc is not None and loc not in config.locations:
-            raise bad(f"{key}.location", f"{loc!r} is not a location (the locations are {', '.join(config.locations)})")
+        if loc is not None:
+            _check_location(loc, f"{key}.location", config.locations, bad)
         if etype == "move" and loc is None:
             raise bad(f"{key}.location", "a scripted move needs the location to go to")
+        if etype in ("duo_chat", "group_meeting") and loc is None:
+            # agents elsewhere need ticks to get there: the place is what lets them leave in time
+            raise bad(f"{key}.location", f"a scripted {etype} needs the location where they meet")
         act = ev.get("activity")
         if act is not None:
             _check_activity(act, f"{key}.activity", config.activities, bad)

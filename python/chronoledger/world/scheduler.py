@@ -17,7 +17,8 @@ import io
 import json
 import os
 import re
-import zlib
+import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -29,20 +30,23 @@ import numpy as np
 import zstandard
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ConfigError
+from chronoledger.errors import ConfigError, CorruptDataError
 from chronoledger.world import actions as act
 from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIODS, Scenario, WorldConfig
 from chronoledger.world.environment import Environment
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
+from chronoledger.world.reporting import DayTally
 from chronoledger.world.writer import TickWriter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ACTION_NAMES = np.array(ACTIONS, dtype=object)
 _ZSTD_C = zstandard.ZstdCompressor(level=1)      # checkpoints: see WorldRun._checkpoint
 _ZSTD_D = zstandard.ZstdDecompressor()
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"              # zstd frames; older checkpoints are zlib
 _WORD = re.compile(r"[\W_]+")                   # anything but letters and digits, in any script
+
+
+REPORT_FORMATS = ("markdown", "json", "both", "none")
 
 
 @dataclass
@@ -50,7 +54,7 @@ class RunOptions:
     days: int = 1
     agents: int | None = None               # the first N agents (made up, seeded, when the database has fewer)
     seed: int = 0
-    chronicle: Path | None = None           # default: beside the database, world-run-<id>.cmeta
+    chronicle: Path | None = None           # default: beside the database, <its name>-run-<id>.cmeta
     reports_dir: Path | None = None         # default: reports/ beside the database
     report_format: str = "both"             # markdown | json | both | none
     summary_only: bool = False
@@ -58,6 +62,18 @@ class RunOptions:
     first_conversation: int | None = None   # replay: the id the recorded run's conversations started at
 
     def __post_init__(self):
+        def whole(name, low, none_ok=False):
+            v = getattr(self, name)
+            if (v is None and none_ok) or (isinstance(v, int) and not isinstance(v, bool) and low <= v < 2 ** 63):
+                return
+            raise ConfigError(f"RunOptions.{name}: {v!r} must be a whole number from {low}"
+                              + (" (or None)" if none_ok else ""))
+        whole("days", 1)
+        whole("agents", 1, none_ok=True)
+        whole("seed", 0)
+        if self.report_format not in REPORT_FORMATS:
+            raise ConfigError(f"RunOptions.report_format: {self.report_format!r} is not one of "
+                              f"{', '.join(REPORT_FORMATS)}")
         self.chronicle = Path(self.chronicle) if self.chronicle is not None else None
         self.reports_dir = Path(self.reports_dir) if self.reports_dir is not None else None
 
@@ -74,6 +90,7 @@ class RunResult:
     chronicle: Path
     reports: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    agent_ticks_run: int = 0                # by this call (a resumed run did the rest before it stopped)
 
 
 class _Agents:
@@ -84,6 +101,7 @@ class _Agents:
                             (f" LIMIT {int(n)}" if n else "")).fetchall()
         self.ids = np.array([r[0] for r in rows], dtype=np.int64)
         self.names = [r[1] for r in rows]
+        self.index = {name: k for k, name in enumerate(self.names)}       # position by name
         self.bios = [r[2] for r in rows]
         self.jobs = [r[3] for r in rows]
         self.pos = {int(i): k for k, i in enumerate(self.ids)}
@@ -148,6 +166,8 @@ class WorldRun:
         self.conn, self.db_file, self.cfg, self.scenario, self.model, self.opt = \
             conn, db_file, config, scenario, model, options
         self.env = Environment(config)
+        if scenario:                          # refused before anything is written
+            _check_scenario_agents(scenario, _names_of_run(conn, options.agents))
         store.world_init(conn, config)
         if options.agents:
             ensure_agents(conn, options.agents, options.seed)
@@ -187,6 +207,7 @@ class WorldRun:
         self.day_memories: Counter = Counter()
         self.writer: TickWriter | None = None
         self.topics: list[str] = []                # what each of the tick's conversations is about
+        self.ticks_run = 0                         # by this process (a resumed run counts from its checkpoint)
         self.after_commit: Callable[[], None] = lambda: None
         self.tally = None                     # the day's report figures (reporting.DayTally)
         self.pending_schedules: list = []     # the day's agent_schedules columns (plan_day), until its first tick
@@ -248,9 +269,8 @@ class WorldRun:
         location = [self.loc_ids[self.act_loc[act_ix]]]
         source = ["generated"] * (n * len(hours))
         if self.scenario:
-            index = {nm: i for i, nm in enumerate(self.agents.names)}
             for name, slots in self.scenario.schedules.items():
-                i = index.get(name)
+                i = self.agents.index.get(name)
                 if i is None:
                     continue
                 for slot in slots:
@@ -267,7 +287,7 @@ class WorldRun:
         slot holds from its hour until the agent's next slot."""
         if not self.scenario:
             return {}
-        index = {n: i for i, n in enumerate(self.agents.names)}
+        index = self.agents.index
         by_hour: dict[int, list] = {}
         for name, slots in sorted(self.scenario.schedules.items()):
             i = index[name]
@@ -323,7 +343,7 @@ class WorldRun:
         # and, once there, wait for it (they still talk, reflect and work, but do not wander off)
         pinned = np.zeros(n, dtype=bool)
         for ev in self.scripted.get(("day", day), []) + self.scripted.get(("day", None), []):
-            if ev["tick"] <= tick or ev["location"] is None or ev["type"] not in ("duo_chat", "group_meeting"):
+            if ev["tick"] <= tick or ev["type"] not in ("duo_chat", "group_meeting"):     # chats have a place
                 continue
             place = env.index[ev["location"]]
             m = np.array(ev["agents"], dtype=np.int64)
@@ -343,15 +363,15 @@ class WorldRun:
                 continue
             kind = ACTIONS.index(ev["type"])
             free[members] = False
-            if kind == act.MOVE and ev["location"] is not None:
+            if kind == act.MOVE:                                 # a move has a place (config checks it)
                 place = env.index[ev["location"]]
                 there = self.loc[members] == place
                 action[members[there]] = act.TASK                # already there: no trip
                 action[members[~there]] = act.MOVE
                 move_to[members[~there]] = place
             elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
-                # a meeting at a place (without one: where the first of them is); who is elsewhere goes there
-                place = env.index[ev["location"]] if ev["location"] is not None else int(self.loc[members[0]])
+                # a meeting at its place; who is still elsewhere (late, or turned away) goes there
+                place = env.index[ev["location"]]
                 away = members[self.loc[members] != place]
                 action[away] = act.MOVE
                 move_to[away] = place
@@ -732,18 +752,20 @@ class WorldRun:
     _ARRAYS = ("loc", "dest", "travel_left", "actions_today", "moves_today", "last_chat", "stay_since", "plan",
                "best_friend")
 
-    def restore(self, cp: dict, blob: bytes) -> None:
-        """The state of a checkpoint (see _checkpoint)."""
+    def restore(self, cp: dict, arrays) -> "DayTally":
+        """The state of a checkpoint (see _snapshot; ``arrays`` from
+        :func:`_read_checkpoint`); the day's report figures so far."""
         self.rng.bit_generator.state = cp["rng"]
-        raw = _ZSTD_D.decompress(blob) if blob[:4] == _ZSTD_MAGIC else zlib.decompress(blob)
-        arrays = np.load(io.BytesIO(raw))
         for name in self._ARRAYS:
-            setattr(self, name, arrays[name].astype(np.int64))
+            a = arrays[name]
+            if a.shape[:1] != (len(self.agents),):
+                raise ValueError(f"{name} holds {a.shape[0] if a.ndim else 0} agents, the run {len(self.agents)}")
+            setattr(self, name, a.astype(np.int64))
         self.next_conv = cp["next_conv"]
         self.totals = dict(cp["totals"])
         self.memories_total = cp["totals"]["memories"]
         self.day_memories = Counter(cp["tally"]["memories"])
-        return arrays
+        return DayTally.from_state(len(self.agents), cp["tally"], arrays)
 
     def _snapshot(self, day: int, tick: int) -> tuple[dict, bytes]:
         """The run's state after a whole tick, taken before the next tick
@@ -813,30 +835,45 @@ def _topic(agents: _Agents, members: list[int]) -> str:
     return first[0] if first else "the day"
 
 
-def _scripted_index(scenario: Scenario, agents: _Agents) -> dict:
-    """(day or None, tick) -> scripted events, and ("day", day or None) -> that day's events, agents as
-    positions (unknown names refused)."""
-    out: dict = {}
-    index = {n: i for i, n in enumerate(agents.names)}
+def _names_of_run(conn: apsw.Connection, n: int | None) -> list[str]:
+    """The names of the agents a run of ``n`` agents will take (the first n
+    by id, with those ensure_agents would make up), read without writing."""
+    rows = conn.execute("SELECT id, name FROM agents ORDER BY id").fetchall()
+    names = [name for _, name in rows]
+    if n and len(names) < n:
+        top = rows[-1][0] if rows else 0
+        names += [f"Agent {i:05d}" for i in range(top + 1, top + 1 + n - len(names))]
+    return names[:n] if n else names
+
+
+def _check_scenario_agents(scenario: Scenario, names: list[str]) -> None:
+    known = set(names)
     for e in scenario.events:
-        missing = [a for a in e.agents if a not in index]
+        missing = [a for a in e.agents if a not in known]
         if missing:
             raise ConfigError(f"{scenario.source}: scripted_events: no agent named {missing[0]!r} in this run")
+    for name in scenario.schedules:
+        if name not in known:
+            raise ConfigError(f"{scenario.source}: schedules: no agent named {name!r} in this run")
+
+
+def _scripted_index(scenario: Scenario, agents: _Agents) -> dict:
+    """(day or None, tick) -> scripted events, and ("day", day or None) -> that day's events, agents as
+    positions."""
+    _check_scenario_agents(scenario, agents.names)
+    out: dict = {}
+    index = agents.index
+    for e in scenario.events:
         ev = {"agents": [index[a] for a in e.agents], "type": e.type, "location": e.location, "prompt": e.prompt,
               "activity": e.activity, "tick": e.tick}
         out.setdefault((e.day, e.tick), []).append(ev)
         out.setdefault(("day", e.day), []).append(ev)
-    for name in scenario.schedules:
-        if name not in index:
-            raise ConfigError(f"{scenario.source}: schedules: no agent named {name!r} in this run")
     return out
 
 
 def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageModel, options: RunOptions,
         scenario: Scenario | None = None) -> RunResult:
     """Run the world for ``options.days`` days and return what it did."""
-    import time
-
     from chronoledger.chronicle import Chronicle
 
     started = time.perf_counter()
@@ -911,6 +948,7 @@ def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
             for tick in range(start, cfg.ticks_per_day):
                 w.writer.check()                 # a failed write stops the run before more work (or model calls)
                 w.tick(day, tick)
+                w.ticks_run += 1
                 if options.progress:
                     options.progress(day, tick, cfg.ticks_per_day)
             w.writer.drain()                     # the day's memory counts, and the connection, are the writer's
@@ -931,8 +969,6 @@ def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
 
 
 def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) -> RunResult:
-    import time
-
     conn, cfg, options = w.conn, w.cfg, w.opt
     w.totals["memories"] = w.memories_total
     final_stamp = w._stamp(options.days, cfg.ticks_per_day - 1)[0]
@@ -949,7 +985,8 @@ def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) ->
         conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
     n = len(w.agents)
     return RunResult(w.run_id, options.days, n, n * options.days * cfg.ticks_per_day, w.totals["events"],
-                     w.totals["conversations"], w.totals["memories"], log_path, reports, time.perf_counter() - started)
+                     w.totals["conversations"], w.totals["memories"], log_path, reports, time.perf_counter() - started,
+                     n * w.ticks_run)
 
 
 def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | None = None, *,
@@ -959,8 +996,6 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
     its last whole tick: the state and the generator as they were then,
     the event log cut back to that tick.  Resuming two copies of a stopped
     run gives two runs that share nothing and go on alike."""
-    import time
-
     from chronoledger.chronicle import Chronicle
     from chronoledger.errors import NotFoundError
     from chronoledger.world import reporting
@@ -981,7 +1016,7 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
             raise NotFoundError(f"{db_file}: run {rid} stopped before its first tick; start it again")
         if made_with != model.name:          # its log and replay would mix two models
             raise ConfigError(f"{db_file}: run {rid} was made with the {made_with} model; resume it with that one")
-        cp = json.loads(cp_json)
+        cp, arrays = _read_checkpoint(db_file, rid, cp_json, cp_blob)
         taken = conn.execute("SELECT min(run_id) FROM conversations WHERE id >= ? AND run_id <> ?",
                              (cp["next_conv"], rid)).fetchall()[0][0]
         if taken is not None:
@@ -996,8 +1031,8 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
         w = WorldRun(conn, db_file, config, scenario, model, options)
         w.after_commit = checkpointer.after_commit
         w.run_id = rid
-        arrays = w.restore(cp, cp_blob)
-        tally = reporting.DayTally.from_state(len(w.agents), cp["tally"], arrays)
+        with _damaged_checkpoint(db_file, rid):
+            tally = w.restore(cp, arrays)
         _cut_log(log_path, cp["records"])
         day, tick = cp["day"], cp["tick"] + 1
         with Chronicle.open(log_path, "a", schema="event", block_records=65536) as ch:
@@ -1012,11 +1047,31 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
         return _finish(w, log_path, reports, started)
 
 
+@contextlib.contextmanager
+def _damaged_checkpoint(db_file: Path, rid: int):
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, OSError, zstandard.ZstdError, zipfile.BadZipFile) as exc:
+        raise CorruptDataError(f"{db_file}: run {rid}: its checkpoint (runs.checkpoint_json and checkpoint_state) "
+                               f"is damaged ({type(exc).__name__}: {exc}); nothing was changed") from None
+
+
+def _read_checkpoint(db_file: Path, rid: int, cp_json: str, blob: bytes) -> tuple[dict, dict]:
+    """A stopped run's checkpoint: its JSON state and its arrays, or a
+    CorruptDataError naming the run."""
+    with _damaged_checkpoint(db_file, rid):
+        cp = json.loads(cp_json)
+        for key in ("day", "tick", "rng", "next_conv", "records", "totals", "tally"):
+            cp[key]
+        with np.load(io.BytesIO(_ZSTD_D.decompress(blob))) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        return cp, arrays
+
+
 def _cut_log(path: Path, records: int) -> None:
     """Cut the event log back to the checkpoint's ``records``: a tick logged
     but never committed (a kill between the two) is dropped, to be run again."""
     from chronoledger.chronicle import Chronicle
-    from chronoledger.errors import CorruptDataError
 
     with Chronicle.open(path) as ch:
         blocks = ch.reader().blocks

@@ -34,11 +34,6 @@ def db_path(db_url: str | os.PathLike[str]) -> Path:
     return Path(m.group(1))
 
 
-def readonly_uri(path: Path) -> str:
-    """A read-only URI for an existing database file."""
-    return db.readonly_uri(path)
-
-
 def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
     """The world database (created if missing), migrated to the current schema."""
     path = db_path(db_url)
@@ -118,3 +113,67 @@ def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
     n_loc = conn.execute("SELECT count(*) FROM locations").fetchall()[0][0]
     n_act = conn.execute("SELECT count(*) FROM activities").fetchall()[0][0]
     return n_loc, n_act
+
+
+def copy_to(src: Path, folder: Path) -> Path:
+    """A copy of the database ``src`` (its WAL folded in) in ``folder``, made
+    by SQLite's backup from a read-only connection, so the original is not
+    touched; the copy's path.  A database that does not exist yet copies as
+    nothing (the run creates it)."""
+    target = folder / src.name
+    if src.exists():
+        source, copy = db.open_readonly(src), apsw.Connection(str(target))
+        try:
+            with copy.backup("main", source, "main") as b:
+                b.step()
+        finally:
+            copy.close()
+            source.close()
+    return target
+
+
+def _open_existing(db_url: str | os.PathLike[str]) -> apsw.Connection:
+    from chronoledger.errors import NotFoundError
+
+    p = db_path(db_url)
+    if not p.is_file():
+        raise NotFoundError(f"{p}: no such world database")
+    return db.open_readonly(p)
+
+
+def day_report(db_url: str | os.PathLike[str], day_label: str, run_id: int | None = None) -> tuple[int, str, dict]:
+    """(run, summary text, metrics) of a day's stored report, from the latest
+    run that has that day unless ``run_id`` says which; read-only."""
+    from chronoledger.errors import NotFoundError
+
+    conn = _open_existing(db_url)
+    try:
+        with db.named_damage(db_path(db_url)):
+            rows = conn.execute("SELECT run_id, summary_text, metrics_json FROM daily_reports WHERE day_label = ?"
+                                + (" AND run_id = ?" if run_id is not None else "") + " ORDER BY run_id DESC LIMIT 1",
+                                [day_label] + ([run_id] if run_id is not None else [])).fetchall()
+    except apsw.SQLError as exc:            # not a world database
+        raise ConfigError(f"{db_path(db_url)}: not a world database ({exc})") from None
+    finally:
+        conn.close()
+    if not rows:
+        raise NotFoundError(f"no report for day {day_label!r}" + (f" in run {run_id}" if run_id else ""))
+    run, summary, metrics = rows[0]
+    return run, summary, json.loads(metrics)
+
+
+def unfinished_run(db_url: str | os.PathLike[str]) -> tuple[int, bool] | None:
+    """(id, whether it has a checkpoint to resume from) of the latest run
+    that did not finish, if any; read-only, and never raises (for hints)."""
+    try:
+        conn = _open_existing(db_url)
+    except Exception:                       # noqa: BLE001 - only a hint depends on it
+        return None
+    try:
+        rows = conn.execute("SELECT id, checkpoint_json IS NOT NULL FROM runs WHERE status IN ('running', 'stopped') "
+                            "ORDER BY id DESC LIMIT 1").fetchall()
+        return (rows[0][0], bool(rows[0][1])) if rows else None
+    except apsw.Error:
+        return None
+    finally:
+        conn.close()
