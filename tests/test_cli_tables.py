@@ -505,6 +505,25 @@ def test_propose_a_bad_or_unchanged_schema_is_refused(tmp_path):
     assert r.exit_code == 2 and "does not exist" in r.output
 
 
+def test_propose_a_table_named_like_an_index_exits_3_naming_the_file_table_and_name(tmp_path):
+    # SQLite keeps table and index names in one namespace: this was an unhandled SQL error
+    a = write(tmp_path / "s" / "a.yaml", "table: a\nfields:\n  - {name: v, type: integer}\n"
+                                         "indexes:\n  - {name: b, fields: [v]}\n")
+    b = write(tmp_path / "s" / "b.yaml", "table: b\nfields:\n  - {name: w, type: integer}\n")
+    c = write(tmp_path / "s" / "c.yaml", "table: c\nfields:\n  - {name: w, type: integer}\n"
+                                         "indexes:\n  - {name: A, fields: [w]}\n")
+    db = tmp_path / "r.db"
+    assert tables(db, "propose", a).exit_code == 0
+    r = tables(db, "propose", b)
+    assert r.exit_code == 3, r.output
+    assert f"error: {b}: table b: table name b is taken by index b of table a" in r.stderr
+    assert "Traceback" not in r.output and "cannot be used" not in r.stderr
+    r = tables(db, "propose", c)
+    assert r.exit_code == 3 and f"error: {c}: table c: index name A is taken by table a" in r.stderr
+    r = tables(db, "list", "--json")
+    assert [t["table"] for t in json.loads(r.stdout) if t["table"] in ("a", "b", "c")] == ["a"]
+
+
 # --- --db and the environment ---------------------------------------------------------
 
 @pytest.mark.parametrize("args", [("list",), ("show", PLAYBOOKS), ("create",), ("query", PLAYBOOKS),

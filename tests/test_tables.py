@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -837,3 +838,68 @@ def test_a_refused_field_is_not_reported_again_by_its_index():
                                                                 "default": -1}],
                                      "indexes": [{"fields": ["n"]}]}, "x")
     assert [p.reason for p in problems] == ["default -1 is outside min/max"]
+
+
+def test_table_view_and_index_names_share_one_namespace_that_ignores_case(tmp_path):
+    """SQLite refuses a table and an index (or a view) of one name: each clash
+    is a SchemaError naming the file, the table and the name, before any SQL
+    runs (it was an unhandled apsw.SQLError), and nothing changes."""
+    mine = tmp_path / "s"
+    a = write_schema(mine, "a.yaml", "table: a\nfields:\n  - {name: v, type: integer}\n"
+                                     "indexes:\n  - {name: b, fields: [v]}\n")
+    with TableRegistry(tmp_path / "n.db", [mine], catalogue=False) as r:
+        r.propose_schema(a)
+        r.insert_row("a", {"v": 1})
+        conn = apsw.Connection(str(tmp_path / "n.db"))
+        conn.execute("CREATE VIEW Some_View AS SELECT v FROM a")
+        conn.close()
+        before = sorted(r.tables())
+        for name, text, why in [
+            ("b.yaml", "table: b\nfields:\n  - {name: w, type: integer}\n", "table name b is taken by index b of table a"),
+            ("B2.yaml", "table: B\nfields:\n  - {name: w, type: integer}\n", "table name B is taken by index b of table a"),
+            ("c.yaml", "table: c\nfields:\n  - {name: w, type: integer}\nindexes:\n  - {name: A, fields: [w]}\n",
+             "index name A is taken by table a"),
+            ("d.yaml", "table: d\nfields:\n  - {name: w, type: integer}\nindexes:\n  - {name: D, fields: [w]}\n",
+             "index name D is the table's own name"),
+            ("e.yaml", "table: e\nfields:\n  - {name: w, type: integer}\nindexes:\n  - {name: some_view, fields: [w]}\n",
+             "index name some_view is taken by view Some_View"),
+            ("v.yaml", "table: SOME_VIEW\nfields:\n  - {name: w, type: integer}\n",
+             "table name SOME_VIEW is taken by view Some_View"),
+        ]:
+            f = write_schema(mine, name, text)
+            table = text.split("\n")[0].split(": ")[1]
+            with pytest.raises(SchemaError, match=re.escape(f"{f}: table {table}: {why}")):
+                r.propose_schema(f)
+            assert sorted(r.tables()) == before
+        # a schema file loaded with the others: the problem names the file and the table once
+        report = r.load_all_schemas()
+        assert any(str(p).endswith("c.yaml: c: index name A is taken by table a (SQLite keeps table, view and "
+                                   "index names in one namespace that ignores case)") for p in report.problems)
+        # a change to the table keeps its own index
+        r.propose_schema({"table": "a", "fields": [{"name": "v", "type": "integer"}, {"name": "n", "type": "string"}],
+                          "indexes": [{"name": "b", "fields": ["v"]}]})
+        assert [f.name for f in r.schema("a").fields] == ["id", "v", "n"]
+
+
+def test_a_name_taken_between_proposal_and_approval_or_sql_refusing_the_change_is_a_schema_error(tmp_path):
+    with TableRegistry(tmp_path / "n.db", catalogue=False) as r:
+        r.propose_schema({"table": "t", "fields": [{"name": "v", "type": "integer"}]})
+        r.propose_schema({"table": "u", "fields": [{"name": "w", "type": "integer"}]})
+        r.insert_row("t", {"v": 1})
+        retyped = {"table": "t", "fields": [{"name": "v", "type": "string"}],
+                   "indexes": [{"name": "ix_new", "fields": ["v"]}]}
+        p = r.propose_schema(retyped)
+        assert p["status"] == "pending"
+        conn = apsw.Connection(str(tmp_path / "n.db"))
+        conn.execute("CREATE INDEX IX_NEW ON u (w)")               # another tool takes the name meanwhile
+        with pytest.raises(SchemaError, match=r"<proposal>: table t: index name ix_new is taken by index IX_NEW "
+                                              r"of table u"):
+            r.approve(p["id"])
+        conn.execute("DROP INDEX IX_NEW")
+        conn.execute("CREATE VIEW vt AS SELECT v FROM t")         # SQLite then refuses the rebuild's rename
+        conn.close()
+        with pytest.raises(SchemaError, match=r"n.db: <proposal>: table t: the change cannot be applied: "
+                                              r"error in view vt"):
+            r.approve(p["id"])
+        assert r.proposal(p["id"])["status"] == "pending" and r.schema("t").by_name["v"].type == "integer"
+        assert r.query_rows("t")[0]["v"] == 1

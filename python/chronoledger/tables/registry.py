@@ -309,7 +309,10 @@ class TableRegistry:
                     result = self.propose_schema(schema, proposed_by=f"schema file {schema.source}",
                                                  reason="declared in a schema file", _from_load=True)
                 except (SchemaError, ValidationError, apsw.Error) as exc:     # this table only: the rest still load
-                    report.problems.append(SchemaProblem(schema.source, schema.name, None, str(exc)))
+                    why = str(exc)
+                    named = f"{schema.source}: table {schema.name}: "     # the problem names them already
+                    report.problems.append(SchemaProblem(schema.source, schema.name, None,
+                                                         why[len(named):] if why.startswith(named) else why))
                     continue
                 if result["status"] == "applied":
                     (report.created if result["kind"] == "create" else report.altered).append(schema.name)
@@ -347,12 +350,7 @@ class TableRegistry:
         clash = next((n for n in self._applied if n.lower() == schema.name.lower() and n != schema.name), None)
         if clash is not None:
             raise SchemaError(f"{schema.name}: table {clash} exists already (SQLite names ignore case)")
-        for name in schema.index_statements():
-            owner = self._conn.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'index' AND "
-                                       "lower(name) = lower(?)", (name,)).fetchall()
-            if owner and owner[0][0] != schema.name:
-                raise SchemaError(f"{schema.name}: index name {name} is taken by table {owner[0][0]} "
-                                  f"(index names are shared by the whole database)")
+        self._check_names(schema, old)
         if old is not None and old.hash == schema.hash:
             raise SchemaError(f"{schema.name}: the proposed schema is the one applied; nothing to change")
         if old is None:
@@ -505,19 +503,48 @@ class TableRegistry:
             raise SchemaError("the schema has problems: " + "; ".join(map(str, problems)))
         return parsed
 
+    def _check_names(self, schema: TableSchema, old: TableSchema | None) -> None:
+        """The names the schema would add to the database (its table's and
+        its indexes') against everything in it: SQLite keeps tables, views
+        and indexes in one namespace and compares names without regard to
+        case.  A SchemaError naming the schema's file, the table and the name."""
+        where = f"{schema.source or '<proposal>'}: table {schema.name}"
+        why = "(SQLite keeps table, view and index names in one namespace that ignores case)"
+        indexes = list(schema.index_statements())
+        for name in indexes:
+            if name.lower() == schema.name.lower():
+                raise SchemaError(f"{where}: index name {name} is the table's own name {why}")
+        mine = {n.lower() for n in (old.index_statements() if old is not None else ())}
+        for kind, name in [("table", schema.name)] + [("index", n) for n in indexes]:
+            for typ, found, owner in self._conn.execute(
+                    "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'view', 'index') "
+                    "AND lower(name) = lower(?)", (name,)).fetchall():
+                if kind == "table" and typ == "table" and found == schema.name and old is not None:
+                    continue                    # the table itself, being changed
+                if kind == "index" and typ == "index" and owner == schema.name and \
+                        (found == name or found.lower() in mine):
+                    continue                    # its own index, kept or replaced by the change
+                if kind == "table" and typ == "table":
+                    if found in self._applied:
+                        raise SchemaError(f"{where}: table {found} exists already {why}")
+                    raise SchemaError(f"{where}: a table {found} exists that the registry did not create "
+                                      f"(in {self.path}); rename it or declare another table name")
+                taken = f"index {found} of table {owner}" if typ == "index" else f"{typ} {found}"
+                raise SchemaError(f"{where}: {kind} name {name} is taken by {taken} {why}")
+
     def _apply(self, pid: str, schema: TableSchema, old: TableSchema | None, *, approver: str, why: str) -> None:
         """Apply ``schema`` (inside the caller's write transaction) and record the decision."""
         now = values.now()
-        if old is None:
-            exists = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                        (schema.name,)).fetchall()
-            if exists:
-                raise SchemaError(f"{self.path}: a table {schema.name} exists that the registry did not create; "
-                                  f"rename it or declare another table name")
-            self._conn.execute(schema.create_sql())
-            change = "create"
-        else:
-            change = governance.migrate_table(self._conn, old, schema, pid, now)
+        self._check_names(schema, old)          # again: another process may have taken a name since the proposal
+        try:
+            if old is None:
+                self._conn.execute(schema.create_sql())
+                change = "create"
+            else:
+                change = governance.migrate_table(self._conn, old, schema, pid, now)
+        except apsw.SQLError as exc:            # SQLite refused a statement the checks let through
+            raise SchemaError(f"{self.path}: {schema.source or 'proposal ' + pid}: table {schema.name}: "
+                              f"the change cannot be applied: {exc}") from None
         self._conn.execute(
             "INSERT INTO _registry_tables (table_name, version, schema_hash, schema_json, source, applied_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, "
