@@ -8,6 +8,7 @@ import json
 import shutil
 import tempfile
 
+import numpy as np
 import pytest
 from _world_data import WEEKEND, rows, write
 from chronoledger.cli import cli
@@ -226,14 +227,22 @@ def test_replay_a_run(db, tmp_path):
     r = world("replay", log)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith(f"{log}: replayed ") and r.stdout.strip().endswith(": matches")
-    # half a log does not match: exit 4 (or 3 if the log cannot be read)
+    # half a log is damage, named with its offsets: exit 3
     cut = tmp_path / "cut.cmeta"
     data = log.read_bytes()
     cut.write_bytes(data[:len(data) // 2])
     r = world("replay", cut)
-    assert r.exit_code in (3, 4), r.output
-    if r.exit_code == 4:
-        assert "DOES NOT MATCH" in r.stdout
+    assert r.exit_code == 3 and "the event log is damaged" in r.stderr and "offset" in r.stderr, r.output
+    # a whole log of another run (an event moved elsewhere): exit 4
+    from _world_data import rewrite_chronicle
+
+    def move_someone(cols):
+        k = int(np.flatnonzero(cols["event_type"] == "task_update")[3])
+        cols["values.location"][k] = cols["values.location"][k] % 6 + 1
+    edited = tmp_path / "edited.cmeta"
+    rewrite_chronicle(log, edited, move_someone)
+    r = world("replay", edited)
+    assert r.exit_code == 4 and "DOES NOT MATCH" in r.stdout, r.output
 
 
 def test_replay_of_something_else(tmp_path):

@@ -677,18 +677,23 @@ def test_replay_of_a_second_run_in_the_same_database_matches(travel, tmp_path):
     assert replay.replay(result.chronicle).matches
 
 
-def test_replay_of_a_truncated_log_does_not_match(basic, tmp_path):
+@pytest.mark.parametrize("damage", ["cut 30%", "cut 60%", "cut 95%", "last 10 bytes cut", "footer byte flipped",
+                                    "payload byte flipped"])
+def test_replay_of_a_damaged_log_names_the_damage(basic, tmp_path, damage):
     _, _, result = basic
-    data = result.chronicle.read_bytes()
-    for frac in (0.3, 0.6, 0.95):
-        cut = tmp_path / f"cut-{frac}.cmeta"
-        cut.write_bytes(data[:int(len(data) * frac)])
-        try:
-            report = replay.replay(cut)
-        except CorruptDataError:
-            continue
-        assert not report.matches and report.detail, frac
-        assert "DOES NOT MATCH" in str(report)
+    data = bytearray(result.chronicle.read_bytes())
+    if damage.startswith("cut "):
+        data = data[:int(len(data) * int(damage[4:-1]) / 100)]
+    elif damage == "last 10 bytes cut":
+        data = data[:-10]
+    else:
+        at = len(data) - 20 if damage.startswith("footer") else len(data) // 2
+        data[at] ^= 0x40
+    bad = tmp_path / "bad.cmeta"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CorruptDataError, match="the event log is damaged") as err:
+        replay.replay(bad)
+    assert str(bad) in str(err.value) and "did not finish" not in str(err.value)
 
 
 def test_replay_of_an_edited_log_does_not_match(basic, tmp_path):
@@ -714,6 +719,13 @@ def test_replay_of_an_edited_log_does_not_match(basic, tmp_path):
     edited = tmp_path / "short.cmeta"
     rewrite_chronicle(result.chronicle, edited, drop_a_reply)
     assert not replay.replay(edited).matches
+
+
+def test_replay_notices_a_request_that_differs_from_the_recorded_one(basic, monkeypatch):
+    _, _, result = basic
+    monkeypatch.setattr(scheduler, "_topic", lambda agents, members: "something else")
+    report = replay.replay(result.chronicle)
+    assert not report.matches and "was asked something else than in the recorded run" in report.detail
 
 
 def test_replay_uses_the_recorded_texts_not_the_model(tmp_path, monkeypatch):

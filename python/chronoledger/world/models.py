@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -104,6 +105,15 @@ class ChatRequest:
             value = getattr(self, field_name)
             if type(value) is not int:
                 object.__setattr__(self, field_name, int(value))
+
+    def digest(self) -> int:
+        """A CRC-32 of everything the request asks (not its seed): a run's log
+        keeps it with each response, so that a replay notices a request that
+        differs from the recorded one in any way, not only in who asks."""
+        return zlib.crc32("\x1f".join((self.kind, self.speaker, self.bio, self.job, "\x1e".join(self.interests),
+                                        "\x1e".join(self.others), self.location, self.activity or "", self.topic,
+                                        self.prompt or "", str(self.round), "\x1e".join(self.history)))
+                          .encode("utf-8", "surrogatepass"))
 
     def messages(self) -> list[dict]:
         """The request as OpenAI-style chat messages.

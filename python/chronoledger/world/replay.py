@@ -24,9 +24,9 @@ class RecordedModel(LanguageModel):
     """Serves the recorded responses by the seed of the request each one
     answered, checking it is for the same speaker, and each only once."""
 
-    def __init__(self, name: str, responses: list[tuple[int, str, int]], ids_by_name: dict[str, int]):
+    def __init__(self, name: str, responses: list[tuple[int, str, int, int]], ids_by_name: dict[str, int]):
         self.name = name
-        self._by_seed = {seed: (agent, text) for agent, text, seed in responses}
+        self._by_seed = {seed: (agent, text, digest) for agent, text, seed, digest in responses}
         self._total = len(responses)
         self._next = 0                 # responses served
         self._ids = ids_by_name
@@ -38,10 +38,14 @@ class RecordedModel(LanguageModel):
             if found is None:
                 raise ReplayMismatch(f"the replay asked {req.speaker} for a turn (request seed {req.seed}) that "
                                      f"the log does not hold ({self._next} of {self._total} served)")
-            agent, text = found
+            agent, text, digest = found
             if self._ids.get(req.speaker) != agent:
                 raise ReplayMismatch(f"request seed {req.seed}: recorded for agent {agent}, asked for "
                                      f"{req.speaker} (agent {self._ids.get(req.speaker)})")
+            if req.digest() != digest:
+                raise ReplayMismatch(f"request seed {req.seed}: {req.speaker} was asked something else than in the "
+                                     f"recorded run (topic, place, activity, prompt, persona or what was said "
+                                     f"before differ)")
             out.append(text)
             self._next += 1
         return out
@@ -70,7 +74,14 @@ def replay(path: str | Path) -> ReplayReport:
     from chronoledger.chronicle import Chronicle
     from chronoledger.world.scheduler import RunOptions, run
 
+    from chronoledger.chronicle.audit import verify
+
     path = Path(path)
+    checked = verify(path)                      # damage is named as such, never replayed as if it were the run
+    if not checked.ok:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in checked.checks if not c.ok)
+        raise CorruptDataError(f"{path}: the event log is damaged ({failed}); `chronoledger chronicle verify` "
+                               f"shows where")
     with Chronicle.open(path) as ch:
         meta = ch.metadata.get("user") or {}          # what the run wrote (beside the format's own keys)
         if meta.get("source") != "chronoledger world":
@@ -86,8 +97,8 @@ def replay(path: str | Path) -> ReplayReport:
             roster.append(json.loads(payload))
         elif etype == "lm_response":
             p = json.loads(payload)
-            responses += [(a, text, seed) for a, _r, text, seed in p.get("turns", [])]
-            responses += [(a, text, seed) for a, text, seed in p.get("reflections", [])]
+            responses += [(a, text, seed, digest) for a, _r, text, seed, digest in p.get("turns", [])]
+            responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("reflections", [])]
     config = parse_config(meta["config"], f"{path} (recorded config)")
     scenario = parse_scenario(meta["scenario"], f"{path} (recorded scenario)", config) if meta.get("scenario") else None
     with tempfile.TemporaryDirectory(prefix="world-replay-") as tmp:

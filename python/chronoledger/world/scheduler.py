@@ -733,9 +733,9 @@ class WorldRun:
         ids = self.agents.ids.tolist()
         for (c, r, i), req, text in zip(owners, requests, texts):     # the seed names the request it answers
             if c >= 0:
-                by_conv.setdefault(c, []).append([ids[i], r, text, req.seed])
+                by_conv.setdefault(c, []).append([ids[i], r, text, req.seed, req.digest()])
             else:
-                reflections.append([ids[i], text, req.seed])
+                reflections.append([ids[i], text, req.seed, req.digest()])
         payloads = [{"conversation": self.next_conv + c, "model": self.model.name, "turns": turns}
                     for c, turns in sorted(by_conv.items())]
         if reflections:
