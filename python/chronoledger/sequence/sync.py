@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -104,6 +105,24 @@ def iso_date(value: Any) -> str | None:
     return None
 
 
+#: a fraction of seconds (after . or ,) of any length; an offset +hhmm at the end of a time
+_ISO_FRACTION = re.compile(r"(\d\d:\d\d:\d\d)[.,](\d+)")
+_ISO_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?[+-]\d\d)(\d\d)\Z")
+
+
+def iso_text(text: str) -> str:
+    """ISO-8601 text in the form ``datetime.fromisoformat`` reads on every
+    Python this package supports: a trailing Z (or z) as +00:00, a fraction
+    of seconds of any length as exactly 6 digits (cut past microseconds, as
+    Python 3.11 does), an offset +hhmm as +hh:mm.  Python 3.10 reads none of
+    these.  Anything else is left for fromisoformat to accept or refuse."""
+    s = text.strip()
+    if s[-1:] in ("Z", "z"):
+        s = s[:-1] + "+00:00"
+    s = _ISO_FRACTION.sub(lambda m: f"{m[1]}.{(m[2] + '000000')[:6]}", s, count=1)
+    return _ISO_OFFSET.sub(r"\1:\2", s)
+
+
 def stamp(value: Any, day: str | None = None) -> str | None:
     """A ledger/log time ("2026-01-02 06:30:00", a datetime, an ISO string, or a
     time of day on ``day``) as "YYYY-MM-DDTHH:MM:SS" local time."""
@@ -114,7 +133,7 @@ def stamp(value: Any, day: str | None = None) -> str | None:
     if isinstance(value, str):
         v = value.strip().replace(" ", "T", 1)
         try:
-            return datetime.fromisoformat(v).replace(tzinfo=None).isoformat(timespec="seconds")
+            return datetime.fromisoformat(iso_text(v)).replace(tzinfo=None).isoformat(timespec="seconds")
         except ValueError:
             pass
     t = hhmm(value)
@@ -916,7 +935,7 @@ def _set_aside(target: Path, tree: UserTree, exc: Exception) -> tuple[list, list
 
 
 def _micros(ts: str) -> int:
-    dt = datetime.fromisoformat(ts)
+    dt = datetime.fromisoformat(iso_text(ts))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return max(0, int(dt.timestamp() * 1_000_000))
@@ -1015,7 +1034,7 @@ def status(user_path: str | os.PathLike[str]) -> dict:
         path = (existing / schema.FILES[name]) if existing is not None else None
         e["exists"] = bool(path is not None and path.exists())
         if e.get("last_sync"):
-            age = now - datetime.fromisoformat(e["last_sync"])
+            age = now - datetime.fromisoformat(iso_text(e["last_sync"]))
             e["age_seconds"] = int(age.total_seconds())
             e["yaml_changed_since"] = e.get("source") != fp
         else:

@@ -1047,7 +1047,7 @@ def _stamp(stored: list[list], check: RowValidator) -> None:
 
 
 def _micros(ts: str) -> int:
-    dt = datetime.fromisoformat(ts)
+    dt = datetime.fromisoformat(values.iso_text(ts))         # stored as ...000000Z: Python 3.10 reads no Z
     return int(dt.timestamp() * 1_000_000)
 
 

@@ -104,6 +104,24 @@ def format_datetime(dt: datetime) -> str:
             f"{u.microsecond:06d}Z")
 
 
+#: a fraction of seconds (after . or ,) of any length; an offset +hhmm at the end of a time
+_ISO_FRACTION = re.compile(r"(\d\d:\d\d:\d\d)[.,](\d+)")
+_ISO_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?[+-]\d\d)(\d\d)\Z")
+
+
+def iso_text(text: str) -> str:
+    """ISO-8601 text in the form ``datetime.fromisoformat`` reads on every
+    Python this package supports: a trailing Z (or z) as +00:00, a fraction
+    of seconds of any length as exactly 6 digits (cut past microseconds, as
+    Python 3.11 does), an offset +hhmm as +hh:mm.  Python 3.10 reads none of
+    these.  Anything else is left for fromisoformat to accept or refuse."""
+    s = text.strip()
+    if s[-1:] in ("Z", "z"):
+        s = s[:-1] + "+00:00"
+    s = _ISO_FRACTION.sub(lambda m: f"{m[1]}.{(m[2] + '000000')[:6]}", s, count=1)
+    return _ISO_OFFSET.sub(r"\1:\2", s)
+
+
 _STORED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 _SECONDS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 
@@ -128,7 +146,7 @@ def _datetime(v: Any) -> str:
             except ValueError:
                 pass
         try:
-            dt = datetime.fromisoformat(v.strip())
+            dt = datetime.fromisoformat(iso_text(v))
         except ValueError:
             raise Bad(f"{_short(v)} is not an ISO-8601 date and time (e.g. 2025-01-02T03:04:05Z)") from None
         return format_datetime(dt)           # a time without an offset is taken as UTC
