@@ -923,3 +923,19 @@ def test_scripted_chats_take_place_with_everyone_in_one_place(weekend):
         places = {loc for a, d, t, action, loc, meta, _ in events(db, "day_label = ? AND tick_index = ?", (day, tick))
                   if a in members}
         assert places == {where}, (conv, places, where)
+
+
+def test_the_python_api_from_the_package(tmp_path):
+    import chronoledger as cl
+
+    w = cl.world
+    result = w.run(tmp_path / "w.db", w.load_config(), w.make_model("offline"),
+                   w.RunOptions(days=1, agents=6, seed=3, report_format="none"))
+    assert result.agents == 6 and result.events > 0 and result.agent_ticks_run == result.agent_ticks
+    assert w.replay.replay(result.chronicle).matches
+    with pytest.raises(ConfigError, match="RunOptions.days"):
+        w.RunOptions(days=0)
+    with pytest.raises(ConfigError, match="RunOptions.report_format"):
+        w.RunOptions(report_format="pdf")
+    with pytest.raises(ConfigError, match="RunOptions.agents"):
+        w.RunOptions(agents=-3)

@@ -15,6 +15,9 @@ from chronoledger.errors import (
 )
 
 
+_SUBPACKAGES = ("chronicle", "runtime", "sequence", "tables", "world")
+
+
 def __getattr__(name: str):
     # The subsystems load on first use, so `import chronoledger` stays light.
     if name == "Chronicle":
@@ -26,6 +29,9 @@ def __getattr__(name: str):
     if name == "TableRegistry":
         from chronoledger.tables import TableRegistry
         return TableRegistry
+    if name in _SUBPACKAGES:                 # cl.world.run(...), cl.sequence...: imported when first named
+        import importlib
+        return importlib.import_module(f"chronoledger.{name}")
     raise AttributeError(f"module 'chronoledger' has no attribute {name!r}")
 
 

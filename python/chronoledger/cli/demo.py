@@ -26,7 +26,8 @@ from chronoledger.errors import OrderError
               help="Cycles of the example learner to record into a chronicle.")
 def demo(out_dir: Path, records: int, cycles: int) -> None:
     """Run chronoledger end to end: the core kernels, a recorded, verified and replayed chronicle, the
-    agent runtime store, and a user folder mirrored into SQLite with its metastudy."""
+    agent runtime store, a user folder mirrored into SQLite with its metastudy, YAML-declared tables with
+    governance, and a day of the world simulation, replayed from its log."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     click.echo(f"chronoledger {__version__} demo -> {out_dir}")

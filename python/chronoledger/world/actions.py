@@ -48,7 +48,6 @@ def pair_up(rng: np.random.Generator, agents: np.ndarray, loc: np.ndarray, best_
     same = loc[r[:-1]] == loc[r[1:]]
     # take adjacent same-place pairs greedily: a position pairs with the next unless it was just taken
     pair_at = np.zeros(len(r), dtype=bool)
-    i = 0
     idx = np.flatnonzero(same)
     last = -2
     for i in idx:                                             # runs of one location: every other position

@@ -33,7 +33,7 @@ from chronoledger import sqlite as db
 from chronoledger.errors import ConfigError, CorruptDataError
 from chronoledger.world import actions as act
 from chronoledger.world import store
-from chronoledger.world.config import ACTIONS, PERIODS, Scenario, WorldConfig
+from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig
 from chronoledger.world.environment import Environment
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
 from chronoledger.world.reporting import DayTally
@@ -301,10 +301,8 @@ class WorldRun:
     def _slot_hours(self) -> list[tuple[int, int]]:
         """(period index, first hour) of each part of the day that falls within the day's hours."""
         out = []
-        starts = (0, 11, 14, 18)
-        for k, s in enumerate(starts):
-            hour = max(s, self.cfg.start_hour)
-            end = (11, 14, 18, 24)[k]
+        for k, end in enumerate(PERIOD_ENDS):
+            hour = max(PERIOD_ENDS[k - 1] if k else 0, self.cfg.start_hour)
             if hour < min(end, self.cfg.end_hour):
                 out.append((k, hour))
         return out
@@ -974,13 +972,12 @@ def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) ->
     final_stamp = w._stamp(options.days, cfg.ticks_per_day - 1)[0]
     last = w._gmin(options.days, cfg.ticks_per_day - 1)
     with db.write_transaction(conn, f"{w.db_file}: finishing run {w.run_id}"):
-        conn.executemany("INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) "
-                         "VALUES (?, ?, ?, ?, NULL)",
-                         [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.loc[i]]), w._minute_stamp(int(s)))
+        conn.executemany(_SQL_STAYS,          # the stays still open (until NULL)
+                         [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.loc[i]]), w._minute_stamp(int(s)), None)
                           for i, s in enumerate(w.stay_since.tolist()) if w.dest[i] < 0] +
                          # an agent still on its way: its next stay, from when it arrives
                          [(w.run_id, int(w.agents.ids[i]), int(w.loc_ids[w.dest[i]]),
-                           w._minute_stamp(last + int(w.travel_left[i]) * cfg.tick_minutes))
+                           w._minute_stamp(last + int(w.travel_left[i]) * cfg.tick_minutes), None)
                           for i in np.flatnonzero(w.dest >= 0).tolist()])
         conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
     n = len(w.agents)

@@ -29,7 +29,7 @@ CREATE TABLE runs (
   status          TEXT NOT NULL CHECK (status IN ('running', 'stopped', 'finished')),
   chronicle       TEXT,                     -- the run's event log, relative to the database
   checkpoint_json TEXT,                     -- the state after the last whole tick (see --resume)
-  checkpoint_state BLOB,                    -- its arrays: zlib-compressed .npz
+  checkpoint_state BLOB,                    -- its arrays: zstd-compressed .npz
   started_at      TEXT NOT NULL,
   finished_at     TEXT
 );
