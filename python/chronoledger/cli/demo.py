@@ -193,7 +193,8 @@ def _tables_demo(out_dir: Path) -> Path:
         p.unlink(missing_ok=True)          # from scratch each time
     with TableRegistry(db_path, actor="demo") as reg:
         report = reg.load_all_schemas()
-        click.echo(f"\n[tables] {len(report.created)} catalogue tables created in {db_path.name}")
+        click.echo(f"\n[tables] {len(reg.tables())} catalogue tables in {db_path.name} (the governance table "
+                   f"with the registry, {len(report.created)} from their schemas)")
         reg.insert_rows("memory_self_healing_playbooks", [
             {"playbook_name": "restart_db_pool", "trigger_conditions": {"error_type": "ConnectionError"},
              "actions": [{"step": 1, "action": "restart_db_pool"}], "successful_runs": 23, "total_runs": 25},
