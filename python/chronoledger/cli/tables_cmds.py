@@ -100,7 +100,7 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     click.echo(f"version {s.version}, {count:,} rows, schema {s.hash[:12]}{', immutable' if s.immutable else ''}")
     rows = []
     for f in s.declared()["fields"]:
-        rules = [k if k in ("primary_key", "generated", "required", "unique", "immutable") and v is True else f"{k}={json.dumps(v, default=str)}"
+        rules = [k if k in ("primary_key", "generated", "required", "unique") and v is True else f"{k}={json.dumps(v, default=str)}"
                  for k, v in f.items() if k not in ("name", "type", "description")]
         rows.append({"field": f["name"], "type": f["type"], "rules": " ".join(rules),
                      "description": f.get("description", "")})

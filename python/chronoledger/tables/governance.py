@@ -14,7 +14,7 @@ import apsw
 from chronoledger.errors import SchemaError, ValidationError
 from chronoledger.ids import new_id
 from chronoledger.tables import values
-from chronoledger.tables.schema import TableSchema, q
+from chronoledger.tables.schema import SQL_TYPES, TableSchema, compare, q
 from chronoledger.tables.validate import RowValidator
 
 
@@ -52,8 +52,6 @@ def migrate_table(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid
     "rebuild" (a new table filled from the old one).  Stored rows that the
     new schema would refuse make it raise ValidationError, naming them;
     values of dropped fields are kept in _registry_archive."""
-    from chronoledger.tables.schema import compare
-
     changes = compare(old, new)
     if all(c.kind in _IN_PLACE for c in changes) and not _retyped_or_reordered(old, new):
         _check_rows(conn, old, new)
@@ -84,7 +82,6 @@ def _retyped_or_reordered(old: TableSchema, new: TableSchema) -> bool:
 
 
 def _sql_type(t: str) -> str:
-    from chronoledger.tables.schema import SQL_TYPES
     return SQL_TYPES[t]
 
 
@@ -199,7 +196,7 @@ def convert(value: Any, ftype: str) -> Any:
     values.coerce accepts, plus text that spells a number or a boolean, and
     numbers as text.  Text becomes a JSON string.  An integer a float cannot
     hold exactly is refused."""
-    if ftype == "float" and type(value) is int and value == value and float(value) != value:
+    if ftype == "float" and type(value) is int and float(value) != value:
         raise values.Bad(f"{value} would lose precision as a float")
     try:
         return values.coerce(ftype, value)

@@ -181,27 +181,6 @@ class RowValidator:
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         return ValidationError(f"{self.table}: {what} refused: " + "; ".join(parts) + more, problems)
 
-    def returned_rows(self, given: list, stored: list[list]) -> list[dict]:
-        """The rows an insert returns: the stored values, except that a JSON
-        value the caller gave is returned as that object (it equals the
-        stored one) instead of being parsed back; defaults are parsed, so
-        each row has its own copy."""
-        columns, json_cols, bool_cols = self.columns, self._json_cols, self._bool_cols
-        out = []
-        for row, s in zip(given, stored):
-            d = dict(zip(columns, s))
-            for i in json_cols:
-                v = s[i]
-                if v is not None:
-                    name = columns[i]
-                    mine = row.get(name)
-                    d[name] = mine if mine is not None else _loads(v)
-            for i in bool_cols:
-                if s[i] is not None:
-                    d[columns[i]] = bool(s[i])
-            out.append(d)
-        return out
-
     def decode_row(self, row) -> dict:
         """A stored row (in column order) as the dict a read returns: JSON
         parsed (a fresh object per row), booleans as bool."""
