@@ -95,11 +95,15 @@ def test_bad_values_exit_2_and_adopted_rows_do_not_crash_the_cli(seeded, tmp_pat
     assert run("runtime", "sessions", p, "--cursor", "!!").exit_code == 2
     import apsw
 
-    con = apsw.Connection(str(p))
-    con.execute("DROP TRIGGER IF EXISTS audit_conversation_turns_no_replace")
+    con = apsw.Connection(str(p))          # values another tool wrote, past the CHECK constraints
     con.execute("PRAGMA ignore_check_constraints = ON")
     con.execute("UPDATE sessions SET metadata_json = 'not json'")
+    con.execute("UPDATE conversation_turns SET role = 'narrator', metadata_json = '[1, 2]' WHERE turn_index = 0")
     con.close()
     r = run("runtime", "replay", p, seeded[1], "--json")
     assert r.exit_code == 0 and json.loads(r.output)["metadata_json"] == "not json"
+    assert [(t["role"], t["metadata_json"]) for t in json.loads(r.output)["turns"]] == [("narrator", [1, 2]),
+                                                                                      ("assistant", {})]
+    r = run("runtime", "replay", p, seeded[1])
+    assert r.exit_code == 0 and "[0] narrator: hello there" in r.output
     assert run("runtime", "export", p).exit_code == 0
