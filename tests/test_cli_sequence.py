@@ -87,3 +87,19 @@ def test_usage_errors(folder, tmp_path):
     r = run("memory", "--metastudy", "--user", folder)
     assert r.exit_code == 3 and "sequence sync --db memory" in r.output
     assert CliRunner().invoke(cli, ["sequence", "status", "--user", str(folder)]).exit_code == 0
+
+
+def test_a_file_name_that_is_not_utf8_exits_1_and_status_works(folder):
+    import os
+
+    try:
+        with open(os.path.join(os.fsencode(folder / "Tasks"), b"caf\xe9.yml"), "wb") as fh:
+            fh.write(b"name: Cafe\n")
+    except OSError as exc:
+        pytest.skip(f"this file system refuses names that are not UTF-8: {exc}")
+    r = run("sync", "--user", folder)
+    assert r.exit_code == 1, r.output
+    assert "Tasks/caf\\xe9.yml: the file name is not UTF-8" in r.output
+    assert runs(folder)[-1] == ("sync", "skipped files")
+    r = run("status", "--user", folder)
+    assert r.exit_code == 0 and "up to date" in r.output, r.output

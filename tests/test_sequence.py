@@ -2,6 +2,7 @@
 data queries, the metastudy and the listener."""
 
 import hashlib
+import os
 import json
 import shutil
 import signal
@@ -891,3 +892,34 @@ def test_the_metastudy_keeps_databases_yml_up_to_date(folder):
     counts = metastudy.build_trends(folder / "Data", as_of=date(2025, 1, 20))
     reg = yaml.safe_load((folder / "Data" / "databases.yml").read_text())
     assert reg["databases"]["trends"]["counts"] == counts and reg["databases"]["trends"]["status"] == "ok"
+
+
+def _non_utf8_name(folder: Path, name: bytes, text: str = "name: Cafe\n", is_dir: bool = False) -> None:
+    """A file (or a folder holding one item) named with bytes that are not UTF-8, or a skip where the
+    file system refuses such names (macOS)."""
+    path = os.path.join(os.fsencode(folder), name)
+    try:
+        if is_dir:
+            os.mkdir(path)
+            path = os.path.join(path, b"a.yml")
+        with open(path, "wb") as fh:
+            fh.write(text.encode())
+    except OSError as exc:
+        pytest.skip(f"this file system refuses names that are not UTF-8: {exc}")
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_status_still_works(folder):
+    _non_utf8_name(folder / "Tasks", b"caf\xe9.yml")
+    _non_utf8_name(folder, b"Caf\xe9s", is_dir=True)
+    report = sync(folder)
+    skipped = {str(p) for p in report.problems if p.skipped}
+    assert skipped == {"Tasks/caf\\xe9.yml: the file name is not UTF-8; rename the file to read it",
+                       "Caf\\xe9s: the folder name is not UTF-8; what it holds is skipped (rename it to read it)"}
+    assert report.skipped == 2
+    assert q(folder / "Data" / "chronos_core.db", "SELECT COUNT(*) FROM items WHERE name = 'Cafe'") == [(0,)]
+    st = status(folder)
+    assert not st["databases"]["core"]["yaml_changed_since"]
+    (folder / "Tasks" / "cafe.yml").write_text("name: Cafe\n")
+    os.unlink(os.path.join(os.fsencode(folder / "Tasks"), b"caf\xe9.yml"))
+    assert status(folder)["databases"]["core"]["yaml_changed_since"]      # a rename shows in the fingerprint
+    assert sync(folder).skipped == 1

@@ -477,12 +477,35 @@ def load_many(root: Path, tasks: list[tuple[str, str | None, bool]]) -> list:
     return [load_yaml(r, path, expect, keep_case) for path, expect, keep_case in tasks]
 
 
-def _scan(folder: Path, pattern: re.Pattern) -> list[tuple[str, re.Match]]:
+def utf8_name(name: str) -> bool:
+    """Whether a file name read from the OS is UTF-8.  One that is not comes
+    with its bytes as lone surrogates (``os.fsdecode``), which no UTF-8 text
+    (a database, databases.yml, the terminal) can hold."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def shown_name(name: str) -> str:
+    """A file name as text that can be shown and stored: bytes that are not
+    UTF-8 as \\xNN (``caf\\xe9.yml``)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _scan(folder: Path, pattern: re.Pattern, odd: list[str] | None = None) -> list[tuple[str, re.Match]]:
+    """The files of ``folder`` whose names match ``pattern``, sorted by name.
+    Those whose names are not UTF-8 are left out and, with ``odd``, their
+    paths appended to it."""
     out = []
     for e in sorted(os.scandir(folder), key=lambda e: e.name):
         m = pattern.match(e.name)
         if m and e.is_file():
-            out.append((e.path, m))
+            if utf8_name(e.name):
+                out.append((e.path, m))
+            elif odd is not None:
+                odd.append(e.path)
     return out
 
 
@@ -502,12 +525,18 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
         a folder belongs) skips what it holds, never the sync."""
         if folder is None:
             return []
+        odd: list[str] = []
         try:
-            return _scan(folder, pattern)
+            found = _scan(folder, pattern, odd)
         except OSError as exc:
             tree.problems.append(Problem(_rel(str(root), str(folder)), None,
                                          f"cannot be read: {exc.strerror or exc}; what it holds is skipped"))
             return []
+        for fpath in odd:                     # no text can hold the name: skipped, like an unreadable file
+            tree.problems.append(Problem(shown_name(_rel(str(root), fpath)), None,
+                                         "the file name is not UTF-8; rename the file to read it"))
+        tree.files += len(odd)
+        return found
 
     def sub(folder: Path | None, name: str) -> Path | None:
         if folder is None:
@@ -521,6 +550,10 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
 
     for entry in sorted(os.scandir(root), key=lambda e: (e.name.lower(), e.name)):     # a stable order, in any case
         if not entry.is_dir() or entry.name.lower() in SPECIAL:
+            continue
+        if not utf8_name(entry.name):
+            tree.problems.append(Problem(shown_name(entry.name), None, "the folder name is not UTF-8; what it "
+                                                                       "holds is skipped (rename it to read it)"))
             continue
         lname = entry.name.lower()
         for fpath, m in scan(Path(entry.path), _ITEM_FILE):
@@ -545,7 +578,7 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
         add(fpath, None, "setting", m.group(1).lower())
 
     results = load_many(root, tasks)
-    tree.files = len(tasks)
+    tree.files += len(tasks)
     seen_items: dict[tuple[str, str], str] = {}
     for (fpath, _, _), (what, key), (data, problem) in zip(tasks, plan, results):
         if problem is not None:

@@ -743,7 +743,8 @@ def fingerprint(user: Path) -> dict:
                     size, mtime = st.st_size, st.st_mtime_ns
                 except OSError:               # a dangling link: counted by name only
                     size = mtime = -1
-                h.update(f"{rel}{e.name}\0{size}\0{mtime}\n".encode())
+                # a name that is not UTF-8 comes as lone surrogates: hashed as its own bytes
+                h.update(f"{rel}{e.name}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
                 totals[0] += 1
                 totals[1] += max(size, 0)
                 totals[2] = max(totals[2], mtime)
