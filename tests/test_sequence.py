@@ -923,3 +923,40 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_status_still_works(folder):
     os.unlink(os.path.join(os.fsencode(folder / "Tasks"), b"caf\xe9.yml"))
     assert status(folder)["databases"]["core"]["yaml_changed_since"]      # a rename shows in the fingerprint
     assert sync(folder).skipped == 1
+
+
+def test_names_that_yaml_reads_as_numbers_or_dates_are_names_as_written(tmp_path, reader):
+    tasks = tmp_path / "User" / "Tasks"
+    tasks.mkdir(parents=True)
+    written = {"year": "1984", "bond": "007", "version": "3.10", "day": "2025-01-01", "ratio": "0.5",
+               "text": "'1999'"}
+    for slug, name in written.items():
+        (tasks / f"{slug}.yml").write_text(f"type: task\nname: {name}\n")
+    (tasks / "yes.yml").write_text("type: task\nName: yes\n")
+    (tasks / "off.yml").write_text("name: Off   # so is Off\n")
+    (tasks / "list.yml").write_text("name: [a, b]\n")
+    (tasks / "none.yml").write_text("name:\n")
+    report = sync(tmp_path)
+    core = tmp_path / "User" / "Data" / "chronos_core.db"
+    assert dict(q(core, "SELECT slug, name FROM items")) == {
+        "year": "1984", "bond": "007", "version": "3.10", "day": "2025-01-01", "ratio": "0.5", "text": "1999"}
+    assert sorted(str(p) for p in report.problems) == [
+        "Tasks/list.yml:1: the name is a list, not text",
+        "Tasks/none.yml:1: the item has no name",
+        'Tasks/off.yml:1: the name Off reads as the boolean false (so do yes, no, on, off, true and false); '
+        'quote it: name: "Off"',
+        'Tasks/yes.yml:2: the name yes reads as the boolean true (so do yes, no, on, off, true and false); '
+        'quote it: name: "yes"']
+
+
+def test_a_file_that_is_not_utf8_text_says_so_with_line_and_byte(tmp_path, reader):
+    tasks = tmp_path / "User" / "Tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "latin1.yml").write_bytes(b"type: task\n\nname: caf\xe9\n")
+    (tasks / "bell.yml").write_bytes(b"name: ring\x07\n")
+    (tasks / "utf16.yml").write_bytes("name: Sixteen\n".encode("utf-16"))       # with its byte order mark: read
+    report = sync(tmp_path)
+    assert sorted(str(p) for p in report.problems) == [
+        "Tasks/bell.yml:1: character U+0007 at byte 10: YAML allows no control characters",
+        "Tasks/latin1.yml:3: not UTF-8 text at byte 21"]
+    assert q(tmp_path / "User" / "Data" / "chronos_core.db", "SELECT name FROM items") == [("Sixteen",)]

@@ -412,6 +412,8 @@ def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool) -> tupl
         mark = exc.problem_mark
         return None, Problem(_rel(root, path), mark.line + 1 if mark is not None else None,
                              f"a value cannot be read: {exc.problem}")
+    except yaml.reader.ReaderError as exc:     # bytes that are not text: no YAML is involved yet
+        return None, _text_problem(_rel(root, path), raw, exc)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)
@@ -427,6 +429,23 @@ def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool) -> tupl
     finally:
         loader.dispose()
     return data, None
+
+
+def _text_problem(rel: str, raw: bytes, exc: yaml.reader.ReaderError) -> Problem:
+    """Why libyaml refused a file's bytes, on one line with the line and the
+    byte where it happened: not UTF-8, or a character YAML does not allow
+    (a control character)."""
+    if raw[:2] not in (b"\xff\xfe", b"\xfe\xff"):        # UTF-16 only after a byte order mark
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return Problem(rel, raw.count(b"\n", 0, bad.start) + 1, f"not UTF-8 text at byte {bad.start}")
+        m = yaml.reader.Reader.NON_PRINTABLE.search(text)
+        if m is not None:
+            at = len(text[:m.start()].encode("utf-8"))
+            return Problem(rel, text.count("\n", 0, m.start()) + 1,
+                           f"character U+{ord(m.group()[0]):04X} at byte {at}: YAML allows no control characters")
+    return Problem(rel, None, f"not readable as text: {exc.reason} (at {exc.position})")
 
 
 #: Deeper documents are refused before they are built: PyYAML's C composer
@@ -589,9 +608,9 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
             tree.problems.append(Problem(rel, None, f"{key} is not a date; the file is skipped"))
             continue
         if what == "item":
-            name = data.get("name")
-            if not isinstance(name, str) or not name.strip():
-                tree.problems.append(Problem(rel, 1, "the item has no name"))
+            name, why = _item_name(data.get("name"), fpath)
+            if name is None:
+                tree.problems.append(Problem(rel, why[0], why[1]))
                 continue
             itype = data.get("type")
             itype = itype.strip().lower() if isinstance(itype, str) and itype.strip() else key[1]
@@ -605,7 +624,7 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
                 mtime = os.stat(fpath).st_mtime
             except OSError:
                 mtime = 0.0
-            tree.items.append(Item(slug=key[0], type=itype, name=name.strip(), path=rel, data=data, mtime=mtime))
+            tree.items.append(Item(slug=key[0], type=itype, name=name, path=rel, data=data, mtime=mtime))
         elif what == "schedule":
             tree.schedules[key] = data
         elif what == "completions":
@@ -633,6 +652,55 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
             tree.problems.append(Problem(_rel(str(root), fpath), None, f"not UTF-8 text: {exc.reason} at byte "
                                                                       f"{exc.start}"))
     return tree
+
+
+_NAME_LINE = re.compile(rb"^[\"']?name[\"']?[ \t]*:[ \t]*([^#\r\n]*)", re.I | re.M)
+
+
+def _item_name(value: Any, path: str) -> tuple[str | None, tuple[int | None, str]]:
+    """An item's name as text, or (None, (line, why)).  YAML reads an
+    unquoted ``name: 1984`` as a number and ``name: 2025-01-01`` as a date:
+    those are names as written.  ``name: yes`` (also no, on, off, true,
+    false) reads as a boolean, which cannot say which word was meant: the
+    file is skipped and the message says to quote it."""
+    if isinstance(value, str):
+        return (value.strip(), (None, "")) if value.strip() else (None, (1, "the item has no name"))
+    if value is None:
+        return None, (1, "the item has no name")
+    line, written = _name_as_written(path)
+    if isinstance(value, bool):
+        said = f"{written} " if written else ""
+        return None, (line, f"the name {said}reads as the boolean {str(value).lower()} (so do yes, no, on, off, "
+                            f"true and false); quote it: name: \"{written or 'Yes'}\"")
+    if isinstance(value, (int, float, date)):
+        # the spelling in the file (007, 3.10, 2025-01-01T10:00:00) when it reads as this very value
+        if written and _reads_as(written, value):
+            return written, (None, "")
+        return str(value), (None, "")
+    return None, (line, f"the name is a {'mapping' if isinstance(value, dict) else type(value).__name__}, not text")
+
+
+def _name_as_written(path: str) -> tuple[int | None, str]:
+    """The line of a file's top-level ``name:`` and the text after it (rare: only for names that are not text)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return None, ""
+    m = _NAME_LINE.search(raw)
+    if m is None:
+        return None, ""
+    return raw.count(b"\n", 0, m.start()) + 1, m.group(1).strip().decode("utf-8", "replace")
+
+
+def _reads_as(text: str, value: Any) -> bool:
+    try:
+        again = yaml.load(text, Loader=_BaseLoader)
+    except yaml.YAMLError:
+        return False
+    if isinstance(again, float) and isinstance(value, float) and math.isnan(again) and math.isnan(value):
+        return True
+    return type(again) is type(value) and again == value
 
 
 class Reader:
