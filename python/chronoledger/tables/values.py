@@ -17,6 +17,8 @@ import uuid
 from datetime import date, datetime, timezone
 from typing import Any
 
+from chronoledger._isotime import iso_text
+
 
 class _Missing:
     def __repr__(self) -> str:
@@ -102,24 +104,6 @@ def format_datetime(dt: datetime) -> str:
         raise Bad(f"{dt.isoformat()} is outside the years 1..9999 once in UTC") from None
     return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
             f"{u.microsecond:06d}Z")
-
-
-#: a fraction of seconds (after . or ,) of any length; an offset +hhmm at the end of a time
-_ISO_FRACTION = re.compile(r"(\d\d:\d\d:\d\d)[.,](\d+)")
-_ISO_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?[+-]\d\d)(\d\d)\Z")
-
-
-def iso_text(text: str) -> str:
-    """ISO-8601 text in the form ``datetime.fromisoformat`` reads on every
-    Python this package supports: a trailing Z (or z) as +00:00, a fraction
-    of seconds of any length as exactly 6 digits (cut past microseconds, as
-    Python 3.11 does), an offset +hhmm as +hh:mm.  Python 3.10 reads none of
-    these.  Anything else is left for fromisoformat to accept or refuse."""
-    s = text.strip()
-    if s[-1:] in ("Z", "z"):
-        s = s[:-1] + "+00:00"
-    s = _ISO_FRACTION.sub(lambda m: f"{m[1]}.{(m[2] + '000000')[:6]}", s, count=1)
-    return _ISO_OFFSET.sub(r"\1:\2", s)
 
 
 _STORED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
