@@ -555,7 +555,8 @@ def test_an_idle_holder_lets_the_log_go(tmp_path):
     b = TableRegistry(tmp_path / "i.db", catalogue=False)
     try:
         b.insert_row("t", {"v": 2})
-        assert b.publish_events() >= 1 and b.pending_events() == 0   # waits at most until a lets go
+        b.publish_events()                   # waits at most until a lets go (b's own publisher may beat it to it)
+        assert b.pending_events() == 0
     finally:
         b.close()
         a.close()
