@@ -103,3 +103,57 @@ def test_a_file_name_that_is_not_utf8_exits_1_and_status_works(folder):
     assert runs(folder)[-1] == ("sync", "skipped files")
     r = run("status", "--user", folder)
     assert r.exit_code == 0 and "up to date" in r.output, r.output
+
+
+FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+
+
+def test_data_has_a_row_limit_and_a_time_limit(folder):
+    run("sync", "--db", "core", "--user", folder)
+    r = CliRunner().invoke(sequence_group, ["data", FOREVER + "SELECT x FROM c", "--user", str(folder),
+                                            "--format", "csv", "--limit", "5"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["x", "1", "2", "3", "4", "5"]
+    assert "the first 5 rows; the query has more" in r.stderr
+    r = CliRunner().invoke(sequence_group, ["data", "SELECT name FROM items LIMIT 3", "--user", str(folder),
+                                            "--limit", "3"])
+    assert r.exit_code == 0 and "(3 rows)" in r.stderr and "has more" not in r.stderr
+    r = run("data", FOREVER + "SELECT x FROM c", "--user", folder)                 # the default: 10,000 rows
+    assert r.exit_code == 0 and "the first 10,000 rows" in r.output
+    r = run("data", FOREVER + "SELECT COUNT(*) FROM c", "--user", folder, "--timeout", "0.3")
+    assert r.exit_code == 2 and "ran longer than its time limit of 0.3 s" in r.output
+    assert runs(folder)[-1] == ("data", "refused")
+    r = run("data", "SELECT 1", "--user", folder, "--limit", "-1")
+    assert r.exit_code == 2
+
+
+def test_commands_that_read_create_nothing_in_a_folder_never_synced(tmp_path):
+    user = tmp_path / "User"
+    (user / "Tasks").mkdir(parents=True)
+    (user / "Tasks" / "a.yml").write_text("name: A\n")
+    r = run("data", "SELECT 1", "--user", tmp_path)
+    assert r.exit_code == 2 and "run `sequence sync` first" in r.output
+    assert run("status", "--user", tmp_path).exit_code == 0
+    assert run("plan", "--user", tmp_path).exit_code == 0
+    assert sorted(p.name for p in user.iterdir()) == ["Tasks"]
+    assert run("sync", "--user", tmp_path).exit_code == 0                  # from here on, every run is recorded
+    run("data", "SELECT 1", "--user", tmp_path)
+    assert runs(user) == [("sync", "ok"), ("data", "ok")]
+
+
+@pytest.mark.parametrize("entry", ["from chronoledger.cli.sequence_cmds import main; main()",
+                                   "import sys; sys.argv[1:1] = ['sequence']; from chronoledger.cli import main; main()"])
+def test_output_cut_by_its_reader_ends_quietly_and_is_recorded_ok(folder, entry):
+    import subprocess
+    import sys
+
+    run("sync", "--db", "core", "--user", folder)
+    proc = subprocess.Popen([sys.executable, "-c", entry, "data", FOREVER + "SELECT x, 'padding' FROM c",
+                             "--user", str(folder), "--limit", "200000", "--format", "csv"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().rstrip() == b"x,'padding'"
+    proc.stdout.close()                                  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert err == ""
+    assert runs(folder)[-1] == ("data", "ok")

@@ -960,3 +960,25 @@ def test_a_file_that_is_not_utf8_text_says_so_with_line_and_byte(tmp_path, reade
         "Tasks/bell.yml:1: character U+0007 at byte 10: YAML allows no control characters",
         "Tasks/latin1.yml:3: not UTF-8 text at byte 21"]
     assert q(tmp_path / "User" / "Data" / "chronos_core.db", "SELECT name FROM items") == [("Sixteen",)]
+
+
+FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+
+
+def test_data_stops_a_query_past_its_time_limit_and_takes_a_row_limit(folder):
+    import time as _time
+
+    sync(folder.parent, ("core",))
+    data = folder / "Data"
+    t0 = _time.monotonic()
+    with pytest.raises(QueryError, match=r"stopped: the query ran longer than its time limit of 0\.3 s"):
+        run_query(data, FOREVER + "SELECT COUNT(*) FROM c", timeout=0.3)                 # never yields a row
+    with pytest.raises(QueryError, match="time limit of 0.2 s"):
+        run_query(data, FOREVER + "SELECT x FROM c", timeout=0.2)                        # rows without end
+    assert _time.monotonic() - t0 < 5
+    assert run_query(data, FOREVER + "SELECT x FROM c", limit=3) == (["x"], [(1,), (2,), (3,)])
+    assert run_query(data, FOREVER + "SELECT x FROM c", limit=0) == (["x"], [])
+    assert run_query(data, "SELECT COUNT(*) FROM items", timeout=30)[1][0][0] > 0
+    for bad in ({"limit": -1}, {"limit": 2.5}, {"timeout": 0}, {"timeout": -1}, {"timeout": "5"}):
+        with pytest.raises(QueryError, match="limit must|timeout must"):
+            run_query(data, "SELECT 1", **bad)

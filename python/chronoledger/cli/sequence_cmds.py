@@ -2,8 +2,11 @@
 folder into SQLite, run the metastudy, query the mirrors, sync nightly.
 
 Every command records itself (time, command, arguments, duration, result) in
-chronos_events.db.  Exit codes: 0 done; 1 the sync finished but skipped
-malformed files (it says which); 2 bad usage or a refused query; 3 the
+chronos_events.db; those that only read (status, plan, data) only where
+Data/ exists, so on a folder never synced they create nothing.  Exit codes:
+0 done (also when the reader of the output closed it early: ``| head``); 1
+the sync finished but skipped malformed files (it says which); 2 bad usage
+or a refused query (one that writes, or ran past ``--timeout``); 3 the
 folder or a mirror cannot be used.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -30,15 +34,21 @@ USER = click.option("--user", "user", type=click.Path(file_okay=False, path_type
 
 
 @contextmanager
-def _recorded(user: Path, command: str):
-    """Run a command body, record it in chronos_events.db, turn errors into exit codes."""
-    from chronoledger.sequence.layout import find_user_folder
+def _recorded(user: Path, command: str, reads_only: bool = False):
+    """Run a command body, record it in chronos_events.db, turn errors into
+    exit codes.  A command that ``reads_only`` is recorded only where Data/
+    exists: it never creates it.  A BrokenPipeError (the reader of the output
+    went away) is recorded as ok and raised again, for the group to end quietly."""
+    from chronoledger.sequence.layout import child, find_user_folder
     from chronoledger.sequence.sync import record_command
 
     t0 = time.perf_counter()
     result, detail, code = "ok", None, 0
+    pipe: BrokenPipeError | None = None
     try:
         yield
+    except BrokenPipeError as exc:      # `sequence data ... | head`: the output was wanted no further
+        pipe = exc
     except QueryError as exc:
         result, detail, code = "refused", str(exc), EXIT_USAGE
     except (ChronoledgerError, OSError) as exc:
@@ -52,13 +62,17 @@ def _recorded(user: Path, command: str):
         result = "ok" if code == 0 else "skipped files" if code == EXIT_SKIPPED else "failed"
     try:
         found = find_user_folder(user)
-    except ChronoledgerError:
+        if reads_only and child(found, "data") is None:
+            found = None                # never synced: nothing to record into, and nothing is created
+    except (ChronoledgerError, OSError):
         found = None
     if found is not None:
         try:
             record_command(found, command, sys.argv[1:], time.perf_counter() - t0, result, detail)
         except (ChronoledgerError, OSError) as exc:
             click.echo(f"warning: this run was not recorded in chronos_events.db: {exc}", err=True)
+    if pipe is not None:
+        raise pipe
     if detail:
         click.echo(f"error: {detail}", err=True)
     if code:
@@ -71,7 +85,22 @@ def _dbs(value: str) -> tuple[str, ...]:
     return DATABASES if value == "all" else (value,)
 
 
-@click.group("sequence")
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader of our output went away (`sequence data ... | head`): not an error (click
+            # would exit 1, which here means "skipped files"); stdout to /dev/null so the
+            # interpreter's last flush is quiet
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):       # no real stdout (a test runner's): nothing to quiet
+                pass
+            sys.exit(0)
+
+
+@click.group("sequence", cls=_Group)
 def sequence_group() -> None:
     """Mirror a Chronos user folder (YAML, the source of truth) into SQLite; digests for agents."""
 
@@ -134,7 +163,7 @@ def status_cmd(user: Path, as_json: bool) -> None:
     """Each mirror: counts, age, and whether the YAML changed since its sync."""
     from chronoledger.sequence.sync import status
 
-    with _recorded(user, "status"):
+    with _recorded(user, "status", reads_only=True):
         st = status(user)
         if as_json:
             click.echo(json.dumps(st, indent=2))
@@ -159,7 +188,7 @@ def plan_cmd(user: Path, as_json: bool) -> None:
     """What a sync would change (items added, removed, changed per type); writes nothing."""
     from chronoledger.sequence.sync import plan
 
-    with _recorded(user, "plan"):
+    with _recorded(user, "plan", reads_only=True):
         p = plan(user)
         if as_json:
             click.echo(json.dumps(p, indent=2))
@@ -202,14 +231,22 @@ def memory_cmd(user: Path, metastudy: bool, as_of) -> None:
 @USER
 @click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-def data_cmd(query: str, which: str, user: Path, out_format: str) -> None:
+@click.option("--limit", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="At most this many rows (0: all); says so on stderr when rows were cut.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Stop the query after this many seconds (0: never); a stopped query exits 2.")
+def data_cmd(query: str, which: str, user: Path, out_format: str, limit: int, timeout: float) -> None:
     """Run a read-only SQL QUERY on the mirrors (writes, ATTACH and PRAGMA changes are refused)."""
-    from chronoledger.sequence.layout import find_user_folder
+    from chronoledger.sequence.layout import child, find_user_folder
     from chronoledger.sequence.query import run_query
-    from chronoledger.sequence.sync import data_folder
 
-    with _recorded(user, "data"):
-        names, rows = run_query(data_folder(find_user_folder(user)), query, which)
+    with _recorded(user, "data", reads_only=True):
+        found = find_user_folder(user)
+        data = child(found, "data") or found / "Data"      # not created: a missing mirror is refused
+        names, rows = run_query(data, query, which, limit=limit + 1 if limit else None, timeout=timeout or None)
+        cut = bool(limit) and len(rows) > limit
+        if cut:
+            rows = rows[:limit]
         if out_format == "json":
             click.echo(json.dumps([dict(zip(names, r)) for r in rows], indent=2, ensure_ascii=False, default=str))
         elif out_format == "csv":
@@ -223,7 +260,11 @@ def data_cmd(query: str, which: str, user: Path, out_format: str) -> None:
             click.echo("  ".join("-" * w for w in widths))
             for r in cells:
                 click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-            click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+            if not cut:
+                click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+        if cut:
+            click.echo(f"(the first {limit:,} rows; the query has more: --limit N shows more, --limit 0 all)",
+                       err=True)
 
 
 @sequence_group.command("review")

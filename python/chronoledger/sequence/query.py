@@ -5,11 +5,14 @@ attached read-only under their names (``core``, ``events``, ``memory``,
 ``trends``), and then an authorizer refuses everything that is not a read:
 writes, schema changes, ATTACH/DETACH, transactions, PRAGMAs that set
 something, and functions that load code.  Two locks, so a bug in one still
-leaves the other.
+leaves the other.  A query may also be given a time limit (SQLite's progress
+handler stops it past its deadline: a recursive CTE can run forever) and a
+number of rows.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import apsw
@@ -54,10 +57,37 @@ def open_readonly(data: Path, main: str = "core") -> apsw.Connection:
     return conn
 
 
-def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of a read-only query; anything else raises QueryError."""
+#: SQLite virtual-machine steps between two looks at the clock: about a
+#: millisecond of work, so a query stops within a few ms of its deadline.
+PROGRESS_STEPS = 10_000
+
+
+def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None,
+              timeout: float | None = None) -> tuple[list[str], list[tuple]]:
+    """(column names, rows) of a read-only query; anything else raises QueryError.
+
+    ``limit``: at most that many rows (None: all); ask for one more than you
+    show to learn whether rows were cut.  ``timeout``: seconds the query may
+    run, its rows read included (None: no limit); past it the query is
+    stopped and QueryError says so."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise QueryError(f"limit must be a number of rows (0 or more) or None, got {limit!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout > 0):
+        raise QueryError(f"timeout must be a number of seconds above 0 or None, got {timeout!r}")
     conn = open_readonly(data, main)
     names: list[str] = []
+    late = [False]
+
+    if timeout is not None:
+        deadline = time.monotonic() + timeout
+
+        def past_deadline() -> bool:            # True stops the statement (SQLITE_INTERRUPT)
+            if time.monotonic() > deadline:
+                late[0] = True
+            return late[0]
+
+        conn.set_progress_handler(past_deadline, PROGRESS_STEPS)
 
     statements = [0]
 
@@ -73,15 +103,21 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
     try:
         cur = conn.cursor()
         cur.exec_trace = columns
+        rows: list[tuple] = []
         cur.execute(sql)
-        rows = []
-        for row in cur:
-            rows.append(tuple(row))
-            if limit is not None and len(rows) >= limit:
-                break
+        if limit != 0:
+            for row in cur:
+                rows.append(tuple(row))
+                if limit is not None and len(rows) >= limit:
+                    break
         return names, rows
     except QueryError:
         raise
+    except apsw.InterruptError:
+        if late[0]:
+            raise QueryError(f"stopped: the query ran longer than its time limit of {timeout:g} s "
+                             f"(`sequence data --timeout SECONDS` allows more)") from None
+        raise QueryError("query failed: interrupted") from None
     except apsw.AuthError as exc:
         raise QueryError(f"refused: `sequence data` only reads ({exc})") from None
     except apsw.ReadOnlyError as exc:
