@@ -982,3 +982,16 @@ def test_data_stops_a_query_past_its_time_limit_and_takes_a_row_limit(folder):
     for bad in ({"limit": -1}, {"limit": 2.5}, {"timeout": 0}, {"timeout": -1}, {"timeout": "5"}):
         with pytest.raises(QueryError, match="limit must|timeout must"):
             run_query(data, "SELECT 1", **bad)
+
+
+def test_schedules_and_activity_facts_agree_block_for_block(folder):
+    """Both come from one walk of the schedule blocks (Builder.block_rows)."""
+    sync(folder.parent, ("core", "memory"))
+    data = folder / "Data"
+    cols = "date, block, depth, name, type, start_time, end_time, planned_minutes, actual_start, actual_end"
+    sched = q(data / "chronos_core.db", f"SELECT {cols}, COALESCE(completion_status, 'unlogged') FROM schedules "
+                                        f"ORDER BY date, block")
+    facts = q(data / "chronos_memory.db", "SELECT date, block, depth, name, type, scheduled_start, scheduled_end, "
+                                          "planned_minutes, actual_start, actual_end, status FROM activity_facts "
+                                          "WHERE block IS NOT NULL ORDER BY date, block")
+    assert len(sched) > 100 and sched == facts

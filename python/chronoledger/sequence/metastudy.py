@@ -22,6 +22,7 @@ import apsw
 from chronoledger import sqlite as db
 from chronoledger.errors import ConfigError
 from chronoledger.sequence import schema
+from chronoledger.sequence.sync import STATUS_DIMENSIONS, minutes_of
 
 WINDOWS = (7, 30, 90)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -46,13 +47,6 @@ class Fact:
     actual: float | None
 
 
-def _minutes(t: str | None) -> int | None:
-    if not t:
-        return None
-    h, m = t.split(":")
-    return int(h) * 60 + int(m)
-
-
 def _mean(xs: list[float]) -> float | None:
     return statistics.fmean(xs) if xs else None
 
@@ -66,7 +60,7 @@ def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple]]:
         raise ConfigError(f"{memory_db}: no memory mirror yet; run `sequence sync --db memory` first")
     conn = db.open_readonly(memory_db)
     try:
-        facts = [Fact(d, wd, n, t, s, _minutes(a), dl, p, ac) for d, wd, n, t, s, a, dl, p, ac in conn.execute(
+        facts = [Fact(d, wd, n, t, s, minutes_of(a), dl, p, ac) for d, wd, n, t, s, a, dl, p, ac in conn.execute(
             "SELECT date, weekday, name, type, status, actual_start, start_delay_minutes, planned_minutes, "
             "actual_minutes FROM activity_facts WHERE depth IS NULL OR depth = 0 OR status <> 'unlogged' "
             "ORDER BY date, id")]
@@ -124,7 +118,7 @@ def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: da
     out: dict = {"as_of": as_of.isoformat(), "windows": list(WINDOWS), "items": {}, "types": {}, "weekdays": {},
                  "status": {}, "reinforcements": {}}
     end = as_of.isoformat()
-    dims = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
+    dims = STATUS_DIMENSIONS          # the columns of status_snapshots, in their order
     for w in WINDOWS:
         start = (as_of - timedelta(days=w - 1)).isoformat()
         window = [f for f in facts if start <= f.date <= end]

@@ -42,6 +42,9 @@ REGISTRY = "databases.yml"
 EVENT_LOG = "chronos_events.cmeta"
 ITEM_COLUMNS = ("category", "status", "priority")
 RELATION_KINDS = ("children", "milestones", "rewards", "targets")
+#: The status dimensions chronos_memory.db holds as columns of its own, and
+#: ``status.dimensions`` when Settings/status_settings.yml names none.
+STATUS_DIMENSIONS = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
 
 
 # --- small readers of values as people write them ---------------------------
@@ -77,7 +80,8 @@ def _hhmm(value: Any) -> str | None:
 
 
 def minutes_of(t: str | None) -> int | None:
-    if t is None:
+    """Minutes after midnight of an "HH:MM" time; None for none."""
+    if not t:
         return None
     h, m = t.split(":")
     return int(h) * 60 + int(m)
@@ -337,6 +341,7 @@ class Builder:
         self._ledger: list[tuple] | None = None
         self._triggers: list[dict] | None = None
         self._matched: tuple | None = None
+        self._block_rows: list[tuple] | None = None
 
     def _completions(self) -> list[dict]:
         out = []
@@ -385,6 +390,28 @@ class Builder:
                 matched[(c["date"], hit)] = c
         self._matched = (matched, loose)
         return self._matched
+
+    def block_rows(self) -> list[tuple]:
+        """Every named schedule block, days in order, with what both the core
+        (schedules) and the memory (activity_facts) builds read of it:
+        (day, path, parent, depth, block, name, type, start, end, planned
+        minutes, the matched completion or None)."""
+        if self._block_rows is None:
+            matched, _ = self.matched_blocks()
+            out = []
+            for day, blocks in sorted(self.tree.schedules.items()):
+                for path, parent, depth, b in _blocks(blocks, day):
+                    name = (_text(b.get("name")) or "").strip()
+                    if not name:
+                        continue
+                    start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
+                    planned = parse_duration(b.get("duration"))
+                    if planned is None:
+                        planned = span(start, end)
+                    out.append((day, path, parent, depth, b, name, _text(b.get("type")), start, end, planned,
+                                matched.get((day, path))))
+            self._block_rows = out
+        return self._block_rows
 
     # core ----------------------------------------------------------------
     def core(self, conn: apsw.Connection) -> dict[str, int]:
@@ -435,22 +462,10 @@ class Builder:
             [(c["date"], c["name"], c["type"], self.index.find(c["name"], c["type"]), c["scheduled_start"],
               c["scheduled_end"], c["actual_start"], c["actual_end"], c["status"], c["quality"], c["logged_at"],
               c["note"], c["source"]) for c in self.completions])
-        matched, _ = self.matched_blocks()
-        sched = []
-        for day, blocks in sorted(self.tree.schedules.items()):
-            for path, parent, depth, b in _blocks(blocks, day):
-                name = (_text(b.get("name")) or "").strip()
-                if not name:
-                    continue
-                start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
-                planned = parse_duration(b.get("duration"))
-                if planned is None:
-                    planned = span(start, end)
-                c = matched.get((day, path))
-                btype = _text(b.get("type"))
-                sched.append((day, path, parent, depth, name, btype, self.index.find(name, btype),
-                              start, end, planned, _text(b.get("status")), c and c["actual_start"], c and c["actual_end"],
-                              c and span(c["actual_start"], c["actual_end"]), c and c["status"]))
+        sched = [(day, path, parent, depth, name, btype, self.index.find(name, btype), start, end, planned,
+                  _text(b.get("status")), c and c["actual_start"], c and c["actual_end"],
+                  c and span(c["actual_start"], c["actual_end"]), c and c["status"])
+                 for day, path, parent, depth, b, name, btype, start, end, planned, c in self.block_rows()]
         conn.executemany("INSERT INTO schedules (date, block, parent_block, depth, name, type, item_id, start_time, "
                          "end_time, planned_minutes, status, actual_start, actual_end, actual_minutes, "
                          "completion_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sched)
@@ -474,8 +489,7 @@ class Builder:
     def dimensions(self) -> list[str]:
         s = self.tree.settings.get("status_settings") or {}
         dims = s.get("dimensions") if isinstance(s, dict) else None
-        return [str(d) for d in dims] if isinstance(dims, list) else \
-            ["health", "place", "energy", "mind_state", "focus", "emotion", "vibe"]
+        return [str(d) for d in dims] if isinstance(dims, list) else list(STATUS_DIMENSIONS)
 
     def points_ledger(self) -> list[tuple]:
         if self._ledger is None:
@@ -589,18 +603,14 @@ class Builder:
 
     def memory(self, conn: apsw.Connection) -> dict[str, int]:
         conn.execute(schema.MEMORY)
-        matched, loose = self.matched_blocks()
+        _, loose = self.matched_blocks()
         facts = []
-        for day, blocks in sorted(self.tree.schedules.items()):
-            wd = date.fromisoformat(day).weekday()
-            for path, _, depth, b in _blocks(blocks, day):
-                name = (_text(b.get("name")) or "").strip()
-                if not name:
-                    continue
-                start, end = hhmm(b.get("start_time")), hhmm(b.get("end_time"))
-                planned = parse_duration(b.get("duration"))
-                facts.append(_fact(day, wd, name, _text(b.get("type")), path, depth, start, end,
-                                   planned if planned is not None else span(start, end), matched.get((day, path))))
+        weekday: dict[str, int] = {}
+        for day, path, _, depth, _, name, btype, start, end, planned, c in self.block_rows():
+            wd = weekday.get(day)
+            if wd is None:
+                wd = weekday[day] = date.fromisoformat(day).weekday()
+            facts.append(_fact(day, wd, name, btype, path, depth, start, end, planned, c))
         for c in loose:                      # completions logged for no block of a schedule
             facts.append(_fact(c["date"], date.fromisoformat(c["date"]).weekday(), c["name"], c["type"], None,
                                None, c["scheduled_start"], c["scheduled_end"],
@@ -609,7 +619,7 @@ class Builder:
                          "scheduled_end, actual_start, actual_end, planned_minutes, actual_minutes, "
                          "start_delay_minutes, status, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          facts)
-        known = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
+        known = STATUS_DIMENSIONS
         snaps = []
         for day, items in sorted(self.tree.status.items()):
             for s in items:
