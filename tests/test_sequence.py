@@ -995,3 +995,37 @@ def test_schedules_and_activity_facts_agree_block_for_block(folder):
                                           "planned_minutes, actual_start, actual_end, status FROM activity_facts "
                                           "WHERE block IS NOT NULL ORDER BY date, block")
     assert len(sched) > 100 and sched == facts
+
+
+@pytest.mark.parametrize("first", [
+    "",                                                                  # the package's names, nothing else yet
+    "import chronoledger.sequence.sync as m; assert m.hhmm('6:30') == '06:30'",        # the submodule first
+    "from chronoledger.sequence import sync as m; assert m.SyncReport.__name__ == 'SyncReport'",
+])
+def test_the_package_gives_the_functions_and_sync_stays_the_submodule(folder, first):
+    """cl.sequence.sync(...) as DESIGN.md shows it, in a fresh interpreter, whatever was imported first."""
+    code = textwrap.dedent(f"""
+        import sys, types
+        {first}
+        import chronoledger as cl
+        from chronoledger.sequence import listener, metastudy, query, sync as module
+        seq = cl.sequence
+        assert isinstance(seq.sync, types.ModuleType) and seq.sync is sys.modules["chronoledger.sequence.sync"]
+        assert seq.sync is module and module.hhmm("6:30") == "06:30"
+        assert (seq.status, seq.plan) == (module.status, module.plan)
+        assert (seq.build_trends, seq.run_query, seq.listen) == (metastudy.build_trends, query.run_query,
+                                                                 listener.listen)
+        report = seq.sync(sys.argv[1], ("core",))
+        assert isinstance(report, module.SyncReport) and report.items > 100
+        assert seq.status(sys.argv[1])["databases"]["core"]["yaml_changed_since"] is False
+        assert seq.run_query(report.data, "SELECT COUNT(*) FROM items")[1] == [(report.items,)]
+        assert set(seq.__all__) <= set(dir(seq))
+        try:
+            seq.nothing
+        except AttributeError as exc:
+            assert "chronoledger.sequence" in str(exc)
+        else:
+            raise AssertionError("an unknown name must be an AttributeError")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -19,7 +19,9 @@ import json
 import math
 import os
 import re
+import sys
 import time
+import types
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1092,3 +1094,20 @@ def plan(user_path: str | os.PathLike[str]) -> dict:
                      "status_days": len(tree.status), "narratives": len(tree.narratives),
                      "reviews": len(tree.reviews)},
             "problems": [str(p) for p in tree.problems]}
+
+
+# --- chronoledger.sequence.sync(...) -----------------------------------------------
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``chronoledger.sequence.sync(user, ...)`` is
+    :func:`sync`.  The package's attribute ``sync`` is this submodule once it
+    is imported (Python sets it so), so the module itself answers the call
+    that docs/sequence.md and DESIGN.md show, and ``sync.SyncReport``,
+    ``from chronoledger.sequence import sync`` and ``import
+    chronoledger.sequence.sync`` still give the module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SyncReport:
+        return sync(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
