@@ -201,3 +201,121 @@ def test_mutated_files_never_crash_the_reader(tmp_path_factory, data):
     p = tmp_path_factory.mktemp("mut") / "m.cmeta"
     p.write_bytes(bytes(blob))
     _read_everything(p)
+
+
+def _ten_blocks(path, block_records=100):
+    write_cycles(path, 10 * block_records, block_records=block_records)
+    with ChronicleReader(path) as r:
+        assert len(r.blocks) == 10
+        return r.blocks, r.layout.footer
+
+
+def test_skip_recovery_counts_a_block_whose_header_is_damaged(tmp_path):
+    p = tmp_path / "hdr.cmeta"
+    blocks, _ = _ten_blocks(p)
+    data = bytearray(p.read_bytes())
+    data[blocks[4].offset + 20] ^= 1                  # the record count field: the header CRC fails
+    p.write_bytes(bytes(data))
+    report = verify(p)
+    assert not report.ok and "(100 records)" in report.text()     # the footer's index counts it
+    report = recover(p, "skip")
+    assert report.records_kept == 900 and report.records_dropped == 100
+    assert "may have been lost" not in report.message
+    assert verify(p).ok
+    with Chronicle.open(p) as ch:
+        ts = ch.to_numpy()["timestamp"].tolist()
+    assert ts == list(range(400)) + list(range(500, 1000))
+
+
+def test_skip_recovery_without_a_footer_says_the_count_may_be_short(tmp_path):
+    p = tmp_path / "open.cmeta"
+    blocks, footer = _ten_blocks(p)
+    data = bytearray(p.read_bytes()[:footer.offset])  # never closed: no index to count a lost block
+    data[blocks[4].offset + 20] ^= 1
+    p.write_bytes(bytes(data))
+    report = recover(p, "skip")
+    assert report.records_kept == 900 and report.records_dropped == 0
+    assert "no readable block header" in report.message and "more records may have been lost" in report.message
+
+
+def test_skip_recovery_streams_instead_of_building_the_file_in_memory(tmp_path):
+    import tracemalloc
+
+    import numpy as np
+
+    p = tmp_path / "big.cmeta"
+    n = 400_000                                      # random seeds: 8 incompressible bytes a record
+    with Chronicle.open(p, "w", block_records=20_000) as ch:
+        ch.extend({"timestamp": np.arange(n, dtype=np.uint64), "phase": np.zeros(n, np.int64),
+                   "loss_value": np.zeros(n), "coherence": np.zeros(n), "tensor_signature": np.zeros((n, 3)),
+                   "seed_state": np.random.default_rng(1).integers(0, 2**63, n, dtype=np.uint64)},
+                  labels={"phase": ["train"]})
+    with ChronicleReader(p) as r:
+        victim = r.blocks[7]
+    data = bytearray(p.read_bytes())
+    data[victim.payload_offset + 100] ^= 1
+    p.write_bytes(bytes(data))
+    size = len(data)
+    assert size > 3_000_000
+    tracemalloc.start()
+    try:
+        report = recover(p, "skip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.records_kept == n - 20_000 and report.records_dropped == 20_000
+    assert peak < size // 4, f"recover --mode skip held {peak:,} bytes for a {size:,}-byte file"
+    assert verify(p).ok
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def _flip_each_part_of_the_footer(footer, size):
+    """Offsets in the footer block: its header, its index, the trailer's magic, offset and CRC."""
+    return [footer.offset + 2, footer.offset + 20, footer.payload_offset + 30, size - 30, size - 20, size - 3]
+
+
+def test_a_bit_flip_in_the_footer_is_footer_damage_with_the_blocks_intact(tmp_path):
+    p = tmp_path / "closed.cmeta"
+    _ten_blocks(p)
+    clean = p.read_bytes()
+    with ChronicleReader(p) as r:
+        footer = r.layout.footer
+        everything = r.to_numpy()["timestamp"].tolist()
+    bad = tmp_path / "bad.cmeta"
+    for at in _flip_each_part_of_the_footer(footer, len(clean)):
+        data = bytearray(clean)
+        data[at] ^= 0x10
+        bad.write_bytes(bytes(data))
+        report = verify(bad)
+        assert not report.ok, at
+        assert [d["kind"] for d in report.damage] == ["footer"], (at, report.text())
+        text = report.text()
+        assert "the footer (block index) at offset" in text and "10 data blocks before it are intact" in text
+        assert "torn" not in text and "not closed cleanly" not in text, text
+        with ChronicleReader(bad) as r:                              # readers keep working on the blocks
+            assert r.layout.damaged_footer is not None and r.layout.torn_tail is None
+            assert r.to_numpy()["timestamp"].tolist() == everything
+        with ChronicleReader(bad, "skip") as r:
+            assert len(r) == 1000
+        with pytest.raises(CorruptDataError, match="footer .* is damaged"):
+            ChronicleReader(bad, "strict")
+        report = recover(bad)
+        assert report.changed and report.records_dropped == 0 and "damaged footer" in report.message
+        assert bad.read_bytes() == clean, at                         # the same footer, written again
+        assert verify(bad).ok
+
+
+def test_append_after_a_damaged_footer_replaces_it(tmp_path):
+    p = tmp_path / "app.cmeta"
+    _ten_blocks(p)
+    data = bytearray(p.read_bytes())
+    data[len(data) - 30] ^= 1
+    p.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="damaged footer"):
+        ch = Chronicle.open(p, "a")
+    ch.append(timestamp=5000, phase="train", loss_value=1.0, coherence=0.5)
+    ch.close()
+    report = verify(p)
+    assert report.ok, report.text()                  # no damaged block left in the middle of the file
+    with Chronicle.open(p) as r:
+        assert len(r) == 1001

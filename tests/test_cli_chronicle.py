@@ -116,3 +116,75 @@ def test_export_and_stats(learner_file, tmp_path):
     assert r.exit_code == 0
     stats = json.loads(r.output)
     assert stats["records"] == 400 and stats["columns"]["phase"]["distinct"] == 3
+
+
+def test_recover_skip_reports_the_records_of_a_block_with_a_damaged_header(tmp_path):
+    p = tmp_path / "ten.cmeta"
+    write_cycles(p, 1000, block_records=100)
+    with ChronicleReader(p) as reader:
+        victim = reader.blocks[4]
+    data = bytearray(p.read_bytes())
+    data[victim.offset + 20] ^= 1
+    p.write_bytes(bytes(data))
+    r = run("chronicle", "recover", p, "--mode", "skip")
+    assert r.exit_code == 0, r.output
+    assert "records kept 900; records dropped 100;" in r.output
+
+
+def test_a_damaged_footer_is_named_and_readers_warn(tmp_path):
+    p = tmp_path / "foot.cmeta"
+    write_cycles(p, 1000, block_records=100)
+    data = bytearray(p.read_bytes())
+    data[len(data) - 30] ^= 1
+    p.write_bytes(bytes(data))
+    r = run("chronicle", "verify", p)
+    assert r.exit_code == 1
+    assert "footer (block index)" in r.output and "10 data blocks before it are intact" in r.output
+    assert "torn" not in r.output and "not closed cleanly" not in r.output
+    assert "the footer at the end is damaged" in run("chronicle", "inspect", p).output
+    for args in (["query", "--end", "3", "--format", "csv"], ["stats"],
+                 ["export", "--format", "jsonl", "-o", tmp_path / "out.jsonl"]):
+        r = run("chronicle", *args, p)
+        assert r.exit_code == 0, r.output
+        assert "footer (block index)" in r.stderr and "data blocks before it are intact" in r.stderr, args
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 1000
+    r = run("chronicle", "recover", p)
+    assert r.exit_code == 0 and "replaced a damaged footer" in r.output and "records dropped 0;" in r.output
+    assert run("chronicle", "verify", p).exit_code == 0
+
+
+def test_float32_columns_print_in_their_shortest_form(tmp_path):
+    p = tmp_path / "f32.cmeta"
+    from chronoledger.chronicle import Chronicle
+    with Chronicle.open(p, "w") as ch:
+        for i in range(3):
+            ch.append(timestamp=i, phase="train", loss_value=0.1, coherence=0.3, tensor_signature=(0.7, -0.2, 1.1),
+                      seed_state=i, metrics={"lr": 0.1})
+    widened = "0.10000000149"
+    for fmt_ in ("csv", "jsonl"):
+        out = tmp_path / f"x.{fmt_}"
+        assert run("chronicle", "export", p, "--format", fmt_, "-o", out).exit_code == 0
+        text = out.read_text()
+        assert widened not in text and "0.30000001" not in text and "0.699999" not in text, text
+    row = json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])
+    assert row["loss_value"] == 0.1 and row["coherence"] == 0.3 and row["tensor_signature.0"] == 0.7
+    assert row["metrics.lr"] == 0.1                                   # float64 metrics as they were
+    r = run("chronicle", "query", p, "--format", "json")
+    assert widened not in r.output and json.loads(r.output)[0]["loss_value"] == 0.1
+    r = run("chronicle", "stats", p)
+    assert r.exit_code == 0 and widened not in r.output and "min 0.1, max 0.1, mean 0.1" in r.output
+    stats = json.loads(run("chronicle", "stats", p, "--json").output)["columns"]["coherence"]
+    assert stats["min"] == stats["max"] == stats["mean"] == 0.3
+
+
+def test_inspect_describes_an_event_log_as_one(tmp_path):
+    from chronoledger.chronicle import Chronicle
+    p = tmp_path / "events.cmeta"
+    with Chronicle.open(p, "w", schema="event") as ch:
+        ch.append(timestamp=1, event_type="hello", payload={"a": 1})
+    r = run("chronicle", "inspect", p)
+    assert r.exit_code == 0 and "event chronicle" in r.output
+    assert "cycle" not in r.output, r.output
+    c = tmp_path / "cycles.cmeta"
+    write_cycles(c, 10)
+    assert "raw cycle record 38 B" in run("chronicle", "inspect", c).output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -11,12 +12,11 @@ from typing import Callable
 import numpy as np
 
 from chronoledger import core
-from chronoledger._fsutil import atomic_write_bytes
-from chronoledger.chronicle import format as fmt
-from chronoledger.chronicle.reader import MODES, ChronicleReader, scan
-from chronoledger.chronicle.replay import StepFactory, replay_records
 from chronoledger._fsutil import fsync_dir
-from chronoledger.chronicle.writer import _lock
+from chronoledger.chronicle import format as fmt
+from chronoledger.chronicle.reader import MODES, ChronicleReader, Layout, scan
+from chronoledger.chronicle.replay import StepFactory, replay_records
+from chronoledger.chronicle.writer import lock_for_writing
 from chronoledger.errors import CorruptDataError, TruncatedError
 
 
@@ -76,6 +76,8 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
                                        f"CRC-64 ok")
             report.damage = [d.as_dict() for d in layout.damage]
             for d in layout.damage:
+                if d.kind == "footer":       # reported as the footer check below
+                    continue
                 report.add("damage", False, f"{d.kind} at offset {d.start}..{d.end}: {d.reason}"
                                             + (f" ({d.records} records)" if d.records else ""))
             total = sum(b.records for b in layout.blocks)
@@ -84,6 +86,14 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
             if progress:
                 progress(size)
             footer = layout.footer
+            broken = layout.damaged_footer
+            if broken is not None:
+                intact = "intact" if not layout.corrupt else "found by scanning (see the damage above)"
+                report.add("footer", False,
+                           f"the footer (block index) at offset {broken.start}..{broken.end} is damaged "
+                           f"({broken.reason}); the {len(layout.blocks)} data blocks before it are {intact}; "
+                           f"readers find them by scanning; `chronoledger chronicle recover` rewrites the footer")
+                return report
             if footer is None or footer.end != size:
                 report.add("footer", not layout.damage,
                            "no footer at the end: the file was not closed cleanly (a writer may still be "
@@ -170,18 +180,21 @@ class RecoveryReport:
 def recover(path, mode: str = "tolerate") -> RecoveryReport:
     """Bring a damaged or unclosed chronicle back to a clean, closed state.
 
-    ``tolerate`` truncates a torn tail back to the last whole block (only
-    records never flushed are lost) and refuses if the middle is corrupt;
-    ``strict`` changes nothing and raises on any damage; ``skip`` rewrites the
-    file without its damaged blocks (atomically) and reports what was lost.
-    A valid footer is written at the end in every case.
+    ``tolerate`` truncates a torn tail (or a damaged footer) back to the last
+    whole block (only records never flushed are lost) and refuses if the
+    middle is corrupt; ``strict`` changes nothing and raises on any damage;
+    ``skip`` rewrites the file without its damaged blocks (atomically,
+    streaming the kept blocks to a temporary file) and reports what was lost.
+    A valid footer is written at the end in every case.  Records dropped are
+    counted from the footer when the file ends in a valid one (it counts
+    blocks whose own header is damaged), else from the damaged blocks' headers.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     path = Path(path)
     fd = os.open(path, os.O_RDWR)
     try:
-        _lock(fd, path)
+        lock_for_writing(fd, path)
         size = os.fstat(fd).st_size
         if size == 0:
             raise TruncatedError(f"{path}: the file is empty, not a chronicle; nothing to recover", offset=0)
@@ -190,6 +203,10 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
             damage = [d.as_dict() for d in layout.damage]
             kept = sum(b.records for b in layout.blocks)
             dropped = sum(d.records for d in layout.damage)
+            if layout.footer_total is not None:
+                dropped = max(dropped, layout.footer_total - kept)
+            # corruption with no readable block header, and no footer to count its records
+            uncounted = [d for d in layout.corrupt if d.records == 0] if layout.footer_total is None else []
             footer_ok = fmt.read_trailer(buf) is not None and layout.footer is not None \
                 and layout.footer.end == size
             if mode == "strict" and layout.damage:
@@ -202,38 +219,79 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
                                        f"valid blocks after it; use --mode skip to salvage them", offset=d.start)
             if not layout.damage and footer_ok:
                 return RecoveryReport(str(path), mode, False, kept, 0, 0, [], "no damage; nothing to do")
+            unknown = (f"; {len(uncounted)} damaged stretch(es) had no readable block header and the file no "
+                       f"footer to count them, so more records may have been lost") if uncounted else ""
             if mode == "skip" and layout.corrupt:
-                parts = [bytes(buf[:layout.header.length])]
-                pos = layout.header.length
-                index = []
-                crc = 0
-                for b in layout.blocks:
-                    data = bytes(buf[b.offset:b.end])
-                    index.append(fmt.BlockHeader(pos, b.kind, b.payload_length, b.records, b.first_ts,
-                                                 b.last_ts, b.payload_crc))
-                    parts.append(data)
-                    crc = core.crc64(data, crc)
-                    pos += len(data)
-                parts.append(fmt.pack_footer(kept, crc, index, pos))
-                new = b"".join(parts)
-                lost_bytes = size - (pos - layout.header.length) - layout.header.length
-                buf.close()
-                atomic_write_bytes(path, new)
-                return RecoveryReport(str(path), mode, True, kept, dropped, max(0, lost_bytes), damage,
-                                      f"rewrote the file without {len(layout.damage)} damaged stretch(es)")
-            end = layout.clean_end
-            payload_crc = core.crc64(memoryview(buf)[layout.header.length:end])
-            index = list(layout.blocks)
+                tmp, data_end = _write_without_damage(path, fd, buf, layout, kept)
+            else:
+                tmp, end = None, layout.clean_end
+                with memoryview(buf) as view, view[layout.header.length:end] as kept_bytes:
+                    payload_crc = core.crc64(kept_bytes)
+        if tmp is not None:
+            _replace(tmp, path)
+            return RecoveryReport(str(path), mode, True, kept, dropped, max(0, size - data_end), damage,
+                                  f"rewrote the file without {len(layout.damage)} damaged stretch(es){unknown}")
         os.ftruncate(fd, end)
-        footer = fmt.pack_footer(kept, payload_crc, index, end)
+        footer = fmt.pack_footer(kept, payload_crc, list(layout.blocks), end)
         os.pwrite(fd, footer, end)
         os.fsync(fd)
         fsync_dir(path)
-        msg = (f"truncated a torn tail of {size - end} bytes at offset {end}" if size != end
-               else "the file was not closed; wrote its footer")
-        return RecoveryReport(str(path), mode, True, kept, dropped, size - end, damage, msg)
+        if layout.damaged_footer is not None:
+            msg = (f"replaced a damaged footer of {size - end} bytes at offset {end} "
+                   f"({layout.damaged_footer.reason}); every data block was intact")
+        elif size != end:
+            msg = f"truncated a torn tail of {size - end} bytes at offset {end}"
+        else:
+            msg = "the file was not closed; wrote its footer"
+        return RecoveryReport(str(path), mode, True, kept, dropped, size - end, damage, msg + unknown)
     finally:
         os.close(fd)
+
+
+def _write_without_damage(path: Path, fd: int, buf, layout: Layout, kept: int) -> tuple[str, int]:
+    """Stream the header and the valid blocks of ``buf`` to a temporary file
+    beside ``path``, then a new footer, and fsync it; returns its name and
+    where its data blocks end.  The map is read in place, a block at a time,
+    so memory use does not grow with the file."""
+    tmp_fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(tmp_fd, os.fstat(fd).st_mode & 0o7777)      # keep the permissions of the file replaced
+        with os.fdopen(tmp_fd, "wb") as out, memoryview(buf) as view:
+            pos = layout.header.length
+            with view[:pos] as head:
+                out.write(head)
+            index, crc = [], 0
+            for b in layout.blocks:
+                with view[b.offset:b.end] as block:
+                    out.write(block)
+                    crc = core.crc64(block, crc)
+                index.append(fmt.BlockHeader(pos, b.kind, b.payload_length, b.records, b.first_ts,
+                                             b.last_ts, b.payload_crc))
+                pos += b.end - b.offset
+            out.write(fmt.pack_footer(kept, crc, index, pos))
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp, pos
+
+
+def _replace(tmp: str, path: Path) -> None:
+    """Rename the fsynced ``tmp`` over ``path`` and make the rename durable."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    fsync_dir(path)
+
+
+def _unlink(name: str) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
 
 
 __all__ = ["AuditReport", "Check", "RecoveryReport", "audit", "recover", "verify"]

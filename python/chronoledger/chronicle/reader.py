@@ -30,9 +30,9 @@ class Damage:
 
     start: int
     end: int
-    kind: str            # "torn-tail" or "corrupt"
+    kind: str            # "torn-tail", "corrupt" or "footer" (the last footer, with intact blocks before it)
     reason: str
-    records: int = 0     # records the damaged blocks claimed, when known
+    records: int = 0     # records the damaged blocks held, when a block header or the index says
 
     def as_dict(self) -> dict:
         return {"start": self.start, "end": self.end, "kind": self.kind, "reason": self.reason,
@@ -60,10 +60,15 @@ class Layout:
         return [d for d in self.damage if d.kind == "corrupt"]
 
     @property
+    def damaged_footer(self) -> Damage | None:
+        """The footer at the end of the file, if it is damaged (the data blocks before it are intact)."""
+        return next((d for d in self.damage if d.kind == "footer"), None)
+
+    @property
     def clean_end(self) -> int:
-        """Where the last whole block ends: the file length after a recovery."""
-        torn = self.torn_tail
-        return torn.start if torn else self.size
+        """Where the last whole data block ends: the file length after a recovery."""
+        tail = self.torn_tail or self.damaged_footer
+        return tail.start if tail else self.size
 
 
 def _next_valid_block(buf, start: int, size: int) -> fmt.BlockHeader | None:
@@ -88,9 +93,13 @@ def scan(buf, path: str, check_payloads: bool = False) -> Layout:
     otherwise by walking the block headers from the start.
 
     Damage followed by a valid block is "corrupt"; damage that runs to the end
-    of the file is a "torn-tail" (a writer died mid-block).  With
+    of the file is a "torn-tail" (a writer died mid-block), or "footer" when
+    it starts at the last footer (a bit flip in it, or a footer cut short):
+    the data blocks before it are intact and were found by scanning.  With
     ``check_payloads`` every block's payload CRC is checked too; otherwise only
-    the last block's (which is what tells a torn tail apart).
+    the last block's (which is what tells a torn tail apart).  When the file
+    ends in a valid footer, its index gives the records of damaged blocks
+    whose own headers are unreadable.
     """
     size = len(buf)
     header = fmt.read_header(buf, path)
@@ -122,12 +131,15 @@ def scan(buf, path: str, check_payloads: bool = False) -> Layout:
         elif bh.end > size:
             bad = f"the block claims {bh.payload_length} payload bytes, only {size - bh.payload_offset} remain"
         elif check_payloads and not _block_ok(buf, bh):
-            bad = "block payload CRC-64 mismatch"
+            bad = f"{'footer' if bh.kind == fmt.BLOCK_FOOTER else 'block'} payload CRC-64 mismatch"
         if bad is not None:
             nxt = _next_valid_block(buf, pos + 1, size)
             claimed = bh.records if bh is not None and bh.kind == fmt.BLOCK_DATA else 0
             if nxt is None:
-                layout.damage.append(Damage(pos, size, "torn-tail", bad, claimed))
+                if (bh is not None and bh.kind == fmt.BLOCK_FOOTER) or pos == footer_at:
+                    layout.damage.append(Damage(pos, size, "footer", bad))
+                else:
+                    layout.damage.append(Damage(pos, size, "torn-tail", bad, claimed))
                 break
             layout.damage.append(Damage(pos, nxt.offset, "corrupt", bad, claimed))
             pos = nxt.offset
@@ -145,10 +157,24 @@ def scan(buf, path: str, check_payloads: bool = False) -> Layout:
             layout.blocks.pop()
             layout.damage.append(Damage(last.offset, size, "torn-tail", "last block payload CRC-64 mismatch",
                                         last.records))
+    if last_footer is not None and last_footer.end == size:
+        # the file ends in a footer: it is the index only if the trailer points at it and its CRC holds
+        if not _block_ok(buf, last_footer):
+            bad = "footer payload CRC-64 mismatch"
+        elif footer_at != last_footer.offset:
+            bad = "the trailer at the end of the file is not valid" if footer_at is None else \
+                f"the trailer points at offset {footer_at}, not at the footer"
+        else:
+            bad = None
+        if bad is not None:
+            layout.damage.append(Damage(last_footer.offset, size, "footer", bad))
     if footer_at is not None and last_footer is not None and last_footer.offset == footer_at \
             and last_footer.end == size and _block_ok(buf, last_footer):
-        total, pcrc, _ = fmt.unpack_footer(buf, last_footer)
+        total, pcrc, entries = fmt.unpack_footer(buf, last_footer)
         layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
+        for d in layout.damage:      # the index counts the records of blocks whose header is unreadable
+            indexed = sum(records for off, records, _, _ in entries if d.start <= off < d.end)
+            d.records = max(d.records, indexed)
     return layout
 
 
@@ -195,6 +221,11 @@ class ChronicleReader:
             d = lay.torn_tail
             raise TruncatedError(f"{self.path}: torn tail at offset {d.start} ({d.reason}); "
                                  f"`chronoledger chronicle recover` truncates it", offset=d.start)
+        if self.mode == "strict" and lay.damaged_footer is not None:
+            d = lay.damaged_footer
+            raise CorruptDataError(f"{self.path}: the footer (block index) at offset {d.start} is damaged "
+                                   f"({d.reason}); the {len(lay.blocks):,} data blocks before it are intact; "
+                                   f"`chronoledger chronicle recover` rewrites the footer", offset=d.start)
 
     # --- properties -----------------------------------------------------
     @property

@@ -73,7 +73,10 @@ class WriterLockedError(ChronoledgerError):
     """Another writer (in this or another process) holds the chronicle."""
 
 
-def _lock(fd: int, path: Path) -> None:
+def lock_for_writing(fd: int, path: Path) -> None:
+    """Take the one-writer-per-file OS lock (``flock``) on ``fd``, open on ``path``,
+    without waiting; :class:`WriterLockedError` if a writer (or a recovery) holds it.
+    The lock lasts until ``fd`` is closed."""
     if fcntl is None:  # pragma: no cover
         return
     try:
@@ -126,7 +129,7 @@ class ChronicleWriter:
             except FileExistsError:
                 raise FileExistsError(f"{self.path}: already exists (mode 'x' creates a new chronicle only)") from None
             try:
-                _lock(self._fd, self.path)
+                lock_for_writing(self._fd, self.path)
             except BaseException:
                 os.close(self._fd)
                 raise
@@ -238,6 +241,13 @@ class ChronicleWriter:
             warnings.warn(f"{self.path}: dropped a torn tail of {size - end} bytes at offset {end} "
                           f"({torn.reason}; {torn.records} unflushed records) before appending",
                           stacklevel=4)
+        elif layout.damaged_footer is not None:
+            # appending after it would leave a damaged block in the middle of the file
+            os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+            warnings.warn(f"{self.path}: dropped a damaged footer of {size - end} bytes at offset {end} "
+                          f"({layout.damaged_footer.reason}); the {len(layout.blocks):,} data blocks before it "
+                          f"are intact and the next footer indexes them", stacklevel=4)
         self.header = header
         self.schema, self.scale = header.schema, header.scale
         self._pos = end

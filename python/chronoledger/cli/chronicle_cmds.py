@@ -3,7 +3,10 @@
 Exit codes: 0 success; 1 a check failed (verify, audit, replay found a
 divergence); 2 bad usage (click); 3 the file cannot be read (missing,
 corrupt beyond the chosen recovery mode, locked by a writer); 4 recovery
-refused (corruption that the chosen mode does not repair).
+refused (corruption that the chosen mode does not repair).  Errors go
+through ``cli.output.exit_codes(usage=())``: every library or OS error is
+exit 3 (no chronicle error is a usage error; the chronicle raises no
+``NotFoundError``, which would be exit 5).
 """
 
 from __future__ import annotations
@@ -19,25 +22,13 @@ import numpy as np
 
 from chronoledger import chronicle as chr_
 from chronoledger.chronicle import format as fmt
+from chronoledger.cli.output import EXIT_UNREADABLE, exit_codes
 from chronoledger.errors import ChronoledgerError, CorruptDataError
 
 EXIT_CHECK_FAILED = 1
-EXIT_UNREADABLE = 3
 EXIT_RECOVERY_REFUSED = 4
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-@contextmanager
-def _errors_exit():
-    """Library errors become one line on stderr and exit code 3."""
-    try:
-        yield
-    except BrokenPipeError:
-        raise
-    except (ChronoledgerError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
 
 
 def _warn_damage(file: Path, layout) -> None:
@@ -46,6 +37,11 @@ def _warn_damage(file: Path, layout) -> None:
     if torn is not None:
         click.echo(f"warning: {file}: torn tail at offset {torn.start} ({torn.reason}); records after it are not "
                    f"read; `chronoledger chronicle recover {file}` truncates it", err=True)
+    footer = layout.damaged_footer
+    if footer is not None:
+        click.echo(f"warning: {file}: the footer (block index) at offset {footer.start} is damaged "
+                   f"({footer.reason}); the {len(layout.blocks):,} data blocks before it are intact and were found "
+                   f"by scanning; `chronoledger chronicle recover {file}` rewrites the footer", err=True)
 
 
 @contextmanager
@@ -68,7 +64,7 @@ def chronicle_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def inspect_cmd(file: Path, as_json: bool) -> None:
     """Header, schema, blocks, sizes and compression of FILE."""
-    with _errors_exit(), chr_.ChronicleReader(file, "skip") as r:
+    with exit_codes(usage=()), chr_.ChronicleReader(file, "skip") as r:
         lay = r.layout
         names = r.column_names()
         stored = sum(b.end - b.offset for b in r.blocks)
@@ -89,11 +85,15 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     click.echo(f"{file}: {info['schema']} chronicle, format v{info['format_version']}, scale {info['scale']!r}")
+    # a cycle record packed raw (FORMAT.md's standard workload) is 38 B; events have no fixed raw size
+    raw = ", raw cycle record 38 B" if lay.header.schema == fmt.SCHEMA_CYCLE else ""
     click.echo(f"  {info['records']:,} records in {info['blocks']} blocks, {info['bytes']:,} bytes "
-               f"({info['bytes_per_record']:.3f} B/record in blocks, raw cycle record 38 B)")
+               f"({info['bytes_per_record']:.3f} B/record in blocks{raw})")
     if info["records"]:
         click.echo(f"  timestamps {info['first_timestamp']} .. {info['last_timestamp']}")
-    click.echo(f"  closed cleanly: {'yes' if info['closed_cleanly'] else 'no (no footer at the end)'}")
+    closed = "yes" if info["closed_cleanly"] else \
+        "no (the footer at the end is damaged)" if lay.damaged_footer is not None else "no (no footer at the end)"
+    click.echo(f"  closed cleanly: {closed}")
     click.echo(f"  columns: {', '.join(names)}")
     meta = {k: v for k, v in info["metadata"].items() if k not in ("schema",)}
     if meta:
@@ -113,7 +113,7 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_cmd(file: Path, as_json: bool) -> None:
     """Check every checksum of FILE; exit 1 if any fails."""
-    with _errors_exit():
+    with exit_codes(usage=()):
         report = chr_.verify(file)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
     sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
@@ -125,7 +125,7 @@ def verify_cmd(file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_cmd(file: Path, step: str | None, as_json: bool) -> None:
     """Checksums, record count, monotonic timestamps and (with --step) replay hashes."""
-    with _errors_exit():
+    with exit_codes(usage=()):
         factory = chr_.load_step(step) if step else None
         try:
             with chr_.ChronicleReader(file, "skip") as r:
@@ -138,10 +138,18 @@ def audit_cmd(file: Path, step: str | None, as_json: bool) -> None:
     sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
 
 
+def _values(v: np.ndarray) -> list:
+    """A column as Python values; float32 as the shortest decimal that reads
+    back as the same float32 (0.1, not its widened 0.10000000149011612)."""
+    if v.dtype == np.float32:
+        return [float(x) for x in v.astype(str)]
+    return v.tolist()
+
+
 def _rows(cols: dict[str, np.ndarray]):
     names = list(cols)
     n = len(cols[names[0]]) if names else 0
-    lists = {k: v.tolist() for k, v in cols.items()}
+    lists = {k: _values(v) for k, v in cols.items()}
     for i in range(n):
         yield {k: _plain(k, lists[k][i]) for k in names}
 
@@ -192,7 +200,7 @@ def query_cmd(file: Path, start: int, end: int, out_format: str, columns: str | 
     """Records of FILE with START <= timestamp < END."""
     if start < 0 or end < 0 or end > 2**64 - 1:
         raise click.BadParameter("timestamps are 0 .. 2**64-1", param_hint="--start/--end")
-    with _errors_exit(), chr_.ChronicleReader(file) as r:
+    with exit_codes(usage=()), chr_.ChronicleReader(file) as r:
         _warn_damage(file, r.layout)
         names = [c.strip() for c in columns.split(",")] if columns else None
         if names:
@@ -215,7 +223,7 @@ def replay_cmd(file: Path, step: str, as_json: bool) -> None:
         factory = chr_.load_step(step)
     except (ChronoledgerError, ImportError, AttributeError, OSError) as exc:      # a bad --step: usage
         raise click.BadParameter(str(exc), param_hint="--step") from None
-    with _errors_exit():
+    with exit_codes(usage=()):
         with chr_.ChronicleReader(file) as r:
             if r.schema != fmt.SCHEMA_CYCLE:
                 raise ChronoledgerError(f"{file}: replay needs a cycle chronicle, this is an event log")
@@ -278,7 +286,7 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
     from chronoledger._fsutil import atomic_write_bytes
 
     output = output or file.with_suffix({"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[out_format])
-    with _errors_exit():
+    with exit_codes(usage=()):
         ch = chr_.Chronicle.open(file)
         try:
             _warn_damage(file, ch.reader().layout)
@@ -307,7 +315,7 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def stats_cmd(file: Path, as_json: bool) -> None:
     """Per-column statistics of FILE (count, min, max, mean; phases and actions)."""
-    with _errors_exit(), chr_.ChronicleReader(file) as r:
+    with exit_codes(usage=()), chr_.ChronicleReader(file) as r:
         _warn_damage(file, r.layout)
         cols = r.to_numpy()
     stats = {}
@@ -325,8 +333,10 @@ def stats_cmd(file: Path, as_json: bool) -> None:
             if finite.size == 0:
                 stats[name] = {"count": 0}
                 continue
+            mean = np.mean(finite, dtype=np.float64)
             stats[name] = {"count": int(finite.size), "min": _num(finite.min()), "max": _num(finite.max()),
-                           "mean": float(np.mean(finite, dtype=np.float64))}
+                           # a float32 column's mean to float32 precision, the precision of its values
+                           "mean": _num(np.float32(mean)) if v.dtype == np.float32 else float(mean)}
     if as_json:
         click.echo(json.dumps({"path": str(file), "records": len(r), "columns": stats}, indent=2))
         return
@@ -336,4 +346,6 @@ def stats_cmd(file: Path, as_json: bool) -> None:
 
 
 def _num(x):
+    if isinstance(x, np.float32):
+        return float(str(x))          # the shortest decimal of the float32, not its widened double
     return int(x) if isinstance(x, (np.integer, int)) else float(x)
