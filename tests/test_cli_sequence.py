@@ -157,3 +157,20 @@ def test_output_cut_by_its_reader_ends_quietly_and_is_recorded_ok(folder, entry)
     assert proc.wait(timeout=60) == 0, err
     assert err == ""
     assert runs(folder)[-1] == ("data", "ok")
+
+
+def test_a_user_folder_whose_path_is_not_utf8_is_refused_clearly(folder, tmp_path):
+    import os
+    import shutil
+
+    odd = os.path.join(os.fsencode(tmp_path), b"p\xe9")
+    try:
+        os.mkdir(odd)
+    except OSError as exc:
+        pytest.skip(f"this file system refuses names that are not UTF-8: {exc}")
+    shutil.copytree(os.fsencode(folder), os.path.join(odd, b"User"))
+    for args in (("sync",), ("status",), ("data", "SELECT 1")):
+        r = run(*args, "--user", os.fsdecode(odd))
+        assert r.exit_code == 3, (args, r.output)
+        assert "p\\xe9/User: the folder's path is not UTF-8" in r.output
+    assert not os.path.exists(os.path.join(odd, b"User", b"Data"))

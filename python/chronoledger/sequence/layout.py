@@ -327,13 +327,22 @@ def find_user_folder(path: str | os.PathLike[str]) -> Path:
     """``path`` itself if it is named User/user, else its child of that name."""
     p = Path(path).expanduser()
     if not p.is_dir():
-        raise ConfigError(f"{p}: no such folder (pass the user folder, or the folder that holds it)")
+        raise ConfigError(f"{shown_name(str(p))}: no such folder (pass the user folder, or the folder that holds it)")
     if p.name.lower() == "user":
-        return p
+        return _utf8_path(p)
     for child in p.iterdir():
         if child.is_dir() and child.name.lower() == "user":
-            return child
-    raise ConfigError(f"{p}: neither it nor a folder in it is named User/ or user/")
+            return _utf8_path(child)
+    raise ConfigError(f"{shown_name(str(p))}: neither it nor a folder in it is named User/ or user/")
+
+
+def _utf8_path(p: Path) -> Path:
+    """``p``, if its path is UTF-8: SQLite opens files by UTF-8 names only, so
+    mirrors cannot be written, nor a command recorded, under any other."""
+    if not utf8_name(str(p.absolute())):
+        raise ConfigError(f"{shown_name(str(p))}: the folder's path is not UTF-8, and SQLite opens files only by "
+                          f"UTF-8 names; rename the folder (or the one above it that is not UTF-8)")
+    return p
 
 
 def child(folder: Path, name: str) -> Path | None:
