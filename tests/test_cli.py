@@ -75,3 +75,22 @@ def test_examples_run(tmp_path):
     out = subprocess.run([sys.executable, str(example), str(tmp_path / "qs")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("verified") == 4
+
+
+def test_output_cut_by_its_reader_ends_quietly_in_every_group(tmp_path):
+    import numpy as np
+
+    from chronoledger.chronicle import Chronicle
+
+    log = tmp_path / "big.cmeta"
+    n = 200_000                                          # far more than a pipe holds
+    with Chronicle.open(log, "w", schema="event") as ch:
+        ch.extend({"timestamp": np.arange(n, dtype=np.uint64), "event_type": np.zeros(n, dtype=np.int64)},
+                  labels={"event_type": ["tick"]})
+    proc = subprocess.Popen([sys.executable, "-m", "chronoledger.cli", "chronicle", "query", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"timestamp")
+    proc.stdout.close()                                  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err              # click alone would exit 1
+    assert err == ""

@@ -17,7 +17,18 @@ from chronoledger.cli.tables_cmds import tables_group
 from chronoledger.cli.world_cmds import world_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # the reader of our output went away (`... | head`): not an error (click would exit 1);
+            # point stdout at /dev/null so the interpreter's final flush is quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="chronoledger")
 def cli() -> None:
     """chronoledger: a checksummed, replayable ledger and the stores beside it."""
@@ -34,10 +45,4 @@ cli.add_command(demo)
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli()
-    except BrokenPipeError:
-        # the reader of our output went away (`... | head`): not an error;
-        # point stdout at /dev/null so the interpreter's final flush is quiet
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    cli()
