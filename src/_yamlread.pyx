@@ -37,7 +37,13 @@ class NotPlain(Exception):
 
 
 class TooDeep(Exception):
-    """Collections nest deeper than the ``max_depth`` given to :func:`read`."""
+    """Collections nest deeper than the ``max_depth`` given to :func:`read`;
+    ``args`` are the depth reached and the 1-based line of the collection
+    that reached it."""
+
+    @property
+    def line(self):
+        return self.args[1]
 
 
 def bind(str path):
@@ -113,7 +119,7 @@ cdef class _Doc:
                     strcmp(<const char *>self.ev.data.sequence_start.tag, b"tag:yaml.org,2002:seq") != 0:
                 raise NotPlain("tagged sequence")
             if depth + 1 > self.max_depth:
-                raise TooDeep(depth + 1)
+                raise TooDeep(depth + 1, self.ev.start_mark.line + 1)
             items = []
             while self.next() != CL_YAML_SEQUENCE_END:
                 PyList_Append(items, self.node(depth + 1))
@@ -125,7 +131,7 @@ cdef class _Doc:
                     strcmp(<const char *>self.ev.data.mapping_start.tag, b"tag:yaml.org,2002:map") != 0:
                 raise NotPlain("tagged mapping")
             if depth + 1 > self.max_depth:
-                raise TooDeep(depth + 1)
+                raise TooDeep(depth + 1, self.ev.start_mark.line + 1)
             mapping = {}
             while self.next() != CL_YAML_MAPPING_END:
                 key = self.key(depth)

@@ -2,8 +2,9 @@
 data queries, the metastudy and the listener."""
 
 import hashlib
-import os
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import apsw
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -633,7 +635,7 @@ def test_odd_values_anywhere_are_reported_not_fatal(tmp_path, reader):
     msgs = {p.path: p for p in report.problems}
     assert "a value cannot be read" in msgs["Tasks/baddate.yml"].reason
     assert "a value cannot be read" in msgs["Tasks/huge.yml"].reason
-    assert "nested more than 500 levels deep" in msgs["Tasks/deep.yml"].reason
+    assert str(msgs["Tasks/deep.yml"]) == "Tasks/deep.yml:2: nested more than 500 levels deep"
     assert "recursive" in msgs["Tasks/loop.yml"].reason
     assert "once its aliases are expanded" in msgs["Tasks/bomb.yml"].reason
     assert "UTF-8" in msgs["Tasks/binary.yml"].reason
@@ -658,8 +660,8 @@ def test_bad_tagged_values_deep_nesting_and_odd_keys_never_stop_a_sync(tmp_path,
         "ts.yml": ("name: T\n\nwhen: !!timestamp soon\n",
                    "Tasks/ts.yml:3: a value cannot be read: 'soon' is not a valid timestamp"),
         # deep enough to overflow the C stack in PyYAML's composer if it were ever parsed
-        "block.yml": ("name: D\nx:\n" + "- " * 30000 + "x\n", "Tasks/block.yml: nested more than 500 levels deep"),
-        "flow.yml": ("name: F\nx: " + "[" * 30000 + "]" * 30000 + "\n", "Tasks/flow.yml: nested more than 500 levels deep"),
+        "block.yml": ("name: D\nx:\n" + "- " * 30000 + "x\n", "Tasks/block.yml:3: nested more than 500 levels deep"),
+        "flow.yml": ("name: F\nx: " + "[" * 30000 + "]" * 30000 + "\n", "Tasks/flow.yml:2: nested more than 500 levels deep"),
     }
     for name, (text, _) in files.items():
         (user / "Tasks" / name).write_text(text)
@@ -686,7 +688,10 @@ def test_bad_tagged_values_deep_nesting_and_odd_keys_never_stop_a_sync(tmp_path,
 def test_nesting_depth_is_measured_exactly_around_the_limit(make):
     import yaml
 
-    from chronoledger.sequence.layout import nested_deeper_than
+    from chronoledger.sequence.layout import too_deep_line
+
+    def nested_deeper_than(raw: bytes, limit: int) -> bool:
+        return too_deep_line(raw, limit) is not None
 
     def depth_of(raw: bytes) -> int:             # the reference: the deepest collection in the composed nodes
         deepest, stack = 0, [(yaml.compose(raw, Loader=yaml.CSafeLoader), 0)]
@@ -709,8 +714,54 @@ def test_nesting_depth_is_measured_exactly_around_the_limit(make):
 
     for d in range(layout.MAX_DEPTH - 3, layout.MAX_DEPTH + 3):
         raw = make(d).encode()
-        too_deep = layout._read_direct(raw, False) is layout._TOO_DEEP
+        too_deep = isinstance(layout._read_direct(raw, False), layout._TooDeep)
         assert too_deep == (depth_of(raw) > layout.MAX_DEPTH) == nested_deeper_than(raw, layout.MAX_DEPTH), d
+
+
+class _LookaheadLimitLoader(yaml.CSafeLoader):
+    """A C parser with a nesting limit of its own, below what the document holds, that
+    refuses (with wording nobody can predict) before handing over a single collection:
+    as the libyaml in PyYAML 6.0.4 does while its scanner looks ahead."""
+
+    LIMIT = 600
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        text = stream.decode() if isinstance(stream, bytes) else stream
+        self.refuse = max(len(run) for run in re.findall(r"\[+", text) or [""]) > self.LIMIT
+
+    def get_event(self):
+        event = super().get_event()
+        if self.refuse and isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            raise yaml.scanner.ScannerError("while doing something new", None, "a limit of its own",
+                                            event.start_mark)
+        return event
+
+
+def test_our_nesting_limit_decides_whatever_the_c_parser_refuses(tmp_path, monkeypatch):
+    from chronoledger.sequence import layout
+
+    monkeypatch.setattr(layout, "_yamlread", None)            # every file through the loader path
+    monkeypatch.setattr(layout, "_BaseLoader", _LookaheadLimitLoader)
+    deep = b"name: Deep\nx: " + b"[" * 3000 + b"]" * 3000 + b"\n"
+    assert layout.too_deep_line(deep, 500) == 2
+    assert layout.too_deep_line(deep, 3001) is None          # 3,001 deep with its mapping: measured, not assumed
+    assert layout.too_deep_line(b"a: [1\n]]\nb: " + b"[" * 700 + b"]" * 700, 500) is None   # malformed first
+    assert layout.too_deep_line(b"a: 1\nb: " + b"[" * 700 + b"\n", 500) == 2     # deep first, malformed later
+    medium = b"x: " + b"[" * 550 + b"]" * 550
+    assert layout.too_deep_line(medium, 500) == 1 and layout.too_deep_line(medium, 551) is None
+
+    user = tmp_path / "User"
+    (user / "Tasks").mkdir(parents=True)
+    (user / "Tasks" / "deep.yml").write_bytes(deep)
+    (user / "Tasks" / "bad.yml").write_text("name: Bad\nx: [a, b\n")
+    (user / "Tasks" / "medium.yml").write_text("name: Medium\n\nx: " + "[" * 550 + "]" * 550 + "\n")
+    report = sync(tmp_path, ("core",))
+    msgs = {p.path: p for p in report.problems}
+    assert str(msgs["Tasks/deep.yml"]) == "Tasks/deep.yml:2: nested more than 500 levels deep"
+    assert msgs["Tasks/bad.yml"].reason.startswith("malformed YAML: ") and msgs["Tasks/bad.yml"].line == 3
+    assert str(msgs["Tasks/medium.yml"]) == "Tasks/medium.yml:3: nested more than 500 levels deep"
+    assert report.skipped == 3
 
 
 def test_completion_names_keep_their_case_and_match_blocks_once(tmp_path):

@@ -176,7 +176,12 @@ _RESOLVER = Loader(b"")                   # PyYAML's resolver and scalar constru
 _VALUES: dict = {}                        # (tag, text) -> value of an immutable scalar (int, date...)
 _KEYS: dict = {}                          # key as written -> stripped and lower-cased
 _MISSING = object()
-_TOO_DEEP = object()
+
+
+@dataclass(frozen=True)
+class _TooDeep:
+    """_read_direct's answer for a document nested past MAX_DEPTH."""
+    line: int
 
 
 def _resolve_plain(text: str) -> str:
@@ -198,14 +203,14 @@ def _scalar_value(tag: str, text: str, is_key: bool = False):
 
 def _read_direct(raw: bytes, keep_case: bool) -> Any:
     """The document through _yamlread; _MISSING when it is left to Loader
-    (see _yamlread's docstring), _TOO_DEEP past MAX_DEPTH."""
+    (see _yamlread's docstring), a _TooDeep past MAX_DEPTH."""
     if _yamlread is None or len(raw) >= MAX_VALUES // 2:     # larger: the value count must be kept (_Walk)
         return _MISSING
     try:
         return _yamlread.read(raw, CaseLoader.case_depth if keep_case else -1, MAX_DEPTH,
                               Loader._tags, _resolve_plain, _scalar_value, _KEYS)
-    except _yamlread.TooDeep:
-        return _TOO_DEEP
+    except _yamlread.TooDeep as exc:
+        return _TooDeep(exc.line)
     except Exception:       # NotPlain, or a value PyYAML refuses: its loader gives the value or the exact error
         return _MISSING
 
@@ -399,8 +404,8 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
     if not raw or raw.isspace():
         return None, Problem(_rel(root, path), None, "the file is empty")
     data = _read_direct(raw, keep_case)
-    if data is _TOO_DEEP:
-        return None, Problem(_rel(root, path), None, f"nested more than {MAX_DEPTH} levels deep")
+    if data.__class__ is _TooDeep:
+        return None, _too_deep(root, path, data.line)
     if data is _MISSING:
         data, problem = _load_with_pyyaml(root, path, raw, keep_case)
         if problem is not None:
@@ -411,11 +416,16 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
     return data, None
 
 
+def _too_deep(root: str, path: str, line: int) -> Problem:
+    return Problem(_rel(root, path), line, f"nested more than {MAX_DEPTH} levels deep")
+
+
 def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool) -> tuple[Any, Problem | None]:
     loader = (CaseLoader if keep_case else Loader)(raw)
     try:
-        if nested_deeper_than(raw, MAX_DEPTH):
-            return None, Problem(_rel(root, path), None, f"nested more than {MAX_DEPTH} levels deep")
+        line = too_deep_line(raw, MAX_DEPTH)
+        if line is not None:
+            return None, _too_deep(root, path, line)
         data = loader.get_single_data()
     except _ValueProblem as exc:
         mark = exc.problem_mark
@@ -463,28 +473,51 @@ def _text_problem(rel: str, raw: bytes, exc: yaml.reader.ReaderError) -> Problem
 MAX_DEPTH = 500
 
 
-def nested_deeper_than(raw: bytes, limit: int) -> bool:
-    """Whether the YAML in ``raw`` nests collections more than ``limit`` deep.
+def too_deep_line(raw: bytes, limit: int) -> int | None:
+    """The 1-based line of the first collection in ``raw`` that nests more
+    than ``limit`` deep, or None when none does (or the YAML is malformed
+    before that depth: the loader reports that).
 
     Every level needs an indicator of its own: ``[`` or ``{`` (which may
     carry an implicit single-pair mapping too, hence twice), or a block
     ``-``, ``?`` or ``:``.  A document with fewer of these bytes cannot be
     deeper, and that count, five byte scans, settles almost every file.  The
     rest (long files: a points ledger) are measured on libyaml's event
-    stream, whose parser keeps its own stack and cannot overflow."""
+    stream, whose parser keeps its own stack and cannot overflow.
+
+    Our limit is decided here, not by whichever libyaml PyYAML bundles: the
+    libyaml in PyYAML 6.0.4 refuses flow collections past its own nesting
+    limit while its scanner looks up to 1,024 characters ahead, before the
+    parser has handed over our 501st level, and words that refusal its own
+    way.  So a document the C parser refuses is measured again by PyYAML's
+    pure-Python parser (the same grammar; no nesting limit), and a refusal
+    of either parser only means "not deeper than ``limit`` as far as it
+    could be read"."""
     bound = 2 * (raw.count(b"[") + raw.count(b"{")) + raw.count(b"-") + raw.count(b"?") + raw.count(b":") + 1
     if bound <= limit:
-        return False
+        return None
+    try:
+        return _too_deep_in(yaml.parse(raw, Loader=_BaseLoader), limit)
+    except yaml.YAMLError:
+        if _BaseLoader is yaml.SafeLoader:
+            return None
+    try:
+        return _too_deep_in(yaml.parse(raw, Loader=yaml.SafeLoader), limit)
+    except yaml.YAMLError:
+        return None
+
+
+def _too_deep_in(events, limit: int) -> int | None:
     depth = 0
-    for event in yaml.parse(raw, Loader=_BaseLoader):
+    for event in events:
         cls = event.__class__
         if cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
             depth += 1
             if depth > limit:
-                return True
+                return event.start_mark.line + 1
         elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
             depth -= 1
-    return False
+    return None
 
 
 def _rel(root: str, path: str) -> str:
