@@ -226,7 +226,12 @@ class RuntimeMemoryStore:
             yield d
 
     def _rows(self, sql: str, params: Any = ()) -> list[dict]:
-        return list(self._iter(sql, params))
+        # Under the store's lock like every write: one connection serves all the
+        # threads, and a commit runs our WAL hook (Python) while holding SQLite's
+        # connection mutex, so a read entering that mutex from another thread
+        # could deadlock against it (apsw before 3.49 waits for the mutex holding the GIL).
+        with self._lock:
+            return list(self._iter(sql, params))
 
     def _one(self, sql: str, params: Any = ()) -> dict | None:
         rows = self._rows(sql, params)
@@ -252,7 +257,7 @@ class RuntimeMemoryStore:
     def _sql_error(self, exc: apsw.Error, what: str) -> ChronoledgerError:
         # trigger and constraint messages already say what failed and why
         msg = re.sub(r"^[A-Za-z]+Error: ", "", str(exc))
-        if msg.startswith("UNIQUE constraint failed"):
+        if getattr(exc, "extendedresult", None) in (apsw.SQLITE_CONSTRAINT_UNIQUE, apsw.SQLITE_CONSTRAINT_PRIMARYKEY):
             msg += " (a row with these values exists already)"
         return ValidationError(f"{self.path}: {what}: {msg}")
 
