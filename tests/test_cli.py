@@ -6,14 +6,15 @@ import subprocess
 import sys
 
 import fastcrc
-from click.testing import CliRunner
 
 from chronoledger import __version__, core
 from chronoledger.cli import cli
 
+from _cli import invoke
+
 
 def test_version():
-    result = CliRunner().invoke(cli, ["--version"])
+    result = invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert __version__ in result.output
 
@@ -25,7 +26,7 @@ def test_console_script_is_installed():
 
 
 def test_core_info():
-    result = CliRunner().invoke(cli, ["core", "info"])
+    result = invoke(cli, ["core", "info"])
     assert result.exit_code == 0
     assert core.crc64_impl() in result.output
 
@@ -35,7 +36,7 @@ def test_core_crc64_of_files(tmp_path):
     a.write_bytes(os.urandom(70_000))
     b = tmp_path / "b.bin"
     b.write_bytes(b"123456789")
-    result = CliRunner().invoke(cli, ["core", "crc64", str(a), str(b)])
+    result = invoke(cli, ["core", "crc64", str(a), str(b)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[0] == f"{fastcrc.crc64.xz(a.read_bytes()):016x}"
@@ -43,14 +44,15 @@ def test_core_crc64_of_files(tmp_path):
 
 
 def test_core_crc64_missing_file_is_a_clear_error(tmp_path):
-    result = CliRunner().invoke(cli, ["core", "crc64", str(tmp_path / "nope.bin")])
-    assert result.exit_code != 0
-    assert "nope.bin" in result.output and "does not exist" in result.output
+    missing = tmp_path / "nope.bin"
+    result = invoke(cli, ["core", "crc64", str(missing)])
+    assert result.exit_code == 2                          # bad usage, refused before anything is read
+    assert str(missing) in result.stderr and result.stdout == ""
 
 
 def test_demo_writes_verifiable_files(tmp_path):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--records", "20000", "--cycles", "800"])
+    result = invoke(cli, ["demo", "--out", str(out), "--records", "20000", "--cycles", "800"])
     assert result.exit_code == 0, result.output
     assert "CRC-64 verified, integers identical" in result.output
     assert "in timestamp order: True" in result.output

@@ -3,14 +3,15 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from chronoledger.cli import cli
 from chronoledger.runtime import RuntimeMemoryStore
 
+from _cli import invoke
+
 
 def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+    return invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture

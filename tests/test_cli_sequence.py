@@ -4,15 +4,16 @@ import json
 
 import apsw
 import pytest
-from click.testing import CliRunner
 
 from chronoledger.cli import cli
 from chronoledger.cli.sequence_cmds import sequence_group
 from chronoledger.sequence import sample
 
+from _cli import invoke
+
 
 def run(*args):
-    return CliRunner().invoke(sequence_group, [str(a) for a in args])
+    return invoke(sequence_group, [str(a) for a in args])
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_usage_errors(folder, tmp_path):
     assert r.exit_code == 2 and "run `sequence sync` first" in r.output
     r = run("memory", "--metastudy", "--user", folder)
     assert r.exit_code == 3 and "sequence sync --db memory" in r.output
-    assert CliRunner().invoke(cli, ["sequence", "status", "--user", str(folder)]).exit_code == 0
+    assert invoke(cli, ["sequence", "status", "--user", str(folder)]).exit_code == 0
 
 
 def test_a_file_name_that_is_not_utf8_exits_1_and_status_works(folder):
@@ -110,12 +111,12 @@ FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
 
 def test_data_has_a_row_limit_and_a_time_limit(folder):
     run("sync", "--db", "core", "--user", folder)
-    r = CliRunner().invoke(sequence_group, ["data", FOREVER + "SELECT x FROM c", "--user", str(folder),
+    r = invoke(sequence_group, ["data", FOREVER + "SELECT x FROM c", "--user", str(folder),
                                             "--format", "csv", "--limit", "5"])
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == ["x", "1", "2", "3", "4", "5"]
     assert "the first 5 rows; the query has more" in r.stderr
-    r = CliRunner().invoke(sequence_group, ["data", "SELECT name FROM items LIMIT 3", "--user", str(folder),
+    r = invoke(sequence_group, ["data", "SELECT name FROM items LIMIT 3", "--user", str(folder),
                                             "--limit", "3"])
     assert r.exit_code == 0 and "(3 rows)" in r.stderr and "has more" not in r.stderr
     r = run("data", FOREVER + "SELECT x FROM c", "--user", folder)                 # the default: 10,000 rows
@@ -148,10 +149,10 @@ def test_output_cut_by_its_reader_ends_quietly_and_is_recorded_ok(folder, entry)
     import sys
 
     run("sync", "--db", "core", "--user", folder)
-    proc = subprocess.Popen([sys.executable, "-c", entry, "data", FOREVER + "SELECT x, 'padding' FROM c",
+    proc = subprocess.Popen([sys.executable, "-c", entry, "data", FOREVER + "SELECT x, 'padding' AS pad FROM c",
                              "--user", str(folder), "--limit", "200000", "--format", "csv"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.readline().rstrip() == b"x,'padding'"
+    assert proc.stdout.readline().rstrip() == b"x,pad"      # the header: the names the query gave
     proc.stdout.close()                                  # as `| head -1` does
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err

@@ -10,13 +10,13 @@ import tempfile
 
 import numpy as np
 import pytest
+from _cli import invoke
 from _world_data import WEEKEND, rows, write
 from chronoledger.cli import cli
-from click.testing import CliRunner
 
 
 def run(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env)
+    return invoke(cli, [str(a) for a in args], env=env)
 
 
 def world(*args, **kw):
