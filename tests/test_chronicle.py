@@ -1,5 +1,7 @@
 """The chronicle: the five tests of the specification, and the rest of the contract."""
 
+import os
+import sys
 import threading
 import warnings
 
@@ -297,7 +299,7 @@ def test_event_log_roundtrip(tmp_path):
                   values={"tokens": 2, "latency_ms": 35.5})
         with pytest.raises(ValidationError, match="JSON object"):
             ch.append(timestamp=13, event_type="turn", payload=[1, 2])
-        with pytest.raises(ValidationError, match="JSON"):
+        with pytest.raises(ValidationError, match="payload is not JSON-serialisable: "):
             ch.append(timestamp=13, event_type="turn", payload={"x": object()})
         with pytest.raises(ValidationError, match="event log"):
             ch._writer.append_cycle(**cycle_fields(14))
@@ -366,6 +368,37 @@ def test_pandas_and_arrow(tmp_path):
     assert len(df) == 50 and df["phase"].iloc[0] == "train"
     assert table.num_rows == 50
     assert table.column("action_code").null_count == sum(cycle_fields(i)["action_code"] is None for i in range(50))
+
+
+def test_without_the_arrow_extra_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+    from chronoledger.errors import ChronoledgerError, MissingDependencyError
+
+    p = tmp_path / "pa.cmeta"
+    write_cycles(p, 5)
+    for name in ("pyarrow", "pyarrow.parquet", "pandas"):
+        monkeypatch.setitem(sys.modules, name, None)          # as if not installed: import fails
+    out = tmp_path / "out.parquet"
+    with Chronicle.open(p) as ch:
+        for call, package in ((ch.to_arrow, "pyarrow"), (ch.to_pandas, "pandas"), (lambda: ch.to_parquet(out), "pyarrow")):
+            with pytest.raises(MissingDependencyError) as info:
+                call()
+            assert isinstance(info.value, ChronoledgerError) and isinstance(info.value, ImportError)
+            assert f"needs {package}, which is not installed: pip install 'chronoledger[arrow]'" in str(info.value)
+    assert not out.exists()
+
+
+def test_to_parquet_replaces_the_file_whole(tmp_path):
+    import pyarrow.parquet as pq
+
+    p, out = tmp_path / "pq.cmeta", tmp_path / "out.parquet"
+    write_cycles(p, 70)
+    out.write_bytes(b"an older export")
+    with Chronicle.open(p) as ch:
+        assert ch.to_parquet(out) == 70
+        want = ch.to_numpy()
+    table = pq.read_table(out)
+    assert table.num_rows == 70 and table.column("timestamp").to_pylist() == want["timestamp"].tolist()
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
 
 
 def test_writer_modes(tmp_path):

@@ -1,15 +1,16 @@
 """`chronoledger chronicle ...` from the command line, with its exit codes."""
 
 import json
+import sys
 
 import pytest
-from click.testing import CliRunner
 
 from chronoledger.chronicle import ChronicleReader
 from chronoledger.cli import cli
 from chronoledger.examples.recording import STEP, record_learner
 
 from _chronicle_util import write_cycles
+from _cli import invoke
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def learner_file(tmp_path_factory):
 
 
 def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+    return invoke(cli, [str(a) for a in args])
 
 
 def test_inspect(learner_file):
@@ -116,6 +117,16 @@ def test_export_and_stats(learner_file, tmp_path):
     assert r.exit_code == 0
     stats = json.loads(r.output)
     assert stats["records"] == 400 and stats["columns"]["phase"]["distinct"] == 3
+
+
+def test_export_parquet_without_pyarrow_says_which_extra(learner_file, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)             # as if not installed
+    out = tmp_path / "x.parquet"
+    r = run("chronicle", "export", learner_file, "--format", "parquet", "-o", out)
+    assert r.exit_code == 2
+    assert "export --format parquet: to_arrow needs pyarrow, which is not installed: " \
+           "pip install 'chronoledger[arrow]'" in r.stderr
+    assert not out.exists()
 
 
 def test_recover_skip_reports_the_records_of_a_block_with_a_damaged_header(tmp_path):

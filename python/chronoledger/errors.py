@@ -16,6 +16,7 @@ __all__ = [
     "OrderError",
     "QuantizationError",
     "UnsupportedError",
+    "MissingDependencyError",
     "SchemaError",
     "ValidationError",
     "ConfigError",
@@ -64,6 +65,11 @@ class QuantizationError(ChronoledgerError, ValueError):
 
 class UnsupportedError(ChronoledgerError):
     """This machine lacks what the call asks for (e.g. a CPU instruction set)."""
+
+
+class MissingDependencyError(UnsupportedError, ImportError):
+    """An optional package the call needs is not installed; the message says
+    which extra installs it (``pip install 'chronoledger[arrow]'``)."""
 
 
 class SchemaError(ChronoledgerError):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.reader import ChronicleReader
 from chronoledger.chronicle.records import CycleRecord, EventRecord
 from chronoledger.chronicle.writer import DEFAULT_BLOCK_RECORDS, ChronicleWriter
-from chronoledger.errors import ChronoledgerError
+from chronoledger.errors import ChronoledgerError, MissingDependencyError
 
 
 class Chronicle:
@@ -173,19 +175,25 @@ class Chronicle:
         return self.reader().to_numpy(columns)
 
     def to_pandas(self):
-        """A pandas DataFrame of :meth:`to_numpy` (needs pandas)."""
+        """A pandas DataFrame of :meth:`to_numpy` (needs the ``arrow`` extra:
+        ``pip install 'chronoledger[arrow]'``; raises MissingDependencyError
+        without pandas)."""
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("to_pandas needs pandas: pip install pandas") from None
+            raise MissingDependencyError("to_pandas needs pandas, which is not installed: "
+                                         "pip install 'chronoledger[arrow]'") from None
         return pd.DataFrame(self.to_numpy())
 
     def to_arrow(self):
-        """A pyarrow Table of :meth:`to_numpy` (needs pyarrow)."""
+        """A pyarrow Table of :meth:`to_numpy` (needs the ``arrow`` extra:
+        ``pip install 'chronoledger[arrow]'``; raises MissingDependencyError
+        without pyarrow)."""
         try:
             import pyarrow as pa
         except ImportError:
-            raise ImportError("to_arrow needs pyarrow: pip install pyarrow") from None
+            raise MissingDependencyError("to_arrow needs pyarrow, which is not installed: "
+                                         "pip install 'chronoledger[arrow]'") from None
         cols = self.to_numpy()
         arrays = {}
         for k, v in cols.items():
@@ -196,6 +204,19 @@ class Chronicle:
             else:
                 arrays[k] = pa.array(v)
         return pa.table(arrays)
+
+    def to_parquet(self, path: str | os.PathLike[str], compression: str = "zstd") -> int:
+        """Write :meth:`to_arrow` to ``path`` as Parquet, replacing it
+        atomically (a crash leaves the old file or the new one); returns the
+        record count.  Needs the ``arrow`` extra (MissingDependencyError
+        without pyarrow)."""
+        table = self.to_arrow()
+        import pyarrow.parquet as pq          # present: to_arrow has imported pyarrow
+
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression=compression)
+        atomic_write_bytes(path, buf.getvalue())
+        return table.num_rows
 
     # --- closing --------------------------------------------------------------
     def close(self) -> None:

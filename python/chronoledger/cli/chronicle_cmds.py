@@ -22,8 +22,8 @@ import numpy as np
 
 from chronoledger import chronicle as chr_
 from chronoledger.chronicle import format as fmt
-from chronoledger.cli.output import EXIT_UNREADABLE, exit_codes
-from chronoledger.errors import ChronoledgerError, CorruptDataError
+from chronoledger.cli.output import EXIT_UNREADABLE, EXIT_USAGE, exit_codes
+from chronoledger.errors import ChronoledgerError, CorruptDataError, MissingDependencyError
 
 EXIT_CHECK_FAILED = 1
 EXIT_RECOVERY_REFUSED = 4
@@ -292,14 +292,10 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
             _warn_damage(file, ch.reader().layout)
             if out_format == "parquet":
                 try:
-                    import pyarrow.parquet as pq
-                except ImportError:
-                    raise click.ClickException("export --format parquet needs pyarrow: pip install pyarrow")
-                import io
-                buf = io.BytesIO()
-                pq.write_table(ch.to_arrow(), buf, compression="zstd")
-                atomic_write_bytes(output, buf.getvalue())
-                n = len(ch)
+                    n = ch.to_parquet(output)
+                except MissingDependencyError as exc:
+                    click.echo(f"error: export --format parquet: {exc}", err=True)
+                    sys.exit(EXIT_USAGE)
             else:
                 import io
                 text = io.StringIO()
