@@ -41,4 +41,6 @@ def test_quick_start_is_what_ci_runs():
     lines = [ln for ln in quick.group(1).splitlines() if ln.strip()]
     assert lines[0] == "pip install . && chronoledger demo"
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert lines[1] in ci.splitlines()
+    commands = [ln.strip() for ln in ci.splitlines() if not ln.lstrip().startswith("#")]
+    assert lines[1] in commands                               # verbatim, in a fresh venv
+    assert any("--resolution lowest-direct '.[test]'" in c for c in commands)   # and at the lowest versions
