@@ -450,6 +450,10 @@ def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool) -> tupl
     return data, None
 
 
+#: The characters YAML 1.1 does not allow in a stream (its "printable" set, section 5.1).
+_NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _text_problem(rel: str, raw: bytes, exc: yaml.reader.ReaderError) -> Problem:
     """Why libyaml refused a file's bytes, on one line with the line and the
     byte where it happened: not UTF-8, or a character YAML does not allow
@@ -459,7 +463,7 @@ def _text_problem(rel: str, raw: bytes, exc: yaml.reader.ReaderError) -> Problem
             text = raw.decode("utf-8")
         except UnicodeDecodeError as bad:
             return Problem(rel, raw.count(b"\n", 0, bad.start) + 1, f"not UTF-8 text at byte {bad.start}")
-        m = yaml.reader.Reader.NON_PRINTABLE.search(text)
+        m = _NOT_PRINTABLE.search(text)
         if m is not None:
             at = len(text[:m.start()].encode("utf-8"))
             return Problem(rel, text.count("\n", 0, m.start()) + 1,
