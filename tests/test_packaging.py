@@ -3,6 +3,7 @@ only what must leave them, the licence is declared, and no binary is kept in
 the tree but the golden test files."""
 
 import ctypes
+import fnmatch
 import importlib
 import importlib.metadata
 import re
@@ -45,16 +46,41 @@ def test_the_licence_is_declared_and_shipped():
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
+def ignored(rel: Path, patterns: list[str]) -> bool:
+    """Whether .gitignore's ``patterns`` (the forms it uses: names, globs,
+    /anchored paths, trailing / for folders) leave out ``rel`` or a folder above it."""
+    prefixes = [Path(*rel.parts[:i]) for i in range(1, len(rel.parts) + 1)]
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if pattern.startswith("/"):                    # component by component: * stops at a /
+            parts = pattern[1:].split("/")
+            if any(len(p.parts) == len(parts) and all(map(fnmatch.fnmatchcase, p.parts, parts)) for p in prefixes):
+                return True
+        elif any(fnmatch.fnmatchcase(part, pattern) for part in rel.parts):
+            return True
+    return False
+
+
 def tracked_files() -> list[Path]:
     """The files of the repository: git's list in a checkout; in a copy of
-    one (.ci/run tests a copy of the tracked files), the tree less what a
-    build and a test run make."""
+    one (an sdist, or the copy .ci/run tests), the tree less what .gitignore
+    leaves out (a build, the demo's output, caches)."""
     if (ROOT / ".git").exists():
         out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
         return [ROOT / p for p in out.decode().split("\0") if p]
-    made = {"build", "dist", ".git", "__pycache__", ".pytest_cache", ".hypothesis", ".benchmarks"}
-    return [p for p in ROOT.rglob("*") if p.is_file() and not made.intersection(p.relative_to(ROOT).parts)
-            and not p.relative_to(ROOT).parts[0].endswith(".egg-info")]
+    patterns = [ln.strip() for ln in (ROOT / ".gitignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    return [p for p in ROOT.rglob("*") if p.is_file() and not ignored(p.relative_to(ROOT), patterns + [".git"])]
+
+
+def test_the_ignore_rules_read_as_git_reads_them():
+    patterns = ["build/", "*.egg-info/", "__pycache__/", "*.so", "/src/*.c", "/*.cmeta", "/chronoledger-demo/",
+                "/examples/User/Data/"]
+    for rel in ["build/x/y.o", "python/a.egg-info/PKG-INFO", "tests/__pycache__/t.pyc", "python/chronoledger/_core.so",
+                "src/_core.c", "run.cmeta", "chronoledger-demo/world/world.db", "examples/User/Data/chronos_core.db"]:
+        assert ignored(Path(rel), patterns), rel
+    for rel in ["native/cl_crc64.c", "tests/data/golden_v1_cycles.cmeta", "examples/User/Tasks/a.yml", "src/_core.pyx"]:
+        assert not ignored(Path(rel), patterns), rel
 
 
 def test_the_repository_keeps_no_binaries_but_the_golden_files():
