@@ -2,8 +2,10 @@
  *
  * Kernels never allocate Python objects and never raise: they return a
  * cl_status and write results through out-pointers.  The Cython layer turns a
- * status into an exception with one table-driven function (_core.pyx:
- * raise_status), so every code here has exactly one Python exception class.
+ * status into an exception with one table-driven function, shared by every
+ * extension (python/chronoledger/errors.py: status_error, which holds these
+ * numbers; tests/test_errors.py checks they agree), so every code here has
+ * exactly one Python exception class.
  */
 #ifndef CL_STATUS_H
 #define CL_STATUS_H
@@ -16,9 +18,10 @@ typedef enum cl_status {
     CL_ERR_CORRUPT = 4,     /* untrusted bytes are malformed               -> CorruptDataError */
     CL_ERR_TRUNCATED = 5,   /* untrusted bytes end before they should      -> TruncatedError */
     CL_ERR_ORDER = 6,       /* a timestamp older than the last flushed one -> OrderError */
-    CL_ERR_UNSUPPORTED = 7, /* the CPU lacks a requested instruction set   -> ChronoledgerError */
+    CL_ERR_UNSUPPORTED = 7, /* the CPU or build lacks what is asked for    -> UnsupportedError */
     CL_ERR_SMALL = 8,       /* an output buffer is too small (caller bug)  -> ValueError */
-    CL_ERR_SQLITE = 9,      /* SQLite refused (code in an out-param)       -> apsw's class for the code (_sqlbulk) */
+    CL_ERR_SQLITE = 9,      /* SQLite refused (code in an out-param)       -> apsw's class for the code (_sqlbulk),
+                               which chronoledger.sqlite.sqlite_error maps */
     CL_STATUS_COUNT = 10
 } cl_status;
 

@@ -80,6 +80,10 @@ cdef class _FloatSource:
                 st = cl_quantize_f64(wide, n, inv_scale, out, &bad)
         if st == CL_OK:
             return 0
+        if st != CL_ERR_RANGE:              # the scale was checked: anything else is the table's to name
+            raise _errors.status_error(<int>st, "%s: column %r" % (path, self.name))
+        # a value out of range is the writer's ValidationError naming the column and element
+        # (not the table's QuantizationError): append and extend promise one error class for bad values
         value = float(self.arr[start + bad])
         raise _errors.ValidationError(
             "%s: column %r: element %d is %r, which cannot be stored at scale %g (NaN, infinity or too large)"
@@ -141,8 +145,9 @@ cdef class CycleStager:
     def __cinit__(self, size_t window, double scale, object sink, object floor=None, str path=""):
         if window == 0:
             raise ValueError("CycleStager: window must be > 0")
-        if cl_appendbuf_new(window, &self._b) != CL_OK:
-            raise MemoryError("CycleStager: cannot allocate the ordering buffer")
+        cdef cl_status st = cl_appendbuf_new(window, &self._b)
+        if st != CL_OK:
+            raise _errors.status_error(<int>st, "CycleStager", "cannot allocate the ordering buffer")
         if cl_mutex_init(&self.lock) != 0:
             raise MemoryError("CycleStager: cannot allocate a lock")
         self.lock_ready = True
@@ -327,7 +332,7 @@ cdef class CycleStager:
                 raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
                                          % (self.path, ts, floor))
             if st != CL_OK:
-                raise MemoryError("%s: staging a record failed" % self.path)
+                raise _errors.status_error(<int>st, "%s: staging a record" % self.path)
             self.ts[row] = ts
             self.phase[row] = code
             self.loss[row] = loss
@@ -510,7 +515,7 @@ cdef class CycleStager:
                         raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed "
                                                  "timestamp %d" % (self.path, done + n_done, ts[done + n_done],
                                                                    floor))
-                    raise MemoryError("%s: staging records failed" % self.path)
+                    raise _errors.status_error(<int>st, "%s: staging records" % self.path)
                 self.n = r + take_n
                 done += take_n
                 if self.n == self.window:
@@ -524,11 +529,13 @@ cdef class CycleStager:
     def flush(self):
         """Seal and queue what is staged (fewer than a window)."""
         cdef bint sealed = False
+        cdef cl_status st
         self._acquire()
         try:
             if self.n:
-                if cl_appendbuf_seal(self._b) != CL_OK:
-                    raise MemoryError("%s: sealing staged records failed" % self.path)
+                st = cl_appendbuf_seal(self._b)
+                if st != CL_OK:
+                    raise _errors.status_error(<int>st, "%s: sealing staged records" % self.path)
                 self._seal_locked()
                 sealed = True
         finally:

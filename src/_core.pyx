@@ -32,29 +32,14 @@ cdef enum:
 
 
 # ---------------------------------------------------------------------------
-# status -> exception, one table
-
-cdef dict _STATUS = {
-    CL_ERR_NOMEM: (MemoryError, "out of memory"),
-    CL_ERR_ARG: (ValueError, "invalid argument"),
-    CL_ERR_RANGE: (_errors.QuantizationError, "value out of range"),
-    CL_ERR_CORRUPT: (_errors.CorruptDataError, "malformed bytes"),
-    CL_ERR_TRUNCATED: (_errors.TruncatedError, "bytes end too early"),
-    CL_ERR_ORDER: (_errors.OrderError, "timestamp older than the last flushed one"),
-    CL_ERR_UNSUPPORTED: (_errors.UnsupportedError, "not supported by this CPU"),
-    CL_ERR_SMALL: (ValueError, "output buffer too small"),
-}
-
+# status -> exception: the one table is chronoledger.errors.status_error, shared by
+# every extension; CL_OK is tested here in C, so only a failure calls into Python
 
 cdef int raise_status(cl_status st, str what, str why=None, object offset=None) except -1:
     """Raise the exception the table assigns to ``st`` as "what: why"."""
     if st == CL_OK:
         return 0
-    cls, default_why = _STATUS.get(st, (_errors.ChronoledgerError, "unknown status %d" % st))
-    message = "%s: %s" % (what, why if why is not None else default_why)
-    if offset is not None and issubclass(cls, _errors.CorruptDataError):
-        raise cls(message, offset=offset)
-    raise cls(message)
+    raise _errors.status_error(<int>st, what, why, offset)
 
 
 # ---------------------------------------------------------------------------

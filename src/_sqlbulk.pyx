@@ -17,6 +17,8 @@ from cnative cimport *
 
 import numpy as np
 
+from chronoledger import errors as _errors
+
 cnp.import_array()
 
 #: The entry point SQLite calls when apsw loads this file as an extension.
@@ -218,7 +220,7 @@ def insert_many(conn, jobs) -> list:
     released once for all of them; the changes of each.  Every column is
     checked before any row is written."""
     if not cl_sqlbulk_bound():
-        raise RuntimeError("chronoledger._sqlbulk is not bound to SQLite; call bind() first")
+        raise _errors.status_error(CL_ERR_UNSUPPORTED, "chronoledger._sqlbulk", "not bound to SQLite; call bind() first")
     cdef list prepared = [_job(sql, columns, n) for sql, columns, n in jobs]     # all checked before any runs
     cdef Py_ssize_t njobs = len(prepared), k
     cdef void *db = <void *><size_t>conn.sqlite3_pointer()
@@ -264,7 +266,8 @@ def insert_many(conn, jobs) -> list:
 
 cdef object _error(cl_status st, str sql, int ncols, int64_t row, int code, str message):
     """The exception for a status: SQLite's own failures are apsw's class for
-    the result code, the rest come from one table."""
+    the result code (as executemany would raise; chronoledger.sqlite.sqlite_error
+    maps those), the rest come from the one table, chronoledger.errors.status_error."""
     what = sql.split("(")[0].strip()
     if st == CL_ERR_SQLITE:
         import apsw
@@ -272,11 +275,7 @@ cdef object _error(cl_status st, str sql, int ncols, int64_t row, int code, str 
         exc = apsw.exception_for(code)
         exc.args = (f"{what}: {f'row {row}' if row >= 0 else 'preparing'}: {message}",)
         return exc
-    cls, why = _STATUS.get(st, (RuntimeError, f"status {st}"))
-    return cls(f"{sql!r}: {why.format(ncols=ncols)}")
-
-
-cdef dict _STATUS = {
-    CL_ERR_ARG: (ValueError, "not one statement that writes rows with {ncols} parameter(s)"),
-    CL_ERR_UNSUPPORTED: (RuntimeError, "chronoledger._sqlbulk is not bound to SQLite"),
-}
+    # the class is the table's; the reason, where this module knows a better one
+    why = (f"not one statement that writes rows with {ncols} parameter(s)" if st == CL_ERR_ARG else
+           "chronoledger._sqlbulk is not bound to SQLite" if st == CL_ERR_UNSUPPORTED else None)
+    return _errors.status_error(st, repr(sql), why)

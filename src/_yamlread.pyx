@@ -28,6 +28,8 @@ from cnative cimport *
 
 import os
 
+from chronoledger import errors as _errors
+
 STR = "tag:yaml.org,2002:str"
 _CACHE_LIMIT = 200_000
 
@@ -180,6 +182,7 @@ def read(bytes raw not None, int case_depth, int max_depth, dict tags not None, 
     nested collections."""
     cdef _Doc doc = _Doc.__new__(_Doc)
     cdef int kind
+    cdef cl_status st
     if not 0 <= max_depth <= MAX_DEPTH_LIMIT:
         raise ValueError(f"max_depth must be 0..{MAX_DEPTH_LIMIT}, got {max_depth}")
     if not cl_libyaml_bound():
@@ -191,9 +194,11 @@ def read(bytes raw not None, int case_depth, int max_depth, dict tags not None, 
     doc.scalar = scalar
     doc.case_depth = case_depth
     doc.max_depth = max_depth
-    if cl_yaml_parser_init(&doc.parser, <const unsigned char *>PyBytes_AS_STRING(raw),
-                           <size_t>PyBytes_GET_SIZE(raw)) != CL_OK:
-        raise NotPlain("no parser")
+    st = cl_yaml_parser_init(&doc.parser, <const unsigned char *>PyBytes_AS_STRING(raw), <size_t>PyBytes_GET_SIZE(raw))
+    if st == CL_ERR_UNSUPPORTED:
+        raise NotPlain("no parser")                 # not bound: PyYAML's loader reads it (control flow)
+    if st != CL_OK:
+        raise _errors.status_error(<int>st, "reading YAML with libyaml")      # out of memory: the table's
     doc.started = 1
     doc.next()                                      # stream start
     if doc.next() == CL_YAML_STREAM_END:

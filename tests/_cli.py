@@ -34,3 +34,30 @@ def invoke(cli, args, **kw):
     except TypeError:                                    # click >= 8.2: always apart
         return CliRunner().invoke(cli, args, **kw)
     return _BothStreams(runner.invoke(cli, args, **kw))
+
+
+def parse_rows(text: str, fmt: str) -> list[dict]:
+    """Rows printed with ``--json``, ``--nl``, ``--csv`` or ``--tsv``, read back."""
+    import csv
+    import io
+    import json
+
+    if fmt == "json":
+        return json.loads(text)
+    if fmt == "nl":
+        return [json.loads(line) for line in text.splitlines()]
+    return list(csv.DictReader(io.StringIO(text), dialect="excel-tab" if fmt == "tsv" else "excel"))
+
+
+def as_cells(row: dict) -> dict:
+    """A row as ``--csv``/``--tsv`` write its values: text, JSON for lists,
+    objects and booleans, an empty cell for None."""
+    import json
+
+    def cell(v):
+        if v is None:
+            return ""
+        if isinstance(v, (dict, list, bool)):
+            return json.dumps(v, ensure_ascii=False)
+        return str(v)
+    return {k: cell(v) for k, v in row.items()}

@@ -96,3 +96,12 @@ def test_output_cut_by_its_reader_ends_quietly_in_every_group(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err              # click alone would exit 1
     assert err == ""
+
+
+def test_a_command_loads_only_its_own_subsystem():
+    code = ("import sys; from chronoledger.cli import main; sys.argv = ['chronoledger', 'core', 'info'];\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('chronoledger.world', 'chronoledger.tables', 'chronoledger.sequence.sync',"
+            " 'chronoledger.runtime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -10,7 +10,7 @@ from chronoledger.cli import cli
 from chronoledger.examples.recording import STEP, record_learner
 
 from _chronicle_util import write_cycles
-from _cli import invoke
+from _cli import invoke, parse_rows
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +51,35 @@ def test_verify_and_audit_exit_codes(learner_file, tmp_path):
     assert r.exit_code == 3 and "not a chronicle" in r.output
 
 
-@pytest.mark.parametrize("out_format", ["table", "csv", "json", "jsonl"])
-def test_query_formats(learner_file, out_format):
-    r = run("chronicle", "query", learner_file, "--start", 10, "--end", 15, "--format", out_format,
-            "--columns", "timestamp,phase,action_code")
+@pytest.mark.parametrize("out_format", ["json", "nl", "csv", "tsv"])
+def test_query_output_options_give_the_same_rows(learner_file, out_format):
+    args = ("chronicle", "query", learner_file, "--start", 10, "--end", 15, "--columns", "timestamp,phase,action_code")
+    r = run(*args, f"--{out_format}")
     assert r.exit_code == 0, r.output
-    if out_format == "json":
-        rows = json.loads(r.output)
-        assert [row["timestamp"] for row in rows] == [10, 11, 12, 13, 14]
-    elif out_format == "jsonl":
-        assert len(r.output.strip().splitlines()) == 5
-    else:
-        assert r.output.splitlines()[0].replace(",", " ").split() == ["timestamp", "phase", "action_code"]
-        assert len(r.output.strip().splitlines()) == 6
+    rows = parse_rows(r.stdout, out_format)
+    with ChronicleReader(learner_file) as reader:
+        cols = reader.query(10, 15, ["timestamp", "phase", "action_code"])
+    expected = [{"timestamp": int(t), "phase": str(p), "action_code": None if a < 0 else int(a)}
+                for t, p, a in zip(cols["timestamp"], cols["phase"], cols["action_code"])]
+    if out_format in ("csv", "tsv"):          # text cells: an absent value is an empty cell
+        expected = [{k: "" if v is None else str(v) for k, v in row.items()} for row in expected]
+    assert rows == expected
+    assert [row["timestamp"] for row in rows] in ([10, 11, 12, 13, 14], ["10", "11", "12", "13", "14"])
+
+
+def test_query_prints_a_table_by_default_and_takes_one_format(learner_file):
+    r = run("chronicle", "query", learner_file, "--start", 10, "--end", 15, "--columns", "timestamp,phase,action_code")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["timestamp", "phase", "action_code"] and set(lines[1]) == {"-", " "}
+    assert len(lines) == 7 and lines[2].split()[0] == "10"
+    assert run("chronicle", "query", learner_file, "--end", 15, "--table").stdout == \
+        run("chronicle", "query", learner_file, "--end", 15).stdout
+    r = run("chronicle", "query", learner_file, "--json", "--csv")
+    assert r.exit_code == 2 and "choose one output format" in r.stderr
+    # the older --format NAME still works (hidden from --help)
+    r = run("chronicle", "query", learner_file, "--start", 10, "--end", 15, "--format", "jsonl")
+    assert r.exit_code == 0 and [json.loads(x)["timestamp"] for x in r.stdout.splitlines()] == [10, 11, 12, 13, 14]
     bad = run("chronicle", "query", learner_file, "--columns", "nope")
     assert bad.exit_code == 2 and "unknown column" in bad.output
 
@@ -153,7 +169,7 @@ def test_a_damaged_footer_is_named_and_readers_warn(tmp_path):
     assert "footer (block index)" in r.output and "10 data blocks before it are intact" in r.output
     assert "torn" not in r.output and "not closed cleanly" not in r.output
     assert "the footer at the end is damaged" in run("chronicle", "inspect", p).output
-    for args in (["query", "--end", "3", "--format", "csv"], ["stats"],
+    for args in (["query", "--end", "3", "--csv"], ["stats"],
                  ["export", "--format", "jsonl", "-o", tmp_path / "out.jsonl"]):
         r = run("chronicle", *args, p)
         assert r.exit_code == 0, r.output
@@ -180,7 +196,7 @@ def test_float32_columns_print_in_their_shortest_form(tmp_path):
     row = json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])
     assert row["loss_value"] == 0.1 and row["coherence"] == 0.3 and row["tensor_signature.0"] == 0.7
     assert row["metrics.lr"] == 0.1                                   # float64 metrics as they were
-    r = run("chronicle", "query", p, "--format", "json")
+    r = run("chronicle", "query", p, "--json")
     assert widened not in r.output and json.loads(r.output)[0]["loss_value"] == 0.1
     r = run("chronicle", "stats", p)
     assert r.exit_code == 0 and widened not in r.output and "min 0.1, max 0.1, mean 0.1" in r.output

@@ -52,11 +52,20 @@ def test_skipped_files_exit_1_and_are_listed(folder):
 
 def test_data_formats_and_refusals(folder):
     run("sync", "--user", folder)
-    r = run("data", "SELECT type, COUNT(*) AS n FROM items GROUP BY type ORDER BY type", "--user", folder,
-            "--format", "json")
+    query = "SELECT type, COUNT(*) AS n FROM items GROUP BY type ORDER BY type"
+    r = run("data", query, "--user", folder, "--json")
     assert r.exit_code == 0 and {row["type"] for row in json.loads(r.output)} >= {"habit", "task"}
-    r = run("data", "SELECT name FROM items ORDER BY name LIMIT 2", "--user", folder, "--format", "csv")
+    rows = json.loads(r.stdout)
+    r = run("data", query, "--user", folder, "--nl")
+    assert [json.loads(line) for line in r.stdout.splitlines()] == rows
+    for flag, sep in (("--csv", ","), ("--tsv", "\t")):
+        r = run("data", query, "--user", folder, flag)
+        lines = r.stdout.splitlines()
+        assert lines[0] == f"type{sep}n" and lines[1:] == [f"{x['type']}{sep}{x['n']}" for x in rows]
+    r = run("data", "SELECT name FROM items ORDER BY name LIMIT 2", "--user", folder, "--csv")
     assert r.output.splitlines()[0] == "name" and len(r.output.splitlines()) == 3
+    r = run("data", "SELECT name FROM items ORDER BY name LIMIT 2", "--user", folder, "--format", "csv")
+    assert r.stdout.splitlines()[0] == "name" and len(r.stdout.splitlines()) == 3      # the older spelling
     r = run("data", "SELECT COUNT(*) AS n FROM activity_facts", "--db", "memory", "--user", folder)
     assert r.exit_code == 0 and "n" in r.output.splitlines()[0]
     r = run("data", "DELETE FROM items", "--user", folder)
@@ -82,11 +91,11 @@ def test_metastudy_review_listen_once(folder):
 
 def test_usage_errors(folder, tmp_path):
     r = run("sync", "--user", tmp_path / "missing")
-    assert r.exit_code == 3 and "no such folder" in r.output
+    assert r.exit_code == 2 and "no such folder" in r.output             # a path that is not there: usage
     r = run("data", "SELECT 1", "--user", folder)
     assert r.exit_code == 2 and "run `sequence sync` first" in r.output
     r = run("memory", "--metastudy", "--user", folder)
-    assert r.exit_code == 3 and "sequence sync --db memory" in r.output
+    assert r.exit_code == 2 and "sequence sync --db memory" in r.output
     assert invoke(cli, ["sequence", "status", "--user", str(folder)]).exit_code == 0
 
 
@@ -112,7 +121,7 @@ FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
 def test_data_has_a_row_limit_and_a_time_limit(folder):
     run("sync", "--db", "core", "--user", folder)
     r = invoke(sequence_group, ["data", FOREVER + "SELECT x FROM c", "--user", str(folder),
-                                            "--format", "csv", "--limit", "5"])
+                                            "--csv", "--limit", "5"])
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == ["x", "1", "2", "3", "4", "5"]
     assert "the first 5 rows; the query has more" in r.stderr
@@ -150,7 +159,7 @@ def test_output_cut_by_its_reader_ends_quietly_and_is_recorded_ok(folder, entry)
 
     run("sync", "--db", "core", "--user", folder)
     proc = subprocess.Popen([sys.executable, "-c", entry, "data", FOREVER + "SELECT x, 'padding' AS pad FROM c",
-                             "--user", str(folder), "--limit", "200000", "--format", "csv"],
+                             "--user", str(folder), "--limit", "200000", "--csv"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().rstrip() == b"x,pad"      # the header: the names the query gave
     proc.stdout.close()                                  # as `| head -1` does
@@ -172,6 +181,6 @@ def test_a_user_folder_whose_path_is_not_utf8_is_refused_clearly(folder, tmp_pat
     shutil.copytree(os.fsencode(folder), os.path.join(odd, b"User"))
     for args in (("sync",), ("status",), ("data", "SELECT 1")):
         r = run(*args, "--user", os.fsdecode(odd))
-        assert r.exit_code == 3, (args, r.output)
+        assert r.exit_code == 2, (args, r.output)                       # a ConfigError: the folder given
         assert "p\\xe9/User: the folder's path is not UTF-8" in r.output
     assert not os.path.exists(os.path.join(odd, b"User", b"Data"))

@@ -67,7 +67,7 @@ def db(template, tmp_path):
 
 @pytest.fixture
 def logs_db(db):
-    r = tables(db, "insert", LOGS, "--json", json.dumps(LOG_ROWS))
+    r = tables(db, "insert", LOGS, json.dumps(LOG_ROWS))
     assert r.exit_code == 0, r.output
     return db
 
@@ -105,7 +105,7 @@ def test_create_with_a_bad_user_schema_exits_1_and_loads_the_rest(tmp_path):
 
 
 def test_list_shows_every_catalogue_table_with_its_row_count(db):
-    assert tables(db, "insert", PLAYBOOKS, "--json", '{"playbook_name": "p1"}').exit_code == 0
+    assert tables(db, "insert", PLAYBOOKS, '{"playbook_name": "p1"}').exit_code == 0
     r = tables(db, "list")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
@@ -120,7 +120,7 @@ def test_list_shows_every_catalogue_table_with_its_row_count(db):
 
 
 def test_list_json(db):
-    assert tables(db, "insert", PLAYBOOKS, "--json", '[{"playbook_name": "a"}, {"playbook_name": "b"}]').exit_code == 0
+    assert tables(db, "insert", PLAYBOOKS, '[{"playbook_name": "a"}, {"playbook_name": "b"}]').exit_code == 0
     r = tables(db, "list", "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
@@ -159,7 +159,7 @@ def test_show_prints_fields_types_rules_and_indexes(db):
 
 
 def test_show_json(db):
-    assert tables(db, "insert", PLAYBOOKS, "--json", '{"playbook_name": "p1"}').exit_code == 0
+    assert tables(db, "insert", PLAYBOOKS, '{"playbook_name": "p1"}').exit_code == 0
     text = tables(db, "show", PLAYBOOKS).stdout
     r = tables(db, "show", PLAYBOOKS, "--json")
     assert r.exit_code == 0, r.output
@@ -185,7 +185,7 @@ def test_show_prints_a_true_default_with_its_value(db):
     assert "default=true" in enabled
 
 
-@pytest.mark.parametrize("args", [("show", "nosuch"), ("query", "nosuch"), ("insert", "nosuch", "--json", "{}")])
+@pytest.mark.parametrize("args", [("show", "nosuch"), ("query", "nosuch"), ("insert", "nosuch", "{}")])
 def test_an_unknown_table_exits_5(db, args):
     r = tables(db, *args)
     assert "no table 'nosuch'" in r.stderr
@@ -242,8 +242,8 @@ def test_validate_finds_a_table_declared_in_two_files(tmp_path):
 # --- insert -------------------------------------------------------------------------
 
 def test_insert_prints_the_stored_row(db):
-    r = tables(db, "insert", PLAYBOOKS, "--json",
-               '{"playbook_name": "p1", "trigger_conditions": {"error_type": "ConnectionError"}}')
+    r = tables(db, "insert", PLAYBOOKS,
+               '{"playbook_name": "p1", "trigger_conditions": {"error_type": "ConnectionError"}}', "--json")
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)
     assert uuid.UUID(row["id"])                                    # generated
@@ -258,7 +258,7 @@ def test_insert_prints_the_stored_row(db):
 
 
 def test_insert_a_list_of_rows_from_an_argument_a_file_and_stdin(db, tmp_path):
-    r = tables(db, "insert", PLAYBOOKS, "--json", '[{"playbook_name": "a"}, {"playbook_name": "b", "total_runs": 3}]')
+    r = tables(db, "insert", PLAYBOOKS, '[{"playbook_name": "a"}, {"playbook_name": "b", "total_runs": 3}]', "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert [x["playbook_name"] for x in rows] == ["a", "b"] and rows[1]["total_runs"] == 3
@@ -266,21 +266,21 @@ def test_insert_a_list_of_rows_from_an_argument_a_file_and_stdin(db, tmp_path):
 
     f = tmp_path / "rows.json"
     f.write_text(json.dumps([{"playbook_name": "c"}, {"playbook_name": "d"}]))
-    r = tables(db, "insert", PLAYBOOKS, "--json", f"@{f}")
+    r = tables(db, "insert", PLAYBOOKS, f"@{f}", "--json")
     assert r.exit_code == 0, r.output
     assert [x["playbook_name"] for x in json.loads(r.stdout)] == ["c", "d"]
 
-    r = tables(db, "insert", PLAYBOOKS, "--json", "-", input='{"playbook_name": "e", "risk_level": "high"}')
+    r = tables(db, "insert", PLAYBOOKS, "-", "--json", input='{"playbook_name": "e", "risk_level": "high"}')
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["risk_level"] == "high"
 
     names = ids(tables(db, "query", PLAYBOOKS, "--order-by", "playbook_name", "--json"), "playbook_name")
     assert names == ["a", "b", "c", "d", "e"]
-    assert tables(db, "insert", PLAYBOOKS, "--json", "[]").stdout.strip() == "[]"
+    assert tables(db, "insert", PLAYBOOKS, "[]", "--json").stdout.strip() == "[]"
 
 
 def test_a_bad_row_exits_2_naming_every_bad_field_and_stores_nothing(db):
-    r = tables(db, "insert", PLAYBOOKS, "--json", '{"playbook_name": 5, "success_rate": 2, "bogus": 1}')
+    r = tables(db, "insert", PLAYBOOKS, '{"playbook_name": 5, "success_rate": 2, "bogus": 1}')
     assert r.exit_code == 2, r.output
     assert r.stdout == ""
     err = r.stderr
@@ -290,7 +290,7 @@ def test_a_bad_row_exits_2_naming_every_bad_field_and_stores_nothing(db):
     assert "success_rate: 2 is above the maximum 1.0" in err
 
     # a batch: every bad field of every row, by index, and none of the rows stored
-    r = tables(db, "insert", PLAYBOOKS, "--json",
+    r = tables(db, "insert", PLAYBOOKS,
                '[{"playbook_name": "ok1"}, {"success_rate": -1}, {"playbook_name": "x", "risk_level": "extreme"}]')
     assert r.exit_code == 2, r.output
     assert "row 1: playbook_name: required" in r.stderr
@@ -298,26 +298,26 @@ def test_a_bad_row_exits_2_naming_every_bad_field_and_stores_nothing(db):
     assert "row 2: risk_level: 'extreme' is not one of the allowed values" in r.stderr
     assert json.loads(tables(db, "query", PLAYBOOKS, "--json").stdout) == []
 
-    assert tables(db, "insert", PLAYBOOKS, "--json", '{"playbook_name": "dup"}').exit_code == 0
-    r = tables(db, "insert", PLAYBOOKS, "--json", '{"playbook_name": "dup"}')
+    assert tables(db, "insert", PLAYBOOKS, '{"playbook_name": "dup"}').exit_code == 0
+    r = tables(db, "insert", PLAYBOOKS, '{"playbook_name": "dup"}')
     assert r.exit_code == 2 and "playbook_name: 'dup' is already stored (unique)" in r.stderr
 
-    r = tables(db, "insert", PLAYBOOKS, "--json", "5")
+    r = tables(db, "insert", PLAYBOOKS, "5")
     assert r.exit_code == 2 and "a row is a mapping" in r.stderr
 
 
 def test_bad_json_exits_2(db):
-    r = tables(db, "insert", PLAYBOOKS, "--json", "{bad")
+    r = tables(db, "insert", PLAYBOOKS, "{bad")
     assert r.exit_code == 2
-    assert r.stderr.startswith("error: --json is not JSON:") and r.stdout == ""
-    r = tables(db, "insert", PLAYBOOKS, "--json", "-", input="")
-    assert r.exit_code == 2 and "--json is not JSON" in r.stderr
+    assert r.stderr.startswith("error: ROW is not JSON:") and r.stdout == ""
+    r = tables(db, "insert", PLAYBOOKS, "-", input="")
+    assert r.exit_code == 2 and "ROW is not JSON" in r.stderr
     r = tables(db, "insert", PLAYBOOKS)
-    assert r.exit_code == 2 and "--json" in r.output                 # required
+    assert r.exit_code == 2 and "Missing argument 'ROW'" in r.output     # required
 
 
 def test_insert_from_a_missing_file_is_bad_usage(db, tmp_path):
-    r = tables(db, "insert", PLAYBOOKS, "--json", f"@{tmp_path / 'missing.json'}")
+    r = tables(db, "insert", PLAYBOOKS, f"@{tmp_path / 'missing.json'}")
     assert r.exception is None or isinstance(r.exception, SystemExit)
     assert r.exit_code == 2 and "missing.json" in r.stderr
 
@@ -356,7 +356,7 @@ def test_query_json_filter_like_and_contains(db):
     rows = [{"playbook_name": "conn", "trigger_conditions": {"error_type": "ConnectionError", "retries": 3}},
             {"playbook_name": "disk", "trigger_conditions": {"error_type": "DiskFull"}},
             {"playbook_name": "connect_again", "trigger_conditions": {}}]
-    assert tables(db, "insert", PLAYBOOKS, "--json", json.dumps(rows)).exit_code == 0
+    assert tables(db, "insert", PLAYBOOKS, json.dumps(rows)).exit_code == 0
     r = tables(db, "query", PLAYBOOKS, "--where", '{"trigger_conditions": {"error_type": "ConnectionError"}}',
                "--json")
     assert ids(r, "playbook_name") == ["conn"]
@@ -527,7 +527,7 @@ def test_propose_a_table_named_like_an_index_exits_3_naming_the_file_table_and_n
 # --- --db and the environment ---------------------------------------------------------
 
 @pytest.mark.parametrize("args", [("list",), ("show", PLAYBOOKS), ("create",), ("query", PLAYBOOKS),
-                                  ("insert", PLAYBOOKS, "--json", "{}"), ("proposals",), ("history", PLAYBOOKS)])
+                                  ("insert", PLAYBOOKS, "{}"), ("proposals",), ("history", PLAYBOOKS)])
 def test_a_missing_db_exits_2_naming_the_option(args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = run("tables", *args)
@@ -538,7 +538,7 @@ def test_a_missing_db_exits_2_naming_the_option(args, tmp_path, monkeypatch):
 
 def test_the_environment_variable_names_the_db(db):
     env = {"CHRONOLEDGER_TABLES_DB": str(db)}
-    r = run("tables", "insert", PLAYBOOKS, "--json", '{"playbook_name": "from-env"}', env=env)
+    r = run("tables", "insert", PLAYBOOKS, '{"playbook_name": "from-env"}', env=env)
     assert r.exit_code == 0, r.output
     r = run("tables", "list", "--json", env=env)
     assert r.exit_code == 0, r.output
@@ -556,7 +556,7 @@ def test_an_unreadable_db_exits_3(tmp_path):
     r = tables(junk, "list")
     assert r.exit_code == 3 and "junk.db" in r.stderr and "not an SQLite database" in r.stderr
     r = tables(tmp_path / "no" / "such" / "x.db", "list")
-    assert r.exit_code == 3 and r.stderr.startswith("error: ")
+    assert r.exit_code == 2 and r.stderr.startswith("error: ")              # no such folder: usage
     r = tables(tmp_path, "list")                                  # a folder: refused as bad usage, named
     assert r.exit_code == 2 and str(tmp_path) in r.stderr and r.stdout == ""
 
@@ -628,7 +628,7 @@ def test_a_damaged_database_is_exit_3_naming_the_file(tmp_path, how):
     db = tmp_path / "good.db"
     assert tables(db, "create").exit_code == 0
     rows = json.dumps([{"title": f"doc {i}", "key_topics": ["a", "b"], "summary": "x" * 200} for i in range(2000)])
-    assert tables(db, "insert", "memory_documents", "--json", rows).exit_code == 0
+    assert tables(db, "insert", "memory_documents", rows).exit_code == 0
     run("tables", "--db", db, "list")                        # the WAL copied back: the damage hits the file
     bad = _damaged_copy(db, tmp_path / "bad.db", how)
     before = bad.read_bytes()

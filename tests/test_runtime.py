@@ -14,7 +14,7 @@ import apsw
 import pytest
 
 from chronoledger import sqlite as db
-from chronoledger.errors import SchemaError, ValidationError
+from chronoledger.errors import CorruptDataError, SchemaError, ValidationError
 from chronoledger.runtime import QUERIES, RuntimeMemoryStore
 from chronoledger.runtime.store import TABLES
 from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS
@@ -216,7 +216,7 @@ def test_newer_schema_and_non_database_files_are_refused(tmp_path):
         RuntimeMemoryStore(p)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(SchemaError, match="not an SQLite database"):
+    with pytest.raises(CorruptDataError, match="not an SQLite database"):       # bytes that are not a database
         RuntimeMemoryStore(junk)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         RuntimeMemoryStore(tmp_path / "missing" / "x.sqlite")

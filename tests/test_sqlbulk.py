@@ -144,9 +144,10 @@ def test_the_environment_switches_the_module_off():
         assert db._sqlbulk is False, db._sqlbulk
         assert not _sqlbulk.bound()
         assert _sqlbulk.sqlite_version_number() == 0
+        from chronoledger.errors import UnsupportedError
         try:
             _sqlbulk.insert(conn, "INSERT INTO t VALUES (?, ?)", [[1], 2], 1)
-        except RuntimeError as exc:
+        except UnsupportedError as exc:         # the status table's class for CL_ERR_UNSUPPORTED
             assert "bind" in str(exc), exc
         else:
             raise AssertionError("an unbound module inserted")

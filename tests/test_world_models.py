@@ -1,25 +1,29 @@
 """chronoledger.world.models: the offline model's determinism, persona and
 variety, and the HTTP models against a stub server on 127.0.0.1 (never the
-internet): request bodies, keys, concurrency, retries, timeouts and errors."""
+internet): request bodies, keys, concurrency, kept-alive connections, retries
+(Retry-After, backoff with jitter), timeouts and errors."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
+import random
 import re
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chronoledger.errors import ChronoledgerError
+from chronoledger.world import models
 from chronoledger.world.models import (
     MODEL_KINDS,
     ChatRequest,
@@ -199,10 +203,15 @@ class _Stub:
         self.url = f"http://127.0.0.1:{port}"
         self.lock = threading.Lock()
         self.seen: list[dict] = []
-        self.script: list[tuple] = []      # (status, body, delay) answers, used first
-        self.delay = 0.0                   # for the default echo answer
+        self.script: list[tuple] = []      # (status, body, delay[, headers]) answers, used first; status 0
+        self.delay = 0.0                   # hangs up without an answer.  delay: for the default echo answer
         self.in_flight = 0
         self.max_in_flight = 0
+        self.open_connections = 0
+
+    def connections(self) -> int:
+        """How many TCP connections the requests so far came over."""
+        return len({seen["client"] for seen in self.seen})
 
     def answer(self, path: str, body) -> tuple:
         user = next((m["content"] for m in body.get("messages", []) if m.get("role") == "user"), "")
@@ -215,6 +224,20 @@ class _Stub:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"          # keep-alive, as a real model server does
+
+    def setup(self):
+        super().setup()
+        with self.server.stub.lock:
+            self.server.stub.open_connections += 1
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.server.stub.lock:
+                self.server.stub.open_connections -= 1
+
     def do_POST(self):
         stub: _Stub = self.server.stub
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -224,21 +247,26 @@ class _Handler(BaseHTTPRequestHandler):
             body = {}
         with stub.lock:
             stub.seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                              "body": body})
+                              "body": body, "client": self.client_address})
             stub.in_flight += 1
             stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
             action = stub.script.pop(0) if stub.script else None
         try:
-            status, payload, delay = action or stub.answer(self.path, body)
+            status, payload, delay, *more = action or stub.answer(self.path, body)
             if delay:
                 time.sleep(delay)
         finally:
             with stub.lock:            # before answering, so a client's next request never overlaps it
                 stub.in_flight -= 1
+        if status == 0:                        # hang up without a word
+            self.close_connection = True
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (more[0] if more else {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -379,7 +407,7 @@ def test_openai_one_failure_fails_the_batch(stub):
 def test_openai_missing_key_for_a_remote_server(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("a request was made")
-    monkeypatch.setattr(urllib.request.OpenerDirector, "open", no_network)
+    monkeypatch.setattr(httpx.Client, "send", no_network)
     with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         OpenAICompatibleModel("https://api.example.invalid/v1", "gpt-test")
     with pytest.raises(ModelError, match="MY_PROVIDER_KEY"):
@@ -407,6 +435,251 @@ def test_closed_model_refuses_work(stub):
 def test_bad_options(stub, kw):
     with pytest.raises(ModelError):
         openai(stub, **kw)
+
+
+# ---------------------------------------------------------------- connections, retries, Retry-After
+
+
+def record_sleeps(monkeypatch, model) -> list[float]:
+    """The pauses the model asks for between attempts, taken instead of slept."""
+    asked: list[float] = []
+    monkeypatch.setattr(model, "_sleep", asked.append)
+    return asked
+
+
+def test_one_connection_serves_many_requests(stub):
+    with openai(stub, max_concurrent=1) as model:
+        for i in range(3):
+            assert model.complete([request(topic=f"<<{i}>>")]) == [f"echo <<{i}>> from the stub"]
+        assert model.complete([request(topic=f"<<{i}>>") for i in range(3, 6)]) == \
+            [f"echo <<{i}>> from the stub" for i in range(3, 6)]
+        assert len(stub.seen) == 6
+        assert stub.connections() == 1
+        assert stub.open_connections == 1             # kept alive between the batches
+    deadline = time.monotonic() + 10                  # close() hangs up; the server notices soon after
+    while stub.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stub.open_connections == 0
+
+
+def test_concurrent_requests_reuse_their_connections(stub):
+    stub.delay = 0.05                                 # so that two requests really are in flight at once
+    with OllamaModel(stub.url, "llama-test", max_concurrent=2) as model:
+        for batch in range(3):
+            model.complete([request(seed=i) for i in range(4)])
+    assert len(stub.seen) == 12
+    assert stub.connections() <= 2                    # a connection per request would make 12
+
+
+def test_a_429_waits_as_long_as_retry_after_asks(stub, monkeypatch):
+    stub.script = [(429, {"error": {"message": "slow down"}}, 0, {"Retry-After": "1"})]
+    with openai(stub, backoff=5) as model:
+        asked = record_sleeps(monkeypatch, model)
+        assert model.complete([request()]) == ["echo hello from the stub"]
+    assert asked == [1.0]
+    assert len(stub.seen) == 2
+
+
+def test_retry_after_as_an_http_date(stub, monkeypatch):
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    stub.script = [(503, b"maintenance", 0, {"Retry-After": when})]
+    with openai(stub) as model:
+        asked = record_sleeps(monkeypatch, model)
+        assert model.complete([request()]) == ["echo hello from the stub"]
+    (delay,) = asked
+    assert 25 < delay <= 30                           # whole seconds in the header, and a little clock
+
+
+def test_retry_after_is_capped_and_read_with_care(stub, monkeypatch):
+    monkeypatch.setattr(models, "_MAX_RETRY_AFTER", 2.5)
+    past = email.utils.formatdate(time.time() - 3600, usegmt=True)
+    stub.script = [(429, b"", 0, {"Retry-After": "86400"}), (429, b"", 0, {"Retry-After": past}),
+                   (503, b"", 0, {"Retry-After": "soon"})]
+    with openai(stub, backoff=0.4, max_retries=3) as model:
+        asked = record_sleeps(monkeypatch, model)
+        assert model.complete([request()]) == ["echo hello from the stub"]
+    assert asked[:2] == [2.5, 0.0]                    # the cap; a date gone by means now
+    assert 0.8 <= asked[2] <= 1.6                     # unreadable: the backoff (third step: 0.4 * 2**2, jittered)
+
+
+def test_503_then_200_succeeds_after_a_jittered_backoff(stub, monkeypatch):
+    stub.script = [(503, b"overloaded", 0)]
+    with openai(stub, backoff=0.5) as model:
+        asked = record_sleeps(monkeypatch, model)
+        assert model.complete([request()]) == ["echo hello from the stub"]
+    assert len(stub.seen) == 2
+    (delay,) = asked
+    assert 0.25 <= delay <= 0.5
+
+
+def test_a_permanent_500_ends_in_a_model_error_after_every_attempt(stub, monkeypatch):
+    stub.script = [(500, b"database on fire", 0)] * 10
+    with openai(stub, max_retries=3, backoff=1) as model:
+        asked = record_sleeps(monkeypatch, model)
+        with pytest.raises(ModelError) as info:
+            model.complete([request()])
+    assert len(stub.seen) == 4
+    assert len(asked) == 3                            # between the attempts, not after the last
+    assert all(0.5 * 2 ** i <= d <= 2 ** i for i, d in enumerate(asked))
+    message = str(info.value)
+    assert stub.url + "/v1/chat/completions" in message
+    assert "4 attempts" in message and "HTTP 500" in message and "database on fire" in message
+    assert isinstance(info.value, ChronoledgerError) and info.value.__cause__ is None
+
+
+def test_a_400_is_not_retried(stub, monkeypatch):
+    stub.script = [(400, {"error": {"message": "bad request"}}, 0, {"Retry-After": "1"})]
+    with openai(stub, max_retries=5) as model:
+        asked = record_sleeps(monkeypatch, model)
+        with pytest.raises(ModelError, match="a 400 is not retried"):
+            model.complete([request()])
+    assert len(stub.seen) == 1 and asked == []
+
+
+def test_a_redirect_is_not_followed(stub):
+    stub.script = [(308, b"", 0, {"Location": "https://elsewhere.invalid/v1/chat/completions"})]
+    with openai(stub) as model, pytest.raises(ModelError, match="redirected to https://elsewhere.invalid"):
+        model.complete([request()])
+    assert len(stub.seen) == 1
+
+
+def test_a_hang_up_is_retried_then_reported(stub, monkeypatch):
+    stub.script = [(0, b"", 0)]
+    with openai(stub) as model:
+        assert model.complete([request()]) == ["echo hello from the stub"]
+    stub.script = [(0, b"", 0)] * 3
+    with openai(stub, max_retries=2) as model, pytest.raises(ModelError) as info:
+        model.complete([request()])
+    assert "3 attempts" in str(info.value) and "connection failed" in str(info.value)
+    assert stub.url in str(info.value)
+
+
+def test_backoff_grows_is_capped_and_keeps_off_the_global_random(stub, monkeypatch):
+    monkeypatch.setattr(models, "_MAX_BACKOFF", 4.0)
+    model = openai(stub, backoff=0.5)
+    random.seed(1234)
+    state = random.getstate()
+    draws = {retry: [model._backoff(retry) for _ in range(200)] for retry in (1, 2, 3, 4, 10, 5000)}
+    assert random.getstate() == state                 # timing draws nothing from anyone else's generator
+    for retry, values in draws.items():
+        step = min(0.5 * 2.0 ** min(retry - 1, 60), 4.0)
+        assert all(step / 2 <= v <= step for v in values), retry
+        assert len(set(values)) > 100                 # jitter, not a fixed schedule
+    model.close()
+
+
+def test_close_stops_the_retries_of_a_batch_in_flight(stub, monkeypatch):
+    monkeypatch.setattr(models, "_MAX_BACKOFF", 1000.0)
+    stub.script = [(503, b"down", 0)] * 10
+    model = openai(stub, backoff=1000, max_retries=5, max_concurrent=2)
+    errors = []
+
+    def work():
+        try:
+            model.complete([request(seed=1), request(seed=2)])
+        except ModelError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(stub.seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    closer = threading.Thread(target=model.close, daemon=True)     # the two now wait 500+ s to try again
+    closer.start()
+    closer.join(60)
+    thread.join(60)
+    assert not closer.is_alive() and not thread.is_alive()
+    assert len(stub.seen) == 2
+    (error,) = errors
+    assert "closed" in str(error) and "HTTP 503" in str(error)
+
+
+def test_timeouts_come_from_the_options(stub):
+    with openai(stub, timeout=45) as model:
+        timeout = model._client.timeout
+        assert (timeout.connect, timeout.read, timeout.write) == (10.0, 45.0, 45.0)
+    with openai(stub, timeout=2) as model:
+        assert (model._client.timeout.connect, model._client.timeout.read) == (2.0, 2.0)
+    with openai(stub, timeout=45, connect_timeout=3) as model:
+        assert (model._client.timeout.connect, model._client.timeout.read) == (3.0, 45.0)
+    model = make_model("ollama", base_url=stub.url, timeout=7, connect_timeout=1.5)
+    assert (model._client.timeout.connect, model._client.timeout.read) == (1.5, 7.0)
+    model.close()
+
+
+def test_a_local_server_is_not_sent_through_a_proxy(stub, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:1")   # nothing listens there
+    with openai(stub, max_retries=0) as model:
+        assert model.complete([request()]) == ["echo hello from the stub"]
+
+
+def test_a_remote_server_is_reached_through_the_environment_proxy(stub, monkeypatch):
+    # the stub plays the proxy: what it receives is the remote URL, and nothing leaves this machine
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", stub.url)
+    monkeypatch.setenv("http_proxy", stub.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with OpenAICompatibleModel("http://chronoledger-test.invalid/v1", "m", max_retries=0) as model:
+        assert model.complete([request()]) == ["echo hello from the stub"]
+    assert stub.seen[0]["path"] == "http://chronoledger-test.invalid/v1/chat/completions"
+
+
+@pytest.mark.parametrize("key", ["sk-caf\u00e9", "sk-a\nX-Injected: 1"])
+def test_a_key_that_cannot_be_a_header_is_refused_up_front(stub, monkeypatch, key):
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with pytest.raises(ModelError, match="OPENAI_API_KEY") as info:
+        openai(stub)
+    assert key not in str(info.value)                 # a secret is never printed
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "ftp://127.0.0.1/v1", ""])
+def test_a_bad_base_url_is_a_model_error(url):
+    with pytest.raises(ModelError, match="not an http"):
+        OpenAICompatibleModel(url, "m")
+
+
+def test_no_httpx_exception_escapes(stub, monkeypatch):
+    boom = [httpx.DecodingError("bad gzip"), httpx.LocalProtocolError("bad header"), httpx.InvalidURL("bad url"),
+            httpx.UnsupportedProtocol("gopher"), RuntimeError("Cannot send a request, as the client has been closed.")]
+    model = openai(stub, max_retries=2)
+    for exc in boom:
+        def send(*args, exc=exc, **kwargs):
+            raise exc
+        monkeypatch.setattr(model._client, "send", send)
+        with pytest.raises(ModelError, match=type(exc).__name__):
+            model.complete([request()])
+    for exc in (httpx.ReadError("reset"), httpx.WriteTimeout("slow"), httpx.ProxyError("proxy down"),
+                httpx.PoolTimeout("pool")):
+        calls = []
+
+        def send(*args, exc=exc, calls=calls, **kwargs):
+            calls.append(1)
+            raise exc
+        monkeypatch.setattr(model._client, "send", send)
+        record_sleeps(monkeypatch, model)
+        with pytest.raises(ModelError, match="3 attempts"):
+            model.complete([request()])
+        assert len(calls) == 3                        # retried
+    model.close()
+    assert not stub.seen
+
+
+def test_retry_after_parsing():
+    assert models._retry_after("1") == 1.0
+    assert models._retry_after(" 120 ") == 120.0
+    assert models._retry_after("0") == 0.0
+    assert models._retry_after("-5") == 0.0
+    assert models._retry_after(None) is None and models._retry_after("") is None
+    assert models._retry_after("nan") is None and models._retry_after("tomorrow") is None
+    in_a_minute = models._retry_after(email.utils.formatdate(time.time() + 60, usegmt=True))
+    assert in_a_minute is not None and 55 < in_a_minute <= 60
+    assert models._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
 
 
 # ---------------------------------------------------------------- Ollama

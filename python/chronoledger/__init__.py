@@ -1,9 +1,10 @@
 """chronoledger: a fast, checksummed, replayable binary ledger for agents,
 simulations and behaviour logs, and the SQLite stores built beside it."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+import importlib
 
 from chronoledger import core, errors
+from chronoledger._version import __version__
 from chronoledger.core import AppendBuffer, crc64, dequantize, quantize
 from chronoledger.errors import (
     ChecksumError,
@@ -19,7 +20,8 @@ _SUBPACKAGES = ("chronicle", "runtime", "sequence", "tables", "world")
 
 
 def __getattr__(name: str):
-    # The subsystems load on first use, so `import chronoledger` stays light.
+    # Deliberately lazy: the subsystems load on first use, so `import chronoledger` stays light
+    # (DESIGN.md: cl.Chronicle, cl.sequence, cl.world... are imported when first named).
     if name == "Chronicle":
         from chronoledger.chronicle import Chronicle
         return Chronicle
@@ -30,15 +32,9 @@ def __getattr__(name: str):
         from chronoledger.tables import TableRegistry
         return TableRegistry
     if name in _SUBPACKAGES:                 # cl.world.run(...), cl.sequence...: imported when first named
-        import importlib
         return importlib.import_module(f"chronoledger.{name}")
     raise AttributeError(f"module 'chronoledger' has no attribute {name!r}")
 
-
-try:
-    __version__ = _version("chronoledger")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "__version__",

@@ -5,17 +5,27 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self, disjoint_base
 
+#: The longest phase name, in UTF-8 bytes.
+DEF_PHASE_MAX: int
+
+#: One sealed window: its columns, its labels (phase names), its metrics
+#: (values, present-masks) and the token that gives its buffers back.
+_Window = tuple[dict[str, npt.NDArray[Any]], list[str],
+                dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]], object | None]
+
+@disjoint_base
 class CycleStager:
-    def __init__(self, window: int, scale: float, sink: Callable[[], object],
-                 floor: int | None = None, path: str = "") -> None: ...
+    def __new__(cls, window: int, scale: float, sink: Callable[[], object],
+                floor: int | None = None, path: str = "") -> Self: ...
     def append(self, timestamp: int, phase: str, loss_value: float, coherence: float,
                tensor_signature: tuple[float, float, float] | None = None, action_code: int | None = None,
                seed_state: int = 0, metrics: dict[str, float] | None = None) -> bool: ...
     def extend(self, cols: dict[str, Any], names: list[str],
                metrics: dict[str, tuple[Any, Any]] | None = None) -> None: ...
-    def take_ready(self) -> list[tuple[dict[str, npt.NDArray[Any]], list[str],
-                                       dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]]]: ...
+    def take_ready(self) -> list[_Window]: ...
+    def recycle(self, token: object | None) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
     @property

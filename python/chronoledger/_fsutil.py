@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+#: os.open flags of a new temporary file: never follow or reuse an existing name
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -12,17 +15,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
     The bytes go to a temporary file in the same folder, are fsynced, and the
     file is renamed over ``path``; the folder is fsynced so the rename itself
-    survives a power loss.
+    survives a power loss.  A replaced file keeps its permissions; a new one
+    gets what ``open()`` would give it (0o666 less the umask, applied by the
+    OS: the process umask is never read or changed, as other threads may be
+    creating files meanwhile).
     """
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{target}: the folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        try:                       # keep the permissions of the file being replaced
-            os.fchmod(fd, os.stat(target).st_mode & 0o7777)
-        except FileNotFoundError:  # a new file: what open() would give it (mkstemp's are owner-only)
-            os.fchmod(fd, 0o666 & ~_umask())
+        keep: int | None = os.stat(target).st_mode & 0o7777     # the permissions of the file being replaced
+    except FileNotFoundError:
+        keep = None
+    # owner-only until its permissions are set when it replaces a file; 0o666 & ~umask when it is new
+    fd, tmp = _create_temporary(target, 0o600 if keep is not None else 0o666)
+    try:
+        if keep is not None:
+            os.fchmod(fd, keep)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -37,10 +46,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     fsync_dir(target)
 
 
-def _umask() -> int:
-    mask = os.umask(0)          # reading the umask means setting it; set straight back
-    os.umask(mask)
-    return mask
+def _create_temporary(target: Path, mode: int) -> tuple[int, str]:
+    """A new, empty file ``.NAME.XXXXXXXX.tmp`` beside ``target``, created with
+    ``mode`` (less the umask): its descriptor, open for writing, and its name."""
+    for _ in range(100):
+        tmp = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp"))
+        try:
+            return os.open(tmp, _TMP_FLAGS, mode), tmp
+        except FileExistsError:       # a name taken by chance: draw another
+            continue
+    raise FileExistsError(f"{target}: no free name for a temporary file in {target.parent}")
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

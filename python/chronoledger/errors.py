@@ -4,6 +4,12 @@ Every error the package raises is a :class:`ChronoledgerError`.  Errors about
 bad bytes are also :class:`ValueError`, so code that already guards parsing
 with ``except ValueError`` keeps working.  Messages take the form
 ``"what failed: why"`` and name the offset, index, file or field involved.
+
+Every public exception class of the package is defined here (other modules
+re-export some of them under their old names), and :func:`status_error` is
+the one table that turns a status of the compiled kernels into an exception.
+SQLite's errors are turned into these classes by one function too,
+:func:`chronoledger.sqlite.sqlite_error`.
 """
 
 from __future__ import annotations
@@ -19,8 +25,16 @@ __all__ = [
     "MissingDependencyError",
     "SchemaError",
     "ValidationError",
+    "FieldValueError",
+    "NotFoundError",
     "ConfigError",
     "QueryError",
+    "StorageError",
+    "DatabaseBusyError",
+    "WriterLockedError",
+    "ModelError",
+    "ReplayMismatch",
+    "status_error",
 ]
 
 
@@ -89,6 +103,13 @@ class ValidationError(ChronoledgerError, ValueError):
         self.problems = list(problems or [])
 
 
+class FieldValueError(ValidationError):
+    """A value a field of a table cannot hold (a wrong type, a number out of
+    range, text that is not a date...); the message says why.  Raised by
+    ``chronoledger.tables.values.coerce`` (where it was called ``Bad``, a
+    name kept there); the stores collect these into one ValidationError."""
+
+
 class NotFoundError(ValidationError):
     """A value refers to a row, session, proposal... that does not exist."""
 
@@ -99,3 +120,65 @@ class ConfigError(ChronoledgerError, ValueError):
 
 class QueryError(ChronoledgerError):
     """A query is malformed or cannot be answered."""
+
+
+class StorageError(ChronoledgerError, OSError):
+    """A database file cannot be opened, read or written: a failing or full
+    disk, a missing permission, a read-only file or folder, a file moved
+    away while open.  Also an :class:`OSError`, as the same failure met
+    outside SQLite would be."""
+
+
+class DatabaseBusyError(ChronoledgerError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
+class WriterLockedError(ChronoledgerError):
+    """Another writer (in this or another process) holds the chronicle."""
+
+
+class ModelError(ChronoledgerError):
+    """A language model could not give a text for a request.
+
+    One class for every cause (bad configuration, refused request, timeout,
+    empty answer) so that the scheduler can stop a run cleanly with one
+    ``except``; the message tells a person which of them it was.
+    """
+
+
+class ReplayMismatch(CorruptDataError):
+    """The replayed run asked the model for something the recorded run did not."""
+
+
+# ---------------------------------------------------------------------------
+# kernel status -> exception, the one table
+#
+# The codes are ``cl_status`` of native/cl_status.h (tests/test_errors.py checks
+# that they agree).  The extensions test for CL_OK in C and call status_error
+# only on the slow path, to raise what it returns.
+
+_STATUS: dict[int, tuple[type[BaseException], str]] = {
+    1: (MemoryError, "out of memory"),                                   # CL_ERR_NOMEM
+    2: (ValueError, "invalid argument"),                                 # CL_ERR_ARG
+    3: (QuantizationError, "value out of range"),                        # CL_ERR_RANGE
+    4: (CorruptDataError, "malformed bytes"),                            # CL_ERR_CORRUPT
+    5: (TruncatedError, "bytes end too early"),                          # CL_ERR_TRUNCATED
+    6: (OrderError, "timestamp older than the last flushed one"),        # CL_ERR_ORDER
+    7: (UnsupportedError, "not supported by this CPU or build"),         # CL_ERR_UNSUPPORTED
+    8: (ValueError, "output buffer too small"),                          # CL_ERR_SMALL
+    # CL_ERR_SQLITE: _sqlbulk, which has SQLite's result code, raises apsw's class for it
+    # (chronoledger.sqlite.sqlite_error maps those); this is only the fallback without a code
+    9: (ChronoledgerError, "SQLite refused"),                            # CL_ERR_SQLITE
+}
+
+
+def status_error(status: int, what: str, why: str | None = None, offset: int | None = None) -> BaseException:
+    """The exception for a kernel's ``status`` (not CL_OK), with the message
+    ``"what: why"`` (``why`` defaults to the status's own reason); ``offset``
+    is kept by the :class:`CorruptDataError` kinds.  An unknown status is a
+    :class:`ChronoledgerError` that says its number."""
+    cls, default_why = _STATUS.get(status, (ChronoledgerError, f"unknown status {status}"))
+    message = f"{what}: {why if why is not None else default_why}"
+    if offset is not None and issubclass(cls, CorruptDataError):
+        return cls(message, offset=offset)
+    return cls(message)

@@ -7,11 +7,17 @@ applied in order, each in its own transaction, with ``PRAGMA user_version``
 recording the last one.  Writes that read before they write go through
 :func:`write_transaction` (``BEGIN IMMEDIATE``), which takes the write lock
 up front, so two processes can never both read the same "next" value.
+
+SQLite's errors (apsw's exceptions) become the package's own in one place,
+:func:`sqlite_error`, by apsw's class and SQLite's extended result code; the
+stores call it through :func:`sqlite_errors`, :func:`named_damage` and
+:func:`write_transaction`, so that none of apsw's exceptions reach their users.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import threading
@@ -24,11 +30,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import apsw
+import numpy as np
 
 from chronoledger._fsutil import fsync_dir
-from chronoledger.errors import ChronoledgerError, CorruptDataError, SchemaError
+from chronoledger.errors import (ChronoledgerError, CorruptDataError, DatabaseBusyError, QueryError, SchemaError,
+                                 StorageError, ValidationError)
 
 T = TypeVar("T")
+_logger = logging.getLogger("chronoledger.sqlite")
 
 #: How long a writer waits for another writer's transaction before giving up.
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
@@ -37,8 +46,111 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")   # \Z: "$" would let a trailing newline through
 
 
-class DatabaseBusyError(ChronoledgerError):
-    """Another connection held the write lock for longer than the busy timeout."""
+# DatabaseBusyError (raised here) is defined in chronoledger.errors and re-exported
+# here: ``from chronoledger.sqlite import DatabaseBusyError`` keeps working.
+
+
+# --- SQLite's errors -> the hierarchy: the one table ------------------------------------
+
+#: apsw's class (one per SQLite primary result code, and apsw's own) -> our class, and
+#: the reason given.  A class not here (apsw's own: a closed cursor, bad bindings...)
+#: is a ChronoledgerError.  SQLite's own text is kept in the message, never parsed.
+_SQLITE_ERRORS: dict[type, tuple[type[ChronoledgerError], str]] = {
+    apsw.BusyError: (DatabaseBusyError, "another connection held the database past the busy timeout"),
+    apsw.LockedError: (DatabaseBusyError, "a table is locked by another statement on this connection"),
+    apsw.ProtocolError: (DatabaseBusyError, "the file's locks kept changing; try again"),
+    apsw.CorruptError: (CorruptDataError, "the database is damaged"),
+    apsw.NotADBError: (CorruptDataError, "not an SQLite database (or its header is damaged)"),
+    apsw.ConstraintError: (ValidationError, "refused by the database"),
+    apsw.MismatchError: (ValidationError, "a value of the wrong type for its column"),
+    apsw.TooBigError: (ValidationError, "a text, blob or row too large for SQLite"),
+    apsw.SQLError: (SchemaError, "SQLite refused the statement"),
+    apsw.SchemaChangeError: (SchemaError, "the schema changed while the statement ran"),
+    apsw.AuthError: (QueryError, "refused: only reading is allowed here"),
+    apsw.FullError: (StorageError, "the disk (or the temporary folder) is full"),
+    apsw.IOError: (StorageError, "reading or writing the file failed"),
+    apsw.CantOpenError: (StorageError, "the file cannot be opened"),
+    apsw.ReadOnlyError: (StorageError, "the database is read-only"),
+    apsw.PermissionsError: (StorageError, "permission denied"),
+    apsw.NoLFSError: (StorageError, "the file is too large for this system"),
+    apsw.InterruptError: (ChronoledgerError, "interrupted"),
+    apsw.NoMemError: (ChronoledgerError, "SQLite ran out of memory"),
+    apsw.ConnectionClosedError: (ChronoledgerError, "the connection is closed"),
+    apsw.CursorClosedError: (ChronoledgerError, "the cursor is closed"),
+}
+
+#: Where a person wrote the SQL (``query=True``): what it asks for is refused, not the database.
+_QUERY_ERRORS: dict[type, tuple[type[ChronoledgerError], str]] = {
+    apsw.SQLError: (QueryError, "the query failed"),
+    apsw.AuthError: (QueryError, "refused: only reading is allowed here"),
+    apsw.BindingsError: (QueryError, "the query's parameters do not match its placeholders"),
+    apsw.RangeError: (QueryError, "the query's parameters do not match its placeholders"),
+    apsw.InterruptError: (QueryError, "the query was interrupted"),
+}
+
+#: Extended result codes that say more than their class: (class, reason) replacing the
+#: class's; a str is a note added after a constraint's own text.
+_EXTENDED: dict[int, tuple[type[ChronoledgerError], str] | str] = {
+    apsw.SQLITE_CONSTRAINT_UNIQUE: "a row with these values exists already",
+    apsw.SQLITE_CONSTRAINT_PRIMARYKEY: "a row with these values exists already",
+    apsw.SQLITE_CONSTRAINT_NOTNULL: "a value that may not be null is missing",
+    apsw.SQLITE_CONSTRAINT_FOREIGNKEY: "a reference to a row that does not exist, or a row still referred to",
+    apsw.SQLITE_READONLY_DBMOVED: (StorageError, "the file was moved or deleted while open"),
+    apsw.SQLITE_READONLY_DIRECTORY: (StorageError, "the folder of the database is read-only"),
+    apsw.SQLITE_READONLY_RECOVERY: (StorageError, "the database is read-only and its WAL needs recovering"),
+    apsw.SQLITE_READONLY_ROLLBACK: (StorageError, "the database is read-only and its journal needs rolling back"),
+    apsw.SQLITE_READONLY_CANTINIT: (StorageError, "the database is read-only and its WAL index cannot be made"),
+    apsw.SQLITE_READONLY_CANTLOCK: (StorageError, "the database is read-only and its WAL index cannot be locked"),
+    apsw.SQLITE_CANTOPEN_ISDIR: (StorageError, "it is a folder"),
+    apsw.SQLITE_BUSY_RECOVERY: (DatabaseBusyError, "another connection is recovering the database"),
+    apsw.SQLITE_BUSY_SNAPSHOT: (DatabaseBusyError, "another connection wrote since this read began; try again"),
+}
+
+
+def sqlite_error(exc: BaseException, path: str | os.PathLike[str] | None = None, what: str | None = None, *,
+                 query: bool = False) -> ChronoledgerError:
+    """The package's exception for apsw's ``exc``, with the message
+    ``"PATH: what: why (SQLite's own words)"`` (``path`` and ``what`` left
+    out when None).  ``query=True`` where a person wrote the SQL: then an SQL
+    error, a refused statement or a write to a read-only database is a
+    :class:`QueryError`; otherwise an SQL error is a :class:`SchemaError`
+    (the database lacks what the package's own statement needs).  Chosen by
+    apsw's class and SQLite's extended result code, never by the wording."""
+    kinds = type(exc).__mro__
+    cls, why = next((table[k] for table in ((_QUERY_ERRORS, _SQLITE_ERRORS) if query else (_SQLITE_ERRORS,))
+                     for k in kinds if k in table), (ChronoledgerError, f"SQLite failed ({type(exc).__name__})"))
+    code = getattr(exc, "extendedresult", None)
+    special = _EXTENDED.get(code) if isinstance(code, int) else None
+    note = None
+    if isinstance(special, tuple):
+        cls, why = special
+    elif isinstance(special, str):
+        note = special
+    if query and code == apsw.SQLITE_READONLY:          # the plain code: the query tried to write
+        cls, why = QueryError, "refused: the database is opened read-only"
+    text = re.sub(r"^[A-Za-z]+Error: ", "", str(exc))       # older apsw put the class first
+    if isinstance(exc, apsw.ConstraintError) and text:
+        detail = text + (f" ({note})" if note else "")       # a constraint's or trigger's text says why
+    else:
+        name = apsw.mapping_extended_result_codes.get(code) if isinstance(code, int) else None
+        inside = "; ".join(part for part in (text, name) if isinstance(part, str) and part)
+        detail = f"{why} ({inside})" if inside else why
+    err = cls(": ".join(str(part) for part in (path, what, detail) if part is not None))
+    notes = getattr(exc, "__notes__", None)
+    if notes:                                   # kept (set, not add_note(): Python 3.10 has none)
+        setattr(err, "__notes__", list(notes))
+    return err
+
+
+@contextlib.contextmanager
+def sqlite_errors(path: str | os.PathLike[str] | None = None, what: str | None = None, *,
+                  query: bool = False) -> Iterator[None]:
+    """Run the block with apsw's exceptions turned into the package's by
+    :func:`sqlite_error` (naming ``path`` and ``what``); others pass as they are."""
+    try:
+        yield
+    except apsw.Error as exc:
+        raise sqlite_error(exc, path, what, query=query) from None
 
 
 @dataclass(frozen=True)
@@ -91,6 +203,7 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
         if p.parent and not p.parent.exists():
             raise FileNotFoundError(f"{p}: the folder {p.parent} does not exist")
         flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    conn = None
     try:
         conn = apsw.Connection(str(p), flags=flags)
         conn.setbusytimeout(busy_timeout_ms)
@@ -102,23 +215,26 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
         # disk image is malformed"; only the schema is read (a full check would scan a large file at
         # every open), and damage elsewhere is named where it is read (see named_damage)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
-    except apsw.NotADBError as exc:
-        raise SchemaError(f"{p}: not an SQLite database ({exc})") from None
-    except apsw.CorruptError as exc:
-        raise CorruptDataError(f"{p}: the database is damaged ({exc}); it was left as it was") from None
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, apsw.Error):
+            raise sqlite_error(exc, p) from None
+        raise
     return conn
 
 
 @contextlib.contextmanager
-def named_damage(path: str | os.PathLike[str]) -> Iterator[None]:
-    """SQLite's "database disk image is malformed" (and "not a database"),
-    or a stored text that is not UTF-8, met while reading or writing, as a
-    :class:`CorruptDataError` that names the file.  The transaction in progress rolls back; nothing stored is
-    touched."""
+def named_damage(path: str | os.PathLike[str], what: str | None = None) -> Iterator[None]:
+    """What a store wraps each call in: :func:`sqlite_errors` naming the file
+    (a damaged file, "database disk image is malformed", is a
+    :class:`CorruptDataError`, a full disk a :class:`StorageError`...), and a
+    stored text that is not UTF-8, met while reading, a CorruptDataError
+    too.  The transaction in progress rolls back; nothing stored is touched."""
     try:
         yield
-    except (apsw.CorruptError, apsw.NotADBError) as exc:
-        raise CorruptDataError(f"{path}: the database is damaged ({exc})") from None
+    except apsw.Error as exc:
+        raise sqlite_error(exc, path, what) from None
     except UnicodeDecodeError as exc:           # a stored text that is not UTF-8: damaged, or another tool's
         raise CorruptDataError(f"{path}: a stored text is not valid UTF-8 ({exc})") from None
 
@@ -137,7 +253,7 @@ def _use_wal(conn: apsw.Connection, path: Path, busy_timeout_ms: int) -> None:
             if mode.lower() != "wal":
                 raise SchemaError(f"{path}: could not switch the journal to WAL (it is {mode})")
             return
-        except apsw.BusyError as exc:
+        except apsw.BusyError as exc:       # kept here, not left to sqlite_error: a busy switch is retried
             if time.monotonic() + pause > deadline:
                 raise DatabaseBusyError(f"{path}: could not switch the journal to WAL within the busy timeout "
                                         f"({busy_timeout_ms} ms): {exc}") from None
@@ -151,23 +267,36 @@ def write_transaction(conn: apsw.Connection, what: str = "write") -> Iterator[ap
 
     The write lock is taken before the first read, and waited for up to the
     busy timeout: a read-then-write sequence inside is atomic across
-    processes, and callers never see "database is locked"."""
+    processes, and callers never see "database is locked".  SQLite's errors
+    at the begin or the commit are the package's (:func:`sqlite_error`), with
+    ``what`` in the message (so let it name the file); the block's own
+    exceptions pass as they are (the caller, which knows what the block does,
+    turns apsw's with :func:`sqlite_errors`)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
-    except apsw.BusyError as exc:
-        raise DatabaseBusyError(f"{what}: another writer held the database past the busy timeout ({exc})") from None
+    except apsw.Error as exc:
+        raise sqlite_error(exc, None, what) from None
     try:
         yield conn
-    except BaseException:
-        if not conn.getautocommit():
-            conn.execute("ROLLBACK")
+    except BaseException as exc:
+        _roll_back(conn, exc)
         raise
     else:
         try:
             conn.execute("COMMIT")
-        except apsw.BusyError as exc:   # a reader holding an old snapshot can delay a checkpoint, not a commit
+        except apsw.Error as exc:       # busy: a reader holding an old snapshot can delay a checkpoint, not a commit
+            _roll_back(conn, exc)
+            raise sqlite_error(exc, None, f"{what}: commit") from None
+
+
+def _roll_back(conn: apsw.Connection, failure: BaseException) -> None:
+    """Roll back what is open after ``failure``; a rollback that fails too (a
+    failing disk) is noted on ``failure``, which is the error to report."""
+    try:
+        if not conn.getautocommit():
             conn.execute("ROLLBACK")
-            raise DatabaseBusyError(f"{what}: commit failed, database busy ({exc})") from None
+    except apsw.Error as exc:                   # a note (set, not add_note(): Python 3.10 has none)
+        setattr(failure, "__notes__", [*getattr(failure, "__notes__", ()), f"and the rollback failed: {sqlite_error(exc)}"])
 
 
 def user_version(conn: apsw.Connection) -> int:
@@ -190,8 +319,8 @@ def migrate(conn: apsw.Connection, steps: list[Migration], path: str | os.PathLi
                 continue
             try:
                 conn.execute(m.sql)
-            except apsw.SQLError as exc:
-                raise SchemaError(f"{path}: migration {m.version:04d}_{m.name} failed: {exc}") from None
+            except apsw.Error as exc:
+                raise sqlite_error(exc, path, f"migration {m.version:04d}_{m.name} failed") from None
             conn.execute(f"PRAGMA user_version={int(m.version)}")
         applied.append(m.version)
     found = user_version(conn)
@@ -282,8 +411,6 @@ def _row_count(sql: str, columns: list) -> int:
 def _rows(sql: str, columns: list, n: int) -> list[tuple]:
     """The rows of insert_columns' columns, for the fallback, each value
     checked as _sqlbulk checks it (so that nothing is written if one is bad)."""
-    import numpy as np
-
     cols = []
     for j, c in enumerate(columns):
         if c is None or isinstance(c, (str, bytes, int, float, np.integer, np.floating)):
@@ -309,8 +436,6 @@ def _value(j: int, r: int | None, v):
         return v
     if v is None or isinstance(v, (float, bytes)):
         return v
-    import numpy as np
-
     if isinstance(v, (np.integer, np.floating, np.bool_)):
         return _value(j, r, v.item())
     raise TypeError(f"{where} is a {type(v).__name__}, which SQLite cannot store")
@@ -323,14 +448,21 @@ def _bulk_ready(conn: apsw.Connection) -> bool:
     global _sqlbulk
     if _sqlbulk is None:
         _sqlbulk = False
-        if not os.environ.get("CHRONOLEDGER_NO_SQLBULK"):     # tests of the fallback, and a way round a bad build
+        if os.environ.get("CHRONOLEDGER_NO_SQLBULK"):         # tests of the fallback, and a way round a bad build
+            _logger.debug("CHRONOLEDGER_NO_SQLBULK is set: bulk inserts go through apsw's executemany")
+        else:
             try:
+                # deliberately lazy: bound on the first bulk insert (and the switch above is read then)
                 from chronoledger import _sqlbulk as module
-            except ImportError:
-                pass
+            except ImportError as exc:
+                _logger.warning("the bulk-insert extension cannot be imported (%s); bulk inserts go through "
+                                "apsw's executemany, slower", exc)
             else:
                 if module.bind():
                     _sqlbulk = module
+                else:
+                    _logger.info("the bulk-insert extension cannot bind to apsw's SQLite; bulk inserts go "
+                                 "through apsw's executemany")
     return _sqlbulk is not False
 
 
@@ -377,7 +509,7 @@ class BackgroundCheckpointer:
             with self._running:           # let the background pass finish, then complete it
                 try:
                     self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_PASSIVE)
-                except apsw.BusyError:    # another process is checkpointing: it will complete it
+                except apsw.BusyError:    # another process is checkpointing: it will complete it (control flow)
                     pass
 
     def _run(self) -> None:
@@ -392,7 +524,7 @@ class BackgroundCheckpointer:
                 with self._running:
                     try:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    except apsw.BusyError:
+                    except apsw.BusyError:     # skipped, as setbusytimeout(0) intends (control flow)
                         pass
         finally:
             conn.close()
@@ -436,7 +568,8 @@ def build_pending(target: str | os.PathLike[str], build: Callable[[apsw.Connecti
     tmp = building_path(target)
     for leftover in (tmp, Path(f"{tmp}-journal")):
         leftover.unlink(missing_ok=True)
-    conn = apsw.Connection(str(tmp))
+    with sqlite_errors(target, "building a new copy beside it"):
+        conn = apsw.Connection(str(tmp))
     try:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
@@ -451,9 +584,11 @@ def build_pending(target: str | os.PathLike[str], build: Callable[[apsw.Connecti
             os.fsync(fd)
         finally:
             os.close(fd)
-    except BaseException:
+    except BaseException as exc:
         conn.close()
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, apsw.Error):
+            raise sqlite_error(exc, target, "building a new copy beside it") from None
         raise
     return PendingFile(tmp, target, result)
 
@@ -476,7 +611,11 @@ def readonly_uri(path: str | os.PathLike[str]) -> str:
 
 
 def open_readonly(path: str | os.PathLike[str]) -> apsw.Connection:
-    return apsw.Connection(readonly_uri(path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    """``path`` opened read-only (a file that cannot be opened is a
+    StorageError naming it; what its statements meet is apsw's, for the
+    caller to turn with :func:`sqlite_errors`)."""
+    with sqlite_errors(path):
+        return apsw.Connection(readonly_uri(path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
 
 
 def settle(path: str | os.PathLike[str]) -> None:
@@ -484,11 +623,12 @@ def settle(path: str | os.PathLike[str]) -> None:
     it once so SQLite recovers it now, before a new file takes its name."""
     p = Path(path)
     if p.exists() and any(Path(f"{p}{s}").exists() for s in ("-journal", "-wal")):
-        conn = apsw.Connection(str(p))
-        try:
-            conn.execute("PRAGMA journal_mode=DELETE").fetchall()
-        finally:
-            conn.close()
+        with sqlite_errors(p, "recovering its journal"):
+            conn = apsw.Connection(str(p))
+            try:
+                conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+            finally:
+                conn.close()
 
 
 def remove_stale_builds(folder: str | os.PathLike[str]) -> list[Path]:

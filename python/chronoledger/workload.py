@@ -73,6 +73,8 @@ from typing import Any
 
 import numpy as np
 
+from chronoledger import core
+
 __all__ = [
     "ACTION_ABSENT",
     "DEFAULT_N",
@@ -289,8 +291,6 @@ def integer_columns(cols: dict[str, np.ndarray], scale: float = 1e-6) -> dict[st
     """The workload as the integer columns a codec stores: floats quantized at
     ``scale``, the tensor split into tensor0..2, the optional action code as
     code + 1 with 0 for absent (u8)."""
-    from chronoledger import core   # the generator itself needs only numpy
-
     out = {"timestamp": cols["timestamp"], "phase": cols["phase"],
            "loss": core.quantize(cols["loss"], scale), "coherence": core.quantize(cols["coherence"], scale)}
     tensor = core.quantize(cols["tensor_signature"], scale)

@@ -179,7 +179,7 @@ class Chronicle:
         ``pip install 'chronoledger[arrow]'``; raises MissingDependencyError
         without pandas)."""
         try:
-            import pandas as pd
+            import pandas as pd               # optional (the arrow extra), and heavy: imported on use
         except ImportError:
             raise MissingDependencyError("to_pandas needs pandas, which is not installed: "
                                          "pip install 'chronoledger[arrow]'") from None
@@ -190,7 +190,7 @@ class Chronicle:
         ``pip install 'chronoledger[arrow]'``; raises MissingDependencyError
         without pyarrow)."""
         try:
-            import pyarrow as pa
+            import pyarrow as pa              # optional (the arrow extra), and heavy: imported on use
         except ImportError:
             raise MissingDependencyError("to_arrow needs pyarrow, which is not installed: "
                                          "pip install 'chronoledger[arrow]'") from None
@@ -211,7 +211,7 @@ class Chronicle:
         record count.  Needs the ``arrow`` extra (MissingDependencyError
         without pyarrow)."""
         table = self.to_arrow()
-        import pyarrow.parquet as pq          # present: to_arrow has imported pyarrow
+        import pyarrow.parquet as pq          # optional, imported on use; present: to_arrow has imported pyarrow
 
         buf = io.BytesIO()
         pq.write_table(table, buf, compression=compression)

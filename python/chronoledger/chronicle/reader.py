@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import mmap
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
 _RESULT_DTYPES = {fmt.KIND_QF32: np.float32, fmt.KIND_QF64: np.float64, fmt.KIND_INT: np.uint64}
 
 MODES = ("tolerate", "strict", "skip")
+_logger = logging.getLogger("chronoledger.chronicle")
 
 
 @dataclass
@@ -207,6 +209,9 @@ class ChronicleReader:
     def _check_mode(self) -> None:
         lay = self.layout
         if self.mode == "skip":
+            if lay.damage:
+                _logger.info("%s: left out %d damaged region(s) (reader mode skip); the reader's damage lists them",
+                             self.path, len(lay.damage))
             return
         corrupt = lay.corrupt
         if corrupt:
@@ -226,6 +231,10 @@ class ChronicleReader:
             raise CorruptDataError(f"{self.path}: the footer (block index) at offset {d.start} is damaged "
                                    f"({d.reason}); the {len(lay.blocks):,} data blocks before it are intact; "
                                    f"`chronoledger chronicle recover` rewrites the footer", offset=d.start)
+        tail = lay.torn_tail or lay.damaged_footer
+        if tail is not None:            # tolerated: a writer may be mid-block, or one died there
+            _logger.info("%s: reading the %d whole blocks before %s at offset %d (%s)", self.path, len(lay.blocks),
+                         "a torn tail" if tail is lay.torn_tail else "a damaged footer", tail.start, tail.reason)
 
     # --- properties -----------------------------------------------------
     @property

@@ -9,16 +9,18 @@ import json
 import math
 import mmap
 import os
+import logging
 import threading
-import warnings
 import weakref
 from pathlib import Path
 
 import numpy as np
 
-from chronoledger import __version__, core
+from chronoledger import core
 from chronoledger._fsutil import fsync_dir
 from chronoledger._chronicle import CycleStager
+from chronoledger._version import __version__
+from chronoledger._warn import warn
 from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle import format as fmt
@@ -31,7 +33,8 @@ from chronoledger.chronicle.records import (
     CycleRecord,
     EventRecord,
 )
-from chronoledger.errors import ChronoledgerError, ConfigError, CorruptDataError, OrderError, ValidationError
+from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, OrderError, ValidationError,
+                                 WriterLockedError)   # WriterLockedError: re-exported here
 
 try:
     import fcntl
@@ -56,6 +59,7 @@ def _take(v, index):
 
 
 _open_writers: "weakref.WeakSet[ChronicleWriter]" = weakref.WeakSet()
+_logger = logging.getLogger("chronoledger.chronicle")
 
 
 @atexit.register
@@ -65,12 +69,8 @@ def _close_open_writers() -> None:
     for writer in list(_open_writers):
         try:
             writer.close()
-        except Exception as exc:  # noqa: BLE001 - at exit, report and go on
-            warnings.warn(f"closing {writer.path} at exit failed: {exc}")
-
-
-class WriterLockedError(ChronoledgerError):
-    """Another writer (in this or another process) holds the chronicle."""
+        except Exception as exc:  # noqa: BLE001 - at exit, report and go on (no user's line to warn at)
+            _logger.error("closing %s at exit failed: %s", writer.path, exc)
 
 
 def lock_for_writing(fd: int, path: Path) -> None:
@@ -238,16 +238,15 @@ class ChronicleWriter:
             torn = layout.torn_tail
             os.ftruncate(self._fd, end)
             os.fsync(self._fd)
-            warnings.warn(f"{self.path}: dropped a torn tail of {size - end} bytes at offset {end} "
-                          f"({torn.reason}; {torn.records} unflushed records) before appending",
-                          stacklevel=4)
+            warn(f"{self.path}: dropped a torn tail of {size - end} bytes at offset {end} "
+                 f"({torn.reason}; {torn.records} unflushed records) before appending")
         elif layout.damaged_footer is not None:
             # appending after it would leave a damaged block in the middle of the file
             os.ftruncate(self._fd, end)
             os.fsync(self._fd)
-            warnings.warn(f"{self.path}: dropped a damaged footer of {size - end} bytes at offset {end} "
-                          f"({layout.damaged_footer.reason}); the {len(layout.blocks):,} data blocks before it "
-                          f"are intact and the next footer indexes them", stacklevel=4)
+            warn(f"{self.path}: dropped a damaged footer of {size - end} bytes at offset {end} "
+                 f"({layout.damaged_footer.reason}); the {len(layout.blocks):,} data blocks before it "
+                 f"are intact and the next footer indexes them")
         self.header = header
         self.schema, self.scale = header.schema, header.scale
         self._pos = end
@@ -292,8 +291,6 @@ class ChronicleWriter:
 
     def append_event(self, timestamp, event_type, payload=None, values=None) -> None:
         """Stage one event: a type, a JSON object payload, optional numeric values."""
-        import json
-
         if self.schema != fmt.SCHEMA_EVENT:
             raise ValidationError(f"{self.path}: this is a cycle chronicle; append cycles, not events")
         if not isinstance(event_type, str) or not event_type or len(event_type.encode()) > PHASE_MAX_BYTES:

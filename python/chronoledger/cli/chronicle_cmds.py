@@ -1,17 +1,14 @@
 """``chronoledger chronicle ...``: inspect, verify, query, replay, recover, export, stats.
 
-Exit codes: 0 success; 1 a check failed (verify, audit, replay found a
-divergence); 2 bad usage (click); 3 the file cannot be read (missing,
-corrupt beyond the chosen recovery mode, locked by a writer); 4 recovery
-refused (corruption that the chosen mode does not repair).  Errors go
-through ``cli.output.exit_codes(usage=())``: every library or OS error is
-exit 3 (no chronicle error is a usage error; the chronicle raises no
-``NotFoundError``, which would be exit 5).
+Exit codes are those of ``cli.output`` (docs/cli.md): 1 a check failed
+(verify, audit, replay found a divergence); 3 the file cannot be read
+(missing, corrupt beyond the chosen recovery mode, locked by a writer); 4
+recovery refused (damage the chosen mode does not repair).
 """
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 import sys
 from contextlib import contextmanager
@@ -21,14 +18,17 @@ import click
 import numpy as np
 
 from chronoledger import chronicle as chr_
-from chronoledger.chronicle import format as fmt
-from chronoledger.cli.output import EXIT_UNREADABLE, EXIT_USAGE, exit_codes
+from chronoledger._fsutil import atomic_write_bytes
+from chronoledger.chronicle import format as cformat
+from chronoledger.cli.output import (EXIT_CHECK_FAILED, Group, argument, emit, emit_object, exit_codes,
+                                    output_options, progress_wanted, write_rows)
 from chronoledger.errors import ChronoledgerError, CorruptDataError, MissingDependencyError
 
-EXIT_CHECK_FAILED = 1
-EXIT_RECOVERY_REFUSED = 4
-
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def file_argument(f):
+    return argument("file", type=FILE, help="The chronicle (.cmeta file).")(f)
 
 
 def _warn_damage(file: Path, layout) -> None:
@@ -46,30 +46,42 @@ def _warn_damage(file: Path, layout) -> None:
 
 @contextmanager
 def _progress(total: int, label: str):
-    """A progress bar on a terminal; nothing when piped."""
-    if sys.stderr.isatty() and total > 0:
+    """A progress bar on a terminal (not under -q); nothing when piped."""
+    if progress_wanted() and total > 0:
         with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
             yield bar.update
     else:
         yield lambda n: None
 
 
-@click.group("chronicle")
+@click.group("chronicle", cls=Group)
 def chronicle_group() -> None:
-    """The .cmeta chronicle: inspect, verify, query, replay, recover, export."""
+    """The .cmeta chronicle: inspect, verify, query, replay, recover, export.
+
+    Example:
+
+    \b
+        chronoledger chronicle verify run.cmeta
+    """
 
 
 @chronicle_group.command("inspect")
-@click.argument("file", type=FILE)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def inspect_cmd(file: Path, as_json: bool) -> None:
-    """Header, schema, blocks, sizes and compression of FILE."""
-    with exit_codes(usage=()), chr_.ChronicleReader(file, "skip") as r:
+@file_argument
+@output_options("json")
+def inspect_cmd(file: Path, fmt: str) -> None:
+    """Header, schema, blocks, sizes and compression of FILE.
+
+    Example:
+
+    \b
+        chronoledger chronicle inspect run.cmeta --json
+    """
+    with exit_codes(), chr_.ChronicleReader(file, "skip") as r:
         lay = r.layout
         names = r.column_names()
         stored = sum(b.end - b.offset for b in r.blocks)
         info = {
-            "path": str(file), "bytes": lay.size, "format_version": fmt.FORMAT_VERSION,
+            "path": str(file), "bytes": lay.size, "format_version": cformat.FORMAT_VERSION,
             "schema": lay.header.schema_name, "scale": r.scale, "metadata": r.metadata,
             "records": len(r), "blocks": len(r.blocks), "block_bytes": stored,
             "bytes_per_record": stored / len(r) if len(r) else 0.0,
@@ -81,12 +93,14 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
             "block_list": [{"offset": b.offset, "records": b.records, "first_ts": b.first_ts,
                             "last_ts": b.last_ts, "bytes": b.end - b.offset} for b in r.blocks],
         }
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
+    emit_object(info, fmt, lambda: _print_inspect(file, info, lay))
+
+
+def _print_inspect(file: Path, info: dict, lay) -> None:
+    names = info["columns"]
     click.echo(f"{file}: {info['schema']} chronicle, format v{info['format_version']}, scale {info['scale']!r}")
     # a cycle record packed raw (FORMAT.md's standard workload) is 38 B; events have no fixed raw size
-    raw = ", raw cycle record 38 B" if lay.header.schema == fmt.SCHEMA_CYCLE else ""
+    raw = ", raw cycle record 38 B" if lay.header.schema == cformat.SCHEMA_CYCLE else ""
     click.echo(f"  {info['records']:,} records in {info['blocks']} blocks, {info['bytes']:,} bytes "
                f"({info['bytes_per_record']:.3f} B/record in blocks{raw})")
     if info["records"]:
@@ -109,23 +123,36 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
 
 
 @chronicle_group.command("verify")
-@click.argument("file", type=FILE)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify_cmd(file: Path, as_json: bool) -> None:
-    """Check every checksum of FILE; exit 1 if any fails."""
-    with exit_codes(usage=()):
+@file_argument
+@output_options("json", json_help="Print the report as JSON.")
+def verify_cmd(file: Path, fmt: str) -> None:
+    """Check every checksum of FILE; exit 1 if any fails.
+
+    Example:
+
+    \b
+        chronoledger chronicle verify run.cmeta
+    """
+    with exit_codes():
         report = chr_.verify(file)
-    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
+    emit_object(report.as_dict(), fmt, lambda: click.echo(report.text()))
     sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
 
 
 @chronicle_group.command("audit")
-@click.argument("file", type=FILE)
+@file_argument
 @click.option("--step", help="Replay with this step factory too (module:function or file.py:function).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def audit_cmd(file: Path, step: str | None, as_json: bool) -> None:
-    """Checksums, record count, monotonic timestamps and (with --step) replay hashes."""
-    with exit_codes(usage=()):
+@output_options("json", json_help="Print the report as JSON.")
+def audit_cmd(file: Path, step: str | None, fmt: str) -> None:
+    """Checksums, record count, monotonic timestamps and (with --step) replay
+    hashes of FILE; exit 1 if a check fails.
+
+    Example:
+
+    \b
+        chronoledger chronicle audit run.cmeta --step chronoledger.examples.learner:make_step
+    """
+    with exit_codes():
         factory = chr_.load_step(step) if step else None
         try:
             with chr_.ChronicleReader(file, "skip") as r:
@@ -134,7 +161,7 @@ def audit_cmd(file: Path, step: str | None, as_json: bool) -> None:
             total = 0        # the audit itself reports what is wrong
         with _progress(total, "auditing") as tick:
             report = chr_.audit(file, factory, progress=tick)
-    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
+    emit_object(report.as_dict(), fmt, lambda: click.echo(report.text()))
     sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
 
 
@@ -161,46 +188,23 @@ def _plain(name, v):
     return v
 
 
-def _emit(cols: dict[str, np.ndarray], out_format: str, stream) -> int:
-    count = 0
-    if out_format == "json":
-        stream.write(json.dumps(list(_rows(cols))))
-        stream.write("\n")
-        return len(next(iter(cols.values()))) if cols else 0
-    if out_format in ("csv", "table"):
-        names = list(cols)
-        if out_format == "csv":
-            writer = csv.writer(stream)
-            writer.writerow(names)
-            for row in _rows(cols):
-                writer.writerow(["" if row[k] is None else row[k] for k in names])
-                count += 1
-            return count
-        rows = [[("" if r[k] is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else str(r[k])))
-                 for k in names] for r in _rows(cols)]
-        widths = [max([len(k)] + [len(r[i]) for r in rows]) for i, k in enumerate(names)]
-        stream.write("  ".join(k.ljust(w) for k, w in zip(names, widths)) + "\n")
-        for r in rows:
-            stream.write("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "\n")
-        return len(rows)
-    for row in _rows(cols):            # jsonl
-        stream.write(json.dumps(row) + "\n")
-        count += 1
-    return count
-
-
 @chronicle_group.command("query")
-@click.argument("file", type=FILE)
+@file_argument
 @click.option("--start", type=int, default=0, show_default=True, help="First timestamp (inclusive).")
 @click.option("--end", type=int, default=2**64 - 1, help="End timestamp (exclusive); default: everything.")
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json", "jsonl"]), default="table",
-              show_default=True)
 @click.option("--columns", help="Comma-separated column names (default: all).")
-def query_cmd(file: Path, start: int, end: int, out_format: str, columns: str | None) -> None:
-    """Records of FILE with START <= timestamp < END."""
+@output_options(legacy_format=True)
+def query_cmd(file: Path, start: int, end: int, columns: str | None, fmt: str) -> None:
+    """Records of FILE with START <= timestamp < END, one row each.
+
+    Example:
+
+    \b
+        chronoledger chronicle query run.cmeta --start 100 --end 200 --columns timestamp,phase,loss_value --csv
+    """
     if start < 0 or end < 0 or end > 2**64 - 1:
         raise click.BadParameter("timestamps are 0 .. 2**64-1", param_hint="--start/--end")
-    with exit_codes(usage=()), chr_.ChronicleReader(file) as r:
+    with exit_codes(), chr_.ChronicleReader(file) as r:
         _warn_damage(file, r.layout)
         names = [c.strip() for c in columns.split(",")] if columns else None
         if names:
@@ -209,23 +213,29 @@ def query_cmd(file: Path, start: int, end: int, out_format: str, columns: str | 
                 raise click.BadParameter(f"unknown column(s) {', '.join(unknown)}; the file has "
                                          f"{', '.join(r.column_names())}", param_hint="--columns")
         cols = r.query(start, end, names)
-    _emit(cols, out_format, sys.stdout)
+    emit(_rows(cols), fmt, list(cols))
 
 
 @chronicle_group.command("replay")
-@click.argument("file", type=FILE)
+@file_argument
 @click.option("--step", required=True, help="Step factory: module:function or path/to/file.py:function, "
               "called as factory(config, initial_seed) -> step(timestamp, phase, seed_state) -> dict.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def replay_cmd(file: Path, step: str, as_json: bool) -> None:
-    """Re-run every cycle of FILE and compare each record by hash; exit 1 on divergence."""
+@output_options("json", json_help="Print the report as JSON.")
+def replay_cmd(file: Path, step: str, fmt: str) -> None:
+    """Re-run every cycle of FILE and compare each record by hash; exit 1 on divergence.
+
+    Example:
+
+    \b
+        chronoledger chronicle replay run.cmeta --step chronoledger.examples.learner:make_step
+    """
     try:
         factory = chr_.load_step(step)
     except (ChronoledgerError, ImportError, AttributeError, OSError) as exc:      # a bad --step: usage
         raise click.BadParameter(str(exc), param_hint="--step") from None
-    with exit_codes(usage=()):
+    with exit_codes():
         with chr_.ChronicleReader(file) as r:
-            if r.schema != fmt.SCHEMA_CYCLE:
+            if r.schema != cformat.SCHEMA_CYCLE:
                 raise ChronoledgerError(f"{file}: replay needs a cycle chronicle, this is an event log")
             total = len(r)
             _warn_damage(file, r.layout)
@@ -233,9 +243,12 @@ def replay_cmd(file: Path, step: str, as_json: bool) -> None:
                 raise ChronoledgerError(f"{file}: no records to replay")
         with _progress(total, "replaying") as tick:
             report = chr_.replay(file, factory, progress=tick)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    elif report.ok:
+    emit_object(report.as_dict(), fmt, lambda: _print_replay(file, report))
+    sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
+
+
+def _print_replay(file: Path, report) -> None:
+    if report.ok:
         click.echo(f"replay of {file}: all {report.records:,} records regenerated with identical hashes")
     else:
         d = report.first_divergence
@@ -247,28 +260,29 @@ def replay_cmd(file: Path, step: str, as_json: bool) -> None:
                 sv = d.stored.metrics.get(key[1]) if key[0] == "metrics" else getattr(d.stored, name)
                 rv = d.replayed.metrics.get(key[1]) if key[0] == "metrics" else getattr(d.replayed, name)
                 click.echo(f"    {name}: stored {sv!r}, replayed {rv!r}")
-    sys.exit(0 if report.ok else EXIT_CHECK_FAILED)
 
 
 @chronicle_group.command("recover")
-@click.argument("file", type=FILE)
+@file_argument
 @click.option("--mode", type=click.Choice(["tolerate", "strict", "skip"]), default="tolerate", show_default=True,
               help="tolerate: truncate a torn tail; strict: change nothing, fail on any damage; "
                    "skip: rewrite the file without damaged blocks.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def recover_cmd(file: Path, mode: str, as_json: bool) -> None:
-    """Repair FILE after a crash: truncate a torn tail, or salvage around damage."""
-    try:
+@output_options("json", json_help="Print the report as JSON.")
+def recover_cmd(file: Path, mode: str, fmt: str) -> None:
+    """Repair FILE after a crash: truncate a torn tail, or salvage around
+    damage; exit 4 when the mode refuses to repair what it found.
+
+    Example:
+
+    \b
+        chronoledger chronicle recover run.cmeta --mode skip
+    """
+    with exit_codes(refused=(CorruptDataError,)):
         report = chr_.recover(file, mode)
-    except CorruptDataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_RECOVERY_REFUSED)
-    except (ChronoledgerError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-        return
+    emit_object(report.as_dict(), fmt, lambda: _print_recover(file, mode, report))
+
+
+def _print_recover(file: Path, mode: str, report) -> None:
     click.echo(f"recover {file} ({mode}): {report.message}")
     click.echo(f"  records kept {report.records_kept:,}; records dropped {report.records_dropped:,}; "
                f"bytes dropped {report.bytes_dropped:,}")
@@ -277,16 +291,23 @@ def recover_cmd(file: Path, mode: str, as_json: bool) -> None:
 
 
 @chronicle_group.command("export")
-@click.argument("file", type=FILE)
-@click.option("--format", "out_format", type=click.Choice(["csv", "jsonl", "parquet"]), required=True)
+@file_argument
+@click.option("--format", "out_format", type=click.Choice(["csv", "jsonl", "parquet"]), required=True,
+              help="The file format: CSV (a header line), JSON lines, or Parquet (needs the arrow extra).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Output file (default: FILE with the format's extension).")
 def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
-    """Export every record of FILE as CSV, JSON lines or Parquet."""
-    from chronoledger._fsutil import atomic_write_bytes
+    """Export every record of FILE to a file as CSV, JSON lines or Parquet
+    (to print records instead, use query).
+
+    Example:
+
+    \b
+        chronoledger chronicle export run.cmeta --format parquet -o run.parquet
+    """
 
     output = output or file.with_suffix({"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[out_format])
-    with exit_codes(usage=()):
+    with exit_codes():
         ch = chr_.Chronicle.open(file)
         try:
             _warn_damage(file, ch.reader().layout)
@@ -294,12 +315,11 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
                 try:
                     n = ch.to_parquet(output)
                 except MissingDependencyError as exc:
-                    click.echo(f"error: export --format parquet: {exc}", err=True)
-                    sys.exit(EXIT_USAGE)
+                    raise MissingDependencyError(f"export --format parquet: {exc}") from None
             else:
-                import io
                 text = io.StringIO()
-                n = _emit(ch.to_numpy(), out_format, text)
+                cols = ch.to_numpy()
+                n = write_rows(text, _rows(cols), "nl" if out_format == "jsonl" else out_format, list(cols))
                 atomic_write_bytes(output, text.getvalue().encode())
         finally:
             ch.close()
@@ -307,11 +327,17 @@ def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
 
 
 @chronicle_group.command("stats")
-@click.argument("file", type=FILE)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def stats_cmd(file: Path, as_json: bool) -> None:
-    """Per-column statistics of FILE (count, min, max, mean; phases and actions)."""
-    with exit_codes(usage=()), chr_.ChronicleReader(file) as r:
+@file_argument
+@output_options("json")
+def stats_cmd(file: Path, fmt: str) -> None:
+    """Per-column statistics of FILE (count, min, max, mean; phases and actions).
+
+    Example:
+
+    \b
+        chronoledger chronicle stats run.cmeta --json
+    """
+    with exit_codes(), chr_.ChronicleReader(file) as r:
         _warn_damage(file, r.layout)
         cols = r.to_numpy()
     stats = {}
@@ -333,12 +359,11 @@ def stats_cmd(file: Path, as_json: bool) -> None:
             stats[name] = {"count": int(finite.size), "min": _num(finite.min()), "max": _num(finite.max()),
                            # a float32 column's mean to float32 precision, the precision of its values
                            "mean": _num(np.float32(mean)) if v.dtype == np.float32 else float(mean)}
-    if as_json:
-        click.echo(json.dumps({"path": str(file), "records": len(r), "columns": stats}, indent=2))
-        return
-    click.echo(f"{file}: {len(r):,} records")
-    for name, s in stats.items():
-        click.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
+    def text():
+        click.echo(f"{file}: {len(r):,} records")
+        for name, s in stats.items():
+            click.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
+    emit_object({"path": str(file), "records": len(r), "columns": stats}, fmt, text)
 
 
 def _num(x):

@@ -3,18 +3,15 @@ folder into SQLite, run the metastudy, query the mirrors, sync nightly.
 
 Every command records itself (time, command, arguments, duration, result) in
 chronos_events.db; those that only read (status, plan, data) only where
-Data/ exists, so on a folder never synced they create nothing.  Exit codes:
-0 done (also when the reader of the output closed it early: ``| head``); 1
-the sync finished but skipped malformed files (it says which); 2 bad usage
-or a refused query (one that writes, or ran past ``--timeout``); 3 the
-folder or a mirror cannot be used.
+Data/ exists, so on a folder never synced they create nothing.  Exit codes
+are those of ``cli.output`` (docs/cli.md): 1 the sync finished but skipped
+malformed files (it says which); 2 bad usage, a folder that cannot be used
+or a refused query (one that writes, or ran past ``--timeout``); 3 a mirror
+cannot be used.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -23,11 +20,18 @@ from pathlib import Path
 
 import click
 
-from chronoledger.errors import ChronoledgerError, QueryError
+from chronoledger._version import __version__
+from chronoledger.cli.output import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_UNUSABLE, EXIT_USAGE, Group,
+                                    argument, emit, emit_object, error_message, exit_code_for, output_options,
+                                    print_json, progress_wanted, verbosity_options)
+from chronoledger.errors import ChronoledgerError
+from chronoledger.sequence.layout import child, find_user_folder
+from chronoledger.sequence.listener import listen
+from chronoledger.sequence.metastudy import build_trends
+from chronoledger.sequence.query import run_query
+from chronoledger.sequence.sync import DATABASES, data_folder, plan, record_command, record_review, status, sync
 
-EXIT_SKIPPED = 1
-EXIT_USAGE = 2
-EXIT_UNUSABLE = 3
+EXIT_SKIPPED = EXIT_CHECK_FAILED
 
 USER = click.option("--user", "user", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                     show_default=True, help="The User/ folder, or the folder that holds it.")
@@ -39,8 +43,6 @@ def _recorded(user: Path, command: str, reads_only: bool = False):
     exit codes.  A command that ``reads_only`` is recorded only where Data/
     exists: it never creates it.  A BrokenPipeError (the reader of the output
     went away) is recorded as ok and raised again, for the group to end quietly."""
-    from chronoledger.sequence.layout import child, find_user_folder
-    from chronoledger.sequence.sync import record_command
 
     t0 = time.perf_counter()
     result, detail, code = "ok", None, 0
@@ -49,14 +51,14 @@ def _recorded(user: Path, command: str, reads_only: bool = False):
         yield
     except BrokenPipeError as exc:      # `sequence data ... | head`: the output was wanted no further
         pipe = exc
-    except QueryError as exc:
-        result, detail, code = "refused", str(exc), EXIT_USAGE
-    except (ChronoledgerError, OSError) as exc:
-        result, detail, code = "failed", str(exc), EXIT_UNUSABLE
     except KeyboardInterrupt:
-        result, detail, code = "interrupted", None, 130
-    except Exception as exc:    # noqa: BLE001 - a bug or an odd file: say so, record it, exit 3 (not 1, "skipped")
-        result, detail, code = "failed", f"{type(exc).__name__}: {exc}", EXIT_UNUSABLE
+        result, detail, code = "interrupted", None, EXIT_INTERRUPTED
+    except Exception as exc:    # noqa: BLE001 - outside the table (a bug, an odd file): say so, record it, exit 3
+        mapped = exit_code_for(exc)
+        if mapped is None:
+            result, detail, code = "failed", f"{type(exc).__name__}: {exc}", EXIT_UNUSABLE
+        else:
+            result, detail, code = ("refused" if mapped == EXIT_USAGE else "failed"), error_message(exc), mapped
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         result = "ok" if code == 0 else "skipped files" if code == EXIT_SKIPPED else "failed"
@@ -80,51 +82,51 @@ def _recorded(user: Path, command: str, reads_only: bool = False):
 
 
 def _dbs(value: str) -> tuple[str, ...]:
-    from chronoledger.sequence.sync import DATABASES
 
     return DATABASES if value == "all" else (value,)
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            # the reader of our output went away (`sequence data ... | head`): not an error (click
-            # would exit 1, which here means "skipped files"); stdout to /dev/null so the
-            # interpreter's last flush is quiet
-            try:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError):       # no real stdout (a test runner's): nothing to quiet
-                pass
-            sys.exit(0)
-
-
-@click.group("sequence", cls=_Group)
+@click.group("sequence", cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="sequence")
+@verbosity_options
 def sequence_group() -> None:
-    """Mirror a Chronos user folder (YAML, the source of truth) into SQLite; digests for agents."""
+    """Mirror a Chronos user folder (YAML, the source of truth) into SQLite; digests for agents.
+
+    Example:
+
+    \b
+        sequence sync --user ~/Chronos
+        sequence data "SELECT name, status FROM items WHERE type = 'habit'" --user ~/Chronos --csv
+    """
 
 
 @sequence_group.command("sync")
 @click.option("--db", "which", type=click.Choice(["core", "events", "memory", "trends", "all"]), default="all",
-              show_default=True)
+              show_default=True, help="The mirror to rebuild, or all of them.")
 @USER
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Metastudy date (trends).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def sync_cmd(which: str, user: Path, as_of, as_json: bool) -> None:
-    """Rebuild the mirrors in User/Data/ from the YAML (never modified)."""
-    from chronoledger.sequence.sync import sync
+@output_options("json", json_help="Print the report as JSON.")
+def sync_cmd(which: str, user: Path, as_of, fmt: str) -> None:
+    """Rebuild the mirrors in User/Data/ from the YAML (never modified); exit
+    1 if it skipped malformed files (it says which).
+
+    Example:
+
+    \b
+        sequence sync --user ~/Chronos
+        sequence sync --db core --user ~/Chronos --json
+    """
 
     with _recorded(user, "sync"):
         dbs = _dbs(which)
-        show = sys.stderr.isatty() and not as_json
+        show = progress_wanted() and fmt == "table"
         steps = ("read", *dbs)
         with click.progressbar(length=len(steps), label="sync", file=sys.stderr,
                                item_show_func=lambda n: n) if show else _null() as bar:
             report = sync(user, dbs, progress=(lambda name: bar.update(1, name)) if show else None,
                           as_of=as_of.date() if as_of else None)
-        if as_json:
-            click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        if fmt == "json":
+            print_json(report.as_dict())
         else:
             click.echo(f"synced {report.items:,} items from {report.files:,} files in {report.seconds:.2f} s "
                        f"({report.items / report.seconds:,.0f} items/s) into {report.data}")
@@ -158,40 +160,54 @@ def _null():
 
 @sequence_group.command("status")
 @USER
-@click.option("--json", "as_json", is_flag=True)
-def status_cmd(user: Path, as_json: bool) -> None:
-    """Each mirror: counts, age, and whether the YAML changed since its sync."""
-    from chronoledger.sequence.sync import status
+@output_options(json_help='Print the status as JSON: {"databases": {NAME: {...}}, ...}.')
+def status_cmd(user: Path, fmt: str) -> None:
+    """Each mirror: counts, age, and whether the YAML changed since its sync
+    (a row per mirror).
+
+    Example:
+
+    \b
+        sequence status --user ~/Chronos
+    """
 
     with _recorded(user, "status", reads_only=True):
         st = status(user)
-        if as_json:
-            click.echo(json.dumps(st, indent=2))
-            return
-        for name, e in st["databases"].items():
-            if not e.get("last_sync"):
-                click.echo(f"{name:7s} never synced")
-                continue
-            age = e["age_seconds"]
-            age_s = f"{age // 86400}d {age % 86400 // 3600}h" if age >= 86400 else f"{age // 3600}h {age % 3600 // 60}m"
-            counts = ", ".join(f"{k} {v:,}" for k, v in (e.get("counts") or {}).items())
-            click.echo(f"{name:7s} {e['file']}: {counts}; synced {e['last_sync']} ({age_s} ago)"
-                       f"{'; YAML changed since' if e['yaml_changed_since'] else '; up to date'}"
-                       f"{'' if e['exists'] else '; FILE MISSING'}"
-                       f"{'; last attempt failed: ' + e['error'] if e.get('status') == 'failed' else ''}")
+        rows = [{"database": name, **e} for name, e in st["databases"].items()]
+        emit(rows, fmt, text=_print_status, document=st)
+
+
+def _print_status(rows) -> None:
+    for e in rows:
+        name = e["database"]
+        if not e.get("last_sync"):
+            click.echo(f"{name:7s} never synced")
+            continue
+        age = e["age_seconds"]
+        age_s = f"{age // 86400}d {age % 86400 // 3600}h" if age >= 86400 else f"{age // 3600}h {age % 3600 // 60}m"
+        counts = ", ".join(f"{k} {v:,}" for k, v in (e.get("counts") or {}).items())
+        click.echo(f"{name:7s} {e['file']}: {counts}; synced {e['last_sync']} ({age_s} ago)"
+                   f"{'; YAML changed since' if e['yaml_changed_since'] else '; up to date'}"
+                   f"{'' if e['exists'] else '; FILE MISSING'}"
+                   f"{'; last attempt failed: ' + e['error'] if e.get('status') == 'failed' else ''}")
 
 
 @sequence_group.command("plan")
 @USER
-@click.option("--json", "as_json", is_flag=True)
-def plan_cmd(user: Path, as_json: bool) -> None:
-    """What a sync would change (items added, removed, changed per type); writes nothing."""
-    from chronoledger.sequence.sync import plan
+@output_options("json", json_help="Print the plan as JSON.")
+def plan_cmd(user: Path, fmt: str) -> None:
+    """What a sync would change (items added, removed, changed per type); writes nothing.
+
+    Example:
+
+    \b
+        sequence plan --user ~/Chronos
+    """
 
     with _recorded(user, "plan", reads_only=True):
         p = plan(user)
-        if as_json:
-            click.echo(json.dumps(p, indent=2))
+        if fmt == "json":
+            print_json(p)
             return
         click.echo(f"{p['items']:,} items in the YAML" + ("" if p["mirror_exists"] else "; no mirror yet"))
         if not p["types"]:
@@ -211,34 +227,42 @@ def plan_cmd(user: Path, as_json: bool) -> None:
 @click.option("--metastudy", is_flag=True, required=True, help="Digest the logs into trends and tendencies.md.")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
               help="The last day of the windows (default: the last logged day).")
-def memory_cmd(user: Path, metastudy: bool, as_of) -> None:
-    """Run the metastudy: chronos_trends.db, tendencies.md and tendencies.json."""
-    from chronoledger.sequence.layout import find_user_folder
-    from chronoledger.sequence.metastudy import build_trends
-    from chronoledger.sequence.sync import data_folder
+@output_options("json", json_help='Print what was written as JSON: {"data": ..., "counts": {...}}.')
+def memory_cmd(user: Path, metastudy: bool, as_of, fmt: str) -> None:
+    """Run the metastudy: chronos_trends.db, tendencies.md and tendencies.json.
+
+    Example:
+
+    \b
+        sequence memory --metastudy --user ~/Chronos --as-of 2026-01-31
+    """
 
     with _recorded(user, "memory --metastudy"):
         data = data_folder(find_user_folder(user))
         counts = build_trends(data, as_of=as_of.date() if as_of else None)
-        click.echo(f"{data / 'tendencies.md'} and tendencies.json written; "
-                   + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        emit_object({"data": str(data), "counts": counts}, fmt,
+                    lambda: click.echo(f"{data / 'tendencies.md'} and tendencies.json written; "
+                                       + ", ".join(f"{k} {v:,}" for k, v in counts.items())))
 
 
 @sequence_group.command("data")
-@click.argument("query")
+@argument("query", help="One SQL statement that reads (SELECT, WITH ..., a PRAGMA that reads).")
 @click.option("--db", "which", type=click.Choice(["core", "events", "memory", "trends"]), default="core",
               show_default=True, help="The main database; the others are attached under their names.")
 @USER
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
 @click.option("--limit", type=click.IntRange(min=0), default=10_000, show_default=True,
               help="At most this many rows (0: all); says so on stderr when rows were cut.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Stop the query after this many seconds (0: never); a stopped query exits 2.")
-def data_cmd(query: str, which: str, user: Path, out_format: str, limit: int, timeout: float) -> None:
-    """Run a read-only SQL QUERY on the mirrors (writes, ATTACH and PRAGMA changes are refused)."""
-    from chronoledger.sequence.layout import child, find_user_folder
-    from chronoledger.sequence.query import run_query
+@output_options(legacy_format=True)
+def data_cmd(query: str, which: str, user: Path, limit: int, timeout: float, fmt: str) -> None:
+    """Run a read-only SQL QUERY on the mirrors (writes, ATTACH and PRAGMA changes are refused).
+
+    Example:
+
+    \b
+        sequence data "SELECT type, COUNT(*) AS n FROM items GROUP BY type" --user ~/Chronos --json
+    """
 
     with _recorded(user, "data", reads_only=True):
         found = find_user_folder(user)
@@ -247,35 +271,27 @@ def data_cmd(query: str, which: str, user: Path, out_format: str, limit: int, ti
         cut = bool(limit) and len(rows) > limit
         if cut:
             rows = rows[:limit]
-        if out_format == "json":
-            click.echo(json.dumps([dict(zip(names, r)) for r in rows], indent=2, ensure_ascii=False, default=str))
-        elif out_format == "csv":
-            w = csv.writer(sys.stdout)
-            w.writerow(names)
-            w.writerows(rows)
-        else:
-            cells = [[("" if v is None else str(v)).replace("\n", " ")[:60] for v in r] for r in rows]
-            widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-            click.echo("  ".join(n.ljust(w) for n, w in zip(names, widths)).rstrip())
-            click.echo("  ".join("-" * w for w in widths))
-            for r in cells:
-                click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-            if not cut:
-                click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
+        emit(rows, fmt, list(names))
+        if fmt == "table" and not cut:
+            click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", err=True)
         if cut:
             click.echo(f"(the first {limit:,} rows; the query has more: --limit N shows more, --limit 0 all)",
                        err=True)
 
 
 @sequence_group.command("review")
-@click.argument("kind", type=click.Choice(["daily", "weekly", "monthly"]))
+@argument("kind", type=click.Choice(["daily", "weekly", "monthly"]), help="Which review.")
 @USER
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
+              help="The day the review is for (default: today).")
 def review_cmd(kind: str, user: Path, as_of) -> None:
-    """Record a review and run the metastudy so the digest includes the latest behaviour."""
-    from chronoledger.sequence.layout import find_user_folder
-    from chronoledger.sequence.metastudy import build_trends
-    from chronoledger.sequence.sync import data_folder, record_review, sync
+    """Record a review and run the metastudy so the digest includes the latest behaviour.
+
+    Example:
+
+    \b
+        sequence review weekly --user ~/Chronos
+    """
 
     with _recorded(user, f"review {kind}"):
         found = find_user_folder(user)
@@ -290,8 +306,13 @@ def review_cmd(kind: str, user: Path, as_of) -> None:
 @USER
 @click.option("--once", is_flag=True, help="Run one cycle now and exit.")
 def listen_cmd(user: Path, once: bool) -> None:
-    """Sync (and run the metastudy) every night at 00:00, or at Settings/Sequence.yml's sync_time."""
-    from chronoledger.sequence.listener import listen
+    """Sync (and run the metastudy) every night at 00:00, or at Settings/Sequence.yml's sync_time.
+
+    Example:
+
+    \b
+        sequence listen --user ~/Chronos
+    """
 
     with _recorded(user, "listen --once" if once else "listen"):
         try:
@@ -301,5 +322,5 @@ def listen_cmd(user: Path, once: bool) -> None:
 
 
 def main() -> None:
-    """The ``sequence`` console script."""
+    """The ``sequence`` console script (``-h``, ``--version``, ``-v``/``-q`` like ``chronoledger``)."""
     sequence_group(prog_name="sequence")

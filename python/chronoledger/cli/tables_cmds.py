@@ -1,8 +1,9 @@
 """``chronoledger tables ...``: YAML-declared tables, their rows and their governance.
 
-Exit codes: 0 success; 1 ``validate`` found problems; 2 bad usage or a row
-or filter the schema refuses; 3 the database cannot be opened or read, or
-a schema change cannot be applied; 5 no such table, row or proposal.
+Exit codes are those of ``cli.output`` (docs/cli.md): 1 ``validate`` or
+``create`` found problems; 2 a row or filter the schema refuses; 3 the
+database cannot be opened or read, or a schema change cannot be applied; 5
+no such table, row or proposal.
 """
 
 from __future__ import annotations
@@ -13,61 +14,85 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import click
 
-from chronoledger.cli.output import EXIT_UNREADABLE, EXIT_USAGE, exit_codes, print_json, table
-from chronoledger.errors import QueryError, ValidationError
-
-EXIT_PROBLEMS = 1
+from chronoledger.cli.output import (EXIT_CHECK_FAILED, EXIT_UNUSABLE, EXIT_USAGE, Group, argument, emit,
+                                    emit_object, exit_codes, output_options, table)
+from chronoledger.tables import TableRegistry
+from chronoledger.tables.registry import CATALOGUE
+from chronoledger.tables.schema import check_relationships, read_schema_file, schema_files
 
 DB = click.Path(dir_okay=False, path_type=Path)
 FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
-@click.group("tables")
+@click.group("tables", cls=Group)
 @click.option("--db", "db", type=DB, envvar="CHRONOLEDGER_TABLES_DB", show_envvar=True,
               help="The registry database (created if missing).")
 @click.option("--schemas", "schema_dirs", type=FOLDER, multiple=True,
-              help="A folder of your schema files (repeatable); read after the packaged catalogue.")
+              help="A folder of your schema files, read after the packaged catalogue.")
 @click.option("--actor", help="Who proposes and decides (default: your login name).")
 @click.pass_context
 def tables_group(ctx: click.Context, db: Path | None, schema_dirs: tuple[Path, ...], actor: str | None) -> None:
-    """YAML-declared tables with validated writes, filtered queries and governance."""
+    """YAML-declared tables with validated writes, filtered queries and governance.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db create
+        chronoledger tables --db grace.db query memory_execution_logs --where status=failed --json
+    """
     ctx.obj = {"db": db, "schemas": list(schema_dirs), "actor": actor}
 
 
 @contextmanager
 def _registry(ctx: click.Context):
-    from chronoledger.tables import TableRegistry
 
     opts = ctx.obj
     if opts["db"] is None:
         click.echo("error: name the registry database with --db PATH (or CHRONOLEDGER_TABLES_DB)", err=True)
         sys.exit(EXIT_USAGE)
-    with exit_codes((ValidationError, QueryError), database=opts["db"]):
+    with exit_codes(database=opts["db"]):
         with TableRegistry(opts["db"], opts["schemas"], actor=opts["actor"]) as reg:
             yield reg
 
 
 @tables_group.command("create")
+@output_options("json", json_help="Print the report as JSON.")
 @click.pass_context
-def create_cmd(ctx: click.Context) -> None:
+def create_cmd(ctx: click.Context, fmt: str) -> None:
     """Load the catalogue and --schemas folders: create new tables, apply
-    low-risk changes, queue the rest for approval."""
+    low-risk changes, queue the rest for approval; exit 1 if a schema file
+    has problems (the good ones are loaded).
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db --schemas my_schemas/ create
+    """
     with _registry(ctx) as reg:
         report = reg.load_all_schemas()
-        click.echo(str(report))
+    found = {"loaded": report.loaded, "created": report.created, "altered": report.altered,
+             "proposed": report.proposed, "problems": [str(p) for p in report.problems]}
+    emit_object(found, fmt, lambda: click.echo(str(report)))
     if report.problems:
-        sys.exit(EXIT_PROBLEMS)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @tables_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options()
 @click.pass_context
-def list_cmd(ctx: click.Context, as_json: bool) -> None:
-    """The tables, their row counts and pending proposals."""
+def list_cmd(ctx: click.Context, fmt: str) -> None:
+    """The tables, their row counts and pending proposals.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db list --csv
+    """
     with _registry(ctx) as reg:
         pending = {}
         for p in reg.proposals(status="pending"):
@@ -78,24 +103,29 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
             rows.append({"table": name, "rows": reg.count_rows(name), "fields": len(s.fields),
                          "version": s.version, "immutable": s.immutable, "pending": pending.get(name, 0),
                          "description": s.description})
-    if as_json:
-        print_json(rows)
-    else:
-        table(rows, ["table", "rows", "fields", "version", "pending", "description"])
+    emit(rows, fmt, text=lambda found: table(found, ["table", "rows", "fields", "version", "pending",
+                                                      "description"]))
 
 
 @tables_group.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the schema as JSON.")
+@argument("name", help="The table.")
+@output_options("json", json_help="Print the schema (as declared) with its hash and row count as JSON.")
 @click.pass_context
-def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
-    """A table's fields, rules, indexes and relationships."""
+def show_cmd(ctx: click.Context, name: str, fmt: str) -> None:
+    """A table's fields, rules, indexes and relationships.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db show memory_self_healing_playbooks
+    """
     with _registry(ctx) as reg:
         s = reg.schema(name)
         count = reg.count_rows(name)
-    if as_json:
-        print_json({**s.declared(), "schema_hash": s.hash, "rows": count})
-        return
+    emit_object({**s.declared(), "schema_hash": s.hash, "rows": count}, fmt, lambda: _print_schema(s, count))
+
+
+def _print_schema(s, count: int) -> None:
     click.echo(f"{s.name}: {s.description}".rstrip(": "))
     click.echo(f"version {s.version}, {count:,} rows, schema {s.hash[:12]}{', immutable' if s.immutable else ''}")
     rows = []
@@ -115,13 +145,17 @@ def show_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 @tables_group.command("validate")
-@click.argument("folder", type=FOLDER)
-def validate_cmd(folder: Path) -> None:
-    """Check the schema files of FOLDER (no database needed); exit 1 on any problem."""
-    from importlib import resources
+@argument("folder", type=FOLDER, help="A folder of schema files (*.yaml, *.yml).")
+@output_options("json", json_help='Print the report as JSON: {"ok": ..., "good": [...], "problems": [...]}.')
+def validate_cmd(folder: Path, fmt: str) -> None:
+    """Check the schema files of FOLDER (no database needed); exit 1 on any problem.
 
-    from chronoledger.tables.registry import CATALOGUE
-    from chronoledger.tables.schema import check_relationships, read_schema_file, schema_files
+    Example:
+
+    \b
+        chronoledger tables validate my_schemas/
+    """
+
 
     problems, good = [], []
     seen: dict[str, Path] = {}
@@ -146,13 +180,16 @@ def validate_cmd(folder: Path) -> None:
         if name not in bad:
             good.append(f"{Path(schema.source).name}: table {name}, {len(schema.fields)} fields, "
                         f"{len(schema.indexes)} indexes")
-    for line in good:
-        click.echo(f"ok    {line}")
-    for p in problems:
-        click.echo(f"error {p}")
-    click.echo(f"{len(good)} good, {len(problems)} problems")
+
+    def text():
+        for line in good:
+            click.echo(f"ok    {line}")
+        for p in problems:
+            click.echo(f"error {p}")
+        click.echo(f"{len(good)} good, {len(problems)} problems")
+    emit_object({"ok": not problems, "good": good, "problems": [str(p) for p in problems]}, fmt, text)
     if problems:
-        sys.exit(EXIT_PROBLEMS)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 def _read_json(text: str, what: str):
@@ -172,15 +209,25 @@ def _read_json(text: str, what: str):
 
 
 @tables_group.command("insert")
-@click.argument("name")
-@click.option("--json", "row", required=True, help="A row (a JSON object) or rows (a list); @FILE or - for stdin.")
+@argument("name", help="The table.")
+@argument("row", help="A row (a JSON object) or rows (a JSON list); @FILE reads them from a file, - from stdin.")
+@output_options(json_help="Print what was stored as JSON: an object for a row, a list for a list.")
 @click.pass_context
-def insert_cmd(ctx: click.Context, name: str, row: str) -> None:
-    """Insert a row (or a list of rows, in one transaction); prints what was stored."""
-    data = _read_json(row, "--json")
+def insert_cmd(ctx: click.Context, name: str, row: str, fmt: str) -> None:
+    """Insert ROW into table NAME (a list of rows in one transaction); prints
+    what was stored, with the values the table filled in.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db insert memory_self_healing_playbooks '{"playbook_name": "restart"}'
+        chronoledger tables --db grace.db insert memory_self_healing_playbooks @rows.json --json
+    """
+    data = _read_json(row, "ROW")
     with _registry(ctx) as reg:
         stored = reg.insert_rows(name, data) if isinstance(data, list) else reg.insert_row(name, data)
-    print_json(stored)
+        columns = [f.name for f in reg.schema(name).fields]
+    emit(stored if isinstance(stored, list) else [stored], fmt, columns, document=stored)
 
 
 _WHERE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(!=|<=|>=|=|<|>|~|@>)\s*(.*)$", re.S)
@@ -224,26 +271,31 @@ def _where(items: tuple[str, ...], schema) -> dict:
 
 
 @tables_group.command("query")
-@click.argument("name")
+@argument("name", help="The table.")
 @click.option("--where", "where", multiple=True,
               help="FIELD=VALUE, FIELD>VALUE... (!= < <= > >= ~ for LIKE, @> for contains) or a JSON "
                    "filter object; repeat to AND them.")
 @click.option("--order-by", "order_by", multiple=True, help="A field, -field for descending; repeatable.")
-@click.option("--limit", type=click.IntRange(min=0), default=None)
-@click.option("--offset", type=click.IntRange(min=0), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many rows (default: all).")
+@click.option("--offset", type=click.IntRange(min=0), default=None,
+              help="Skip this many rows first (with --order-by, for pages).")
+@output_options()
 @click.pass_context
 def query_cmd(ctx: click.Context, name: str, where: tuple[str, ...], order_by: tuple[str, ...], limit: int | None,
-              offset: int | None, as_json: bool) -> None:
-    """Rows of a table matching --where filters."""
+              offset: int | None, fmt: str) -> None:
+    """Rows of table NAME matching --where filters.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db query memory_execution_logs --where status=failed \\
+            --where 'duration_ms>=100' --order-by -started_at --limit 5 --csv
+    """
     with _registry(ctx) as reg:
         filters = _where(where, reg.schema(name))
         rows = reg.query_rows(name, filters, list(order_by) or None, limit, offset)
         columns = [f.name for f in reg.schema(name).fields]
-    if as_json:
-        print_json(rows)
-    else:
-        table(rows, columns)
+    emit(rows, fmt, columns)
 
 
 def _proposal_line(p: dict) -> str:
@@ -253,82 +305,128 @@ def _proposal_line(p: dict) -> str:
 
 
 @tables_group.command("propose")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+          help="A schema file: the table, new or changed.")
 @click.option("--reason", default="", help="Why the change is wanted (recorded).")
+@output_options("json", json_help="Print the proposal as JSON.")
 @click.pass_context
-def propose_cmd(ctx: click.Context, file: Path, reason: str) -> None:
+def propose_cmd(ctx: click.Context, file: Path, reason: str, fmt: str) -> None:
     """Propose the table in FILE (new or changed): low risk is applied at once,
-    medium and high wait for approve/reject."""
+    medium and high wait for approve/reject.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db --actor alice propose notes.yaml --reason "a field for tags"
+    """
     with _registry(ctx) as reg:
         p = reg.propose_schema(file, reason=reason)
-    click.echo(_proposal_line(p))
+    emit_object(p, fmt, lambda: click.echo(_proposal_line(p)))
 
 
 @tables_group.command("proposals")
-@click.option("--status", type=click.Choice(["pending", "applied", "rejected", "superseded"]), default=None)
-@click.option("--table", "table_name", default=None)
+@argument("name", required=False, help="Only the proposals about this table.")
+@click.option("--status", type=click.Choice(["pending", "applied", "rejected", "superseded"]), default=None,
+              help="Only the proposals in this state.")
+@output_options()
 @click.pass_context
-def proposals_cmd(ctx: click.Context, status: str | None, table_name: str | None) -> None:
-    """Proposals, oldest first."""
+def proposals_cmd(ctx: click.Context, name: str | None, status: str | None, fmt: str) -> None:
+    """Proposals (about table NAME, or every table), oldest first.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db proposals my_notes --status pending
+    """
     with _registry(ctx) as reg:
-        found = reg.proposals(table=table_name, status=status)
-    if not found:
-        click.echo("(none)")
-    for p in found:
-        click.echo(_proposal_line(p))
+        found = reg.proposals(table=name, status=status)
+
+    def text(rows):
+        if not rows:
+            click.echo("(none)")
+        for p in rows:
+            click.echo(_proposal_line(p))
+    emit(found, fmt, text=text)
 
 
 @tables_group.command("approve")
-@click.argument("proposal_id")
+@argument("proposal_id", help="The proposal (see `tables proposals`).")
 @click.option("--reason", default="", help="Why (recorded with the decision).")
+@output_options("json", json_help="Print the proposal as JSON.")
 @click.pass_context
-def approve_cmd(ctx: click.Context, proposal_id: str, reason: str) -> None:
-    """Apply a pending proposal."""
+def approve_cmd(ctx: click.Context, proposal_id: str, reason: str, fmt: str) -> None:
+    """Apply a pending proposal (decided by --actor).
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db --actor alice approve p-0192f1c3 --reason reviewed
+    """
     with _registry(ctx) as reg:
         p = reg.approve(proposal_id, reason=reason)
-    click.echo(_proposal_line(p))
+    emit_object(p, fmt, lambda: click.echo(_proposal_line(p)))
 
 
 @tables_group.command("reject")
-@click.argument("proposal_id")
+@argument("proposal_id", help="The proposal (see `tables proposals`).")
 @click.option("--reason", default="", help="Why (recorded with the decision).")
+@output_options("json", json_help="Print the proposal as JSON.")
 @click.pass_context
-def reject_cmd(ctx: click.Context, proposal_id: str, reason: str) -> None:
-    """Reject a pending proposal (recorded; nothing applied)."""
+def reject_cmd(ctx: click.Context, proposal_id: str, reason: str, fmt: str) -> None:
+    """Reject a pending proposal (recorded; nothing applied).
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db --actor alice reject p-0192f1c3 --reason "too strict"
+    """
     with _registry(ctx) as reg:
         p = reg.reject(proposal_id, reason=reason)
-    click.echo(_proposal_line(p))
+    emit_object(p, fmt, lambda: click.echo(_proposal_line(p)))
 
 
 @tables_group.command("history")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@argument("name", help="The table.")
+@output_options()
 @click.pass_context
-def history_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Every schema applied to a table, and every proposal and decision about it."""
+def history_cmd(ctx: click.Context, name: str, fmt: str) -> None:
+    """Every schema applied to table NAME, and every proposal and decision about it, oldest first.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db history memory_self_healing_playbooks --nl
+    """
     with _registry(ctx) as reg:
         events = reg.history(name)
-    if as_json:
-        print_json(events)
-        return
-    for e in events:
-        who = f" by {e['by']}" if e.get("by") else ""
-        extra = e.get("reason") or (e.get("schema_hash") or "")[:12]
-        click.echo(f"{e['at']}  {e['event']}{who}  {e.get('proposal_id') or ''}  {extra}".rstrip())
+
+    def text(rows):
+        for e in rows:
+            who = f" by {e['by']}" if e.get("by") else ""
+            extra = e.get("reason") or (e.get("schema_hash") or "")[:12]
+            click.echo(f"{e['at']}  {e['event']}{who}  {e.get('proposal_id') or ''}  {extra}".rstrip())
+    emit(events, fmt, text=text)
 
 
 @tables_group.command("serve")
-@click.argument("db", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--port", type=int, default=8001)
-@click.option("--host", default="127.0.0.1")
+@argument("db", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The registry database.")
+@click.option("--port", type=int, default=8001, show_default=True, help="The port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on (0.0.0.0: every interface).")
 def serve_cmd(db: Path, port: int, host: str) -> None:
     """Browse DB's tables as filterable, sortable grids in Datasette
-    (read-only; install with: pip install 'chronoledger[ui]')."""
+    (read-only; install with: pip install 'chronoledger[ui]').
+
+    Example:
+
+    \b
+        chronoledger tables serve grace.db --port 8001
+    """
     exe = shutil.which("datasette")
     if exe is None:
         click.echo("error: Datasette is not installed; pip install 'chronoledger[ui]' (or run: datasette "
                    f"{db})", err=True)
-        sys.exit(EXIT_UNREADABLE)
+        sys.exit(EXIT_UNUSABLE)
     cmd = [exe, "serve", str(db), "--host", host, "--port", str(port)]
     click.echo(" ".join(cmd), err=True)
     sys.exit(subprocess.call(cmd))

@@ -1,13 +1,14 @@
 """``chronoledger world ...``: the daily-life simulation.
 
-Exit codes: 0 success; 2 bad usage, a bad config or scenario (the message
-names the file and the key); 3 the database or event log cannot be read or
-written, or a model failed; 4 a replay does not match its run; 5 no such
-run or day.
+Exit codes are those of ``cli.output`` (docs/cli.md): 2 a bad config or
+scenario (the message names the file and the key); 3 the database or event
+log cannot be read or written, or a model failed; 4 a replay does not match
+its run; 5 no such run or day.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -15,32 +16,35 @@ import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import apsw
 import click
 
-from chronoledger.cli.output import EXIT_USAGE, exit_codes
+from chronoledger.cli.output import (EXIT_REFUSED, EXIT_USAGE, Group, argument, emit_object, exit_codes,
+                                    output_options, progress_wanted)
 from chronoledger.errors import ConfigError, ValidationError
+from chronoledger.world import store
+from chronoledger.world.config import load_config, load_scenario
+from chronoledger.world.models import make_model
+from chronoledger.world.replay import replay
+from chronoledger.world.scheduler import RunOptions, run
+from chronoledger.world.scheduler import resume as resume_run
 
-EXIT_MISMATCH = 4
 DB_URL = click.option("--db-url", required=True, envvar="CHRONOLEDGER_WORLD_DB", show_envvar=True,
                       help="sqlite:///path/to/world.db (or a plain path).")
 
 
 def _errors(db_url: str | None = None):
     """Exit codes, an SQLite error naming the database of ``db_url``."""
-    from chronoledger.world import store
 
     try:
         database = store.db_path(db_url) if db_url else None
     except ConfigError:
         database = db_url
-    return exit_codes((ConfigError, ValidationError), extra=(apsw.Error,), database=database)
+    return exit_codes(database=database)
 
 
 @contextmanager
 def _resumable(db_url: str):
     """After a failed or interrupted run that left a checkpoint: say how to go on from there."""
-    from chronoledger.world import store
 
     try:
         yield
@@ -57,16 +61,28 @@ def _resumable(db_url: str):
         raise
 
 
-@click.group("world")
+@click.group("world", cls=Group)
 def world_group() -> None:
-    """A multi-agent daily-life simulation with a pluggable language model."""
+    """A multi-agent daily-life simulation with a pluggable language model.
+
+    Example:
+
+    \b
+        chronoledger world init --db-url sqlite:///world.db
+        chronoledger world run --db-url sqlite:///world.db --agents 20 --dry-run
+    """
 
 
 @world_group.command("init")
 @DB_URL
 def init_cmd(db_url: str) -> None:
-    """Create the world database (or bring it to the current schema)."""
-    from chronoledger.world import store
+    """Create the world database (or bring it to the current schema).
+
+    Example:
+
+    \b
+        chronoledger world init --db-url sqlite:///world.db
+    """
 
     with _errors(db_url):
         store.connect(db_url).close()
@@ -75,16 +91,23 @@ def init_cmd(db_url: str) -> None:
 
 @world_group.command("seed-agent")
 @DB_URL
-@click.option("--name", required=True)
-@click.option("--bio", default="")
-@click.option("--job", default="")
+@click.option("--name", required=True, help="The agent's name (an agent with this name is updated).")
+@click.option("--bio", default="", help="A line about the agent, given to the model.")
+@click.option("--job", default="", help="The agent's job.")
 @click.option("--interests", default="", help='"coffee:0.8,cycling:0.9" (scores 0..1).')
 @click.option("--family", default=None, help="A JSON object, e.g. '{\"spouse\": \"Ben\"}'.")
-@click.option("--traits", default=None, help="A JSON object.")
+@click.option("--traits", default=None, help='A JSON object, e.g. \'{"curious": true}\'.')
+@output_options("json", json_help='Print the agent as JSON: {"id": ..., "name": ...}.')
 def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, family: str | None,
-                   traits: str | None) -> None:
-    """Add an agent (or update the one with this name)."""
-    from chronoledger.world import store
+                   traits: str | None, fmt: str) -> None:
+    """Add an agent (or update the one with this name).
+
+    Example:
+
+    \b
+        chronoledger world seed-agent --db-url sqlite:///world.db --name Ava --bio Designer \\
+            --interests "coffee:0.8,hiking:0.6" --family '{"spouse": "Ben"}'
+    """
 
     def parse(text, what):
         if text is None:
@@ -107,16 +130,22 @@ def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, f
                                         family=parse(family, "family"), traits=parse(traits, "traits"))
         finally:
             conn.close()
-    click.echo(f"agent {agent_id}: {name}")
+    emit_object({"id": agent_id, "name": name}, fmt, lambda: click.echo(f"agent {agent_id}: {name}"))
 
 
 @world_group.command("world-init")
 @DB_URL
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def world_init_cmd(db_url: str, config_path: Path | None) -> None:
-    """Seed the locations and activities of the config (the packaged one by default)."""
-    from chronoledger.world import store
-    from chronoledger.world.config import load_config
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A world config (YAML) with locations and activities (default: the packaged one).")
+@output_options("json", json_help='Print the counts as JSON: {"locations": ..., "activities": ...}.')
+def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
+    """Seed the locations and activities of the config (the packaged one by default).
+
+    Example:
+
+    \b
+        chronoledger world world-init --db-url sqlite:///world.db --config examples/world.yaml
+    """
 
     with _errors(db_url):
         config = load_config(config_path)
@@ -125,33 +154,41 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
             n_loc, n_act = store.world_init(conn, config)
         finally:
             conn.close()
-    click.echo(f"{n_loc} locations and {n_act} activities")
+    emit_object({"locations": n_loc, "activities": n_act}, fmt,
+                lambda: click.echo(f"{n_loc} locations and {n_act} activities"))
 
 
 @world_group.command("run")
-@click.option("--days", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=1, show_default=True, help="Days to simulate.")
 @click.option("--agents", type=click.IntRange(min=1), default=None,
               help="Agents taking part (made up, seeded, when the database has fewer).")
-@click.option("--tick-minutes", type=click.IntRange(min=1), default=None)
-@click.option("--start-hour", type=click.IntRange(0, 23), default=None)
-@click.option("--end-hour", type=click.IntRange(1, 24), default=None)
+@click.option("--tick-minutes", type=click.IntRange(min=1), default=None,
+              help="Minutes in one tick (default: the config's default_hours.tick_minutes).")
+@click.option("--start-hour", type=click.IntRange(0, 23), default=None,
+              help="The hour a day's first tick starts (default: the config's default_hours.start_hour).")
+@click.option("--end-hour", type=click.IntRange(1, 24), default=None,
+              help="The hour a day ends, exclusive (default: the config's default_hours.end_hour).")
 @click.option("--persist/--no-persist", default=True, show_default=True,
               help="--no-persist runs on a temporary copy of the database, deleted afterwards: nothing is written "
                    "to --db-url (the event log and reports still are, beside it).")
 @DB_URL
-@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True)
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True,
+              help="Fixes the whole run: the same seed, config, scenario and agents give the same rows and log.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A world config (YAML) (default: the packaged one).")
 @click.option("--scripted-events", "scenario_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A scenario: schedules and scripted events (YAML or JSON).")
 @click.option("--max-concurrent-chats", type=click.IntRange(min=0), default=None,
               help="Chats under way in one tick, and model calls in flight.")
 @click.option("--report-format", type=click.Choice(["markdown", "json", "both", "none"]), default="both",
-              show_default=True)
-@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+              show_default=True, help="The daily reports' files: Markdown, JSON, both or none.")
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The folder of the daily reports (default: reports/ beside the database).")
 @click.option("--dry-run", is_flag=True, help="Use the offline model (no model is called).")
 @click.option("--summary-only", is_flag=True, help="Reports keep the figures and leave the transcripts out.")
 @click.option("--model", "model_kind", type=click.Choice(["offline", "openai", "ollama"]), default="offline",
-              show_default=True)
+              show_default=True, help="The language model: offline (deterministic, no calls), an OpenAI-compatible "
+                                      "server, or Ollama.")
 @click.option("--chronicle", "chronicle_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The run's event log (default: beside the database).")
 @click.option("--model-url", default=None, help="The model server's base URL (default: OPENAI_BASE_URL or "
@@ -164,15 +201,20 @@ def world_init_cmd(db_url: str, config_path: Path | None) -> None:
 @click.option("--resume", is_flag=True, help="Continue the latest stopped run from its last whole tick (its own "
                                               "days, agents, seed, config and scenario).")
 @click.option("--run-id", type=click.IntRange(min=1), default=None, help="With --resume: which run.")
+@output_options("json", json_help="Print the run's result (ids, counts, files) as JSON.")
 def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
-            chronicle_path, model_url, model_name, model_timeout, model_retries, resume, run_id) -> None:
-    """Run the world for --days days of ticks (or --resume a stopped run)."""
-    from chronoledger.world import store
-    from chronoledger.world.config import load_config, load_scenario
-    from chronoledger.world.models import make_model
-    from chronoledger.world.scheduler import RunOptions, run
-    from chronoledger.world.scheduler import resume as resume_run
+            chronicle_path, model_url, model_name, model_timeout, model_retries, resume, run_id, fmt) -> None:
+    """Run the world for --days days of ticks (or --resume a stopped run).
+
+    A progress bar per day shows on a terminal.
+
+    Example:
+
+    \b
+        chronoledger world run --db-url sqlite:///world.db --days 2 --agents 50 --dry-run --seed 7
+        chronoledger world run --db-url sqlite:///world.db --resume
+    """
 
     def model():
         # the model calls in flight follow the chat cap (at least one: reflections need the model too)
@@ -194,7 +236,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                 m.close()
                 if hasattr(bar, "finish"):
                     bar.finish()
-        _print_result(result)
+        _print_result(result, fmt)
         return
 
     overrides = {k: v for k, v in (("default_hours.tick_minutes", tick_minutes), ("default_hours.start_hour",
@@ -227,10 +269,14 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                 bar.finish()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-    _print_result(result)
+    _print_result(result, fmt)
 
 
-def _print_result(result) -> None:
+def _print_result(result, fmt: str) -> None:
+    emit_object(dataclasses.asdict(result), fmt, lambda: _print_result_text(result))
+
+
+def _print_result_text(result) -> None:
     click.echo(f"run {result.run_id}: {result.days} days, {result.agents:,} agents, {result.agent_ticks:,} "
                f"agent-ticks, {result.events:,} events, {result.conversations:,} conversations, {result.memories:,} new "
                f"memories; {result.agent_ticks_run:,} agent-ticks in {result.seconds:.1f} s here "
@@ -262,31 +308,44 @@ class _Bar:
 
 
 def _progress(days: int | None, ticks: int):
-    return _Bar(days, ticks) if sys.stderr.isatty() else None
+    return _Bar(days, ticks) if progress_wanted() else None
 
 
 @world_group.command("replay")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def replay_cmd(file: Path) -> None:
-    """Re-run a finished run from its event log, calling no model, and check it matches block by block."""
-    from chronoledger.world.replay import replay
+@argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+          help="The run's event log (world-run-N.cmeta).")
+@output_options("json", json_help="Print the report as JSON.")
+def replay_cmd(file: Path, fmt: str) -> None:
+    """Re-run a finished run from its event log, calling no model, and check
+    it matches block by block; exit 4 if it does not.
+
+    Example:
+
+    \b
+        chronoledger world replay world-run-1.cmeta
+    """
 
     with _errors():
         report = replay(file)
-    click.echo(str(report))
+    emit_object(dataclasses.asdict(report), fmt, lambda: click.echo(str(report)))
     if not report.matches:
-        sys.exit(EXIT_MISMATCH)
+        sys.exit(EXIT_REFUSED)
 
 
 @world_group.command("report")
 @DB_URL
 @click.option("--day", "day_label", required=True, help="The day's label (YYYY-MM-DD).")
 @click.option("--run", "run_id", type=int, default=None, help="The run (default: the latest with that day).")
-@click.option("--json", "as_json", is_flag=True)
-def report_cmd(db_url: str, day_label: str, run_id: int | None, as_json: bool) -> None:
-    """A day's report, from the database (read-only)."""
-    from chronoledger.world import store
+@output_options("json", json_help="Print the day's figures (the JSON report) instead of the Markdown.")
+def report_cmd(db_url: str, day_label: str, run_id: int | None, fmt: str) -> None:
+    """A day's report, from the database (read-only): Markdown, or --json.
+
+    Example:
+
+    \b
+        chronoledger world report --db-url sqlite:///world.db --day 2026-01-05
+    """
 
     with _errors(db_url):
         _run, summary, metrics = store.day_report(db_url, day_label, run_id)
-    click.echo(json.dumps(metrics, indent=2) if as_json else summary.rstrip())
+    emit_object(metrics, fmt, lambda: click.echo(summary.rstrip()))

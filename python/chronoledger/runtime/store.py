@@ -14,8 +14,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
-import re
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
@@ -26,7 +26,8 @@ from typing import Any, TextIO
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import CorruptDataError, ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.chronicle import Chronicle
+from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
 from chronoledger.runtime import enforcement
 from chronoledger.runtime import values as v
 from chronoledger.runtime.vocab import (
@@ -36,6 +37,8 @@ from chronoledger.runtime.vocab import (
     SKILL_STATES,
     STEP_STATUSES,
 )
+
+_logger = logging.getLogger("chronoledger.runtime")
 
 TABLES = ("sessions", "conversation_turns", "workflow_runs", "workflow_steps", "task_events", "skills_learned",
           "behavior_profiles", "personality_profiles", "skill_to_logic_proposals", "validation_results",
@@ -124,23 +127,21 @@ class RuntimeMemoryStore:
                         "open it once for writing to migrate it"
                     raise SchemaError(f"{self.path}: schema version {found}, this chronoledger reads "
                                       f"{steps[-1].version}; {advice}")
-        except apsw.CorruptError as exc:
+            self.schema_version = db.user_version(self._conn)
+        except BaseException as exc:
             self._conn.close()
-            raise CorruptDataError(f"{self.path}: the database is damaged ({exc})") from None
-        except BaseException:
-            self._conn.close()
+            if isinstance(exc, apsw.Error):
+                raise db.sqlite_error(exc, self.path) from None
             raise
-        self.schema_version = db.user_version(self._conn)
         self._checkpointer = None if readonly else db.BackgroundCheckpointer(self._conn, self.path)
         self._events_log = Path(events_log) if events_log is not None else None
         self._chronicle = None
         if self._events_log is not None:
-            from chronoledger.chronicle import Chronicle
-
             try:       # opened now, so a bad path fails before any event is stored
                 self._chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
                 if not readonly:
-                    self._catch_up()
+                    with db.named_damage(self.path, "catching up the event log"):
+                        self._catch_up()
             except BaseException:     # e.g. a missing folder, or a chronicle of cycles (ConfigError)
                 self._release()
                 raise
@@ -212,7 +213,7 @@ class RuntimeMemoryStore:
         cur = self._conn.execute(sql, params)
         try:
             names = [d[0] for d in cur.getdescription()]
-        except apsw.ExecutionCompleteError:
+        except apsw.ExecutionCompleteError:     # control flow: the statement gave no rows
             return
         decode = [k for k in names if k in _JSON_COLUMNS]
         for row in cur:
@@ -254,13 +255,6 @@ class RuntimeMemoryStore:
         self._last_stamp = t
         return t
 
-    def _sql_error(self, exc: apsw.Error, what: str) -> ChronoledgerError:
-        # trigger and constraint messages already say what failed and why
-        msg = re.sub(r"^[A-Za-z]+Error: ", "", str(exc))
-        if getattr(exc, "extendedresult", None) in (apsw.SQLITE_CONSTRAINT_UNIQUE, apsw.SQLITE_CONSTRAINT_PRIMARYKEY):
-            msg += " (a row with these values exists already)"
-        return ValidationError(f"{self.path}: {what}: {msg}")
-
     def _insert(self, table: str, row: dict, what: str) -> None:
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
@@ -271,8 +265,13 @@ class RuntimeMemoryStore:
         is a ValidationError naming the store and the operation."""
         try:
             self._conn.executemany(sql, rows)
-        except (apsw.ConstraintError, apsw.SQLError) as exc:
-            raise self._sql_error(exc, what) from None
+        except apsw.Error as exc:
+            err = db.sqlite_error(exc, self.path, what)
+            if isinstance(exc, apsw.SQLError):
+                # the values were checked already: an SQL error here is a rule of the table (a CHECK or a
+                # trigger calling a JSON function on the value) refusing the row, not a schema problem
+                err = ValidationError(str(err))
+            raise err from None
 
     # --- sessions and turns ---------------------------------------------------
     def start_session(self, actor: str, channel: str | None = None, metadata: dict | None = None, *,
@@ -494,10 +493,15 @@ class RuntimeMemoryStore:
             after = self._conn.execute(f"SELECT coalesce(max(rowid), 0) FROM task_events WHERE id IN ({marks})",
                                        ids).fetchall()[0][0]
             if not after:          # the log is not this database's: leave it alone
+                _logger.warning("%s: the event log %s holds no task event of this database; events missing "
+                                "from it are not caught up", self.path, self._events_log)
                 return
         rows = [tuple(r) for r in self._conn.execute(
             "SELECT id, workflow_run_id, step_id, event_type, event_level, message, payload_json, created_at "
             "FROM task_events WHERE rowid > ? ORDER BY rowid", (after,))]
+        if rows and last is not None:
+            _logger.warning("%s: %d task event(s) were stored but missing from the event log %s (a crash between "
+                            "commit and mirroring); mirrored now", self.path, len(rows), self._events_log)
         self._mirror(rows)
 
     def _mirror(self, rows: list[tuple]) -> None:
@@ -812,8 +816,8 @@ def _check_is_runtime_db(path: Path) -> None:
         return
     try:
         conn = db.open_readonly(path)
-    except apsw.Error:
-        return                                # connect() reports what is wrong with the file
+    except ChronoledgerError:
+        return                                # control flow: connect() reports what is wrong with the file
     try:
         have = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
@@ -828,12 +832,10 @@ def _check_is_runtime_db(path: Path) -> None:
                               f"upgrade chronoledger to open it (the file was left as it was)")
         if not version:
             _check_v1_columns(conn, [t for t in TABLES if t in have], path)
-    except apsw.NotADBError as exc:
-        raise SchemaError(f"{path}: not an SQLite database ({exc})") from None
-    except apsw.CorruptError as exc:
-        raise CorruptDataError(f"{path}: the database is damaged ({exc}); it was left as it was") from None
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        raise db.sqlite_error(exc, path) from None          # named as such; the file is left as it was
     except apsw.Error:
-        return                                # e.g. locked: connect() waits for it and reports
+        return                                # control flow: e.g. locked: connect() waits for it and reports
     finally:
         conn.close()
 

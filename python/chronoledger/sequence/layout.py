@@ -7,6 +7,7 @@ becomes a :class:`Problem` (path, line, why) and the rest is read anyway.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -16,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from chronoledger.errors import ConfigError
+
+_logger = logging.getLogger("chronoledger.sequence")
 
 try:
     from yaml import CSafeLoader as _BaseLoader  # the C parser: about 10x the pure-Python one
@@ -160,12 +165,17 @@ def _plain(loader: Loader, node, depth: int):
 
 def _bind_libyaml():
     try:
+        # optional: PyYAML may be built without its C extension (then every file goes to Loader)
         import yaml._yaml
 
         from chronoledger import _yamlread
 
-        return _yamlread if _yamlread.bind(yaml._yaml.__file__) else None
-    except Exception:                     # pragma: no cover - no C extension, an odd path: PyYAML's loader
+        if _yamlread.bind(yaml._yaml.__file__):
+            return _yamlread
+        _logger.info("libyaml cannot be bound from PyYAML's C extension; YAML is read by PyYAML's loader")
+        return None
+    except Exception as exc:              # pragma: no cover - no C extension, an odd path: PyYAML's loader
+        _logger.info("libyaml is not available (%s: %s); YAML is read by PyYAML's loader", type(exc).__name__, exc)
         return None
 
 
@@ -277,8 +287,6 @@ class _Walk:
         return value, size
 
 
-from chronoledger.errors import ConfigError
-
 #: Top-level folders that hold logs and settings rather than items.
 SPECIAL = {"schedules", "logs", "reviews", "settings", "data", "profile"}
 _DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.ya?ml$", re.I)
@@ -381,6 +389,14 @@ def parse_duration(value: Any) -> float | None:
     except ValueError:
         return None
     return n if 0 <= n < math.inf else None
+
+
+def minutes_of(t: str | None) -> int | None:
+    """Minutes after midnight of an "HH:MM" time; None for none."""
+    if not t:
+        return None
+    h, m = t.split(":")
+    return int(h) * 60 + int(m)
 
 
 def singular(folder: str) -> str:

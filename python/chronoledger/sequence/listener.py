@@ -4,10 +4,16 @@ At 00:00 local time, or at ``listener: {sync_time: "HH:MM"}`` (also a bare
 ``sync_time:``) in ``Settings/Sequence.yml``, it syncs every mirror and runs
 the metastudy; ``--once`` runs one cycle now.  A cycle that fails is logged
 and the listener waits for the next one.
+
+It reports through the ``chronoledger.sequence`` logger (or a ``log``
+callback): the next sync time and each sync's summary at INFO, a bad setting
+at WARNING, a failed cycle at ERROR (with its traceback when the failure is
+unexpected).
 """
 
 from __future__ import annotations
 
+import logging
 import time as _time
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
@@ -16,6 +22,8 @@ from pathlib import Path
 from chronoledger.errors import ChronoledgerError, ConfigError
 from chronoledger.sequence.layout import Reader, UserTree, child, find_user_folder
 from chronoledger.sequence.sync import SyncReport, sync
+
+_logger = logging.getLogger("chronoledger.sequence")
 
 
 def sync_time(user: Path) -> time:
@@ -46,11 +54,21 @@ def next_run(now: datetime, at: time) -> datetime:
     return run if run >= now else run + timedelta(days=1)
 
 
-def listen(user_path, *, once: bool = False, log: Callable[[str], None] = print,
+def listen(user_path, *, once: bool = False, log: Callable[[str], None] | None = None,
            sleep: Callable[[float], None] = _time.sleep, now: Callable[[], datetime] = datetime.now,
            cycles: int | None = None) -> list[SyncReport]:
     """Sync at the configured time each day (or once, now).  ``cycles`` bounds
-    the loop (tests); ``sleep`` and ``now`` are the clock (tests pass fakes)."""
+    the loop (tests); ``sleep`` and ``now`` are the clock (tests pass fakes).
+
+    Each message goes to the ``chronoledger.sequence`` logger, or, when
+    ``log`` is given, to ``log`` instead (a front end that shows the messages
+    as its output, so they are not shown twice); nothing is printed."""
+    def say(level: int, message: str, exc_info: bool = False) -> None:
+        if log is not None:
+            log(message)
+        else:
+            _logger.log(level, "%s", message, exc_info=exc_info)
+
     user = find_user_folder(user_path)
     reports: list[SyncReport] = []
     done = 0
@@ -59,21 +77,22 @@ def listen(user_path, *, once: bool = False, log: Callable[[str], None] = print,
             try:
                 at = sync_time(user)
             except ConfigError as exc:
-                log(f"{exc}; syncing at 00:00 until it is fixed")
+                say(logging.WARNING, f"{exc}; syncing at 00:00 until it is fixed")
                 at = time(0, 0)
             when = next_run(now(), at)
-            log(f"next sync at {when.isoformat(timespec='minutes')}")
+            say(logging.INFO, f"next sync at {when.isoformat(timespec='minutes')}")
             while (wait := (when - now()).total_seconds()) > 0:
                 sleep(min(wait, 60.0))        # wake each minute: a changed clock or setting is seen soon
         try:
-            report = sync(user)
-            reports.append(report)
-            log(f"synced {report.items} items from {report.files} files in {report.seconds:.1f} s"
-                f"{f'; skipped {report.skipped} files' if report.skipped else ''}; tendencies.md updated")
+            result = sync(user)
+            reports.append(result)
+            say(logging.INFO, f"synced {result.items} items from {result.files} files in {result.seconds:.1f} s"
+                f"{f'; skipped {result.skipped} files' if result.skipped else ''}; tendencies.md updated")
         except (ChronoledgerError, OSError) as exc:
-            log(f"sync failed: {exc}; the previous mirrors are intact")
+            say(logging.ERROR, f"sync failed: {exc}; the previous mirrors are intact")
         except Exception as exc:   # noqa: BLE001 - a bug or an odd file must not end the nightly loop
-            log(f"sync failed unexpectedly ({type(exc).__name__}: {exc}); the previous mirrors are intact")
+            say(logging.ERROR, f"sync failed unexpectedly ({type(exc).__name__}: {exc}); the previous mirrors "
+                               f"are intact", exc_info=True)
         done += 1
         if once or (cycles is not None and done >= cycles):
             return reports

@@ -9,6 +9,7 @@ logs and the same date give the same files, byte for byte.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import statistics
@@ -22,7 +23,11 @@ import apsw
 from chronoledger import sqlite as db
 from chronoledger.errors import ConfigError
 from chronoledger.sequence import schema
-from chronoledger.sequence.sync import STATUS_DIMENSIONS, minutes_of
+from chronoledger.sequence.datafolder import now_text, read_registry, sync_lock, write_registry
+from chronoledger.sequence.layout import minutes_of
+from chronoledger.sequence.schema import STATUS_DIMENSIONS
+
+_logger = logging.getLogger("chronoledger.sequence")
 
 WINDOWS = (7, 30, 90)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -67,6 +72,8 @@ def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple]]:
         snaps = list(conn.execute("SELECT date, time, health, place, energy, mind_state, focus, emotion, vibe "
                                   "FROM status_snapshots ORDER BY date, time"))
         reinf = list(conn.execute("SELECT ts, kind, source_name, outcome, points FROM reinforcements ORDER BY ts"))
+    except apsw.Error as exc:
+        raise db.sqlite_error(exc, memory_db, "reading the memory mirror") from None
     finally:
         conn.close()
     return facts, snaps, reinf
@@ -207,13 +214,13 @@ def build_trends(data: Path, as_of: date | None = None, *, memory_db: Path | Non
     (counts, [PendingFile, ...]) for the caller to put in place; otherwise
     they are put in place (under the folder's lock) and the counts returned."""
     if not pending:
-        from chronoledger.sequence.sync import sync_lock
-
         with sync_lock(data, wait=True):
             counts, files = build_trends(data, as_of, memory_db=memory_db, pending=True)
             for f in files:
                 f.commit()
             _registered(data, counts)
+        _logger.info("%s: metastudy rebuilt %s and the tendencies digest (%s)", data, schema.FILES["trends"],
+                     ", ".join(f"{k} {v}" for k, v in counts.items()))
         return counts
     facts, snaps, reinf = load_facts(memory_db or data / schema.FILES["memory"])
     as_of = as_of or latest_log_date(facts, snaps) or date.today()
@@ -239,8 +246,6 @@ def build_trends(data: Path, as_of: date | None = None, *, memory_db: Path | Non
 
 def _registered(data: Path, counts: dict) -> None:
     """databases.yml says what the trends mirror now holds (a metastudy rebuilt it)."""
-    from chronoledger.sequence.sync import now_text, read_registry, write_registry
-
     reg = read_registry(data)
     entry = reg["databases"].setdefault("trends", {})
     entry.pop("error", None)

@@ -47,12 +47,18 @@ def open_readonly(data: Path, main: str = "core") -> apsw.Connection:
     if not path.exists():
         raise QueryError(f"{path}: no such mirror yet; run `sequence sync` first")
     conn = db.open_readonly(path)
-    conn.setbusytimeout(10_000)
-    for name, fname in schema.FILES.items():
-        other = data / fname
-        if name != main and other.exists():
-            conn.execute("ATTACH DATABASE ? AS " + name, (db.readonly_uri(other),))
-    conn.execute("PRAGMA query_only = ON")
+    try:
+        conn.setbusytimeout(10_000)
+        for name, fname in schema.FILES.items():
+            other = data / fname
+            if name != main and other.exists():
+                conn.execute("ATTACH DATABASE ? AS " + name, (db.readonly_uri(other),))
+        conn.execute("PRAGMA query_only = ON")
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, apsw.Error):
+            raise db.sqlite_error(exc, path, "opening the mirrors") from None
+        raise
     conn.authorizer = _authorizer
     return conn
 
@@ -113,16 +119,11 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
         return names, rows
     except QueryError:
         raise
-    except apsw.InterruptError:
-        if late[0]:
+    except apsw.Error as exc:
+        if isinstance(exc, apsw.InterruptError) and late[0]:     # kept: only here is it known that the time limit stopped it
             raise QueryError(f"stopped: the query ran longer than its time limit of {timeout:g} s "
                              f"(`sequence data --timeout SECONDS` allows more)") from None
-        raise QueryError("query failed: interrupted") from None
-    except apsw.AuthError as exc:
-        raise QueryError(f"refused: `sequence data` only reads ({exc})") from None
-    except apsw.ReadOnlyError as exc:
-        raise QueryError(f"refused: the mirrors are opened read-only ({exc})") from None
-    except apsw.Error as exc:
-        raise QueryError(f"query failed: {exc}") from None
+        # the user's SQL: refused or failed is a QueryError; a damaged or unreadable mirror is not
+        raise db.sqlite_error(exc, data / schema.FILES[main], None, query=True) from None
     finally:
         conn.close()

@@ -11,11 +11,11 @@ file, counts, last sync and last attempt.
 from __future__ import annotations
 
 import bisect
-import fcntl
 import functools
 import gc
 import hashlib
 import json
+import logging
 import math
 import os
 import sys
@@ -30,23 +30,38 @@ from typing import Any
 
 import apsw
 import numpy as np
-import yaml
 
 from chronoledger import sqlite as db
-from chronoledger._fsutil import atomic_write_bytes
 from chronoledger._isotime import iso_text
-from chronoledger.errors import ConfigError
+from chronoledger.chronicle import Chronicle
+from chronoledger.errors import ChronoledgerError, ConfigError
 from chronoledger.sequence import schema
-from chronoledger.sequence.layout import Item, Problem, UserTree, child, parse_duration, read_user_folder
+from chronoledger.sequence.datafolder import (  # noqa: F401 - REGISTRY, data_folder...: also named from here
+    REGISTRY,
+    data_folder,
+    now_text,
+    read_registry,
+    sync_lock,
+    write_registry,
+)
+from chronoledger.sequence.layout import (
+    Item,
+    Problem,
+    UserTree,
+    child,
+    find_user_folder,
+    minutes_of,
+    parse_duration,
+    read_user_folder,
+)
+from chronoledger.sequence.metastudy import build_trends
+from chronoledger.sequence.schema import STATUS_DIMENSIONS
 
 DATABASES = ("core", "events", "memory", "trends")
-REGISTRY = "databases.yml"
+_logger = logging.getLogger("chronoledger.sequence")
 EVENT_LOG = "chronos_events.cmeta"
 ITEM_COLUMNS = ("category", "status", "priority")
 RELATION_KINDS = ("children", "milestones", "rewards", "targets")
-#: The status dimensions chronos_memory.db holds as columns of its own, and
-#: ``status.dimensions`` when Settings/status_settings.yml names none.
-STATUS_DIMENSIONS = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
 
 
 # --- small readers of values as people write them ---------------------------
@@ -79,14 +94,6 @@ def _hhmm(value: Any) -> str | None:
             if h < 24 and m < 60:
                 return f"{h:02d}:{m:02d}"
     return None
-
-
-def minutes_of(t: str | None) -> int | None:
-    """Minutes after midnight of an "HH:MM" time; None for none."""
-    if not t:
-        return None
-    h, m = t.split(":")
-    return int(h) * 60 + int(m)
 
 
 def span(start: str | None, end: str | None) -> float | None:
@@ -242,30 +249,6 @@ class SyncReport:
                 "problems": [{"path": p.path, "line": p.line, "reason": p.reason, "skipped": p.skipped}
                              for p in self.problems],
                 "unresolved_references": self.unresolved, "databases": self.built}
-
-
-def data_folder(user: Path) -> Path:
-    """``User/Data`` (any case), created if missing."""
-    existing = child(user, "data")
-    d = existing if existing is not None else user / "Data"
-    d.mkdir(exist_ok=True)
-    return d
-
-
-@contextmanager
-def sync_lock(data: Path, wait: bool = False):
-    """One writer of a folder's Data/ at a time (an OS lock on
-    Data/.sequence.lock).  A sync refuses to start while another runs;
-    ``wait`` (recording a command, the metastudy) waits its turn instead."""
-    fd = os.open(data / ".sequence.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise ConfigError(f"{data}: another sync of this folder is running") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 # --- building the databases ----------------------------------------------------------
@@ -691,30 +674,6 @@ def _fact(day, wd, name, itype, block, depth, start, end, planned, c) -> tuple:
             c and c["quality"])
 
 
-def now_text() -> str:
-    return datetime.now(timezone.utc).astimezone().replace(microsecond=0).isoformat()
-
-
-# --- databases.yml ---------------------------------------------------------------------
-
-def read_registry(data: Path) -> dict:
-    """databases.yml, or an empty registry when it is missing or not one we
-    wrote (it only describes the mirrors, and the next sync writes it whole)."""
-    p = data / REGISTRY
-    try:
-        reg = yaml.safe_load(p.read_bytes())
-    except (OSError, yaml.YAMLError, RecursionError):
-        return {"databases": {}}
-    if not isinstance(reg, dict) or not isinstance(reg.get("databases", {}), dict):
-        return {"databases": {}}
-    reg["databases"] = {k: v for k, v in (reg.get("databases") or {}).items() if isinstance(v, dict)}
-    return reg
-
-
-def write_registry(data: Path, reg: dict) -> None:
-    atomic_write_bytes(data / REGISTRY, yaml.safe_dump(reg, sort_keys=False).encode("utf-8"))
-
-
 def fingerprint(user: Path) -> dict:
     """A summary of the YAML that changes when any file is added, removed,
     moved, resized or touched (Data/ is not part of it): a hash of every
@@ -774,8 +733,6 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
     """Rebuild the chosen mirrors of the user folder at (or in) ``user_path``.
     ``progress`` is called with "read" once the YAML is read, then with each
     database's name as it is built."""
-    from chronoledger.sequence.layout import find_user_folder
-
     for name in databases:
         if name not in DATABASES:
             raise ConfigError(f"--db must be one of {', '.join(DATABASES)} or all, got {name!r}")
@@ -784,7 +741,8 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
     data = data_folder(user)
     report = SyncReport(user=user, data=data)
     with sync_lock(data), _cycle_collection_paused():
-        db.remove_stale_builds(data)
+        for stale in db.remove_stale_builds(data):
+            _logger.info("%s: removed %s, left by a rebuild that did not finish", data, stale.name)
         reg = read_registry(data)
         attempt = now_text()
         for name in databases:
@@ -824,8 +782,6 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
                         counts, files = _pending_events(data, builder)
                         pending += files
                     else:
-                        from chronoledger.sequence.metastudy import build_trends
-
                         counts, files = build_trends(data, as_of=as_of, memory_db=memory_file, pending=True)
                         pending += files
                 except Exception as exc:
@@ -857,6 +813,9 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
         reg["warnings"] = [str(p) for p in tree.problems if not p.skipped]
         write_registry(data, reg)
     report.seconds = time.perf_counter() - t0
+    _logger.info("%s: synced %s: %d items from %d files in %.2f s; %d file(s) skipped, %d warning(s)", user,
+                 ", ".join(databases), report.items, report.files, report.seconds, report.skipped,
+                 len(report.warnings))
     return report
 
 
@@ -897,7 +856,7 @@ def _previous_commands(target: Path, tree: UserTree) -> tuple[list[tuple], list[
     try:
         db.settle(target)
         conn = db.open_readonly(target)
-    except apsw.Error as exc:
+    except ChronoledgerError as exc:        # control flow: an events database that cannot be read is set aside
         return _set_aside(target, tree, exc)
     try:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(command_runs)")}
@@ -911,9 +870,9 @@ def _previous_commands(target: Path, tree: UserTree) -> tuple[list[tuple], list[
             "'review' AND json_valid(payload_json) AND json_extract(payload_json, '$.source') = 'sequence review') "
             "ORDER BY id")] \
             if {r[1] for r in conn.execute("PRAGMA table_info(events)")} else []
-    except apsw.Error as exc:
+    except apsw.Error as exc:               # control flow, as above (the reason is said where it is set aside)
         conn.close()
-        return _set_aside(target, tree, exc)
+        return _set_aside(target, tree, db.sqlite_error(exc))
     conn.close()
     return runs, ev
 
@@ -923,6 +882,8 @@ def _set_aside(target: Path, tree: UserTree, exc: Exception) -> tuple[list, list
     its command history may still be recovered from it."""
     aside = target.with_name(f"{target.name}.unreadable-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
     os.replace(target, aside)
+    _logger.warning("%s: the previous events database cannot be read (%s); set aside as %s, a new one started",
+                    target, exc, aside.name)
     tree.problems.append(Problem(f"Data/{target.name}", None, f"the previous events database cannot be read "
                                                               f"({exc}); it was set aside as {aside.name} and "
                                                               f"a new one started", skipped=False))
@@ -948,8 +909,6 @@ def _micros_array(stamps: list[str]) -> np.ndarray:
 
 def _pending_event_log(data: Path, events: list[tuple]) -> db.PendingFile:
     """The same events as a chronicle event log, built beside its target."""
-    from chronoledger.chronicle import Chronicle
-
     target = data / EVENT_LOG
     tmp = db.building_path(target)
     tmp.unlink(missing_ok=True)
@@ -992,7 +951,8 @@ def _append_locked(data: Path, ts: str, etype: str, payload: dict, extra: tuple[
     target = data / schema.FILES["events"]
     conn = db.connect(target, journal="delete")
     try:
-        with db.write_transaction(conn, f"{target}: appending a {etype} event"):
+        with db.sqlite_errors(target, f"appending a {etype} event"), \
+                db.write_transaction(conn, f"{target}: appending a {etype} event"):
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'command_runs'").fetchall():
                 conn.execute(schema.EVENTS)
                 conn.execute(f"PRAGMA user_version={schema.VERSIONS['events']}")
@@ -1001,8 +961,6 @@ def _append_locked(data: Path, ts: str, etype: str, payload: dict, extra: tuple[
             conn.execute("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)", (ts, etype, _json(payload)))
     finally:
         conn.close()
-    from chronoledger.chronicle import Chronicle
-
     with Chronicle.open(data / EVENT_LOG, "a", schema="event") as ch:
         # the log is in time order; logs dated after now (a plan logged ahead)
         # would make "now" too old for it: such an event is placed at the
@@ -1016,8 +974,6 @@ def _append_locked(data: Path, ts: str, etype: str, payload: dict, extra: tuple[
 def status(user_path: str | os.PathLike[str]) -> dict:
     """Each mirror: file, schema version, counts, last sync and its age, and
     whether the YAML changed since (by the fingerprint taken at that sync)."""
-    from chronoledger.sequence.layout import find_user_folder
-
     user = find_user_folder(user_path)
     existing = child(user, "data")
     reg = read_registry(existing) if existing is not None else {"databases": {}}
@@ -1041,8 +997,6 @@ def status(user_path: str | os.PathLike[str]) -> dict:
 def plan(user_path: str | os.PathLike[str]) -> dict:
     """What a sync of the core mirror would change, per item type (added,
     removed, changed), and the log rows it would hold; nothing is written."""
-    from chronoledger.sequence.layout import find_user_folder
-
     user = find_user_folder(user_path)
     with _cycle_collection_paused():
         tree = read_user_folder(user)
@@ -1054,8 +1008,10 @@ def plan(user_path: str | os.PathLike[str]) -> dict:
         conn = db.open_readonly(core)
         try:
             old = {(t, s): raw for t, s, raw in conn.execute("SELECT type, slug, raw_json FROM items")}
-        except apsw.SQLError:
+        except apsw.SQLError:               # control flow: a core mirror without items holds nothing to compare
             old = {}
+        except apsw.Error as exc:
+            raise db.sqlite_error(exc, core, "reading the core mirror") from None
         finally:
             conn.close()
     per_type: dict[str, dict[str, list[str]]] = {}

@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 import apsw
 
-from chronoledger.errors import SchemaError, ValidationError
+from chronoledger import sqlite as db
+from chronoledger.errors import SchemaError
 from chronoledger.ids import new_id
 from chronoledger.tables import values
 from chronoledger.tables.schema import SQL_TYPES, TableSchema, compare, q
@@ -172,8 +173,8 @@ def _rebuild(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str
     cols = ", ".join(q(f.name) for f in new.fields)
     try:
         conn.executemany(f"INSERT INTO {q(tmp)} ({cols}) VALUES ({', '.join('?' * len(new.fields))})", stored_rows)
-    except apsw.ConstraintError as exc:
-        raise ValidationError(f"{new.name}: the stored rows break the new schema: {exc}") from None
+    except apsw.ConstraintError as exc:         # kept here: says which change the rows break
+        raise db.sqlite_error(exc, None, f"{new.name}: the stored rows break the new schema") from None
     if archive:
         conn.executemany("INSERT INTO _registry_archive (proposal_id, table_name, row_key, field, value_json, "
                          "archived_at) VALUES (?, ?, ?, ?, ?, ?)", archive)
@@ -187,8 +188,8 @@ def _create_indexes(conn: apsw.Connection, schema: TableSchema) -> None:
     try:
         for stmt in schema.index_sql():
             conn.execute(stmt)
-    except apsw.ConstraintError as exc:
-        raise ValidationError(f"{schema.name}: the stored rows break a new unique rule: {exc}") from None
+    except apsw.ConstraintError as exc:         # kept here: says which change the rows break
+        raise db.sqlite_error(exc, None, f"{schema.name}: the stored rows break a new unique rule") from None
 
 
 def convert(value: Any, ftype: str) -> Any:

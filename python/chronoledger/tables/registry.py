@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import apsw
+import numpy as np
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ChronoledgerError, ConfigError, NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.chronicle import Chronicle, WriterLockedError
+from chronoledger.errors import (ChronoledgerError, ConfigError, DatabaseBusyError, NotFoundError, QueryError,
+                                 SchemaError, StorageError, ValidationError)
 from chronoledger.tables import governance, values
 from chronoledger.tables import query as qb
 from chronoledger.tables.schema import (SchemaProblem, TableSchema, check_relationships, compare, overall_risk,
@@ -101,8 +104,10 @@ class TableRegistry:
             self._validators: dict[str, RowValidator] = {}
             self._refresh()
             self._bootstrap_governance()
-        except BaseException:
+        except BaseException as exc:
             self._conn.close()
+            if isinstance(exc, apsw.Error):
+                raise db.sqlite_error(exc, self.path) from None
             raise
         # WAL checkpoints and publishing on threads of their own, off the writer's commits
         self._checkpointer = db.BackgroundCheckpointer(self._conn, self.path)
@@ -308,7 +313,9 @@ class TableRegistry:
                 try:
                     result = self.propose_schema(schema, proposed_by=f"schema file {schema.source}",
                                                  reason="declared in a schema file", _from_load=True)
-                except (SchemaError, ValidationError, apsw.Error) as exc:     # this table only: the rest still load
+                # this table only: the rest still load (SQLite's errors arrive as these already; a failing
+                # disk, a busy or damaged database is not one table's problem, and stops the load)
+                except (SchemaError, ValidationError) as exc:
                     why = str(exc)
                     named = f"{schema.source}: table {schema.name}: "     # the problem names them already
                     report.problems.append(SchemaProblem(schema.source, schema.name, None,
@@ -543,8 +550,8 @@ class TableRegistry:
             else:
                 change = governance.migrate_table(self._conn, old, schema, pid, now)
         except apsw.SQLError as exc:            # SQLite refused a statement the checks let through
-            raise SchemaError(f"{self.path}: {schema.source or 'proposal ' + pid}: table {schema.name}: "
-                              f"the change cannot be applied: {exc}") from None
+            raise db.sqlite_error(exc, self.path, f"{schema.source or 'proposal ' + pid}: table {schema.name}: "
+                                                  f"the change cannot be applied") from None
         self._conn.execute(
             "INSERT INTO _registry_tables (table_name, version, schema_hash, schema_json, source, applied_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (table_name) DO UPDATE SET version = excluded.version, "
@@ -635,7 +642,7 @@ class TableRegistry:
         sql = f"INSERT INTO {q(schema.name)} ({cols}) VALUES ({', '.join('?' * len(schema.fields))})"
         try:
             self._conn.executemany(sql, stored)
-        except apsw.ConstraintError as exc:
+        except apsw.ConstraintError as exc:     # kept here: the message names the field and the row
             raise self._constraint_error(schema, exc, stored) from None
 
     def upsert_row(self, table: str, data: dict, *, on: str | None = None) -> dict:
@@ -704,7 +711,7 @@ class TableRegistry:
         args = list(stored.values())
         try:
             self._conn.executemany(sql, [args + [pk] for pk in pks])
-        except apsw.ConstraintError as exc:
+        except apsw.ConstraintError as exc:     # kept here: the message names the field
             raise self._constraint_error(schema, exc, None) from None
 
     def delete_rows(self, table: str, filters: dict, *, all_rows: bool = False) -> int:
@@ -757,13 +764,17 @@ class TableRegistry:
     def _constraint_error(self, schema: TableSchema, exc: apsw.ConstraintError, stored: list | None) -> ValidationError:
         text = str(exc)
         fields = []
-        if "UNIQUE" in text or "PRIMARY KEY" in text:
+        if getattr(exc, "extendedresult", None) in (apsw.SQLITE_CONSTRAINT_UNIQUE, apsw.SQLITE_CONSTRAINT_PRIMARYKEY):
+            # which fields: SQLite names them only in its text ("UNIQUE constraint failed: t.a, t.b"); a
+            # text worded otherwise finds none, and the message below is the general one
             for part in text.split(":", 1)[-1].split(","):
                 name = part.strip().rsplit(".", 1)[-1]
                 if name in schema.by_name:
                     fields.append(name)
         if not fields:
-            return ValidationError(f"{schema.name}: refused by the database: {text}")
+            error = db.sqlite_error(exc, self.path, schema.name)
+            assert isinstance(error, ValidationError)           # what the table maps a ConstraintError to
+            return error
         problems = [(None, f, "a row with this value is already stored (unique)") for f in fields]
         if stored is not None:
             cols = [f.name for f in schema.fields]
@@ -816,8 +827,8 @@ class TableRegistry:
             sql = f"SELECT {_cols(schema)} FROM {q(table)}{where}{order}{page}"
             try:
                 return [check.decode_row(r) for r in self._conn.execute(sql, params + more)]
-            except apsw.SQLError as exc:
-                raise QueryError(f"{table}: the query failed: {exc}") from None
+            except apsw.SQLError as exc:        # the filters are the caller's: a QueryError, not a SchemaError
+                raise db.sqlite_error(exc, self.path, table, query=True) from None
 
     def count_rows(self, table: str, filters: dict | None = None) -> int:
         """How many rows match ``filters``."""
@@ -840,13 +851,11 @@ class TableRegistry:
                 cur = self._conn.execute(sql, params)
                 try:
                     names = [d[0] for d in cur.getdescription()]
-                except apsw.ExecutionCompleteError:      # no rows
+                except apsw.ExecutionCompleteError:      # control flow: no rows
                     return []
                 rows = cur.fetchall()
-            except apsw.AuthError:
-                raise QueryError(f"refused: only reading SQL is allowed here: {sql}") from None
-            except apsw.SQLError as exc:
-                raise QueryError(f"the query failed: {exc}") from None
+            except apsw.Error as exc:                    # the caller's SQL: refused or failed is a QueryError
+                raise db.sqlite_error(exc, self.path, "execute_sql", query=True) from None
             finally:
                 self._conn.authorizer = prev
             return [dict(zip(names, r)) for r in rows]
@@ -886,9 +895,6 @@ class TableRegistry:
         another process holds it."""
         if self._log is not None:
             return self._log
-        from chronoledger.chronicle import Chronicle
-        from chronoledger.chronicle.writer import WriterLockedError
-
         deadline = time.monotonic() + (self.busy_timeout_ms / 1000 if wait else 0)
         while True:
             try:
@@ -936,8 +942,6 @@ class TableRegistry:
                     types.append(op)
                     payloads.append({"seq": seq, "part": part, "table": table, "ids": ids[k:k + _IDS_PER_EVENT]})
             if stamps:
-                import numpy as np
-
                 ch.extend({"timestamp": np.array(stamps, dtype=np.uint64),
                            "event_type": np.array(types, dtype=object), "payload": np.array(payloads, dtype=object)})
                 ch.flush()
@@ -945,9 +949,13 @@ class TableRegistry:
             with db.write_transaction(self._conn, f"{self.path}: clearing the event outbox"):
                 self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (self._published_upto,))
             return len(stamps)
+        # kept: whatever failed, the events wait in the outbox (the error is said, or logged when quiet);
+        # the class tells a failure of the database (apsw's, or write_transaction's mapped begin or commit:
+        # the log is kept) from one of the log
         except (ChronoledgerError, OSError, apsw.Error) as exc:
-            if self._log is not None and not isinstance(exc, apsw.Error):    # the log failed: let it go,
-                try:                                                          # the next publish reopens it
+            if self._log is not None and not isinstance(exc, (apsw.Error, StorageError, DatabaseBusyError)):
+                # the log failed: let it go, the next publish reopens it
+                try:
                     self._log.close()
                 except Exception:
                     pass

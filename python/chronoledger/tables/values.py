@@ -18,6 +18,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from chronoledger._isotime import iso_text
+from chronoledger.errors import FieldValueError
 
 
 class _Missing:
@@ -29,8 +30,9 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class Bad(ValueError):
-    """A value the field cannot hold; the message says why."""
+#: A value the field cannot hold; the message says why.  Public as
+#: chronoledger.errors.FieldValueError (a ValidationError, still a ValueError).
+Bad = FieldValueError
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")

@@ -20,20 +20,22 @@ failed, why, and after how many attempts.
 
 from __future__ import annotations
 
-import http.client
+import datetime
+import email.utils
 import json
 import os
+import random
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from chronoledger.errors import ChronoledgerError
+import httpx
+
+from chronoledger.errors import ModelError   # defined with every public exception; re-exported here
 
 __all__ = [
     "MODEL_KINDS",
@@ -51,18 +53,11 @@ MODEL_KINDS = ("offline", "openai", "ollama")
 
 _M = TypeVar("_M", bound="LanguageModel")
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_MAX_BACKOFF = 8.0
+_MAX_BACKOFF = 8.0          # the longest pause the exponential backoff makes, in seconds
+_MAX_RETRY_AFTER = 60.0     # the longest pause a server's Retry-After is granted
+_CONNECT_TIMEOUT = 10.0     # the connect timeout, unless the timeout or connect_timeout is shorter
 _EXCERPT = 200
 _HISTORY_LINES = 12
-
-
-class ModelError(ChronoledgerError):
-    """A language model could not give a text for a request.
-
-    One class for every cause (bad configuration, refused request, timeout,
-    empty answer) so that the scheduler can stop a run cleanly with one
-    ``except``; the message tells a person which of them it was.
-    """
 
 
 # --------------------------------------------------------------------------
@@ -721,22 +716,69 @@ def _is_local(url: str) -> bool:
     return host in _LOCAL_HOSTS
 
 
+def _retry_after(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks a client to wait, or None when it says nothing usable.
+
+    Both forms of RFC 9110 are understood: delta-seconds (``120``) and an
+    HTTP-date (``Wed, 21 Oct 2026 07:28:00 GMT``); a date in the past means now.
+    """
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:                       # some Pythons return None for a date they cannot read
+            return None
+        if when.tzinfo is None:                # "-0000": UTC, as RFC 5322 says
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:                     # nan
+        return None
+    return max(seconds, 0.0)
+
+
 class _HTTPChatModel(LanguageModel):
-    """Retries, timeouts, concurrency and error messages shared by the HTTP models."""
+    """Retries, timeouts, concurrency and error messages shared by the HTTP models.
+
+    Each model holds one :class:`httpx.Client` for its whole life, so a run's
+    thousands of requests share a few kept-alive connections (no TCP or TLS
+    handshake per request); :meth:`close` closes it.  The retry policy is ours
+    (httpx's own transport retries cover only failed connects, without jitter):
+    a connection error, a timeout, a 429 or a 5xx is tried again, up to
+    ``max_retries`` times, after the pause the server's ``Retry-After`` asks for
+    (at most ``_MAX_RETRY_AFTER`` seconds) or else an exponential backoff with
+    jitter.  The jitter comes from a ``random.Random`` of the model's own, so
+    timing never touches the simulation's generator: a run's results depend on
+    the replies alone.
+    """
 
     _path = ""
     _prefix = ""
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None, timeout: float,
-                 max_retries: int, backoff: float, max_concurrent: int, temperature: float):
-        if not base_url or urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+                 max_retries: int, backoff: float, max_concurrent: int, temperature: float,
+                 connect_timeout: float | None = None):
+        try:
+            scheme = urllib.parse.urlsplit(base_url).scheme if base_url else ""
+        except ValueError:
+            scheme = ""
+        if scheme not in ("http", "https"):
             raise ModelError(f"{self._prefix} model: base_url {base_url!r} is not an http(s) URL")
         if not model:
             raise ModelError(f"{self._prefix} model: no model name given")
         if not timeout > 0:
             raise ModelError(f"{self._prefix} model: timeout must be positive, got {timeout!r}")
+        if connect_timeout is not None and not connect_timeout > 0:
+            raise ModelError(f"{self._prefix} model: connect_timeout must be positive, got {connect_timeout!r}")
         if max_retries < 0:
             raise ModelError(f"{self._prefix} model: max_retries must be 0 or more, got {max_retries!r}")
+        if not backoff >= 0:
+            raise ModelError(f"{self._prefix} model: backoff must be 0 or more, got {backoff!r}")
         if max_concurrent < 1:
             raise ModelError(f"{self._prefix} model: max_concurrent must be at least 1, got {max_concurrent!r}")
         self.base_url = base_url.rstrip("/")
@@ -744,6 +786,9 @@ class _HTTPChatModel(LanguageModel):
         self.model = model
         self.name = f"{self._prefix}:{model}"
         self.timeout = float(timeout)
+        # a server that does not accept a connection in a few seconds is not going to
+        self.connect_timeout = float(connect_timeout) if connect_timeout is not None else \
+            min(self.timeout, _CONNECT_TIMEOUT)
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.max_concurrent = int(max_concurrent)
@@ -754,13 +799,29 @@ class _HTTPChatModel(LanguageModel):
         if api_key_env and not key and not local:
             raise ModelError(f"{self.name}: no API key for {self.base_url}: set the environment variable "
                              f"{api_key_env} (only a server on 127.0.0.1/localhost may go without one)")
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": "chronoledger-world"}
+        if key and not (key.isascii() and key.isprintable()):
+            raise ModelError(f"{self.name}: the API key in {api_key_env} cannot be sent in an HTTP header: "
+                             "it holds a character that is not printable ASCII")
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": "chronoledger-world"}
         if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        # A local server must not be sent through an HTTP(S)_PROXY from the environment.
-        self._opener = (urllib.request.build_opener(urllib.request.ProxyHandler({})) if local
-                        else urllib.request.build_opener())
+            headers["Authorization"] = f"Bearer {key}"
+        try:
+            self._client = httpx.Client(
+                headers=headers,
+                # read (and write, and waiting for a pooled connection) get the whole timeout
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                # as many kept-alive connections as requests in flight
+                limits=httpx.Limits(max_connections=self.max_concurrent,
+                                    max_keepalive_connections=self.max_concurrent),
+                # a local server must not be sent through an HTTP(S)_PROXY from the environment
+                trust_env=not local,
+                follow_redirects=False)
+        except (httpx.HTTPError, OSError, ValueError) as exc:     # e.g. an unreadable SSL_CERT_FILE
+            raise ModelError(f"{self.name}: cannot set up a client for {self.base_url}: "
+                             f"{type(exc).__name__}: {exc}") from None
+        self._jitter = random.Random()          # from os.urandom: never the simulation's generator
+        self._stop = threading.Event()          # set by close(): no more attempts, no more waiting
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -798,12 +859,18 @@ class _HTTPChatModel(LanguageModel):
             raise
 
     def close(self) -> None:
-        """Stop the worker threads; requests already sent are waited for."""
+        """Stop retrying, stop the worker threads and close the connections.
+
+        A request already on the wire is waited for (httpx cannot cancel a
+        request from another thread), at most its timeout; no retry follows it.
+        """
         self._closed = True
+        self._stop.set()
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
 
     # -- one request
     def _one(self, request: ChatRequest) -> str:
@@ -813,44 +880,58 @@ class _HTTPChatModel(LanguageModel):
             raise ModelError(f"{self.name}: POST {self.url} answered without any message content: {_excerpt(raw)}")
         return content.strip()
 
+    def _backoff(self, retry: int) -> float:
+        """The pause before retry number ``retry`` (1, 2, ...): exponential, capped, with "equal jitter".
+
+        Half of each step is fixed and half drawn at random, so that the many
+        requests of a tick that failed together do not come back together.
+        """
+        step = min(self.backoff * 2.0 ** min(retry - 1, 32), _MAX_BACKOFF)
+        return step / 2 + self._jitter.uniform(0.0, step / 2)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait before the next attempt; :meth:`close` (or Ctrl-C in the main thread) ends the wait."""
+        self._stop.wait(seconds)
+
     def _post(self, body: bytes):
         attempts = self.max_retries + 1
-        what = ""
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(min(self.backoff * 2 ** (attempt - 1), _MAX_BACKOFF))
-            req = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
+        what, delay = "", 0.0
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                self._sleep(delay)
+            if self._stop.is_set():
+                raise ModelError(f"{self.name}: POST {self.url} stopped: the model was closed"
+                                 + (f" (last: {what})" if what else ""))
             try:
-                with self._opener.open(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-            except urllib.error.HTTPError as exc:
+                resp = self._client.post(self.url, content=body)
+            except httpx.TimeoutException as exc:
+                limit = self.connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self.timeout
+                what = f"{'connect ' if isinstance(exc, httpx.ConnectTimeout) else ''}timed out after {limit:g} s"
+                delay = self._backoff(attempt)
+                continue
+            except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+                what = f"connection failed: {str(exc) or type(exc).__name__}"
+                delay = self._backoff(attempt)
+                continue
+            except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, RuntimeError) as exc:
+                # not worth another try: a bad request, a body that cannot be decoded, a closed client
+                raise ModelError(f"{self.name}: POST {self.url} failed: {type(exc).__name__}: {exc}") from None
+            status, raw = resp.status_code, resp.content
+            if 200 <= status < 300:
                 try:
-                    detail = _excerpt(exc.read())
-                except Exception:                      # noqa: BLE001 - the body is only for the message
-                    detail = "(body unreadable)"
-                finally:
-                    exc.close()
-                what = f"HTTP {exc.code}: {detail}"
-                if exc.code == 429 or exc.code >= 500:
-                    continue
-                raise ModelError(f"{self.name}: POST {self.url} failed: {what} "
-                                 f"(attempt {attempt + 1} of {attempts}; a {exc.code} is not retried)") from None
-            except urllib.error.URLError as exc:
-                if isinstance(exc.reason, TimeoutError):
-                    what = f"timed out after {self.timeout:g} s"
-                else:
-                    what = f"connection failed: {exc.reason}"
+                    return json.loads(raw), raw
+                except ValueError:
+                    raise ModelError(f"{self.name}: POST {self.url} answered with invalid JSON: "
+                                     f"{_excerpt(raw)}") from None
+            what = f"HTTP {status}: {_excerpt(raw)}"
+            if status == 429 or status >= 500:
+                asked = _retry_after(resp.headers.get("Retry-After"))
+                delay = self._backoff(attempt) if asked is None else min(asked, _MAX_RETRY_AFTER)
                 continue
-            except TimeoutError:
-                what = f"timed out after {self.timeout:g} s"
-                continue
-            except (OSError, http.client.HTTPException) as exc:
-                what = f"connection failed: {type(exc).__name__}: {exc}"
-                continue
-            try:
-                return json.loads(raw), raw
-            except ValueError:
-                raise ModelError(f"{self.name}: POST {self.url} answered with invalid JSON: {_excerpt(raw)}") from None
+            if 300 <= status < 400 and resp.headers.get("Location"):
+                what += f" (redirected to {resp.headers['Location']}: give that as the base URL)"
+            raise ModelError(f"{self.name}: POST {self.url} failed: {what} "
+                             f"(attempt {attempt} of {attempts}; a {status} is not retried)")
         raise ModelError(f"{self.name}: POST {self.url} failed after {attempts} "
                          f"attempt{'s' if attempts != 1 else ''}: {what}")
 
@@ -867,9 +948,11 @@ class OpenAICompatibleModel(_HTTPChatModel):
     _prefix = "openai"
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
-                 max_retries: int = 3, backoff: float = 0.5, max_concurrent: int = 4, temperature: float = 0.7):
+                 max_retries: int = 3, backoff: float = 0.5, max_concurrent: int = 4, temperature: float = 0.7,
+                 connect_timeout: float | None = None):
         super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
-                         backoff=backoff, max_concurrent=max_concurrent, temperature=temperature)
+                         backoff=backoff, max_concurrent=max_concurrent, temperature=temperature,
+                         connect_timeout=connect_timeout)
 
     def _payload(self, request: ChatRequest) -> dict:
         return {"model": self.model, "messages": request.messages(), "temperature": self.temperature}
@@ -894,9 +977,10 @@ class OllamaModel(_HTTPChatModel):
 
     def __init__(self, base_url: str = "http://127.0.0.1:11434", model: str = "llama3.1", *,
                  api_key_env: str | None = None, timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
-                 max_concurrent: int = 4, temperature: float = 0.7):
+                 max_concurrent: int = 4, temperature: float = 0.7, connect_timeout: float | None = None):
         super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
-                         backoff=backoff, max_concurrent=max_concurrent, temperature=temperature)
+                         backoff=backoff, max_concurrent=max_concurrent, temperature=temperature,
+                         connect_timeout=connect_timeout)
 
     def _payload(self, request: ChatRequest) -> dict:
         return {"model": self.model, "messages": request.messages(), "stream": False,
@@ -910,7 +994,7 @@ class OllamaModel(_HTTPChatModel):
 
 
 def make_model(kind: str, *, base_url: str | None = None, model: str | None = None, max_concurrent: int = 4,
-               timeout: float = 30.0, max_retries: int = 3) -> LanguageModel:
+               timeout: float = 30.0, max_retries: int = 3, connect_timeout: float | None = None) -> LanguageModel:
     """The model a command line or config names, with defaults from the environment.
 
     Keeps the choice of model a string (``--model openai``) so that the world's
@@ -925,11 +1009,12 @@ def make_model(kind: str, *, base_url: str | None = None, model: str | None = No
         return OpenAICompatibleModel(
             base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             model or os.environ.get("CHRONOLEDGER_MODEL") or "gpt-4o-mini",
-            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries)
+            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries, connect_timeout=connect_timeout)
     if name == "ollama":
         host = base_url or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
         if "://" not in host:                  # OLLAMA_HOST is often written host:port
             host = "http://" + host
         return OllamaModel(host, model or os.environ.get("CHRONOLEDGER_MODEL") or "llama3.1",
-                           max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries)
+                           max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries,
+                           connect_timeout=connect_timeout)
     raise ModelError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")

@@ -10,14 +10,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from chronoledger.errors import CorruptDataError
+from chronoledger import sqlite as db
+from chronoledger.chronicle import Chronicle
+from chronoledger.chronicle.audit import verify
+from chronoledger.errors import CorruptDataError, ReplayMismatch   # ReplayMismatch: re-exported here
 from chronoledger.world import store
 from chronoledger.world.config import parse_config, parse_scenario
 from chronoledger.world.models import ChatRequest, LanguageModel
-
-
-class ReplayMismatch(CorruptDataError):
-    """The replayed run asked the model for something the recorded run did not."""
+from chronoledger.world.scheduler import RunOptions, run
 
 
 class RecordedModel(LanguageModel):
@@ -71,11 +71,6 @@ class ReplayReport:
 
 def replay(path: str | Path) -> ReplayReport:
     """Re-run the run logged in ``path`` and compare the logs block by block."""
-    from chronoledger.chronicle import Chronicle
-    from chronoledger.world.scheduler import RunOptions, run
-
-    from chronoledger.chronicle.audit import verify
-
     path = Path(path)
     checked = verify(path)                      # damage is named as such, never replayed as if it were the run
     if not checked.ok:
@@ -134,9 +129,7 @@ def replay(path: str | Path) -> ReplayReport:
 
 def _rebuild(conn, meta: dict, roster: list[dict]) -> None:
     """The recorded run's agents, places and activities, with their ids."""
-    from chronoledger import sqlite as db
-
-    with db.write_transaction(conn, "rebuilding a recorded run"):
+    with db.sqlite_errors(None, "rebuilding a recorded run"), db.write_transaction(conn, "rebuilding a recorded run"):
         config = meta["config"]
         for name, lid in meta["locations"].items():
             loc = config["locations"][name]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chronoledger import sqlite as db
+from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.world.config import ACTIONS
 
 if TYPE_CHECKING:                      # pragma: no cover
@@ -178,7 +179,5 @@ def write_day(w: "WorldRun", day: int, tally: DayTally, options: "RunOptions") -
 
 
 def _write(path: Path, text: str) -> None:
-    """Written beside and renamed into place: a report is whole or absent."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Written beside, fsynced and renamed into place: a report is whole or absent."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import time
@@ -30,16 +31,19 @@ import numpy as np
 import zstandard
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ConfigError, CorruptDataError
+from chronoledger.chronicle import Chronicle
+from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError
 from chronoledger.world import actions as act
+from chronoledger.world import reporting
 from chronoledger.world import store
-from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig
+from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig, parse_config, parse_scenario
 from chronoledger.world.environment import Environment
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
-from chronoledger.world.reporting import DayTally
+from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally
 from chronoledger.world.writer import TickWriter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_logger = logging.getLogger("chronoledger.world")
 _ACTION_NAMES = np.array(ACTIONS, dtype=object)
 _ZSTD_C = zstandard.ZstdCompressor(level=1)      # checkpoints: see WorldRun._checkpoint
 _ZSTD_D = zstandard.ZstdDecompressor()
@@ -818,8 +822,6 @@ _SQL_STAYS = "INSERT INTO agent_locations (run_id, agent_id, location_id, since_
 
 def reporting_room(tally) -> int:
     """How many of this tick's conversations the day's report can still show."""
-    from chronoledger.world.reporting import MAX_TRANSCRIPTS
-
     return max(0, MAX_TRANSCRIPTS - len(tally.transcripts)) if tally is not None else 0
 
 
@@ -872,8 +874,6 @@ def _scripted_index(scenario: Scenario, agents: _Agents) -> dict:
 def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageModel, options: RunOptions,
         scenario: Scenario | None = None) -> RunResult:
     """Run the world for ``options.days`` days and return what it did."""
-    from chronoledger.chronicle import Chronicle
-
     started = time.perf_counter()
     db_file = store.db_path(db_url)
     with _opened(db_url) as (conn, checkpointer):
@@ -903,13 +903,20 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
 
 @contextlib.contextmanager
 def _opened(db_url):
-    """The run's connection, with its WAL copied back from a thread of its own."""
+    """The run's connection, with its WAL copied back from a thread of its own;
+    SQLite's errors met while it is open are the package's, naming the file."""
     db_file = store.db_path(db_url)
     conn = store.connect(db_url)
-    conn.execute("PRAGMA cache_size = -65536")          # 64 MB: a large run's indexes stay in memory
-    checkpointer = db.BackgroundCheckpointer(conn, db_file)     # WAL copies off the run's commits
     try:
-        yield conn, checkpointer
+        with db.sqlite_errors(db_file):
+            conn.execute("PRAGMA cache_size = -65536")          # 64 MB: a large run's indexes stay in memory
+            checkpointer = db.BackgroundCheckpointer(conn, db_file)     # WAL copies off the run's commits
+    except BaseException:
+        conn.close()
+        raise
+    try:
+        with db.sqlite_errors(db_file):
+            yield conn, checkpointer
     finally:
         checkpointer.close()
         conn.close()
@@ -929,8 +936,6 @@ def _drive(w: WorldRun, first_day: int, first_tick: int, tally, reports: list[Pa
 
 
 def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
-    from chronoledger.world import reporting
-
     conn, cfg, options = w.conn, w.cfg, w.opt
     reports: list[Path] = []
     try:
@@ -960,7 +965,7 @@ def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
             exc.add_note(f"the run's writer failed as well: {failed!r}")
         try:
             conn.execute("UPDATE runs SET status = 'stopped' WHERE id = ?", (w.run_id,))
-        except apsw.Error:
+        except apsw.Error:      # kept: best effort on the way out; the failure being raised is the one to report
             pass
         raise
     return reports
@@ -981,9 +986,13 @@ def _finish(w: WorldRun, log_path: Path, reports: list[Path], started: float) ->
                           for i in np.flatnonzero(w.dest >= 0).tolist()])
         conn.execute("UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ?", (final_stamp, w.run_id))
     n = len(w.agents)
-    return RunResult(w.run_id, options.days, n, n * options.days * cfg.ticks_per_day, w.totals["events"],
-                     w.totals["conversations"], w.totals["memories"], log_path, reports, time.perf_counter() - started,
-                     n * w.ticks_run)
+    result = RunResult(w.run_id, options.days, n, n * options.days * cfg.ticks_per_day, w.totals["events"],
+                       w.totals["conversations"], w.totals["memories"], log_path, reports,
+                       time.perf_counter() - started, n * w.ticks_run)
+    _logger.info("%s: run %d finished: %d day(s) of %d agents, %d events, %d conversations, %d new memories "
+                 "in %.1f s; log %s", w.db_file, w.run_id, options.days, n, result.events, result.conversations,
+                 result.memories, result.seconds, log_path.name)
+    return result
 
 
 def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | None = None, *,
@@ -993,11 +1002,6 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
     its last whole tick: the state and the generator as they were then,
     the event log cut back to that tick.  Resuming two copies of a stopped
     run gives two runs that share nothing and go on alike."""
-    from chronoledger.chronicle import Chronicle
-    from chronoledger.errors import NotFoundError
-    from chronoledger.world import reporting
-    from chronoledger.world.config import parse_config, parse_scenario
-
     started = time.perf_counter()
     db_file = store.db_path(db_url)
     with _opened(db_url) as (conn, checkpointer):
@@ -1032,6 +1036,7 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
             tally = w.restore(cp, arrays)
         _cut_log(log_path, cp["records"])
         day, tick = cp["day"], cp["tick"] + 1
+        _logger.info("%s: resuming run %d at day %d, tick %d", db_file, rid, day, tick)
         with Chronicle.open(log_path, "a", schema="event", block_records=65536) as ch:
             w.chronicle = ch
             conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (rid,))
@@ -1068,8 +1073,6 @@ def _read_checkpoint(db_file: Path, rid: int, cp_json: str, blob: bytes) -> tupl
 def _cut_log(path: Path, records: int) -> None:
     """Cut the event log back to the checkpoint's ``records``: a tick logged
     but never committed (a kill between the two) is dropped, to be run again."""
-    from chronoledger.chronicle import Chronicle
-
     with Chronicle.open(path) as ch:
         blocks = ch.reader().blocks
     total, cut = 0, None
@@ -1083,4 +1086,6 @@ def _cut_log(path: Path, records: int) -> None:
             return                               # nothing past the checkpoint
         raise CorruptDataError(f"{path}: the log holds {total} records, the checkpoint {records}, and no block ends "
                                f"there; it cannot be cut back to the checkpoint")
+    _logger.info("%s: cut back to the checkpoint's %d records (%d bytes of ticks logged but never committed)",
+                 path, records, path.stat().st_size - cut)
     os.truncate(path, cut)

@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ConfigError, ValidationError
+from chronoledger.errors import ConfigError, NotFoundError, ValidationError
 from chronoledger.world.config import WorldConfig
 
 #: Timestamps of seeded rows: fixed, so that two databases seeded alike are alike byte for byte.
@@ -40,8 +40,10 @@ def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> a
     conn = db.connect(path, synchronous=synchronous)
     try:
         db.migrate(conn, db.migrations("chronoledger.world"), path)
-    except BaseException:
+    except BaseException as exc:
         conn.close()
+        if isinstance(exc, apsw.Error):
+            raise db.sqlite_error(exc, path) from None
         raise
     return conn
 
@@ -56,7 +58,8 @@ def seed_agent(conn: apsw.Connection, name: str, *, bio: str = "", job: str = ""
     for key, value in (("family", family), ("traits", traits)):
         if value is not None and not isinstance(value, (dict, list)):
             raise ValidationError(f"{key}: expected a JSON object or list, got {type(value).__name__}")
-    with db.write_transaction(conn, f"seeding agent {name}"):
+    with db.sqlite_errors(conn.filename, f"seeding agent {name}"), \
+            db.write_transaction(conn, f"{conn.filename}: seeding agent {name}"):
         conn.execute("INSERT INTO agents (name, bio, job, family_json, traits_json, created_at) VALUES (?, ?, ?, ?, ?, ?) "
                      "ON CONFLICT (name) DO UPDATE SET bio = excluded.bio, job = excluded.job, "
                      "family_json = excluded.family_json, traits_json = excluded.traits_json",
@@ -95,7 +98,8 @@ def parse_interests(interests: Any) -> dict[str, float]:
 def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
     """Seed (or bring up to date) the locations and activities of ``config``;
     returns how many of each there are."""
-    with db.write_transaction(conn, "seeding the world"):
+    with db.sqlite_errors(conn.filename, "seeding the world"), \
+            db.write_transaction(conn, f"{conn.filename}: seeding the world"):
         conn.executemany(
             "INSERT INTO locations (name, kind, capacity, open_hours_json) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, capacity = excluded.capacity, "
@@ -110,8 +114,9 @@ def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
             "prompt_template = excluded.prompt_template",
             [(a.name, a.category, a.duration_minutes, ids[a.location], a.prompt_template)
              for a in config.activities.values()])
-    n_loc = conn.execute("SELECT count(*) FROM locations").fetchall()[0][0]
-    n_act = conn.execute("SELECT count(*) FROM activities").fetchall()[0][0]
+    with db.sqlite_errors(conn.filename, "counting places and activities"):
+        n_loc = conn.execute("SELECT count(*) FROM locations").fetchall()[0][0]
+        n_act = conn.execute("SELECT count(*) FROM activities").fetchall()[0][0]
     return n_loc, n_act
 
 
@@ -122,19 +127,21 @@ def copy_to(src: Path, folder: Path) -> Path:
     nothing (the run creates it)."""
     target = folder / src.name
     if src.exists():
-        source, copy = db.open_readonly(src), apsw.Connection(str(target))
+        source = db.open_readonly(src)
         try:
-            with copy.backup("main", source, "main") as b:
-                b.step()
+            with db.sqlite_errors(src, f"copying it to {folder}"):
+                copy = apsw.Connection(str(target))
+                try:
+                    with copy.backup("main", source, "main") as b:
+                        b.step()
+                finally:
+                    copy.close()
         finally:
-            copy.close()
             source.close()
     return target
 
 
 def _open_existing(db_url: str | os.PathLike[str]) -> apsw.Connection:
-    from chronoledger.errors import NotFoundError
-
     p = db_path(db_url)
     if not p.is_file():
         raise NotFoundError(f"{p}: no such world database")
@@ -144,16 +151,16 @@ def _open_existing(db_url: str | os.PathLike[str]) -> apsw.Connection:
 def day_report(db_url: str | os.PathLike[str], day_label: str, run_id: int | None = None) -> tuple[int, str, dict]:
     """(run, summary text, metrics) of a day's stored report, from the latest
     run that has that day unless ``run_id`` says which; read-only."""
-    from chronoledger.errors import NotFoundError
-
     conn = _open_existing(db_url)
     try:
-        with db.named_damage(db_path(db_url)):
-            rows = conn.execute("SELECT run_id, summary_text, metrics_json FROM daily_reports WHERE day_label = ?"
-                                + (" AND run_id = ?" if run_id is not None else "") + " ORDER BY run_id DESC LIMIT 1",
-                                [day_label] + ([run_id] if run_id is not None else [])).fetchall()
-    except apsw.SQLError as exc:            # not a world database
-        raise ConfigError(f"{db_path(db_url)}: not a world database ({exc})") from None
+        with db.named_damage(db_path(db_url), "reading a day's report"):
+            try:
+                rows = conn.execute("SELECT run_id, summary_text, metrics_json FROM daily_reports WHERE day_label = ?"
+                                    + (" AND run_id = ?" if run_id is not None else "") +
+                                    " ORDER BY run_id DESC LIMIT 1",
+                                    [day_label] + ([run_id] if run_id is not None else [])).fetchall()
+            except apsw.SQLError as exc:    # kept: no daily_reports table, so not a world database
+                raise ConfigError(f"{db_path(db_url)}: not a world database ({exc})") from None
     finally:
         conn.close()
     if not rows:
@@ -173,7 +180,7 @@ def unfinished_run(db_url: str | os.PathLike[str]) -> tuple[int, bool] | None:
         rows = conn.execute("SELECT id, checkpoint_json IS NOT NULL FROM runs WHERE status IN ('running', 'stopped') "
                             "ORDER BY id DESC LIMIT 1").fetchall()
         return (rows[0][0], bool(rows[0][1])) if rows else None
-    except apsw.Error:
+    except apsw.Error:                      # kept: a hint only, and this never raises
         return None
     finally:
         conn.close()
