@@ -1,6 +1,7 @@
 """chronoledger.sqlite: how every store opens SQLite, migrates and writes."""
 
 import os
+import time
 import re
 import threading
 
@@ -112,6 +113,47 @@ def test_background_checkpointer_keeps_the_wal_bounded(tmp_path):
     conn.close()
     check = apsw.Connection(str(path))          # another connection sees it all
     assert check.execute("SELECT COUNT(*) FROM t").fetchall() == [(6000,)]
+
+
+def test_a_checkpoint_that_fails_is_logged_once_and_the_writer_goes_on(tmp_path, caplog):
+    path = tmp_path / "a.sqlite"
+    conn = db.connect(path)
+    conn.execute("CREATE TABLE t (x BLOB)")
+    tries = []
+
+    class FailingDisk:
+        def __init__(self, p):
+            pass
+
+        def execute(self, sql):
+            tries.append(sql)
+            raise apsw.IOError("disk I/O error")
+
+        def setbusytimeout(self, ms):
+            pass
+
+        def close(self):
+            pass
+
+    class Checkpointer(db.BackgroundCheckpointer):
+        _connect = FailingDisk
+
+    ck = Checkpointer(conn, path, pages=1, limit=100_000)
+    with caplog.at_level("WARNING", logger="chronoledger.sqlite"):
+        for i in range(5):
+            with db.write_transaction(conn):
+                conn.execute("INSERT INTO t VALUES (?)", (os.urandom(5000),))
+            ck.after_commit()
+            deadline = time.monotonic() + 10
+            while len(tries) <= i and time.monotonic() < deadline:     # the thread tries after each commit
+                time.sleep(0.005)
+        ck.close()
+    assert len(tries) == 5                              # tried after every commit,
+    warned = [r for r in caplog.records if r.name == "chronoledger.sqlite"]
+    assert len(warned) == 1 and "background checkpoint" in warned[0].getMessage()   # said once
+    assert str(path) in warned[0].getMessage()
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchall() == [(5,)]             # and nothing was lost
+    conn.close()
 
 
 def test_named_damage_names_the_file_for_damage_and_for_text_that_is_not_utf8(tmp_path):

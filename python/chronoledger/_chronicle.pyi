@@ -11,9 +11,9 @@ from typing_extensions import Self, disjoint_base
 DEF_PHASE_MAX: int
 
 #: One sealed window: its columns, its labels (phase names), its metrics
-#: (values, present-masks) and the token that gives its buffers back.
+#: (quantized int64 values, present-masks) and the token that gives its buffers back.
 _Window = tuple[dict[str, npt.NDArray[Any]], list[str],
-                dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]], object | None]
+                dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]], object | None]
 
 @disjoint_base
 class CycleStager:

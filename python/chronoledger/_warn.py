@@ -11,14 +11,15 @@ chronoledger.
 
 from __future__ import annotations
 
-import sys
+import inspect
 import warnings
+from types import FrameType
 
 _PACKAGE = __name__.rpartition(".")[0]          # "chronoledger"
 _USER_SIDE = (f"{_PACKAGE}.cli",)               # parts of the package that call the library as a user does
 
 
-def _inside(frame) -> bool:
+def _inside(frame: FrameType) -> bool:
     name = frame.f_globals.get("__name__") or ""
     if not (name == _PACKAGE or name.startswith(_PACKAGE + ".")):
         return False
@@ -30,7 +31,9 @@ def stacklevel(skip: int = 0) -> int:
     of this function (``skip`` frames further up), name the first frame
     outside the package; the library's own line when the whole stack is the
     package's (a thread it started)."""
-    frame = sys._getframe(skip + 1)            # the frame that will call warnings.warn
+    frame = inspect.currentframe()
+    for _ in range(skip + 1):                  # up to the frame that will call warnings.warn
+        frame = frame.f_back if frame is not None else None
     level = 1
     while frame is not None and _inside(frame):
         frame = frame.f_back

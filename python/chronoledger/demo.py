@@ -34,7 +34,7 @@ import numpy as np
 from chronoledger import core, workload
 from chronoledger._fsutil import atomic_write_bytes
 from chronoledger._version import __version__
-from chronoledger.chronicle import Chronicle, replay as replay_chronicle, verify
+from chronoledger.chronicle import Chronicle, CycleRecord, replay as replay_chronicle, verify
 from chronoledger.errors import OrderError, ValidationError
 from chronoledger.examples import learner
 from chronoledger.examples.recording import STEP, record_learner
@@ -140,9 +140,9 @@ def _core() -> Section:
     s.lines.append(f"[core] CRC-64/XZ path on this CPU: {core.crc64_impl()} "
                    f"(available: {', '.join(core.crc64_paths())})")
     buf = np.random.default_rng(0).integers(0, 256, 64 << 20, dtype=np.uint8)
-    core.crc64(buf)
+    core.crc64(buf.data)
     t0 = time.perf_counter()
-    value = core.crc64(buf)
+    value = core.crc64(buf.data)
     dt = time.perf_counter() - t0
     check = core.crc64(b"123456789")
     s.lines.append(f"[core] crc64 of a 64 MiB buffer = {value:016x} in {dt * 1e3:.1f} ms "
@@ -259,7 +259,7 @@ def _chronicle(out: Path, cycles: int) -> Section:
         mid = n // 2
         window = ch.query(mid, mid + 3)
     s.lines.append(f"[chronicle] query {mid}..{mid + 3}: " + "; ".join(
-        f"t={r.timestamp} {r.phase} loss={r.loss_value:.4f}" for r in window))
+        f"t={r.timestamp} {r.phase} loss={r.loss_value:.4f}" for r in window if isinstance(r, CycleRecord)))
     s.lines.append(f"[chronicle] try: chronoledger chronicle inspect {run_path}")
     s.lines.append(f"[chronicle]      chronoledger chronicle replay {run_path} --step {STEP}")
     return s
@@ -301,6 +301,9 @@ def _runtime(out: Path) -> Section:
         wf = store.workflow_replay(run["id"])
         lineage = store.proposal_lineage(prop["id"])
         behaviour = store.latest_behavior_profile("tom")
+    if behaviour is None:
+        return Section("runtime", files=[db_path, log_path], facts={"database": db_path, "events_log": log_path},
+                       problem="tom's behaviour profile, published above, is not in the store")
     s = Section("runtime", files=[db_path, log_path],
                 facts={"database": db_path, "events_log": log_path, "session": session["id"],
                        "turns": len(replay["turns"]), "workflow_steps": len(wf["steps"]),
@@ -367,11 +370,12 @@ def _tables(out: Path) -> Section:
             s.lines.append(f"[tables] refused: {exc}")
         schema = reg.schema("memory_self_healing_playbooks").declared()
         schema["fields"] = [f for f in schema["fields"] if f["name"] != "rollback_actions"]
-        p = reg.propose_schema(schema, proposed_by="demo", reason="rollback lives in the actions now")
-        s.lines.append(f"[tables] dropping a field is {p['risk']} risk: proposal {p['id']} is {p['status']}")
-        p = reg.approve(p["id"], approver="alice", reason="reviewed")
+        proposal = reg.propose_schema(schema, proposed_by="demo", reason="rollback lives in the actions now")
+        s.lines.append(f"[tables] dropping a field is {proposal['risk']} risk: proposal {proposal['id']} is "
+                       f"{proposal['status']}")
+        proposal = reg.approve(proposal["id"], approver="alice", reason="reviewed")
         decisions = reg.count_rows("memory_governance_decisions")
-        s.facts.update({"proposal": p["id"], "proposal_status": p["status"], "decisions": decisions})
+        s.facts.update({"proposal": proposal["id"], "proposal_status": proposal["status"], "decisions": decisions})
         s.lines.append(f"[tables] approved by alice and applied; decisions recorded: {decisions}")
     s.lines.append(f"[tables] try: chronoledger tables --db {db_path} history memory_self_healing_playbooks")
     return s

@@ -23,11 +23,11 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import apsw
 import numpy as np
@@ -166,7 +166,7 @@ def migrations(package: str, folder: str = "migrations") -> list[Migration]:
     Read through importlib.resources, so they are found relative to the
     installed package (a wheel, a zip, an editable install), never the
     working directory.  Versions must run 1, 2, 3... without gaps."""
-    out = []
+    out: list[Migration] = []
     root = resources.files(package).joinpath(folder)
     for entry in root.iterdir():
         m = _MIGRATION_NAME.match(entry.name)
@@ -175,9 +175,9 @@ def migrations(package: str, folder: str = "migrations") -> list[Migration]:
         elif entry.name.endswith(".sql"):
             raise SchemaError(f"{package}/{folder}/{entry.name}: a migration is named NNNN_name.sql")
     out.sort(key=lambda m: m.version)
-    for i, m in enumerate(out, start=1):
-        if m.version != i:
-            raise SchemaError(f"{package}/{folder}: migration {i:04d} is missing (found {m.version:04d}_{m.name})")
+    for i, mig in enumerate(out, start=1):        # not "m": that is the name's Match above
+        if mig.version != i:
+            raise SchemaError(f"{package}/{folder}: migration {i:04d} is missing (found {mig.version:04d}_{mig.name})")
     return out
 
 
@@ -247,9 +247,10 @@ def _use_wal(conn: apsw.Connection, path: Path, busy_timeout_ms: int) -> None:
     pause = 0.001
     while True:
         try:
-            mode = conn.execute("PRAGMA journal_mode").fetchall()[0][0]
+            mode = expect(conn.execute("PRAGMA journal_mode").fetchall()[0][0], str, f"{path}: PRAGMA journal_mode")
             if mode.lower() != "wal":
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+                mode = expect(conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0], str,
+                              f"{path}: PRAGMA journal_mode")
             if mode.lower() != "wal":
                 raise SchemaError(f"{path}: could not switch the journal to WAL (it is {mode})")
             return
@@ -300,7 +301,18 @@ def _roll_back(conn: apsw.Connection, failure: BaseException) -> None:
 
 
 def user_version(conn: apsw.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+    return expect(conn.execute("PRAGMA user_version").fetchall()[0][0], int, "PRAGMA user_version")
+
+
+def expect(value: object, kind: type[T] | tuple[type[T], ...], what: str) -> T:
+    """``value`` (read from the database) if it is a ``kind`` (or one of
+    them), else a CorruptDataError naming ``what``: an SQLite column holds
+    any type, so where the store's schema or SQL promises one, it is checked
+    where it is read (which also tells the type checker what it is)."""
+    if isinstance(value, kind):
+        return value
+    wanted = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+    raise CorruptDataError(f"{what}: expected {wanted}, found {type(value).__name__} {value!r:.60}")
 
 
 def migrate(conn: apsw.Connection, steps: list[Migration], path: str | os.PathLike[str]) -> list[int]:
@@ -368,10 +380,11 @@ def insert_many(conn: apsw.Connection, jobs: list[tuple[str, list, int | None]])
     """:func:`insert_columns` for each ``(sql, columns, n)`` in turn, with the
     GIL released once for all of them; how many rows each changed.  Every
     column of every job is checked before the first row is written."""
-    jobs = [(sql, columns, _row_count(sql, columns) if n is None else n) for sql, columns, n in jobs]
-    if _bulk_ready(conn):
-        return _sqlbulk.insert_many(conn, jobs)
-    rows = [(sql, _rows(sql, columns, n)) for sql, columns, n in jobs]        # all checked before any runs
+    counted = [(sql, columns, _row_count(sql, columns) if n is None else n) for sql, columns, n in jobs]
+    bulk = _bulk_module()
+    if bulk is not None:
+        return bulk.insert_many(conn, counted)
+    rows = [(sql, _rows(sql, columns, n)) for sql, columns, n in counted]     # all checked before any runs
     for sql, batch in rows:
         if batch:
             probe = conn.cursor()
@@ -441,10 +454,20 @@ def _value(j: int, r: int | None, v):
     raise TypeError(f"{where} is a {type(v).__name__}, which SQLite cannot store")
 
 
-_sqlbulk = None                 # chronoledger._sqlbulk once bound; False when it cannot be
+class _BulkInsert(Protocol):
+    """What this module uses of chronoledger._sqlbulk (see _sqlbulk.pyi)."""
+
+    def bind(self) -> bool: ...
+
+    def insert_many(self, conn: apsw.Connection, jobs: Iterable[tuple[str, Sequence[Any], int]]) -> list[int]: ...
 
 
-def _bulk_ready(conn: apsw.Connection) -> bool:
+_sqlbulk: _BulkInsert | Literal[False] | None = None    # chronoledger._sqlbulk once bound; False when it cannot be
+
+
+def _bulk_module() -> _BulkInsert | None:
+    """chronoledger._sqlbulk, bound to apsw's SQLite on the first call; None
+    where it cannot be (bulk inserts then go through apsw's executemany)."""
     global _sqlbulk
     if _sqlbulk is None:
         _sqlbulk = False
@@ -463,7 +486,11 @@ def _bulk_ready(conn: apsw.Connection) -> bool:
                 else:
                     _logger.info("the bulk-insert extension cannot bind to apsw's SQLite; bulk inserts go "
                                  "through apsw's executemany")
-    return _sqlbulk is not False
+    return _sqlbulk if _sqlbulk is not False else None
+
+
+def _bulk_ready(conn: apsw.Connection) -> bool:
+    return _bulk_module() is not None
 
 
 class BackgroundCheckpointer:
@@ -487,6 +514,7 @@ class BackgroundCheckpointer:
         self._running = threading.Lock()     # one checkpoint of ours at a time
         self._wake = threading.Event()
         self._stop = False
+        self._reported: set[str] = set()      # the kinds of failure already logged
         self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpoint:{Path(path).name}", daemon=True)
         conn.setwalhook(self._hook)        # replaces the automatic checkpoint on this connection
         self._thread.start()
@@ -512,8 +540,11 @@ class BackgroundCheckpointer:
                 except apsw.BusyError:    # another process is checkpointing: it will complete it (control flow)
                     pass
 
+    #: opens the thread's own connection (a test replaces it with one that fails)
+    _connect = staticmethod(apsw.Connection)
+
     def _run(self) -> None:
-        conn = apsw.Connection(self.path)
+        conn = self._connect(self.path)
         conn.setbusytimeout(0)             # a busy checkpoint is skipped, never waited for
         try:
             while True:
@@ -526,6 +557,11 @@ class BackgroundCheckpointer:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     except apsw.BusyError:     # skipped, as setbusytimeout(0) intends (control flow)
                         pass
+                    except apsw.Error as exc:  # a failing disk: said once per kind, and tried again next commit
+                        kind = type(exc).__name__
+                        if kind not in self._reported:
+                            self._reported.add(kind)
+                            _logger.warning("%s", sqlite_error(exc, self.path, "background checkpoint"))
         finally:
             conn.close()
 

@@ -15,11 +15,16 @@ The functions named in the chronicle specification (``record_cycle``,
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 from chronoledger.chronicle.audit import AuditReport, RecoveryReport, audit, recover, verify
 from chronoledger.chronicle.chronicle import Chronicle
 from chronoledger.chronicle.reader import ChronicleReader, Damage
 from chronoledger.chronicle.records import CycleRecord, EventRecord
-from chronoledger.chronicle.replay import ReplayReport, load_step, normalise, record_hash, regenerate, replay_records
+from chronoledger.chronicle.replay import (ReplayReport, Step, StepFactory, load_step, normalise, record_hash,
+                                           regenerate, replay_records)
 from chronoledger.chronicle.writer import ChronicleWriter, WriterLockedError
 
 __all__ = [
@@ -42,17 +47,17 @@ def save_chronicle(chronicle: Chronicle) -> None:
     chronicle.save()
 
 
-def load_chronicle(path) -> Chronicle:
+def load_chronicle(path: str | os.PathLike[str]) -> Chronicle:
     """Open a chronicle for reading (iterate it, ``query`` it, ``to_numpy`` it)."""
     return Chronicle.open(path, "r")
 
 
-def query_range(chronicle: Chronicle, start: int, end: int) -> list:
+def query_range(chronicle: Chronicle, start: int, end: int) -> list[CycleRecord | EventRecord]:
     """Records with ``start <= timestamp < end``, in timestamp order."""
     return chronicle.query(start, end)
 
 
-def compress_records(chronicle: Chronicle) -> dict:
+def compress_records(chronicle: Chronicle) -> dict[str, Any]:
     """Compress everything staged into blocks on disk (delta, fixed point,
     bit-packing, zstd) and report sizes: records, bytes, bytes per record."""
     chronicle.flush()
@@ -62,14 +67,15 @@ def compress_records(chronicle: Chronicle) -> dict:
     return {"records": n, "bytes": stored, "bytes_per_record": stored / n if n else 0.0}
 
 
-def replay_cycle(record: CycleRecord, step, scale: float = 1e-6) -> CycleRecord:
+def replay_cycle(record: CycleRecord, step: Step, scale: float = 1e-6) -> CycleRecord:
     """Run ``step(timestamp, phase, seed_state)`` for ``record``'s cycle and
     return the regenerated record, normalised as a chronicle stores it; equal
     (``record_hash``) to the stored record when the step is deterministic."""
     return regenerate(step, record, scale)
 
 
-def replay(path, step_factory, *, progress=None) -> ReplayReport:
+def replay(path: str | os.PathLike[str], step_factory: StepFactory, *,
+           progress: Callable[[int], None] | None = None) -> ReplayReport:
     """Re-run a whole cycle chronicle through ``step_factory(config,
     initial_seed)`` (both from the header) and compare every record by hash."""
     with ChronicleReader(path) as reader:

@@ -127,7 +127,7 @@ def audit(path, step_factory: StepFactory | None = None, *,
         bad_order = None
         bad_range = None
         for i, bh in enumerate(reader.blocks):
-            ts = reader.read_block(i, {"timestamp"})["timestamp"]
+            ts = reader.read_timestamps(i)
             if len(ts) != bh.records:
                 bad_range = f"block {i} at offset {bh.offset} decodes to {len(ts)} records, its header says {bh.records}"
             elif len(ts) and (int(ts[0]) != bh.first_ts or int(ts[-1]) != bh.last_ts):

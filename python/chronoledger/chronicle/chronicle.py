@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.reader import ChronicleReader
 from chronoledger.chronicle.records import CycleRecord, EventRecord
-from chronoledger.chronicle.writer import DEFAULT_BLOCK_RECORDS, ChronicleWriter
+from chronoledger.chronicle.writer import DEFAULT_BLOCK_RECORDS, AppendCycle, ChronicleWriter
 from chronoledger.errors import ChronoledgerError, MissingDependencyError
 
 
@@ -28,10 +30,10 @@ class Chronicle:
     first.  Use it as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path, mode: str = "r", *, schema: str = "cycle", scale: float | None = None,
-                 block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
-                 metadata: dict | None = None, config: dict | None = None, initial_seed: int | None = None,
-                 recovery: str = "tolerate"):
+    def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, schema: str = "cycle",
+                 scale: float | None = None, block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
+                 metadata: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+                 initial_seed: int | None = None, recovery: str = "tolerate"):
         self.path = Path(path)
         self.mode = mode
         self.recovery = recovery
@@ -47,7 +49,7 @@ class Chronicle:
             raise ValueError(f"mode must be 'r', 'w', 'x' or 'a', got {mode!r}")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], mode: str = "r", **options) -> "Chronicle":
+    def open(cls, path: str | os.PathLike[str], mode: str = "r", **options: Any) -> "Chronicle":
         """Open a chronicle; see the class docstring for modes and options."""
         return cls(path, mode, **options)
 
@@ -57,7 +59,7 @@ class Chronicle:
             raise ChronoledgerError(f"{self.path}: opened read-only (mode 'r'); open with 'a' to record")
         return self._writer
 
-    def append(self, record: CycleRecord | EventRecord | None = None, /, **fields) -> None:
+    def append(self, record: CycleRecord | EventRecord | None = None, /, **fields: Any) -> None:
         """Record one CycleRecord / EventRecord, or one record given by keywords
         (``timestamp=, phase=, loss_value=, coherence=, tensor_signature=,
         action_code=, seed_state=, metrics=`` for cycles; ``timestamp=,
@@ -74,14 +76,14 @@ class Chronicle:
         self._reader_stale()
 
     @property
-    def append_cycle(self):
+    def append_cycle(self) -> AppendCycle:
         """The fastest way to record a cycle: ``append_cycle(timestamp, phase,
         loss_value, coherence, tensor_signature=None, action_code=None,
         seed_state=0, metrics=None)``, positional arguments, compiled checks.
         Bind it once (``rec = ch.append_cycle``) in a hot loop."""
         return self._need_writer().append_cycle
 
-    def extend(self, columns: dict, labels: dict | None = None) -> None:
+    def extend(self, columns: Mapping[str, npt.ArrayLike], labels: Mapping[str, Sequence[str]] | None = None) -> None:
         """Record many records given as numpy columns (see :meth:`to_numpy` for the names;
         ``tensor_signature`` may be one (n, 3) array; ``action_code`` uses -1 for none).
         ``phase``/``event_type`` may be integer codes into ``labels={"phase": [names]}``."""
@@ -113,23 +115,25 @@ class Chronicle:
                 self._reader_stale()        # appends through append_cycle bypass this object
             if self._reader is None:
                 self._reader = ChronicleReader(self.path, self.recovery)
+        elif self._reader is None:
+            raise ChronoledgerError(f"{self.path}: the chronicle is closed")
         return self._reader
 
     @property
     def schema(self) -> str:
         w = self._writer
-        return fmt.SCHEMA_NAMES[w.schema if w else self._reader.schema]
+        return fmt.SCHEMA_NAMES[w.schema if w else self.reader().schema]
 
     @property
     def scale(self) -> float:
-        return self._writer.scale if self._writer else self._reader.scale
+        return self._writer.scale if self._writer else self.reader().scale
 
     @property
-    def metadata(self) -> dict:
-        return (self._writer.header if self._writer else self._reader.header).metadata
+    def metadata(self) -> dict[str, Any]:
+        return (self._writer.header if self._writer else self.reader().header).metadata
 
     @property
-    def config(self) -> dict | None:
+    def config(self) -> dict[str, Any] | None:
         """The run configuration stored in the header, if any."""
         return self.metadata.get("config")
 
@@ -151,7 +155,7 @@ class Chronicle:
     def __len__(self) -> int:
         if self._writer is not None:
             return self._writer.records + self._writer.staged
-        return len(self._reader)
+        return len(self.reader())
 
     def __iter__(self) -> Iterator[CycleRecord | EventRecord]:
         return self.reader().records()
@@ -162,11 +166,11 @@ class Chronicle:
 
     query_range = query
 
-    def query_columns(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    def query_columns(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Like :meth:`query`, as numpy columns."""
         return self.reader().query(start, end, columns)
 
-    def to_numpy(self, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    def to_numpy(self, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Every record as numpy columns: timestamp (uint64), phase / event_type
         (object), loss_value, coherence, tensor_signature.0..2 (float32),
         action_code (int16, -1 for none), seed_state (uint64), payload (object,

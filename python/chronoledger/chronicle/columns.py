@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import zstandard
 
 from chronoledger import core
@@ -33,12 +36,12 @@ class Labels:
 
     __slots__ = ("codes", "names")
 
-    def __init__(self, codes: np.ndarray, names: list[str]):
+    def __init__(self, codes: npt.NDArray[np.unsignedinteger[Any]], names: list[str]):
         self.codes = codes
         self.names = names
 
     @classmethod
-    def from_strings(cls, values) -> "Labels":
+    def from_strings(cls, values: Iterable[str]) -> "Labels":
         table: dict[str, int] = {}
         codes = np.fromiter((table.setdefault(s, len(table)) for s in values), dtype=np.uint32)
         return cls(codes, list(table))
@@ -47,7 +50,7 @@ class Labels:
     def concat(cls, parts: list["Labels"]) -> "Labels":
         names: list[str] = []
         where: dict[str, int] = {}
-        pieces = []
+        pieces: list[npt.NDArray[np.unsignedinteger[Any]]] = []
         for part in parts:
             remap = np.array([where.setdefault(nm, len(where)) for nm in part.names], dtype=np.uint32)
             for nm in part.names:
@@ -72,16 +75,35 @@ class Labels:
         remap[order] = np.arange(len(order), dtype=np.uint32)
         return Labels(remap[codes], [self.names[k] for k in order.tolist()])
 
-    def __getitem__(self, index) -> "Labels":
+    def __getitem__(self, index: slice | npt.NDArray[np.integer[Any]]) -> "Labels":
         return Labels(self.codes[index], self.names)
 
     def __len__(self) -> int:
         return len(self.codes)
 
-    def strings(self) -> np.ndarray:
+    def strings(self) -> npt.NDArray[np.object_]:
         table = np.empty(len(self.names), dtype=object)
         table[:] = self.names
         return table[self.codes]
+
+
+class Present(NamedTuple):
+    """The values of an optional-float (KIND_OPT_QF64) column for
+    :func:`encode_block`: which rows have one, and the quantized values of
+    those rows only."""
+
+    present: npt.NDArray[np.bool_]
+    values: npt.NDArray[np.int64]
+
+
+#: What :func:`encode_block` takes for a column, by its kind: an integer array
+#: (INT, QF32, QF64 quantized, OPT_U8), Labels or strings (STR), strings or an
+#: object array of them (TEXT), or :class:`Present` (OPT_QF64).
+ColumnValues: TypeAlias = "npt.NDArray[Any] | Labels | Sequence[str] | Present"
+
+#: A column as :func:`decode_block` gives it: an array, or Labels for a
+#: dictionary (STR) column (kept as codes: the reader makes strings once).
+Column: TypeAlias = "npt.NDArray[Any] | Labels"
 
 
 def _strings_table(values: list[str]) -> bytes:
@@ -94,33 +116,38 @@ def _strings_table(values: list[str]) -> bytes:
     return b"".join(parts)
 
 
-def encode_block(columns: list[tuple[str, int, object]], threads: int | None = None) -> bytes:
+def encode_block(columns: Sequence[tuple[str, int, ColumnValues]], threads: int | None = None) -> bytes:
     """Encode ``(name, kind, values)`` columns into a data-block payload.
 
     values by kind: INT an integer array; QF32/QF64 the int64 quantized array;
     STR Labels (or a sequence of str); TEXT a sequence of str; OPT_U8 an int16 array with
-    -1 for absent; OPT_QF64 a pair (present bool array, int64 quantized values
+    -1 for absent; OPT_QF64 a :class:`Present` (present bool array, int64 quantized values
     of the present rows).
     """
     # First turn every column into integer arrays (plus raw byte prefixes),
     # then run the codec over all of them at once on every core.
-    plans: list[tuple[str, int, bytes, list[np.ndarray], bytes]] = []
+    plans: list[tuple[str, int, bytes, list[npt.NDArray[Any]], bytes]] = []
     for name, kind, values in columns:
-        prefix, ints, suffix = b"", [], b""
+        prefix, suffix = b"", b""
+        ints: list[npt.NDArray[Any]]
         if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64):
             ints = [np.asarray(values)]
         elif kind == fmt.KIND_STR:
+            if isinstance(values, Present):
+                raise TypeError(f"column {name!r} of kind str takes Labels or strings, not present/values arrays")
             labels = values.canonical() if isinstance(values, Labels) else Labels.from_strings(values)
             prefix = _strings_table(labels.names)
             ints = [labels.codes]
         elif kind == fmt.KIND_TEXT:
-            values = values.tolist() if isinstance(values, np.ndarray) else values
-            joined = "".join(values)
+            if isinstance(values, (Labels, Present)):
+                raise TypeError(f"column {name!r} of kind text takes strings, not {type(values).__name__}")
+            texts: Sequence[str] = values.tolist() if isinstance(values, np.ndarray) else values
+            joined = "".join(texts)
             if joined.isascii():                # the usual case: one encode, lengths in characters are bytes
-                ints = [np.fromiter(map(len, values), dtype=np.uint32, count=len(values))]
+                ints = [np.fromiter(map(len, texts), dtype=np.uint32, count=len(texts))]
                 raw = joined.encode("ascii")
             else:
-                encoded = [s.encode("utf-8") for s in values]
+                encoded = [s.encode("utf-8") for s in texts]
                 ints = [np.fromiter((len(b) for b in encoded), dtype=np.uint32, count=len(encoded))]
                 raw = b"".join(encoded)
             blob = _zstd_c.compress(raw)
@@ -129,6 +156,8 @@ def encode_block(columns: list[tuple[str, int, object]], threads: int | None = N
             v = np.asarray(values, dtype=np.int16)
             ints = [(v + 1).astype(np.uint16)]
         elif kind == fmt.KIND_OPT_QF64:
+            if isinstance(values, Labels):
+                raise TypeError(f"column {name!r} of kind opt_qf64 takes (present, values), not Labels")
             present, q = values
             ints = [np.asarray(present, dtype=np.uint8), np.asarray(q, dtype=np.int64)]
         else:
@@ -136,6 +165,7 @@ def encode_block(columns: list[tuple[str, int, object]], threads: int | None = N
         plans.append((name, kind, prefix, ints, suffix))
     flat = [a for _, _, _, ints, _ in plans for a in ints]
     encoded_flat = core.encode_columns(flat, threads=threads)
+    assert isinstance(encoded_flat, list)       # a sequence of columns in, a list of bytes out
     directory = [_U16.pack(len(plans))]
     bodies = []
     k = 0
@@ -150,7 +180,7 @@ def encode_block(columns: list[tuple[str, int, object]], threads: int | None = N
     return b"".join(directory + bodies)
 
 
-def read_directory(payload, where: str) -> list[tuple[str, int, int, int]]:
+def read_directory(payload: bytes | memoryview, where: str) -> list[tuple[str, int, int, int]]:
     """[(name, kind, start, end)] of the columns in a data-block payload."""
     try:
         (count,) = _U16.unpack_from(payload, 0)
@@ -182,10 +212,10 @@ def read_directory(payload, where: str) -> list[tuple[str, int, int, int]]:
 _scratch = threading.local()
 
 
-def _int64_scratch(k: int, n: int) -> np.ndarray:
+def _int64_scratch(k: int, n: int) -> npt.NDArray[np.int64]:
     """The calling thread's k-th reusable int64 buffer, of at least n values
     (fresh buffers per block would be new pages the kernel has to zero)."""
-    bufs = getattr(_scratch, "bufs", None)
+    bufs: list[npt.NDArray[np.int64]] | None = getattr(_scratch, "bufs", None)
     if bufs is None:
         bufs = _scratch.bufs = []
     while len(bufs) <= k:
@@ -195,9 +225,9 @@ def _int64_scratch(k: int, n: int) -> np.ndarray:
     return bufs[k]
 
 
-def decode_block(payload, records: int, scale: float, where: str,
+def decode_block(payload: bytes | memoryview, records: int, scale: float, where: str,
                  names: set[str] | None = None, rows: slice | None = None,
-                 into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                 into: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, Column]:
     """Decode the columns of a data-block payload (only ``names`` if given;
     only the records ``rows`` if given, cut before any conversion).
 
@@ -207,7 +237,8 @@ def decode_block(payload, records: int, scale: float, where: str,
     such a column's entry in the result is that array."""
     into = into if rows is None and into else {}
     directory = read_directory(payload, where)
-    jobs = []   # (name, kind, encoded int columns, prefix info, suffix)
+    # (name, kind, encoded int columns, dictionary of a STR column, text blob of a TEXT column)
+    jobs: list[tuple[str, int, list[memoryview], list[str] | None, memoryview | None]] = []
     for name, kind, start, end in directory:
         if names is not None and name not in names:
             continue
@@ -217,7 +248,8 @@ def decode_block(payload, records: int, scale: float, where: str,
                 jobs.append((name, kind, [data], None, None))
             elif kind == fmt.KIND_STR:
                 (count,) = _U32.unpack_from(data, 0)
-                p, table = 4, []
+                p = 4
+                table: list[str] = []
                 for _ in range(count):
                     (ln,) = _U16.unpack_from(data, p)
                     if p + 2 + ln > len(data):
@@ -237,7 +269,7 @@ def decode_block(payload, records: int, scale: float, where: str,
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
             raise CorruptDataError(f"{where}: column {name!r} is malformed: {exc}") from None
     flat = [c for _, _, cols, _, _ in jobs for c in cols]
-    dests: list[np.ndarray | None] = []
+    dests: list[npt.NDArray[Any] | None] = []
     for name, kind, cols, _, _ in jobs:
         dest = into.get(name)
         if dest is not None and kind in (fmt.KIND_QF32, fmt.KIND_QF64):
@@ -250,9 +282,10 @@ def decode_block(payload, records: int, scale: float, where: str,
         decoded = core.decode_columns(flat, max_values=records, out=dests)
     except CorruptDataError as exc:
         raise CorruptDataError(f"{where}: {exc}") from None
-    out: dict[str, np.ndarray] = {}
+    assert isinstance(decoded, list)            # a sequence of columns in, a list of arrays out
+    out: dict[str, Column] = {}
     k = 0
-    for name, kind, cols, table, suffix in jobs:
+    for name, kind, cols, dictionary, blob_view in jobs:
         vals = decoded[k:k + len(cols)]
         k += len(cols)
         if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != records:
@@ -285,15 +318,17 @@ def decode_block(payload, records: int, scale: float, where: str,
                 raise CorruptDataError(f"{where}: column {name!r} holds a value outside 0..255")
             out[name] = v
         elif kind == fmt.KIND_STR:
+            assert dictionary is not None           # jobs of kind STR carry their dictionary
             codes = vals[0]
-            if codes.size and int(codes.max()) >= len(table):
-                raise CorruptDataError(f"{where}: column {name!r} refers past its dictionary of {len(table)}")
+            if codes.size and int(codes.max()) >= len(dictionary):
+                raise CorruptDataError(f"{where}: column {name!r} refers past its dictionary of {len(dictionary)}")
             # kept as codes: the reader joins blocks, then makes strings once
-            out[name] = Labels(codes.astype(np.uint32), table)
+            out[name] = Labels(codes.astype(np.uint32), dictionary)
         elif kind == fmt.KIND_TEXT:
             lengths = vals[0]        # texts are one zstd frame: cut after decompressing
+            assert blob_view is not None            # jobs of kind TEXT carry their blob
             try:
-                blob = zstandard.ZstdDecompressor().decompress(bytes(suffix),
+                blob = zstandard.ZstdDecompressor().decompress(bytes(blob_view),
                                                               max_output_size=int(lengths.sum()) + 1)
             except zstandard.ZstdError as exc:
                 raise CorruptDataError(f"{where}: text column {name!r} does not decompress: {exc}") from None

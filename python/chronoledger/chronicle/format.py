@@ -10,8 +10,10 @@ plus, at worst, a torn last block.
 from __future__ import annotations
 
 import json
+import mmap
 import struct
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from chronoledger import core
 from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
@@ -42,6 +44,9 @@ TRAILER_SIZE = TRAILER.size + 8                # 32
 
 COLUMN_ENTRY = struct.Struct("<BQ")            # kind, encoded length (after the name)
 
+#: The bytes of a whole file as the readers take them: a read-only map of it, or bytes.
+Buf: TypeAlias = "mmap.mmap | bytes"
+
 # column kinds inside a data block
 KIND_INT = 1          # encode_column bytes, dtype kept
 KIND_QF32 = 2         # quantized at the chronicle's scale, read back as float32
@@ -58,7 +63,7 @@ KIND_NAMES = {KIND_INT: "int", KIND_QF32: "qf32", KIND_QF64: "qf64", KIND_STR: "
 class FileHeader:
     schema: int
     scale: float
-    metadata: dict
+    metadata: dict[str, Any]
     length: int
 
     @property
@@ -85,7 +90,7 @@ class BlockHeader:
         return self.offset + BLOCK_HEADER_SIZE
 
 
-def pack_header(schema: int, scale: float, metadata: dict) -> bytes:
+def pack_header(schema: int, scale: float, metadata: dict[str, object]) -> bytes:
     meta = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
     if len(meta) > HEADER_MAX_METADATA:
         raise ValueError(f"chronicle metadata is {len(meta)} bytes, more than the {HEADER_MAX_METADATA} allowed")
@@ -93,7 +98,7 @@ def pack_header(schema: int, scale: float, metadata: dict) -> bytes:
     return head + struct.pack("<Q", core.crc64(head))
 
 
-def read_header(buf, path: str) -> FileHeader:
+def read_header(buf: Buf, path: str) -> FileHeader:
     """Parse and check the file header at the start of ``buf``."""
     if len(buf) >= 4 and (magic := struct.unpack_from("<I", buf, 0)[0]) != MAGIC:
         raise CorruptDataError(f"{path}: not a chronicle: magic at offset 0 is 0x{magic:08X}, "
@@ -132,7 +137,7 @@ def pack_block(kind: int, payload: bytes, records: int, first_ts: int, last_ts: 
     return head + struct.pack("<Q", core.crc64(head)) + payload
 
 
-def parse_block_header(buf, offset: int) -> BlockHeader | None:
+def parse_block_header(buf: Buf, offset: int) -> BlockHeader | None:
     """The block header at ``offset`` if its magic and CRC are right, else None.
 
     Only the header is checked (the payload may extend past the buffer).
@@ -160,7 +165,7 @@ def pack_footer(total_records: int, payload_crc: int, index: list[BlockHeader], 
     return pack_block(BLOCK_FOOTER, body, total_records, first, last)
 
 
-def read_trailer(buf) -> int | None:
+def read_trailer(buf: Buf) -> int | None:
     """Offset of the footer block named by a valid trailer at the end of ``buf``, else None."""
     if len(buf) < TRAILER_SIZE:
         return None
@@ -172,7 +177,7 @@ def read_trailer(buf) -> int | None:
     return footer_offset
 
 
-def unpack_footer(buf, block: BlockHeader):
+def unpack_footer(buf: Buf, block: BlockHeader) -> tuple[int, int, list[tuple[int, int, int, int]]]:
     """(total records, payload CRC, index entries) from a footer block whose CRC was checked."""
     p = block.payload_offset
     total, payload_crc, count = FOOTER_FIXED.unpack_from(buf, p)

@@ -6,17 +6,19 @@ import bisect
 import logging
 import mmap
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from chronoledger import core
 from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle import format as fmt
-from chronoledger.chronicle.columns import Labels
-from chronoledger.chronicle.records import FIXED_COLUMNS, record_from_row
+from chronoledger.chronicle.columns import Column, Labels
+from chronoledger.chronicle.records import FIXED_COLUMNS, CycleRecord, EventRecord, record_from_row
 from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
 
 # Result dtypes of the schema columns that to_numpy decodes in place.
@@ -36,7 +38,7 @@ class Damage:
     reason: str
     records: int = 0     # records the damaged blocks held, when a block header or the index says
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"start": self.start, "end": self.end, "kind": self.kind, "reason": self.reason,
                 "records": self.records}
 
@@ -73,7 +75,7 @@ class Layout:
         return tail.start if tail else self.size
 
 
-def _next_valid_block(buf, start: int, size: int) -> fmt.BlockHeader | None:
+def _next_valid_block(buf: fmt.Buf, start: int, size: int) -> fmt.BlockHeader | None:
     magic = fmt.BLOCK_MAGIC.to_bytes(4, "little")
     pos = start
     while True:
@@ -86,11 +88,11 @@ def _next_valid_block(buf, start: int, size: int) -> fmt.BlockHeader | None:
         pos += 1
 
 
-def _block_ok(buf, bh: fmt.BlockHeader) -> bool:
+def _block_ok(buf: fmt.Buf, bh: fmt.BlockHeader) -> bool:
     return core.crc64(memoryview(buf)[bh.payload_offset:bh.end]) == bh.payload_crc
 
 
-def scan(buf, path: str, check_payloads: bool = False) -> Layout:
+def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
     """Find the blocks of a file: through its footer if it has a valid one,
     otherwise by walking the block headers from the start.
 
@@ -111,15 +113,14 @@ def scan(buf, path: str, check_payloads: bool = False) -> Layout:
         fb = fmt.parse_block_header(buf, footer_at)
         if fb is not None and fb.kind == fmt.BLOCK_FOOTER and fb.end == size and _block_ok(buf, fb):
             total, pcrc, entries = fmt.unpack_footer(buf, fb)
-            blocks = []
+            blocks: list[fmt.BlockHeader] = []
             for off, records, first, last in entries:
                 bh = fmt.parse_block_header(buf, off)
                 if (bh is None or bh.kind != fmt.BLOCK_DATA or bh.records != records or bh.first_ts != first
                         or bh.last_ts != last or bh.end > footer_at):
-                    blocks = None
                     break
                 blocks.append(bh)
-            if blocks is not None:
+            else:                           # every index entry names a valid data block
                 layout.blocks, layout.footer = blocks, fb
                 layout.footer_total, layout.footer_payload_crc = total, pcrc
                 return layout
@@ -127,49 +128,47 @@ def scan(buf, path: str, check_payloads: bool = False) -> Layout:
     last_footer = None
     while pos < size:
         bh = fmt.parse_block_header(buf, pos)
-        bad = None
         if bh is None:
             bad = "no valid block header"
         elif bh.end > size:
             bad = f"the block claims {bh.payload_length} payload bytes, only {size - bh.payload_offset} remain"
         elif check_payloads and not _block_ok(buf, bh):
             bad = f"{'footer' if bh.kind == fmt.BLOCK_FOOTER else 'block'} payload CRC-64 mismatch"
-        if bad is not None:
-            nxt = _next_valid_block(buf, pos + 1, size)
-            claimed = bh.records if bh is not None and bh.kind == fmt.BLOCK_DATA else 0
-            if nxt is None:
-                if (bh is not None and bh.kind == fmt.BLOCK_FOOTER) or pos == footer_at:
-                    layout.damage.append(Damage(pos, size, "footer", bad))
-                else:
-                    layout.damage.append(Damage(pos, size, "torn-tail", bad, claimed))
-                break
-            layout.damage.append(Damage(pos, nxt.offset, "corrupt", bad, claimed))
-            pos = nxt.offset
+        else:                               # a whole block
+            if bh.kind == fmt.BLOCK_DATA:
+                layout.blocks.append(bh)
+            else:
+                last_footer = bh
+            pos = bh.end
             continue
-        if bh.kind == fmt.BLOCK_DATA:
-            layout.blocks.append(bh)
-        else:
-            last_footer = bh
-        pos = bh.end
+        nxt = _next_valid_block(buf, pos + 1, size)
+        claimed = bh.records if bh is not None and bh.kind == fmt.BLOCK_DATA else 0
+        if nxt is None:
+            if (bh is not None and bh.kind == fmt.BLOCK_FOOTER) or pos == footer_at:
+                layout.damage.append(Damage(pos, size, "footer", bad))
+            else:
+                layout.damage.append(Damage(pos, size, "torn-tail", bad, claimed))
+            break
+        layout.damage.append(Damage(pos, nxt.offset, "corrupt", bad, claimed))
+        pos = nxt.offset
     # the last block decides between a clean end and a torn tail
     if not check_payloads and layout.blocks and layout.torn_tail is None:
-        last = layout.blocks[-1]
-        tail_is_last = last_footer is None or last_footer.offset < last.offset
-        if tail_is_last and not _block_ok(buf, last):
+        last_block = layout.blocks[-1]
+        tail_is_last = last_footer is None or last_footer.offset < last_block.offset
+        if tail_is_last and not _block_ok(buf, last_block):
             layout.blocks.pop()
-            layout.damage.append(Damage(last.offset, size, "torn-tail", "last block payload CRC-64 mismatch",
-                                        last.records))
+            layout.damage.append(Damage(last_block.offset, size, "torn-tail", "last block payload CRC-64 mismatch",
+                                        last_block.records))
     if last_footer is not None and last_footer.end == size:
         # the file ends in a footer: it is the index only if the trailer points at it and its CRC holds
+        footer_bad: str | None = None
         if not _block_ok(buf, last_footer):
-            bad = "footer payload CRC-64 mismatch"
+            footer_bad = "footer payload CRC-64 mismatch"
         elif footer_at != last_footer.offset:
-            bad = "the trailer at the end of the file is not valid" if footer_at is None else \
+            footer_bad = "the trailer at the end of the file is not valid" if footer_at is None else \
                 f"the trailer points at offset {footer_at}, not at the footer"
-        else:
-            bad = None
-        if bad is not None:
-            layout.damage.append(Damage(last_footer.offset, size, "footer", bad))
+        if footer_bad is not None:
+            layout.damage.append(Damage(last_footer.offset, size, "footer", footer_bad))
     if footer_at is not None and last_footer is not None and last_footer.offset == footer_at \
             and last_footer.end == size and _block_ok(buf, last_footer):
         total, pcrc, entries = fmt.unpack_footer(buf, last_footer)
@@ -196,7 +195,7 @@ class ChronicleReader:
         self._fh = open(self.path, "rb")
         try:
             size = os.fstat(self._fh.fileno()).st_size
-            self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            self._map: mmap.mmap | bytes = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
             self.layout = scan(self._map, str(self.path), check_payloads=(mode != "tolerate"))
         except BaseException:
             self.close()
@@ -250,7 +249,7 @@ class ChronicleReader:
         return self.layout.header.scale
 
     @property
-    def metadata(self) -> dict:
+    def metadata(self) -> dict[str, Any]:
         return self.layout.header.metadata
 
     @property
@@ -266,9 +265,10 @@ class ChronicleReader:
 
     # --- decoding ---------------------------------------------------------
     def read_block(self, i: int, names: set[str] | None = None, check: bool = True,
-                   rows: slice | None = None, into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                   rows: slice | None = None, into: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, Column]:
         """Decode data block ``i`` (checking its CRC-64 first); only the
-        records ``rows`` of it if given; ``into`` as in columns.decode_block."""
+        records ``rows`` of it if given; ``into`` as in columns.decode_block.
+        A dictionary (phase / event_type) column comes as :class:`Labels`."""
         bh = self.layout.blocks[i]
         payload = memoryview(self._map)[bh.payload_offset:bh.end]
         where = f"{self.path}: block {i} at offset {bh.offset}"
@@ -277,6 +277,15 @@ class ChronicleReader:
                                 f"corruption, not a torn tail (`chronoledger chronicle recover --mode skip` "
                                 f"salvages the rest)", offset=bh.offset)
         return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into)
+
+    def read_timestamps(self, i: int) -> npt.NDArray[np.integer[Any]]:
+        """The timestamps of data block ``i`` (checking its CRC-64 first)."""
+        ts = self.read_block(i, {"timestamp"})["timestamp"]
+        if isinstance(ts, Labels):
+            bh = self.layout.blocks[i]
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its timestamp column holds "
+                                   f"strings", offset=bh.offset)
+        return ts
 
     def column_names(self) -> list[str]:
         """Every column of the file: the schema's, then metric/value columns in order of appearance."""
@@ -294,33 +303,40 @@ class ChronicleReader:
                     names.append(name)
         return names
 
-    def _concat(self, parts: list[dict[str, np.ndarray]], names: list[str],
-                counts: list[int], done: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def _concat(self, parts: list[dict[str, Column]], names: list[str],
+                counts: list[int], done: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Join blocks' columns; those in ``done`` were decoded in place already."""
-        out = {}
+        out: dict[str, npt.NDArray[Any]] = {}
         for name in names:
             if done and name in done:
                 out[name] = done[name]
                 continue
-            arrays = []
+            arrays: list[npt.NDArray[Any]] = []
+            labels: list[Labels] = []
             for part, n in zip(parts, counts):
-                if name in part:
-                    arrays.append(part[name])
-                else:   # a metric that had not appeared yet in this block
+                column = part.get(name)
+                if column is None:      # a metric that had not appeared yet in this block
                     arrays.append(np.full(n, np.nan))
-            if not arrays:
+                elif isinstance(column, Labels):
+                    labels.append(column)
+                else:
+                    arrays.append(column)
+            if labels and arrays:
+                raise CorruptDataError(f"{self.path}: column {name!r} holds strings in some blocks, "
+                                       f"not in others")
+            if labels:
+                out[name] = (Labels.concat(labels) if len(labels) > 1 else labels[0]).strings()
+            elif not arrays:
                 out[name] = np.empty(0)
-            elif isinstance(arrays[0], Labels):
-                out[name] = (Labels.concat(arrays) if len(arrays) > 1 else arrays[0]).strings()
             else:
                 out[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
         return out
 
-    def to_numpy(self, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    def to_numpy(self, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Every record as numpy columns (name -> array)."""
         return self._read_range(0, len(self.layout.blocks), columns)
 
-    def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, np.ndarray]:
+    def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, npt.NDArray[Any]]:
         want = set(columns) if columns is not None else None
         counts = [self.layout.blocks[i].records for i in range(lo, hi)]
         # The schema's numeric columns are decoded straight into their result
@@ -328,7 +344,8 @@ class ChronicleReader:
         total = sum(counts)
         finals = {name: np.empty(total, _RESULT_DTYPES[kind]) for name, kind in FIXED_COLUMNS[self.schema]
                   if kind in _RESULT_DTYPES and (want is None or name in want)}
-        parts, start = [], 0
+        parts: list[dict[str, Column]] = []
+        start = 0
         for i, n in zip(range(lo, hi), counts):
             part = self.read_block(i, want, into={k: v[start:start + n] for k, v in finals.items()})
             missing = [k for k in finals if k not in part]
@@ -347,7 +364,7 @@ class ChronicleReader:
         out = self._concat(parts, names, counts, finals)
         return out
 
-    def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Columns of the records with ``start <= timestamp < end``.
 
         Finds the blocks by binary search over the block index; only those
@@ -356,11 +373,12 @@ class ChronicleReader:
         lo = bisect.bisect_left(self._last, start)
         hi = max(lo, bisect.bisect_left(self._first, end))
         want = None if columns is None else set(columns)
-        parts, counts = [], []
+        parts: list[dict[str, Column]] = []
+        counts: list[int] = []
         for i in range(lo, hi):
             # the timestamps say which rows of the block are wanted; the other
             # columns are then cut to those rows before any conversion
-            ts = self.read_block(i, {"timestamp"})["timestamp"]
+            ts = self.read_timestamps(i)
             a, b = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "left"))
             if a < b:
                 parts.append(self.read_block(i, want, check=False, rows=slice(a, b)))
@@ -373,7 +391,7 @@ class ChronicleReader:
                 names += [k for k in part if k not in names]
         return self._concat(parts, names, counts)
 
-    def records(self, start: int | None = None, end: int | None = None) -> Iterator:
+    def records(self, start: int | None = None, end: int | None = None) -> Iterator[CycleRecord | EventRecord]:
         """Records (CycleRecord or EventRecord), in timestamp order, block by block."""
         lo = 0 if start is None else bisect.bisect_left(self._last, start)
         hi = len(self.layout.blocks) if end is None else bisect.bisect_left(self._first, end)
@@ -388,7 +406,7 @@ class ChronicleReader:
                     continue
                 yield record_from_row(self.schema, row)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[CycleRecord | EventRecord]:
         return self.records()
 
     def close(self) -> None:
@@ -403,8 +421,8 @@ class ChronicleReader:
         if fh is not None:
             fh.close()
 
-    def __enter__(self):
+    def __enter__(self) -> ChronicleReader:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -7,17 +7,22 @@ import importlib.util
 import math
 import struct
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from chronoledger import core
-from chronoledger.chronicle.records import CycleRecord
+from chronoledger.chronicle.records import CycleRecord, EventRecord
 from chronoledger.errors import ConfigError
 
-StepFactory = Callable[[dict, int], Callable[[int, str, int], dict]]
+#: A step function: (timestamp, phase, seed_state) -> {"loss_value", "coherence",
+#: "tensor_signature", "action_code", "metrics"}.
+Step = Callable[[int, str, int], dict[str, Any]]
+#: Makes a fresh step function from a run's (config, initial seed).
+StepFactory = Callable[[dict[str, Any], int], Step]
 
 
 def _norm32(v: float, scale: float) -> float:
@@ -30,10 +35,11 @@ def _norm64(v: float, scale: float) -> float:
 
 def normalise(record: CycleRecord, scale: float) -> CycleRecord:
     """The record exactly as a chronicle at ``scale`` stores and reads it back."""
+    sig0, sig1, sig2 = record.tensor_signature
     return CycleRecord(
         timestamp=int(record.timestamp), phase=record.phase,
         loss_value=_norm32(record.loss_value, scale), coherence=_norm32(record.coherence, scale),
-        tensor_signature=tuple(_norm32(v, scale) for v in record.tensor_signature),
+        tensor_signature=(_norm32(sig0, scale), _norm32(sig1, scale), _norm32(sig2, scale)),
         action_code=None if record.action_code is None else int(record.action_code),
         seed_state=int(record.seed_state),
         metrics={k: _norm64(v, scale) for k, v in record.metrics.items()},
@@ -62,6 +68,8 @@ def load_step(spec: str) -> StepFactory:
                 raise ConfigError(f"--step {spec!r}: {path} is not a file")
             mod_name = f"_chronoledger_step_{path.stem}"
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)
+            if loader_spec is None or loader_spec.loader is None:
+                raise ConfigError(f"--step {spec!r}: {path} cannot be imported as a Python module")
             module = importlib.util.module_from_spec(loader_spec)
             sys.modules[mod_name] = module
             loader_spec.loader.exec_module(module)
@@ -75,7 +83,7 @@ def load_step(spec: str) -> StepFactory:
     return fn
 
 
-def regenerate(step: Callable[[int, str, int], dict], stored: CycleRecord, scale: float) -> CycleRecord:
+def regenerate(step: Step, stored: CycleRecord, scale: float) -> CycleRecord:
     """Run ``step`` for the cycle ``stored`` describes and return the record it gives, normalised."""
     out = step(stored.timestamp, stored.phase, stored.seed_state)
     try:
@@ -101,12 +109,12 @@ class Divergence:
     stored: CycleRecord
     replayed: CycleRecord
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"index": self.index, "timestamp": self.timestamp, "fields": self.fields,
                 "stored": _fields(self.stored), "replayed": _fields(self.replayed)}
 
 
-def _fields(r: CycleRecord) -> dict:
+def _fields(r: CycleRecord) -> dict[str, object]:
     return {"loss_value": r.loss_value, "coherence": r.coherence, "tensor_signature": list(r.tensor_signature),
             "action_code": r.action_code, "metrics": r.metrics}
 
@@ -117,13 +125,13 @@ class ReplayReport:
     matched: int = 0
     first_divergence: Divergence | None = None
     divergences: int = 0
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.divergences == 0 and self.records > 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"ok": self.ok, "records": self.records, "matched": self.matched, "divergences": self.divergences,
                 "first_divergence": self.first_divergence.as_dict() if self.first_divergence else None}
 
@@ -137,12 +145,15 @@ def _diff(a: CycleRecord, b: CycleRecord) -> list[str]:
     return names
 
 
-def replay_records(records, step_factory: StepFactory, config: dict, initial_seed: int, scale: float,
+def replay_records(records: Iterable[CycleRecord | EventRecord], step_factory: StepFactory, config: dict[str, Any],
+                   initial_seed: int, scale: float,
                    progress: Callable[[int], None] | None = None) -> ReplayReport:
     """Replay ``records`` (stored CycleRecords, in order) through a fresh step function."""
     step = step_factory(config, initial_seed)
     report = ReplayReport()
     for i, stored in enumerate(records):
+        if not isinstance(stored, CycleRecord):
+            raise ConfigError(f"replay needs cycle records; record {i} is an {type(stored).__name__}")
         again = regenerate(step, stored, scale)
         report.records += 1
         if record_hash(again) == record_hash(stored):

@@ -10,11 +10,15 @@ import math
 import mmap
 import os
 import logging
+import sys
 import threading
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn, Protocol, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from chronoledger import core
 from chronoledger._fsutil import fsync_dir
@@ -22,7 +26,7 @@ from chronoledger._chronicle import CycleStager
 from chronoledger._version import __version__
 from chronoledger._warn import warn
 from chronoledger.chronicle import columns as colfmt
-from chronoledger.chronicle.columns import Labels
+from chronoledger.chronicle.columns import ColumnValues, Labels, Present
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.reader import scan
 from chronoledger.chronicle.records import (
@@ -36,10 +40,8 @@ from chronoledger.chronicle.records import (
 from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, OrderError, ValidationError,
                                  WriterLockedError)   # WriterLockedError: re-exported here
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 U64_MAX = 2**64 - 1
 DURABILITY = ("none", "os", "flush")
@@ -51,11 +53,37 @@ MAX_QUEUED_WINDOWS = 4          # sealed windows waiting for the background writ
 _ENCODE_AHEAD = max(1, min(MAX_QUEUED_WINDOWS, os.cpu_count() or 1))   # windows encoded at once
 
 
-def _take(v, index):
+#: A metric / value column as staging holds it: (quantized values, present),
+#: values 0 where absent.
+OptionalColumn: TypeAlias = "tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]"
+#: A column as staging holds it: an array (timestamps and the other fixed
+#: columns), Labels (phase / event_type), or an optional metric / value.
+StagedColumn: TypeAlias = "npt.NDArray[Any] | Labels | OptionalColumn"
+#: An event staged by append_event: (timestamp, event_type, payload JSON text, values).
+_EventRow: TypeAlias = "tuple[int, str, str, dict[str, float] | None]"
+
+
+class AppendCycle(Protocol):
+    """The signature of :meth:`ChronicleWriter.append_cycle` (the compiled
+    ``CycleStager.append``); it returns whether the record completed a window."""
+
+    def __call__(self, timestamp: int, phase: str, loss_value: float, coherence: float,
+                 tensor_signature: tuple[float, float, float] | None = None, action_code: int | None = None,
+                 seed_state: int = 0, metrics: dict[str, float] | None = None) -> bool: ...
+
+
+def _take(v: StagedColumn, index: slice | npt.NDArray[np.integer[Any]]) -> StagedColumn:
     """Rows ``index`` of a staged column (an array, Labels, or a (values, present) pair)."""
     if isinstance(v, tuple):
         return (v[0][index], v[1][index])
     return v[index]
+
+
+def _timestamps(cols: Mapping[str, StagedColumn]) -> npt.NDArray[np.uint64]:
+    """The timestamp column of staged columns (always a uint64 array)."""
+    ts = cols["timestamp"]
+    assert isinstance(ts, np.ndarray)
+    return ts
 
 
 _open_writers: "weakref.WeakSet[ChronicleWriter]" = weakref.WeakSet()
@@ -77,7 +105,7 @@ def lock_for_writing(fd: int, path: Path) -> None:
     """Take the one-writer-per-file OS lock (``flock``) on ``fd``, open on ``path``,
     without waiting; :class:`WriterLockedError` if a writer (or a recovery) holds it.
     The lock lasts until ``fd`` is closed."""
-    if fcntl is None:  # pragma: no cover
+    if sys.platform == "win32":  # pragma: no cover
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,9 +129,16 @@ class ChronicleWriter:
     process, not of the machine).
     """
 
-    def __init__(self, path, mode: str = "a", *, schema: str = "cycle", scale: float | None = None,
-                 block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
-                 metadata: dict | None = None, config: dict | None = None, initial_seed: int | None = None):
+    #: Stage one cycle record: ``append_cycle(timestamp, phase, loss_value,
+    #: coherence, tensor_signature=None, action_code=None, seed_state=0,
+    #: metrics=None)``.  On a cycle chronicle it is, per writer, the compiled
+    #: ``CycleStager.append``; on an event log it refuses cycles.
+    append_cycle: AppendCycle
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "a", *, schema: str = "cycle",
+                 scale: float | None = None, block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
+                 metadata: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+                 initial_seed: int | None = None):
         if mode not in ("w", "x", "a"):
             raise ValueError(f"mode must be 'w', 'x' or 'a', got {mode!r}")
         if durability not in DURABILITY:
@@ -155,8 +190,8 @@ class ChronicleWriter:
         self._dynamic_prefix = DYNAMIC_PREFIX[self.schema]
         self._fixed = CYCLE_COLUMNS if self.schema == fmt.SCHEMA_CYCLE else EVENT_COLUMNS
         self._limit = 9.2e18 * self.scale     # |value| / scale must stay inside int64
-        self._chunks: list = []               # staged rows (lists of tuples) and column dicts
-        self._rows: list = []                 # the open list-of-tuples chunk
+        self._chunks: list[list[_EventRow] | dict[str, StagedColumn]] = []   # staged rows and column dicts
+        self._rows: list[_EventRow] = []      # the open list-of-tuples chunk
         self._staged = 0
         self._buffer = core.AppendBuffer(flush_every=block_records, sink=self._write_windows)
         self._base = 0                        # arrival number of the first staged record
@@ -164,25 +199,29 @@ class ChronicleWriter:
         # background thread that encodes and writes them in order, so the
         # appending thread does not wait for compression.
         self._io_lock = threading.Lock()      # one block write at a time
-        self._queue: collections.deque = collections.deque()
+        # sealed windows (columns, the stager's token for their buffers); None stops the worker
+        self._queue: collections.deque[tuple[dict[str, StagedColumn], object | None] | None] = collections.deque()
         self._cv = threading.Condition()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
         self._closing = False
         self._enqueued = 0                    # windows queued so far ...
         self._written = 0                     # ... and written: flush waits for its own only
-        self._stager = None
+        self._stager: CycleStager | None = None
         if self.schema == fmt.SCHEMA_CYCLE:
             self._stager = CycleStager(block_records, self.scale, self._enqueue_window, self._floor,
                                        str(self.path))
             # Cycle records never use the Python staging (batches go through
             # the stager too), so appending is the compiled method itself.
             self.append_cycle = self._stager.append
+        else:
+            self.append_cycle = self._refuse_cycle
         _open_writers.add(self)
 
     # --- opening ------------------------------------------------------------
-    def _create(self, schema_id, scale, metadata, config, initial_seed) -> None:
-        meta = {"created_by": f"chronoledger {__version__}", "schema": fmt.SCHEMA_NAMES[schema_id]}
+    def _create(self, schema_id: int, scale: float, metadata: dict[str, Any] | None,
+                config: dict[str, Any] | None, initial_seed: int | None) -> None:
+        meta: dict[str, object] = {"created_by": f"chronoledger {__version__}", "schema": fmt.SCHEMA_NAMES[schema_id]}
         if config is not None:
             meta["config"] = config
         if initial_seed is not None:
@@ -208,7 +247,8 @@ class ChronicleWriter:
         self._floor: int | None = None
         self._payload_crc = 0
 
-    def _continue(self, schema_id, scale, metadata, config, initial_seed, size) -> None:
+    def _continue(self, schema_id: int, scale: float | None, metadata: dict[str, Any] | None,
+                  config: dict[str, Any] | None, initial_seed: int | None, size: int) -> None:
         with mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as buf:
             layout = scan(buf, str(self.path))
             if layout.corrupt:
@@ -228,8 +268,9 @@ class ChronicleWriter:
             end = layout.clean_end
             view = memoryview(buf)          # CRC the map in place, no copy of the file
             try:
-                if layout.footer is not None and layout.footer.end == end:
-                    crc = core.crc64(view[layout.footer.offset:end], layout.footer_payload_crc)
+                footer, footer_crc = layout.footer, layout.footer_payload_crc
+                if footer is not None and footer_crc is not None and footer.end == end:
+                    crc = core.crc64(view[footer.offset:end], footer_crc)
                 else:
                     crc = core.crc64(view[header.length:end])
             finally:
@@ -256,14 +297,14 @@ class ChronicleWriter:
         self._payload_crc = crc
 
     # --- appending ----------------------------------------------------------
-    def _check_float(self, name: str, v) -> float:
+    def _check_float(self, name: str, v: float) -> float:
         f = float(v)
         if not math.isfinite(f) or abs(f) >= self._limit:
             raise ValidationError(f"{self.path}: {name} = {v!r} cannot be stored at scale {self.scale!r} "
                                   f"(NaN, infinity or too large)")
         return f
 
-    def _check_ts(self, ts) -> int:
+    def _check_ts(self, ts: int) -> int:
         t = int(ts)
         if not 0 <= t <= U64_MAX:
             raise ValidationError(f"{self.path}: timestamp {ts!r} is not a u64")
@@ -271,25 +312,24 @@ class ChronicleWriter:
             raise OrderError(f"{self.path}: timestamp {t} is older than the last flushed timestamp {self._floor}")
         return t
 
-    def _check_extra(self, extra) -> dict | None:
+    def _check_extra(self, extra: object) -> dict[str, float] | None:
         if not extra:
             return None
         if not isinstance(extra, dict):
             raise ValidationError(f"{self.path}: metrics/values must be a dict of name -> float")
-        out = {}
+        out: dict[str, float] = {}
         for k, v in extra.items():
             if not isinstance(k, str) or not k or len(k.encode()) > 200:
                 raise ValidationError(f"{self.path}: metric name {k!r} must be a non-empty str of at most 200 bytes")
             out[k] = self._check_float(f"metric {k!r}", v)
         return out
 
-    def append_cycle(self, *args, **kwargs) -> None:
-        """Stage one cycle record.  On a cycle chronicle this method is replaced,
-        per writer, by the compiled ``CycleStager.append``; here it only refuses
-        cycles on an event log."""
+    def _refuse_cycle(self, *args: object, **kwargs: object) -> NoReturn:
+        """append_cycle of an event log."""
         raise ValidationError(f"{self.path}: this is an event log; append events, not cycles")
 
-    def append_event(self, timestamp, event_type, payload=None, values=None) -> None:
+    def append_event(self, timestamp: int, event_type: str, payload: dict[str, Any] | None = None,
+                     values: dict[str, float] | None = None) -> None:
         """Stage one event: a type, a JSON object payload, optional numeric values."""
         if self.schema != fmt.SCHEMA_EVENT:
             raise ValidationError(f"{self.path}: this is a cycle chronicle; append cycles, not events")
@@ -305,7 +345,7 @@ class ChronicleWriter:
             raise ValidationError(f"{self.path}: payload is not JSON-serialisable: {exc}") from None
         self._push(timestamp, (None, event_type, text, self._check_extra(values)))
 
-    def append(self, record) -> None:
+    def append(self, record: CycleRecord | EventRecord) -> None:
         """Stage a CycleRecord or EventRecord."""
         if isinstance(record, CycleRecord):
             self.append_cycle(record.timestamp, record.phase, record.loss_value, record.coherence,
@@ -315,7 +355,7 @@ class ChronicleWriter:
         else:
             raise ValidationError(f"{self.path}: expected a CycleRecord or EventRecord, got {type(record).__name__}")
 
-    def _push(self, timestamp, row) -> None:
+    def _push(self, timestamp: int, row: tuple[None, str, str, dict[str, float] | None]) -> None:
         with self._lock:
             self._ensure_open()
             t = self._check_ts(timestamp)
@@ -323,7 +363,7 @@ class ChronicleWriter:
             self._staged += 1
             self._buffer.append(t)
 
-    def extend(self, columns: dict, labels: dict | None = None) -> None:
+    def extend(self, columns: Mapping[str, npt.ArrayLike], labels: Mapping[str, Sequence[str]] | None = None) -> None:
         """Stage many records from numpy columns (names as in :meth:`Chronicle.to_numpy`).
 
         ``phase`` / ``event_type`` may be strings, or integer codes into the
@@ -333,13 +373,14 @@ class ChronicleWriter:
         """
         with self._lock:
             self._ensure_open()
-            cols = self._normalise_columns(columns, labels, raw_floats=self._stager is not None)
-            n = len(cols["timestamp"])
+            ts, cols = self._normalise_columns(columns, labels, raw_floats=self._stager is not None)
+            n = len(ts)
             if n == 0:
                 return
             if self._stager is not None:
-                self._check_batch_order(cols["timestamp"], self._stager.pending, self._stager.pending_max)
+                self._check_batch_order(ts, self._stager.pending, self._stager.pending_max)
                 phase = cols.pop("phase")
+                assert isinstance(phase, Labels)      # _normalise_columns makes it Labels
                 cols["phase"] = phase.codes
                 pre = self._dynamic_prefix
                 # metrics travel apart from the fixed columns, so a metric
@@ -348,16 +389,16 @@ class ChronicleWriter:
                 fixed = {k: v for k, v in cols.items() if not isinstance(v, tuple)}
                 self._stager.extend(fixed, phase.names, metrics)
                 return
-            staged_ts = [c["timestamp"] for c in self._chunks if isinstance(c, dict)] + \
+            staged_ts = [_timestamps(c) for c in self._chunks if isinstance(c, dict)] + \
                 [np.array([r[0] for r in self._rows], dtype=np.uint64)] if self._staged else []
             staged_max = max((int(t.max()) for t in staged_ts if len(t)), default=None)
-            self._check_batch_order(cols["timestamp"], self._buffer.pending, staged_max)
+            self._check_batch_order(ts, self._buffer.pending, staged_max)
             self._close_rows()
             self._chunks.append(cols)
             self._staged += n
-            self._buffer.extend(cols["timestamp"])
+            self._buffer.extend(ts)
 
-    def _check_batch_order(self, ts: np.ndarray, staged: int, staged_max: int | None) -> None:
+    def _check_batch_order(self, ts: npt.NDArray[np.uint64], staged: int, staged_max: int | None) -> None:
         """Refuse a batch, before staging any of it, if one of its records
         would land in a window after records newer than itself were sealed:
         the same OrderError appending them one by one would raise, but atomic."""
@@ -382,7 +423,7 @@ class ChronicleWriter:
             raise OrderError(f"{self.path}: timestamp[{i}] = {int(ts[i])} would follow a flushed block that "
                              f"ends at {limit}; nothing of this batch was stored")
 
-    def _labels(self, name: str, arr: np.ndarray, names) -> Labels:
+    def _labels(self, name: str, arr: npt.NDArray[Any], names: Sequence[str] | None) -> Labels:
         if arr.dtype.kind in "iu":
             if names is None:
                 raise ValidationError(f"{self.path}: {name} is given as integer codes; pass labels={{{name!r}: "
@@ -403,8 +444,11 @@ class ChronicleWriter:
                 raise ValidationError(f"{self.path}: {name}[{i}] = {nm!r} is not a short non-empty str")
         return labels
 
-    def _normalise_columns(self, columns: dict, labels: dict | None = None, raw_floats: bool = False) -> dict:
-        """Check a batch's columns and put them in the form staging takes.
+    def _normalise_columns(self, columns: Mapping[str, npt.ArrayLike],
+                           labels: Mapping[str, Sequence[str]] | None = None,
+                           raw_floats: bool = False) -> tuple[npt.NDArray[np.uint64], dict[str, StagedColumn]]:
+        """Check a batch's columns and put them in the form staging takes:
+        (the timestamps, every column including them).
         Float columns of the schema are quantized (which checks them), or with
         ``raw_floats`` left as float arrays for the cycle stager, which checks
         and quantizes them itself without column-sized temporaries."""
@@ -422,7 +466,7 @@ class ChronicleWriter:
             i = int(np.argmax(ts < floor))
             raise OrderError(f"{self.path}: timestamp[{i}] = {int(ts[i])} is older than the last flushed "
                              f"timestamp {floor}")
-        out = {"timestamp": ts}
+        out: dict[str, StagedColumn] = {"timestamp": ts}
         known = {name for name, _ in self._fixed}
         for name, kind in self._fixed[1:]:
             if name not in columns:
@@ -464,7 +508,7 @@ class ChronicleWriter:
             elif name in known:
                 out[name] = self._float_array(name, arr) if raw_floats else self._quantized(name, arr)
             elif name.startswith(self._dynamic_prefix) and len(name) > len(self._dynamic_prefix):
-                out[name] = self._quantized(name, arr, allow_nan=True)
+                out[name] = self._quantized_optional(name, arr)
             else:
                 raise ValidationError(f"{self.path}: unknown column {name!r} for a "
                                       f"{fmt.SCHEMA_NAMES[self.schema]} chronicle")
@@ -472,9 +516,9 @@ class ChronicleWriter:
             out.setdefault("action_code", np.full(n, -1, dtype=np.int16))
         else:
             out.setdefault("payload", np.full(n, "{}", dtype=object))
-        return out
+        return ts, out
 
-    def _payload_texts(self, name, values: list) -> list[str]:
+    def _payload_texts(self, name: str, values: list[object]) -> list[str]:
         # A batch of dicts (the usual case) is encoded in one pass; anything
         # else, or a dict that will not encode, goes value by value so the
         # error names the index.
@@ -485,7 +529,7 @@ class ChronicleWriter:
                 pass
         return [self._payload_text(name, i, p) for i, p in enumerate(values)]
 
-    def _payload_text(self, name, i, p) -> str:
+    def _payload_text(self, name: str, i: int, p: object) -> str:
         if isinstance(p, str):
             try:
                 obj = _JSON_DECODER.decode(p)
@@ -500,31 +544,29 @@ class ChronicleWriter:
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"{self.path}: {name}[{i}] cannot be stored as JSON: {exc}") from None
 
-    def _float_array(self, name: str, arr) -> np.ndarray:
+    def _float_array(self, name: str, arr: npt.ArrayLike) -> npt.NDArray[np.floating[Any]]:
         a = np.asarray(arr)
         if a.dtype.kind not in "fiu":
             raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
         return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
-    def _quantized(self, name: str, arr, allow_nan: bool = False):
+    def _quantized(self, name: str, arr: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """A float column quantized at the chronicle's scale (int64): the
-        check that it can be stored and the work its block would do anyway.
-        Metric columns (allow_nan) become (quantized, present) with NaN
-        meaning absent (stored as 0)."""
-        a = np.asarray(arr)
-        if a.dtype.kind not in "fiu":
-            raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
-        if a.dtype not in (np.float32, np.float64):   # float32 is kept: widening it is exact
-            a = a.astype(np.float64)
-        present = None
-        if allow_nan:
-            present = ~np.isnan(a)
-            a = np.where(present, a, 0.0)
+        check that it can be stored and the work its block would do anyway."""
+        return self._quantize(name, self._float_array(name, arr))   # float32 is kept: widening it is exact
+
+    def _quantized_optional(self, name: str, arr: npt.ArrayLike) -> OptionalColumn:
+        """A metric / value column quantized as :meth:`_quantized`, as
+        (quantized, present) with NaN meaning absent (stored as 0)."""
+        a = self._float_array(name, arr)
+        present = ~np.isnan(a)
+        return self._quantize(name, np.where(present, a, 0.0)), present
+
+    def _quantize(self, name: str, a: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.int64]:
         try:
-            q = core.quantize(a, self.scale)     # refuses NaN, infinities and overflow, naming the index
+            return core.quantize(a, self.scale)     # refuses NaN, infinities and overflow, naming the index
         except Exception as exc:
             raise ValidationError(f"{self.path}: column {name!r}: {exc}") from None
-        return (q, present) if allow_nan else q
 
     def _close_rows(self) -> None:
         if self._rows:
@@ -532,7 +574,7 @@ class ChronicleWriter:
             self._rows = []
 
     # --- writing blocks ------------------------------------------------------
-    def _materialise(self) -> dict:
+    def _materialise(self) -> dict[str, StagedColumn]:
         """All staged records as columns in arrival order."""
         self._close_rows()
         parts = []
@@ -544,29 +586,38 @@ class ChronicleWriter:
             for k in p:
                 if k not in names:
                     names.append(k)
-        out = {}
+        out: dict[str, StagedColumn] = {}
         for k in names:
-            pieces = []
+            # a column's pieces all have one form (a metric's absent pieces are pairs too)
+            pairs: list[OptionalColumn] = []
+            labels: list[Labels] = []
+            arrays: list[npt.NDArray[Any]] = []
             for p in parts:
-                n = len(p["timestamp"])
                 v = p.get(k)
                 if v is None:   # a metric that this chunk does not have
-                    v = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool))
-                pieces.append(v)
-            if isinstance(pieces[0], tuple):
-                out[k] = (np.concatenate([x[0] for x in pieces]), np.concatenate([x[1] for x in pieces]))
-            elif isinstance(pieces[0], Labels):
-                out[k] = Labels.concat(pieces) if len(pieces) > 1 else pieces[0]
+                    n = len(p["timestamp"])
+                    pairs.append((np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)))
+                elif isinstance(v, tuple):
+                    pairs.append(v)
+                elif isinstance(v, Labels):
+                    labels.append(v)
+                else:
+                    arrays.append(v)
+            if len(pairs) == len(parts):
+                out[k] = (np.concatenate([x[0] for x in pairs]), np.concatenate([x[1] for x in pairs]))
+            elif len(labels) == len(parts):
+                out[k] = Labels.concat(labels) if len(labels) > 1 else labels[0]
             else:
-                out[k] = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+                assert len(arrays) == len(parts), f"column {k!r} staged in different forms"
+                out[k] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
         return out
 
-    def _rows_to_columns(self, rows: list) -> dict:
+    def _rows_to_columns(self, rows: list[_EventRow]) -> dict[str, StagedColumn]:
         """Event rows staged by append_event as columns (cycles use the stager)."""
         cols = list(zip(*rows))
-        out = {"timestamp": np.array(cols[0], dtype=np.uint64),
-               "event_type": Labels.from_strings(cols[1]),
-               "payload": np.array(cols[2], dtype=object)}
+        out: dict[str, StagedColumn] = {"timestamp": np.array(cols[0], dtype=np.uint64),
+                                        "event_type": Labels.from_strings(cols[1]),
+                                        "payload": np.array(cols[2], dtype=object)}
         extras = cols[3]
         names = []
         for e in extras:
@@ -580,7 +631,7 @@ class ChronicleWriter:
             out[self._dynamic_prefix + k] = (core.quantize(np.where(present, vals, 0.0), self.scale), present)
         return out
 
-    def _write_windows(self, ts: np.ndarray, payload: np.ndarray) -> None:
+    def _write_windows(self, ts: npt.NDArray[np.uint64], payload: npt.NDArray[np.uint64]) -> None:
         """AppendBuffer sink: sealed windows, sorted; payload = arrival numbers."""
         try:
             self._write_windows_unguarded(ts, payload)
@@ -591,7 +642,7 @@ class ChronicleWriter:
             raise ChronoledgerError(f"{self.path}: writing a block failed ({exc}); the writer is closed and "
                                     f"{self._staged} staged records were not written") from exc
 
-    def _write_windows_unguarded(self, ts: np.ndarray, payload: np.ndarray) -> None:
+    def _write_windows_unguarded(self, ts: npt.NDArray[np.uint64], payload: npt.NDArray[np.uint64]) -> None:
         n = len(ts)
         cols = self._materialise()
         staged = len(cols["timestamp"])
@@ -606,23 +657,25 @@ class ChronicleWriter:
         if staged > n:
             self._chunks = [rest]
 
-    def _encode_block(self, cols: dict, threads: int | None = None) -> tuple[bytes, int, int, int, int]:
+    def _encode_block(self, cols: dict[str, StagedColumn],
+                      threads: int | None = None) -> tuple[bytes, int, int, int, int]:
         """A data block for the records ``cols`` (sorted): (bytes, payload length,
         records, first ts, last ts).  No file I/O, so blocks can be encoded in
         parallel and written in order."""
-        ts = cols["timestamp"]
+        ts = _timestamps(cols)
         n = len(ts)
-        spec = []
+        spec: list[tuple[str, int, ColumnValues]] = []
         for name, kind in self._fixed:
             v = cols[name]
-            if kind in (fmt.KIND_QF32, fmt.KIND_QF64) and v.dtype.kind == "f":
+            assert not isinstance(v, tuple)     # the schema's columns are arrays or Labels, never metrics
+            if kind in (fmt.KIND_QF32, fmt.KIND_QF64) and isinstance(v, np.ndarray) and v.dtype.kind == "f":
                 v = core.quantize(v, self.scale)
             spec.append((name, kind, v))
         for name, v in cols.items():
             if isinstance(v, tuple):
                 values, present = v
                 if present.any():         # staged already quantized
-                    spec.append((name, fmt.KIND_OPT_QF64, (present, values[present])))
+                    spec.append((name, fmt.KIND_OPT_QF64, Present(present, values[present])))
         payload = colfmt.encode_block(spec, threads)
         block = fmt.pack_block(fmt.BLOCK_DATA, payload, n, int(ts[0]), int(ts[-1]))
         return block, len(payload), n, int(ts[0]), int(ts[-1])
@@ -634,7 +687,7 @@ class ChronicleWriter:
         self._total += n
         self._floor = last
 
-    def _write_block(self, cols: dict) -> None:
+    def _write_block(self, cols: dict[str, StagedColumn]) -> None:
         self._append_block(self._encode_block(cols))
 
     def _write_at_end(self, data: bytes, fsync: bool = True) -> None:
@@ -650,27 +703,30 @@ class ChronicleWriter:
     # --- the background block writer ---------------------------------------------
     def _enqueue_window(self) -> None:
         """CycleStager sink: move its sealed, sorted windows to the write queue, in order."""
+        stager = self._stager
+        assert stager is not None           # only a cycle chronicle's stager calls this
         if self._worker_error is not None:
             self._raise_worker_error()
         with self._cv:                  # taking and queueing under one lock keeps the order
             if self._closing:
-                lost = sum(len(w[0]["timestamp"]) for w in self._stager.take_ready())
+                lost = sum(len(w[0]["timestamp"]) for w in stager.take_ready())
                 if lost:
                     raise ChronoledgerError(f"{self.path}: the writer closed while {lost} records were "
                                             f"being sealed; they were not written")
                 return
-            for columns, names, metrics, token in self._stager.take_ready():
-                cols = dict(columns)
+            for columns, names, metrics, token in stager.take_ready():
+                cols: dict[str, StagedColumn] = dict(columns)
                 cols["phase"] = Labels(columns["phase"], names)
                 for name, (values, present) in metrics.items():
                     cols[self._dynamic_prefix + name] = (values, present)
-                if len(cols["timestamp"]):
-                    self._floor = max(self._floor or 0, int(cols["timestamp"][-1]))
+                ts = columns["timestamp"]
+                if len(ts):
+                    self._floor = max(self._floor or 0, int(ts[-1]))
                 self._queue.append((cols, token))
                 self._enqueued += 1
             if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name=f"chronicle-writer:{self.path.name}",
-                                                daemon=True)
+                self._worker = threading.Thread(target=self._work, args=(stager,),
+                                                name=f"chronicle-writer:{self.path.name}", daemon=True)
                 self._worker.start()
             self._cv.notify_all()
             # Backpressure: appenders wait (without the GIL) rather than let
@@ -678,14 +734,15 @@ class ChronicleWriter:
             while len(self._queue) > MAX_QUEUED_WINDOWS and self._worker_error is None:
                 self._cv.wait()
 
-    def _work(self) -> None:
+    def _work(self, stager: CycleStager) -> None:
         """Encode queued windows (several at once, one per core: the codec
-        releases the GIL) and write them in queue order."""
+        releases the GIL) and write them in queue order; ``stager`` gets their
+        buffers back."""
         while True:
             with self._cv:
                 while not self._queue:
                     self._cv.wait()
-                batch = []
+                batch: list[tuple[dict[str, StagedColumn], object | None]] = []
                 for item in itertools.islice(self._queue, _ENCODE_AHEAD):
                     if item is None:
                         break
@@ -702,14 +759,13 @@ class ChronicleWriter:
                 for block, (_, token) in zip(encoded, batch):
                     with self._io_lock:
                         self._append_block(block)
-                    self._stager.recycle(token)
+                    stager.recycle(token)
                     with self._cv:
                         self._queue.popleft()
                         self._written += 1
                         self._cv.notify_all()
             except BaseException as exc:  # noqa: BLE001 - handed to the appending thread
-                if self._stager is not None:
-                    self._stager.close()      # refuse records from now on, not only at the next window
+                stager.close()                # refuse records from now on, not only at the next window
                 with self._cv:
                     self._worker_error = exc
                     self._queue.clear()
@@ -822,8 +878,8 @@ class ChronicleWriter:
                 self._closed = True
                 os.close(self._fd)
 
-    def __enter__(self):
+    def __enter__(self) -> ChronicleWriter:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

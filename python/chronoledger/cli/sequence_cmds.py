@@ -62,6 +62,7 @@ def _recorded(user: Path, command: str, reads_only: bool = False):
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         result = "ok" if code == 0 else "skipped files" if code == EXIT_SKIPPED else "failed"
+    found: Path | None
     try:
         found = find_user_folder(user)
         if reads_only and child(found, "data") is None:

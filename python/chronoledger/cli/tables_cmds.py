@@ -23,7 +23,7 @@ from chronoledger.cli.output import (EXIT_CHECK_FAILED, EXIT_UNUSABLE, EXIT_USAG
                                     emit_object, exit_codes, output_options, table)
 from chronoledger.tables import TableRegistry
 from chronoledger.tables.registry import CATALOGUE
-from chronoledger.tables.schema import check_relationships, read_schema_file, schema_files
+from chronoledger.tables.schema import SchemaProblem, check_relationships, read_schema_file, schema_files
 
 DB = click.Path(dir_okay=False, path_type=Path)
 FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -94,7 +94,7 @@ def list_cmd(ctx: click.Context, fmt: str) -> None:
         chronoledger tables --db grace.db list --csv
     """
     with _registry(ctx) as reg:
-        pending = {}
+        pending: dict[str, int] = {}
         for p in reg.proposals(status="pending"):
             pending[p["table_name"]] = pending.get(p["table_name"], 0) + 1
         rows = []
@@ -157,7 +157,8 @@ def validate_cmd(folder: Path, fmt: str) -> None:
     """
 
 
-    problems, good = [], []
+    problems: list[SchemaProblem | str] = []      # a file's, or a clash between files
+    good: list[str] = []
     seen: dict[str, Path] = {}
     schemas = {}
     for f in schema_files(folder):
@@ -174,10 +175,10 @@ def validate_cmd(folder: Path, fmt: str) -> None:
     # relationships may name the packaged catalogue's tables too
     with resources.as_file(resources.files(CATALOGUE).joinpath("schemas")) as cat:
         known = {s.name: s for s in (read_schema_file(c)[0] for c in schema_files(cat)) if s is not None}
-    bad = {p.table for p in check_relationships({**known, **schemas}) if p.table in schemas}
+    broken = {p.table for p in check_relationships({**known, **schemas}) if p.table in schemas}
     problems += [str(p) for p in check_relationships({**known, **schemas}) if p.table in schemas]
     for name, schema in schemas.items():
-        if name not in bad:
+        if name not in broken:
             good.append(f"{Path(schema.source).name}: table {name}, {len(schema.fields)} fields, "
                         f"{len(schema.indexes)} indexes")
 

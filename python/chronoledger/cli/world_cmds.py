@@ -15,6 +15,8 @@ import sys
 import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import TracebackType
+from typing import Protocol
 
 import click
 
@@ -28,6 +30,16 @@ from chronoledger.world.replay import replay
 from chronoledger.world.scheduler import RunOptions, run
 from chronoledger.world.scheduler import resume as resume_run
 
+
+
+class _ProgressBar(Protocol):
+    """What _Bar uses of the bar click.progressbar() returns (click keeps its class private)."""
+
+    def update(self, n_steps: int) -> None: ...
+    def __enter__(self) -> object: ...
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> object: ...
+
 DB_URL = click.option("--db-url", required=True, envvar="CHRONOLEDGER_WORLD_DB", show_envvar=True,
                       help="sqlite:///path/to/world.db (or a plain path).")
 
@@ -35,6 +47,7 @@ DB_URL = click.option("--db-url", required=True, envvar="CHRONOLEDGER_WORLD_DB",
 def _errors(db_url: str | None = None):
     """Exit codes, an SQLite error naming the database of ``db_url``."""
 
+    database: Path | str | None
     try:
         database = store.db_path(db_url) if db_url else None
     except ConfigError:
@@ -234,7 +247,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                                     summary_only=summary_only, progress=bar)
             finally:
                 m.close()
-                if hasattr(bar, "finish"):
+                if bar is not None:
                     bar.finish()
         _print_result(result, fmt)
         return
@@ -265,7 +278,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                              scenario)
         finally:
             m.close()
-            if hasattr(bar, "finish"):
+            if bar is not None:
                 bar.finish()
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -289,17 +302,20 @@ def _print_result_text(result) -> None:
 class _Bar:
     """A progress bar per day, on a terminal only."""
 
-    def __init__(self, days: int, ticks: int):
-        self.days, self.ticks, self.bar, self.day = days, ticks, None, 0
+    def __init__(self, days: int | None, ticks: int):
+        self.days, self.ticks, self.day = days, ticks, 0
+        self.bar: _ProgressBar | None = None
 
     def __call__(self, day: int, tick: int, ticks: int) -> None:
         if day != self.day:
             self.finish()
             self.day = day
             label = f"day {day}/{self.days}" if self.days else f"day {day}"
-            self.bar = click.progressbar(length=ticks, label=label, file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(1)
+            bar: _ProgressBar = click.progressbar(length=ticks, label=label, file=sys.stderr)
+            bar.__enter__()
+            self.bar = bar
+        if self.bar is not None:
+            self.bar.update(1)
 
     def finish(self) -> None:
         if self.bar is not None:
@@ -307,7 +323,7 @@ class _Bar:
             self.bar = None
 
 
-def _progress(days: int | None, ticks: int):
+def _progress(days: int | None, ticks: int) -> _Bar | None:
     return _Bar(days, ticks) if progress_wanted() else None
 
 

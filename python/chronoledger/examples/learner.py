@@ -275,7 +275,7 @@ def make_step(config: dict, initial_seed: int) -> Callable[[int, str, int], dict
     best_val = math.inf
     plateau = 0
     groups = np.array_split(np.arange(n_features), 3)
-    group_bounds = [(int(g[0]), int(g[-1]) + 1) for g in groups]
+    (lo0, hi0), (lo1, hi1), (lo2, hi2) = [(int(g[0]), int(g[-1]) + 1) for g in groups]
 
     def coherence() -> float:
         wn = _norm(w)
@@ -285,7 +285,7 @@ def make_step(config: dict, initial_seed: int) -> Callable[[int, str, int], dict
         return min(1.0, max(0.0, 0.5 * (1.0 + cos)))
 
     def signature() -> tuple[float, float, float]:
-        return tuple(float(_mean(w[lo:hi])) for lo, hi in group_bounds)  # type: ignore[return-value]
+        return float(_mean(w[lo0:hi0])), float(_mean(w[lo1:hi1])), float(_mean(w[lo2:hi2]))
 
     def train(rng: np.random.Generator) -> tuple[float, int | None, dict[str, float]]:
         nonlocal w, b, teacher_w, teacher_b, run_mean, run_var
@@ -388,18 +388,18 @@ def make_step(config: dict, initial_seed: int) -> Callable[[int, str, int], dict
         except KeyError:
             raise ValueError(f"unknown phase {phase!r}; expected one of {PHASES}") from None
         loss, action, metrics = fn(np.random.default_rng(int(seed_state)))
-        out = {
+        coh = coherence()
+        sig = signature()
+        if not all(map(math.isfinite, (loss, coh, *sig, *metrics.values()))):
+            raise FloatingPointError(
+                f"learner diverged at timestamp {timestamp} ({phase}); lower learning_rate")
+        return {
             "loss_value": loss,
-            "coherence": coherence(),
-            "tensor_signature": signature(),
+            "coherence": coh,
+            "tensor_signature": sig,
             "action_code": action,
             "metrics": metrics,
         }
-        if not all(map(math.isfinite, (loss, out["coherence"], *out["tensor_signature"],
-                                       *metrics.values()))):
-            raise FloatingPointError(
-                f"learner diverged at timestamp {timestamp} ({phase}); lower learning_rate")
-        return out
 
     return step
 

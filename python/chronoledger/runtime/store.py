@@ -19,15 +19,16 @@ import os
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict
 
 import apsw
 
 from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
-from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.errors import (ChronoledgerError, CorruptDataError, NotFoundError, QueryError, SchemaError,
+                                 ValidationError)
 from chronoledger.runtime import enforcement
 from chronoledger.runtime import values as v
 from chronoledger.runtime.vocab import (
@@ -85,6 +86,97 @@ _JSON_COLUMNS = {"metadata_json", "context_json", "details_json", "payload_json"
                  "personality_json", "proposal_json", "metrics_json"}
 
 
+# The rows the store builds, checked, for an INSERT (the columns of v1_spec.sql; JSON as text).
+class _SessionRow(TypedDict):
+    id: str
+    actor: str
+    channel: str | None
+    started_at: str
+    status: str
+    metadata_json: str
+
+
+class _WorkflowRunRow(TypedDict):
+    id: str
+    workflow_name: str
+    trigger_source: str
+    initiated_by: str
+    status: str
+    started_at: str
+    context_json: str
+
+
+class _WorkflowStepFields(TypedDict):
+    id: str
+    workflow_run_id: str
+    step_name: str
+    status: str
+    started_at: str
+    details_json: str
+
+
+class _WorkflowStepRow(_WorkflowStepFields, total=False):
+    step_index: int | float                  # set in the transaction (MAX + 1 is REAL if another tool's is)
+
+
+class _SkillRow(TypedDict):
+    id: str
+    skill_key: str
+    description: str
+    source_type: str
+    source_ref: str | None
+    confidence: float
+    learned_at: str
+    state: str
+    metadata_json: str
+
+
+class _ProposalRow(TypedDict):
+    id: str
+    skill_id: str
+    proposed_by: str
+    proposal_type: str
+    proposal_json: str
+    determinism_score: float | None
+    risk_level: str
+    status: str
+    created_at: str
+    updated_at: str
+
+
+class _AuditRow(TypedDict):
+    """What the rows of a proposal's audit trail (validations, approvals, deploy outcomes) share."""
+    id: str
+    proposal_id: str
+
+
+class _ValidationRow(_AuditRow):
+    validator: str
+    build_pass: int
+    lint_pass: int
+    test_pass: int
+    policy_pass: int
+    details_json: str
+    validated_at: str
+
+
+class _ApprovalRow(_AuditRow):
+    approver: str
+    approval_type: str
+    decision: str
+    notes: str | None
+    decided_at: str
+
+
+class _DeployOutcomeRow(_AuditRow):
+    deployment_target: str
+    deployment_id: str | None
+    status: str
+    summary: str | None
+    metrics_json: str
+    deployed_at: str
+
+
 def _spec_columns() -> dict[str, list[str]]:
     """Each v1 table's columns, read from the specification's DDL itself."""
     mem = apsw.Connection(":memory:")
@@ -112,8 +204,9 @@ class RuntimeMemoryStore:
         self._lock = threading.RLock()
         self._checkpointer: db.BackgroundCheckpointer | None = None
         _check_is_runtime_db(self.path)       # before connect(), which switches the journal to WAL
-        self._conn = db.connect(self.path, readonly=readonly, synchronous=synchronous,
-                                busy_timeout_ms=busy_timeout_ms)
+        # the connection, None once closed (then _conn says so)
+        self._db: apsw.Connection | None = db.connect(self.path, readonly=readonly, synchronous=synchronous,
+                                                      busy_timeout_ms=busy_timeout_ms)
         try:
             steps = db.migrations("chronoledger.runtime")
             if not readonly:
@@ -135,13 +228,13 @@ class RuntimeMemoryStore:
             raise
         self._checkpointer = None if readonly else db.BackgroundCheckpointer(self._conn, self.path)
         self._events_log = Path(events_log) if events_log is not None else None
-        self._chronicle = None
+        self._chronicle: Chronicle | None = None
         if self._events_log is not None:
             try:       # opened now, so a bad path fails before any event is stored
-                self._chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
+                self._chronicle = chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
                 if not readonly:
                     with db.named_damage(self.path, "catching up the event log"):
-                        self._catch_up()
+                        self._catch_up(chronicle)
             except BaseException:     # e.g. a missing folder, or a chronicle of cycles (ConfigError)
                 self._release()
                 raise
@@ -171,6 +264,14 @@ class RuntimeMemoryStore:
         return [1]
 
     # --- plumbing -----------------------------------------------------------
+    @property
+    def _conn(self) -> apsw.Connection:
+        """The store's connection; a closed store says so on any use."""
+        conn = self._db
+        if conn is None:
+            raise ChronoledgerError(f"{self.path}: the store is closed")
+        return conn
+
     def close(self) -> None:
         with self._locked():
             self._release()
@@ -181,8 +282,7 @@ class RuntimeMemoryStore:
             finalizer()
         else:
             _release(self._checkpointer, self._conn, self._chronicle)
-        self._checkpointer = self._chronicle = None
-        self._conn = _Closed(self.path)
+        self._checkpointer = self._chronicle = self._db = None
 
     def __enter__(self) -> "RuntimeMemoryStore":
         return self
@@ -255,12 +355,12 @@ class RuntimeMemoryStore:
         self._last_stamp = t
         return t
 
-    def _insert(self, table: str, row: dict, what: str) -> None:
+    def _insert(self, table: str, row: Mapping[str, object], what: str) -> None:
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         self._insert_many(f"INSERT INTO {table} ({cols}) VALUES ({marks})", (row,), what)
 
-    def _insert_many(self, sql: str, rows: Iterable, what: str) -> None:
+    def _insert_many(self, sql: str, rows: Iterable[apsw.Bindings], what: str) -> None:
         """Run one INSERT for each row; a refused row (a constraint or trigger)
         is a ValidationError naming the store and the operation."""
         try:
@@ -276,12 +376,13 @@ class RuntimeMemoryStore:
     # --- sessions and turns ---------------------------------------------------
     def start_session(self, actor: str, channel: str | None = None, metadata: dict | None = None, *,
                       started_at=None, id: str | None = None) -> dict:
-        row = {"id": v.check_id(id, "id") if id is not None else v.new_id(),
-               "actor": v.check_text(actor, "sessions.actor"),
-               "channel": v.check_enum(channel, "sessions", "channel", nullable=True),
-               "started_at": v.check_time(started_at, "sessions.started_at"),
-               "status": "active",
-               "metadata_json": v.check_json_object(metadata, "sessions.metadata_json")}
+        row: _SessionRow = {
+            "id": v.check_id(id, "id") if id is not None else v.new_id(),
+            "actor": v.check_text(actor, "sessions.actor"),
+            "channel": v.check_enum(channel, "sessions", "channel", nullable=True),
+            "started_at": v.check_time(started_at, "sessions.started_at"),
+            "status": "active",
+            "metadata_json": v.check_json_object(metadata, "sessions.metadata_json")}
         with self._locked(), self._write("start_session"):
             self._insert("sessions", row, "start_session")
         return self._get("sessions", row["id"], "id")
@@ -364,8 +465,10 @@ class RuntimeMemoryStore:
         with self._locked(), self._write("append_turns"):
             sid = self._open_session(sid)
             stamp = self._stamp()
-            first = self._conn.execute("SELECT COALESCE(MAX(turn_index) + 1, 0) FROM conversation_turns "
-                                       "WHERE session_id = ?", (sid,)).fetchall()[0][0]
+            # a number (REAL only where another tool stored one)
+            first = db.expect(self._conn.execute("SELECT COALESCE(MAX(turn_index) + 1, 0) FROM conversation_turns "
+                                                 "WHERE session_id = ?", (sid,)).fetchall()[0][0], (int, float),
+                              f"{self.path}: conversation_turns.turn_index")
             rows = [(ids[i] if rid is None else rid, sid, first + i, role, content, tokens,
                      stamp if created is None else created, meta)
                     for i, (rid, role, content, tokens, created, meta) in enumerate(checked)]
@@ -378,13 +481,14 @@ class RuntimeMemoryStore:
     def start_workflow_run(self, workflow_name: str, trigger_source: str, initiated_by: str, *,
                            status: str = "running", context: dict | None = None, started_at=None,
                            id: str | None = None) -> dict:
-        row = {"id": v.check_id(id, "id") if id is not None else v.new_id(),
-               "workflow_name": v.check_text(workflow_name, "workflow_runs.workflow_name"),
-               "trigger_source": v.check_enum(trigger_source, "workflow_runs", "trigger_source"),
-               "initiated_by": v.check_text(initiated_by, "workflow_runs.initiated_by"),
-               "status": v.check_enum(status, "workflow_runs", "status", ("queued", "running")),
-               "started_at": v.check_time(started_at, "workflow_runs.started_at"),
-               "context_json": v.check_json_object(context, "workflow_runs.context_json")}
+        row: _WorkflowRunRow = {
+            "id": v.check_id(id, "id") if id is not None else v.new_id(),
+            "workflow_name": v.check_text(workflow_name, "workflow_runs.workflow_name"),
+            "trigger_source": v.check_enum(trigger_source, "workflow_runs", "trigger_source"),
+            "initiated_by": v.check_text(initiated_by, "workflow_runs.initiated_by"),
+            "status": v.check_enum(status, "workflow_runs", "status", ("queued", "running")),
+            "started_at": v.check_time(started_at, "workflow_runs.started_at"),
+            "context_json": v.check_json_object(context, "workflow_runs.context_json")}
         with self._locked(), self._write("start_workflow_run"):
             self._insert("workflow_runs", row, "start_workflow_run")
         return self._get("workflow_runs", row["id"], "id")
@@ -400,22 +504,26 @@ class RuntimeMemoryStore:
                    details: dict | None = None, started_at=None, id: str | None = None) -> dict:
         """Start a step of a run; ``step_index`` defaults to the next one."""
         rid = v.check_ref(run_id, "run_id")
-        row = {"id": v.check_id(id, "id") if id is not None else v.new_id(),
-               "workflow_run_id": rid,
-               "step_name": v.check_text(step_name, "workflow_steps.step_name"),
-               "status": v.check_enum(status, "workflow_steps", "status", STEP_STATUSES),
-               "started_at": v.check_time(started_at, "workflow_steps.started_at"),
-               "details_json": v.check_json_object(details, "workflow_steps.details_json")}
-        index = v.check_int(step_index, "workflow_steps.step_index", nullable=True)
+        row: _WorkflowStepRow = {
+            "id": v.check_id(id, "id") if id is not None else v.new_id(),
+            "workflow_run_id": rid,
+            "step_name": v.check_text(step_name, "workflow_steps.step_name"),
+            "status": v.check_enum(status, "workflow_steps", "status", STEP_STATUSES),
+            "started_at": v.check_time(started_at, "workflow_steps.started_at"),
+            "details_json": v.check_json_object(details, "workflow_steps.details_json")}
+        given = v.check_int(step_index, "workflow_steps.step_index", nullable=True)
         with self._locked(), self._write("start_step"):
             run = self._get("workflow_runs", rid, "run_id")
             if run["finished_at"] is not None:
                 raise ValidationError(f"workflow run {rid} finished ({run['status']}); no new steps")
             rid = row["workflow_run_id"] = run["id"]
-            if index is None:
-                index = self._conn.execute("SELECT COALESCE(MAX(step_index) + 1, 0) FROM workflow_steps "
-                                           "WHERE workflow_run_id = ?", (rid,)).fetchall()[0][0]
-            row["step_index"] = index
+            if given is not None:
+                row["step_index"] = given
+            else:           # a number (REAL only where another tool stored one)
+                row["step_index"] = db.expect(
+                    self._conn.execute("SELECT COALESCE(MAX(step_index) + 1, 0) FROM workflow_steps "
+                                       "WHERE workflow_run_id = ?", (rid,)).fetchall()[0][0], (int, float),
+                    f"{self.path}: workflow_steps.step_index")
             self._insert("workflow_steps", row, "start_step")
         return self._get("workflow_steps", row["id"], "id")
 
@@ -477,12 +585,11 @@ class RuntimeMemoryStore:
             self._mirror(rows)
         return {"count": len(rows), "ids": [r[0] for r in rows]}
 
-    def _catch_up(self) -> None:
-        """Mirror the task events committed but not yet in the log: a crash
-        between a commit and its mirroring leaves them out.  Events are
+    def _catch_up(self, ch: Chronicle) -> None:
+        """Mirror the task events committed but not yet in the log ``ch``: a
+        crash between a commit and its mirroring leaves them out.  Events are
         mirrored in commit (rowid) order, so everything after the newest
         event of the log's last block is what is missing."""
-        ch = self._chronicle
         blocks = ch.reader().blocks           # the Chronicle keeps this reader: it is not closed here
         last = blocks[-1] if blocks else None
         ids = [] if last is None else [json.loads(p).get("id") for p in
@@ -490,8 +597,9 @@ class RuntimeMemoryStore:
         after = 0
         if ids:
             marks = ",".join("?" * len(ids))
-            after = self._conn.execute(f"SELECT coalesce(max(rowid), 0) FROM task_events WHERE id IN ({marks})",
-                                       ids).fetchall()[0][0]
+            after = db.expect(self._conn.execute(f"SELECT coalesce(max(rowid), 0) FROM task_events "
+                                                 f"WHERE id IN ({marks})", ids).fetchall()[0][0], int,
+                              f"{self.path}: task_events.rowid")
             if not after:          # the log is not this database's: leave it alone
                 _logger.warning("%s: the event log %s holds no task event of this database; events missing "
                                 "from it are not caught up", self.path, self._events_log)
@@ -511,6 +619,8 @@ class RuntimeMemoryStore:
         try:
             for (rid, run, step, etype, level, msg, payload, created) in rows:
                 when = v.parse_time(created)
+                if when is None:            # written by another tool
+                    raise CorruptDataError(f"task event {rid}: created_at {created!r} is not a time")
                 micros = (when - _EPOCH) // timedelta(microseconds=1)
                 self._chronicle.append(timestamp=micros, event_type=etype,
                                        payload={"id": rid, "workflow_run_id": run, "step_id": step, "level": level,
@@ -526,7 +636,8 @@ class RuntimeMemoryStore:
         window of ``started_at`` (since <= t < until); ``limit`` per page and
         ``cursor`` (the ``next_cursor`` of the previous page) for paging that
         stays correct while runs are added.  Returns ``{"runs", "next_cursor"}``."""
-        where, params = [], {}
+        where: list[str] = []
+        params: dict[str, str | int] = {}
         if status is not None:
             where.append("status = :status")
             params["status"] = v.check_enum(status, "workflow_runs", "status")
@@ -575,15 +686,16 @@ class RuntimeMemoryStore:
     def record_skill(self, skill_key: str, description: str, source_type: str, confidence: float, *,
                      source_ref: str | None = None, learned_at=None, state: str = "active",
                      metadata: dict | None = None, id: str | None = None) -> dict:
-        row = {"id": v.check_id(id, "id") if id is not None else v.new_id(),
-               "skill_key": v.check_text(skill_key, "skills_learned.skill_key"),
-               "description": v.check_text(description, "skills_learned.description"),
-               "source_type": v.check_enum(source_type, "skills_learned", "source_type"),
-               "source_ref": v.check_text(source_ref, "skills_learned.source_ref", nullable=True),
-               "confidence": v.check_unit(confidence, "skills_learned.confidence"),
-               "learned_at": v.check_time(learned_at, "skills_learned.learned_at"),
-               "state": v.check_enum(state, "skills_learned", "state", SKILL_STATES),
-               "metadata_json": v.check_json_object(metadata, "skills_learned.metadata_json")}
+        row: _SkillRow = {
+            "id": v.check_id(id, "id") if id is not None else v.new_id(),
+            "skill_key": v.check_text(skill_key, "skills_learned.skill_key"),
+            "description": v.check_text(description, "skills_learned.description"),
+            "source_type": v.check_enum(source_type, "skills_learned", "source_type"),
+            "source_ref": v.check_text(source_ref, "skills_learned.source_ref", nullable=True),
+            "confidence": v.check_unit(confidence, "skills_learned.confidence"),
+            "learned_at": v.check_time(learned_at, "skills_learned.learned_at"),
+            "state": v.check_enum(state, "skills_learned", "state", SKILL_STATES),
+            "metadata_json": v.check_json_object(metadata, "skills_learned.metadata_json")}
         with self._locked(), self._write("record_skill"):
             self._insert("skills_learned", row, "record_skill")
         return self._get("skills_learned", row["id"], "id")
@@ -593,15 +705,16 @@ class RuntimeMemoryStore:
                         id: str | None = None) -> dict:
         """A skill-to-logic proposal, status ``drafted``."""
         stamp = v.check_time(created_at, "skill_to_logic_proposals.created_at")
-        row = {"id": v.check_id(id, "id") if id is not None else v.new_id(),
-               "skill_id": v.check_ref(skill_id, "skill_id"),
-               "proposed_by": v.check_enum(proposed_by, "skill_to_logic_proposals", "proposed_by"),
-               "proposal_type": v.check_enum(proposal_type, "skill_to_logic_proposals", "proposal_type"),
-               "proposal_json": v.check_json_object(proposal, "skill_to_logic_proposals.proposal_json", default=None),
-               "determinism_score": v.check_unit(determinism_score, "skill_to_logic_proposals.determinism_score",
-                                                 nullable=True),
-               "risk_level": v.check_enum(risk_level, "skill_to_logic_proposals", "risk_level"),
-               "status": "drafted", "created_at": stamp, "updated_at": stamp}
+        row: _ProposalRow = {
+            "id": v.check_id(id, "id") if id is not None else v.new_id(),
+            "skill_id": v.check_ref(skill_id, "skill_id"),
+            "proposed_by": v.check_enum(proposed_by, "skill_to_logic_proposals", "proposed_by"),
+            "proposal_type": v.check_enum(proposal_type, "skill_to_logic_proposals", "proposal_type"),
+            "proposal_json": v.check_json_object(proposal, "skill_to_logic_proposals.proposal_json", default=None),
+            "determinism_score": v.check_unit(determinism_score, "skill_to_logic_proposals.determinism_score",
+                                              nullable=True),
+            "risk_level": v.check_enum(risk_level, "skill_to_logic_proposals", "risk_level"),
+            "status": "drafted", "created_at": stamp, "updated_at": stamp}
         with self._locked(), self._write("create_proposal"):
             row["skill_id"] = self._get("skills_learned", row["skill_id"], "skill_id")["id"]
             self._insert("skill_to_logic_proposals", row, "create_proposal")
@@ -628,7 +741,7 @@ class RuntimeMemoryStore:
                                (status, stamp or self._stamp(), cur["id"]))
         return self._get("skill_to_logic_proposals", cur["id"], "proposal_id")
 
-    def _audit_row(self, table: str, row: dict, what: str) -> dict:
+    def _audit_row(self, table: str, row: _AuditRow, what: str) -> dict:
         with self._locked(), self._write(what):
             row["proposal_id"] = self._get("skill_to_logic_proposals", row["proposal_id"], "proposal_id")["id"]
             self._insert(table, row, what)
@@ -636,7 +749,7 @@ class RuntimeMemoryStore:
 
     def record_validation(self, proposal_id: str, validator: str, *, build_pass: bool, lint_pass: bool,
                           test_pass: bool, policy_pass: bool, details: dict | None = None, validated_at=None) -> dict:
-        return self._audit_row("validation_results", {
+        row: _ValidationRow = {
             "id": v.new_id(), "proposal_id": v.check_ref(proposal_id, "proposal_id"),
             "validator": v.check_enum(validator, "validation_results", "validator"),
             "build_pass": v.check_flag(build_pass, "validation_results.build_pass"),
@@ -644,53 +757,59 @@ class RuntimeMemoryStore:
             "test_pass": v.check_flag(test_pass, "validation_results.test_pass"),
             "policy_pass": v.check_flag(policy_pass, "validation_results.policy_pass"),
             "details_json": v.check_json_object(details, "validation_results.details_json"),
-            "validated_at": v.check_time(validated_at, "validation_results.validated_at")}, "record_validation")
+            "validated_at": v.check_time(validated_at, "validation_results.validated_at")}
+        return self._audit_row("validation_results", row, "record_validation")
 
     def record_approval(self, proposal_id: str, approver: str, approval_type: str, decision: str, *,
                         notes: str | None = None, decided_at=None) -> dict:
-        return self._audit_row("approvals", {
+        row: _ApprovalRow = {
             "id": v.new_id(), "proposal_id": v.check_ref(proposal_id, "proposal_id"),
             "approver": v.check_text(approver, "approvals.approver"),
             "approval_type": v.check_enum(approval_type, "approvals", "approval_type"),
             "decision": v.check_enum(decision, "approvals", "decision"),
             "notes": v.check_text(notes, "approvals.notes", nullable=True, empty=True),
-            "decided_at": v.check_time(decided_at, "approvals.decided_at")}, "record_approval")
+            "decided_at": v.check_time(decided_at, "approvals.decided_at")}
+        return self._audit_row("approvals", row, "record_approval")
 
     def record_deploy_outcome(self, proposal_id: str, deployment_target: str, status: str, *,
                               deployment_id: str | None = None, summary: str | None = None,
                               metrics: dict | None = None, deployed_at=None) -> dict:
-        return self._audit_row("deploy_outcomes", {
+        row: _DeployOutcomeRow = {
             "id": v.new_id(), "proposal_id": v.check_ref(proposal_id, "proposal_id"),
             "deployment_target": v.check_text(deployment_target, "deploy_outcomes.deployment_target"),
             "deployment_id": v.check_text(deployment_id, "deploy_outcomes.deployment_id", nullable=True),
             "status": v.check_enum(status, "deploy_outcomes", "status"),
             "summary": v.check_text(summary, "deploy_outcomes.summary", nullable=True, empty=True),
             "metrics_json": v.check_json_object(metrics, "deploy_outcomes.metrics_json"),
-            "deployed_at": v.check_time(deployed_at, "deploy_outcomes.deployed_at")}, "record_deploy_outcome")
+            "deployed_at": v.check_time(deployed_at, "deploy_outcomes.deployed_at")}
+        return self._audit_row("deploy_outcomes", row, "record_deploy_outcome")
 
     # --- profiles -------------------------------------------------------------
     def _publish(self, kind: str, name: str, body: dict, created_by: str, rationale, source_ref,
                  effective_from) -> dict:
         table, column = PROFILE_TABLES[kind]
-        row = {"id": v.new_id(), "profile_name": v.check_text(name, f"{table}.profile_name"),
-               column: v.check_json_object(body, f"{table}.{column}", default=None),
-               "rationale": v.check_text(rationale, f"{table}.rationale", nullable=True, empty=True),
-               "source_ref": v.check_text(source_ref, f"{table}.source_ref", nullable=True),
-               "effective_from": v.check_time(effective_from, f"{table}.effective_from"),
-               "created_at": v.now(), "created_by": v.check_text(created_by, f"{table}.created_by")}
+        row_id = v.new_id()
+        row: dict[str, str | int | None] = {
+            "id": row_id, "profile_name": v.check_text(name, f"{table}.profile_name"),
+            column: v.check_json_object(body, f"{table}.{column}", default=None),
+            "rationale": v.check_text(rationale, f"{table}.rationale", nullable=True, empty=True),
+            "source_ref": v.check_text(source_ref, f"{table}.source_ref", nullable=True),
+            "effective_from": (starts := v.check_time(effective_from, f"{table}.effective_from")),
+            "created_at": v.now(), "created_by": v.check_text(created_by, f"{table}.created_by")}
         with self._locked(), self._write(f"publish_{kind}_profile"):
             last = self._one(f"SELECT * FROM {table} WHERE profile_name = ? ORDER BY version DESC LIMIT 1", (name,))
-            prev = v.parse_time(last["effective_from"]) if last is not None else None
-            if prev is not None and v.parse_time(row["effective_from"]) < prev:
-                raise ValidationError(f"{table}.effective_from: {row['effective_from']} is before version "
-                                      f"{last['version']}'s window starts ({last['effective_from']})")
+            if last is not None:
+                prev, begins = v.parse_time(last["effective_from"]), v.parse_time(starts)
+                if prev is not None and begins is not None and begins < prev:
+                    raise ValidationError(f"{table}.effective_from: {starts} is before version "
+                                          f"{last['version']}'s window starts ({last['effective_from']})")
             row["version"] = 1 if last is None else last["version"] + 1
             # close the windows still open, at the moment the new one opens
             self._conn.execute(f"UPDATE {table} SET effective_to = ? WHERE profile_name = ? AND "
                                f"(effective_to IS NULL OR julianday(effective_to) > julianday(?))",
-                               (row["effective_from"], name, row["effective_from"]))
+                               (starts, name, starts))
             self._insert(table, row, f"publish_{kind}_profile")
-        return self._get(table, row["id"], "id")
+        return self._get(table, row_id, "id")
 
     def publish_behavior_profile(self, name: str, behavior: dict, created_by: str, *, rationale: str | None = None,
                                  source_ref: str | None = None, effective_from=None) -> dict:
@@ -770,7 +889,10 @@ class RuntimeMemoryStore:
         with self._locked():
             rows = self._conn.execute("SELECT id FROM skill_to_logic_proposals ORDER BY created_at DESC, id DESC "
                                       "LIMIT 1").fetchall()
-        return rows[0][0] if rows else None
+        found = rows[0][0] if rows else None
+        if found is None or isinstance(found, str):
+            return found
+        raise CorruptDataError(f"{self.path}: skill_to_logic_proposals.id {found!r} is not text")
 
     # --- export ---------------------------------------------------------------
     def iter_rows(self, tables: Iterable[str] = TABLES, page: int = 1000) -> Iterator[tuple[str, dict]]:
@@ -840,16 +962,6 @@ def _check_is_runtime_db(path: Path) -> None:
         conn.close()
 
 
-class _Closed:
-    """Stands in for the connection of a closed store: any use says so."""
-
-    def __init__(self, path: Path):
-        self._path = path
-
-    def __getattr__(self, name: str):
-        raise ChronoledgerError(f"{self._path}: the store is closed")
-
-
 def _check_v1_columns(conn: apsw.Connection, tables: list[str], path: Path) -> None:
     """Every table of a v1 name has the v1 columns, or SchemaError."""
     spec = _spec_columns()
@@ -884,7 +996,8 @@ def _not_before(t: str, start: Any, field: str, what: str) -> None:
         raise ValidationError(f"{field}: {t} is before {what} ({start})")
 
 
-def _release(checkpointer, conn, chronicle) -> None:
+def _release(checkpointer: db.BackgroundCheckpointer | None, conn: apsw.Connection,
+             chronicle: Chronicle | None) -> None:
     """Close what a store holds (close() and the finalizer of a dropped store)."""
     try:
         if chronicle is not None:

@@ -9,7 +9,7 @@ import math
 import numbers
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 
 from chronoledger._isotime import iso_text
@@ -77,6 +77,10 @@ def parse_time(text: Any) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
+@overload
+def check_time(value: Any, field: str, default_now: Literal[True] = True) -> str: ...
+@overload
+def check_time(value: Any, field: str, default_now: bool) -> str | None: ...
 def check_time(value: Any, field: str, default_now: bool = True) -> str | None:
     """An aware datetime or an ISO-8601 string with ``Z`` or an offset, as UTC text.
     A time without a zone is refused: it would silently mean the server's zone."""
@@ -129,6 +133,12 @@ def check_json_object(value: Any, field: str, default: Any = "{}") -> str:
     return text
 
 
+@overload
+def check_enum(value: Any, table: str, column: str, allowed: tuple[str, ...] | None = None,
+               nullable: Literal[False] = False) -> str: ...
+@overload
+def check_enum(value: Any, table: str, column: str, allowed: tuple[str, ...] | None = None, *,
+               nullable: bool) -> str | None: ...
 def check_enum(value: Any, table: str, column: str, allowed: tuple[str, ...] | None = None,
                nullable: bool = False) -> str | None:
     allowed = allowed if allowed is not None else ENUMS[(table, column)]
@@ -139,6 +149,10 @@ def check_enum(value: Any, table: str, column: str, allowed: tuple[str, ...] | N
     return value
 
 
+@overload
+def check_text(value: Any, field: str, nullable: Literal[False] = False, empty: bool = False) -> str: ...
+@overload
+def check_text(value: Any, field: str, nullable: bool, empty: bool = False) -> str | None: ...
 def check_text(value: Any, field: str, nullable: bool = False, empty: bool = False) -> str | None:
     if value is None and nullable:
         return None
@@ -159,6 +173,10 @@ def check_utf8(value: str, field: str) -> None:
         raise ValidationError(f"{field}: not valid text ({exc.reason} at character {exc.start})") from None
 
 
+@overload
+def check_int(value: Any, field: str, nullable: Literal[False] = False, minimum: int | None = 0) -> int: ...
+@overload
+def check_int(value: Any, field: str, nullable: bool, minimum: int | None = 0) -> int | None: ...
 def check_int(value: Any, field: str, nullable: bool = False, minimum: int | None = 0) -> int | None:
     if value is None and nullable:
         return None
@@ -173,6 +191,10 @@ def check_int(value: Any, field: str, nullable: bool = False, minimum: int | Non
     return value
 
 
+@overload
+def check_unit(value: Any, field: str, nullable: Literal[False] = False) -> float: ...
+@overload
+def check_unit(value: Any, field: str, nullable: bool) -> float | None: ...
 def check_unit(value: Any, field: str, nullable: bool = False) -> float | None:
     """A number in [0, 1] (confidence, determinism score)."""
     if value is None and nullable:

@@ -25,7 +25,10 @@ _logger = logging.getLogger("chronoledger.sequence")
 try:
     from yaml import CSafeLoader as _BaseLoader  # the C parser: about 10x the pure-Python one
 except ImportError:                              # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _BaseLoader
+    # mypy types a conditionally imported base class by its first import and
+    # cannot take the alternative (python/mypy#1153); SafeLoader is the same
+    # safe loader in pure Python, with the methods Loader uses.
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 
 class Loader(_BaseLoader):
@@ -253,13 +256,14 @@ class _Walk:
         seen = self.memo.get(memo_key)
         if seen is not None:
             return seen
+        value: Any
         if (cls, node.tag) not in _COLLECTIONS:     # !!omap, !!pairs, !!set...: the safe constructor's own way
             value = loader.construct_object(node, deep=True)
             return value, len(value) + 1 if hasattr(value, "__len__") else 1
         self.open.add(key)
         size = 1
         if cls is yaml.SequenceNode:
-            value: Any = []
+            value = []
             for n in node.value:
                 v, k = self._build(n, depth + 1)
                 value.append(v)
@@ -765,6 +769,10 @@ def _reads_as(text: str, value: Any) -> bool:
     return type(again) is type(value) and again == value
 
 
+#: load_yaml's ``expect`` for the types Reader.load takes.
+_EXPECT: dict[type, str] = {dict: "dict", list: "list"}
+
+
 class Reader:
     """Reads single YAML files of a tree, keeping the problems (the listener's settings)."""
 
@@ -772,8 +780,7 @@ class Reader:
         self.tree = tree
 
     def load(self, path: Path, expect: type | None = None) -> Any:
-        data, problem = load_yaml(str(self.tree.root), str(path),
-                                  {dict: "dict", list: "list"}.get(expect) if expect else None)
+        data, problem = load_yaml(str(self.tree.root), str(path), _EXPECT.get(expect) if expect else None)
         if problem is not None:
             self.tree.problems.append(problem)
         return data

@@ -110,14 +110,15 @@ def _group_stats(facts: list[Fact]) -> dict:
     if half >= 2:
         a, _ = _clock_stats(starts[:half])
         b, _ = _clock_stats(starts[half:])
-        drift = (b - a + 720) % 1440 - 720
-    both = [f for f in facts if f.planned is not None and f.actual is not None]   # like with like
+        if a is not None and b is not None:     # both halves hold starts
+            drift = (b - a + 720) % 1440 - 720
+    both = [(f.planned, f.actual) for f in facts if f.planned is not None and f.actual is not None]   # like with like
     return {"scheduled": len(facts), "completed": len(done),
             "completion_rate": len(done) / len(facts) if facts else None,
             "avg_start_minute": avg_start, "start_stddev_minutes": spread, "start_drift_minutes": drift,
             "avg_delay_minutes": _mean([f.delay for f in facts if f.delay is not None]),
-            "planned_minutes": _mean([f.planned for f in both]),
-            "actual_minutes": _mean([f.actual for f in both])}
+            "planned_minutes": _mean([planned for planned, _ in both]),
+            "actual_minutes": _mean([actual for _, actual in both])}
 
 
 def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: date) -> dict:
@@ -159,7 +160,7 @@ def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: da
             levels = ORDINAL.get(dim)
             nums = [levels.index(v) / (len(levels) - 1) for v in vals if levels and v in levels]
             third = len(nums) // 3
-            drift = (_mean(nums[-third:]) - _mean(nums[:third])) if third >= 2 else None
+            drift = (statistics.fmean(nums[-third:]) - statistics.fmean(nums[:third])) if third >= 2 else None
             out["status"].setdefault(dim, {})[w] = {
                 "samples": len(vals), "most_common": Counter(vals).most_common(1)[0][0] if vals else None,
                 "mean_level": _mean(nums), "drift": drift}

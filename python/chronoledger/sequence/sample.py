@@ -15,9 +15,11 @@ import random
 import re
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+_Dumper: type[yaml.CSafeDumper] | type[yaml.SafeDumper]
 try:                                   # the C emitter when PyYAML has it
     from yaml import CSafeDumper as _Dumper
 except ImportError:                    # pragma: no cover - PyYAML without libyaml
@@ -53,7 +55,7 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _duration(rng: random.Random, minutes: int):
+def _duration(rng: random.Random, minutes: int) -> str | int:
     """The same length in one of the forms real files use."""
     form = rng.randrange(4)
     if form == 0:
@@ -70,14 +72,14 @@ def _key(rng: random.Random, key: str) -> str:
     return key.capitalize() if r < 0.15 else key.upper() if r < 0.18 else key
 
 
-def _dump(path: Path, data) -> None:
+def _dump(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         yaml.dump(data, fh, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def _names(rng: random.Random, n: int, kind: str, taken: set[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     while len(out) < n:
         words = rng.sample(WORDS, rng.choice((1, 2, 2, 3)))
         name = " ".join(words).title()
@@ -100,11 +102,11 @@ def write_user_folder(root: str | Path, items: int = 300, days: int = 120, seed:
     taken: set[str] = set()
     names = {t: _names(rng, n, t, taken) for t, n in counts.items()}
     folder_of = {v: FOLDER_SPELLING.get(k, k) for k, v in TYPES.items()}
-    items_out: dict[str, list[dict]] = {t: [] for t in names}
+    items_out: dict[str, list[dict[str, Any]]] = {t: [] for t in names}   # YAML documents
 
-    def base(t: str, name: str) -> dict:
-        d = {_key(rng, "name"): name, _key(rng, "type"): t, "category": rng.choice(CATEGORIES),
-             "status": rng.choice(STATUSES), "priority": rng.choice(PRIORITIES)}
+    def base(t: str, name: str) -> dict[str, Any]:
+        d: dict[str, Any] = {_key(rng, "name"): name, _key(rng, "type"): t, "category": rng.choice(CATEGORIES),
+                             "status": rng.choice(STATUSES), "priority": rng.choice(PRIORITIES)}
         if rng.random() < 0.6:
             d["tags"] = rng.sample(("daily", "focus", "quick", "energy", "evening", "weekend", "core"), 2)
         if rng.random() < 0.3:
@@ -128,7 +130,7 @@ def write_user_folder(root: str | Path, items: int = 300, days: int = 120, seed:
                 d["duration"] = f"{rng.choice((1, 12, 24, 48))}h"
             items_out[t].append(d)
 
-    def ref(t: str) -> dict:
+    def ref(t: str) -> dict[str, str]:
         return {"name": rng.choice(names[t]), "type": t}
 
     for d in items_out["routine"]:
@@ -172,21 +174,23 @@ def write_user_folder(root: str | Path, items: int = 300, days: int = 120, seed:
     habit_items = [d for d in items_out["habit"] if d.get("status") == "active"] or items_out["habit"]
     routines = items_out["routine"]
     skill = {id(d): rng.uniform(0.45, 0.95) for d in habit_items + routines}
-    balance, ledger = 0, []
+    balance = 0
+    ledger: list[dict[str, Any]] = []
     for k in range(days):
         day = start + timedelta(days=k)
         weekend = day.weekday() >= 5
-        blocks, entries = [], {}
+        blocks: list[dict[str, Any]] = []
+        entries: dict[str, str | dict[str, Any]] = {}      # "name@HH:MM" -> a status or a mapping
         todays = rng.sample(habit_items, min(len(habit_items), rng.randint(3, 8)))
         todays_routines = rng.sample(routines, min(len(routines), 2))
         minute = 6 * 60 + rng.choice((0, 15, 30))
         for d in todays_routines + todays:
             name = next(v for kk, v in d.items() if kk.lower() == "name")
             length = rng.choice((15, 20, 30, 45, 60))
-            block = {"name": name, "type": d.get("type", d.get("Type", d.get("TYPE"))),
-                     "start_time": f"{minute // 60:02d}:{minute % 60:02d}",
-                     "end_time": f"{(minute + length) // 60:02d}:{(minute + length) % 60:02d}",
-                     "duration": _duration(rng, length), "status": "planned"}
+            block: dict[str, Any] = {"name": name, "type": d.get("type", d.get("Type", d.get("TYPE"))),
+                                     "start_time": f"{minute // 60:02d}:{minute % 60:02d}",
+                                     "end_time": f"{(minute + length) // 60:02d}:{(minute + length) % 60:02d}",
+                                     "duration": _duration(rng, length), "status": "planned"}
             if d in todays_routines:
                 kids = [c["name"] for c in d["children"][:2]]
                 block["children"] = [{"name": c, "type": "subroutine", "start_time": block["start_time"],
@@ -204,8 +208,8 @@ def write_user_folder(root: str | Path, items: int = 300, days: int = 120, seed:
                 delay = int(rng.gauss(6 + (10 if weekend else 0), 8))
                 actual = max(0, minute + delay)
                 took = max(1, int(length * rng.uniform(0.6, 1.4)))
-                e = {"status": status, "scheduled_start": block["start_time"], "scheduled_end": block["end_time"],
-                     "name": name, "type": block["type"]}
+                e: dict[str, Any] = {"status": status, "scheduled_start": block["start_time"],
+                                     "scheduled_end": block["end_time"], "name": name, "type": block["type"]}
                 if status in ("completed", "partial"):
                     e.update({"actual_start": f"{actual // 60:02d}:{actual % 60:02d}",
                               "actual_end": f"{(actual + took) // 60 % 24:02d}:{(actual + took) % 60:02d}",

@@ -21,12 +21,12 @@ import os
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypedDict
 
 import apsw
 import numpy as np
@@ -253,6 +253,46 @@ class SyncReport:
 
 # --- building the databases ----------------------------------------------------------
 
+class Completion(TypedDict):
+    """One completions entry, as the builds read it."""
+    date: str
+    name: str
+    type: str | None
+    scheduled_start: str | None     # "HH:MM"
+    scheduled_end: str | None
+    actual_start: str | None
+    actual_end: str | None
+    status: str                     # lower-cased
+    quality: float | None
+    logged_at: str | None           # "YYYY-MM-DDTHH:MM:SS"
+    note: str | None
+    source: str                     # the completions file
+
+
+class Trigger(TypedDict):
+    """A commitment judged for one period (met or violated), or a reward redeemed."""
+    ts: str
+    source_type: str                # "commitment" or "reward"
+    source_name: str
+    trigger: str                    # "on_met", "on_violation", "on_complete"
+    period: str | None
+    outcome: str                    # "met", "violated", "redeemed"
+    actions: Any                    # the actions as the item's YAML lists them
+    actions_json: str
+    detail: dict[str, Any]
+    detail_json: str
+
+
+#: A points ledger row: (ts, delta, reason, source, tags JSON, balance after it).
+LedgerRow: TypeAlias = "tuple[str, float, str | None, str | None, str, float]"
+#: A named schedule block: (day, path, parent path, depth, the block, name, type,
+#: start, end, planned minutes, the completion matched to it or None).
+BlockRow: TypeAlias = ("tuple[str, str, str | None, int, dict[str, Any], str, str | None, str | None, str | None, "
+                       "float | None, Completion | None]")
+#: An event for the events database and log: (ts, type, payload).
+Event: TypeAlias = "tuple[str, str, dict[str, Any]]"
+
+
 class _Index:
     """Items by (name, type) and by name, for resolving references."""
 
@@ -272,7 +312,8 @@ class _Index:
         return ids[0] if len(ids) == 1 or (ids and not itype) else None
 
 
-def _blocks(blocks: list, day: str, parent: str | None = None, depth: int = 0):
+def _blocks(blocks: list[Any], day: str, parent: str | None = None,
+            depth: int = 0) -> Iterator[tuple[str, str | None, int, dict[str, Any]]]:
     """Schedule blocks flattened, children to any depth: (path, parent, depth, block)."""
     for i, b in enumerate(blocks or []):
         if not isinstance(b, dict):
@@ -284,7 +325,7 @@ def _blocks(blocks: list, day: str, parent: str | None = None, depth: int = 0):
             yield from _blocks(kids, day, path, depth + 1)
 
 
-def _completion(key: str, value: Any) -> dict:
+def _completion(key: str, value: Any) -> dict[str, Any]:
     """One completions entry: ``name@HH:MM`` -> a status string or a mapping."""
     name, _, at = str(key).rpartition("@")
     if not name:
@@ -305,13 +346,13 @@ class Builder:
         self.ids = {(it.type, it.slug): i + 1 for i, it in enumerate(tree.items)}
         self.index = _Index(self.ids, tree.items)
         self.completions = self._completions()
-        self._ledger: list[tuple] | None = None
-        self._triggers: list[dict] | None = None
-        self._matched: tuple | None = None
-        self._block_rows: list[tuple] | None = None
+        self._ledger: list[LedgerRow] | None = None
+        self._triggers: list[Trigger] | None = None
+        self._matched: tuple[dict[tuple[str, str], Completion], list[Completion]] | None = None
+        self._block_rows: list[BlockRow] | None = None
 
-    def _completions(self) -> list[dict]:
-        out = []
+    def _completions(self) -> list[Completion]:
+        out: list[Completion] = []
         for day, entries in sorted(self.tree.completions.items()):
             for key, value in entries.items():
                 e = _completion(key, value)
@@ -330,7 +371,7 @@ class Builder:
                             "source": f"Schedules/completions/{day}.yml"})
         return out
 
-    def matched_blocks(self) -> tuple[dict[tuple[str, str], dict], list[dict]]:
+    def matched_blocks(self) -> tuple[dict[tuple[str, str], Completion], list[Completion]]:
         """Which completion belongs to which schedule block, at any depth:
         same day and name (in any case), and the same start, or no start
         given and that name only once in the day's schedule.  Returns
@@ -343,8 +384,8 @@ class Builder:
                 name = (_text(b.get("name")) or "").strip().lower()
                 if name:
                     blocks.setdefault((day, name), []).append((path, hhmm(b.get("start_time"))))
-        matched: dict[tuple[str, str], dict] = {}
-        loose = []
+        matched: dict[tuple[str, str], Completion] = {}
+        loose: list[Completion] = []
         for c in self.completions:
             cands = blocks.get((c["date"], c["name"].lower()), [])
             if c["scheduled_start"] is not None:
@@ -358,14 +399,14 @@ class Builder:
         self._matched = (matched, loose)
         return self._matched
 
-    def block_rows(self) -> list[tuple]:
+    def block_rows(self) -> list[BlockRow]:
         """Every named schedule block, days in order, with what both the core
         (schedules) and the memory (activity_facts) builds read of it:
         (day, path, parent, depth, block, name, type, start, end, planned
         minutes, the matched completion or None)."""
         if self._block_rows is None:
             matched, _ = self.matched_blocks()
-            out = []
+            out: list[BlockRow] = []
             for day, blocks in sorted(self.tree.schedules.items()):
                 for path, parent, depth, b in _blocks(blocks, day):
                     name = (_text(b.get("name")) or "").strip()
@@ -458,35 +499,37 @@ class Builder:
         dims = s.get("dimensions") if isinstance(s, dict) else None
         return [str(d) for d in dims] if isinstance(dims, list) else list(STATUS_DIMENSIONS)
 
-    def points_ledger(self) -> list[tuple]:
+    def points_ledger(self) -> list[LedgerRow]:
         if self._ledger is None:
             self._ledger = self._points_ledger()
         return self._ledger
 
-    def _points_ledger(self) -> list[tuple]:
-        out, balance = [], 0.0
+    def _points_ledger(self) -> list[LedgerRow]:
+        out: list[LedgerRow] = []
+        balance = 0.0
         entries = self.tree.points.get("ledger") if isinstance(self.tree.points, dict) else None
         for i, e in enumerate(entries or []):
-            if not isinstance(e, dict) or _num(e.get("delta")) is None or stamp(e.get("date")) is None:
+            delta = _num(e.get("delta")) if isinstance(e, dict) else None
+            ts = stamp(e.get("date")) if delta is not None else None
+            if delta is None or ts is None:
                 self.tree.problems.append(Problem(self.tree.points_file, None,
                                                   f"ledger entry {i} needs a date and a finite numeric delta; "
                                                   f"it is left out", skipped=False))
                 continue
-            balance += _num(e.get("delta"))
-            out.append((stamp(e.get("date")), _num(e.get("delta")), _text(e.get("reason")), _text(e.get("source")),
-                        _tags(e.get("tags")), balance))
+            balance += delta
+            out.append((ts, delta, _text(e.get("reason")), _text(e.get("source")), _tags(e.get("tags")), balance))
         return out
 
     # events -----------------------------------------------------------------
-    def triggers(self) -> list[dict]:
+    def triggers(self) -> list[Trigger]:
         """Commitments evaluated against the completions (met / violated per
         period, with the actions their triggers name), and rewards redeemed."""
         if self._triggers is None:
             self._triggers = self._evaluate_triggers()
         return self._triggers
 
-    def _evaluate_triggers(self) -> list[dict]:
-        out = []
+    def _evaluate_triggers(self) -> list[Trigger]:
+        out: list[Trigger] = []
         by_name: dict[str, list[str]] = {}
         for c in self.completions:
             if c["status"] == "completed":
@@ -514,7 +557,9 @@ class Builder:
             since = iso_date(it.data.get("created")) or iso_date(it.data.get("start_date"))
             names = [str(t.get("name") if isinstance(t, dict) else t).lower() for t in targets]
             hits = sorted(d for n in names for d in by_name.get(n, []))
-            trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
+            trig = it.data.get("triggers")
+            if not isinstance(trig, dict):
+                trig = {}
             # the same actions every period: encoded once
             actions_met = (trig.get("on_met") or [], _json(trig.get("on_met") or []))
             actions_violated = (trig.get("on_violation") or [], _json(trig.get("on_violation") or []))
@@ -535,24 +580,27 @@ class Builder:
         for ts, delta, reason, source, _, _ in self.points_ledger():
             if source == "reward" and isinstance(reason, str):
                 name = reason.split(" ", 1)[-1].lower()
-                it = rewards.get(name)
-                if it is not None:
-                    trig = it.data.get("triggers") if isinstance(it.data.get("triggers"), dict) else {}
-                    actions = trig.get("on_complete") or []
-                    out.append({"ts": ts, "source_type": "reward", "source_name": it.name, "trigger": "on_complete",
-                                "period": None, "outcome": "redeemed", "actions": actions,
-                                "actions_json": _json(actions), "detail": {"points": delta},
+                reward = rewards.get(name)
+                if reward is not None:
+                    trig = reward.data.get("triggers")
+                    if not isinstance(trig, dict):
+                        trig = {}
+                    redeemed = trig.get("on_complete") or []
+                    out.append({"ts": ts, "source_type": "reward", "source_name": reward.name,
+                                "trigger": "on_complete", "period": None, "outcome": "redeemed", "actions": redeemed,
+                                "actions_json": _json(redeemed), "detail": {"points": delta},
                                 "detail_json": _json({"points": delta})})
         out.sort(key=lambda t: (t["ts"], t["source_name"]))
         return out
 
-    def events(self) -> list[tuple[str, str, dict]]:
+    def events(self) -> list[Event]:
         """(ts, type, payload) for what happened, from the logs, in time order."""
-        ev = []
-        keys = ("name", "status", "date", "scheduled_start", "actual_start", "quality")
+        ev: list[Event] = []
         for c in self.completions:
             ts = c["logged_at"] or (f"{c['date']}T{c['actual_end'] or c['scheduled_start'] or '00:00'}:00")
-            ev.append((ts, "completion", {k: c[k] for k in keys}))
+            ev.append((ts, "completion", {"name": c["name"], "status": c["status"], "date": c["date"],
+                                          "scheduled_start": c["scheduled_start"], "actual_start": c["actual_start"],
+                                          "quality": c["quality"]}))
         for ts, delta, reason, source, _, balance in self.points_ledger():
             ev.append((ts, "points", {"delta": delta, "reason": reason, "source": source, "balance": balance}))
         for kind, path, data in self.tree.reviews:
@@ -562,9 +610,9 @@ class Builder:
                        {"kind": kind, "label": _text(label), "path": path,
                         **{k: _plain(v) for k, v in data.items() if k in ("highlights", "lowlights", "lessons",
                                                                           "next_week")}}))
-        tkeys = ("source_type", "source_name", "trigger", "period", "outcome")
         for t in self.triggers():
-            ev.append((t["ts"], "trigger", {k: t[k] for k in tkeys}))
+            ev.append((t["ts"], "trigger", {"source_type": t["source_type"], "source_name": t["source_name"],
+                                            "trigger": t["trigger"], "period": t["period"], "outcome": t["outcome"]}))
         ev.sort(key=lambda e: (e[0], e[1]))        # stable: equal times keep the order above
         return ev
 
@@ -616,7 +664,7 @@ def _periods(first: date, last: date, period: str) -> tuple[tuple[str, str, str,
     between two dates, as (first day, first day after, last day, label)
     text; one still running at ``last`` is not judged.  Shared by every
     commitment of a sync."""
-    out = []
+    out: list[tuple[str, str, str, str]] = []
     if period == "week":
         start = first - timedelta(days=first.weekday())
     elif period == "month":
@@ -640,11 +688,13 @@ def _periods(first: date, last: date, period: str) -> tuple[tuple[str, str, str,
         start = end
 
 
-def _points_of(actions: list) -> float | None:
+def _points_of(actions: Any) -> float | None:
+    """The points the first action that names some gives (spent: negative)."""
     for a in actions or []:
-        if isinstance(a, dict) and _num(a.get("points")) is not None:
+        points = _num(a.get("points")) if isinstance(a, dict) else None
+        if points is not None:
             sign = -1 if str(a.get("action", "")).startswith("spend") else 1
-            return sign * _num(a.get("points"))
+            return sign * points
     return None
 
 
@@ -662,13 +712,16 @@ def _review_day(label: str) -> str | None:
         return None
 
 
-def _fact(day, wd, name, itype, block, depth, start, end, planned, c) -> tuple:
+def _fact(day: str, wd: int, name: str, itype: str | None, block: str | None, depth: int | None,
+          start: str | None, end: str | None, planned: float | None, c: Completion | None) -> tuple[Any, ...]:
     astart = c and c["actual_start"]
     delay = None
     if astart and start:
-        delay = float(minutes_of(astart) - minutes_of(start))
-        if delay < -12 * 60:
-            delay += 24 * 60                    # started after midnight
+        actual_min, start_min = minutes_of(astart), minutes_of(start)
+        if actual_min is not None and start_min is not None:      # always: both are "HH:MM"
+            delay = float(actual_min - start_min)
+            if delay < -12 * 60:
+                delay += 24 * 60                # started after midnight
     return (day, wd, name, itype, block, depth, start, end, astart, c and c["actual_end"], planned,
             c and span(c["actual_start"], c["actual_end"]), delay, c["status"] if c else "unlogged",
             c and c["quality"])
@@ -979,7 +1032,7 @@ def status(user_path: str | os.PathLike[str]) -> dict:
     reg = read_registry(existing) if existing is not None else {"databases": {}}
     fp = fingerprint(user)
     now = datetime.now(timezone.utc)
-    out = {"user": str(user), "yaml": fp, "databases": {}}
+    databases: dict[str, dict[str, Any]] = {}
     for name in DATABASES:
         e = dict(reg["databases"].get(name, {}))
         path = (existing / schema.FILES[name]) if existing is not None else None
@@ -990,8 +1043,8 @@ def status(user_path: str | os.PathLike[str]) -> dict:
             e["yaml_changed_since"] = e.get("source") != fp
         else:
             e["yaml_changed_since"] = True
-        out["databases"][name] = e
-    return out
+        databases[name] = e
+    return {"user": str(user), "yaml": fp, "databases": databases}
 
 
 def plan(user_path: str | os.PathLike[str]) -> dict:

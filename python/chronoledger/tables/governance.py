@@ -16,7 +16,7 @@ from chronoledger.errors import SchemaError
 from chronoledger.ids import new_id
 from chronoledger.tables import values
 from chronoledger.tables.schema import SQL_TYPES, TableSchema, compare, q
-from chronoledger.tables.validate import RowValidator
+from chronoledger.tables.validate import Problem, RowValidator
 
 
 def new_proposal_id() -> str:
@@ -95,7 +95,7 @@ def _literal(v: Any) -> str:
 def _check_rows(conn: apsw.Connection, old: TableSchema, new: TableSchema) -> None:
     """Stored rows that the new rules (required, not null, allowed, min/max)
     would refuse: a ValidationError naming the first of them."""
-    problems = []
+    problems: list[Problem] = []
     pk = q(old.primary_key.name)
     for f in new.fields:
         o = old.by_name.get(f.name)
@@ -107,23 +107,22 @@ def _check_rows(conn: apsw.Connection, old: TableSchema, new: TableSchema) -> No
                     problems.append((None, f.name, f"required, and the {n} stored rows have no value: "
                                                    f"give it a default"))
             continue
-        checks = []
+        checks: list[tuple[str, str, list[object]]] = []       # (condition, why, its parameters)
         if not f.nullable or f.required:
-            checks.append((f"{col} IS NULL", "is null"))
+            checks.append((f"{col} IS NULL", "is null", []))
         if f.allowed is not None:
             checks.append((f"{col} IS NOT NULL AND {col} NOT IN ({', '.join('?' * len(f.allowed))})",
-                           "is not among the allowed values"))
+                           "is not among the allowed values", list(f.allowed)))
         if f.min is not None:
-            checks.append((f"{col} < {float(f.min)!r}", f"is below the minimum {f.min}"))
+            checks.append((f"{col} < {float(f.min)!r}", f"is below the minimum {f.min}", []))
         if f.max is not None:
-            checks.append((f"{col} > {float(f.max)!r}", f"is above the maximum {f.max}"))
+            checks.append((f"{col} > {float(f.max)!r}", f"is above the maximum {f.max}", []))
         if f.unique and not o.unique:
             dup = conn.execute(f"SELECT {col}, count(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY {col} "
                                f"HAVING count(*) > 1 LIMIT 1").fetchall()
             if dup:
                 problems.append((None, f.name, f"{dup[0][0]!r} is stored in {dup[0][1]} rows: it cannot be unique"))
-        for cond, why in checks:
-            args = list(f.allowed) if "NOT IN" in cond else []
+        for cond, why, args in checks:
             bad = conn.execute(f"SELECT {pk}, count(*) OVER () FROM {table} WHERE {cond} LIMIT 1", args).fetchall()
             if bad:
                 problems.append((None, f.name, f"{why} in {bad[0][1]} stored rows (e.g. {bad[0][0]})"))
@@ -138,7 +137,9 @@ def _rebuild(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid: str
     old_cols = [f.name for f in old.fields]
     rows = conn.execute(f"SELECT {', '.join(q(c) for c in old_cols)} FROM {q(old.name)}").fetchall()
     check = RowValidator(new)
-    converted, archive, problems = [], [], []
+    converted: list[dict[str, Any]] = []
+    archive: list[tuple[str, str, str, str, str, str]] = []
+    problems: list[Problem] = []
     pk_name = old.primary_key.name
     for i, row in enumerate(rows):
         stored = dict(zip(old_cols, row))
@@ -247,7 +248,7 @@ def trust_rule(schema: TableSchema) -> TrustRule:
              ("successful_triggers", "total_triggers", None)]
     for ok, total, rate in pairs:
         if ok in have and total in have:
-            def compute(r, ok=ok, total=total, rate=rate):
+            def compute(r: dict, ok: str = ok, total: str = total, rate: str | None = rate) -> dict:
                 s, n = r[ok] or 0, r[total] or 0
                 s = min(s, n)
                 out = {"trust_score": _laplace(s, n)}
@@ -256,13 +257,13 @@ def trust_rule(schema: TableSchema) -> TrustRule:
                 return out
             return TrustRule((ok, total), compute, f"(({ok} + 1) / ({total} + 2))")
     if "tasks_completed" in have and "tasks_failed" in have:
-        def compute(r):
+        def compute_tasks(r: dict) -> dict:
             c, f = r["tasks_completed"] or 0, r["tasks_failed"] or 0
             out = {"trust_score": _laplace(c, c + f)}
             if "success_rate" in have and c + f:
                 out["success_rate"] = round(c / (c + f), 6)
             return out
-        return TrustRule(("tasks_completed", "tasks_failed"), compute,
+        return TrustRule(("tasks_completed", "tasks_failed"), compute_tasks,
                          "((tasks_completed + 1) / (tasks_completed + tasks_failed + 2))")
     raise SchemaError(f"{schema.name}: trust_score cannot be recomputed: it needs outcome counts "
                       f"(successful_runs and total_runs, successful_uses and total_uses, successful_triggers and "

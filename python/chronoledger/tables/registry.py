@@ -26,13 +26,13 @@ import numpy as np
 
 from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle, WriterLockedError
-from chronoledger.errors import (ChronoledgerError, ConfigError, DatabaseBusyError, NotFoundError, QueryError,
-                                 SchemaError, StorageError, ValidationError)
+from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, DatabaseBusyError, NotFoundError,
+                                 QueryError, SchemaError, StorageError, ValidationError)
 from chronoledger.tables import governance, values
 from chronoledger.tables import query as qb
 from chronoledger.tables.schema import (SchemaProblem, TableSchema, check_relationships, compare, overall_risk,
                                         parse_schema, q, read_schema_file, schema_files)
-from chronoledger.tables.validate import RowValidator
+from chronoledger.tables.validate import Problem, RowValidator
 
 #: The packaged catalogue (python/chronoledger/tables/schemas/).
 CATALOGUE = "chronoledger.tables"
@@ -89,17 +89,22 @@ class TableRegistry:
         self.busy_timeout_ms = busy_timeout_ms
         self.problems: list[SchemaProblem] = []
         self._lock = threading.RLock()
-        self._log = None                      # the event log's writer, once this registry holds it
+        self._log: Chronicle | None = None    # the event log's writer, once this registry holds it
         self._published_upto = 0              # the last outbox seq this registry put in the log
         if events_log is _DEFAULT_LOG:
             events_log = self.path.with_name(self.path.stem + ".events.cmeta")
         self.events_log = Path(events_log) if events_log is not None else None
         if self.events_log is not None and not self.events_log.parent.is_dir():
             raise ConfigError(f"{self.events_log}: the folder of the event log does not exist")
-        self._conn = db.connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        # the connection, None once closed (then _conn says so)
+        self._db: apsw.Connection | None = db.connect(self.path, synchronous=synchronous,
+                                                      busy_timeout_ms=busy_timeout_ms)
         try:
             db.migrate(self._conn, db.migrations("chronoledger.tables"), self.path)
-            self._conn.createscalarfunction("json_contains", qb.json_contains, 2, deterministic=True)
+            # apsw's stub types a scalar function as taking any number of values (ScalarProtocol is
+            # Callable[[*SQLiteValues], ...]); numargs=2 is what says it takes two, which a stub cannot tie together
+            self._conn.createscalarfunction("json_contains", qb.json_contains, 2,  # type: ignore[arg-type]
+                                            deterministic=True)
             self._applied: dict[str, TableSchema] = {}
             self._validators: dict[str, RowValidator] = {}
             self._refresh()
@@ -135,22 +140,30 @@ class TableRegistry:
             self._refresh()
 
     # --- plumbing -----------------------------------------------------------
+    @property
+    def _conn(self) -> apsw.Connection:
+        """The registry's connection; a closed registry says so on any use."""
+        conn = self._db
+        if conn is None:
+            raise ChronoledgerError(f"{self.path}: the registry is closed")
+        return conn
+
     def close(self) -> None:
         """Publish what waits in the outbox, then close the event log and the database."""
         self._publisher.close()                 # outside the lock: it may be waiting for it
         with self._locked():
-            if self._conn is not None:
+            if self._db is not None:
                 try:
                     self._publish(wait=False, quiet=True)
                 finally:
                     self._finalizer()
-                    self._conn = self._log = None
+                    self._db = self._log = None
 
     def release_log(self) -> None:
         """Publish what waits, then let go of the event log so that another
         process can publish (done by itself after ``log_idle_seconds``)."""
         with self._locked():
-            if self._conn is None or self._log is None:
+            if self._db is None or self._log is None:
                 return
             self._publish(wait=False, quiet=True)
             log, self._log, self._held.log = self._log, None, None
@@ -162,7 +175,7 @@ class TableRegistry:
     def _publish_soon(self) -> None:
         """The publisher thread's turn (never raises)."""
         with self._locked():
-            if self._conn is not None:
+            if self._db is not None:
                 self._publish(wait=False, quiet=True)
 
     def __enter__(self) -> "TableRegistry":
@@ -190,8 +203,12 @@ class TableRegistry:
         finally:
             if own:
                 self._conn.execute("COMMIT")
-        applied = {}
+        applied: dict[str, TableSchema] = {}
+        where = f"{self.path}: _registry_tables"
         for name, text, source in rows:
+            name = db.expect(name, str, f"{where}.table_name")
+            text = db.expect(text, str, f"{where}.schema_json ({name})")
+            source = db.expect(source, (str, type(None)), f"{where}.source ({name})")
             schema, problems = parse_schema(json.loads(text), source or f"{self.path}:_registry_tables")
             if schema is None:
                 raise SchemaError(f"{self.path}: the applied schema of {name} cannot be read: "
@@ -205,7 +222,7 @@ class TableRegistry:
         return tuple(self._conn.execute("SELECT count(*), max(applied_at) FROM _registry_history").fetchall()[0])
 
     def _check_open(self) -> None:
-        if self._conn is None:
+        if self._db is None:
             raise ChronoledgerError(f"{self.path}: the registry is closed")
 
     def _refresh_if_changed(self) -> None:
@@ -308,7 +325,8 @@ class TableRegistry:
                     "SELECT id FROM _registry_proposals WHERE table_name = ? AND schema_hash = ? AND status = 'pending' "
                     "AND base_hash IS ?", (schema.name, schema.hash, old.hash if old else None)).fetchall()
                 if pending:                           # proposed at an earlier load, still waiting
-                    report.proposed.append(self.proposal(pending[0][0]))
+                    report.proposed.append(self.proposal(db.expect(pending[0][0], str,
+                                                                   f"{self.path}: _registry_proposals.id")))
                     continue
                 try:
                     result = self.propose_schema(schema, proposed_by=f"schema file {schema.source}",
@@ -526,6 +544,7 @@ class TableRegistry:
             for typ, found, owner in self._conn.execute(
                     "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'view', 'index') "
                     "AND lower(name) = lower(?)", (name,)).fetchall():
+                found = db.expect(found, str, f"{self.path}: sqlite_master.name")     # SQLite's names are text
                 if kind == "table" and typ == "table" and found == schema.name and old is not None:
                     continue                    # the table itself, being changed
                 if kind == "index" and typ == "index" and owner == schema.name and \
@@ -567,8 +586,10 @@ class TableRegistry:
                            "decision_reason = ? WHERE id = ?", (approver, now, why, pid))
         risk, changes = self._conn.execute("SELECT risk, changes_json FROM _registry_proposals WHERE id = ?",
                                            (pid,)).fetchall()[0]
+        where = f"{self.path}: _registry_proposals ({pid})"
         # the caches follow the database after the commit (_refresh_if_changed), never before it
-        self._decide(pid, schema.name, "approval", "approved", risk, approver, why, json.loads(changes),
+        self._decide(pid, schema.name, "approval", "approved", db.expect(risk, str, f"{where}.risk"), approver, why,
+                     json.loads(db.expect(changes, str, f"{where}.changes_json")),
                      gov=schema if schema.name == GOVERNANCE_TABLE else None)
         self._outbox(schema.name, f"schema_{change}", [pid], now)
 
@@ -627,8 +648,10 @@ class TableRegistry:
             i = [f.name for f in schema.fields].index(pk.name)
             last = self._conn.execute("SELECT last FROM _registry_sequences WHERE table_name = ?",
                                       (schema.name,)).fetchall()
-            nxt = max(last[0][0] if last else 0, self._conn.execute(
-                f"SELECT coalesce(max({q(pk.name)}), 0) FROM {q(schema.name)}").fetchall()[0][0]) + 1
+            given = self._conn.execute(f"SELECT coalesce(max({q(pk.name)}), 0) FROM {q(schema.name)}").fetchall()
+            # (an INTEGER PRIMARY KEY column holds integers only)
+            nxt = max(db.expect(last[0][0], int, f"{self.path}: _registry_sequences.last") if last else 0,
+                      db.expect(given[0][0], int, f"{self.path}: {schema.name}.{pk.name}")) + 1
             for r in stored:
                 if r[i] is None:
                     r[i] = nxt
@@ -775,7 +798,7 @@ class TableRegistry:
             error = db.sqlite_error(exc, self.path, schema.name)
             assert isinstance(error, ValidationError)           # what the table maps a ConstraintError to
             return error
-        problems = [(None, f, "a row with this value is already stored (unique)") for f in fields]
+        problems: list[Problem] = [(None, f, "a row with this value is already stored (unique)") for f in fields]
         if stored is not None:
             cols = [f.name for f in schema.fields]
             idx = [cols.index(f) for f in fields]
@@ -835,7 +858,8 @@ class TableRegistry:
         with self._locked():
             schema, _ = self._current(table)
             where, params = qb.where_clause(schema, filters)
-            return int(self._conn.execute(f"SELECT count(*) FROM {q(table)}{where}", params).fetchall()[0][0])
+            return db.expect(self._conn.execute(f"SELECT count(*) FROM {q(table)}{where}", params).fetchall()[0][0],
+                             int, f"{self.path}: count(*)")
 
     def execute_sql(self, sql: str, params: Any = ()) -> list[dict]:
         """A read-only SQL statement (the specification's example queries);
@@ -869,7 +893,8 @@ class TableRegistry:
     def pending_events(self) -> int:
         """Writes committed but not yet in the event log (see docs/tables.md, The event log)."""
         with self._locked():
-            return int(self._conn.execute("SELECT count(*) FROM _registry_outbox").fetchall()[0][0])
+            return db.expect(self._conn.execute("SELECT count(*) FROM _registry_outbox").fetchall()[0][0], int,
+                             f"{self.path}: count(*)")
 
     def publish_events(self, *, wait: bool = True) -> int:
         """Move every pending write to the event log now, waiting up to the
@@ -889,20 +914,19 @@ class TableRegistry:
         if self.events_log is not None:
             self._publisher.wake()
 
-    def _log_writer(self, wait: bool):
-        """The event log, opened by this registry and kept open until close()
-        (reopening per write would append a footer each time); None while
-        another process holds it."""
+    def _log_writer(self, path: Path, wait: bool) -> Chronicle | None:
+        """The event log at ``path``, opened by this registry and kept open
+        until close() (reopening per write would append a footer each time);
+        None while another process holds it."""
         if self._log is not None:
             return self._log
         deadline = time.monotonic() + (self.busy_timeout_ms / 1000 if wait else 0)
         while True:
             try:
                 # "flush": each block is fsynced before the outbox rows it holds are deleted
-                self._log = Chronicle.open(self.events_log, "a", schema="event", block_records=4096,
-                                           durability="flush")
-                self._held.log = self._log
-                return self._log
+                self._log = self._held.log = log = Chronicle.open(path, "a", schema="event", block_records=4096,
+                                                                  durability="flush")
+                return log
             except WriterLockedError:
                 if time.monotonic() >= deadline:
                     return None
@@ -919,7 +943,7 @@ class TableRegistry:
         try:
             if not self._conn.execute("SELECT 1 FROM _registry_outbox LIMIT 1").fetchall():
                 return 0
-            ch = self._log_writer(wait)
+            ch = self._log_writer(self.events_log, wait)
             if ch is None:
                 if quiet:
                     return 0          # another process holds the log: it publishes this outbox too
@@ -930,13 +954,19 @@ class TableRegistry:
             if not rows:                       # another process emptied it meanwhile
                 return 0
             floor = ch.last_timestamp or 0
-            stamps, types, payloads = [], [], []
-            for seq, ts, table, op, ids in rows:
+            stamps: list[int] = []
+            types: list[object] = []
+            payloads: list[dict[str, object]] = []
+            seq = self._published_upto
+            for seq_value, ts, table, op, ids_text in rows:
+                if not (isinstance(seq_value, int) and isinstance(ts, str) and isinstance(ids_text, str)):
+                    raise CorruptDataError(f"{self.path}: _registry_outbox: a damaged row (seq {seq_value!r})")
+                seq = seq_value
                 micros = max(_micros(ts), floor)          # another process's clock may lag ours
                 floor = micros
                 if seq <= self._published_upto:    # in the log already; its outbox row outlived a failed delete
                     continue
-                ids = json.loads(ids)
+                ids = json.loads(ids_text)
                 for part, k in enumerate(range(0, len(ids), _IDS_PER_EVENT)):
                     stamps.append(micros)
                     types.append(op)
@@ -945,7 +975,7 @@ class TableRegistry:
                 ch.extend({"timestamp": np.array(stamps, dtype=np.uint64),
                            "event_type": np.array(types, dtype=object), "payload": np.array(payloads, dtype=object)})
                 ch.flush()
-            self._published_upto = max(self._published_upto, rows[-1][0])
+            self._published_upto = max(self._published_upto, seq)          # the last row's
             with db.write_transaction(self._conn, f"{self.path}: clearing the event outbox"):
                 self._conn.execute("DELETE FROM _registry_outbox WHERE seq <= ?", (self._published_upto,))
             return len(stamps)
@@ -973,7 +1003,8 @@ class _Held:
     of a registry dropped without it."""
 
     def __init__(self, checkpointer: db.BackgroundCheckpointer, publisher: "_Publisher", conn: apsw.Connection):
-        self.checkpointer, self.publisher, self.conn, self.log = checkpointer, publisher, conn, None
+        self.checkpointer, self.publisher, self.conn = checkpointer, publisher, conn
+        self.log: Chronicle | None = None
 
     def release(self) -> None:
         try:
@@ -1039,9 +1070,9 @@ class _Publisher:
 def _refuse_registry_fields(rows: list, check: RowValidator) -> None:
     """A decision's time and audit stamp are the registry's to set, so that
     a stamp always matches its decision and no decision is backdated."""
-    problems = [(i if len(rows) > 1 else None, k, "set by the registry")
-                for i, r in enumerate(rows) if isinstance(r, dict) for k in ("created_at", "audit_stamp")
-                if r.get(k) is not None]
+    problems: list[Problem] = [(i if len(rows) > 1 else None, k, "set by the registry")
+                               for i, r in enumerate(rows) if isinstance(r, dict) for k in ("created_at", "audit_stamp")
+                               if r.get(k) is not None]
     if problems:
         raise check.error("insert", problems)
 

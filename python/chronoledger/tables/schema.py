@@ -13,15 +13,18 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from chronoledger.sqlite import IDENTIFIER
 from chronoledger.tables import values
 
+# libyaml's loader when PyYAML was built with it (the union: either class may be bound)
+_Loader: type[yaml.SafeLoader | yaml.CSafeLoader]
 try:
     from yaml import CSafeLoader as _Loader      # the C parser
 except ImportError:                              # pragma: no cover - PyYAML built without libyaml
@@ -229,6 +232,12 @@ def q(name: str) -> str:
 
 # --- reading ------------------------------------------------------------------
 
+class _Report(Protocol):
+    """How the parts of :func:`parse_schema` report a problem."""
+
+    def __call__(self, reason: str, fld: str | None = None, table: str | None = None) -> None: ...
+
+
 def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[SchemaProblem]]:
     """The schema in ``data`` (a file's parsed YAML), or None and every problem found."""
     problems: list[SchemaProblem] = []
@@ -309,13 +318,13 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
         if rel is not None:
             relationships.append(rel)
 
-    if problems:
+    if problems or tname is None:          # a name that is not text is a problem above
         return None, problems
-    return TableSchema(name, tuple(fields), tuple(indexes), tuple(relationships), description, version, immutable,
+    return TableSchema(tname, tuple(fields), tuple(indexes), tuple(relationships), description, version, immutable,
                        source), []
 
 
-def _parse_field(raw: Any, i: int, table: str | None, bad) -> FieldSpec | None:
+def _parse_field(raw: Any, i: int, table: str | None, bad: _Report) -> FieldSpec | None:
     if not isinstance(raw, dict):
         bad(f"fields[{i}] must be a mapping with name: and type:, found {type(raw).__name__}", table=table)
         return None
@@ -428,8 +437,8 @@ def _parse_field(raw: Any, i: int, table: str | None, bad) -> FieldSpec | None:
                      default_now, allowed, description, lo, hi)
 
 
-def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad, declared: set = frozenset()
-                 ) -> IndexSpec | None:
+def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad: _Report,
+                 declared: Collection[object] = frozenset()) -> IndexSpec | None:
     if isinstance(raw, list):               # a bare list of fields is accepted
         raw = {"fields": raw}
     if not isinstance(raw, dict):
@@ -468,7 +477,7 @@ def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad, declar
     return IndexSpec(tuple(cols), unique, name) if ok else None
 
 
-def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad) -> Relationship | None:
+def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad: _Report) -> Relationship | None:
     if not isinstance(raw, dict):
         bad(f"relationships[{i}] must be {{field, table, references}}", table=table)
         return None
@@ -489,7 +498,9 @@ def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad)
         bad(f"relationships[{i}]: references {ref!r} is not a valid field name", table=table)
         ok = False
     description = raw.get("description") or ""
-    return Relationship(fld, other, ref, description if isinstance(description, str) else "") if ok else None
+    if not ok or not isinstance(fld, str) or not isinstance(other, str):     # (the types: refused above)
+        return None
+    return Relationship(fld, other, ref, description if isinstance(description, str) else "")
 
 
 def read_schema_file(path: str | os.PathLike[str]) -> tuple[TableSchema | None, list[SchemaProblem]]:

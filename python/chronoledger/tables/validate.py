@@ -5,6 +5,7 @@ on each row, every problem collected before anything is written."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chronoledger.errors import ValidationError
@@ -14,6 +15,12 @@ from chronoledger.tables.schema import TableSchema
 
 _MISSING = values.MISSING
 _Bad = values.Bad
+
+#: One problem of a write: (the row's index in a batch, or None for a single row; the field, or None; why).
+Problem = tuple[int | None, str | None, str]
+#: The row check :meth:`RowValidator._compile_full` writes: (rows, now, today, generated ids, problems
+#: found, single row) -> the stored rows.
+_FullCheck = Callable[[list, str, str, Iterator[str] | None, list[Problem], bool], list[list]]
 
 
 class RowValidator:
@@ -44,13 +51,13 @@ class RowValidator:
         gen_ids = None
         if self.pk.generated and self.pk.type == "uuid":
             gen_ids = iter(new_ids(len(rows)))      # one per row: cheaper than counting the rows that need one
-        problems: list[tuple] = []
+        problems: list[Problem] = []
         out = self._full(rows, now, now[:10], gen_ids, problems, len(rows) == 1)
         if problems:
             raise self.error("insert", problems)
         return out
 
-    def _compile_full(self):
+    def _compile_full(self) -> _FullCheck:
         """The row check of :meth:`full` as one function written for this
         table's fields: the per-field decisions (type, default, generation,
         rules) are taken once here instead of on every value of every row,
@@ -71,7 +78,7 @@ class RowValidator:
                  "            for k in sorted(map(str, row.keys() - known)):",
                  "                problems.append((w, k, 'unknown field (the fields are ' + ', '.join(columns) + ')'))",
                  "        get = row.get"]
-        names = []
+        names: list[str] = []
         # Nothing declared in a schema is written into the source: names, limits and messages
         # are variables of the function's namespace.
         for k, f in enumerate(self.schema.fields):
@@ -137,7 +144,7 @@ class RowValidator:
         if not isinstance(changes, dict) or (not changes and not allow_empty):
             raise ValidationError(f"{self.table}: an update needs a non-empty mapping of fields to new values")
         now = now or values.now()
-        problems: list[tuple] = []
+        problems: list[Problem] = []
         out: dict[str, Any] = {}
         for k in sorted(map(str, changes.keys() - self.known)):
             problems.append((None, k, f"unknown field (the fields are {', '.join(self.columns)})"))
@@ -166,16 +173,17 @@ class RowValidator:
             if allowed is not None and s not in allowed:
                 problems.append((None, name, f"{v!r} is not one of the allowed values "
                                              f"({', '.join(map(str, self.schema.by_name[name].allowed))})"))
-            elif lo is not None and s < lo:
+            # (min and max are for integer and float fields only: the isinstance() tells the type checker)
+            elif lo is not None and isinstance(s, (int, float)) and s < lo:
                 problems.append((None, name, f"{v!r} is below the minimum {lo}"))
-            elif hi is not None and s > hi:
+            elif hi is not None and isinstance(s, (int, float)) and s > hi:
                 problems.append((None, name, f"{v!r} is above the maximum {hi}"))
             out[name] = s
         if problems:
             raise self.error("update", problems)
         return out
 
-    def error(self, what: str, problems: list[tuple]) -> ValidationError:
+    def error(self, what: str, problems: list[Problem]) -> ValidationError:
         shown = problems[:20]
         parts = [(f"row {r}: " if r is not None else "") + (f"{f}: " if f else "") + why for r, f, why in shown]
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -208,9 +209,13 @@ def _boolean(v: Any) -> int:
     raise Bad(f"expected true or false, got {_short(v) if isinstance(v, str) else type(v).__name__}")
 
 
+#: A stored form: text (uuid, string, text, json, datetime, date), an integer (integer, boolean) or a float.
+Stored = str | int | float
+
 #: type -> function from a given value to its stored form (raises Bad).
-COERCE = {"uuid": _uuid, "string": _text, "text": _text, "json": _json, "datetime": _datetime, "date": _date,
-          "float": _float, "integer": _integer, "boolean": _boolean}
+COERCE: dict[str, Callable[[Any], Stored]] = {
+    "uuid": _uuid, "string": _text, "text": _text, "json": _json, "datetime": _datetime, "date": _date,
+    "float": _float, "integer": _integer, "boolean": _boolean}
 
 
 def coerce(ftype: str, v: Any) -> Any:

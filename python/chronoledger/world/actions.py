@@ -50,7 +50,7 @@ def pair_up(rng: np.random.Generator, agents: np.ndarray, loc: np.ndarray, best_
     pair_at = np.zeros(len(r), dtype=bool)
     idx = np.flatnonzero(same)
     last = -2
-    for i in idx:                                             # runs of one location: every other position
+    for i in idx.tolist():                                    # runs of one location: every other position
         if i > last + 1:
             pair_at[i] = True
             last = i

@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypedDict
 
 import numpy as np
 import yaml
 
 from chronoledger.errors import ConfigError
 
+# libyaml's loader when PyYAML was built with it (the union: either class may be bound)
+_Loader: type[yaml.SafeLoader | yaml.CSafeLoader]
 try:
     from yaml import CSafeLoader as _Loader
 except ImportError:                                   # pragma: no cover - PyYAML without libyaml
@@ -117,13 +119,24 @@ class ScriptedEvent:
     activity: str | None
 
 
+class ScheduleSlot(TypedDict):
+    """One slot of an agent's scenario schedule: from ``hour``, ``activity`` at ``location``."""
+    hour: int
+    activity: str
+    location: str
+
+
 @dataclass
 class Scenario:
     name: str
-    schedules: dict[str, list[dict]]              # agent name -> [{hour, activity, location}]
+    schedules: dict[str, list[ScheduleSlot]]      # agent name -> slots, by hour
     events: list[ScriptedEvent]
     source: str = ""
     raw: dict = field(default_factory=dict, repr=False)
+
+
+#: Makes the ConfigError of a key: bad(key, why).
+_Bad = Callable[[str, str], ConfigError]
 
 
 # --- reading --------------------------------------------------------------------
@@ -277,7 +290,7 @@ def parse_config(data: dict, source: str) -> WorldConfig:
                        travel, source, raw)
 
 
-def _travel_matrix(graph: Any, names: list[str], bad) -> np.ndarray:
+def _travel_matrix(graph: Any, names: list[str], bad: _Bad) -> np.ndarray:
     """Shortest travel minutes between every pair (Floyd-Warshall over the
     listed edges, taken as two-way)."""
     graph = _mapping(graph, "location_graph", bad)
@@ -308,13 +321,13 @@ def _travel_matrix(graph: Any, names: list[str], bad) -> np.ndarray:
     return d                                  # minutes as given (12.5 stays 12.5): ticks round up
 
 
-def _check_location(name: Any, key: str, locations: dict, bad) -> str:
+def _check_location(name: Any, key: str, locations: dict[str, Location], bad: _Bad) -> str:
     if not isinstance(name, str) or name not in locations:
         raise bad(key, f"{name!r} is not a location (the locations are {', '.join(locations)})")
     return name
 
 
-def _check_activity(name: Any, key: str, activities: dict, bad) -> None:
+def _check_activity(name: Any, key: str, activities: dict[str, Activity], bad: _Bad) -> None:
     if not isinstance(name, str):
         raise bad(key, f"{name!r} is not an activity name (the activities are {', '.join(activities)})")
     if name in ACTIONS:
@@ -323,7 +336,7 @@ def _check_activity(name: Any, key: str, activities: dict, bad) -> None:
         raise bad(key, f"{name!r} is not an activity (the activities are {', '.join(activities)})")
 
 
-def _mapping(v: Any, key: str, bad) -> dict:
+def _mapping(v: Any, key: str, bad: _Bad) -> dict[Any, Any]:
     if v is None:
         return {}
     if not isinstance(v, dict):
@@ -331,7 +344,7 @@ def _mapping(v: Any, key: str, bad) -> dict:
     return v
 
 
-def _section(v: Any, key: str, keys: tuple[str, ...], bad) -> dict:
+def _section(v: Any, key: str, keys: tuple[str, ...], bad: _Bad) -> dict[Any, Any]:
     """A mapping whose keys must be among ``keys``."""
     out = _mapping(v, key, bad)
     for k in out:
@@ -340,7 +353,7 @@ def _section(v: Any, key: str, keys: tuple[str, ...], bad) -> dict:
     return out
 
 
-def _int(v: Any, key: str, bad) -> int:
+def _int(v: Any, key: str, bad: _Bad) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise bad(key, f"{v!r} must be a whole number")
     return v
@@ -367,11 +380,11 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
     for k in data:
         if k not in SCENARIO_KEYS:
             raise bad(str(k), f"unknown key (the keys are {', '.join(sorted(SCENARIO_KEYS))})")
-    schedules: dict[str, list[dict]] = {}
+    schedules: dict[str, list[ScheduleSlot]] = {}
     for agent, slots in _mapping(data.get("schedules"), "schedules", bad).items():
         if not isinstance(slots, list):
             raise bad(f"schedules.{agent}", "must be a list of {hour, activity, location}")
-        out = []
+        out: list[ScheduleSlot] = []
         for i, slot in enumerate(slots):
             key = f"schedules.{agent}[{i}]"
             slot = _section(slot, key, ("hour", "activity", "location"), bad)
@@ -413,12 +426,12 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
             raise bad(f"{key}.agents", f"a duo_chat is two agents, not {len(agents)}")
         if etype == "group_meeting" and len(agents) < 3:
             raise bad(f"{key}.agents", f"a group_meeting is 3 agents or more, not {len(agents)} (two is a duo_chat)")
-        loc = ev.get("location")
-        if loc is not None:
-            _check_location(loc, f"{key}.location", config.locations, bad)
-        if etype == "move" and loc is None:
+        where = ev.get("location")
+        if where is not None:
+            _check_location(where, f"{key}.location", config.locations, bad)
+        if etype == "move" and where is None:
             raise bad(f"{key}.location", "a scripted move needs the location to go to")
-        if etype in ("duo_chat", "group_meeting") and loc is None:
+        if etype in ("duo_chat", "group_meeting") and where is None:
             # agents elsewhere need ticks to get there: the place is what lets them leave in time
             raise bad(f"{key}.location", f"a scripted {etype} needs the location where they meet")
         act = ev.get("activity")
@@ -427,6 +440,6 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
         prompt = ev.get("prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise bad(f"{key}.prompt", "must be text")
-        events.append(ScriptedEvent(day, tick, etype, tuple(agents), loc, prompt, act))
+        events.append(ScriptedEvent(day, tick, etype, tuple(agents), where, prompt, act))
     return Scenario(str(data.get("name") or Path(source).stem), schedules, events, source,
                     copy.deepcopy(data))

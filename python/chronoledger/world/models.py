@@ -31,7 +31,7 @@ import urllib.parse
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -87,7 +87,7 @@ class ChatRequest:
     seed: int
     history: tuple[str, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # Lists from a config or a caller become tuples, so that a request stays
         # hashable and the offline model's per-name caches can key on them.
         for field_name in ("interests", "others", "history"):
@@ -188,7 +188,7 @@ class LanguageModel:
     def __enter__(self: _M) -> _M:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -599,7 +599,11 @@ _SPARE_INTERESTS = (
 _FIELDS = {"o": "{0}", "t": "{1}", "i": "{2}", "w": "{3}", "j": "{4}", "f": "{5}", "p": "{6}", "f_cap": "{7}"}
 
 
-def _pool(templates: tuple[str, ...], tails: tuple[str, ...], fillers: tuple[str, ...]):
+#: (texts with positional fields, how many, fillers, the fillers capitalised, how many)
+_Pool = tuple[tuple[str, ...], int, tuple[str, ...], tuple[str, ...], int]
+
+
+def _pool(templates: tuple[str, ...], tails: tuple[str, ...], fillers: tuple[str, ...]) -> _Pool:
     # Every template joined with every tail, compiled to positional fields:
     # one modulo picks both, and one str.format renders the text.
     combos = tuple((tpl + " " + tail if tail else tpl).format(**_FIELDS) for tpl in templates for tail in tails)
@@ -623,9 +627,9 @@ _CONTINUING = {"duo_chat": _POOLS["chat_reply"], "group_meeting": _POOLS["group_
 _NSPARE = len(_SPARE_INTERESTS)
 
 
-def _offline_texts(requests) -> list[str]:
+def _offline_texts(requests: list[ChatRequest]) -> list[str]:
     # One loop with everything inlined: this renders every turn of a dry run.
-    out = []
+    out: list[str] = []
     append = out.append
     clean_get = _CLEAN.get
     names_get = _NAMES.get
@@ -830,7 +834,7 @@ class _HTTPChatModel(LanguageModel):
     def _payload(self, request: ChatRequest) -> dict:
         raise NotImplementedError
 
-    def _content(self, reply) -> object:
+    def _content(self, reply: Any) -> object:      # reply: the server's JSON
         raise NotImplementedError
 
     # -- the interface
@@ -893,7 +897,7 @@ class _HTTPChatModel(LanguageModel):
         """Wait before the next attempt; :meth:`close` (or Ctrl-C in the main thread) ends the wait."""
         self._stop.wait(seconds)
 
-    def _post(self, body: bytes):
+    def _post(self, body: bytes) -> tuple[Any, bytes]:       # (the reply's JSON, its bytes)
         attempts = self.max_retries + 1
         what, delay = "", 0.0
         for attempt in range(1, attempts + 1):
@@ -957,7 +961,7 @@ class OpenAICompatibleModel(_HTTPChatModel):
     def _payload(self, request: ChatRequest) -> dict:
         return {"model": self.model, "messages": request.messages(), "temperature": self.temperature}
 
-    def _content(self, reply) -> object:
+    def _content(self, reply: Any) -> object:      # reply: the server's JSON
         try:
             return reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
@@ -986,7 +990,7 @@ class OllamaModel(_HTTPChatModel):
         return {"model": self.model, "messages": request.messages(), "stream": False,
                 "options": {"temperature": self.temperature}}
 
-    def _content(self, reply) -> object:
+    def _content(self, reply: Any) -> object:      # reply: the server's JSON
         try:
             return reply["message"]["content"]
         except (KeyError, TypeError):

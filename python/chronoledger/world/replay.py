@@ -10,6 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import apsw
+
 from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
 from chronoledger.chronicle.audit import verify
@@ -127,7 +129,7 @@ def replay(path: str | Path) -> ReplayReport:
     return ReplayReport(path, len(original), sum(b[0] for b in original), len(responses), not detail, detail)
 
 
-def _rebuild(conn, meta: dict, roster: list[dict]) -> None:
+def _rebuild(conn: apsw.Connection, meta: dict, roster: list[dict]) -> None:
     """The recorded run's agents, places and activities, with their ids."""
     with db.sqlite_errors(None, "rebuilding a recorded run"), db.write_transaction(conn, "rebuilding a recorded run"):
         config = meta["config"]

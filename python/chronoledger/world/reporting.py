@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence, TypedDict
 
 import numpy as np
 
@@ -15,11 +15,48 @@ from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.world.config import ACTIONS
 
 if TYPE_CHECKING:                      # pragma: no cover
-    from chronoledger.world.scheduler import RunOptions, WorldRun
+    from chronoledger.world.scheduler import RunOptions, TickResult, WorldRun
 
 TOP = 5
 #: Transcripts kept in a Markdown report; the rest are in the database.
 MAX_TRANSCRIPTS = 50
+
+
+class TallyState(TypedDict):
+    """A DayTally's figures in a checkpoint's JSON (its arrays are stored beside it)."""
+    actions: dict[str, int]
+    categories: dict[str, int]
+    places: dict[str, int]
+    memories: dict[str, int]
+    conversations: int
+    transcripts: list[tuple[str, list[str]]]      # read back from JSON as [title, turns] lists
+    more_transcripts: int
+
+
+class PairChange(TypedDict):
+    agents: list[str]               # two names
+    change: float
+
+
+class BusyAgent(TypedDict):
+    agent: str
+    actions: int
+
+
+class DayMetrics(TypedDict):
+    """A day's figures: the JSON report, and daily_reports.metrics_json."""
+    day_label: str
+    events: int
+    agents_active: int
+    agents: int
+    conversations: int
+    actions: dict[str, int]
+    activities_per_category: dict[str, int]
+    locations_visited: dict[str, int]
+    relationships_strengthened: list[PairChange]
+    relationships_weakened: list[PairChange]
+    new_memories_by_kind: dict[str, int]
+    busiest_agents: list[BusyAgent]
 
 
 class DayTally:
@@ -27,17 +64,17 @@ class DayTally:
     run's checkpoint, so that a resumed day reports all of its ticks)."""
 
     def __init__(self, n_agents: int):
-        self.actions: Counter = Counter()
-        self.categories: Counter = Counter()
-        self.places: Counter = Counter()
+        self.actions: Counter[str] = Counter()
+        self.categories: Counter[str] = Counter()
+        self.places: Counter[str] = Counter()
         self.per_agent = np.zeros(n_agents, dtype=np.int64)
         self.deltas: dict[tuple[int, int], float] = {}
-        self.memories: Counter = Counter()        # set from the writer's counts (WorldRun.day_memories) at day end
+        self.memories: Counter[str] = Counter()   # set from the writer's counts (WorldRun.day_memories) at day end
         self.conversations = 0
         self.transcripts: list[tuple[str, list[str]]] = []
         self.more_transcripts = 0
 
-    def add(self, w: "WorldRun", tick: int, t: dict) -> None:
+    def add(self, w: "WorldRun", tick: int, t: "TickResult") -> None:
         acted = t["acted"]
         self.per_agent[acted] += 1
         # counted with bincount: a tick of a large run has tens of thousands of events
@@ -58,20 +95,21 @@ class DayTally:
                 taken += 1
         self.more_transcripts += len(t["chats"]) - taken
 
-    def arrays(self) -> tuple[dict, dict]:
+    def arrays(self) -> tuple[dict[str, np.ndarray], TallyState]:
         """(arrays, small JSON state) for a checkpoint."""
         pairs = np.array(list(self.deltas), dtype=np.int32).reshape(-1, 2)
-        arrays = {"tally_per_agent": self.per_agent.astype(np.int32), "tally_pairs": pairs,
-                  "tally_deltas": np.array(list(self.deltas.values()), dtype=np.float64)}
-        state = {"actions": dict(self.actions), "categories": dict(self.categories), "places": dict(self.places),
-                 "memories": dict(self.memories), "conversations": self.conversations,
-                 # a copy: the checkpoint is written on the run's writer thread while the next tick adds
-                 # to the tally (each transcript's turns are never changed once added)
-                 "transcripts": list(self.transcripts), "more_transcripts": self.more_transcripts}
+        arrays: dict[str, np.ndarray] = {"tally_per_agent": self.per_agent.astype(np.int32), "tally_pairs": pairs,
+                                         "tally_deltas": np.array(list(self.deltas.values()), dtype=np.float64)}
+        state: TallyState = {
+            "actions": dict(self.actions), "categories": dict(self.categories), "places": dict(self.places),
+            "memories": dict(self.memories), "conversations": self.conversations,
+            # a copy: the checkpoint is written on the run's writer thread while the next tick adds
+            # to the tally (each transcript's turns are never changed once added)
+            "transcripts": list(self.transcripts), "more_transcripts": self.more_transcripts}
         return arrays, state
 
     @classmethod
-    def from_state(cls, n_agents: int, s: dict, arrays) -> "DayTally":
+    def from_state(cls, n_agents: int, s: TallyState, arrays: Mapping[str, np.ndarray]) -> "DayTally":
         t = cls(n_agents)
         t.actions, t.categories, t.places = Counter(s["actions"]), Counter(s["categories"]), Counter(s["places"])
         t.per_agent = arrays["tally_per_agent"].astype(np.int64)
@@ -84,12 +122,12 @@ class DayTally:
         return t
 
 
-def day_metrics(w: "WorldRun", day: int, tally: DayTally) -> dict:
+def day_metrics(w: "WorldRun", day: int, tally: DayTally) -> DayMetrics:
     """The figures of one day."""
     ag = w.agents
     per_agent = tally.per_agent
 
-    def pair(item):
+    def pair(item: tuple[tuple[int, int], float]) -> PairChange:
         (a, b), d = item
         return {"agents": [ag.names[a], ag.names[b]], "change": round(d, 4)}
 
@@ -111,12 +149,12 @@ def day_metrics(w: "WorldRun", day: int, tally: DayTally) -> dict:
     }
 
 
-def render_markdown(m: dict, transcripts: list[tuple[str, list[str]]] | None, more: int = 0) -> str:
+def render_markdown(m: DayMetrics, transcripts: list[tuple[str, list[str]]] | None, more: int = 0) -> str:
     lines = [f"# World report: {m['day_label']}", "",
              f"{m['events']:,} events; {m['agents_active']:,} of {m['agents']:,} agents active; "
              f"{m['conversations']:,} conversations.", ""]
 
-    def table(title, rows, head):
+    def table(title: str, rows: Sequence[tuple[object, object]], head: tuple[str, str]) -> None:
         lines.extend([f"## {title}", ""])
         if not rows:
             lines.extend(["(none)", ""])
@@ -157,7 +195,7 @@ def write_day(w: "WorldRun", day: int, tally: DayTally, options: "RunOptions") -
                        "summary_text = excluded.summary_text, metrics_json = excluded.metrics_json",
                        (w.run_id, m["day_label"], summary, json.dumps(m, sort_keys=True),
                         w._stamp(day, w.cfg.ticks_per_day - 1)[0]))
-    out = []
+    out: list[Path] = []
     fmt = options.report_format
     if fmt == "none":
         return out
@@ -170,7 +208,7 @@ def write_day(w: "WorldRun", day: int, tally: DayTally, options: "RunOptions") -
         out.append(p)
     if fmt in ("json", "both"):
         p = base.with_suffix(".json")
-        body = dict(m)
+        body: dict[str, object] = dict(m)
         if transcripts is not None:
             body["transcripts"] = [{"title": t, "turns": turns} for t, turns in transcripts]
         _write(p, json.dumps(body, indent=2, ensure_ascii=False) + "\n")

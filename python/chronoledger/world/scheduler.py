@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator, Mapping, TypeAlias, TypedDict
 
 import apsw
 import numpy as np
@@ -39,7 +39,7 @@ from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig, parse_config, parse_scenario
 from chronoledger.world.environment import Environment
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
-from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally
+from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally, TallyState
 from chronoledger.world.writer import TickWriter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -51,6 +51,51 @@ _WORD = re.compile(r"[\W_]+")                   # anything but letters and digit
 
 
 REPORT_FORMATS = ("markdown", "json", "both", "none")
+
+#: A conversation of a tick: its members (positions), its action type (act.DUO or act.GROUP) and the
+#: scripted prompt, if a scripted event made it.
+Chat: TypeAlias = tuple[np.ndarray, int, str | None]
+#: Whose a model request is: (conversation index, or -1 for a reflection; round; agent position).
+_Owner: TypeAlias = tuple[int, int, int]
+#: A stay that ended this tick: (agent position, location index, global minute it began).
+_Stay: TypeAlias = tuple[int, int, int]
+#: (sql, columns, rows) for db.insert_many.
+_InsertJob: TypeAlias = tuple[str, list[Any], int | None]
+#: Keys of WorldRun.scripted: (day or None, tick), and ("day", day or None) for a day's events.
+_ScriptKey: TypeAlias = tuple[int | str | None, int | None]
+
+
+class _Scripted(TypedDict):
+    """A scripted event as the ticks read it (see _scripted_index)."""
+    agents: list[int]               # positions
+    type: str                       # an action type
+    location: str | None
+    prompt: str | None
+    activity: str | None
+    tick: int
+
+
+class TickResult(TypedDict):
+    """What one tick did (WorldRun.tick): what the day's DayTally adds up."""
+    acted: np.ndarray               # the positions of the agents that acted
+    action: np.ndarray              # every agent's action code (act.NONE: none)
+    activity: np.ndarray            # every agent's activity (index into the config's activities)
+    loc: np.ndarray                 # per agent that acted: where it is, or is going
+    chats: list[Chat]
+    deltas: list[tuple[int, int, float]]        # relationship changes: (position, position, change)
+    transcripts: dict[int, list[str]]           # conversation index -> its turns, for the first few only
+    conv_base: int                  # the id of the tick's first conversation
+
+
+class Checkpoint(TypedDict):
+    """A run's state after a whole tick (runs.checkpoint_json; the arrays are in checkpoint_state)."""
+    day: int
+    tick: int
+    rng: Mapping[str, Any]          # the generator's bit_generator.state
+    next_conv: int
+    records: int                    # records in the event log
+    totals: dict[str, int]          # events, conversations, memories
+    tally: TallyState
 
 
 @dataclass
@@ -65,8 +110,8 @@ class RunOptions:
     progress: Callable[[int, int, int], None] | None = None      # (day, tick, ticks per day)
     first_conversation: int | None = None   # replay: the id the recorded run's conversations started at
 
-    def __post_init__(self):
-        def whole(name, low, none_ok=False):
+    def __post_init__(self) -> None:
+        def whole(name: str, low: int, none_ok: bool = False) -> None:
             v = getattr(self, name)
             if (v is None and none_ok) or (isinstance(v, int) and not isinstance(v, bool) and low <= v < 2 ** 63):
                 return
@@ -104,12 +149,12 @@ class _Agents:
         rows = conn.execute("SELECT id, name, bio, job FROM agents ORDER BY id" +
                             (f" LIMIT {int(n)}" if n else "")).fetchall()
         self.ids = np.array([r[0] for r in rows], dtype=np.int64)
-        self.names = [r[1] for r in rows]
+        self.names = [store.as_text(r[1], "agents.name") for r in rows]
         self.index = {name: k for k, name in enumerate(self.names)}       # position by name
-        self.bios = [r[2] for r in rows]
-        self.jobs = [r[3] for r in rows]
+        self.bios = [store.as_text(r[2], "agents.bio") for r in rows]
+        self.jobs = [store.as_text(r[3], "agents.job") for r in rows]
         self.pos = {int(i): k for k, i in enumerate(self.ids)}
-        tags: dict[int, list] = {}
+        tags: dict[int, list[str]] = {}
         for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, score DESC, tag"):
             tags.setdefault(aid, []).append(tag)
         self.interests = [tuple(tags.get(int(i), ())) for i in self.ids]
@@ -122,7 +167,7 @@ class _Agents:
 def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
     """Make up agents (seeded personas, interests, a few relationships) until
     the database holds ``n``: large runs need not be seeded by hand."""
-    have = conn.execute("SELECT count(*) FROM agents").fetchall()[0][0]
+    have = store.as_int(conn.execute("SELECT count(*) FROM agents").fetchall()[0][0], "count(agents)")
     if have >= n:
         return
     rng = np.random.default_rng([seed, 7919])
@@ -130,7 +175,7 @@ def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
     tags = ["coffee", "cycling", "books", "music", "running", "cooking", "chess", "gardening", "film", "travel",
             "photography", "climbing", "history", "painting", "yoga", "startups"]
     with db.write_transaction(conn, "making up agents"):
-        start = conn.execute("SELECT coalesce(max(id), 0) FROM agents").fetchall()[0][0]
+        start = store.as_int(conn.execute("SELECT coalesce(max(id), 0) FROM agents").fetchall()[0][0], "agents.id")
         new = list(range(start + 1, start + 1 + n - have))
         job_ix = rng.integers(0, len(jobs), len(new))
         conn.executemany("INSERT INTO agents (id, name, bio, job, family_json, traits_json, created_at) "
@@ -197,24 +242,27 @@ class WorldRun:
         self.plan = np.zeros((n, len(PERIODS)), dtype=np.int64)
         self._load_relationships()
         self.scripted = _scripted_index(scenario, self.agents) if scenario else {}
-        late = [e for e in (scenario.events if scenario else []) if e.day is not None and e.day > options.days]
-        if late:
-            raise ConfigError(f"{scenario.source}: a scripted event on day {late[0].day} would never fire in a "
-                              f"run of {options.days} day(s)")
+        if scenario:
+            late = [e for e in scenario.events if e.day is not None and e.day > options.days]
+            if late:
+                raise ConfigError(f"{scenario.source}: a scripted event on day {late[0].day} would never fire in a "
+                                  f"run of {options.days} day(s)")
         self.overrides = self._schedule_overrides()
         self.run_id = 0
-        self.next_conv = options.first_conversation or \
-            conn.execute("SELECT coalesce(max(id), 0) + 1 FROM conversations").fetchall()[0][0]
+        self.next_conv = options.first_conversation or store.as_int(
+            conn.execute("SELECT coalesce(max(id), 0) + 1 FROM conversations").fetchall()[0][0], "conversations.id")
         self.totals = {"events": 0, "conversations": 0, "memories": 0}
         # memories kept (not duplicates): known only once written, so counted by the writer's thread
         self.memories_total = 0
-        self.day_memories: Counter = Counter()
-        self.writer: TickWriter | None = None
+        self.day_memories: Counter[str] = Counter()
+        # set by run() and resume() for as long as the run is driven (_drive)
+        self.writer: TickWriter[_TickJob]
+        self.chronicle: Chronicle               # the run's event log
         self.topics: list[str] = []                # what each of the tick's conversations is about
         self.ticks_run = 0                         # by this process (a resumed run counts from its checkpoint)
         self.after_commit: Callable[[], None] = lambda: None
-        self.tally = None                     # the day's report figures (reporting.DayTally)
-        self.pending_schedules: list = []     # the day's agent_schedules columns (plan_day), until its first tick
+        self.tally = DayTally(len(self.agents))      # the day's report figures (each day starts a new one)
+        self.pending_schedules: list[Any] = []     # the day's agent_schedules columns (plan_day), until its first tick
         self._stamps: dict[int, str] = {}
 
     # --- relationships -------------------------------------------------------
@@ -255,7 +303,7 @@ class WorldRun:
     def _gmin(self, day: int, tick: int) -> int:
         return (day - 1) * 1440 + self.cfg.tick_minute_of_day(tick)
 
-    def plan_day(self, day: int) -> list:
+    def plan_day(self, day: int) -> list[Any]:
         """Each agent's planned activity per part of the day (time
         preferences), scenario schedules first; the agent_schedules rows, as
         columns for :func:`db.insert_columns`."""
@@ -292,7 +340,7 @@ class WorldRun:
         if not self.scenario:
             return {}
         index = self.agents.index
-        by_hour: dict[int, list] = {}
+        by_hour: dict[int, list[tuple[int, int, int]]] = {}
         for name, slots in sorted(self.scenario.schedules.items()):
             i = index[name]
             for k, slot in enumerate(slots):
@@ -300,7 +348,11 @@ class WorldRun:
                 for hour in range(slot["hour"], end):
                     by_hour.setdefault(hour, []).append((i, self.act_names.index(slot["activity"]),
                                                          self.env.index[slot["location"]]))
-        return {h: tuple(np.array(col, dtype=np.int64) for col in zip(*rows)) for h, rows in by_hour.items()}
+        out = {}
+        for h, rows in by_hour.items():
+            who, what, where = zip(*rows)
+            out[h] = (np.array(who, dtype=np.int64), np.array(what, dtype=np.int64), np.array(where, dtype=np.int64))
+        return out
 
     def _slot_hours(self) -> list[tuple[int, int]]:
         """(period index, first hour) of each part of the day that falls within the day's hours."""
@@ -312,7 +364,7 @@ class WorldRun:
         return out
 
     # --- one tick ----------------------------------------------------------
-    def tick(self, day: int, tick: int) -> dict:
+    def tick(self, day: int, tick: int) -> TickResult:
         cfg, env, rng = self.cfg, self.env, self.rng
         n = len(self.agents)
         hour = cfg.tick_hour(tick)
@@ -325,7 +377,7 @@ class WorldRun:
         travelling = self.travel_left > 0
         self.travel_left[travelling] -= 1
         arrived = travelling & (self.travel_left == 0)
-        stays = []
+        stays: list[_Stay] = []
         if arrived.any():
             a = np.flatnonzero(arrived)
             self.loc[a] = self.dest[a]
@@ -347,7 +399,7 @@ class WorldRun:
         for ev in self.scripted.get(("day", day), []) + self.scripted.get(("day", None), []):
             if ev["tick"] <= tick or ev["type"] not in ("duo_chat", "group_meeting"):     # chats have a place
                 continue
-            place = env.index[ev["location"]]
+            place = _event_place(env, ev)
             m = np.array(ev["agents"], dtype=np.int64)
             m = m[free[m]]
             pinned[m[self.loc[m] == place]] = True
@@ -366,14 +418,14 @@ class WorldRun:
             kind = ACTIONS.index(ev["type"])
             free[members] = False
             if kind == act.MOVE:                                 # a move has a place (config checks it)
-                place = env.index[ev["location"]]
+                place = _event_place(env, ev)
                 there = self.loc[members] == place
                 action[members[there]] = act.TASK                # already there: no trip
                 action[members[~there]] = act.MOVE
                 move_to[members[~there]] = place
             elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
                 # a meeting at its place; who is still elsewhere (late, or turned away) goes there
-                place = env.index[ev["location"]]
+                place = _event_place(env, ev)
                 away = members[self.loc[members] != place]
                 action[away] = act.MOVE
                 move_to[away] = place
@@ -387,8 +439,9 @@ class WorldRun:
                 action[members] = kind
                 for i in members:
                     prompts[int(i)] = ev.get("prompt") or ""
-            if ev.get("activity"):
-                activity[members] = self.act_names.index(ev["activity"])
+            doing = ev["activity"]
+            if doing:
+                activity[members] = self.act_names.index(doing)
 
         # planned activity elsewhere: go there (if it is open and the day's travel allows); a scenario's
         # schedule names both the activity and the place
@@ -430,14 +483,14 @@ class WorldRun:
         grp = np.setdiff1d(np.flatnonzero(action == act.GROUP), scripted_members)
         groups, lone = act.form_groups(rng, grp, self.loc)
         action[lone] = act.TASK
-        chats = [(g, k, p) for g, k, p in forced_groups] + [(p, act.DUO, None) for p in pairs] + \
+        chats: list[Chat] = [(g, k, p) for g, k, p in forced_groups] + [(p, act.DUO, None) for p in pairs] + \
             [(g, act.GROUP, None) for g in groups]
         cap = rails["max_concurrent_chats"]
         if len(chats) > cap:                     # the rest talk to themselves instead
             # scripted chats first; the others drawn at random, so neither pairs nor groups always lose
-            rest = chats[len(forced_groups):]
-            order = rng.permutation(len(rest)).tolist()
-            chats = chats[:len(forced_groups)] + [rest[k] for k in order]
+            drawn = chats[len(forced_groups):]
+            order = rng.permutation(len(drawn)).tolist()
+            chats = chats[:len(forced_groups)] + [drawn[k] for k in order]
             for members, _, _ in chats[cap:]:
                 action[members] = act.REFLECT
             chats = chats[:cap]
@@ -475,7 +528,9 @@ class WorldRun:
         return self._write_tick(day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats,
                                 reflect, requests, owners, texts, stays)
 
-    def _talk(self, day, tick, chats, reflect, activity, prompts, conv_of, partner):
+    def _talk(self, day: int, tick: int, chats: list[Chat], reflect: np.ndarray, activity: np.ndarray,
+              prompts: dict[int, str], conv_of: np.ndarray, partner: np.ndarray
+              ) -> tuple[list[ChatRequest], list[_Owner], list[str]]:
         """Every turn of the tick's conversations and reflections, from the
         model: round 0 of every chat and the reflections in one batch, then
         round 1 of the duo chats, which see round 0 (``history``).  Returns
@@ -489,31 +544,34 @@ class WorldRun:
                 history.setdefault(c, []).append(f"{self.agents.names[i]}: {text}")
         second, owners1 = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner, 1, history)
         texts1 = self._complete(second)
-        turns: dict[int, list] = {}
+        turns: dict[int, list[tuple[ChatRequest, _Owner, str]]] = {}
         for req, owner, text in zip(first + second, owners0 + owners1, texts0 + texts1):
             turns.setdefault(owner[0], []).append((req, owner, text))
         ordered = [t for c in sorted(k for k in turns if k >= 0) for t in turns[c]] + turns.get(-1, [])
         return [t[0] for t in ordered], [t[1] for t in ordered], [t[2] for t in ordered]
 
-    def _complete(self, requests: list) -> list[str]:
+    def _complete(self, requests: list[ChatRequest]) -> list[str]:
         texts = self.model.complete(requests) if requests else []
         if len(texts) != len(requests) or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ModelError(f"model {self.model.name}: returned {len(texts)} texts for {len(requests)} requests, "
                              f"or an empty one")
         return texts
 
-    def _requests(self, day, tick, chats, reflect, activity, prompts, conv_of, partner, rnd, history):
+    def _requests(self, day: int, tick: int, chats: list[Chat], reflect: np.ndarray, activity: np.ndarray,
+                  prompts: dict[int, str], conv_of: np.ndarray, partner: np.ndarray, rnd: int,
+                  history: dict[int, list[str]] | None) -> tuple[list[ChatRequest], list[_Owner]]:
         ag, env = self.agents, self.env
-        requests, owners = [], []                  # owners: (conversation index, round, agent)
+        requests: list[ChatRequest] = []
+        owners: list[_Owner] = []
         base = (self.opt.seed * 1_000_003 + day * 10_007 + tick) * 1_000_003
         # plain lists: indexing numpy arrays one element at a time costs more than the rest of a request
         place = [env.names[x] for x in self.loc.tolist()]
         doing = [self.act_names[x] for x in activity.tolist()]
-        for c, (members, kind, prompt) in enumerate(chats):
+        for c, (group, kind, prompt) in enumerate(chats):
             if rnd == 1 and kind != act.DUO:      # groups speak once; duo chats answer each other
                 continue
             conv = self.next_conv + c
-            members = members.tolist()
+            members = group.tolist()
             names = [ag.names[i] for i in members]
             topic = self.topics[c]
             if rnd == 0:
@@ -538,15 +596,18 @@ class WorldRun:
                 owners.append((-1, 0, i))
         return requests, owners
 
-    def _write_tick(self, day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats, reflect,
-                    requests, owners, texts, stays) -> dict:
+    def _write_tick(self, day: int, tick: int, label: str, stamp: str, micros: int, action: np.ndarray,
+                    activity: np.ndarray, move_to: np.ndarray, partner: np.ndarray, conv_of: np.ndarray,
+                    chats: list[Chat], reflect: np.ndarray, requests: list[ChatRequest], owners: list[_Owner],
+                    texts: list[str], stays: list[_Stay]) -> TickResult:
         ag, env = self.agents, self.env
         run, model = self.run_id, self.model.name
         acted = np.flatnonzero(action != act.NONE)
         # conversations, their turns, memories and relationship changes, as columns for
         # db.insert_columns; numpy arrays are read as lists once, since one element at a time
         # they cost more than the work done with them
-        conv_rows, rel_changes = [], {}
+        conv_rows: list[tuple[int, int, str, int, str, str, int, str, str]] = []
+        rel_changes: dict[tuple[int, int], float] = {}
         turn_conv, turn_round, turn_agent, turn_text = [], [], [], []
         mem_agent, mem_text, mem_hash, mem_meta = [], [], [], []          # conversation memories
         transcripts: dict[int, list[str]] = {}
@@ -569,9 +630,9 @@ class WorldRun:
         n_pairs = sum(len(m) * (len(m) - 1) // 2 for m, _, _ in chats)
         disagree = (self.rng.random(n_pairs) < 0.15).tolist()       # one draw per pair, in chat order
         k_pair = 0
-        for c, (members, kind, prompt) in enumerate(chats):
+        for c, (group, kind, prompt) in enumerate(chats):
             conv = first_conv + c
-            members = members.tolist()
+            members = group.tolist()
             topic = self.topics[c]
             kind_name = "scripted" if prompt is not None else ACTIONS[kind]
             where = loc_now[members[0]]
@@ -629,7 +690,7 @@ class WorldRun:
             meta_col[k] = "{" + ",".join(parts) + "}"
         n_ev = len(acted)
         stamps = self._minute_stamp
-        jobs = []                                    # (sql, columns, rows) for db.insert_many, in order
+        jobs: list[_InsertJob] = []                  # for db.insert_many, in order
         if self.pending_schedules:                   # a new day's plan commits with its first tick, or not at all
             jobs.append((_SQL_SCHEDULES, self.pending_schedules, None))
             self.pending_schedules = []
@@ -648,8 +709,8 @@ class WorldRun:
                           [stamps(s) for _, _, s in stays], stamp], len(stays))]
         # the log first: it may run ahead of the database (resume cuts it back), never behind
         self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests, texts)
-        result = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
-                  "deltas": deltas, "transcripts": transcripts, "conv_base": self.next_conv}
+        result: TickResult = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
+                              "deltas": deltas, "transcripts": transcripts, "conv_base": self.next_conv}
         self.tally.add(self, tick, result)
         self.next_conv += len(chats)
         self.totals["events"] += n_ev
@@ -716,8 +777,9 @@ class WorldRun:
                                "payload": np.array(payloads, dtype=object)})
         self.chronicle.flush()
 
-    def _log_tick(self, micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests,
-                  texts) -> None:
+    def _log_tick(self, micros: int, day: int, tick: int, acted: np.ndarray, action: np.ndarray, activity: np.ndarray,
+                  loc_col: np.ndarray, conv_of: np.ndarray, chats: list[Chat], owners: list[_Owner],
+                  requests: list[ChatRequest], texts: list[str]) -> None:
         ch = self.chronicle
         n = len(acted)
         if n:
@@ -754,7 +816,7 @@ class WorldRun:
     _ARRAYS = ("loc", "dest", "travel_left", "actions_today", "moves_today", "last_chat", "stay_since", "plan",
                "best_friend")
 
-    def restore(self, cp: dict, arrays) -> "DayTally":
+    def restore(self, cp: Checkpoint, arrays: Mapping[str, np.ndarray]) -> DayTally:
         """The state of a checkpoint (see _snapshot; ``arrays`` from
         :func:`_read_checkpoint`); the day's report figures so far."""
         self.rng.bit_generator.state = cp["rng"]
@@ -769,18 +831,22 @@ class WorldRun:
         self.day_memories = Counter(cp["tally"]["memories"])
         return DayTally.from_state(len(self.agents), cp["tally"], arrays)
 
-    def _snapshot(self, day: int, tick: int) -> tuple[dict, bytes]:
+    def _snapshot(self, day: int, tick: int) -> tuple[Checkpoint, bytes]:
         """The run's state after a whole tick, taken before the next tick
         changes it: the generator and counters (JSON), and the agents' arrays
         with the day's report figures (an uncompressed .npz)."""
         buf = io.BytesIO()
         tally_arrays, tally_state = self.tally.arrays()
-        np.savez(buf, **{name: getattr(self, name).astype(np.int32) for name in self._ARRAYS}, **tally_arrays)
-        state = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
-                 "records": len(self.chronicle), "totals": dict(self.totals), "tally": tally_state}
+        # ignore: numpy's stub (2.1+) has savez(..., allow_pickle: bool, **kwds) and mypy matches a str-keyed
+        # ** against that keyword too; these keys are array names (and numpy 1.26, still supported, has no
+        # allow_pickle to pass instead)
+        np.savez(buf, **{name: getattr(self, name).astype(np.int32) for name in self._ARRAYS},
+                 **tally_arrays)  # type: ignore[arg-type]
+        state: Checkpoint = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
+                             "records": len(self.chronicle), "totals": dict(self.totals), "tally": tally_state}
         return state, buf.getvalue()
 
-    def _checkpoint(self, day: int, tick: int, state: dict, arrays: bytes) -> None:
+    def _checkpoint(self, day: int, tick: int, state: Checkpoint, arrays: bytes) -> None:
         """Store a snapshot, in the tick's transaction, with the memory counts
         only the database knows (how many were not duplicates).  Written
         after every tick, it must cost little beside the tick's rows:
@@ -798,9 +864,9 @@ class _TickJob:
     day: int
     tick: int
     label: str
-    jobs: list                      # (sql, columns, rows) for db.insert_many
+    jobs: list[_InsertJob]          # (sql, columns, rows) for db.insert_many
     memory_jobs: tuple[int, int]    # which of them insert conversation and reflection memories
-    state: dict
+    state: Checkpoint
     arrays: bytes
 
 
@@ -820,7 +886,7 @@ _SQL_RELATIONSHIPS = ("INSERT INTO relationships (from_agent_id, to_agent_id, ki
 _SQL_STAYS = "INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) VALUES (?, ?, ?, ?, ?)"
 
 
-def reporting_room(tally) -> int:
+def reporting_room(tally: DayTally | None) -> int:
     """How many of this tick's conversations the day's report can still show."""
     return max(0, MAX_TRANSCRIPTS - len(tally.transcripts)) if tally is not None else 0
 
@@ -839,9 +905,9 @@ def _names_of_run(conn: apsw.Connection, n: int | None) -> list[str]:
     """The names of the agents a run of ``n`` agents will take (the first n
     by id, with those ensure_agents would make up), read without writing."""
     rows = conn.execute("SELECT id, name FROM agents ORDER BY id").fetchall()
-    names = [name for _, name in rows]
+    names = [store.as_text(name, "agents.name") for _, name in rows]
     if n and len(names) < n:
-        top = rows[-1][0] if rows else 0
+        top = store.as_int(rows[-1][0], "agents.id") if rows else 0
         names += [f"Agent {i:05d}" for i in range(top + 1, top + 1 + n - len(names))]
     return names[:n] if n else names
 
@@ -857,18 +923,26 @@ def _check_scenario_agents(scenario: Scenario, names: list[str]) -> None:
             raise ConfigError(f"{scenario.source}: schedules: no agent named {name!r} in this run")
 
 
-def _scripted_index(scenario: Scenario, agents: _Agents) -> dict:
+def _scripted_index(scenario: Scenario, agents: _Agents) -> dict[_ScriptKey, list[_Scripted]]:
     """(day or None, tick) -> scripted events, and ("day", day or None) -> that day's events, agents as
     positions."""
     _check_scenario_agents(scenario, agents.names)
-    out: dict = {}
+    out: dict[_ScriptKey, list[_Scripted]] = {}
     index = agents.index
     for e in scenario.events:
-        ev = {"agents": [index[a] for a in e.agents], "type": e.type, "location": e.location, "prompt": e.prompt,
-              "activity": e.activity, "tick": e.tick}
+        ev: _Scripted = {"agents": [index[a] for a in e.agents], "type": e.type, "location": e.location,
+                         "prompt": e.prompt, "activity": e.activity, "tick": e.tick}
         out.setdefault((e.day, e.tick), []).append(ev)
         out.setdefault(("day", e.day), []).append(ev)
     return out
+
+
+def _event_place(env: Environment, ev: _Scripted) -> int:
+    """The place of a scripted move or meeting (parse_scenario makes sure they name one)."""
+    where = ev["location"]
+    if where is None:
+        raise ConfigError(f"a scripted {ev['type']} at tick {ev['tick']} names no location")
+    return env.index[where]
 
 
 def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageModel, options: RunOptions,
@@ -884,7 +958,7 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
                          "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
                          (options.seed, options.days, len(w.agents), model.name, json.dumps(config.raw, default=str),
                           json.dumps(scenario.raw, default=str) if scenario else None, w._stamp(1, 0)[0]))
-            w.run_id = conn.execute("SELECT max(id) FROM runs").fetchall()[0][0]
+            w.run_id = store.as_int(conn.execute("SELECT max(id) FROM runs").fetchall()[0][0], "runs.id")
         log_path = options.chronicle or db_file.with_name(f"{db_file.stem}-run-{w.run_id}.cmeta")
         meta = {"source": "chronoledger world", "seed": options.seed, "days": options.days, "agents": len(w.agents),
                 "model": model.name, "config": config.raw, "scenario": scenario.raw if scenario else None,
@@ -902,7 +976,7 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
 
 
 @contextlib.contextmanager
-def _opened(db_url):
+def _opened(db_url: str | os.PathLike[str]) -> Iterator[tuple[apsw.Connection, db.BackgroundCheckpointer]]:
     """The run's connection, with its WAL copied back from a thread of its own;
     SQLite's errors met while it is open are the package's, naming the file."""
     db_file = store.db_path(db_url)
@@ -922,7 +996,8 @@ def _opened(db_url):
         conn.close()
 
 
-def _drive(w: WorldRun, first_day: int, first_tick: int, tally, reports: list[Path] | None = None) -> list[Path]:
+def _drive(w: WorldRun, first_day: int, first_tick: int, tally: DayTally | None,
+           reports: list[Path] | None = None) -> list[Path]:
     """The days and ticks from (first_day, first_tick) on, their rows
     committed by a writer thread, then the log's last event; the reports
     written (after ``reports``)."""
@@ -935,7 +1010,7 @@ def _drive(w: WorldRun, first_day: int, first_tick: int, tally, reports: list[Pa
     return reports
 
 
-def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
+def _days(w: WorldRun, first_day: int, first_tick: int, tally: DayTally | None) -> list[Path]:
     conn, cfg, options = w.conn, w.cfg, w.opt
     reports: list[Path] = []
     try:
@@ -947,6 +1022,8 @@ def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
                 w._best_friends()
                 w.pending_schedules = w.plan_day(day)       # stored with the day's first tick, in its transaction
                 tally = reporting.DayTally(len(w.agents))
+            elif tally is None:                  # only a fresh day starts without one (resume passes its own)
+                raise ValueError(f"day {day} resumed at tick {start} without its report figures")
             w.tally = tally
             for tick in range(start, cfg.ticks_per_day):
                 w.writer.check()                 # a failed write stops the run before more work (or model calls)
@@ -961,8 +1038,8 @@ def _days(w: WorldRun, first_day: int, first_tick: int, tally) -> list[Path]:
         # Ctrl-C or a failure: what was submitted commits (waiting through more Ctrl-C, since the
         # connection is the writer's until then), and the run is stopped, resumable from its checkpoint
         failed = w.writer.settle()
-        if failed is not None and failed is not exc:
-            exc.add_note(f"the run's writer failed as well: {failed!r}")
+        if failed is not None and failed is not exc:       # a note as add_note() makes one (Python 3.10 has none)
+            setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), f"the run's writer failed as well: {failed!r}"])
         try:
             conn.execute("UPDATE runs SET status = 'stopped' WHERE id = ?", (w.run_id,))
         except apsw.Error:      # kept: best effort on the way out; the failure being raised is the one to report
@@ -1012,7 +1089,8 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
                             (run_id, run_id) if run_id is not None else (None,)).fetchall()
         if not rows:
             raise NotFoundError(f"{db_file}: no unfinished run" + (f" {run_id}" if run_id is not None else ""))
-        rid, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json, cp_blob, made_with = rows[0]
+        row_id, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json, cp_blob, made_with = rows[0]
+        rid = store.as_int(row_id, "runs.id")
         if not cp_json:
             raise NotFoundError(f"{db_file}: run {rid} stopped before its first tick; start it again")
         if made_with != model.name:          # its log and replay would mix two models
@@ -1023,11 +1101,13 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
         if taken is not None:
             raise ConfigError(f"{db_file}: run {taken} has taken the conversation ids run {rid} would go on with; "
                               f"resume run {rid} in a copy of the database made before run {taken}")
-        config = parse_config(json.loads(config_json), f"{db_file}: run {rid} (recorded config)")
-        scenario = parse_scenario(json.loads(scenario_json), f"{db_file}: run {rid} (recorded scenario)", config) \
-            if scenario_json else None
-        log_path = db_file.parent / log_rel
-        options = RunOptions(days=days, agents=n_agents, seed=seed, chronicle=log_path, reports_dir=reports_dir,
+        config = parse_config(json.loads(store.as_text(config_json, "runs.config_json")),
+                              f"{db_file}: run {rid} (recorded config)")
+        scenario = parse_scenario(json.loads(store.as_text(scenario_json, "runs.scenario_json")),
+                                  f"{db_file}: run {rid} (recorded scenario)", config) if scenario_json else None
+        log_path = db_file.parent / store.as_text(log_rel, "runs.chronicle")
+        options = RunOptions(days=store.as_int(days, "runs.days"), agents=store.as_int(n_agents, "runs.agents"),
+                             seed=store.as_int(seed, "runs.seed"), chronicle=log_path, reports_dir=reports_dir,
                              report_format=report_format, summary_only=summary_only, progress=progress)
         w = WorldRun(conn, db_file, config, scenario, model, options)
         w.after_commit = checkpointer.after_commit
@@ -1040,7 +1120,7 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
         with Chronicle.open(log_path, "a", schema="event", block_records=65536) as ch:
             w.chronicle = ch
             conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (rid,))
-            reports = []
+            reports: list[Path] = []
             if tick == config.ticks_per_day:     # the day's last tick was done: its report, then the next day
                 w.tally = tally
                 reports += reporting.write_day(w, day, tally, options)
@@ -1050,7 +1130,7 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
 
 
 @contextlib.contextmanager
-def _damaged_checkpoint(db_file: Path, rid: int):
+def _damaged_checkpoint(db_file: Path, rid: int) -> Iterator[None]:
     try:
         yield
     except (ValueError, KeyError, TypeError, OSError, zstandard.ZstdError, zipfile.BadZipFile) as exc:
@@ -1058,10 +1138,13 @@ def _damaged_checkpoint(db_file: Path, rid: int):
                                f"is damaged ({type(exc).__name__}: {exc}); nothing was changed") from None
 
 
-def _read_checkpoint(db_file: Path, rid: int, cp_json: str, blob: bytes) -> tuple[dict, dict]:
-    """A stopped run's checkpoint: its JSON state and its arrays, or a
-    CorruptDataError naming the run."""
+def _read_checkpoint(db_file: Path, rid: int, cp_json: apsw.SQLiteValue, blob: apsw.SQLiteValue
+                     ) -> tuple[Checkpoint, dict[str, np.ndarray]]:
+    """A stopped run's checkpoint (runs.checkpoint_json and checkpoint_state):
+    its JSON state and its arrays, or a CorruptDataError naming the run."""
     with _damaged_checkpoint(db_file, rid):
+        if not isinstance(cp_json, (str, bytes)) or not isinstance(blob, bytes):
+            raise TypeError(f"{type(cp_json).__name__} and {type(blob).__name__} stored, not text and bytes")
         cp = json.loads(cp_json)
         for key in ("day", "tick", "rng", "next_conv", "records", "totals", "tally"):
             cp[key]

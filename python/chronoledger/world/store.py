@@ -13,12 +13,28 @@ from typing import Any
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ConfigError, NotFoundError, ValidationError
+from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError, ValidationError
 from chronoledger.world.config import WorldConfig
 
 #: Timestamps of seeded rows: fixed, so that two databases seeded alike are alike byte for byte.
 SEED_TIME = "2026-01-01T00:00:00.000000Z"
 _URL = re.compile(r"sqlite:///(.+)\Z")
+
+
+def as_int(value: apsw.SQLiteValue, what: str) -> int:
+    """A value read from the database that must be an integer (an id, a
+    count); a CorruptDataError naming ``what`` (``table.column``) if not."""
+    if isinstance(value, int):
+        return value
+    raise CorruptDataError(f"{what}: expected a whole number in the database, found {value!r}")
+
+
+def as_text(value: apsw.SQLiteValue, what: str) -> str:
+    """A value read from the database that must be text; a CorruptDataError
+    naming ``what`` (``table.column``) if not."""
+    if isinstance(value, str):
+        return value
+    raise CorruptDataError(f"{what}: expected text in the database, found {value!r}")
 
 
 def db_path(db_url: str | os.PathLike[str]) -> Path:
@@ -65,7 +81,8 @@ def seed_agent(conn: apsw.Connection, name: str, *, bio: str = "", job: str = ""
                      "family_json = excluded.family_json, traits_json = excluded.traits_json",
                      (name.strip(), bio or "", job or "", json.dumps(family or {}, sort_keys=True),
                       json.dumps(traits or {}, sort_keys=True), SEED_TIME))
-        agent_id = conn.execute("SELECT id FROM agents WHERE name = ?", (name.strip(),)).fetchall()[0][0]
+        agent_id = as_int(conn.execute("SELECT id FROM agents WHERE name = ?", (name.strip(),)).fetchall()[0][0],
+                          "agents.id")
         conn.execute("DELETE FROM interests WHERE agent_id = ?", (agent_id,))
         conn.executemany("INSERT INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
                          [(agent_id, tag, score) for tag, score in scores.items()])
@@ -106,7 +123,8 @@ def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
             "open_hours_json = excluded.open_hours_json",
             [(loc.name, loc.kind, loc.capacity, json.dumps([loc.open_hour, loc.close_hour]))
              for loc in config.locations.values()])
-        ids = dict(conn.execute("SELECT name, id FROM locations").fetchall())
+        ids = {as_text(name, "locations.name"): as_int(lid, "locations.id")
+               for name, lid in conn.execute("SELECT name, id FROM locations").fetchall()}
         conn.executemany(
             "INSERT INTO activities (name, category, default_duration_min, location_id, prompt_template) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET category = excluded.category, "
@@ -115,8 +133,8 @@ def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
             [(a.name, a.category, a.duration_minutes, ids[a.location], a.prompt_template)
              for a in config.activities.values()])
     with db.sqlite_errors(conn.filename, "counting places and activities"):
-        n_loc = conn.execute("SELECT count(*) FROM locations").fetchall()[0][0]
-        n_act = conn.execute("SELECT count(*) FROM activities").fetchall()[0][0]
+        n_loc = as_int(conn.execute("SELECT count(*) FROM locations").fetchall()[0][0], "count(locations)")
+        n_act = as_int(conn.execute("SELECT count(*) FROM activities").fetchall()[0][0], "count(activities)")
     return n_loc, n_act
 
 
@@ -166,7 +184,8 @@ def day_report(db_url: str | os.PathLike[str], day_label: str, run_id: int | Non
     if not rows:
         raise NotFoundError(f"no report for day {day_label!r}" + (f" in run {run_id}" if run_id else ""))
     run, summary, metrics = rows[0]
-    return run, summary, json.loads(metrics)
+    return (as_int(run, "daily_reports.run_id"), as_text(summary, "daily_reports.summary_text"),
+            json.loads(as_text(metrics, "daily_reports.metrics_json")))
 
 
 def unfinished_run(db_url: str | os.PathLike[str]) -> tuple[int, bool] | None:
@@ -179,7 +198,8 @@ def unfinished_run(db_url: str | os.PathLike[str]) -> tuple[int, bool] | None:
     try:
         rows = conn.execute("SELECT id, checkpoint_json IS NOT NULL FROM runs WHERE status IN ('running', 'stopped') "
                             "ORDER BY id DESC LIMIT 1").fetchall()
-        return (rows[0][0], bool(rows[0][1])) if rows else None
+        rid = rows[0][0] if rows else None
+        return (rid, bool(rows[0][1])) if isinstance(rid, int) else None      # an id: always an int
     except apsw.Error:                      # kept: a hint only, and this never raises
         return None
     finally:

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from typing import Callable, Generic, TypeVar
+
+J = TypeVar("J")
 
 
-class TickWriter:
+class TickWriter(Generic[J]):
     """Runs ``commit(job)`` for each submitted job, in order, on one thread."""
 
-    def __init__(self, commit: Callable[[object], None], name: str = "world-writer"):
+    def __init__(self, commit: Callable[[J], None], name: str = "world-writer"):
         self._commit = commit
-        self._jobs: queue.Queue = queue.Queue(maxsize=1)
+        self._jobs: queue.Queue[J | None] = queue.Queue(maxsize=1)      # None: stop
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -52,7 +54,7 @@ class TickWriter:
         if self._error is not None:
             raise self._error
 
-    def submit(self, job: object) -> None:
+    def submit(self, job: J) -> None:
         """Queue a tick's job (waiting while another is queued); raise the
         writer's failure instead, if it had one, before or while waiting."""
         self.check()
