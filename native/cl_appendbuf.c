@@ -281,6 +281,20 @@ cl_status cl_appendbuf_consume(cl_appendbuf *b, size_t n)
     return st;
 }
 
+cl_status cl_appendbuf_set_floor(cl_appendbuf *b, int has_floor, uint64_t floor)
+{
+    cl_status st = CL_OK;
+    cl_mutex_lock(&b->lock);
+    if (b->n_pending || b->ready_len) {
+        st = CL_ERR_ARG;
+    } else {
+        b->has_floor = has_floor ? 1 : 0;
+        b->floor = has_floor ? floor : 0;
+    }
+    cl_mutex_unlock(&b->lock);
+    return st;
+}
+
 void cl_appendbuf_get_stats(cl_appendbuf *b, cl_appendbuf_stats *out)
 {
     cl_mutex_lock(&b->lock);

@@ -52,6 +52,11 @@ cl_status cl_appendbuf_peek(cl_appendbuf *b, uint64_t *ts_out,
                             uint64_t *payload_out, size_t cap, size_t *n_out);
 cl_status cl_appendbuf_consume(cl_appendbuf *b, size_t n);
 
+/* Set (has_floor 1) or clear (0) the timestamp below which records are
+ * refused, as a rewind does: only with nothing pending or ready
+ * (CL_ERR_ARG otherwise, and nothing changes). */
+cl_status cl_appendbuf_set_floor(cl_appendbuf *b, int has_floor, uint64_t floor);
+
 typedef struct cl_appendbuf_stats {
     size_t window;        /* records per sealed window */
     size_t pending;       /* pushed but not yet sealed */

@@ -7,13 +7,14 @@ core's append buffer.  Knows nothing of files: full windows go to a sink.
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AsDouble, PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
-from libc.math cimport isfinite
+from libc.math cimport isfinite, fabs, isinf
 from libc.string cimport memcpy
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t, int64_t
 
 import numpy as np
 
 from chronoledger import errors as _errors
+from chronoledger.chronicle import precision as _precision
 
 from cnative cimport *
 
@@ -29,13 +30,36 @@ _MAX_SPARE = 8          # window buffer sets kept for reuse (the writer queues a
 _FLOAT_KEYS = ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2")
 
 
+cdef double _FIXED_LIMIT = 9.2e18
+cdef double _F32_MAX = 3.4028234663852886e38
+
+
+cdef inline bint _storable(double v, double scale, double inv, bint f32, bint finite_only) noexcept nogil:
+    """Whether ``v`` is stored as itself (chronicle.precision's rules): exact
+    float32 (scale 0) neither overflows nor turns a non-zero value into 0;
+    fixed point stays inside int64 and does not round a non-zero value to 0."""
+    cdef double a
+    cdef float f
+    if not isfinite(v):
+        return not finite_only
+    if scale == 0.0:
+        if not f32:
+            return True
+        f = <float>v
+        return not isinf(f) and not (f == 0.0 and v != 0.0)
+    a = fabs(v) * inv
+    if a >= _FIXED_LIMIT or (f32 and fabs(v) > _F32_MAX):
+        return False
+    return not (a <= 0.5 and v != 0.0)
+
+
 cdef class _FloatSource:
     """One float column of an extend() batch: float32 or float64, contiguous
-    or a strided view (a column of an (n, 3) array), quantized a chunk at a time."""
+    or a strided view (a column of an (n, 3) array), checked and copied a
+    chunk at a time."""
     cdef object arr
     cdef str name
     cdef bint f32
-    cdef bint contiguous
     cdef const float[:] v32
     cdef const double[:] v64
 
@@ -48,46 +72,40 @@ cdef class _FloatSource:
         self.arr = arr
         self.name = name
         self.f32 = arr.dtype == np.float32
-        self.contiguous = arr.strides[0] == arr.itemsize
         if self.f32:
             self.v32 = arr
         else:
             self.v64 = arr
 
-    cdef int quantize(self, size_t start, size_t n, int64_t *out, double *wide, double inv_scale,
-                      object path) except -1:
-        """Quantize values [start, start + n) into out; ``wide`` holds n
-        doubles of scratch for a strided column."""
-        cdef size_t bad = 0, i
-        cdef cl_status st
-        if n == 0:
+    cdef int check(self, size_t n, double scale, bint finite_only, object path) except -1:
+        """Raise ValidationError naming the first value that would not be stored as itself."""
+        cdef size_t i, bad = n
+        cdef double inv = 1.0 / scale if scale > 0.0 else 0.0
+        with nogil:
+            for i in range(n):
+                if not _storable(self.v32[i] if self.f32 else self.v64[i], scale, inv, True, finite_only):
+                    bad = i
+                    break
+        if bad == n:
             return 0
-        if self.f32 and self.contiguous:
-            with nogil:
-                st = cl_quantize_f32(&self.v32[start], n, inv_scale, out, &bad)
-        elif self.contiguous:
-            with nogil:
-                st = cl_quantize_f64(&self.v64[start], n, inv_scale, out, &bad)
+        value = float(self.arr[bad])
+        if finite_only and not (value - value == 0.0):          # NaN or an infinity
+            raise _errors.ValidationError(
+                "%s: column %r: element %d is %r: this chronicle is in format 1 (fixed point), which cannot "
+                "store NaN or infinity" % (path, self.name, bad, value))
+        _precision.check_value(value, scale if scale > 0.0 else None, True,
+                               "%s: column %r: element %d" % (path, self.name, bad))
+        raise _errors.ValidationError("%s: column %r: element %d = %r cannot be stored"
+                                      % (path, self.name, bad, value))
+
+    cdef void copy(self, size_t start, size_t n, double *out) noexcept nogil:
+        cdef size_t i
+        if self.f32:
+            for i in range(n):
+                out[i] = self.v32[start + i]
         else:
-            # widening float32 to double is exact, so this is the same integer
-            with nogil:
-                if self.f32:
-                    for i in range(n):
-                        wide[i] = self.v32[start + i]
-                else:
-                    for i in range(n):
-                        wide[i] = self.v64[start + i]
-                st = cl_quantize_f64(wide, n, inv_scale, out, &bad)
-        if st == CL_OK:
-            return 0
-        if st != CL_ERR_RANGE:              # the scale was checked: anything else is the table's to name
-            raise _errors.status_error(<int>st, "%s: column %r" % (path, self.name))
-        # a value out of range is the writer's ValidationError naming the column and element
-        # (not the table's QuantizationError): append and extend promise one error class for bad values
-        value = float(self.arr[start + bad])
-        raise _errors.ValidationError(
-            "%s: column %r: element %d is %r, which cannot be stored at scale %g (NaN, infinity or too large)"
-            % (path, self.name, start + bad, value, 1.0 / inv_scale))
+            for i in range(n):
+                out[i] = self.v64[start + i]
 
 
 cdef class CycleStager:
@@ -98,10 +116,16 @@ cdef class CycleStager:
     (timestamp, arrival) by the core's append buffer), queued, and ``sink()``
     is called; ``take_ready()`` then gives the queued windows in order as
     ``(columns, labels, metrics)``: numpy columns (timestamp u64, phase u32
-    codes, loss_value, coherence, tensor_signature.0..2 int64 quantized at
-    ``scale``, action_code int16 with -1 for none, seed_state u64), the phase
-    names of the codes, and metric name -> (int64 quantized values, bool
-    present).
+    codes, loss_value, coherence, tensor_signature.0..2 float64 as given,
+    action_code int16 with -1 for none, seed_state u64), the phase names of
+    the codes, and metric name -> (float64 values, bool present).
+
+    Every float is checked against its precision as it is staged
+    (``fields``: the five cycle fields' scales, 0.0 for exact float32;
+    ``metric_default`` / ``metric_named``: the metrics', 0.0 for exact
+    float64; ``finite_only`` for a format-1 file, which has no room for NaN
+    or infinity): what would not be stored as itself is refused now, so
+    encoding a window later cannot fail.
 
     Thread-safe: the staging state is guarded by a lock that is held only
     while no Python code of the caller runs; a thread waiting for it does not
@@ -111,7 +135,11 @@ cdef class CycleStager:
     cdef cl_mutex lock
     cdef bint lock_ready
     cdef size_t window
-    cdef double inv_scale
+    cdef double fscale[5]
+    cdef double finv[5]
+    cdef double metric_default
+    cdef dict metric_named
+    cdef bint finite_only
     cdef bint has_floor
     cdef uint64_t floor
     cdef object sink
@@ -128,11 +156,11 @@ cdef class CycleStager:
     # referenced while these are used): no memoryview checks per record.
     cdef uint64_t *ts
     cdef uint32_t *phase
-    cdef int64_t *loss
-    cdef int64_t *coh
-    cdef int64_t *t0
-    cdef int64_t *t1
-    cdef int64_t *t2          # quantized at the chronicle's scale
+    cdef double *loss
+    cdef double *coh
+    cdef double *t0
+    cdef double *t1
+    cdef double *t2           # as given; checked against their precision
     cdef int16_t *action
     cdef uint64_t *seed
     cdef uint64_t *rows
@@ -142,9 +170,23 @@ cdef class CycleStager:
     cdef list spare                # window buffer sets given back by recycle()
     cdef object a_order, a_sorted_ts
 
-    def __cinit__(self, size_t window, double scale, object sink, object floor=None, str path=""):
+    def __cinit__(self, size_t window, object sink, object floor=None, str path="", tuple fields=(0.0,) * 5,
+                  double metric_default=0.0, dict metric_named=None, bint finite_only=False):
+        cdef int k
         if window == 0:
             raise ValueError("CycleStager: window must be > 0")
+        if len(fields) != 5:
+            raise ValueError("CycleStager: fields holds the scales of the 5 cycle floats")
+        for k in range(5):
+            self.fscale[k] = float(fields[k])
+            if not (self.fscale[k] >= 0.0 and isfinite(self.fscale[k])):
+                raise ValueError("CycleStager: a scale must be finite and >= 0 (0: exact), got %r" % (fields[k],))
+            self.finv[k] = 1.0 / self.fscale[k] if self.fscale[k] > 0.0 else 0.0
+        if not (metric_default >= 0.0 and isfinite(metric_default)):
+            raise ValueError("CycleStager: metric_default must be finite and >= 0, got %r" % metric_default)
+        self.metric_default = metric_default
+        self.metric_named = dict(metric_named or {})
+        self.finite_only = finite_only
         cdef cl_status st = cl_appendbuf_new(window, &self._b)
         if st != CL_OK:
             raise _errors.status_error(<int>st, "CycleStager", "cannot allocate the ordering buffer")
@@ -152,9 +194,6 @@ cdef class CycleStager:
             raise MemoryError("CycleStager: cannot allocate a lock")
         self.lock_ready = True
         self.window = window
-        if not (scale > 0 and isfinite(scale)):
-            raise ValueError("CycleStager: scale must be finite and > 0, got %r" % scale)
-        self.inv_scale = 1.0 / scale
         self.sink = sink
         self.path = path
         self.has_floor = floor is not None
@@ -192,22 +231,22 @@ cdef class CycleStager:
         else:
             self.a_ts = np.empty(self.window, np.uint64)
             self.a_phase = np.empty(self.window, np.uint32)
-            self.a_loss = np.empty(self.window, np.int64)
-            self.a_coh = np.empty(self.window, np.int64)
-            self.a_t0 = np.empty(self.window, np.int64)
-            self.a_t1 = np.empty(self.window, np.int64)
-            self.a_t2 = np.empty(self.window, np.int64)
+            self.a_loss = np.empty(self.window, np.float64)
+            self.a_coh = np.empty(self.window, np.float64)
+            self.a_t0 = np.empty(self.window, np.float64)
+            self.a_t1 = np.empty(self.window, np.float64)
+            self.a_t2 = np.empty(self.window, np.float64)
             self.a_action = np.empty(self.window, np.int16)
             self.a_seed = np.empty(self.window, np.uint64)
             self.a_order = np.empty(self.window, np.uint64)
             self.a_sorted_ts = np.empty(self.window, np.uint64)
         self.ts = <uint64_t *>cnp.PyArray_DATA(self.a_ts)
         self.phase = <uint32_t *>cnp.PyArray_DATA(self.a_phase)
-        self.loss = <int64_t *>cnp.PyArray_DATA(self.a_loss)
-        self.coh = <int64_t *>cnp.PyArray_DATA(self.a_coh)
-        self.t0 = <int64_t *>cnp.PyArray_DATA(self.a_t0)
-        self.t1 = <int64_t *>cnp.PyArray_DATA(self.a_t1)
-        self.t2 = <int64_t *>cnp.PyArray_DATA(self.a_t2)
+        self.loss = <double *>cnp.PyArray_DATA(self.a_loss)
+        self.coh = <double *>cnp.PyArray_DATA(self.a_coh)
+        self.t0 = <double *>cnp.PyArray_DATA(self.a_t0)
+        self.t1 = <double *>cnp.PyArray_DATA(self.a_t1)
+        self.t2 = <double *>cnp.PyArray_DATA(self.a_t2)
         self.action = <int16_t *>cnp.PyArray_DATA(self.a_action)
         self.seed = <uint64_t *>cnp.PyArray_DATA(self.a_seed)
         self.row_metrics = [None] * self.window
@@ -219,24 +258,29 @@ cdef class CycleStager:
     cdef int _bad(self, str what) except -1:
         raise _errors.ValidationError("%s: %s" % (self.path, what))
 
-    cdef int64_t _q_slow(self, object v, str name) except? -1:
-        cdef double f
-        cdef int64_t q = 0
+    cdef double _f_slow(self, object v, str name, double scale, bint f32) except? -1.0:
+        cdef double f = 0.0
         try:
             f = PyFloat_AsDouble(v)
         except TypeError:
             self._bad("%s must be a number, got %r" % (name, v))
-        if not cl_quantize_one(f, self.inv_scale, &q):
-            self._bad("%s = %r cannot be stored at this scale (NaN, infinity or too large)" % (name, v))
-        return q
+        if _storable(f, scale, 1.0 / scale if scale > 0.0 else 0.0, f32, self.finite_only):
+            return f
+        if self.finite_only and not isfinite(f):
+            self._bad("%s = %r cannot be stored: this chronicle is in format 1 (fixed point), which has no "
+                      "NaN or infinity" % (name, v))
+        _precision.check_value(f, scale if scale > 0.0 else None, f32, "%s: %s" % (self.path, name))
+        self._bad("%s = %r cannot be stored" % (name, v))
+        return f
 
-    cdef inline int64_t _q(self, object v, str name) except? -1:
-        # a float checked and quantized as it is recorded (the same kernel as
-        # core.quantize, so one value or a column give the same integer)
-        cdef int64_t q = 0
-        if PyFloat_CheckExact(v) and cl_quantize_one(PyFloat_AS_DOUBLE(v), self.inv_scale, &q):
-            return q
-        return self._q_slow(v, name)
+    cdef inline double _f(self, object v, str name, int k) except? -1.0:
+        # a float checked against its field's precision as it is recorded
+        cdef double d
+        if PyFloat_CheckExact(v):
+            d = PyFloat_AS_DOUBLE(v)
+            if _storable(d, self.fscale[k], self.finv[k], True, self.finite_only):
+                return d
+        return self._f_slow(v, name, self.fscale[k], True)
 
     cdef inline uint32_t _phase(self, object phase) except? 0xFFFFFFFF:
         if phase is self.last_phase:       # the same str object as last time: no hashing
@@ -263,17 +307,25 @@ cdef class CycleStager:
         if not isinstance(metrics, dict):
             self._bad("metrics must be a dict of name -> float, got %r" % (metrics,))
         out = {}
+        cdef double scale, d
         for k, v in (<dict>metrics).items():
             if type(k) is not str or not k or len((<str>k).encode()) > 200:
                 self._bad("metric name %r must be a non-empty str of at most 200 bytes" % (k,))
-            out[k] = self._q(v, "metric %r" % (k,))
+            scale = self.metric_named.get(k, self.metric_default) if self.metric_named else self.metric_default
+            if PyFloat_CheckExact(v):
+                d = PyFloat_AS_DOUBLE(v)
+                if not _storable(d, scale, 1.0 / scale if scale > 0.0 else 0.0, False, self.finite_only):
+                    d = self._f_slow(v, "metric %r" % (k,), scale, False)
+            else:
+                d = self._f_slow(v, "metric %r" % (k,), scale, False)
+            out[k] = d
         return out
 
     def append(self, timestamp, phase, loss_value, coherence, tensor_signature=None, action_code=None,
                seed_state=0, metrics=None):
         """Check and stage one cycle record; returns True when it completed a window."""
         cdef uint64_t ts, seed, floor = 0
-        cdef int64_t loss, coh, x0 = 0, x1 = 0, x2 = 0
+        cdef double loss, coh, x0 = 0.0, x1 = 0.0, x2 = 0.0
         cdef int16_t action = -1
         cdef uint32_t code
         cdef int sealed = 0
@@ -290,21 +342,21 @@ cdef class CycleStager:
         except (OverflowError, TypeError):
             self._bad("timestamp %r is not a u64" % (timestamp,))
         code = self._phase(phase)
-        loss = self._q(loss_value, "loss_value")
-        coh = self._q(coherence, "coherence")
+        loss = self._f(loss_value, "loss_value", 0)
+        coh = self._f(coherence, "coherence", 1)
         if tensor_signature is not None:
             if PyTuple_Check(tensor_signature) and PyTuple_GET_SIZE(tensor_signature) == 3:
-                x0 = self._q(<object>PyTuple_GET_ITEM(tensor_signature, 0), "tensor_signature[0]")
-                x1 = self._q(<object>PyTuple_GET_ITEM(tensor_signature, 1), "tensor_signature[1]")
-                x2 = self._q(<object>PyTuple_GET_ITEM(tensor_signature, 2), "tensor_signature[2]")
+                x0 = self._f(<object>PyTuple_GET_ITEM(tensor_signature, 0), "tensor_signature[0]", 2)
+                x1 = self._f(<object>PyTuple_GET_ITEM(tensor_signature, 1), "tensor_signature[1]", 3)
+                x2 = self._f(<object>PyTuple_GET_ITEM(tensor_signature, 2), "tensor_signature[2]", 4)
             else:
                 try:
                     v0, v1, v2 = tensor_signature
                 except (TypeError, ValueError):
                     self._bad("tensor_signature must hold 3 floats, got %r" % (tensor_signature,))
-                x0 = self._q(v0, "tensor_signature[0]")
-                x1 = self._q(v1, "tensor_signature[1]")
-                x2 = self._q(v2, "tensor_signature[2]")
+                x0 = self._f(v0, "tensor_signature[0]", 2)
+                x1 = self._f(v1, "tensor_signature[1]", 3)
+                x2 = self._f(v2, "tensor_signature[2]", 4)
         if action_code is not None:
             if isinstance(action_code, bool) or not isinstance(action_code, (int, np.integer)) \
                     or not 0 <= action_code <= 255:
@@ -406,7 +458,7 @@ cdef class CycleStager:
                 for name, value in (<dict>d).items():
                     col = metrics.get(name)
                     if col is None:
-                        col = metrics[name] = (np.zeros(self.window, np.int64), np.zeros(self.window, bool))
+                        col = metrics[name] = (np.zeros(self.window, np.float64), np.zeros(self.window, bool))
                     col[0][i] = value
                     col[1][i] = True
             metrics = {name: (v[idx], p[idx]) for name, (v, p) in metrics.items()}
@@ -434,11 +486,12 @@ cdef class CycleStager:
         ``cols`` holds timestamp (u64), phase (integer codes into ``names``),
         loss_value, coherence, tensor_signature.0..2 (1-D float32 or float64
         arrays, strided views allowed), action_code (int16), seed_state (u64);
-        ``metrics`` maps metric names to (quantized int64, bool present).
+        ``metrics`` maps metric names to (float64 values, bool present), the
+        values checked by the caller against their precision.
 
-        Every float is checked to be storable at the scale before anything is
+        Every float is checked against its precision before anything is
         staged (a ValidationError names the column and the index), then
-        quantized straight into the staging windows: no column-sized
+        copied straight into the staging windows: no column-sized
         temporaries, whose fresh pages would cost more than the work.
         Records are taken in order; an OrderError names the first one refused
         (the ones before it are kept)."""
@@ -463,19 +516,12 @@ cdef class CycleStager:
         cdef const int16_t[::1] ac = np.ascontiguousarray(cols["action_code"], dtype=np.int16)
         cdef const uint64_t[::1] se = np.ascontiguousarray(cols["seed_state"], dtype=np.uint64)
         floats = [_FloatSource(cols[key], key, total) for key in _FLOAT_KEYS]
-        cdef _FloatSource fs
-        scratch = np.empty(min(total, self.window), np.int64)
-        cdef int64_t[::1] sv = scratch
-        cdef double[::1] wide = np.empty(min(total, self.window), np.float64)
-        for fs in floats:
-            j = 0
-            while j < total:
-                take_n = min(<size_t>sv.shape[0], total - j)
-                fs.quantize(j, take_n, &sv[0], &wide[0], self.inv_scale, self.path)
-                j += take_n
-        extra = [(name, np.ascontiguousarray(v[0], dtype=np.int64), np.ascontiguousarray(v[1], dtype=bool))
+        cdef _FloatSource f0 = floats[0], f1 = floats[1], f2 = floats[2], f3 = floats[3], f4 = floats[4]
+        for c in range(5):
+            (<_FloatSource>floats[c]).check(total, self.fscale[c], self.finite_only, self.path)
+        extra = [(name, np.ascontiguousarray(v[0], dtype=np.float64), np.ascontiguousarray(v[1], dtype=bool))
                  for name, v in (metrics or {}).items()]
-        cdef int64_t *dest[5]
+        cdef double *dest[5]
         while done < total:
             sealed = False
             self._acquire()
@@ -492,9 +538,12 @@ cdef class CycleStager:
                 dest[2] = &self.t0[r]
                 dest[3] = &self.t1[r]
                 dest[4] = &self.t2[r]
-                for c in range(5):      # checked above: cannot fail
-                    (<_FloatSource>floats[c]).quantize(done, take_n, dest[c], &wide[0], self.inv_scale, self.path)
                 with nogil:          # other threads wait on the lock without the GIL
+                    f0.copy(done, take_n, dest[0])
+                    f1.copy(done, take_n, dest[1])
+                    f2.copy(done, take_n, dest[2])
+                    f3.copy(done, take_n, dest[3])
+                    f4.copy(done, take_n, dest[4])
                     memcpy(&self.ts[r], &ts[done], take_n * 8)
                     memcpy(&self.phase[r], &ph[done], take_n * 4)
                     memcpy(&self.action[r], &ac[done], take_n * 2)
@@ -504,7 +553,7 @@ cdef class CycleStager:
                 for name, v, p in extra:
                     col = self.batch_metrics.get(name)
                     if col is None:
-                        col = self.batch_metrics[name] = (np.zeros(self.window, np.int64),
+                        col = self.batch_metrics[name] = (np.zeros(self.window, np.float64),
                                                           np.zeros(self.window, bool))
                     col[0][r:r + take_n] = v[done:done + take_n]
                     col[1][r:r + take_n] = p[done:done + take_n]
@@ -542,6 +591,21 @@ cdef class CycleStager:
             self._release()
         if sealed:
             self.sink()
+
+    def set_floor(self, floor):
+        """Accept records from ``floor`` on (None: any), as after a rewind;
+        only when nothing is staged or sealed and not taken."""
+        self._acquire()
+        try:
+            if self.n or self.ready:
+                raise ValueError("CycleStager.set_floor: records are staged; flush them first")
+            st = cl_appendbuf_set_floor(self._b, floor is not None, 0 if floor is None else floor)
+            if st != CL_OK:
+                raise ValueError("CycleStager.set_floor: records are pending in the ordering buffer")
+            self.has_floor = floor is not None
+            self.floor = 0 if floor is None else floor
+        finally:
+            self._release()
 
     def close(self):
         """Refuse further records (what is staged stays until flushed)."""

@@ -347,6 +347,13 @@ cdef class AppendBuffer:
         if self._sink is not None:
             self._deliver()
 
+    def set_floor(self, floor):
+        """Accept records from ``floor`` on (None: any), as after a rewind;
+        only when nothing is pending or waiting to be taken."""
+        st = cl_appendbuf_set_floor(self._b, floor is not None, 0 if floor is None else floor)
+        if st != CL_OK:
+            raise ValueError("AppendBuffer.set_floor: records are pending; flush and take them first")
+
     def take(self):
         """Remove and return every sealed record as ``(timestamps, payloads)``."""
         with self._deliver_lock:

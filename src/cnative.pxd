@@ -66,6 +66,7 @@ cdef extern from "cl_appendbuf.h" nogil:
                                 size_t cap, size_t *n_out)
     cl_status cl_appendbuf_consume(cl_appendbuf *b, size_t n)
     void cl_appendbuf_get_stats(cl_appendbuf *b, cl_appendbuf_stats *out)
+    cl_status cl_appendbuf_set_floor(cl_appendbuf *b, int has_floor, uint64_t floor)
 
 
 cdef extern from "cl_codec.h" nogil:

@@ -41,6 +41,7 @@ def test_truncation_anywhere_in_the_last_block_is_a_torn_tail(small, tmp_path):
     data = small.read_bytes()
     with ChronicleReader(small) as r:
         blocks = r.blocks
+        header = r.header
     last = blocks[-1]
     kept = sum(b.records for b in blocks[:-1])
     cut_file = tmp_path / "cut.cmeta"
@@ -55,7 +56,7 @@ def test_truncation_anywhere_in_the_last_block_is_a_torn_tail(small, tmp_path):
         assert report.changed and report.records_kept == kept
         assert report.bytes_dropped == cut - last.offset
         assert verify(cut_file).ok
-        assert cut_file.stat().st_size == last.offset + len(fmt.pack_footer(kept, 0, blocks[:-1], 0))
+        assert cut_file.stat().st_size == last.offset + len(fmt.pack_footer(kept, 0, blocks[:-1], 0, header))
 
 
 def test_corruption_in_the_middle_is_not_a_torn_tail(tmp_path):
@@ -183,7 +184,9 @@ def test_random_files_never_crash_the_reader(tmp_path_factory, blob):
     p = tmp_path_factory.mktemp("fuzz") / "f.cmeta"
     p.write_bytes(blob)
     _read_everything(p)
-    p.write_bytes(fmt.pack_header(1, 1e-6, {}) + blob)        # a valid header, garbage after
+    p.write_bytes(fmt.pack_header(1, 1e-6, {}, version=1) + blob)        # a valid header, garbage after
+    _read_everything(p)
+    p.write_bytes(fmt.pack_header(1, None, {}, salt=7) + blob)             # the same in format 2
     _read_everything(p)
 
 

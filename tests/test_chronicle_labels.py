@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 TYPES = ["move", "chat", "rest", "ünïcödé", "日本", "x"]
+SALT = 0x5EED          # files compared byte for byte share their salt (it is random unless given)
 
 
 # --- Labels.canonical -----------------------------------------------------------------------------
@@ -75,14 +76,14 @@ def test_canonical_with_a_name_given_twice_is_what_from_strings_gives():
 # --- the same file whether strings or codes + labels were passed ----------------------------------------
 
 def _event_file(path: Path, batches, block_records: int) -> bytes:
-    with Chronicle.open(path, "w", schema="event", block_records=block_records) as ch:
+    with Chronicle.open(path, "w", schema="event", block_records=block_records, salt=SALT) as ch:
         for cols, labels in batches:
             ch.extend(cols, labels=labels)
     return path.read_bytes()
 
 
 def _cycle_file(path: Path, batches, block_records: int) -> bytes:
-    with Chronicle.open(path, "w", block_records=block_records) as ch:
+    with Chronicle.open(path, "w", block_records=block_records, salt=SALT) as ch:
         for cols, labels in batches:
             ch.extend(cols, labels=labels)
     return path.read_bytes()
@@ -176,13 +177,13 @@ def test_labels_given_twice_write_the_bytes_of_the_strings(tmp_path):
 
 def test_append_and_extend_with_codes_write_the_same_event_log(tmp_path):
     rows = [(0, "chat", {"a": "é"}), (1, "move", {}), (2, "chat", {"b": ""}), (3, "日本", {"c": [1, "ü"]})]
-    with Chronicle.open(tmp_path / "a.cmeta", "w", schema="event", block_records=3) as ch:
+    with Chronicle.open(tmp_path / "a.cmeta", "w", schema="event", block_records=3, salt=SALT) as ch:
         for t, kind, payload in rows:
             ch.append(timestamp=t, event_type=kind, payload=payload)
     names = ["move", "日本", "unused", "chat"]
     payload = np.empty(4, dtype=object)
     payload[:] = [p for _, _, p in rows]
-    with Chronicle.open(tmp_path / "b.cmeta", "w", schema="event", block_records=3) as ch:
+    with Chronicle.open(tmp_path / "b.cmeta", "w", schema="event", block_records=3, salt=SALT) as ch:
         ch.extend({"timestamp": np.arange(4, dtype=np.uint64),
                    "event_type": np.array([names.index(k) for _, k, _ in rows]), "payload": payload},
                   labels={"event_type": names})
@@ -257,7 +258,7 @@ def test_payloads_with_non_ascii_and_empty_strings_round_trip(tmp_path):
     as_text = np.empty(n, dtype=object)
     as_text[:] = [json.dumps(p, ensure_ascii=False) for p in payloads]      # the same objects, given as JSON text
     for name, column in (("dicts", arr), ("texts", as_text)):
-        with Chronicle.open(tmp_path / f"{name}.cmeta", "w", schema="event", block_records=3) as ch:
+        with Chronicle.open(tmp_path / f"{name}.cmeta", "w", schema="event", block_records=3, salt=SALT) as ch:
             ch.extend({"timestamp": np.arange(n, dtype=np.uint64), "event_type": np.array(["é"] * n, dtype=object),
                        "payload": column})
         with Chronicle.open(tmp_path / f"{name}.cmeta") as ch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +14,7 @@ import numpy as np
 from chronoledger import core
 from chronoledger._fsutil import fsync_dir
 from chronoledger.chronicle import format as fmt
-from chronoledger.chronicle.reader import MODES, ChronicleReader, Layout, scan
+from chronoledger.chronicle.reader import MODES, ChronicleReader, Layout, apply_rewind, intact_blocks, scan
 from chronoledger.chronicle.replay import StepFactory, replay_records
 from chronoledger.chronicle.writer import lock_for_writing
 from chronoledger.errors import CorruptDataError, TruncatedError
@@ -72,17 +72,19 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
             except (CorruptDataError, TruncatedError) as exc:
                 report.add("header", False, str(exc))
                 return report
-            report.add("header", True, f"{layout.header.schema_name} chronicle, scale {layout.header.scale!r}, "
-                                       f"CRC-64 ok")
+            h = layout.header
+            floats = f"scale {h.scale!r}" if h.version == 1 else "floats as their precision says"
+            report.add("header", True, f"{h.schema_name} chronicle, format {h.version}, {floats}, CRC-64 ok")
             report.damage = [d.as_dict() for d in layout.damage]
             for d in layout.damage:
                 if d.kind == "footer":       # reported as the footer check below
                     continue
                 report.add("damage", False, f"{d.kind} at offset {d.start}..{d.end}: {d.reason}"
                                             + (f" ({d.records} records)" if d.records else ""))
-            total = sum(b.records for b in layout.blocks)
+            total = sum(b.rows for b in layout.blocks)
+            tied = "; each block of this file and in its place" if h.version == 2 else ""
             report.add("blocks", True, f"{len(layout.blocks)} data blocks, {total} records, payload CRC-64 "
-                                       f"of each block checked")
+                                       f"of each block checked{tied}")
             if progress:
                 progress(size)
             footer = layout.footer
@@ -100,7 +102,7 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
                            "appending); blocks were found by scanning")
                 return report
             try:
-                ftotal, pcrc, entries = fmt.unpack_footer(buf, footer)
+                ftotal, pcrc, entries, _ = fmt.unpack_footer(buf, footer, h.version)
             except CorruptDataError as exc:
                 report.add("footer", False, str(exc))
                 return report
@@ -128,8 +130,8 @@ def audit(path, step_factory: StepFactory | None = None, *,
         bad_range = None
         for i, bh in enumerate(reader.blocks):
             ts = reader.read_timestamps(i)
-            if len(ts) != bh.records:
-                bad_range = f"block {i} at offset {bh.offset} decodes to {len(ts)} records, its header says {bh.records}"
+            if len(ts) != bh.rows:
+                bad_range = f"block {i} at offset {bh.offset} decodes to {len(ts)} records, its header says {bh.rows}"
             elif len(ts) and (int(ts[0]) != bh.first_ts or int(ts[-1]) != bh.last_ts):
                 bad_range = f"block {i} at offset {bh.offset}: timestamps {int(ts[0])}..{int(ts[-1])}, header " \
                             f"says {bh.first_ts}..{bh.last_ts}"
@@ -150,7 +152,7 @@ def audit(path, step_factory: StepFactory | None = None, *,
                 return report
             meta = reader.metadata
             rep = replay_records(reader.records(), step_factory, meta.get("config") or {},
-                                 int(meta.get("initial_seed", 0)), reader.scale, progress)
+                                 int(meta.get("initial_seed", 0)), reader.precision, progress)
             report.replay = rep.as_dict()
             if rep.first_divergence is not None:
                 d = rep.first_divergence
@@ -201,7 +203,7 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
             layout = scan(buf, str(path), check_payloads=True)
             damage = [d.as_dict() for d in layout.damage]
-            kept = sum(b.records for b in layout.blocks)
+            kept = sum(b.rows for b in layout.blocks)
             dropped = sum(d.records for d in layout.damage)
             if layout.footer_total is not None:
                 dropped = max(dropped, layout.footer_total - kept)
@@ -222,7 +224,7 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
             unknown = (f"; {len(uncounted)} damaged stretch(es) had no readable block header and the file no "
                        f"footer to count them, so more records may have been lost") if uncounted else ""
             if mode == "skip" and layout.corrupt:
-                tmp, data_end = _write_without_damage(path, fd, buf, layout, kept)
+                tmp, data_end, kept = _write_without_damage(path, fd, buf, layout, kept)
             else:
                 tmp, end = None, layout.clean_end
                 with memoryview(buf) as view, view[layout.header.length:end] as kept_bytes:
@@ -232,7 +234,8 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
             return RecoveryReport(str(path), mode, True, kept, dropped, max(0, size - data_end), damage,
                                   f"rewrote the file without {len(layout.damage)} damaged stretch(es){unknown}")
         os.ftruncate(fd, end)
-        footer = fmt.pack_footer(kept, payload_crc, list(layout.blocks), end)
+        footer = fmt.pack_footer(kept, payload_crc, list(layout.blocks), end, layout.header, layout.next_sequence,
+                                 layout.meta_offsets)
         os.pwrite(fd, footer, end)
         os.fsync(fd)
         fsync_dir(path)
@@ -248,33 +251,57 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
         os.close(fd)
 
 
-def _write_without_damage(path: Path, fd: int, buf, layout: Layout, kept: int) -> tuple[str, int]:
+def _write_without_damage(path: Path, fd: int, buf: fmt.Buf, layout: Layout, kept: int) -> tuple[str, int, int]:
     """Stream the header and the valid blocks of ``buf`` to a temporary file
-    beside ``path``, then a new footer, and fsync it; returns its name and
-    where its data blocks end.  The map is read in place, a block at a time,
-    so memory use does not grow with the file."""
+    beside ``path``, then a new footer, and fsync it; returns its name, where
+    its data blocks end, and the records it holds.  The map is read in
+    place, a block at a time, so memory use does not grow with the file.
+
+    Format 2: every intact block of this file (data and meta, even one out
+    of its place) is taken in the order of its number, once, and numbered
+    anew, so blocks that were swapped come back in order and the new file
+    has no gaps; rewinds among the meta blocks apply as they did."""
+    header = layout.header
+    if header.version == 1:
+        blocks = list(layout.blocks)
+    else:
+        blocks = intact_blocks(buf, header)
     tmp_fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(tmp_fd, os.fstat(fd).st_mode & 0o7777)      # keep the permissions of the file replaced
         with os.fdopen(tmp_fd, "wb") as out, memoryview(buf) as view:
-            pos = layout.header.length
+            pos = header.length
             with view[:pos] as head:
                 out.write(head)
-            index, crc = [], 0
-            for b in layout.blocks:
-                with view[b.offset:b.end] as block:
-                    out.write(block)
-                    crc = core.crc64(block, crc)
-                index.append(fmt.BlockHeader(pos, b.kind, b.payload_length, b.records, b.first_ts,
-                                             b.last_ts, b.payload_crc))
-                pos += b.end - b.offset
-            out.write(fmt.pack_footer(kept, crc, index, pos))
+            old_index: list[fmt.BlockHeader] = []      # at their offsets in buf, where rewinds read them
+            moved: dict[int, tuple[int, int]] = {}      # old offset -> (new offset, new number)
+            meta: list[int] = []
+            crc = 0
+            for seq, b in enumerate(blocks):
+                with view[b.payload_offset:b.end] as payload:
+                    head_bytes = fmt.pack_block_header(b.kind, b.payload_length, b.payload_crc, b.records,
+                                                       b.first_ts, b.last_ts, header, seq)
+                    out.write(head_bytes)
+                    out.write(payload)
+                    crc = core.crc64(payload, core.crc64(head_bytes, crc))
+                moved[b.offset] = (pos, seq)
+                if b.kind == fmt.BLOCK_META:
+                    meta.append(pos)
+                    entry = fmt.read_meta(buf, b, str(path))
+                    if entry.get("op") == "rewind" and isinstance(entry.get("to"), int):
+                        apply_rewind(buf, old_index, header, int(entry["to"]), str(path))
+                else:
+                    old_index.append(b)
+                pos += len(head_bytes) + b.payload_length
+            index = [replace(b, offset=moved[b.offset][0], sequence=moved[b.offset][1]) for b in old_index]
+            kept = sum(b.rows for b in index)
+            out.write(fmt.pack_footer(kept, crc, index, pos, header, len(blocks), meta))
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
         _unlink(tmp)
         raise
-    return tmp, pos
+    return tmp, pos, kept
 
 
 def _replace(tmp: str, path: Path) -> None:

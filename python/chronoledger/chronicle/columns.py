@@ -87,6 +87,72 @@ class Labels:
         return table[self.codes]
 
 
+_SIGN64 = np.uint64(1 << 63)
+_SIGN32 = np.uint32(1 << 31)
+
+
+def ordered_bits(values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """The bits of float32 / float64 ``values`` as unsigned integers in the
+    order of the floats (negative floats have every bit flipped, the others
+    their sign bit set): a bijection, so NaN payloads, infinities and -0.0
+    come back exactly, and a smooth series has small deltas for the codec."""
+    if values.dtype == np.float32:
+        b32 = np.ascontiguousarray(values).view(np.uint32)
+        return np.where(b32 & _SIGN32, ~b32, b32 | _SIGN32)
+    b64 = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    return np.where(b64 & _SIGN64, ~b64, b64 | _SIGN64)
+
+
+def from_ordered_bits(o: npt.NDArray[np.unsignedinteger[Any]], width: int) -> npt.NDArray[np.floating[Any]]:
+    """The inverse of :func:`ordered_bits`: float32 (width 4) or float64 values."""
+    if width == 4:
+        o32 = o.astype(np.uint32, copy=False)
+        return np.where(o32 & _SIGN32, o32 & ~_SIGN32, ~o32).view(np.float32)
+    o64 = o.astype(np.uint64, copy=False)
+    return np.where(o64 & _SIGN64, o64 & ~_SIGN64, ~o64).view(np.float64)
+
+
+class Floats(NamedTuple):
+    """A float column (KIND_FLOAT) for :func:`encode_block`.
+
+    ``values`` holds the value of every row, or of the present rows only when
+    ``present`` is given; ``width`` 4 reads back as float32 (the values must
+    be float32 already for exact bits), 8 as float64; ``scale`` None stores
+    the exact bits, a number fixed point at that scale (a non-finite value
+    is then kept exactly as an exception)."""
+
+    values: npt.NDArray[np.floating[Any]]
+    width: int
+    scale: float | None = None
+    present: npt.NDArray[np.bool_] | None = None
+
+
+class Optional:
+    """A decoded optional float column: ``values`` (NaN where absent) and
+    ``present`` (where a value was stored: a stored NaN is present)."""
+
+    __slots__ = ("values", "present")
+
+    def __init__(self, values: npt.NDArray[np.floating[Any]], present: npt.NDArray[np.bool_]):
+        self.values = values
+        self.present = present
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: slice | npt.NDArray[np.integer[Any]]) -> "Optional":
+        return Optional(self.values[index], self.present[index])
+
+    @classmethod
+    def absent(cls, n: int) -> "Optional":
+        return cls(np.full(n, np.nan), np.zeros(n, bool))
+
+    @classmethod
+    def concat(cls, parts: list["Optional"]) -> "Optional":
+        return cls(np.concatenate([p.values.astype(np.float64, copy=False) for p in parts]),
+                   np.concatenate([p.present for p in parts]))
+
+
 class Present(NamedTuple):
     """The values of an optional-float (KIND_OPT_QF64) column for
     :func:`encode_block`: which rows have one, and the quantized values of
@@ -99,11 +165,11 @@ class Present(NamedTuple):
 #: What :func:`encode_block` takes for a column, by its kind: an integer array
 #: (INT, QF32, QF64 quantized, OPT_U8), Labels or strings (STR), strings or an
 #: object array of them (TEXT), or :class:`Present` (OPT_QF64).
-ColumnValues: TypeAlias = "npt.NDArray[Any] | Labels | Sequence[str] | Present"
+ColumnValues: TypeAlias = "npt.NDArray[Any] | Labels | Sequence[str] | Present | Floats"
 
 #: A column as :func:`decode_block` gives it: an array, or Labels for a
 #: dictionary (STR) column (kept as codes: the reader makes strings once).
-Column: TypeAlias = "npt.NDArray[Any] | Labels"
+Column: TypeAlias = "npt.NDArray[Any] | Labels | Optional"
 
 
 def _strings_table(values: list[str]) -> bytes:
@@ -133,13 +199,13 @@ def encode_block(columns: Sequence[tuple[str, int, ColumnValues]], threads: int 
         if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64):
             ints = [np.asarray(values)]
         elif kind == fmt.KIND_STR:
-            if isinstance(values, Present):
-                raise TypeError(f"column {name!r} of kind str takes Labels or strings, not present/values arrays")
+            if isinstance(values, (Present, Floats)):
+                raise TypeError(f"column {name!r} of kind str takes Labels or strings, not {type(values).__name__}")
             labels = values.canonical() if isinstance(values, Labels) else Labels.from_strings(values)
             prefix = _strings_table(labels.names)
             ints = [labels.codes]
         elif kind == fmt.KIND_TEXT:
-            if isinstance(values, (Labels, Present)):
+            if isinstance(values, (Labels, Present, Floats)):
                 raise TypeError(f"column {name!r} of kind text takes strings, not {type(values).__name__}")
             texts: Sequence[str] = values.tolist() if isinstance(values, np.ndarray) else values
             joined = "".join(texts)
@@ -156,10 +222,14 @@ def encode_block(columns: Sequence[tuple[str, int, ColumnValues]], threads: int 
             v = np.asarray(values, dtype=np.int16)
             ints = [(v + 1).astype(np.uint16)]
         elif kind == fmt.KIND_OPT_QF64:
-            if isinstance(values, Labels):
-                raise TypeError(f"column {name!r} of kind opt_qf64 takes (present, values), not Labels")
+            if not isinstance(values, Present):
+                raise TypeError(f"column {name!r} of kind opt_qf64 takes Present, not {type(values).__name__}")
             present, q = values
             ints = [np.asarray(present, dtype=np.uint8), np.asarray(q, dtype=np.int64)]
+        elif kind == fmt.KIND_FLOAT:
+            if not isinstance(values, Floats):
+                raise TypeError(f"column {name!r} of kind float takes Floats, not {type(values).__name__}")
+            prefix, ints = _float_plan(name, values)
         else:
             raise ValueError(f"unknown column kind {kind}")
         plans.append((name, kind, prefix, ints, suffix))
@@ -178,6 +248,79 @@ def encode_block(columns: Sequence[tuple[str, int, ColumnValues]], threads: int 
         directory.append(bytes([len(nb)]) + nb + fmt.COLUMN_ENTRY.pack(kind, len(body)))
         bodies.append(body)
     return b"".join(directory + bodies)
+
+
+def _float_plan(name: str, f: Floats) -> tuple[bytes, list[npt.NDArray[Any]]]:
+    """KIND_FLOAT: the prefix and the integer columns (docs/FORMAT.md)."""
+    if f.width not in (4, 8):
+        raise ValueError(f"column {name!r}: float width must be 4 or 8, got {f.width}")
+    flags = fmt.FLOAT_OPTIONAL if f.present is not None else 0
+    ints: list[npt.NDArray[Any]] = []
+    if f.present is not None:
+        ints.append(np.asarray(f.present, dtype=np.uint8))
+    if f.scale is None:
+        v = np.asarray(f.values)
+        if f.width == 4 and v.dtype != np.float32:
+            raise TypeError(f"column {name!r}: exact float32 values must be float32")
+        ints.append(ordered_bits(v if f.width == 4 else v.astype(np.float64, copy=False)))
+        return fmt.FLOAT_PREFIX.pack(flags, f.width, 0), ints
+    v64 = np.asarray(f.values, dtype=np.float64)
+    finite = np.isfinite(v64) & ~((v64 == 0) & np.signbit(v64))      # -0.0 keeps its sign as an exception too
+    odd = np.flatnonzero(~finite)
+    q = core.quantize(np.where(finite, v64, 0.0) if len(odd) else v64, f.scale)
+    ints.append(q)
+    if len(odd):
+        ints += [odd.astype(np.uint32), v64[odd].view(np.uint64)]
+    prefix = fmt.FLOAT_PREFIX.pack(flags | fmt.FLOAT_FIXED, f.width, len(odd)) + struct.pack("<d", f.scale)
+    return prefix, ints
+
+
+def _float_prefix(data: memoryview) -> tuple[int, int, int, float | None, int]:
+    """(flags, width, exceptions, scale or None, prefix length) of a KIND_FLOAT column."""
+    flags, width, exceptions = fmt.FLOAT_PREFIX.unpack_from(data, 0)
+    p = fmt.FLOAT_PREFIX.size
+    if flags & ~(fmt.FLOAT_OPTIONAL | fmt.FLOAT_FIXED) or width not in (4, 8):
+        raise ValueError(f"float column flags {flags} / width {width} are not valid")
+    scale = None
+    if flags & fmt.FLOAT_FIXED:
+        (scale,) = struct.unpack_from("<d", data, p)
+        p += 8
+        if not (scale > 0.0) or scale == float("inf"):
+            raise ValueError(f"float column scale {scale!r} is not a positive number")
+    elif exceptions:
+        raise ValueError("exact float column with exceptions")
+    return flags, width, exceptions, scale, p
+
+
+def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, float | None], records: int,
+                   where: str) -> npt.NDArray[Any] | Optional:
+    """A KIND_FLOAT column from its decoded integer columns."""
+    flags, width, exceptions, scale = info
+    dtype = np.float32 if width == 4 else np.float64
+    present = None
+    if flags & fmt.FLOAT_OPTIONAL:
+        present = vals[0].astype(bool)
+        vals = vals[1:]
+    raw = vals[0]
+    count = records if present is None else int(np.count_nonzero(present))
+    if len(raw) != count or (present is not None and len(present) != records):
+        raise CorruptDataError(f"{where}: {len(raw)} values for {count} rows")
+    if scale is None:
+        if raw.dtype != (np.uint32 if width == 4 else np.uint64):
+            raise CorruptDataError(f"{where}: exact float bits stored as {raw.dtype}")
+        values = from_ordered_bits(raw, width)
+    else:
+        values = core.dequantize(raw, scale, dtype=dtype)
+        if exceptions:
+            at, bits = vals[1], vals[2]
+            if len(at) != exceptions or len(bits) != exceptions or (len(at) and int(at.max()) >= count):
+                raise CorruptDataError(f"{where}: its {exceptions} exceptions do not fit its {count} values")
+            values[at.astype(np.intp)] = bits.astype(np.uint64).view(np.float64).astype(dtype)
+    if present is None:
+        return values
+    full = np.full(records, np.nan)
+    full[present] = values
+    return Optional(full, present)
 
 
 def read_directory(payload: bytes | memoryview, where: str) -> list[tuple[str, int, int, int]]:
@@ -210,6 +353,7 @@ def read_directory(payload: bytes | memoryview, where: str) -> list[tuple[str, i
 
 
 _scratch = threading.local()
+_FLOAT_KINDS = (fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_QF64, fmt.KIND_FLOAT)
 
 
 def _int64_scratch(k: int, n: int) -> npt.NDArray[np.int64]:
@@ -225,7 +369,7 @@ def _int64_scratch(k: int, n: int) -> npt.NDArray[np.int64]:
     return bufs[k]
 
 
-def decode_block(payload: bytes | memoryview, records: int, scale: float, where: str,
+def decode_block(payload: bytes | memoryview, records: int, scale: float | None, where: str,
                  names: set[str] | None = None, rows: slice | None = None,
                  into: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, Column]:
     """Decode the columns of a data-block payload (only ``names`` if given;
@@ -238,10 +382,13 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float, where:
     into = into if rows is None and into else {}
     directory = read_directory(payload, where)
     # (name, kind, encoded int columns, dictionary of a STR column, text blob of a TEXT column)
-    jobs: list[tuple[str, int, list[memoryview], list[str] | None, memoryview | None]] = []
+    jobs: list[tuple[str, int, list[memoryview], Any, memoryview | None]] = []
     for name, kind, start, end in directory:
         if names is not None and name not in names:
             continue
+        if (kind == fmt.KIND_FLOAT) != (scale is None) and kind in _FLOAT_KINDS:
+            raise CorruptDataError(f"{where}: column {name!r} is of kind {fmt.KIND_NAMES[kind]}, which a "
+                                   f"format-{1 if scale is not None else 2} file does not hold")
         data = memoryview(payload)[start:end]
         try:
             if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_U8):
@@ -266,6 +413,16 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float, where:
             elif kind == fmt.KIND_OPT_QF64:
                 size = core.column_size(data)
                 jobs.append((name, kind, [data[:size], data[size:]], None, None))
+            elif kind == fmt.KIND_FLOAT:
+                flags, width, exceptions, column_scale, p = _float_prefix(data)
+                pieces = []
+                for _ in range((1 if flags & fmt.FLOAT_OPTIONAL else 0) + 1 + (2 if exceptions else 0)):
+                    size = core.column_size(data[p:])
+                    pieces.append(data[p:p + size])
+                    p += size
+                if p != len(data):
+                    raise ValueError(f"{len(data) - p} bytes after its last stream")
+                jobs.append((name, kind, pieces, (flags, width, exceptions, column_scale), None))
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
             raise CorruptDataError(f"{where}: column {name!r} is malformed: {exc}") from None
     flat = [c for _, _, cols, _, _ in jobs for c in cols]
@@ -290,6 +447,16 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float, where:
         k += len(cols)
         if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != records:
             raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
+        if kind == fmt.KIND_FLOAT:
+            column = _decode_floats(vals, dictionary, records, f"{where}: column {name!r}")
+            if rows is not None:
+                column = column[rows]
+            dest = into.get(name)
+            if dest is not None and isinstance(column, np.ndarray):
+                dest[...] = column
+                column = dest
+            out[name] = column
+            continue
         if rows is not None and kind != fmt.KIND_TEXT:
             if kind == fmt.KIND_OPT_QF64:
                 present = vals[0]
@@ -309,8 +476,10 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float, where:
             else:
                 out[name] = vals[0]
         elif kind == fmt.KIND_QF32:
+            assert scale is not None            # format 1 (checked against the kind above)
             out[name] = core.dequantize(vals[0], scale, dtype=np.float32, out=dest)
         elif kind == fmt.KIND_QF64:
+            assert scale is not None
             out[name] = core.dequantize(vals[0], scale, out=dest)
         elif kind == fmt.KIND_OPT_U8:
             v = vals[0].astype(np.int16) - 1
@@ -349,6 +518,7 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float, where:
             if len(present) != records_here or int(present.sum()) != len(vals[1]):
                 raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
             full = np.full(records_here, np.nan)
+            assert scale is not None
             full[present] = core.dequantize(vals[1], scale)
             out[name] = full
     return out

@@ -7,7 +7,7 @@ import logging
 import mmap
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,15 @@ import numpy.typing as npt
 from chronoledger import core
 from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle import format as fmt
-from chronoledger.chronicle.columns import Column, Labels
-from chronoledger.chronicle.records import FIXED_COLUMNS, CycleRecord, EventRecord, record_from_row
+from chronoledger.chronicle.columns import Column, Labels, Optional
+from chronoledger.chronicle.precision import Precision
+from chronoledger.chronicle.records import DYNAMIC_PREFIX, FIXED_COLUMNS, CycleRecord, EventRecord, record_from_row
 from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
 
 # Result dtypes of the schema columns that to_numpy decodes in place.
-_RESULT_DTYPES = {fmt.KIND_QF32: np.float32, fmt.KIND_QF64: np.float64, fmt.KIND_INT: np.uint64}
+_RESULT_DTYPES: dict[str, type[np.generic]] = {
+    "timestamp": np.uint64, "seed_state": np.uint64, "loss_value": np.float32, "coherence": np.float32,
+    "tensor_signature.0": np.float32, "tensor_signature.1": np.float32, "tensor_signature.2": np.float32}
 
 MODES = ("tolerate", "strict", "skip")
 _logger = logging.getLogger("chronoledger.chronicle")
@@ -49,11 +52,14 @@ class Layout:
 
     header: fmt.FileHeader
     size: int
-    blocks: list[fmt.BlockHeader]
+    blocks: list[fmt.BlockHeader]                   # the data blocks read, in order (a rewind's drops left out)
     footer: fmt.BlockHeader | None = None           # the footer the trailer points at, if valid
     footer_total: int | None = None
     footer_payload_crc: int | None = None
     damage: list[Damage] = field(default_factory=list)
+    meta: list[dict[str, Any]] = field(default_factory=list)    # version 2: the amendments, in file order
+    meta_offsets: list[int] = field(default_factory=list)
+    next_sequence: int = 0                          # version 2: the number the next block takes
 
     @property
     def torn_tail(self) -> Damage | None:
@@ -75,14 +81,14 @@ class Layout:
         return tail.start if tail else self.size
 
 
-def _next_valid_block(buf: fmt.Buf, start: int, size: int) -> fmt.BlockHeader | None:
+def _next_valid_block(buf: fmt.Buf, start: int, size: int, version: int) -> fmt.BlockHeader | None:
     magic = fmt.BLOCK_MAGIC.to_bytes(4, "little")
     pos = start
     while True:
         pos = buf.find(magic, pos, size)
         if pos < 0:
             return None
-        bh = fmt.parse_block_header(buf, pos)
+        bh = fmt.parse_block_header(buf, pos, version)
         if bh is not None and bh.end <= size and core.crc64(buf[bh.payload_offset:bh.end]) == bh.payload_crc:
             return bh
         pos += 1
@@ -90,6 +96,109 @@ def _next_valid_block(buf: fmt.Buf, start: int, size: int) -> fmt.BlockHeader | 
 
 def _block_ok(buf: fmt.Buf, bh: fmt.BlockHeader) -> bool:
     return core.crc64(memoryview(buf)[bh.payload_offset:bh.end]) == bh.payload_crc
+
+
+def _foreign(bh: fmt.BlockHeader, header: fmt.FileHeader) -> str | None:
+    """Why a version-2 block does not belong to this file, or None."""
+    if header.version == 1:
+        return None
+    if bh.salt != header.salt:
+        return f"a block of another chronicle (its salt is {bh.salt:016x}, this file's {header.salt:016x})"
+    if bh.schema != header.schema:
+        return (f"a block of a {fmt.SCHEMA_NAMES.get(bh.schema, bh.schema)} chronicle in a "
+                f"{header.schema_name} chronicle")
+    return None
+
+
+def live_rows(buf: fmt.Buf, bh: fmt.BlockHeader, header: fmt.FileHeader, upto: int, path: str) -> tuple[int, int]:
+    """(records with timestamp <= ``upto``, the last of their timestamps) of a data block."""
+    payload = memoryview(buf)[bh.payload_offset:bh.end]
+    ts = colfmt.decode_block(payload, bh.records, header.scale, f"{path}: block at offset {bh.offset}",
+                             {"timestamp"})["timestamp"]
+    if not isinstance(ts, np.ndarray) or ts.dtype.kind not in "iu":
+        raise CorruptDataError(f"{path}: block at offset {bh.offset}: its timestamps are not integers",
+                               offset=bh.offset)
+    k = int(np.searchsorted(ts, np.uint64(upto), "right"))
+    return k, int(ts[k - 1]) if k else bh.first_ts
+
+
+def apply_rewind(buf: fmt.Buf, blocks: list[fmt.BlockHeader], header: fmt.FileHeader, upto: int,
+                 path: str) -> int:
+    """Drop, from the data blocks before a rewind, every record newer than
+    ``upto``: whole blocks, and the tail of the one that straddles it.
+    Returns how many records were dropped."""
+    dropped = 0
+    while blocks and blocks[-1].first_ts > upto:
+        dropped += blocks.pop().rows
+    if blocks and blocks[-1].last_ts > upto:
+        last = blocks[-1]
+        k, last_ts = live_rows(buf, last, header, upto, path)
+        k = min(k, last.rows)
+        dropped += last.rows - k
+        if k:
+            blocks[-1] = replace(last, live=k, last_ts=last_ts)
+        else:
+            blocks.pop()
+    return dropped
+
+
+def intact_blocks(buf: fmt.Buf, header: fmt.FileHeader) -> list[fmt.BlockHeader]:
+    """Every whole block of a version-2 file that belongs to it (its salt and
+    schema), data and meta, wherever it lies, in the order of its number,
+    each number once: what a salvaging rewrite keeps."""
+    size = len(buf)
+    found: dict[int, fmt.BlockHeader] = {}
+    pos = header.length
+    while True:
+        bh = _next_valid_block(buf, pos, size, header.version)
+        if bh is None:
+            break
+        if bh.kind in (fmt.BLOCK_DATA, fmt.BLOCK_META) and _foreign(bh, header) is None:
+            found.setdefault(bh.sequence, bh)
+        pos = bh.end
+    return [found[k] for k in sorted(found)]
+
+
+def _from_footer(buf: fmt.Buf, header: fmt.FileHeader, footer_at: int, size: int, path: str) -> Layout | None:
+    """The layout a valid footer at the end of the file gives, or None when it cannot be trusted."""
+    v = header.version
+    fb = fmt.parse_block_header(buf, footer_at, v)
+    if fb is None or fb.kind != fmt.BLOCK_FOOTER or fb.end != size or not _block_ok(buf, fb) \
+            or _foreign(fb, header) is not None:
+        return None
+    try:
+        total, pcrc, entries, metas = fmt.unpack_footer(buf, fb, v)
+    except CorruptDataError:
+        return None
+    blocks: list[fmt.BlockHeader] = []
+    previous = -1
+    for off, rows, first, last in entries:
+        bh = fmt.parse_block_header(buf, off, v)
+        if bh is None or bh.kind != fmt.BLOCK_DATA or bh.end > footer_at or _foreign(bh, header) is not None \
+                or bh.first_ts != first:
+            return None
+        if v == 1:
+            if bh.records != rows or bh.last_ts != last:
+                return None
+        else:
+            if bh.sequence <= previous or not 0 < rows <= bh.records or last > bh.last_ts \
+                    or (rows == bh.records and last != bh.last_ts):
+                return None
+            previous = bh.sequence
+            if rows < bh.records:
+                bh = replace(bh, live=rows, last_ts=last)
+        blocks.append(bh)
+    if sum(b.rows for b in blocks) != total:
+        return None
+    layout = Layout(header, size, blocks, fb, total, pcrc, next_sequence=fb.sequence + 1)
+    for off in metas:
+        mb = fmt.parse_block_header(buf, off, v)
+        if mb is None or mb.kind != fmt.BLOCK_META or mb.end > footer_at or _foreign(mb, header) is not None \
+                or not _block_ok(buf, mb):
+            return None
+        layout.meta.append(fmt.read_meta(buf, mb, path))
+        layout.meta_offsets.append(off)
+    return layout
 
 
 def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
@@ -104,44 +213,63 @@ def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
     the last block's (which is what tells a torn tail apart).  When the file
     ends in a valid footer, its index gives the records of damaged blocks
     whose own headers are unreadable.
+
+    In a version-2 file every block carries the file's salt, its schema and
+    its number: a block of another file, or one out of its place
+    (duplicated, swapped, or with blocks missing before it) is corruption
+    too, named as such.  Meta blocks (amendments) are read as they come, and
+    a rewind among them drops the newer records of the blocks before it.
     """
     size = len(buf)
     header = fmt.read_header(buf, path)
-    layout = Layout(header, size, [])
+    v = header.version
     footer_at = fmt.read_trailer(buf)
     if footer_at is not None and not check_payloads:
-        fb = fmt.parse_block_header(buf, footer_at)
-        if fb is not None and fb.kind == fmt.BLOCK_FOOTER and fb.end == size and _block_ok(buf, fb):
-            total, pcrc, entries = fmt.unpack_footer(buf, fb)
-            blocks: list[fmt.BlockHeader] = []
-            for off, records, first, last in entries:
-                bh = fmt.parse_block_header(buf, off)
-                if (bh is None or bh.kind != fmt.BLOCK_DATA or bh.records != records or bh.first_ts != first
-                        or bh.last_ts != last or bh.end > footer_at):
-                    break
-                blocks.append(bh)
-            else:                           # every index entry names a valid data block
-                layout.blocks, layout.footer = blocks, fb
-                layout.footer_total, layout.footer_payload_crc = total, pcrc
-                return layout
+        fast = _from_footer(buf, header, footer_at, size, path)
+        if fast is not None:
+            return fast
+    layout = Layout(header, size, [])
     pos = header.length
     last_footer = None
+    expected = 0
     while pos < size:
-        bh = fmt.parse_block_header(buf, pos)
+        bh = fmt.parse_block_header(buf, pos, v)
+        bad: str | None = None
         if bh is None:
             bad = "no valid block header"
         elif bh.end > size:
             bad = f"the block claims {bh.payload_length} payload bytes, only {size - bh.payload_offset} remain"
-        elif check_payloads and not _block_ok(buf, bh):
-            bad = f"{'footer' if bh.kind == fmt.BLOCK_FOOTER else 'block'} payload CRC-64 mismatch"
-        else:                               # a whole block
+        elif (check_payloads or bh.kind == fmt.BLOCK_META) and not _block_ok(buf, bh):
+            bad = f"{ {fmt.BLOCK_FOOTER: 'footer', fmt.BLOCK_META: 'meta block'}.get(bh.kind, 'block')} " \
+                  f"payload CRC-64 mismatch"
+        else:                               # a whole block: is it this file's, and in its place?
+            assert bh is not None
+            misplaced = _foreign(bh, header)
+            if misplaced is None and v == 2 and bh.sequence < expected:
+                misplaced = (f"block #{bh.sequence} where #{expected} belongs (a block repeated, or blocks "
+                             f"swapped)")
+            if misplaced is not None:
+                layout.damage.append(Damage(pos, bh.end, "corrupt", misplaced,
+                                            bh.records if bh.kind == fmt.BLOCK_DATA else 0))
+                pos = bh.end
+                continue
+            if v == 2 and bh.sequence > expected and not (layout.damage and layout.damage[-1].end == pos):
+                layout.damage.append(Damage(pos, pos, "corrupt",
+                                            f"blocks #{expected}..#{bh.sequence - 1} are missing before this one"))
+            expected = bh.sequence + 1
             if bh.kind == fmt.BLOCK_DATA:
                 layout.blocks.append(bh)
+            elif bh.kind == fmt.BLOCK_META:
+                entry = fmt.read_meta(buf, bh, path)
+                layout.meta.append(entry)
+                layout.meta_offsets.append(bh.offset)
+                if entry.get("op") == "rewind" and isinstance(entry.get("to"), int):
+                    apply_rewind(buf, layout.blocks, header, int(entry["to"]), path)
             else:
                 last_footer = bh
             pos = bh.end
             continue
-        nxt = _next_valid_block(buf, pos + 1, size)
+        nxt = _next_valid_block(buf, pos + 1, size, v)
         claimed = bh.records if bh is not None and bh.kind == fmt.BLOCK_DATA else 0
         if nxt is None:
             if (bh is not None and bh.kind == fmt.BLOCK_FOOTER) or pos == footer_at:
@@ -151,14 +279,17 @@ def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
             break
         layout.damage.append(Damage(pos, nxt.offset, "corrupt", bad, claimed))
         pos = nxt.offset
+    layout.next_sequence = expected
     # the last block decides between a clean end and a torn tail
     if not check_payloads and layout.blocks and layout.torn_tail is None:
         last_block = layout.blocks[-1]
-        tail_is_last = last_footer is None or last_footer.offset < last_block.offset
+        tail_is_last = (last_footer is None or last_footer.offset < last_block.offset) and \
+            all(off < last_block.offset for off in layout.meta_offsets)
         if tail_is_last and not _block_ok(buf, last_block):
             layout.blocks.pop()
             layout.damage.append(Damage(last_block.offset, size, "torn-tail", "last block payload CRC-64 mismatch",
                                         last_block.records))
+            layout.next_sequence = last_block.sequence if v == 2 else 0
     if last_footer is not None and last_footer.end == size:
         # the file ends in a footer: it is the index only if the trailer points at it and its CRC holds
         footer_bad: str | None = None
@@ -169,13 +300,19 @@ def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
                 f"the trailer points at offset {footer_at}, not at the footer"
         if footer_bad is not None:
             layout.damage.append(Damage(last_footer.offset, size, "footer", footer_bad))
+            if v == 2:
+                layout.next_sequence = last_footer.sequence
     if footer_at is not None and last_footer is not None and last_footer.offset == footer_at \
             and last_footer.end == size and _block_ok(buf, last_footer):
-        total, pcrc, entries = fmt.unpack_footer(buf, last_footer)
-        layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
-        for d in layout.damage:      # the index counts the records of blocks whose header is unreadable
-            indexed = sum(records for off, records, _, _ in entries if d.start <= off < d.end)
-            d.records = max(d.records, indexed)
+        try:
+            total, pcrc, entries, _ = fmt.unpack_footer(buf, last_footer, v)
+        except CorruptDataError:
+            pass
+        else:
+            layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
+            for d in layout.damage:      # the index counts the records of blocks whose header is unreadable
+                indexed = sum(records for off, records, _, _ in entries if d.start <= off < d.end)
+                d.records = max(d.records, indexed)
     return layout
 
 
@@ -203,7 +340,7 @@ class ChronicleReader:
         self._check_mode()
         self._first = [b.first_ts for b in self.layout.blocks]
         self._last = [b.last_ts for b in self.layout.blocks]
-        self._starts = np.cumsum([0] + [b.records for b in self.layout.blocks])
+        self._starts = np.cumsum([0] + [b.rows for b in self.layout.blocks])
 
     def _check_mode(self) -> None:
         lay = self.layout
@@ -215,7 +352,7 @@ class ChronicleReader:
         corrupt = lay.corrupt
         if corrupt:
             d = corrupt[0]
-            after = sum(b.records for b in lay.blocks if b.offset >= d.end)
+            after = sum(b.rows for b in lay.blocks if b.offset >= d.end)
             what = (f"with {after:,} records in valid blocks after it; `chronoledger chronicle recover --mode skip` "
                     f"salvages them") if after else \
                 "with no valid block after it; `chronoledger chronicle recover --mode skip` keeps the blocks before it"
@@ -245,12 +382,24 @@ class ChronicleReader:
         return self.layout.header.schema
 
     @property
-    def scale(self) -> float:
+    def scale(self) -> float | None:
+        """A format-1 file's one fixed-point scale; None in format 2 (see :attr:`precision`)."""
         return self.layout.header.scale
 
     @property
     def metadata(self) -> dict[str, Any]:
         return self.layout.header.metadata
+
+    @property
+    def precision(self) -> Precision:
+        """How the file stores its floats (chronicle.precision)."""
+        h = self.layout.header
+        return Precision.from_metadata(h.metadata, h.schema_name, h.scale)
+
+    @property
+    def amendments(self) -> list[dict[str, Any]]:
+        """The file's amendments (config versions, tags, notes, rewinds), in order."""
+        return list(self.layout.meta)
 
     @property
     def blocks(self) -> list[fmt.BlockHeader]:
@@ -276,15 +425,21 @@ class ChronicleReader:
             raise ChecksumError(f"{where}: payload CRC-64 mismatch; valid data follows this block, so it is "
                                 f"corruption, not a torn tail (`chronoledger chronicle recover --mode skip` "
                                 f"salvages the rest)", offset=bh.offset)
+        if bh.live >= 0:                # a rewind kept only the first records of this block
+            if rows is None:
+                rows = slice(0, bh.live)
+            else:
+                rows = slice(min(rows.start or 0, bh.live), min(bh.live if rows.stop is None else rows.stop,
+                                                                 bh.live))
         return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into)
 
     def read_timestamps(self, i: int) -> npt.NDArray[np.integer[Any]]:
         """The timestamps of data block ``i`` (checking its CRC-64 first)."""
         ts = self.read_block(i, {"timestamp"})["timestamp"]
-        if isinstance(ts, Labels):
+        if not isinstance(ts, np.ndarray) or ts.dtype.kind not in "iu":
             bh = self.layout.blocks[i]
-            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its timestamp column holds "
-                                   f"strings", offset=bh.offset)
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its timestamp column does not "
+                                   f"hold integers", offset=bh.offset)
         return ts
 
     def column_names(self) -> list[str]:
@@ -317,6 +472,8 @@ class ChronicleReader:
                 column = part.get(name)
                 if column is None:      # a metric that had not appeared yet in this block
                     arrays.append(np.full(n, np.nan))
+                elif isinstance(column, Optional):
+                    arrays.append(column.values)
                 elif isinstance(column, Labels):
                     labels.append(column)
                 else:
@@ -338,21 +495,30 @@ class ChronicleReader:
 
     def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, npt.NDArray[Any]]:
         want = set(columns) if columns is not None else None
-        counts = [self.layout.blocks[i].records for i in range(lo, hi)]
+        counts = [self.layout.blocks[i].rows for i in range(lo, hi)]
         # The schema's numeric columns are decoded straight into their result
         # arrays, block by block: no per-block arrays to allocate and join.
         total = sum(counts)
-        finals = {name: np.empty(total, _RESULT_DTYPES[kind]) for name, kind in FIXED_COLUMNS[self.schema]
-                  if kind in _RESULT_DTYPES and (want is None or name in want)}
+        finals = {name: np.empty(total, _RESULT_DTYPES[name]) for name, _ in FIXED_COLUMNS[self.schema]
+                  if name in _RESULT_DTYPES and (want is None or name in want)}
         parts: list[dict[str, Column]] = []
         start = 0
         for i, n in zip(range(lo, hi), counts):
-            part = self.read_block(i, want, into={k: v[start:start + n] for k, v in finals.items()})
+            views = {k: v[start:start + n] for k, v in finals.items()}
+            part = self.read_block(i, want, into=views)
             missing = [k for k in finals if k not in part]
             if missing:
                 bh = self.layout.blocks[i]
                 raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset} lacks the column "
                                        f"{missing[0]!r} of its schema", offset=bh.offset)
+            for k, view in views.items():       # a column that could not be decoded in place
+                got = part[k]
+                if got is not view:
+                    if not isinstance(got, np.ndarray) or len(got) != n:
+                        bh = self.layout.blocks[i]
+                        raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its column "
+                                               f"{k!r} is not of its schema's type", offset=bh.offset)
+                    view[...] = got
             parts.append(part)
             start += n
         if columns is not None:
@@ -395,10 +561,24 @@ class ChronicleReader:
         """Records (CycleRecord or EventRecord), in timestamp order, block by block."""
         lo = 0 if start is None else bisect.bisect_left(self._last, start)
         hi = len(self.layout.blocks) if end is None else bisect.bisect_left(self._first, end)
+        prefix = DYNAMIC_PREFIX[self.schema]
         for i in range(lo, hi):
-            cols = {k: v.strings() if isinstance(v, Labels) else v for k, v in self.read_block(i).items()}
+            cols: dict[str, Any] = {}
+            for k, v in self.read_block(i).items():
+                if isinstance(v, Labels):
+                    cols[k] = v.strings()
+                elif isinstance(v, Optional):           # absent: None; a stored NaN stays NaN
+                    values = v.values.astype(object)
+                    values[~v.present] = None
+                    cols[k] = values
+                elif k.startswith(prefix) and v.dtype.kind == "f":   # format 1: NaN meant absent
+                    values = v.astype(object)
+                    values[np.isnan(v)] = None
+                    cols[k] = values
+                else:
+                    cols[k] = v
             names = list(cols)
-            n = self.layout.blocks[i].records
+            n = self.layout.blocks[i].rows
             for j in range(n):
                 row = {k: cols[k][j] for k in names}
                 ts = int(row["timestamp"])

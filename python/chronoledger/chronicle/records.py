@@ -21,8 +21,9 @@ class CycleRecord:
     diagnostics snapshot of named floats (names may appear during a run);
     ``tensor_signature`` the 3-vector mean; ``action_code`` an optional 0..255;
     ``seed_state`` the RNG seed that lets the cycle be replayed (u64).
-    Floats are stored at the chronicle's fixed-point scale: a record read back
-    holds exactly the quantized values.
+    Floats are stored as the chronicle's precision says (chronicle.precision):
+    their exact float32 (the cycle fields) or float64 (metrics) by default, or
+    fixed point at a scale; a record read back holds exactly what was stored.
     """
 
     timestamp: int
@@ -71,7 +72,7 @@ DYNAMIC_PREFIX = {fmt.SCHEMA_CYCLE: METRIC_PREFIX, fmt.SCHEMA_EVENT: VALUE_PREFI
 def record_from_row(schema: int, row: dict) -> CycleRecord | EventRecord:
     """Build a record from one row of decoded columns (numpy scalars)."""
     prefix = DYNAMIC_PREFIX[schema]
-    extra = {k[len(prefix):]: float(v) for k, v in row.items() if k.startswith(prefix) and v == v}
+    extra = {k[len(prefix):]: float(v) for k, v in row.items() if k.startswith(prefix) and v is not None}
     if schema == fmt.SCHEMA_CYCLE:
         action = int(row["action_code"])
         return CycleRecord(

@@ -14,6 +14,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeAlias
 
@@ -26,9 +27,10 @@ from chronoledger._chronicle import CycleStager
 from chronoledger._version import __version__
 from chronoledger._warn import warn
 from chronoledger.chronicle import columns as colfmt
-from chronoledger.chronicle.columns import ColumnValues, Labels, Present
+from chronoledger.chronicle.columns import ColumnValues, Floats, Labels, Present
 from chronoledger.chronicle import format as fmt
-from chronoledger.chronicle.reader import scan
+from chronoledger.chronicle.precision import Precision, check_array, check_value
+from chronoledger.chronicle.reader import apply_rewind, scan
 from chronoledger.chronicle.records import (
     CYCLE_COLUMNS,
     DYNAMIC_PREFIX,
@@ -53,9 +55,9 @@ MAX_QUEUED_WINDOWS = 4          # sealed windows waiting for the background writ
 _ENCODE_AHEAD = max(1, min(MAX_QUEUED_WINDOWS, os.cpu_count() or 1))   # windows encoded at once
 
 
-#: A metric / value column as staging holds it: (quantized values, present),
+#: A metric / value column as staging holds it: (float64 values, present),
 #: values 0 where absent.
-OptionalColumn: TypeAlias = "tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]"
+OptionalColumn: TypeAlias = "tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]"
 #: A column as staging holds it: an array (timestamps and the other fixed
 #: columns), Labels (phase / event_type), or an optional metric / value.
 StagedColumn: TypeAlias = "npt.NDArray[Any] | Labels | OptionalColumn"
@@ -70,6 +72,10 @@ class AppendCycle(Protocol):
     def __call__(self, timestamp: int, phase: str, loss_value: float, coherence: float,
                  tensor_signature: tuple[float, float, float] | None = None, action_code: int | None = None,
                  seed_state: int = 0, metrics: dict[str, float] | None = None) -> bool: ...
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _take(v: StagedColumn, index: slice | npt.NDArray[np.integer[Any]]) -> StagedColumn:
@@ -138,7 +144,7 @@ class ChronicleWriter:
     def __init__(self, path: str | os.PathLike[str], mode: str = "a", *, schema: str = "cycle",
                  scale: float | None = None, block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
                  metadata: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                 initial_seed: int | None = None):
+                 initial_seed: int | None = None, precision: object = None, salt: int | None = None):
         if mode not in ("w", "x", "a"):
             raise ValueError(f"mode must be 'w', 'x' or 'a', got {mode!r}")
         if durability not in DURABILITY:
@@ -150,6 +156,13 @@ class ChronicleWriter:
             raise ValueError(f"schema must be 'cycle' or 'event', got {schema!r}")
         if scale is not None and (not math.isfinite(scale) or scale <= 0):
             raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        if salt is not None and (isinstance(salt, bool) or not isinstance(salt, int) or not 0 <= salt <= U64_MAX):
+            raise ValueError(f"salt must be a u64, got {salt!r}")
+        self._salt = salt
+        if scale is not None and precision is not None:
+            raise ConfigError("give precision= or scale= (the older name of one scale for every float), not both")
+        wanted = None if scale is None and precision is None else \
+            Precision.parse(scale if precision is None else precision, fmt.SCHEMA_NAMES[schema_id])
         self.path = Path(path)
         self.durability = durability
         self.block_records = block_records
@@ -181,15 +194,16 @@ class ChronicleWriter:
                 os.ftruncate(self._fd, 0)
             size = os.fstat(self._fd).st_size
             if size == 0:
-                self._create(schema_id, 1e-6 if scale is None else scale, metadata, config, initial_seed)
+                self._create(schema_id, wanted or Precision.parse(None, fmt.SCHEMA_NAMES[schema_id]), metadata,
+                             config, initial_seed)
             else:
-                self._continue(schema_id, scale, metadata, config, initial_seed, size)
+                self._continue(schema_id, wanted, metadata, config, initial_seed, size)
         except BaseException:
             os.close(self._fd)
             raise
         self._dynamic_prefix = DYNAMIC_PREFIX[self.schema]
         self._fixed = CYCLE_COLUMNS if self.schema == fmt.SCHEMA_CYCLE else EVENT_COLUMNS
-        self._limit = 9.2e18 * self.scale     # |value| / scale must stay inside int64
+        self._finite_only = self.header.version == 1   # format 1 has no room for NaN or infinity
         self._chunks: list[list[_EventRow] | dict[str, StagedColumn]] = []   # staged rows and column dicts
         self._rows: list[_EventRow] = []      # the open list-of-tuples chunk
         self._staged = 0
@@ -209,8 +223,11 @@ class ChronicleWriter:
         self._written = 0                     # ... and written: flush waits for its own only
         self._stager: CycleStager | None = None
         if self.schema == fmt.SCHEMA_CYCLE:
-            self._stager = CycleStager(block_records, self.scale, self._enqueue_window, self._floor,
-                                       str(self.path))
+            pr = self.precision
+            self._stager = CycleStager(block_records, self._enqueue_window, self._floor, str(self.path),
+                                       tuple(0.0 if f is None else f for f in pr.fields),
+                                       0.0 if pr.dynamic is None else pr.dynamic, pr.named_scales(),
+                                       self._finite_only)
             # Cycle records never use the Python staging (batches go through
             # the stager too), so appending is the compiled method itself.
             self.append_cycle = self._stager.append
@@ -219,9 +236,10 @@ class ChronicleWriter:
         _open_writers.add(self)
 
     # --- opening ------------------------------------------------------------
-    def _create(self, schema_id: int, scale: float, metadata: dict[str, Any] | None,
+    def _create(self, schema_id: int, precision: Precision, metadata: dict[str, Any] | None,
                 config: dict[str, Any] | None, initial_seed: int | None) -> None:
-        meta: dict[str, object] = {"created_by": f"chronoledger {__version__}", "schema": fmt.SCHEMA_NAMES[schema_id]}
+        meta: dict[str, object] = {"created_by": f"chronoledger {__version__}", "schema": fmt.SCHEMA_NAMES[schema_id],
+                                   "precision": precision.as_metadata()}
         if config is not None:
             meta["config"] = config
         if initial_seed is not None:
@@ -230,7 +248,12 @@ class ChronicleWriter:
             meta["initial_seed"] = int(initial_seed)
         if metadata:
             meta["user"] = metadata
-        head = fmt.pack_header(schema_id, scale, meta)
+        # ties every block to this file; a caller that wants the same bytes from the same run gives its own
+        salt = self._salt if self._salt is not None else int.from_bytes(os.urandom(8), "little")
+        try:
+            head = fmt.pack_header(schema_id, None, meta, salt)
+        except ValueError as exc:           # the metadata is too large, or not JSON
+            raise ValidationError(f"{self.path}: {exc}") from None
         os.write(self._fd, head)
         # With durability "os" the header is made durable with the first
         # fsync (close or save); "flush" makes every write durable at once.
@@ -240,14 +263,19 @@ class ChronicleWriter:
             fsync_dir(self.path)
             self._created = False
         self.header = fmt.read_header(head, str(self.path))
-        self.schema, self.scale = schema_id, scale
+        self.schema = schema_id
+        self.scale: float | None = None         # format 1's one scale; format 2 keeps a precision instead
+        self.precision = precision
         self._pos = len(head)
         self._index: list[fmt.BlockHeader] = []
         self._total = 0
         self._floor: int | None = None
         self._payload_crc = 0
+        self._sequence = 0
+        self._meta: list[dict[str, Any]] = []
+        self._meta_offsets: list[int] = []
 
-    def _continue(self, schema_id: int, scale: float | None, metadata: dict[str, Any] | None,
+    def _continue(self, schema_id: int, wanted: Precision | None, metadata: dict[str, Any] | None,
                   config: dict[str, Any] | None, initial_seed: int | None, size: int) -> None:
         with mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as buf:
             layout = scan(buf, str(self.path))
@@ -260,11 +288,14 @@ class ChronicleWriter:
             if header.schema != schema_id:
                 raise ConfigError(f"{self.path}: the file is a {header.schema_name} chronicle, "
                                   f"not {fmt.SCHEMA_NAMES[schema_id]}")
-            if scale is not None and scale != header.scale:
-                raise ConfigError(f"{self.path}: the file's scale is {header.scale!r}, not {scale!r}")
+            precision = Precision.from_metadata(header.metadata, header.schema_name, header.scale)
+            if wanted is not None and wanted != precision:
+                raise ConfigError(f"{self.path}: the file stores floats with precision {precision.as_metadata()}, "
+                                  f"not {wanted.as_metadata()}; precision is fixed when a chronicle is created")
             if metadata or config is not None or initial_seed is not None:
                 raise ConfigError(f"{self.path}: metadata, config and initial_seed are fixed when a chronicle "
-                                  f"is created; this one exists already")
+                                  f"is created (amend the config with Chronicle.set_config); this one exists "
+                                  f"already")
             end = layout.clean_end
             view = memoryview(buf)          # CRC the map in place, no copy of the file
             try:
@@ -290,18 +321,32 @@ class ChronicleWriter:
                  f"are intact and the next footer indexes them")
         self.header = header
         self.schema, self.scale = header.schema, header.scale
+        self.precision = precision
         self._pos = end
         self._index = list(layout.blocks)
-        self._total = sum(b.records for b in self._index)
+        self._total = sum(b.rows for b in self._index)
         self._floor = self._index[-1].last_ts if self._index else None
         self._payload_crc = crc
+        self._sequence = layout.next_sequence
+        self._meta = list(layout.meta)
+        self._meta_offsets = list(layout.meta_offsets)
+        rewinds = [e["to"] for e in self._meta if e.get("op") == "rewind" and isinstance(e.get("to"), int)]
+        if rewinds:                 # appending goes on from the newest rewind, at the least
+            self._floor = max(self._floor or 0, rewinds[-1]) if self._floor is not None else rewinds[-1]
 
     # --- appending ----------------------------------------------------------
-    def _check_float(self, name: str, v: float) -> float:
-        f = float(v)
-        if not math.isfinite(f) or abs(f) >= self._limit:
-            raise ValidationError(f"{self.path}: {name} = {v!r} cannot be stored at scale {self.scale!r} "
-                                  f"(NaN, infinity or too large)")
+    def _check_float(self, name: str, v: object, scale: float | None) -> float:
+        """A metric / value checked against its precision (chronicle.precision)."""
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise ValidationError(f"{self.path}: {name} must be a number, got {v!r}")
+        try:
+            f = float(v)
+        except OverflowError:
+            raise ValidationError(f"{self.path}: {name} = {v!r} is too large for a float") from None
+        if self._finite_only and not math.isfinite(f):
+            raise ValidationError(f"{self.path}: {name} = {v!r} cannot be stored: this chronicle is in format 1 "
+                                  f"(fixed point), which has no NaN or infinity")
+        check_value(f, scale, False, f"{self.path}: {name}")
         return f
 
     def _check_ts(self, ts: int) -> int:
@@ -321,7 +366,8 @@ class ChronicleWriter:
         for k, v in extra.items():
             if not isinstance(k, str) or not k or len(k.encode()) > 200:
                 raise ValidationError(f"{self.path}: metric name {k!r} must be a non-empty str of at most 200 bytes")
-            out[k] = self._check_float(f"metric {k!r}", v)
+            out[k] = self._check_float(f"{'metric' if self.schema == fmt.SCHEMA_CYCLE else 'value'} {k!r}", v,
+                                       self.precision.of(k))
         return out
 
     def _refuse_cycle(self, *args: object, **kwargs: object) -> NoReturn:
@@ -373,7 +419,7 @@ class ChronicleWriter:
         """
         with self._lock:
             self._ensure_open()
-            ts, cols = self._normalise_columns(columns, labels, raw_floats=self._stager is not None)
+            ts, cols = self._normalise_columns(columns, labels)
             n = len(ts)
             if n == 0:
                 return
@@ -445,13 +491,13 @@ class ChronicleWriter:
         return labels
 
     def _normalise_columns(self, columns: Mapping[str, npt.ArrayLike],
-                           labels: Mapping[str, Sequence[str]] | None = None,
-                           raw_floats: bool = False) -> tuple[npt.NDArray[np.uint64], dict[str, StagedColumn]]:
+                           labels: Mapping[str, Sequence[str]] | None = None
+                           ) -> tuple[npt.NDArray[np.uint64], dict[str, StagedColumn]]:
         """Check a batch's columns and put them in the form staging takes:
-        (the timestamps, every column including them).
-        Float columns of the schema are quantized (which checks them), or with
-        ``raw_floats`` left as float arrays for the cycle stager, which checks
-        and quantizes them itself without column-sized temporaries."""
+        (the timestamps, every column including them).  The schema's float
+        columns stay float arrays, for the cycle stager, which checks them
+        against their precision without column-sized temporaries; metric /
+        value columns become (float64 values, present), checked here."""
         if "timestamp" not in columns:
             raise ValidationError(f"{self.path}: extend needs a 'timestamp' column")
         ts = np.asarray(columns["timestamp"])
@@ -482,10 +528,7 @@ class ChronicleWriter:
                 arr = np.asarray(values)
                 if arr.shape != (n, 3):
                     raise ValidationError(f"{self.path}: tensor_signature must have shape ({n}, 3), got {arr.shape}")
-                if raw_floats:
-                    arr = self._float_array("tensor_signature", arr)
-                else:
-                    arr = self._quantized("tensor_signature", arr)     # one pass over the (n, 3) block
+                arr = self._float_array("tensor_signature", arr)
                 for j in range(3):
                     out[f"tensor_signature.{j}"] = arr[:, j]
                 continue
@@ -506,9 +549,9 @@ class ChronicleWriter:
                     raise ValidationError(f"{self.path}: seed_state must be integers")
                 out[name] = arr.astype(np.uint64, copy=False)
             elif name in known:
-                out[name] = self._float_array(name, arr) if raw_floats else self._quantized(name, arr)
+                out[name] = self._float_array(name, arr)
             elif name.startswith(self._dynamic_prefix) and len(name) > len(self._dynamic_prefix):
-                out[name] = self._quantized_optional(name, arr)
+                out[name] = self._optional_floats(name, values)
             else:
                 raise ValidationError(f"{self.path}: unknown column {name!r} for a "
                                       f"{fmt.SCHEMA_NAMES[self.schema]} chronicle")
@@ -550,23 +593,25 @@ class ChronicleWriter:
             raise ValidationError(f"{self.path}: column {name!r} must be numeric, got dtype {a.dtype}")
         return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
-    def _quantized(self, name: str, arr: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        """A float column quantized at the chronicle's scale (int64): the
-        check that it can be stored and the work its block would do anyway."""
-        return self._quantize(name, self._float_array(name, arr))   # float32 is kept: widening it is exact
-
-    def _quantized_optional(self, name: str, arr: npt.ArrayLike) -> OptionalColumn:
-        """A metric / value column quantized as :meth:`_quantized`, as
-        (quantized, present) with NaN meaning absent (stored as 0)."""
-        a = self._float_array(name, arr)
-        present = ~np.isnan(a)
-        return self._quantize(name, np.where(present, a, 0.0)), present
-
-    def _quantize(self, name: str, a: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.int64]:
-        try:
-            return core.quantize(a, self.scale)     # refuses NaN, infinities and overflow, naming the index
-        except Exception as exc:
-            raise ValidationError(f"{self.path}: column {name!r}: {exc}") from None
+    def _optional_floats(self, name: str, values: npt.ArrayLike) -> OptionalColumn:
+        """A metric / value column of a batch as (float64 values, present),
+        checked against its precision.  Which rows hold a value: a masked
+        array's unmasked ones (so a NaN can be stored), else the rows that are
+        not NaN."""
+        if isinstance(values, np.ma.MaskedArray):
+            present = ~np.ma.getmaskarray(values)
+            a = self._float_array(name, np.ma.getdata(values)).astype(np.float64, copy=False)
+        else:
+            a = self._float_array(name, values).astype(np.float64, copy=False)
+            present = ~np.isnan(a)
+        if self._finite_only and not np.isfinite(a[present]).all():
+            i = int(np.flatnonzero(present & ~np.isfinite(a))[0])
+            raise ValidationError(f"{self.path}: column {name!r}: element {i} is {a[i]!r}: this chronicle is in "
+                                  f"format 1 (fixed point), which has no NaN or infinity")
+        values64 = np.where(present, a, 0.0)          # 0 where absent: always storable
+        check_array(values64, self.precision.of(name[len(self._dynamic_prefix):]), False,
+                    f"{self.path}: column {name!r}")
+        return values64, present
 
     def _close_rows(self) -> None:
         if self._rows:
@@ -596,7 +641,7 @@ class ChronicleWriter:
                 v = p.get(k)
                 if v is None:   # a metric that this chunk does not have
                     n = len(p["timestamp"])
-                    pairs.append((np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)))
+                    pairs.append((np.zeros(n, dtype=np.float64), np.zeros(n, dtype=bool)))
                 elif isinstance(v, tuple):
                     pairs.append(v)
                 elif isinstance(v, Labels):
@@ -626,9 +671,9 @@ class ChronicleWriter:
                     if k not in names:
                         names.append(k)
         for k in names:
-            vals = np.array([e.get(k, np.nan) if e else np.nan for e in extras], dtype=np.float64)
-            present = ~np.isnan(vals)
-            out[self._dynamic_prefix + k] = (core.quantize(np.where(present, vals, 0.0), self.scale), present)
+            present = np.array([bool(e) and k in e for e in extras], dtype=bool)
+            vals = np.array([e.get(k, 0.0) if e else 0.0 for e in extras], dtype=np.float64)
+            out[self._dynamic_prefix + k] = (vals, present)     # checked as they were appended
         return out
 
     def _write_windows(self, ts: npt.NDArray[np.uint64], payload: npt.NDArray[np.uint64]) -> None:
@@ -659,31 +704,53 @@ class ChronicleWriter:
 
     def _encode_block(self, cols: dict[str, StagedColumn],
                       threads: int | None = None) -> tuple[bytes, int, int, int, int]:
-        """A data block for the records ``cols`` (sorted): (bytes, payload length,
-        records, first ts, last ts).  No file I/O, so blocks can be encoded in
-        parallel and written in order."""
+        """A data block's payload for the records ``cols`` (sorted): (payload,
+        payload CRC, records, first ts, last ts).  No file I/O, so blocks can
+        be encoded in parallel; the header, which carries the block's number,
+        is made as each is written, in order."""
         ts = _timestamps(cols)
         n = len(ts)
+        v1 = self.header.version == 1
         spec: list[tuple[str, int, ColumnValues]] = []
         for name, kind in self._fixed:
             v = cols[name]
             assert not isinstance(v, tuple)     # the schema's columns are arrays or Labels, never metrics
-            if kind in (fmt.KIND_QF32, fmt.KIND_QF64) and isinstance(v, np.ndarray) and v.dtype.kind == "f":
-                v = core.quantize(v, self.scale)
+            if kind in (fmt.KIND_QF32, fmt.KIND_QF64) and isinstance(v, np.ndarray):
+                scale = self.precision.field(name)
+                if v1:                          # format 1: fixed point at the file's one scale
+                    assert scale is not None
+                    spec.append((name, kind, core.quantize(v, scale)))
+                elif scale is None:
+                    spec.append((name, fmt.KIND_FLOAT, Floats(v.astype(np.float32), 4)))
+                else:
+                    spec.append((name, fmt.KIND_FLOAT, Floats(v, 4, scale)))
+                continue
             spec.append((name, kind, v))
+        prefix = self._dynamic_prefix
         for name, v in cols.items():
             if isinstance(v, tuple):
                 values, present = v
-                if present.any():         # staged already quantized
-                    spec.append((name, fmt.KIND_OPT_QF64, Present(present, values[present])))
+                if not present.any():
+                    continue
+                scale = self.precision.of(name[len(prefix):])
+                if v1:
+                    assert scale is not None
+                    spec.append((name, fmt.KIND_OPT_QF64, Present(present, core.quantize(values[present], scale))))
+                else:
+                    spec.append((name, fmt.KIND_FLOAT, Floats(values[present], 8, scale, present)))
         payload = colfmt.encode_block(spec, threads)
-        block = fmt.pack_block(fmt.BLOCK_DATA, payload, n, int(ts[0]), int(ts[-1]))
-        return block, len(payload), n, int(ts[0]), int(ts[-1])
+        return payload, core.crc64(payload), n, int(ts[0]), int(ts[-1])
 
     def _append_block(self, encoded: tuple[bytes, int, int, int, int]) -> None:
-        block, payload_len, n, first, last = encoded
-        self._write_at_end(block)
-        self._index.append(fmt.BlockHeader(self._pos - len(block), fmt.BLOCK_DATA, payload_len, n, first, last, 0))
+        payload, crc, n, first, last = encoded
+        head = fmt.pack_block_header(fmt.BLOCK_DATA, len(payload), crc, n, first, last, self.header,
+                                     self._sequence)
+        at = self._pos
+        self._write_at_end(head, fsync=False)
+        self._write_at_end(payload)
+        self._index.append(fmt.BlockHeader(at, fmt.BLOCK_DATA, len(payload), n, first, last, crc, len(head),
+                                           self._sequence, self.header.salt, self.header.schema))
+        self._sequence += 1
         self._total += n
         self._floor = last
 
@@ -834,8 +901,10 @@ class ChronicleWriter:
 
     def _write_footer(self) -> None:
         with self._io_lock:       # never between a block's bytes and its index entry
-            footer = fmt.pack_footer(self._total, self._payload_crc, self._index, self._pos)
+            footer = fmt.pack_footer(self._total, self._payload_crc, self._index, self._pos, self.header,
+                                     self._sequence, self._meta_offsets)
             self._write_at_end(footer, fsync=False)
+            self._sequence += 1
 
     @property
     def records(self) -> int:
@@ -854,6 +923,88 @@ class ChronicleWriter:
         if self._broken is not None:
             raise ChronoledgerError(f"{self.path}: an earlier write failed ({self._broken}); "
                                     f"reopen the chronicle to continue")
+
+    # --- amendments (format 2) --------------------------------------------------
+    @property
+    def amendments(self) -> list[dict[str, Any]]:
+        """The file's amendments so far (config versions, tags, notes, rewinds), in order."""
+        return list(self._meta)
+
+    def _amend(self, entry: dict[str, Any], stamp: int = 0) -> dict[str, Any]:
+        """Write everything staged, then one meta block holding ``entry``."""
+        if self.header.version == 1:
+            raise ConfigError(f"{self.path}: this chronicle is in format 1, which keeps no amendments (config "
+                              f"versions, tags, notes, rewinds); write its records into a new chronicle to amend it")
+        entry = dict(entry, at=_utc_now())
+        with self._lock:
+            self._ensure_open()
+            self.flush()
+            with self._io_lock:
+                try:
+                    block = fmt.pack_meta(entry, self.header, self._sequence, stamp)
+                except (TypeError, ValueError) as exc:
+                    raise ValidationError(f"{self.path}: {entry['op']}: cannot be stored as JSON: {exc}") from None
+                at = self._pos
+                self._write_at_end(block)
+                self._meta.append(entry)
+                self._meta_offsets.append(at)
+                self._sequence += 1
+        return entry
+
+    def set_config(self, config: dict[str, Any], reason: str | None = None) -> int:
+        """Amend the run's configuration: a new version, kept beside the older
+        ones (nothing is replaced).  Returns the new version number (the
+        configuration given at creation is version 0)."""
+        if not isinstance(config, dict):
+            raise ValidationError(f"{self.path}: set_config takes a dict, got {type(config).__name__}")
+        if reason is not None and not isinstance(reason, str):
+            raise ValidationError(f"{self.path}: set_config: reason must be text")
+        version = 1 + sum(1 for e in self._meta if e.get("op") == "config")
+        entry: dict[str, Any] = {"op": "config", "version": version, "config": config}
+        if reason:
+            entry["reason"] = reason
+        self._amend(entry)
+        return version
+
+    def tag(self, *add: str, remove: Sequence[str] = ()) -> None:
+        """Add tags to the run (and remove some)."""
+        for t in (*add, *remove):
+            if not isinstance(t, str) or not t or len(t) > 200:
+                raise ValidationError(f"{self.path}: a tag is a non-empty str of at most 200 characters, got {t!r}")
+        self._amend({"op": "tags", "add": list(add), "remove": list(remove)})
+
+    def note(self, text: str) -> None:
+        """Add a note to the run's history."""
+        if not isinstance(text, str) or not text:
+            raise ValidationError(f"{self.path}: a note is non-empty text")
+        self._amend({"op": "note", "text": text})
+
+    def rewind(self, to: int) -> int:
+        """Drop every record newer than timestamp ``to`` (as after a crash, to
+        resume from a checkpoint at step ``to``, like TensorBoard's
+        ``purge_step``), and accept records from ``to`` on.  The records are
+        dropped for every reader from here on; the file keeps their bytes, and
+        its history keeps the rewind.  Returns how many records were dropped."""
+        if isinstance(to, bool) or not isinstance(to, (int, np.integer)) or not 0 <= int(to) <= U64_MAX:
+            raise ValidationError(f"{self.path}: rewind takes a timestamp (a u64), got {to!r}")
+        to = int(to)
+        with self._lock:
+            self._ensure_open()
+            if self.header.version == 1:
+                self._amend({"op": "rewind", "to": to})       # refused, with the format-1 message
+            self.flush()
+            with self._io_lock, mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as buf:
+                index = list(self._index)
+                dropped = apply_rewind(buf, index, self.header, to, str(self.path))
+            self._amend({"op": "rewind", "to": to, "dropped": dropped}, stamp=to)
+            self._index = index
+            self._total -= dropped
+            self._floor = to
+            if self._stager is not None:
+                self._stager.set_floor(to)
+            else:
+                self._buffer.set_floor(to)
+        return dropped
 
     def close(self) -> None:
         """Flush, write the footer, fsync, release the writer lock."""

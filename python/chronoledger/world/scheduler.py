@@ -30,6 +30,7 @@ import apsw
 import numpy as np
 import zstandard
 
+from chronoledger import core
 from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
 from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError
@@ -965,8 +966,10 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
                 "first_conversation": w.next_conv,
                 "locations": dict(zip(w.env.names, w.loc_ids.tolist())),
                 "activities": dict(zip(w.act_names, w.act_ids.tolist()))}
+        # the log's salt follows from the run, so the same seed gives the same log bytes
+        salt = core.crc64(f"chronoledger world run {options.seed} {w.run_id}".encode())
         with Chronicle.open(log_path, "w", schema="event", metadata=json.loads(json.dumps(meta, default=str)),
-                            block_records=65536) as ch:
+                            block_records=65536, salt=salt) as ch:
             w.chronicle = ch
             w.log_roster()
             conn.execute("UPDATE runs SET chronicle = ? WHERE id = ?", (os.path.relpath(log_path, db_file.parent),
