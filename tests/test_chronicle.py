@@ -43,10 +43,10 @@ def test_chronicle_record_append(tmp_path):
 
 
 def test_chronicle_compression_roundtrip(tmp_path):
-    """What is read back is bitwise what the writer holds (fixed point at 1e-6)."""
+    """What is read back is bitwise what the writer holds (the specification's fixed point at 1e-6)."""
     p = tmp_path / "r.cmeta"
     held = []
-    with Chronicle.open(p, "w", block_records=64) as ch:
+    with Chronicle.open(p, "w", block_records=64, precision=1e-6) as ch:
         for i in range(500):
             held.append(record_cycle(CycleRecord(**cycle_fields(i)), ch))
     with load_chronicle(p) as ch:
@@ -120,7 +120,7 @@ def test_reopen_for_append_continues(tmp_path):
     assert verify(p).ok
     with pytest.raises(OrderError):
         write_cycles(p, 1, mode="a", start=5)
-    with pytest.raises(ConfigError, match="scale"):
+    with pytest.raises(ConfigError, match="precision is fixed when a chronicle is created"):
         Chronicle.open(p, "a", scale=1e-3)
     with pytest.raises(ConfigError, match="cycle chronicle"):
         Chronicle.open(p, "a", schema="event")
@@ -209,27 +209,30 @@ def test_extend_takes_float32_float64_and_strided_columns_across_reused_windows(
     batch = back["phase"] == "train"
     assert int(batch.sum()) == n
     assert back["seed_state"][batch].tolist() == list(range(n))
-    held_sig = np.concatenate([sig64[:3_000], sig32[3_000:].astype(np.float64)])
-    held_loss = np.concatenate([loss[:3_000], loss[3_000:].astype(np.float32).astype(np.float64)])
-    for j in range(3):
-        assert np.array_equal(core.quantize(back[f"tensor_signature.{j}"][batch]), core.quantize(held_sig[:, j]))
-    assert np.array_equal(core.quantize(back["coherence"][batch]), core.quantize(held_sig[:, 0]))
-    assert np.array_equal(core.quantize(back["loss_value"][batch]), core.quantize(held_loss))
+    held_sig = np.concatenate([sig64[:3_000], sig32[3_000:].astype(np.float64)]).astype(np.float32)
+    held_loss = np.concatenate([loss[:3_000], loss[3_000:].astype(np.float32).astype(np.float64)]).astype(np.float32)
+    for j in range(3):                  # each float32 field holds the float32 of what was given, bit for bit
+        assert back[f"tensor_signature.{j}"][batch].tobytes() == held_sig[:, j].tobytes()
+    assert back["coherence"][batch].tobytes() == held_sig[:, 0].tobytes()
+    assert back["loss_value"][batch].tobytes() == held_loss.tobytes()
     assert back["seed_state"][~batch].tolist() == [10**6 + 3_000, 10**6 + 3_001, 10**6 + n]
 
 
-def test_append_and_extend_quantize_alike(tmp_path):
-    """One value at a time (append) and a column at a time (extend, on the
-    SIMD kernel) must give the same integers, halves included."""
+@pytest.mark.parametrize("precision", [None, 1e-6], ids=["exact", "fixed"])
+def test_append_and_extend_store_alike(tmp_path, precision):
+    """One value at a time (append) and a column at a time (extend) must
+    store the same floats: the same float32, or the same integers at the
+    scale, halves included."""
     rng = np.random.default_rng(11)
-    vals = np.concatenate([(np.arange(-50, 50) + 0.5) * 1e-6, rng.normal(size=400) * 10,
-                           np.array([2.5e-6, -2.5e-6, 0.5e-6, 1e12, -7.25e-6])])
+    halves = (np.arange(-50, 50) + 0.5) * 1e-6
+    vals = np.concatenate([halves[np.abs(halves) > 1e-6], rng.normal(size=400) * 10,
+                           np.array([2.5e-6, -2.5e-6, 1.5e-6, 1e12, -7.25e-6, np.nan, np.inf, -np.inf, -0.0])])
     n = len(vals)
     sig = np.stack([vals, vals[::-1], vals * 3], axis=1)
     held = {}
     for mode in ("append", "extend"):
         p = tmp_path / f"{mode}.cmeta"
-        with Chronicle.open(p, "w", block_records=64) as ch:
+        with Chronicle.open(p, "w", block_records=64, precision=precision) as ch:
             if mode == "append":
                 for i in range(n):
                     ch.append(timestamp=i, phase="train", loss_value=float(vals[i]), coherence=float(vals[-1 - i]),
@@ -242,39 +245,60 @@ def test_append_and_extend_quantize_alike(tmp_path):
             held[mode] = ch.to_numpy()
     for name in ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2"):
         assert held["append"][name].tobytes() == held["extend"][name].tobytes(), name
-    expect = core.dequantize(core.quantize(vals), dtype=np.float32)     # what the file holds, read as float32
+    finite = np.isfinite(vals) & ~((vals == 0) & np.signbit(vals))     # NaN, infinities and -0.0 stay as they are
+    if precision is None:
+        expect = vals.astype(np.float32)
+    else:                           # fixed point, read as float32; NaN and the infinities as they were
+        expect = core.dequantize(core.quantize(np.where(finite, vals, 0.0)), dtype=np.float32)
+        expect[~finite] = vals[~finite].astype(np.float32)
     assert held["extend"]["loss_value"].tobytes() == expect.tobytes()
 
 
 def test_extend_error_names_the_column_and_index_and_stores_nothing(tmp_path):
-    p = tmp_path / "x.cmeta"
     n = 200_000
-    sig = np.zeros((n, 3), np.float32)
-    sig[150_123, 2] = np.inf
+    sig = np.zeros((n, 3))
+    sig[150_123, 2] = 1e-50                    # not zero, but zero as float32
     cols = {"timestamp": np.arange(n, dtype=np.uint64), "phase": np.zeros(n, np.int64),
             "loss_value": np.ones(n), "coherence": np.ones(n), "tensor_signature": sig,
             "seed_state": np.zeros(n, np.uint64)}
+    p = tmp_path / "x.cmeta"
     with Chronicle.open(p, "w", block_records=1024) as ch:
         ch.append(timestamp=0, phase="train", loss_value=1.0, coherence=1.0)
-        with pytest.raises(ValidationError, match=r"tensor_signature\.2.*element 150123 is inf"):
+        with pytest.raises(ValidationError, match=r"'tensor_signature\.2': element 150123 = 1e-50 is too small "
+                                                  r"for float32: it would be stored as 0"):
             ch.extend(cols, labels={"phase": ["train"]})
-        with pytest.raises(ValidationError, match=r"'loss_value'.*element 7 is 1e\+300"):
+        with pytest.raises(ValidationError, match=r"'loss_value': element 7 = 1e\+300 is too large for float32"):
             ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "loss_value": np.where(np.arange(n) == 7, 1e300, 0.0)},
                       labels={"phase": ["train"]})
+        texts = np.zeros(n, dtype=object)
+        texts[3] = "x"
+        with pytest.raises(ValidationError, match=r"'metrics\.lr' must be numeric, got dtype object"):
+            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "metrics.lr": texts}, labels={"phase": ["train"]})
     with Chronicle.open(p) as ch:
         assert len(ch) == 1
+    q = tmp_path / "fixed.cmeta"
+    with Chronicle.open(q, "w", precision={"loss_value": 1e-6, "metrics": 1e-6}) as ch:
+        with pytest.raises(ValidationError, match=r"'loss_value': element 5 = 4e-07 would be stored as 0 at scale 1e-06"):
+            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "loss_value": np.where(np.arange(n) == 5, 4e-7, 1.0)},
+                      labels={"phase": ["train"]})
+        with pytest.raises(ValidationError, match=r"'metrics\.lr': element 9 = 3e-07 would be stored as 0"):
+            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "metrics.lr": np.where(np.arange(n) == 9, 3e-7, 1.0)},
+                      labels={"phase": ["train"]})
+    with Chronicle.open(q) as ch:
+        assert len(ch) == 0
 
 
 def test_bad_input_is_refused_and_loses_nothing(tmp_path):
     p = tmp_path / "b.cmeta"
     with Chronicle.open(p, "w", block_records=10) as ch:
         ch.append(**cycle_fields(0))
-        for bad, match in [(dict(loss_value=float("nan")), "loss_value"),
-                           (dict(coherence=float("inf")), "coherence"),
+        for bad, match in [(dict(loss_value=1e-50), "loss_value = 1e-50 is too small for float32"),
+                           (dict(coherence=1e39), "coherence = 1e\\+39 is too large for float32"),
+                           (dict(loss_value="a"), "loss_value must be a number"),
                            (dict(phase=""), "phase"), (dict(phase=7), "phase"),
                            (dict(action_code=300), "action_code"), (dict(seed_state=-1), "seed_state"),
                            (dict(timestamp=-5), "timestamp"), (dict(tensor_signature=(1.0, 2.0)), "tensor"),
-                           (dict(metrics={"x": float("nan")}), "metric")]:
+                           (dict(metrics={"x": "high"}), "metric 'x' must be a number")]:
             with pytest.raises(ValidationError, match=match):
                 ch.append(**{**cycle_fields(1), **bad})
         with pytest.raises(ValidationError, match=r"timestamp\[1\]|phase\[1\]"):
@@ -283,11 +307,27 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path):
                        "seed_state": np.zeros(2, dtype=np.uint64)})
         with pytest.raises(ValidationError, match="loss_value"):
             ch.extend({"timestamp": np.array([5, 6]), "phase": np.array(["a", "b"], dtype=object),
-                       "loss_value": np.array([1.0, np.nan]), "coherence": np.ones(2),
+                       "loss_value": np.array([1.0, 1e39]), "coherence": np.ones(2),
                        "tensor_signature": np.zeros((2, 3)), "seed_state": np.zeros(2, dtype=np.uint64)})
         ch.append(**cycle_fields(1))
     with Chronicle.open(p) as ch:
         assert [r.timestamp for r in ch] == [0, 1]
+
+
+def test_a_record_given_by_keywords_names_the_field_it_lacks(tmp_path):
+    p = tmp_path / "k.cmeta"
+    with Chronicle.open(p, "w") as ch:
+        with pytest.raises(ValidationError, match=r"append: the cycle record lacks coherence \(its fields: ") as info:
+            ch.append(timestamp=1, phase="train", loss_value=0.5)
+        assert info.value.problems == [(None, "coherence", "missing")]
+        with pytest.raises(ValidationError, match="lacks phase; lacks coherence; has no field los"):
+            ch.append(timestamp=1, los=0.5, loss_value=0.5)
+        ch.append(timestamp=1, phase="train", loss_value=0.5, coherence=0.25)
+    with Chronicle.open(tmp_path / "e.cmeta", "w", schema="event") as ch:
+        with pytest.raises(ValidationError, match="the event record lacks event_type"):
+            ch.append(timestamp=1, payload={})
+    with Chronicle.open(p) as ch:
+        assert len(ch) == 1
 
 
 def test_event_log_roundtrip(tmp_path):
@@ -318,7 +358,7 @@ def test_spec_functions_and_header_fields(tmp_path):
         record_cycle(CycleRecord(**cycle_fields(i)), ch)
     save_chronicle(ch)                         # a footer mid-run; a reader needs no scan
     stats = compress_records(ch)
-    assert stats["records"] == 10 and 0 < stats["bytes_per_record"] < 200
+    assert stats["records"] == 10 and 0 < stats["bytes_per_record"] < 400     # ten records carry the header
     for i in range(10, 20):
         ch.append(**cycle_fields(i))
     ch.close()

@@ -1,5 +1,6 @@
 """`chronoledger chronicle ...` from the command line, with its exit codes."""
 
+import io
 import json
 import sys
 
@@ -103,6 +104,54 @@ def test_replay_reports_divergence(learner_file, tmp_path):
     assert r.exit_code == 2 and "cannot import" in r.output          # a bad --step is bad usage
 
 
+RAISING_STEP = (
+    "from chronoledger.examples import learner\n"
+    "import helper\n"
+    "def make_step(config, seed):\n"
+    "    step = learner.make_step(config, seed)\n"
+    "    def run(ts, phase, s):\n"
+    "        if ts == 17:\n"
+    "            helper.fail(ts)\n"
+    "        return step(ts, phase, s)\n"
+    "    return run\n")
+
+
+def test_a_step_that_raises_is_an_error_of_the_step_not_a_divergence(learner_file, tmp_path, monkeypatch):
+    (tmp_path / "mystep.py").write_text(RAISING_STEP)
+    (tmp_path / "helper.py").write_text("def fail(ts):\n    raise ValueError(f'no batch for cycle {ts}')\n")
+    monkeypatch.chdir(tmp_path)
+    want = "error: replay: the step raised at record 17 (timestamp 17): ValueError: no batch for cycle 17"
+    for command in ("replay", "audit"):
+        r = run("chronicle", command, learner_file, "--step", "mystep:make_step")
+        assert r.exit_code == 2, r.output                 # the step failed: not "the log does not match"
+        assert want in r.stderr and "-v shows the step's traceback" in r.stderr, r.stderr
+        assert "Traceback" not in r.output and "divergence" not in r.output
+    r = run("-v", "chronicle", "replay", learner_file, "--step", "mystep:make_step")
+    assert r.exit_code == 2 and want in r.stderr
+    assert "Traceback (most recent call last)" in r.stderr and 'helper.py", line 2, in fail' in r.stderr
+    assert "replay.py" not in r.stderr                    # the step's frames, not chronoledger's
+    (tmp_path / "short.py").write_text("def make_step(config, seed):\n    return lambda ts, phase, s: {'loss_value': 1.0}\n")
+    r = run("chronicle", "replay", learner_file, "--step", "short:make_step")
+    assert r.exit_code == 2 and "at record 0 (timestamp 0) lacks coherence" in r.stderr, r.output
+
+
+def test_a_step_module_is_found_in_the_current_folder_as_python_m_finds_it(learner_file, tmp_path, monkeypatch):
+    folder = tmp_path / "steps"
+    folder.mkdir()
+    (folder / "goodstep.py").write_text("from chronoledger.examples.learner import make_step\n")
+    monkeypatch.chdir(folder)
+    r = run("chronicle", "replay", learner_file, "--step", "goodstep:make_step")
+    assert r.exit_code == 0 and "all 400 records" in r.output, r.output
+    assert str(folder) not in sys.path                    # only while the step is imported
+    monkeypatch.chdir(tmp_path)                           # a path keeps working, relative or not
+    for spec in ("steps/goodstep.py:make_step", f"{folder / 'goodstep.py'}:make_step"):
+        r = run("chronicle", "audit", learner_file, "--step", spec)
+        assert r.exit_code == 0, r.output
+    (folder / "broken.py").write_text("x = (\n")
+    r = run("chronicle", "replay", learner_file, "--step", "steps/broken.py:make_step")
+    assert r.exit_code == 2 and "raised SyntaxError" in r.output
+
+
 def test_recover_modes(tmp_path):
     p = tmp_path / "r.cmeta"
     write_cycles(p, 100, block_records=30)
@@ -140,9 +189,46 @@ def test_export_parquet_without_pyarrow_says_which_extra(learner_file, tmp_path,
     out = tmp_path / "x.parquet"
     r = run("chronicle", "export", learner_file, "--format", "parquet", "-o", out)
     assert r.exit_code == 2
-    assert "export --format parquet: to_arrow needs pyarrow, which is not installed: " \
-           "pip install 'chronoledger[arrow]'" in r.stderr
+    assert "parquet export needs pyarrow, which is not installed: pip install 'chronoledger[arrow]'" in r.stderr
     assert not out.exists()
+
+
+def test_export_refuses_an_existing_file_without_force(learner_file, tmp_path):
+    out = tmp_path / "x.csv"
+    out.write_text("keep me")
+    r = run("chronicle", "export", learner_file, "--format", "csv", "-o", out)
+    assert r.exit_code == 2 and "exists; --force replaces it" in r.output
+    assert out.read_text() == "keep me"
+    r = run("chronicle", "export", learner_file, "--format", "csv", "-o", out, "--force")
+    assert r.exit_code == 0, r.output
+    assert out.read_text().startswith("timestamp,phase") and len(out.read_text().splitlines()) == 401
+    assert [f.name for f in tmp_path.iterdir()] == ["x.csv"]          # no temporary file left beside it
+
+
+def test_export_to_standard_output(learner_file, tmp_path):
+    out = tmp_path / "x.jsonl"
+    assert run("chronicle", "export", learner_file, "--format", "jsonl", "-o", out).exit_code == 0
+    r = run("chronicle", "export", learner_file, "--format", "jsonl", "-o", "-")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == out.read_text()                    # the rows only: no "exported ..." line
+    assert not (learner_file.parent / "-").exists() and sorted(f.name for f in tmp_path.iterdir()) == ["x.jsonl"]
+    r = run("chronicle", "export", learner_file, "--format", "parquet", "-o", "-")
+    assert r.exit_code == 0
+    import pyarrow.parquet as pq
+    assert pq.read_table(io.BytesIO(r.stdout_bytes)).num_rows == 400
+
+
+def test_export_parquet_keeps_the_runs_config_and_seed(learner_file, tmp_path):
+    import pyarrow.parquet as pq
+    out = tmp_path / "x.parquet"
+    assert run("chronicle", "export", learner_file, "--format", "parquet", "-o", out).exit_code == 0
+    kv = pq.read_schema(out).metadata
+    with ChronicleReader(learner_file) as r:
+        meta = r.metadata
+    assert json.loads(kv[b"chronoledger.config"]) == meta["config"] and meta["config"]
+    assert json.loads(kv[b"chronoledger.initial_seed"]) == 2026
+    assert json.loads(kv[b"chronoledger.schema"]) == "cycle"
+    assert json.loads(kv[b"chronoledger.created_by"]).startswith("chronoledger ")
 
 
 def test_recover_skip_reports_the_records_of_a_block_with_a_damaged_header(tmp_path):

@@ -30,7 +30,8 @@ COMMANDS = dict(walk(cli, ("chronoledger",)))
 ROWS = ["core crc64", "chronicle query", "runtime sessions", "runtime replay", "sequence status", "sequence data",
         "tables list", "tables insert", "tables query", "tables proposals", "tables history"]
 OBJECTS = ["core info", "chronicle inspect", "chronicle verify", "chronicle audit", "chronicle replay",
-           "chronicle recover", "chronicle stats", "runtime init", "runtime workflow", "runtime lineage",
+           "chronicle recover", "chronicle stats", "chronicle plot", "chronicle tensorboard export",
+           "chronicle tensorboard import", "runtime init", "runtime workflow", "runtime lineage",
            "runtime profile", "sequence sync", "sequence plan", "sequence memory", "tables create", "tables show",
            "tables validate", "tables propose", "tables approve", "tables reject", "world seed-agent",
            "world world-init", "world run", "world replay", "world report"]

@@ -40,6 +40,7 @@ def test_corrupt_data_carries_the_offset():
     (errors.WriterLockedError, (errors.ChronoledgerError,)),
     (errors.ModelError, (errors.ChronoledgerError,)),
     (errors.ReplayMismatch, (errors.CorruptDataError,)),
+    (errors.StepError, (errors.ConfigError, ValueError)),
     (errors.UnsupportedError, (errors.ChronoledgerError,)),
     (errors.MissingDependencyError, (errors.UnsupportedError, ImportError)),
 ])

@@ -94,3 +94,69 @@ def test_a_missing_folder_is_a_clear_error(tmp_path, umask_untouchable):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_bytes(tmp_path / "no" / "f", b"x")
 
+
+
+# --- atomic_path: a temporary file to write by name, renamed into place ---------------------------
+
+def test_atomic_path_renames_the_written_file_into_place(tmp_path, umask_untouchable):
+    target = tmp_path / "out.bin"
+    with _fsutil.atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".out.bin.") and tmp.exists()
+        assert not target.exists()                       # nothing at the name until the body is done
+        tmp.write_bytes(b"by name")
+    assert target.read_bytes() == b"by name"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_atomic_path_keeps_the_permissions_of_a_replaced_file(tmp_path, umask_untouchable):
+    target = tmp_path / "kept"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    with _fsutil.atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_atomic_path_without_replace_refuses_an_existing_file_and_leaves_it(tmp_path, umask_untouchable):
+    target = tmp_path / "mine"
+    target.write_bytes(b"someone's")
+    with pytest.raises(FileExistsError):
+        with _fsutil.atomic_path(target, replace=False) as tmp:
+            tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"someone's"
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+    fresh = tmp_path / "fresh"
+    with _fsutil.atomic_path(fresh, replace=False) as tmp:
+        tmp.write_bytes(b"x")
+    assert fresh.read_bytes() == b"x" and sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "mine"]
+
+
+def test_atomic_path_removes_the_temporary_when_the_body_fails(tmp_path, umask_untouchable):
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with _fsutil.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_atomic_path_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch,
+                                                                            umask_untouchable):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode)))
+        real_fsync(fd)
+
+    def replace(a, b):
+        calls.append(("replace", os.path.dirname(a) == os.path.dirname(b)))
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with _fsutil.atomic_path(tmp_path / "f") as tmp:
+        tmp.write_bytes(b"x")
+    assert calls == [("fsync", False), ("replace", True), ("fsync", True)]

@@ -27,7 +27,18 @@ LAZY_IMPORTS = {
     # the arrow extra: optional and heavy
     ("chronicle/chronicle.py", "pandas"),
     ("chronicle/chronicle.py", "pyarrow"),
-    ("chronicle/chronicle.py", "pyarrow.parquet"),
+    ("chronicle/export.py", "pyarrow"),
+    ("chronicle/export.py", "pyarrow.parquet"),
+    # the plot extra: optional and heavy
+    ("chronicle/plot.py", "matplotlib.collections"),
+    ("chronicle/plot.py", "matplotlib.dates"),
+    ("chronicle/plot.py", "matplotlib.figure"),
+    ("chronicle/plot.py", "matplotlib.patches"),
+    # the tensorboard extra: optional and heavy
+    ("chronicle/tensorboard.py", "tensorboard.backend.event_processing.event_file_loader"),
+    ("chronicle/tensorboard.py", "tensorboard.compat.proto"),
+    ("chronicle/tensorboard.py", "tensorboard.summary.writer.record_writer"),
+    ("chronicle/tensorboard.py", "tensorboard.util"),
     # PyYAML's C extension may be absent; libyaml is bound once, at import, inside a try
     ("sequence/layout.py", "yaml._yaml"),
     ("sequence/layout.py", "chronoledger._yamlread"),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: os.open flags of a new temporary file: never follow or reuse an existing name
@@ -44,6 +47,70 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             pass
         raise
     fsync_dir(target)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the body to write by name; when
+    the body succeeds it is fsynced and renamed to ``path`` (and the folder
+    fsynced), so a crash leaves the old file or the new one, never half.
+
+    For writers that need a file name rather than bytes (a chronicle writer,
+    a stream too large to hold in memory).  The temporary file exists, empty,
+    when the body starts.  With ``replace=False`` an existing ``path`` is
+    never replaced: the new file is linked into place, and FileExistsError is
+    raised (leaving ``path`` as it was) if ``path`` exists by then.  If the body
+    raises, the temporary file is removed and ``path`` is untouched.  A
+    replaced file's permissions are kept, as :func:`atomic_write_bytes` keeps them.
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"{target}: the folder {target.parent} does not exist")
+    keep: int | None = None
+    if replace:
+        try:
+            keep = os.stat(target).st_mode & 0o7777
+        except FileNotFoundError:
+            keep = None
+    fd, name = _create_temporary(target, 0o600 if keep is not None else 0o666)
+    tmp = Path(name)
+    try:
+        try:
+            if keep is not None:
+                os.fchmod(fd, keep)
+        finally:
+            os.close(fd)
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            _link_no_clobber(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(target)
+
+
+def _link_no_clobber(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target`` unless ``target`` exists (FileExistsError)."""
+    try:
+        os.link(tmp, target)            # atomic: FileExistsError if the name is taken
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "the file exists already", str(target)) from None
+    except OSError:                     # a file system without hard links: check, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "the file exists already", str(target)) from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
 
 
 def _create_temporary(target: Path, mode: int) -> tuple[int, str]:

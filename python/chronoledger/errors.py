@@ -28,6 +28,7 @@ __all__ = [
     "FieldValueError",
     "NotFoundError",
     "ConfigError",
+    "StepError",
     "QueryError",
     "StorageError",
     "DatabaseBusyError",
@@ -116,6 +117,18 @@ class NotFoundError(ValidationError):
 
 class ConfigError(ChronoledgerError, ValueError):
     """A configuration file or option is invalid."""
+
+
+class StepError(ConfigError):
+    """A replay's step function (user code) raised, or returned something
+    that is not a cycle's result.  ``index`` and ``timestamp`` name the
+    record being replayed (None when the step factory itself failed); the
+    step's own exception, with its traceback, is ``__cause__``."""
+
+    def __init__(self, message: str, index: int | None = None, timestamp: int | None = None):
+        super().__init__(message)
+        self.index = index
+        self.timestamp = timestamp
 
 
 class QueryError(ChronoledgerError):

@@ -21,6 +21,7 @@ from typing import Any
 
 from chronoledger.chronicle.audit import AuditReport, RecoveryReport, audit, recover, verify
 from chronoledger.chronicle.chronicle import Chronicle
+from chronoledger.chronicle.export import export
 from chronoledger.chronicle.reader import ChronicleReader, Damage
 from chronoledger.chronicle.records import CycleRecord, EventRecord
 from chronoledger.chronicle.replay import (ReplayReport, Step, StepFactory, load_step, normalise, record_hash,
@@ -29,7 +30,7 @@ from chronoledger.chronicle.writer import ChronicleWriter, WriterLockedError
 
 __all__ = [
     "AuditReport", "Chronicle", "ChronicleReader", "ChronicleWriter", "CycleRecord", "Damage", "EventRecord",
-    "RecoveryReport", "ReplayReport", "WriterLockedError", "audit", "compress_records", "load_chronicle",
+    "RecoveryReport", "ReplayReport", "WriterLockedError", "audit", "compress_records", "export", "load_chronicle",
     "load_step", "normalise", "query_range", "record_cycle", "record_hash", "recover", "regenerate", "replay",
     "replay_cycle", "save_chronicle", "verify",
 ]
@@ -37,9 +38,9 @@ __all__ = [
 
 def record_cycle(rec: CycleRecord, chronicle: Chronicle) -> CycleRecord:
     """Append ``rec`` to ``chronicle`` and return it as it will be read back
-    (floats at the chronicle's fixed-point scale)."""
+    (floats as the chronicle's precision stores them)."""
     chronicle.append(rec)
-    return normalise(rec, chronicle.scale)
+    return normalise(rec, chronicle.precision)
 
 
 def save_chronicle(chronicle: Chronicle) -> None:
@@ -81,4 +82,4 @@ def replay(path: str | os.PathLike[str], step_factory: StepFactory, *,
     with ChronicleReader(path) as reader:
         meta = reader.metadata
         return replay_records(reader.records(), step_factory, meta.get("config") or {},
-                              int(meta.get("initial_seed", 0)), reader.scale, progress)
+                              int(meta.get("initial_seed", 0)), reader.precision, progress)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.chronicle import format as fmt
+from chronoledger.chronicle.export import export
+from chronoledger.chronicle.precision import Precision
 from chronoledger.chronicle.reader import ChronicleReader
 from chronoledger.chronicle.records import CycleRecord, EventRecord
 from chronoledger.chronicle.writer import DEFAULT_BLOCK_RECORDS, AppendCycle, ChronicleWriter
-from chronoledger.errors import ChronoledgerError, MissingDependencyError
+from chronoledger.errors import ChronoledgerError, MissingDependencyError, ValidationError
 
 
 class Chronicle:
@@ -33,7 +34,8 @@ class Chronicle:
     def __init__(self, path: str | os.PathLike[str], mode: str = "r", *, schema: str = "cycle",
                  scale: float | None = None, block_records: int = DEFAULT_BLOCK_RECORDS, durability: str = "os",
                  metadata: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                 initial_seed: int | None = None, recovery: str = "tolerate"):
+                 initial_seed: int | None = None, recovery: str = "tolerate", precision: object = None,
+                 salt: int | None = None):
         self.path = Path(path)
         self.mode = mode
         self.recovery = recovery
@@ -44,7 +46,8 @@ class Chronicle:
         elif mode in ("w", "x", "a"):
             self._writer = ChronicleWriter(self.path, mode, schema=schema, scale=scale,
                                            block_records=block_records, durability=durability,
-                                           metadata=metadata, config=config, initial_seed=initial_seed)
+                                           metadata=metadata, config=config, initial_seed=initial_seed,
+                                           precision=precision, salt=salt)
         else:
             raise ValueError(f"mode must be 'r', 'w', 'x' or 'a', got {mode!r}")
 
@@ -69,10 +72,22 @@ class Chronicle:
             if fields:
                 raise TypeError("append takes a record or keywords, not both")
             w.append(record)
-        elif w.schema == fmt.SCHEMA_CYCLE:
-            w.append_cycle(**fields)
         else:
-            w.append_event(**fields)
+            try:
+                if w.schema == fmt.SCHEMA_CYCLE:
+                    w.append_cycle(**fields)
+                else:
+                    w.append_event(**fields)
+            except TypeError:           # a field missing or unknown: name it (Python's message counts arguments)
+                kind = CycleRecord if w.schema == fmt.SCHEMA_CYCLE else EventRecord
+                known = {f.name: f.default is f.default_factory is dataclasses.MISSING for f in dataclasses.fields(kind)}
+                problems = [(None, k, "missing") for k, required in known.items() if required and k not in fields]
+                problems += [(None, k, "unknown") for k in fields if k not in known]
+                if not problems:
+                    raise
+                what = [f"{'lacks' if why == 'missing' else 'has no field'} {k}" for _, k, why in problems]
+                raise ValidationError(f"{self.path}: append: the {fmt.SCHEMA_NAMES[w.schema]} record "
+                                      f"{'; '.join(what)} (its fields: {', '.join(known)})", problems) from None
         self._reader_stale()
 
     @property
@@ -125,17 +140,87 @@ class Chronicle:
         return fmt.SCHEMA_NAMES[w.schema if w else self.reader().schema]
 
     @property
-    def scale(self) -> float:
+    def scale(self) -> float | None:
+        """A format-1 file's one fixed-point scale; None for format 2 (see :attr:`precision`)."""
         return self._writer.scale if self._writer else self.reader().scale
+
+    @property
+    def precision(self) -> Precision:
+        """How the file stores its floats (chronicle.precision)."""
+        return self._writer.precision if self._writer else self.reader().precision
 
     @property
     def metadata(self) -> dict[str, Any]:
         return (self._writer.header if self._writer else self.reader().header).metadata
 
     @property
+    def history(self) -> list[dict[str, Any]]:
+        """The run's amendments in the order they were made: config versions,
+        tags, notes and rewinds, each a dict with its ``op`` and ``at`` (UTC)."""
+        return self._writer.amendments if self._writer else self.reader().amendments
+
+    @property
     def config(self) -> dict[str, Any] | None:
-        """The run configuration stored in the header, if any."""
-        return self.metadata.get("config")
+        """The run configuration: the newest version (see :meth:`set_config`),
+        or the one given at creation, or None."""
+        versions = self.config_history
+        return versions[-1]["config"] if versions else None
+
+    @property
+    def config_history(self) -> list[dict[str, Any]]:
+        """Every version of the configuration, oldest first: ``{"version",
+        "config", "at", "reason"}`` (version 0, the creation's, has no ``at``)."""
+        out: list[dict[str, Any]] = []
+        if self.metadata.get("config") is not None:
+            out.append({"version": 0, "config": self.metadata["config"], "at": None, "reason": None})
+        for e in self.history:
+            if e.get("op") == "config":
+                out.append({"version": e.get("version"), "config": e.get("config"), "at": e.get("at"),
+                            "reason": e.get("reason")})
+        return out
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags, in the order they were first added (removed ones left out)."""
+        tags: list[str] = []
+        for e in self.history:
+            if e.get("op") == "tags":
+                for t in e.get("add") or []:
+                    if isinstance(t, str) and t not in tags:
+                        tags.append(t)
+                for t in e.get("remove") or []:
+                    if t in tags:
+                        tags.remove(t)
+        return tags
+
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        """The run's notes: ``{"text", "at"}``, oldest first."""
+        return [{"text": e.get("text"), "at": e.get("at")} for e in self.history if e.get("op") == "note"]
+
+    def set_config(self, config: dict[str, Any], reason: str | None = None) -> int:
+        """Amend the configuration: a new version kept in the file beside the
+        older ones; returns its number."""
+        version = self._need_writer().set_config(config, reason)
+        self._reader_stale()
+        return version
+
+    def tag(self, *add: str, remove: Sequence[str] = ()) -> None:
+        """Add tags to the run (and remove some)."""
+        self._need_writer().tag(*add, remove=remove)
+        self._reader_stale()
+
+    def note(self, text: str) -> None:
+        """Add a note to the run's history."""
+        self._need_writer().note(text)
+        self._reader_stale()
+
+    def rewind(self, to: int) -> int:
+        """Drop the records newer than ``to`` (to resume a run from a
+        checkpoint at step ``to``); returns how many.  See ChronicleWriter.rewind."""
+        dropped = self._need_writer().rewind(to)
+        self._reader_stale()
+        return dropped
 
     @property
     def initial_seed(self) -> int | None:
@@ -210,17 +295,13 @@ class Chronicle:
         return pa.table(arrays)
 
     def to_parquet(self, path: str | os.PathLike[str], compression: str = "zstd") -> int:
-        """Write :meth:`to_arrow` to ``path`` as Parquet, replacing it
-        atomically (a crash leaves the old file or the new one); returns the
-        record count.  Needs the ``arrow`` extra (MissingDependencyError
-        without pyarrow)."""
-        table = self.to_arrow()
-        import pyarrow.parquet as pq          # optional, imported on use; present: to_arrow has imported pyarrow
-
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression=compression)
-        atomic_write_bytes(path, buf.getvalue())
-        return table.num_rows
+        """Write every record to ``path`` as Parquet (the columns of
+        :meth:`to_arrow`), a block at a time, replacing it atomically (a crash
+        leaves the old file or the new one); the run's config, initial seed
+        and header go in the file's key-value metadata
+        (:func:`chronoledger.chronicle.export`).  Returns the record count.
+        Needs the ``arrow`` extra (MissingDependencyError without pyarrow)."""
+        return export(self.reader(), path, "parquet", force=True, compression=compression)
 
     # --- closing --------------------------------------------------------------
     def close(self) -> None:

@@ -1,15 +1,18 @@
-"""``chronoledger chronicle ...``: inspect, verify, query, replay, recover, export, stats.
+"""``chronoledger chronicle ...``: inspect, verify, query, replay, recover, export, stats, plot,
+tensorboard export|import.
 
 Exit codes are those of ``cli.output`` (docs/cli.md): 1 a check failed
-(verify, audit, replay found a divergence); 3 the file cannot be read
+(verify, audit, replay found a divergence); 2 bad usage, also a replay step
+that raised and an export to an existing file without --force; 3 the file cannot be read
 (missing, corrupt beyond the chosen recovery mode, locked by a writer); 4
 recovery refused (damage the chosen mode does not repair).
 """
 
 from __future__ import annotations
 
-import io
 import json
+import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +21,18 @@ import click
 import numpy as np
 
 from chronoledger import chronicle as chr_
-from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.chronicle import format as cformat
+from chronoledger.chronicle.export import EXTENSIONS, FORMATS
+from chronoledger.chronicle import plot as chr_plot
+from chronoledger.chronicle import tensorboard as chr_tb
+from chronoledger.chronicle.replay import step_traceback
+from chronoledger.chronicle.stats import column_stats
 from chronoledger.cli.output import (EXIT_CHECK_FAILED, Group, argument, emit, emit_object, exit_codes,
-                                    output_options, progress_wanted, write_rows)
-from chronoledger.errors import ChronoledgerError, CorruptDataError, MissingDependencyError
+                                    output_options, progress_wanted)
+from chronoledger.errors import ChronoledgerError, CorruptDataError, StepError
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_logger = logging.getLogger("chronoledger.chronicle")
 
 
 def file_argument(f):
@@ -54,9 +62,42 @@ def _progress(total: int, label: str):
         yield lambda n: None
 
 
+def _load_step(spec: str):
+    """The step factory --step names; one that cannot be imported is bad usage (exit 2)."""
+    try:
+        return chr_.load_step(spec)
+    except (ChronoledgerError, ImportError, AttributeError, OSError) as exc:
+        _log_traceback(exc)
+        raise click.BadParameter(str(exc), param_hint="--step") from None
+
+
+def _log_traceback(exc: BaseException) -> bool:
+    """The traceback of the user's code behind ``exc`` (its cause), at INFO
+    (shown by ``chronoledger -v``); whether there is one to show."""
+    if exc.__cause__ is None:
+        return False
+    _logger.info("the step's traceback:\n%s", step_traceback(exc).rstrip())
+    return True
+
+
+@contextmanager
+def _step_errors():
+    """A step that raised (or returned something else than a cycle's result)
+    is the step's error, not a divergence: one line, exit 2 (ConfigError's
+    code), and its traceback with -v."""
+    try:
+        yield
+    except StepError as exc:
+        if _log_traceback(exc) and not _logger.isEnabledFor(logging.INFO):
+            raise StepError(f"{exc} (chronoledger -v shows the step's traceback)", exc.index,
+                            exc.timestamp) from exc.__cause__
+        raise
+
+
 @click.group("chronicle", cls=Group)
 def chronicle_group() -> None:
-    """The .cmeta chronicle: inspect, verify, query, replay, recover, export.
+    """The .cmeta chronicle: inspect, verify, query, replay, recover, export,
+    stats, plot; TensorBoard event files.
 
     Example:
 
@@ -141,7 +182,8 @@ def verify_cmd(file: Path, fmt: str) -> None:
 
 @chronicle_group.command("audit")
 @file_argument
-@click.option("--step", help="Replay with this step factory too (module:function or file.py:function).")
+@click.option("--step", help="Replay with this step factory too (module:function or file.py:function, as "
+              "replay takes it).")
 @output_options("json", json_help="Print the report as JSON.")
 def audit_cmd(file: Path, step: str | None, fmt: str) -> None:
     """Checksums, record count, monotonic timestamps and (with --step) replay
@@ -152,8 +194,8 @@ def audit_cmd(file: Path, step: str | None, fmt: str) -> None:
     \b
         chronoledger chronicle audit run.cmeta --step chronoledger.examples.learner:make_step
     """
-    with exit_codes():
-        factory = chr_.load_step(step) if step else None
+    factory = _load_step(step) if step else None
+    with exit_codes(), _step_errors():
         try:
             with chr_.ChronicleReader(file, "skip") as r:
                 total = len(r.blocks) + (len(r) if factory else 0)
@@ -218,22 +260,24 @@ def query_cmd(file: Path, start: int, end: int, columns: str | None, fmt: str) -
 
 @chronicle_group.command("replay")
 @file_argument
-@click.option("--step", required=True, help="Step factory: module:function or path/to/file.py:function, "
-              "called as factory(config, initial_seed) -> step(timestamp, phase, seed_state) -> dict.")
+@click.option("--step", required=True, help="Step factory: module:function (looked for in the current folder "
+              "first, as python -m does) or path/to/file.py:function, called as factory(config, initial_seed) -> "
+              "step(timestamp, phase, seed_state) -> dict.")
 @output_options("json", json_help="Print the report as JSON.")
 def replay_cmd(file: Path, step: str, fmt: str) -> None:
-    """Re-run every cycle of FILE and compare each record by hash; exit 1 on divergence.
+    """Re-run every cycle of FILE and compare each record by hash; exit 1 on
+    divergence, 2 if the step raises.
+
+    A step that raises is named with the record and timestamp it was
+    replaying and its exception; chronoledger -v shows its traceback.
 
     Example:
 
     \b
         chronoledger chronicle replay run.cmeta --step chronoledger.examples.learner:make_step
     """
-    try:
-        factory = chr_.load_step(step)
-    except (ChronoledgerError, ImportError, AttributeError, OSError) as exc:      # a bad --step: usage
-        raise click.BadParameter(str(exc), param_hint="--step") from None
-    with exit_codes():
+    factory = _load_step(step)
+    with exit_codes(), _step_errors():
         with chr_.ChronicleReader(file) as r:
             if r.schema != cformat.SCHEMA_CYCLE:
                 raise ChronoledgerError(f"{file}: replay needs a cycle chronicle, this is an event log")
@@ -292,45 +336,50 @@ def _print_recover(file: Path, mode: str, report) -> None:
 
 @chronicle_group.command("export")
 @file_argument
-@click.option("--format", "out_format", type=click.Choice(["csv", "jsonl", "parquet"]), required=True,
-              help="The file format: CSV (a header line), JSON lines, or Parquet (needs the arrow extra).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file (default: FILE with the format's extension).")
-def export_cmd(file: Path, out_format: str, output: Path | None) -> None:
+@click.option("--format", "out_format", type=click.Choice(list(FORMATS)), required=True,
+              help="The file format: CSV (a header line), JSON lines, or Parquet (needs the arrow extra; keeps "
+                   "the run's config, initial seed and header in the file's key-value metadata).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output file (default: FILE with the format's extension); - writes to standard output.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists (without it, an existing "
+                                             "file is refused and nothing is written).")
+def export_cmd(file: Path, out_format: str, output: str | None, force: bool) -> None:
     """Export every record of FILE to a file as CSV, JSON lines or Parquet
     (to print records instead, use query).
+
+    Records are read and written a block at a time, so memory does not grow
+    with the file; the file is written beside its name and renamed into
+    place when complete.
 
     Example:
 
     \b
         chronoledger chronicle export run.cmeta --format parquet -o run.parquet
+        chronoledger chronicle export run.cmeta --format csv -o - | head
     """
-
-    output = output or file.with_suffix({"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[out_format])
-    with exit_codes():
-        ch = chr_.Chronicle.open(file)
+    to_stdout = output == "-"
+    target = None if to_stdout else Path(output) if output else file.with_suffix(EXTENSIONS[out_format])
+    if target is not None and not force and os.path.lexists(target):
+        raise click.BadParameter(f"{target} exists; --force replaces it", param_hint="--output")
+    if to_stdout and out_format == "parquet" and sys.stdout.isatty():
+        raise click.BadParameter("Parquet is binary: redirect standard output to a file, or name one",
+                                 param_hint="--output")
+    with exit_codes(), chr_.ChronicleReader(file) as r:
+        _warn_damage(file, r.layout)
         try:
-            _warn_damage(file, ch.reader().layout)
-            if out_format == "parquet":
-                try:
-                    n = ch.to_parquet(output)
-                except MissingDependencyError as exc:
-                    raise MissingDependencyError(f"export --format parquet: {exc}") from None
-            else:
-                text = io.StringIO()
-                cols = ch.to_numpy()
-                n = write_rows(text, _rows(cols), "nl" if out_format == "jsonl" else out_format, list(cols))
-                atomic_write_bytes(output, text.getvalue().encode())
-        finally:
-            ch.close()
-    click.echo(f"exported {n:,} records to {output}")
+            n = chr_.export(r, "-" if to_stdout else str(target), out_format, force=force)
+        except FileExistsError as exc:          # the file appeared while the export was being written
+            raise click.BadParameter(f"{exc}; --force replaces it", param_hint="--output") from None
+    if target is not None:
+        click.echo(f"exported {n:,} records to {target}")
 
 
 @chronicle_group.command("stats")
 @file_argument
 @output_options("json")
 def stats_cmd(file: Path, fmt: str) -> None:
-    """Per-column statistics of FILE (count, min, max, mean; phases and actions).
+    """Per-column statistics of FILE: count, min, max, mean; the last value
+    of each metric and when; phases and actions.
 
     Example:
 
@@ -340,33 +389,147 @@ def stats_cmd(file: Path, fmt: str) -> None:
     with exit_codes(), chr_.ChronicleReader(file) as r:
         _warn_damage(file, r.layout)
         cols = r.to_numpy()
-    stats = {}
-    for name, v in cols.items():
-        if v.dtype == object:
-            values, counts = np.unique(v.astype(str), return_counts=True)
-            stats[name] = {"distinct": len(values),
-                           "counts": {str(a): int(b) for a, b in zip(values[:20], counts[:20])}}
-        elif name == "action_code":
-            present = v[v >= 0]
-            stats[name] = {"present": int(present.size), "absent": int(v.size - present.size),
-                           "counts": {str(int(a)): int(b) for a, b in zip(*np.unique(present, return_counts=True))}}
-        elif v.size:
-            finite = v[~np.isnan(v)] if v.dtype.kind == "f" else v
-            if finite.size == 0:
-                stats[name] = {"count": 0}
-                continue
-            mean = np.mean(finite, dtype=np.float64)
-            stats[name] = {"count": int(finite.size), "min": _num(finite.min()), "max": _num(finite.max()),
-                           # a float32 column's mean to float32 precision, the precision of its values
-                           "mean": _num(np.float32(mean)) if v.dtype == np.float32 else float(mean)}
+    stats = column_stats(cols)
+
     def text():
         click.echo(f"{file}: {len(r):,} records")
         for name, s in stats.items():
-            click.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
+            parts = [f"{k} {v}" for k, v in s.items() if k not in ("last", "last_timestamp")]
+            if "last" in s:
+                parts.append(f"last {s['last']} at timestamp {s['last_timestamp']}")
+            click.echo(f"  {name}: " + ", ".join(parts))
     emit_object({"path": str(file), "records": len(r), "columns": stats}, fmt, text)
 
 
-def _num(x):
-    if isinstance(x, np.float32):
-        return float(str(x))          # the shortest decimal of the float32, not its widened double
-    return int(x) if isinstance(x, (np.integer, int)) else float(x)
+def _refuse_existing(exc: FileExistsError, hint: str):
+    """An output that exists already, without --force: bad usage (exit 2)."""
+    return click.BadParameter(str(exc), param_hint=hint)
+
+
+@chronicle_group.command("plot")
+@argument("files", nargs=-1, required=True, type=FILE, help="The chronicles (.cmeta files), one line each.")
+@click.option("--metric", "-m", "metrics", multiple=True, required=True,
+              help="A column to draw, one panel each: loss_value, coherence, tensor_signature.0, metrics.NAME, "
+                   "values.NAME...; repeat for more.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The picture: .png or .svg (replaced atomically).")
+@click.option("--label", "labels", multiple=True,
+              help="The name of each run in the legend, in the order of FILES (default: the run config's name, "
+                   "else the file's name).")
+@click.option("--x", "x_axis", type=click.Choice(list(chr_plot.X_AXES)), default="auto", show_default=True,
+              help="The x axis: auto (dates when the timestamps are epoch ms, else the timestamps), timestamp, "
+                   "or index (each record's position).")
+@click.option("--title", help="A title above the picture.")
+@click.option("--log-y", is_flag=True, help="A logarithmic y axis (for losses).")
+@click.option("--max-points", type=click.IntRange(min=2), default=10_000, show_default=True,
+              help="Thin longer runs to the lowest and highest value of each of max-points/2 buckets.")
+@output_options("json", json_help="Print what was drawn as JSON.")
+def plot_cmd(files: tuple[Path, ...], metrics: tuple[str, ...], output: Path, labels: tuple[str, ...],
+             x_axis: str, title: str | None, log_y: bool, max_points: int, fmt: str) -> None:
+    """Draw metrics of one or several runs (one line each) against time, with
+    the phases (train, validate, dream...) shaded, as a PNG or SVG picture.
+    Needs matplotlib: pip install 'chronoledger[plot]'.
+
+    Example:
+
+    \b
+        chronoledger chronicle plot a.cmeta b.cmeta -m loss_value -m metrics.lr -o runs.png
+    """
+    with exit_codes():
+        for f in files:
+            with chr_.ChronicleReader(f) as r:
+                _warn_damage(f, r.layout)
+        result = chr_plot.plot_runs(files, metrics, output, labels=labels or None, x=x_axis, title=title,
+                                    log_y=log_y, max_points=max_points)
+    emit_object(result.as_dict(), fmt, lambda: click.echo(
+        f"wrote {output}: {', '.join(result.metrics)} of {len(result.runs)} run{'s' if len(result.runs) != 1 else ''}"
+        f" ({', '.join(result.runs)}), {result.records:,} records, {result.points:,} points drawn"))
+
+
+@chronicle_group.group("tensorboard")
+def tensorboard_group() -> None:
+    """TensorBoard event files: export a chronicle for TensorBoard, import
+    TensorBoard's scalars. Needs the tensorboard package:
+    pip install 'chronoledger[tensorboard]'.
+
+    Example:
+
+    \b
+        chronoledger chronicle tensorboard export run.cmeta -o logs/run && tensorboard --logdir logs
+    """
+
+
+@tensorboard_group.command("export")
+@file_argument
+@click.option("--output", "-o", "logdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The log folder (a TensorBoard run) to write the event file in; created if missing.")
+@click.option("--phase-prefix/--no-phase-prefix", default=True, show_default=True,
+              help="Tag each scalar PHASE/COLUMN (train/loss_value), or with the bare column name.")
+@click.option("--wall-time", type=click.Choice(list(chr_tb.WALL_TIMES)), default="auto", show_default=True,
+              help="Wall times: the timestamps when they are epoch ms (auto), always the timestamps, or now.")
+@click.option("--force", is_flag=True, help="Replace the event files the folder holds already.")
+@output_options("json", json_help="Print the report as JSON.")
+def tensorboard_export_cmd(file: Path, logdir: Path, phase_prefix: bool, wall_time: str, force: bool,
+                           fmt: str) -> None:
+    """Write FILE as a TensorBoard event file in the folder LOGDIR: one scalar
+    per number of each record (loss_value, coherence, tensor_signature.0-2,
+    every metric or value) at step = its timestamp, tagged PHASE/COLUMN.
+
+    Example:
+
+    \b
+        chronoledger chronicle tensorboard export run.cmeta -o logs/run
+    """
+    with exit_codes():
+        with chr_.ChronicleReader(file) as r:
+            _warn_damage(file, r.layout)
+        try:
+            report = chr_tb.export_tensorboard(file, logdir, phase_prefix=phase_prefix, wall_time=wall_time,
+                                               force=force)
+        except FileExistsError as exc:
+            raise _refuse_existing(exc, "-o/--output") from None
+
+    def text() -> None:
+        click.echo(f"wrote {report.event_file}: {report.scalars:,} scalars in {report.events:,} events from "
+                   f"{report.records:,} records, {len(report.tags)} tags; wall times from {report.wall_time}")
+        if report.replaced:
+            click.echo(f"  replaced {', '.join(report.replaced)}")
+    emit_object(report.as_dict(), fmt, text)
+
+
+@tensorboard_group.command("import")
+@argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path),
+          help="TensorBoard event files, or log folders searched for them (with their subfolders).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The new chronicle (an event log: one record per run and step, a value per tag).")
+@click.option("--tag", "tags", multiple=True,
+              help="Keep only this tag (a name or a shell pattern such as 'train/*'); repeat for more. "
+                   "Default: every scalar tag.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@output_options("json", json_help="Print the report as JSON.")
+def tensorboard_import_cmd(sources: tuple[Path, ...], output: Path, tags: tuple[str, ...], force: bool,
+                           fmt: str) -> None:
+    """Read the scalars of TensorBoard event files into a new event-log
+    chronicle: timestamp = step, event_type = run, values.TAG per tag.
+
+    Example:
+
+    \b
+        chronoledger chronicle tensorboard import logs -o scalars.cmeta --tag 'train/*'
+    """
+    with exit_codes():
+        try:
+            report = chr_tb.import_tensorboard(sources, output, tags=tags or None, force=force)
+        except FileExistsError as exc:
+            raise _refuse_existing(exc, "-o/--output") from None
+
+    def text() -> None:
+        click.echo(f"wrote {output}: {report.records:,} records, {report.scalars:,} scalars of "
+                   f"{len(report.tags)} tags from {len(report.runs)} runs in {report.files} event files")
+        if report.records:
+            click.echo(f"  steps {report.first_step} .. {report.last_step}; runs: {', '.join(report.runs)}")
+        if report.non_finite:
+            click.echo(f"  skipped {report.non_finite:,} non-finite scalars (NaN, infinity)")
+        for name in report.incomplete_files:
+            click.echo(f"  incomplete: {name} (read as far as TensorBoard reads it)")
+    emit_object(report.as_dict(), fmt, text)

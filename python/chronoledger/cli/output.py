@@ -50,8 +50,9 @@ EXIT_CODES: dict[int, str] = {
                        "damage, `chronicle replay` a divergence, `tables validate` or `create` a bad schema file, "
                        "`sequence sync` skipped malformed files.",
     EXIT_USAGE: "The command line is wrong: an unknown option, a missing argument or file, a value, row, filter, "
-                "config, scenario or query refused, or an optional package the command needs is not installed "
-                "(the message says which extra installs it).",
+                "config, scenario or query refused, an output file that exists (without `--force`), a replay "
+                "`--step` that cannot be imported or that raised (the message names the record), or an optional "
+                "package the command needs is not installed (the message says which extra installs it).",
     EXIT_UNUSABLE: "A file, folder or database cannot be read or used: missing, damaged, locked by a writer, "
                    "not what the command reads, a newer schema, a disk or network failure, a model that failed.",
     EXIT_REFUSED: "The data was read and the command refuses to go on: `chronicle recover` will not repair damage "
