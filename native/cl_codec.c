@@ -603,11 +603,14 @@ static inline void unpack_block(const uint8_t *in, unsigned k, uint64_t *out)
     }
 }
 
-static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s[],
+static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s[], size_t limit,
                                uint64_t *out, size_t *err_stream, size_t *err_offset)
 {
     size_t n = (size_t)plan->n, m = residual_count(plan->n, plan->order), nb = block_count(m);
-    size_t b, lowpos = 0, escpos = 0, i = 0;
+    size_t b, lowpos = 0, escpos = 0, i = 0, nb_used;
+    /* the residuals the first `limit` values need (all of them when limit >= n);
+       a value past `limit` may be written when its 128-residual block is */
+    size_t m_used = limit >= n ? m : residual_count((uint64_t)limit, plan->order);
     uint64_t need = 0, prev = 0, prevd = 0, bias = plan->bias;
     const uint8_t *K = s[0], *LOW = s[1], *HIGH = s[2], *ESC = s[3];
     uint64_t low[CL_CODEC_BLOCK];
@@ -620,7 +623,8 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
     if (need != plan->raw_len[1]) FAIL_IN(CL_ERR_CORRUPT, 1, need < plan->raw_len[1] ? need : plan->raw_len[1]);
     if (order >= 1 && n >= 1) { out[0] = plan->first[0]; prev = out[0]; }
     if (order >= 2 && n >= 2) { prevd = plan->first[1]; out[1] = prev + prevd; prev = out[1]; }
-    for (b = 0; b < nb; b++) {
+    nb_used = block_count(m_used);
+    for (b = 0; b < nb_used; b++) {
         /* K is checked again where it is used: the input may be shared
          * memory that another thread or process changes while we decode
          * (the GIL is released), and k drives the indexing below. */
@@ -661,7 +665,7 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
         }
         i += cnt;
     }
-    if (escpos != plan->raw_len[3]) FAIL_IN(CL_ERR_CORRUPT, 3, escpos);
+    if (nb_used == nb && escpos != plan->raw_len[3]) FAIL_IN(CL_ERR_CORRUPT, 3, escpos);
     return CL_OK;
 }
 
@@ -716,13 +720,19 @@ static cl_status decode_sparse(const cl_codec_plan *plan, const uint8_t *const s
 cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
                           uint64_t *out, size_t *err_stream, size_t *err_offset)
 {
-    size_t i;
+    return cl_codec_decode_prefix(plan, streams, (size_t)plan->n, out, err_stream, err_offset);
+}
+
+cl_status cl_codec_decode_prefix(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
+                                 size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset)
+{
+    size_t i, n = limit < plan->n ? limit : (size_t)plan->n;
     switch (plan->mode) {
     case CL_MODE_RAW:
-        for (i = 0; i < plan->n; i++) out[i] = load_le64(streams[0] + 8 * i);
+        for (i = 0; i < n; i++) out[i] = load_le64(streams[0] + 8 * i);
         return CL_OK;
     case CL_MODE_BLOCKS:
-        return decode_blocks(plan, streams, out, err_stream, err_offset);
+        return decode_blocks(plan, streams, limit, out, err_stream, err_offset);
     case CL_MODE_RLE:
         return decode_rle(plan, streams, out, err_stream, err_offset);
     case CL_MODE_SPARSE:

@@ -115,4 +115,12 @@ cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *pl
 cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
                           uint64_t *out, size_t *err_stream, size_t *err_offset);
 
+/* As cl_codec_decode, for the first min(limit, plan->n) values only: out
+ * needs room for all plan->n values (a BLOCKS column writes whole blocks of
+ * 128 residuals), and only the first `limit` are meaningful.  The parts of
+ * the streams past what those values need are not read, so damage there is
+ * not noticed (a full decode notices it). */
+cl_status cl_codec_decode_prefix(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
+                                 size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset);
+
 #endif

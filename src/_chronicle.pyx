@@ -35,9 +35,9 @@ cdef double _F32_MAX = 3.4028234663852886e38
 
 
 cdef inline bint _storable(double v, double scale, double inv, bint f32, bint finite_only) noexcept nogil:
-    """Whether ``v`` is stored as itself (chronicle.precision's rules): exact
+    """Whether ``v`` can be stored (chronicle.precision's rules): exact
     float32 (scale 0) neither overflows nor turns a non-zero value into 0;
-    fixed point stays inside int64 and does not round a non-zero value to 0."""
+    fixed point stays inside int64 (and float32's range for a float32 field)."""
     cdef double a
     cdef float f
     if not isfinite(v):
@@ -48,9 +48,8 @@ cdef inline bint _storable(double v, double scale, double inv, bint f32, bint fi
         f = <float>v
         return not isinf(f) and not (f == 0.0 and v != 0.0)
     a = fabs(v) * inv
-    if a >= _FIXED_LIMIT or (f32 and fabs(v) > _F32_MAX):
-        return False
-    return not (a <= 0.5 and v != 0.0)
+    # fixed point rounds every value to the scale, tiny ones to 0: the choice a scale makes
+    return not (a >= _FIXED_LIMIT or (f32 and fabs(v) > _F32_MAX))
 
 
 cdef class _FloatSource:

@@ -709,7 +709,7 @@ cdef const uint8_t[::1] _as_bytes_view(object data):
     return mv.cast("B")
 
 
-def decode_column(data, max_values=None, bint exact=True, out=None):
+def decode_column(data, max_values=None, bint exact=True, out=None, limit=None):
     """Decode bytes made by :func:`encode_column` back into an int64 or uint64 array.
 
     The input is untrusted: any malformation raises CorruptDataError (or
@@ -720,8 +720,12 @@ def decode_column(data, max_values=None, bint exact=True, out=None):
     uint64 array with room for the values, is decoded into (and a view of it
     returned) instead of a new array, so a caller decoding many columns can
     reuse one buffer; 1-, 2- and 4-byte columns are still returned as new
-    arrays of their dtype.
+    arrays of their dtype.  ``limit`` decodes only the first ``limit``
+    values (as many as there are, at most), reading only the parts of the
+    streams they need: a few rows from the start of a long column cost a
+    fraction of the whole (``out`` still needs room for every value).
     """
+    cdef size_t want
     cdef const uint8_t[::1] buf = _as_bytes_view(data)
     cdef _ColumnView cv = _parse(buf, "decode_column")
     cdef const uint8_t *ptrs[4]
@@ -782,9 +786,12 @@ def decode_column(data, max_values=None, bint exact=True, out=None):
         except MemoryError:
             raise MemoryError("decode_column: the header claims %d values (%.1f GiB); pass max_values= "
                               "to refuse such claims in untrusted input" % (cv.plan.n, cv.plan.n * 8 / 2**30)) from None
+    if limit is not None and limit < 0:
+        raise ValueError("decode_column: limit must be >= 0, got %r" % (limit,))
+    want = cv.plan.n if limit is None or limit >= cv.plan.n else <size_t>limit
     ov = out
     with nogil:
-        st = cl_codec_decode(&cv.plan, ptrs, &ov[0] if cv.plan.n else NULL, &err_stream, &err_off)
+        st = cl_codec_decode_prefix(&cv.plan, ptrs, want, &ov[0] if cv.plan.n else NULL, &err_stream, &err_off)
     if st != CL_OK:
         if cv.plan.codec[err_stream] == CL_STREAM_ZSTD:
             where = "byte %d of the decompressed stream %s (zstd frame at offset %d)" % (
@@ -794,6 +801,8 @@ def decode_column(data, max_values=None, bint exact=True, out=None):
             offset = starts[err_stream] + err_off
             where = "offset %d (byte %d of stream %s)" % (offset, err_off, names[err_stream])
         raise_status(st, "decode_column", "malformed data at " + where, offset=offset)
+    if want < cv.plan.n:
+        out = out[:want]
     if not cv.plan.is_unsigned:
         out = out.view(np.int64)
     dt = _dtype_of(&cv.plan)

@@ -278,11 +278,12 @@ def test_extend_error_names_the_column_and_index_and_stores_nothing(tmp_path):
         assert len(ch) == 1
     q = tmp_path / "fixed.cmeta"
     with Chronicle.open(q, "w", precision={"loss_value": 1e-6, "metrics": 1e-6}) as ch:
-        with pytest.raises(ValidationError, match=r"'loss_value': element 5 = 4e-07 would be stored as 0 at scale 1e-06"):
-            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "loss_value": np.where(np.arange(n) == 5, 4e-7, 1.0)},
+        with pytest.raises(ValidationError, match=r"'loss_value': element 5 = 1e\+40 is too large for fixed point "
+                                                  r"at scale 1e-06"):
+            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "loss_value": np.where(np.arange(n) == 5, 1e40, 1.0)},
                       labels={"phase": ["train"]})
-        with pytest.raises(ValidationError, match=r"'metrics\.lr': element 9 = 3e-07 would be stored as 0"):
-            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "metrics.lr": np.where(np.arange(n) == 9, 3e-7, 1.0)},
+        with pytest.raises(ValidationError, match=r"'metrics\.lr': element 9 = 1e\+20 is too large for fixed point"):
+            ch.extend({**cols, "tensor_signature": np.zeros((n, 3)), "metrics.lr": np.where(np.arange(n) == 9, 1e20, 1.0)},
                       labels={"phase": ["train"]})
     with Chronicle.open(q) as ch:
         assert len(ch) == 0

@@ -36,17 +36,19 @@ def test_small_learning_rates_come_back_as_they_were_logged(tmp_path):
     assert rec.metrics == {"lr": 1e-8, "lr2": 3e-7, "lr3": 2.5e-6, "big": 1e7}   # float64, exactly
 
 
-def test_fixed_point_refuses_what_it_would_store_as_zero_and_names_it(tmp_path):
+def test_fixed_point_rounds_as_asked_and_refuses_only_what_overflows(tmp_path):
     p = tmp_path / "fixed.cmeta"
     with Chronicle.open(p, "w", precision=1e-6) as ch:
-        ch.append(timestamp=0, phase="train", loss_value=0.25, coherence=0.5, metrics={"lr": 2e-6})
-        with pytest.raises(ValidationError, match=r"loss_value = 4e-07 would be stored as 0 at scale 1e-06"):
-            ch.append(timestamp=1, phase="train", loss_value=4e-7, coherence=0.5)
-        with pytest.raises(ValidationError, match=r"metric 'lr' = 1e-08 would be stored as 0 at scale 1e-06"):
-            ch.append(timestamp=1, phase="train", loss_value=0.5, coherence=0.5, metrics={"lr": 1e-8})
-        ch.append(timestamp=1, phase="train", loss_value=0.5, coherence=0.5, metrics={"lr": 0.0})   # zero is zero
+        ch.append(timestamp=0, phase="train", loss_value=0.25, coherence=0.5, metrics={"lr": 2.4e-6})
+        ch.append(timestamp=1, phase="train", loss_value=4e-7, coherence=0.5, metrics={"lr": 1e-8})   # the choice
+        with pytest.raises(ValidationError, match=r"loss_value = 1e\+40 is too large for fixed point at scale 1e-06"):
+            ch.append(timestamp=2, phase="train", loss_value=1e40, coherence=0.5)
+        with pytest.raises(ValidationError, match=r"metric 'lr' = 1e\+20 is too large for fixed point"):
+            ch.append(timestamp=2, phase="train", loss_value=0.5, coherence=0.5, metrics={"lr": 1e20})
     with Chronicle.open(p) as ch:
-        assert [r.timestamp for r in ch] == [0, 1] and ch.precision.field("loss_value") == 1e-6
+        recs = list(ch)
+        assert [r.timestamp for r in recs] == [0, 1] and ch.precision.field("loss_value") == 1e-6
+    assert recs[0].metrics == {"lr": 2e-6} and recs[1].loss_value == 0.0 and recs[1].metrics == {"lr": 0.0}
 
 
 def test_precision_per_field_and_per_metric(tmp_path):
@@ -278,3 +280,49 @@ def test_the_same_salt_gives_the_same_bytes(tmp_path):
     assert (tmp_path / "a.cmeta").read_bytes() == (tmp_path / "b.cmeta").read_bytes()
     with pytest.raises(ValueError, match="salt must be a u64"):
         Chronicle.open(tmp_path / "c.cmeta", "w", salt=-1)
+
+
+# --- reading: categorical phase, absent vs NaN in Arrow, ranges inside a block ---------------------
+
+def _mixed(tmp_path):
+    p = tmp_path / "m.cmeta"
+    with Chronicle.open(p, "w", block_records=64) as ch:
+        for i in range(200):
+            ch.append(timestamp=i, phase=("train", "validate", "dream")[i % 3], loss_value=i / 10, coherence=0.5,
+                      metrics={"lr": 1e-3} if i % 2 else ({"lr": float("nan")} if i % 5 == 0 else {}))
+    return p
+
+
+def test_phase_can_come_as_codes_and_labels(tmp_path):
+    from chronoledger.chronicle.columns import Labels
+
+    p = _mixed(tmp_path)
+    with Chronicle.open(p) as ch:
+        plain = ch.to_numpy()
+        cat = ch.to_numpy(categorical=True)
+        df = ch.to_pandas()
+    assert isinstance(cat["phase"], Labels) and cat["phase"].codes.dtype == np.uint32
+    assert cat["phase"].strings().tolist() == plain["phase"].tolist()
+    assert str(df["phase"].dtype) == "category" and df["phase"].tolist() == plain["phase"].tolist()
+
+
+def test_arrow_keeps_an_absent_metric_apart_from_a_stored_nan(tmp_path):
+    p = _mixed(tmp_path)
+    with Chronicle.open(p) as ch:
+        table = ch.to_arrow()
+    lr = table.column("metrics.lr").to_pylist()
+    assert lr[1] == 1e-3 and lr[2] is None and math.isnan(lr[0]) and math.isnan(lr[10])
+    assert table.column("phase").type.value_type == __import__("pyarrow").string()
+    assert table.column("phase").to_pylist()[:3] == ["train", "validate", "dream"]
+
+
+def test_a_range_inside_blocks_gives_exactly_its_records(tmp_path):
+    p = _mixed(tmp_path)
+    with Chronicle.open(p) as ch:
+        every = list(ch)
+        for lo, hi in [(0, 1), (5, 60), (63, 65), (64, 128), (100, 199), (150, 400), (199, 200)]:
+            got = ch.query(lo, hi)
+            assert list(map(repr, got)) == [repr(r) for r in every if lo <= r.timestamp < hi], (lo, hi)   # NaN-aware
+            cols = ch.query_columns(lo, hi)
+            assert cols["timestamp"].tolist() == [r.timestamp for r in got]
+            assert cols["phase"].tolist() == [r.phase for r in got]

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.export import export
+from chronoledger.chronicle.columns import Labels, Optional
 from chronoledger.chronicle.precision import Precision
 from chronoledger.chronicle.reader import ChronicleReader
 from chronoledger.chronicle.records import CycleRecord, EventRecord
@@ -255,13 +256,16 @@ class Chronicle:
         """Like :meth:`query`, as numpy columns."""
         return self.reader().query(start, end, columns)
 
-    def to_numpy(self, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+    def to_numpy(self, columns: list[str] | None = None, *, categorical: bool = False) -> dict[str, Any]:
         """Every record as numpy columns: timestamp (uint64), phase / event_type
-        (object), loss_value, coherence, tensor_signature.0..2 (float32),
-        action_code (int16, -1 for none), seed_state (uint64), payload (object,
-        JSON text), and one float64 column per metric or value name
-        ("metrics.NAME" / "values.NAME", NaN where a record lacks it)."""
-        return self.reader().to_numpy(columns)
+        (object; with ``categorical=True`` a :class:`~chronoledger.chronicle.columns.Labels`
+        of uint32 codes and the label names, much faster to load), loss_value,
+        coherence, tensor_signature.0..2 (float32), action_code (int16, -1 for
+        none), seed_state (uint64), payload (object, JSON text), and one float64
+        column per metric or value name ("metrics.NAME" / "values.NAME", NaN
+        where a record lacks it: :meth:`to_arrow` keeps absent apart from a
+        stored NaN)."""
+        return self.reader().to_numpy(columns, categorical=categorical)
 
     def to_pandas(self):
         """A pandas DataFrame of :meth:`to_numpy` (needs the ``arrow`` extra:
@@ -272,7 +276,16 @@ class Chronicle:
         except ImportError:
             raise MissingDependencyError("to_pandas needs pandas, which is not installed: "
                                          "pip install 'chronoledger[arrow]'") from None
-        return pd.DataFrame(self.to_numpy())
+        cols = self.reader().columns()
+        frame = {}
+        for k, v in cols.items():
+            if isinstance(v, Labels):        # categorical: codes and labels, no string per record
+                frame[k] = pd.Categorical.from_codes(v.codes.astype(np.int32), categories=list(v.names))
+            elif isinstance(v, Optional):
+                frame[k] = v.values
+            else:
+                frame[k] = v
+        return pd.DataFrame(frame, copy=False)
 
     def to_arrow(self):
         """A pyarrow Table of :meth:`to_numpy` (needs the ``arrow`` extra:
@@ -283,10 +296,15 @@ class Chronicle:
         except ImportError:
             raise MissingDependencyError("to_arrow needs pyarrow, which is not installed: "
                                          "pip install 'chronoledger[arrow]'") from None
-        cols = self.to_numpy()
+        cols = self.reader().columns()
         arrays = {}
         for k, v in cols.items():
-            if k == "action_code":
+            if isinstance(v, Labels):        # a dictionary column: the codes and the labels
+                arrays[k] = pa.DictionaryArray.from_arrays(pa.array(v.codes.astype(np.int32)),
+                                                           pa.array(list(v.names), type=pa.string()))
+            elif isinstance(v, Optional):    # absent is null; a stored NaN stays NaN
+                arrays[k] = pa.array(v.values, mask=~v.present)
+            elif k == "action_code":
                 arrays[k] = pa.array(np.where(v < 0, 0, v).astype(np.uint8), mask=v < 0)
             elif v.dtype == object:
                 arrays[k] = pa.array(v.tolist(), type=pa.string())

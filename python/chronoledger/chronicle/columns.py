@@ -293,8 +293,10 @@ def _float_prefix(data: memoryview) -> tuple[int, int, int, float | None, int]:
 
 
 def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, float | None], records: int,
-                   where: str) -> npt.NDArray[Any] | Optional:
-    """A KIND_FLOAT column from its decoded integer columns."""
+                   where: str, partial: bool = False, rows: slice | None = None) -> npt.NDArray[Any] | Optional:
+    """A KIND_FLOAT column from its decoded integer columns (``partial``: the
+    values column holds only the first ``records`` rows of the block), cut to
+    ``rows`` before the bits become floats."""
     flags, width, exceptions, scale = info
     dtype = np.float32 if width == 4 else np.float64
     present = None
@@ -305,22 +307,31 @@ def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, floa
     count = records if present is None else int(np.count_nonzero(present))
     if len(raw) != count or (present is not None and len(present) != records):
         raise CorruptDataError(f"{where}: {len(raw)} values for {count} rows")
+    at = bits = None
+    if exceptions:
+        at, bits = vals[1], vals[2]
+        if len(at) != exceptions or len(bits) != exceptions or (len(at) and not partial and int(at.max()) >= count):
+            raise CorruptDataError(f"{where}: its {exceptions} exceptions do not fit its {count} values")
+    lo = 0
+    if present is None and rows is not None:        # cut first: only these rows become floats
+        lo = rows.start or 0
+        raw = raw[rows]
+        count = len(raw)
     if scale is None:
         if raw.dtype != (np.uint32 if width == 4 else np.uint64):
             raise CorruptDataError(f"{where}: exact float bits stored as {raw.dtype}")
         values = from_ordered_bits(raw, width)
     else:
         values = core.dequantize(raw, scale, dtype=dtype)
-        if exceptions:
-            at, bits = vals[1], vals[2]
-            if len(at) != exceptions or len(bits) != exceptions or (len(at) and int(at.max()) >= count):
-                raise CorruptDataError(f"{where}: its {exceptions} exceptions do not fit its {count} values")
-            values[at.astype(np.intp)] = bits.astype(np.uint64).view(np.float64).astype(dtype)
+        if at is not None and bits is not None:
+            inside = (at >= lo) & (at < lo + count)
+            values[(at[inside] - lo).astype(np.intp)] = bits[inside].astype(np.uint64).view(np.float64).astype(dtype)
     if present is None:
         return values
     full = np.full(records, np.nan)
     full[present] = values
-    return Optional(full, present)
+    column = Optional(full, present)
+    return column if rows is None else column[rows]
 
 
 def read_directory(payload: bytes | memoryview, where: str) -> list[tuple[str, int, int, int]]:
@@ -371,9 +382,10 @@ def _int64_scratch(k: int, n: int) -> npt.NDArray[np.int64]:
 
 def decode_block(payload: bytes | memoryview, records: int, scale: float | None, where: str,
                  names: set[str] | None = None, rows: slice | None = None,
-                 into: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, Column]:
-    """Decode the columns of a data-block payload (only ``names`` if given;
-    only the records ``rows`` if given, cut before any conversion).
+                 into: dict[str, npt.NDArray[Any]] | None = None, skip: set[str] | None = None) -> dict[str, Column]:
+    """Decode the columns of a data-block payload (only ``names`` if given,
+    none of ``skip``; only the records ``rows`` if given, cut before any
+    conversion).
 
     ``into`` maps names of quantized-float columns and of 64-bit integer
     columns to arrays of ``records`` values that receive them (slices of a
@@ -384,7 +396,7 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
     # (name, kind, encoded int columns, dictionary of a STR column, text blob of a TEXT column)
     jobs: list[tuple[str, int, list[memoryview], Any, memoryview | None]] = []
     for name, kind, start, end in directory:
-        if names is not None and name not in names:
+        if (names is not None and name not in names) or (skip is not None and name in skip):
             continue
         if (kind == fmt.KIND_FLOAT) != (scale is None) and kind in _FLOAT_KINDS:
             raise CorruptDataError(f"{where}: column {name!r} is of kind {fmt.KIND_NAMES[kind]}, which a "
@@ -426,6 +438,18 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
         except (struct.error, ValueError, UnicodeDecodeError) as exc:
             raise CorruptDataError(f"{where}: column {name!r} is malformed: {exc}") from None
     flat = [c for _, _, cols, _, _ in jobs for c in cols]
+    # rows from the start of the block: decode only as far as they need, where
+    # a column's values are one per row (the codec then reads only that prefix)
+    limit = rows.stop if rows is not None and rows.step in (None, 1) and rows.stop is not None \
+        and rows.stop < records else None
+    limits: list[int | None] = []
+    for name, kind, cols, info, _ in jobs:
+        if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_U8, fmt.KIND_STR):
+            limits.append(limit)
+        elif kind == fmt.KIND_FLOAT and not info[0] & fmt.FLOAT_OPTIONAL:
+            limits += [limit] + [None] * (len(cols) - 1)
+        else:
+            limits += [None] * len(cols)
     dests: list[npt.NDArray[Any] | None] = []
     for name, kind, cols, _, _ in jobs:
         dest = into.get(name)
@@ -436,7 +460,7 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
         else:
             dests += [None] * len(cols)
     try:
-        decoded = core.decode_columns(flat, max_values=records, out=dests)
+        decoded = core.decode_columns(flat, max_values=records, out=dests, limits=limits)
     except CorruptDataError as exc:
         raise CorruptDataError(f"{where}: {exc}") from None
     assert isinstance(decoded, list)            # a sequence of columns in, a list of arrays out
@@ -444,13 +468,14 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
     k = 0
     for name, kind, cols, dictionary, blob_view in jobs:
         vals = decoded[k:k + len(cols)]
+        first_limit = limits[k]
         k += len(cols)
-        if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != records:
+        expected = records if first_limit is None else first_limit
+        if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != expected:
             raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
         if kind == fmt.KIND_FLOAT:
-            column = _decode_floats(vals, dictionary, records, f"{where}: column {name!r}")
-            if rows is not None:
-                column = column[rows]
+            column = _decode_floats(vals, dictionary, expected, f"{where}: column {name!r}",
+                                    partial=first_limit is not None, rows=rows)
             dest = into.get(name)
             if dest is not None and isinstance(column, np.ndarray):
                 dest[...] = column

@@ -11,12 +11,13 @@ Two ways, chosen per field and per metric (or per event value):
   ``q * scale``; smaller on disk for smooth series, and the same integers on
   every machine.  NaN and the infinities are kept exactly beside the integers.
 
-Nothing is stored as anything but itself without an error: a value too
-large for its form, or a non-zero value that its form would store as zero
-(``4e-7`` at scale ``1e-6``, ``1e-50`` as float32), is refused with a
-:class:`ValidationError` naming the field, so a run never loses a small
-learning rate silently.  Fixed point's rounding of other values is the
-documented choice that asking for a scale makes.
+Nothing is stored as anything but itself without an error or an explicit
+choice: by default every float is exact, so a learning rate of 1e-8 is
+1e-8; a value its exact form cannot hold (``1e-50`` or ``1e39`` as
+float32) is refused with a :class:`ValidationError` naming the field.
+Asking for a scale is the explicit choice to round: every value becomes the
+nearest multiple of the scale (so one smaller than half of it becomes 0);
+only a value too large for the integers is refused.
 
 A precision is given as ``precision=`` when a chronicle is created:
 
@@ -162,9 +163,6 @@ def check_value(v: float, scale: float | None, f32: bool, where: str) -> None:
     a = abs(v) / scale
     if a >= FIXED_LIMIT or (f32 and abs(v) > F32_MAX):
         raise ValidationError(f"{where} = {v!r} is too large for fixed point at scale {scale!r}")
-    if a <= 0.5 and v != 0.0:
-        raise ValidationError(f"{where} = {v!r} would be stored as 0 at scale {scale!r}: use a smaller scale "
-                              f"or precision 'exact' for it")
 
 
 def check_array(values: npt.NDArray[Any], scale: float | None, f32: bool, where: str) -> None:
@@ -182,7 +180,7 @@ def check_array(values: npt.NDArray[Any], scale: float | None, f32: bool, where:
             bad = finite & (np.isinf(v32) | ((v != 0) & (v32 == 0)))
         else:
             q = a / scale
-            bad = finite & ((q >= FIXED_LIMIT) | ((q <= 0.5) & (v != 0)) | ((a > F32_MAX) if f32 else False))
+            bad = finite & ((q >= FIXED_LIMIT) | ((a > F32_MAX) if f32 else False))
     if bad.any():
         i = int(np.argmax(bad))
         check_value(float(v[i]), scale, f32, f"{where}: element {i}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import mmap
 import os
@@ -19,7 +20,7 @@ from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.columns import Column, Labels, Optional
 from chronoledger.chronicle.precision import Precision
-from chronoledger.chronicle.records import DYNAMIC_PREFIX, FIXED_COLUMNS, CycleRecord, EventRecord, record_from_row
+from chronoledger.chronicle.records import DYNAMIC_PREFIX, FIXED_COLUMNS, CycleRecord, EventRecord
 from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
 
 # Result dtypes of the schema columns that to_numpy decodes in place.
@@ -28,6 +29,12 @@ _RESULT_DTYPES: dict[str, type[np.generic]] = {
     "tensor_signature.0": np.float32, "tensor_signature.1": np.float32, "tensor_signature.2": np.float32}
 
 MODES = ("tolerate", "strict", "skip")
+
+
+def _u64(t: int) -> np.uint64:
+    """A bound for searchsorted over u64 timestamps, clamped to u64 (a Python
+    int would make numpy compare as floats: slow, and inexact past 2**53)."""
+    return np.uint64(min(max(int(t), 0), 2**64 - 1))
 _logger = logging.getLogger("chronoledger.chronicle")
 
 
@@ -414,7 +421,8 @@ class ChronicleReader:
 
     # --- decoding ---------------------------------------------------------
     def read_block(self, i: int, names: set[str] | None = None, check: bool = True,
-                   rows: slice | None = None, into: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, Column]:
+                   rows: slice | None = None, into: dict[str, npt.NDArray[Any]] | None = None,
+                   skip: set[str] | None = None) -> dict[str, Column]:
         """Decode data block ``i`` (checking its CRC-64 first); only the
         records ``rows`` of it if given; ``into`` as in columns.decode_block.
         A dictionary (phase / event_type) column comes as :class:`Labels`."""
@@ -431,7 +439,7 @@ class ChronicleReader:
             else:
                 rows = slice(min(rows.start or 0, bh.live), min(bh.live if rows.stop is None else rows.stop,
                                                                  bh.live))
-        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into)
+        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into, skip)
 
     def read_timestamps(self, i: int) -> npt.NDArray[np.integer[Any]]:
         """The timestamps of data block ``i`` (checking its CRC-64 first)."""
@@ -458,42 +466,71 @@ class ChronicleReader:
                     names.append(name)
         return names
 
-    def _concat(self, parts: list[dict[str, Column]], names: list[str],
-                counts: list[int], done: dict[str, npt.NDArray[Any]] | None = None) -> dict[str, npt.NDArray[Any]]:
-        """Join blocks' columns; those in ``done`` were decoded in place already."""
-        out: dict[str, npt.NDArray[Any]] = {}
+    def _concat(self, parts: list[dict[str, Column]], names: list[str], counts: list[int],
+                done: dict[str, npt.NDArray[Any]] | None = None, raw: bool = False) -> dict[str, Any]:
+        """Join blocks' columns; those in ``done`` were decoded in place
+        already.  ``raw``: dictionary columns stay :class:`Labels` (codes and
+        names) and optional float columns :class:`Optional` (values and
+        presence); otherwise they become strings and floats (NaN: absent)."""
+        out: dict[str, Any] = {}
         for name in names:
             if done and name in done:
                 out[name] = done[name]
                 continue
             arrays: list[npt.NDArray[Any]] = []
             labels: list[Labels] = []
+            optionals: list[Optional] = []
             for part, n in zip(parts, counts):
                 column = part.get(name)
                 if column is None:      # a metric that had not appeared yet in this block
-                    arrays.append(np.full(n, np.nan))
+                    optionals.append(Optional.absent(n))
                 elif isinstance(column, Optional):
-                    arrays.append(column.values)
+                    optionals.append(column)
                 elif isinstance(column, Labels):
                     labels.append(column)
                 else:
                     arrays.append(column)
-            if labels and arrays:
+            if labels and (arrays or optionals):
                 raise CorruptDataError(f"{self.path}: column {name!r} holds strings in some blocks, "
                                        f"not in others")
             if labels:
-                out[name] = (Labels.concat(labels) if len(labels) > 1 else labels[0]).strings()
+                joined = Labels.concat(labels) if len(labels) > 1 else labels[0]
+                out[name] = joined if raw else joined.strings()
+            elif arrays and optionals:          # format 1: NaN-for-absent arrays beside absent blocks
+                pieces: list[npt.NDArray[Any]] = []
+                for part, n in zip(parts, counts):
+                    column = part.get(name)
+                    if column is None or isinstance(column, Labels):
+                        pieces.append(np.full(n, np.nan))
+                    else:
+                        pieces.append(column.values if isinstance(column, Optional) else column)
+                out[name] = np.concatenate(pieces)
+            elif optionals:
+                joined_opt = Optional.concat(optionals) if len(optionals) > 1 else optionals[0]
+                out[name] = joined_opt if raw else joined_opt.values
             elif not arrays:
                 out[name] = np.empty(0)
             else:
                 out[name] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
         return out
 
-    def to_numpy(self, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
-        """Every record as numpy columns (name -> array)."""
-        return self._read_range(0, len(self.layout.blocks), columns)
+    def to_numpy(self, columns: list[str] | None = None, *, categorical: bool = False) -> dict[str, Any]:
+        """Every record as numpy columns (name -> array).  ``categorical``:
+        phase / event_type come as :class:`~chronoledger.chronicle.columns.Labels`
+        (``codes``: uint32, ``names``: the labels; ``strings()`` makes the
+        strings), much faster and smaller than one string object per record."""
+        cols = self._read_range(0, len(self.layout.blocks), columns, raw=True)
+        return {k: (v.strings() if isinstance(v, Labels) and not categorical else
+                    v.values if isinstance(v, Optional) else v) for k, v in cols.items()}
 
-    def _read_range(self, lo: int, hi: int, columns: list[str] | None) -> dict[str, npt.NDArray[Any]]:
+    def columns(self, columns: list[str] | None = None) -> dict[str, Any]:
+        """Every record as decoded columns: numpy arrays, :class:`Labels` for
+        phase / event_type and :class:`Optional` (values, presence) for the
+        metric / value columns of format 2 (a stored NaN is present, an
+        absent value is not): what to_pandas and to_arrow build on."""
+        return self._read_range(0, len(self.layout.blocks), columns, raw=True)
+
+    def _read_range(self, lo: int, hi: int, columns: list[str] | None, raw: bool = False) -> dict[str, Any]:
         want = set(columns) if columns is not None else None
         counts = [self.layout.blocks[i].rows for i in range(lo, hi)]
         # The schema's numeric columns are decoded straight into their result
@@ -527,8 +564,7 @@ class ChronicleReader:
             names = [n for n, _ in FIXED_COLUMNS[self.schema]]
             for part in parts:
                 names += [k for k in part if k not in names]
-        out = self._concat(parts, names, counts, finals)
-        return out
+        return self._concat(parts, names, counts, finals, raw)
 
     def query(self, start: int, end: int, columns: list[str] | None = None) -> dict[str, npt.NDArray[Any]]:
         """Columns of the records with ``start <= timestamp < end``.
@@ -545,9 +581,12 @@ class ChronicleReader:
             # the timestamps say which rows of the block are wanted; the other
             # columns are then cut to those rows before any conversion
             ts = self.read_timestamps(i)
-            a, b = int(np.searchsorted(ts, start, "left")), int(np.searchsorted(ts, end, "left"))
+            a, b = int(np.searchsorted(ts, _u64(start), "left")), int(np.searchsorted(ts, _u64(end), "left"))
             if a < b:
-                parts.append(self.read_block(i, want, check=False, rows=slice(a, b)))
+                part = self.read_block(i, want, check=False, rows=slice(a, b), skip={"timestamp"})
+                if want is None or "timestamp" in want:
+                    part = {"timestamp": ts[a:b], **part}
+                parts.append(part)
                 counts.append(b - a)
         if columns is not None:
             names = list(columns)
@@ -558,33 +597,72 @@ class ChronicleReader:
         return self._concat(parts, names, counts)
 
     def records(self, start: int | None = None, end: int | None = None) -> Iterator[CycleRecord | EventRecord]:
-        """Records (CycleRecord or EventRecord), in timestamp order, block by block."""
+        """Records (CycleRecord or EventRecord) with ``start <= timestamp <
+        end`` (either may be None), in timestamp order, block by block.  A
+        block only partly in the range has its timestamps decoded first and
+        only the rows in range decoded into records."""
         lo = 0 if start is None else bisect.bisect_left(self._last, start)
         hi = len(self.layout.blocks) if end is None else bisect.bisect_left(self._first, end)
-        prefix = DYNAMIC_PREFIX[self.schema]
         for i in range(lo, hi):
-            cols: dict[str, Any] = {}
-            for k, v in self.read_block(i).items():
-                if isinstance(v, Labels):
-                    cols[k] = v.strings()
-                elif isinstance(v, Optional):           # absent: None; a stored NaN stays NaN
-                    values = v.values.astype(object)
-                    values[~v.present] = None
-                    cols[k] = values
-                elif k.startswith(prefix) and v.dtype.kind == "f":   # format 1: NaN meant absent
-                    values = v.astype(object)
-                    values[np.isnan(v)] = None
-                    cols[k] = values
-                else:
-                    cols[k] = v
-            names = list(cols)
-            n = self.layout.blocks[i].rows
-            for j in range(n):
-                row = {k: cols[k][j] for k in names}
-                ts = int(row["timestamp"])
-                if (start is not None and ts < start) or (end is not None and ts >= end):
+            bh = self.layout.blocks[i]
+            if (start is not None and bh.first_ts < start) or (end is not None and bh.last_ts >= end):
+                ts = self.read_timestamps(i)
+                a = 0 if start is None else int(np.searchsorted(ts, _u64(start), "left"))
+                b = len(ts) if end is None else int(np.searchsorted(ts, _u64(end), "left"))
+                if a >= b:
                     continue
-                yield record_from_row(self.schema, row)
+                # the CRC was checked with the timestamps, which are not decoded twice
+                cols = self.read_block(i, check=False, rows=slice(a, b), skip={"timestamp"})
+                cols["timestamp"] = ts[a:b]
+            else:
+                cols = self.read_block(i)
+            yield from self._records_of(cols, i)
+
+    def _records_of(self, cols: dict[str, Column], i: int) -> Iterator[CycleRecord | EventRecord]:
+        """The records of decoded columns: each column turned into Python values once."""
+        bh = self.layout.blocks[i]
+        missing = [name for name, _ in FIXED_COLUMNS[self.schema] if name not in cols]
+        if missing:
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset} lacks the column "
+                                   f"{missing[0]!r} of its schema", offset=bh.offset)
+        prefix = DYNAMIC_PREFIX[self.schema]
+        py: dict[str, list[Any]] = {}
+        extras: list[tuple[str, list[Any], list[bool]]] = []
+        for k, v in cols.items():
+            if isinstance(v, Labels):
+                py[k] = v.strings().tolist()
+            elif isinstance(v, Optional):                       # absent stays absent; a stored NaN is a value
+                extras.append((k[len(prefix):], v.values.tolist(), v.present.tolist()))
+            elif k.startswith(prefix):
+                if v.dtype.kind != "f":
+                    raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: column {k!r} does "
+                                           f"not hold floats", offset=bh.offset)
+                extras.append((k[len(prefix):], v.tolist(), (~np.isnan(v)).tolist()))   # format 1: NaN = absent
+            else:
+                py[k] = v.tolist()
+        n = len(py["timestamp"])
+        if any(len(c) != n for c in py.values()) or any(len(e[1]) != n for e in extras):
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its columns hold different "
+                                   f"numbers of records", offset=bh.offset)
+        metric_rows: list[dict[str, float]] = [{} for _ in range(n)]
+        for name, values, present in extras:
+            for j, (value, here) in enumerate(zip(values, present)):
+                if here:
+                    metric_rows[j][name] = float(value)
+        try:
+            if self.schema == fmt.SCHEMA_CYCLE:
+                for ts, phase, loss, coh, s0, s1, s2, action, seed, metrics in zip(
+                        py["timestamp"], py["phase"], py["loss_value"], py["coherence"], py["tensor_signature.0"],
+                        py["tensor_signature.1"], py["tensor_signature.2"], py["action_code"], py["seed_state"],
+                        metric_rows):
+                    yield CycleRecord(int(ts), str(phase), float(loss), float(coh), (float(s0), float(s1), float(s2)),
+                                      None if action < 0 else int(action), int(seed), metrics)
+            else:
+                for ts, etype, payload, named in zip(py["timestamp"], py["event_type"], py["payload"], metric_rows):
+                    yield EventRecord(int(ts), str(etype), json.loads(payload), named)
+        except (TypeError, ValueError) as exc:                # a value of the wrong kind: not what we write
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: a record cannot be read: "
+                                   f"{exc}", offset=bh.offset) from None
 
     def __iter__(self) -> Iterator[CycleRecord | EventRecord]:
         return self.records()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from chronoledger.chronicle import format as fmt
@@ -67,24 +66,3 @@ EVENT_COLUMNS = [
 ]
 FIXED_COLUMNS = {fmt.SCHEMA_CYCLE: CYCLE_COLUMNS, fmt.SCHEMA_EVENT: EVENT_COLUMNS}
 DYNAMIC_PREFIX = {fmt.SCHEMA_CYCLE: METRIC_PREFIX, fmt.SCHEMA_EVENT: VALUE_PREFIX}
-
-
-def record_from_row(schema: int, row: dict) -> CycleRecord | EventRecord:
-    """Build a record from one row of decoded columns (numpy scalars)."""
-    prefix = DYNAMIC_PREFIX[schema]
-    extra = {k[len(prefix):]: float(v) for k, v in row.items() if k.startswith(prefix) and v is not None}
-    if schema == fmt.SCHEMA_CYCLE:
-        action = int(row["action_code"])
-        return CycleRecord(
-            timestamp=int(row["timestamp"]),
-            phase=str(row["phase"]),
-            loss_value=float(row["loss_value"]),
-            coherence=float(row["coherence"]),
-            tensor_signature=(float(row["tensor_signature.0"]), float(row["tensor_signature.1"]),
-                              float(row["tensor_signature.2"])),
-            action_code=None if action < 0 else action,
-            seed_state=int(row["seed_state"]),
-            metrics=extra,
-        )
-    return EventRecord(timestamp=int(row["timestamp"]), event_type=str(row["event_type"]),
-                       payload=json.loads(row["payload"]), values=extra)
