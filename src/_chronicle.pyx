@@ -1,20 +1,21 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, embedsignature=True
 """Compiled staging for the chronicle writer: one cycle record per call, checked
-and stored into typed columns without building Python objects, ordered by the
-core's append buffer.  Knows nothing of files: full windows go to a sink.
+and stored into typed columns without building Python objects, each window
+ordered by (timestamp, arrival) when it is sealed.  Knows nothing of files:
+full windows go to a sink.  Also the column kernels of the writer's encoding
+(fixed point's exceptions, a dictionary's order of first use), which release the GIL.
 """
 
 cimport numpy as cnp
 from cpython.float cimport PyFloat_AsDouble, PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
-from libc.math cimport isfinite, fabs, isinf
+from libc.math cimport isfinite
 from libc.string cimport memcpy
 from libc.stdint cimport int16_t, uint8_t, uint32_t, uint64_t, int64_t
 
 import numpy as np
 
 from chronoledger import errors as _errors
-from chronoledger.chronicle import precision as _precision
 
 from cnative cimport *
 
@@ -32,35 +33,101 @@ _FLOAT_KEYS = ("loss_value", "coherence", "tensor_signature.0", "tensor_signatur
 
 cdef double _FIXED_LIMIT = 9.2e18
 cdef double _F32_MAX = 3.4028234663852886e38
+cdef uint64_t _ABS = 0x7FFFFFFFFFFFFFFF
+cdef uint64_t _F32_TINY_BITS = 0x36A0000000000000      # 2**-149 as a double: float32's least subnormal
+cdef uint64_t _F32_MAX_BITS = 0x47EFFFFFE0000000       # float32's largest value as a double
 
 
-cdef inline bint _storable(double v, double scale, double inv, bint f32, bint finite_only) noexcept nogil:
-    """Whether ``v`` can be stored (chronicle.precision's rules): exact
-    float32 (scale 0) neither overflows nor turns a non-zero value into 0;
-    fixed point stays inside int64 (and float32's range for a float32 field)."""
-    cdef double a
-    cdef float f
-    if not isfinite(v):
-        return not finite_only
+cdef extern from *:
+    """
+    #include <limits.h>
+    /* An exact int in 0 .. 2**64 - 1 as a u64, without raising: 1 on success,
+     * 0 for anything else (the caller's slow path says what is wrong).
+     * PyLong_AsUnsignedLong reads the digits in a plain loop; 3.11's
+     * ...LongLong goes through a byte array, several times slower. */
+    static int cl_py_u64(PyObject *o, uint64_t *out)
+    {
+    #if ULONG_MAX >= 0xFFFFFFFFFFFFFFFFull
+        unsigned long r;
+        if (!PyLong_CheckExact(o)) return 0;
+        r = PyLong_AsUnsignedLong(o);
+        if (r == (unsigned long)-1 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    #else
+        unsigned long long r;
+        if (!PyLong_CheckExact(o)) return 0;
+        r = PyLong_AsUnsignedLongLong(o);
+        if (r == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    #endif
+        *out = (uint64_t)r;
+        return 1;
+    }
+    """
+    int cl_py_u64(object o, uint64_t *out)
+
+
+cdef extern from *:
+    """
+    #if defined(__linux__)
+    #include <fcntl.h>
+    /* Starts writing the range back to the disk without waiting for it, so
+     * the fsync at close finds little left to do (0 or an errno). */
+    static int cl_start_writeback(int fd, long long offset, long long length)
+    {
+        return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : errno;
+    }
+    #else
+    static int cl_start_writeback(int fd, long long offset, long long length)
+    {
+        (void)fd; (void)offset; (void)length;
+        return -1;
+    }
+    #endif
+    """
+    int cl_start_writeback(int fd, long long offset, long long length) nogil
+
+
+cdef inline uint64_t _bits(double v) noexcept nogil:
+    cdef uint64_t b
+    memcpy(&b, &v, 8)
+    return b
+
+
+cdef inline bint _surely_storable(double v, uint64_t lo, uint64_t span) noexcept nogil:
+    """The per-record check's common case, one subtraction and one comparison:
+    |v| in a range of values its precision holds for certain ([2**-149,
+    float32 max] for exact float32, [0, a bound well inside int64 and
+    float32] for fixed point).  NaN, the infinities, zero for exact float32
+    and anything near a limit fall to cl_stage_storable."""
+    return (_bits(v) & _ABS) - lo < span
+
+
+cdef void _sure_range(double scale, bint f32, uint64_t *lo, uint64_t *span) noexcept:
+    """The range of _surely_storable for a field of ``scale`` (0: exact)."""
+    cdef double hi
     if scale == 0.0:
-        if not f32:
-            return True
-        f = <float>v
-        return not isinf(f) and not (f == 0.0 and v != 0.0)
-    a = fabs(v) * inv
-    # fixed point rounds every value to the scale, tiny ones to 0: the choice a scale makes
-    return not (a >= _FIXED_LIMIT or (f32 and fabs(v) > _F32_MAX))
+        if f32:
+            lo[0] = _F32_TINY_BITS
+            span[0] = _F32_MAX_BITS - _F32_TINY_BITS + 1
+        else:
+            lo[0] = 0
+            span[0] = 0x7FF0000000000000       # every finite float64
+        return
+    hi = _FIXED_LIMIT * scale * 0.999999   # |v| / scale stays below the limit whatever the rounding
+    if f32 and hi > _F32_MAX:
+        hi = _F32_MAX
+    lo[0] = 0
+    span[0] = _bits(hi) + 1
 
 
 cdef class _FloatSource:
     """One float column of an extend() batch: float32 or float64, contiguous
     or a strided view (a column of an (n, 3) array), checked and copied a
-    chunk at a time."""
+    chunk at a time by the kernels of native/cl_stage.c."""
     cdef object arr
     cdef str name
     cdef bint f32
-    cdef const float[:] v32
-    cdef const double[:] v64
+    cdef const char *data
+    cdef ptrdiff_t stride          # in elements
 
     def __cinit__(self, values, str name, size_t n):
         arr = np.asarray(values)
@@ -68,23 +135,23 @@ cdef class _FloatSource:
             arr = arr.astype(np.float64)
         if arr.ndim != 1 or <size_t>arr.shape[0] != n:
             raise ValueError("CycleStager.extend: %s must be 1-D with %d values" % (name, n))
+        if n and arr.strides[0] % arr.itemsize:      # a field of a packed record: not a whole number of values
+            arr = np.ascontiguousarray(arr)
         self.arr = arr
         self.name = name
         self.f32 = arr.dtype == np.float32
-        if self.f32:
-            self.v32 = arr
-        else:
-            self.v64 = arr
+        self.data = <const char *>cnp.PyArray_DATA(<cnp.ndarray>arr)
+        self.stride = arr.strides[0] // arr.itemsize if n else 1
 
-    cdef int check(self, size_t n, double scale, bint finite_only, object path) except -1:
-        """Raise ValidationError naming the first value that would not be stored as itself."""
-        cdef size_t i, bad = n
+    cdef int check(self, size_t n, double scale, bint finite_only, object path, object explain) except -1:
+        """Raise ValidationError naming the first value that cannot be stored."""
+        cdef size_t bad
         cdef double inv = 1.0 / scale if scale > 0.0 else 0.0
         with nogil:
-            for i in range(n):
-                if not _storable(self.v32[i] if self.f32 else self.v64[i], scale, inv, True, finite_only):
-                    bad = i
-                    break
+            if self.f32:
+                bad = cl_stage_first_bad_f32(<const float *>self.data, self.stride, n, inv, finite_only)
+            else:
+                bad = cl_stage_first_bad_f64(<const double *>self.data, self.stride, n, inv, 1, finite_only)
         if bad == n:
             return 0
         value = float(self.arr[bad])
@@ -92,53 +159,63 @@ cdef class _FloatSource:
             raise _errors.ValidationError(
                 "%s: column %r: element %d is %r: this chronicle is in format 1 (fixed point), which cannot "
                 "store NaN or infinity" % (path, self.name, bad, value))
-        _precision.check_value(value, scale if scale > 0.0 else None, True,
-                               "%s: column %r: element %d" % (path, self.name, bad))
+        if explain is not None:
+            explain(value, scale if scale > 0.0 else None, True, "%s: column %r: element %d" % (path, self.name, bad))
         raise _errors.ValidationError("%s: column %r: element %d = %r cannot be stored"
                                       % (path, self.name, bad, value))
 
     cdef void copy(self, size_t start, size_t n, double *out) noexcept nogil:
-        cdef size_t i
         if self.f32:
-            for i in range(n):
-                out[i] = self.v32[start + i]
+            cl_stage_widen_f32(<const float *>self.data + <ptrdiff_t>start * self.stride, self.stride, n, out)
         else:
-            for i in range(n):
-                out[i] = self.v64[start + i]
+            cl_stage_copy_f64(<const double *>self.data + <ptrdiff_t>start * self.stride, self.stride, n, out)
 
 
 cdef class CycleStager:
     """Stages cycle records for a chronicle writer.
 
     ``append`` checks one record and stores it, ``extend`` a checked batch of
-    columns; every ``window`` records the window is sealed (sorted by
-    (timestamp, arrival) by the core's append buffer), queued, and ``sink()``
-    is called; ``take_ready()`` then gives the queued windows in order as
-    ``(columns, labels, metrics)``: numpy columns (timestamp u64, phase u32
-    codes, loss_value, coherence, tensor_signature.0..2 float64 as given,
-    action_code int16 with -1 for none, seed_state u64), the phase names of
-    the codes, and metric name -> (float64 values, bool present).
+    columns; every ``window`` records the window is sealed (ordered by
+    (timestamp, arrival): a stable sort of its timestamps, when they are not
+    in order already), queued, and ``sink()`` is called; ``take_ready()``
+    then gives the queued windows in order as ``(columns, labels, metrics,
+    token)``: numpy columns (timestamp u64, phase u32 codes, loss_value,
+    coherence, tensor_signature.0..2 float64 as given, action_code int16
+    with -1 for none, seed_state u64), the phase names of the codes, and
+    metric name -> (float64 values, bool present).
 
     Every float is checked against its precision as it is staged
     (``fields``: the five cycle fields' scales, 0.0 for exact float32;
     ``metric_default`` / ``metric_named``: the metrics', 0.0 for exact
     float64; ``finite_only`` for a format-1 file, which has no room for NaN
-    or infinity): what would not be stored as itself is refused now, so
-    encoding a window later cannot fail.
+    or infinity; ``explain(value, scale, f32, where)``, if given, raises the
+    precision's own message for a refused value, since this module sits
+    below the chronicle package and does not import it): what cannot be
+    stored is refused now, so encoding a window
+    later cannot fail.  Nothing is quantized or transformed here: that is
+    the encoder's work, per window, on the writer's background thread.
 
-    Thread-safe: the staging state is guarded by a lock that is held only
-    while no Python code of the caller runs; a thread waiting for it does not
-    hold the GIL.  The checks (which may run Python code) come before it.
+    Thread-safe.  Staging state changes only while the GIL is held, except
+    in ``extend``'s copies, which run without the GIL under a mutex and with
+    ``busy`` set.  A record that does not complete a window is therefore
+    stored without the mutex when no thread is busy (the GIL alone keeps
+    two appenders apart: nothing between the test of ``busy`` and the store
+    can release it); otherwise, and to seal, the mutex is taken.  A thread
+    waiting for the mutex does not hold the GIL.  The checks (which may run
+    Python code) come before any of it.
     """
-    cdef cl_appendbuf *_b
     cdef cl_mutex lock
     cdef bint lock_ready
+    cdef int busy                  # a thread holds the mutex (set and cleared with the GIL held)
     cdef size_t window
     cdef double fscale[5]
     cdef double finv[5]
+    cdef uint64_t flo[5]           # _surely_storable's range, per field
+    cdef uint64_t fspan[5]
     cdef double metric_default
     cdef dict metric_named
     cdef bint finite_only
+    cdef object explain            # raises the precision's own message for a refused value
     cdef bint has_floor
     cdef uint64_t floor
     cdef object sink
@@ -147,10 +224,9 @@ cdef class CycleStager:
     cdef uint32_t last_code
     cdef dict phase_codes
     cdef list phase_names
-    cdef list row_metrics          # per row: the metrics dict of append(), or None
-    cdef bint any_row_metrics
+    cdef list row_metrics          # per row: the metrics dict of append(), or None; None until one comes
     cdef dict batch_metrics        # name -> (values, present) copied in by extend()
-    cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed, a_rows
+    cdef object a_ts, a_phase, a_loss, a_coh, a_t0, a_t1, a_t2, a_action, a_seed
     # Raw pointers into the a_* arrays above (which own the memory and stay
     # referenced while these are used): no memoryview checks per record.
     cdef uint64_t *ts
@@ -162,15 +238,15 @@ cdef class CycleStager:
     cdef double *t2           # as given; checked against their precision
     cdef int16_t *action
     cdef uint64_t *seed
-    cdef uint64_t *rows
     cdef size_t n
+    cdef int in_order              # the window's timestamps are non-decreasing so far
+    cdef uint64_t last_ts          # the window's last timestamp (0 when it is empty)
     cdef bint closed
     cdef list ready
     cdef list spare                # window buffer sets given back by recycle()
-    cdef object a_order, a_sorted_ts
 
     def __cinit__(self, size_t window, object sink, object floor=None, str path="", tuple fields=(0.0,) * 5,
-                  double metric_default=0.0, dict metric_named=None, bint finite_only=False):
+                  double metric_default=0.0, dict metric_named=None, bint finite_only=False, object explain=None):
         cdef int k
         if window == 0:
             raise ValueError("CycleStager: window must be > 0")
@@ -181,14 +257,13 @@ cdef class CycleStager:
             if not (self.fscale[k] >= 0.0 and isfinite(self.fscale[k])):
                 raise ValueError("CycleStager: a scale must be finite and >= 0 (0: exact), got %r" % (fields[k],))
             self.finv[k] = 1.0 / self.fscale[k] if self.fscale[k] > 0.0 else 0.0
+            _sure_range(self.fscale[k], True, &self.flo[k], &self.fspan[k])
         if not (metric_default >= 0.0 and isfinite(metric_default)):
             raise ValueError("CycleStager: metric_default must be finite and >= 0, got %r" % metric_default)
         self.metric_default = metric_default
         self.metric_named = dict(metric_named or {})
         self.finite_only = finite_only
-        cdef cl_status st = cl_appendbuf_new(window, &self._b)
-        if st != CL_OK:
-            raise _errors.status_error(<int>st, "CycleStager", "cannot allocate the ordering buffer")
+        self.explain = explain
         if cl_mutex_init(&self.lock) != 0:
             raise MemoryError("CycleStager: cannot allocate a lock")
         self.lock_ready = True
@@ -201,14 +276,9 @@ cdef class CycleStager:
         self.phase_names = []
         self.ready = []
         self.spare = []
-        self.a_rows = np.empty(window, np.uint64)
-        self.rows = <uint64_t *>cnp.PyArray_DATA(self.a_rows)
         self._alloc()
 
     def __dealloc__(self):
-        if self._b is not NULL:
-            cl_appendbuf_free(self._b)
-            self._b = NULL
         if self.lock_ready:
             cl_mutex_destroy(&self.lock)
             self.lock_ready = False
@@ -217,8 +287,10 @@ cdef class CycleStager:
         if not cl_mutex_trylock(&self.lock):
             with nogil:              # the holder may need the GIL to finish
                 cl_mutex_lock(&self.lock)
+        self.busy = 1
 
     cdef inline void _release(self):
+        self.busy = 0
         cl_mutex_unlock(&self.lock)
 
     cdef _alloc(self):
@@ -226,7 +298,7 @@ cdef class CycleStager:
         # pages the kernel faults in and zeroes, which costs more than staging.
         if self.spare:
             (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
-             self.a_action, self.a_seed, self.a_order, self.a_sorted_ts) = self.spare.pop()
+             self.a_action, self.a_seed) = self.spare.pop()
         else:
             self.a_ts = np.empty(self.window, np.uint64)
             self.a_phase = np.empty(self.window, np.uint32)
@@ -237,8 +309,6 @@ cdef class CycleStager:
             self.a_t2 = np.empty(self.window, np.float64)
             self.a_action = np.empty(self.window, np.int16)
             self.a_seed = np.empty(self.window, np.uint64)
-            self.a_order = np.empty(self.window, np.uint64)
-            self.a_sorted_ts = np.empty(self.window, np.uint64)
         self.ts = <uint64_t *>cnp.PyArray_DATA(self.a_ts)
         self.phase = <uint32_t *>cnp.PyArray_DATA(self.a_phase)
         self.loss = <double *>cnp.PyArray_DATA(self.a_loss)
@@ -248,10 +318,11 @@ cdef class CycleStager:
         self.t2 = <double *>cnp.PyArray_DATA(self.a_t2)
         self.action = <int16_t *>cnp.PyArray_DATA(self.a_action)
         self.seed = <uint64_t *>cnp.PyArray_DATA(self.a_seed)
-        self.row_metrics = [None] * self.window
-        self.any_row_metrics = False
+        self.row_metrics = None
         self.batch_metrics = {}
         self.n = 0
+        self.in_order = 1
+        self.last_ts = 0
 
     # --- checks (may run Python code; done before the lock) ---------------------
     cdef int _bad(self, str what) except -1:
@@ -263,12 +334,13 @@ cdef class CycleStager:
             f = PyFloat_AsDouble(v)
         except TypeError:
             self._bad("%s must be a number, got %r" % (name, v))
-        if _storable(f, scale, 1.0 / scale if scale > 0.0 else 0.0, f32, self.finite_only):
+        if cl_stage_storable(f, 1.0 / scale if scale > 0.0 else 0.0, f32, self.finite_only):
             return f
         if self.finite_only and not isfinite(f):
             self._bad("%s = %r cannot be stored: this chronicle is in format 1 (fixed point), which has no "
                       "NaN or infinity" % (name, v))
-        _precision.check_value(f, scale if scale > 0.0 else None, f32, "%s: %s" % (self.path, name))
+        if self.explain is not None:
+            self.explain(f, scale if scale > 0.0 else None, f32, "%s: %s" % (self.path, name))
         self._bad("%s = %r cannot be stored" % (name, v))
         return f
 
@@ -277,7 +349,8 @@ cdef class CycleStager:
         cdef double d
         if PyFloat_CheckExact(v):
             d = PyFloat_AS_DOUBLE(v)
-            if _storable(d, self.fscale[k], self.finv[k], True, self.finite_only):
+            if _surely_storable(d, self.flo[k], self.fspan[k]) or \
+                    cl_stage_storable(d, self.finv[k], 1, self.finite_only):
                 return d
         return self._f_slow(v, name, self.fscale[k], True)
 
@@ -302,6 +375,22 @@ cdef class CycleStager:
         self.phase_codes[phase] = code
         return code
 
+    cdef inline uint64_t _u64(self, object v, str name) except? 0xFFFFFFFFFFFFFFFF:
+        cdef uint64_t r
+        if cl_py_u64(v, &r):
+            return r
+        return self._u64_slow(v, name)
+
+    cdef uint64_t _u64_slow(self, object v, str name) except? 0xFFFFFFFFFFFFFFFF:
+        # ints only: a float timestamp or seed would be silently truncated
+        if type(v) is not int and (isinstance(v, bool) or not isinstance(v, np.integer)):
+            self._bad("%s %r is not a u64" % (name, v))
+        try:
+            return v
+        except (OverflowError, TypeError):
+            self._bad("%s %r is not a u64" % (name, v))
+        return 0
+
     cdef dict _check_metrics(self, object metrics):
         if not isinstance(metrics, dict):
             self._bad("metrics must be a dict of name -> float, got %r" % (metrics,))
@@ -313,7 +402,7 @@ cdef class CycleStager:
             scale = self.metric_named.get(k, self.metric_default) if self.metric_named else self.metric_default
             if PyFloat_CheckExact(v):
                 d = PyFloat_AS_DOUBLE(v)
-                if not _storable(d, scale, 1.0 / scale if scale > 0.0 else 0.0, False, self.finite_only):
+                if not cl_stage_storable(d, 1.0 / scale if scale > 0.0 else 0.0, False, self.finite_only):
                     d = self._f_slow(v, "metric %r" % (k,), scale, False)
             else:
                 d = self._f_slow(v, "metric %r" % (k,), scale, False)
@@ -323,23 +412,14 @@ cdef class CycleStager:
     def append(self, timestamp, phase, loss_value, coherence, tensor_signature=None, action_code=None,
                seed_state=0, metrics=None):
         """Check and stage one cycle record; returns True when it completed a window."""
-        cdef uint64_t ts, seed, floor = 0
+        cdef uint64_t ts, seed
         cdef double loss, coh, x0 = 0.0, x1 = 0.0, x2 = 0.0
         cdef int16_t action = -1
         cdef uint32_t code
-        cdef int sealed = 0
         cdef size_t row
-        cdef uint64_t payload
-        cdef cl_status st
         if self.closed:
             raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
-        # ints only: a float timestamp or seed would be silently truncated
-        if type(timestamp) is not int and (isinstance(timestamp, bool) or not isinstance(timestamp, np.integer)):
-            self._bad("timestamp %r is not a u64" % (timestamp,))
-        try:
-            ts = timestamp
-        except (OverflowError, TypeError):
-            self._bad("timestamp %r is not a u64" % (timestamp,))
+        ts = self._u64(timestamp, "timestamp")
         code = self._phase(phase)
         loss = self._f(loss_value, "loss_value", 0)
         coh = self._f(coherence, "coherence", 1)
@@ -361,29 +441,16 @@ cdef class CycleStager:
                     or not 0 <= action_code <= 255:
                 self._bad("action_code must be None or an int 0..255, got %r" % (action_code,))
             action = <int16_t>(<long>action_code)
-        if type(seed_state) is not int and (isinstance(seed_state, bool) or not isinstance(seed_state, np.integer)):
-            self._bad("seed_state %r is not a u64" % (seed_state,))
-        try:
-            seed = seed_state
-        except (OverflowError, TypeError):
-            self._bad("seed_state %r is not a u64" % (seed_state,))
+        seed = self._u64(seed_state, "seed_state")
         if metrics:
             metrics = self._check_metrics(metrics)
         else:
             metrics = None
-        self._acquire()
-        try:
-            if self.has_floor and ts < self.floor:
-                raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
-                                         % (self.path, ts, self.floor))
-            row = self.n
-            payload = row
-            st = cl_appendbuf_push(self._b, ts, &payload, &floor, &sealed)
-            if st == CL_ERR_ORDER:
-                raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
-                                         % (self.path, ts, floor))
-            if st != CL_OK:
-                raise _errors.status_error(<int>st, "%s: staging a record" % self.path)
+        # The common case: nothing from here to the return can release the
+        # GIL, no thread holds the mutex, and the record does not seal.
+        row = self.n
+        if not self.busy and row + 1 < self.window and not (self.has_floor and ts < self.floor) \
+                and (metrics is None or self.row_metrics is not None):
             self.ts[row] = ts
             self.phase[row] = code
             self.loss[row] = loss
@@ -395,35 +462,69 @@ cdef class CycleStager:
             self.seed[row] = seed
             if metrics is not None:
                 self.row_metrics[row] = metrics
-                self.any_row_metrics = True
+            if ts < self.last_ts:
+                self.in_order = 0
+            self.last_ts = ts
             self.n = row + 1
-            if sealed:
+            return False
+        return self._append_locked(ts, code, loss, coh, x0, x1, x2, action, seed, metrics)
+
+    cdef int _append_locked(self, uint64_t ts, uint32_t code, double loss, double coh, double x0, double x1,
+                             double x2, int16_t action, uint64_t seed, object metrics) except -1:
+        cdef bint sealed = False
+        cdef size_t row
+        self._acquire()
+        try:
+            if self.has_floor and ts < self.floor:
+                raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
+                                         % (self.path, ts, self.floor))
+            row = self.n
+            self.ts[row] = ts
+            self.phase[row] = code
+            self.loss[row] = loss
+            self.coh[row] = coh
+            self.t0[row] = x0
+            self.t1[row] = x1
+            self.t2[row] = x2
+            self.action[row] = action
+            self.seed[row] = seed
+            if metrics is not None:
+                if self.row_metrics is None:
+                    self.row_metrics = [None] * self.window
+                self.row_metrics[row] = metrics
+            if ts < self.last_ts:
+                self.in_order = 0
+            self.last_ts = ts
+            self.n = row + 1
+            if self.n == self.window:
                 self._seal_locked()
+                sealed = True
         finally:
             self._release()
         if sealed:
             self.sink()
-            return True
-        return False
+        return sealed
 
     cdef _seal_locked(self):
-        """Queue the sealed window; called with the lock held, after the
-        append buffer sealed it.  The gather into sorted columns happens in
-        take_ready(), outside the lock."""
-        cdef size_t k = 0, n = self.n
-        order = self.a_order
-        cdef uint64_t[::1] ov = order
-        cdef uint64_t[::1] tv = self.a_sorted_ts
-        if n:
-            cl_appendbuf_peek(self._b, &tv[0], &ov[0], n, &k)
-            cl_appendbuf_consume(self._b, k)
+        """Queue the staged window; called with the lock held.  The order of
+        its records, when their timestamps are not in order, is a stable
+        argsort here; the gather into sorted columns happens in take_ready(),
+        outside the lock."""
+        cdef size_t n = self.n
+        cdef uint64_t last = 0
+        order = None
+        if n and self.in_order:
+            last = self.ts[n - 1]
+        elif n:
+            order = np.argsort(self.a_ts[:n], kind="stable")     # (timestamp, arrival)
+            last = self.ts[<size_t>order[n - 1]]
         arrays = (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
-                  self.a_action, self.a_seed, self.a_order, self.a_sorted_ts)
-        self.ready.append((arrays, self.row_metrics if self.any_row_metrics else None, self.batch_metrics,
-                           list(self.phase_names), order, k))
-        if k:
+                  self.a_action, self.a_seed)
+        self.ready.append((arrays, self.row_metrics, self.batch_metrics,
+                           list(self.phase_names), order, n))
+        if n:
             self.has_floor = True
-            self.floor = tv[k - 1]
+            self.floor = last
         self._alloc()
 
     def take_ready(self):
@@ -437,17 +538,8 @@ cdef class CycleStager:
         self.ready = []
         self._release()
         out = []
-        cdef const uint64_t[::1] ov
-        cdef size_t j
-        cdef bint identity
         for arrays, row_metrics, batch_metrics, names, order, k in raws:
-            ov = order
-            identity = True
-            for j in range(k):
-                if ov[j] != j:
-                    identity = False
-                    break
-            idx = slice(0, k) if identity else order[:k].astype(np.intp)
+            idx = slice(0, k) if order is None else order
             columns = {key: a[idx] for key, a in zip(_KEYS, arrays)}
             metrics = {name: (v.copy(), p.copy()) for name, (v, p) in batch_metrics.items()}
             for i in range(k if row_metrics is not None else 0):
@@ -461,7 +553,7 @@ cdef class CycleStager:
                     col[0][i] = value
                     col[1][i] = True
             metrics = {name: (v[idx], p[idx]) for name, (v, p) in metrics.items()}
-            if identity:
+            if order is None:
                 out.append((columns, names, metrics, arrays))
             else:                       # the columns were gathered into new arrays
                 self.recycle(arrays)
@@ -473,12 +565,10 @@ cdef class CycleStager:
         once nothing uses its columns any more."""
         if token is None:
             return
-        self._acquire()
-        try:
-            if len(self.spare) < _MAX_SPARE:
-                self.spare.append(token)
-        finally:
-            self._release()
+        # A list append under the GIL: no mutex, so the encoder thread never
+        # waits here for an appender.
+        if len(self.spare) < _MAX_SPARE:
+            self.spare.append(token)
 
     def extend(self, dict cols, list names, dict metrics=None):
         """Stage a batch whose shapes and types the caller has checked:
@@ -494,9 +584,9 @@ cdef class CycleStager:
         temporaries, whose fresh pages would cost more than the work.
         Records are taken in order; an OrderError names the first one refused
         (the ones before it are kept)."""
-        cdef size_t total, done = 0, take_n, j, r, n_done = 0, c
-        cdef uint64_t floor = 0
-        cdef cl_status st
+        cdef size_t total, done = 0, take_n, r, c, k
+        cdef uint64_t last, flo
+        cdef int in_order, has_floor
         cdef bint sealed
         if self.closed:
             raise _errors.ChronoledgerError("%s: the chronicle writer is closed" % self.path)
@@ -517,10 +607,9 @@ cdef class CycleStager:
         floats = [_FloatSource(cols[key], key, total) for key in _FLOAT_KEYS]
         cdef _FloatSource f0 = floats[0], f1 = floats[1], f2 = floats[2], f3 = floats[3], f4 = floats[4]
         for c in range(5):
-            (<_FloatSource>floats[c]).check(total, self.fscale[c], self.finite_only, self.path)
+            (<_FloatSource>floats[c]).check(total, self.fscale[c], self.finite_only, self.path, self.explain)
         extra = [(name, np.ascontiguousarray(v[0], dtype=np.float64), np.ascontiguousarray(v[1], dtype=bool))
                  for name, v in (metrics or {}).items()]
-        cdef double *dest[5]
         while done < total:
             sealed = False
             self._acquire()
@@ -532,40 +621,31 @@ cdef class CycleStager:
                                              % (self.path, i, int(tsa[i]), self.floor))
                 r = self.n
                 take_n = min(self.window - r, total - done)
-                dest[0] = &self.loss[r]
-                dest[1] = &self.coh[r]
-                dest[2] = &self.t0[r]
-                dest[3] = &self.t1[r]
-                dest[4] = &self.t2[r]
+                last, in_order, has_floor, flo = self.last_ts, self.in_order, self.has_floor, self.floor
                 with nogil:          # other threads wait on the lock without the GIL
-                    f0.copy(done, take_n, dest[0])
-                    f1.copy(done, take_n, dest[1])
-                    f2.copy(done, take_n, dest[2])
-                    f3.copy(done, take_n, dest[3])
-                    f4.copy(done, take_n, dest[4])
-                    memcpy(&self.ts[r], &ts[done], take_n * 8)
-                    memcpy(&self.phase[r], &ph[done], take_n * 4)
-                    memcpy(&self.action[r], &ac[done], take_n * 2)
-                    memcpy(&self.seed[r], &se[done], take_n * 8)
-                    for j in range(take_n):
-                        self.rows[j] = r + j
+                    k = cl_stage_scan_ts(&ts[done], take_n, has_floor, flo, &last, &in_order)
+                    f0.copy(done, k, &self.loss[r])
+                    f1.copy(done, k, &self.coh[r])
+                    f2.copy(done, k, &self.t0[r])
+                    f3.copy(done, k, &self.t1[r])
+                    f4.copy(done, k, &self.t2[r])
+                    memcpy(&self.ts[r], &ts[done], k * 8)
+                    memcpy(&self.phase[r], &ph[done], k * 4)
+                    memcpy(&self.action[r], &ac[done], k * 2)
+                    memcpy(&self.seed[r], &se[done], k * 8)
+                self.last_ts, self.in_order = last, in_order
                 for name, v, p in extra:
                     col = self.batch_metrics.get(name)
                     if col is None:
                         col = self.batch_metrics[name] = (np.zeros(self.window, np.float64),
                                                           np.zeros(self.window, bool))
-                    col[0][r:r + take_n] = v[done:done + take_n]
-                    col[1][r:r + take_n] = p[done:done + take_n]
-                st = cl_appendbuf_push_many(self._b, &ts[done], self.rows, take_n, &n_done, &floor)
-                if st != CL_OK:
-                    self.n = r + n_done
-                    if st == CL_ERR_ORDER:
-                        raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed "
-                                                 "timestamp %d" % (self.path, done + n_done, ts[done + n_done],
-                                                                   floor))
-                    raise _errors.status_error(<int>st, "%s: staging records" % self.path)
-                self.n = r + take_n
-                done += take_n
+                    col[0][r:r + k] = v[done:done + k]
+                    col[1][r:r + k] = p[done:done + k]
+                self.n = r + k
+                if k < take_n:
+                    raise _errors.OrderError("%s: timestamp[%d] = %d is older than the last flushed "
+                                             "timestamp %d" % (self.path, done + k, ts[done + k], self.floor))
+                done += k
                 if self.n == self.window:
                     self._seal_locked()
                     sealed = True
@@ -577,13 +657,9 @@ cdef class CycleStager:
     def flush(self):
         """Seal and queue what is staged (fewer than a window)."""
         cdef bint sealed = False
-        cdef cl_status st
         self._acquire()
         try:
             if self.n:
-                st = cl_appendbuf_seal(self._b)
-                if st != CL_OK:
-                    raise _errors.status_error(<int>st, "%s: sealing staged records" % self.path)
                 self._seal_locked()
                 sealed = True
         finally:
@@ -598,9 +674,6 @@ cdef class CycleStager:
         try:
             if self.n or self.ready:
                 raise ValueError("CycleStager.set_floor: records are staged; flush them first")
-            st = cl_appendbuf_set_floor(self._b, floor is not None, 0 if floor is None else floor)
-            if st != CL_OK:
-                raise ValueError("CycleStager.set_floor: records are pending in the ordering buffer")
             self.has_floor = floor is not None
             self.floor = 0 if floor is None else floor
         finally:
@@ -628,3 +701,65 @@ cdef class CycleStager:
     def last_flushed(self):
         """The newest timestamp sealed so far, or None."""
         return self.floor if self.has_floor else None
+
+
+# ---------------------------------------------------------------------------
+# Encoding kernels (the writer's background thread; the GIL is released)
+
+def fixed_exceptions(values):
+    """The indices (uint32) of the float64 ``values`` that fixed point keeps
+    as exceptions beside its integers: NaN, the infinities and -0.0."""
+    arr = np.ascontiguousarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError("fixed_exceptions: expected a 1-D array, got shape %s" % (arr.shape,))
+    cdef size_t n = arr.shape[0], count = 0
+    if n > 0xFFFFFFFF:
+        raise ValueError("fixed_exceptions: at most 2**32 values")
+    at = np.empty(n, np.uint32)
+    if n == 0:
+        return at
+    cdef const double *src = <const double *>cnp.PyArray_DATA(<cnp.ndarray>arr)
+    cdef uint32_t *dst = <uint32_t *>cnp.PyArray_DATA(<cnp.ndarray>at)
+    with nogil:
+        count = cl_stage_exceptions(src, n, dst)
+    return at[:count].copy() if count else at[:0]
+
+
+def first_use(codes, size_t m):
+    """The distinct values of ``codes`` (integer codes below ``m``), in order
+    of first use, as uint32: one pass that stops once all ``m`` are seen (a
+    dictionary column's canonical order, without sorting the column)."""
+    cdef const uint32_t[::1] c = np.ascontiguousarray(codes, dtype=np.uint32)
+    cdef size_t n = c.shape[0], i, k = 0, bad = n
+    cdef uint32_t v
+    seen_arr = np.zeros(m if m else 1, np.uint8)
+    order = np.empty(m if m else 1, np.uint32)
+    cdef uint8_t *seen = <uint8_t *>cnp.PyArray_DATA(<cnp.ndarray>seen_arr)
+    cdef uint32_t *out = <uint32_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+    with nogil:
+        for i in range(n):
+            v = c[i]
+            if v >= m:
+                bad = i
+                break
+            if not seen[v]:
+                seen[v] = 1
+                out[k] = v
+                k += 1
+                if k == m:
+                    break
+    if bad < n:
+        raise ValueError("first_use: code %d at index %d is not below %d" % (c[bad], bad, m))
+    return order[:k]
+
+
+def start_writeback(int fd, long long offset, long long length):
+    """Ask the OS to start writing ``length`` bytes of ``fd`` from ``offset``
+    back to the disk, and return without waiting (Linux ``sync_file_range``
+    with ``SYNC_FILE_RANGE_WRITE``): a later fsync then finds little left to
+    write.  A hint, never a promise of durability; returns 0, an errno, or
+    -1 where the OS has no such call (then nothing happens)."""
+    cdef int r
+    with nogil:
+        r = cl_start_writeback(fd, offset, length)
+    return r

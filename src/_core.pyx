@@ -240,6 +240,87 @@ def dequantize(q, double scale=1e-6, dtype=np.float64, out=None):
     return out
 
 
+def to_ordered(values, width=None, out=None):
+    """The exact bits of float32 / float64 ``values`` as "ordered bits"
+    (native/cl_floatbits.h): unsigned integers in the floats' order, a
+    bijection (NaN payloads, infinities and -0.0 kept).  ``width`` 8: uint64
+    bits of float64 values (float32 values are widened); 4: uint32 bits of
+    each value's float32 (float64 values are cast in the same pass, as an
+    exact float32 field stores them); None: the values' own width.  ``out``:
+    a writable contiguous array of that dtype and length to write into."""
+    arr = np.ascontiguousarray(values)
+    if arr.dtype != np.float32 and arr.dtype != np.float64:
+        raise TypeError("to_ordered: expected float32 or float64 values, got dtype %s" % arr.dtype)
+    if width is None:
+        width = 4 if arr.dtype == np.float32 else 8
+    if width != 4 and width != 8:
+        raise ValueError("to_ordered: width must be 4 or 8, got %r" % (width,))
+    if width == 8 and arr.dtype == np.float32:
+        arr = arr.astype(np.float64)
+    arr = arr.reshape(-1)
+    cdef size_t n = arr.shape[0]
+    dt = np.dtype(np.uint32 if width == 4 else np.uint64)
+    if out is None:
+        out = np.empty(n, dt)
+    elif (not isinstance(out, np.ndarray) or out.dtype != dt or out.ndim != 1 or <size_t>out.shape[0] != n
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise TypeError("to_ordered: out must be a writable contiguous %s array of %d values" % (dt, n))
+    if n == 0:
+        return out
+    cdef const char *src = <const char *>cnp.PyArray_DATA(<cnp.ndarray>arr)
+    cdef char *dst = <char *>cnp.PyArray_DATA(<cnp.ndarray>out)
+    cdef bint f32 = arr.dtype == np.float32
+    cdef bint w8 = width == 8
+    with nogil:
+        if w8:
+            cl_f64_to_ordered(<const double *>src, n, <uint64_t *>dst)
+        elif f32:
+            cl_f32_to_ordered(<const float *>src, n, <uint32_t *>dst)
+        else:
+            cl_f64_to_ordered32(<const double *>src, n, <uint32_t *>dst)
+    return out
+
+
+def from_ordered(bits, dtype=np.float64, out=None):
+    """Inverse of :func:`to_ordered`: uint64 ordered bits back to float64
+    (or float32: a value above 2**32 - 1 is then CorruptDataError naming its
+    index).  ``out``: a writable contiguous array of ``dtype`` to write into."""
+    arr = np.ascontiguousarray(bits)
+    if arr.dtype != np.uint64:
+        if arr.dtype.kind != "u":
+            raise TypeError("from_ordered: expected unsigned integers, got dtype %s" % arr.dtype)
+        arr = arr.astype(np.uint64)
+    arr = arr.reshape(-1)
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise TypeError("from_ordered: dtype must be float64 or float32, got %s" % dt)
+    cdef size_t n = arr.shape[0], bad = 0
+    if out is None:
+        out = np.empty(n, dt)
+    elif (not isinstance(out, np.ndarray) or out.dtype != dt or out.ndim != 1 or <size_t>out.shape[0] != n
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise TypeError("from_ordered: out must be a writable contiguous %s array of %d values" % (dt, n))
+    cdef const uint64_t[::1] src
+    cdef float[::1] o32
+    cdef double[::1] o64
+    cdef cl_status st = CL_OK
+    if n == 0:
+        return out
+    src = arr
+    if dt == np.float32:
+        o32 = out
+        with nogil:
+            st = cl_ordered_to_f32(&src[0], n, &o32[0], &bad)
+        if st != CL_OK:
+            raise _errors.CorruptDataError("from_ordered: value %d at index %d is not the ordered bits of a "
+                                           "float32" % (arr[bad], bad), offset=bad)
+    else:
+        o64 = out
+        with nogil:
+            cl_ordered_to_f64(&src[0], n, &o64[0])
+    return out
+
+
 # ---------------------------------------------------------------------------
 # ordered append buffer
 
@@ -709,7 +790,7 @@ cdef const uint8_t[::1] _as_bytes_view(object data):
     return mv.cast("B")
 
 
-def decode_column(data, max_values=None, bint exact=True, out=None, limit=None):
+def decode_column(data, max_values=None, bint exact=True, out=None, limit=None, bint wide=False):
     """Decode bytes made by :func:`encode_column` back into an int64 or uint64 array.
 
     The input is untrusted: any malformation raises CorruptDataError (or
@@ -724,6 +805,8 @@ def decode_column(data, max_values=None, bint exact=True, out=None, limit=None):
     values (as many as there are, at most), reading only the parts of the
     streams they need: a few rows from the start of a long column cost a
     fraction of the whole (``out`` still needs room for every value).
+    ``wide``: return 1-, 2- and 4-byte columns as the uint64 / int64 values
+    decoded (no copy to their narrower dtype, and no check that they fit it).
     """
     cdef size_t want
     cdef const uint8_t[::1] buf = _as_bytes_view(data)
@@ -806,7 +889,7 @@ def decode_column(data, max_values=None, bint exact=True, out=None, limit=None):
     if not cv.plan.is_unsigned:
         out = out.view(np.int64)
     dt = _dtype_of(&cv.plan)
-    if dt.itemsize < 8:
+    if dt.itemsize < 8 and not wide:
         info = np.iinfo(dt)
         if out.size and (out.min() < info.min or out.max() > info.max):
             bad = int(np.argmax((out < info.min) | (out > info.max)))

@@ -1,5 +1,5 @@
 # Declarations of the C99 kernels in native/; nothing else belongs here.
-from libc.stdint cimport uint8_t, uint64_t, int64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 
 cdef extern from "cl_status.h" nogil:
@@ -67,6 +67,16 @@ cdef extern from "cl_appendbuf.h" nogil:
     cl_status cl_appendbuf_consume(cl_appendbuf *b, size_t n)
     void cl_appendbuf_get_stats(cl_appendbuf *b, cl_appendbuf_stats *out)
     cl_status cl_appendbuf_set_floor(cl_appendbuf *b, int has_floor, uint64_t floor)
+
+
+cdef extern from "cl_stage.h" nogil:
+    int cl_stage_storable(double v, double inv, int f32, int finite_only)
+    size_t cl_stage_first_bad_f64(const double *v, ptrdiff_t stride, size_t n, double inv, int f32, int finite_only)
+    size_t cl_stage_first_bad_f32(const float *v, ptrdiff_t stride, size_t n, double inv, int finite_only)
+    void cl_stage_widen_f32(const float *v, ptrdiff_t stride, size_t n, double *out)
+    void cl_stage_copy_f64(const double *v, ptrdiff_t stride, size_t n, double *out)
+    size_t cl_stage_scan_ts(const uint64_t *ts, size_t n, int has_floor, uint64_t floor, uint64_t *last, int *sorted)
+    size_t cl_stage_exceptions(const double *v, size_t n, uint32_t *at)
 
 
 cdef extern from "cl_codec.h" nogil:
@@ -203,3 +213,11 @@ cdef extern from "cl_sqlbulk.h" nogil:
     cl_status cl_sqlbulk_insert(void *db, const char *sql, const cl_sqlcol *cols, int ncols, int64_t nrows,
                                 int64_t *changes, int64_t *failed_row, int *sqlite_code,
                                 char *errmsg, size_t errmsg_len)
+
+
+cdef extern from "cl_floatbits.h" nogil:
+    void cl_f64_to_ordered(const double *inp, size_t n, uint64_t *out)
+    void cl_f32_to_ordered(const float *inp, size_t n, uint32_t *out)
+    void cl_f64_to_ordered32(const double *inp, size_t n, uint32_t *out)
+    cl_status cl_ordered_to_f32(const uint64_t *inp, size_t n, float *out, size_t *bad_index)
+    void cl_ordered_to_f64(const uint64_t *inp, size_t n, double *out)

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -22,6 +23,13 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     chronicle_ns = next(ns for ns in namespaces if "window" in ns)
     assert [r.timestamp for r in chronicle_ns["window"]] == list(range(100, 110))
     assert len(chronicle_ns["loss"]) == 1000
+    run_ns = next(ns for ns in namespaces if "history" in ns)
+    assert [(e["op"], e["to"], e["dropped"]) for e in run_ns["history"]] == [("rewind", 49, 50)]
+    from chronoledger.chronicle import Chronicle
+    with Chronicle.open(tmp_path / "runs" / "exp1.cmeta") as ch:
+        cols = ch.to_numpy()
+    assert cols["timestamp"].tolist() == list(range(100))          # one record per step, none twice
+    assert (~np.isnan(cols["metrics.val_acc"])).sum() == 5          # steps 0..40 of the first attempt
     core_ns = next(ns for ns in namespaces if "seen" in ns)
     assert core_ns["seen"], "the example's sink received nothing"
     assert len(core_ns["data"]) < 200

@@ -25,6 +25,9 @@ def __getattr__(name: str):
     if name == "Chronicle":
         from chronoledger.chronicle import Chronicle
         return Chronicle
+    if name == "Run":                        # cl.Run(path).log({...}, step=i): the chronicle's run recorder
+        from chronoledger.chronicle import Run
+        return Run
     if name == "RuntimeMemoryStore":
         from chronoledger.runtime import RuntimeMemoryStore
         return RuntimeMemoryStore
@@ -51,6 +54,7 @@ __all__ = [
     "OrderError",
     "QuantizationError",
     "Chronicle",
+    "Run",
     "RuntimeMemoryStore",
     "TableRegistry",
 ]

@@ -35,7 +35,9 @@ from chronoledger._core import (
     decode_column,
     dequantize,
     encode_column,
+    from_ordered,
     quantize,
+    to_ordered,
 )
 
 __all__ = [
@@ -52,7 +54,9 @@ __all__ = [
     "dequantize",
     "encode_column",
     "encode_columns",
+    "from_ordered",
     "quantize",
+    "to_ordered",
 ]
 
 
@@ -113,23 +117,24 @@ def encode_columns(columns: Mapping[str, Any] | Sequence[Any], *, threads: int |
 
 def decode_columns(encoded: Mapping[str, Any] | Sequence[Any], *, threads: int | None = None,
                    out: Sequence[Any] | None = None, limits: Sequence[int | None] | None = None,
-                   **options: Any) -> dict[str, Any] | list[Any]:
+                   wides: Sequence[bool] | None = None, **options: Any) -> dict[str, Any] | list[Any]:
     """:func:`decode_column` over several columns at once, in parallel.
 
     Mirrors :func:`encode_columns`; ``options`` (``max_values``, ``exact``)
     go to every call; ``out``, if given, holds one destination array (or
-    None) per column, as :func:`decode_column`'s ``out``, and ``limits`` one
-    ``limit`` (or None) per column.  The first column that fails raises its
-    error.
+    None) per column, as :func:`decode_column`'s ``out``, ``limits`` one
+    ``limit`` (or None) and ``wides`` one ``wide`` per column.  The first
+    column that fails raises its error.
     """
     items = list(encoded.values()) if isinstance(encoded, Mapping) else list(encoded)
     dests = [None] * len(items) if out is None else list(out)
     lims = [None] * len(items) if limits is None else list(limits)
-    if len(dests) != len(items) or len(lims) != len(items):
-        raise ValueError(f"decode_columns: {len(items)} columns but {len(dests)} out arrays and "
-                         f"{len(lims)} limits")
+    wide = [False] * len(items) if wides is None else list(wides)
+    if not len(dests) == len(lims) == len(wide) == len(items):
+        raise ValueError(f"decode_columns: {len(items)} columns but {len(dests)} out arrays, "
+                         f"{len(lims)} limits and {len(wide)} wides")
     # decoded columns are several times their encoded size
     nbytes = 4 * sum(len(memoryview(d).cast("B")) for d in items)
-    out = _map(lambda job: decode_column(job[0], out=job[1], limit=job[2], **options),
-               list(zip(items, dests, lims)), threads, nbytes)
+    out = _map(lambda job: decode_column(job[0], out=job[1], limit=job[2], wide=job[3], **options),
+               list(zip(items, dests, lims, wide)), threads, nbytes)
     return dict(zip(encoded, out)) if isinstance(encoded, Mapping) else out

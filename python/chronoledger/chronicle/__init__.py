@@ -8,6 +8,9 @@ and event logs.
     with Chronicle.open("run.cmeta") as ch:
         print(ch.query(0, 10), ch.to_numpy()["loss_value"])
 
+From a training loop, ``Run`` (run.py) turns ``run.log({"loss": ..., "acc": ...},
+step=i)`` into one record per step, and resumes a run from a checkpoint.
+
 The functions named in the chronicle specification (``record_cycle``,
 ``save_chronicle``, ``load_chronicle``, ``query_range``, ``compress_records``,
 ``replay_cycle``) are here too, over the same objects.
@@ -26,13 +29,14 @@ from chronoledger.chronicle.reader import ChronicleReader, Damage
 from chronoledger.chronicle.records import CycleRecord, EventRecord
 from chronoledger.chronicle.replay import (ReplayReport, Step, StepFactory, load_step, normalise, record_hash,
                                            regenerate, replay_records)
+from chronoledger.chronicle.run import Run
 from chronoledger.chronicle.writer import ChronicleWriter, WriterLockedError
 
 __all__ = [
     "AuditReport", "Chronicle", "ChronicleReader", "ChronicleWriter", "CycleRecord", "Damage", "EventRecord",
-    "RecoveryReport", "ReplayReport", "WriterLockedError", "audit", "compress_records", "export", "load_chronicle",
-    "load_step", "normalise", "query_range", "record_cycle", "record_hash", "recover", "regenerate", "replay",
-    "replay_cycle", "save_chronicle", "verify",
+    "RecoveryReport", "ReplayReport", "Run", "WriterLockedError", "audit", "compress_records", "export",
+    "load_chronicle", "load_step", "normalise", "query_range", "record_cycle", "record_hash", "recover", "regenerate",
+    "replay", "replay_cycle", "save_chronicle", "verify",
 ]
 
 

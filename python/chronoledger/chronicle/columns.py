@@ -21,6 +21,7 @@ import numpy.typing as npt
 import zstandard
 
 from chronoledger import core
+from chronoledger._chronicle import first_use as _first_use, fixed_exceptions as _fixed_exceptions
 from chronoledger.chronicle import format as fmt
 from chronoledger.errors import CorruptDataError
 
@@ -67,8 +68,7 @@ class Labels:
         first_of: dict[str, int] = {}
         alias = np.array([first_of.setdefault(nm, k) for k, nm in enumerate(self.names)], dtype=np.uint32)
         codes = alias[self.codes] if len(first_of) < len(self.names) else self.codes   # a name given twice is one
-        used, first = np.unique(codes, return_index=True)
-        order = used[np.argsort(first, kind="stable")]
+        order = _first_use(codes, len(self.names))
         if len(order) == len(self.names) and (order == np.arange(len(order))).all():
             return self
         remap = np.zeros(len(self.names), dtype=np.uint32)
@@ -87,39 +87,14 @@ class Labels:
         return table[self.codes]
 
 
-_SIGN64 = np.uint64(1 << 63)
-_SIGN32 = np.uint32(1 << 31)
-
-
-def ordered_bits(values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.unsignedinteger[Any]]:
-    """The bits of float32 / float64 ``values`` as unsigned integers in the
-    order of the floats (negative floats have every bit flipped, the others
-    their sign bit set): a bijection, so NaN payloads, infinities and -0.0
-    come back exactly, and a smooth series has small deltas for the codec."""
-    if values.dtype == np.float32:
-        b32 = np.ascontiguousarray(values).view(np.uint32)
-        return np.where(b32 & _SIGN32, ~b32, b32 | _SIGN32)
-    b64 = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
-    return np.where(b64 & _SIGN64, ~b64, b64 | _SIGN64)
-
-
-def from_ordered_bits(o: npt.NDArray[np.unsignedinteger[Any]], width: int) -> npt.NDArray[np.floating[Any]]:
-    """The inverse of :func:`ordered_bits`: float32 (width 4) or float64 values."""
-    if width == 4:
-        o32 = o.astype(np.uint32, copy=False)
-        return np.where(o32 & _SIGN32, o32 & ~_SIGN32, ~o32).view(np.float32)
-    o64 = o.astype(np.uint64, copy=False)
-    return np.where(o64 & _SIGN64, o64 & ~_SIGN64, ~o64).view(np.float64)
-
-
 class Floats(NamedTuple):
     """A float column (KIND_FLOAT) for :func:`encode_block`.
 
     ``values`` holds the value of every row, or of the present rows only when
-    ``present`` is given; ``width`` 4 reads back as float32 (the values must
-    be float32 already for exact bits), 8 as float64; ``scale`` None stores
-    the exact bits, a number fixed point at that scale (a non-finite value
-    is then kept exactly as an exception)."""
+    ``present`` is given; ``width`` 4 reads back as float32, 8 as float64;
+    ``scale`` None stores the exact bits (at width 4 of each value's float32:
+    float64 values are cast, in the same pass), a number fixed point at that
+    scale (a non-finite value or -0.0 is then kept exactly as an exception)."""
 
     values: npt.NDArray[np.floating[Any]]
     width: int
@@ -237,17 +212,17 @@ def encode_block(columns: Sequence[tuple[str, int, ColumnValues]], threads: int 
     encoded_flat = core.encode_columns(flat, threads=threads)
     assert isinstance(encoded_flat, list)       # a sequence of columns in, a list of bytes out
     directory = [_U16.pack(len(plans))]
-    bodies = []
+    bodies: list[bytes] = []
     k = 0
     for name, kind, prefix, ints, suffix in plans:
-        body = prefix + b"".join(encoded_flat[k:k + len(ints)]) + suffix
+        parts = [prefix, *encoded_flat[k:k + len(ints)], suffix]
         k += len(ints)
         nb = name.encode("utf-8")
         if not 0 < len(nb) <= 255:
             raise ValueError(f"column name {name!r} must be 1..255 bytes of UTF-8")
-        directory.append(bytes([len(nb)]) + nb + fmt.COLUMN_ENTRY.pack(kind, len(body)))
-        bodies.append(body)
-    return b"".join(directory + bodies)
+        directory.append(bytes([len(nb)]) + nb + fmt.COLUMN_ENTRY.pack(kind, sum(map(len, parts))))
+        bodies += parts
+    return b"".join(directory + bodies)          # the payload's one copy
 
 
 def _float_plan(name: str, f: Floats) -> tuple[bytes, list[npt.NDArray[Any]]]:
@@ -260,17 +235,19 @@ def _float_plan(name: str, f: Floats) -> tuple[bytes, list[npt.NDArray[Any]]]:
         ints.append(np.asarray(f.present, dtype=np.uint8))
     if f.scale is None:
         v = np.asarray(f.values)
-        if f.width == 4 and v.dtype != np.float32:
-            raise TypeError(f"column {name!r}: exact float32 values must be float32")
-        ints.append(ordered_bits(v if f.width == 4 else v.astype(np.float64, copy=False)))
+        if v.dtype != np.float32 and v.dtype != np.float64:
+            v = v.astype(np.float64)
+        ints.append(core.to_ordered(v.reshape(-1), f.width))      # the float32 cast and the transform in one pass
         return fmt.FLOAT_PREFIX.pack(flags, f.width, 0), ints
-    v64 = np.asarray(f.values, dtype=np.float64)
-    finite = np.isfinite(v64) & ~((v64 == 0) & np.signbit(v64))      # -0.0 keeps its sign as an exception too
-    odd = np.flatnonzero(~finite)
-    q = core.quantize(np.where(finite, v64, 0.0) if len(odd) else v64, f.scale)
-    ints.append(q)
+    v64 = np.asarray(f.values, dtype=np.float64).reshape(-1)
+    odd = _fixed_exceptions(v64)              # NaN, infinities and -0.0 (which keeps its sign) are exceptions
     if len(odd):
-        ints += [odd.astype(np.uint32), v64[odd].view(np.uint64)]
+        bits = v64[odd].view(np.uint64)
+        v64 = v64.copy()
+        v64[odd] = 0.0
+        ints += [core.quantize(v64, f.scale), odd, bits]
+    else:
+        ints.append(core.quantize(v64, f.scale))
     prefix = fmt.FLOAT_PREFIX.pack(flags | fmt.FLOAT_FIXED, f.width, len(odd)) + struct.pack("<d", f.scale)
     return prefix, ints
 
@@ -293,10 +270,12 @@ def _float_prefix(data: memoryview) -> tuple[int, int, int, float | None, int]:
 
 
 def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, float | None], records: int,
-                   where: str, partial: bool = False, rows: slice | None = None) -> npt.NDArray[Any] | Optional:
+                   where: str, partial: bool = False, rows: slice | None = None,
+                   dest: npt.NDArray[Any] | None = None) -> npt.NDArray[Any] | Optional:
     """A KIND_FLOAT column from its decoded integer columns (``partial``: the
     values column holds only the first ``records`` rows of the block), cut to
-    ``rows`` before the bits become floats."""
+    ``rows`` before the bits become floats; written into ``dest`` when it is
+    given and fits (a non-optional column)."""
     flags, width, exceptions, scale = info
     dtype = np.float32 if width == 4 else np.float64
     present = None
@@ -317,12 +296,17 @@ def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, floa
         lo = rows.start or 0
         raw = raw[rows]
         count = len(raw)
+    target = dest if dest is not None and present is None and len(dest) == len(raw) and dest.dtype == dtype \
+        and dest.flags.c_contiguous else None
     if scale is None:
-        if raw.dtype != (np.uint32 if width == 4 else np.uint64):
+        if raw.dtype.kind != "u":
             raise CorruptDataError(f"{where}: exact float bits stored as {raw.dtype}")
-        values = from_ordered_bits(raw, width)
+        try:
+            values = core.from_ordered(raw, dtype, out=target)
+        except CorruptDataError as exc:
+            raise CorruptDataError(f"{where}: {exc}") from None
     else:
-        values = core.dequantize(raw, scale, dtype=dtype)
+        values = core.dequantize(raw, scale, dtype=dtype, out=target)
         if at is not None and bits is not None:
             inside = (at >= lo) & (at < lo + count)
             values[(at[inside] - lo).astype(np.intp)] = bits[inside].astype(np.uint64).view(np.float64).astype(dtype)
@@ -451,16 +435,21 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
         else:
             limits += [None] * len(cols)
     dests: list[npt.NDArray[Any] | None] = []
-    for name, kind, cols, _, _ in jobs:
+    wides: list[bool] = []
+    for name, kind, cols, info, _ in jobs:
         dest = into.get(name)
+        wides += [kind == fmt.KIND_FLOAT and not info[0] & fmt.FLOAT_OPTIONAL and info[3] is None] + \
+            [False] * (len(cols) - 1)               # exact float bits stay u64 for from_ordered
         if dest is not None and kind in (fmt.KIND_QF32, fmt.KIND_QF64):
             dests.append(_int64_scratch(len(dests), records))
+        elif dest is not None and kind == fmt.KIND_FLOAT and not info[0] & fmt.FLOAT_OPTIONAL:
+            dests += [_int64_scratch(len(dests), records)] + [None] * (len(cols) - 1)
         elif dest is not None and kind == fmt.KIND_INT and dest.dtype in (np.uint64, np.int64):
             dests.append(dest)
         else:
             dests += [None] * len(cols)
     try:
-        decoded = core.decode_columns(flat, max_values=records, out=dests, limits=limits)
+        decoded = core.decode_columns(flat, max_values=records, out=dests, limits=limits, wides=wides)
     except CorruptDataError as exc:
         raise CorruptDataError(f"{where}: {exc}") from None
     assert isinstance(decoded, list)            # a sequence of columns in, a list of arrays out
@@ -475,7 +464,7 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
             raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
         if kind == fmt.KIND_FLOAT:
             column = _decode_floats(vals, dictionary, expected, f"{where}: column {name!r}",
-                                    partial=first_limit is not None, rows=rows)
+                                    partial=first_limit is not None, rows=rows, dest=into.get(name))
             dest = into.get(name)
             if dest is not None and isinstance(column, np.ndarray):
                 dest[...] = column

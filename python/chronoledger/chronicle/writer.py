@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from chronoledger import core
 from chronoledger._fsutil import fsync_dir
-from chronoledger._chronicle import CycleStager
+from chronoledger._chronicle import CycleStager, start_writeback
 from chronoledger._version import __version__
 from chronoledger._warn import warn
 from chronoledger.chronicle import columns as colfmt
@@ -227,7 +227,7 @@ class ChronicleWriter:
             self._stager = CycleStager(block_records, self._enqueue_window, self._floor, str(self.path),
                                        tuple(0.0 if f is None else f for f in pr.fields),
                                        0.0 if pr.dynamic is None else pr.dynamic, pr.named_scales(),
-                                       self._finite_only)
+                                       self._finite_only, check_value)
             # Cycle records never use the Python staging (batches go through
             # the stager too), so appending is the compiled method itself.
             self.append_cycle = self._stager.append
@@ -720,8 +720,8 @@ class ChronicleWriter:
                 if v1:                          # format 1: fixed point at the file's one scale
                     assert scale is not None
                     spec.append((name, kind, core.quantize(v, scale)))
-                elif scale is None:
-                    spec.append((name, fmt.KIND_FLOAT, Floats(v.astype(np.float32), 4)))
+                elif scale is None:            # exact float32: cast and turned into bits in one pass
+                    spec.append((name, fmt.KIND_FLOAT, Floats(v, 4)))
                 else:
                     spec.append((name, fmt.KIND_FLOAT, Floats(v, 4, scale)))
                 continue
@@ -748,6 +748,9 @@ class ChronicleWriter:
         at = self._pos
         self._write_at_end(head, fsync=False)
         self._write_at_end(payload)
+        if self.durability == "os":
+            # the disk starts on the block now, not all at once in the fsync at close
+            start_writeback(self._fd, at, self._pos - at)
         self._index.append(fmt.BlockHeader(at, fmt.BLOCK_DATA, len(payload), n, first, last, crc, len(head),
                                            self._sequence, self.header.salt, self.header.schema))
         self._sequence += 1
@@ -819,10 +822,11 @@ class ChronicleWriter:
                     self._cv.notify_all()
                     return
             try:
-                if len(batch) == 1:
-                    encoded = [self._encode_block(batch[0][0])]
-                else:
-                    encoded = core._map(lambda item: self._encode_block(item[0], 1), batch, None, 1 << 30)
+                # One window per thread, this one included (it would only wait
+                # otherwise); a window's columns are not spread over threads:
+                # that costs more in hand-offs of the GIL than it gains.
+                later = [core._executor().submit(self._encode_block, item[0], 1) for item in batch[1:]]
+                encoded = [self._encode_block(batch[0][0], 1)] + [f.result() for f in later]
                 for block, (_, token) in zip(encoded, batch):
                     with self._io_lock:
                         self._append_block(block)
