@@ -27,9 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from chronoledger.sequence import layout, metastudy, schema
+from chronoledger.sequence import events_builder, metastudy, reader, schema, yamlfile
 from chronoledger.sequence import sync as seq
 from chronoledger.sequence.sample import write_user_folder
+from chronoledger.sequence.values import to_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_peers import Targets, table  # noqa: E402
@@ -72,12 +73,12 @@ PurePythonLoader.add_constructor("tag:yaml.org,2002:map", _lower_key_map)
 
 
 def naive_sync(user: Path) -> None:
-    real = layout.Loader
-    layout.Loader = PurePythonLoader
+    real = yamlfile.Loader
+    yamlfile.Loader = PurePythonLoader
     try:
-        tree = layout.read_user_folder(user)
+        tree = reader.read_user_folder(user)
     finally:
-        layout.Loader = real
+        yamlfile.Loader = real
     data = user / "Data"
     data.mkdir(exist_ok=True)
     b = seq.Builder(tree)
@@ -92,16 +93,16 @@ def naive_sync(user: Path) -> None:
     p.unlink(missing_ok=True)
     c = RowByRow(p)
     c.execute(schema.EVENTS)
-    events = b.events()
+    events = events_builder.events(b.records)
     c.executemany("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)",
-                  [(ts, et, seq._json(p)) for ts, et, p in events])
+                  [(ts, et, to_json(p)) for ts, et, p in events])
     c.executemany("INSERT INTO trigger_log (ts, source_type, source_name, trigger, period, outcome, actions_json, "
                   "detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                   [(t["ts"], t["source_type"], t["source_name"], t["trigger"], t["period"], t["outcome"],
-                    seq._json(t["actions"]), seq._json(t["detail"])) for t in b.triggers()])
+                    to_json(t["actions"]), to_json(t["detail"])) for t in b.records.triggers()])
     c.conn.commit()
     c.conn.close()
-    seq._pending_event_log(data, events).commit()
+    events_builder.pending_event_log(data, events).commit()
     metastudy.build_trends(data)
 
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         a, b = statistics.median(t_ours), statistics.median(t_naive)
         with seq._cycle_collection_paused():                   # as inside a sync
             t = time.perf_counter()
-            layout.read_user_folder(user)
+            reader.read_user_folder(user)
             t_read = time.perf_counter() - t
     n = report.items
     rows = [["sequence sync (all four mirrors)", f"{a:.2f}", f"{n / a:,.0f}", f"{files / a:,.0f}", ""],

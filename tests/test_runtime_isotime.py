@@ -15,11 +15,11 @@ import pytest
 
 from chronoledger.errors import ValidationError
 from chronoledger.runtime import values as runtime_values
-from chronoledger.sequence import sync
+from chronoledger.sequence import values as sequence_values
 from chronoledger.tables import registry as tables_registry
 from chronoledger.tables import values as tables_values
 
-COPIES = [runtime_values, tables_values, sync]
+COPIES = [runtime_values, tables_values, sequence_values]
 
 #: the forms Python 3.10's datetime.fromisoformat reads:
 #: YYYY-MM-DD[*HH[:MM[:SS[.fff[fff]]]][+HH:MM[:SS[.ffffff]]]]
@@ -41,7 +41,7 @@ class Py310Datetime(datetime):
 
 @pytest.fixture
 def py310(monkeypatch):
-    for module in (runtime_values, tables_values, tables_registry, sync):
+    for module in (runtime_values, tables_values, tables_registry, sequence_values):
         monkeypatch.setattr(module, "datetime", Py310Datetime)
 
 
@@ -132,9 +132,9 @@ def test_runtime_still_refuses_a_time_without_a_zone_on_python_3_10(py310):
 
 
 def test_sequence_stamps_and_event_times_read_alike_on_python_3_10(py310):
-    assert sync.stamp("2026-01-02T06:30:00Z") == "2026-01-02T06:30:00"
-    assert sync.stamp("2026-01-02 06:30:00.5") == "2026-01-02T06:30:00"
-    assert sync.stamp("2026-01-02T06:30:00.25+01:00") == "2026-01-02T06:30:00"
+    assert sequence_values.stamp("2026-01-02T06:30:00Z") == "2026-01-02T06:30:00"
+    assert sequence_values.stamp("2026-01-02 06:30:00.5") == "2026-01-02T06:30:00"
+    assert sequence_values.stamp("2026-01-02T06:30:00.25+01:00") == "2026-01-02T06:30:00"
     want = int(datetime(2026, 1, 2, 6, 30, tzinfo=timezone.utc).timestamp() * 1_000_000)
-    assert sync._micros("2026-01-02T06:30:00Z") == want
-    assert sync._micros("2026-01-02T06:30:00.5") == want + 500_000
+    assert sequence_values.micros("2026-01-02T06:30:00Z") == want
+    assert sequence_values.micros("2026-01-02T06:30:00.5") == want + 500_000

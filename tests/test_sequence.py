@@ -57,10 +57,10 @@ def yaml_digest(user: Path) -> str:
 @pytest.fixture(params=["direct", "pyyaml"])
 def reader(request, monkeypatch):
     """Both ways a file is read: libyaml's events straight to values, and PyYAML's loader."""
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     if request.param == "pyyaml":
-        monkeypatch.setattr(layout, "_yamlread", None)
+        monkeypatch.setattr(yamlfile, "_yamlread", None)
     return request.param
 
 
@@ -121,14 +121,14 @@ YAML_CASES = [
 def test_our_loader_gives_what_the_safe_loader_gives(text):
     import yaml
 
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     want = repr(lower_keys(yaml.load(text, Loader=yaml.SafeLoader)))
     # bytes without '&' take the walk for documents without aliases; a str, or an '&' (here in a
     # comment), the general one: both must give what the safe loader gives
     for stream in (text.encode(), text, text.encode() + b"# &\n", text.encode("utf-16")):
-        assert repr(yaml.load(stream, Loader=layout.Loader)) == want, stream
-    again = yaml.load(text.encode(), Loader=layout.Loader)  # the resolver's memory gives the same answer
+        assert repr(yaml.load(stream, Loader=yamlfile.Loader)) == want, stream
+    again = yaml.load(text.encode(), Loader=yamlfile.Loader)  # the resolver's memory gives the same answer
     assert repr(again) == want
 
 
@@ -139,9 +139,9 @@ def test_our_loader_gives_what_the_safe_loader_gives(text):
 def test_the_completions_loader_keeps_only_entry_keys_as_written(text):
     import yaml
 
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
-    got = yaml.load(text.encode(), Loader=layout.CaseLoader)
+    got = yaml.load(text.encode(), Loader=yamlfile.CaseLoader)
     if "base" in text:      # an alias: the anchored mapping is lower-cased where it is used as an entry
         assert got == {"base": {"Status": "Done"}, "entries": {"Run@06:30": {"status": "Done"}}}
     else:
@@ -165,16 +165,16 @@ DIRECT_CASES = [0, 1, 3, 5, 7]
 
 @pytest.mark.parametrize("index", range(len(YAML_CASES)))
 def test_the_direct_reader_gives_what_our_loader_gives_or_leaves_the_document_to_it(index):
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     raw = YAML_CASES[index].encode()
-    assert layout._yamlread is not None, "libyaml could not be bound from PyYAML's extension"
+    assert yamlfile._yamlread is not None, "libyaml could not be bound from PyYAML's extension"
     for keep_case in (False, True):
-        got = layout._read_direct(raw, keep_case)
+        got = yamlfile._read_direct(raw, keep_case)
         if index not in DIRECT_CASES:
-            assert got is layout._MISSING
+            assert got is yamlfile._MISSING
             continue
-        want, problem = layout._load_with_pyyaml("/", "/x.yml", raw, keep_case)
+        want, problem = yamlfile._load_with_pyyaml("/", "/x.yml", raw, keep_case)
         assert problem is None and same_values(got, want), (got, want)
 
 
@@ -196,27 +196,27 @@ _documents = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_
 def test_the_direct_reader_agrees_with_the_pyyaml_loader_on_any_document(doc, flow, keep_case):
     import yaml
 
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     raw = yaml.safe_dump(doc, default_flow_style=flow, allow_unicode=True).encode()
-    want, problem = layout._load_with_pyyaml("/", "/x.yml", raw, keep_case)
-    got = layout._read_direct(raw, keep_case)
+    want, problem = yamlfile._load_with_pyyaml("/", "/x.yml", raw, keep_case)
+    got = yamlfile._read_direct(raw, keep_case)
     if problem is not None:                        # e.g. a key that collides once lower-cased is fine; refusals
-        assert got is layout._MISSING              # are PyYAML's to word
+        assert got is yamlfile._MISSING              # are PyYAML's to word
     else:
-        assert got is not layout._MISSING and same_values(got, want), (raw, got, want)
+        assert got is not yamlfile._MISSING and same_values(got, want), (raw, got, want)
 
 
 def test_the_direct_reader_binds_again_and_refuses_what_it_cannot_read_safely():
     import yaml._yaml
 
     from chronoledger import _yamlread
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     version = _yamlread.bind(yaml._yaml.__file__)
     assert version and version == _yamlread.bind(yaml._yaml.__file__)      # a second bind (a reload) still works
     assert version.startswith(("0.1.", "0.2."))
-    args = (-1, 10, {}, layout._resolve_plain, layout._scalar_value, {})
+    args = (-1, 10, {}, yamlfile._resolve_plain, yamlfile._scalar_value, {})
     with pytest.raises(TypeError):
         _yamlread.read(None, *args)
     with pytest.raises(ValueError, match="max_depth"):
@@ -228,10 +228,10 @@ def test_the_direct_reader_binds_again_and_refuses_what_it_cannot_read_safely():
 
 
 def test_the_direct_reader_reads_a_folder_as_pyyaml_does(folder, monkeypatch):
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     direct = read_user_folder(folder)
-    monkeypatch.setattr(layout, "_yamlread", None)
+    monkeypatch.setattr(yamlfile, "_yamlread", None)
     slow = read_user_folder(folder)
     assert [(i.name, i.type, i.path) for i in direct.items] == [(i.name, i.type, i.path) for i in slow.items]
     assert same_values([i.data for i in direct.items], [i.data for i in slow.items])
@@ -243,13 +243,13 @@ def test_the_direct_reader_reads_a_folder_as_pyyaml_does(folder, monkeypatch):
 def test_our_loader_refuses_what_the_safe_loader_refuses():
     import yaml
 
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
     for bad in ("a: !!python/object:os.system x\n", "? [1, 2]\n: unhashable\n"):
         with pytest.raises(yaml.YAMLError):
             yaml.load(bad, Loader=yaml.SafeLoader)
         with pytest.raises(yaml.YAMLError):
-            yaml.load(bad, Loader=layout.Loader)
+            yaml.load(bad, Loader=yamlfile.Loader)
 
 
 def test_the_user_folder_is_found_or_refused(tmp_path):
@@ -710,12 +710,12 @@ def test_nesting_depth_is_measured_exactly_around_the_limit(make):
         for limit in (deepest - 1, deepest, deepest + 1, 2, 1000):
             assert nested_deeper_than(raw, limit) == (deepest > limit), (d, deepest, limit)
     # the direct reader counts the same levels against MAX_DEPTH
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
-    for d in range(layout.MAX_DEPTH - 3, layout.MAX_DEPTH + 3):
+    for d in range(yamlfile.MAX_DEPTH - 3, yamlfile.MAX_DEPTH + 3):
         raw = make(d).encode()
-        too_deep = isinstance(layout._read_direct(raw, False), layout._TooDeep)
-        assert too_deep == (depth_of(raw) > layout.MAX_DEPTH) == nested_deeper_than(raw, layout.MAX_DEPTH), d
+        too_deep = isinstance(yamlfile._read_direct(raw, False), yamlfile._TooDeep)
+        assert too_deep == (depth_of(raw) > yamlfile.MAX_DEPTH) == nested_deeper_than(raw, yamlfile.MAX_DEPTH), d
 
 
 class _LookaheadLimitLoader(yaml.CSafeLoader):
@@ -739,17 +739,17 @@ class _LookaheadLimitLoader(yaml.CSafeLoader):
 
 
 def test_our_nesting_limit_decides_whatever_the_c_parser_refuses(tmp_path, monkeypatch):
-    from chronoledger.sequence import layout
+    from chronoledger.sequence import yamlfile
 
-    monkeypatch.setattr(layout, "_yamlread", None)            # every file through the loader path
-    monkeypatch.setattr(layout, "_BaseLoader", _LookaheadLimitLoader)
+    monkeypatch.setattr(yamlfile, "_yamlread", None)            # every file through the loader path
+    monkeypatch.setattr(yamlfile, "_BaseLoader", _LookaheadLimitLoader)
     deep = b"name: Deep\nx: " + b"[" * 3000 + b"]" * 3000 + b"\n"
-    assert layout.too_deep_line(deep, 500) == 2
-    assert layout.too_deep_line(deep, 3001) is None          # 3,001 deep with its mapping: measured, not assumed
-    assert layout.too_deep_line(b"a: [1\n]]\nb: " + b"[" * 700 + b"]" * 700, 500) is None   # malformed first
-    assert layout.too_deep_line(b"a: 1\nb: " + b"[" * 700 + b"\n", 500) == 2     # deep first, malformed later
+    assert yamlfile.too_deep_line(deep, 500) == 2
+    assert yamlfile.too_deep_line(deep, 3001) is None          # 3,001 deep with its mapping: measured, not assumed
+    assert yamlfile.too_deep_line(b"a: [1\n]]\nb: " + b"[" * 700 + b"]" * 700, 500) is None   # malformed first
+    assert yamlfile.too_deep_line(b"a: 1\nb: " + b"[" * 700 + b"\n", 500) == 2     # deep first, malformed later
     medium = b"x: " + b"[" * 550 + b"]" * 550
-    assert layout.too_deep_line(medium, 500) == 1 and layout.too_deep_line(medium, 551) is None
+    assert yamlfile.too_deep_line(medium, 500) == 1 and yamlfile.too_deep_line(medium, 551) is None
 
     user = tmp_path / "User"
     (user / "Tasks").mkdir(parents=True)
@@ -787,11 +787,13 @@ def test_completion_names_keep_their_case_and_match_blocks_once(tmp_path):
 
 
 def test_clock_figures_wrap_around_midnight_and_planned_meets_actual_like_with_like():
+    from chronoledger.sequence import trends_builder
+
     f = metastudy.Fact
     facts = [f("2025-01-01", 2, "Late", "habit", "completed", 23 * 60 + 50, 0.0, 30.0, 30.0),
              f("2025-01-02", 3, "Late", "habit", "completed", 10, 0.0, 30.0, 30.0),
              f("2025-01-03", 4, "Late", "habit", "skipped", None, None, 60.0, None)]
-    st = metastudy._group_stats(facts)
+    st = trends_builder._group_stats(facts)
     assert st["avg_start_minute"] == pytest.approx(0.0, abs=1e-6) or st["avg_start_minute"] == pytest.approx(1440)
     assert st["start_stddev_minutes"] == pytest.approx(10.0)
     assert (st["planned_minutes"], st["actual_minutes"]) == (30.0, 30.0)     # the skipped block has no actual

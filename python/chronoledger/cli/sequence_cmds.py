@@ -25,7 +25,7 @@ from chronoledger.cli.output import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_U
                                     argument, emit, emit_object, error_message, exit_code_for, output_options,
                                     print_json, progress_wanted, verbosity_options)
 from chronoledger.errors import ChronoledgerError
-from chronoledger.sequence.layout import child, find_user_folder
+from chronoledger.sequence.reader import child, find_user_folder
 from chronoledger.sequence.listener import listen
 from chronoledger.sequence.metastudy import build_trends
 from chronoledger.sequence.query import run_query

@@ -20,7 +20,8 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from chronoledger.errors import ChronoledgerError, ConfigError
-from chronoledger.sequence.layout import Reader, UserTree, child, find_user_folder
+from chronoledger.sequence.reader import Reader, child, find_user_folder
+from chronoledger.sequence.records import UserTree
 from chronoledger.sequence.sync import SyncReport, sync
 
 _logger = logging.getLogger("chronoledger.sequence")

@@ -12,6 +12,8 @@ from __future__ import annotations
 VERSIONS = {"core": 1, "events": 1, "memory": 1, "trends": 1}
 FILES = {"core": "chronos_core.db", "events": "chronos_events.db", "memory": "chronos_memory.db",
          "trends": "chronos_trends.db"}
+#: The mirrors, in the order a sync builds them (trends is built from memory).
+DATABASES = ("core", "events", "memory", "trends")
 #: The status dimensions chronos_memory.db holds as columns of its own, and
 #: ``status.dimensions`` when Settings/status_settings.yml names none.
 STATUS_DIMENSIONS = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
