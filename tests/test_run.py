@@ -13,7 +13,7 @@ import pytest
 
 import chronoledger as cl
 from chronoledger.chronicle import Chronicle, Run
-from chronoledger.errors import ChronoledgerError, ConfigError, OrderError, ValidationError
+from chronoledger.errors import ChronoledgerError, ConfigError, ExistsError, OrderError, ValidationError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_loop.py"
 
@@ -246,7 +246,7 @@ def test_a_new_run_never_replaces_an_existing_file(tmp_path):
         run.log({"loss": 1.0}, step=0)
         run.log({"loss": 1.0}, step=1)
     before = p.read_bytes()
-    with pytest.raises(FileExistsError, match=r"2 records, last step 1.*resume=True.*overwrite=True"):
+    with pytest.raises(ExistsError, match=r"2 records, last step 1.*resume=True.*overwrite=True"):
         Run(p, config={"lr": 1})
     assert p.read_bytes() == before
     with Run(p, overwrite=True) as run:
@@ -255,9 +255,9 @@ def test_a_new_run_never_replaces_an_existing_file(tmp_path):
 
 
 def test_conflicting_options_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="pass one"):
+    with pytest.raises(ConfigError, match="pass one"):
         Run(tmp_path / "r.cmeta", resume=True, overwrite=True)
-    with pytest.raises(ValueError, match="pass resume=True as well"):
+    with pytest.raises(ConfigError, match="pass resume=True as well"):
         Run(tmp_path / "r.cmeta", rewind=3)
     assert not (tmp_path / "r.cmeta").exists()
 

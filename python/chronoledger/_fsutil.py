@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from chronoledger.errors import ExistsError
+
 #: os.open flags of a new temporary file: never follow or reuse an existing name
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
@@ -100,14 +102,14 @@ def atomic_path(path: str | os.PathLike[str], *, replace: bool = True) -> Iterat
 
 
 def _link_no_clobber(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target`` unless ``target`` exists (FileExistsError)."""
+    """Move ``tmp`` to ``target`` unless ``target`` exists (ExistsError)."""
     try:
         os.link(tmp, target)            # atomic: FileExistsError if the name is taken
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, "the file exists already", str(target)) from None
+        raise ExistsError(errno.EEXIST, "the file exists already", str(target)) from None
     except OSError:                     # a file system without hard links: check, then rename
         if os.path.lexists(target):
-            raise FileExistsError(errno.EEXIST, "the file exists already", str(target)) from None
+            raise ExistsError(errno.EEXIST, "the file exists already", str(target)) from None
         os.replace(tmp, target)
         return
     os.unlink(tmp)
@@ -122,7 +124,7 @@ def _create_temporary(target: Path, mode: int) -> tuple[int, str]:
             return os.open(tmp, _TMP_FLAGS, mode), tmp
         except FileExistsError:       # a name taken by chance: draw another
             continue
-    raise FileExistsError(f"{target}: no free name for a temporary file in {target.parent}")
+    raise ExistsError(f"{target}: no free name for a temporary file in {target.parent}")
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

@@ -87,8 +87,11 @@ def _executor() -> ThreadPoolExecutor:
 
 
 # Below this many bytes of input in all, handing work to threads (and waking
-# them) costs more than it saves.
-_PARALLEL_MIN_BYTES = 1 << 19
+# them, or starting them in a fresh process) costs more than it saves: a
+# 1,000-record query decodes ~1 MB of column prefixes in ~0.3 ms on one
+# thread, while the pool's first use alone took ~3 ms (measured with
+# benchmarks/bench_chronicle.py query, fresh process).
+_PARALLEL_MIN_BYTES = 2 << 20
 
 
 def _map(fn: Any, items: list[Any], threads: int | None, nbytes: int) -> list[Any]:
@@ -133,8 +136,10 @@ def decode_columns(encoded: Mapping[str, Any] | Sequence[Any], *, threads: int |
     if not len(dests) == len(lims) == len(wide) == len(items):
         raise ValueError(f"decode_columns: {len(items)} columns but {len(dests)} out arrays, "
                          f"{len(lims)} limits and {len(wide)} wides")
-    # decoded columns are several times their encoded size
-    nbytes = 4 * sum(len(memoryview(d).cast("B")) for d in items)
+    # decoded columns are several times their encoded size; a limit bounds it
+    # (threads cost more than they save on the few rows of a small query)
+    nbytes = sum(4 * len(memoryview(d).cast("B")) if lim is None else min(4 * len(memoryview(d).cast("B")), 8 * lim)
+                 for d, lim in zip(items, lims))
     out = _map(lambda job: decode_column(job[0], out=job[1], limit=job[2], wide=job[3], **options),
                list(zip(items, dests, lims, wide)), threads, nbytes)
     return dict(zip(encoded, out)) if isinstance(encoded, Mapping) else out

@@ -27,6 +27,7 @@ __all__ = [
     "ValidationError",
     "FieldValueError",
     "NotFoundError",
+    "ExistsError",
     "ConfigError",
     "StepError",
     "QueryError",
@@ -140,6 +141,12 @@ class StorageError(ChronoledgerError, OSError):
     disk, a missing permission, a read-only file or folder, a file moved
     away while open.  Also an :class:`OSError`, as the same failure met
     outside SQLite would be."""
+
+
+class ExistsError(StorageError, FileExistsError):
+    """A file we were asked to create exists already, and we do not replace
+    it unasked (a run that exists, an export target without ``--force``).
+    Also a :class:`FileExistsError`."""
 
 
 class DatabaseBusyError(ChronoledgerError):

@@ -86,4 +86,4 @@ def replay(path: str | os.PathLike[str], step_factory: StepFactory, *,
     with ChronicleReader(path) as reader:
         meta = reader.metadata
         return replay_records(reader.records(), step_factory, meta.get("config") or {},
-                              int(meta.get("initial_seed", 0)), reader.precision, progress)
+                              reader.initial_seed or 0, reader.precision, progress)

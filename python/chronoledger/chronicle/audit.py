@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -66,7 +65,7 @@ def verify(path, *, progress: Callable[[int], None] | None = None) -> AuditRepor
         if size == 0:
             report.add("header", False, "the file is empty")
             return report
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        with fmt.mapped(fh.fileno()) as buf:
             try:
                 layout = scan(buf, str(path), check_payloads=True)
             except (CorruptDataError, TruncatedError) as exc:
@@ -152,7 +151,7 @@ def audit(path, step_factory: StepFactory | None = None, *,
                 return report
             meta = reader.metadata
             rep = replay_records(reader.records(), step_factory, meta.get("config") or {},
-                                 int(meta.get("initial_seed", 0)), reader.precision, progress)
+                                 reader.initial_seed or 0, reader.precision, progress)
             report.replay = rep.as_dict()
             if rep.first_divergence is not None:
                 d = rep.first_divergence
@@ -200,7 +199,7 @@ def recover(path, mode: str = "tolerate") -> RecoveryReport:
         size = os.fstat(fd).st_size
         if size == 0:
             raise TruncatedError(f"{path}: the file is empty, not a chronicle; nothing to recover", offset=0)
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
+        with fmt.mapped(fd) as buf:
             layout = scan(buf, str(path), check_payloads=True)
             damage = [d.as_dict() for d in layout.damage]
             kept = sum(b.rows for b in layout.blocks)
@@ -288,8 +287,8 @@ def _write_without_damage(path: Path, fd: int, buf: fmt.Buf, layout: Layout, kep
                 if b.kind == fmt.BLOCK_META:
                     meta.append(pos)
                     entry = fmt.read_meta(buf, b, str(path))
-                    if entry.get("op") == "rewind" and isinstance(entry.get("to"), int):
-                        apply_rewind(buf, old_index, header, int(entry["to"]), str(path))
+                    if entry["op"] == "rewind":         # read_meta checked that "to" is a u64
+                        apply_rewind(buf, old_index, header, entry["to"], str(path))
                 else:
                     old_index.append(b)
                 pos += len(head_bytes) + b.payload_length

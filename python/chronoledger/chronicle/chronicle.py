@@ -226,7 +226,9 @@ class Chronicle:
     @property
     def initial_seed(self) -> int | None:
         """The run's initial seed stored in the header, if any."""
-        return self.metadata.get("initial_seed")
+        if self._writer is not None:
+            return self._writer.header.metadata.get("initial_seed")
+        return self.reader().initial_seed
 
     @property
     def last_timestamp(self) -> int | None:

@@ -262,8 +262,9 @@ def _float_prefix(data: memoryview) -> tuple[int, int, int, float | None, int]:
     if flags & fmt.FLOAT_FIXED:
         (scale,) = struct.unpack_from("<d", data, p)
         p += 8
-        if not (scale > 0.0) or scale == float("inf"):
-            raise ValueError(f"float column scale {scale!r} is not a positive number")
+        if not fmt.valid_scale(scale):
+            raise ValueError(f"float column scale {scale!r} is not a usable scale (a finite number > 0 whose "
+                             f"inverse is finite)")
     elif exceptions:
         raise ValueError("exact float column with exceptions")
     return flags, width, exceptions, scale, p
@@ -306,7 +307,7 @@ def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, floa
         except CorruptDataError as exc:
             raise CorruptDataError(f"{where}: {exc}") from None
     else:
-        values = core.dequantize(raw, scale, dtype=dtype, out=target)
+        values = core.dequantize(_fixed_point(raw, where), scale, dtype=dtype, out=target)
         if at is not None and bits is not None:
             inside = (at >= lo) & (at < lo + count)
             values[(at[inside] - lo).astype(np.intp)] = bits[inside].astype(np.uint64).view(np.float64).astype(dtype)
@@ -345,6 +346,67 @@ def read_directory(payload: bytes | memoryview, where: str) -> list[tuple[str, i
     if p != len(payload):
         raise CorruptDataError(f"{where}: {len(payload) - p} bytes after the last column")
     return out
+
+
+def column_values(payload: bytes | memoryview, name: str, where: str) -> int | None:
+    """How many values the integer column ``name`` (of kind int) of a
+    data-block payload says it holds, from its header alone; None when the
+    block has no such column."""
+    for entry, kind, start, end in read_directory(payload, where):
+        if entry == name:
+            if kind != fmt.KIND_INT:
+                raise CorruptDataError(f"{where}: column {name!r} is of kind {fmt.KIND_NAMES[kind]}, not int")
+            try:
+                return int(core.column_info(memoryview(payload)[start:end])["n"])
+            except CorruptDataError as exc:
+                raise CorruptDataError(f"{where}: column {name!r}: {exc}") from None
+    return None
+
+
+def _fixed_point(values: npt.NDArray[Any], where: str) -> npt.NDArray[Any]:
+    """Fixed-point integers as stored: a writer stores them signed (int64)."""
+    if values.dtype.kind != "i":
+        raise CorruptDataError(f"{where}: fixed-point values stored as {values.dtype}, not signed integers")
+    return values
+
+
+def _out(dest: npt.NDArray[Any] | None, dtype: type[np.generic]) -> npt.NDArray[Any] | None:
+    """``dest`` if it can receive values of ``dtype``, else None (the caller then checks what it got)."""
+    return dest if dest is not None and dest.dtype == dtype else None
+
+
+#: zstd: a block of a frame is at least 3 bytes and decompresses to at most 128 KiB
+_ZSTD_BLOCK_MIN, _ZSTD_BLOCK_OUT_MAX = 3, 128 << 10
+
+
+def _text_lengths(lengths: npt.NDArray[Any], blob: memoryview, where: str) -> tuple[npt.NDArray[np.int64], int]:
+    """A text column's lengths as int64 and their sum, checked against what
+    its zstd frame of ``len(blob)`` bytes can hold before anything is
+    allocated for them."""
+    most = (len(blob) // _ZSTD_BLOCK_MIN + 1) * _ZSTD_BLOCK_OUT_MAX
+    if lengths.dtype.kind not in "iu" or (lengths.size and int(lengths.min()) < 0):
+        raise CorruptDataError(f"{where}: its lengths are not byte counts")
+    if lengths.size and float(np.sum(lengths, dtype=np.float64)) > most:
+        raise CorruptDataError(f"{where}: its lengths add up to more than the {most:,} bytes its zstd frame of "
+                               f"{len(blob):,} bytes can hold")
+    lengths = lengths.astype(np.int64, copy=False)
+    return lengths, int(lengths.sum())
+
+
+def _decompress_texts(blob: memoryview, total: int, where: str) -> bytes:
+    """The ``total`` bytes a text column's zstd frame holds; a frame that
+    says it holds another size is refused before it is decompressed (the
+    decompressor would allocate what the frame says)."""
+    try:
+        declared = zstandard.get_frame_parameters(blob).content_size
+        if declared != zstandard.CONTENTSIZE_UNKNOWN and declared != total:
+            raise CorruptDataError(f"{where}: its zstd frame holds {declared:,} bytes, its lengths say {total:,}")
+        texts = zstandard.ZstdDecompressor().decompress(bytes(blob), max_output_size=total + 1)
+    except zstandard.ZstdError as exc:
+        raise CorruptDataError(f"{where}: does not decompress: {exc}") from None
+    if len(texts) != total:
+        raise CorruptDataError(f"{where}: is {len(texts)} bytes, its lengths say {total}")
+    return texts
 
 
 _scratch = threading.local()
@@ -466,7 +528,7 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
             column = _decode_floats(vals, dictionary, expected, f"{where}: column {name!r}",
                                     partial=first_limit is not None, rows=rows, dest=into.get(name))
             dest = into.get(name)
-            if dest is not None and isinstance(column, np.ndarray):
+            if dest is not None and dest.dtype.kind == "f" and isinstance(column, np.ndarray):
                 dest[...] = column
                 column = dest
             out[name] = column
@@ -483,7 +545,7 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
         records_here = len(vals[0]) if kind != fmt.KIND_TEXT or rows is None else records
         dest = into.get(name)
         if kind == fmt.KIND_INT:
-            if dest is not None:
+            if dest is not None and dest.dtype.kind in "iu":
                 if not np.may_share_memory(vals[0], dest):
                     dest[...] = vals[0]        # stored narrower than the result: cast into place
                 out[name] = dest
@@ -491,10 +553,12 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
                 out[name] = vals[0]
         elif kind == fmt.KIND_QF32:
             assert scale is not None            # format 1 (checked against the kind above)
-            out[name] = core.dequantize(vals[0], scale, dtype=np.float32, out=dest)
+            out[name] = core.dequantize(_fixed_point(vals[0], f"{where}: column {name!r}"), scale, dtype=np.float32,
+                                        out=_out(dest, np.float32))
         elif kind == fmt.KIND_QF64:
             assert scale is not None
-            out[name] = core.dequantize(vals[0], scale, out=dest)
+            out[name] = core.dequantize(_fixed_point(vals[0], f"{where}: column {name!r}"), scale,
+                                        out=_out(dest, np.float64))
         elif kind == fmt.KIND_OPT_U8:
             v = vals[0].astype(np.int16) - 1
             if v.size and (v.min() < -1 or v.max() > 255):
@@ -503,21 +567,15 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
         elif kind == fmt.KIND_STR:
             assert dictionary is not None           # jobs of kind STR carry their dictionary
             codes = vals[0]
-            if codes.size and int(codes.max()) >= len(dictionary):
-                raise CorruptDataError(f"{where}: column {name!r} refers past its dictionary of {len(dictionary)}")
+            if codes.size and (int(codes.max()) >= len(dictionary) or int(codes.min()) < 0):
+                raise CorruptDataError(f"{where}: column {name!r} holds codes outside its dictionary of "
+                                       f"{len(dictionary)}")
             # kept as codes: the reader joins blocks, then makes strings once
             out[name] = Labels(codes.astype(np.uint32), dictionary)
         elif kind == fmt.KIND_TEXT:
-            lengths = vals[0]        # texts are one zstd frame: cut after decompressing
             assert blob_view is not None            # jobs of kind TEXT carry their blob
-            try:
-                blob = zstandard.ZstdDecompressor().decompress(bytes(blob_view),
-                                                              max_output_size=int(lengths.sum()) + 1)
-            except zstandard.ZstdError as exc:
-                raise CorruptDataError(f"{where}: text column {name!r} does not decompress: {exc}") from None
-            if len(blob) != int(lengths.sum()):
-                raise CorruptDataError(f"{where}: text column {name!r} is {len(blob)} bytes, its lengths say "
-                                       f"{int(lengths.sum())}")
+            lengths, total = _text_lengths(vals[0], blob_view, f"{where}: text column {name!r}")
+            blob = _decompress_texts(blob_view, total, f"{where}: text column {name!r}")
             ends = np.cumsum(lengths, dtype=np.int64)
             starts = ends - lengths
             try:
@@ -533,6 +591,6 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
                 raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
             full = np.full(records_here, np.nan)
             assert scale is not None
-            full[present] = core.dequantize(vals[1], scale)
+            full[present] = core.dequantize(_fixed_point(vals[1], f"{where}: column {name!r}"), scale)
             out[name] = full
     return out

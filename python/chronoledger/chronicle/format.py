@@ -9,9 +9,11 @@ plus, at worst, a torn last block.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -47,6 +49,8 @@ BLOCK_HEADER_SIZE = BLOCK_HEADER.size + 8      # 56
 BLOCK_HEADER2 = struct.Struct("<IBBHQQQQQQII")  # 64 bytes, then u64 CRC of those 64 bytes
 BLOCK_HEADER2_SIZE = BLOCK_HEADER2.size + 8    # 72
 BLOCK_HEADER_SIZES = {1: BLOCK_HEADER_SIZE, 2: BLOCK_HEADER2_SIZE}
+BLOCK_MAX_RECORDS = 1 << 24                    # the most records a data block holds (a writer's largest block)
+U64_MAX = 2**64 - 1
 
 FOOTER_FIXED = struct.Struct("<QQQ")           # total records, payload CRC, data blocks
 INDEX_ENTRY = struct.Struct("<QQQQ")           # offset, records (version 2: live records), first ts, last ts
@@ -91,6 +95,11 @@ class FileHeader:
     @property
     def schema_name(self) -> str:
         return SCHEMA_NAMES.get(self.schema, f"unknown({self.schema})")
+
+    @property
+    def metadata_offset(self) -> int:
+        """Where the metadata JSON starts in the file."""
+        return HEADER.size if self.version == 1 else HEADER2.size
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,11 @@ def _json_object(raw: bytes, what: str, offset: int) -> dict[str, Any]:
     return value
 
 
+def valid_scale(scale: float) -> bool:
+    """A fixed-point scale a reader can use: finite, > 0, and with a finite 1 / scale."""
+    return scale > 0.0 and scale != float("inf") and 1.0 / scale != float("inf")
+
+
 def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
@@ -206,8 +220,9 @@ def read_header(buf: Buf, path: str) -> FileHeader:
         raise ChecksumError(f"{path}: header CRC-64 mismatch (header bytes 0..{length - 8})", offset=length - 8)
     if schema not in SCHEMA_NAMES:
         raise CorruptDataError(f"{path}: unknown schema {schema} at offset 12", offset=12)
-    if version == 1 and (not (scale > 0.0) or scale == float("inf")):
-        raise CorruptDataError(f"{path}: quantization scale {scale!r} at offset 16 is not a positive number", offset=16)
+    if version == 1 and not valid_scale(scale):
+        raise CorruptDataError(f"{path}: quantization scale {scale!r} at offset 16 is not a usable scale (a finite "
+                               f"number > 0 whose inverse is finite)", offset=16)
     metadata = _json_object(bytes(buf[fixed:fixed + meta_len]), f"{path}: header metadata", fixed)
     return FileHeader(schema, scale if version == 1 else None, metadata, length, version, salt)
 
@@ -231,26 +246,56 @@ def pack_block(kind: int, payload: bytes, records: int, first_ts: int, last_ts: 
 
 
 def parse_block_header(buf: Buf, offset: int, version: int = 1) -> BlockHeader | None:
-    """The block header at ``offset`` if its magic and CRC are right, else None.
+    """The block header at ``offset`` if its magic and CRC are right (and
+    its record count possible), else None.
 
     Only the header is checked (the payload may extend past the buffer);
     whether it belongs to this file and this place is the scanner's check.
     """
+    return check_block_header(buf, offset, version)[0]
+
+
+def check_block_header(buf: Buf, offset: int, version: int = 1) -> tuple[BlockHeader | None, str]:
+    """(the block header at ``offset``, "") if it is valid, else (None, why not)."""
     size = BLOCK_HEADER_SIZES[version]
     if offset < 0 or offset + size > len(buf):
-        return None
+        return None, f"only {max(0, len(buf) - offset)} bytes remain, less than a block header"
     packer = BLOCK_HEADER if version == 1 else BLOCK_HEADER2
     fields = packer.unpack_from(buf, offset)
-    if fields[0] != BLOCK_MAGIC or fields[1] not in BLOCK_KINDS[version]:
-        return None
+    if fields[0] != BLOCK_MAGIC:
+        return None, "no block magic"
+    if fields[1] not in BLOCK_KINDS[version]:
+        return None, f"unknown block type {fields[1]}"
     (crc,) = struct.unpack_from("<Q", buf, offset + packer.size)
     if core.crc64(memoryview(buf)[offset:offset + packer.size]) != crc:
-        return None
+        return None, "block header CRC-64 mismatch"
+    if fields[1] == BLOCK_DATA and fields[5] > BLOCK_MAX_RECORDS:
+        # a count no writer makes: trusting it would size arrays by it
+        return None, f"the block header claims {fields[5]:,} records, more than the {BLOCK_MAX_RECORDS:,} a block holds"
     if version == 1:
         _, kind, _, _, length, records, first_ts, last_ts, payload_crc = fields
-        return BlockHeader(offset, kind, length, records, first_ts, last_ts, payload_crc)
+        return BlockHeader(offset, kind, length, records, first_ts, last_ts, payload_crc), ""
     _, kind, _flags, schema, length, records, first_ts, last_ts, payload_crc, salt, sequence, _ = fields
-    return BlockHeader(offset, kind, length, records, first_ts, last_ts, payload_crc, size, sequence, salt, schema)
+    return BlockHeader(offset, kind, length, records, first_ts, last_ts, payload_crc, size, sequence, salt,
+                       schema), ""
+
+
+@contextlib.contextmanager
+def mapped(fd: int) -> Iterator[mmap.mmap]:
+    """A read-only map of the open file ``fd`` for the ``with`` block.  When
+    the block raises, views of the map may live on in the traceback (a
+    decoder's memoryviews): the map is then unmapped when they go, and the
+    error raised is the block's, not mmap's BufferError."""
+    m = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    try:
+        yield m
+    except BaseException:
+        try:
+            m.close()
+        except BufferError:
+            pass
+        raise
+    m.close()
 
 
 def pack_footer(total_records: int, payload_crc: int, index: list[BlockHeader], offset: int,
@@ -323,11 +368,48 @@ def pack_meta(entry: dict[str, Any], header: FileHeader, sequence: int, stamp: i
 
 
 def read_meta(buf: Buf, block: BlockHeader, path: str) -> dict[str, Any]:
-    """The amendment a meta block holds (its CRC checked by the caller)."""
+    """The amendment a meta block holds (its CRC checked by the caller),
+    with the fields of the ops this version knows checked (an unknown op is
+    kept as it is: readers skip it)."""
     if block.payload_length > META_MAX:
         raise CorruptDataError(f"{path}: meta block at offset {block.offset} is {block.payload_length} bytes, "
                                f"more than the {META_MAX} allowed", offset=block.offset)
     entry = _json_object(bytes(buf[block.payload_offset:block.end]), f"{path}: meta block", block.offset)
     if not isinstance(entry.get("op"), str):
         raise CorruptDataError(f"{path}: meta block at offset {block.offset} has no op", offset=block.offset)
+    problem = _amendment_problem(entry)
+    if problem is not None:
+        raise CorruptDataError(f"{path}: meta block at offset {block.offset} ({entry['op']}): {problem}",
+                               offset=block.offset)
     return entry
+
+
+def is_u64(v: object) -> bool:
+    """An int (not a bool) in 0 .. 2**64 - 1."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= U64_MAX
+
+
+def _amendment_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of an amendment of a known op, or None."""
+    op = entry["op"]
+    if "at" in entry and not isinstance(entry["at"], str):
+        return f"its time {entry['at']!r} is not text"
+    if op == "rewind":
+        if not is_u64(entry.get("to")):
+            return f"its timestamp 'to' {entry.get('to')!r} is not a u64"
+        if "dropped" in entry and not is_u64(entry["dropped"]):
+            return f"its count 'dropped' {entry['dropped']!r} is not a count"
+    elif op == "tags":
+        for key in ("add", "remove"):
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                return f"its {key!r} is not a list of tags (text)"
+    elif op == "note":
+        if not isinstance(entry.get("text"), str):
+            return "its 'text' is not text"
+    elif op == "config":
+        if not is_u64(entry.get("version")):
+            return f"its version {entry.get('version')!r} is not a number"
+        if entry.get("reason") is not None and not isinstance(entry["reason"], str):
+            return "its 'reason' is not text"
+    return None

@@ -62,9 +62,13 @@ def _scale_of(key: str, value: object) -> float | None:
     """None for exact, else the scale; ConfigError for anything else."""
     if value == EXACT or value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"precision of {key!r}: expected {EXACT!r} or a scale > 0 (e.g. 1e-6), got {value!r}")
-    return float(value)
+    try:
+        scale = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:                   # an int too large for a float
+        scale = math.nan
+    if not math.isfinite(scale) or scale <= 0 or not math.isfinite(1.0 / scale):
+        raise ConfigError(f"precision of {key!r}: expected {EXACT!r} or a scale > 0 (e.g. 1e-6), got {value!r:.80}")
+    return scale
 
 
 @dataclass(frozen=True)

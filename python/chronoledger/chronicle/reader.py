@@ -20,8 +20,8 @@ from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.columns import Column, Labels, Optional
 from chronoledger.chronicle.precision import Precision
-from chronoledger.chronicle.records import DYNAMIC_PREFIX, FIXED_COLUMNS, CycleRecord, EventRecord
-from chronoledger.errors import ChecksumError, CorruptDataError, TruncatedError
+from chronoledger.chronicle.records import DYNAMIC_PREFIX, FIXED_COLUMNS, CycleRecord, EventRecord, cycle_records
+from chronoledger.errors import ChecksumError, ConfigError, CorruptDataError, TruncatedError, UnsupportedError
 
 # Result dtypes of the schema columns that to_numpy decodes in place.
 _RESULT_DTYPES: dict[str, type[np.generic]] = {
@@ -29,6 +29,10 @@ _RESULT_DTYPES: dict[str, type[np.generic]] = {
     "tensor_signature.0": np.float32, "tensor_signature.1": np.float32, "tensor_signature.2": np.float32}
 
 MODES = ("tolerate", "strict", "skip")
+_U64_FIELDS = ("timestamp", "seed_state")       # the record fields that are u64
+# numpy kinds each fixed cycle column may decode to ("U": phase labels)
+_CYCLE_KINDS = {"timestamp": "ui", "phase": "U", "loss_value": "f", "coherence": "f", "tensor_signature.0": "f",
+                "tensor_signature.1": "f", "tensor_signature.2": "f", "action_code": "iu", "seed_state": "ui"}
 
 
 def _u64(t: int) -> np.uint64:
@@ -121,11 +125,14 @@ def live_rows(buf: fmt.Buf, bh: fmt.BlockHeader, header: fmt.FileHeader, upto: i
     """(records with timestamp <= ``upto``, the last of their timestamps) of a data block."""
     payload = memoryview(buf)[bh.payload_offset:bh.end]
     ts = colfmt.decode_block(payload, bh.records, header.scale, f"{path}: block at offset {bh.offset}",
-                             {"timestamp"})["timestamp"]
+                             {"timestamp"}).get("timestamp")
+    if ts is None:
+        raise CorruptDataError(f"{path}: block at offset {bh.offset} lacks the column 'timestamp' of its schema",
+                               offset=bh.offset)
     if not isinstance(ts, np.ndarray) or ts.dtype.kind not in "iu":
         raise CorruptDataError(f"{path}: block at offset {bh.offset}: its timestamps are not integers",
                                offset=bh.offset)
-    k = int(np.searchsorted(ts, np.uint64(upto), "right"))
+    k = int(np.searchsorted(ts, _u64(upto), "right"))
     return k, int(ts[k - 1]) if k else bh.first_ts
 
 
@@ -197,6 +204,8 @@ def _from_footer(buf: fmt.Buf, header: fmt.FileHeader, footer_at: int, size: int
         blocks.append(bh)
     if sum(b.rows for b in blocks) != total:
         return None
+    if any(b <= a for a, b in zip(metas, metas[1:])):
+        return None                                 # meta blocks are listed in file order, each once
     layout = Layout(header, size, blocks, fb, total, pcrc, next_sequence=fb.sequence + 1)
     for off in metas:
         mb = fmt.parse_block_header(buf, off, v)
@@ -206,6 +215,39 @@ def _from_footer(buf: fmt.Buf, header: fmt.FileHeader, footer_at: int, size: int
         layout.meta.append(fmt.read_meta(buf, mb, path))
         layout.meta_offsets.append(off)
     return layout
+
+
+def _footer_disagrees(buf: fmt.Buf, layout: Layout, footer: fmt.BlockHeader, total: int, payload_crc: int,
+                      entries: list[tuple[int, int, int, int]], metas: list[int], check_payloads: bool) -> str | None:
+    """Why the (CRC-valid) footer at the end of a file cannot be its index,
+    or None.  With damage in the middle it is only asked to add up (its
+    index then counts the records of the damaged blocks); otherwise it must
+    list the blocks found, and (``check_payloads``) its payload CRC-64 hold."""
+    indexed = sum(e[1] for e in entries)
+    if indexed != total:
+        return f"its index holds {indexed:,} records, its total says {total:,}"
+    if layout.corrupt:
+        return None
+    v2 = layout.header.version == 2
+    found = [(b.offset, b.rows if v2 else b.records, b.first_ts, b.last_ts) for b in layout.blocks]
+    for k, (entry, block) in enumerate(zip(entries, found)):
+        if tuple(entry) != block:
+            return (f"its index entry {k} (offset, records, first and last timestamp) is {tuple(entry)}, the "
+                    f"file's block {block}")
+    if len(entries) != len(found):
+        return f"its index lists {len(entries):,} data blocks, the file has {len(found):,}"
+    if v2 and metas != layout.meta_offsets:
+        k = next((k for k, (a, b) in enumerate(zip(metas, layout.meta_offsets)) if a != b),
+                 min(len(metas), len(layout.meta_offsets)))
+        return (f"its list of meta blocks differs from the file's at entry {k} (it lists {len(metas):,}, the file "
+                f"has {len(layout.meta_offsets):,})")
+    if check_payloads:
+        with memoryview(buf) as view, view[layout.header.length:footer.offset] as covered:
+            actual = core.crc64(covered)
+        if actual != payload_crc:
+            return (f"its payload CRC-64 {payload_crc:016x} is not that of bytes {layout.header.length}.."
+                    f"{footer.offset} ({actual:016x})")
+    return None
 
 
 def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
@@ -240,10 +282,10 @@ def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
     last_footer = None
     expected = 0
     while pos < size:
-        bh = fmt.parse_block_header(buf, pos, v)
+        bh, why = fmt.check_block_header(buf, pos, v)
         bad: str | None = None
         if bh is None:
-            bad = "no valid block header"
+            bad = f"no valid block header: {why}"
         elif bh.end > size:
             bad = f"the block claims {bh.payload_length} payload bytes, only {size - bh.payload_offset} remain"
         elif (check_payloads or bh.kind == fmt.BLOCK_META) and not _block_ok(buf, bh):
@@ -270,8 +312,8 @@ def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
                 entry = fmt.read_meta(buf, bh, path)
                 layout.meta.append(entry)
                 layout.meta_offsets.append(bh.offset)
-                if entry.get("op") == "rewind" and isinstance(entry.get("to"), int):
-                    apply_rewind(buf, layout.blocks, header, int(entry["to"]), path)
+                if entry["op"] == "rewind":         # read_meta checked that "to" is a u64
+                    apply_rewind(buf, layout.blocks, header, entry["to"], path)
             else:
                 last_footer = bh
             pos = bh.end
@@ -298,29 +340,40 @@ def scan(buf: fmt.Buf, path: str, check_payloads: bool = False) -> Layout:
                                         last_block.records))
             layout.next_sequence = last_block.sequence if v == 2 else 0
     if last_footer is not None and last_footer.end == size:
-        # the file ends in a footer: it is the index only if the trailer points at it and its CRC holds
+        # the file ends in a footer: it is the index only if the trailer points at it, its CRC holds
+        # and what it says agrees with the blocks
         footer_bad: str | None = None
         if not _block_ok(buf, last_footer):
             footer_bad = "footer payload CRC-64 mismatch"
         elif footer_at != last_footer.offset:
             footer_bad = "the trailer at the end of the file is not valid" if footer_at is None else \
                 f"the trailer points at offset {footer_at}, not at the footer"
+        else:
+            try:
+                total, pcrc, entries, metas = fmt.unpack_footer(buf, last_footer, v)
+            except CorruptDataError as exc:
+                footer_bad = str(exc)
+            else:
+                footer_bad = _footer_disagrees(buf, layout, last_footer, total, pcrc, entries, metas, check_payloads)
+                if footer_bad is None:
+                    layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
+                    for d in layout.damage:      # the index counts the records of blocks whose header is unreadable
+                        indexed = sum(records for off, records, _, _ in entries if d.start <= off < d.end)
+                        d.records = max(d.records, indexed)
         if footer_bad is not None:
             layout.damage.append(Damage(last_footer.offset, size, "footer", footer_bad))
             if v == 2:
                 layout.next_sequence = last_footer.sequence
-    if footer_at is not None and last_footer is not None and last_footer.offset == footer_at \
-            and last_footer.end == size and _block_ok(buf, last_footer):
-        try:
-            total, pcrc, entries, _ = fmt.unpack_footer(buf, last_footer, v)
-        except CorruptDataError:
-            pass
-        else:
-            layout.footer, layout.footer_total, layout.footer_payload_crc = last_footer, total, pcrc
-            for d in layout.damage:      # the index counts the records of blocks whose header is unreadable
-                indexed = sum(records for off, records, _, _ in entries if d.start <= off < d.end)
-                d.records = max(d.records, indexed)
     return layout
+
+
+def header_precision(header: fmt.FileHeader, path: str) -> Precision:
+    """The precision a file's header gives; a header whose ``precision``
+    cannot be read is corrupt (it was checked when the file was created)."""
+    try:
+        return Precision.from_metadata(header.metadata, header.schema_name, header.scale)
+    except ConfigError as exc:
+        raise CorruptDataError(f"{path}: header metadata: {exc}", offset=header.metadata_offset) from None
 
 
 class ChronicleReader:
@@ -400,8 +453,16 @@ class ChronicleReader:
     @property
     def precision(self) -> Precision:
         """How the file stores its floats (chronicle.precision)."""
-        h = self.layout.header
-        return Precision.from_metadata(h.metadata, h.schema_name, h.scale)
+        return header_precision(self.layout.header, str(self.path))
+
+    @property
+    def initial_seed(self) -> int | None:
+        """The run's initial seed from the header, or None."""
+        seed = self.metadata.get("initial_seed")
+        if seed is not None and not fmt.is_u64(seed):
+            raise CorruptDataError(f"{self.path}: header metadata: initial_seed {seed!r} is not a u64",
+                                   offset=self.layout.header.metadata_offset)
+        return seed
 
     @property
     def amendments(self) -> list[dict[str, Any]]:
@@ -429,10 +490,8 @@ class ChronicleReader:
         bh = self.layout.blocks[i]
         payload = memoryview(self._map)[bh.payload_offset:bh.end]
         where = f"{self.path}: block {i} at offset {bh.offset}"
-        if check and core.crc64(payload) != bh.payload_crc:
-            raise ChecksumError(f"{where}: payload CRC-64 mismatch; valid data follows this block, so it is "
-                                f"corruption, not a torn tail (`chronoledger chronicle recover --mode skip` "
-                                f"salvages the rest)", offset=bh.offset)
+        if check:
+            self._check_crc(i, payload)
         if bh.live >= 0:                # a rewind kept only the first records of this block
             if rows is None:
                 rows = slice(0, bh.live)
@@ -443,9 +502,12 @@ class ChronicleReader:
 
     def read_timestamps(self, i: int) -> npt.NDArray[np.integer[Any]]:
         """The timestamps of data block ``i`` (checking its CRC-64 first)."""
-        ts = self.read_block(i, {"timestamp"})["timestamp"]
+        ts = self.read_block(i, {"timestamp"}).get("timestamp")
+        bh = self.layout.blocks[i]
+        if ts is None:
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset} lacks the column 'timestamp' "
+                                   f"of its schema", offset=bh.offset)
         if not isinstance(ts, np.ndarray) or ts.dtype.kind not in "iu":
-            bh = self.layout.blocks[i]
             raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its timestamp column does not "
                                    f"hold integers", offset=bh.offset)
         return ts
@@ -530,14 +592,47 @@ class ChronicleReader:
         absent value is not): what to_pandas and to_arrow build on."""
         return self._read_range(0, len(self.layout.blocks), columns, raw=True)
 
+    def _check_crc(self, i: int, payload: memoryview) -> None:
+        bh = self.layout.blocks[i]
+        if core.crc64(payload) != bh.payload_crc:
+            raise ChecksumError(f"{self.path}: block {i} at offset {bh.offset}: payload CRC-64 mismatch; valid data "
+                                f"follows this block, so it is corruption, not a torn tail (`chronoledger chronicle "
+                                f"recover --mode skip` salvages the rest)", offset=bh.offset)
+
+    def _check_counts(self, lo: int, hi: int) -> None:
+        """Check that blocks lo..hi hold the records their headers say (the
+        header of each one's timestamp column: nothing is decoded) before
+        arrays are sized by those counts.  A block that does not is reported
+        as damaged if its CRC fails, else as corrupt."""
+        for i in range(lo, hi):
+            bh = self.layout.blocks[i]
+            where = f"{self.path}: block {i} at offset {bh.offset}"
+            with memoryview(self._map)[bh.payload_offset:bh.end] as payload:
+                try:
+                    held = colfmt.column_values(payload, "timestamp", where)
+                    if held is not None and held != bh.records:
+                        raise CorruptDataError(f"{where}: its header says {bh.records:,} records, its timestamp "
+                                               f"column holds {held:,}", offset=bh.offset)
+                except CorruptDataError:
+                    self._check_crc(i, payload)
+                    raise
+
     def _read_range(self, lo: int, hi: int, columns: list[str] | None, raw: bool = False) -> dict[str, Any]:
         want = set(columns) if columns is not None else None
         counts = [self.layout.blocks[i].rows for i in range(lo, hi)]
         # The schema's numeric columns are decoded straight into their result
         # arrays, block by block: no per-block arrays to allocate and join.
         total = sum(counts)
-        finals = {name: np.empty(total, _RESULT_DTYPES[name]) for name, _ in FIXED_COLUMNS[self.schema]
-                  if name in _RESULT_DTYPES and (want is None or name in want)}
+        self._check_counts(lo, hi)
+        names = [name for name, _ in FIXED_COLUMNS[self.schema] if name in _RESULT_DTYPES and
+                 (want is None or name in want)]
+        try:
+            finals = {name: np.empty(total, _RESULT_DTYPES[name]) for name in names}
+        except MemoryError:
+            need = total * sum(np.dtype(_RESULT_DTYPES[name]).itemsize for name in names)
+            raise UnsupportedError(f"{self.path}: reading {total:,} records at once needs {need:,} bytes, more "
+                                   f"than this machine can give; read them by time range (query_columns) or "
+                                   f"block by block") from None
         parts: list[dict[str, Column]] = []
         start = 0
         for i, n in zip(range(lo, hi), counts):
@@ -551,7 +646,8 @@ class ChronicleReader:
             for k, view in views.items():       # a column that could not be decoded in place
                 got = part[k]
                 if got is not view:
-                    if not isinstance(got, np.ndarray) or len(got) != n:
+                    if not isinstance(got, np.ndarray) or len(got) != n or \
+                            got.dtype.kind not in ("iu" if view.dtype.kind in "iu" else "f"):
                         bh = self.layout.blocks[i]
                         raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its column "
                                                f"{k!r} is not of its schema's type", offset=bh.offset)
@@ -638,6 +734,8 @@ class ChronicleReader:
                     raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: column {k!r} does "
                                            f"not hold floats", offset=bh.offset)
                 extras.append((k[len(prefix):], v.tolist(), (~np.isnan(v)).tolist()))   # format 1: NaN = absent
+            elif k in _U64_FIELDS and v.dtype.kind == "i":     # a u64 stored signed: its bits, as to_numpy reads it
+                py[k] = v.astype(np.int64, copy=False).view(np.uint64).tolist()
             else:
                 py[k] = v.tolist()
         n = len(py["timestamp"])
@@ -651,18 +749,34 @@ class ChronicleReader:
                     metric_rows[j][name] = float(value)
         try:
             if self.schema == fmt.SCHEMA_CYCLE:
-                for ts, phase, loss, coh, s0, s1, s2, action, seed, metrics in zip(
+                self._check_cycle_kinds(cols, i)
+                # tolist() gave Python ints, floats and strs: no conversion per value
+                yield from cycle_records(
+                    (ts, phase, loss, coh, (s0, s1, s2), None if action < 0 else action, seed, metrics)
+                    for ts, phase, loss, coh, s0, s1, s2, action, seed, metrics in zip(
                         py["timestamp"], py["phase"], py["loss_value"], py["coherence"], py["tensor_signature.0"],
                         py["tensor_signature.1"], py["tensor_signature.2"], py["action_code"], py["seed_state"],
-                        metric_rows):
-                    yield CycleRecord(int(ts), str(phase), float(loss), float(coh), (float(s0), float(s1), float(s2)),
-                                      None if action < 0 else int(action), int(seed), metrics)
+                        metric_rows))
             else:
                 for ts, etype, payload, named in zip(py["timestamp"], py["event_type"], py["payload"], metric_rows):
-                    yield EventRecord(int(ts), str(etype), json.loads(payload), named)
-        except (TypeError, ValueError) as exc:                # a value of the wrong kind: not what we write
+                    obj = json.loads(payload)
+                    if not isinstance(obj, dict):
+                        raise ValueError(f"its payload {payload[:40]!r} is not a JSON object")
+                    yield EventRecord(int(ts), str(etype), obj, named)
+        # a value of the wrong kind, or JSON nested deeper than the parser goes: not what we write
+        except (TypeError, ValueError, RecursionError) as exc:
             raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: a record cannot be read: "
                                    f"{exc}", offset=bh.offset) from None
+
+    def _check_cycle_kinds(self, cols: dict[str, Column], i: int) -> None:
+        """Each fixed cycle column holds the kind of number its field is."""
+        for name, kinds in _CYCLE_KINDS.items():
+            col = cols[name]
+            kind = "U" if isinstance(col, Labels) else col.dtype.kind if isinstance(col, np.ndarray) else "?"
+            if kind not in kinds:
+                bh = self.layout.blocks[i]
+                raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: column {name!r} does not "
+                                       f"hold the numbers of its field", offset=bh.offset)
 
     def __iter__(self) -> Iterator[CycleRecord | EventRecord]:
         return self.records()

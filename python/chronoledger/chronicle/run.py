@@ -43,7 +43,7 @@ import numpy as np
 
 from chronoledger.chronicle.chronicle import Chronicle
 from chronoledger.chronicle.precision import check_value
-from chronoledger.errors import ChronoledgerError, OrderError, ValidationError
+from chronoledger.errors import ChronoledgerError, ConfigError, ExistsError, OrderError, ValidationError
 
 #: Keys of a logged dict that are fields of the record, not metrics.
 LOSS_KEYS = ("loss", "loss_value")
@@ -116,13 +116,13 @@ class Run:
                  precision: object = None, initial_seed: int | None = None, durability: str = "os",
                  flush_secs: float | None = DEFAULT_FLUSH_SECS):
         if resume and overwrite:
-            raise ValueError("Run: resume=True appends to a run and overwrite=True starts it over: pass one")
+            raise ConfigError("Run: resume=True appends to a run and overwrite=True starts it over: pass one")
         if rewind is not None and not resume:
-            raise ValueError(f"Run: rewind={rewind!r} resumes a run from a checkpoint: pass resume=True as well")
+            raise ConfigError(f"Run: rewind={rewind!r} resumes a run from a checkpoint: pass resume=True as well")
         if rewind is not None:
             rewind = _step_of(rewind)
         if flush_secs is not None and not (isinstance(flush_secs, (int, float)) and flush_secs >= 0):
-            raise ValueError(f"Run: flush_secs is a number of seconds >= 0 or None, got {flush_secs!r}")
+            raise ConfigError(f"Run: flush_secs is a number of seconds >= 0 or None, got {flush_secs!r}")
         self.path = Path(path)
         self._lock = threading.RLock()
         self._pending: dict[str, _Record] = {}       # phase -> record, for the step being logged
@@ -152,7 +152,7 @@ class Run:
             try:
                 self._ch = Chronicle.open(self.path, mode, config=config, initial_seed=initial_seed, **options)
             except FileExistsError:
-                raise FileExistsError(
+                raise ExistsError(
                     f"{self.path}: a run exists here already{_describe(self.path)}; continue it with "
                     f"Run(path, resume=True) (rewind=STEP to resume from a checkpoint at STEP), or start it "
                     f"over with Run(path, overwrite=True)") from None

@@ -7,7 +7,6 @@ import collections
 import itertools
 import json
 import math
-import mmap
 import os
 import logging
 import sys
@@ -30,7 +29,7 @@ from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle.columns import ColumnValues, Floats, Labels, Present
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.precision import Precision, check_array, check_value
-from chronoledger.chronicle.reader import apply_rewind, scan
+from chronoledger.chronicle.reader import apply_rewind, header_precision, scan
 from chronoledger.chronicle.records import (
     CYCLE_COLUMNS,
     DYNAMIC_PREFIX,
@@ -149,8 +148,8 @@ class ChronicleWriter:
             raise ValueError(f"mode must be 'w', 'x' or 'a', got {mode!r}")
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {DURABILITY}, got {durability!r}")
-        if not 1 <= block_records <= 1 << 24:
-            raise ValueError(f"block_records must be 1..16777216, got {block_records}")
+        if not 1 <= block_records <= fmt.BLOCK_MAX_RECORDS:
+            raise ValueError(f"block_records must be 1..{fmt.BLOCK_MAX_RECORDS}, got {block_records}")
         schema_id = {"cycle": fmt.SCHEMA_CYCLE, "event": fmt.SCHEMA_EVENT}.get(schema)
         if schema_id is None:
             raise ValueError(f"schema must be 'cycle' or 'event', got {schema!r}")
@@ -277,18 +276,20 @@ class ChronicleWriter:
 
     def _continue(self, schema_id: int, wanted: Precision | None, metadata: dict[str, Any] | None,
                   config: dict[str, Any] | None, initial_seed: int | None, size: int) -> None:
-        with mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as buf:
-            layout = scan(buf, str(self.path))
+        with fmt.mapped(self._fd) as buf:
+            # every block's payload CRC is checked (what `recover` checks): a damaged block in the
+            # middle must not end up followed by new ones
+            layout = scan(buf, str(self.path), check_payloads=True)
             if layout.corrupt:
                 d = layout.corrupt[0]
-                raise CorruptDataError(f"{self.path}: cannot append: corrupt data at offset {d.start} "
+                raise CorruptDataError(f"{self.path}: cannot append: corrupt data at offset {d.start}..{d.end} "
                                        f"({d.reason}); run `chronoledger chronicle recover --mode skip` first",
                                        offset=d.start)
             header = layout.header
             if header.schema != schema_id:
                 raise ConfigError(f"{self.path}: the file is a {header.schema_name} chronicle, "
                                   f"not {fmt.SCHEMA_NAMES[schema_id]}")
-            precision = Precision.from_metadata(header.metadata, header.schema_name, header.scale)
+            precision = header_precision(header, str(self.path))
             if wanted is not None and wanted != precision:
                 raise ConfigError(f"{self.path}: the file stores floats with precision {precision.as_metadata()}, "
                                   f"not {wanted.as_metadata()}; precision is fixed when a chronicle is created")
@@ -297,15 +298,8 @@ class ChronicleWriter:
                                   f"is created (amend the config with Chronicle.set_config); this one exists "
                                   f"already")
             end = layout.clean_end
-            view = memoryview(buf)          # CRC the map in place, no copy of the file
-            try:
-                footer, footer_crc = layout.footer, layout.footer_payload_crc
-                if footer is not None and footer_crc is not None and footer.end == end:
-                    crc = core.crc64(view[footer.offset:end], footer_crc)
-                else:
-                    crc = core.crc64(view[header.length:end])
-            finally:
-                view.release()
+            with memoryview(buf) as view, view[header.length:end] as kept:   # in place, no copy of the file
+                crc = core.crc64(kept)      # not a footer's word for it: the bytes were all read anyway
         if layout.torn_tail is not None:
             torn = layout.torn_tail
             os.ftruncate(self._fd, end)
@@ -997,7 +991,7 @@ class ChronicleWriter:
             if self.header.version == 1:
                 self._amend({"op": "rewind", "to": to})       # refused, with the format-1 message
             self.flush()
-            with self._io_lock, mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ) as buf:
+            with self._io_lock, fmt.mapped(self._fd) as buf:
                 index = list(self._index)
                 dropped = apply_rewind(buf, index, self.header, to, str(self.path))
             self._amend({"op": "rewind", "to": to, "dropped": dropped}, stamp=to)

@@ -30,7 +30,7 @@ import apsw
 import click
 
 from chronoledger import errors
-from chronoledger.errors import (ChronoledgerError, ConfigError, MissingDependencyError, NotFoundError, OrderError,
+from chronoledger.errors import (ChronoledgerError, ConfigError, ExistsError, MissingDependencyError, NotFoundError, OrderError,
                                  QuantizationError, QueryError, ValidationError)
 
 # --- exit codes ----------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "Done. Also when the reader of the output went away early (`... | head`).",
     EXIT_CHECK_FAILED: "A check found problems, and the output says which: `chronicle verify` or `audit` found "
                        "damage, `chronicle replay` a divergence, `tables validate` or `create` a bad schema file, "
-                       "`sequence sync` skipped malformed files.",
+                       "`sequence sync` (or `listen --once`) skipped malformed files.",
     EXIT_USAGE: "The command line is wrong: an unknown option, a missing argument or file, a value, row, filter, "
                 "config, scenario or query refused, an output file that exists (without `--force`), a replay "
                 "`--step` that cannot be imported or that raised (the message names the record), or an optional "
@@ -70,6 +70,7 @@ ERROR_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (QueryError, EXIT_USAGE),
     (OrderError, EXIT_USAGE),
     (QuantizationError, EXIT_USAGE),
+    (ExistsError, EXIT_USAGE),               # an output that exists, without --force
     (ChronoledgerError, EXIT_UNUSABLE),     # CorruptDataError, SchemaError, UnsupportedError, ... and any other
     (OSError, EXIT_UNUSABLE),
     (apsw.Error, EXIT_UNUSABLE),
