@@ -456,8 +456,6 @@ def bench_size() -> None:
             "parquet_grid_bytes_per_record": [[cfg_name(c), s / n] for s, c in grid],
             "sqlite": sq, "tfrecord_crc": crc_name,
         }
-        target(f"size ({variant}), fixed point 1e-6: ours / best peer ({best_peer.split(' (')[0]})", "<= 0.95",
-               f"{ratio:.4f} ({ours / n:.3f} vs {peers[best_peer] / n:.3f} B/rec)", ratio <= 0.95)
         if floor == floor:
             target(f"size ({variant}), fixed point 1e-6: whole file / entropy bound", "<= 1.01",
                    f"{ours / n / floor:.4f} ({ours / n:.3f} vs {floor:.3f} B/rec)", ours / n <= 1.01 * floor)
