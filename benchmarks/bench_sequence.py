@@ -7,7 +7,7 @@ the same generated user folder.
 The straightforward pipeline reads every file with PyYAML's pure-Python
 loader (``yaml.load(..., SafeLoader)``) and inserts the same rows one
 ``execute`` at a time through the standard library's sqlite3 (one implicit
-transaction per database, its default).  It builds the same four mirrors
+transaction per database, its default).  It builds the same six mirrors
 with the same row logic (and the same chronicle log and metastudy), so the
 figure measures the loader and the way rows reach SQLite.  Both sides'
 mirrors are checked to hold the same rows before anything is timed.
@@ -29,6 +29,7 @@ import yaml
 
 from chronoledger.sequence import events_builder, metastudy, reader, schema, yamlfile
 from chronoledger.sequence import sync as seq
+from chronoledger.sequence.registry import mirror_folder
 from chronoledger.sequence.sample import write_user_folder
 from chronoledger.sequence.values import to_json
 
@@ -79,10 +80,10 @@ def naive_sync(user: Path) -> None:
         tree = reader.read_user_folder(user)
     finally:
         yamlfile.Loader = real
-    data = user / "Data"
-    data.mkdir(exist_ok=True)
+    data = mirror_folder(user)
+    data.mkdir(parents=True, exist_ok=True)
     b = seq.Builder(tree)
-    for name, fill in (("core", b.core), ("memory", b.memory)):
+    for name, fill in (("core", b.core), ("memory", b.memory), ("behavior", b.behavior), ("matrix", b.matrix)):
         p = data / schema.FILES[name]
         p.unlink(missing_ok=True)
         c = RowByRow(p)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         naive_user = write_user_folder(naive_root, opt.items, opt.days)
         report = seq.sync(user)                               # warm-up, and the figures to check against
         naive_sync(naive_user)
-        ours_counts, naive_counts = counts(user / "Data"), counts(naive_user / "Data")
+        ours_counts, naive_counts = counts(mirror_folder(user)), counts(mirror_folder(naive_user))
         ours_counts.pop("events.command_runs", None)
         naive_counts.pop("events.command_runs", None)
         assert ours_counts == naive_counts, {k: (ours_counts.get(k), naive_counts.get(k))
@@ -142,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         t_ours, t_naive = [], []
         for _ in range(opt.repeat):
             # a full sync from nothing on both sides: no earlier mirror to reuse
-            shutil.rmtree(user / "Data")
+            shutil.rmtree(mirror_folder(user))
             t = time.perf_counter()
             seq.sync(user)
             t_ours.append(time.perf_counter() - t)
-            shutil.rmtree(naive_user / "Data")
+            shutil.rmtree(mirror_folder(naive_user))
             t = time.perf_counter()
             naive_sync(naive_user)
             t_naive.append(time.perf_counter() - t)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             reader.read_user_folder(user)
             t_read = time.perf_counter() - t
     n = report.items
-    rows = [["sequence sync (all four mirrors)", f"{a:.2f}", f"{n / a:,.0f}", f"{files / a:,.0f}", ""],
+    rows = [["sequence sync (all six mirrors)", f"{a:.2f}", f"{n / a:,.0f}", f"{files / a:,.0f}", ""],
             ["  of which reading the YAML (libyaml)", f"{t_read:.2f}", "", "", ""],
             ["straightforward pipeline", f"{b:.2f}", f"{n / b:,.0f}", f"{files / b:,.0f}", f"{b / a:.1f}x"]]
     table(f"Full sync of a generated user folder: {n:,} items, {opt.days} days of logs, {files:,} files "

@@ -8,6 +8,7 @@ import pytest
 from chronoledger.cli import cli
 from chronoledger.cli.sequence_cmds import sequence_group
 from chronoledger.sequence import sample
+from chronoledger.sequence.registry import mirror_folder
 
 from _cli import invoke
 
@@ -22,7 +23,7 @@ def folder(tmp_path):
 
 
 def runs(folder):
-    conn = apsw.Connection(str(folder / "Data" / "chronos_events.db"))
+    conn = apsw.Connection(str(mirror_folder(folder) / "chronos_events.db"))
     try:
         return conn.execute("SELECT command, result FROM command_runs ORDER BY id").fetchall()
     finally:
@@ -77,10 +78,10 @@ def test_metastudy_review_listen_once(folder):
     run("sync", "--user", folder)
     r = run("memory", "--metastudy", "--as-of", "2025-01-20", "--user", folder)
     assert r.exit_code == 0, r.output
-    assert "Tendencies as of 2025-01-20" in (folder / "Data" / "tendencies.md").read_text()
+    assert "Tendencies as of 2025-01-20" in (mirror_folder(folder) / "tendencies.md").read_text()
     r = run("review", "weekly", "--as-of", "2025-01-26", "--user", folder)
     assert r.exit_code == 0 and "weekly review recorded for 2025-01-26" in r.output
-    conn = apsw.Connection(str(folder / "Data" / "chronos_events.db"))
+    conn = apsw.Connection(str(mirror_folder(folder) / "chronos_events.db"))
     kinds = conn.execute("SELECT payload_json FROM events WHERE event_type = 'review' AND payload_json LIKE "
                          "'%sequence review%'").fetchall()
     conn.close()

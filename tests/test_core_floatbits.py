@@ -43,12 +43,14 @@ def test_float32_round_trip_bit_for_bit(values):
     assert np.array_equal(back.view(np.uint32), values.view(np.uint32))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")   # float64 max -> inf, meant
 def test_width_4_casts_float64_as_a_float32_field_stores_it():
     bits = core.to_ordered(SPECIAL, 4)
     assert bits.dtype == np.uint32
     assert np.array_equal(bits, reference(SPECIAL.astype(np.float32)))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 def test_width_8_widens_float32():
     f32 = SPECIAL.astype(np.float32)
     assert np.array_equal(core.to_ordered(f32, 8), reference(f32.astype(np.float64)))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import chronoledger
 from chronoledger.sequence import listener, sample
+from chronoledger.sequence.registry import mirror_folder
 from chronoledger.sequence.sync import sync
 
 PACKAGE = Path(chronoledger.__file__).resolve().parent
@@ -111,14 +112,14 @@ def test_a_sync_logs_its_summary_at_info(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="chronoledger.sequence"):
         report = sync(user)
     infos = [r.getMessage() for r in caplog.records if r.name == "chronoledger.sequence" and r.levelname == "INFO"]
-    assert any(f"synced core, events, memory, trends: {report.items} items from {report.files} files" in m
+    assert any(f"synced core, events, memory, behavior, matrix, trends: {report.items} items from {report.files} files" in m
                for m in infos), infos
 
 
 def test_a_setting_aside_of_an_unreadable_events_database_is_a_warning(tmp_path, caplog):
     user = sample.write_user_folder(tmp_path, items=20, days=5, seed=5)
     sync(user)
-    (user / "Data" / "chronos_events.db").write_bytes(b"not a database" * 100)
+    (mirror_folder(user) / "chronos_events.db").write_bytes(b"not a database" * 100)
     with caplog.at_level(logging.WARNING, logger="chronoledger.sequence"):
         sync(user)
     assert any(r.levelname == "WARNING" and "set aside as chronos_events.db.unreadable-" in r.getMessage()

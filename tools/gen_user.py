@@ -1,6 +1,9 @@
 """Write a Chronos user folder of any size (front end of
-chronoledger.sequence.sample): items of every type, and daily schedules,
-completions, points and status snapshots for as many days as asked.
+chronoledger.sequence.sample), in the formats Chronos itself writes: items
+of every type, and for as many days as asked schedules
+(schedules/schedule_DATE.yml), completions, the status history
+(logs/status_DATE.yml), the points ledger (Rewards/points.yml), timer
+sessions, reviews; with Chronos's scripts, settings and timer state beside them.
 
     python tools/gen_user.py OUT [--items 300] [--days 120] [--seed 7] [--start 2025-01-01]
 

@@ -126,7 +126,7 @@ def _summary(out: Path, done: list[Section]) -> Section:
     by = {s.name: s for s in done}
     codec = by["codec"].facts
     files = [out / "manifest.json", out / "columns", by["chronicle"].facts["path"], by["runtime"].facts["database"],
-             by["tables"].facts["database"], by["world"].facts["database"], by["sequence"].facts["user"] / "Data"]
+             by["tables"].facts["database"], by["world"].facts["database"], by["sequence"].facts["data"]]
     line = (f"Done. Files: {files[0]}, {files[1]}/ ({len(codec['columns'])} encoded columns, "
             f"{codec['bytes']:,} bytes), {files[2]}, {files[3]}, {files[4]}, {files[5]} and {files[6]}/.")
     return Section("done", [line], {"files": [str(f) for f in files]}, files)
@@ -328,13 +328,13 @@ def _sequence(out: Path) -> Section:
     user = write_user_folder(root, items=150, days=60)
     report = sync(user)
     counts = report.built["core"]["counts"]
-    s = Section("sequence", facts={"user": user, "items": report.items, "files": report.files,
+    s = Section("sequence", facts={"user": user, "data": report.data, "items": report.items, "files": report.files,
                                    "seconds": report.seconds, "counts": dict(counts)},
-                files=[user / "Data"])
+                files=[report.data])
     s.lines.append(f"[sequence] wrote a sample user folder ({report.items} items, {report.files} YAML files) and "
                    f"mirrored it in {report.seconds:.2f} s: {counts['items']} items, {counts['relations']} "
                    f"relations, {counts['completions']:,} completions, {counts['schedules']:,} schedule blocks")
-    digest = (user / "Data" / "tendencies.md").read_text(encoding="utf-8").splitlines()
+    digest = (report.data / "tendencies.md").read_text(encoding="utf-8").splitlines()
     for line in digest[4:8]:
         s.lines.append(f"[sequence]   {line}")
     s.lines.append(f"[sequence] try: sequence data \"SELECT type, COUNT(*) FROM items GROUP BY type\" --user {user}")

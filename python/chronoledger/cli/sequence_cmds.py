@@ -25,10 +25,11 @@ from chronoledger.cli.output import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_U
                                     argument, emit, emit_object, error_message, exit_code_for, output_options,
                                     print_json, progress_wanted, verbosity_options)
 from chronoledger.errors import ChronoledgerError
-from chronoledger.sequence.reader import child, find_user_folder
+from chronoledger.sequence.reader import find_user_folder
 from chronoledger.sequence.listener import listen
 from chronoledger.sequence.metastudy import build_trends
 from chronoledger.sequence.query import run_query
+from chronoledger.sequence.registry import existing_mirror_folder, mirror_folder
 from chronoledger.sequence.sync import DATABASES, data_folder, plan, record_command, record_review, status, sync
 
 EXIT_SKIPPED = EXIT_CHECK_FAILED
@@ -65,7 +66,7 @@ def _recorded(user: Path, command: str, reads_only: bool = False):
     found: Path | None
     try:
         found = find_user_folder(user)
-        if reads_only and child(found, "data") is None:
+        if reads_only and existing_mirror_folder(found) is None:
             found = None                # never synced: nothing to record into, and nothing is created
     except (ChronoledgerError, OSError):
         found = None
@@ -102,13 +103,13 @@ def sequence_group() -> None:
 
 
 @sequence_group.command("sync")
-@click.option("--db", "which", type=click.Choice(["core", "events", "memory", "trends", "all"]), default="all",
+@click.option("--db", "which", type=click.Choice([*DATABASES, "all"]), default="all",
               show_default=True, help="The mirror to rebuild, or all of them.")
 @USER
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Metastudy date (trends).")
 @output_options("json", json_help="Print the report as JSON.")
 def sync_cmd(which: str, user: Path, as_of, fmt: str) -> None:
-    """Rebuild the mirrors in User/Data/ from the YAML (never modified); exit
+    """Rebuild the mirrors in user/data/chronoledger/ from the YAML (never modified); exit
     1 if it skipped malformed files (it says which).
 
     Example:
@@ -126,6 +127,8 @@ def sync_cmd(which: str, user: Path, as_of, fmt: str) -> None:
                                item_show_func=lambda n: n) if show else _null() as bar:
             report = sync(user, dbs, progress=(lambda name: bar.update(1, name)) if show else None,
                           as_of=as_of.date() if as_of else None)
+        for note in report.notes:             # which folder was taken, when more than one could be meant
+            click.echo(f"note: {note}", err=True)
         if fmt == "json":
             print_json(report.as_dict())
         else:
@@ -248,7 +251,7 @@ def memory_cmd(user: Path, metastudy: bool, as_of, fmt: str) -> None:
 
 @sequence_group.command("data")
 @argument("query", help="One SQL statement that reads (SELECT, WITH ..., a PRAGMA that reads).")
-@click.option("--db", "which", type=click.Choice(["core", "events", "memory", "trends"]), default="core",
+@click.option("--db", "which", type=click.Choice(list(DATABASES)), default="core",
               show_default=True, help="The main database; the others are attached under their names.")
 @USER
 @click.option("--limit", type=click.IntRange(min=0), default=10_000, show_default=True,
@@ -267,7 +270,7 @@ def data_cmd(query: str, which: str, user: Path, limit: int, timeout: float, fmt
 
     with _recorded(user, "data", reads_only=True):
         found = find_user_folder(user)
-        data = child(found, "data") or found / "Data"      # not created: a missing mirror is refused
+        data = mirror_folder(found)         # not created: a missing mirror is refused
         names, rows = run_query(data, query, which, limit=limit + 1 if limit else None, timeout=timeout or None)
         cut = bool(limit) and len(rows) > limit
         if cut:
@@ -305,9 +308,11 @@ def review_cmd(kind: str, user: Path, as_of) -> None:
 
 @sequence_group.command("listen")
 @USER
-@click.option("--once", is_flag=True, help="Run one cycle now and exit.")
+@click.option("--once", is_flag=True,
+              help="Run one cycle now and exit as sync does (1 if it skipped files, 2 or 3 if it failed).")
 def listen_cmd(user: Path, once: bool) -> None:
-    """Sync (and run the metastudy) every night at 00:00, or at Settings/Sequence.yml's sync_time.
+    """Sync (and run the metastudy) every night at 00:00, or at Settings/Sequence.yml's sync_time
+    (read again each minute while waiting).
 
     Example:
 
@@ -317,9 +322,14 @@ def listen_cmd(user: Path, once: bool) -> None:
 
     with _recorded(user, "listen --once" if once else "listen"):
         try:
-            listen(user, once=once, log=lambda m: click.echo(m))
+            reports = listen(user, once=once, log=lambda m: click.echo(m))
         except KeyboardInterrupt:
             click.echo("stopped")
+            return
+        if once and reports:                  # one cycle: it ends as `sequence sync` does
+            _print_problems(reports[-1])
+            if reports[-1].skipped:
+                sys.exit(EXIT_SKIPPED)
 
 
 def main() -> None:

@@ -3,17 +3,22 @@ rolling-window trends (chronos_trends.db, :mod:`~chronoledger.sequence.trends_bu
 and a short, ranked digest for AI agents (tendencies.md and tendencies.json,
 :mod:`~chronoledger.sequence.digest`).
 
-Everything is a pure function of the memory database and ``as_of``: the same
-logs and the same date give the same files, byte for byte.  A sync runs it
-as its last build; run alone, it takes the folder's lock and records itself
-in databases.yml.
+The trends are a pure function of the memory database and ``as_of``; the
+digest also says what the core mirror holds (the items, with Chronos's habit
+streaks, goal progress and timer sessions, and the span of every log), so it
+is a pure function of the two mirrors and ``as_of``: the same logs and the
+same date give the same files, byte for byte.  A sync runs it as its last
+build; run alone, it takes the folder's lock and records itself in
+databases.yml.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -22,16 +27,47 @@ from chronoledger.errors import ConfigError
 from chronoledger.sequence import digest, schema, trends_builder
 from chronoledger.sequence.lock import sync_lock
 from chronoledger.sequence.registry import mark_built, now_text, read_registry, write_registry
-from chronoledger.sequence.trends_builder import Fact, compute, latest_log_date
-from chronoledger.sequence.values import minutes_of
+from chronoledger.sequence.trends_builder import LOG_KEYS, Fact, Folder, compute, latest_log_date
+from chronoledger.sequence.values import iso_date, minutes_of
 
 _logger = logging.getLogger("chronoledger.sequence")
 
 
-def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple]]:
+#: The logs whose size and span the digest gives, by mirror: (name, the query
+#: giving rows, distinct days, first and last day).  A table a mirror lacks
+#: (an older one, or one another tool wrote) is left out.
+CORE_LOGS = (
+    ("completions", "SELECT COUNT(*), COUNT(DISTINCT date), MIN(date), MAX(date) FROM completions"),
+    ("schedules", "SELECT COUNT(*), COUNT(DISTINCT date), MIN(date), MAX(date) FROM schedules"),
+    ("points_ledger", "SELECT COUNT(*), COUNT(DISTINCT substr(ts, 1, 10)), MIN(substr(ts, 1, 10)), "
+                      "MAX(substr(ts, 1, 10)) FROM points_ledger"),
+)
+MEMORY_LOGS = (
+    ("status", "SELECT COUNT(*), COUNT(DISTINCT date), MIN(date), MAX(date) FROM status_snapshots"),
+    ("narratives", "SELECT COUNT(*), COUNT(DISTINCT date), MIN(date), MAX(date) FROM narratives"),
+)
+#: Where the timer's session logs are looked for in the core mirror, and the
+#: columns read from it (Chronos's Timers/sessions/YYYY-MM-DD.yml entries:
+#: start, end, phase, profile, seconds); a day from ``date``, else ``start``.
+TIMER_TABLE = "timer_sessions"
+
+
+def _log_spans(conn: apsw.Connection, queries: tuple[tuple[str, str], ...]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, sql in queries:
+        try:
+            row = conn.execute(sql).fetchone()
+        except apsw.SQLError:             # control flow: a mirror without this log's table holds none of it
+            continue
+        out[name] = dict(zip(LOG_KEYS, row or (0, 0, None, None)))
+    return out
+
+
+def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple], dict[str, dict[str, Any]]]:
     """What the trends are computed from, read from the memory mirror: the
     activity facts (top-level blocks, nested blocks that were logged, and
-    completions that match no block), the status snapshots, the reinforcements."""
+    completions that match no block), the status snapshots, the
+    reinforcements; and the size and span of its logs (``MEMORY_LOGS``)."""
     if not memory_db.exists():
         raise ConfigError(f"{memory_db}: no memory mirror yet; run `sequence sync --db memory` first")
     conn = db.open_readonly(memory_db)
@@ -43,37 +79,84 @@ def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple]]:
         snaps = list(conn.execute("SELECT date, time, health, place, energy, mind_state, focus, emotion, vibe "
                                   "FROM status_snapshots ORDER BY date, time"))
         reinf = list(conn.execute("SELECT ts, kind, source_name, outcome, points FROM reinforcements ORDER BY ts"))
+        spans = _log_spans(conn, MEMORY_LOGS)
     except apsw.Error as exc:
         raise db.sqlite_error(exc, memory_db, "reading the memory mirror") from None
     finally:
         conn.close()
-    return facts, snaps, reinf
+    return facts, snaps, reinf, spans
+
+
+def load_folder(core_db: Path) -> Folder:
+    """What the digest says beyond the behaviour logs, from the core mirror:
+    every item (type, name, status and the whole item), the size and span of
+    its logs (``CORE_LOGS``), and the timer sessions when it holds a
+    ``timer_sessions`` table.  Without a core mirror: an empty Folder whose
+    ``core`` is False (the digest says the items are not available)."""
+    if not core_db.exists():
+        return Folder(core=False)
+    conn = db.open_readonly(core_db)
+    try:
+        items = [(t, n, s, _item(raw)) for t, n, s, raw in
+                 conn.execute("SELECT type, name, status, raw_json FROM items ORDER BY type, name, id")]
+        return Folder(items=items, logs=_log_spans(conn, CORE_LOGS), timer_sessions=_timer_sessions(conn))
+    except apsw.Error as exc:
+        raise db.sqlite_error(exc, core_db, "reading the core mirror") from None
+    finally:
+        conn.close()
+
+
+def _item(raw: str | None) -> dict:
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _timer_sessions(conn: apsw.Connection) -> list[dict[str, Any]] | None:
+    """The timer's sessions (date, phase, profile, seconds), or None when the
+    mirror has no such table (or one without a phase and a day)."""
+    cols = set(db.table_columns(conn, TIMER_TABLE))         # none when there is no such table
+    day = "date" if "date" in cols else "start" if "start" in cols else None
+    if day is None or "phase" not in cols:
+        return None
+    profile = "profile" if "profile" in cols else "NULL"
+    seconds = "seconds" if "seconds" in cols else "minutes * 60" if "minutes" in cols else "NULL"
+    return [{"date": iso_date(d), "phase": p, "profile": pr, "seconds": s} for d, p, pr, s in conn.execute(
+        f"SELECT {day}, phase, {profile}, {seconds} FROM {TIMER_TABLE} ORDER BY {day}")]
 
 
 def build_trends(data: Path, as_of: date | None = None, *, memory_db: Path | None = None,
-                 pending: bool = False):
+                 core_db: Path | None = None, pending: bool = False):
     """Rebuild chronos_trends.db and write tendencies.md / .json from the
-    memory mirror (``memory_db``: another file, e.g. one a sync is about to
-    put in place).  ``as_of`` defaults to the last day the logs cover (so the
-    digest does not change while nothing new is logged).  With ``pending``
-    the three files are built beside their targets and returned as
-    (counts, [PendingFile, ...]) for the caller to put in place; otherwise
-    they are put in place (under the folder's lock) and the counts returned."""
+    memory and core mirrors (``memory_db``, ``core_db``: other files, e.g.
+    ones a sync is about to put in place).  ``as_of`` defaults to the last
+    day the logs cover (so the digest does not change while nothing new is
+    logged), or today when there are none.  With ``pending`` the three files
+    are built beside their targets and returned as (counts, [PendingFile,
+    ...]) for the caller to put in place; otherwise they are put in place
+    (under the folder's lock) and the counts returned."""
     if not pending:
         with sync_lock(data, wait=True):
-            counts, files = build_trends(data, as_of, memory_db=memory_db, pending=True)
+            counts, files = build_trends(data, as_of, memory_db=memory_db, core_db=core_db, pending=True)
             for f in files:
                 f.commit()
             _registered(data, counts)
         _logger.info("%s: metastudy rebuilt %s and the tendencies digest (%s)", data, schema.FILES["trends"],
                      ", ".join(f"{k} {v}" for k, v in counts.items()))
         return counts
-    facts, snaps, reinf = load_facts(memory_db or data / schema.FILES["memory"])
-    as_of = as_of or latest_log_date(facts, snaps) or date.today()
-    trends = compute(facts, snaps, reinf, as_of)
+    facts, snaps, reinf, spans = load_facts(memory_db or data / schema.FILES["memory"])
+    folder = load_folder(core_db or data / schema.FILES["core"])
+    folder.logs.update(spans)
+    given = as_of is not None
+    as_of = as_of or latest_log_date(facts, snaps, folder)
+    basis = "given" if given else "last log" if as_of is not None else "today (no logs)"
+    as_of = as_of or date.today()
+    trends = compute(facts, snaps, reinf, as_of, folder)
     trends_db = db.build_pending(data / schema.FILES["trends"], lambda c: trends_builder.fill(c, trends),
                                  user_version=schema.VERSIONS["trends"])
-    summary = digest.tendencies(trends)
+    summary = digest.tendencies(trends, as_of_basis=basis)
     try:
         files = digest.pending_files(data, summary)
     except BaseException:

@@ -2,7 +2,7 @@
 
 The chosen mirror is opened read-only (``mode=ro``), the other mirrors are
 attached read-only under their names (``core``, ``events``, ``memory``,
-``trends``), and then an authorizer refuses everything that is not a read:
+``behavior``, ``matrix``, ``trends``), and then an authorizer refuses everything that is not a read:
 writes, schema changes, ATTACH/DETACH, transactions, PRAGMAs that set
 something, and functions that load code.  Two locks, so a bug in one still
 leaves the other.  A query may also be given a time limit (SQLite's progress

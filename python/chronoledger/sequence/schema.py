@@ -1,19 +1,26 @@
-"""The tables of the four mirrors (docs/sequence.md describes every column).
+"""The tables of the mirrors (docs/sequence.md describes every column).
 
 The mirrors are rebuilt from the YAML on every sync, so a schema change only
 bumps the version here; the one thing carried from one build to the next is
 ``command_runs`` (and the command events) of chronos_events.db, copied by
 column name.
+
+Where Chronos (Jeetski/Chronos_Engine) reads a database of the same name
+with SQL of its own, the tables here also answer to Chronos's column names
+(docs/sequence.md, "Chronos's readers on our mirrors"): computed columns
+where the value is one we already hold under another name, stored ones where
+it is new (an item's ``type::name`` slug), and two databases in Chronos's
+own shape (chronos_behavior.db, chronos_matrix.db).
 """
 
 from __future__ import annotations
 
 #: Bumped when a table changes; recorded as PRAGMA user_version and in databases.yml.
-VERSIONS = {"core": 1, "events": 1, "memory": 1, "trends": 1}
+VERSIONS = {"core": 2, "events": 1, "memory": 1, "behavior": 1, "matrix": 1, "trends": 2}
 FILES = {"core": "chronos_core.db", "events": "chronos_events.db", "memory": "chronos_memory.db",
-         "trends": "chronos_trends.db"}
+         "behavior": "chronos_behavior.db", "matrix": "chronos_matrix.db", "trends": "chronos_trends.db"}
 #: The mirrors, in the order a sync builds them (trends is built from memory).
-DATABASES = ("core", "events", "memory", "trends")
+DATABASES = ("core", "events", "memory", "behavior", "matrix", "trends")
 #: The status dimensions chronos_memory.db holds as columns of its own, and
 #: ``status.dimensions`` when Settings/status_settings.yml names none.
 STATUS_DIMENSIONS = ("health", "place", "energy", "mind_state", "focus", "emotion", "vibe")
@@ -21,7 +28,7 @@ STATUS_DIMENSIONS = ("health", "place", "energy", "mind_state", "focus", "emotio
 CORE = """
 CREATE TABLE items (
   id INTEGER PRIMARY KEY,
-  slug TEXT NOT NULL,
+  slug TEXT NOT NULL UNIQUE,
   name TEXT NOT NULL,
   type TEXT NOT NULL,
   category TEXT,
@@ -35,7 +42,10 @@ CREATE TABLE items (
   created TEXT,
   updated TEXT,
   raw_json TEXT NOT NULL,
-  UNIQUE(type, slug)
+  points_value REAL GENERATED ALWAYS AS (COALESCE(points, 0)) VIRTUAL,
+  relative_path TEXT GENERATED ALWAYS AS (path) VIRTUAL,
+  created_at TEXT GENERATED ALWAYS AS (created) VIRTUAL,
+  updated_at TEXT GENERATED ALWAYS AS (updated) VIRTUAL
 );
 CREATE INDEX idx_items_name ON items(name COLLATE NOCASE, type);
 CREATE INDEX idx_items_type_status ON items(type, status);
@@ -48,10 +58,16 @@ CREATE TABLE relations (
   kind TEXT NOT NULL,
   ord INTEGER NOT NULL,
   resolved INTEGER NOT NULL,
-  detail_json TEXT
+  detail_json TEXT,
+  parent_slug TEXT NOT NULL,
+  child_slug TEXT,
+  relation_type TEXT GENERATED ALWAYS AS (kind) VIRTUAL,
+  order_index INTEGER GENERATED ALWAYS AS (ord) VIRTUAL
 );
 CREATE INDEX idx_relations_parent ON relations(parent_id, kind, ord);
 CREATE INDEX idx_relations_child ON relations(child_id);
+CREATE INDEX idx_rel_parent ON relations(parent_slug);
+CREATE INDEX idx_rel_child ON relations(child_slug);
 CREATE TABLE completions (
   id INTEGER PRIMARY KEY,
   date TEXT NOT NULL,
@@ -111,6 +127,21 @@ CREATE TABLE variables (
   key TEXT PRIMARY KEY,
   value TEXT
 );
+CREATE TABLE timer_sessions (
+  id INTEGER PRIMARY KEY,
+  date TEXT NOT NULL,
+  started TEXT,
+  ended TEXT,
+  phase TEXT,
+  profile TEXT,
+  seconds REAL,
+  minutes REAL,
+  bound_type TEXT,
+  bound_name TEXT,
+  item_id INTEGER REFERENCES items(id),
+  source TEXT NOT NULL
+);
+CREATE INDEX idx_timer_sessions_date ON timer_sessions(date);
 """
 
 EVENTS = """
@@ -196,6 +227,66 @@ CREATE TABLE reinforcements (
 );
 """
 
+#: chronos_behavior.db, in the shape Chronos's own behaviour build gives it
+#: (Kairos and Chronos's trends build read it): one row per schedule block.
+BEHAVIOR = """
+CREATE TABLE activity_facts (
+  id INTEGER PRIMARY KEY,
+  schedule_date TEXT,
+  block_key TEXT,
+  name TEXT,
+  item_slug TEXT,
+  item_type TEXT,
+  planned_start TEXT,
+  planned_end TEXT,
+  actual_start TEXT,
+  actual_end TEXT,
+  planned_minutes INTEGER,
+  importance_score REAL,
+  status TEXT,
+  depth INTEGER,
+  order_index INTEGER,
+  variance_minutes INTEGER,
+  completion_quality TEXT,
+  completion_json TEXT
+);
+CREATE INDEX idx_activity_date ON activity_facts(schedule_date);
+CREATE INDEX idx_activity_slug ON activity_facts(item_slug);
+"""
+
+#: chronos_matrix.db, in the shape of Chronos's dashboard matrix cache: an
+#: index of items and past schedule blocks by dimension, for pivot tables.
+MATRIX = """
+CREATE TABLE items (
+  id INTEGER PRIMARY KEY,
+  slug TEXT,
+  name TEXT,
+  type TEXT,
+  source_type TEXT,
+  status TEXT,
+  priority TEXT,
+  category TEXT,
+  project TEXT,
+  template_type TEXT,
+  duration_minutes INTEGER,
+  points_value REAL,
+  raw_json TEXT
+);
+CREATE TABLE dimension_entries (
+  item_id INTEGER NOT NULL REFERENCES items(id),
+  dimension TEXT NOT NULL,
+  value TEXT NOT NULL,
+  display TEXT,
+  kind TEXT NOT NULL DEFAULT 'dimension'
+);
+"""
+#: The matrix cache's indexes, made once its rows are in (faster than keeping them up to date row by row).
+MATRIX_INDEXES = """
+CREATE INDEX idx_items_type ON items(type);
+CREATE INDEX idx_dim_dimension_value ON dimension_entries(dimension, value);
+CREATE INDEX idx_dim_kind ON dimension_entries(kind);
+"""
+
 TRENDS = """
 CREATE TABLE item_trends (
   item_name TEXT NOT NULL,
@@ -254,6 +345,15 @@ CREATE TABLE reinforcement_trends (
   violated INTEGER NOT NULL,
   PRIMARY KEY (source_name, window_days)
 );
+CREATE TABLE metrics (
+  id INTEGER PRIMARY KEY,
+  metric TEXT NOT NULL,
+  value REAL,
+  unit TEXT,
+  extra_json TEXT,
+  generated_at TEXT
+);
 """
 
-DDL = {"core": CORE, "events": EVENTS, "memory": MEMORY, "trends": TRENDS}
+DDL = {"core": CORE, "events": EVENTS, "memory": MEMORY, "behavior": BEHAVIOR, "matrix": MATRIX + MATRIX_INDEXES,
+       "trends": TRENDS}

@@ -35,16 +35,16 @@ import apsw
 
 from chronoledger import sqlite as db
 from chronoledger.errors import ConfigError
-from chronoledger.sequence import core_builder, events_builder, memory_builder, schema
+from chronoledger.sequence import behavior_builder, core_builder, events_builder, matrix_builder, memory_builder, schema
 from chronoledger.sequence.derived import Derived
 from chronoledger.sequence.events_builder import EVENT_LOG
 from chronoledger.sequence.lock import sync_lock
 from chronoledger.sequence.metastudy import build_trends
-from chronoledger.sequence.reader import child, find_user_folder, read_user_folder
+from chronoledger.sequence.reader import find_user_folder, read_user_folder
 from chronoledger.sequence.records import Problem, UserTree
 from chronoledger.sequence.recorder import record_command, record_review
-from chronoledger.sequence.registry import (REGISTRY, data_folder, fingerprint, mark_built, mark_failed, now_text,
-                                            read_registry, status, write_registry)
+from chronoledger.sequence.registry import (REGISTRY, data_folder, existing_mirror_folder, fingerprint, mark_built,
+                                            mark_failed, now_text, read_registry, status, write_registry)
 from chronoledger.sequence.schema import DATABASES
 from chronoledger.sequence.values import hhmm, iso_date, span, stamp, to_json
 
@@ -67,6 +67,8 @@ class SyncReport:
     files: int = 0
     items: int = 0
     seconds: float = 0.0
+    #: what the sync chose that the caller should hear (which folder it took, when more than one could be meant)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -78,7 +80,8 @@ class SyncReport:
         return [p for p in self.problems if not p.skipped]
 
     def as_dict(self) -> dict:
-        return {"user": str(self.user), "data": str(self.data), "files": self.files, "items": self.items,
+        return {"user": str(self.user), "data": str(self.data), "notes": self.notes, "files": self.files,
+                "items": self.items,
                 "seconds": round(self.seconds, 3), "skipped_files": self.skipped,
                 "problems": [{"path": p.path, "line": p.line, "reason": p.reason, "skipped": p.skipped}
                              for p in self.problems],
@@ -99,6 +102,12 @@ class Builder:
 
     def memory(self, conn: apsw.Connection) -> dict[str, int]:
         return memory_builder.fill(conn, self.records)
+
+    def behavior(self, conn: apsw.Connection) -> dict[str, int]:
+        return behavior_builder.fill(conn, self.records)
+
+    def matrix(self, conn: apsw.Connection) -> dict[str, int]:
+        return matrix_builder.fill(conn, self.records)
 
     def events(self, data: Path) -> tuple[dict[str, int], list[db.PendingFile]]:
         carried = events_builder.carried_over(data / schema.FILES["events"], self.tree)
@@ -134,9 +143,12 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
         if name not in DATABASES:
             raise ConfigError(f"--db must be one of {', '.join(DATABASES)} or all, got {name!r}")
     t0 = time.perf_counter()
-    user = find_user_folder(user_path)
+    notes: list[str] = []
+    user = find_user_folder(user_path, notes)
+    for note in notes:
+        _logger.info("%s", note)
     data = data_folder(user)
-    report = SyncReport(user=user, data=data)
+    report = SyncReport(user=user, data=data, notes=notes)
     with sync_lock(data), _cycle_collection_paused():
         for stale in db.remove_stale_builds(data):
             _logger.info("%s: removed %s, left by a rebuild that did not finish", data, stale.name)
@@ -163,23 +175,26 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
         # (Building them in worker processes was tried: on two cores, copying
         # the read tree into them cost more than it saved.)
         pending: list[db.PendingFile] = []
-        memory_file = None
+        memory_file = core_file = None
         try:
             for name in databases:
                 t = time.perf_counter()
                 try:
-                    if name in ("core", "memory"):
-                        fill = builder.core if name == "core" else builder.memory
+                    if name in ("core", "memory", "behavior", "matrix"):
+                        fill = getattr(builder, name)
                         p = db.build_pending(data / schema.FILES[name], fill, user_version=schema.VERSIONS[name])
                         pending.append(p)
                         counts = p.result
                         if name == "memory":
                             memory_file = p.tmp
+                        elif name == "core":
+                            core_file = p.tmp
                     elif name == "events":
                         counts, files = builder.events(data)
                         pending += files
-                    else:                     # trends, from the memory mirror this sync built (if it did)
-                        counts, files = build_trends(data, as_of=as_of, memory_db=memory_file, pending=True)
+                    else:                     # trends, from the memory and core mirrors this sync built (if it did)
+                        counts, files = build_trends(data, as_of=as_of, memory_db=memory_file, core_db=core_file,
+                                                     pending=True)
                         pending += files
                 except Exception as exc:
                     mark_failed(reg, name, exc)
@@ -220,7 +235,7 @@ def plan(user_path: str | os.PathLike[str]) -> dict:
         tree = read_user_folder(user)
         new = {(it.type, it.slug): to_json(it.data) for it in tree.items}
     old: dict[tuple[str, str], str] = {}
-    existing = child(user, "data")
+    existing = existing_mirror_folder(user)
     core = existing / schema.FILES["core"] if existing is not None else None
     if core is not None and core.exists():
         old = core_builder.mirrored_items(core)

@@ -54,6 +54,69 @@ def _hhmm(value: Any) -> str | None:
     return None
 
 
+def status_slug(name: Any) -> str:
+    """A status dimension's name as Chronos keys it ("Mind State" -> mind_state)."""
+    return _slug(name) if type(name) is str else _slug(str(name or ""))
+
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=1024)
+def _slug(name: str) -> str:           # the same few dimension names, read for every status entry
+    return _NOT_SLUG.sub("_", name.strip().lower()).strip("_")
+
+
+#: Words that make a settings key a secret (a key is split into words at anything
+#: not a letter or digit, and where a lower-case letter meets a capital).
+SECRET_WORDS = frozenset({"token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "passphrase",
+                          "pwd", "auth", "authorization", "credential", "credentials", "bearer", "apikey",
+                          "cookie", "cookies"})
+#: Adjacent words that together name a secret (api_key, private-key, access key...).
+SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"),
+                          ("session", "key"), ("signing", "key")})
+#: Endings of one word that name a secret (keys are read lower-cased, so apiKey is apikey,
+#: clientSecret clientsecret, accessToken accesstoken).
+SECRET_ENDINGS = ("token", "tokens", "secret", "secrets", "password", "passwd", "apikey", "accesskey",
+                  "privatekey", "secretkey", "sessionkey", "signingkey")
+_WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_key(key: Any) -> bool:
+    """Whether a settings key names a secret (token, client_secret, apiKey,
+    db-password, auth, access_token...); "author" or "tokenizer" do not."""
+    if not isinstance(key, str):
+        return False
+    words = [w.lower() for w in _WORD_BREAK.split(key) if w]
+    return (any(w in SECRET_WORDS or w.endswith(SECRET_ENDINGS) for w in words)
+            or any(pair in SECRET_PAIRS for pair in zip(words, words[1:])))
+
+
+def without_secrets(value: Any, where: str = "") -> tuple[Any, list[str]]:
+    """``value`` with every mapping entry whose key names a secret left out,
+    at any depth, and where each was (``token``, ``dashboard.token``,
+    ``accounts[0].password``).  The value itself is not changed."""
+    left_out: list[str] = []
+    if isinstance(value, dict):
+        kept = {}
+        for k, v in value.items():
+            at = f"{where}.{k}" if where else str(k)
+            if is_secret_key(k):
+                left_out.append(at)
+                continue
+            kept[k], inner = without_secrets(v, at)
+            left_out += inner
+        return kept, left_out
+    if isinstance(value, list):
+        out = []
+        for i, v in enumerate(value):
+            v, inner = without_secrets(v, f"{where}[{i}]")
+            out.append(v)
+            left_out += inner
+        return out, left_out
+    return value, left_out
+
+
 def minutes_of(t: str | None) -> int | None:
     """Minutes after midnight of an "HH:MM" time; None for none."""
     if not t:

@@ -52,6 +52,9 @@ class Loader(_BaseLoader):
     _tags: dict = {}
     #: Mapping keys at this depth are kept as written (None: every key is lower-cased).
     case_depth: int | None = None
+    #: Mapping keys (lower-cased) whose values are not built at all: a legacy Chronos
+    #: schedule's ``parent:`` refers back to the block that holds it.
+    drop_keys: frozenset[str] = frozenset()
 
     def __init__(self, stream):
         super().__init__(stream)
@@ -92,6 +95,19 @@ class CaseLoader(Loader):
     completions file's ``entries:`` are keyed by ``name@HH:MM``, data rather
     than field names, while the fields around and inside them are lower-cased."""
     case_depth = 1
+
+
+#: What a Chronos schedule's blocks hold that the mirrors leave out: the legacy
+#: scheduler writes each block's ``parent`` (the block that holds it, dumped as a
+#: recursive alias) and ``original_item_data`` (the whole item again), and Chronos's
+#: own mirror drops ``parent`` too.
+SCHEDULE_DROP_KEYS = frozenset({"parent", "original_item_data"})
+
+
+class ScheduleLoader(Loader):
+    """As Loader, never building the values of :data:`SCHEDULE_DROP_KEYS`, so a
+    legacy schedule's recursive ``parent:`` aliases do not refuse the day."""
+    drop_keys = SCHEDULE_DROP_KEYS
 
 
 #: A document larger than this many values once its aliases are expanded is
@@ -275,11 +291,14 @@ class _Walk:
             value = {}
             loader.flatten_mapping(node)             # YAML merge keys (<<), as the safe loader does
             lower = depth != loader.case_depth
+            drop = loader.drop_keys
             for key_node, value_node in node.value:
                 k, _ = self._build(key_node, depth + 1)
                 if isinstance(k, str):
                     if lower:
                         k = k.strip().lower()
+                    if k in drop:
+                        continue                     # not built: it may refer back to this very mapping
                 elif not isinstance(k, (str, int, float, bool, type(None), tuple, date, bytes)):
                     raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
                                                             "found an unhashable key", key_node.start_mark)
@@ -294,10 +313,31 @@ class _Walk:
         return value, size
 
 
-def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool = False) -> tuple[Any, Problem | None]:
+#: Whether a schedule's bytes may hold one of SCHEDULE_DROP_KEYS (keys are matched in any case).
+_MAY_DROP = re.compile(rb"(?i)parent|original_item_data")
+
+
+def drop_keys_in(value: Any, keys: frozenset[str]) -> Any:
+    """``value`` with every mapping's ``keys`` removed, at any depth (in place)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for k in keys & v.keys():
+                del v[k]
+            stack.extend(x for x in v.values() if isinstance(x, (dict, list)))
+        elif isinstance(v, list):
+            stack.extend(x for x in v if isinstance(x, (dict, list)))
+    return value
+
+
+def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool = False,
+              drop_keys: frozenset[str] = frozenset()) -> tuple[Any, Problem | None]:
     """One file's data with keys lower-cased (``keep_case``: as written), or
-    (None, the Problem).  ``expect`` is "dict", "list" or None.  Whatever
-    goes wrong in one file becomes its Problem: nothing in a file stops a sync."""
+    (None, the Problem).  ``expect`` is "dict", "list" or None.  The values of
+    ``drop_keys`` (only :data:`SCHEDULE_DROP_KEYS` so far) are left out
+    wherever they are, before they are built.  Whatever goes wrong in one
+    file becomes its Problem: nothing in a file stops a sync."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -309,9 +349,11 @@ def load_yaml(root: str, path: str, expect: str | None = None, keep_case: bool =
     if data.__class__ is _TooDeep:
         return None, _too_deep(root, path, data.line)
     if data is _MISSING:
-        data, problem = _load_with_pyyaml(root, path, raw, keep_case)
+        data, problem = _load_with_pyyaml(root, path, raw, keep_case, drop_keys)
         if problem is not None:
             return None, problem
+    if drop_keys and _MAY_DROP.search(raw):
+        data = drop_keys_in(data, drop_keys)
     if expect is not None and not isinstance(data, dict if expect == "dict" else list):
         return None, Problem(rel_path(root, path), 1, f"expected {'a mapping' if expect == 'dict' else 'a list'}, "
                                                   f"found {type(data).__name__}")
@@ -322,8 +364,14 @@ def _too_deep(root: str, path: str, line: int) -> Problem:
     return Problem(rel_path(root, path), line, f"nested more than {MAX_DEPTH} levels deep")
 
 
-def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool) -> tuple[Any, Problem | None]:
-    loader = (CaseLoader if keep_case else Loader)(raw)
+def _load_with_pyyaml(root: str, path: str, raw: bytes, keep_case: bool,
+                      drop_keys: frozenset[str] = frozenset()) -> tuple[Any, Problem | None]:
+    if drop_keys:
+        if keep_case or drop_keys != SCHEDULE_DROP_KEYS:
+            raise ValueError("only a schedule's keys can be dropped, and only with every key lower-cased")
+        loader: Loader = ScheduleLoader(raw)
+    else:
+        loader = (CaseLoader if keep_case else Loader)(raw)
     try:
         line = too_deep_line(raw, MAX_DEPTH)
         if line is not None:
