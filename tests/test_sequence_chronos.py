@@ -28,6 +28,8 @@ import yaml
 from chronoledger.sequence import sample
 from chronoledger.sequence.derived import Derived
 from chronoledger.sequence.reader import read_user_folder, singular
+from chronoledger.sequence.records import Item
+from chronoledger.sequence.slugs import item_slugs
 from chronoledger.sequence.sync import sync
 
 
@@ -508,6 +510,65 @@ def test_completions_as_chronos_commands_key_and_write_them(tmp_path):
         == [(3.0,)]
 
 
+def test_core_mirror_keeps_what_completions_and_habit_history_say(tmp_path):
+    """chronos_core.db holds every field the reader takes from a completions
+    entry (the label, the key as written, its own source, auto-missed or
+    skipped, its other fields) and the items' own habit history."""
+    user = tmp_path / "user"
+    write(user, "habits/walk.yml", """
+        completion_dates:
+        - '2026-12-04'
+        - '2026-12-02'
+        name: Morning Walk
+        type: habit
+        """)
+    write(user, "habits/sugar.yml", """
+        completion_dates:
+        - '2026-12-03'
+        incident_dates:
+        - '2026-12-03'
+        name: No Sugar After 8pm
+        polarity: bad
+        type: habit
+        """)
+    write(user, "schedules/completions/2026-12-06.yml", """
+        entries:
+          note:
+            name: Dumbell Curls
+            note: stopped early
+            quality: Good
+            scheduled_start: 00:43
+            status: partial
+          Stretch@07:00:
+            name: Stretch
+            status: skipped
+            scheduled_start: 07:00
+            source: kairos_cut
+            auto_skipped: true
+            reason: over capacity
+          Yoga@06:00:
+            auto_missed: true
+            name: Yoga
+            source: auto_miss_yesterday
+            status: missed
+        """)
+    report = sync(tmp_path, ("core",))
+    core = report.data / "chronos_core.db"
+    assert q(core, "PRAGMA user_version") == [(3,)]
+    rows = q(core, "SELECT item_name, quality, quality_label, block_key, origin, auto, extra_json FROM completions "
+                   "ORDER BY item_name")
+    assert rows == [("Dumbell Curls", 3.0, "Good", "note", None, None, None),
+                    ("Stretch", None, None, "Stretch@07:00", "kairos_cut", "skipped", '{"reason": "over capacity"}'),
+                    ("Yoga", None, None, "Yoga@06:00", "auto_miss_yesterday", "missed", None)]
+    ids = dict(q(core, "SELECT name, id FROM items"))
+    assert q(core, "SELECT item_id, name, type, date, kind, polarity FROM habit_history ORDER BY id") == [
+        (ids["No Sugar After 8pm"], "No Sugar After 8pm", "habit", "2026-12-03", "completion", "bad"),
+        (ids["No Sugar After 8pm"], "No Sugar After 8pm", "habit", "2026-12-03", "incident", "bad"),
+        (ids["Morning Walk"], "Morning Walk", "habit", "2026-12-02", "completion", "good"),
+        (ids["Morning Walk"], "Morning Walk", "habit", "2026-12-04", "completion", "good")]
+    assert report.built["core"]["counts"]["habit_history"] == 4
+
+
 # --- 3, 4. habit history and commitments -----------------------------------------------
 
 def _week_of_logs(user: Path, first: str, days: int) -> None:
@@ -704,6 +765,10 @@ def test_reviews_as_chronos_names_them(tmp_path):
     assert got == [("2026-01-04", "weekly", "2026-W01", "Reviews/2026-W01_example.yml"),
                    ("2026-11-30", "monthly", "2026-11", "Reviews/monthly/2026-11.yml"),
                    ("2026-12-06", "weekly", "2026-W49", "Reviews/weekly/2026-49.yml")]
+    payloads = [json.loads(p) for _, p in rows]
+    # what Chronos's review command writes is all in its sections: kept
+    assert payloads[2]["sections"] == {"points": {"earned": 30, "net": 30, "spent": 0}}
+    assert payloads[0]["highlights"] == ["Shipped the first tutorial"] and "sections" not in payloads[0]
     assert "not a review" in notes(report)["Reviews/notes.txt"]
 
 
@@ -795,10 +860,16 @@ def test_people_are_persons_and_items_carry_chronos_slugs(tmp_path):
     write(user, "people/ann.yml", "name: Ann Lee\nrelationship: friend\n")
     write(user, "journal_entries/first.yml", "name: First Entry\ndate: 2026-12-01\ncontent: Hello\n")
     write(user, "habits/walk.yml", "name: Morning Walk\n")
+    write(user, "habits/walk_again.yml", "name: morning walk \n")       # Chronos adds #2 to a repeat
     tree = read_user_folder(tmp_path)
-    assert {(it.type, it.chronos_slug) for it in tree.items} == {
-        ("person", "person::ann lee"), ("journal_entry", "journal_entry::first entry"),
-        ("habit", "habit::morning walk")}
+    slugs = item_slugs(tree.items)
+    assert sorted(zip((it.type for it in tree.items), slugs)) == [
+        ("habit", "habit::morning walk"), ("habit", "habit::morning walk#2"),
+        ("journal_entry", "journal_entry::first entry"), ("person", "person::ann lee")]
+    # one way to name an item as Chronos does, the one that knows the other items: nothing on Item itself
+    assert not hasattr(Item, "chronos_slug")
+    report = sync(tmp_path, ("core", "behavior"))
+    assert q(report.data / "chronos_core.db", "SELECT slug FROM items ORDER BY id") == [(s,) for s in slugs]
     assert singular("People") == "person" and singular("Journal Entries") == "journal_entry"
 
 

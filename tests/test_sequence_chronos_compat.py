@@ -350,6 +350,27 @@ def _ro(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _completion_properties(user: Path, upto: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Chronos's trends rule on every completions entry logged up to ``upto``
+    (modules/sequence/trends_builder.py, ``_collect_completion_property_stats``):
+    the entries per quality as written, and per field outside its nine own."""
+    own = {"name", "status", "scheduled_start", "scheduled_end", "actual_start", "actual_end", "logged_at", "note",
+           "quality"}
+    labels: dict[str, int] = {}
+    custom: dict[str, int] = {}
+    for f in sorted((_sub(_sub(user, "schedules"), "completions")).glob("*.yml")):
+        if f.stem > upto:
+            continue
+        for entry in (yaml.safe_load(f.read_text()) or {}).get("entries", {}).values():
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("quality"):
+                labels[str(entry["quality"])] = labels.get(str(entry["quality"]), 0) + 1
+            for key in entry.keys() - own:
+                custom[key] = custom.get(key, 0) + 1
+    return labels, custom
+
+
 def _item_files(user: Path) -> list[dict]:
     """Every item of the folder as Chronos's core build reads it: the YAML
     mappings with a name in the folders that hold items (its type from
@@ -720,6 +741,7 @@ def test_the_dashboards_trends_api_reads_our_metrics(home):
     order = [m for (m,) in conn.execute("SELECT metric FROM metrics ORDER BY id") if m in got]
     assert [m for m in order if m != "timer_profile_usage"] == [  # Chronos's rows, in its order
         "blocks_total", "blocks_completed", "blocks_completion_rate", "blocks_avg_variance_minutes",
+        "completion_quality_counts", "completion_custom_property_counts",
         "habits_total", "habits_with_streak", "habits_avg_streak", "habits_longest_streak", "habits_completion_today",
         "bad_habits_avg_clean_days", "goals_total", "goals_in_progress", "goals_avg_progress",
         "milestones_completed_week", "milestones_pending", "timer_sessions_total", "timer_focus_minutes",
@@ -739,6 +761,14 @@ def test_the_dashboards_trends_api_reads_our_metrics(home):
     on_time = sum(abs(d) <= 5 for d in delays)
     assert got["adherence_on_time"][0] == on_time and got["adherence_late"][0] == len(delays) - on_time
     assert all(r["extra_json"] is None or isinstance(json.loads(r["extra_json"]), dict) for r in rows)
+    # the completions' quality labels and the fields beside Chronos's own, counted from the YAML itself
+    labels, custom = _completion_properties(home / "user", DAY)
+    extra = {r["metric"]: json.loads(r["extra_json"]) for r in rows if r["metric"].startswith("completion_")}
+    assert labels and extra["completion_quality_counts"] == labels
+    assert got["completion_quality_counts"] == (sum(labels.values()), "count")
+    assert custom and extra["completion_custom_property_counts"] == custom
+    assert got["completion_custom_property_counts"] == (len(custom), "count")
+    assert {"reason", "block_id", "source", "type", "auto_missed", "auto_skipped"} <= set(custom)
     # the API groups rows by prefix (utilities/dashboard/server.py): each group is there
     groups = {p: {m[len(p):]: v for m, (v, _) in got.items() if m.startswith(p)}
               for p in ("habits_", "goals_", "timer_", "adherence_")}

@@ -284,6 +284,41 @@ def test_json_and_markdown_say_the_same_with_logs(tmp_path):
         assert f"- {sentence[0].upper()}{sentence[1:]}." in md
 
 
+def test_status_levels_come_from_chronos_settings_for_mean_level_and_drift(tmp_path):
+    """Chronos writes status values in Title Case (High, Exhausted) and orders
+    them in settings/<dimension>_settings.yml (1 the best): the trends place
+    them on those levels, and the digest's State says more than the mode."""
+    user = chronos_folder(tmp_path)
+    write(user, "settings/energy_settings.yml", "Energy_Settings:\n  Exhausted: {value: 4}\n  High: {value: 1}\n"
+                                                "  Low: {value: 3}\n  Medium: {value: 2}\n")
+    # focus has no settings file: Chronos's values (Laser) are on no known scale, and are only counted
+    values = ["Exhausted", "Low", "Low", "Medium", "Medium", "High", "High", "High", "High"]
+    for i, v in enumerate(values, 1):
+        write(user, f"logs/status_2026-03-{i:02d}.yml", f"date: '2026-03-{i:02d}'\nentries:\n- at: '08:00:00'\n"
+                                                        f"  status:\n    Energy: {v}\n    Focus: Laser\n")
+    sync(user, as_of=date(2026, 3, 9))
+    data = next(user.rglob("chronos_trends.db"))
+    conn = apsw.Connection(str(data))
+    rows = {d: r for d, *r in conn.execute("SELECT dimension, samples, most_common, mean_level, drift "
+                                           "FROM status_trends WHERE window_days = 30")}
+    conn.close()
+    nums = [{"exhausted": 0, "low": 1 / 3, "medium": 2 / 3, "high": 1}[v.lower()] for v in values]
+    samples, common, mean, drift = rows["energy"]
+    assert (samples, common) == (9, "High")
+    assert mean == pytest.approx(sum(nums) / 9)
+    assert drift == pytest.approx(sum(nums[-3:]) / 3 - sum(nums[:3]) / 3)
+    assert rows["focus"] == [9, "Laser", None, None]
+    md, js = digest_files(user)
+    energy = next(x for x in js["status"] if x["dimension"] == "energy")
+    assert energy["scale"] == ["exhausted", "high"] and energy["mean_level"] == round(sum(nums) / 9, 3)
+    assert f"- energy: mostly High; level {sum(nums) / 9:.2f} (exhausted→high), up {drift:+.2f}." in md
+    assert "- focus: mostly Laser." in md
+    # without settings, the known lower-case levels still order a dimension, in any case
+    t = trends_builder.compute([], [("2026-03-01", "08:00", None, None, "HIGH", None, None, None, None)], [],
+                               date(2026, 3, 1))
+    assert t["status"]["energy"][7]["mean_level"] == 1.0
+
+
 # --- point 8: the listener ends as sync does, and sees a changed sync time --------------
 
 def test_listen_once_exits_1_when_a_file_was_skipped_as_sync_does(tmp_path):
@@ -294,6 +329,24 @@ def test_listen_once_exits_1_when_a_file_was_skipped_as_sync_does(tmp_path):
     r = run("listen", "--once", "--user", user)
     assert r.exit_code == 1, r.output
     assert "skipped 1 files" in r.output and "tasks/bad.yml:2: malformed YAML" in r.output
+
+
+def test_review_exits_1_when_its_sync_skipped_a_file_as_sync_does(tmp_path):
+    user = chronos_folder(tmp_path)
+    r = run("review", "weekly", "--user", user, "--as-of", "2026-03-02")
+    assert r.exit_code == 0, r.output
+    write(user, "tasks/bad.yml", "name: [unclosed\n")
+    r = run("review", "weekly", "--user", user, "--as-of", "2026-03-02")
+    assert r.exit_code == 1, r.output
+    assert "skipped 1 file(s)" in r.output and "tasks/bad.yml:2: malformed YAML" in r.output
+    assert "weekly review recorded for 2026-03-02" in r.output          # the review is recorded all the same
+    conn = apsw.Connection(str(next(user.rglob("chronos_events.db"))))
+    try:
+        runs = conn.execute("SELECT command, result FROM command_runs ORDER BY id").fetchall()
+        reviews = conn.execute("SELECT COUNT(*) FROM events WHERE event_type = 'review'").fetchone()[0]
+    finally:
+        conn.close()
+    assert runs[-2:] == [("review weekly", "ok"), ("review weekly", "skipped files")] and reviews == 2
 
 
 def test_listen_once_exits_with_the_code_of_a_failed_sync(tmp_path, monkeypatch):

@@ -48,7 +48,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "Done. Also when the reader of the output went away early (`... | head`).",
     EXIT_CHECK_FAILED: "A check found problems, and the output says which: `chronicle verify` or `audit` found "
                        "damage, `chronicle replay` a divergence, `tables validate` or `create` a bad schema file, "
-                       "`sequence sync` (or `listen --once`) skipped malformed files.",
+                       "`sequence sync` (or `listen --once`, or the sync `review` runs) skipped malformed files.",
     EXIT_USAGE: "The command line is wrong: an unknown option, a missing argument or file, a value, row, filter, "
                 "config, scenario or query refused, an output file that exists (without `--force`), a replay "
                 "`--step` that cannot be imported or that raised (the message names the record), or an optional "

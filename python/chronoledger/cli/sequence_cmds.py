@@ -4,8 +4,9 @@ folder into SQLite, run the metastudy, query the mirrors, sync nightly.
 Every command records itself (time, command, arguments, duration, result) in
 chronos_events.db; those that only read (status, plan, data) only where
 Data/ exists, so on a folder never synced they create nothing.  Exit codes
-are those of ``cli.output`` (docs/cli.md): 1 the sync finished but skipped
-malformed files (it says which); 2 bad usage, a folder that cannot be used
+are those of ``cli.output`` (docs/cli.md): 1 the sync finished (also the
+one ``review`` and ``listen --once`` run) but skipped malformed files (it
+says which); 2 bad usage, a folder that cannot be used
 or a refused query (one that writes, or ran past ``--timeout``); 3 a mirror
 cannot be used.
 """
@@ -289,7 +290,8 @@ def data_cmd(query: str, which: str, user: Path, limit: int, timeout: float, fmt
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
               help="The day the review is for (default: today).")
 def review_cmd(kind: str, user: Path, as_of) -> None:
-    """Record a review and run the metastudy so the digest includes the latest behaviour.
+    """Record a review and run the metastudy so the digest includes the latest behaviour; exit 1,
+    as sync does, if the sync it runs first skipped malformed files (it says which).
 
     Example:
 
@@ -299,11 +301,14 @@ def review_cmd(kind: str, user: Path, as_of) -> None:
 
     with _recorded(user, f"review {kind}"):
         found = find_user_folder(user)
-        _print_problems(sync(found, ("core", "events", "memory")))
+        report = sync(found, ("core", "events", "memory"))
+        _print_problems(report)
         day = (as_of.date() if as_of else date.today())
         record_review(found, kind, day)
         build_trends(data_folder(found), as_of=as_of.date() if as_of else None)
         click.echo(f"{kind} review recorded for {day.isoformat()}; tendencies.md updated")
+        if report.skipped:                    # recorded and digested all the same; ends as `sequence sync` does
+            sys.exit(EXIT_SKIPPED)
 
 
 @sequence_group.command("listen")

@@ -1,6 +1,7 @@
 """chronos_core.db: the items, the references between them, and the logs
-as tables (completions, schedule blocks planned vs actual, the points
-ledger, status snapshots, variables), from the records a sync read.
+as tables (completions, the items' own habit history, schedule blocks
+planned vs actual, the points ledger, status snapshots, variables), from
+the records a sync read.
 
 Items and relations also carry Chronos's names for them (an item's slug
 ``type::name``, a relation's ``parent_slug`` and ``child_slug``), so the
@@ -79,11 +80,15 @@ def fill(conn: apsw.Connection, records: Derived) -> dict[str, int]:
                      "detail_json, parent_slug, child_slug) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rel)
     conn.executemany(
         "INSERT INTO completions (date, item_name, item_type, item_id, scheduled_start, scheduled_end, "
-        "actual_start, actual_end, status, quality, logged_at, note, source) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "actual_start, actual_end, status, quality, logged_at, note, source, quality_label, block_key, origin, "
+        "auto, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(c["date"], c["name"], c["type"], records.index.find(c["name"], c["type"]), c["scheduled_start"],
           c["scheduled_end"], c["actual_start"], c["actual_end"], c["status"], c["quality"], c["logged_at"],
-          c["note"], c["source"]) for c in records.completions])
+          c["note"], c["source"], c["quality_label"], c["key"], c["origin"], c["auto"], c["extra_json"])
+         for c in records.completions])
+    history = records.habit_history()         # the items' own completion_dates / incident_dates
+    conn.executemany("INSERT INTO habit_history (item_id, name, type, date, kind, polarity) VALUES (?, ?, ?, ?, ?, ?)",
+                     [(h["item_id"], h["name"], h["type"], h["date"], h["kind"], h["polarity"]) for h in history])
     sched = [(day, path, parent, depth, name, btype, records.index.find(name, btype), start, end, planned,
               to_text(b.get("status")), c and c["actual_start"], c and c["actual_end"],
               c and span(c["actual_start"], c["actual_end"]), c and c["status"])
@@ -111,8 +116,9 @@ def fill(conn: apsw.Connection, records: Derived) -> dict[str, int]:
                      [(s["date"], s["start"], s["end"], s["phase"], s["profile"], s["seconds"], s["minutes"],
                        s["bound_type"], s["bound_name"], s["item_id"], s["source"]) for s in timers])
     return {"items": len(rows), "relations": len(rel), "unresolved_relations": len(records.unresolved),
-            "completions": len(records.completions), "schedules": len(sched), "points_ledger": len(ledger),
-            "status_log": len(status), "variables": len(variables), "timer_sessions": len(timers)}
+            "completions": len(records.completions), "habit_history": len(history), "schedules": len(sched),
+            "points_ledger": len(ledger), "status_log": len(status), "variables": len(variables),
+            "timer_sessions": len(timers)}
 
 
 def dimensions(tree: UserTree) -> list[str]:

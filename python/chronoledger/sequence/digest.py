@@ -284,10 +284,13 @@ def tendencies(t: dict, top: int = 4, min_scheduled: int = 4, as_of_basis: str =
             over.append((ty, s["actual_minutes"] / s["planned_minutes"] - 1, s))
     over.sort(key=lambda x: (-abs(x[1]), x[0]))
     status = []
+    scales = t.get("status_levels") or {}
     for dim, ws in t["status"].items():
         s = ws.get(w)
         if s and s["samples"]:
+            scale = scales.get(dim) if s["mean_level"] is not None else None
             status.append({"dimension": dim, "most_common": s["most_common"], "mean_level": _r(s["mean_level"]),
+                           "scale": [scale[0], scale[-1]] if scale else None,
                            "drift": _r(s["drift"]), "samples": s["samples"]})
     status.sort(key=lambda x: (-abs(x["drift"] or 0), x["dimension"]))
     folder = t.get("folder")
@@ -508,11 +511,17 @@ def _versus(over: float) -> str:
 
 
 def _state_lines(d: dict) -> list[str]:
+    """The dimensions that moved most: the most common value, and for one
+    whose values have an order its mean level on its scale (0 the worst
+    level, 1 the best: ``level 0.49 (exhausted→high)``) and how it moved,
+    last third against first (``up +0.29``, ``steady``)."""
     lines = []
     for x in d["status"][:4]:
-        trend = "" if x["drift"] is None else f", drifting {'up' if x['drift'] > 0 else 'down'} " \
-                                              f"({x['drift']:+.2f})" if abs(x["drift"]) >= 0.05 else ", steady"
-        lines.append(f"- {x['dimension']}: mostly {x['most_common']}{trend}.")
+        trend = "" if x["drift"] is None else f", {'up' if x['drift'] > 0 else 'down'} {x['drift']:+.2f}" \
+            if abs(x["drift"]) >= 0.05 else ", steady"
+        level = "" if x["mean_level"] is None or not x.get("scale") else \
+            f"; level {x['mean_level']:.2f} ({x['scale'][0]}→{x['scale'][1]})"
+        lines.append(f"- {x['dimension']}: mostly {x['most_common']}{level}{trend}.")
     return lines
 
 

@@ -26,6 +26,10 @@ from chronoledger.sequence.values import iso_date, micros_array, to_json, to_pla
 _logger = logging.getLogger("chronoledger.sequence")
 #: The chronicle event log beside the events database.
 EVENT_LOG = "chronos_events.cmeta"
+#: What a review event keeps of its file: what Chronos's review command writes
+#: (``sections``: goals, habits, points, tasks, schedule) and what its example
+#: reviews hold (highlights, lowlights, lessons, next_week).
+REVIEW_FIELDS = ("sections", "highlights", "lowlights", "lessons", "next_week")
 
 
 def events(records: Derived) -> list[Event]:
@@ -43,8 +47,7 @@ def events(records: Derived) -> list[Event]:
         day = iso_date(data.get("date")) or _review_day(str(label))
         ev.append((f"{day}T23:59:59" if day else "1970-01-01T00:00:00", "review",
                    {"kind": kind, "label": to_text(label), "path": path,
-                    **{k: to_plain(v) for k, v in data.items() if k in ("highlights", "lowlights", "lessons",
-                                                                      "next_week")}}))
+                    **{k: to_plain(v) for k, v in data.items() if k in REVIEW_FIELDS}}))
     for t in records.triggers():
         ev.append((t["ts"], "trigger", {"source_type": t["source_type"], "source_name": t["source_name"],
                                         "trigger": t["trigger"], "period": t["period"], "outcome": t["outcome"]}))

@@ -50,6 +50,10 @@ MEMORY_LOGS = (
 #: columns read from it (Chronos's Timers/sessions/YYYY-MM-DD.yml entries:
 #: start, end, phase, profile, seconds); a day from ``date``, else ``start``.
 TIMER_TABLE = "timer_sessions"
+#: The fields of a completions entry Chronos's trends build counts as its own
+#: (modules/sequence/trends_builder.py); every other field is a custom property.
+CHRONOS_COMPLETION_KEYS = frozenset({"name", "status", "scheduled_start", "scheduled_end", "actual_start",
+                                     "actual_end", "logged_at", "note", "quality"})
 
 
 def _log_spans(conn: apsw.Connection, queries: tuple[tuple[str, str], ...]) -> dict[str, dict[str, Any]]:
@@ -90,20 +94,58 @@ def load_facts(memory_db: Path) -> tuple[list[Fact], list[tuple], list[tuple], d
 def load_folder(core_db: Path) -> Folder:
     """What the digest says beyond the behaviour logs, from the core mirror:
     every item (type, name, status and the whole item), the size and span of
-    its logs (``CORE_LOGS``), and the timer sessions when it holds a
-    ``timer_sessions`` table.  Without a core mirror: an empty Folder whose
-    ``core`` is False (the digest says the items are not available)."""
+    its logs (``CORE_LOGS``), the timer sessions when it holds a
+    ``timer_sessions`` table, the status levels Chronos's settings give
+    (``status.levels``), and each completion's quality label and custom
+    properties (:func:`_completion_properties`).  Without a core mirror: an
+    empty Folder whose ``core`` is False (the digest says the items are not
+    available)."""
     if not core_db.exists():
         return Folder(core=False)
     conn = db.open_readonly(core_db)
     try:
         items = [(t, n, s, _item(raw)) for t, n, s, raw in
                  conn.execute("SELECT type, name, status, raw_json FROM items ORDER BY type, name, id")]
-        return Folder(items=items, logs=_log_spans(conn, CORE_LOGS), timer_sessions=_timer_sessions(conn))
+        return Folder(items=items, logs=_log_spans(conn, CORE_LOGS), timer_sessions=_timer_sessions(conn),
+                      status_levels=_status_levels(conn), completions=_completion_properties(conn))
     except apsw.Error as exc:
         raise db.sqlite_error(exc, core_db, "reading the core mirror") from None
     finally:
         conn.close()
+
+
+def _completion_properties(conn: apsw.Connection) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """Each completion in the core mirror as (date, its quality as Chronos
+    names it, its custom properties): the label as written (a number as
+    written when it has none: ``3``), and the entry's fields outside
+    :data:`CHRONOS_COMPLETION_KEYS` (its ``type``, its own ``source``,
+    ``auto_missed`` / ``auto_skipped``, and those in ``extra_json``).  Empty
+    without a completions table; an older mirror's lacks the labels and fields."""
+    cols = set(db.table_columns(conn, "completions"))       # none when there is no such table
+    if "date" not in cols:
+        return []
+    want = ("quality_label", "quality", "item_type", "origin", "auto", "extra_json")
+    out = []
+    for day, label, score, itype, origin, auto, extra in conn.execute(
+            f"SELECT date, {', '.join(c if c in cols else 'NULL' for c in want)} FROM completions ORDER BY id"):
+        if label is None and isinstance(score, (int, float)):
+            label = str(int(score)) if float(score).is_integer() else str(score)
+        keys = set(_item(extra)) if extra else set()
+        keys |= {k for k, v in (("type", itype), ("source", origin)) if v is not None}
+        if auto in ("missed", "skipped"):
+            keys.add(f"auto_{auto}")
+        out.append((str(day), label, tuple(sorted(keys - CHRONOS_COMPLETION_KEYS))))
+    return out
+
+
+def _status_levels(conn: apsw.Connection) -> dict[str, list[str]]:
+    """``status.levels`` of the core mirror's variables (each dimension's
+    levels, worst to best, from Chronos's settings); empty when it holds none."""
+    if "value" not in db.table_columns(conn, "variables"):      # none when there is no such table
+        return {}
+    row = conn.execute("SELECT value FROM variables WHERE key = 'status.levels'").fetchone()
+    value = _item(row[0]) if row else {}
+    return {str(k): [str(x) for x in v] for k, v in value.items() if isinstance(v, list)}
 
 
 def _item(raw: str | None) -> dict:

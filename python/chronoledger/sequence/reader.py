@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -673,8 +674,12 @@ def _parse_narrative(task: FileTask, rel: str) -> ParsedFile:
 
 # --- the folder ----------------------------------------------------------------------
 
-def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
+def read_user_folder(path: str | os.PathLike[str],
+                     parse: Callable[[str, FileTask], ParsedFile] = parse_file) -> UserTree:
     """Read every item, log and setting of the user folder at (or in) ``path``.
+    ``parse`` reads one file: :func:`parse_file`, or a parse cache's
+    (:class:`chronoledger.sequence.parse_cache.ParseCache`) that gives the
+    same results.
 
     Files are read one after another: worker processes were tried, and on
     two cores the copying of results and copy-on-write of the parent's heap
@@ -685,7 +690,7 @@ def read_user_folder(path: str | os.PathLike[str]) -> UserTree:
     tree.files += sum(t.kind != "narrative" for t in tasks)       # the YAML files
     seen_items: dict[tuple[str, str], str] = {}
     for task in tasks:
-        _add(tree, parse_file(str(root), task), seen_items)
+        _add(tree, parse(str(root), task), seen_items)
     return tree
 
 

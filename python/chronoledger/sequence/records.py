@@ -48,13 +48,7 @@ class Item:
     path: str                 # relative to the user folder
     data: dict                # the whole mapping, keys lower-cased
     mtime: float
-
-    @property
-    def chronos_slug(self) -> str:
-        """The item as Chronos names it in its own mirror: ``type::name``,
-        lower-cased (Chronos adds ``#2``, ``#3``... to repeats; see
-        :func:`chronoledger.sequence.slugs.item_slugs`)."""
-        return f"{self.type.strip().lower()}::{self.name.strip().lower()}"
+    # the item as Chronos names it (type::name, #2 for a repeat) is slugs.item_slugs's: it depends on the others
 
 
 @dataclass

@@ -16,7 +16,7 @@ own shape (chronos_behavior.db, chronos_matrix.db).
 from __future__ import annotations
 
 #: Bumped when a table changes; recorded as PRAGMA user_version and in databases.yml.
-VERSIONS = {"core": 2, "events": 1, "memory": 1, "behavior": 1, "matrix": 1, "trends": 2}
+VERSIONS = {"core": 3, "events": 1, "memory": 1, "behavior": 1, "matrix": 1, "trends": 2}
 FILES = {"core": "chronos_core.db", "events": "chronos_events.db", "memory": "chronos_memory.db",
          "behavior": "chronos_behavior.db", "matrix": "chronos_matrix.db", "trends": "chronos_trends.db"}
 #: The mirrors, in the order a sync builds them (trends is built from memory).
@@ -82,10 +82,25 @@ CREATE TABLE completions (
   quality REAL,
   logged_at TEXT,
   note TEXT,
-  source TEXT NOT NULL
+  source TEXT NOT NULL,
+  quality_label TEXT,
+  block_key TEXT NOT NULL,
+  origin TEXT,
+  auto TEXT,
+  extra_json TEXT
 );
 CREATE INDEX idx_completions_date ON completions(date);
 CREATE INDEX idx_completions_item ON completions(item_name, date);
+CREATE TABLE habit_history (
+  id INTEGER PRIMARY KEY,
+  item_id INTEGER NOT NULL REFERENCES items(id),
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  date TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  polarity TEXT NOT NULL
+);
+CREATE INDEX idx_habit_history ON habit_history(item_id, date);
 CREATE TABLE schedules (
   id INTEGER PRIMARY KEY,
   date TEXT NOT NULL,

@@ -40,6 +40,7 @@ from chronoledger.sequence.derived import Derived
 from chronoledger.sequence.events_builder import EVENT_LOG
 from chronoledger.sequence.lock import sync_lock
 from chronoledger.sequence.metastudy import build_trends
+from chronoledger.sequence.parse_cache import ParseCache
 from chronoledger.sequence.reader import find_user_folder, read_user_folder
 from chronoledger.sequence.records import Problem, UserTree
 from chronoledger.sequence.recorder import record_command, record_review
@@ -135,10 +136,13 @@ def _cycle_collection_paused() -> Iterator[None]:
 
 
 def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABASES, *,
-         progress: Callable[[str], None] | None = None, as_of: date | None = None) -> SyncReport:
+         progress: Callable[[str], None] | None = None, as_of: date | None = None,
+         parse_cache: bool = True) -> SyncReport:
     """Rebuild the chosen mirrors of the user folder at (or in) ``user_path``.
     ``progress`` is called with "read" once the YAML is read, then with each
-    database's name as it is built."""
+    database's name as it is built.  With ``parse_cache`` the files that did
+    not change since the last sync are not parsed again
+    (:mod:`~chronoledger.sequence.parse_cache`); the mirrors are the same either way."""
     for name in databases:
         if name not in DATABASES:
             raise ConfigError(f"--db must be one of {', '.join(DATABASES)} or all, got {name!r}")
@@ -158,13 +162,18 @@ def sync(user_path: str | os.PathLike[str], databases: tuple[str, ...] = DATABAS
             reg["databases"].setdefault(name, {})["last_attempt"] = attempt
         write_registry(data, reg)
         fp = fingerprint(user)
+        cache = ParseCache.load(data) if parse_cache else None
         try:
-            tree = read_user_folder(user)
+            tree = read_user_folder(user, cache.parse) if cache is not None else read_user_folder(user)
         except Exception as exc:              # the folder could not be read at all: say so in the registry
             for name in databases:
                 mark_failed(reg, name, exc)
             write_registry(data, reg)
             raise
+        if cache is not None:
+            # written now, before anything builds on the values (a cached result is the file's, whatever follows)
+            cache.save()
+            _logger.debug("%s: parse cache: %d file(s) unchanged, %d read", user, cache.hits, cache.misses)
         if progress:
             progress("read")
         builder = Builder(tree)

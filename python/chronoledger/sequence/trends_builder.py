@@ -29,7 +29,8 @@ from chronoledger.sequence.values import iso_date, to_num
 #: The windows, in days, each ending on as_of.
 WINDOWS = (7, 30, 90)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-#: Status values with an order, low to high (others are only counted).
+#: Status values with an order, low to high (others are only counted), for a
+#: dimension the folder's settings give no levels for (``Folder.status_levels``).
 ORDINAL = {
     "energy": ("low", "medium", "high"), "focus": ("scattered", "ok", "sharp"), "health": ("sick", "ok", "great"),
     "emotion": ("sad", "neutral", "happy"), "vibe": ("flat", "good", "electric"),
@@ -62,11 +63,17 @@ class Folder:
     mirror: each item as (type, name, status, the whole item as read), each
     log's size and span (``LOG_KEYS``, by log name), and the timer sessions
     (dicts with date, phase, profile, seconds; None when the mirror holds no
-    table of them).  ``core`` is False when there was no core mirror to read."""
+    table of them), each status dimension's levels, worst to best and
+    lower-cased, from Chronos's settings (the core mirror's ``status.levels``),
+    and each completion as (date, its quality label, its custom properties:
+    the fields Chronos's trends count beside its own).  ``core`` is False
+    when there was no core mirror to read."""
     items: list[tuple[str, str, str | None, dict]] = field(default_factory=list)
     logs: dict[str, dict[str, Any]] = field(default_factory=dict)
     timer_sessions: list[dict[str, Any]] | None = None
     core: bool = True
+    status_levels: dict[str, list[str]] = field(default_factory=dict)
+    completions: list[tuple[str, str | None, tuple[str, ...]]] = field(default_factory=list)
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -115,15 +122,38 @@ def _group_stats(facts: list[Fact]) -> dict:
             "actual_minutes": _mean([actual for _, actual in both])}
 
 
+def status_levels(folder: Folder | None) -> dict[str, tuple[str, ...]]:
+    """Each status dimension's levels, worst to best, lower-cased: the
+    folder's own (Chronos's ``<dimension>_settings.yml``) where it has two or
+    more, else :data:`ORDINAL`'s."""
+    out: dict[str, tuple[str, ...]] = dict(ORDINAL)
+    for dim, levels in (folder.status_levels if folder is not None else {}).items():
+        if isinstance(levels, list) and len(levels) >= 2:
+            out[str(dim)] = tuple(str(v).strip().lower() for v in levels)
+    return out
+
+
+def _level(value: Any, levels: tuple[str, ...] | None) -> float | None:
+    """Where a status value lies on its dimension's levels, 0 (worst) to 1
+    (best), compared lower-cased; None when it is not one of them."""
+    if not levels or not isinstance(value, str):
+        return None
+    v = value.strip().lower()
+    return levels.index(v) / (len(levels) - 1) if v in levels else None
+
+
 def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: date,
             folder: Folder | None = None) -> dict:
     """The trends for every window ending on ``as_of`` (inclusive), and what
-    the folder holds (:func:`folder_stats`; None without ``folder``)."""
-    out: dict = {"as_of": as_of.isoformat(), "windows": list(WINDOWS), "items": {}, "types": {}, "weekdays": {},
-                 "status": {}, "reinforcements": {},
-                 "folder": folder_stats(folder, as_of) if folder is not None else None}
+    the folder holds (:func:`folder_stats`; None without ``folder``).  Status
+    values are placed on the levels :func:`status_levels` gives."""
     end = as_of.isoformat()
     dims = STATUS_DIMENSIONS          # the columns of status_snapshots, in their order
+    levels_of = status_levels(folder)
+    out: dict = {"as_of": end, "windows": list(WINDOWS), "items": {}, "types": {}, "weekdays": {},
+                 "status": {}, "reinforcements": {},
+                 "status_levels": {dim: list(levels_of[dim]) for dim in dims if dim in levels_of},
+                 "folder": folder_stats(folder, as_of) if folder is not None else None}
     for w in WINDOWS:
         start = (as_of - timedelta(days=w - 1)).isoformat()
         window = [f for f in facts if start <= f.date <= end]
@@ -154,8 +184,8 @@ def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: da
         wsnaps = [s for s in snaps if start <= s[0] <= end]
         for i, dim in enumerate(dims):
             vals = [s[2 + i] for s in wsnaps if s[2 + i] is not None]
-            levels = ORDINAL.get(dim)
-            nums = [levels.index(v) / (len(levels) - 1) for v in vals if levels and v in levels]
+            levels = levels_of.get(dim)
+            nums = [n for n in (_level(v, levels) for v in vals) if n is not None]
             third = len(nums) // 3
             drift = (statistics.fmean(nums[-third:]) - statistics.fmean(nums[:third])) if third >= 2 else None
             out["status"].setdefault(dim, {})[w] = {
@@ -173,6 +203,9 @@ def compute(facts: list[Fact], snaps: list[tuple], reinf: list[tuple], as_of: da
     upto = [f for f in facts if f.date <= end]        # every activity up to as_of, for Chronos's block metrics
     out["activities"] = {"total": len(upto), "completed": sum(f.status == "completed" for f in upto),
                          "delays": [f.delay for f in upto if f.delay is not None]}
+    logged = [c for c in (folder.completions if folder is not None else ()) if c[0] <= end]
+    out["completion_properties"] = {"quality": dict(Counter(label for _, label, _ in logged if label)),
+                                    "custom": dict(Counter(k for _, _, keys in logged for k in keys))}
     return out
 
 
@@ -216,7 +249,12 @@ def chronos_metrics(t: dict) -> list[tuple[str, float, str, str | None]]:
     blocks_* and adherence_* count the activities the trends count (blocks,
     and completions logged for no block) up to ``as_of``: a start's variance
     is its delay against the plan, and an activity without an actual start
-    has none (Chronos counts it as 0 minutes, so on time).  The habit, goal
+    has none (Chronos counts it as 0 minutes, so on time).
+    completion_quality_counts (the completions per quality label, ``{label:
+    n}``, the value their sum) and completion_custom_property_counts (the
+    completions per field outside Chronos's own, the value how many fields)
+    count every completion logged up to ``as_of``, and are given, as Chronos
+    gives them, only when there is something to count.  The habit, goal
     and timer rows are the folder's figures (:func:`folder_stats`) as of
     ``as_of``, where Chronos takes the clock's today; goals_avg_progress is
     the sum of the goals' progress over all goals, as Chronos divides it.
@@ -228,6 +266,14 @@ def chronos_metrics(t: dict) -> list[tuple[str, float, str, str | None]]:
         ("blocks_completed", done, "count", None),
         ("blocks_completion_rate", round(100 * done / total, 1) if total else 0.0, "percent", None),
         ("blocks_avg_variance_minutes", statistics.fmean(delays) if delays else 0.0, "minutes", None)]
+    props = t.get("completion_properties") or {}
+    quality, custom = props.get("quality") or {}, props.get("custom") or {}
+    if quality:                         # as Chronos: only when there are any
+        rows.append(("completion_quality_counts", sum(quality.values()), "count",
+                     json.dumps(quality, ensure_ascii=False, sort_keys=True)))
+    if custom:
+        rows.append(("completion_custom_property_counts", len(custom), "count",
+                     json.dumps(custom, ensure_ascii=False, sort_keys=True)))
     f = t.get("folder")
     if f:
         h, g, tm = f.get("habits") or {}, f.get("goals") or {}, f.get("timers") or {}
