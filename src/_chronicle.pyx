@@ -451,23 +451,28 @@ cdef class CycleStager:
         row = self.n
         if not self.busy and row + 1 < self.window and not (self.has_floor and ts < self.floor) \
                 and (metrics is None or self.row_metrics is not None):
-            self.ts[row] = ts
-            self.phase[row] = code
-            self.loss[row] = loss
-            self.coh[row] = coh
-            self.t0[row] = x0
-            self.t1[row] = x1
-            self.t2[row] = x2
-            self.action[row] = action
-            self.seed[row] = seed
             if metrics is not None:
                 self.row_metrics[row] = metrics
-            if ts < self.last_ts:
-                self.in_order = 0
-            self.last_ts = ts
-            self.n = row + 1
+            self._put(row, ts, code, loss, coh, x0, x1, x2, action, seed)
             return False
         return self._append_locked(ts, code, loss, coh, x0, x1, x2, action, seed, metrics)
+
+    cdef inline void _put(self, size_t row, uint64_t ts, uint32_t code, double loss, double coh, double x0,
+                          double x1, double x2, int16_t action, uint64_t seed) noexcept:
+        """Store one checked record at ``row`` (the next free one) and advance."""
+        self.ts[row] = ts
+        self.phase[row] = code
+        self.loss[row] = loss
+        self.coh[row] = coh
+        self.t0[row] = x0
+        self.t1[row] = x1
+        self.t2[row] = x2
+        self.action[row] = action
+        self.seed[row] = seed
+        if ts < self.last_ts:
+            self.in_order = 0
+        self.last_ts = ts
+        self.n = row + 1
 
     cdef int _append_locked(self, uint64_t ts, uint32_t code, double loss, double coh, double x0, double x1,
                              double x2, int16_t action, uint64_t seed, object metrics) except -1:
@@ -479,23 +484,11 @@ cdef class CycleStager:
                 raise _errors.OrderError("%s: timestamp %d is older than the last flushed timestamp %d"
                                          % (self.path, ts, self.floor))
             row = self.n
-            self.ts[row] = ts
-            self.phase[row] = code
-            self.loss[row] = loss
-            self.coh[row] = coh
-            self.t0[row] = x0
-            self.t1[row] = x1
-            self.t2[row] = x2
-            self.action[row] = action
-            self.seed[row] = seed
             if metrics is not None:
                 if self.row_metrics is None:
                     self.row_metrics = [None] * self.window
                 self.row_metrics[row] = metrics
-            if ts < self.last_ts:
-                self.in_order = 0
-            self.last_ts = ts
-            self.n = row + 1
+            self._put(row, ts, code, loss, coh, x0, x1, x2, action, seed)
             if self.n == self.window:
                 self._seal_locked()
                 sealed = True
