@@ -603,14 +603,14 @@ static inline void unpack_block(const uint8_t *in, unsigned k, uint64_t *out)
     }
 }
 
-static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s[], size_t limit,
+static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s[], size_t start, size_t limit,
                                uint64_t *out, size_t *err_stream, size_t *err_offset)
 {
     size_t n = (size_t)plan->n, m = residual_count(plan->n, plan->order), nb = block_count(m);
     size_t b, lowpos = 0, escpos = 0, i = 0, nb_used;
-    /* the residuals the first `limit` values need (all of them when limit >= n);
-       a value past `limit` may be written when its 128-residual block is */
+    /* the residuals the values below `limit` need (all of them when limit >= n) */
     size_t m_used = limit >= n ? m : residual_count((uint64_t)limit, plan->order);
+    size_t lim = limit < n ? limit : n;
     uint64_t need = 0, prev = 0, prevd = 0, bias = plan->bias;
     const uint8_t *K = s[0], *LOW = s[1], *HIGH = s[2], *ESC = s[3];
     uint64_t low[CL_CODEC_BLOCK];
@@ -621,8 +621,9 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
         need += 16 * (uint64_t)K[b];
     }
     if (need != plan->raw_len[1]) FAIL_IN(CL_ERR_CORRUPT, 1, need < plan->raw_len[1] ? need : plan->raw_len[1]);
-    if (order >= 1 && n >= 1) { out[0] = plan->first[0]; prev = out[0]; }
-    if (order >= 2 && n >= 2) { prevd = plan->first[1]; out[1] = prev + prevd; prev = out[1]; }
+    /* the first `order` values come from the header */
+    if (order >= 1 && n >= 1) { prev = plan->first[0]; if (start == 0 && lim > 0) out[0] = prev; }
+    if (order >= 2 && n >= 2) { prevd = plan->first[1]; prev += prevd; if (start <= 1 && lim > 1) out[1 - start] = prev; }
     nb_used = block_count(m_used);
     for (b = 0; b < nb_used; b++) {
         /* K is checked again where it is used: the input may be shared
@@ -630,6 +631,7 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
          * (the GIL is released), and k drives the indexing below. */
         unsigned k = K[b];
         size_t cnt = m - i < CL_CODEC_BLOCK ? m - i : CL_CODEC_BLOCK, j;
+        size_t first = i + order;       /* the value index that low[0] ends in */
         const uint8_t *hp = HIGH + i;
         if (k > 61 || 16 * (uint64_t)k > plan->raw_len[1] - lowpos) FAIL_IN(CL_ERR_CORRUPT, 0, b);
         unpack_block(LOW + lowpos, k, low);
@@ -654,14 +656,33 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
             }
         }
         /* low[] now holds the deltas of this block; integrate them */
-        if (order == 0) {
-            memcpy(out + i, low, cnt * sizeof(uint64_t));
-        } else if (order == 1) {
-            uint64_t *o = out + i + 1;
-            for (j = 0; j < cnt; j++) { prev += low[j]; o[j] = prev; }
+        if (start == 0 && lim == n) {
+            /* a whole column: each block straight into out */
+            if (order == 0) {
+                memcpy(out + i, low, cnt * sizeof(uint64_t));
+            } else if (order == 1) {
+                uint64_t *o = out + i + 1;
+                for (j = 0; j < cnt; j++) { prev += low[j]; o[j] = prev; }
+            } else {
+                uint64_t *o = out + i + 2;
+                for (j = 0; j < cnt; j++) { prevd += low[j]; prev += prevd; o[j] = prev; }
+            }
+        } else if (first + cnt <= start) {
+            /* before the range: only the running sums */
+            if (order == 1) {
+                for (j = 0; j < cnt; j++) prev += low[j];
+            } else if (order == 2) {
+                for (j = 0; j < cnt; j++) { prevd += low[j]; prev += prevd; }
+            }
         } else {
-            uint64_t *o = out + i + 2;
-            for (j = 0; j < cnt; j++) { prevd += low[j]; prev += prevd; o[j] = prev; }
+            /* in the range: out[v - start] for the values v in [start, lim) */
+            size_t lo = first < start ? start - first : 0, hi = first + cnt < lim ? cnt : lim - first;
+            if (order == 1) {
+                for (j = 0; j < cnt; j++) { prev += low[j]; low[j] = prev; }
+            } else if (order == 2) {
+                for (j = 0; j < cnt; j++) { prevd += low[j]; prev += prevd; low[j] = prev; }
+            }
+            if (hi > lo) memcpy(out + (first + lo - start), low + lo, (hi - lo) * sizeof(uint64_t));
         }
         i += cnt;
     }
@@ -669,13 +690,14 @@ static cl_status decode_blocks(const cl_codec_plan *plan, const uint8_t *const s
     return CL_OK;
 }
 
-static cl_status decode_rle(const cl_codec_plan *plan, const uint8_t *const s[],
+/* RLE and SPARSE read every run (they are few) and write the values in [start, lim). */
+static cl_status decode_rle(const cl_codec_plan *plan, const uint8_t *const s[], size_t start, size_t lim,
                             uint64_t *out, size_t *err_stream, size_t *err_offset)
 {
     size_t vpos = 0, lpos = 0, i = 0, r;
     uint64_t value = 0, n = plan->n;
     for (r = 0; r < plan->runs; r++) {
-        uint64_t dz, extra, len, j;
+        uint64_t dz, extra, len, j, lo, hi;
         size_t at = vpos;
         cl_status st = (cl_status)get_varint(s[0], (size_t)plan->raw_len[0], &vpos, &dz);
         if (st != CL_OK) FAIL_IN(st, 0, at);
@@ -685,7 +707,9 @@ static cl_status decode_rle(const cl_codec_plan *plan, const uint8_t *const s[],
         if (extra >= n - i) FAIL_IN(CL_ERR_CORRUPT, 1, at);   /* run past the end */
         len = extra + 1;
         value = (plan->order ? value : 0) + unzigzag(dz);
-        for (j = 0; j < len; j++) out[i + j] = value;
+        lo = i > start ? i : start;
+        hi = i + len < lim ? i + len : lim;
+        for (j = lo; j < hi; j++) out[j - start] = value;
         i += (size_t)len;
     }
     if (i != n) FAIL_IN(CL_ERR_CORRUPT, 1, lpos);
@@ -694,11 +718,12 @@ static cl_status decode_rle(const cl_codec_plan *plan, const uint8_t *const s[],
     return CL_OK;
 }
 
-static cl_status decode_sparse(const cl_codec_plan *plan, const uint8_t *const s[],
+static cl_status decode_sparse(const cl_codec_plan *plan, const uint8_t *const s[], size_t start, size_t lim,
                                uint64_t *out, size_t *err_stream, size_t *err_offset)
 {
-    size_t gpos = 0, vpos = 0, i = 0, r, n = (size_t)plan->n;
+    size_t gpos = 0, vpos = 0, i = 0, r, j, n = (size_t)plan->n;
     uint64_t dflt = plan->bias;
+    for (j = start; j < lim; j++) out[j - start] = dflt;
     for (r = 0; r < plan->runs; r++) {
         uint64_t gap, dz;
         size_t at = gpos;
@@ -708,10 +733,10 @@ static cl_status decode_sparse(const cl_codec_plan *plan, const uint8_t *const s
         at = vpos;
         st = (cl_status)get_varint(s[1], (size_t)plan->raw_len[1], &vpos, &dz);
         if (st != CL_OK) FAIL_IN(st, 1, at);
-        while (gap--) out[i++] = dflt;
-        out[i++] = dflt + unzigzag(dz);
+        i += (size_t)gap;
+        if (i >= start && i < lim) out[i - start] = dflt + unzigzag(dz);
+        i++;
     }
-    while (i < n) out[i++] = dflt;
     if (gpos != plan->raw_len[0]) FAIL_IN(CL_ERR_CORRUPT, 0, gpos);
     if (vpos != plan->raw_len[1]) FAIL_IN(CL_ERR_CORRUPT, 1, vpos);
     return CL_OK;
@@ -726,17 +751,24 @@ cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t *const stream
 cl_status cl_codec_decode_prefix(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
                                  size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset)
 {
-    size_t i, n = limit < plan->n ? limit : (size_t)plan->n;
+    return cl_codec_decode_range(plan, streams, 0, limit, out, err_stream, err_offset);
+}
+
+cl_status cl_codec_decode_range(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
+                                size_t start, size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset)
+{
+    size_t i, lim = limit < plan->n ? limit : (size_t)plan->n;
+    if (start > lim) start = lim;
     switch (plan->mode) {
     case CL_MODE_RAW:
-        for (i = 0; i < n; i++) out[i] = load_le64(streams[0] + 8 * i);
+        for (i = start; i < lim; i++) out[i - start] = load_le64(streams[0] + 8 * i);
         return CL_OK;
     case CL_MODE_BLOCKS:
-        return decode_blocks(plan, streams, limit, out, err_stream, err_offset);
+        return decode_blocks(plan, streams, start, limit, out, err_stream, err_offset);
     case CL_MODE_RLE:
-        return decode_rle(plan, streams, out, err_stream, err_offset);
+        return decode_rle(plan, streams, start, lim, out, err_stream, err_offset);
     case CL_MODE_SPARSE:
-        return decode_sparse(plan, streams, out, err_stream, err_offset);
+        return decode_sparse(plan, streams, start, lim, out, err_stream, err_offset);
     default:
         FAIL_IN(CL_ERR_CORRUPT, 0, 0);
     }

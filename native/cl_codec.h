@@ -115,12 +115,18 @@ cl_status cl_codec_read_header(const uint8_t *buf, size_t len, cl_codec_plan *pl
 cl_status cl_codec_decode(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
                           uint64_t *out, size_t *err_stream, size_t *err_offset);
 
-/* As cl_codec_decode, for the first min(limit, plan->n) values only: out
- * needs room for all plan->n values (a BLOCKS column writes whole blocks of
- * 128 residuals), and only the first `limit` are meaningful.  The parts of
- * the streams past what those values need are not read, so damage there is
- * not noticed (a full decode notices it). */
+/* As cl_codec_decode, for the first min(limit, plan->n) values only (out
+ * needs room for those).  The parts of the BLOCKS streams past what those
+ * values need are not read, so damage there is not noticed (a full decode
+ * notices it). */
 cl_status cl_codec_decode_prefix(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
                                  size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset);
+
+/* The values [start, min(limit, plan->n)) only, into out[0 ..): out needs
+ * room for exactly those.  The values before `start` are still decoded (a
+ * delta-coded column is a running sum) but never stored, so a few rows from
+ * the middle of a long column touch little memory. */
+cl_status cl_codec_decode_range(const cl_codec_plan *plan, const uint8_t *const streams[CL_CODEC_STREAMS],
+                                size_t start, size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset);
 
 #endif

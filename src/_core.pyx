@@ -790,7 +790,7 @@ cdef const uint8_t[::1] _as_bytes_view(object data):
     return mv.cast("B")
 
 
-def decode_column(data, max_values=None, bint exact=True, out=None, limit=None, bint wide=False):
+def decode_column(data, max_values=None, bint exact=True, out=None, limit=None, bint wide=False, start=None):
     """Decode bytes made by :func:`encode_column` back into an int64 or uint64 array.
 
     The input is untrusted: any malformation raises CorruptDataError (or
@@ -804,11 +804,14 @@ def decode_column(data, max_values=None, bint exact=True, out=None, limit=None, 
     arrays of their dtype.  ``limit`` decodes only the first ``limit``
     values (as many as there are, at most), reading only the parts of the
     streams they need: a few rows from the start of a long column cost a
-    fraction of the whole (``out`` still needs room for every value).
+    fraction of the whole (``out`` needs room for the values returned only).
     ``wide``: return 1-, 2- and 4-byte columns as the uint64 / int64 values
     decoded (no copy to their narrower dtype, and no check that they fit it).
+    ``start`` returns only the values from index ``start`` (up to ``limit``):
+    those before it are decoded but not stored, so ``out`` then needs room
+    for the values returned only.
     """
-    cdef size_t want
+    cdef size_t want, first = 0
     cdef const uint8_t[::1] buf = _as_bytes_view(data)
     cdef _ColumnView cv = _parse(buf, "decode_column")
     cdef const uint8_t *ptrs[4]
@@ -856,25 +859,32 @@ def decode_column(data, max_values=None, bint exact=True, out=None, limit=None, 
         else:
             ptrs[i] = &buf[pos] if cv.plan.stored_len[i] else _EMPTY
         pos += cv.plan.stored_len[i]
+    if limit is not None and limit < 0:
+        raise ValueError("decode_column: limit must be >= 0, got %r" % (limit,))
+    if start is not None and start < 0:
+        raise ValueError("decode_column: start must be >= 0, got %r" % (start,))
+    want = cv.plan.n if limit is None or limit >= cv.plan.n else <size_t>limit
+    if start is not None:
+        first = want if start >= want else <size_t>start
+    cdef size_t room = want - first        # the values stored: those of [first, want)
     if out is not None:
         if (not isinstance(out, np.ndarray) or out.ndim != 1 or out.dtype not in (np.int64, np.uint64)
                 or not out.flags.c_contiguous or not out.flags.writeable):
             raise TypeError("decode_column: out must be a writable contiguous 1-D int64 or uint64 array")
-        if <uint64_t>out.shape[0] < cv.plan.n:
-            raise ValueError("decode_column: out holds %d values, the column %d" % (out.shape[0], cv.plan.n))
-        out = out[:cv.plan.n].view(np.uint64)
+        if <uint64_t>out.shape[0] < room:
+            raise ValueError("decode_column: out holds %d values, the column %d" % (out.shape[0], room)
+                             if room == cv.plan.n else
+                             "decode_column: out holds %d values, the %d asked for" % (out.shape[0], room))
+        out = out[:room].view(np.uint64)
     else:
         try:
-            out = np.empty(cv.plan.n, dtype=np.uint64)
+            out = np.empty(room, dtype=np.uint64)
         except MemoryError:
             raise MemoryError("decode_column: the header claims %d values (%.1f GiB); pass max_values= "
                               "to refuse such claims in untrusted input" % (cv.plan.n, cv.plan.n * 8 / 2**30)) from None
-    if limit is not None and limit < 0:
-        raise ValueError("decode_column: limit must be >= 0, got %r" % (limit,))
-    want = cv.plan.n if limit is None or limit >= cv.plan.n else <size_t>limit
     ov = out
     with nogil:
-        st = cl_codec_decode_prefix(&cv.plan, ptrs, want, &ov[0] if cv.plan.n else NULL, &err_stream, &err_off)
+        st = cl_codec_decode_range(&cv.plan, ptrs, first, want, &ov[0] if room else NULL, &err_stream, &err_off)
     if st != CL_OK:
         if cv.plan.codec[err_stream] == CL_STREAM_ZSTD:
             where = "byte %d of the decompressed stream %s (zstd frame at offset %d)" % (
@@ -884,8 +894,6 @@ def decode_column(data, max_values=None, bint exact=True, out=None, limit=None, 
             offset = starts[err_stream] + err_off
             where = "offset %d (byte %d of stream %s)" % (offset, err_off, names[err_stream])
         raise_status(st, "decode_column", "malformed data at " + where, offset=offset)
-    if want < cv.plan.n:
-        out = out[:want]
     if not cv.plan.is_unsigned:
         out = out.view(np.int64)
     dt = _dtype_of(&cv.plan)

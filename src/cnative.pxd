@@ -123,6 +123,8 @@ cdef extern from "cl_codec.h" nogil:
                               uint64_t *out, size_t *err_stream, size_t *err_offset)
     cl_status cl_codec_decode_prefix(const cl_codec_plan *plan, const uint8_t **streams, size_t limit,
                               uint64_t *out, size_t *err_stream, size_t *err_offset)
+    cl_status cl_codec_decode_range(const cl_codec_plan *plan, const uint8_t **streams, size_t start,
+                                    size_t limit, uint64_t *out, size_t *err_stream, size_t *err_offset)
 
 
 cdef extern from "cl_mutex.h" nogil:

@@ -337,3 +337,49 @@ def test_decode_into_a_callers_buffer():
     outs = [np.empty(1000, np.int64), None]
     a, b = core.decode_columns([core.encode_column(v), core.encode_column(v)], out=outs)
     assert np.shares_memory(a, outs[0]) and np.array_equal(b, v)
+
+
+def _columns_of_every_mode(n: int, seed: int):
+    """(name, values, options) of columns that encode in each mode and order."""
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.integers(-50, 50, n)).astype(np.int64)
+    sparse = np.full(n, 7, np.uint16)
+    if n:
+        sparse[rng.integers(0, n, n // 20 + 1)] = rng.integers(0, 300, n // 20 + 1).astype(np.uint16)
+    runs = np.repeat(rng.integers(0, 5, n // 50 + 1), 50)[:n].astype(np.uint32)
+    yield "raw", rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True), {}
+    for order in (0, 1, 2):
+        yield f"blocks order {order}", walk * (order + 1) + np.int64(order), {"order": order}
+    yield "blocks with escapes", np.where(rng.random(n) < 0.01, rng.integers(I64_MIN, I64_MAX, n), walk), {"order": 1}
+    yield "rle", runs, {"rle": True}
+    yield "sparse", sparse, {}
+
+
+@given(st.integers(0, 1100), st.integers(0, 1200), st.integers(0, 1200), st.sampled_from([0, 1, 3]))
+def test_start_and_limit_give_the_same_values_as_a_full_decode(n, start, limit, level):
+    """decode_column(start=a, limit=b) is the full column's [a:b], in every
+    mode, with only those values stored (issue 15: a range query decodes the
+    rows it returns, not a block-sized array per column)."""
+    for name, values, kw in _columns_of_every_mode(n, n + start):
+        data = core.encode_column(values, level=level, **kw)
+        full = core.decode_column(data)
+        assert np.array_equal(full, values), name
+        assert np.array_equal(core.decode_column(data, limit=limit), values[:limit]), name
+        got = core.decode_column(data, start=start, limit=limit)
+        want = values[start:limit]
+        assert got.dtype == values.dtype and np.array_equal(got, want), (name, start, limit)
+        assert np.array_equal(core.decode_column(data, start=start), values[start:]), (name, start)
+        room = np.full(max(len(want), 1) + 3, 99, np.uint64)     # out needs room for the values returned only
+        into = core.decode_column(data, start=start, limit=limit, out=room, wide=True)
+        assert np.array_equal(into.astype(np.uint64), want.astype(np.uint64)), name
+        assert room[len(want):].tolist() == [99] * (len(room) - len(want)), name
+
+
+def test_start_checks_its_arguments():
+    data = core.encode_column(np.arange(300, dtype=np.int64))
+    with pytest.raises(ValueError, match="start must be >= 0"):
+        core.decode_column(data, start=-1)
+    with pytest.raises(ValueError, match="out holds 10 values, the 290 asked for"):
+        core.decode_column(data, start=10, out=np.empty(10, np.int64))
+    assert core.decode_column(data, start=400).tolist() == []
+    assert core.decode_column(data, start=200, limit=100).tolist() == []

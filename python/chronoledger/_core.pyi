@@ -23,6 +23,7 @@ def encode_column(
 def decode_column(
     data: Buffer, max_values: int | None = None, exact: bool = True,
     out: npt.NDArray[np.integer[Any]] | None = None, limit: int | None = None, wide: bool = False,
+    start: int | None = None,
 ) -> npt.NDArray[np.integer[Any]]: ...
 def to_ordered(
     values: npt.ArrayLike, width: int | None = None, out: npt.NDArray[np.unsignedinteger[Any]] | None = None,

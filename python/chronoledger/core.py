@@ -91,13 +91,13 @@ def _executor() -> ThreadPoolExecutor:
 # 1,000-record query decodes ~1 MB of column prefixes in ~0.3 ms on one
 # thread, while the pool's first use alone took ~3 ms (measured with
 # benchmarks/bench_chronicle.py query, fresh process).
-_PARALLEL_MIN_BYTES = 2 << 20
+PARALLEL_MIN_BYTES = 2 << 20
 
 
 def _map(fn: Any, items: list[Any], threads: int | None, nbytes: int) -> list[Any]:
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 or None, got {threads}")
-    if threads == 1 or len(items) < 2 or (threads is None and nbytes < _PARALLEL_MIN_BYTES):
+    if threads == 1 or len(items) < 2 or (threads is None and nbytes < PARALLEL_MIN_BYTES):
         return [fn(x) for x in items]
     futures = [_executor().submit(fn, x) for x in items]
     return [f.result() for f in futures]

@@ -272,7 +272,7 @@ def _float_prefix(data: memoryview) -> tuple[int, int, int, float | None, int]:
 
 def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, float | None], records: int,
                    where: str, partial: bool = False, rows: slice | None = None,
-                   dest: npt.NDArray[Any] | None = None) -> npt.NDArray[Any] | Optional:
+                   dest: npt.NDArray[Any] | None = None, cut: bool = False) -> npt.NDArray[Any] | Optional:
     """A KIND_FLOAT column from its decoded integer columns (``partial``: the
     values column holds only the first ``records`` rows of the block), cut to
     ``rows`` before the bits become floats; written into ``dest`` when it is
@@ -295,7 +295,8 @@ def _decode_floats(vals: list[npt.NDArray[Any]], info: tuple[int, int, int, floa
     lo = 0
     if present is None and rows is not None:        # cut first: only these rows become floats
         lo = rows.start or 0
-        raw = raw[rows]
+        if not cut:                                 # (``cut``: the codec gave these rows only)
+            raw = raw[rows]
         count = len(raw)
     target = dest if dest is not None and present is None and len(dest) == len(raw) and dest.dtype == dtype \
         and dest.flags.c_contiguous else None
@@ -410,6 +411,8 @@ def _decompress_texts(blob: memoryview, total: int, where: str) -> bytes:
 
 
 _scratch = threading.local()
+#: the scratch buffer of int_values (those below it serve whole-file decodes' dests)
+_PREFIX_SCRATCH = 64
 _FLOAT_KINDS = (fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_QF64, fmt.KIND_FLOAT)
 
 
@@ -424,6 +427,31 @@ def _int64_scratch(k: int, n: int) -> npt.NDArray[np.int64]:
     if len(bufs[k]) < n:
         bufs[k] = np.empty(n, np.int64)
     return bufs[k]
+
+
+def int_values(payload: bytes | memoryview, records: int, name: str, first: int, limit: int,
+               where: str) -> npt.NDArray[Any]:
+    """The values ``[first, limit)`` of the integer column ``name`` of a
+    data-block payload of ``records`` records.  With ``first == 0`` they are
+    decoded into this thread's reused buffer: a view that the next such call
+    overwrites, for a caller that searches it and copies what it keeps (a
+    range query's timestamps); otherwise into a new array of just those."""
+    for entry, kind, start, end in read_directory(payload, where):
+        if entry != name:
+            continue
+        if kind != fmt.KIND_INT:
+            raise CorruptDataError(f"{where}: column {name!r} is of kind {fmt.KIND_NAMES[kind]}, not int")
+        data = memoryview(payload)[start:end]
+        limit = min(limit, records)
+        first = min(first, limit)
+        try:
+            if core.column_info(data)["n"] != records:
+                raise CorruptDataError(f"{where}: column {name!r} does not hold one value per record of the block")
+            return core.decode_column(data, max_values=records, limit=limit, wide=True, start=first,
+                                      out=_int64_scratch(_PREFIX_SCRATCH, records) if first == 0 else None)
+        except CorruptDataError as exc:
+            raise CorruptDataError(f"{where}: column {name!r}: {exc}") from None
+    raise CorruptDataError(f"{where} lacks the column {name!r} of its schema")
 
 
 def decode_block(payload: bytes | memoryview, records: int, scale: float | None, where: str,
@@ -488,14 +516,15 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
     # a column's values are one per row (the codec then reads only that prefix)
     limit = rows.stop if rows is not None and rows.step in (None, 1) and rows.stop is not None \
         and rows.stop < records else None
-    limits: list[int | None] = []
+    per_row: list[bool] = []            # a stream with one value per row of the block
     for name, kind, cols, info, _ in jobs:
         if kind in (fmt.KIND_INT, fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_U8, fmt.KIND_STR):
-            limits.append(limit)
+            per_row.append(True)
         elif kind == fmt.KIND_FLOAT and not info[0] & fmt.FLOAT_OPTIONAL:
-            limits += [limit] + [None] * (len(cols) - 1)
+            per_row += [True] + [False] * (len(cols) - 1)
         else:
-            limits += [None] * len(cols)
+            per_row += [False] * len(cols)
+    limits = [limit if f else None for f in per_row]
     dests: list[npt.NDArray[Any] | None] = []
     wides: list[bool] = []
     for name, kind, cols, info, _ in jobs:
@@ -510,87 +539,117 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
             dests.append(dest)
         else:
             dests += [None] * len(cols)
+    nbytes = sum(min(4 * len(c), 8 * lim) if lim is not None else 4 * len(c) for c, lim in zip(flat, limits))
+    out: dict[str, Column] = {}
+    if rows is not None and rows.step in (None, 1) and not into and nbytes < core.PARALLEL_MIN_BYTES:
+        # A small range decodes on this thread anyway: each column's rows
+        # only (the codec skips the values before them without storing
+        # them).  Fresh pages cost the kernel ~2 us each to map and zero on
+        # this kind of VM: a block-sized array per column was most of a
+        # 1,000-record query's time in a fresh process.
+        first = min(rows.start or 0, records)
+        k = 0
+        for name, kind, cols, info, blob_view in jobs:
+            try:
+                vals = [core.decode_column(c, max_values=records, limit=lim, wide=w, start=first if f else None)
+                        for c, lim, w, f in zip(cols, limits[k:k + len(cols)], wides[k:k + len(cols)],
+                                                per_row[k:k + len(cols)])]
+            except CorruptDataError as exc:
+                raise CorruptDataError(f"{where}: {exc}") from None
+            out[name] = _finish_column(name, kind, vals, info, blob_view, limits[k], records, rows, into, scale,
+                                       where, cut=per_row[k])
+            k += len(cols)
+        return out
     try:
         decoded = core.decode_columns(flat, max_values=records, out=dests, limits=limits, wides=wides)
     except CorruptDataError as exc:
         raise CorruptDataError(f"{where}: {exc}") from None
     assert isinstance(decoded, list)            # a sequence of columns in, a list of arrays out
-    out: dict[str, Column] = {}
     k = 0
-    for name, kind, cols, dictionary, blob_view in jobs:
-        vals = decoded[k:k + len(cols)]
-        first_limit = limits[k]
+    for name, kind, cols, info, blob_view in jobs:
+        out[name] = _finish_column(name, kind, decoded[k:k + len(cols)], info, blob_view, limits[k], records, rows,
+                                   into, scale, where)
         k += len(cols)
-        expected = records if first_limit is None else first_limit
-        if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != expected:
-            raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
-        if kind == fmt.KIND_FLOAT:
-            column = _decode_floats(vals, dictionary, expected, f"{where}: column {name!r}",
-                                    partial=first_limit is not None, rows=rows, dest=into.get(name))
-            dest = into.get(name)
-            if dest is not None and dest.dtype.kind == "f" and isinstance(column, np.ndarray):
-                dest[...] = column
-                column = dest
-            out[name] = column
-            continue
-        if rows is not None and kind != fmt.KIND_TEXT:
-            if kind == fmt.KIND_OPT_QF64:
-                present = vals[0]
-                if len(present) != records or int(np.count_nonzero(present)) != len(vals[1]):
-                    raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
-                before = int(np.count_nonzero(present[:rows.start]))
-                vals = [present[rows], vals[1][before:before + int(np.count_nonzero(present[rows]))]]
-            else:
-                vals = [vals[0][rows]]
-        records_here = len(vals[0]) if kind != fmt.KIND_TEXT or rows is None else records
-        dest = into.get(name)
-        if kind == fmt.KIND_INT:
-            if dest is not None and dest.dtype.kind in "iu":
-                if not np.may_share_memory(vals[0], dest):
-                    dest[...] = vals[0]        # stored narrower than the result: cast into place
-                out[name] = dest
-            else:
-                out[name] = vals[0]
-        elif kind == fmt.KIND_QF32:
-            assert scale is not None            # format 1 (checked against the kind above)
-            out[name] = core.dequantize(_fixed_point(vals[0], f"{where}: column {name!r}"), scale, dtype=np.float32,
-                                        out=_out(dest, np.float32))
-        elif kind == fmt.KIND_QF64:
-            assert scale is not None
-            out[name] = core.dequantize(_fixed_point(vals[0], f"{where}: column {name!r}"), scale,
-                                        out=_out(dest, np.float64))
-        elif kind == fmt.KIND_OPT_U8:
-            v = vals[0].astype(np.int16) - 1
-            if v.size and (v.min() < -1 or v.max() > 255):
-                raise CorruptDataError(f"{where}: column {name!r} holds a value outside 0..255")
-            out[name] = v
-        elif kind == fmt.KIND_STR:
-            assert dictionary is not None           # jobs of kind STR carry their dictionary
-            codes = vals[0]
-            if codes.size and (int(codes.max()) >= len(dictionary) or int(codes.min()) < 0):
-                raise CorruptDataError(f"{where}: column {name!r} holds codes outside its dictionary of "
-                                       f"{len(dictionary)}")
-            # kept as codes: the reader joins blocks, then makes strings once
-            out[name] = Labels(codes.astype(np.uint32), dictionary)
-        elif kind == fmt.KIND_TEXT:
-            assert blob_view is not None            # jobs of kind TEXT carry their blob
-            lengths, total = _text_lengths(vals[0], blob_view, f"{where}: text column {name!r}")
-            blob = _decompress_texts(blob_view, total, f"{where}: text column {name!r}")
-            ends = np.cumsum(lengths, dtype=np.int64)
-            starts = ends - lengths
-            try:
-                texts = [blob[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
-            except UnicodeDecodeError as exc:
-                raise CorruptDataError(f"{where}: text column {name!r} is not UTF-8: {exc}") from None
-            arr = np.empty(len(texts), dtype=object)
-            arr[:] = texts
-            out[name] = arr if rows is None else arr[rows]
-        elif kind == fmt.KIND_OPT_QF64:
-            present = vals[0].astype(bool)
-            if len(present) != records_here or int(present.sum()) != len(vals[1]):
-                raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
-            full = np.full(records_here, np.nan)
-            assert scale is not None
-            full[present] = core.dequantize(_fixed_point(vals[1], f"{where}: column {name!r}"), scale)
-            out[name] = full
     return out
+
+
+def _finish_column(name: str, kind: int, vals: list[npt.NDArray[Any]], dictionary: Any,
+                   blob_view: memoryview | None, first_limit: int | None, records: int, rows: slice | None,
+                   into: dict[str, npt.NDArray[Any]], scale: float | None, where: str,
+                   cut: bool = False) -> Column:
+    """One column of a block from its decoded integer columns ``vals``;
+    ``cut``: the first of them holds the values of ``rows`` only."""
+    expected = records if first_limit is None else first_limit
+    if cut:
+        assert rows is not None
+        expected = min(expected, records) - min(rows.start or 0, records)
+    if kind != fmt.KIND_OPT_QF64 and len(vals[0]) != expected:
+        raise CorruptDataError(f"{where}: column {name!r} holds {len(vals[0])} values, the block {records}")
+    if kind == fmt.KIND_FLOAT:
+        column = _decode_floats(vals, dictionary, expected, f"{where}: column {name!r}",
+                                partial=first_limit is not None or cut, rows=rows, dest=into.get(name), cut=cut)
+        dest = into.get(name)
+        if dest is not None and dest.dtype.kind == "f" and isinstance(column, np.ndarray):
+            dest[...] = column
+            column = dest
+        return column
+    if rows is not None and kind != fmt.KIND_TEXT and not cut:
+        if kind == fmt.KIND_OPT_QF64:
+            present = vals[0]
+            if len(present) != records or int(np.count_nonzero(present)) != len(vals[1]):
+                raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
+            before = int(np.count_nonzero(present[:rows.start]))
+            vals = [present[rows], vals[1][before:before + int(np.count_nonzero(present[rows]))]]
+        else:
+            vals = [vals[0][rows]]
+    records_here = len(vals[0]) if kind != fmt.KIND_TEXT or rows is None else records
+    dest = into.get(name)
+    if kind == fmt.KIND_INT:
+        if dest is not None and dest.dtype.kind in "iu":
+            if not np.may_share_memory(vals[0], dest):
+                dest[...] = vals[0]        # stored narrower than the result: cast into place
+            return dest
+        return vals[0]
+    if kind == fmt.KIND_QF32:
+        assert scale is not None            # format 1 (checked against the kind above)
+        return core.dequantize(_fixed_point(vals[0], f"{where}: column {name!r}"), scale, dtype=np.float32,
+                               out=_out(dest, np.float32))
+    if kind == fmt.KIND_QF64:
+        assert scale is not None
+        return core.dequantize(_fixed_point(vals[0], f"{where}: column {name!r}"), scale,
+                               out=_out(dest, np.float64))
+    if kind == fmt.KIND_OPT_U8:
+        v = vals[0].astype(np.int16) - 1
+        if v.size and (v.min() < -1 or v.max() > 255):
+            raise CorruptDataError(f"{where}: column {name!r} holds a value outside 0..255")
+        return v
+    if kind == fmt.KIND_STR:
+        assert dictionary is not None           # jobs of kind STR carry their dictionary
+        codes = vals[0]
+        if codes.size and (int(codes.max()) >= len(dictionary) or int(codes.min()) < 0):
+            raise CorruptDataError(f"{where}: column {name!r} holds codes outside its dictionary of "
+                                   f"{len(dictionary)}")
+        # kept as codes: the reader joins blocks, then makes strings once
+        return Labels(codes.astype(np.uint32), dictionary)
+    if kind == fmt.KIND_TEXT:
+        assert blob_view is not None            # jobs of kind TEXT carry their blob
+        lengths, total = _text_lengths(vals[0], blob_view, f"{where}: text column {name!r}")
+        blob = _decompress_texts(blob_view, total, f"{where}: text column {name!r}")
+        ends = np.cumsum(lengths, dtype=np.int64)
+        starts = ends - lengths
+        try:
+            texts = [blob[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
+        except UnicodeDecodeError as exc:
+            raise CorruptDataError(f"{where}: text column {name!r} is not UTF-8: {exc}") from None
+        arr = np.empty(len(texts), dtype=object)
+        arr[:] = texts
+        return arr if rows is None else arr[rows]
+    if kind == fmt.KIND_OPT_QF64:
+        present = vals[0].astype(bool)
+        if len(present) != records_here or int(present.sum()) != len(vals[1]):
+            raise CorruptDataError(f"{where}: column {name!r}: presence and values disagree")
+        full = np.full(records_here, np.nan)
+        assert scale is not None
+        full[present] = core.dequantize(_fixed_point(vals[1], f"{where}: column {name!r}"), scale)
+        return full
+    raise CorruptDataError(f"{where}: column {name!r} has kind {kind}, which holds no values")

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chronoledger import core
+from chronoledger._chronicle import build_cycle_records
 from chronoledger.chronicle import columns as colfmt
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.columns import Column, Labels, Optional
@@ -512,6 +513,42 @@ class ChronicleReader:
                                    f"hold integers", offset=bh.offset)
         return ts
 
+    def rows_in(self, i: int, start: int | None, end: int | None) -> tuple[int, int, npt.NDArray[Any]]:
+        """Rows ``[a, b)`` of data block ``i`` whose timestamps lie in
+        ``[start, end)`` (None: unbounded), and those timestamps; the block's
+        CRC-64 is checked first.
+
+        Where the range lies inside the block's time span, the block's first
+        and last timestamps say about where its rows are: only a window of
+        timestamps around that guess is stored (the codec still sums the
+        deltas before it), and the whole prefix only when the window does not
+        hold both ends.  A range query then touches few fresh pages."""
+        bh = self.layout.blocks[i]
+        payload = memoryview(self._map)[bh.payload_offset:bh.end]
+        where = f"{self.path}: block {i} at offset {bh.offset}"
+        self._check_crc(i, payload)
+        n = bh.records if bh.live < 0 else bh.live
+        span = bh.last_ts - bh.first_ts
+        if start is not None and end is not None and bh.first_ts < start < end <= bh.last_ts and span > 0:
+            margin = 256 + n // 64
+            lo = max(0, int((start - bh.first_ts) / span * n) - margin)
+            hi = min(n, int((end - bh.first_ts) / span * n) + margin)
+            window = colfmt.int_values(payload, bh.records, "timestamp", lo, hi, where)
+            if len(window) and (lo == 0 or int(window[0]) < start) and (hi == n or int(window[-1]) >= end):
+                a = int(np.searchsorted(window, _u64(start), "left"))
+                b = max(a, int(np.searchsorted(window, _u64(end), "left")))
+                return lo + a, lo + b, window[a:b]
+        limit = n
+        if end is not None and bh.first_ts < end <= bh.last_ts and span > 0:
+            limit = min(n, int((end - bh.first_ts) / span * n * 1.125) + 256)
+        ts = colfmt.int_values(payload, bh.records, "timestamp", 0, limit, where)
+        if limit < n and (not len(ts) or int(ts[-1]) < end):     # the guess fell short
+            ts = colfmt.int_values(payload, bh.records, "timestamp", 0, n, where)
+        a = 0 if start is None else int(np.searchsorted(ts, _u64(start), "left"))
+        b = len(ts) if end is None else int(np.searchsorted(ts, _u64(end), "left"))
+        b = max(a, b)
+        return a, b, ts[a:b].copy()
+
     def column_names(self) -> list[str]:
         """Every column of the file: the schema's, then metric/value columns in order of appearance."""
         names = [n for n, _ in FIXED_COLUMNS[self.schema]]
@@ -676,12 +713,11 @@ class ChronicleReader:
         for i in range(lo, hi):
             # the timestamps say which rows of the block are wanted; the other
             # columns are then cut to those rows before any conversion
-            ts = self.read_timestamps(i)
-            a, b = int(np.searchsorted(ts, _u64(start), "left")), int(np.searchsorted(ts, _u64(end), "left"))
+            a, b, ts = self.rows_in(i, start, end)
             if a < b:
                 part = self.read_block(i, want, check=False, rows=slice(a, b), skip={"timestamp"})
                 if want is None or "timestamp" in want:
-                    part = {"timestamp": ts[a:b], **part}
+                    part = {"timestamp": ts, **part}
                 parts.append(part)
                 counts.append(b - a)
         if columns is not None:
@@ -702,14 +738,12 @@ class ChronicleReader:
         for i in range(lo, hi):
             bh = self.layout.blocks[i]
             if (start is not None and bh.first_ts < start) or (end is not None and bh.last_ts >= end):
-                ts = self.read_timestamps(i)
-                a = 0 if start is None else int(np.searchsorted(ts, _u64(start), "left"))
-                b = len(ts) if end is None else int(np.searchsorted(ts, _u64(end), "left"))
+                a, b, ts = self.rows_in(i, start, end)
                 if a >= b:
                     continue
                 # the CRC was checked with the timestamps, which are not decoded twice
                 cols = self.read_block(i, check=False, rows=slice(a, b), skip={"timestamp"})
-                cols["timestamp"] = ts[a:b]
+                cols["timestamp"] = ts
             else:
                 cols = self.read_block(i)
             yield from self._records_of(cols, i)
@@ -722,6 +756,12 @@ class ChronicleReader:
             raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset} lacks the column "
                                    f"{missing[0]!r} of its schema", offset=bh.offset)
         prefix = DYNAMIC_PREFIX[self.schema]
+        if self.schema == fmt.SCHEMA_CYCLE:
+            self._check_cycle_kinds(cols, i)
+            fast = self._cycle_records(cols, i, prefix)
+            if fast is not None:
+                yield from fast
+                return
         py: dict[str, list[Any]] = {}
         extras: list[tuple[str, list[Any], list[bool]]] = []
         for k, v in cols.items():
@@ -749,7 +789,6 @@ class ChronicleReader:
                     metric_rows[j][name] = float(value)
         try:
             if self.schema == fmt.SCHEMA_CYCLE:
-                self._check_cycle_kinds(cols, i)
                 # tolist() gave Python ints, floats and strs: no conversion per value
                 yield from cycle_records(
                     (ts, phase, loss, coh, (s0, s1, s2), None if action < 0 else action, seed, metrics)
@@ -767,6 +806,55 @@ class ChronicleReader:
         except (TypeError, ValueError, RecursionError) as exc:
             raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: a record cannot be read: "
                                    f"{exc}", offset=bh.offset) from None
+
+    def _cycle_records(self, cols: dict[str, Column], i: int, prefix: str) -> list[CycleRecord] | None:
+        """The records of a cycle block's decoded columns, built in compiled
+        code; None where a column has a dtype only the general path reads
+        (checked by _check_cycle_kinds first)."""
+        phase, action = cols["phase"], cols["action_code"]
+        if not isinstance(phase, Labels) or not isinstance(action, np.ndarray) or action.dtype != np.int16:
+            return None
+        bh = self.layout.blocks[i]
+
+        def u64(name: str) -> npt.NDArray[np.uint64]:     # a u64 stored signed: its bits, as to_numpy reads it
+            v = cols[name]
+            assert isinstance(v, np.ndarray)
+            return np.ascontiguousarray(v.astype(np.int64, copy=False).view(np.uint64) if v.dtype.kind == "i"
+                                        else v.astype(np.uint64, copy=False))
+
+        def f64(name: str) -> npt.NDArray[np.float64]:
+            v = cols[name]
+            assert isinstance(v, np.ndarray)
+            return np.ascontiguousarray(v, dtype=np.float64)
+
+        ts = u64("timestamp")
+        n = len(ts)
+        metrics: list[dict[str, float]] | None = None
+        for k, v in cols.items():
+            if not k.startswith(prefix):
+                continue
+            if isinstance(v, Optional):                 # absent stays absent; a stored NaN is a value
+                values, present = v.values, v.present
+            elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                values, present = v, ~np.isnan(v)       # format 1: NaN = absent
+            else:
+                raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: column {k!r} does not "
+                                       f"hold floats", offset=bh.offset)
+            if len(values) != n or len(present) != n:
+                raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its columns hold "
+                                       f"different numbers of records", offset=bh.offset)
+            if metrics is None:
+                metrics = [{} for _ in range(n)]
+            name = k[len(prefix):]
+            for j, value in zip(np.flatnonzero(present).tolist(), values[present].tolist()):
+                metrics[j][name] = value
+        try:
+            return build_cycle_records(CycleRecord, ts, np.ascontiguousarray(phase.codes, dtype=np.uint32),
+                                       list(phase.names), f64("loss_value"), f64("coherence"),
+                                       f64("tensor_signature.0"), f64("tensor_signature.1"),
+                                       f64("tensor_signature.2"), action, u64("seed_state"), metrics)
+        except ValueError as exc:
+            raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: {exc}", offset=bh.offset) from None
 
     def _check_cycle_kinds(self, cols: dict[str, Column], i: int) -> None:
         """Each fixed cycle column holds the kind of number its field is."""
