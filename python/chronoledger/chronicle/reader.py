@@ -542,7 +542,7 @@ class ChronicleReader:
         if end is not None and bh.first_ts < end <= bh.last_ts and span > 0:
             limit = min(n, int((end - bh.first_ts) / span * n * 1.125) + 256)
         ts = colfmt.int_values(payload, bh.records, "timestamp", 0, limit, where)
-        if limit < n and (not len(ts) or int(ts[-1]) < end):     # the guess fell short
+        if end is not None and limit < n and (not len(ts) or int(ts[-1]) < end):     # the guess fell short
             ts = colfmt.int_values(payload, bh.records, "timestamp", 0, n, where)
         a = 0 if start is None else int(np.searchsorted(ts, _u64(start), "left"))
         b = len(ts) if end is None else int(np.searchsorted(ts, _u64(end), "left"))
