@@ -40,15 +40,20 @@ def median_seconds(fn: Callable[[], object], repeat: int, number: int = 1) -> fl
     return statistics.median(times)
 
 
-def interleaved_medians(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+def interleaved_medians(fns: list[Callable[[], object]], repeat: int,
+                        before: Callable[[], object] | None = None) -> list[float]:
     """Median seconds of each function, timed in turns (a, b, c, a, b, c...)
     so that a change in the machine's speed during the run (frequent on a
-    shared VM) falls on every side of a ratio alike."""
+    shared VM) falls on every side of a ratio alike.  ``before`` runs,
+    untimed, before every call (e.g. ``os.sync``, so that no side's timing
+    includes the writeback of what the previous one left dirty)."""
     for fn in fns:
         fn()  # warm up
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
         for fn, ts in zip(fns, times):
+            if before is not None:
+                before()
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)

@@ -29,6 +29,13 @@ _KEYS = ("timestamp", "phase", "loss_value", "coherence", "tensor_signature.0",
 
 
 _MAX_SPARE = 8          # window buffer sets kept for reuse (the writer queues at most a few)
+# Window buffer sets that closed stagers left, for the next stager of the same
+# window size in this process (a script that writes run after run): fresh
+# buffers are new mappings whose pages the kernel faults in and zeroes, about
+# 2 ms per 4 MB set on this project's VM, most of a 1 M-record extend.  At
+# most _POOL_MAX sets are kept (16 MiB with the default 65,536-record window).
+_POOL = []
+_POOL_MAX = 4
 _FLOAT_KEYS = ("loss_value", "coherence", "tensor_signature.0", "tensor_signature.1", "tensor_signature.2")
 
 
@@ -172,6 +179,21 @@ cdef class _FloatSource:
             cl_stage_copy_f64(<const double *>self.data + <ptrdiff_t>start * self.stride, self.stride, n, out)
 
 
+cdef object _pooled(size_t window):
+    """A window buffer set of ``window`` records from the pool, or None."""
+    cdef Py_ssize_t i
+    for i in range(len(_POOL) - 1, -1, -1):
+        if len(_POOL[i][0]) == window:
+            return _POOL.pop(i)
+    return None
+
+
+cdef _pool_put(object arrays):
+    if len(_POOL) >= _POOL_MAX:
+        _POOL.pop(0)                # the oldest goes
+    _POOL.append(arrays)
+
+
 cdef class CycleStager:
     """Stages cycle records for a chronicle writer.
 
@@ -280,6 +302,11 @@ cdef class CycleStager:
         self._alloc()
 
     def __dealloc__(self):
+        # no thread can reach the stager any more: an empty window's buffers
+        # (the one allocated by the last seal) go to the pool
+        if self.closed and self.n == 0 and self.a_ts is not None and _POOL is not None:
+            _pool_put((self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
+                       self.a_action, self.a_seed))
         if self.lock_ready:
             cl_mutex_destroy(&self.lock)
             self.lock_ready = False
@@ -297,9 +324,10 @@ cdef class CycleStager:
     cdef _alloc(self):
         # Reusing a window's buffers matters: fresh ones are new mappings whose
         # pages the kernel faults in and zeroes, which costs more than staging.
-        if self.spare:
+        pooled = self.spare.pop() if self.spare else _pooled(self.window)
+        if pooled is not None:
             (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
-             self.a_action, self.a_seed) = self.spare.pop()
+             self.a_action, self.a_seed) = pooled
         else:
             self.a_ts = np.empty(self.window, np.uint64)
             self.a_phase = np.empty(self.window, np.uint32)
@@ -500,59 +528,74 @@ cdef class CycleStager:
         return sealed
 
     cdef _seal_locked(self):
-        """Queue the staged window; called with the lock held.  The order of
-        its records, when their timestamps are not in order, is a stable
-        argsort here; the gather into sorted columns happens in take_ready(),
-        outside the lock."""
+        """Queue the staged window; called with the lock held.  Ordering its
+        records, when their timestamps are not in order, is left to
+        columns_of(), on the thread that encodes the window: only the
+        window's largest timestamp (the new floor) is found here."""
         cdef size_t n = self.n
         cdef uint64_t last = 0
-        order = None
         if n and self.in_order:
             last = self.ts[n - 1]
         elif n:
-            order = np.argsort(self.a_ts[:n], kind="stable")     # (timestamp, arrival)
-            last = self.ts[<size_t>order[n - 1]]
+            last = int(self.a_ts[:n].max())
         arrays = (self.a_ts, self.a_phase, self.a_loss, self.a_coh, self.a_t0, self.a_t1, self.a_t2,
                   self.a_action, self.a_seed)
-        self.ready.append((arrays, self.row_metrics, self.batch_metrics,
-                           list(self.phase_names), order, n))
+        self.ready.append(((arrays, self.row_metrics, self.batch_metrics, list(self.phase_names),
+                            bool(self.in_order), n), n, last))
         if n:
             self.has_floor = True
             self.floor = last
         self._alloc()
 
     def take_ready(self):
-        """Remove and return the sealed windows, oldest first, as
-        ``(columns, labels, metrics, token)``.  When ``token`` is not None the
-        columns are views of the stager's buffers: hand it to :meth:`recycle`
-        once they are no longer used, so the next windows reuse the memory."""
-        cdef size_t k
+        """Remove and return the sealed windows, oldest first, as ``(window,
+        records, largest timestamp)``; ``columns_of(window)`` gives each
+        one's columns.  Quick: the work of ordering and assembling a window
+        is left to the thread that encodes it."""
         self._acquire()
         raws = self.ready
         self.ready = []
         self._release()
-        out = []
-        for arrays, row_metrics, batch_metrics, names, order, k in raws:
-            idx = slice(0, k) if order is None else order
-            columns = {key: a[idx] for key, a in zip(_KEYS, arrays)}
-            metrics = {name: (v.copy(), p.copy()) for name, (v, p) in batch_metrics.items()}
-            for i in range(k if row_metrics is not None else 0):
+        return raws
+
+    def columns_of(self, window):
+        """A sealed window (of :meth:`take_ready`) as ``(columns, labels,
+        metrics, token)``: its columns ordered by (timestamp, arrival), a
+        stable sort when they were not in order, gathered into a reused
+        buffer set.  The columns are views of the stager's buffers: hand
+        ``token`` to :meth:`recycle` once they are no longer used, so later
+        windows reuse the memory."""
+        cdef size_t i, k
+        arrays, row_metrics, batch_metrics, names, in_order, k = window
+        order = None
+        token = arrays
+        if in_order:
+            columns = {key: a[:k] for key, a in zip(_KEYS, arrays)}
+        else:
+            order = np.argsort(arrays[0][:k], kind="stable")     # (timestamp, arrival)
+            try:
+                token = self.spare.pop()
+            except IndexError:
+                token = tuple(np.empty(len(a), a.dtype) for a in arrays)
+            columns = {key: np.take(a[:k], order, out=dst[:k]) for key, a, dst in zip(_KEYS, arrays, token)}
+            self.recycle(arrays)
+        # extend()'s metric columns belong to this window alone: append()'s
+        # values are written into them (or new ones), then ordered
+        metrics = dict(batch_metrics)
+        if row_metrics is not None:
+            for i in range(k):
                 d = row_metrics[i]
                 if d is None:
                     continue
                 for name, value in (<dict>d).items():
                     col = metrics.get(name)
                     if col is None:
-                        col = metrics[name] = (np.zeros(self.window, np.float64), np.zeros(self.window, bool))
+                        col = metrics[name] = (np.zeros(k, np.float64), np.zeros(k, bool))
                     col[0][i] = value
                     col[1][i] = True
-            metrics = {name: (v[idx], p[idx]) for name, (v, p) in metrics.items()}
-            if order is None:
-                out.append((columns, names, metrics, arrays))
-            else:                       # the columns were gathered into new arrays
-                self.recycle(arrays)
-                out.append((columns, names, metrics, None))
-        return out
+        idx = slice(0, k) if order is None else order
+        metrics = {name: (v[idx], p[idx]) for name, (v, p) in metrics.items()}
+        return columns, names, metrics, token
 
     def recycle(self, token):
         """Give back a window's buffers (the ``token`` of :meth:`take_ready`)
@@ -561,7 +604,9 @@ cdef class CycleStager:
             return
         # A list append under the GIL: no mutex, so the encoder thread never
         # waits here for an appender.
-        if len(self.spare) < _MAX_SPARE:
+        if self.closed:
+            _pool_put(token)
+        elif len(self.spare) < _MAX_SPARE:
             self.spare.append(token)
 
     def extend(self, dict cols, list names, dict metrics=None):
@@ -674,8 +719,11 @@ cdef class CycleStager:
             self._release()
 
     def close(self):
-        """Refuse further records (what is staged stays until flushed)."""
+        """Refuse further records (what is staged stays until flushed); the
+        spare buffers go to the process's pool for the next stager."""
         self.closed = True
+        while self.spare:
+            _pool_put(self.spare.pop())
 
     @property
     def pending(self):

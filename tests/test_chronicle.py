@@ -223,6 +223,42 @@ def test_extend_numpy_columns_with_labels(tmp_path):
     assert np.array_equal(back["seed_state"], c["seed_state"])
 
 
+def test_windows_out_of_order_with_mixed_metrics_across_writers_that_reuse_buffers(tmp_path):
+    """A window whose timestamps arrive out of order, with metrics from both
+    extend() and append() (one name given by both), is ordered by (timestamp,
+    arrival) when it is encoded; writers one after another reuse the window
+    buffers of the ones before (the process's pool) and never show a record
+    of another file."""
+    rng = np.random.default_rng(3)
+    for k, n in enumerate((700, 1000, 300, 1000)):      # full and partial windows, buffers reused in between
+        # out of order within each window of 256 arrivals (a window never goes below the one before)
+        ts = np.concatenate([rng.permutation(np.arange(a, min(a + 256, n))) for a in range(0, n, 256)])
+        ts = ts.astype(np.uint64) + np.uint64(10_000 * k)
+        cols = {"timestamp": ts[: n // 2], "phase": np.zeros(n // 2, np.int64), "loss_value": ts[: n // 2] * 0.5,
+                "coherence": np.full(n // 2, 0.25), "tensor_signature": np.zeros((n // 2, 3)),
+                "action_code": np.full(n // 2, -1, np.int16), "seed_state": ts[: n // 2] + np.uint64(k),
+                "metrics.both": np.where(ts[: n // 2] % 2 == 0, 1.0, np.nan)}
+        p = tmp_path / f"w{k}.cmeta"
+        with Chronicle.open(p, "w", block_records=256) as ch:
+            ch.extend(cols, labels={"phase": ["train"]})
+            for t in ts[n // 2:].tolist():
+                ch.append(timestamp=t, phase="eval", loss_value=t * 0.5, coherence=0.25, seed_state=t + k,
+                          metrics={"both": 2.0, "only_append": float(t)} if t % 3 == 0 else {})
+        with Chronicle.open(p) as ch:
+            got = ch.to_numpy()
+        order = np.argsort(ts, kind="stable")
+        want = ts[order]
+        assert np.array_equal(got["timestamp"], want), k
+        assert np.array_equal(got["seed_state"], want + np.uint64(k)), k
+        assert np.array_equal(got["loss_value"], (want * 0.5).astype(np.float32)), k
+        first = order < n // 2                      # the records extend() gave
+        assert got["phase"].tolist() == ["train" if f else "eval" for f in first]
+        both = np.where(first, np.where(want % 2 == 0, 1.0, np.nan), np.where(want % 3 == 0, 2.0, np.nan))
+        assert np.array_equal(got["metrics.both"], both, equal_nan=True), k
+        only = np.where(~first & (want % 3 == 0), want.astype(np.float64), np.nan)
+        assert np.array_equal(got["metrics.only_append"], only, equal_nan=True), k
+
+
 def test_extend_takes_float32_float64_and_strided_columns_across_reused_windows(tmp_path):
     """Batches quantize straight into the staging windows, whose buffers are
     reused once a block is written: every block must still hold its own

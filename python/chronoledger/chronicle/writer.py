@@ -212,8 +212,8 @@ class ChronicleWriter:
         # background thread that encodes and writes them in order, so the
         # appending thread does not wait for compression.
         self._io_lock = threading.Lock()      # one block write at a time
-        # sealed windows (columns, the stager's token for their buffers); None stops the worker
-        self._queue: collections.deque[tuple[dict[str, StagedColumn], object | None] | None] = collections.deque()
+        # sealed windows of the stager (window, records); None stops the worker
+        self._queue: collections.deque[tuple[object, int] | None] = collections.deque()
         self._cv = threading.Condition()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
@@ -773,20 +773,15 @@ class ChronicleWriter:
             self._raise_worker_error()
         with self._cv:                  # taking and queueing under one lock keeps the order
             if self._closing:
-                lost = sum(len(w[0]["timestamp"]) for w in stager.take_ready())
+                lost = sum(n for _, n, _ in stager.take_ready())
                 if lost:
                     raise ChronoledgerError(f"{self.path}: the writer closed while {lost} records were "
                                             f"being sealed; they were not written")
                 return
-            for columns, names, metrics, token in stager.take_ready():
-                cols: dict[str, StagedColumn] = dict(columns)
-                cols["phase"] = Labels(columns["phase"], names)
-                for name, (values, present) in metrics.items():
-                    cols[self._dynamic_prefix + name] = (values, present)
-                ts = columns["timestamp"]
-                if len(ts):
-                    self._floor = max(self._floor or 0, int(ts[-1]))
-                self._queue.append((cols, token))
+            for window, n, last in stager.take_ready():
+                if n:
+                    self._floor = max(self._floor or 0, last)
+                self._queue.append((window, n))
                 self._enqueued += 1
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, args=(stager,),
@@ -806,7 +801,7 @@ class ChronicleWriter:
             with self._cv:
                 while not self._queue:
                     self._cv.wait()
-                batch: list[tuple[dict[str, StagedColumn], object | None]] = []
+                batch: list[tuple[object, int]] = []
                 for item in itertools.islice(self._queue, _ENCODE_AHEAD):
                     if item is None:
                         break
@@ -819,9 +814,9 @@ class ChronicleWriter:
                 # One window per thread, this one included (it would only wait
                 # otherwise); a window's columns are not spread over threads:
                 # that costs more in hand-offs of the GIL than it gains.
-                later = [core._executor().submit(self._encode_block, item[0], 1) for item in batch[1:]]
-                encoded = [self._encode_block(batch[0][0], 1)] + [f.result() for f in later]
-                for block, (_, token) in zip(encoded, batch):
+                later = [core._executor().submit(self._encode_window, stager, item[0]) for item in batch[1:]]
+                encoded = [self._encode_window(stager, batch[0][0])] + [f.result() for f in later]
+                for block, token in encoded:
                     with self._io_lock:
                         self._append_block(block)
                     stager.recycle(token)
@@ -836,6 +831,16 @@ class ChronicleWriter:
                     self._queue.clear()
                     self._cv.notify_all()
                 return
+
+    def _encode_window(self, stager: CycleStager, window: object) -> tuple[tuple[bytes, int, int, int, int], object]:
+        """A sealed window of the stager encoded as a block, and the token
+        of its buffers (ordering it is part of the work, off the appending thread)."""
+        columns, names, metrics, token = stager.columns_of(window)
+        cols: dict[str, StagedColumn] = dict(columns)
+        cols["phase"] = Labels(columns["phase"], names)
+        for name, (values, present) in metrics.items():
+            cols[self._dynamic_prefix + name] = (values, present)
+        return self._encode_block(cols, 1), token
 
     def _drain(self) -> None:
         """Wait until every window queued before this call is on disk (not the
@@ -912,7 +917,7 @@ class ChronicleWriter:
     @property
     def staged(self) -> int:
         """Records accepted but not yet written to the file."""
-        queued = sum(len(item[0]["timestamp"]) for item in list(self._queue) if item is not None)
+        queued = sum(item[1] for item in list(self._queue) if item is not None)
         return self._staged + queued + (self._stager.pending if self._stager is not None else 0)
 
     def _ensure_open(self) -> None:
