@@ -54,6 +54,7 @@ __all__ = [
     "dequantize",
     "encode_column",
     "encode_columns",
+    "executor",
     "from_ordered",
     "quantize",
     "to_ordered",
@@ -75,9 +76,11 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _executor() -> ThreadPoolExecutor:
-    # One shared pool: the kernels and zstd release the GIL, so columns
-    # encode and decode in parallel on every core.
+def executor() -> ThreadPoolExecutor:
+    """The shared pool of codec threads (one per core): the kernels and
+    zstd release the GIL, so columns and blocks encode and decode in
+    parallel.  Work submitted here must not wait on other work submitted
+    here (pass ``threads=1`` to the codec calls it makes)."""
     global _pool
     with _pool_lock:
         if _pool is None:
@@ -99,7 +102,7 @@ def _map(fn: Any, items: list[Any], threads: int | None, nbytes: int) -> list[An
         raise ValueError(f"threads must be >= 1 or None, got {threads}")
     if threads == 1 or len(items) < 2 or (threads is None and nbytes < PARALLEL_MIN_BYTES):
         return [fn(x) for x in items]
-    futures = [_executor().submit(fn, x) for x in items]
+    futures = [executor().submit(fn, x) for x in items]
     return [f.result() for f in futures]
 
 

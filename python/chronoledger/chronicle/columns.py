@@ -456,7 +456,8 @@ def int_values(payload: bytes | memoryview, records: int, name: str, first: int,
 
 def decode_block(payload: bytes | memoryview, records: int, scale: float | None, where: str,
                  names: set[str] | None = None, rows: slice | None = None,
-                 into: dict[str, npt.NDArray[Any]] | None = None, skip: set[str] | None = None) -> dict[str, Column]:
+                 into: dict[str, npt.NDArray[Any]] | None = None, skip: set[str] | None = None,
+                 threads: int | None = None) -> dict[str, Column]:
     """Decode the columns of a data-block payload (only ``names`` if given,
     none of ``skip``; only the records ``rows`` if given, cut before any
     conversion).
@@ -464,7 +465,9 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
     ``into`` maps names of quantized-float columns and of 64-bit integer
     columns to arrays of ``records`` values that receive them (slices of a
     caller's result), so whole files decode without per-block temporaries;
-    such a column's entry in the result is that array."""
+    such a column's entry in the result is that array.  ``threads`` as in
+    core.decode_columns (1: on this thread, for a caller that decodes blocks
+    in parallel itself)."""
     into = into if rows is None and into else {}
     directory = read_directory(payload, where)
     # (name, kind, encoded int columns, dictionary of a STR column, text blob of a TEXT column)
@@ -561,7 +564,8 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
             k += len(cols)
         return out
     try:
-        decoded = core.decode_columns(flat, max_values=records, out=dests, limits=limits, wides=wides)
+        decoded = core.decode_columns(flat, max_values=records, out=dests, limits=limits, wides=wides,
+                                      threads=threads)
     except CorruptDataError as exc:
         raise CorruptDataError(f"{where}: {exc}") from None
     assert isinstance(decoded, list)            # a sequence of columns in, a list of arrays out
@@ -589,7 +593,7 @@ def _finish_column(name: str, kind: int, vals: list[npt.NDArray[Any]], dictionar
         column = _decode_floats(vals, dictionary, expected, f"{where}: column {name!r}",
                                 partial=first_limit is not None or cut, rows=rows, dest=into.get(name), cut=cut)
         dest = into.get(name)
-        if dest is not None and dest.dtype.kind == "f" and isinstance(column, np.ndarray):
+        if dest is not None and dest.dtype.kind == "f" and isinstance(column, np.ndarray) and column is not dest:
             dest[...] = column
             column = dest
         return column

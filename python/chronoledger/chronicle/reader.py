@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import json
 import logging
 import mmap
@@ -484,7 +485,7 @@ class ChronicleReader:
     # --- decoding ---------------------------------------------------------
     def read_block(self, i: int, names: set[str] | None = None, check: bool = True,
                    rows: slice | None = None, into: dict[str, npt.NDArray[Any]] | None = None,
-                   skip: set[str] | None = None) -> dict[str, Column]:
+                   skip: set[str] | None = None, threads: int | None = None) -> dict[str, Column]:
         """Decode data block ``i`` (checking its CRC-64 first); only the
         records ``rows`` of it if given; ``into`` as in columns.decode_block.
         A dictionary (phase / event_type) column comes as :class:`Labels`."""
@@ -499,7 +500,7 @@ class ChronicleReader:
             else:
                 rows = slice(min(rows.start or 0, bh.live), min(bh.live if rows.stop is None else rows.stop,
                                                                  bh.live))
-        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into, skip)
+        return colfmt.decode_block(payload, bh.records, self.scale, where, names, rows, into, skip, threads)
 
     def read_timestamps(self, i: int) -> npt.NDArray[np.integer[Any]]:
         """The timestamps of data block ``i`` (checking its CRC-64 first)."""
@@ -670,11 +671,9 @@ class ChronicleReader:
             raise UnsupportedError(f"{self.path}: reading {total:,} records at once needs {need:,} bytes, more "
                                    f"than this machine can give; read them by time range (query_columns) or "
                                    f"block by block") from None
-        parts: list[dict[str, Column]] = []
-        start = 0
-        for i, n in zip(range(lo, hi), counts):
+        def one(i: int, start: int, n: int) -> dict[str, Column]:
             views = {k: v[start:start + n] for k, v in finals.items()}
-            part = self.read_block(i, want, into=views)
+            part = self.read_block(i, want, into=views, threads=1)
             missing = [k for k in finals if k not in part]
             if missing:
                 bh = self.layout.blocks[i]
@@ -689,8 +688,22 @@ class ChronicleReader:
                         raise CorruptDataError(f"{self.path}: block {i} at offset {bh.offset}: its column "
                                                f"{k!r} is not of its schema's type", offset=bh.offset)
                     view[...] = got
-            parts.append(part)
-            start += n
+            return part
+
+        starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        jobs = list(zip(range(lo, hi), starts, counts))
+        if len(jobs) > 1 and (os.cpu_count() or 1) > 1:
+            # Whole blocks in parallel, each decoded and converted on one
+            # thread into its slice of the results: converting (dequantize,
+            # float bits) on the caller's thread after a parallel decode of
+            # the columns left one core idle for most of a load.
+            futures = [core.executor().submit(one, *job) for job in jobs]
+            # every block's decode ends before an error goes up: the caller
+            # may then close the memory map the others still read
+            concurrent.futures.wait(futures)
+            parts = [f.result() for f in futures]
+        else:
+            parts = [one(*job) for job in jobs]
         if columns is not None:
             names = list(columns)
         else:   # the schema's columns, then metrics in order of first appearance

@@ -814,7 +814,7 @@ class ChronicleWriter:
                 # One window per thread, this one included (it would only wait
                 # otherwise); a window's columns are not spread over threads:
                 # that costs more in hand-offs of the GIL than it gains.
-                later = [core._executor().submit(self._encode_window, stager, item[0]) for item in batch[1:]]
+                later = [core.executor().submit(self._encode_window, stager, item[0]) for item in batch[1:]]
                 encoded = [self._encode_window(stager, batch[0][0])] + [f.result() for f in later]
                 for block, token in encoded:
                     with self._io_lock:
