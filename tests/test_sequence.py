@@ -655,9 +655,9 @@ def test_odd_values_anywhere_are_reported_not_fatal(tmp_path, reader):
     assert "finite numeric delta" in msgs["Rewards/points.yml"].reason
     assert "no status" in msgs["Schedules/completions/2025-01-01.yml"].reason
     core = mirror_folder(user) / "chronos_core.db"
-    assert q(core, "SELECT category, status FROM items WHERE name = 'Ok'") == [('{"nested": true}', '["a", "b"]')]
-    assert q(core, "SELECT note, item_type, quality FROM completions") == [('{"a": 1}', '["t"]', None)]
-    assert q(core, "SELECT delta, reason, source FROM points_ledger") == [(3.0, '{"why": 1}', '["a"]')]
+    assert q(core, "SELECT category, status FROM items WHERE name = 'Ok'") == [('{"nested":true}', '["a","b"]')]
+    assert q(core, "SELECT note, item_type, quality FROM completions") == [('{"a":1}', '["t"]', None)]
+    assert q(core, "SELECT delta, reason, source FROM points_ledger") == [(3.0, '{"why":1}', '["a"]')]
     assert report.skipped == 8          # the eight files above; the rest are warnings about values
 
 
@@ -1092,3 +1092,18 @@ def test_the_package_gives_the_functions_and_sync_stays_the_submodule(folder, fi
     """)
     proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_json_in_the_mirrors_is_compact_sorted_and_keeps_every_value_it_can():
+    """to_json: compact, keys sorted, non-ASCII kept, dates and odd types as
+    their text, keys JSON cannot hold as text, ints past 64 bits exact, NaN
+    and the infinities (which JSON cannot hold) as null."""
+    from datetime import date, datetime
+    from chronoledger.sequence.values import to_json
+    assert to_json({"b": 1, "a": "é", "c": [1.5, None, True]}) == '{"a":"é","b":1,"c":[1.5,null,true]}'
+    assert to_json({"when": datetime(2026, 1, 2, 3, 4, 5), "day": date(2026, 1, 2)}) == \
+        '{"day":"2026-01-02","when":"2026-01-02 03:04:05"}'
+    assert to_json({1: "one", "x": {date(2025, 1, 2): b"hi"}}) == '{"1":"one","x":{"2025-01-02":"b\'hi\'"}}'
+    assert to_json({"big": 2**70, "neg": -(2**65), "nan": float("nan")}) == \
+        f'{{"big":{2**70},"nan":null,"neg":{-(2**65)}}}'
+    assert to_json([float("inf"), float("-inf"), 0.1]) == "[null,null,0.1]"

@@ -558,7 +558,7 @@ def test_core_mirror_keeps_what_completions_and_habit_history_say(tmp_path):
     rows = q(core, "SELECT item_name, quality, quality_label, block_key, origin, auto, extra_json FROM completions "
                    "ORDER BY item_name")
     assert rows == [("Dumbell Curls", 3.0, "Good", "note", None, None, None),
-                    ("Stretch", None, None, "Stretch@07:00", "kairos_cut", "skipped", '{"reason": "over capacity"}'),
+                    ("Stretch", None, None, "Stretch@07:00", "kairos_cut", "skipped", '{"reason":"over capacity"}'),
                     ("Yoga", None, None, "Yoga@06:00", "auto_miss_yesterday", "missed", None)]
     ids = dict(q(core, "SELECT name, id FROM items"))
     assert q(core, "SELECT item_id, name, type, date, kind, polarity FROM habit_history ORDER BY id") == [
