@@ -1107,3 +1107,14 @@ def test_json_in_the_mirrors_is_compact_sorted_and_keeps_every_value_it_can():
     assert to_json({"big": 2**70, "neg": -(2**65), "nan": float("nan")}) == \
         f'{{"big":{2**70},"nan":null,"neg":{-(2**65)}}}'
     assert to_json([float("inf"), float("-inf"), 0.1]) == "[null,null,0.1]"
+
+
+def test_each_mirror_schema_splits_into_its_tables_and_its_indexes():
+    """Builders create tables, load rows, then index: the split loses no statement."""
+    from chronoledger.sequence import schema
+    for name, ddl in schema.DDL.items():
+        t, i = schema.tables(ddl), schema.indexes(ddl)
+        got = [s.strip() for s in (t + i).split(";") if s.strip()]
+        assert sorted(got) == sorted(s.strip() for s in ddl.split(";") if s.strip()), name
+        assert "CREATE INDEX" not in t.upper() and all(s.upper().startswith("CREATE") for s in got)
+    assert "idx_events_ts" in schema.indexes(schema.EVENTS) and "idx_events_ts" not in schema.tables(schema.EVENTS)

@@ -32,7 +32,7 @@ RELATION_KINDS = ("children", "milestones", "rewards", "targets")
 def fill(conn: apsw.Connection, records: Derived) -> dict[str, int]:
     """chronos_core.db's tables, from the records; references no item answers go to ``records.unresolved``."""
     tree = records.tree
-    conn.execute(schema.CORE)
+    conn.execute(schema.tables(schema.CORE))
     slugs = item_slugs(tree.items)
     slug_of = {records.ids[(it.type, it.slug)]: slug for it, slug in zip(tree.items, slugs)}
     rows = []
@@ -115,6 +115,7 @@ def fill(conn: apsw.Connection, records: Derived) -> dict[str, int]:
                      "bound_name, item_id, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [(s["date"], s["start"], s["end"], s["phase"], s["profile"], s["seconds"], s["minutes"],
                        s["bound_type"], s["bound_name"], s["item_id"], s["source"]) for s in timers])
+    conn.execute(schema.indexes(schema.CORE))     # after the rows: see schema.tables
     return {"items": len(rows), "relations": len(rel), "unresolved_relations": len(records.unresolved),
             "completions": len(records.completions), "habit_history": len(history), "schedules": len(sched),
             "points_ledger": len(ledger), "status_log": len(status), "variables": len(variables),

@@ -81,7 +81,7 @@ def pending(data: Path, records: Derived, carried: tuple[list[tuple], list[tuple
     triggers = records.triggers()
 
     def fill(conn: apsw.Connection) -> dict[str, int]:
-        conn.execute(schema.EVENTS)
+        conn.execute(schema.tables(schema.EVENTS))
         conn.executemany("INSERT INTO events (ts, event_type, payload_json) VALUES (?, ?, ?)",
                          [(ts, et, to_json(p)) for ts, et, p in events_])
         conn.executemany("INSERT INTO command_runs (ts, command, args_json, duration_s, result, detail) "
@@ -90,6 +90,7 @@ def pending(data: Path, records: Derived, carried: tuple[list[tuple], list[tuple
                          "actions_json, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          [(t["ts"], t["source_type"], t["source_name"], t["trigger"], t["period"], t["outcome"],
                            t["actions_json"], t["detail_json"]) for t in triggers])
+        conn.execute(schema.indexes(schema.EVENTS))     # after the rows: see schema.tables
         return {"events": len(events_), "command_runs": len(old_runs), "trigger_log": len(triggers)}
 
     events_db = db.build_pending(target, fill, user_version=schema.VERSIONS["events"])

@@ -20,7 +20,7 @@ from chronoledger.sequence.values import hhmm, minutes_of, span, to_json, to_num
 def fill(conn: apsw.Connection, records: Derived) -> dict[str, int]:
     """chronos_memory.db's tables, from the records."""
     tree = records.tree
-    conn.execute(schema.MEMORY)
+    conn.execute(schema.tables(schema.MEMORY))
     _, loose = records.matched_blocks()
     facts = []
     weekday: dict[str, int] = {}
@@ -52,6 +52,7 @@ def fill(conn: apsw.Connection, records: Derived) -> dict[str, int]:
              for t in records.triggers()]
     conn.executemany("INSERT INTO reinforcements (ts, kind, source_name, outcome, points, detail_json) "
                      "VALUES (?, ?, ?, ?, ?, ?)", reinf)
+    conn.execute(schema.indexes(schema.MEMORY))     # after the rows: see schema.tables
     return {"activity_facts": len(facts), "status_snapshots": len(snaps),
             "narratives": len(tree.narratives), "reinforcements": len(reinf)}
 

@@ -372,3 +372,25 @@ CREATE TABLE metrics (
 
 DDL = {"core": CORE, "events": EVENTS, "memory": MEMORY, "behavior": BEHAVIOR, "matrix": MATRIX + MATRIX_INDEXES,
        "trends": TRENDS}
+
+
+def tables(ddl: str) -> str:
+    """``ddl`` without its CREATE INDEX statements: a builder creates the
+    tables, inserts every row, then runs :func:`indexes` (SQLite builds an
+    index over loaded rows by sorting them, faster than updating it row by row)."""
+    return ";\n".join(st for st in _statements(ddl) if not _is_index(st)) + ";\n"
+
+
+def indexes(ddl: str) -> str:
+    """The CREATE INDEX statements of ``ddl`` ("" when it has none)."""
+    found = [st for st in _statements(ddl) if _is_index(st)]
+    return ";\n".join(found) + ";\n" if found else ""
+
+
+def _statements(ddl: str) -> list[str]:
+    # the DDL here holds no ';' inside literals or triggers' bodies (checked by the tests)
+    return [st.strip() for st in ddl.split(";") if st.strip()]
+
+
+def _is_index(statement: str) -> bool:
+    return statement.upper().startswith(("CREATE INDEX", "CREATE UNIQUE INDEX"))
