@@ -1118,3 +1118,16 @@ def test_each_mirror_schema_splits_into_its_tables_and_its_indexes():
         assert sorted(got) == sorted(s.strip() for s in ddl.split(";") if s.strip()), name
         assert "CREATE INDEX" not in t.upper() and all(s.upper().startswith("CREATE") for s in got)
     assert "idx_events_ts" in schema.indexes(schema.EVENTS) and "idx_events_ts" not in schema.tables(schema.EVENTS)
+
+
+def test_trigger_details_are_the_json_of_their_detail_whichever_way_they_were_written(tmp_path):
+    """A commitment's period details are written by hand on the common path
+    and by to_json when a manual status is set: the same text either way."""
+    from chronoledger.sequence.sync import Builder
+    from chronoledger.sequence.values import to_json
+    user = sample.write_user_folder(tmp_path / "u", 60, 21)
+    triggers = Builder(read_user_folder(user)).records.triggers()
+    assert triggers
+    for t in triggers:
+        assert t["detail_json"] == to_json(t["detail"]), t
+        assert t["actions_json"] == to_json(t["actions"]), t

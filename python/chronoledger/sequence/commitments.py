@@ -217,8 +217,8 @@ def _judge_one(tree: UserTree, it: Item, first: date, last: date, logged: dict[s
             detail["manual"] = said
             detail_json = to_json(detail)
         else:
-            detail_json = (f'{{"count": {n}, "kind": {kind_json}, "period": {period_json}, '
-                           f'"times": {detail["times"]}}}')
+            # to_json's text of the same dict (compact, keys sorted), without its cost per period
+            detail_json = f'{{"count":{n},"kind":{kind_json},"period":{period_json},"times":{detail["times"]}}}'
         actions = actions_met if met else actions_violated
         out.append({"ts": f"{p_last}T23:59:59", "source_type": "commitment", "source_name": it.name,
                     "trigger": "on_met" if met else "on_violation", "period": label,
