@@ -19,6 +19,7 @@ GOOD = """\
 table: my_notes
 description: Notes
 version: 2
+nullable_rule: chronoledger
 fields:
   - {name: id, type: uuid, primary_key: true, generated: true}
   - {name: title, type: string, required: true, unique: true}

@@ -109,7 +109,7 @@ def registry(tmp_path_factory):
     (d / "mine").mkdir()
     (d / "mine" / "notes.yaml").write_text(GOOD)
     db = d / "grace.db"
-    r = run("tables", "--db", db, "--schemas", d / "mine", "create", "--json")
+    r = run("tables", "--db", db, "--schemas", d / "mine", "--catalogue", "create", "--json")
     assert r.exit_code == 0, r.output
     assert "my_notes" in json.loads(r.stdout)["created"]
     rows = [{"playbook_name": "a", "trigger_conditions": {"error_type": "Timeout"}, "total_runs": 3},
@@ -118,7 +118,7 @@ def registry(tmp_path_factory):
     assert r.exit_code == 0, r.output
     dropped = d / "dropped.yaml"
     dropped.write_text(GOOD.replace("  - {name: body, type: text}\n", ""))
-    assert run("tables", "--db", db, "--schemas", d / "mine", "propose", dropped).exit_code == 0
+    assert run("tables", "--db", db, "--schemas", d / "mine", "--catalogue", "propose", dropped).exit_code == 0
     return db
 
 

@@ -96,7 +96,7 @@ def test_create_with_a_bad_user_schema_exits_1_and_loads_the_rest(tmp_path):
     mine = tmp_path / "mine"
     write(mine / "notes.yaml", GOOD)
     bad = write(mine / "broken.yaml", "table: broken\nfields:\n  - {name: a, type: nope}\n")
-    r = tables(tmp_path / "r.db", "--schemas", mine, "create")
+    r = tables(tmp_path / "r.db", "--schemas", mine, "--catalogue", "create")
     assert r.exit_code == 1, r.output
     assert "19 schemas loaded; 18 tables created" in r.stdout and "1 problems" in r.stdout
     assert f"{bad}: broken.a: unknown type 'nope'" in r.stdout
@@ -420,7 +420,7 @@ def test_propose_approve_reject_and_history(tmp_path):
     db = tmp_path / "r.db"
 
     def t(*args):
-        return run("tables", "--db", db, "--schemas", mine, "--actor", "alice", *args)
+        return run("tables", "--db", db, "--schemas", mine, "--catalogue", "--actor", "alice", *args)
 
     r = t("create")
     assert r.exit_code == 0 and "19 schemas loaded; 18 tables created" in r.stdout, r.output

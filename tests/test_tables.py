@@ -673,8 +673,8 @@ def test_an_event_log_in_a_missing_folder_is_refused_at_once(tmp_path):
 def test_nothing_declared_in_a_schema_becomes_code(tmp_path):
     marker = tmp_path / "ran"
     evil = f"x' + str(__import__('os').system('touch {marker}')) + '"
-    schema = {"table": "t", "fields": [{"name": "s", "type": "string", "allowed": [evil, "won't fix"]},
-                                      {"name": "n", "type": "float", "max": 1}]}
+    schema = {"table": "t", "version": 1, "nullable_rule": "chronoledger", "fields": [{"name": "s", "type": "string", "allowed": [evil, "won't fix"]},
+                                                    {"name": "n", "type": "float", "max": 1}]}
     with TableRegistry(tmp_path / "x.db", catalogue=False) as r:
         r.propose_schema(schema)
         assert r.insert_row("t", {"s": "won't fix"})["s"] == "won't fix"
@@ -889,7 +889,8 @@ def test_table_view_and_index_names_share_one_namespace_that_ignores_case(tmp_pa
         assert any(str(p).endswith("c.yaml: c: index name A is taken by table a (SQLite keeps table, view and "
                                    "index names in one namespace that ignores case)") for p in report.problems)
         # a change to the table keeps its own index
-        r.propose_schema({"table": "a", "fields": [{"name": "v", "type": "integer"}, {"name": "n", "type": "string"}],
+        r.propose_schema({"table": "a", "fields": [{"name": "v", "type": "integer"},
+                                                   {"name": "n", "type": "string", "nullable": True}],
                           "indexes": [{"name": "b", "fields": ["v"]}]})
         assert [f.name for f in r.schema("a").fields] == ["id", "v", "n"]
 

@@ -33,10 +33,15 @@ FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--db", "db", type=DB, envvar="CHRONOLEDGER_TABLES_DB", show_envvar=True,
               help="The registry database (created if missing).")
 @click.option("--schemas", "schema_dirs", type=FOLDER, multiple=True,
-              help="A folder of your schema files, read after the packaged catalogue.")
+              help="A folder of your schema files. A folder you name is what you get: the packaged catalogue "
+                   "is then left out unless --catalogue.")
+@click.option("--catalogue/--no-catalogue", "catalogue", default=None,
+              help="Load the packaged catalogue too (default: only when no --schemas folder is named). Your "
+                   "files win: a catalogue table they also declare is left out, with a note.")
 @click.option("--actor", help="Who proposes and decides (default: your login name).")
 @click.pass_context
-def tables_group(ctx: click.Context, db: Path | None, schema_dirs: tuple[Path, ...], actor: str | None) -> None:
+def tables_group(ctx: click.Context, db: Path | None, schema_dirs: tuple[Path, ...], catalogue: bool | None,
+                 actor: str | None) -> None:
     """YAML-declared tables with validated writes, filtered queries and governance.
 
     Example:
@@ -45,7 +50,7 @@ def tables_group(ctx: click.Context, db: Path | None, schema_dirs: tuple[Path, .
         chronoledger tables --db grace.db create
         chronoledger tables --db grace.db query memory_execution_logs --where status=failed --json
     """
-    ctx.obj = {"db": db, "schemas": list(schema_dirs), "actor": actor}
+    ctx.obj = {"db": db, "schemas": list(schema_dirs), "catalogue": catalogue, "actor": actor}
 
 
 @contextmanager
@@ -56,7 +61,7 @@ def _registry(ctx: click.Context):
         click.echo("error: name the registry database with --db PATH (or CHRONOLEDGER_TABLES_DB)", err=True)
         sys.exit(EXIT_USAGE)
     with exit_codes(database=opts["db"]):
-        with TableRegistry(opts["db"], opts["schemas"], actor=opts["actor"]) as reg:
+        with TableRegistry(opts["db"], opts["schemas"], catalogue=opts["catalogue"], actor=opts["actor"]) as reg:
             yield reg
 
 
@@ -64,9 +69,11 @@ def _registry(ctx: click.Context):
 @output_options("json", json_help="Print the report as JSON.")
 @click.pass_context
 def create_cmd(ctx: click.Context, fmt: str) -> None:
-    """Load the catalogue and --schemas folders: create new tables, apply
-    low-risk changes, queue the rest for approval; exit 1 if a schema file
-    has problems (the good ones are loaded).
+    """Load the --schemas folders (or, with none named or with --catalogue,
+    the packaged catalogue): create new tables, apply low-risk changes,
+    queue the rest for approval; exit 1 if a schema file has problems (the
+    good ones are loaded).  A catalogue table your files also declare is
+    left out, with a note.
 
     Example:
 
@@ -76,7 +83,8 @@ def create_cmd(ctx: click.Context, fmt: str) -> None:
     with _registry(ctx) as reg:
         report = reg.load_all_schemas()
     found = {"loaded": report.loaded, "created": report.created, "altered": report.altered,
-             "proposed": report.proposed, "problems": [str(p) for p in report.problems]}
+             "proposed": report.proposed, "problems": [str(p) for p in report.problems],
+             "notices": report.notices}
     emit_object(found, fmt, lambda: click.echo(str(report)))
     if report.problems:
         sys.exit(EXIT_CHECK_FAILED)
@@ -141,7 +149,7 @@ def _print_schema(s, count: int) -> None:
         for ix in s.indexes:
             click.echo(f"{'unique ' if ix.unique else ''}index on {', '.join(ix.fields)}")
     for r in s.relationships:
-        click.echo(f"{r.field} -> {r.table}{'.' + r.references if r.references else ''}")
+        click.echo(str(r))
 
 
 @tables_group.command("validate")

@@ -35,6 +35,42 @@ def decision_row(pid: str, table: str, decision_type: str, outcome: str, risk: s
             "decision_outcome": outcome, "reasoning": why, "conditions": [], "proposal_id": pid, "table_name": table}
 
 
+#: Our decision words, and the words a governance table that allows others uses for them
+#: (Grace's memory_governance_decisions: denied, deferred).
+_SYNONYMS = {"rejected": ("denied", "rejected"), "pending": ("deferred", "pending"), "denial": ("denial",),
+             "approved": ("approved",), "approval": ("approval",), "escalated": ("escalated",),
+             "escalation": ("escalation",)}
+
+
+def fit_decision(row: dict, gov: TableSchema) -> dict:
+    """A decision row made to fit the governance table ``gov`` as it is
+    declared: only its fields; our words for outcomes where it allows its
+    own (rejected: denied, pending: deferred); a mapping or list as JSON text
+    in a text field; and the fields Grace's table requires that ours does
+    not have (``decision_id``, ``created_at`` when not generated, a place
+    for ``audit_stamp``) filled."""
+    out = {}
+    for name, value in row.items():
+        f = gov.by_name.get(name)
+        if f is None:
+            continue
+        if f.allowed and value not in f.allowed:
+            value = next((w for w in _SYNONYMS.get(value, ()) if w in f.allowed), value)
+        if f.type in ("string", "text") and isinstance(value, (dict, list)):
+            value = json.dumps(value, sort_keys=True, default=str)
+        out[name] = value
+    f = gov.by_name.get("decision_id")
+    if f is not None and not f.generated and "decision_id" not in out:
+        out["decision_id"] = new_id()
+    f = gov.by_name.get("audit_stamp")
+    if f is not None and f.required:
+        out["audit_stamp"] = ""             # a place for the stamp, set over the stored row (registry._stamp)
+    f = gov.by_name.get("created_at")
+    if f is not None and not f.generated and not f.has_default and "created_at" not in out:
+        out["created_at"] = values.now()
+    return out
+
+
 def audit_stamp(row: dict) -> str:
     """SHA-256 over every field of a decision but its id and the stamp itself."""
     body = {k: v for k, v in row.items() if k not in ("id", "audit_stamp")}

@@ -55,12 +55,14 @@ class LoadReport:
     altered: list[str] = field(default_factory=list)       # low-risk changes, applied
     proposed: list[dict] = field(default_factory=list)     # changes waiting for approval
     problems: list[SchemaProblem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)       # packaged schemas that yielded to the user's
 
     def __str__(self) -> str:
         lines = [f"{len(self.loaded)} schemas loaded; {len(self.created)} tables created, {len(self.altered)} "
                  f"altered, {len(self.proposed)} changes waiting for approval, {len(self.problems)} problems"]
         lines += [f"  proposal {p['id']}: {p['table_name']} ({p['risk']} risk)" for p in self.proposed]
         lines += [f"  {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notices]
         return "\n".join(lines)
 
 
@@ -68,9 +70,13 @@ class TableRegistry:
     """YAML-declared tables in the SQLite database at ``db_path``.
 
     ``schema_dirs``: folders of the user's schema files, read by
-    :meth:`load_all_schemas` after the packaged catalogue (``catalogue=False``
-    leaves the catalogue out, except the governance table every decision is
-    written to).  ``events_log``: the chronicle every write is published to
+    :meth:`load_all_schemas`.  A folder you name is what you get: the
+    packaged catalogue is loaded only when no folder is named
+    (``catalogue=None``), or when ``catalogue=True`` asks for it, and then a
+    table your files declare is yours, the catalogue's file of the same name
+    is left out with a notice.  The governance table every decision is
+    written to comes from your folder when it declares one (Grace's
+    governance.yaml does), else from the catalogue.  ``events_log``: the chronicle every write is published to
     (default: beside the database, ``<name>.events.cmeta``; None: no log).
     ``actor``: who proposes and approves when a call does not say (default:
     the login name).  ``log_idle_seconds``: how long the event log stays
@@ -78,13 +84,14 @@ class TableRegistry:
     """
 
     def __init__(self, db_path: str | os.PathLike[str], schema_dirs: Iterable[str | os.PathLike[str]] | None = (), *,
-                 catalogue: bool = True, events_log: Any = _DEFAULT_LOG, actor: str | None = None,
+                 catalogue: bool | None = None, events_log: Any = _DEFAULT_LOG, actor: str | None = None,
                  synchronous: str = "normal", busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS,
                  log_idle_seconds: float = 1.0):
         self.path = Path(db_path)
         self.schema_dirs = [Path(d) for d in ([schema_dirs] if isinstance(schema_dirs, (str, os.PathLike))
                                               else schema_dirs or ())]
-        self.catalogue = catalogue
+        self.catalogue = not self.schema_dirs if catalogue is None else bool(catalogue)
+        self.notices: list[str] = []
         self.actor = actor or _login()
         self.busy_timeout_ms = busy_timeout_ms
         self.problems: list[SchemaProblem] = []
@@ -122,15 +129,18 @@ class TableRegistry:
         self._finalizer = weakref.finalize(self, self._held.release)
 
     def _bootstrap_governance(self) -> None:
-        """The decisions table exists before any decision: created from the
-        packaged catalogue at the first open (its own creation is its first row)."""
+        """The decisions table exists before any decision: created at the
+        first open (its own creation is its first row) from the user's
+        schema file that declares it, else from the packaged catalogue."""
         if GOVERNANCE_TABLE in self._applied:
             return
-        with resources.as_file(resources.files(CATALOGUE).joinpath("schemas").joinpath("governance.yaml")) as f:
-            schema, problems = read_schema_file(f)
-        if schema is None:                                   # pragma: no cover - the package is broken
-            raise SchemaError("; ".join(map(str, problems)))
-        schema = dataclasses.replace(schema, source=self._source_name(f, True))
+        schema = self._user_governance()
+        if schema is None:
+            with resources.as_file(resources.files(CATALOGUE).joinpath("schemas").joinpath("governance.yaml")) as f:
+                schema, problems = read_schema_file(f)
+            if schema is None:                                   # pragma: no cover - the package is broken
+                raise SchemaError("; ".join(map(str, problems)))
+            schema = dataclasses.replace(schema, source=self._source_name(f, True))
         try:
             with db.write_transaction(self._conn, f"{self.path}: creating {GOVERNANCE_TABLE}"):
                 self._refresh_if_changed()
@@ -138,6 +148,18 @@ class TableRegistry:
                     self._propose(schema, "registry", "every decision is recorded here", True)
         finally:
             self._refresh()
+
+    def _user_governance(self) -> TableSchema | None:
+        """The governance table as the user's schema folders declare it (a
+        good file), or None."""
+        for d in self.schema_dirs:
+            if not d.is_dir():
+                continue
+            for f in schema_files(d):
+                schema, _ = read_schema_file(f)
+                if schema is not None and schema.name == GOVERNANCE_TABLE:
+                    return dataclasses.replace(schema, source=self._source_name(f, False))
+        return None
 
     # --- plumbing -----------------------------------------------------------
     @property
@@ -209,7 +231,7 @@ class TableRegistry:
             name = db.expect(name, str, f"{where}.table_name")
             text = db.expect(text, str, f"{where}.schema_json ({name})")
             source = db.expect(source, (str, type(None)), f"{where}.source ({name})")
-            schema, problems = parse_schema(json.loads(text), source or f"{self.path}:_registry_tables")
+            schema, problems = parse_schema(json.loads(text), source or f"{self.path}:_registry_tables", stored=True)
             if schema is None:
                 raise SchemaError(f"{self.path}: the applied schema of {name} cannot be read: "
                                   + "; ".join(map(str, problems)))
@@ -256,27 +278,37 @@ class TableRegistry:
         """Every schema of the catalogue and the schema folders, checked, and every problem found."""
         found: dict[str, TableSchema] = {}
         problems: list[SchemaProblem] = []
+        notices: list[str] = []
         files: list[Path] = []
         root = resources.files(CATALOGUE).joinpath("schemas")
         with resources.as_file(root) as cat:
-            cat_files = schema_files(cat)
-            if not self.catalogue:
-                cat_files = [f for f in cat_files if f.stem == "governance"]
-            files += cat_files
+            # the user's files first: a table they declare is theirs, and the
+            # catalogue's file of that name yields (with a notice)
             for d in self.schema_dirs:
                 if not d.is_dir():
                     problems.append(SchemaProblem(str(d), None, None, "no such folder"))
                     continue
                 files += schema_files(d)
-            for f in files:
+            user_files = len(files)
+            cat_files = schema_files(cat)
+            if not self.catalogue:          # the governance table, unless the user's files declare it
+                cat_files = [f for f in cat_files if f.stem == "governance"]
+            files += cat_files
+            for k, f in enumerate(files):
+                packaged = k >= user_files
                 schema, bad = read_schema_file(f)
-                problems += bad
                 if schema is None:
+                    problems += bad
                     continue
                 # what is stored names the file without an absolute path
-                schema = dataclasses.replace(schema, source=self._source_name(f, f in cat_files))
+                schema = dataclasses.replace(schema, source=self._source_name(f, packaged))
                 # SQLite's names ignore case: Foo and foo are one table
                 twin = next((t for t in found.values() if t.name.lower() == schema.name.lower()), None)
+                if twin is not None and packaged:
+                    if self.catalogue or schema.name != GOVERNANCE_TABLE:
+                        notices.append(f"{twin.source} declares {twin.name}: the packaged catalogue's "
+                                       f"{schema.source} is left out")
+                    continue
                 if twin is not None:
                     problems.append(SchemaProblem(str(f), schema.name, None,
                                                   f"table {schema.name} is also declared in {twin.source}"
@@ -289,6 +321,7 @@ class TableRegistry:
                                                   f"names ignore case); this file is skipped"))
                     continue
                 found[schema.name] = schema
+        self.notices = notices
         bad_links = check_relationships({**self._applied, **found})
         problems += bad_links
         for p in bad_links:                   # a file with a problem is skipped, this one too
@@ -312,6 +345,7 @@ class TableRegistry:
         ``self.problems``."""
         report = LoadReport()
         schemas, report.problems = self.read_schemas()
+        report.notices = list(self.notices)
         with self._locked():
             self._refresh()
             ordered = sorted(schemas.values(), key=lambda s: (s.name != GOVERNANCE_TABLE, s.name))
@@ -438,7 +472,7 @@ class TableRegistry:
                 with db.write_transaction(self._conn, f"{self.path}: approving {proposal_id}"):
                     p = self._pending(proposal_id)      # inside the transaction: another process may have decided
                     self._refresh_if_changed()
-                    schema, problems = parse_schema(p["schema"], p["source"] or f"proposal {proposal_id}")
+                    schema, problems = parse_schema(p["schema"], p["source"] or f"proposal {proposal_id}", stored=True)
                     if schema is None:
                         raise SchemaError(f"proposal {proposal_id}: " + "; ".join(map(str, problems)))
                     old = self._applied.get(schema.name)
@@ -601,8 +635,8 @@ class TableRegistry:
             raise SchemaError(f"{self.path}: {GOVERNANCE_TABLE} is missing; no decision can be recorded")
         check = RowValidator(gov) if gov is not self._applied.get(GOVERNANCE_TABLE) else \
             self._validators[GOVERNANCE_TABLE]
-        row = governance.decision_row(pid, table, decision_type, outcome, risk, who, why, changes)
-        row = {k: v for k, v in row.items() if k in gov.by_name}
+        row = governance.fit_decision(governance.decision_row(pid, table, decision_type, outcome, risk, who, why,
+                                                              changes), gov)
         stored = check.full([row])
         _stamp(stored, check)
         self._insert_stored(gov, stored)
@@ -1081,8 +1115,10 @@ def _stamp(stored: list[list], check: RowValidator) -> None:
     if "audit_stamp" not in check.columns:
         return
     i = check.columns.index("audit_stamp")
+    as_json = check.schema.by_name["audit_stamp"].type == "json"      # Grace's: a JSON value
     for r in stored:
-        r[i] = governance.audit_stamp(check.decode_row(r))
+        stamp = governance.audit_stamp(check.decode_row(r))
+        r[i] = json.dumps(stamp) if as_json else stamp
 
 
 def _micros(ts: str) -> int:

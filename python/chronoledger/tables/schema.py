@@ -36,11 +36,21 @@ TYPES = {"uuid": "uuid", "string": "string", "text": "text", "json": "json", "da
 #: The column type SQLite is told (the checks are ours, on every write).
 SQL_TYPES = {"uuid": "TEXT", "string": "TEXT", "text": "TEXT", "json": "TEXT", "datetime": "TEXT", "date": "TEXT",
              "float": "REAL", "integer": "INTEGER", "boolean": "INTEGER"}
-TABLE_KEYS = frozenset({"table", "description", "version", "fields", "indexes", "relationships", "immutable"})
+TABLE_KEYS = frozenset({"table", "description", "version", "fields", "indexes", "relationships", "immutable",
+                        "nullable_rule"})
+#: Which fields may hold null when a field does not say (docs/tables.md, "Grace's files"): Grace's
+#: registry makes a column NOT NULL unless it says nullable: true; chronoledger's form lets a field be
+#: null unless it is the primary key or required.
+NULLABLE_RULES = ("grace", "chronoledger")
 FIELD_KEYS = frozenset({"name", "type", "primary_key", "generated", "required", "unique", "nullable", "default",
                         "allowed", "enum", "description", "min", "max"})
 INDEX_KEYS = frozenset({"fields", "unique", "name"})
 RELATIONSHIP_KEYS = frozenset({"field", "table", "references", "description"})
+#: Grace's form of a relationship (aaron031291/grace_2, backend/memory_tables/schema): {table, type,
+#: foreign_key, description}; many_to_one: the foreign key is a field of this table, pointing at the
+#: other table's primary key; one_to_many: it is a field of the other table, pointing at this one's.
+GRACE_RELATIONSHIP_KEYS = frozenset({"table", "type", "foreign_key", "description"})
+GRACE_RELATIONSHIP_TYPES = ("many_to_one", "one_to_many")
 #: Names the registry keeps for itself.
 RESERVED_PREFIXES = ("sqlite_", "_registry")
 
@@ -79,8 +89,9 @@ class FieldSpec:
     def has_default(self) -> bool:
         return self.default is not values.MISSING or self.default_now
 
-    def declared(self) -> dict:
-        """The field as a YAML mapping would declare it (stored forms decoded)."""
+    def declared(self, grace: bool = False) -> dict:
+        """The field as a YAML mapping would declare it (stored forms decoded);
+        ``grace``: under Grace's nullable rule (nullable: true said when it is)."""
         out: dict[str, Any] = {"name": self.name, "type": self.type}
         if self.primary_key:
             out["primary_key"] = True
@@ -89,7 +100,10 @@ class FieldSpec:
         for key in ("required", "unique"):
             if getattr(self, key):
                 out[key] = True
-        if not self.nullable and not self.primary_key and not self.required:
+        if grace:
+            if self.nullable:
+                out["nullable"] = True
+        elif not self.nullable and not self.primary_key and not self.required:
             out["nullable"] = False
         if self.default_now:
             out["default"] = "now"
@@ -123,18 +137,34 @@ class IndexSpec:
 
 @dataclass(frozen=True)
 class Relationship:
-    field: str
+    """A link from this table to another.  ``field`` (of this table) points
+    at ``references`` (of the other table; None: its primary key).  In
+    Grace's one_to_many form the link is seen from the other side:
+    ``field`` is None and ``references`` is the other table's field that
+    points at this table's primary key.  ``kind`` is Grace's ``type``
+    (many_to_one / one_to_many) when the file used Grace's form."""
+    field: str | None
     table: str
     references: str | None = None
     description: str = ""
+    kind: str | None = None
 
     def declared(self) -> dict:
-        out = {"field": self.field, "table": self.table}
-        if self.references:
-            out["references"] = self.references
+        if self.kind is not None:           # Grace's form, kept as it was written
+            out = {"table": self.table, "type": self.kind,
+                   "foreign_key": self.field if self.kind == "many_to_one" else self.references}
+        else:
+            out = {"field": self.field, "table": self.table}
+            if self.references:
+                out["references"] = self.references
         if self.description:
             out["description"] = self.description
         return out
+
+    def __str__(self) -> str:
+        if self.kind == "one_to_many":
+            return f"{self.table}.{self.references} -> this table (one to many)"
+        return f"{self.field} -> {self.table}{'.' + self.references if self.references else ''}"
 
 
 @dataclass(frozen=True)
@@ -149,6 +179,7 @@ class TableSchema:
     immutable: bool = False
     source: str = ""                          # where it was read from (not part of the hash)
     by_name: dict = field(default_factory=dict, compare=False, repr=False)
+    nullable_rule: str = "chronoledger"       # see NULLABLE_RULES
 
     def __post_init__(self):
         self.by_name.update({f.name: f for f in self.fields})
@@ -166,7 +197,8 @@ class TableSchema:
             out["version"] = self.version
         if self.immutable:
             out["immutable"] = True
-        out["fields"] = [f.declared() for f in self.fields]
+        out["nullable_rule"] = self.nullable_rule      # what it says once read again depends on it
+        out["fields"] = [f.declared(self.nullable_rule == "grace") for f in self.fields]
         out["indexes"] = [i.declared() for i in self.indexes]
         if self.relationships:
             out["relationships"] = [r.declared() for r in self.relationships]
@@ -238,8 +270,14 @@ class _Report(Protocol):
     def __call__(self, reason: str, fld: str | None = None, table: str | None = None) -> None: ...
 
 
-def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[SchemaProblem]]:
-    """The schema in ``data`` (a file's parsed YAML), or None and every problem found."""
+def parse_schema(data: Any, source: str, *, stored: bool = False) -> tuple[TableSchema | None, list[SchemaProblem]]:
+    """The schema in ``data`` (a file's parsed YAML), or None and every problem found.
+
+    Which fields may be null when they do not say: ``nullable_rule`` if the
+    schema gives one, else Grace's rule for a schema without ``version:``
+    (Grace's files have none), chronoledger's for one with it.  ``stored``:
+    ``data`` is what a registry stored (:meth:`TableSchema.declared`), where
+    a schema without the key always followed chronoledger's rule."""
     problems: list[SchemaProblem] = []
 
     def bad(reason: str, fld: str | None = None, table: str | None = None) -> None:
@@ -264,6 +302,12 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
     version = data.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, (int, float, str))):
         bad(f"version: {version!r} must be a number or text", table=tname)
+    rule = data.get("nullable_rule")
+    if rule is None:
+        rule = "chronoledger" if stored else "grace"
+    elif rule not in NULLABLE_RULES:
+        bad(f"nullable_rule: {rule!r} must be one of {', '.join(NULLABLE_RULES)}", table=tname)
+        rule = "chronoledger"
     immutable = data.get("immutable", False)
     if not isinstance(immutable, bool):
         bad(f"immutable: {immutable!r} must be true or false", table=tname)
@@ -277,7 +321,7 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
     seen: set[str] = set()
     declared_names = {r.get("name") for r in raw_fields if isinstance(r, dict)}    # refused ones too
     for i, raw in enumerate(raw_fields):
-        spec = _parse_field(raw, i, tname, bad)
+        spec = _parse_field(raw, i, tname, bad, grace=rule == "grace")
         if spec is None:
             continue
         if spec.name.lower() in seen:
@@ -321,10 +365,10 @@ def parse_schema(data: Any, source: str) -> tuple[TableSchema | None, list[Schem
     if problems or tname is None:          # a name that is not text is a problem above
         return None, problems
     return TableSchema(tname, tuple(fields), tuple(indexes), tuple(relationships), description, version, immutable,
-                       source), []
+                       source, nullable_rule=rule), []
 
 
-def _parse_field(raw: Any, i: int, table: str | None, bad: _Report) -> FieldSpec | None:
+def _parse_field(raw: Any, i: int, table: str | None, bad: _Report, grace: bool = False) -> FieldSpec | None:
     if not isinstance(raw, dict):
         bad(f"fields[{i}] must be a mapping with name: and type:, found {type(raw).__name__}", table=table)
         return None
@@ -372,7 +416,10 @@ def _parse_field(raw: Any, i: int, table: str | None, bad: _Report) -> FieldSpec
         fail(f"primary_key: a {ftype} field cannot be the primary key")
     nullable = flags["nullable"]
     if nullable is None:
-        nullable = not (primary_key or required)
+        # Grace's registry makes a column NOT NULL unless it says nullable: true;
+        # chronoledger's form (a file with version:) lets it be null unless it is
+        # the primary key or required (docs/tables.md, "Grace's files")
+        nullable = False if grace else not (primary_key or required)
     elif nullable and (primary_key or required):
         fail(f"nullable: true contradicts {'primary_key' if primary_key else 'required'}: true")
 
@@ -479,13 +526,16 @@ def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad: _Repor
 
 def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad: _Report) -> Relationship | None:
     if not isinstance(raw, dict):
-        bad(f"relationships[{i}] must be {{field, table, references}}", table=table)
+        bad(f"relationships[{i}] must be {{field, table, references}} or Grace's {{table, type, foreign_key}}",
+            table=table)
         return None
+    if "type" in raw or "foreign_key" in raw:
+        return _parse_grace_relationship(raw, i, by_name, table, bad)
     ok = True
     for key in raw:
         if key not in RELATIONSHIP_KEYS:
-            bad(f"relationships[{i}]: unknown key {key!r} (known: {', '.join(sorted(RELATIONSHIP_KEYS))})",
-                table=table)
+            bad(f"relationships[{i}]: unknown key {key!r} (known: {', '.join(sorted(RELATIONSHIP_KEYS))}; or "
+                f"Grace's {', '.join(sorted(GRACE_RELATIONSHIP_KEYS))})", table=table)
             ok = False
     fld, other, ref = raw.get("field"), raw.get("table"), raw.get("references")
     if not isinstance(fld, str) or fld not in by_name:
@@ -501,6 +551,37 @@ def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad:
     if not ok or not isinstance(fld, str) or not isinstance(other, str):     # (the types: refused above)
         return None
     return Relationship(fld, other, ref, description if isinstance(description, str) else "")
+
+
+def _parse_grace_relationship(raw: dict, i: int, by_name: dict, table: str | None,
+                              bad: _Report) -> Relationship | None:
+    ok = True
+    for key in raw:
+        if key not in GRACE_RELATIONSHIP_KEYS:
+            bad(f"relationships[{i}]: unknown key {key!r} in Grace's form (known: "
+                f"{', '.join(sorted(GRACE_RELATIONSHIP_KEYS))})", table=table)
+            ok = False
+    other, kind, fk = raw.get("table"), raw.get("type"), raw.get("foreign_key")
+    if not isinstance(other, str) or not IDENTIFIER.match(other):
+        bad(f"relationships[{i}]: table {other!r} is not a valid table name", table=table)
+        ok = False
+    if kind not in GRACE_RELATIONSHIP_TYPES:
+        bad(f"relationships[{i}]: type {kind!r} is not one of {', '.join(GRACE_RELATIONSHIP_TYPES)}", table=table)
+        ok = False
+    if not isinstance(fk, str) or not IDENTIFIER.match(fk):
+        bad(f"relationships[{i}]: foreign_key {fk!r} is not a valid field name", table=table)
+        ok = False
+    elif kind == "many_to_one" and fk not in by_name:
+        bad(f"relationships[{i}]: foreign_key {fk!r} is not a field of this table (many_to_one: the key is "
+            f"on this side)", table=table)
+        ok = False
+    description = raw.get("description") or ""
+    if not ok or not isinstance(other, str) or not isinstance(fk, str):
+        return None
+    description = description if isinstance(description, str) else ""
+    if kind == "many_to_one":
+        return Relationship(fk, other, None, description, "many_to_one")
+    return Relationship(None, other, fk, description, "one_to_many")     # checked against the other table at load
 
 
 def read_schema_file(path: str | os.PathLike[str]) -> tuple[TableSchema | None, list[SchemaProblem]]:
@@ -538,7 +619,9 @@ def check_relationships(schemas: dict[str, TableSchema]) -> list[SchemaProblem]:
                 out.append(SchemaProblem(s.source, s.name, r.field, f"relationship to unknown table {r.table!r}"))
             elif r.references is not None and r.references not in other.by_name:
                 out.append(SchemaProblem(s.source, s.name, r.field,
-                                         f"relationship to unknown field {r.table}.{r.references}"))
+                                         f"relationship to unknown field {r.table}.{r.references}"
+                                         + (" (one_to_many: the foreign key is a field of the other table)"
+                                            if r.kind == "one_to_many" else "")))
     return out
 
 
