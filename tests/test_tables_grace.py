@@ -202,3 +202,30 @@ def test_the_commands_on_a_grace_folder(grace, tmp_path):
         with TableRegistry(db, [grace]) as reg:
             reg.propose_schema({"table": "memory_governance_decisions", "fields": [{"name": "id", "type": "uuid",
                                                                                    "primary_key": True}]})
+
+
+def test_a_table_stored_before_the_rule_keeps_its_nullable_fields_until_a_change_is_approved(tmp_path):
+    """A registry of an earlier chronoledger stored schemas without
+    nullable_rule, made under chronoledger's rule: they keep it; loading the
+    same file now (Grace's rule) proposes the stricter fields for approval."""
+    import apsw
+    folder = tmp_path / "schema"
+    write_schema(folder, "notes.yaml", "table: notes\nfields:\n  - {name: title, type: string, required: true}\n"
+                                       "  - {name: body, type: text}\n")
+    db = tmp_path / "old.db"
+    with TableRegistry(db, catalogue=False) as reg:
+        reg.propose_schema({"table": "notes", "nullable_rule": "chronoledger",
+                            "fields": [{"name": "title", "type": "string", "required": True},
+                                       {"name": "body", "type": "text"}]})
+    conn = apsw.Connection(str(db))                 # as the earlier release stored it: no nullable_rule
+    text = conn.execute("SELECT schema_json FROM _registry_tables WHERE table_name = 'notes'").fetchall()[0][0]
+    old = json.loads(text)
+    old.pop("nullable_rule")
+    conn.execute("UPDATE _registry_tables SET schema_json = ? WHERE table_name = 'notes'", (json.dumps(old),))
+    conn.close()
+    with TableRegistry(db, [folder]) as reg:
+        assert reg.schema("notes").by_name["body"].nullable is True
+        assert reg.insert_row("notes", {"title": "t"})["body"] is None
+        report = reg.load_all_schemas()
+        assert [p["table_name"] for p in report.proposed] == ["notes"], report
+        assert reg.schema("notes").by_name["body"].nullable is True            # until approved
