@@ -29,6 +29,8 @@ LAZY_IMPORTS = {
     ("chronicle/chronicle.py", "pyarrow"),
     ("chronicle/export.py", "pyarrow"),
     ("chronicle/export.py", "pyarrow.parquet"),
+    ("tables/export.py", "pyarrow"),
+    ("tables/export.py", "pyarrow.parquet"),
     # the plot extra: optional and heavy
     ("chronicle/plot.py", "matplotlib.collections"),
     ("chronicle/plot.py", "matplotlib.dates"),

@@ -229,3 +229,47 @@ def test_a_table_stored_before_the_rule_keeps_its_nullable_fields_until_a_change
         report = reg.load_all_schemas()
         assert [p["table_name"] for p in report.proposed] == ["notes"], report
         assert reg.schema("notes").by_name["body"].nullable is True            # until approved
+
+
+def test_iter_rows_reads_every_matching_row_once_in_key_order_a_batch_at_a_time(grace, tmp_path):
+    with TableRegistry(tmp_path / "g.db", [grace]) as reg:
+        reg.load_all_schemas()
+        made = reg.insert_rows("memory_incidents", [{"title": f"t{i}", "severity": "high" if i % 3 else "low",
+                                                     "tags": ["x"] if i % 2 else []} for i in range(25)])
+        ids = sorted(r["id"] for r in made)
+        assert [r["id"] for r in reg.iter_rows("memory_incidents", batch=4)] == ids
+        either = {"or": [{"severity": "low"}, {"tags": {"contains": "x"}}]}      # an OR: bracketed before the key
+        want = sorted(r["id"] for r in made if r["severity"] == "low" or r["tags"] == ["x"])
+        assert [r["id"] for r in reg.iter_rows("memory_incidents", either, batch=3)] == want
+        with pytest.raises(ValueError, match="batch must be at least 1"):
+            next(reg.iter_rows("memory_incidents", batch=0))
+
+
+def test_export_writes_csv_jsonl_and_parquet_and_never_replaces_a_file_unasked(grace, tmp_path):
+    import csv
+    import pyarrow.parquet as pq
+    db = tmp_path / "g.db"
+    with TableRegistry(db, [grace]) as reg:
+        reg.load_all_schemas()
+        reg.insert_rows("memory_incidents", [{"title": "disk, full", "tags": ["a", "é"]},
+                                             {"title": "slow", "severity": "high", "resolved_at": "2026-01-02T03:04:05Z"}])
+        stored = sorted(reg.query_rows("memory_incidents"), key=lambda r: r["id"])
+    out = tmp_path / "inc.csv"
+    r = run("tables", "--db", db, "export", "memory_incidents", "--format", "csv", "-o", out)
+    assert r.exit_code == 0 and "exported 2 rows" in r.stdout, r.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [x["title"] for x in rows] == [x["title"] for x in stored]
+    assert json.loads(rows[0]["tags"]) == stored[0]["tags"] and rows[0]["resolved_at"] in ("", stored[0]["resolved_at"])
+    before = out.read_bytes()
+    r = run("tables", "--db", db, "export", "memory_incidents", "--format", "csv", "-o", out)
+    assert r.exit_code == 2 and "exists; --force replaces it" in r.stderr and out.read_bytes() == before
+    r = run("tables", "--db", db, "export", "memory_incidents", "--format", "jsonl", "-o", "-", "--where", "severity=high")
+    assert r.exit_code == 0 and [json.loads(x)["title"] for x in r.stdout.splitlines()] == ["slow"], r.output
+    pq_out = tmp_path / "inc.parquet"
+    r = run("tables", "--db", db, "export", "memory_incidents", "--format", "parquet", "-o", pq_out, "--force")
+    assert r.exit_code == 0, r.output
+    got = pq.read_table(pq_out).to_pylist()
+    assert [g["id"] for g in got] == [s["id"] for s in stored]
+    assert [json.loads(g["tags"]) for g in got] == [s["tags"] for s in stored]
+    r = run("tables", "--db", db, "export", "no_such_table", "--format", "csv", "-o", tmp_path / "n.csv")
+    assert r.exit_code != 0 and "no table 'no_such_table'" in r.stderr and not (tmp_path / "n.csv").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from typing import IO, Any
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,3 +136,37 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+class CountingSink:
+    """A binary stream for ParquetWriter that counts what it wrote (a pipe cannot tell its position)
+    and that ParquetWriter does not close."""
+
+    closed = False
+
+    def __init__(self, fh: IO[bytes]):
+        self._fh = fh
+        self._pos = 0
+
+    def write(self, data: Any) -> int:
+        n = self._fh.write(data)
+        self._pos += len(memoryview(data))
+        return n if n is not None else len(memoryview(data))
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False

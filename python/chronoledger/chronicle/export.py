@@ -43,7 +43,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from chronoledger._fsutil import atomic_path
+from chronoledger._fsutil import CountingSink, atomic_path
 from chronoledger.chronicle import format as cformat
 from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle.reader import ChronicleReader
@@ -244,40 +244,6 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-class _Sink:
-    """A binary stream for ParquetWriter that counts what it wrote (a pipe cannot tell its position)
-    and that ParquetWriter does not close."""
-
-    closed = False
-
-    def __init__(self, fh: IO[bytes]):
-        self._fh = fh
-        self._pos = 0
-
-    def write(self, data: Any) -> int:
-        n = self._fh.write(data)
-        self._pos += len(memoryview(data))
-        return n if n is not None else len(memoryview(data))
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.flush()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readable(self) -> bool:
-        return False
-
-
 def parquet_metadata(reader: ChronicleReader) -> dict[str, str]:
     """The key-value metadata an export writes into a Parquet file: the
     chronicle header's metadata, an entry each, and its scale, as JSON text."""
@@ -323,7 +289,7 @@ def _write_parquet(reader: ChronicleReader, names: list[str], blocks: Iterator[B
     n = 0
     pending: list[Any] = []
     pending_rows = 0
-    writer = pq.ParquetWriter(_Sink(fh), schema, compression=compression)
+    writer = pq.ParquetWriter(CountingSink(fh), schema, compression=compression)
     try:
         for cols in blocks:
             arrays = [_arrow_array(pa, cols[name], name, t) for name, t in zip(names, types)]

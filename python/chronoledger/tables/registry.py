@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import apsw
 import numpy as np
@@ -886,6 +887,36 @@ class TableRegistry:
                 return [check.decode_row(r) for r in self._conn.execute(sql, params + more)]
             except apsw.SQLError as exc:        # the filters are the caller's: a QueryError, not a SchemaError
                 raise db.sqlite_error(exc, self.path, table, query=True) from None
+
+    def iter_rows(self, table: str, filters: dict | None = None, *, batch: int = 1000) -> Iterator[dict]:
+        """Every row matching ``filters``, in primary-key order, read
+        ``batch`` rows at a time (memory does not grow with the table; the
+        registry is not held between batches, so rows written meanwhile may
+        or may not be seen)."""
+        if batch < 1:
+            raise ValueError(f"iter_rows: batch must be at least 1, got {batch!r}")
+        last: Any = None
+        while True:
+            with self._locked():
+                schema, check = self._current(table)
+                where, params = qb.where_clause(schema, filters)
+                pk = schema.primary_key.name
+                cond = where[len(" WHERE "):] if where else ""
+                if last is not None:
+                    cond = f"({cond}) AND {q(pk)} > ?" if cond else f"{q(pk)} > ?"
+                    params = [*params, last]
+                sql = (f"SELECT {_cols(schema)} FROM {q(table)}{' WHERE ' + cond if cond else ''} "
+                       f"ORDER BY {q(pk)} LIMIT {int(batch)}")
+                try:
+                    rows = self._conn.execute(sql, params).fetchall()
+                except apsw.SQLError as exc:
+                    raise db.sqlite_error(exc, self.path, table, query=True) from None
+                decoded = [check.decode_row(r) for r in rows]
+                k = check.columns.index(pk)
+            yield from decoded
+            if len(rows) < batch:
+                return
+            last = rows[-1][k]
 
     def count_rows(self, table: str, filters: dict | None = None) -> int:
         """How many rows match ``filters``."""
