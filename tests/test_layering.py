@@ -27,10 +27,8 @@ LAZY_IMPORTS = {
     # the arrow extra: optional and heavy
     ("chronicle/chronicle.py", "pandas"),
     ("chronicle/chronicle.py", "pyarrow"),
-    ("chronicle/export.py", "pyarrow"),
-    ("chronicle/export.py", "pyarrow.parquet"),
-    ("tables/export.py", "pyarrow"),
-    ("tables/export.py", "pyarrow.parquet"),
+    ("_arrow.py", "pyarrow"),
+    ("_arrow.py", "pyarrow.parquet"),
     # the plot extra: optional and heavy
     ("chronicle/plot.py", "matplotlib.collections"),
     ("chronicle/plot.py", "matplotlib.dates"),

@@ -43,12 +43,13 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from chronoledger._arrow import parquet_modules
 from chronoledger._fsutil import CountingSink, atomic_path
 from chronoledger.chronicle import format as cformat
 from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle.reader import ChronicleReader
 from chronoledger.chronicle.records import FIXED_COLUMNS
-from chronoledger.errors import ConfigError, CorruptDataError, MissingDependencyError
+from chronoledger.errors import ConfigError, CorruptDataError
 
 FORMATS = ("csv", "jsonl", "parquet")
 #: The file name extension of each format (what ``chronicle export`` adds when no output is named).
@@ -88,7 +89,7 @@ def export(source: str | os.PathLike[str] | ChronicleReader, out: str | os.PathL
     if row_group_records < 1:
         raise ConfigError(f"export: row_group_records must be at least 1, got {row_group_records!r}")
     if fmt == "parquet":
-        _pyarrow()                      # a missing extra is reported before anything is opened or written
+        parquet_modules()                      # a missing extra is reported before anything is opened or written
     stream: IO[bytes] | None = None
     target: Path | None = None
     if isinstance(out, str) and out == "-":
@@ -234,16 +235,6 @@ def _write_jsonl(names: list[str], blocks: Iterator[Block], fh: IO[bytes]) -> in
 
 # --- Parquet ---------------------------------------------------------------------------------------
 
-def _pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa              # optional (the arrow extra), and heavy: imported on use
-        import pyarrow.parquet as pq      # optional, as pyarrow
-    except ImportError:
-        raise MissingDependencyError("parquet export needs pyarrow, which is not installed: "
-                                     "pip install 'chronoledger[arrow]'") from None
-    return pa, pq
-
-
 def parquet_metadata(reader: ChronicleReader) -> dict[str, str]:
     """The key-value metadata an export writes into a Parquet file: the
     chronicle header's metadata, an entry each, and its scale, as JSON text."""
@@ -283,7 +274,7 @@ def _arrow_array(pa: Any, v: npt.NDArray[Any] | Labels, name: str, t: Any) -> An
 
 def _write_parquet(reader: ChronicleReader, names: list[str], blocks: Iterator[Block], fh: IO[bytes],
                    compression: str, row_group_records: int) -> int:
-    pa, pq = _pyarrow()
+    pa, pq = parquet_modules()
     schema = _arrow_schema(pa, reader, names)
     types = [schema.field(i).type for i in range(len(names))]
     n = 0

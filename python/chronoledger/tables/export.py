@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from chronoledger._arrow import parquet_modules
 from chronoledger._fsutil import CountingSink, atomic_path
-from chronoledger.errors import ConfigError, MissingDependencyError
+from chronoledger.errors import ConfigError
 from chronoledger.tables.registry import TableRegistry
 from chronoledger.tables.schema import TableSchema
 
@@ -38,7 +39,7 @@ def export_table(reg: TableRegistry, table: str, out: str | os.PathLike[str] | I
     if fmt not in FORMATS:
         raise ConfigError(f"export: unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "parquet":
-        _pyarrow()
+        parquet_modules()
     schema = reg.schema(table)
     rows = reg.iter_rows(table, filters, batch=BATCH)
     if isinstance(out, str) and out == "-":
@@ -99,22 +100,12 @@ def _write_jsonl(rows: Iterator[dict], fh: IO[bytes]) -> int:
     return n
 
 
-def _pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa              # optional (the arrow extra), and heavy: imported on use
-        import pyarrow.parquet as pq      # optional, as pyarrow
-    except ImportError:
-        raise MissingDependencyError("parquet export needs pyarrow, which is not installed: "
-                                     "pip install 'chronoledger[arrow]'") from None
-    return pa, pq
-
-
 #: Arrow types of the field types; ids, times and dates stay text as stored, JSON is JSON text.
 _ARROW = {"integer": "int64", "float": "float64", "boolean": "bool_"}
 
 
 def _write_parquet(schema: TableSchema, rows: Iterator[dict], fh: IO[bytes]) -> int:
-    pa, pq = _pyarrow()
+    pa, pq = parquet_modules()
     names = [f.name for f in schema.fields]
     types = [getattr(pa, _ARROW.get(f.type, "string"))() for f in schema.fields]
     arrow_schema = pa.schema(list(zip(names, types)))

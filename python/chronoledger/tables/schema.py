@@ -531,18 +531,11 @@ def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad:
         return None
     if "type" in raw or "foreign_key" in raw:
         return _parse_grace_relationship(raw, i, by_name, table, bad)
-    ok = True
-    for key in raw:
-        if key not in RELATIONSHIP_KEYS:
-            bad(f"relationships[{i}]: unknown key {key!r} (known: {', '.join(sorted(RELATIONSHIP_KEYS))}; or "
-                f"Grace's {', '.join(sorted(GRACE_RELATIONSHIP_KEYS))})", table=table)
-            ok = False
+    ok = _known_keys_and_table(raw, RELATIONSHIP_KEYS, i, table, bad,
+                               f"; or Grace's {', '.join(sorted(GRACE_RELATIONSHIP_KEYS))}")
     fld, other, ref = raw.get("field"), raw.get("table"), raw.get("references")
     if not isinstance(fld, str) or fld not in by_name:
         bad(f"relationships[{i}]: field {fld!r} is not a field of this table", table=table)
-        ok = False
-    if not isinstance(other, str) or not IDENTIFIER.match(other):
-        bad(f"relationships[{i}]: table {other!r} is not a valid table name", table=table)
         ok = False
     if ref is not None and (not isinstance(ref, str) or not IDENTIFIER.match(ref)):
         bad(f"relationships[{i}]: references {ref!r} is not a valid field name", table=table)
@@ -553,18 +546,25 @@ def _parse_relationship(raw: Any, i: int, by_name: dict, table: str | None, bad:
     return Relationship(fld, other, ref, description if isinstance(description, str) else "")
 
 
-def _parse_grace_relationship(raw: dict, i: int, by_name: dict, table: str | None,
-                              bad: _Report) -> Relationship | None:
+def _known_keys_and_table(raw: dict, known: frozenset[str], i: int, table: str | None, bad: _Report,
+                          also: str) -> bool:
+    """A relationship's keys are ``known`` and its table is a valid name (each problem reported)."""
     ok = True
     for key in raw:
-        if key not in GRACE_RELATIONSHIP_KEYS:
-            bad(f"relationships[{i}]: unknown key {key!r} in Grace's form (known: "
-                f"{', '.join(sorted(GRACE_RELATIONSHIP_KEYS))})", table=table)
+        if key not in known:
+            bad(f"relationships[{i}]: unknown key {key!r} (known: {', '.join(sorted(known))}{also})", table=table)
             ok = False
-    other, kind, fk = raw.get("table"), raw.get("type"), raw.get("foreign_key")
+    other = raw.get("table")
     if not isinstance(other, str) or not IDENTIFIER.match(other):
         bad(f"relationships[{i}]: table {other!r} is not a valid table name", table=table)
         ok = False
+    return ok
+
+
+def _parse_grace_relationship(raw: dict, i: int, by_name: dict, table: str | None,
+                              bad: _Report) -> Relationship | None:
+    ok = _known_keys_and_table(raw, GRACE_RELATIONSHIP_KEYS, i, table, bad, " in Grace's form")
+    other, kind, fk = raw.get("table"), raw.get("type"), raw.get("foreign_key")
     if kind not in GRACE_RELATIONSHIP_TYPES:
         bad(f"relationships[{i}]: type {kind!r} is not one of {', '.join(GRACE_RELATIONSHIP_TYPES)}", table=table)
         ok = False
