@@ -6,8 +6,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -563,14 +567,31 @@ def test_an_unreadable_db_exits_3(tmp_path):
 
 # --- serve ----------------------------------------------------------------------------
 
-def fake_datasette(folder, code):
+def fake_datasette(folder, code, then=""):
+    """A datasette that records its arguments and its --metadata file, then ``then`` (shell), then exits."""
     exe = folder / "datasette"
-    exe.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder / "argv.txt"}"\nexit {code}\n')
+    exe.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder / "argv.txt"}"\n'
+                   f'while [ "$#" -gt 0 ]; do [ "$1" = --metadata ] && cp "$2" "{folder / "meta.json"}"; shift; done\n'
+                   f'{then}\nexit {code}\n')
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return exe
 
 
-def test_serve_without_datasette_exits_3_with_the_install_hint(db, monkeypatch):
+@pytest.fixture
+def no_datasette_module(monkeypatch):
+    """This interpreter without Datasette (whatever the developer's environment holds)."""
+    real = tables_cmds.importlib.util.find_spec
+    monkeypatch.setattr(tables_cmds.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "datasette" else real(name, *a))
+
+
+def served_argv(bin_dir):
+    argv = (bin_dir / "argv.txt").read_text().splitlines()
+    assert argv[-2] == "--metadata"
+    return argv[:-2]
+
+
+def test_serve_without_datasette_exits_3_with_the_install_hint(db, monkeypatch, no_datasette_module):
     asked = []
     monkeypatch.setattr(tables_cmds.shutil, "which", lambda name, *a, **k: asked.append(name))
     r = run("tables", "serve", db)
@@ -581,31 +602,90 @@ def test_serve_without_datasette_exits_3_with_the_install_hint(db, monkeypatch):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a shell script stands in for datasette")
-def test_serve_runs_datasette_and_exits_with_its_code(db, tmp_path, monkeypatch):
+def test_serve_runs_datasette_and_exits_with_its_code(db, tmp_path, monkeypatch, no_datasette_module):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     exe = fake_datasette(bin_dir, 7)
     monkeypatch.setattr(tables_cmds.shutil, "which", lambda name, *a, **k: str(exe) if name == "datasette" else None)
     r = run("tables", "serve", db, "--port", 9123, "--host", "0.0.0.0")
     assert r.exit_code == 7, r.output
-    assert (bin_dir / "argv.txt").read_text().splitlines() == ["serve", str(db), "--host", "0.0.0.0",
-                                                                "--port", "9123"]
-    assert f"{exe} serve {db} --host 0.0.0.0 --port 9123" in r.stderr
+    assert served_argv(bin_dir) == ["serve", str(db), "--host", "0.0.0.0", "--port", "9123"]
+    assert f"{exe} serve {db} --host 0.0.0.0 --port 9123 --metadata " in r.stderr
+    hidden = json.loads((bin_dir / "meta.json").read_text())["databases"][db.stem]["tables"]
+    assert "_registry_tables" in hidden and "_registry_proposals" in hidden and all(
+        v == {"hidden": True} for v in hidden.values())
+    assert not any(name.startswith("memory_") for name in hidden)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a shell script stands in for datasette")
-def test_serve_finds_datasette_on_path_with_the_default_host_and_port(db, tmp_path, monkeypatch):
+def test_serve_finds_datasette_on_path_with_the_default_host_and_port(db, tmp_path, monkeypatch,
+                                                                      no_datasette_module):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake_datasette(bin_dir, 0)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     r = run("tables", "serve", db)
     assert r.exit_code == 0, r.output
-    assert (bin_dir / "argv.txt").read_text().splitlines() == ["serve", str(db), "--host", "127.0.0.1",
-                                                                "--port", "8001"]
+    assert served_argv(bin_dir) == ["serve", str(db), "--host", "127.0.0.1", "--port", "8001"]
     r = run("tables", "serve", tmp_path / "missing.db")
     assert r.exit_code == 2 and str(tmp_path / "missing.db") in r.stderr
     assert "missing.db" not in (bin_dir / "argv.txt").read_text()              # datasette was not run for it
+
+
+def test_serve_takes_datasette_from_this_interpreter_without_an_activated_environment(db, tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "datasette"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(f"import sys\nopen({str(tmp_path / 'argv.txt')!r}, 'w').write("
+                                     f"'\\n'.join(sys.argv[1:]))\nsys.exit(4)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(tables_cmds.shutil, "which", lambda *a, **k: None)      # nothing on PATH
+    r = run("tables", "serve", db)
+    assert r.exit_code == 4, r.output
+    assert f"{sys.executable} -m datasette serve {db}" in r.stderr
+    assert (tmp_path / "argv.txt").read_text().splitlines()[:2] == ["serve", str(db)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_serve_stops_datasette(db, tmp_path, stop):
+    """Killing chronoledger (even with SIGKILL) does not leave Datasette serving."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = bin_dir / "pid"
+    fake_datasette(bin_dir, 0, then=f'echo $$ > "{pid_file}"\nexec sleep 60')
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from chronoledger.cli import main; "
+                             "sys.argv = ['chronoledger', 'tables', 'serve', sys.argv[1]]; main()", str(db)],
+                            env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server = int(pid_file.read_text())
+        proc.send_signal(stop)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(server), f"datasette ({server}) still runs after chronoledger got {stop.name}"
+    finally:
+        proc.kill()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:                                     # a zombie (not yet reaped by init) is not serving
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+    return True
 
 
 def _damaged_copy(src, dst, how):

@@ -8,20 +8,27 @@ no such table, row or proposal.
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+import apsw
 import click
 
 from chronoledger.cli.output import (EXIT_CHECK_FAILED, EXIT_UNUSABLE, EXIT_USAGE, Group, argument, emit,
                                     emit_object, exit_codes, output_options, table)
+from chronoledger.errors import ChronoledgerError
+from chronoledger.sqlite import open_readonly
 from chronoledger.tables import TableRegistry
 from chronoledger.tables import export as table_export
 from chronoledger.tables.registry import CATALOGUE
@@ -473,11 +480,61 @@ def serve_cmd(db: Path, port: int, host: str) -> None:
     \b
         chronoledger tables serve grace.db --port 8001
     """
-    exe = shutil.which("datasette")
-    if exe is None:
+    base = _datasette()
+    if base is None:
         click.echo("error: Datasette is not installed; pip install 'chronoledger[ui]' (or run: datasette "
                    f"{db})", err=True)
         sys.exit(EXIT_UNUSABLE)
-    cmd = [exe, "serve", str(db), "--host", host, "--port", str(port)]
-    click.echo(" ".join(cmd), err=True)
-    sys.exit(subprocess.call(cmd))
+    with tempfile.TemporaryDirectory(prefix="chronoledger-serve-") as tmp:
+        # the registry's own tables (proposals, outbox, archive...) are hidden from the grids
+        meta = Path(tmp) / "metadata.json"
+        meta.write_text(json.dumps({"databases": {db.stem: {"tables": {
+            name: {"hidden": True} for name in _internal_tables(db)}}}}))
+        cmd = [*base, "serve", str(db), "--host", host, "--port", str(port), "--metadata", str(meta)]
+        click.echo(" ".join(cmd), err=True)
+        sys.exit(_run_until_stopped(cmd))
+
+
+def _datasette() -> list[str] | None:
+    """How to run Datasette: from this interpreter's environment when it has
+    it (no activated virtualenv needed), else a ``datasette`` on PATH."""
+    if importlib.util.find_spec("datasette") is not None:
+        return [sys.executable, "-m", "datasette"]
+    exe = shutil.which("datasette")
+    return [exe] if exe is not None else None
+
+
+def _internal_tables(db: Path) -> list[str]:
+    try:
+        conn = open_readonly(db)
+    except ChronoledgerError:
+        return []               # not a database we can read: Datasette says what it can of the file
+    try:
+        return [str(n) for (n,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND (name LIKE '\\_registry%' ESCAPE '\\' "
+            "OR name LIKE 'sqlite\\_%' ESCAPE '\\') ORDER BY name")]
+    except apsw.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def _run_until_stopped(cmd: list[str]) -> int:
+    """Run ``cmd`` and return its exit code; the server stops with this
+    command: the signals that stop it are passed on, and on Linux the child
+    is told to end if this process dies (even by SIGKILL)."""
+    proc = subprocess.Popen(cmd, preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None)
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda num, _frame: proc.send_signal(num)) for sig in stops}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+
+
+def _end_with_parent() -> None:         # in the child, before exec: PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
