@@ -1107,6 +1107,8 @@ def test_json_in_the_mirrors_is_compact_sorted_and_keeps_every_value_it_can():
     assert to_json({"big": 2**70, "neg": -(2**65), "nan": float("nan")}) == \
         f'{{"big":{2**70},"nan":null,"neg":{-(2**65)}}}'
     assert to_json([float("inf"), float("-inf"), 0.1]) == "[null,null,0.1]"
+    import numpy as np
+    assert to_json({"f": np.float64(1.5), "i": np.int64(3), "s": {1}}) == '{"f":1.5,"i":3,"s":"{1}"}'
 
 
 def test_each_mirror_schema_splits_into_its_tables_and_its_indexes():

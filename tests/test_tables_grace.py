@@ -273,3 +273,37 @@ def test_export_writes_csv_jsonl_and_parquet_and_never_replaces_a_file_unasked(g
     assert [json.loads(g["tags"]) for g in got] == [s["tags"] for s in stored]
     r = run("tables", "--db", db, "export", "no_such_table", "--format", "csv", "-o", tmp_path / "n.csv")
     assert r.exit_code != 0 and "no table 'no_such_table'" in r.stderr and not (tmp_path / "n.csv").exists()
+
+
+def test_a_proposal_pending_when_an_earlier_release_stored_it_can_still_be_approved(tmp_path):
+    """Schemas under chronoledger's rule hash as earlier releases hashed
+    them (nullable_rule is not part of that hash), so a proposal stored
+    then still matches the table it changes."""
+    import apsw
+    db = tmp_path / "old.db"
+    base = {"table": "notes", "nullable_rule": "chronoledger",
+            "fields": [{"name": "title", "type": "string", "required": True}]}
+    with TableRegistry(db, catalogue=False) as reg:
+        reg.propose_schema(base)
+        wider = {**base, "fields": base["fields"] + [{"name": "body", "type": "text", "required": True,
+                                                      "default": ""}]}
+        pid = reg.propose_schema(wider)["id"]
+        assert reg.proposal(pid)["status"] == "pending"
+    conn = apsw.Connection(str(db))                 # both stored as the earlier release stored them
+    for table, col, key in (("_registry_tables", "schema_json", "table_name"),
+                            ("_registry_proposals", "schema_json", "id")):
+        for k, text in conn.execute(f"SELECT {key}, {col} FROM {table}").fetchall():
+            form = json.loads(text)
+            if form.get("table") == "notes":
+                form.pop("nullable_rule", None)
+                conn.execute(f"UPDATE {table} SET {col} = ? WHERE {key} = ?", (json.dumps(form), k))
+    conn.close()
+    with TableRegistry(db, catalogue=False) as reg:
+        assert reg.approve(pid)["status"] == "applied"
+        assert [f.name for f in reg.schema("notes").fields] == ["id", "title", "body"]
+
+
+def test_a_schema_that_is_not_text_where_names_go_is_a_problem_not_a_crash():
+    _, problems = parse_schema({"table": "t", "fields": [{"name": ["a"], "type": "string"}],
+                                "indexes": [{"fields": ["a"]}]}, "x")
+    assert problems and "not a valid field name" in str(problems[0])

@@ -411,8 +411,6 @@ def _decompress_texts(blob: memoryview, total: int, where: str) -> bytes:
 
 
 _scratch = threading.local()
-#: the scratch buffer of int_values (those below it serve whole-file decodes' dests)
-_PREFIX_SCRATCH = 64
 _FLOAT_KINDS = (fmt.KIND_QF32, fmt.KIND_QF64, fmt.KIND_OPT_QF64, fmt.KIND_FLOAT)
 
 
@@ -427,6 +425,14 @@ def _int64_scratch(k: int, n: int) -> npt.NDArray[np.int64]:
     if len(bufs[k]) < n:
         bufs[k] = np.empty(n, np.int64)
     return bufs[k]
+
+
+def _prefix_scratch(n: int) -> npt.NDArray[np.int64]:
+    """The calling thread's buffer for int_values, apart from the whole-file decodes' ones."""
+    buf: npt.NDArray[np.int64] | None = getattr(_scratch, "prefix", None)
+    if buf is None or len(buf) < n:
+        buf = _scratch.prefix = np.empty(n, np.int64)
+    return buf
 
 
 def int_values(payload: bytes | memoryview, records: int, name: str, first: int, limit: int,
@@ -448,7 +454,7 @@ def int_values(payload: bytes | memoryview, records: int, name: str, first: int,
             if core.column_info(data)["n"] != records:
                 raise CorruptDataError(f"{where}: column {name!r} does not hold one value per record of the block")
             return core.decode_column(data, max_values=records, limit=limit, wide=True, start=first,
-                                      out=_int64_scratch(_PREFIX_SCRATCH, records) if first == 0 else None)
+                                      out=_prefix_scratch(records) if first == 0 else None)
         except CorruptDataError as exc:
             raise CorruptDataError(f"{where}: column {name!r}: {exc}") from None
     raise CorruptDataError(f"{where} lacks the column {name!r} of its schema")
@@ -469,6 +475,9 @@ def decode_block(payload: bytes | memoryview, records: int, scale: float | None,
     core.decode_columns (1: on this thread, for a caller that decodes blocks
     in parallel itself)."""
     into = into if rows is None and into else {}
+    if rows is not None:             # negative or reversed bounds as Python's slicing reads them
+        start, stop, step = rows.indices(records)
+        rows = slice(start, max(start, stop) if step == 1 else stop, step)
     directory = read_directory(payload, where)
     # (name, kind, encoded int columns, dictionary of a STR column, text blob of a TEXT column)
     jobs: list[tuple[str, int, list[memoryview], Any, memoryview | None]] = []

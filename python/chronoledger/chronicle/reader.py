@@ -538,7 +538,7 @@ class ChronicleReader:
             if len(window) and (lo == 0 or int(window[0]) < start) and (hi == n or int(window[-1]) >= end):
                 a = int(np.searchsorted(window, _u64(start), "left"))
                 b = max(a, int(np.searchsorted(window, _u64(end), "left")))
-                return lo + a, lo + b, window[a:b]
+                return lo + a, lo + b, window[a:b].copy()     # (from 0 the window is a reused buffer)
         limit = n
         if end is not None and bh.first_ts < end <= bh.last_ts and span > 0:
             limit = min(n, int((end - bh.first_ts) / span * n * 1.125) + 256)

@@ -199,6 +199,18 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
 _FAST = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
+def _default(value: Any) -> Any:
+    """What orjson cannot write as it is: a float or int subclass (numpy's
+    scalars) as the number, anything else as its text (dates, sets, bytes)."""
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return str(value)
+
+
 def to_json(value: Any) -> str:
     """Compact JSON text (keys sorted, non-ASCII kept) of a value read from
     YAML; dates and anything else JSON has no form for are written as their
@@ -206,11 +218,11 @@ def to_json(value: Any) -> str:
     functions refuse) as null, and keys JSON cannot sort or hold as they are
     (an int beside a string, a date, bytes) as text."""
     try:
-        return orjson.dumps(value, default=str, option=_FAST).decode()
+        return orjson.dumps(value, default=_default, option=_FAST).decode()
     except TypeError:       # keys that are not strings, or an int past 64 bits
         pass
     try:
-        return orjson.dumps(_text_keys(value), default=str, option=_FAST).decode()
+        return orjson.dumps(_text_keys(value), default=_default, option=_FAST).decode()
     except TypeError:       # an int past 64 bits: the standard library writes any int
         return _COMPACT.encode(_nan_free(_text_keys(value)))
 

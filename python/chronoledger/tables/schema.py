@@ -206,7 +206,11 @@ class TableSchema:
 
     @property
     def hash(self) -> str:
-        text = json.dumps(self.declared(), sort_keys=True, separators=(",", ":"), default=str)
+        form = self.declared()
+        if form.get("nullable_rule") == "chronoledger":
+            # what earlier releases hashed (their only rule): proposals they stored still match
+            del form["nullable_rule"]
+        text = json.dumps(form, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def create_sql(self, name: str | None = None) -> str:
@@ -274,10 +278,11 @@ def parse_schema(data: Any, source: str, *, stored: bool = False) -> tuple[Table
     """The schema in ``data`` (a file's parsed YAML), or None and every problem found.
 
     Which fields may be null when they do not say: ``nullable_rule`` if the
-    schema gives one, else Grace's rule for a schema without ``version:``
-    (Grace's files have none), chronoledger's for one with it.  ``stored``:
-    ``data`` is what a registry stored (:meth:`TableSchema.declared`), where
-    a schema without the key always followed chronoledger's rule."""
+    schema gives one, else Grace's rule (a field is NOT NULL unless it says
+    ``nullable: true``), whatever its ``version:``.  ``stored``: ``data`` is
+    what a registry stored (:meth:`TableSchema.declared`), where a schema
+    without the key was made under chronoledger's rule, the only one earlier
+    releases had."""
     problems: list[SchemaProblem] = []
 
     def bad(reason: str, fld: str | None = None, table: str | None = None) -> None:
@@ -319,7 +324,8 @@ def parse_schema(data: Any, source: str, *, stored: bool = False) -> tuple[Table
         bad("fields: must be a non-empty list of fields", table=tname)
         raw_fields = []
     seen: set[str] = set()
-    declared_names = {r.get("name") for r in raw_fields if isinstance(r, dict)}    # refused ones too
+    declared_names = {r.get("name") for r in raw_fields                                # refused ones too
+                      if isinstance(r, dict) and isinstance(r.get("name"), str)}
     for i, raw in enumerate(raw_fields):
         spec = _parse_field(raw, i, tname, bad, grace=rule == "grace")
         if spec is None:
