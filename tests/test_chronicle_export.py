@@ -71,6 +71,18 @@ def test_an_empty_chronicle_exports_a_header_only(tmp_path):
     assert export(p, tmp_path / "e.jsonl", "jsonl") == 0 and (tmp_path / "e.jsonl").read_text() == ""
 
 
+def test_an_output_the_export_cannot_write_is_a_storage_error_naming_it(varied, tmp_path):
+    from chronoledger.errors import ExistsError, StorageError
+    with pytest.raises(StorageError, match=r"export: .*nowhere.*(No such file|does not exist)"):
+        export(varied, tmp_path / "nowhere" / "out.csv", "csv")
+    with pytest.raises(StorageError, match="is a folder; name the file to write"):
+        export(varied, tmp_path, "csv")
+    (tmp_path / "taken.csv").write_text("kept")
+    with pytest.raises(ExistsError, match="force"):
+        export(varied, tmp_path / "taken.csv", "csv")
+    assert (tmp_path / "taken.csv").read_text() == "kept" and not (tmp_path / "nowhere").exists()
+
+
 def test_an_existing_file_is_refused_without_force_and_replaced_whole_with_it(varied, tmp_path):
     out = tmp_path / "out.csv"
     out.write_text("an older export")

@@ -836,6 +836,13 @@ def test_a_block_a_rewind_cuts_without_its_timestamp_column_is_named(bases, tmp_
             call()
 
 
+
+def _payload_texts(events, block):
+    """An event log block's payload text column: its target, its bytes, and the size of its lengths part."""
+    texts = _target(events, block, "column 'payload' texts")
+    column = events.data[texts.start:texts.end]
+    return texts, column, core.column_size(column)
+
 def test_json_nested_too_deep_is_corrupt_in_the_header_a_meta_block_and_an_event_payload(bases, tmp_path):
     deep = b"[" * 100_000 + b"]" * 100_000
     base = _base(bases, "cycle-exact")
@@ -847,9 +854,7 @@ def test_json_nested_too_deep_is_corrupt_in_the_header_a_meta_block_and_an_event
     with pytest.raises(CorruptDataError, match=rf"{p.name}: meta block at offset {meta.start - 72} nests"):
         Chronicle.open(p)
     events = _base(bases, "event-log")
-    texts = _target(events, "block #1", "column 'payload' texts")
-    column = events.data[texts.start:texts.end]
-    size = core.column_size(column)
+    texts, column, size = _payload_texts(events, "block #1")
     lengths = core.decode_column(column[:size])
     frame = zstandard.ZstdCompressor().compress(b"[" * 50_000 + b"]" * 50_000)
     lengths[0], lengths[1:] = 100_000, 0
@@ -862,9 +867,7 @@ def test_json_nested_too_deep_is_corrupt_in_the_header_a_meta_block_and_an_event
 
 def test_an_event_payload_that_is_not_a_json_object_is_corrupt(bases, tmp_path):
     events = _base(bases, "event-log")
-    texts = _target(events, "block #0", "column 'payload' texts")
-    column = events.data[texts.start:texts.end]
-    size = core.column_size(column)
+    texts, column, size = _payload_texts(events, "block #0")
     lengths = core.decode_column(column[:size])
     frame = zstandard.ZstdCompressor().compress(b"[1,2]")
     lengths[0], lengths[1:] = 5, 0
@@ -876,9 +879,7 @@ def test_an_event_payload_that_is_not_a_json_object_is_corrupt(bases, tmp_path):
 
 def test_a_text_frame_that_claims_a_terabyte_is_refused_before_it_is_decompressed(bases, tmp_path):
     events = _base(bases, "event-log")
-    texts = _target(events, "block #0", "column 'payload' texts")
-    column = events.data[texts.start:texts.end]
-    size = core.column_size(column)
+    texts, column, size = _payload_texts(events, "block #0")
     (z,) = struct.unpack_from("<Q", column, size)
     frame = column[size + 8:]
     params = zstandard.get_frame_parameters(frame)
@@ -905,9 +906,7 @@ def test_a_text_frame_that_claims_a_terabyte_is_refused_before_it_is_decompresse
 
 def test_text_lengths_stored_as_a_wide_or_signed_type_are_checked(bases, tmp_path):
     events = _base(bases, "event-log")
-    texts = _target(events, "block #0", "column 'payload' texts")
-    column = events.data[texts.start:texts.end]
-    size = core.column_size(column)
+    texts, column, size = _payload_texts(events, "block #0")
     lengths = core.decode_column(column[:size])
     for dtype in (np.uint64, np.int64):                  # the same lengths, another integer type
         p = _hostile(tmp_path, events, [(texts, core.encode_column(lengths.astype(dtype)) + column[size:])])

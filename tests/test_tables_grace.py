@@ -307,3 +307,23 @@ def test_a_schema_that_is_not_text_where_names_go_is_a_problem_not_a_crash():
     _, problems = parse_schema({"table": "t", "fields": [{"name": ["a"], "type": "string"}],
                                 "indexes": [{"fields": ["a"]}]}, "x")
     assert problems and "not a valid field name" in str(problems[0])
+
+
+def test_export_to_a_place_it_cannot_write_is_a_storage_error_and_loses_nothing(grace, tmp_path):
+    from chronoledger.errors import ExistsError, StorageError
+    from chronoledger.tables.export import export_table
+    with TableRegistry(tmp_path / "g.db", [grace]) as reg:
+        reg.load_all_schemas()
+        reg.insert_row("memory_incidents", {"title": "x"})
+        with pytest.raises(StorageError, match="export of memory_incidents: .*missing"):
+            export_table(reg, "memory_incidents", tmp_path / "missing" / "x.csv", "csv")
+        with pytest.raises(StorageError, match="is a folder"):
+            export_table(reg, "memory_incidents", tmp_path, "jsonl")
+        (tmp_path / "x.csv").write_text("kept")
+        with pytest.raises(ExistsError):
+            export_table(reg, "memory_incidents", tmp_path / "x.csv", "csv")
+        assert (tmp_path / "x.csv").read_text() == "kept"
+        assert reg.count_rows("memory_incidents") == 1
+    r = run("tables", "--db", tmp_path / "g.db", "export", "memory_incidents", "--format", "csv",
+            "-o", tmp_path / "missing" / "x.csv")
+    assert r.exit_code == 3 and "missing" in r.stderr and "Traceback" not in r.output, r.output

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chronoledger.errors import ExistsError
+from chronoledger.errors import ChronoledgerError, ExistsError, StorageError
 
 #: os.open flags of a new temporary file: never follow or reuse an existing name
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -136,6 +136,35 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def check_output(path: str | os.PathLike[str], *, force: bool, what: str) -> None:
+    """Refuse an output ``path`` that is a folder (StorageError) or that
+    exists without ``force`` (ExistsError): before any work is done."""
+    target = Path(path)
+    if target.is_dir():
+        raise StorageError(errno.EISDIR, f"{what}: {target} is a folder; name the file to write", str(target))
+    if not force and os.path.lexists(target):
+        raise ExistsError(errno.EEXIST, f"{what}: {target} exists; force=True (--force) replaces it", str(target))
+
+
+@contextmanager
+def output_file(path: str | os.PathLike[str], *, force: bool, what: str) -> Iterator[IO[bytes]]:
+    """A binary file for an export to write, put in place atomically
+    (:func:`atomic_path`) when the body succeeds.  An existing file is
+    refused with ExistsError unless ``force`` (checked before the body runs,
+    and again when the file is put in place), and left as it was; a folder,
+    a missing folder or a failing write is a StorageError naming the file.
+    ``what`` names the job in the messages."""
+    target = Path(path)
+    check_output(target, force=force, what=what)
+    try:
+        with atomic_path(target, replace=force) as tmp, open(tmp, "wb") as fh:
+            yield fh
+    except ChronoledgerError:
+        raise
+    except OSError as exc:
+        raise StorageError(exc.errno, f"{what}: {target}: {exc.strerror or exc}", str(target)) from None
 
 
 class CountingSink:

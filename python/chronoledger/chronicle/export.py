@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chronoledger._arrow import parquet_modules
-from chronoledger._fsutil import CountingSink, atomic_path
+from chronoledger._fsutil import CountingSink, check_output, output_file
 from chronoledger.chronicle import format as cformat
 from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle.reader import ChronicleReader
@@ -77,7 +77,7 @@ def export(source: str | os.PathLike[str] | ChronicleReader, out: str | os.PathL
     ``source``: a chronicle's path, or an open :class:`ChronicleReader` (or
     :class:`Chronicle`: what its ``reader()`` sees), left open.  ``out``: a
     path, written atomically (a temporary file beside it, fsynced, renamed);
-    an existing file is refused with :class:`FileExistsError` unless
+    an existing file is refused with :class:`~chronoledger.errors.ExistsError` unless
     ``force`` (checked before anything is read or written, and again when
     the new file is put in place); ``"-"`` for standard output, or a binary
     stream (written as is: no temporary file, no rename; not closed).
@@ -97,10 +97,7 @@ def export(source: str | os.PathLike[str] | ChronicleReader, out: str | os.PathL
         stream = sys.stdout.buffer
     elif isinstance(out, (str, os.PathLike)):
         target = Path(out)
-        if target.is_dir():
-            raise IsADirectoryError(f"export: {target} is a folder; name the file to write")
-        if not force and os.path.lexists(target):
-            raise FileExistsError(f"export: {target} exists; force=True (--force) replaces it")
+        check_output(target, force=force, what="export")       # before anything is read
     else:
         stream = out
     with _open(source) as reader:
@@ -109,7 +106,7 @@ def export(source: str | os.PathLike[str] | ChronicleReader, out: str | os.PathL
             stream.flush()
             return n
         assert target is not None
-        with atomic_path(target, replace=force) as tmp, open(tmp, "wb") as fh:
+        with output_file(target, force=force, what="export") as fh:
             return _write(reader, fh, fmt, compression, row_group_records)
 
 

@@ -3,7 +3,8 @@
 Rows are read a batch at a time in primary-key order
 (:meth:`TableRegistry.iter_rows`), so memory does not grow with the table.
 A path is written atomically (a temporary file beside it, fsynced, renamed),
-and an existing file is refused unless ``force``; ``"-"`` is standard output.
+and an existing file is refused (ExistsError) unless ``force``; a folder, a
+missing folder or a failing write is a StorageError; ``"-"`` is standard output.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+from os import PathLike
 from typing import IO, Any
 
 from chronoledger._arrow import parquet_modules
-from chronoledger._fsutil import CountingSink, atomic_path
+from chronoledger._fsutil import CountingSink, output_file
 from chronoledger.errors import ConfigError
 from chronoledger.tables.registry import TableRegistry
 from chronoledger.tables.schema import TableSchema
@@ -29,7 +29,7 @@ EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
 BATCH = 10_000
 
 
-def export_table(reg: TableRegistry, table: str, out: str | os.PathLike[str] | IO[bytes], fmt: str, *,
+def export_table(reg: TableRegistry, table: str, out: str | PathLike[str] | IO[bytes], fmt: str, *,
                  filters: dict | None = None, force: bool = False) -> int:
     """Write the rows of ``table`` matching ``filters`` to ``out`` as
     ``fmt``; returns how many.  CSV has a header line; JSON fields are JSON
@@ -47,14 +47,9 @@ def export_table(reg: TableRegistry, table: str, out: str | os.PathLike[str] | I
         n = _write(schema, rows, sys.stdout.buffer, fmt)
         sys.stdout.buffer.flush()
         return n
-    if not isinstance(out, (str, os.PathLike)):
+    if not isinstance(out, (str, PathLike)):
         return _write(schema, rows, out, fmt)
-    target = Path(out)
-    if target.is_dir():
-        raise IsADirectoryError(f"export: {target} is a folder; name the file to write")
-    if not force and os.path.lexists(target):
-        raise FileExistsError(f"export: {target} exists; force=True (--force) replaces it")
-    with atomic_path(target, replace=force) as tmp, open(tmp, "wb") as fh:
+    with output_file(out, force=force, what=f"export of {table}") as fh:
         return _write(schema, rows, fh, fmt)
 
 
