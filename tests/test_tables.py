@@ -648,16 +648,29 @@ def test_an_unknown_table_or_proposal_is_a_clear_error(reg):
         reg.history("nope")
 
 
-def test_a_table_the_registry_did_not_create_is_reported_and_the_rest_load(tmp_path):
-    conn = apsw.Connection(str(tmp_path / "o.db"))
-    conn.execute("CREATE TABLE memory_media (id TEXT, other TEXT); INSERT INTO memory_media VALUES ('1', 'kept')")
+def test_a_database_another_program_made_is_refused_untouched_unless_adopted(tmp_path):
+    path = tmp_path / "o.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE memory_media (id TEXT, other TEXT); INSERT INTO memory_media VALUES ('1', 'kept');"
+                 "CREATE TABLE their_own (x INTEGER)")
     conn.close()
-    with TableRegistry(tmp_path / "o.db") as r:
+    before = path.read_bytes()
+    with pytest.raises(SchemaError, match="another program made this database"):
+        TableRegistry(path)
+    # adopting checks the declared table against the catalogue's memory_media: it does not match
+    with pytest.raises(SchemaError, match=r"not adopted, nothing was written:(.|\n)*memory_media.other: a column of "
+                                          r"the table \(TEXT\) that the schema does not declare"):
+        TableRegistry(path, adopt=True)
+    assert path.read_bytes() == before
+    conn = apsw.Connection(str(path))
+    conn.execute("DROP TABLE memory_media")
+    conn.close()
+    with TableRegistry(path, adopt=True) as r:          # a table no schema declares is left alone
+        assert r.adoption.unmanaged == ["their_own"] and r.adoption.tables == {}
         report = r.load_all_schemas()
-        assert "memory_media" not in r.tables() and len(r.tables()) == len(CATALOGUE) - 1
-        assert any("exists that the registry did not create" in str(p) for p in report.problems)
-    conn = apsw.Connection(str(tmp_path / "o.db"))
-    assert conn.execute("SELECT other FROM memory_media").fetchall() == [("kept",)]     # untouched
+        assert report.problems == [] and len(r.tables()) == len(CATALOGUE)
+    conn = apsw.Connection(str(path))
+    assert conn.execute("SELECT count(*) FROM their_own").fetchall() == [(0,)]
     conn.close()
 
 
@@ -819,8 +832,11 @@ def test_every_decision_is_recorded_from_the_first_open(tmp_path):
     conn = apsw.Connection(str(tmp_path / "f.db"))
     conn.execute(f"CREATE TABLE {GOV} (id TEXT)")
     conn.close()
-    with pytest.raises(SchemaError, match="exists that the registry did not create"):
+    with pytest.raises(SchemaError, match="another program made this database"):
         TableRegistry(tmp_path / "f.db")
+    with pytest.raises(SchemaError, match=r"memory_governance_decisions.id: declared the primary key but the "
+                                          r"table's primary key is not this column"):
+        TableRegistry(tmp_path / "f.db", adopt=True)
 
 
 def test_the_decisions_table_only_gains_fields(reg):

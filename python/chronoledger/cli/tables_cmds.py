@@ -63,15 +63,52 @@ def tables_group(ctx: click.Context, db: Path | None, schema_dirs: tuple[Path, .
 
 
 @contextmanager
-def _registry(ctx: click.Context):
-
+def _registry(ctx: click.Context, adopt: bool = False):
     opts = ctx.obj
     if opts["db"] is None:
         click.echo("error: name the registry database with --db PATH (or CHRONOLEDGER_TABLES_DB)", err=True)
         sys.exit(EXIT_USAGE)
     with exit_codes(database=opts["db"]):
-        with TableRegistry(opts["db"], opts["schemas"], catalogue=opts["catalogue"], actor=opts["actor"]) as reg:
+        with TableRegistry(opts["db"], opts["schemas"], catalogue=opts["catalogue"], actor=opts["actor"],
+                           adopt=adopt) as reg:
             yield reg
+
+
+@tables_group.command("adopt")
+@output_options("json", json_help="Print what was adopted as JSON.")
+@click.pass_context
+def adopt_cmd(ctx: click.Context, fmt: str) -> None:
+    """Take a database another program made from the same schema files
+    (Grace's registry) under the registry, every row kept as it is: each
+    table the --schemas folders declare is checked (columns and their types)
+    first, and on any problem nothing is written (exit 3).  New rows are
+    then written in Grace's forms, so Grace's own code still reads them.
+    Then the schemas are loaded as ``create`` does: a declared field a table
+    has no column for yet becomes a proposal, a declared table the database
+    lacks is created.  A database already the registry's is only loaded.
+
+    Example:
+
+    \b
+        chronoledger tables --db databases/memory_tables.db --schemas backend/memory_tables/schema adopt
+    """
+    if not ctx.obj["schemas"]:
+        click.echo("error: adopt checks the database against your schema files: name their folder with --schemas",
+                   err=True)
+        sys.exit(EXIT_USAGE)
+    with _registry(ctx, adopt=True) as reg:
+        plan = reg.adoption
+        report = reg.load_all_schemas()
+    found = {"adopted": dict(plan.tables) if plan else {}, "left_alone": plan.unmanaged if plan else [],
+             "missing_columns": plan.missing if plan else {}, "created": report.created,
+             "altered": report.altered, "proposed": report.proposed, "problems": [str(p) for p in report.problems]}
+
+    def text() -> None:
+        click.echo(str(plan) if plan else f"{ctx.obj['db']}: the registry's own database already; nothing to adopt")
+        click.echo(str(report))
+    emit_object(found, fmt, text)
+    if report.problems:
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @tables_group.command("create")

@@ -74,7 +74,7 @@ def _group(schema: TableSchema, filters: Any, params: list, where: str) -> str:
 
 def _value(schema: TableSchema, f, v: Any, op: str) -> Any:
     try:
-        return values.coerce(f.type, v)
+        return values.coerce(f.type, v, schema.stored_form)
     except values.Bad as exc:
         raise QueryError(f"{schema.name}: {f.name} {op}: {exc}") from None
 
@@ -85,6 +85,9 @@ def _condition(schema: TableSchema, f, op: str, v: Any, params: list) -> str:
         if v is None:
             return f"{col} IS {'NOT ' if op == 'ne' else ''}NULL"
         params.append(_value(schema, f, v, op))
+        if f.type == "json" and schema.stored_form != "chronoledger":
+            # JSON another program wrote is not in our one text form (sorted keys, compact)
+            return f"json_equal({col}, ?)" if op == "eq" else f"NOT json_equal({col}, ?)"
         return f"{col} = ?" if op == "eq" else f"({col} IS NOT ?)"
     if op in ("lt", "le", "gt", "ge"):
         if f.type in ("json", "boolean"):
@@ -171,9 +174,34 @@ def json_contains(doc_text: Any, needle_text: Any) -> int:
     if doc_text is None or needle_text is None:
         return 0
     try:
-        return int(_contains(json.loads(doc_text), json.loads(needle_text), True))
+        return int(_contains(_parsed(doc_text), _parsed(needle_text), True))
     except (ValueError, TypeError):
         return 0
+
+
+def json_equal(a_text: Any, b_text: Any) -> int:
+    """SQL json_equal(a, b): the two JSON texts hold the same value, whatever
+    their spacing and key order (NULL or bad JSON: 0)."""
+    if a_text is None or b_text is None:
+        return 0
+    try:
+        return int(_same(_parsed(a_text), _parsed(b_text)))
+    except (ValueError, TypeError):
+        return 0
+
+
+def _parsed(stored: Any) -> Any:
+    # a JSON number in a column of numeric affinity (Grace's JSON columns) is stored as a number
+    return json.loads(stored) if isinstance(stored, str) else stored if isinstance(stored, (int, float)) else \
+        json.loads(bytes(stored))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return _scalar_eq(a, b)
 
 
 def _contains(doc: Any, needle: Any, top: bool) -> bool:

@@ -29,10 +29,11 @@ from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle, WriterLockedError
 from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, DatabaseBusyError, NotFoundError,
                                  QueryError, SchemaError, StorageError, ValidationError)
+from chronoledger.tables import adopt as adoption
 from chronoledger.tables import governance, values
 from chronoledger.tables import query as qb
-from chronoledger.tables.schema import (SchemaProblem, TableSchema, check_relationships, compare, overall_risk,
-                                        parse_schema, q, read_schema_file, schema_files)
+from chronoledger.tables.schema import (SchemaProblem, TableSchema, auto_index_name, check_relationships, compare,
+                                        overall_risk, parse_schema, q, read_schema_file, schema_files)
 from chronoledger.tables.validate import Problem, RowValidator
 
 #: The packaged catalogue (python/chronoledger/tables/schemas/).
@@ -82,12 +83,20 @@ class TableRegistry:
     ``actor``: who proposes and approves when a call does not say (default:
     the login name).  ``log_idle_seconds``: how long the event log stays
     held after the last write before it is let go for other processes.
+
+    A database another program made from the same schema files (Grace's
+    registry) is refused with a SchemaError and left as it is, unless
+    ``adopt=True``: then its tables are checked against the schema folders
+    (every problem reported, nothing written, if any), and taken under
+    governance as they are, every row kept, new rows written in Grace's
+    stored forms (docs/tables.md, "Adopting a Grace database").
+    ``adoption`` is then the :class:`~chronoledger.tables.adopt.AdoptionPlan` carried out.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], schema_dirs: Iterable[str | os.PathLike[str]] | None = (), *,
                  catalogue: bool | None = None, events_log: Any = _DEFAULT_LOG, actor: str | None = None,
                  synchronous: str = "normal", busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS,
-                 log_idle_seconds: float = 1.0):
+                 log_idle_seconds: float = 1.0, adopt: bool = False):
         self.path = Path(db_path)
         self.schema_dirs = [Path(d) for d in ([schema_dirs] if isinstance(schema_dirs, (str, os.PathLike))
                                               else schema_dirs or ())]
@@ -104,16 +113,36 @@ class TableRegistry:
         self.events_log = Path(events_log) if events_log is not None else None
         if self.events_log is not None and not self.events_log.parent.is_dir():
             raise ConfigError(f"{self.events_log}: the folder of the event log does not exist")
+        self._applied: dict[str, TableSchema] = {}
+        self._adopting: adoption.AdoptionPlan | None = None
+        self.adoption: adoption.AdoptionPlan | None = None
+        foreign = adoption.foreign_tables(self.path)
+        if foreign:                 # checked read-only: a database we refuse is left byte-identical
+            if not adopt:
+                raise SchemaError(
+                    f"{self.path}: another program made this database (its tables: {', '.join(foreign[:6])}"
+                    f"{', ...' if len(foreign) > 6 else ''}) and chronoledger has not written to it; to take it "
+                    f"under the registry with every row kept, adopt it: TableRegistry(..., adopt=True) or "
+                    f"`chronoledger tables --db {self.path} --schemas FOLDER adopt`")
+            schemas, problems = self.read_schemas()
+            plan = adoption.plan(self.path, schemas)
+            plan.problems[:0] = problems
+            if plan.problems:
+                raise SchemaError(f"{self.path}: not adopted, nothing was written:\n{plan}")
+            self.adoption = plan
         # the connection, None once closed (then _conn says so)
         self._db: apsw.Connection | None = db.connect(self.path, synchronous=synchronous,
                                                       busy_timeout_ms=busy_timeout_ms)
         try:
+            if self.adoption is not None:
+                self._adopt(self.adoption)
             db.migrate(self._conn, db.migrations("chronoledger.tables"), self.path)
             # apsw's stub types a scalar function as taking any number of values (ScalarProtocol is
             # Callable[[*SQLiteValues], ...]); numargs=2 is what says it takes two, which a stub cannot tie together
             self._conn.createscalarfunction("json_contains", qb.json_contains, 2,  # type: ignore[arg-type]
                                             deterministic=True)
-            self._applied: dict[str, TableSchema] = {}
+            self._conn.createscalarfunction("json_equal", qb.json_equal, 2,  # type: ignore[arg-type]
+                                            deterministic=True)
             self._validators: dict[str, RowValidator] = {}
             self._refresh()
             self._bootstrap_governance()
@@ -129,19 +158,51 @@ class TableRegistry:
         # a registry dropped without close() still stops its threads and closes its files
         self._finalizer = weakref.finalize(self, self._held.release)
 
+    def _adopt(self, plan: adoption.AdoptionPlan) -> None:
+        """Take the tables of ``plan`` under the registry in one transaction
+        (a crash leaves the database as it was, or adopted): the registry's
+        own tables made, each table's schema applied as it stands, in Grace's
+        stored forms, and the decision recorded; no row rewritten."""
+        steps = db.migrations("chronoledger.tables")
+        with db.write_transaction(self._conn, f"{self.path}: adopting {len(plan.tables)} tables"):
+            there = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if adoption.OWN_TABLE in there or not plan.tables.keys() <= there:
+                raise SchemaError(f"{self.path}: another program changed the database while it was being "
+                                  f"adopted; nothing was written; try again")
+            for m in steps:
+                self._conn.execute(m.sql)
+            self._conn.execute(f"PRAGMA user_version={int(steps[-1].version)}")
+            self._refresh()
+            schemas, _ = self.read_schemas()
+            self._adopting = plan
+            try:
+                gov = schemas.get(GOVERNANCE_TABLE) or self._packaged_governance()
+                for schema in [gov] + [schemas[t] for t in sorted(plan.tables) if t != GOVERNANCE_TABLE]:
+                    schema = dataclasses.replace(plan.as_found(schema), stored_form="grace", by_name={})
+                    rows = plan.tables.get(schema.name)
+                    why = (f"adopted from {self.path.name} as another program made it: {rows} "
+                           f"row{'' if rows == 1 else 's'} kept as {'it is' if rows == 1 else 'they are'}"
+                           if rows is not None else "every decision is recorded here (made when the database was "
+                                                    "adopted)")
+                    self._propose(schema, "registry", why, True)
+                    self._refresh()
+            finally:
+                self._adopting = None
+
+    def _packaged_governance(self) -> TableSchema:
+        with resources.as_file(resources.files(CATALOGUE).joinpath("schemas").joinpath("governance.yaml")) as f:
+            schema, problems = read_schema_file(f)
+        if schema is None:                                   # pragma: no cover - the package is broken
+            raise SchemaError("; ".join(map(str, problems)))
+        return dataclasses.replace(schema, source=self._source_name(f, True))
+
     def _bootstrap_governance(self) -> None:
         """The decisions table exists before any decision: created at the
         first open (its own creation is its first row) from the user's
         schema file that declares it, else from the packaged catalogue."""
         if GOVERNANCE_TABLE in self._applied:
             return
-        schema = self._user_governance()
-        if schema is None:
-            with resources.as_file(resources.files(CATALOGUE).joinpath("schemas").joinpath("governance.yaml")) as f:
-                schema, problems = read_schema_file(f)
-            if schema is None:                                   # pragma: no cover - the package is broken
-                raise SchemaError("; ".join(map(str, problems)))
-            schema = dataclasses.replace(schema, source=self._source_name(f, True))
+        schema = self._user_governance() or self._packaged_governance()
         try:
             with db.write_transaction(self._conn, f"{self.path}: creating {GOVERNANCE_TABLE}"):
                 self._refresh_if_changed()
@@ -407,6 +468,7 @@ class TableRegistry:
 
     def _propose(self, schema: TableSchema, who: str, reason: str, from_load: bool) -> str:
         old = self._applied.get(schema.name)
+        schema = self._in_stored_form(schema, old)
         clash = next((n for n in self._applied if n.lower() == schema.name.lower() and n != schema.name), None)
         if clash is not None:
             raise SchemaError(f"{schema.name}: table {clash} exists already (SQLite names ignore case)")
@@ -452,6 +514,15 @@ class TableRegistry:
                          f"{risk} risk: waits for approval" + (f" ({reason})" if reason else ""), changes)
         return pid
 
+    def _in_stored_form(self, schema: TableSchema, old: TableSchema | None) -> TableSchema:
+        """``schema`` in the stored form its table keeps: a table's, fixed
+        when it was made; a new table in an adopted database takes Grace's
+        (the governance table's), so that Grace's code reads all of them."""
+        gov = self._applied.get(GOVERNANCE_TABLE)
+        form = old.stored_form if old is not None else \
+            "grace" if gov is not None and gov.stored_form == "grace" else schema.stored_form
+        return schema if form == schema.stored_form else dataclasses.replace(schema, stored_form=form)
+
     def _supersede_file_proposals(self, table: str) -> None:
         if not self._conn.execute("SELECT 1 FROM _registry_proposals WHERE table_name = ? AND status = 'pending' AND "
                                   "proposed_by LIKE 'schema file %'", (table,)).fetchall():
@@ -477,6 +548,7 @@ class TableRegistry:
                     if schema is None:
                         raise SchemaError(f"proposal {proposal_id}: " + "; ".join(map(str, problems)))
                     old = self._applied.get(schema.name)
+                    schema = self._in_stored_form(schema, old)
                     if (old.hash if old else None) != p["base_hash"]:
                         raise SchemaError(f"proposal {proposal_id}: {schema.name} has changed since it was proposed "
                                           f"(applied schema {old.hash[:12] if old else 'none'}); propose again")
@@ -580,10 +652,11 @@ class TableRegistry:
                     "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('table', 'view', 'index') "
                     "AND lower(name) = lower(?)", (name,)).fetchall():
                 found = db.expect(found, str, f"{self.path}: sqlite_master.name")     # SQLite's names are text
-                if kind == "table" and typ == "table" and found == schema.name and old is not None:
-                    continue                    # the table itself, being changed
+                if kind == "table" and typ == "table" and found == schema.name and \
+                        (old is not None or self._adopted_here(schema.name)):
+                    continue                    # the table itself, being changed or adopted
                 if kind == "index" and typ == "index" and owner == schema.name and \
-                        (found == name or found.lower() in mine):
+                        (found == name or found.lower() in mine or self._adopted_here(schema.name)):
                     continue                    # its own index, kept or replaced by the change
                 if kind == "table" and typ == "table":
                     if found in self._applied:
@@ -598,7 +671,10 @@ class TableRegistry:
         now = values.now()
         self._check_names(schema, old)          # again: another process may have taken a name since the proposal
         try:
-            if old is None:
+            if old is None and self._adopted_here(schema.name):
+                self._adopt_table(schema)
+                change = "adopt"
+            elif old is None:
                 self._conn.execute(schema.create_sql())
                 change = "create"
             else:
@@ -627,6 +703,21 @@ class TableRegistry:
                      json.loads(db.expect(changes, str, f"{where}.changes_json")),
                      gov=schema if schema.name == GOVERNANCE_TABLE else None)
         self._outbox(schema.name, f"schema_{change}", [pid], now)
+
+    def _adopted_here(self, table: str) -> bool:
+        return self._adopting is not None and table in self._adopting.tables
+
+    def _adopt_table(self, schema: TableSchema) -> None:
+        """An adopted table gains the indexes its schema declares (an index
+        changes no row), but not a second one on a column already unique."""
+        assert self._adopting is not None
+        unique = self._adopting.unique_columns.get(schema.name, set())
+        skip = {auto_index_name("ux", schema.name, (f.name,)) for f in schema.fields if f.unique and f.name in unique}
+        for name, stmt in schema.index_statements().items():
+            if name not in skip:
+                self._conn.execute(stmt)
+        for stmt in schema.index_sql()[len(schema.index_statements()):]:      # an immutable table's triggers
+            self._conn.execute(stmt)
 
     def _decide(self, pid: str, table: str, decision_type: str, outcome: str, risk: str, who: str, why: str,
                 changes: list, gov: TableSchema | None = None) -> None:
@@ -721,7 +812,7 @@ class TableRegistry:
                 if data.get(key) is None:
                     raise ValidationError(f"{table}: upsert on {key}: the row has no {key}", [(None, key, "missing")])
                 try:
-                    value = values.coerce(f.type, data[key])
+                    value = values.coerce(f.type, data[key], schema.stored_form)
                 except values.Bad as exc:
                     raise ValidationError(f"{table}: {key}: {exc}", [(None, key, str(exc))]) from None
                 now = values.now()
@@ -862,7 +953,7 @@ class TableRegistry:
             schema, check = self._current(table)
             pk = schema.primary_key
             try:
-                value = values.coerce(pk.type, key)
+                value = values.coerce(pk.type, key, schema.stored_form)
             except values.Bad as exc:
                 raise QueryError(f"{table}: {pk.name}: {exc}") from None
             rows = self._conn.execute(f"SELECT {_cols(schema)} FROM {q(table)} WHERE {q(pk.name)} = ?",

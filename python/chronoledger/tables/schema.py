@@ -37,11 +37,16 @@ TYPES = {"uuid": "uuid", "string": "string", "text": "text", "json": "json", "da
 SQL_TYPES = {"uuid": "TEXT", "string": "TEXT", "text": "TEXT", "json": "TEXT", "datetime": "TEXT", "date": "TEXT",
              "float": "REAL", "integer": "INTEGER", "boolean": "INTEGER"}
 TABLE_KEYS = frozenset({"table", "description", "version", "fields", "indexes", "relationships", "immutable",
-                        "nullable_rule"})
+                        "nullable_rule", "stored_form"})
 #: Which fields may hold null when a field does not say (docs/tables.md, "Grace's files"): Grace's
 #: registry makes a column NOT NULL unless it says nullable: true; chronoledger's form lets a field be
 #: null unless it is the primary key or required.
 NULLABLE_RULES = ("grace", "chronoledger")
+#: How values are written to the table (docs/tables.md, "Stored forms"): chronoledger's (hyphenated
+#: uuids, UTC datetimes ending in Z) or Grace's (what its SQLModel registry writes and reads: 32-digit
+#: hex uuids, naive "YYYY-MM-DD HH:MM:SS.ffffff" datetimes), so that Grace's own code still reads a
+#: database chronoledger adopted.  Fixed when a table is created; not part of the schema's hash.
+STORED_FORMS = ("chronoledger", "grace")
 FIELD_KEYS = frozenset({"name", "type", "primary_key", "generated", "required", "unique", "nullable", "default",
                         "allowed", "enum", "description", "min", "max"})
 INDEX_KEYS = frozenset({"fields", "unique", "name"})
@@ -180,6 +185,7 @@ class TableSchema:
     source: str = ""                          # where it was read from (not part of the hash)
     by_name: dict = field(default_factory=dict, compare=False, repr=False)
     nullable_rule: str = "chronoledger"       # see NULLABLE_RULES
+    stored_form: str = "chronoledger"         # see STORED_FORMS (not part of the hash)
 
     def __post_init__(self):
         self.by_name.update({f.name: f for f in self.fields})
@@ -202,6 +208,8 @@ class TableSchema:
         out["indexes"] = [i.declared() for i in self.indexes]
         if self.relationships:
             out["relationships"] = [r.declared() for r in self.relationships]
+        if self.stored_form != "chronoledger":
+            out["stored_form"] = self.stored_form
         return out
 
     @property
@@ -210,6 +218,7 @@ class TableSchema:
         if form.get("nullable_rule") == "chronoledger":
             # what earlier releases hashed (their only rule): proposals they stored still match
             del form["nullable_rule"]
+        form.pop("stored_form", None)           # how values are written, not what the table is
         text = json.dumps(form, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -313,6 +322,10 @@ def parse_schema(data: Any, source: str, *, stored: bool = False) -> tuple[Table
     elif rule not in NULLABLE_RULES:
         bad(f"nullable_rule: {rule!r} must be one of {', '.join(NULLABLE_RULES)}", table=tname)
         rule = "chronoledger"
+    stored_form = data.get("stored_form", "chronoledger")
+    if stored_form not in STORED_FORMS:
+        bad(f"stored_form: {stored_form!r} must be one of {', '.join(STORED_FORMS)}", table=tname)
+        stored_form = "chronoledger"
     immutable = data.get("immutable", False)
     if not isinstance(immutable, bool):
         bad(f"immutable: {immutable!r} must be true or false", table=tname)
@@ -371,7 +384,7 @@ def parse_schema(data: Any, source: str, *, stored: bool = False) -> tuple[Table
     if problems or tname is None:          # a name that is not text is a problem above
         return None, problems
     return TableSchema(tname, tuple(fields), tuple(indexes), tuple(relationships), description, version, immutable,
-                       source, nullable_rule=rule), []
+                       source, nullable_rule=rule, stored_form=stored_form), []
 
 
 def _parse_field(raw: Any, i: int, table: str | None, bad: _Report, grace: bool = False) -> FieldSpec | None:

@@ -37,8 +37,11 @@ class RowValidator:
         self.columns = [f.name for f in schema.fields]
         self.known = frozenset(self.columns)
         self.pk = schema.primary_key
+        self.form = schema.stored_form
+        self._grace = self.form == "grace"
+        conv = values.COERCE_BY_FORM[self.form]
         # (name, coerce, required, nullable, default, default_now, generated, allowed, min, max)
-        self._plan = [(f.name, values.COERCE[f.type], f.required, f.nullable, f.default, f.default_now, f.generated,
+        self._plan = [(f.name, conv[f.type], f.required, f.nullable, f.default, f.default_now, f.generated,
                        frozenset(f.allowed) if f.allowed is not None else None, f.min, f.max, f.type)
                       for f in schema.fields]
         self._full = self._compile_full()
@@ -48,11 +51,15 @@ class RowValidator:
     def full(self, rows: list, now: str | None = None) -> list[list]:
         """Stored rows (lists in column order) for an insert."""
         now = now or values.now()
+        today = now[:10]
         gen_ids = None
         if self.pk.generated and self.pk.type == "uuid":
-            gen_ids = iter(new_ids(len(rows)))      # one per row: cheaper than counting the rows that need one
+            # one per row: cheaper than counting the rows that need one
+            gen_ids = iter([i.replace("-", "") for i in new_ids(len(rows))] if self._grace else new_ids(len(rows)))
+        if self._grace:
+            now = values.grace_datetime(now)
         problems: list[Problem] = []
-        out = self._full(rows, now, now[:10], gen_ids, problems, len(rows) == 1)
+        out = self._full(rows, now, today, gen_ids, problems, len(rows) == 1)
         if problems:
             raise self.error("insert", problems)
         return out
@@ -85,7 +92,7 @@ class RowValidator:
             n, r = f"n{k}", f"s{k}"
             ns[n] = f.name
             names.append(r)
-            ns[f"c{k}"] = values.COERCE[f.type]
+            ns[f"c{k}"] = values.COERCE_BY_FORM[self.form][f.type]
             body = [f"v = get({n}, M)"]
             if f.generated:
                 if f.generated == "update" or f.type == "datetime":
@@ -99,7 +106,9 @@ class RowValidator:
                 if f.default_now:
                     on_missing = [f"{r} = {'now' if f.type == 'datetime' else 'today'}"]
                 elif f.default is not _MISSING:
-                    ns[f"d{k}"] = f.default
+                    # (a default is kept in chronoledger's stored form; a uuid or datetime one is restated)
+                    ns[f"d{k}"] = (values.coerce(f.type, f.default, self.form) if self._grace and f.default is not
+                                   None and f.type in ("uuid", "datetime") else f.default)
                     on_missing = [f"{r} = d{k}"]
                 elif f.required:
                     on_missing = [f"problems.append((w, {n}, 'required, and not given'))", f"{r} = None"]
@@ -144,6 +153,8 @@ class RowValidator:
         if not isinstance(changes, dict) or (not changes and not allow_empty):
             raise ValidationError(f"{self.table}: an update needs a non-empty mapping of fields to new values")
         now = now or values.now()
+        if self._grace:
+            now = values.grace_datetime(now)
         problems: list[Problem] = []
         out: dict[str, Any] = {}
         for k in sorted(map(str, changes.keys() - self.known)):
@@ -195,7 +206,7 @@ class RowValidator:
         out = dict(zip(self.columns, row))
         for i in self._json_cols:
             v = row[i]
-            if v is not None:
+            if type(v) is str:          # (a number in a column of numeric affinity is stored as one)
                 out[self.columns[i]] = _loads(v)
         for i in self._bool_cols:
             v = row[i]

@@ -6,6 +6,12 @@ uuid as lower-case hyphenated text; datetime as UTC ISO-8601 text of fixed
 width (``2025-01-02T03:04:05.000000Z``: text order is time order); date as
 ``YYYY-MM-DD``; json as compact JSON text with sorted keys; boolean as 0/1;
 integer and float as numbers.
+
+A table adopted from Grace (or declared ``stored_form: grace``) keeps
+Grace's forms instead, those its SQLModel registry writes and reads: uuid as
+32 lower-case hex digits, datetime as naive UTC text
+``2025-01-02 03:04:05.000000`` (fixed width too, so text order is still time
+order); the rest as above (SQLAlchemy reads any JSON text).
 """
 
 from __future__ import annotations
@@ -218,8 +224,40 @@ COERCE: dict[str, Callable[[Any], Stored]] = {
     "float": _float, "integer": _integer, "boolean": _boolean}
 
 
-def coerce(ftype: str, v: Any) -> Any:
-    return COERCE[ftype](v)
+def _uuid_hex(v: Any) -> str:
+    if type(v) is str and len(v) == 32 and _HEX32.match(v):
+        return v
+    return _uuid(v).replace("-", "")
+
+
+_HEX32 = re.compile(r"[0-9a-f]{32}\Z")
+
+
+def grace_datetime(stored: str) -> str:
+    """Grace's form of one of our stored datetimes (both UTC)."""
+    return f"{stored[:10]} {stored[11:26]}"
+
+
+_GRACE_STORED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\Z")
+
+
+def _naive_datetime(v: Any) -> str:
+    if type(v) is str and len(v) == 26 and _GRACE_STORED.match(v):
+        try:
+            datetime.fromisoformat(v)
+            return v
+        except ValueError:
+            pass
+    return grace_datetime(_datetime(v))
+
+
+#: stored form (schema.STORED_FORMS) -> its COERCE table.
+COERCE_BY_FORM: dict[str, dict[str, Callable[[Any], Stored]]] = {
+    "chronoledger": COERCE, "grace": {**COERCE, "uuid": _uuid_hex, "datetime": _naive_datetime}}
+
+
+def coerce(ftype: str, v: Any, form: str = "chronoledger") -> Any:
+    return COERCE_BY_FORM[form][ftype](v)
 
 
 _DECODER = json.JSONDecoder()
@@ -230,7 +268,8 @@ def decode(ftype: str, stored: Any) -> Any:
     if stored is None:
         return None
     if ftype == "json":
-        return _DECODER.decode(stored)
+        # a number in a column SQLite gave numeric affinity (Grace's JSON columns) is stored as one
+        return _DECODER.decode(stored) if type(stored) is str else stored
     if ftype == "boolean":
         return bool(stored)
     return stored
