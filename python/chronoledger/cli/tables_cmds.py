@@ -31,6 +31,8 @@ from chronoledger.errors import ChronoledgerError
 from chronoledger.sqlite import open_readonly
 from chronoledger.tables import TableRegistry
 from chronoledger.tables import export as table_export
+from chronoledger.tables.infer import infer_files
+from chronoledger.tables.ingest import ingest, propose_inference
 from chronoledger.tables.registry import CATALOGUE
 from chronoledger.tables.schema import SchemaProblem, check_relationships, read_schema_file, schema_files
 
@@ -417,6 +419,81 @@ def propose_cmd(ctx: click.Context, file: Path, reason: str, fmt: str) -> None:
     with _registry(ctx) as reg:
         p = reg.propose_schema(file, reason=reason)
     emit_object(p, fmt, lambda: click.echo(_proposal_line(p)))
+
+
+DATA_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@tables_group.command("infer")
+@argument("files", nargs=-1, required=True, type=DATA_FILE,
+          help="CSV, TSV, JSON (a list of records), JSON lines, YAML or Parquet files: the records of one table.")
+@click.option("--table", "table_name", default=None, help="The table's name (default: the first file's name).")
+@click.option("--dry-run", is_flag=True, help="Only show the inferred schema; propose nothing (no --db needed).")
+@click.option("--schema-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the inferred schema as a schema file here (not replaced if it exists).")
+@output_options("json", json_help="Print the inference (and the proposal) as JSON.")
+@click.pass_context
+def infer_cmd(ctx: click.Context, files: tuple[Path, ...], table_name: str | None, dry_run: bool,
+              schema_out: Path | None, fmt: str) -> None:
+    """Infer a table from FILES and propose it: each field's type with a
+    confidence, the schema's confidence (its least sure field's), and the
+    risk that follows (low from 0.9, medium from 0.7, else high). A low-risk
+    table is created at once; the rest waits for approve.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db infer penguins.json --table penguins
+        chronoledger tables --db grace.db ingest penguins.json --table penguins
+    """
+    with exit_codes():
+        inference = infer_files(files, table_name)
+        if schema_out is not None:
+            inference.write_schema(schema_out)
+    found = inference.as_dict()
+    if not dry_run:
+        with _registry(ctx) as reg:
+            found["proposal"] = propose_inference(reg, inference)
+
+    def text() -> None:
+        click.echo(f"{inference.table}: {inference.records} records, confidence {inference.confidence:.3f} "
+                   f"({inference.risk} risk)")
+        table([{"field": g.name, "from": g.key, "type": g.type, "confidence": f"{g.confidence:.3f}",
+                "fit": f"{g.fitting}/{g.values}", "nullable": g.nullable,
+                "not fitting": "; ".join(f"{w}: {v!r}" for w, v in g.misfits[:2])}
+               for g in inference.fields],
+              ["field", "from", "type", "confidence", "fit", "nullable", "not fitting"])
+        if "proposal" in found:
+            click.echo(_proposal_line(found["proposal"]))
+    emit_object(found, fmt, text)
+
+
+@tables_group.command("ingest")
+@argument("files", nargs=-1, required=True, type=DATA_FILE, help="The files whose records to insert.")
+@click.option("--table", "table_name", required=True, help="The table to insert into.")
+@click.option("--atomic", is_flag=True, help="Insert nothing unless every record passes.")
+@output_options("json", json_help="Print the report as JSON.")
+@click.pass_context
+def ingest_cmd(ctx: click.Context, files: tuple[Path, ...], table_name: str, atomic: bool, fmt: str) -> None:
+    """Insert the records of FILES into TABLE through validation. Every
+    refused record is reported by file, line (item, row) and field, and the
+    others are inserted (with --atomic: none unless all pass); exit 1 if any
+    was refused.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db ingest seattle-weather.csv --table seattle_weather
+    """
+    with _registry(ctx) as reg:
+        report = ingest(reg, table_name, files, atomic=atomic)
+    found = {"table": report.table, "read": report.read, "inserted": report.inserted,
+             "refused_records": report.refused_records,
+             "refused": [{"file": r.file, "where": r.where, "field": r.field, "reason": r.reason}
+                         for r in report.refused]}
+    emit_object(found, fmt, lambda: click.echo(str(report)))
+    if report.refused:
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @tables_group.command("proposals")
