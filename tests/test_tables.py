@@ -489,17 +489,24 @@ def test_new_tables_are_low_risk_and_governance_tables_are_high(reg, tmp_path):
 
 
 def test_trust_scores_are_recomputed_from_outcomes(reg):
+    """Outcome counts are the usage factor (Laplace's rule); the score is the
+    weighted sum of the factors explain_trust reports."""
     reg.insert_rows(PLAYBOOKS, [{"playbook_name": "a", "successful_runs": 9, "total_runs": 10},
                                 {"playbook_name": "b"}])
-    assert reg.recompute_trust(PLAYBOOKS) == 2
+    assert reg.recompute_trust(PLAYBOOKS, as_of="2030-01-01T00:00:00Z") == 2
     rows = {r["playbook_name"]: r for r in reg.query_rows(PLAYBOOKS)}
-    assert rows["a"]["trust_score"] == pytest.approx(10 / 12) and rows["a"]["success_rate"] == pytest.approx(0.9)
-    assert rows["b"]["trust_score"] == pytest.approx(0.5)
-    reg.insert_row("memory_sub_agents", {"agent_id": "x", "agent_name": "X", "tasks_completed": 3, "tasks_failed": 1})
+    assert rows["a"]["success_rate"] == pytest.approx(0.9)
+    for name, usage in (("a", 10 / 12), ("b", 0.5)):
+        ex = reg.explain_trust(PLAYBOOKS, rows[name]["id"], as_of="2030-01-01T00:00:00Z")
+        assert ex["factors"]["usage"]["value"] == pytest.approx(usage)
+        assert rows[name]["trust_score"] == ex["trust_score"] == pytest.approx(
+            sum(f["value"] * f["weight"] for f in ex["factors"].values()), abs=1e-6)
+    agent = reg.insert_row("memory_sub_agents", {"agent_id": "x", "agent_name": "X", "tasks_completed": 3,
+                                                 "tasks_failed": 1})
     reg.recompute_trust("memory_sub_agents")
-    assert reg.query_rows("memory_sub_agents")[0]["trust_score"] == pytest.approx(4 / 6)
-    with pytest.raises(SchemaError, match="needs outcome counts"):
-        reg.recompute_trust("memory_business_intelligence")
+    assert reg.explain_trust("memory_sub_agents", agent["id"])["factors"]["usage"]["value"] == pytest.approx(4 / 6)
+    with pytest.raises(SchemaError, match="declares no trust_score"):
+        reg.recompute_trust("memory_llm_prompts")
 
 
 def with_fields(text: str, fields: str) -> str:

@@ -496,6 +496,98 @@ def ingest_cmd(ctx: click.Context, files: tuple[Path, ...], table_name: str, ato
         sys.exit(EXIT_CHECK_FAILED)
 
 
+@tables_group.command("trust")
+@argument("name", help="The table (it must have a trust_score field).")
+@click.option("--where", "where", multiple=True, help="Only rows matching these filters (as query's --where).")
+@click.option("--as-of", "as_of", default=None,
+              help="The time freshness is measured at (ISO-8601; default now): the same time gives the same scores.")
+@click.option("--explain", "explain", default=None, metavar="KEY",
+              help="Show how the score of the row with this primary key is made, and change nothing.")
+@output_options("json", json_help="Print the result as JSON.")
+@click.pass_context
+def trust_cmd(ctx: click.Context, name: str, where: tuple[str, ...], as_of: str | None, explain: str | None,
+              fmt: str) -> None:
+    """Recompute the trust scores of NAME from their five factors
+    (completeness, source, freshness, usage, consistency; the table's weights
+    or Grace's), or --explain one row's.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db trust memory_documents --as-of 2025-06-01T00:00:00Z
+    """
+    with _registry(ctx) as reg:
+        if explain is not None:
+            key: object = explain
+            if reg.schema(name).primary_key.type == "integer":
+                key = _read_json(explain, "--explain")
+            found = reg.explain_trust(name, key, as_of=as_of)
+        else:
+            found = {"table": name, "updated": reg.recompute_trust(name, _where(where, reg.schema(name)) or None,
+                                                                   as_of=as_of)}
+
+    def text() -> None:
+        if explain is None:
+            click.echo(f"{name}: {found['updated']} trust scores recomputed")
+            return
+        click.echo(f"{name} {found['key']}: trust {found['trust_score']} as of {found['as_of']}")
+        table([{"factor": k, "value": v["value"], "weight": v["weight"]} for k, v in found["factors"].items()],
+              ["factor", "value", "weight"])
+        for c in found["contradictions"]:
+            click.echo(f"  open contradiction {c['id']}: {c['rule']} ({c['severity']}) with "
+                       f"{c['row2'] if c['row1'] == str(found['key']) else c['row1']}: {c['detail']}")
+    emit_object(found, fmt, text)
+
+
+@tables_group.command("contradictions")
+@argument("name", help="The table.")
+@click.option("--status", type=click.Choice(["open", "resolved", "dismissed"]), default="open", show_default=True,
+              help="Which recorded contradictions to list.")
+@click.option("--detect/--no-detect", default=True, show_default=True,
+              help="Run the table's rules first (new pairs recorded, pairs no longer found resolved).")
+@output_options()
+@click.pass_context
+def contradictions_cmd(ctx: click.Context, name: str, status: str, detect: bool, fmt: str) -> None:
+    """Find contradictions in NAME by the rules it declares (or Grace's for
+    its tables) and list them. They are kept as rows: nothing is deleted,
+    a pair no longer found is marked resolved.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db contradictions memory_documents
+        chronoledger tables --db grace.db dismiss 12 --reason "two editions"
+    """
+    with _registry(ctx) as reg:
+        if detect:
+            run = reg.detect_contradictions(name)
+            if fmt == "table":
+                click.echo(f"{name}: rules {', '.join(run['rules']) or '(none)'}; {run['found']} found, {run['new']} "
+                           f"new, {run['reopened']} reopened, {run['resolved']} resolved")
+        rows = reg.contradictions(name, status=status)
+    emit(rows, fmt, text=lambda found: table(found, ["id", "rule", "severity", "row1", "row2", "score", "detail",
+                                                      "status", "found_at"]))
+
+
+@tables_group.command("dismiss")
+@argument("contradiction_id", type=int, help="The contradiction's id (from tables contradictions).")
+@click.option("--reason", default="", help="Why it is not a contradiction (recorded).")
+@output_options("json", json_help="Print the contradiction as JSON.")
+@click.pass_context
+def dismiss_cmd(ctx: click.Context, contradiction_id: int, reason: str, fmt: str) -> None:
+    """Mark a contradiction dismissed: kept, no longer lowering trust, not opened again.
+
+    Example:
+
+    \b
+        chronoledger tables --db grace.db --actor alice dismiss 12 --reason "two editions of one book"
+    """
+    with _registry(ctx) as reg:
+        c = reg.dismiss_contradiction(contradiction_id, reason=reason)
+    emit_object(c, fmt, lambda: click.echo(f"contradiction {c['id']} of {c['table_name']}: dismissed by "
+                                           f"{c['closed_by']}"))
+
+
 @tables_group.command("proposals")
 @argument("name", required=False, help="Only the proposals about this table.")
 @click.option("--status", type=click.Choice(["pending", "applied", "rejected", "superseded"]), default=None,

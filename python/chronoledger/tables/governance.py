@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import SchemaError
 from chronoledger.ids import new_id
 from chronoledger.tables import values
 from chronoledger.tables.schema import SQL_TYPES, TableSchema, compare, q
@@ -256,51 +254,3 @@ def convert(value: Any, ftype: str) -> Any:
     if ftype in ("string", "text") and isinstance(value, (int, float, bool, dict, list)):
         return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, bool)) else str(value)
     return values.coerce(ftype, value)
-
-
-# --- trust scores -------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TrustRule:
-    inputs: tuple[str, ...]
-    compute: Callable[[dict], dict]
-    text: str
-
-
-def _laplace(successes: int, total: int) -> float:
-    # Laplace's rule of succession: an unused row starts at 0.5 and each
-    # outcome moves it less as evidence accumulates.
-    return round((successes + 1) / (total + 2), 6)
-
-
-def trust_rule(schema: TableSchema) -> TrustRule:
-    """The rule recomputing ``trust_score`` for a table, chosen by the
-    outcome fields it declares (docs/tables.md, Trust scores)."""
-    have = schema.by_name
-    if "trust_score" not in have:
-        raise SchemaError(f"{schema.name} declares no trust_score field")
-    pairs = [("successful_runs", "total_runs", "success_rate"),
-             ("successful_uses", "total_uses", "quality_score"),
-             ("successful_triggers", "total_triggers", None)]
-    for ok, total, rate in pairs:
-        if ok in have and total in have:
-            def compute(r: dict, ok: str = ok, total: str = total, rate: str | None = rate) -> dict:
-                s, n = r[ok] or 0, r[total] or 0
-                s = min(s, n)
-                out = {"trust_score": _laplace(s, n)}
-                if rate in have and n and rate == "success_rate":
-                    out[rate] = round(s / n, 6)
-                return out
-            return TrustRule((ok, total), compute, f"(({ok} + 1) / ({total} + 2))")
-    if "tasks_completed" in have and "tasks_failed" in have:
-        def compute_tasks(r: dict) -> dict:
-            c, f = r["tasks_completed"] or 0, r["tasks_failed"] or 0
-            out = {"trust_score": _laplace(c, c + f)}
-            if "success_rate" in have and c + f:
-                out["success_rate"] = round(c / (c + f), 6)
-            return out
-        return TrustRule(("tasks_completed", "tasks_failed"), compute_tasks,
-                         "((tasks_completed + 1) / (tasks_completed + tasks_failed + 2))")
-    raise SchemaError(f"{schema.name}: trust_score cannot be recomputed: it needs outcome counts "
-                      f"(successful_runs and total_runs, successful_uses and total_uses, successful_triggers and "
-                      f"total_triggers, or tasks_completed and tasks_failed)")

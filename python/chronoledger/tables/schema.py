@@ -37,7 +37,7 @@ TYPES = {"uuid": "uuid", "string": "string", "text": "text", "json": "json", "da
 SQL_TYPES = {"uuid": "TEXT", "string": "TEXT", "text": "TEXT", "json": "TEXT", "datetime": "TEXT", "date": "TEXT",
              "float": "REAL", "integer": "INTEGER", "boolean": "INTEGER"}
 TABLE_KEYS = frozenset({"table", "description", "version", "fields", "indexes", "relationships", "immutable",
-                        "nullable_rule", "stored_form"})
+                        "nullable_rule", "stored_form", "trust", "contradictions"})
 #: Which fields may hold null when a field does not say (docs/tables.md, "Grace's files"): Grace's
 #: registry makes a column NOT NULL unless it says nullable: true; chronoledger's form lets a field be
 #: null unless it is the primary key or required.
@@ -56,6 +56,14 @@ RELATIONSHIP_KEYS = frozenset({"field", "table", "references", "description"})
 #: other table's primary key; one_to_many: it is a field of the other table, pointing at this one's.
 GRACE_RELATIONSHIP_KEYS = frozenset({"table", "type", "foreign_key", "description"})
 GRACE_RELATIONSHIP_TYPES = ("many_to_one", "one_to_many")
+#: A row's trust factors (docs/tables.md, "Trust scores"), and their default weights: Grace's
+#: (backend/memory_tables/trust_scoring.py).
+TRUST_FACTORS = {"completeness": 0.30, "source": 0.25, "freshness": 0.15, "usage": 0.20, "consistency": 0.10}
+TRUST_KEYS = frozenset({"weights", "source_field", "sources", "default_source", "freshness_field"})
+#: Contradiction rules (docs/tables.md, "Contradictions").
+CONTRADICTION_KINDS = ("near_duplicate", "conflicting_values")
+CONTRADICTION_KEYS = frozenset({"name", "kind", "fields", "key", "threshold", "severity", "description"})
+SEVERITIES = ("low", "medium", "high", "critical")
 #: Names the registry keeps for itself.
 RESERVED_PREFIXES = ("sqlite_", "_registry")
 
@@ -186,6 +194,10 @@ class TableSchema:
     by_name: dict = field(default_factory=dict, compare=False, repr=False)
     nullable_rule: str = "chronoledger"       # see NULLABLE_RULES
     stored_form: str = "chronoledger"         # see STORED_FORMS (not part of the hash)
+    #: the ``trust:`` block as declared (checked), or None for the defaults
+    trust: dict | None = field(default=None, hash=False)
+    #: the ``contradictions:`` rules, each a checked mapping with its defaults filled; None: not declared
+    contradictions: tuple[dict, ...] | None = field(default=None, hash=False)
 
     def __post_init__(self):
         self.by_name.update({f.name: f for f in self.fields})
@@ -208,6 +220,10 @@ class TableSchema:
         out["indexes"] = [i.declared() for i in self.indexes]
         if self.relationships:
             out["relationships"] = [r.declared() for r in self.relationships]
+        if self.trust is not None:
+            out["trust"] = self.trust
+        if self.contradictions is not None:
+            out["contradictions"] = list(self.contradictions)
         if self.stored_form != "chronoledger":
             out["stored_form"] = self.stored_form
         return out
@@ -381,10 +397,114 @@ def parse_schema(data: Any, source: str, *, stored: bool = False) -> tuple[Table
         if rel is not None:
             relationships.append(rel)
 
+    trust = _parse_trust(data["trust"], by_name, tname, bad) if "trust" in data else None
+    contradictions = None
+    if "contradictions" in data:
+        raw_rules = data["contradictions"]
+        if not isinstance(raw_rules, list):
+            bad("contradictions: must be a list of rules", table=tname)
+            raw_rules = []
+        rules = [_parse_contradiction(r, i, by_name, tname, bad) for i, r in enumerate(raw_rules)]
+        contradictions = tuple(r for r in rules if r is not None)
+        names = [r["name"] for r in contradictions]
+        for n in sorted({n for n in names if names.count(n) > 1}):
+            bad(f"contradictions: the rule name {n} is used twice", table=tname)
+
     if problems or tname is None:          # a name that is not text is a problem above
         return None, problems
     return TableSchema(tname, tuple(fields), tuple(indexes), tuple(relationships), description, version, immutable,
-                       source, nullable_rule=rule, stored_form=stored_form), []
+                       source, nullable_rule=rule, stored_form=stored_form, trust=trust,
+                       contradictions=contradictions), []
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _parse_trust(raw: Any, by_name: dict, table: str | None, bad: _Report) -> dict | None:
+    if not isinstance(raw, dict):
+        bad("trust: must be a mapping (weights, source_field, sources, default_source, freshness_field)", table=table)
+        return None
+    ok = True
+    for k in raw:
+        if k not in TRUST_KEYS:
+            bad(f"trust: unknown key {k!r} (known: {', '.join(sorted(TRUST_KEYS))})", table=table)
+            ok = False
+    weights = raw.get("weights", {})
+    if not isinstance(weights, dict) or not all(k in TRUST_FACTORS and _number(v) and v >= 0
+                                                 for k, v in weights.items()):
+        bad(f"trust.weights: a mapping of factors ({', '.join(TRUST_FACTORS)}) to numbers >= 0", table=table)
+        ok = False
+    elif weights and sum(weights.values()) <= 0:
+        bad("trust.weights: at least one weight must be above 0", table=table)
+        ok = False
+    for key in ("source_field", "freshness_field"):
+        if key in raw and raw[key] not in by_name:
+            bad(f"trust.{key}: {raw[key]!r} is not a field of this table", table=table)
+            ok = False
+    sources = raw.get("sources", {})
+    if not isinstance(sources, dict) or not all(isinstance(k, str) and _number(v) and 0 <= v <= 1
+                                                for k, v in sources.items()):
+        bad("trust.sources: a mapping of source names to scores from 0 to 1", table=table)
+        ok = False
+    if "default_source" in raw and not (_number(raw["default_source"]) and 0 <= raw["default_source"] <= 1):
+        bad("trust.default_source: a score from 0 to 1", table=table)
+        ok = False
+    return dict(raw) if ok else None
+
+
+def _parse_contradiction(raw: Any, i: int, by_name: dict, table: str | None, bad: _Report) -> dict | None:
+    where = f"contradictions[{i}]"
+    if not isinstance(raw, dict):
+        bad(f"{where}: must be a mapping with name, kind and fields", table=table)
+        return None
+    ok = True
+    for k in raw:
+        if k not in CONTRADICTION_KEYS:
+            bad(f"{where}: unknown key {k!r} (known: {', '.join(sorted(CONTRADICTION_KEYS))})", table=table)
+            ok = False
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        bad(f"{where}: name: a rule needs a name (text)", table=table)
+        ok = False
+    kind = raw.get("kind", "near_duplicate")
+    if kind not in CONTRADICTION_KINDS:
+        bad(f"{where}: kind: {kind!r} must be one of {', '.join(CONTRADICTION_KINDS)}", table=table)
+        ok = False
+    for key in ("fields", "key"):
+        names = raw.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            bad(f"{where}: {key}: a list of field names", table=table)
+            ok = False
+            continue
+        for n in names:
+            if n not in by_name:
+                bad(f"{where}: {key}: {n!r} is not a field of this table", table=table)
+                ok = False
+    if not raw.get("fields"):
+        bad(f"{where}: fields: name the fields the rule compares", table=table)
+        ok = False
+    if kind == "conflicting_values" and not raw.get("key"):
+        bad(f"{where}: key: a conflicting_values rule names the fields that identify the same thing", table=table)
+        ok = False
+    threshold = raw.get("threshold", 0.85)
+    if not (_number(threshold) and 0 < threshold <= 1):
+        bad(f"{where}: threshold: a similarity above 0 and at most 1", table=table)
+        ok = False
+    severity = raw.get("severity", "medium")
+    if severity not in SEVERITIES:
+        bad(f"{where}: severity: {severity!r} must be one of {', '.join(SEVERITIES)}", table=table)
+        ok = False
+    if not ok:
+        return None
+    out = {"name": name, "kind": kind, "fields": list(raw["fields"]), "severity": severity}
+    if kind == "near_duplicate":
+        out["threshold"] = threshold
+    else:
+        out["key"] = list(raw["key"])
+    if raw.get("description"):
+        out["description"] = str(raw["description"])
+    return out
 
 
 def _parse_field(raw: Any, i: int, table: str | None, bad: _Report, grace: bool = False) -> FieldSpec | None:
@@ -707,6 +827,8 @@ def compare(old: TableSchema, new: TableSchema) -> list[Change]:
         add("immutable", None, f"immutable {old.immutable} -> {new.immutable}", "high")
     if (old.description, old.version, old.relationships) != (new.description, new.version, new.relationships):
         add("describe_table", None, "description, version or relationships", "low")
+    if (old.trust, old.contradictions) != (new.trust, new.contradictions):
+        add("rules", None, "trust weights or contradiction rules", "low")
     return out
 
 

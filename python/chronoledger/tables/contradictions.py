@@ -1,0 +1,126 @@
+"""Contradiction rules and their detection: pairs of rows that say the same
+thing twice (``near_duplicate``: the word sets of the named text fields are
+at least ``threshold`` alike, Jaccard's measure averaged over the fields, as
+Grace's contradiction_detector.py compares them) or the same thing two ways
+(``conflicting_values``: equal ``key`` fields, different ``fields``).
+docs/tables.md, "Contradictions".
+
+Detection is deterministic (pairs in key order) and compares only pairs that
+share a word (an inverted index), not every pair of the table."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from chronoledger.tables.schema import TableSchema
+
+#: The rules Grace's contradiction_detector.py declares in code for four of its tables: a table of
+#: that name that declares no ``contradictions:`` of its own gets those whose fields it has.
+GRACE_RULES: dict[str, tuple[dict, ...]] = {
+    "memory_documents": ({"name": "duplicate_content", "kind": "near_duplicate", "fields": ["title", "summary"],
+                          "threshold": 0.85, "severity": "medium"},),
+    "memory_codebases": ({"name": "duplicate_repo", "kind": "near_duplicate", "fields": ["repo_url", "repo_name"],
+                          "threshold": 0.95, "severity": "high"},),
+    "memory_self_healing_playbooks": ({"name": "conflicting_actions", "kind": "conflicting_values",
+                                       "key": ["trigger_conditions"], "fields": ["actions"],
+                                       "severity": "critical"},),
+    "memory_coding_work_orders": ({"name": "duplicate_work", "kind": "near_duplicate",
+                                   "fields": ["title", "description"], "threshold": 0.90, "severity": "medium"},),
+}
+_WORD = re.compile(r"\S+")
+#: A word in more rows than this is left out of the index of candidate pairs (it would pair them all);
+#: pairs sharing only such words are still compared when they share nothing rarer only if few.
+_COMMON = 2000
+
+
+@dataclass(frozen=True)
+class Found:
+    """One contradiction: a rule, two rows (keys as text, ``row1 < row2``), and why."""
+    rule: str
+    kind: str
+    severity: str
+    row1: str
+    row2: str
+    score: float | None
+    detail: str
+
+
+def rules_for(schema: TableSchema) -> tuple[dict, ...]:
+    """The rules of ``schema``: its own, else Grace's for a table of that name (those whose fields it has)."""
+    if schema.contradictions is not None:
+        return schema.contradictions
+    return tuple(r for r in GRACE_RULES.get(schema.name, ())
+                 if all(f in schema.by_name for f in [*r["fields"], *r.get("key", [])]))
+
+
+def detect(rows: list[dict], key: str, rules: Iterable[dict]) -> list[Found]:
+    """Every contradiction the rules find among ``rows`` (stored values, with the primary key ``key``)."""
+    out: list[Found] = []
+    for rule in rules:
+        if rule["kind"] == "near_duplicate":
+            out += _near_duplicates(rows, key, rule)
+        else:
+            out += _conflicts(rows, key, rule)
+    return sorted(out, key=lambda f: (f.rule, f.row1, f.row2))
+
+
+def _words(v: Any) -> frozenset[str]:
+    return frozenset(_WORD.findall(v.lower())) if isinstance(v, str) else frozenset()
+
+
+def _near_duplicates(rows: list[dict], key: str, rule: dict) -> list[Found]:
+    fields, threshold = rule["fields"], rule["threshold"]
+    words = [(str(r[key]), [_words(r.get(f)) for f in fields]) for r in rows]
+    index: dict[str, list[int]] = defaultdict(list)
+    for i, (_k, ws) in enumerate(words):
+        for w in set().union(*ws):
+            index[w].append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in index.values():
+        if len(members) <= _COMMON:
+            pairs.update(combinations(members, 2))
+    out = []
+    for i, j in sorted(pairs):
+        (ka, wa), (kb, wb) = words[i], words[j]
+        sims = [len(a & b) / len(a | b) for a, b in zip(wa, wb) if a and b]
+        if not sims:
+            continue
+        sim = sum(sims) / len(sims)
+        if sim >= threshold:
+            r1, r2 = sorted((ka, kb))
+            out.append(Found(rule["name"], "near_duplicate", rule["severity"], r1, r2, round(sim, 6),
+                             f"{sim:.0%} alike in {', '.join(fields)}"))
+    return out
+
+
+def _canonical(v: Any) -> str:
+    """A value as comparable text: JSON text parsed, so key order and spacing do not matter."""
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            pass
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _conflicts(rows: list[dict], key: str, rule: dict) -> list[Found]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        ident = tuple(r.get(f) for f in rule["key"])
+        if any(v is None for v in ident):
+            continue
+        groups[tuple(_canonical(v) for v in ident)].append(r)
+    out = []
+    for members in groups.values():
+        for a, b in combinations(sorted(members, key=lambda r: str(r[key])), 2):
+            differ = [f for f in rule["fields"] if _canonical(a.get(f)) != _canonical(b.get(f))]
+            if differ:
+                out.append(Found(rule["name"], "conflicting_values", rule["severity"], str(a[key]), str(b[key]),
+                                 None, f"same {', '.join(rule['key'])}, different {', '.join(differ)}"))
+    return out
