@@ -182,14 +182,16 @@ def migrations(package: str, folder: str = "migrations") -> list[Migration]:
 
 
 def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous: str = "normal",
-            busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, journal: str = "wal") -> apsw.Connection:
+            busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, journal: str = "wal",
+            cache_kib: int | None = None) -> apsw.Connection:
     """Open ``path`` the way every store does.  ``synchronous="normal"`` (with
     WAL) survives a crash of the process with every commit; a power loss can
     lose the last commits but never corrupts the file; ``"full"`` also
     survives power loss, at one fsync per commit.  ``journal="delete"``
     keeps a rollback journal instead of WAL: for files that are replaced
     whole by :func:`atomic_rebuild`, where a WAL beside them could outlive
-    the file it belonged to."""
+    the file it belonged to.  ``cache_kib``: the page cache's ceiling (default
+    SQLite's 2 MiB), for a store whose indexes should stay in memory."""
     if journal not in ("wal", "delete"):
         raise ValueError(f"journal must be 'wal' or 'delete', got {journal!r}")
     if synchronous not in SYNCHRONOUS:
@@ -210,6 +212,8 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
         if not readonly and journal == "wal":
             _use_wal(conn, p, busy_timeout_ms)
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        if cache_kib is not None:            # the page cache's ceiling (SQLite's default: 2 MiB), used as needed
+            conn.execute(f"PRAGMA cache_size={-int(cache_kib)}")
         conn.execute("PRAGMA foreign_keys=ON")
         # a damaged file is named as such at open, not left to fail later with SQLite's bare "database
         # disk image is malformed"; only the schema is read (a full check would scan a large file at
