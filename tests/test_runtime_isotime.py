@@ -16,7 +16,11 @@ import pytest
 from chronoledger.errors import ValidationError
 from chronoledger.runtime import values as runtime_values
 from chronoledger.sequence import values as sequence_values
+from chronoledger.tables import infer as tables_infer
+from chronoledger.tables import publishing as tables_publishing
+from chronoledger.tables import quality as tables_quality
 from chronoledger.tables import registry as tables_registry
+from chronoledger.tables import trust as tables_trust
 from chronoledger.tables import values as tables_values
 
 COPIES = [runtime_values, tables_values, sequence_values]
@@ -41,7 +45,8 @@ class Py310Datetime(datetime):
 
 @pytest.fixture
 def py310(monkeypatch):
-    for module in (runtime_values, tables_values, tables_registry, sequence_values):
+    for module in (runtime_values, tables_values, tables_publishing, tables_quality, tables_trust, tables_infer,
+                   sequence_values):
         monkeypatch.setattr(module, "datetime", Py310Datetime)
 
 
@@ -98,8 +103,8 @@ def test_tables_still_refuses_malformed_times_on_python_3_10(py310, bad):
 def test_the_tables_event_time_reads_the_stored_form_on_python_3_10(py310):
     stored = "2025-01-02T03:04:05.000000Z"            # what the outbox holds (values.now())
     want = int(datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp() * 1_000_000)
-    assert tables_registry._micros(stored) == want
-    assert tables_registry._micros(tables_values.now()) > want
+    assert tables_publishing._micros(stored) == want
+    assert tables_publishing._micros(tables_values.now()) > want
 
 
 def test_a_registry_publishes_its_events_on_python_3_10(py310, tmp_path):
@@ -138,3 +143,16 @@ def test_sequence_stamps_and_event_times_read_alike_on_python_3_10(py310):
     want = int(datetime(2026, 1, 2, 6, 30, tzinfo=timezone.utc).timestamp() * 1_000_000)
     assert sequence_values.micros("2026-01-02T06:30:00Z") == want
     assert sequence_values.micros("2026-01-02T06:30:00.5") == want + 500_000
+
+
+def test_trust_and_inference_read_times_alike_on_python_3_10(py310, tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("at\n2025-01-02T03:04:05.5Z\n2025-01-02T03:04Z\n")
+    assert [g.type for g in tables_infer.infer_files([f]).fields] == ["datetime"]
+    with tables_registry.TableRegistry(tmp_path / "q.db", catalogue=False, events_log=None) as r:
+        r.propose_schema({"table": "t", "fields": [{"name": "id", "type": "integer", "primary_key": True},
+                                                   {"name": "updated_at", "type": "datetime", "nullable": True},
+                                                   {"name": "trust_score", "type": "float", "nullable": True}]})
+        r.insert_row("t", {"id": 1, "updated_at": "2025-01-02T03:04:05.5Z"})
+        ex = r.explain_trust("t", 1, as_of="2025-01-02T15:04Z")
+        assert ex["factors"]["freshness"]["value"] == 1.0 and ex["as_of"] == "2025-01-02T15:04:00.000000Z"

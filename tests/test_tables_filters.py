@@ -186,3 +186,9 @@ def check(reg, rows, flt, insert=True):
     got = [r["id"] for r in reg.query_rows("t", flt, order_by="id")]
     assert got == want, (flt, stored)
     assert reg.count_rows("t", flt) == len(want)
+
+
+def test_every_documented_operator_has_its_sql():
+    from chronoledger.tables import query
+
+    assert set(query._OPERATOR_SQL) == query.OPERATORS

@@ -80,59 +80,79 @@ def _value(schema: TableSchema, f, v: Any, op: str) -> Any:
 
 
 def _condition(schema: TableSchema, f, op: str, v: Any, params: list) -> str:
-    col = q(f.name)
-    if op in ("eq", "ne"):
-        if v is None:
-            return f"{col} IS {'NOT ' if op == 'ne' else ''}NULL"
-        params.append(_value(schema, f, v, op))
-        if f.type == "json" and schema.stored_form != "chronoledger":
-            # JSON another program wrote is not in our one text form (sorted keys, compact)
-            return f"json_equal({col}, ?)" if op == "eq" else f"NOT json_equal({col}, ?)"
-        return f"{col} = ?" if op == "eq" else f"({col} IS NOT ?)"
-    if op in ("lt", "le", "gt", "ge"):
-        if f.type in ("json", "boolean"):
-            raise QueryError(f"{schema.name}: {f.name}: {op} does not apply to a {f.type} field")
-        params.append(_value(schema, f, v, op))
-        return f"{col} {_COMPARE[op]} ?"
-    if op in ("in", "not_in"):
-        if not isinstance(v, (list, tuple, set, frozenset)):
-            raise QueryError(f"{schema.name}: {f.name} {op}: expected a list of values")
-        if not v:
-            return "0" if op == "in" else "1"
-        items = [_value(schema, f, x, op) for x in v if x is not None]
-        sql = ""
-        if items:
-            params.extend(items)
-            sql = f"{col} {'NOT ' if op == 'not_in' else ''}IN ({', '.join('?' * len(items))})"
-        if any(x is None for x in v):
-            sql = (f"({sql} OR {col} IS NULL)" if sql else f"{col} IS NULL") if op == "in" else \
-                (f"({sql} AND {col} IS NOT NULL)" if sql else f"{col} IS NOT NULL")
-        elif op == "not_in":
-            sql = f"({sql} OR {col} IS NULL)"        # NULL is not in any list
-        return sql
-    if op == "like":
+    compile_op = _OPERATOR_SQL.get(op)
+    if compile_op is None:
+        raise QueryError(f"{schema.name}: {f.name}: unknown operator {op!r} "
+                         f"(operators: {', '.join(sorted(OPERATORS))})")
+    return compile_op(schema, f, op, q(f.name), v, params)
+
+
+# Each operator's SQL: (schema, field, operator, quoted column, value, params to append to) -> the condition.
+
+def _equality(schema: TableSchema, f, op: str, col: str, v: Any, params: list) -> str:
+    if v is None:
+        return f"{col} IS {'NOT ' if op == 'ne' else ''}NULL"
+    params.append(_value(schema, f, v, op))
+    if f.type == "json" and schema.stored_form != "chronoledger":
+        # JSON another program wrote is not in our one text form (sorted keys, compact)
+        return f"json_equal({col}, ?)" if op == "eq" else f"NOT json_equal({col}, ?)"
+    return f"{col} = ?" if op == "eq" else f"({col} IS NOT ?)"
+
+
+def _comparison(schema: TableSchema, f, op: str, col: str, v: Any, params: list) -> str:
+    if f.type in ("json", "boolean"):
+        raise QueryError(f"{schema.name}: {f.name}: {op} does not apply to a {f.type} field")
+    params.append(_value(schema, f, v, op))
+    return f"{col} {_COMPARE[op]} ?"
+
+
+def _membership(schema: TableSchema, f, op: str, col: str, v: Any, params: list) -> str:
+    if not isinstance(v, (list, tuple, set, frozenset)):
+        raise QueryError(f"{schema.name}: {f.name} {op}: expected a list of values")
+    if not v:
+        return "0" if op == "in" else "1"
+    items = [_value(schema, f, x, op) for x in v if x is not None]
+    sql = ""
+    if items:
+        params.extend(items)
+        sql = f"{col} {'NOT ' if op == 'not_in' else ''}IN ({', '.join('?' * len(items))})"
+    if any(x is None for x in v):
+        return (f"({sql} OR {col} IS NULL)" if sql else f"{col} IS NULL") if op == "in" else \
+            (f"({sql} AND {col} IS NOT NULL)" if sql else f"{col} IS NOT NULL")
+    return f"({sql} OR {col} IS NULL)" if op == "not_in" else sql      # NULL is not in any list
+
+
+def _like(schema: TableSchema, f, op: str, col: str, v: Any, params: list) -> str:
+    if not isinstance(v, str):
+        raise QueryError(f"{schema.name}: {f.name} like: expected a pattern (text with % and _)")
+    params.append(_value(schema, f, v, op) if f.type in ("string", "text") else v)
+    return f"{col} LIKE ?"
+
+
+def _is_null(schema: TableSchema, f, op: str, col: str, v: Any, params: list) -> str:
+    if not isinstance(v, bool):
+        raise QueryError(f"{schema.name}: {f.name} is_null: expected true or false")
+    return f"{col} IS {'' if v else 'NOT '}NULL"
+
+
+def _containment(schema: TableSchema, f, op: str, col: str, v: Any, params: list) -> str:
+    if f.type == "json":
+        try:
+            params.append(values.coerce("json", v))
+        except values.Bad as exc:
+            raise QueryError(f"{schema.name}: {f.name} contains: {exc}") from None
+        return f"json_contains({col}, ?)"
+    if f.type in ("string", "text"):
         if not isinstance(v, str):
-            raise QueryError(f"{schema.name}: {f.name} like: expected a pattern (text with % and _)")
-        params.append(_value(schema, f, v, op) if f.type in ("string", "text") else v)
-        return f"{col} LIKE ?"
-    if op == "is_null":
-        if not isinstance(v, bool):
-            raise QueryError(f"{schema.name}: {f.name} is_null: expected true or false")
-        return f"{col} IS {'' if v else 'NOT '}NULL"
-    if op == "contains":
-        if f.type == "json":
-            try:
-                params.append(values.coerce("json", v))
-            except values.Bad as exc:
-                raise QueryError(f"{schema.name}: {f.name} contains: {exc}") from None
-            return f"json_contains({col}, ?)"
-        if f.type in ("string", "text"):
-            if not isinstance(v, str):
-                raise QueryError(f"{schema.name}: {f.name} contains: expected text")
-            params.append(v)
-            return f"instr({col}, ?) > 0"
-        raise QueryError(f"{schema.name}: {f.name}: contains applies to json and text fields")
-    raise QueryError(f"{schema.name}: {f.name}: unknown operator {op!r} (operators: {', '.join(sorted(OPERATORS))})")
+            raise QueryError(f"{schema.name}: {f.name} contains: expected text")
+        params.append(v)
+        return f"instr({col}, ?) > 0"
+    raise QueryError(f"{schema.name}: {f.name}: contains applies to json and text fields")
+
+
+_OPERATOR_SQL = {"eq": _equality, "ne": _equality, "lt": _comparison, "le": _comparison, "gt": _comparison,
+                 "ge": _comparison, "in": _membership, "not_in": _membership, "like": _like, "is_null": _is_null,
+                 "contains": _containment}
 
 
 def order_clause(schema: TableSchema, order_by: Any) -> str:
