@@ -11,8 +11,9 @@ tests/data/grace_folder, and inserts rows the way Grace's code does: Python
 uuids, naive datetimes, dicts and lists for JSON, booleans.  Made with
 grace_2 at 6e07b3a and SQLModel 0.0.x / SQLAlchemy 2.0.
 
-``--check DB``: read every row of DB back through Grace's registry (what
-chronoledger wrote after adopting it must be readable by Grace's code).
+``--check DB [--schemas DIR]``: read every row of DB back through Grace's
+registry (what chronoledger wrote after adopting it must be readable by
+Grace's code).
 """
 
 import argparse
@@ -25,12 +26,12 @@ from pathlib import Path
 FOLDER = Path(__file__).resolve().parent.parent / "tests" / "data" / "grace_folder"
 
 
-def grace_registry(checkout: Path):
+def grace_registry(checkout: Path, folder: Path = FOLDER):
     spec = importlib.util.spec_from_file_location("grace_registry",
                                                   checkout / "backend" / "memory_tables" / "registry.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    reg = module.SchemaRegistry(schema_dir=FOLDER)
+    reg = module.SchemaRegistry(schema_dir=folder)
     reg.load_all_schemas()
     return reg
 
@@ -65,8 +66,8 @@ def make(checkout: Path, out: Path) -> None:
     print(f"{out}: made by Grace's registry, {len(rows)} rows")
 
 
-def check(checkout: Path, path: Path) -> None:
-    reg = grace_registry(checkout)
+def check(checkout: Path, path: Path, folder: Path = FOLDER) -> None:
+    reg = grace_registry(checkout, folder)
     reg.initialize_database(f"sqlite:///{path}")
     for table in sorted(reg.schemas):
         rows = reg.query_rows(table, limit=1000)
@@ -80,5 +81,10 @@ if __name__ == "__main__":
     ap.add_argument("grace_checkout", type=Path)
     ap.add_argument("db", type=Path)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--schemas", type=Path, default=FOLDER, help="the schema folder --check reads with (default: "
+                                                                    "tests/data/grace_folder)")
     args = ap.parse_args()
-    (check if args.check else make)(args.grace_checkout, args.db)
+    if args.check:
+        check(args.grace_checkout, args.db, args.schemas)
+    else:
+        make(args.grace_checkout, args.db)
