@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chronoledger.cli import cli
-from chronoledger.errors import SchemaError
+from chronoledger.errors import SchemaError, ValidationError
 from chronoledger.tables import TableRegistry
 
 from _cli import invoke
@@ -220,3 +220,99 @@ def test_cli_adopt(grace_db, folder):
     assert r.exit_code == 0 and "the registry's own database already" in r.stdout
     r = invoke(cli, ["tables", "--db", str(grace_db), "--schemas", str(folder), "list", "--json"])
     assert {t["table"]: t["rows"] for t in json.loads(r.stdout)}["memory_documents"] == 2
+
+
+# --- found in review -------------------------------------------------------------------
+
+def test_a_rules_change_leaves_an_adopted_table_as_it_is(grace_db, folder):
+    before = _raw(grace_db, "SELECT * FROM memory_documents ORDER BY rowid")
+    ddl = _raw(grace_db, "SELECT sql FROM sqlite_master WHERE name = 'memory_documents'")
+    with TableRegistry(grace_db, [folder], adopt=True) as reg:
+        declared = reg.schema("memory_documents").declared()
+        declared["trust"] = {"weights": {"source": 2}}
+        p = reg.propose_schema(declared)
+        assert (p["status"], [c["kind"] for c in p["changes"]]) == ("applied", ["rules"])
+        assert reg.history("memory_documents")[-2]["event"] == "schema alter"
+    assert _raw(grace_db, "SELECT * FROM memory_documents ORDER BY rowid") == before
+    assert _raw(grace_db, "SELECT sql FROM sqlite_master WHERE name = 'memory_documents'") == ddl
+
+
+def test_a_field_added_to_an_adopted_table_fills_rows_in_graces_form(grace_db, folder):
+    with TableRegistry(grace_db, [folder], adopt=True) as reg:
+        declared = reg.schema("memory_incidents").declared()
+        declared["fields"] += [{"name": "seen_at", "type": "datetime", "default": "now"},
+                               {"name": "ref", "type": "uuid", "default": "0f8e3a9c-5b1d-4c7e-9a2f-6d4b8c1e7a35"}]
+        reg.approve(reg.propose_schema(declared)["id"])
+        row = reg.get_row("memory_incidents", INCIDENT)
+        assert SQLALCHEMY_DATETIME.match(row["seen_at"]) and row["ref"] == INCIDENT
+        assert len(reg.query_rows("memory_incidents", {"ref": "0f8e3a9c-5b1d-4c7e-9a2f-6d4b8c1e7a35"})) == 1
+
+
+def test_in_and_not_in_compare_graces_json_as_values(grace_db, folder):
+    with TableRegistry(grace_db, [folder], adopt=True) as reg:
+        stamp = {"approver": "ops", "policies": ["p1"]}
+        assert [r["file_path"] for r in reg.query_rows("memory_documents", {"governance_stamp": {"in": [stamp]}})] \
+            == ["docs/a.md"]
+        assert [r["file_path"] for r in reg.query_rows("memory_documents",
+                                                       {"governance_stamp": {"not_in": [stamp]}})] == ["docs/b.md"]
+        assert [r["file_path"] for r in reg.query_rows("memory_documents", {"authors": {"in": [["ada", "grace"]]}})] \
+            == ["docs/a.md"]
+
+
+@pytest.mark.parametrize("value", [1.0, -0.0, 12345678901234567890123, 2 ** 63])
+def test_numbers_graces_json_columns_would_change_are_refused(grace_db, folder, value):
+    with TableRegistry(grace_db, [folder], adopt=True) as reg:
+        with pytest.raises(ValidationError, match="numeric affinity"):
+            reg.insert_row("memory_incidents", {"title": "x", "opened_at": "2025-01-01T00:00:00Z", "tags": value})
+        kept = reg.insert_row("memory_incidents", {"title": "y", "opened_at": "2025-01-01T00:00:00Z",
+                                                   "tags": [value]})
+        assert reg.get_row("memory_incidents", kept["id"])["tags"] == [value]
+        for fine in (7, 2.5):
+            row = reg.insert_row("memory_incidents", {"title": f"z{fine}", "opened_at": "2025-01-01T00:00:00Z",
+                                                      "tags": fine})
+            assert reg.get_row("memory_incidents", row["id"])["tags"] == fine
+
+
+def test_rows_that_break_a_declared_unique_rule_stop_adoption_untouched(grace_db, folder):
+    (folder / "incidents.yaml").write_text((folder / "incidents.yaml").read_text().replace(
+        "relationships:", "indexes:\n  - {fields: [title], unique: true}\nrelationships:"))
+    con = sqlite3.connect(grace_db)
+    con.execute("INSERT INTO memory_incidents VALUES ('11112222333344445555666677778888', 'disk full', 'low', '[]', "
+                "'2025-01-03 00:00:00.000000', NULL)")
+    con.commit()
+    con.close()
+    before = _digest(grace_db)
+    with pytest.raises(SchemaError, match=r"memory_incidents.title: declared unique, but 2 rows hold 'disk full'"):
+        TableRegistry(grace_db, [folder], adopt=True)
+    assert _digest(grace_db) == before
+
+
+def test_text_that_is_not_json_stops_adoption_and_is_named_on_reading(grace_db, folder, tmp_path):
+    con = sqlite3.connect(grace_db)
+    con.execute("INSERT INTO memory_incidents VALUES ('aaaabbbbccccddddeeeeffff00001111', 't', 'low', 'notjson', "
+                "'yesterday', NULL)")
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaError, match=r"memory_incidents.tags: declared json, but 1 rows hold text that is not "
+                                          r"JSON \(rowid 2: 'notjson'\)"):
+        TableRegistry(grace_db, [folder], adopt=True)
+    # a row another program writes after adoption is named where it is read
+    con = sqlite3.connect(grace_db)
+    con.execute("UPDATE memory_incidents SET tags = '[]' WHERE title = 't'")
+    con.commit()
+    con.close()
+    with TableRegistry(grace_db, [folder], adopt=True) as reg:
+        con = sqlite3.connect(grace_db)
+        con.execute("UPDATE memory_incidents SET tags = '{oops' WHERE title = 't'")
+        con.commit()
+        con.close()
+        from chronoledger.errors import CorruptDataError
+        with pytest.raises(CorruptDataError, match=r"memory_incidents: the row id = 'aaaabbbbccccddddeeeeffff00001111'"
+                                                   r": tags: the stored text is not JSON"):
+            reg.query_rows("memory_incidents")
+
+
+def test_cli_adopt_needs_an_existing_database(tmp_path, folder):
+    r = invoke(cli, ["tables", "--db", str(tmp_path / "nope.db"), "--schemas", str(folder), "adopt"])
+    assert r.exit_code == 2 and "no such database to adopt" in r.output
+    assert not (tmp_path / "nope.db").exists()

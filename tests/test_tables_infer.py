@@ -192,6 +192,8 @@ def test_yaml_and_parquet_records(tmp_path):
     ("scalar.json", "[1, 2]", r"scalar.json: item 1: a record is a mapping, found a number"),
     ("two.json", '{"a": [], "b": []}', r"two.json: expected a list of records, or an object with one list"),
     ("bad.jsonl", '{"a": 1}\n[1]\n', r"bad.jsonl: line 2: a record is a JSON object, found a list"),
+    ("open.csv", 'a,b\n1,"2\n3,4\n', r"open.csv: lines 2-3: unexpected end of data"),
+    ("quote.csv", 'a,b\n1,"x"y\n', r"quote.csv: line 2: ',' expected after"),
     ("bad.yaml", "- a: [1\n", r"bad.yaml: line 2, column 1: not YAML"),
     ("notes.txt", "x", r"notes.txt: cannot tell what kind of file this is"),
 ])
@@ -265,3 +267,84 @@ def test_any_bytes_give_records_a_schema_or_our_error(tmp_path, suffix):
         assert f.read_bytes() == data
 
     run()
+
+
+def test_columns_are_named_as_inference_named_them_and_nothing_is_lost(reg, tmp_path):
+    """Name and name are two fields; a zip code keeps its zeros; a number past 64 bits keeps its digits."""
+    f = tmp_path / "people.csv"
+    f.write_text("Name,name,zip,big\nAda,Lovelace,00501,123456789012345678901234\n"
+                 "Grace,Hopper,02134,18446744073709551615\nAlan,,10001,1\n")
+    inference = infer_files([f])
+    assert {g.key: (g.name, g.type) for g in inference.fields} == {
+        "Name": ("name", "string"), "name": ("name_2", "string"), "zip": ("zip", "string"),
+        "big": ("big", "string")}
+    reg.approve(propose_inference(reg, inference)["id"])          # 3 records: medium risk, waits
+    report = ingest(reg, "people", [f])
+    assert (report.inserted, report.refused) == (3, [])
+    got = {r["name"]: r for r in reg.query_rows("people")}
+    assert got["Ada"]["name_2"] == "Lovelace" and got["Alan"]["name_2"] is None
+    assert got["Ada"]["zip"] == "00501" and got["Grace"]["big"] == "18446744073709551615"
+
+
+def test_json_numbers_past_64_bits_are_kept_exactly(reg, tmp_path):
+    f = tmp_path / "n.jsonl"
+    f.write_bytes(b'\xef\xbb\xbf{"n": 12345678901234567890123}\n{"n": 5}\n')      # with a BOM, as some tools write
+    inference = infer_files([f])
+    assert [g.type for g in inference.fields] == ["json"]
+    reg.approve(propose_inference(reg, inference)["id"])
+    assert ingest(reg, "n", [f]).inserted == 2
+    assert sorted(r["n"] for r in reg.query_rows("n")) == [5, 12345678901234567890123]
+
+
+def test_parquet_values_that_are_not_json_are_ingested_as_text(reg, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from datetime import time, timedelta
+    from decimal import Decimal
+
+    p = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"at": [time(9, 30), time(17, 0)], "took": [timedelta(seconds=90), None],
+                             "blob": [b"abc", b"d"], "money": pa.array([Decimal("1.50"), Decimal("2.25")],
+                                                                       pa.decimal128(10, 2)),
+                             "count": pa.array([Decimal("3"), Decimal("4")], pa.decimal128(38, 0))}), p)
+    inference = infer_files([p])
+    assert {g.name: g.type for g in inference.fields} == {"at": "string", "took": "string", "blob": "string",
+                                                         "money": "string", "count": "integer"}
+    reg.approve(propose_inference(reg, inference)["id"])
+    assert ingest(reg, "odd", [p]).refused == []
+    rows = sorted(reg.query_rows("odd"), key=lambda r: r["count"])
+    assert [(r["at"], r["took"], r["blob"], r["money"], r["count"]) for r in rows] == [
+        ("09:30:00", "0:01:30", "abc", "1.50", 3), ("17:00:00", None, "d", "2.25", 4)]
+
+
+def test_parquet_with_a_column_named_twice_is_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4])], names=["a", "a"]), p)
+    with pytest.raises(CorruptDataError, match=r"dup.parquet: the columns 'a' are named more than once"):
+        infer_files([p])
+    g = tmp_path / "garbage.parquet"
+    g.write_bytes(b"PAR1 not really")
+    with pytest.raises(CorruptDataError, match="garbage.parquet: not a Parquet file"):
+        infer_files([g])
+
+
+def test_csv_ids_and_times_with_spaces_around_them_are_read(reg, tmp_path):
+    f = tmp_path / "ids.csv"
+    f.write_text("ref,at\n 0f8e3a9c-5b1d-4c7e-9a2f-6d4b8c1e7a35 , 2025-01-02T03:04:05Z\n")
+    inference = infer_files([f])
+    assert [g.type for g in inference.fields] == ["uuid", "datetime"]
+    reg.approve(propose_inference(reg, inference)["id"])
+    assert ingest(reg, "ids", [f]).refused == []
+
+
+def test_a_report_shows_values_json_cannot_hold(tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text("rows:\n- {a: x}\n- {a: y}\n- {a: z}\n- &x {a: [*x]}\n- {a: .inf}\n- {a: .nan}\n")
+    r = invoke(cli, ["tables", "infer", str(f), "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    field = json.loads(r.stdout)["fields"][0]
+    assert (field["type"], field["values"], field["fitting"]) == ("string", 5, 3)      # NaN: no value
+    assert [m["value"] for m in field["misfits"]] == ["[{'a': [...]}]", "inf"]

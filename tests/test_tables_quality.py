@@ -182,3 +182,84 @@ def test_cli_trust_and_contradictions(tmp_path):
     assert r.exit_code == 0 and "dismissed by bob: fine" in r.stdout
     r = invoke(cli, base + ["trust", "notes", "--as-of", "not a time"])
     assert r.exit_code == 2 and "as_of" in r.output
+
+
+def test_near_duplicates_are_found_exactly_as_comparing_every_pair():
+    """Prefix filtering leaves out no pair a full comparison finds."""
+    import random
+    from itertools import combinations
+
+    from chronoledger.tables import contradictions
+
+    rnd = random.Random(5)
+    vocab = [f"w{i}" for i in range(30)]
+    rows = [{"id": i, "a": " ".join(rnd.choices(vocab, k=rnd.randint(0, 8))),
+             "b": " ".join(rnd.choices(vocab[:10], k=rnd.randint(1, 4))) if rnd.random() < 0.7 else None}
+            for i in range(300)]
+    for threshold in (0.3, 0.5, 0.85, 1.0):
+        rule = {"name": "r", "kind": "near_duplicate", "fields": ["a", "b"], "threshold": threshold,
+                "severity": "low"}
+        found = {(f.row1, f.row2) for f in contradictions.detect(rows, "id", [rule])}
+        brute = set()
+        for x, y in combinations(rows, 2):
+            sims = []
+            for f in ("a", "b"):
+                wa = set(x[f].lower().split()) if x[f] else set()
+                wb = set(y[f].lower().split()) if y[f] else set()
+                if wa and wb:
+                    sims.append(len(wa & wb) / len(wa | wb))
+            if sims and sum(sims) / len(sims) >= threshold:
+                brute.add(tuple(sorted((str(x["id"]), str(y["id"])))))
+        assert found == brute and (threshold == 1.0 or brute), threshold
+
+
+# --- found in review -------------------------------------------------------------------
+
+def test_recomputing_trust_is_not_an_update_of_the_row(reg):
+    """A generated updated_at is a freshness input: recomputing must not touch it."""
+    reg.propose_schema({"table": "kept", "nullable_rule": "chronoledger", "fields": [
+        {"name": "id", "type": "integer", "primary_key": True},
+        {"name": "updated_at", "type": "datetime", "generated": "update"},
+        {"name": "trust_score", "type": "float"}]})
+    reg.insert_row("kept", {"id": 1})
+    reg.update_rows("kept", {"id": 1}, {"trust_score": 0.1})
+    stamp = reg.get_row("kept", 1)["updated_at"]
+    later = "2099-01-01T00:00:00Z"
+    reg.recompute_trust("kept", as_of=later)
+    first = reg.get_row("kept", 1)
+    reg.recompute_trust("kept", as_of=later)
+    assert reg.get_row("kept", 1) == first and first["updated_at"] == stamp
+
+
+def test_an_approved_stamp_counts_before_the_creator(reg):
+    reg.propose_schema({"table": "stamped", "nullable_rule": "chronoledger", "fields": [
+        {"name": "id", "type": "integer", "primary_key": True}, {"name": "created_by", "type": "string"},
+        {"name": "governance_stamp", "type": "json"}, {"name": "trust_score", "type": "float"}]})
+    reg.insert_rows("stamped", [{"id": 1, "created_by": "user", "governance_stamp": {"approved": True}},
+                                {"id": 2, "created_by": "user"}])
+    assert reg.explain_trust("stamped", 1)["factors"]["source"]["value"] == 0.9
+    assert reg.explain_trust("stamped", 2)["factors"]["source"]["value"] == 0.6
+
+
+@pytest.mark.parametrize("block", [{"source_field": ["x"]}, {"freshness_field": {"a": 1}}, {"weights": [1]},
+                                   {"sources": {"lab": "high"}}, "all of them"])
+def test_a_trust_block_that_is_not_what_it_should_be_is_a_schema_problem(block):
+    schema, problems = parse_schema(dict(NOTES, trust=block), "t.yaml")
+    assert schema is None and any("trust" in str(p) for p in problems)
+
+
+def test_contradiction_calls_refuse_what_they_cannot_take(reg):
+    from chronoledger.errors import QueryError
+
+    _notes(reg)
+    cid = reg.detect_contradictions("notes")["open"][0]["id"]
+    for bad in ("1", [1], True, 1.0):
+        with pytest.raises(QueryError, match="a contradiction id is an integer"):
+            reg.dismiss_contradiction(bad)
+    with pytest.raises(QueryError, match="by and reason are text"):
+        reg.dismiss_contradiction(cid, by=5)
+    assert reg.contradictions("notes", status="dismissed") == []          # nothing was dismissed
+    with pytest.raises(NotFoundError, match="no table 'nope'"):
+        reg.contradictions("nope")
+    with pytest.raises(QueryError):
+        reg.contradictions([1])

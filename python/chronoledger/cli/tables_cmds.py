@@ -98,6 +98,9 @@ def adopt_cmd(ctx: click.Context, fmt: str) -> None:
         click.echo("error: adopt checks the database against your schema files: name their folder with --schemas",
                    err=True)
         sys.exit(EXIT_USAGE)
+    if ctx.obj["db"] is not None and not Path(ctx.obj["db"]).is_file():
+        click.echo(f"error: {ctx.obj['db']}: no such database to adopt", err=True)
+        sys.exit(EXIT_USAGE)
     with _registry(ctx, adopt=True) as reg:
         plan = reg.adoption
         report = reg.load_all_schemas()
@@ -448,12 +451,13 @@ def infer_cmd(ctx: click.Context, files: tuple[Path, ...], table_name: str | Non
     """
     with exit_codes():
         inference = infer_files(files, table_name)
-        if schema_out is not None:
-            inference.write_schema(schema_out)
     found = inference.as_dict()
     if not dry_run:
         with _registry(ctx) as reg:
             found["proposal"] = propose_inference(reg, inference)
+    if schema_out is not None:                   # once the proposal (if any) is made
+        with exit_codes():
+            inference.write_schema(schema_out)
 
     def text() -> None:
         click.echo(f"{inference.table}: {inference.records} records, confidence {inference.confidence:.3f} "

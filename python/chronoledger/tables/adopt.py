@@ -133,6 +133,8 @@ def plan(path: str | os.PathLike[str], schemas: dict[str, TableSchema]) -> Adopt
                 problems, missing = _check_table(conn, schema, str(path))
                 if missing:
                     out.missing[name] = missing
+                if not problems:
+                    problems = _check_rows(conn, schema, str(path), set(missing))
                 if problems:
                     out.problems += problems
                     continue
@@ -186,6 +188,39 @@ def _check_table(conn: apsw.Connection, schema: TableSchema, path: str) -> tuple
     if sum(1 for c in cols.values() if c[2]) > 1:
         bad(None, "the table's primary key has several columns; a schema declares one")
     return out, missing
+
+
+def _check_rows(conn: apsw.Connection, schema: TableSchema, path: str, missing: set[str]) -> list[SchemaProblem]:
+    """What the stored rows would break: a declared unique field or index
+    holding a value twice (the index adoption adds would fail), JSON fields
+    holding text that is not JSON (reads would fail)."""
+    t = db.quote_identifier(schema.name)
+    out = []
+    groups: list[tuple[str, ...]] = [(f.name,) for f in schema.fields if f.unique and not f.primary_key]
+    groups += [ix.fields for ix in schema.indexes if ix.unique]
+    for cols in groups:
+        if set(cols) & missing:
+            continue
+        names = ", ".join(db.quote_identifier(c) for c in cols)
+        nonnull = " AND ".join(f"{db.quote_identifier(c)} IS NOT NULL" for c in cols)
+        dup = conn.execute(f"SELECT {names}, count(*) FROM {t} WHERE {nonnull} GROUP BY {names} HAVING count(*) > 1 "
+                           f"LIMIT 1").fetchall()
+        if dup:
+            shown = dup[0][0] if len(cols) == 1 else tuple(dup[0][:-1])
+            out.append(SchemaProblem(path, schema.name, ", ".join(cols),
+                                     f"declared unique, but {dup[0][-1]} rows hold {shown!r}"))
+    for f in schema.fields:
+        if f.type != "json" or f.name in missing:
+            continue
+        c = db.quote_identifier(f.name)
+        bad = conn.execute(f"SELECT rowid, {c} FROM {t} WHERE typeof({c}) = 'text' AND NOT json_valid({c}) "
+                           f"LIMIT 1").fetchall()
+        if bad:
+            n = conn.execute(f"SELECT count(*) FROM {t} WHERE typeof({c}) = 'text' AND NOT json_valid({c})"
+                             ).fetchall()[0][0]
+            out.append(SchemaProblem(path, schema.name, f.name, f"declared json, but {n} rows hold text that is not "
+                                                                f"JSON (rowid {bad[0][0]}: {str(bad[0][1])[:40]!r})"))
+    return out
 
 
 def _unique_columns(conn: apsw.Connection, table: str) -> set[str]:

@@ -5,12 +5,14 @@ Grace's contradiction_detector.py compares them) or the same thing two ways
 (``conflicting_values``: equal ``key`` fields, different ``fields``).
 docs/tables.md, "Contradictions".
 
-Detection is deterministic (pairs in key order) and compares only pairs that
-share a word (an inverted index), not every pair of the table."""
+Detection is deterministic (pairs in key order) and exact: it measures only
+the pairs prefix filtering leaves, which include every pair that can reach
+the threshold, not every pair of the table."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -34,9 +36,6 @@ GRACE_RULES: dict[str, tuple[dict, ...]] = {
                                    "fields": ["title", "description"], "threshold": 0.90, "severity": "medium"},),
 }
 _WORD = re.compile(r"\S+")
-#: A word in more rows than this is left out of the index of candidate pairs (it would pair them all);
-#: pairs sharing only such words are still compared when they share nothing rarer only if few.
-_COMMON = 2000
 
 
 @dataclass(frozen=True)
@@ -77,14 +76,9 @@ def _words(v: Any) -> frozenset[str]:
 def _near_duplicates(rows: list[dict], key: str, rule: dict) -> list[Found]:
     fields, threshold = rule["fields"], rule["threshold"]
     words = [(str(r[key]), [_words(r.get(f)) for f in fields]) for r in rows]
-    index: dict[str, list[int]] = defaultdict(list)
-    for i, (_k, ws) in enumerate(words):
-        for w in set().union(*ws):
-            index[w].append(i)
     pairs: set[tuple[int, int]] = set()
-    for members in index.values():
-        if len(members) <= _COMMON:
-            pairs.update(combinations(members, 2))
+    for j in range(len(fields)):
+        pairs |= _candidates([ws[j] for _k, ws in words], threshold)
     out = []
     for i, j in sorted(pairs):
         (ka, wa), (kb, wb) = words[i], words[j]
@@ -97,6 +91,31 @@ def _near_duplicates(rows: list[dict], key: str, rule: dict) -> list[Found]:
             out.append(Found(rule["name"], "near_duplicate", rule["severity"], r1, r2, round(sim, 6),
                              f"{sim:.0%} alike in {', '.join(fields)}"))
     return out
+
+
+def _candidates(sets: list[frozenset[str]], threshold: float) -> set[tuple[int, int]]:
+    """Every pair of ``sets`` whose Jaccard similarity may reach ``threshold``
+    (prefix filtering, Chaudhuri et al. 2006): with each set's words in one
+    global order, rarest first, two sets that alike share a word among the
+    first ``len - ceil(threshold * len) + 1`` of either.  A pair the average
+    over fields puts at or above the threshold has one field at or above it,
+    so the union over fields misses none; the candidates are then measured."""
+    freq: dict[str, int] = defaultdict(int)
+    for ws in sets:
+        for w in ws:
+            freq[w] += 1
+    index: dict[str, list[int]] = defaultdict(list)
+    for i, ws in enumerate(sets):
+        if not ws:
+            continue
+        ordered = sorted(ws, key=lambda w: (freq[w], w))
+        prefix = len(ordered) - math.ceil(threshold * len(ordered) - 1e-9) + 1
+        for w in ordered[:prefix]:
+            index[w].append(i)
+    pairs: set[tuple[int, int]] = set()
+    for members in index.values():
+        pairs.update(combinations(members, 2))
+    return pairs
 
 
 def _canonical(v: Any) -> str:

@@ -77,7 +77,7 @@ def audit_stamp(row: dict) -> str:
 
 # --- applying a change to a table with rows -----------------------------------
 
-_IN_PLACE = frozenset({"add_field", "add_index", "drop_index", "describe_field", "describe_table", "relax_field",
+_IN_PLACE = frozenset({"add_field", "add_index", "drop_index", "describe_field", "describe_table", "rules", "relax_field",
                        "constrain_field"})
 
 
@@ -97,6 +97,8 @@ def migrate_table(conn: apsw.Connection, old: TableSchema, new: TableSchema, pid
                 # the stored rows take the default through the column's DEFAULT, not an UPDATE
                 # (which an immutable table's trigger would refuse); "now" is the time of the change
                 fill = (now if f.type == "datetime" else now[:10]) if f.default_now else f.default
+                if fill is not values.MISSING and fill is not None and f.type in ("uuid", "datetime"):
+                    fill = values.coerce(f.type, fill, new.stored_form)     # Grace's form in Grace's tables
                 if fill is not values.MISSING and fill is not None:
                     col += f" DEFAULT {_literal(fill)}"
                 conn.execute(col)

@@ -41,7 +41,7 @@ from chronoledger.tables.schema import IDENTIFIER, RESERVED_PREFIXES, TableSchem
 #: Confidence -> risk (Grace's thresholds).
 LOW_RISK_FROM, MEDIUM_RISK_FROM = 0.9, 0.7
 #: How a kind widens when more values would then fit.
-_WIDER = {"integer": "float", "date": "datetime", "string": "text", "boolean": None, "float": None,
+_WIDER = {"integer": "float", "date": "datetime", "string": "text", "boolean": None, "float": "json",
           "datetime": None, "uuid": None, "json": None, "text": None}
 #: Text longer than this, or with a line break, is ``text`` rather than ``string``.
 LONG_TEXT = 200
@@ -50,6 +50,8 @@ _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d\Z")
 _DATETIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z")
+#: The kind of a value no field stores (an infinite float): it fits no type.
+UNSTORABLE = "unstorable"
 BOOLEAN_TEXT = {"true": True, "false": False, "yes": True, "no": False, "t": True, "f": False}
 
 
@@ -79,14 +81,20 @@ def field_names(keys: Iterable[str]) -> dict[str, str]:
 
 
 def kind_of(value: Any, text: bool) -> str:
-    """The most specific field type ``value`` fits (``text``: as spelled in a CSV cell)."""
+    """The most specific field type ``value`` fits without losing anything
+    (``text``: as spelled in a CSV cell)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
-        return "integer"
-    if isinstance(value, (float, Decimal)):
-        return "float"
-    if isinstance(value, (dict, list)):
+        # past 64 bits only a JSON field keeps the number exactly
+        return "integer" if -(1 << 63) <= value < (1 << 63) else "json"
+    if isinstance(value, float):
+        return "float" if math.isfinite(value) else UNSTORABLE
+    if isinstance(value, Decimal):
+        # (Parquet's decimals) a whole number an integer holds; any other keeps its digits as text
+        whole = value.is_finite() and value == value.to_integral_value() and -(1 << 63) <= value < (1 << 63)
+        return "integer" if whole else "string"
+    if isinstance(value, (dict, list, set, frozenset, tuple)):
         return "json"
     if isinstance(value, datetime):
         return "datetime"
@@ -95,12 +103,16 @@ def kind_of(value: Any, text: bool) -> str:
     if isinstance(value, uuid.UUID):
         return "uuid"
     if not isinstance(value, str):
-        return "text"                              # bytes and the like: kept as their text
+        return "string"                        # times of day, durations, bytes: kept as their text
     s = value.strip()
     if text:
         if s.lower() in BOOLEAN_TEXT:
             return "boolean"
-        if len(s) <= 20 and _INT.match(s) and -(1 << 63) <= int(s) < (1 << 63):
+        digits = s.lstrip("+-")
+        if _INT.match(s):
+            # a leading zero (a zip code, an account number) or more than 64 bits: the digits are the value
+            if (len(digits) > 1 and digits[0] == "0") or len(s) > 20 or not -(1 << 63) <= int(s) < (1 << 63):
+                return "string"
             return "integer"
         if _FLOAT.match(s) and math.isfinite(float(s)):
             return "float"
@@ -135,13 +147,16 @@ def _fits(kind: str, target: str, text: bool) -> bool:
     """Whether a value of ``kind`` can be stored in a ``target`` field."""
     if kind == target:
         return True
+    if target == "json":
+        # a JSON field holds any number exactly (one past 64 bits too) and true or false
+        return not text and kind in ("integer", "float", "boolean")
     if target == "float":
         return kind == "integer"
     if target == "datetime":
         return kind == "date"
     if target in ("string", "text"):
         # from a CSV every value is text; of JSON, YAML or Parquet values, the kinds that are text
-        return text or kind in ("string", "text", "uuid", "date", "datetime")
+        return (text and kind != UNSTORABLE) or kind in ("string", "text", "uuid", "date", "datetime")
     return False
 
 
@@ -196,7 +211,7 @@ class Inference:
                 "fields": [{"name": f.name, "key": f.key, "type": f.type, "confidence": round(f.confidence, 3),
                             "values": f.values, "fitting": f.fitting, "nullable": f.nullable,
                             "primary_key": f.primary_key,
-                            "misfits": [{"where": w, "value": v} for w, v in f.misfits]} for f in self.fields],
+                            "misfits": [{"where": w, "value": _shown(v)} for w, v in f.misfits]} for f in self.fields],
                 "schema": self.schema.declared()}
 
 
@@ -215,11 +230,11 @@ def infer(records: Iterable[tuple[str, Record]], table: str, files: list[str]) -
     names: dict[str, str] = {}
     for file, rec in records:
         n += 1
-        for k in rec.values:
+        for k in (*rec.columns, *rec.values):
             if k not in names:
                 names = field_names([*names, k])
         for k, v in rec.values.items():
-            if v is None:
+            if v is None or (type(v) is float and v != v):      # NaN: a missing value, as pandas writes one
                 continue
             kind = kind_of(v, rec.text)
             kinds.setdefault(k, Counter())[kind] += 1
@@ -240,18 +255,18 @@ def infer(records: Iterable[tuple[str, Record]], table: str, files: list[str]) -
         counts = kinds.get(key, Counter())
         total = present[key]
         text = key in text_keys
-        if not counts:
+        storable = {k: c for k, c in counts.items() if k != UNSTORABLE}
+        if not storable:
             chosen, fitting = "string", 0
         else:
-            chosen = max(counts.items(), key=lambda kv: (kv[1], _ORDER.index(kv[0])))[0]
+            chosen = max(storable.items(), key=lambda kv: (kv[1], _ORDER.index(kv[0])))[0]
             fitting = sum(c for k, c in counts.items() if _fits(k, chosen, text))
             wider = _WIDER[chosen]
-            while wider is not None and fitting < total:
+            while wider is not None and fitting < total:       # the first wider kind that holds more
                 more = sum(c for k, c in counts.items() if _fits(k, wider, text))
-                if more <= fitting:
-                    break
-                chosen, fitting = wider, more
-                wider = _WIDER[chosen]
+                if more > fitting:
+                    chosen, fitting = wider, more
+                wider = _WIDER[wider]
         confidence = (fitting + 1) / (total + 2)
         misfits = [(w, v) for w, k, v in where_of.get(key, []) if not _fits(k, chosen, text)][:5]
         guesses.append(FieldGuess(name, key, chosen, confidence, total, fitting, nullable=total < n, misfits=misfits))
@@ -280,6 +295,14 @@ def infer_files(paths: Iterable[str | os.PathLike[str]], table: str | None = Non
     if not files:
         raise SchemaError("name at least one file to infer a schema from")
     return infer(((f, r) for f in files for r in read_records(f)), table or field_name(Path(files[0]).stem), files)
+
+
+def _shown(v: Any) -> Any:
+    """A value as a report shows it: itself when JSON writes it as it is, else its repr (shortened)."""
+    if v is None or isinstance(v, (str, bool, int)) or (isinstance(v, float) and math.isfinite(v)):
+        return v
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _ORDER = ["json", "uuid", "datetime", "date", "boolean", "integer", "float", "string", "text"]

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -80,12 +79,15 @@ def ingest(registry: TableRegistry, table: str, paths: Iterable[str | os.PathLik
     report = IngestReport(table, atomic=atomic)
     check = RowValidator(schema)
     pending: list[tuple[str, Record, dict]] = []
+    # keys are named across all the files in the order they come, as infer names them (so ``Name`` and
+    # ``name`` are name and name_2 here too); a key that is a field's own name keeps it unless that
+    # naming gives it another field
+    names: dict[str, str] = {}
     for p in paths:
         name = str(p)
-        names: dict[str, str] = {}
         for rec in read_records(p):
             report.read += 1
-            for k in rec.values:
+            for k in (*rec.columns, *rec.values):
                 if k not in names:
                     names = field_names([*names, k])
             row, problems = _row(schema, rec, names)
@@ -109,7 +111,7 @@ def _row(schema: TableSchema, rec: Record, names: dict[str, str]) -> tuple[dict,
     row: dict[str, Any] = {}
     problems: list[tuple[str | None, str]] = []
     for k, v in rec.values.items():
-        name = k if k in schema.by_name else names[k]
+        name = names[k] if names[k] in schema.by_name or k not in schema.by_name else k
         f = schema.by_name.get(name)
         if f is None:
             problems.append((str(k), f"the table {schema.name} has no field {name!r}"))
@@ -142,8 +144,10 @@ def _read(text: Any, ftype: str) -> Any:
     if ftype == "json":
         try:
             return json.loads(s)
-        except ValueError:
+        except (ValueError, RecursionError):
             return text                     # text that is not JSON: kept as a JSON string
+    if ftype in ("uuid", "date", "datetime"):
+        return s                            # spaces around an id or a time are the cell's, not the value's
     return text
 
 
@@ -152,11 +156,28 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 def _native(v: Any, ftype: str) -> Any:
-    """A JSON, YAML or Parquet value as the validator takes it for ``ftype``."""
+    """A JSON, YAML or Parquet value as the validator takes it for ``ftype``
+    (what inference named text, a date or a number kept as it is)."""
+    if type(v) is float and v != v:
+        return None                          # NaN: a missing value (inference counts it so too)
     if isinstance(v, Decimal):
-        return float(v) if ftype == "float" else int(v) if ftype == "integer" and v == int(v) else str(v)
-    if ftype in ("string", "text") and isinstance(v, (datetime, date, uuid.UUID)):
-        return v.isoformat() if not isinstance(v, uuid.UUID) else str(v)
+        if ftype == "integer" and v.is_finite() and v == v.to_integral_value():
+            return int(v)
+        return float(v) if ftype == "float" else str(v) if ftype in ("string", "text") else v
+    if isinstance(v, (set, frozenset)) and ftype == "json":
+        try:
+            return sorted(v)
+        except TypeError:
+            return list(v)
+    if isinstance(v, tuple) and ftype == "json":
+        return list(v)
+    if ftype in ("string", "text") and not isinstance(v, (str, bool, int, float, dict, list)) and v is not None:
+        if isinstance(v, (bytes, bytearray)):
+            try:
+                return bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                raise values.Bad("binary data that is not UTF-8 text") from None
+        return v.isoformat() if isinstance(v, (datetime, date, time)) else str(v)
     return v
 
 

@@ -39,7 +39,7 @@ class Quality(Rows):
                 for row in self._stored_rows(schema, filters):
                     key = row[schema.primary_key.name]
                     score, _factors, extra = scoring.score(row, penalties.get(str(key), 0.0), when)
-                    self._update_stored(schema, check.partial({"trust_score": score, **extra}, now), [key])
+                    self._update_stored(schema, check.partial({"trust_score": score, **extra}, now, touch=False), [key])
                     changed.append(key)
                 if changed:
                     self._outbox(table, "update", changed, now)
@@ -127,6 +127,8 @@ class Quality(Rows):
         if status is not None and status not in ("open", "resolved", "dismissed"):
             raise QueryError(f"status must be open, resolved or dismissed, got {status!r}")
         with self._locked():
+            if table is not None:
+                self._current(table)                 # a table that is not there is said so
             self._check_open()
             rows = self._conn.execute(
                 "SELECT id, table_name, rule, kind, severity, row1, row2, score, detail, status, found_at, seen_at, "
@@ -139,7 +141,11 @@ class Quality(Rows):
     def dismiss_contradiction(self, contradiction_id: int, *, by: str | None = None, reason: str = "") -> dict:
         """Mark a contradiction dismissed (not a contradiction after all):
         kept as a row, no longer lowering trust, and not opened again."""
+        if type(contradiction_id) is not int:
+            raise QueryError(f"a contradiction id is an integer, got {type(contradiction_id).__name__}")
         who = by or self.actor
+        if not isinstance(who, str) or not isinstance(reason, str):
+            raise QueryError("by and reason are text")
         with self._locked():
             with db.write_transaction(self._conn, f"{self.path}: dismissing contradiction {contradiction_id}"):
                 row = self._conn.execute("SELECT table_name, status FROM _registry_contradictions WHERE id = ?",
@@ -152,7 +158,7 @@ class Quality(Rows):
                                    (now, who + (f": {reason}" if reason else ""), contradiction_id))
                 self._outbox(str(row[0][0]), "contradiction_dismissed", [contradiction_id], now)
             self._after_write()
-        return next(c for c in self.contradictions() if c["id"] == contradiction_id)
+            return next(c for c in self.contradictions(str(row[0][0])) if c["id"] == contradiction_id)
 
 
 def _as_of(v: Any) -> datetime:

@@ -73,8 +73,10 @@ def _group(schema: TableSchema, filters: Any, params: list, where: str) -> str:
 
 
 def _value(schema: TableSchema, f, v: Any, op: str) -> Any:
+    # (a JSON value to compare with is only text to compare: the limits of storing one do not apply)
+    form = schema.stored_form if f.type != "json" else "chronoledger"
     try:
-        return values.coerce(f.type, v, schema.stored_form)
+        return values.coerce(f.type, v, form)
     except values.Bad as exc:
         raise QueryError(f"{schema.name}: {f.name} {op}: {exc}") from None
 
@@ -113,7 +115,11 @@ def _membership(schema: TableSchema, f, op: str, col: str, v: Any, params: list)
         return "0" if op == "in" else "1"
     items = [_value(schema, f, x, op) for x in v if x is not None]
     sql = ""
-    if items:
+    if items and f.type == "json" and schema.stored_form != "chronoledger":
+        params.extend(items)             # JSON another program wrote: compared as values (see _equality)
+        any_equal = " OR ".join(f"json_equal({col}, ?)" for _ in items)
+        sql = f"({any_equal})" if op == "in" else f"NOT ({any_equal})"
+    elif items:
         params.extend(items)
         sql = f"{col} {'NOT ' if op == 'not_in' else ''}IN ({', '.join('?' * len(items))})"
     if any(x is None for x in v):

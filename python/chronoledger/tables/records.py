@@ -42,6 +42,9 @@ class Record:
     where: str
     values: dict[str, Any]
     text: bool = False
+    #: the file's columns in order where it has a header (CSV, TSV): what names the fields, even where
+    #: a record leaves a column empty
+    columns: tuple[str, ...] = ()
 
 
 def kind_of(path: str | os.PathLike[str]) -> str:
@@ -76,7 +79,9 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
 
 def _delimited(p: Path, delimiter: str) -> Iterator[Record]:
     with open(p, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
+        # strict: a quote left open or text after a closing quote is an error, not a cell swallowing lines
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        start = 0                                    # the line the last record ended on
         try:
             header = next(reader, None)
             if header is None:
@@ -84,6 +89,7 @@ def _delimited(p: Path, delimiter: str) -> Iterator[Record]:
             if len(set(header)) != len(header):
                 dup = sorted({h for h in header if header.count(h) > 1})
                 raise CorruptDataError(f"{p}: line 1: the header names {', '.join(map(repr, dup))} more than once")
+            columns = tuple(header)
             start = reader.line_num
             for cells in reader:
                 where = f"line {start + 1}" if start + 1 == reader.line_num else f"lines {start + 1}-{reader.line_num}"
@@ -93,15 +99,17 @@ def _delimited(p: Path, delimiter: str) -> Iterator[Record]:
                 if len(cells) != len(header):
                     raise CorruptDataError(f"{p}: {where}: {len(cells)} values for {len(header)} columns")
                 # an empty cell is no value (CSV cannot tell an empty text from a missing one)
-                yield Record(where, {h: c for h, c in zip(header, cells) if c != ""}, text=True)
+                yield Record(where, {h: c for h, c in zip(header, cells) if c != ""}, text=True, columns=columns)
         except csv.Error as exc:
-            raise CorruptDataError(f"{p}: line {reader.line_num}: {exc}") from None
+            first = start + 1
+            at = f"line {reader.line_num}" if first >= reader.line_num else f"lines {first}-{reader.line_num}"
+            raise CorruptDataError(f"{p}: {at}: {exc}") from None
         except UnicodeDecodeError as exc:
             raise CorruptDataError(f"{p}: not UTF-8 text (byte {exc.start} of a read block)") from None
 
 
 def _json_lines(p: Path) -> Iterator[Record]:
-    with open(p, encoding="utf-8") as f:
+    with open(p, encoding="utf-8-sig") as f:
         try:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
@@ -119,7 +127,8 @@ def _json_lines(p: Path) -> Iterator[Record]:
 
 def _load_json(p: Path) -> Any:
     try:
-        return json.loads(p.read_bytes())
+        data = p.read_bytes()
+        return json.loads(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
     except json.JSONDecodeError as exc:
         raise CorruptDataError(f"{p}: line {exc.lineno}, column {exc.colno}: not JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
@@ -159,13 +168,20 @@ def _parquet(p: Path) -> Iterator[Record]:
     pa, pq = parquet_modules("reading Parquet")
     try:
         f = pq.ParquetFile(p)
+        names = list(f.schema_arrow.names)
+        if len(set(names)) != len(names):
+            dup = sorted({c for c in names if names.count(c) > 1})
+            raise CorruptDataError(f"{p}: the columns {', '.join(map(repr, dup))} are named more than once")
         n = 0
         for batch in f.iter_batches(batch_size=10_000):
             for row in batch.to_pylist():
                 n += 1
                 yield Record(f"row {n}", row)
-    except (pa.ArrowException, ValueError) as exc:     # pyarrow's errors for a file it cannot read
-        raise CorruptDataError(f"{p}: not a Parquet file it can read: {exc}") from None
+    except CorruptDataError:
+        raise
+    # pyarrow's errors for a file it cannot read (the file itself was found above: its OSError is the content)
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise CorruptDataError(f"{p}: not a Parquet file pyarrow can read: {exc}") from None
 
 
 def _kind(v: Any) -> str:

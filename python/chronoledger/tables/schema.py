@@ -439,7 +439,7 @@ def _parse_trust(raw: Any, by_name: dict, table: str | None, bad: _Report) -> di
         bad("trust.weights: at least one weight must be above 0", table=table)
         ok = False
     for key in ("source_field", "freshness_field"):
-        if key in raw and raw[key] not in by_name:
+        if key in raw and (not isinstance(raw[key], str) or raw[key] not in by_name):
             bad(f"trust.{key}: {raw[key]!r} is not a field of this table", table=table)
             ok = False
     sources = raw.get("sources", {})

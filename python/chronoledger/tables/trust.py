@@ -75,7 +75,7 @@ class TrustModel:
 
     def _source(self, row: dict) -> float:
         stamp = row.get("governance_stamp")
-        if self.source_field is None and _filled(stamp):
+        if _filled(stamp):                   # first, as Grace's _score_source looks at it
             stamp = _json(stamp)
             if isinstance(stamp, dict) and stamp.get("approved"):
                 return 0.9

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chronoledger.errors import ValidationError
+from chronoledger.errors import CorruptDataError, ValidationError
 from chronoledger.ids import new_ids
 from chronoledger.tables import values
 from chronoledger.tables.schema import TableSchema
@@ -147,9 +147,11 @@ class RowValidator:
         exec(compile("\n".join(lines), f"<row check of {self.table}>", "exec"), ns)
         return ns["full"]
 
-    def partial(self, changes: Any, now: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
+    def partial(self, changes: Any, now: str | None = None, allow_empty: bool = False,
+                touch: bool = True) -> dict[str, Any]:
         """Stored values of the fields ``changes`` sets (an update), with the
-        ``generated: update`` fields set to ``now``."""
+        ``generated: update`` fields set to ``now`` (unless not ``touch``: a
+        value the registry derives, as a trust score, is not an update of the row)."""
         if not isinstance(changes, dict) or (not changes and not allow_empty):
             raise ValidationError(f"{self.table}: an update needs a non-empty mapping of fields to new values")
         now = now or values.now()
@@ -161,7 +163,7 @@ class RowValidator:
             problems.append((None, k, f"unknown field (the fields are {', '.join(self.columns)})"))
         for name, conv, required, nullable, _d, _dn, generated, allowed, lo, hi, _t in self._plan:
             if name not in changes:
-                if generated == "update":
+                if generated == "update" and touch:
                     out[name] = now
                 continue
             v = changes[name]
@@ -202,12 +204,18 @@ class RowValidator:
 
     def decode_row(self, row) -> dict:
         """A stored row (in column order) as the dict a read returns: JSON
-        parsed (a fresh object per row), booleans as bool."""
+        parsed (a fresh object per row), booleans as bool.  Stored text that
+        is not JSON (written by another program) is a CorruptDataError naming
+        the row and the field."""
         out = dict(zip(self.columns, row))
         for i in self._json_cols:
             v = row[i]
             if type(v) is str:          # (a number in a column of numeric affinity is stored as one)
-                out[self.columns[i]] = _loads(v)
+                try:
+                    out[self.columns[i]] = _loads(v)
+                except (ValueError, RecursionError):
+                    raise CorruptDataError(f"{self.table}: the row {self.pk.name} = {out.get(self.pk.name)!r}: "
+                                           f"{self.columns[i]}: the stored text is not JSON: {v[:60]!r}") from None
         for i in self._bool_cols:
             v = row[i]
             if v is not None:

@@ -280,9 +280,24 @@ def _naive_datetime(v: Any) -> str:
     return grace_datetime(_datetime(v))
 
 
+def _grace_json(v: Any) -> str:
+    # Grace's JSON columns have numeric affinity: SQLite turns JSON text that spells a number into that
+    # number, exactly for a 64-bit integer or a fraction, but 1.0 into 1, -0.0 into 0 and a larger integer
+    # into a rounded float.  Those are refused rather than read back changed.
+    text = _json(v)
+    if type(v) is float and v.is_integer():
+        raise Bad(f"{v!r} in a JSON column of Grace's (numeric affinity) would be read back as {int(v)}; "
+                  f"store it inside a list or an object")
+    if isinstance(v, int) and not isinstance(v, bool) and not _INT64[0] <= v <= _INT64[1]:
+        raise Bad(f"{_big(v)} in a JSON column of Grace's (numeric affinity) would be read back rounded; "
+                  f"store it inside a list or an object")
+    return text
+
+
 #: stored form (schema.STORED_FORMS) -> its COERCE table.
 COERCE_BY_FORM: dict[str, dict[str, Callable[[Any], Stored]]] = {
-    "chronoledger": COERCE, "grace": {**COERCE, "uuid": _uuid_hex, "datetime": _naive_datetime}}
+    "chronoledger": COERCE,
+    "grace": {**COERCE, "uuid": _uuid_hex, "datetime": _naive_datetime, "json": _grace_json}}
 
 
 def coerce(ftype: str, v: Any, form: str = "chronoledger") -> Any:
