@@ -94,12 +94,13 @@ def _near_duplicates(rows: list[dict], key: str, rule: dict) -> list[Found]:
 
 
 def _candidates(sets: list[frozenset[str]], threshold: float) -> set[tuple[int, int]]:
-    """Every pair of ``sets`` whose Jaccard similarity may reach ``threshold``
-    (prefix filtering, Chaudhuri et al. 2006): with each set's words in one
-    global order, rarest first, two sets that alike share a word among the
-    first ``len - ceil(threshold * len) + 1`` of either.  A pair the average
-    over fields puts at or above the threshold has one field at or above it,
-    so the union over fields misses none; the candidates are then measured."""
+    """Every pair of ``sets`` whose Jaccard similarity reaches ``threshold``.
+    A pair the average over fields puts at or above the threshold has one
+    field at or above it, so the union of these over the fields misses none.
+    Found by prefix filtering (Chaudhuri et al. 2006): with each set's words
+    in one global order, rarest first, two sets that alike share a word among
+    the first ``len - ceil(threshold * len) + 1`` of each; such pairs are then
+    measured (sizes first: a set that much smaller cannot be that alike)."""
     freq: dict[str, int] = defaultdict(int)
     for ws in sets:
         for w in ws:
@@ -112,10 +113,18 @@ def _candidates(sets: list[frozenset[str]], threshold: float) -> set[tuple[int, 
         prefix = len(ordered) - math.ceil(threshold * len(ordered) - 1e-9) + 1
         for w in ordered[:prefix]:
             index[w].append(i)
-    pairs: set[tuple[int, int]] = set()
+    out: set[tuple[int, int]] = set()
+    t = threshold - 1e-9
     for members in index.values():
-        pairs.update(combinations(members, 2))
-    return pairs
+        for i, j in combinations(members, 2):
+            a, b = sets[i], sets[j]
+            la, lb = len(a), len(b)
+            if la < t * lb or lb < t * la:
+                continue
+            both = len(a & b)
+            if both >= t * (la + lb - both):
+                out.add((i, j))
+    return out
 
 
 def _canonical(v: Any) -> str:
