@@ -421,15 +421,21 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _known_keys(raw: dict, known: Collection[str], where: str, table: str | None, bad: _Report) -> bool:
+    """Whether every key of ``raw`` is one of ``known`` (each other one reported)."""
+    ok = True
+    for k in raw:
+        if k not in known:
+            bad(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})", table=table)
+            ok = False
+    return ok
+
+
 def _parse_trust(raw: Any, by_name: dict, table: str | None, bad: _Report) -> dict | None:
     if not isinstance(raw, dict):
         bad("trust: must be a mapping (weights, source_field, sources, default_source, freshness_field)", table=table)
         return None
-    ok = True
-    for k in raw:
-        if k not in TRUST_KEYS:
-            bad(f"trust: unknown key {k!r} (known: {', '.join(sorted(TRUST_KEYS))})", table=table)
-            ok = False
+    ok = _known_keys(raw, TRUST_KEYS, "trust", table, bad)
     weights = raw.get("weights", {})
     if not isinstance(weights, dict) or not all(k in TRUST_FACTORS and _number(v) and v >= 0
                                                  for k, v in weights.items()):
@@ -458,11 +464,7 @@ def _parse_contradiction(raw: Any, i: int, by_name: dict, table: str | None, bad
     if not isinstance(raw, dict):
         bad(f"{where}: must be a mapping with name, kind and fields", table=table)
         return None
-    ok = True
-    for k in raw:
-        if k not in CONTRADICTION_KEYS:
-            bad(f"{where}: unknown key {k!r} (known: {', '.join(sorted(CONTRADICTION_KEYS))})", table=table)
-            ok = False
+    ok = _known_keys(raw, CONTRADICTION_KEYS, where, table, bad)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         bad(f"{where}: name: a rule needs a name (text)", table=table)
@@ -630,11 +632,7 @@ def _parse_index(raw: Any, i: int, by_name: dict, table: str | None, bad: _Repor
     if not isinstance(raw, dict):
         bad(f"indexes[{i}] must be {{fields: [...], unique: true|false}}", table=table)
         return None
-    ok = True
-    for key in raw:
-        if key not in INDEX_KEYS:
-            bad(f"indexes[{i}]: unknown key {key!r} (known: {', '.join(sorted(INDEX_KEYS))})", table=table)
-            ok = False
+    ok = _known_keys(raw, INDEX_KEYS, f"indexes[{i}]", table, bad)
     cols = raw.get("fields")
     if isinstance(cols, str):
         cols = [cols]
