@@ -104,7 +104,7 @@ def test_the_example_scenario_loads():
     sc = wconfig.load_scenario(WEEKEND, cfg)
     assert sc.name == "weekend_getaway" and sc.source == str(WEEKEND)
     assert set(sc.schedules) == {"Ava", "Ben", "Cleo"}
-    assert sc.schedules["Ava"][0] == {"hour": 8, "activity": "coffee_break", "location": "cafe"}
+    assert sc.schedules["Ava"][0] == {"hour": 8, "activity": "coffee_break", "location": "cafe", "action": None}
     assert [(e.day, e.tick, e.type) for e in sc.events] == [(None, 1, "move"), (1, 3, "group_meeting"),
                                                             (None, 6, "duo_chat"), (2, 9, "solo_reflection")]
     assert sc.events[1].agents == ("Ava", "Ben", "Cleo") and sc.events[1].location == "park"
@@ -116,8 +116,8 @@ def test_a_scenario_slot_takes_the_activity_location_by_default(tmp_path):
         schedules:
           Ava: [{hour: 15, activity: reading}, {hour: 9, activity: walk, location: cafe}]
         """), cfg)
-    assert sc.schedules["Ava"] == [{"hour": 9, "activity": "walk", "location": "cafe"},
-                                   {"hour": 15, "activity": "reading", "location": "library"}]
+    assert sc.schedules["Ava"] == [{"hour": 9, "activity": "walk", "location": "cafe", "action": None},
+                                   {"hour": 15, "activity": "reading", "location": "library", "action": None}]
     assert sc.name == "s" and sc.events == []
 
 
@@ -168,10 +168,21 @@ def test_a_graph_in_two_parts(tmp_path):
 
 
 def test_an_unknown_location_in_the_graph(tmp_path):
-    path = write(tmp_path / "world.yaml", "location_graph:\n  home: {mars: 5}\n")
+    places = "locations:\n  home: {kind: home, capacity: 9}\n"
+    path = write(tmp_path / "world.yaml", places + "location_graph:\n  home: {mars: 5}\n")
     refused(path, "location_graph.home.mars", "'mars' is not a location")
-    path = write(tmp_path / "world2.yaml", "location_graph:\n  moon: {home: 5}\n")
+    path = write(tmp_path / "world2.yaml", places + "location_graph:\n  moon: {home: 5}\n")
     refused(path, "location_graph.moon", "'moon' is not a location")
+
+
+def test_a_graph_without_locations_declares_its_places(tmp_path):
+    """The world sandbox's form: its places are the graph's; a packaged place of the same name (any case)
+    lends its attributes, and the packaged activities that have a place here stay."""
+    path = write(tmp_path / "world.yaml", "location_graph:\n  Home: {Mars: 5}\n")
+    cfg = wconfig.load_config(path)
+    assert list(cfg.locations) == ["Home", "Mars"]
+    assert (cfg.locations["Home"].kind, cfg.locations["Mars"].kind) == ("home", "mars")
+    assert {a: x.location for a, x in cfg.activities.items()} == {"family_dinner": "Home"}
 
 
 @pytest.mark.parametrize("edge", ["-5", "1e9", "true", "soon"])
@@ -343,7 +354,7 @@ def test_scenario_ticks_follow_the_config(tmp_path):
     ("plot: twist\n", "plot: unknown key"),
     ("schedules:\n  Ava: {hour: 9}\n", "schedules.Ava: must be a list"),
     ("schedules:\n  Ava: [{hour: 9, activity: walk, with: Ben}]\n", "schedules.Ava[0].with: unknown key"),
-    ("schedules:\n  Ava: [{hour: 9, activity: move}]\n", "schedules.Ava[0].activity: 'move' is an action type"),
+    ("schedules:\n  Ava: [{hour: 9, activity: move}]\n", "schedules.Ava[0].location: a slot of the action type 'move' needs the location"),
     ("scripted_events: {tick: 1}\n", "scripted_events: must be a list"),
     ("- a list\n", "expected a mapping"),
     ("schedules: [\n", "malformed YAML (line 2)"),
@@ -366,7 +377,7 @@ def test_a_negative_activity_duration(tmp_path, minutes):
     ("{tick: 1, type: duo_chat, agents: [Ava, Ben, Cleo]}", "a duo_chat is two agents, not 3"),
     ("{tick: 1, type: duo_chat, agents: [Ava, Ben]}", "a scripted duo_chat needs the location where they meet"),
     ("{tick: 1, type: group_meeting, agents: [Ava, Ben, Cleo]}", "a scripted group_meeting needs the location"),
-    ("{tick: 1, type: group_meeting, agents: [Ava, Ben], location: park}", "a group_meeting is 3 agents or more"),
+    ("{tick: 1, type: group_meeting, agents: [Ava], location: park}", "a group_meeting is 2 agents or more"),
     ("{tick: 1, type: [move], agents: [Ava], location: park}", r"\['move'\] is not an action type"),
     ("{tick: 1, type: move, agents: [Ava], location: [park]}", r"\['park'\] is not a location"),
 ])

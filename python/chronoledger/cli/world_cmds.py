@@ -24,7 +24,7 @@ from chronoledger.cli.output import (EXIT_REFUSED, EXIT_USAGE, Group, argument, 
                                     output_options, progress_wanted)
 from chronoledger.errors import ConfigError, ValidationError
 from chronoledger.world import store
-from chronoledger.world.config import load_config, load_scenario
+from chronoledger.world.config import load_config, with_scenario
 from chronoledger.world.models import make_model
 from chronoledger.world.replay import replay
 from chronoledger.world.scheduler import RunOptions, run
@@ -257,8 +257,14 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                                    ("default_hours.end_hour", end_hour),
                                    ("guardrails.max_concurrent_chats", max_concurrent_chats)) if v is not None}
     with _errors(db_url):
-        config = load_config(config_path, overrides=overrides)
-        scenario = load_scenario(scenario_path, config) if scenario_path else None
+        if scenario_path:
+            # the scenario's hours and action weights over the config's, the command line's over both
+            config, scenario = with_scenario(config_path, scenario_path, overrides=overrides)
+            if scenario.days is not None and click.get_current_context().get_parameter_source("days") \
+                    is click.core.ParameterSource.DEFAULT:
+                days = scenario.days                       # its duration_days, unless --days says otherwise
+        else:
+            config, scenario = load_config(config_path, overrides=overrides), None
         m = model()
         target, scratch = db_url, None
         if not persist:

@@ -2,9 +2,10 @@
 timeboxed days, move, talk, reflect and remember; every action is stored,
 logged to a chronicle, and replayable (docs/world.md)."""
 
-from chronoledger.world.config import load_config, load_scenario
+from chronoledger.world.config import load_config, load_scenario, with_scenario
 from chronoledger.world.models import make_model
 from chronoledger.world import replay                 # the module: replay.replay(path), replay.ReplayReport
 from chronoledger.world.scheduler import RunOptions, RunResult, resume, run
 
-__all__ = ["RunOptions", "RunResult", "load_config", "load_scenario", "make_model", "replay", "resume", "run"]
+__all__ = ["RunOptions", "RunResult", "load_config", "load_scenario", "make_model", "replay", "resume", "run",
+           "with_scenario"]

@@ -9,6 +9,7 @@ come from the packaged defaults (defaults/world_config.yaml).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
@@ -38,7 +39,11 @@ CONFIG_KEYS = frozenset({"default_hours", "start_date", "action_weights", "locat
                          "time_preferences", "guardrails"})
 GUARDRAILS = ("max_actions_per_agent_per_day", "max_concurrent_chats", "min_cooldown_between_duo_chats_minutes",
               "max_location_travel_per_day")
-SCENARIO_KEYS = frozenset({"name", "description", "schedules", "scripted_events"})
+SCENARIO_KEYS = frozenset({"name", "description", "schedules", "scripted_events",
+                           # the world sandbox's form (scenarios/weekend_getaway.yaml)
+                           "scenario", "events", "action_weights"})
+#: The sandbox's ``scenario:`` block.
+SCENARIO_BLOCK_KEYS = ("name", "description", "duration_days", "start_hour", "end_hour")
 EVENT_KEYS = frozenset({"tick", "day", "type", "agents", "location", "prompt", "activity"})
 
 
@@ -120,10 +125,14 @@ class ScriptedEvent:
 
 
 class ScheduleSlot(TypedDict):
-    """One slot of an agent's scenario schedule: from ``hour``, ``activity`` at ``location``."""
+    """One slot of an agent's scenario schedule: from ``hour``, ``activity`` at ``location``.
+    ``action``: the action type the slot names where the file gives one instead of an
+    activity (the sandbox's ``activity: duo_chat``), else None; ``activity`` is then the
+    place's own (the first by name that happens there)."""
     hour: int
     activity: str
     location: str
+    action: str | None
 
 
 @dataclass
@@ -133,6 +142,11 @@ class Scenario:
     events: list[ScriptedEvent]
     source: str = ""
     raw: dict = field(default_factory=dict, repr=False)
+    description: str = ""
+    days: int | None = None                       # how many days it lasts (duration_days), if it says
+    #: what the scenario sets of the world config, as "section.key": value ("default_hours.start_hour",
+    #: "action_weights.move"...); laid over the config by :func:`with_scenario`
+    settings: dict = field(default_factory=dict)
 
 
 #: Makes the ConfigError of a key: bad(key, why).
@@ -164,9 +178,11 @@ def default_config_data() -> dict:
         return _read_yaml(p)
 
 
-def load_config(path: str | Path | None = None, *, overrides: dict | None = None) -> WorldConfig:
-    """The packaged defaults, with the keys of the file at ``path`` (if any)
-    and then ``overrides`` (e.g. hours from the command line) laid over them."""
+def load_config(path: str | Path | None = None, *, overrides: dict | None = None,
+                scenario: tuple[str, dict] | None = None) -> WorldConfig:
+    """The packaged defaults, with the keys of the file at ``path`` (if any),
+    then what a scenario sets (``(its file, {"section.key": value})``), then
+    ``overrides`` (e.g. hours from the command line) laid over them."""
     data = default_config_data()
     source = "defaults"
     if path is not None:
@@ -185,20 +201,123 @@ def load_config(path: str | Path | None = None, *, overrides: dict | None = None
                 data[key] = {**data[key], **value}          # a partial section keeps the other defaults
             else:
                 data[key] = value
-    for key, value in (overrides or {}).items():
-        section, _, name = key.partition(".")
-        if not isinstance(data.setdefault(section, {}), dict):
-            raise ConfigError(f"{source}: {section}: must be a mapping, found {type(data[section]).__name__}")
-        data[section][name] = value
+        packaged = default_config_data()
+        if "location_graph" in mine and "locations" not in mine:
+            # the sandbox's form: the places are the graph's own (attributes from the packaged place of that
+            # name, any case)
+            data["locations"] = _places_of_graph(mine["location_graph"], packaged["locations"])
+        if "activities" not in mine:
+            if "time_preferences" in mine:
+                # the activities the preferences name, from those this package knows (its own, the sandbox's)
+                data["activities"] = _named_activities(mine["time_preferences"], packaged["activities"])
+            elif "locations" not in mine and "location_graph" in mine:
+                # the packaged activities that have a place in this world, and the preferences for them
+                data["activities"] = kept = _placed(packaged["activities"], data["locations"])
+                data["time_preferences"] = {p: [n for n in names if n in kept]
+                                            for p, names in packaged["time_preferences"].items()}
+    layers = [(scenario[1], f"from {scenario[0]}")] if scenario else []
+    for layer, said in layers + [(overrides or {}, "from the command line")]:
+        for key, value in layer.items():
+            section, _, name = key.partition(".")
+            if not isinstance(data.setdefault(section, {}), dict):
+                raise ConfigError(f"{source}: {section}: must be a mapping, found {type(data[section]).__name__}")
+            data[section][name] = value
+    if scenario and scenario[1]:
+        source += f" with {', '.join(f'{k}={v}' for k, v in scenario[1].items())} from {scenario[0]}"
     if overrides:
         source += f" with {', '.join(f'{k}={v}' for k, v in overrides.items())} from the command line"
     return parse_config(data, source)
 
 
-def parse_config(data: dict, source: str) -> WorldConfig:
-    def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{source}: {key}: {why}")
+def known_activities(packaged: dict) -> dict:
+    """Every activity a config may name without declaring it: the packaged
+    ones, then the world sandbox's (defaults/sandbox_activities.yaml)."""
+    with resources.as_file(resources.files("chronoledger.world").joinpath("defaults")
+                           .joinpath("sandbox_activities.yaml")) as p:
+        sandbox = _read_yaml(p)
+    return {**sandbox, **(packaged if isinstance(packaged, dict) else {})}
 
+
+def _named_activities(prefs: Any, packaged: dict) -> dict:
+    known = known_activities(packaged)
+    names: list[str] = []
+    if isinstance(prefs, dict):
+        for v in prefs.values():
+            if isinstance(v, list):
+                names += [n for n in v if isinstance(n, str) and n not in names]
+    # a name nobody knows is left out here and named by parse_config's check of the preferences
+    return {n: known[n] for n in names if n in known} or known
+
+
+def _placed(activities: dict, places: dict) -> dict:
+    """The activities whose place (by name or kind, any case) is among ``places``."""
+    names = {str(n).lower() for n in places} | {str(p.get("kind", n)).lower() for n, p in places.items()
+                                                if isinstance(p, dict)}
+    return {a: spec for a, spec in activities.items()
+            if isinstance(spec, dict) and str(spec.get("location", "")).lower() in names}
+
+
+def _places_of_graph(graph: Any, packaged: dict) -> dict:
+    names: list[str] = []
+    if isinstance(graph, dict):
+        for a, edges in graph.items():
+            for n in [a, *(edges if isinstance(edges, dict) else [])]:
+                if isinstance(n, str) and n not in names:
+                    names.append(n)
+    by_lower = {str(k).lower(): v for k, v in (packaged or {}).items()}
+    out = {}
+    for n in names:
+        spec = by_lower.get(n.lower())
+        out[n] = dict(spec) if isinstance(spec, dict) else {"kind": n.lower(), "capacity": 100_000,
+                                                           "open_hours": [0, 24]}
+    return out
+
+
+class _Listed(ConfigError):
+    """The problems of a file, said at once (a ConfigError)."""
+
+
+class _Problems:
+    """Every problem of a file, said at once (``ConfigError`` listing them)."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.found: list[str] = []
+
+    def __call__(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {why}")
+
+    @contextlib.contextmanager
+    def section(self):
+        """A part of the file checked on its own: its first problem is noted and the rest go on."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.found.append(str(exc))
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise _Listed(self.found[0])
+        if self.found:
+            raise _Listed(f"{self.source}: {len(self.found)} problems:\n  " + "\n  ".join(
+                f[len(self.source) + 2:] if f.startswith(self.source + ": ") else f for f in self.found))
+
+
+def parse_config(data: dict, source: str) -> WorldConfig:
+    bad = _Problems(source)
+    try:
+        return _parse_config(data, source, bad)
+    except _Listed:
+        raise
+    except ConfigError as exc:                         # a problem that stops the check (the day's hours)
+        bad.found.append(str(exc))
+    bad.raise_any()
+    raise AssertionError("unreachable")                  # pragma: no cover - raise_any raised
+
+
+def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
+    """The checked config; each section's first problem is noted and the
+    other sections still checked, so that a file's problems are said at once."""
     hours = _mapping(data.get("default_hours"), "default_hours", bad)
     start, end, tick = (_int(hours.get(k), f"default_hours.{k}", bad) for k in ("start_hour", "end_hour",
                                                                                "tick_minutes"))
@@ -207,87 +326,134 @@ def parse_config(data: dict, source: str) -> WorldConfig:
     if tick <= 0 or ((end - start) * 60) % tick:
         raise bad("default_hours.tick_minutes", f"{tick} must be positive and divide the day's "
                                                 f"{(end - start) * 60} minutes")
-    start_date = data.get("start_date", date(2026, 1, 5))
-    if isinstance(start_date, str):
-        try:
-            start_date = date.fromisoformat(start_date)
-        except ValueError:
-            raise bad("start_date", f"{start_date!r} is not a date (YYYY-MM-DD)") from None
-    if not isinstance(start_date, date):
-        raise bad("start_date", "must be a date (YYYY-MM-DD)")
-
-    weights = _mapping(data.get("action_weights"), "action_weights", bad)
-    for k, v in weights.items():
-        if k not in ACTIONS:
-            raise bad(f"action_weights.{k}", f"not an action type (the action types are {', '.join(ACTIONS)})")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise bad(f"action_weights.{k}", f"{v!r} must be a number >= 0")
-    weights = {a: float(weights.get(a, 0.0)) for a in ACTIONS}
-    if sum(weights.values()) <= 0:
-        raise bad("action_weights", "at least one weight must be above 0")
+    start_date = date(2026, 1, 5)
+    with bad.section():
+        start_date = _start_date(data.get("start_date", start_date), bad)
+    weights = {a: 1.0 for a in ACTIONS}
+    with bad.section():
+        weights = _action_weights(data.get("action_weights"), "action_weights", bad)
 
     locations: dict[str, Location] = {}
     for name, spec in _mapping(data.get("locations"), "locations", bad).items():
-        key = f"locations.{name}"
-        spec = _section(spec, key, ("kind", "capacity", "open_hours"), bad)
-        cap = _int(spec.get("capacity"), f"{key}.capacity", bad)
-        oh = spec.get("open_hours", [0, 24])
-        if not (isinstance(oh, list) and len(oh) == 2 and all(isinstance(h, int) and not isinstance(h, bool)
-                                                                for h in oh) and 0 <= oh[0] < oh[1] <= 24):
-            raise bad(f"{key}.open_hours", f"{oh!r} must be [open, close] hours with 0 <= open < close <= 24")
-        if cap <= 0:
-            raise bad(f"{key}.capacity", f"{cap} must be above 0")
-        locations[str(name)] = Location(str(name), str(spec.get("kind", name)), cap, oh[0], oh[1])
-    if len(locations) < 1:
+        with bad.section():
+            locations[str(name)] = _location(name, spec, bad)
+    if not locations and not bad.found:
         raise bad("locations", "at least one location is needed")
 
     activities: dict[str, Activity] = {}
     for name, spec in _mapping(data.get("activities"), "activities", bad).items():
-        key = f"activities.{name}"
-        if name in ACTIONS:
-            raise bad(key, f"{name!r} is an action type; an activity needs another name")
-        spec = _section(spec, key, ("category", "duration_minutes", "location", "prompt_template"), bad)
-        loc = _check_location(spec.get("location"), f"{key}.location", locations, bad)
-        minutes = _int(spec.get("duration_minutes", 60), f"{key}.duration_minutes", bad)
-        if minutes <= 0:
-            raise bad(f"{key}.duration_minutes", f"{minutes} must be above 0")
-        activities[str(name)] = Activity(str(name), str(spec.get("category", "other")), minutes, loc,
-                                         str(spec.get("prompt_template", "{agent} does " + str(name) + ".")))
-    if not activities:
+        with bad.section():
+            activities[str(name)] = _activity(name, spec, locations, bad)
+    if not activities and not bad.found:
         raise bad("activities", "at least one activity is needed")
 
     prefs = _mapping(data.get("time_preferences"), "time_preferences", bad)
-    time_preferences = {}
+    time_preferences: dict[str, list[str]] = {}
     for period in prefs:
         if period not in PERIODS:
-            raise bad(f"time_preferences.{period}", f"not a part of the day (they are {', '.join(PERIODS)})")
+            bad.found.append(str(bad(f"time_preferences.{period}",
+                                     f"not a part of the day (they are {', '.join(PERIODS)})")))
     for period in PERIODS:
         names = prefs.get(period, [])
         if not isinstance(names, list):
-            raise bad(f"time_preferences.{period}", "must be a list of activity names")
+            bad.found.append(str(bad(f"time_preferences.{period}", "must be a list of activity names")))
+            names = []
         for i, n in enumerate(names):
-            _check_activity(n, f"time_preferences.{period}[{i}]", activities, bad)
-        time_preferences[period] = list(names) or sorted(activities)      # name order, as below
+            with bad.section():
+                _check_activity(n, f"time_preferences.{period}[{i}]", activities, bad)
+        time_preferences[period] = [n for n in names if isinstance(n, str) and n in activities] \
+            or sorted(activities)                                                     # name order
 
-    rails = _mapping(data.get("guardrails"), "guardrails", bad)
-    for k in rails:
-        if k not in GUARDRAILS:
-            raise bad(f"guardrails.{k}", f"unknown guardrail (they are {', '.join(GUARDRAILS)})")
     guardrails = {}
-    for k in GUARDRAILS:
-        v = _int(rails.get(k), f"guardrails.{k}", bad)
-        if v < 0:
-            raise bad(f"guardrails.{k}", f"{v} must be >= 0")
-        guardrails[k] = v
+    with bad.section():
+        guardrails = _guardrails(data.get("guardrails"), bad)
 
     # Name order, not the file's: the simulation indexes places and activities by position, and a
     # config stored as JSON with sorted keys (a run's log) must give the same run.
     locations = dict(sorted(locations.items()))
     activities = dict(sorted(activities.items()))
-    travel = _travel_matrix(data.get("location_graph"), list(locations), bad)
+    travel = np.zeros((len(locations), len(locations)))
+    with bad.section():
+        travel = _travel_matrix(data.get("location_graph"), list(locations), bad)
+    bad.raise_any()
     raw = copy.deepcopy({k: data.get(k) for k in sorted(CONFIG_KEYS)})
     return WorldConfig(start, end, tick, start_date, weights, locations, activities, time_preferences, guardrails,
                        travel, source, raw)
+
+
+def _start_date(v: Any, bad: _Bad) -> date:
+    if isinstance(v, str):
+        try:
+            v = date.fromisoformat(v)
+        except ValueError:
+            raise bad("start_date", f"{v!r} is not a date (YYYY-MM-DD)") from None
+    if not isinstance(v, date):
+        raise bad("start_date", "must be a date (YYYY-MM-DD)")
+    return v
+
+
+def _action_weights(v: Any, key: str, bad: _Bad) -> dict[str, float]:
+    weights = _mapping(v, key, bad)
+    for k, w in weights.items():
+        if k not in ACTIONS:
+            raise bad(f"{key}.{k}", f"not an action type (the action types are {', '.join(ACTIONS)})")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise bad(f"{key}.{k}", f"{w!r} must be a number >= 0")
+    out = {a: float(weights.get(a, 0.0)) for a in ACTIONS}
+    if sum(out.values()) <= 0:
+        raise bad(key, "at least one weight must be above 0")
+    return out
+
+
+def _location(name: Any, spec: Any, bad: _Bad) -> Location:
+    key = f"locations.{name}"
+    spec = _section(spec, key, ("kind", "capacity", "open_hours"), bad)
+    cap = _int(spec.get("capacity"), f"{key}.capacity", bad)
+    oh = spec.get("open_hours", [0, 24])
+    if not (isinstance(oh, list) and len(oh) == 2 and all(isinstance(h, int) and not isinstance(h, bool)
+                                                            for h in oh) and 0 <= oh[0] < oh[1] <= 24):
+        raise bad(f"{key}.open_hours", f"{oh!r} must be [open, close] hours with 0 <= open < close <= 24")
+    if cap <= 0:
+        raise bad(f"{key}.capacity", f"{cap} must be above 0")
+    return Location(str(name), str(spec.get("kind", name)), cap, oh[0], oh[1])
+
+
+def _activity(name: Any, spec: Any, locations: dict[str, Location], bad: _Bad) -> Activity:
+    key = f"activities.{name}"
+    if name in ACTIONS:
+        raise bad(key, f"{name!r} is an action type; an activity needs another name")
+    spec = _section(spec, key, ("category", "duration_minutes", "location", "prompt_template"), bad)
+    loc = _place(spec.get("location"), f"{key}.location", locations, bad)
+    minutes = _int(spec.get("duration_minutes", 60), f"{key}.duration_minutes", bad)
+    if minutes <= 0:
+        raise bad(f"{key}.duration_minutes", f"{minutes} must be above 0")
+    return Activity(str(name), str(spec.get("category", "other")), minutes, loc,
+                    str(spec.get("prompt_template", "{agent} does " + str(name) + ".")))
+
+
+def _place(name: Any, key: str, locations: dict[str, Location], bad: _Bad) -> str:
+    """The location ``name`` names: by name, else by name in any case, else the first (by name) of
+    that kind: an activity known by the kind of its place (``office``) finds a config's ``Office``."""
+    if isinstance(name, str) and name not in locations:
+        same = sorted(n for n in locations if n.lower() == name.lower()) or \
+            sorted(n for n, loc in locations.items() if loc.kind.lower() == name.lower())
+        if same:
+            return same[0]
+    return _check_location(name, key, locations, bad)
+
+
+def _guardrails(v: Any, bad: _Bad) -> dict[str, int]:
+    rails = _mapping(v, "guardrails", bad)
+    for k in rails:
+        if k not in GUARDRAILS:
+            raise bad(f"guardrails.{k}", f"unknown guardrail (they are {', '.join(GUARDRAILS)})")
+    out = {}
+    for k in GUARDRAILS:
+        n = _int(rails.get(k), f"guardrails.{k}", bad)
+        if n < 0:
+            raise bad(f"guardrails.{k}", f"{n} must be >= 0")
+        out[k] = n
+    return out
 
 
 def _travel_matrix(graph: Any, names: list[str], bad: _Bad) -> np.ndarray:
@@ -364,7 +530,10 @@ def _int(v: Any, key: str, bad: _Bad) -> int:
 def load_scenario(path: str | Path, config: WorldConfig) -> Scenario:
     """A scenario file: schedules (per agent name, slots of hour, activity,
     location) and scripted events (tick, type, agents, location, prompt),
-    checked against ``config``."""
+    checked against ``config``.  The world sandbox's form is read as it is:
+    a ``scenario:`` block (name, description, duration_days, start_hour,
+    end_hour), ``events:``, ``action_weights:`` and schedules as a list of
+    ``agent_name`` and ``slots``.  Every problem is said at once."""
     source = str(path)
     data = _read_yaml(path)
     if not isinstance(data, dict):
@@ -373,73 +542,154 @@ def load_scenario(path: str | Path, config: WorldConfig) -> Scenario:
     return parse_scenario(data, source, config)
 
 
-def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
-    def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{source}: {key}: {why}")
+def with_scenario(config_path: str | Path | None, scenario_path: str | Path, *,
+                  overrides: dict | None = None) -> tuple[WorldConfig, Scenario]:
+    """The world config with what the scenario sets of it (its hours, its
+    action weights) laid over it, ``overrides`` (the command line's) over
+    both, and the scenario checked against the result."""
+    config = load_config(config_path, overrides=overrides)
+    scenario = load_scenario(scenario_path, config)
+    if not scenario.settings:
+        return config, scenario
+    config = load_config(config_path, overrides=overrides, scenario=(str(scenario_path), scenario.settings))
+    return config, load_scenario(scenario_path, config)
 
+
+def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
+    bad = _Problems(source)
     for k in data:
         if k not in SCENARIO_KEYS:
-            raise bad(str(k), f"unknown key (the keys are {', '.join(sorted(SCENARIO_KEYS))})")
+            bad.found.append(str(bad(str(k), f"unknown key (the keys are {', '.join(sorted(SCENARIO_KEYS))})")))
+    block: dict = {}
+    settings: dict[str, Any] = {}
+    days = None
+    with bad.section():
+        block = _section(data.get("scenario"), "scenario", SCENARIO_BLOCK_KEYS, bad)
+        if "duration_days" in block:
+            days = _int(block["duration_days"], "scenario.duration_days", bad)
+            if days < 1:
+                raise bad("scenario.duration_days", f"{days} must be 1 or more")
+        for k in ("start_hour", "end_hour"):
+            if k in block:
+                settings[f"default_hours.{k}"] = _int(block[k], f"scenario.{k}", bad)
+    with bad.section():
+        if data.get("action_weights") is not None:
+            for a, w in _action_weights(data["action_weights"], "action_weights", bad).items():
+                settings[f"action_weights.{a}"] = w
+    # the hours the scenario will run in: its own, where it gives them (with_scenario applies them)
+    first = settings.get("default_hours.start_hour", config.start_hour)
+    last = settings.get("default_hours.end_hour", config.end_hour)
+
     schedules: dict[str, list[ScheduleSlot]] = {}
-    for agent, slots in _mapping(data.get("schedules"), "schedules", bad).items():
-        if not isinstance(slots, list):
-            raise bad(f"schedules.{agent}", "must be a list of {hour, activity, location}")
+    for agent, slots, key in _schedule_entries(data.get("schedules"), bad):
         out: list[ScheduleSlot] = []
         for i, slot in enumerate(slots):
-            key = f"schedules.{agent}[{i}]"
-            slot = _section(slot, key, ("hour", "activity", "location"), bad)
-            hour = _int(slot.get("hour"), f"{key}.hour", bad)
-            if not config.start_hour <= hour < config.end_hour:
-                raise bad(f"{key}.hour", f"{hour} is outside the day ({config.start_hour}-{config.end_hour})")
-            _check_activity(slot.get("activity"), f"{key}.activity", config.activities, bad)
-            loc = _check_location(slot.get("location", config.activities[slot["activity"]].location),
-                                  f"{key}.location", config.locations, bad)
-            out.append({"hour": hour, "activity": slot["activity"], "location": loc})
-        schedules[str(agent)] = sorted(out, key=lambda s: s["hour"])
+            with bad.section():
+                out.append(_slot(slot, f"{key}[{i}]", config, first, last, bad))
+        schedules[agent] = sorted(out, key=lambda s: s["hour"])
+
     events = []
-    raw_events = data.get("scripted_events") or []
+    if data.get("scripted_events") is not None and data.get("events") is not None:
+        bad.found.append(str(bad("events", "give scripted events as scripted_events: or events:, not both")))
+    ev_key = "events" if data.get("events") is not None else "scripted_events"
+    raw_events = data.get(ev_key) or []
+    ticks = ((last - first) * 60) // config.tick_minutes
     if not isinstance(raw_events, list):
-        raise bad("scripted_events", "must be a list of {tick, type, agents, location, prompt}")
+        bad.found.append(str(bad(ev_key, "must be a list of {tick, type, agents, location, prompt}")))
+        raw_events = []
     for i, ev in enumerate(raw_events):
-        key = f"scripted_events[{i}]"
-        ev = _section(ev, key, tuple(sorted(EVENT_KEYS)), bad)
-        tick = _int(ev.get("tick"), f"{key}.tick", bad)
-        if not 0 <= tick < config.ticks_per_day:
-            raise bad(f"{key}.tick", f"{tick} is outside the day's ticks 0..{config.ticks_per_day - 1}")
-        day = ev.get("day")
-        if day is not None and (_int(day, f"{key}.day", bad) < 1):
-            raise bad(f"{key}.day", f"{day} must be 1 or more (the first day is 1)")
-        etype = ev.get("type")
-        if not isinstance(etype, str):
-            raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
-        if etype in config.activities:
-            raise bad(f"{key}.type", f"{etype!r} is an activity, not an action type (the action types are "
-                                     f"{', '.join(ACTIONS)})")
-        if etype not in ACTIONS:
-            raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
-        agents = ev.get("agents") or []
-        if not isinstance(agents, list) or not agents or not all(isinstance(a, str) for a in agents):
-            raise bad(f"{key}.agents", "must be a non-empty list of agent names")
-        if len(set(agents)) != len(agents):
-            raise bad(f"{key}.agents", "names an agent twice")
-        if etype == "duo_chat" and len(agents) != 2:
-            raise bad(f"{key}.agents", f"a duo_chat is two agents, not {len(agents)}")
-        if etype == "group_meeting" and len(agents) < 3:
-            raise bad(f"{key}.agents", f"a group_meeting is 3 agents or more, not {len(agents)} (two is a duo_chat)")
-        where = ev.get("location")
-        if where is not None:
-            _check_location(where, f"{key}.location", config.locations, bad)
-        if etype == "move" and where is None:
-            raise bad(f"{key}.location", "a scripted move needs the location to go to")
-        if etype in ("duo_chat", "group_meeting") and where is None:
-            # agents elsewhere need ticks to get there: the place is what lets them leave in time
-            raise bad(f"{key}.location", f"a scripted {etype} needs the location where they meet")
-        act = ev.get("activity")
-        if act is not None:
-            _check_activity(act, f"{key}.activity", config.activities, bad)
-        prompt = ev.get("prompt")
-        if prompt is not None and not isinstance(prompt, str):
-            raise bad(f"{key}.prompt", "must be text")
-        events.append(ScriptedEvent(day, tick, etype, tuple(agents), where, prompt, act))
-    return Scenario(str(data.get("name") or Path(source).stem), schedules, events, source,
-                    copy.deepcopy(data))
+        with bad.section():
+            events.append(_event(ev, f"{ev_key}[{i}]", config, ticks, bad))
+    bad.raise_any()
+    name = block.get("name") or data.get("name") or Path(source).stem
+    description = block.get("description") or data.get("description") or ""
+    return Scenario(str(name), schedules, events, source, copy.deepcopy(data), str(description), days, settings)
+
+
+def _schedule_entries(v: Any, bad: _Problems) -> list[tuple[str, list, str]]:
+    """(agent, slots, key) of either form: a mapping of agent name to slots, or the sandbox's list
+    of {agent_name, slots}."""
+    out = []
+    if isinstance(v, list):
+        for i, entry in enumerate(v):
+            key = f"schedules[{i}]"
+            with bad.section():
+                entry = _section(entry, key, ("agent_name", "slots"), bad)
+                agent = entry.get("agent_name")
+                if not isinstance(agent, str) or not agent:
+                    raise bad(f"{key}.agent_name", "must be the agent's name")
+                slots = entry.get("slots") or []
+                if not isinstance(slots, list):
+                    raise bad(f"{key}.slots", "must be a list of {hour, activity, location}")
+                out.append((agent, slots, f"{key}.slots"))
+        return out
+    for agent, slots in _mapping(v, "schedules", bad).items():
+        if not isinstance(slots, list):
+            bad.found.append(str(bad(f"schedules.{agent}", "must be a list of {hour, activity, location}")))
+            continue
+        out.append((str(agent), slots, f"schedules.{agent}"))
+    return out
+
+
+def _slot(slot: Any, key: str, config: WorldConfig, first: int, last: int, bad: _Bad) -> ScheduleSlot:
+    slot = _section(slot, key, ("hour", "activity", "location"), bad)
+    hour = _int(slot.get("hour"), f"{key}.hour", bad)
+    if not first <= hour < last:
+        raise bad(f"{key}.hour", f"{hour} is outside the day ({first}-{last})")
+    what = slot.get("activity")
+    action = None
+    if isinstance(what, str) and what in ACTIONS and what not in config.activities:
+        # the sandbox's slot of an action type: the agent is at the place, doing what happens there
+        action = what
+        if slot.get("location") is None:
+            raise bad(f"{key}.location", f"a slot of the action type {what!r} needs the location where it happens")
+        where = _place(slot.get("location"), f"{key}.location", config.locations, bad)
+        here = sorted(n for n, a in config.activities.items() if a.location == where)
+        what = here[0] if here else config.time_preferences[config.period(hour)][0]
+    else:
+        _check_activity(what, f"{key}.activity", config.activities, bad)
+        where = _place(slot.get("location", config.activities[what].location), f"{key}.location",
+                       config.locations, bad)
+    return {"hour": hour, "activity": what, "location": where, "action": action}
+
+
+def _event(ev: Any, key: str, config: WorldConfig, ticks: int, bad: _Bad) -> ScriptedEvent:
+    ev = _section(ev, key, tuple(sorted(EVENT_KEYS)), bad)
+    tick = _int(ev.get("tick"), f"{key}.tick", bad)
+    if not 0 <= tick < ticks:
+        raise bad(f"{key}.tick", f"{tick} is outside the day's ticks 0..{ticks - 1}")
+    day = ev.get("day")
+    if day is not None and (_int(day, f"{key}.day", bad) < 1):
+        raise bad(f"{key}.day", f"{day} must be 1 or more (the first day is 1)")
+    etype = ev.get("type")
+    if not isinstance(etype, str):
+        raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
+    if etype in config.activities:
+        raise bad(f"{key}.type", f"{etype!r} is an activity, not an action type (the action types are "
+                                 f"{', '.join(ACTIONS)})")
+    if etype not in ACTIONS:
+        raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
+    agents = ev.get("agents") or []
+    if not isinstance(agents, list) or not agents or not all(isinstance(a, str) for a in agents):
+        raise bad(f"{key}.agents", "must be a non-empty list of agent names")
+    if len(set(agents)) != len(agents):
+        raise bad(f"{key}.agents", "names an agent twice")
+    if etype == "duo_chat" and len(agents) != 2:
+        raise bad(f"{key}.agents", f"a duo_chat is two agents, not {len(agents)}")
+    if etype == "group_meeting" and len(agents) < 2:
+        raise bad(f"{key}.agents", f"a group_meeting is 2 agents or more, not {len(agents)}")
+    where = ev.get("location")
+    if where is not None:
+        where = _place(where, f"{key}.location", config.locations, bad)
+    if etype == "move" and where is None:
+        raise bad(f"{key}.location", "a scripted move needs the location to go to")
+    if etype in ("duo_chat", "group_meeting") and where is None:
+        # agents elsewhere need ticks to get there: the place is what lets them leave in time
+        raise bad(f"{key}.location", f"a scripted {etype} needs the location where they meet")
+    act = ev.get("activity")
+    if act is not None:
+        _check_activity(act, f"{key}.activity", config.activities, bad)
+    prompt = ev.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise bad(f"{key}.prompt", "must be text")
+    return ScriptedEvent(day, tick, etype, tuple(agents), where, prompt, act)

@@ -1,0 +1,107 @@
+"""The world sandbox's own files (CalfCrusher/AI_Agents_Communication:
+world_config.yaml, scenarios/*.yaml) read as they are: tests/data/sandbox
+holds files written here in the sandbox's form, not copied from it."""
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chronoledger.cli import cli
+from chronoledger.errors import ConfigError
+from chronoledger.world.config import load_config, load_scenario, with_scenario
+
+from _cli import invoke
+
+SANDBOX = Path(__file__).parent / "data" / "sandbox"
+CONFIG = SANDBOX / "world_config.yaml"
+PICNIC = SANDBOX / "picnic.yaml"
+
+
+def test_the_sandbox_config_reads_as_it_is():
+    cfg = load_config(CONFIG)
+    # its places are its graph's, with the packaged attributes of the place of that name
+    assert list(cfg.locations) == ["Cafe", "Home", "Office", "Park"]
+    assert (cfg.locations["Cafe"].kind, cfg.locations["Cafe"].open_hour) == ("cafe", 7)
+    # the activities its preferences name are the sandbox's (world-init), at places of their kind
+    assert {n: (a.category, a.duration_minutes, a.location) for n, a in cfg.activities.items()} == {
+        "coffee_chat": ("social", 30, "Cafe"), "lunch_meeting": ("social", 60, "Cafe"),
+        "reflection": ("wellness", 30, "Home"), "team_standup": ("work", 15, "Office"),
+        "work_task": ("work", 120, "Office")}
+    assert cfg.time_preferences["morning"] == ["team_standup", "coffee_chat"]
+    assert cfg.guardrails["max_concurrent_chats"] == 3
+
+
+def test_the_sandbox_scenario_reads_as_it_is():
+    cfg = load_config(CONFIG)
+    sc = load_scenario(PICNIC, cfg)
+    assert (sc.name, sc.description, sc.days) == ("Picnic", "Two friends meet in the park", 2)
+    assert sc.settings["default_hours.start_hour"] == 9 and sc.settings["default_hours.end_hour"] == 17
+    assert sc.settings["action_weights.duo_chat"] == 0.4
+    assert [(s["hour"], s["activity"], s["location"], s["action"]) for s in sc.schedules["Ava"]] == [
+        (9, "coffee_chat", "Cafe", None), (13, "reflection", "Park", None)]
+    # a slot naming an action type keeps it; its activity is the place's own, or (the Park has none) the
+    # first the hour's part of the day prefers
+    assert [(s["activity"], s["location"], s["action"]) for s in sc.schedules["Ben"]] == [
+        ("team_standup", "Park", "duo_chat")]
+    assert [(e.tick, e.type, e.agents, e.location) for e in sc.events] == [
+        (2, "duo_chat", ("Ava", "Ben"), "Cafe"), (5, "group_meeting", ("Ava", "Ben"), "Park")]
+
+
+def test_the_scenario_sets_the_hours_and_weights_of_its_run():
+    cfg, sc = with_scenario(CONFIG, PICNIC)
+    assert (cfg.start_hour, cfg.end_hour, cfg.ticks_per_day) == (9, 17, 8)
+    assert cfg.action_weights["duo_chat"] == 0.4 and cfg.action_weights["move"] == 0.1
+    assert "from " + str(PICNIC) in cfg.source
+    # the command line's hours win over the scenario's
+    cfg, _ = with_scenario(CONFIG, PICNIC, overrides={"default_hours.end_hour": 18})
+    assert (cfg.start_hour, cfg.end_hour) == (9, 18)
+
+
+def test_every_problem_of_a_config_is_said_at_once(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONFIG.read_text().replace("team_standup\n", "team_standp\n")
+                   .replace("max_concurrent_chats: 3", "max_concurrent_chats: -1")
+                   .replace("move: 0.2", "mvoe: 0.2"))
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = str(err.value)
+    assert text.startswith(f"{bad}: 3 problems:")
+    assert "action_weights.mvoe: not an action type" in text
+    assert "time_preferences.morning[0]: 'team_standp' is not an activity" in text
+    assert "guardrails.max_concurrent_chats: -1 must be >= 0" in text
+
+
+def test_every_problem_of_a_scenario_is_said_at_once(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PICNIC.read_text().replace('location: "Park"\n\nevents:', 'location: "Mars"\n\nevents:')
+                   .replace("tick: 5", "tick: 50").replace('"coffee_chat"', '"coffe_chat"'))
+    with pytest.raises(ConfigError) as err:
+        load_scenario(bad, load_config(CONFIG))
+    text = str(err.value)
+    assert text.startswith(f"{bad}: 3 problems:"), text
+    assert "schedules[0].slots[0].activity: 'coffe_chat' is not an activity" in text
+    assert "schedules[1].slots[0].location: 'Mars' is not a location" in text
+    assert "events[1].tick: 50 is outside the day's ticks 0..7" in text
+
+
+def test_the_sandbox_files_run_unchanged(tmp_path):
+    db = tmp_path / "world.db"
+    url = f"sqlite:///{db}"
+    for name in ("Ava", "Ben"):
+        r = invoke(cli, ["world", "seed-agent", "--db-url", url, "--name", name, "--bio", "Friend",
+                         "--interests", "picnics:0.9"])
+        assert r.exit_code == 0, r.output
+    r = invoke(cli, ["world", "run", "--db-url", url, "--config", str(CONFIG), "--scripted-events", str(PICNIC),
+                     "--seed", "3", "--json", "--reports-dir", str(tmp_path / "reports")])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert (result["days"], result["agents"], result["agent_ticks"]) == (2, 2, 2 * 2 * 8)   # duration_days, 9-17
+    con = sqlite3.connect(db)
+    hours = con.execute("SELECT min(slot_hour), max(slot_hour) FROM agent_schedules WHERE source = 'scenario'"
+                        ).fetchall()
+    con.close()
+    assert hours == [(9, 13)]
+    shutil.rmtree(tmp_path / "reports")
