@@ -192,7 +192,8 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
 @click.option("--scripted-events", "scenario_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A scenario: schedules and scripted events (YAML or JSON).")
 @click.option("--max-concurrent-chats", type=click.IntRange(min=0), default=None,
-              help="Chats under way in one tick, and model calls in flight.")
+              help="Model calls in flight at once (default: the config's guardrails.max_concurrent_chats); "
+                   "the world is the same whatever it is.")
 @click.option("--report-format", type=click.Choice(["markdown", "json", "both", "none"]), default="both",
               show_default=True, help="The daily reports' files: Markdown, JSON, both or none.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -229,10 +230,11 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
         chronoledger world run --db-url sqlite:///world.db --resume
     """
 
-    def model():
+    def model(cap: int | None = None):
         # the model calls in flight follow the chat cap (at least one: reflections need the model too)
+        cap = max_concurrent_chats if max_concurrent_chats is not None else cap
         return make_model("offline" if dry_run else model_kind, base_url=model_url, model=model_name,
-                          max_concurrent=4 if max_concurrent_chats is None else max(1, max_concurrent_chats),
+                          max_concurrent=4 if cap is None else max(1, cap),
                           timeout=model_timeout, max_retries=model_retries)
 
     if resume:
@@ -265,7 +267,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                 days = scenario.days                       # its duration_days, unless --days says otherwise
         else:
             config, scenario = load_config(config_path, overrides=overrides), None
-        m = model()
+        m = model(config.guardrails["max_concurrent_chats"])
         target, scratch = db_url, None
         if not persist:
             real = store.db_path(db_url)

@@ -475,7 +475,7 @@ class WorldRun:
                 action[movers[stay]] = act.REFLECT
                 move_to[movers[~stay]] = pick[~stay]
 
-        # duo chats in pairs at one place, groups of 3-6, under the concurrent cap
+        # duo chats in pairs at one place, groups of 3-6
         duo = np.flatnonzero(action == act.DUO)
         scripted_members = np.concatenate([g[0] for g in forced_groups]) if forced_groups else np.zeros(0, np.int64)
         duo = np.setdiff1d(duo, scripted_members)
@@ -486,15 +486,9 @@ class WorldRun:
         action[lone] = act.TASK
         chats: list[Chat] = [(g, k, p) for g, k, p in forced_groups] + [(p, act.DUO, None) for p in pairs] + \
             [(g, act.GROUP, None) for g in groups]
-        cap = rails["max_concurrent_chats"]
-        if len(chats) > cap:                     # the rest talk to themselves instead
-            # scripted chats first; the others drawn at random, so neither pairs nor groups always lose
-            drawn = chats[len(forced_groups):]
-            order = rng.permutation(len(drawn)).tolist()
-            chats = chats[:len(forced_groups)] + [drawn[k] for k in order]
-            for members, _, _ in chats[cap:]:
-                action[members] = act.REFLECT
-            chats = chats[:cap]
+        # max_concurrent_chats bounds the model calls in flight (the model's own queue), never what
+        # happens: the same seed gives the same world whatever the cap (the plan: "--max-concurrent-chats N
+        # to bound simultaneous LLM calls")
 
         # moves: capacity first come first served, trips take ticks
         movers = np.flatnonzero(action == act.MOVE)
