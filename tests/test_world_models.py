@@ -314,7 +314,8 @@ def test_openai_happy_path(stub, monkeypatch):
     assert seen["headers"]["content-type"] == "application/json"
     body = seen["body"]
     assert body["model"] == "test-model"
-    assert body["temperature"] == 0.7
+    assert body["temperature"] == 0.7 and body["seed"] == request(topic="chess <<7>>").seed & 0x7FFFFFFF
+    assert "max_tokens" not in body
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert body["messages"] == request(topic="chess <<7>>").messages()
 
@@ -693,8 +694,21 @@ def test_ollama_happy_path(stub):
     body = stub.seen[0]["body"]
     assert stub.seen[0]["path"] == "/api/chat"
     assert body["model"] == "llama-test" and body["stream"] is False
-    assert body["options"] == {"temperature": 0.3}
+    assert body["options"] == {"temperature": 0.3, "seed": 0}
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
+
+
+def test_sampling_settings_reach_the_server(stub):
+    with OllamaModel(stub.url, "llama-test", temperature=0.0, max_tokens=64) as model:
+        model.complete([request(seed=(1 << 40) + 5)])
+    assert stub.seen[-1]["body"]["options"] == {"temperature": 0.0, "num_predict": 64, "seed": 5}
+    with OpenAICompatibleModel(stub.url + "/v1", "m", temperature=1.5, max_tokens=9, send_seed=False) as model:
+        model.complete([request(seed=3)])
+    body = stub.seen[-1]["body"]
+    assert (body["temperature"], body["max_tokens"], "seed" in body) == (1.5, 9, False)
+    for bad in ({"temperature": 3}, {"max_tokens": 0}, {"max_tokens": True}):
+        with pytest.raises(ModelError, match="temperature must be from 0 to 2|max_tokens must be"):
+            OllamaModel(stub.url, "llama-test", **bad)
 
 
 def test_ollama_errors(stub):

@@ -105,3 +105,10 @@ def test_the_sandbox_files_run_unchanged(tmp_path):
     con.close()
     assert hours == [(9, 13)]
     shutil.rmtree(tmp_path / "reports")
+
+
+def test_the_sandbox_database_url_makes_its_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(cli, ["world", "seed-agent", "--db-url", "sqlite:///./data/agents.db", "--name", "Ava"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "data" / "agents.db").is_file()

@@ -212,13 +212,21 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
               help="Seconds to wait for one answer.")
 @click.option("--model-retries", type=click.IntRange(min=0), default=3, show_default=True,
               help="Retries after a timeout, 429 or 5xx (with backoff).")
+@click.option("--temperature", type=click.FloatRange(0, 2), default=0.7, show_default=True,
+              help="The model's sampling temperature.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=None,
+              help="The most tokens one reply may have (default: the server's).")
+@click.option("--model-seed/--no-model-seed", default=True, show_default=True,
+              help="Send each request's seed (from --seed) where the API takes one, so a server that honours it "
+                   "samples the same reply again.")
 @click.option("--resume", is_flag=True, help="Continue the latest stopped run from its last whole tick (its own "
                                               "days, agents, seed, config and scenario).")
 @click.option("--run-id", type=click.IntRange(min=1), default=None, help="With --resume: which run.")
 @output_options("json", json_help="Print the run's result (ids, counts, files) as JSON.")
 def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
-            chronicle_path, model_url, model_name, model_timeout, model_retries, resume, run_id, fmt) -> None:
+            chronicle_path, model_url, model_name, model_timeout, model_retries, temperature, max_tokens, model_seed,
+            resume, run_id, fmt) -> None:
     """Run the world for --days days of ticks (or --resume a stopped run).
 
     A progress bar per day shows on a terminal.
@@ -235,7 +243,8 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
         cap = max_concurrent_chats if max_concurrent_chats is not None else cap
         return make_model("offline" if dry_run else model_kind, base_url=model_url, model=model_name,
                           max_concurrent=4 if cap is None else max(1, cap),
-                          timeout=model_timeout, max_retries=model_retries)
+                          timeout=model_timeout, max_retries=model_retries, temperature=temperature,
+                          max_tokens=max_tokens, send_seed=model_seed)
 
     if resume:
         if not persist:

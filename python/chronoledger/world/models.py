@@ -766,7 +766,7 @@ class _HTTPChatModel(LanguageModel):
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None, timeout: float,
                  max_retries: int, backoff: float, max_concurrent: int, temperature: float,
-                 connect_timeout: float | None = None):
+                 connect_timeout: float | None = None, max_tokens: int | None = None, send_seed: bool = True):
         try:
             scheme = urllib.parse.urlsplit(base_url).scheme if base_url else ""
         except ValueError:
@@ -796,7 +796,17 @@ class _HTTPChatModel(LanguageModel):
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.max_concurrent = int(max_concurrent)
+        if not (isinstance(temperature, (int, float)) and 0 <= temperature <= 2):
+            raise ModelError(f"{self._prefix} model: temperature must be from 0 to 2, got {temperature!r}")
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                       or max_tokens < 1):
+            raise ModelError(f"{self._prefix} model: max_tokens must be a whole number of at least 1, "
+                             f"got {max_tokens!r}")
         self.temperature = float(temperature)
+        self.max_tokens = max_tokens
+        # each request's seed (drawn from the run's) sent where the API takes one, so that a server that
+        # honours it samples the same reply again; 31 bits, which every server accepts
+        self.send_seed = bool(send_seed)
         self.api_key_env = api_key_env
         local = _is_local(self.base_url)
         key = os.environ.get(api_key_env) if api_key_env else None
@@ -953,13 +963,18 @@ class OpenAICompatibleModel(_HTTPChatModel):
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
                  max_retries: int = 3, backoff: float = 0.5, max_concurrent: int = 4, temperature: float = 0.7,
-                 connect_timeout: float | None = None):
+                 connect_timeout: float | None = None, max_tokens: int | None = None, send_seed: bool = True):
         super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                          backoff=backoff, max_concurrent=max_concurrent, temperature=temperature,
-                         connect_timeout=connect_timeout)
+                         connect_timeout=connect_timeout, max_tokens=max_tokens, send_seed=send_seed)
 
     def _payload(self, request: ChatRequest) -> dict:
-        return {"model": self.model, "messages": request.messages(), "temperature": self.temperature}
+        body = {"model": self.model, "messages": request.messages(), "temperature": self.temperature}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.send_seed:
+            body["seed"] = request.seed & _SEED_MASK
+        return body
 
     def _content(self, reply: Any) -> object:      # reply: the server's JSON
         try:
@@ -981,14 +996,19 @@ class OllamaModel(_HTTPChatModel):
 
     def __init__(self, base_url: str = "http://127.0.0.1:11434", model: str = "llama3.1", *,
                  api_key_env: str | None = None, timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
-                 max_concurrent: int = 4, temperature: float = 0.7, connect_timeout: float | None = None):
+                 max_concurrent: int = 4, temperature: float = 0.7, connect_timeout: float | None = None,
+                 max_tokens: int | None = None, send_seed: bool = True):
         super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                          backoff=backoff, max_concurrent=max_concurrent, temperature=temperature,
-                         connect_timeout=connect_timeout)
+                         connect_timeout=connect_timeout, max_tokens=max_tokens, send_seed=send_seed)
 
     def _payload(self, request: ChatRequest) -> dict:
-        return {"model": self.model, "messages": request.messages(), "stream": False,
-                "options": {"temperature": self.temperature}}
+        options: dict[str, Any] = {"temperature": self.temperature}
+        if self.max_tokens is not None:
+            options["num_predict"] = self.max_tokens          # Ollama's name for it
+        if self.send_seed:
+            options["seed"] = request.seed & _SEED_MASK
+        return {"model": self.model, "messages": request.messages(), "stream": False, "options": options}
 
     def _content(self, reply: Any) -> object:      # reply: the server's JSON
         try:
@@ -997,8 +1017,13 @@ class OllamaModel(_HTTPChatModel):
             return None
 
 
+#: The bits of a request's seed sent to a server (a signed 32-bit integer, which every server takes).
+_SEED_MASK = 0x7FFFFFFF
+
+
 def make_model(kind: str, *, base_url: str | None = None, model: str | None = None, max_concurrent: int = 4,
-               timeout: float = 30.0, max_retries: int = 3, connect_timeout: float | None = None) -> LanguageModel:
+               timeout: float = 30.0, max_retries: int = 3, connect_timeout: float | None = None,
+               temperature: float = 0.7, max_tokens: int | None = None, send_seed: bool = True) -> LanguageModel:
     """The model a command line or config names, with defaults from the environment.
 
     Keeps the choice of model a string (``--model openai``) so that the world's
@@ -1013,12 +1038,14 @@ def make_model(kind: str, *, base_url: str | None = None, model: str | None = No
         return OpenAICompatibleModel(
             base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             model or os.environ.get("CHRONOLEDGER_MODEL") or "gpt-4o-mini",
-            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries, connect_timeout=connect_timeout)
+            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries, connect_timeout=connect_timeout,
+            temperature=temperature, max_tokens=max_tokens, send_seed=send_seed)
     if name == "ollama":
         host = base_url or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
         if "://" not in host:                  # OLLAMA_HOST is often written host:port
             host = "http://" + host
         return OllamaModel(host, model or os.environ.get("CHRONOLEDGER_MODEL") or "llama3.1",
                            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries,
-                           connect_timeout=connect_timeout)
+                           connect_timeout=connect_timeout, temperature=temperature, max_tokens=max_tokens,
+                           send_seed=send_seed)
     raise ModelError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")

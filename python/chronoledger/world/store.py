@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError, ValidationError
+from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError, StorageError, ValidationError
 from chronoledger.world.config import WorldConfig
 
 #: Timestamps of seeded rows: fixed, so that two databases seeded alike are alike byte for byte.
@@ -53,6 +53,12 @@ def db_path(db_url: str | os.PathLike[str]) -> Path:
 def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
     """The world database (created if missing), migrated to the current schema."""
     path = db_path(db_url)
+    if not path.parent.exists():
+        # the sandbox's default URL is sqlite:///./data/agents.db, and its tools make the folder
+        try:
+            path.parent.mkdir(parents=True)
+        except OSError as exc:
+            raise StorageError(f"{path}: the folder {path.parent} cannot be made: {exc.strerror or exc}") from None
     conn = db.connect(path, synchronous=synchronous)
     try:
         db.migrate(conn, db.migrations("chronoledger.world"), path)
