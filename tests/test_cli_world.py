@@ -4,6 +4,7 @@ match, 5 no such run or day)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -135,7 +136,7 @@ def test_world_init_with_a_config(db, tmp_path):
 # --- run ---------------------------------------------------------------------------------------
 
 def test_run_dry_run_with_reports(db, tmp_path):
-    r = world("run", "--db-url", url(db), "--days", 1, "--agents", 5, "--dry-run", "--seed", 3,
+    r = world("run", "--db-url", url(db), "--days", 1, "--agents", 5, "--dry-run", "--persist", "--seed", 3,
               "--report-format", "both")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
@@ -152,7 +153,7 @@ def test_run_dry_run_with_reports(db, tmp_path):
 
 
 def test_run_options_reach_the_run(db, tmp_path):
-    r = world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--tick-minutes", 30, "--start-hour", 9,
+    r = world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--persist", "--tick-minutes", 30, "--start-hour", 9,
               "--end-hour", 13, "--max-concurrent-chats", 1, "--report-format", "json", "--summary-only",
               "--reports-dir", tmp_path / "out", "--chronicle", tmp_path / "log.cmeta")
     assert r.exit_code == 0, r.output
@@ -169,7 +170,7 @@ def test_run_the_weekend_scenario(db):
     for name, interests in (("Ava", "coffee:0.8,hiking:0.6"), ("Ben", "cycling:0.9,coffee:0.4"),
                             ("Cleo", "cooking:0.9,hiking:0.5")):
         seed(db, name, "--interests", interests)
-    r = world("run", "--db-url", url(db), "--days", 2, "--dry-run", "--scripted-events", WEEKEND)
+    r = world("run", "--db-url", url(db), "--days", 2, "--dry-run", "--persist", "--scripted-events", WEEKEND)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("run 1: 2 days, 3 agents, 72 agent-ticks")
     assert rows(db, "SELECT count(*) FROM conversations WHERE kind = 'scripted' AND day_label = '2026-01-05' "
@@ -179,31 +180,31 @@ def test_run_the_weekend_scenario(db):
 
 
 def test_run_the_scenario_without_its_agents(db):
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--scripted-events", WEEKEND)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--scripted-events", WEEKEND)
     assert r.exit_code == 2, r.output
     assert str(WEEKEND) in r.stderr and "no agent named 'Ava'" in r.stderr
 
 
 def test_run_with_a_bad_config(db, tmp_path):
     bad = write(tmp_path / "bad.yaml", "guardrails:\n  max_chats: 3\n")
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--config", bad)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--config", bad)
     assert r.exit_code == 2, r.output
     assert f"{bad}: guardrails.max_chats: unknown guardrail" in r.stderr
     bad = write(tmp_path / "bad2.yaml", "time_preferences:\n  morning: [move]\n")
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--config", bad)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--config", bad)
     assert r.exit_code == 2 and f"{bad}: time_preferences.morning[0]: 'move' is an action type" in r.stderr
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--tick-minutes", 7)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--tick-minutes", 7)
     assert r.exit_code == 2 and "default_hours.tick_minutes: 7" in r.stderr
     assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
 
 
 def test_run_without_agents(db):
-    r = world("run", "--db-url", url(db), "--dry-run")
+    r = world("run", "--db-url", url(db), "--dry-run", "--persist")
     assert r.exit_code == 2 and "no agents" in r.stderr
 
 
 def test_no_persist_leaves_the_database_unchanged(db, tmp_path):
-    assert world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--report-format", "none").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--persist", "--report-format", "none").exit_code == 0
     before = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0]
               for t in ("runs", "world_events", "conversations", "memories", "agents", "daily_reports")}
     r = world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--no-persist", "--seed", 9)
@@ -214,14 +215,27 @@ def test_no_persist_leaves_the_database_unchanged(db, tmp_path):
     # the event log and the reports are still written, beside the database; the reports apart from those of the
     # next real run, which takes the same id
     assert (tmp_path / "world-dry-run.cmeta").exists() and list((tmp_path / "reports" / "dry-run").glob("run-2-*.md"))
-    assert world("run", "--db-url", url(db), "--agents", 6, "--dry-run").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--persist").exit_code == 0
     assert list((tmp_path / "reports").glob("run-2-*.md")) and list((tmp_path / "reports" / "dry-run").glob("run-2-*"))
+
+
+def test_a_dry_run_writes_to_the_database_only_with_persist(db, tmp_path):
+    """The plan: --dry-run logs what it plans without calling a model; the database is written only
+    with --persist (it was written by every dry run)."""
+    assert world("run", "--db-url", url(db), "--agents", 4, "--persist", "--report-format", "none").exit_code == 0
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    r = world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--seed", 2)
+    assert r.exit_code == 0, r.output
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    assert (tmp_path / "world-dry-run.cmeta").exists()
+    assert world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--persist").exit_code == 0
+    assert rows(db, "SELECT count(*) FROM runs")[0][0] == 2
 
 
 # --- replay and report ---------------------------------------------------------------------------------
 
 def test_replay_a_run(db, tmp_path):
-    assert world("run", "--db-url", url(db), "--agents", 5, "--days", 2, "--dry-run", "--seed", 4,
+    assert world("run", "--db-url", url(db), "--agents", 5, "--days", 2, "--dry-run", "--persist", "--seed", 4,
                  "--report-format", "none").exit_code == 0
     log = tmp_path / "world-run-1.cmeta"
     r = world("replay", log)
@@ -255,7 +269,7 @@ def test_replay_of_something_else(tmp_path):
 
 
 def test_report_for_a_day(db):
-    assert world("run", "--db-url", url(db), "--agents", 5, "--days", 2, "--dry-run",
+    assert world("run", "--db-url", url(db), "--agents", 5, "--days", 2, "--dry-run", "--persist",
                  "--report-format", "none").exit_code == 0
     r = world("report", "--db-url", url(db), "--day", "2026-01-05")
     assert r.exit_code == 0, r.output
@@ -274,7 +288,7 @@ def test_report_for_a_day(db):
 
 
 @pytest.mark.parametrize("command", [["init"], ["world-init"], ["seed-agent", "--name", "Ava"],
-                                     ["run", "--agents", "2", "--dry-run"], ["report", "--day", "2026-01-05"]])
+                                     ["run", "--agents", "2", "--dry-run", "--persist"], ["report", "--day", "2026-01-05"]])
 def test_a_database_url_that_is_not_sqlite(command):
     r = world(*command, "--db-url", "postgres://x")
     assert r.exit_code == 2, r.output
@@ -323,7 +337,7 @@ def test_a_scripted_event_after_the_last_day_is_refused(db, tmp_path):
     for name in ("Ava", "Ben"):
         seed(db, name)
     p = write(tmp_path / "late.yaml", "scripted_events:\n  - {tick: 1, day: 5, type: duo_chat, agents: [Ava, Ben], location: cafe}\n")
-    r = world("run", "--db-url", url(db), "--days", 2, "--dry-run", "--scripted-events", p)
+    r = world("run", "--db-url", url(db), "--days", 2, "--dry-run", "--persist", "--scripted-events", p)
     assert r.exit_code == 2 and "day 5 would never fire in a run of 2 day(s)" in r.stderr
 
 

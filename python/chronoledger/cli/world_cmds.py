@@ -181,9 +181,10 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
               help="The hour a day's first tick starts (default: the config's default_hours.start_hour).")
 @click.option("--end-hour", type=click.IntRange(1, 24), default=None,
               help="The hour a day ends, exclusive (default: the config's default_hours.end_hour).")
-@click.option("--persist/--no-persist", default=True, show_default=True,
-              help="--no-persist runs on a temporary copy of the database, deleted afterwards: nothing is written "
-                   "to --db-url (the event log and reports still are, beside it).")
+@click.option("--persist/--no-persist", default=None,
+              help="Write the run to --db-url (the default, except with --dry-run). --no-persist runs on a "
+                   "temporary copy of the database, deleted afterwards: nothing is written to --db-url (the event "
+                   "log and reports still are, beside it).")
 @DB_URL
 @click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, show_default=True,
               help="Fixes the whole run: the same seed, config, scenario and agents give the same rows and log.")
@@ -198,7 +199,9 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
               show_default=True, help="The daily reports' files: Markdown, JSON, both or none.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The folder of the daily reports (default: reports/ beside the database).")
-@click.option("--dry-run", is_flag=True, help="Use the offline model (no model is called).")
+@click.option("--dry-run", is_flag=True, help="Use the offline model (no model is called) and, unless --persist, "
+                                            "write nothing to --db-url: the planned actions go to the event log "
+                                            "and the reports only.")
 @click.option("--summary-only", is_flag=True, help="Reports keep the figures and leave the transcripts out.")
 @click.option("--model", "model_kind", type=click.Choice(["offline", "openai", "ollama"]), default="offline",
               show_default=True, help="The language model: offline (deterministic, no calls), an OpenAI-compatible "
@@ -246,6 +249,8 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
                           timeout=model_timeout, max_retries=model_retries, temperature=temperature,
                           max_tokens=max_tokens, send_seed=model_seed)
 
+    if persist is None:
+        persist = not dry_run           # the plan: a dry run logs what it plans; --persist writes it too
     if resume:
         if not persist:
             click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist", err=True)
