@@ -136,7 +136,7 @@ def test_world_init_with_a_config(db, tmp_path):
 # --- run ---------------------------------------------------------------------------------------
 
 def test_run_dry_run_with_reports(db, tmp_path):
-    r = world("run", "--db-url", url(db), "--days", 1, "--agents", 5, "--dry-run", "--persist", "--seed", 3,
+    r = world("run", "--db-url", url(db), "--days", 1, "--agents", 5, "--invent-agents", "--dry-run", "--persist", "--seed", 3,
               "--report-format", "both")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
@@ -153,7 +153,7 @@ def test_run_dry_run_with_reports(db, tmp_path):
 
 
 def test_run_options_reach_the_run(db, tmp_path):
-    r = world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--persist", "--tick-minutes", 30, "--start-hour", 9,
+    r = world("run", "--db-url", url(db), "--agents", 6, "--invent-agents", "--dry-run", "--persist", "--tick-minutes", 30, "--start-hour", 9,
               "--end-hour", 13, "--max-concurrent-chats", 1, "--report-format", "json", "--summary-only",
               "--reports-dir", tmp_path / "out", "--chronicle", tmp_path / "log.cmeta")
     assert r.exit_code == 0, r.output
@@ -180,20 +180,20 @@ def test_run_the_weekend_scenario(db):
 
 
 def test_run_the_scenario_without_its_agents(db):
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--scripted-events", WEEKEND)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--invent-agents", "--dry-run", "--persist", "--scripted-events", WEEKEND)
     assert r.exit_code == 2, r.output
     assert str(WEEKEND) in r.stderr and "no agent named 'Ava'" in r.stderr
 
 
 def test_run_with_a_bad_config(db, tmp_path):
     bad = write(tmp_path / "bad.yaml", "guardrails:\n  max_chats: 3\n")
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--config", bad)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--invent-agents", "--dry-run", "--persist", "--config", bad)
     assert r.exit_code == 2, r.output
     assert f"{bad}: guardrails.max_chats: unknown guardrail" in r.stderr
     bad = write(tmp_path / "bad2.yaml", "time_preferences:\n  morning: [move]\n")
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--config", bad)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--invent-agents", "--dry-run", "--persist", "--config", bad)
     assert r.exit_code == 2 and f"{bad}: time_preferences.morning[0]: 'move' is an action type" in r.stderr
-    r = world("run", "--db-url", url(db), "--agents", 3, "--dry-run", "--persist", "--tick-minutes", 7)
+    r = world("run", "--db-url", url(db), "--agents", 3, "--invent-agents", "--dry-run", "--persist", "--tick-minutes", 7)
     assert r.exit_code == 2 and "default_hours.tick_minutes: 7" in r.stderr
     assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
 
@@ -204,10 +204,10 @@ def test_run_without_agents(db):
 
 
 def test_no_persist_leaves_the_database_unchanged(db, tmp_path):
-    assert world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--persist", "--report-format", "none").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 4, "--invent-agents", "--dry-run", "--persist", "--report-format", "none").exit_code == 0
     before = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0]
               for t in ("runs", "world_events", "conversations", "memories", "agents", "daily_reports")}
-    r = world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--no-persist", "--seed", 9)
+    r = world("run", "--db-url", url(db), "--agents", 6, "--invent-agents", "--dry-run", "--no-persist", "--seed", 9)
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("run 2: 1 days, 6 agents")
     after = {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in before}
@@ -215,27 +215,40 @@ def test_no_persist_leaves_the_database_unchanged(db, tmp_path):
     # the event log and the reports are still written, beside the database; the reports apart from those of the
     # next real run, which takes the same id
     assert (tmp_path / "world-dry-run.cmeta").exists() and list((tmp_path / "reports" / "dry-run").glob("run-2-*.md"))
-    assert world("run", "--db-url", url(db), "--agents", 6, "--dry-run", "--persist").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 6, "--invent-agents", "--dry-run", "--persist").exit_code == 0
     assert list((tmp_path / "reports").glob("run-2-*.md")) and list((tmp_path / "reports" / "dry-run").glob("run-2-*"))
+
+
+def test_agents_are_made_up_only_when_asked_and_never_tied_to_yours(db):
+    assert world("seed-agent", "--db-url", url(db), "--name", "Ava").exit_code == 0
+    r = world("run", "--db-url", url(db), "--agents", 5)
+    assert r.exit_code == 2 and "1 agents, and 5 asked for" in r.stderr and "--invent-agents" in r.stderr
+    assert rows(db, "SELECT count(*) FROM agents") == [(1,)]
+    assert world("run", "--db-url", url(db), "--agents", 30, "--invent-agents").exit_code == 0
+    ava = rows(db, "SELECT id FROM agents WHERE name = 'Ava'")[0][0]
+    assert rows(db, "SELECT count(*) FROM relationships WHERE updated_at = (SELECT min(updated_at) FROM "
+                    "relationships) AND (from_agent_id = ? OR to_agent_id = ?)", (ava, ava)) == [(0,)]
+    invented = rows(db, "SELECT count(*) FROM agents WHERE json_extract(traits_json, '$.invented')")
+    assert invented == [(29,)]
 
 
 def test_a_dry_run_writes_to_the_database_only_with_persist(db, tmp_path):
     """The plan: --dry-run logs what it plans without calling a model; the database is written only
     with --persist (it was written by every dry run)."""
-    assert world("run", "--db-url", url(db), "--agents", 4, "--persist", "--report-format", "none").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 4, "--invent-agents", "--persist", "--report-format", "none").exit_code == 0
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
-    r = world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--seed", 2)
+    r = world("run", "--db-url", url(db), "--agents", 4, "--invent-agents", "--dry-run", "--seed", 2)
     assert r.exit_code == 0, r.output
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
     assert (tmp_path / "world-dry-run.cmeta").exists()
-    assert world("run", "--db-url", url(db), "--agents", 4, "--dry-run", "--persist").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 4, "--invent-agents", "--dry-run", "--persist").exit_code == 0
     assert rows(db, "SELECT count(*) FROM runs")[0][0] == 2
 
 
 # --- replay and report ---------------------------------------------------------------------------------
 
 def test_replay_a_run(db, tmp_path):
-    assert world("run", "--db-url", url(db), "--agents", 5, "--days", 2, "--dry-run", "--persist", "--seed", 4,
+    assert world("run", "--db-url", url(db), "--agents", 5, "--invent-agents", "--days", 2, "--dry-run", "--persist", "--seed", 4,
                  "--report-format", "none").exit_code == 0
     log = tmp_path / "world-run-1.cmeta"
     r = world("replay", log)
@@ -269,7 +282,7 @@ def test_replay_of_something_else(tmp_path):
 
 
 def test_report_for_a_day(db):
-    assert world("run", "--db-url", url(db), "--agents", 5, "--days", 2, "--dry-run", "--persist",
+    assert world("run", "--db-url", url(db), "--agents", 5, "--invent-agents", "--days", 2, "--dry-run", "--persist",
                  "--report-format", "none").exit_code == 0
     r = world("report", "--db-url", url(db), "--day", "2026-01-05")
     assert r.exit_code == 0, r.output
@@ -288,7 +301,7 @@ def test_report_for_a_day(db):
 
 
 @pytest.mark.parametrize("command", [["init"], ["world-init"], ["seed-agent", "--name", "Ava"],
-                                     ["run", "--agents", "2", "--dry-run", "--persist"], ["report", "--day", "2026-01-05"]])
+                                     ["run", "--agents", "2", "--invent-agents", "--dry-run", "--persist"], ["report", "--day", "2026-01-05"]])
 def test_a_database_url_that_is_not_sqlite(command):
     r = world(*command, "--db-url", "postgres://x")
     assert r.exit_code == 2, r.output
@@ -301,7 +314,7 @@ def test_database_url_options_are_refused_not_taken_as_a_file_name(tmp_path):
 
 
 def test_no_temporary_copies_left_behind(db, tmp_path):
-    assert world("run", "--db-url", url(db), "--agents", 2, "--dry-run", "--no-persist").exit_code == 0
+    assert world("run", "--db-url", url(db), "--agents", 2, "--invent-agents", "--dry-run", "--no-persist").exit_code == 0
     leftovers = list((tmp_path / "tmp").iterdir())
     shutil.rmtree(tmp_path / "tmp")
     (tmp_path / "tmp").mkdir()
@@ -316,7 +329,7 @@ def test_no_persist_never_touches_the_database_file(tmp_path):
     conn.execute("CREATE TABLE notes (x); INSERT INTO notes VALUES (1)")
     conn.close()
     before = plain.read_bytes()
-    r = world("run", "--db-url", url(plain), "--agents", 3, "--dry-run", "--no-persist", "--report-format", "none")
+    r = world("run", "--db-url", url(plain), "--agents", 3, "--invent-agents", "--dry-run", "--no-persist", "--report-format", "none")
     assert r.exit_code == 0, r.output
     assert plain.read_bytes() == before and not (tmp_path / "plain.db-wal").exists()
     r = world("run", "--db-url", url(plain), "--resume", "--no-persist")
@@ -324,7 +337,7 @@ def test_no_persist_never_touches_the_database_file(tmp_path):
 
 
 def test_a_model_that_cannot_be_reached_fails_fast_and_leaves_the_run_resumable(db, tmp_path):
-    r = world("run", "--db-url", url(db), "--agents", 4, "--model", "ollama", "--model-url", "http://127.0.0.1:1",
+    r = world("run", "--db-url", url(db), "--agents", 4, "--invent-agents", "--model", "ollama", "--model-url", "http://127.0.0.1:1",
               "--model-name", "tiny", "--model-timeout", 0.5, "--model-retries", 0, "--report-format", "none")
     assert r.exit_code == 3, r.output
     assert "127.0.0.1:1" in r.stderr and "--resume --run-id 1" in r.stderr      # tick 0 (all moving) was stored
@@ -343,7 +356,7 @@ def test_a_scripted_event_after_the_last_day_is_refused(db, tmp_path):
 
 def test_bad_seeds_and_run_ids_are_usage_errors(db):
     for args in (["--seed", -5], ["--seed", 2 ** 64], ["--resume", "--run-id", 0]):
-        r = world("run", "--db-url", url(db), "--agents", 3, *args)
+        r = world("run", "--db-url", url(db), "--agents", 3, "--invent-agents", *args)
         assert r.exit_code == 2, (args, r.output)
     assert rows(db, "SELECT count(*) FROM runs") == [(0,)]
 
@@ -356,7 +369,7 @@ def test_report_reads_only_and_names_a_missing_database(tmp_path):
 
 def test_a_failure_before_any_run_gives_no_resume_hint(tmp_path):
     (tmp_path / "adir.db").mkdir()
-    r = world("run", "--db-url", url(tmp_path / "adir.db"), "--agents", 3, "--report-format", "none")
+    r = world("run", "--db-url", url(tmp_path / "adir.db"), "--agents", 3, "--invent-agents", "--report-format", "none")
     assert r.exit_code == 3 and "note:" not in r.stderr and "Traceback" not in r.output
     assert f"error: {tmp_path / 'adir.db'}: " in r.stderr                  # the file named, whatever SQLite said
 
@@ -371,7 +384,7 @@ def test_a_stopped_run_gets_the_resume_hint_and_a_damaged_checkpoint_is_named(db
             raise KeyboardInterrupt
         return original(self, d, t)
     monkeypatch.setattr(scheduler.WorldRun, "tick", stop)
-    r = world("run", "--db-url", url(db), "--agents", 5, "--report-format", "none")
+    r = world("run", "--db-url", url(db), "--agents", 5, "--invent-agents", "--report-format", "none")
     monkeypatch.undo()
     assert r.exit_code != 0
     assert "note: run 1 is stopped at its last whole tick" in r.stderr and "--resume --run-id 1" in r.stderr

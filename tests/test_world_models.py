@@ -694,7 +694,8 @@ def test_ollama_happy_path(stub):
     body = stub.seen[0]["body"]
     assert stub.seen[0]["path"] == "/api/chat"
     assert body["model"] == "llama-test" and body["stream"] is False
-    assert body["options"] == {"temperature": 0.3, "seed": 0}
+    assert body["options"]["temperature"] == 0.3
+    assert sorted(seen["body"]["options"]["seed"] for seen in stub.seen) == [0, 1, 2, 3]   # each request's own
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
 
 

@@ -174,7 +174,10 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
 @world_group.command("run")
 @click.option("--days", type=click.IntRange(min=1), default=1, show_default=True, help="Days to simulate.")
 @click.option("--agents", type=click.IntRange(min=1), default=None,
-              help="Agents taking part (made up, seeded, when the database has fewer).")
+              help="Agents taking part: the first N of the database's.")
+@click.option("--invent-agents", is_flag=True,
+              help="Make up (seeded) the agents --agents asks for beyond the database's; they are marked invented "
+                   "and tied only to one another.")
 @click.option("--tick-minutes", type=click.IntRange(min=1), default=None,
               help="Minutes in one tick (default: the config's default_hours.tick_minutes).")
 @click.option("--start-hour", type=click.IntRange(0, 23), default=None,
@@ -226,7 +229,7 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
                                               "days, agents, seed, config and scenario).")
 @click.option("--run-id", type=click.IntRange(min=1), default=None, help="With --resume: which run.")
 @output_options("json", json_help="Print the run's result (ids, counts, files) as JSON.")
-def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
+def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
             max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
             chronicle_path, model_url, model_name, model_timeout, model_retries, temperature, max_tokens, model_seed,
             resume, run_id, fmt) -> None:
@@ -294,6 +297,7 @@ def run_cmd(days, agents, tick_minutes, start_hour, end_hour, persist, db_url, s
         try:
             with _resumable(db_url) if persist else nullcontext():
                 result = run(target, config, m, RunOptions(days=days, agents=agents, seed=seed,
+                                                               invent_agents=invent_agents,
                                                                chronicle=chronicle_path, reports_dir=reports_dir,
                                                                report_format=report_format,
                                                                summary_only=summary_only, progress=bar),

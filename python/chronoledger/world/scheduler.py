@@ -110,6 +110,9 @@ class RunOptions:
     summary_only: bool = False
     progress: Callable[[int, int, int], None] | None = None      # (day, tick, ticks per day)
     first_conversation: int | None = None   # replay: the id the recorded run's conversations started at
+    #: make up the agents ``agents`` asks for beyond those the database has (the command line asks with
+    #: --invent-agents); they are marked invented and tied only to one another
+    invent_agents: bool = True
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int, none_ok: bool = False) -> None:
@@ -167,7 +170,9 @@ class _Agents:
 
 def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
     """Make up agents (seeded personas, interests, a few relationships) until
-    the database holds ``n``: large runs need not be seeded by hand."""
+    the database holds ``n``: large runs need not be seeded by hand.  They
+    are marked ``{"invented": true}`` in their traits, and their relationships
+    are with one another only, never with the agents a user seeded."""
     have = store.as_int(conn.execute("SELECT count(*) FROM agents").fetchall()[0][0], "count(agents)")
     if have >= n:
         return
@@ -180,17 +185,17 @@ def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
         new = list(range(start + 1, start + 1 + n - have))
         job_ix = rng.integers(0, len(jobs), len(new))
         conn.executemany("INSERT INTO agents (id, name, bio, job, family_json, traits_json, created_at) "
-                         "VALUES (?, ?, ?, ?, '{}', '{}', ?)",
+                         "VALUES (?, ?, ?, ?, '{}', '{\"invented\": true}', ?)",
                          [(i, f"Agent {i:05d}", f"A {jobs[j]} who likes {tags[i % len(tags)]}.", jobs[j],
                            store.SEED_TIME) for i, j in zip(new, job_ix)])
         picks = rng.integers(0, len(tags), (len(new), 3))
         scores = np.round(rng.uniform(0.3, 1.0, (len(new), 3)), 2)
         conn.executemany("INSERT OR IGNORE INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
                          [(i, tags[t], float(s)) for i, row, srow in zip(new, picks, scores) for t, s in zip(row, srow)])
-        all_ids = np.array([r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")], dtype=np.int64)
-        others = rng.integers(0, len(all_ids), (len(new), 2))
-        rel = [(i, int(all_ids[o]), "friend", float(np.round(rng.uniform(0.1, 0.6), 2)))
-               for i, row in zip(new, others) for o in row if int(all_ids[o]) != i]
+        made = np.array(new, dtype=np.int64)          # friends among themselves: the user's agents are left alone
+        others = rng.integers(0, len(made), (len(new), 2))
+        rel = [(i, int(made[o]), "friend", float(np.round(rng.uniform(0.1, 0.6), 2)))
+               for i, row in zip(new, others) for o in row if int(made[o]) != i]
         conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
                          "VALUES (?, ?, ?, ?, ?)", [(a, b, k, s, store.SEED_TIME) for a, b, k, s in rel])
         conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
@@ -220,6 +225,10 @@ class WorldRun:
             _check_scenario_agents(scenario, _names_of_run(conn, options.agents))
         store.world_init(conn, config)
         if options.agents:
+            have = store.as_int(conn.execute("SELECT count(*) FROM agents").fetchall()[0][0], "count(agents)")
+            if have < options.agents and not options.invent_agents:
+                raise ConfigError(f"{db_file}: {have} agents, and {options.agents} asked for: seed the others with "
+                                  f"`chronoledger world seed-agent`, or make them up with --invent-agents")
             ensure_agents(conn, options.agents, options.seed)
         self.agents = _Agents(conn, options.agents)
         if len(self.agents) == 0:
