@@ -112,3 +112,31 @@ def test_the_sandbox_database_url_makes_its_folder(tmp_path, monkeypatch):
     r = invoke(cli, ["world", "seed-agent", "--db-url", "sqlite:///./data/agents.db", "--name", "Ava"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "data" / "agents.db").is_file()
+
+
+def test_in_the_sandbox_world_agents_start_at_home_and_talk_over_coffee(tmp_path):
+    """Its Home is where agents start (not the first place by name, the Cafe); two agents planned for
+    coffee at the Cafe at the same hour talk."""
+    from chronoledger.world import scheduler, models
+
+    db = tmp_path / "w.db"
+    cfg, sc = with_scenario(CONFIG, PICNIC)
+    opts = scheduler.RunOptions(days=1, seed=1, report_format="none")
+    for name in ("Ava", "Ben"):
+        conn = scheduler.store.connect(f"sqlite:///{db}")
+        scheduler.store.seed_agent(conn, name, interests="picnics:0.9")
+        conn.close()
+    coffee = sc.__class__(sc.name, {"Ava": [{"hour": 9, "activity": "coffee_chat", "location": "Cafe",
+                                            "action": None}],
+                                    "Ben": [{"hour": 9, "activity": "coffee_chat", "location": "Cafe",
+                                             "action": None}]}, [], sc.source)
+    scheduler.run(db, cfg, models.make_model("offline"), opts, coffee)
+    con = sqlite3.connect(db)
+    chats = con.execute("SELECT count(*) FROM conversations c JOIN locations l ON l.id = c.location_id "
+                        "WHERE l.name = 'Cafe'").fetchall()[0][0]
+    first = con.execute("SELECT min(since_ts) FROM agent_locations").fetchall()
+    homes = con.execute("SELECT DISTINCT l.name FROM agent_locations a JOIN locations l ON l.id = a.location_id "
+                        "WHERE a.since_ts = ?", first[0]).fetchall()
+    con.close()
+    assert homes == [("Home",)]
+    assert chats >= 1

@@ -20,7 +20,11 @@ class Environment:
         self.open_at = np.array([[loc.is_open(h) for loc in config.locations.values()] for h in range(24)], dtype=bool)
         self.travel_ticks = config.travel_ticks()
         self.travel_minutes = config.travel_minutes
-        self.home = self.index.get("home", 0)
+        # where agents start a run: the place named home (any case, as the sandbox's Home), else the first
+        # of kind home, else the first place
+        homes = [i for i, n in enumerate(self.names) if n.lower() == "home"] or \
+            [i for i, loc in enumerate(config.locations.values()) if loc.kind.lower() == "home"]
+        self.home = homes[0] if homes else 0
 
     def occupancy(self, loc: np.ndarray, dest: np.ndarray) -> np.ndarray:
         """Agents at or on their way to each location (a trip holds its place at the destination)."""

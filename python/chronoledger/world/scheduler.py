@@ -240,6 +240,7 @@ class WorldRun:
                                  for n in self.act_names], dtype=np.int64)
         self.act_loc = np.array([self.env.index[config.activities[a].location] for a in self.act_names], dtype=np.int64)
         self.act_category = [config.activities[a].category for a in self.act_names]
+        self.act_social = np.array([c == "social" for c in self.act_category], dtype=bool)
         self.rng = np.random.default_rng(options.seed)
         n = len(self.agents)
         self.loc = np.full(n, self.env.home, dtype=np.int64)
@@ -329,7 +330,18 @@ class WorldRun:
         act_ix = self.plan[:, [k for k, _ in hours]].T.ravel()           # slot by slot, agents in order
         activity = [self.act_ids[act_ix]]
         location = [self.loc_ids[self.act_loc[act_ix]]]
-        source = ["generated"] * (n * len(hours))
+        if self.scenario:
+            # an hour a scenario slot plans is the scenario's: the generated row for it is left out
+            slot_hours = np.array([h for _, h in hours], dtype=np.int64)
+            keep = np.ones(n * len(hours), dtype=bool)
+            for name, slots in self.scenario.schedules.items():
+                i = self.agents.index.get(name)
+                if i is not None:
+                    for slot in slots:
+                        keep[np.flatnonzero(slot_hours == slot["hour"]) * n + i] = False
+            agent, hour = [agent[0][keep]], [hour[0][keep]]
+            activity, location = [activity[0][keep]], [location[0][keep]]
+        source = ["generated"] * int(sum(len(a) for a in agent))
         if self.scenario:
             for name, slots in self.scenario.schedules.items():
                 i = self.agents.index.get(name)
@@ -466,6 +478,17 @@ class WorldRun:
         action[goes] = act.MOVE
         move_to[goes] = target[goes]
         free &= ~goes
+
+        # a social activity with company at hand is a conversation: agents at the place of a social
+        # activity they have planned, with another such agent there, talk (paired below)
+        social_here = free & self.act_social[activity] & (self.loc == target) & \
+            (gmin - self.last_chat >= rails["min_cooldown_between_duo_chats_minutes"])
+        if social_here.any():
+            at = self.loc[social_here]
+            company = np.bincount(at, minlength=len(env.names))[at] >= 2
+            talkers = np.flatnonzero(social_here)[company]
+            action[talkers] = act.DUO
+            free[talkers] = False
 
         # the rest choose by weights, within the guardrails
         rest = np.flatnonzero(free)
