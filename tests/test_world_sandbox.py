@@ -140,3 +140,20 @@ def test_in_the_sandbox_world_agents_start_at_home_and_talk_over_coffee(tmp_path
     con.close()
     assert homes == [("Home",)]
     assert chats >= 1
+
+
+def test_a_seeded_run_of_the_sandbox_files_is_the_same_twice_and_replays(tmp_path, monkeypatch):
+    logs = []
+    for k in (1, 2):
+        (tmp_path / str(k)).mkdir()
+        monkeypatch.chdir(tmp_path / str(k))
+        for name in ("Ava", "Ben"):
+            assert invoke(cli, ["world", "seed-agent", "--db-url", "sqlite:///./data/agents.db", "--name",
+                                name]).exit_code == 0
+        r = invoke(cli, ["world", "run", "--db-url", "sqlite:///./data/agents.db", "--config", str(CONFIG),
+                         "--scripted-events", str(PICNIC), "--seed", "5", "--report-format", "none"])
+        assert r.exit_code == 0, r.output
+        logs.append((tmp_path / str(k) / "data" / "agents-run-1.cmeta").read_bytes())
+    assert logs[0] == logs[1]
+    r = invoke(cli, ["world", "replay", str(tmp_path / "2" / "data" / "agents-run-1.cmeta")])
+    assert r.exit_code == 0 and r.stdout.rstrip().endswith("matches"), r.output

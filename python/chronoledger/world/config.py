@@ -377,6 +377,9 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
         travel = _travel_matrix(data.get("location_graph"), list(locations), bad)
     bad.raise_any()
     raw = copy.deepcopy({k: data.get(k) for k in sorted(CONFIG_KEYS)})
+    for name, a in activities.items():           # the place as found (Cafe for cafe), which a replay reads
+        if isinstance(raw.get("activities"), dict) and isinstance(raw["activities"].get(name), dict):
+            raw["activities"][name]["location"] = a.location
     return WorldConfig(start, end, tick, start_date, weights, locations, activities, time_preferences, guardrails,
                        travel, source, raw)
 
