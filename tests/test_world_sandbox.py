@@ -2,7 +2,9 @@
 world_config.yaml, scenarios/*.yaml) read as they are: tests/data/sandbox
 holds files written here in the sandbox's form, not copied from it."""
 
+import hashlib
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -79,7 +81,7 @@ def test_every_problem_of_a_scenario_is_said_at_once(tmp_path):
     bad.write_text(PICNIC.read_text().replace('location: "Park"\n\nevents:', 'location: "Mars"\n\nevents:')
                    .replace("tick: 5", "tick: 50").replace('"coffee_chat"', '"coffe_chat"'))
     with pytest.raises(ConfigError) as err:
-        load_scenario(bad, load_config(CONFIG))
+        with_scenario(CONFIG, bad)
     text = str(err.value)
     assert text.startswith(f"{bad}: 3 problems:"), text
     assert "schedules[0].slots[0].activity: 'coffe_chat' is not an activity" in text
@@ -157,3 +159,77 @@ def test_a_seeded_run_of_the_sandbox_files_is_the_same_twice_and_replays(tmp_pat
     assert logs[0] == logs[1]
     r = invoke(cli, ["world", "replay", str(tmp_path / "2" / "data" / "agents-run-1.cmeta")])
     assert r.exit_code == 0 and r.stdout.rstrip().endswith("matches"), r.output
+
+
+# --- found in review -----------------------------------------------------------------------------
+
+def test_slots_and_events_are_checked_against_the_hours_the_run_has():
+    with pytest.raises(ConfigError) as err:
+        with_scenario(CONFIG, PICNIC, overrides={"default_hours.start_hour": 12, "default_hours.end_hour": 15})
+    text = str(err.value)
+    assert "schedules[0].slots[0].hour: 9 is outside the day (12-15)" in text
+    assert "events[1].tick: 5 is outside the day's ticks 0..2" in text
+
+
+@pytest.mark.parametrize("block, message", [
+    ("{start_hour: 20, end_hour: 30}", "scenario.end_hour: 30 must be an hour from 1 to 24"),
+    ("{start_hour: 18, end_hour: 10}", "scenario.end_hour: 10 must come after start_hour 18"),
+    ("{start_hour: x}", "scenario.start_hour: 'x' must be a whole number"),
+])
+def test_a_scenarios_own_hours_are_named_when_wrong(tmp_path, block, message):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"scenario: {block}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{f}: {message}")):
+        with_scenario(CONFIG, f)
+
+
+def test_a_scenarios_action_weights_lay_over_the_configs(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("action_weights: {duo_chat: 0.9, move: 0}\n")
+    cfg, _ = with_scenario(CONFIG, f)
+    base = load_config(CONFIG).action_weights
+    assert cfg.action_weights == {**base, "duo_chat": 0.9, "move": 0.0}
+
+
+def test_places_that_differ_only_in_case_are_refused(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text(CONFIG.read_text().replace("location_graph:\n", "location_graph:\n  home: {Home: 5}\n"))
+    with pytest.raises(ConfigError, match=r"locations.home: 'home' and 'Home' differ only in case"):
+        load_config(f)
+
+
+def test_an_agent_given_twice_in_the_schedules_is_refused(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("schedules:\n  - {agent_name: Ava, slots: [{hour: 9, activity: coffee_chat, location: Cafe}]}\n"
+                 "  - {agent_name: Ava, slots: [{hour: 10, activity: work_task, location: Office}]}\n")
+    with pytest.raises(ConfigError, match=r"schedules\[1\].agent_name: 'Ava' is given twice"):
+        with_scenario(CONFIG, f)
+
+
+def test_one_cause_is_said_once(tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("activities:\n  a: {duration_minutes: '5', location: home}\n"
+                 "time_preferences: {morning: [a], midday: [a]}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    assert str(err.value) == f"{f}: activities.a.duration_minutes: '5' must be a whole number"
+
+
+def test_a_refused_run_writes_nothing(tmp_path, monkeypatch):
+    db = tmp_path / "w.db"
+    assert invoke(cli, ["world", "seed-agent", "--db-url", f"sqlite:///{db}", "--name", "Ava"]).exit_code == 0
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    r = invoke(cli, ["world", "run", "--db-url", f"sqlite:///{db}", "--config", str(CONFIG), "--agents", "5"])
+    assert r.exit_code == 2 and "1 agents, and 5 asked for" in r.output
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    monkeypatch.chdir(tmp_path)
+    r = invoke(cli, ["world", "run", "--db-url", "sqlite:///./new/agents.db", "--agents", "3"])
+    assert r.exit_code == 2 and not (tmp_path / "new").exists()
+
+
+def test_a_dry_run_at_the_sandbox_url_makes_the_folder_of_its_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(cli, ["world", "run", "--db-url", "sqlite:///./d3/agents.db", "--agents", "3", "--invent-agents",
+                     "--dry-run", "--report-format", "none"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d3" / "agents-dry-run.cmeta").is_file() and not (tmp_path / "d3" / "agents.db").exists()

@@ -256,7 +256,8 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
         persist = not dry_run           # the plan: a dry run logs what it plans; --persist writes it too
     if resume:
         if not persist:
-            click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist", err=True)
+            click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist (nor "
+                       "with --dry-run without --persist)", err=True)
             sys.exit(EXIT_USAGE)
         with _errors(db_url):
             m = model()
@@ -288,6 +289,8 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
         target, scratch = db_url, None
         if not persist:
             real = store.db_path(db_url)
+            if not real.parent.exists():          # its event log and reports go beside it (the sandbox's data/)
+                real.parent.mkdir(parents=True)
             scratch = Path(tempfile.mkdtemp(prefix="world-dry-"))
             target = store.copy_to(real, scratch)
             chronicle_path = chronicle_path or real.with_name(f"{real.stem}-dry-run.cmeta")

@@ -194,7 +194,8 @@ def load_config(path: str | Path | None = None, *, overrides: dict | None = None
             raise ConfigError(f"{source}: expected a mapping of settings, found {type(mine).__name__}")
         unknown = sorted(set(map(str, mine)) - CONFIG_KEYS)
         if unknown:
-            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (the keys are {', '.join(sorted(CONFIG_KEYS))})")
+            raise ConfigError(f"{source}: unknown key{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(map(repr, unknown))} (the keys are {', '.join(sorted(CONFIG_KEYS))})")
         for key, value in mine.items():
             if key in ("default_hours", "guardrails", "action_weights") and isinstance(value, dict) \
                     and isinstance(data.get(key), dict):
@@ -338,16 +339,30 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
         with bad.section():
             locations[str(name)] = _location(name, spec, bad)
     if not locations and not bad.found:
-        raise bad("locations", "at least one location is needed")
+        raise bad("locations" if data.get("locations") or "location_graph" not in data else "location_graph",
+                  "at least one location is needed")
+    lower: dict[str, str] = {}
+    for n in sorted(locations):
+        if n.lower() in lower:                  # names are found in any case: two would be one
+            bad.found.append(str(bad(f"locations.{n}", f"{n!r} and {lower[n.lower()]!r} differ only in case")))
+        lower.setdefault(n.lower(), n)
 
     activities: dict[str, Activity] = {}
-    for name, spec in _mapping(data.get("activities"), "activities", bad).items():
+    refused: set[str] = set()                    # declared, with a problem already said
+    declared_activities: dict = {}
+    with bad.section():
+        declared_activities = _mapping(data.get("activities"), "activities", bad)
+    for name, spec in declared_activities.items():
         with bad.section():
+            refused.add(str(name))
             activities[str(name)] = _activity(name, spec, locations, bad)
+            refused.discard(str(name))
     if not activities and not bad.found:
         raise bad("activities", "at least one activity is needed")
 
-    prefs = _mapping(data.get("time_preferences"), "time_preferences", bad)
+    prefs: dict = {}
+    with bad.section():
+        prefs = _mapping(data.get("time_preferences"), "time_preferences", bad)
     time_preferences: dict[str, list[str]] = {}
     for period in prefs:
         if period not in PERIODS:
@@ -359,6 +374,8 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
             bad.found.append(str(bad(f"time_preferences.{period}", "must be a list of activity names")))
             names = []
         for i, n in enumerate(names):
+            if isinstance(n, str) and n in refused:
+                continue                         # its own problem is said where it is declared
             with bad.section():
                 _check_activity(n, f"time_preferences.{period}[{i}]", activities, bad)
         time_preferences[period] = [n for n in names if isinstance(n, str) and n in activities] \
@@ -377,9 +394,11 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
         travel = _travel_matrix(data.get("location_graph"), list(locations), bad)
     bad.raise_any()
     raw = copy.deepcopy({k: data.get(k) for k in sorted(CONFIG_KEYS)})
+    declared = raw.get("activities")
     for name, a in activities.items():           # the place as found (Cafe for cafe), which a replay reads
-        if isinstance(raw.get("activities"), dict) and isinstance(raw["activities"].get(name), dict):
-            raw["activities"][name]["location"] = a.location
+        spec = declared.get(name) if isinstance(declared, dict) else None
+        if isinstance(spec, dict):
+            spec["location"] = a.location
     return WorldConfig(start, end, tick, start_date, weights, locations, activities, time_preferences, guardrails,
                        travel, source, raw)
 
@@ -549,13 +568,47 @@ def with_scenario(config_path: str | Path | None, scenario_path: str | Path, *,
                   overrides: dict | None = None) -> tuple[WorldConfig, Scenario]:
     """The world config with what the scenario sets of it (its hours, its
     action weights) laid over it, ``overrides`` (the command line's) over
-    both, and the scenario checked against the result."""
-    config = load_config(config_path, overrides=overrides)
-    scenario = load_scenario(scenario_path, config)
-    if not scenario.settings:
-        return config, scenario
-    config = load_config(config_path, overrides=overrides, scenario=(str(scenario_path), scenario.settings))
-    return config, load_scenario(scenario_path, config)
+    both, and the scenario checked against the result (its slots and events
+    against the hours the run will have)."""
+    source = str(scenario_path)
+    data = _read_yaml(scenario_path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with schedules: and scripted_events:, "
+                          f"found {type(data).__name__}")
+    settings = scenario_settings(data, source)
+    config = load_config(config_path, overrides=overrides, scenario=(source, settings) if settings else None)
+    return config, parse_scenario(data, source, config)
+
+
+def scenario_settings(data: dict, source: str) -> dict[str, Any]:
+    """What a scenario sets of the world config, as "section.key": value:
+    its ``scenario:`` block's hours and the action weights it gives (only
+    those: the config's others stay)."""
+    bad = _Problems(source)
+    out: dict[str, Any] = {}
+    block = data.get("scenario")
+    if isinstance(block, dict):
+        hours = {}
+        for k in ("start_hour", "end_hour"):
+            if k in block:
+                with bad.section():
+                    hours[k] = _int(block[k], f"scenario.{k}", bad)
+        first, last = hours.get("start_hour"), hours.get("end_hour")
+        if first is not None and not 0 <= first < 24:
+            bad.found.append(str(bad("scenario.start_hour", f"{first} must be an hour from 0 to 23")))
+        elif last is not None and not 0 < last <= 24:
+            bad.found.append(str(bad("scenario.end_hour", f"{last} must be an hour from 1 to 24")))
+        elif first is not None and last is not None and first >= last:
+            bad.found.append(str(bad("scenario.end_hour", f"{last} must come after start_hour {first}")))
+        out.update({f"default_hours.{k}": v for k, v in hours.items()})
+    weights = data.get("action_weights")
+    if weights is not None:
+        with bad.section():
+            given = _mapping(weights, "action_weights", bad)
+            checked = _action_weights({**{a: 1.0 for a in ACTIONS}, **given}, "action_weights", bad)
+            out.update({f"action_weights.{a}": checked[a] for a in given})
+    bad.raise_any()
+    return out
 
 
 def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
@@ -564,7 +617,6 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
         if k not in SCENARIO_KEYS:
             bad.found.append(str(bad(str(k), f"unknown key (the keys are {', '.join(sorted(SCENARIO_KEYS))})")))
     block: dict = {}
-    settings: dict[str, Any] = {}
     days = None
     with bad.section():
         block = _section(data.get("scenario"), "scenario", SCENARIO_BLOCK_KEYS, bad)
@@ -572,16 +624,14 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
             days = _int(block["duration_days"], "scenario.duration_days", bad)
             if days < 1:
                 raise bad("scenario.duration_days", f"{days} must be 1 or more")
-        for k in ("start_hour", "end_hour"):
-            if k in block:
-                settings[f"default_hours.{k}"] = _int(block[k], f"scenario.{k}", bad)
+        for k in ("name", "description"):
+            if k in block and not isinstance(block[k], str):
+                raise bad(f"scenario.{k}", "must be text")
+    settings: dict[str, Any] = {}
     with bad.section():
-        if data.get("action_weights") is not None:
-            for a, w in _action_weights(data["action_weights"], "action_weights", bad).items():
-                settings[f"action_weights.{a}"] = w
-    # the hours the scenario will run in: its own, where it gives them (with_scenario applies them)
-    first = settings.get("default_hours.start_hour", config.start_hour)
-    last = settings.get("default_hours.end_hour", config.end_hour)
+        settings = scenario_settings(data, source)
+    # slots and events are checked against the hours the run has (with_scenario lays the scenario's on it)
+    first, last = config.start_hour, config.end_hour
 
     schedules: dict[str, list[ScheduleSlot]] = {}
     for agent, slots, key in _schedule_entries(data.get("schedules"), bad):
@@ -612,7 +662,7 @@ def parse_scenario(data: dict, source: str, config: WorldConfig) -> Scenario:
 def _schedule_entries(v: Any, bad: _Problems) -> list[tuple[str, list, str]]:
     """(agent, slots, key) of either form: a mapping of agent name to slots, or the sandbox's list
     of {agent_name, slots}."""
-    out = []
+    out: list[tuple[str, list, str]] = []
     if isinstance(v, list):
         for i, entry in enumerate(v):
             key = f"schedules[{i}]"
@@ -624,9 +674,16 @@ def _schedule_entries(v: Any, bad: _Problems) -> list[tuple[str, list, str]]:
                 slots = entry.get("slots") or []
                 if not isinstance(slots, list):
                     raise bad(f"{key}.slots", "must be a list of {hour, activity, location}")
+                if any(a == agent for a, _s, _k in out):
+                    raise bad(f"{key}.agent_name", f"{agent!r} is given twice; give all its slots in one entry")
                 out.append((agent, slots, f"{key}.slots"))
         return out
-    for agent, slots in _mapping(v, "schedules", bad).items():
+    try:
+        entries = _mapping(v, "schedules", bad)
+    except ConfigError as exc:
+        bad.found.append(str(exc))
+        entries = {}
+    for agent, slots in entries.items():
         if not isinstance(slots, list):
             bad.found.append(str(bad(f"schedules.{agent}", "must be a list of {hour, activity, location}")))
             continue

@@ -225,10 +225,6 @@ class WorldRun:
             _check_scenario_agents(scenario, _names_of_run(conn, options.agents))
         store.world_init(conn, config)
         if options.agents:
-            have = store.as_int(conn.execute("SELECT count(*) FROM agents").fetchall()[0][0], "count(agents)")
-            if have < options.agents and not options.invent_agents:
-                raise ConfigError(f"{db_file}: {have} agents, and {options.agents} asked for: seed the others with "
-                                  f"`chronoledger world seed-agent`, or make them up with --invent-agents")
             ensure_agents(conn, options.agents, options.seed)
         self.agents = _Agents(conn, options.agents)
         if len(self.agents) == 0:
@@ -977,6 +973,13 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
     """Run the world for ``options.days`` days and return what it did."""
     started = time.perf_counter()
     db_file = store.db_path(db_url)
+    if options.agents and not options.invent_agents:      # refused before anything is made or written
+        have = store.count_agents(db_file)
+        if have < options.agents:
+            raise ConfigError(f"{db_file}: {have} agents, and {options.agents} asked for: seed the others with "
+                              f"`chronoledger world seed-agent`, or make them up with --invent-agents")
+    if options.chronicle is not None and not Path(options.chronicle).parent.is_dir():
+        raise ConfigError(f"{options.chronicle}: the folder of the event log does not exist")
     with _opened(db_url) as (conn, checkpointer):
         w = WorldRun(conn, db_file, config, scenario, model, options)
         w.after_commit = checkpointer.after_commit

@@ -50,6 +50,20 @@ def db_path(db_url: str | os.PathLike[str]) -> Path:
     return Path(m.group(1))
 
 
+def count_agents(path: Path) -> int:
+    """How many agents the database at ``path`` holds (0 if there is no such file or table), read-only."""
+    if not path.is_file():
+        return 0
+    conn = db.open_readonly(path)
+    try:
+        with db.sqlite_errors(path, "counting its agents"):
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agents'").fetchall():
+                return 0
+            return as_int(conn.execute("SELECT count(*) FROM agents").fetchall()[0][0], "count(agents)")
+    finally:
+        conn.close()
+
+
 def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
     """The world database (created if missing), migrated to the current schema."""
     path = db_path(db_url)
