@@ -316,3 +316,16 @@ def test_cli_adopt_needs_an_existing_database(tmp_path, folder):
     r = invoke(cli, ["tables", "--db", str(tmp_path / "nope.db"), "--schemas", str(folder), "adopt"])
     assert r.exit_code == 2 and "no such database to adopt" in r.output
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_names_another_program_chose_do_not_stop_adoption(grace_db, folder):
+    """An index or a table of the database named as SQL allows but a schema could not be
+    (by-title, odd name) is read, not refused."""
+    con = sqlite3.connect(grace_db)
+    con.execute('CREATE INDEX "by-title" ON memory_incidents (title)')
+    con.execute('CREATE TABLE "odd name" (x)')
+    con.commit()
+    con.close()
+    with TableRegistry(grace_db, [folder], adopt=True) as reg:
+        assert reg.adoption.unmanaged == ["odd name"]
+        assert reg.count_rows("memory_incidents") == 1

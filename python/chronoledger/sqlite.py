@@ -353,6 +353,12 @@ def quote_identifier(name: str) -> str:
     return f'"{name}"'
 
 
+def quote_found_name(name: str) -> str:
+    """``"name"`` for a name read from a database (any text: another program
+    may call an index ``by-title``), its quotes doubled as SQL writes them."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def table_columns(conn: apsw.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(table)})")]
 

@@ -229,7 +229,7 @@ def _unique_columns(conn: apsw.Connection, table: str) -> set[str]:
     for r in conn.execute(f"PRAGMA index_list({db.quote_identifier(table)})"):
         # seq, name, unique, origin, partial
         if r[2] and not r[4]:
-            cols = [c[2] for c in conn.execute(f"PRAGMA index_info({db.quote_identifier(str(r[1]))})")]
+            cols = [c[2] for c in conn.execute(f"PRAGMA index_info({db.quote_found_name(str(r[1]))})")]
             if len(cols) == 1 and isinstance(cols[0], str):
                 out.add(cols[0])
     return out
