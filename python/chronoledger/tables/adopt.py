@@ -64,6 +64,8 @@ class AdoptionPlan:
     #: exists: a field added to a file later is missing from the table); adopted without them, then proposed
     missing: dict[str, list[str]] = field(default_factory=dict)
     problems: list[SchemaProblem] = field(default_factory=list)
+    #: the schemas the tables were checked against (what adoption then applies)
+    schemas: dict[str, TableSchema] = field(default_factory=dict, repr=False)
 
     def as_found(self, schema: TableSchema) -> TableSchema:
         """``schema`` as the table stands: without the fields it has no
@@ -118,7 +120,7 @@ def plan(path: str | os.PathLike[str], schemas: dict[str, TableSchema]) -> Adopt
     declared field is a column of a type that holds its values, and no
     column is undeclared (a row written without it could not be stored, or
     would lose it); the primary key is the declared one.  Only reads."""
-    out = AdoptionPlan(Path(path))
+    out = AdoptionPlan(Path(path), schemas=dict(schemas))
     conn = db.open_readonly(path)
     try:
         with db.sqlite_errors(path, "checking its tables"):

@@ -201,7 +201,7 @@ class Loading(Proposals):
                 self._conn.execute(m.sql)
             self._conn.execute(f"PRAGMA user_version={int(steps[-1].version)}")
             self._refresh()
-            schemas, _ = self.read_schemas()
+            schemas = plan.schemas                  # what the tables were checked against, not a later read
             self._adopting = plan
             try:
                 gov = schemas.get(GOVERNANCE_TABLE) or self._packaged_governance()
