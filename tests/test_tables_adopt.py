@@ -92,6 +92,7 @@ def test_filters_read_grace_forms(grace_db, folder):
         # a uuid as Python writes it finds Grace's 32 hex digits
         hit = reg.query_rows("memory_incidents", {"id": "0f8e3a9c-5b1d-4c7e-9a2f-6d4b8c1e7a35"})
         assert [r["id"] for r in hit] == [INCIDENT]
+        assert [r["id"] for r in reg.query_rows("memory_incidents", {"id": {"like": "0f8e3a9c-5b1d%"}})] == [INCIDENT]
         assert reg.get_row("memory_incidents", "0f8e3a9c-5b1d-4c7e-9a2f-6d4b8c1e7a35")["title"] == "disk full"
         assert [r["action"] for r in reg.query_rows("memory_execution_logs", {"incident_id": INCIDENT})] == \
             ["clean tmp"]
