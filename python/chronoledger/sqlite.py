@@ -656,12 +656,17 @@ def readonly_uri(path: str | os.PathLike[str]) -> str:
     return "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
 
 
-def open_readonly(path: str | os.PathLike[str]) -> apsw.Connection:
+def open_readonly(path: str | os.PathLike[str], busy_timeout_ms: int | None = None) -> apsw.Connection:
     """``path`` opened read-only (a file that cannot be opened is a
     StorageError naming it; what its statements meet is apsw's, for the
-    caller to turn with :func:`sqlite_errors`)."""
+    caller to turn with :func:`sqlite_errors`).  ``busy_timeout_ms``: how
+    long a read waits for a writer that holds the file (none: it fails at
+    once), as a probe of a database other processes write to must."""
     with sqlite_errors(path):
-        return apsw.Connection(readonly_uri(path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        conn = apsw.Connection(readonly_uri(path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        if busy_timeout_ms is not None:
+            conn.setbusytimeout(busy_timeout_ms)
+        return conn
 
 
 def settle(path: str | os.PathLike[str]) -> None:

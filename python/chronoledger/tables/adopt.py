@@ -94,7 +94,7 @@ def _n(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def foreign_tables(path: str | os.PathLike[str]) -> list[str]:
+def foreign_tables(path: str | os.PathLike[str], busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS) -> list[str]:
     """The tables of the database at ``path`` if another program made it
     (it has tables, none of them the registry's), else [] (no file, an
     empty one, or the registry's own).  Only reads."""
@@ -104,7 +104,8 @@ def foreign_tables(path: str | os.PathLike[str]) -> list[str]:
             return []
     except OSError:
         return []                     # connect() names what is wrong with it
-    conn = db.open_readonly(p)
+    # (other registries may be writing it: the read waits for them as theirs do)
+    conn = db.open_readonly(p, busy_timeout_ms)
     try:
         with db.sqlite_errors(p, "reading its tables"):
             names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -115,13 +116,14 @@ def foreign_tables(path: str | os.PathLike[str]) -> list[str]:
     return [] if OWN_TABLE in names or not names else sorted(names)
 
 
-def plan(path: str | os.PathLike[str], schemas: dict[str, TableSchema]) -> AdoptionPlan:
+def plan(path: str | os.PathLike[str], schemas: dict[str, TableSchema],
+         busy_timeout_ms: int = db.DEFAULT_BUSY_TIMEOUT_MS) -> AdoptionPlan:
     """Check each table of the database that ``schemas`` declares: every
     declared field is a column of a type that holds its values, and no
     column is undeclared (a row written without it could not be stored, or
     would lose it); the primary key is the declared one.  Only reads."""
     out = AdoptionPlan(Path(path), schemas=dict(schemas))
-    conn = db.open_readonly(path)
+    conn = db.open_readonly(path, busy_timeout_ms)
     try:
         with db.sqlite_errors(path, "checking its tables"):
             have = {r[0]: r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "

@@ -88,7 +88,7 @@ class TableRegistry(Loading, Quality, Publishing):
         self._db = None
         self._adopting: adopting.AdoptionPlan | None = None
         self.adoption: adopting.AdoptionPlan | None = None
-        foreign = adopting.foreign_tables(self.path)
+        foreign = adopting.foreign_tables(self.path, busy_timeout_ms)
         if foreign:                 # checked read-only: a database we refuse is left byte-identical
             if not adopt:
                 raise SchemaError(
@@ -97,7 +97,7 @@ class TableRegistry(Loading, Quality, Publishing):
                     f"under the registry with every row kept, adopt it: TableRegistry(..., adopt=True) or "
                     f"`chronoledger tables --db {self.path} --schemas FOLDER adopt`")
             schemas, problems = self.read_schemas()
-            plan = adopting.plan(self.path, schemas)
+            plan = adopting.plan(self.path, schemas, busy_timeout_ms)
             plan.problems[:0] = problems
             if plan.problems:
                 raise SchemaError(f"{self.path}: not adopted, nothing was written:\n{plan}")

@@ -54,7 +54,7 @@ def count_agents(path: Path) -> int:
     """How many agents the database at ``path`` holds (0 if there is no such file or table), read-only."""
     if not path.is_file():
         return 0
-    conn = db.open_readonly(path)
+    conn = db.open_readonly(path, db.DEFAULT_BUSY_TIMEOUT_MS)      # another run may be writing it
     try:
         with db.sqlite_errors(path, "counting its agents"):
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'agents'").fetchall():
