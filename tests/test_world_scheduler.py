@@ -557,7 +557,7 @@ def test_offline_turns_vary_and_are_never_empty(basic):
 
 # --- memories and relationships -------------------------------------------------------------------------
 
-def test_repeated_memories_are_stored_once(tmp_path):
+def test_memories_quote_what_was_said_and_are_kept_once(tmp_path):
     cfg = wconfig.load_config(write(tmp_path / "one.yaml", ONE_PLACE_CONFIG))
     db = tmp_path / "world.db"
     conn = store.connect(db)
@@ -566,14 +566,28 @@ def test_repeated_memories_are_stored_once(tmp_path):
     conn.close()
     result = run_world(db, cfg, days=2, seed=1, report_format="json", reports_dir=tmp_path / "reports")
     assert rows(db, "SELECT count(*) FROM conversations")[0][0] == 2 * cfg.ticks_per_day == 8
-    mem = rows(db, "SELECT a.name, m.kind, m.text FROM memories m JOIN agents a ON a.id = m.agent_id ORDER BY m.id")
-    assert mem == [("Ava", "conversation", "Talked with Ben at the home about chess."),
-                   ("Ben", "conversation", "Talked with Ava at the home about chess.")]
-    assert result.memories == 2
+    names = dict(rows(db, "SELECT id, name FROM agents"))
+    mem = rows(db, "SELECT agent_id, kind, text, importance, metadata_json FROM memories ORDER BY id")
+    said = [m for m in mem if m[1] == "conversation"]
+    # each of the two remembers each of the eight conversations, unless it heard the very same words before
+    assert 12 <= len(said) <= 16
+    assert {json.loads(m[4])["conversation"] for m in said} == {c for (c,) in rows(db, "SELECT id FROM conversations")}
+    for agent, _kind, text, imp, meta in said:
+        conv = json.loads(meta)["conversation"]
+        other = rows(db, "SELECT content FROM conversation_turns WHERE conversation_id = ? AND agent_id <> ? "
+                         "ORDER BY round", (conv, agent))[0][0]
+        quoted = text.split(': "', 1)[1].rstrip('"').removesuffix("...")
+        # what the other said, from its own words (its first sentences), and who said it
+        assert other.startswith(quoted) and len(quoted) >= 20, (text, other)
+        assert text.startswith(f"{names[3 - agent]} told me at home about chess")
+        assert 1 <= imp <= 10
+    # a first meeting matters more than the talks after it
+    assert said[0][3] > said[-1][3]
+    # nothing is kept twice, and what is kept is what the run and its reports count
+    assert len({(a, t) for a, _k, t, _i, _m in mem}) == len(mem) == result.memories
     day1 = json.loads((tmp_path / "reports" / f"run-1-{DAY1}.json").read_text())
     day2 = json.loads((tmp_path / "reports" / f"run-1-{DAY2}.json").read_text())
-    assert day1["new_memories_by_kind"]["conversation"] == 2
-    assert day2["new_memories_by_kind"]["conversation"] == 0
+    assert sum(day1["new_memories_by_kind"].values()) + sum(day2["new_memories_by_kind"].values()) == len(mem)
     # the relationship moved by the sum of the day's changes (it did not exist before)
     strength = rows(db, "SELECT strength, kind, updated_at FROM relationships WHERE from_agent_id = 1")
     change = sum(p["change"] for d in (day1, day2) for p in d["relationships_strengthened"] +
@@ -868,7 +882,7 @@ def test_friends_interests_reach_the_run(weekend):
 
 
 def test_memory_hashes_keep_letters_of_every_script():
-    from chronoledger.world.scheduler import _norm_hash
+    from chronoledger.world.recall import norm_hash as _norm_hash
 
     texts = ["Talked with Zoë at the café.", "Talked with Zoé at the café.", "Talked with Zo at the café.",
              "カフェで話した", "公园散步"]

@@ -22,6 +22,8 @@ import numpy as np
 import yaml
 
 from chronoledger.errors import ConfigError
+from chronoledger.world.memory import MemorySettings
+from chronoledger.world.memory import parse_settings as parse_memory
 
 # libyaml's loader when PyYAML was built with it (the union: either class may be bound)
 _Loader: type[yaml.SafeLoader | yaml.CSafeLoader]
@@ -36,7 +38,7 @@ PERIODS = ("morning", "midday", "afternoon", "evening")
 #: The hour at which each period ends (evening runs to midnight).
 PERIOD_ENDS = (11, 14, 18, 24)
 CONFIG_KEYS = frozenset({"default_hours", "start_date", "action_weights", "locations", "location_graph", "activities",
-                         "time_preferences", "guardrails"})
+                         "time_preferences", "guardrails", "memory"})
 GUARDRAILS = ("max_actions_per_agent_per_day", "max_concurrent_chats", "min_cooldown_between_duo_chats_minutes",
               "max_location_travel_per_day")
 SCENARIO_KEYS = frozenset({"name", "description", "schedules", "scripted_events",
@@ -83,6 +85,7 @@ class WorldConfig:
     travel_minutes: np.ndarray                   # [from, to], shortest routes, in location order
     source: str = "defaults"
     raw: dict = field(default_factory=dict, repr=False)
+    memory: MemorySettings = field(default_factory=MemorySettings)
 
     @property
     def location_names(self) -> list[str]:
@@ -197,7 +200,7 @@ def load_config(path: str | Path | None = None, *, overrides: dict | None = None
             raise ConfigError(f"{source}: unknown key{'s' if len(unknown) > 1 else ''} "
                               f"{', '.join(map(repr, unknown))} (the keys are {', '.join(sorted(CONFIG_KEYS))})")
         for key, value in mine.items():
-            if key in ("default_hours", "guardrails", "action_weights") and isinstance(value, dict) \
+            if key in ("default_hours", "guardrails", "action_weights", "memory") and isinstance(value, dict) \
                     and isinstance(data.get(key), dict):
                 data[key] = {**data[key], **value}          # a partial section keeps the other defaults
             else:
@@ -384,6 +387,9 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
     guardrails = {}
     with bad.section():
         guardrails = _guardrails(data.get("guardrails"), bad)
+    memory = MemorySettings()
+    with bad.section():
+        memory = parse_memory(data.get("memory"), bad)
 
     # Name order, not the file's: the simulation indexes places and activities by position, and a
     # config stored as JSON with sorted keys (a run's log) must give the same run.
@@ -400,7 +406,7 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
         if isinstance(spec, dict):
             spec["location"] = a.location
     return WorldConfig(start, end, tick, start_date, weights, locations, activities, time_preferences, guardrails,
-                       travel, source, raw)
+                       travel, source, raw, memory)
 
 
 def _start_date(v: Any, bad: _Bad) -> date:

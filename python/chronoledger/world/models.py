@@ -86,11 +86,19 @@ class ChatRequest:
     round: int
     seed: int
     history: tuple[str, ...] = ()
+    #: what the speaker recalls (retrieved from its memories, best first)
+    memories: tuple[str, ...] = ()
+    #: how the speaker stands with the others ("Ben is your spouse (close)")
+    relations: tuple[str, ...] = ()
+    #: the speaker's family ("spouse: Ben")
+    family: tuple[str, ...] = ()
+    #: the simulated time ("Saturday 15 November 2025, 09:00")
+    clock: str = ""
 
     def __post_init__(self) -> None:
         # Lists from a config or a caller become tuples, so that a request stays
         # hashable and the offline model's per-name caches can key on them.
-        for field_name in ("interests", "others", "history"):
+        for field_name in ("interests", "others", "history", "memories", "relations", "family"):
             value = getattr(self, field_name)
             if type(value) is not tuple:
                 object.__setattr__(self, field_name, tuple(value))
@@ -107,7 +115,9 @@ class ChatRequest:
         differs from the recorded one in any way, not only in who asks."""
         return zlib.crc32("\x1f".join((self.kind, self.speaker, self.bio, self.job, "\x1e".join(self.interests),
                                         "\x1e".join(self.others), self.location, self.activity or "", self.topic,
-                                        self.prompt or "", str(self.round), "\x1e".join(self.history)))
+                                        self.prompt or "", str(self.round), "\x1e".join(self.history),
+                                        "\x1e".join(self.memories), "\x1e".join(self.relations),
+                                        "\x1e".join(self.family), self.clock))
                           .encode("utf-8", "surrogatepass"))
 
     def messages(self) -> list[dict]:
@@ -125,28 +135,41 @@ class ChatRequest:
         interests = [s for s in (_clean(i) for i in self.interests) if s]
         if interests:
             system.append("Your interests, strongest first: " + ", ".join(interests) + ".")
+        if self.family:
+            system.append("Your family: " + "; ".join(self.family) + ".")
         system.append("Stay in character and speak as yourself.")
 
         where = _where(self.location, self.activity)
         others = _names(self.others)
         topic = _clean(self.topic)
         user = []
+        if self.clock:
+            user.append(f"It is {self.clock}.")
         if self.kind == "group_meeting":
             user.append(f"You are in a group meeting {where} with {others or 'your colleagues'}.")
         elif self.kind == "solo_reflection":
             user.append(f"You are alone {where}, reflecting on your day.")
+        elif self.kind == "insight":
+            user.append(f"You are {where}, looking back on what you remember.")
         elif self.kind == "scripted":
             user.append(f"You are {where}" + (f" with {others}." if others else "."))
         else:
             user.append(f"You are talking with {others or 'someone'} {where}.")
+        if self.relations:
+            user.append("How you stand with them: " + "; ".join(self.relations) + ".")
         if topic:
             user.append(f"Topic: {topic}.")
+        if self.memories:
+            user.append("What you remember (most relevant first):\n" + "\n".join(f"- {m}" for m in self.memories))
         if self.prompt and self.prompt.strip():
             user.append(f"Prompt: {self.prompt.strip()}")
         if self.history:
             user.append("The conversation so far:\n" + "\n".join(self.history[-_HISTORY_LINES:]))
         if self.kind == "solo_reflection":
             user.append("Write your private thought.")
+        elif self.kind == "insight":
+            user.append("What do these memories tell you about your life and the people in it? "
+                        "Write one insight.")
         elif self.kind == "group_meeting":
             user.append("Give your update." if self.round == 0 and not self.history else "Respond to the group.")
         elif self.kind == "scripted":
@@ -680,8 +703,56 @@ def _offline_texts(requests: list[ChatRequest]) -> list[str]:
         j = job_get(job) or _job(job)
         prompt = r.prompt
         p = (_PROMPT.get(prompt) or _prompt(prompt)) if prompt else "this question"
-        append(combos[z % ncombos].format(o, t, i, w, j, fillers[k], p, fillers_cap[k]))
+        memories = r.memories
+        if kind == "insight":
+            append(_insight(z, memories, t))
+            continue
+        text = combos[z % ncombos].format(o, t, i, w, j, fillers[k], p, fillers_cap[k])
+        if r.history:
+            # never the same line twice in one conversation: the next template that is not taken
+            said = {h.split(": ", 1)[-1] for h in r.history}
+            step = 1
+            while text in said and step < ncombos:
+                text = combos[(z + step * 7919) % ncombos].format(o, t, i, w, j, fillers[k], p, fillers_cap[k])
+                step += 1
+        if memories and (z >> 50) & 3:
+            # three turns in four bring up something remembered: the best memory, or the next
+            m = memories[((z >> 53) & 1) % len(memories)]
+            text += " " + _RECALL[(z >> 54) % _NRECALL].format(_recalled(m))
+        append(text)
     return out
+
+
+_RECALL = (
+    "That reminds me: {}",
+    "I still remember this: {}",
+    "I keep thinking back to this: {}",
+    "It brings back something: {}",
+    "Earlier I noted: {}",
+    "Which makes me think of this: {}",
+)
+_NRECALL = len(_RECALL)
+_INSIGHTS = (
+    "Looking back, this stays with me: {0} I think {2} matters to me more than I let on.",
+    "Two things stand out when I think it over: {0} And {1} I should make more room for {2}.",
+    "What I take from my days: {0} The people around me shape how I feel about {2}.",
+    "I notice a pattern: {0} And {1} It's {2} that keeps me going.",
+    "If I'm honest with myself, this says where I stand: {0} And {2} is worth my time.",
+)
+
+
+def _recalled(memory: str) -> str:
+    m = memory.strip()
+    return m if m[-1:] in '.!?"' else m + "."
+
+
+def _insight(z: int, memories: tuple[str, ...], topic: str) -> str:
+    """A reflection over memories: what they have in common, in the agent's words."""
+    if not memories:
+        return f"I want to understand what {topic} means to me."
+    first = _recalled(memories[0])
+    second = _recalled(memories[1]) if len(memories) > 1 else first
+    return _INSIGHTS[z % len(_INSIGHTS)].format(first, second, topic)
 
 
 class OfflineModel(LanguageModel):

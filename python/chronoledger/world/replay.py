@@ -96,6 +96,7 @@ def replay(path: str | Path) -> ReplayReport:
             p = json.loads(payload)
             responses += [(a, text, seed, digest) for a, _r, text, seed, digest in p.get("turns", [])]
             responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("reflections", [])]
+            responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("insights", [])]
     config = parse_config(meta["config"], f"{path} (recorded config)")
     scenario = parse_scenario(meta["scenario"], f"{path} (recorded scenario)", config) if meta.get("scenario") else None
     with tempfile.TemporaryDirectory(prefix="world-replay-") as tmp:
@@ -153,3 +154,7 @@ def _rebuild(conn: apsw.Connection, meta: dict, roster: list[dict]) -> None:
             conn.executemany("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
                              "VALUES (?, ?, ?, ?, ?)", [(a["id"], b, k, s, store.SEED_TIME)
                                                         for b, k, s in a["relationships"]])
+            # what the agents remembered from before the run, each agent's in the order it was made
+            conn.executemany("INSERT INTO memories (agent_id, kind, text, confidence, norm_hash, created_at, importance) "
+                             "VALUES (?, ?, ?, 0.5, ?, ?, ?)", [(a["id"], k, text, h, made, imp)
+                                                                for k, text, imp, made, h in a.get("memories", [])])

@@ -12,12 +12,10 @@ the same rows and the same chronicle bytes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
 import os
-import re
 import time
 import zipfile
 from collections import Counter
@@ -35,10 +33,12 @@ from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
 from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError
 from chronoledger.world import actions as act
+from chronoledger.world import recall
 from chronoledger.world import reporting
 from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig, parse_config, parse_scenario
 from chronoledger.world.environment import Environment
+from chronoledger.world.memory import MemoryStream, excerpt, importance, signature
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
 from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally, TallyState
 from chronoledger.world.writer import TickWriter
@@ -48,7 +48,6 @@ _logger = logging.getLogger("chronoledger.world")
 _ACTION_NAMES = np.array(ACTIONS, dtype=object)
 _ZSTD_C = zstandard.ZstdCompressor(level=1)      # checkpoints: see WorldRun._checkpoint
 _ZSTD_D = zstandard.ZstdDecompressor()
-_WORD = re.compile(r"[\W_]+")                   # anything but letters and digits, in any script
 
 
 REPORT_FORMATS = ("markdown", "json", "both", "none")
@@ -56,8 +55,9 @@ REPORT_FORMATS = ("markdown", "json", "both", "none")
 #: A conversation of a tick: its members (positions), its action type (act.DUO or act.GROUP) and the
 #: scripted prompt, if a scripted event made it.
 Chat: TypeAlias = tuple[np.ndarray, int, str | None]
-#: Whose a model request is: (conversation index, or -1 for a reflection; round; agent position).
+#: Whose a model request is: (conversation index, or _REFLECTION or _INSIGHT; round; agent position).
 _Owner: TypeAlias = tuple[int, int, int]
+_REFLECTION, _INSIGHT = -1, -2
 #: A stay that ended this tick: (agent position, location index, global minute it began).
 _Stay: TypeAlias = tuple[int, int, int]
 #: (sql, columns, rows) for db.insert_many.
@@ -150,13 +150,15 @@ class _Agents:
     """The agents of a run, as arrays (index = position, by id)."""
 
     def __init__(self, conn: apsw.Connection, n: int | None):
-        rows = conn.execute("SELECT id, name, bio, job FROM agents ORDER BY id" +
+        rows = conn.execute("SELECT id, name, bio, job, family_json FROM agents ORDER BY id" +
                             (f" LIMIT {int(n)}" if n else "")).fetchall()
         self.ids = np.array([r[0] for r in rows], dtype=np.int64)
         self.names = [store.as_text(r[1], "agents.name") for r in rows]
         self.index = {name: k for k, name in enumerate(self.names)}       # position by name
         self.bios = [store.as_text(r[2], "agents.bio") for r in rows]
         self.jobs = [store.as_text(r[3], "agents.job") for r in rows]
+        self.family = [recall.family_pairs(r[4]) if r[4] not in (None, "{}", "[]") else [] for r in rows]
+        self.family_lines = [tuple(f"{role}: {name}" for role, name in f) for f in self.family]
         self.pos = {int(i): k for k, i in enumerate(self.ids)}
         tags: dict[int, list[str]] = {}
         for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, score DESC, tag"):
@@ -166,6 +168,12 @@ class _Agents:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def family_ties(self) -> list[tuple[int, int, str]]:
+        """(from id, to id, role) for each family member an agent's family_json names who is in the run."""
+        ids = self.ids.tolist()
+        return [(ids[i], ids[j], role) for i, fam in enumerate(self.family) for role, name in fam
+                if (j := self.index.get(name)) is not None and j != i]
 
 
 def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
@@ -202,17 +210,6 @@ def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
                          "VALUES (?, ?, ?, ?, ?)", [(b, a, k, s, store.SEED_TIME) for a, b, k, s in rel])
 
 
-#: ASCII letters and digits kept, everything else a space (the ASCII case of _WORD, done by str.translate).
-_ASCII_WORDS = {c: " " for c in range(128) if not chr(c).isalnum()}
-
-
-def _norm_hash(text: str) -> str:
-    """Hash of the text lower-cased, with every run of anything but letters and digits one space."""
-    low = text.lower()
-    words = low.translate(_ASCII_WORDS).split() if low.isascii() else _WORD.sub(" ", low).split()
-    return hashlib.sha1(" ".join(words).encode()).hexdigest()
-
-
 class WorldRun:
     """One run of the world: set up by :func:`run`, driven tick by tick."""
 
@@ -229,6 +226,9 @@ class WorldRun:
         self.agents = _Agents(conn, options.agents)
         if len(self.agents) == 0:
             raise ConfigError(f"{db_file}: no agents; add some with `chronoledger world seed-agent` or run with --agents N")
+        ties = self.agents.family_ties()
+        if ties:                              # {"spouse": "Ben"} is a relationship, of that kind
+            store.tie_families(conn, ties)
         self.loc_ids = np.array([conn.execute("SELECT id FROM locations WHERE name = ?", (n,)).fetchall()[0][0]
                                  for n in self.env.names], dtype=np.int64)
         self.act_names = config.activity_names
@@ -248,6 +248,10 @@ class WorldRun:
         self.stay_since = np.zeros(n, dtype=np.int64)                   # global minute the current stay began
         self.plan = np.zeros((n, len(PERIODS)), dtype=np.int64)
         self._load_relationships()
+        # what the agents remember, from before the run (and, resuming, from the run so far)
+        self.memory = MemoryStream(n, config.memory)
+        self.memory.load(store.memories_of(conn, self.agents.pos))
+        self.name_sig = [signature(name) for name in self.agents.names]
         self.scripted = _scripted_index(scenario, self.agents) if scenario else {}
         if scenario:
             late = [e for e in scenario.events if e.day is not None and e.day > options.days]
@@ -554,23 +558,29 @@ class WorldRun:
     def _talk(self, day: int, tick: int, chats: list[Chat], reflect: np.ndarray, activity: np.ndarray,
               prompts: dict[int, str], conv_of: np.ndarray, partner: np.ndarray
               ) -> tuple[list[ChatRequest], list[_Owner], list[str]]:
-        """Every turn of the tick's conversations and reflections, from the
-        model: round 0 of every chat and the reflections in one batch, then
-        round 1 of the duo chats, which see round 0 (``history``).  Returns
-        (requests, owners, texts) in conversation order, reflections last;
-        owners are (conversation index, round, agent)."""
-        first, owners0 = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner, 0, None)
+        """Every turn of the tick's conversations, reflections and (at the
+        day's last tick) insights, from the model: round 0 of every chat with
+        the reflections and insights in one batch, then round 1 of the duo
+        chats, which see round 0 (``history``).  Returns (requests, owners,
+        texts) in conversation order, reflections then insights last; owners
+        are (conversation index, or REFLECTION or INSIGHT; round; agent)."""
+        last = tick == self.cfg.ticks_per_day - 1
+        insight = np.flatnonzero(self.memory.pending >= self.cfg.memory.reflect_threshold) if last else reflect[:0]
+        first, owners0 = self._requests(day, tick, chats, reflect, insight, activity, prompts, conv_of, partner, 0,
+                                        None)
         texts0 = self._complete(first)
         history: dict[int, list[str]] = {}
         for (c, _r, i), text in zip(owners0, texts0):
             if c >= 0:
                 history.setdefault(c, []).append(f"{self.agents.names[i]}: {text}")
-        second, owners1 = self._requests(day, tick, chats, reflect, activity, prompts, conv_of, partner, 1, history)
+        second, owners1 = self._requests(day, tick, chats, reflect, insight, activity, prompts, conv_of, partner, 1,
+                                         history)
         texts1 = self._complete(second)
         turns: dict[int, list[tuple[ChatRequest, _Owner, str]]] = {}
         for req, owner, text in zip(first + second, owners0 + owners1, texts0 + texts1):
             turns.setdefault(owner[0], []).append((req, owner, text))
-        ordered = [t for c in sorted(k for k in turns if k >= 0) for t in turns[c]] + turns.get(-1, [])
+        ordered = [t for c in sorted(k for k in turns if k >= 0) for t in turns[c]] + turns.get(_REFLECTION, []) + \
+            turns.get(_INSIGHT, [])
         return [t[0] for t in ordered], [t[1] for t in ordered], [t[2] for t in ordered]
 
     def _complete(self, requests: list[ChatRequest]) -> list[str]:
@@ -580,8 +590,49 @@ class WorldRun:
                              f"or an empty one")
         return texts
 
-    def _requests(self, day: int, tick: int, chats: list[Chat], reflect: np.ndarray, activity: np.ndarray,
-                  prompts: dict[int, str], conv_of: np.ndarray, partner: np.ndarray, rnd: int,
+    def _recall(self, micros: int, chats: list[Chat], reflect: np.ndarray, insight: np.ndarray, place: list[str],
+                doing: list[str]) -> dict[tuple[int, int], tuple[str, ...]]:
+        """What each speaker of the tick recalls, by (conversation index, or
+        REFLECTION or INSIGHT; agent): the memories that best fit who they
+        are with, where, doing what, about what; for an insight, the most
+        important and recent ones."""
+        mem, ag = self.memory, self.agents
+        now = micros // 60_000_000
+        who: list[int] = []
+        query: list[int] = []
+        keys: list[tuple[int, int]] = []
+        name_sig = self.name_sig
+        for c, (group, _kind, _prompt) in enumerate(chats):
+            members = group.tolist()
+            about = signature(self.topics[c])
+            for i in members:
+                q = about | signature(place[i]) | signature(doing[i])
+                for j in members:
+                    if j != i:
+                        q |= name_sig[j]
+                who.append(i)
+                query.append(q)
+                keys.append((c, i))
+        for i in reflect.tolist():
+            interests = ag.interests[i]
+            who.append(i)
+            query.append(signature(interests[0] if interests else doing[i]) | signature(place[i]) |
+                         signature(doing[i]))
+            keys.append((_REFLECTION, i))
+        found = mem.retrieve(np.array(who, dtype=np.int64), np.array(query, dtype=np.uint64), now)
+        out = {key: tuple(texts) for key, texts in zip(keys, found)}
+        if len(insight):
+            deep = mem.retrieve(insight, np.zeros(len(insight), dtype=np.uint64), now,
+                                k=self.cfg.memory.reflect_memories, relevance=False)
+            out.update({(_INSIGHT, i): tuple(texts) for i, texts in zip(insight.tolist(), deep)})
+        return out
+
+    def _relations(self, i: int, members: list[int]) -> tuple[str, ...]:
+        names, rel, kinds = self.agents.names, self.rel, self.rel_kind
+        return tuple(recall.relation_line(names[j], kinds.get((i, j)), rel.get((i, j))) for j in members if j != i)
+
+    def _requests(self, day: int, tick: int, chats: list[Chat], reflect: np.ndarray, insight: np.ndarray,
+                  activity: np.ndarray, prompts: dict[int, str], conv_of: np.ndarray, partner: np.ndarray, rnd: int,
                   history: dict[int, list[str]] | None) -> tuple[list[ChatRequest], list[_Owner]]:
         ag, env = self.agents, self.env
         requests: list[ChatRequest] = []
@@ -590,6 +641,12 @@ class WorldRun:
         # plain lists: indexing numpy arrays one element at a time costs more than the rest of a request
         place = [env.names[x] for x in self.loc.tolist()]
         doing = [self.act_names[x] for x in activity.tolist()]
+        stamp, micros = self._stamp(day, tick)
+        clock = recall.clock_text(datetime.fromisoformat(stamp[:19]))
+        if rnd == 0:                # a duo chat's second round recalls what its first did
+            self._recalled = self._recall(micros, chats, reflect, insight, place, doing)
+        recalled = self._recalled
+        family = ag.family_lines
         for c, (group, kind, prompt) in enumerate(chats):
             if rnd == 1 and kind != act.DUO:      # groups speak once; duo chats answer each other
                 continue
@@ -607,16 +664,25 @@ class WorldRun:
                 req = ChatRequest(ACTIONS[kind] if prompt is None else "scripted", names[k], ag.bios[i],
                                   ag.jobs[i], ag.interests[i], tuple(n for n in names if n != names[k]),
                                   place[i], doing[i], topic, prompt, rnd,
-                                  (base + conv * 131 + rnd * 17 + k) & 0xFFFFFFFFFFFFFFFF, seen)
+                                  (base + conv * 131 + rnd * 17 + k) & 0xFFFFFFFFFFFFFFFF, seen,
+                                  recalled[(c, i)], self._relations(i, members), family[i], clock)
                 requests.append(req)
                 owners.append((c, rnd, i))
         if rnd == 0:
             for i in reflect.tolist():
                 req = ChatRequest("solo_reflection", ag.names[i], ag.bios[i], ag.jobs[i], ag.interests[i], (),
                                   place[i], doing[i], ag.interests[i][0] if ag.interests[i] else doing[i],
-                                  prompts.get(i), 0, (base * 7 + i * 2_654_435_761) & 0xFFFFFFFFFFFFFFFF)
+                                  prompts.get(i), 0, (base * 7 + i * 2_654_435_761) & 0xFFFFFFFFFFFFFFFF, (),
+                                  recalled[(_REFLECTION, i)], (), family[i], clock)
                 requests.append(req)
-                owners.append((-1, 0, i))
+                owners.append((_REFLECTION, 0, i))
+            for i in insight.tolist():
+                req = ChatRequest("insight", ag.names[i], ag.bios[i], ag.jobs[i], ag.interests[i], (),
+                                  place[i], doing[i], ag.interests[i][0] if ag.interests[i] else "the people around me",
+                                  None, 0, (base * 11 + i * 2_654_435_761 + 1) & 0xFFFFFFFFFFFFFFFF, (),
+                                  recalled[(_INSIGHT, i)], (), family[i], clock)
+                requests.append(req)
+                owners.append((_INSIGHT, 0, i))
         return requests, owners
 
     def _write_tick(self, day: int, tick: int, label: str, stamp: str, micros: int, action: np.ndarray,
@@ -632,27 +698,31 @@ class WorldRun:
         conv_rows: list[tuple[int, int, str, int, str, str, int, str, str]] = []
         rel_changes: dict[tuple[int, int], float] = {}
         turn_conv, turn_round, turn_agent, turn_text = [], [], [], []
-        mem_agent, mem_text, mem_hash, mem_meta = [], [], [], []          # conversation memories
         transcripts: dict[int, list[str]] = {}
         room = reporting_room(self.tally)              # the report keeps the day's first few transcripts only
         ids, names_of, loc_now = ag.ids.tolist(), ag.names, self.loc.tolist()
         loc_ids, place_names = self.loc_ids.tolist(), env.names
-        refl_agent, refl_text = [], []
+        made = recall.TickMemories()                   # the tick's memories, in the order they are made
+        thoughts: list[tuple[int, str]] = []
+        insights: list[tuple[int, str]] = []
+        said: dict[int, list[tuple[str, str]]] = {}    # conversation index -> (name, text) of its turns
         first_conv = self.next_conv
         for (c, r, i), text in zip(owners, texts):
             if c < 0:
-                refl_agent.append(ids[i])
-                refl_text.append(text)
+                (thoughts if c == _REFLECTION else insights).append((i, text))
                 continue
             turn_conv.append(first_conv + c)
             turn_round.append(r)
             turn_agent.append(ids[i])
             turn_text.append(text)
+            said.setdefault(c, []).append((names_of[i], text))
             if c < room:
                 transcripts.setdefault(c, []).append(f"{names_of[i]}: {text}")
         n_pairs = sum(len(m) * (len(m) - 1) // 2 for m, _, _ in chats)
         disagree = (self.rng.random(n_pairs) < 0.15).tolist()       # one draw per pair, in chat order
         k_pair = 0
+        rel, kinds = self.rel, self.rel_kind
+        activity_of = activity.tolist()
         for c, (group, kind, prompt) in enumerate(chats):
             conv = first_conv + c
             members = group.tolist()
@@ -661,35 +731,45 @@ class WorldRun:
             where = loc_now[members[0]]
             conv_rows.append((conv, run, label, tick, kind_name, topic, loc_ids[where], model, stamp))
             names = [names_of[i] for i in members]
-            place = place_names[where]
-            meta = f'{{"conversation":{conv},"day":"{label}","tick":{tick}}}'
-            for i in members:
-                others = ", ".join(n for n in names if n != names_of[i])
-                text = f"Talked with {others} at the {place} about {topic}."
-                mem_agent.append(ids[i])
-                mem_text.append(text)
-                mem_hash.append(_norm_hash(text))
-                mem_meta.append(meta)
             shared = [ag.interest_sets[i] for i in members]
             step = 0.04 if kind == act.DUO else 0.02
+            crossed = set()                                              # members who disagreed with someone
             for x in range(len(members)):
                 for y in range(x + 1, len(members)):
                     delta = step * (1 + len(shared[x] & shared[y]))
                     if disagree[k_pair]:                                # a disagreement
                         delta = -delta
+                        crossed.update((members[x], members[y]))
                     k_pair += 1
                     key = (members[x], members[y])
                     rel_changes[key] = rel_changes.get(key, 0.0) + delta
+            # what each member remembers of it: what another said, with whom it was (as they stood before it)
+            place = place_names[where]
+            meta = f'{{"conversation":{conv},"day":"{label}","tick":{tick}}}'
+            turns = said.get(c, [])
+            for i in members:
+                others = [n for n in names if n != names_of[i]]
+                text = recall.chat_memory(kind_name, names_of[i], others, turns, place,
+                                          self.act_names[activity_of[i]], topic, prompt)
+                was = [(kinds.get((i, j)), rel.get((i, j))) for j in members if j != i]
+                mkind, imp = recall.chat_importance(
+                    kind_name, text, family=any(k is not None and k not in recall.NOT_FAMILY for k, _ in was),
+                    close=any(s is not None and s >= 0.6 for _, s in was),
+                    first_meeting=any(s is None for _, s in was), disagreement=i in crossed,
+                    scripted=prompt is not None)
+                made.add(i, mkind, text, imp, meta)
         rel_from, rel_to, rel_kind, rel_strength = [], [], [], []
         deltas = []
-        rel, kinds = self.rel, self.rel_kind
         for (a, b), d in rel_changes.items():                # made in chat order: deterministic
             for x, y in ((a, b), (b, a)):
                 v = min(1.0, max(-1.0, rel.get((x, y), 0.0) + d))
                 rel[(x, y)] = v
                 rel_from.append(ids[x])
                 rel_to.append(ids[y])
-                rel_kind.append(kinds.get((x, y), "acquaintance"))
+                kind = kinds.get((x, y))
+                if kind is None:                           # a first meeting: as the database will have it
+                    kinds[(x, y)] = kind = "acquaintance"
+                rel_kind.append(kind)
                 rel_strength.append(v)
             deltas.append((a, b, d))
         # world events: one per agent that acted, built column by column (most carry no metadata)
@@ -722,11 +802,8 @@ class WorldRun:
                            self.act_ids[act_col], self.loc_ids[loc_col], meta_col, stamp], n_ev),
             (_SQL_CONVERSATIONS, [list(c) for c in zip(*conv_rows)] if conv_rows else [None] * 9, len(conv_rows)),
             (_SQL_TURNS, [turn_conv, turn_round, turn_agent, "agent", turn_text, model], len(turn_conv))]
-        memory_jobs = (len(jobs), len(jobs) + 1)      # duplicates of stored memories are left out: counted kept
         jobs += [
-            (_SQL_MEMORIES, [mem_agent, "conversation", mem_text, 0.8, mem_hash, mem_meta, stamp], len(mem_agent)),
-            (_SQL_MEMORIES, [refl_agent, "reflection", refl_text, 0.6, [_norm_hash(t) for t in refl_text],
-                             f'{{"day":"{label}","tick":{tick}}}', stamp], len(refl_agent)),
+            self._remember(made, thoughts, insights, label, tick, stamp, micros),
             (_SQL_RELATIONSHIPS, [rel_from, rel_to, rel_kind, rel_strength, stamp], len(rel_from)),
             (_SQL_STAYS, [run, [ids[a] for a, _, _ in stays], [loc_ids[o] for _, o, _ in stays],
                           [stamps(s) for _, _, s in stays], stamp], len(stays))]
@@ -738,20 +815,53 @@ class WorldRun:
         self.next_conv += len(chats)
         self.totals["events"] += n_ev
         self.totals["conversations"] += len(chats)
-        self.writer.submit(_TickJob(day, tick, label, jobs, memory_jobs, *self._snapshot(day, tick)))
+        self.writer.submit(_TickJob(day, tick, label, jobs, *self._snapshot(day, tick)))
         return result
 
+    def _remember(self, made: recall.TickMemories, thoughts: list[tuple[int, str]], insights: list[tuple[int, str]],
+                  label: str, tick: int, stamp: str, micros: int) -> _InsertJob:
+        """The tick's memories into the agents' tables, after those of its
+        conversations (``made``): the private thoughts, being turned away by
+        a full place, and the day's insights.  A memory the agent already
+        holds is left out.  Returns the insert for those kept."""
+        meta = f'{{"day":"{label}","tick":{tick}}}'
+        # a thought, or an insight, is remembered by its first sentences: what the model said of its own, not
+        # the memories it was reminded of (which would nest, memory within memory, without end)
+        for i, text in thoughts:
+            text = excerpt(text, 160)
+            made.add(i, "reflection", text, importance("reflection", text), meta)
+        refused = self.refused_at
+        for i in np.flatnonzero(refused >= 0).tolist():
+            text = f"{recall.the_place(self.env.names[refused[i]])} was full and turned me away."
+            made.add(i, "refused", text, importance("refused", text),
+                     f'{{"day":"{label}","tick":{tick},"location":{int(self.loc_ids[refused[i]])}}}')
+        for i, text in insights:
+            text = excerpt(text, 200)
+            made.add(i, "insight", text, importance("insight", text), meta)
+        hashes = [recall.norm_hash(t) for t in made.text]
+        kept = self.memory.add(made.agent, made.text, made.importance, micros // 60_000_000, hashes)
+        if insights:                              # a reflection starts the count again
+            self.memory.pending[[i for i, _ in insights]] = 0
+        if tick == 0:
+            self.day_memories = Counter()
+        ids = self.agents.ids
+        rows = [k for k, ok in enumerate(kept) if ok]
+        kinds = [made.kind[k] for k in rows]
+        self.day_memories.update(kinds)
+        self.memories_total += len(rows)
+        self.totals["memories"] = self.memories_total
+        confidence = recall.CONFIDENCE
+        return (_SQL_MEMORIES, [ids[[made.agent[k] for k in rows]] if rows else [], kinds,
+                                [made.text[k] for k in rows], [confidence[k] for k in kinds],
+                                [hashes[k] for k in rows], [made.meta[k] for k in rows], stamp,
+                                [made.importance[k] for k in rows]], len(rows))
+
     def commit_tick(self, job: "_TickJob") -> None:
-        """The tick's transaction (on the writer's thread): its rows, the
-        memories kept, and the checkpoint; then the WAL's upkeep."""
+        """The tick's transaction (on the writer's thread): its rows and the
+        checkpoint; then the WAL's upkeep."""
         conn = self.conn
         with db.write_transaction(conn, f"{self.db_file}: tick {job.tick} of {job.label}"):
-            changes = db.insert_many(conn, job.jobs)
-            kept = {"conversation": changes[job.memory_jobs[0]], "reflection": changes[job.memory_jobs[1]]}
-            if job.tick == 0:
-                self.day_memories = Counter()
-            self.day_memories.update(kept)
-            self.memories_total += kept["conversation"] + kept["reflection"]
+            db.insert_many(conn, job.jobs)
             self._checkpoint(job.day, job.tick, job.state, job.arrays)
         self.after_commit()
 
@@ -787,13 +897,18 @@ class WorldRun:
                                           "ORDER BY from_agent_id, to_agent_id"):
             if a in wanted and b in wanted:
                 rels.setdefault(a, []).append([b, kind, s])
+        memories: dict[int, list] = {}            # from before the run: what its agents can recall from the start
+        for aid, kind, text, imp, made, h in conn.execute(
+                "SELECT agent_id, kind, text, importance, created_at, norm_hash FROM memories ORDER BY id"):
+            if aid in wanted:
+                memories.setdefault(aid, []).append([kind, text, imp, made, h])
         payloads = []
         for aid, name, bio, job, family, traits in conn.execute(
                 "SELECT id, name, bio, job, family_json, traits_json FROM agents ORDER BY id"):
             if aid in wanted:
                 payloads.append({"id": aid, "name": name, "bio": bio, "job": job, "family": json.loads(family),
                                  "traits": json.loads(traits), "interests": interests.get(aid, []),
-                                 "relationships": rels.get(aid, [])})
+                                 "relationships": rels.get(aid, []), "memories": memories.get(aid, [])})
         micros = self._stamp(1, 0)[1]
         self.chronicle.extend({"timestamp": np.full(len(payloads), micros, dtype=np.uint64),
                                "event_type": np.array(["agent"] * len(payloads), dtype=object),
@@ -816,17 +931,19 @@ class WorldRun:
                        "values.conversation": np.where(conv_of[acted] >= 0, conv_of[acted], np.nan).astype(np.float64)},
                       labels={"event_type": ACTIONS})
         by_conv: dict[int, list] = {}
-        reflections = []
+        reflections, insights = [], []
         ids = self.agents.ids.tolist()
         for (c, r, i), req, text in zip(owners, requests, texts):     # the seed names the request it answers
             if c >= 0:
                 by_conv.setdefault(c, []).append([ids[i], r, text, req.seed, req.digest()])
             else:
-                reflections.append([ids[i], text, req.seed, req.digest()])
+                (reflections if c == _REFLECTION else insights).append([ids[i], text, req.seed, req.digest()])
         payloads = [{"conversation": self.next_conv + c, "model": self.model.name, "turns": turns}
                     for c, turns in sorted(by_conv.items())]
         if reflections:
             payloads.append({"conversation": None, "model": self.model.name, "reflections": reflections})
+        if insights:
+            payloads.append({"conversation": None, "model": self.model.name, "insights": insights})
         if payloads:
             m = len(payloads)
             ch.extend({"timestamp": np.full(m, micros, dtype=np.uint64),
@@ -852,6 +969,11 @@ class WorldRun:
         self.totals = dict(cp["totals"])
         self.memories_total = cp["totals"]["memories"]
         self.day_memories = Counter(cp["tally"]["memories"])
+        pending = arrays["memory_pending"]
+        if pending.shape != self.memory.pending.shape:
+            raise ValueError(f"memory_pending holds {pending.shape[0] if pending.ndim else 0} agents, "
+                             f"the run {len(self.agents)}")
+        self.memory.pending = pending.astype(np.int64)
         return DayTally.from_state(len(self.agents), cp["tally"], arrays)
 
     def _snapshot(self, day: int, tick: int) -> tuple[Checkpoint, bytes]:
@@ -864,19 +986,16 @@ class WorldRun:
         # ** against that keyword too; these keys are array names (and numpy 1.26, still supported, has no
         # allow_pickle to pass instead)
         np.savez(buf, **{name: getattr(self, name).astype(np.int32) for name in self._ARRAYS},
-                 **tally_arrays)  # type: ignore[arg-type]
+                 memory_pending=self.memory.pending.astype(np.int32), **tally_arrays)  # type: ignore[arg-type]
+        tally_state["memories"] = dict(self.day_memories)
         state: Checkpoint = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
                              "records": len(self.chronicle), "totals": dict(self.totals), "tally": tally_state}
         return state, buf.getvalue()
 
     def _checkpoint(self, day: int, tick: int, state: Checkpoint, arrays: bytes) -> None:
-        """Store a snapshot, in the tick's transaction, with the memory counts
-        only the database knows (how many were not duplicates).  Written
-        after every tick, it must cost little beside the tick's rows:
-        fixed-width ints, zstd level 1 (four times faster than zlib level 1
-        here, and smaller)."""
-        state["totals"]["memories"] = self.memories_total
-        state["tally"]["memories"] = dict(self.day_memories)
+        """Store a snapshot, in the tick's transaction.  Written after every
+        tick, it must cost little beside the tick's rows: fixed-width ints,
+        zstd level 1 (four times faster than zlib level 1 here, and smaller)."""
         self.conn.execute("UPDATE runs SET checkpoint_json = ?, checkpoint_state = ? WHERE id = ?",
                           (json.dumps(state, default=int), _ZSTD_C.compress(arrays), self.run_id))
 
@@ -888,7 +1007,6 @@ class _TickJob:
     tick: int
     label: str
     jobs: list[_InsertJob]          # (sql, columns, rows) for db.insert_many
-    memory_jobs: tuple[int, int]    # which of them insert conversation and reflection memories
     state: Checkpoint
     arrays: bytes
 
@@ -902,7 +1020,7 @@ _SQL_CONVERSATIONS = ("INSERT INTO conversations (id, run_id, day_label, tick_in
 _SQL_TURNS = ("INSERT INTO conversation_turns (conversation_id, round, agent_id, role, content, model) "
               "VALUES (?, ?, ?, ?, ?, ?)")
 _SQL_MEMORIES = ("INSERT OR IGNORE INTO memories (agent_id, kind, text, confidence, norm_hash, metadata_json, "
-                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                 "created_at, importance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _SQL_RELATIONSHIPS = ("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_agent_id, to_agent_id) DO UPDATE SET "
                       "strength = excluded.strength, updated_at = excluded.updated_at")

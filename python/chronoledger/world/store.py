@@ -8,7 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import apsw
 
@@ -130,6 +130,33 @@ def parse_interests(interests: Any) -> dict[str, float]:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
             raise ValidationError(f"interests: {tag}: the score {score!r} must be a number 0..1")
     return {str(k): float(v) for k, v in interests.items()}
+
+
+def tie_families(conn: apsw.Connection, ties: list[tuple[int, int, str]]) -> None:
+    """Make the family an agent's family_json names its relationships:
+    (from id, to id, role) becomes a relationship of that kind (strength
+    0.8 when new; an existing one keeps its strength), and the other way
+    round, one of kind ``family`` unless they already have one."""
+    with db.sqlite_errors(conn.filename, "relating families"), \
+            db.write_transaction(conn, f"{conn.filename}: relating families"):
+        conn.executemany("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                         "VALUES (?, ?, ?, 0.8, ?) ON CONFLICT (from_agent_id, to_agent_id) DO UPDATE SET "
+                         "kind = excluded.kind WHERE kind <> excluded.kind",
+                         [(a, b, role, SEED_TIME) for a, b, role in ties])
+        conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
+                         "VALUES (?, ?, 'family', 0.8, ?)", [(b, a, SEED_TIME) for a, b, _ in ties])
+
+
+def memories_of(conn: apsw.Connection, positions: dict[int, int]) -> Iterator[tuple[int, str, Any, Any, str]]:
+    """The stored memories of the agents in ``positions`` (id -> position),
+    in the order they were made: (position, text, importance, created_at,
+    norm_hash)."""
+    with db.sqlite_errors(conn.filename, "reading memories"):
+        for aid, text, imp, made, h in conn.execute(
+                "SELECT agent_id, text, importance, created_at, norm_hash FROM memories ORDER BY id"):
+            p = positions.get(aid)
+            if p is not None:
+                yield p, as_text(text, "memories.text"), imp, made, as_text(h, "memories.norm_hash")
 
 
 def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:
