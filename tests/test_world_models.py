@@ -760,3 +760,56 @@ def test_make_model_unknown_kind():
         make_model("gpt5-turbo-max")
     for kind in MODEL_KINDS:
         assert kind in str(info.value)
+
+
+# ---------------------------------------------------------------- a world through a server
+
+
+def _varied(stub):
+    """Answer each request with words of its own (a counter and the speaker), as a real model would:
+    the same words every time would be one memory, kept once."""
+    counter = iter(range(10 ** 6))
+
+    def answer(path, body):
+        system = next((m["content"] for m in body.get("messages", []) if m.get("role") == "system"), "")
+        who = re.match(r"You are (\w+)", system)
+        content = f"Reply {next(counter)} from {who.group(1) if who else 'someone'}, thinking about chess openings."
+        if path.endswith("/api/chat"):
+            return 200, {"message": {"role": "assistant", "content": content}, "done": True}, 0
+        return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}, 0
+    stub.answer = answer
+
+
+@pytest.mark.parametrize("backend", ["openai", "ollama"])
+def test_a_world_run_sends_memories_relationships_and_the_clock(stub, tmp_path, backend):
+    """What the server gets on day two: what the speaker remembers (what the other said on day one, in
+    the server's own words), how they stand with each other, family, and the simulated time."""
+    from _world_data import ONE_PLACE_CONFIG, rows, write
+    from chronoledger.world import config as wconfig
+    from chronoledger.world import scheduler, store
+
+    _varied(stub)
+    cfg = wconfig.load_config(write(tmp_path / "one.yaml", ONE_PLACE_CONFIG))
+    db = tmp_path / "w.db"
+    conn = store.connect(db)
+    store.seed_agent(conn, "Ava", job="designer", interests="chess:0.9", family={"spouse": "Ben"})
+    store.seed_agent(conn, "Ben", job="developer", interests="chess:0.8")
+    conn.close()
+    model = openai(stub) if backend == "openai" else OllamaModel(stub.url, "llama-test", backoff=0.01)
+    with model:
+        scheduler.run(db, cfg, model, scheduler.RunOptions(days=2, seed=5, report_format="none"))
+    sent = [s["body"]["messages"] for s in stub.seen]
+    path = "/v1/chat/completions" if backend == "openai" else "/api/chat"
+    assert {s["path"] for s in stub.seen} == {path}
+    day2 = [m for m in sent if "It is Tuesday 6 January 2026" in m[1]["content"]]
+    assert day2
+    ava = [m for m in day2 if m[0]["content"].startswith("You are Ava")]
+    assert ava and all("Your family: spouse: Ben." in m[0]["content"] for m in ava)
+    chats = [m for m in ava if "You are talking with Ben" in m[1]["content"]]
+    assert chats and all("How you stand with them: Ben is your spouse (close" in m[1]["content"] for m in chats)
+    # the memories are Ava's, made of what the server answered for Ben
+    remembered = [line[2:] for m in chats for line in m[1]["content"].split("\n") if line.startswith("- ")]
+    assert remembered and any(re.search(r'Ben told me at home about chess: "Reply \d+ from Ben', r)
+                              for r in remembered)
+    stored = {t for (t,) in rows(db, "SELECT text FROM memories WHERE agent_id = 1")}
+    assert set(remembered) <= stored

@@ -882,7 +882,7 @@ def test_friends_interests_reach_the_run(weekend):
 
 
 def test_memory_hashes_keep_letters_of_every_script():
-    from chronoledger.world.recall import norm_hash as _norm_hash
+    from chronoledger.world.memory import norm_hash as _norm_hash
 
     texts = ["Talked with Zoë at the café.", "Talked with Zoé at the café.", "Talked with Zo at the café.",
              "カフェで話した", "公园散步"]

@@ -31,6 +31,7 @@ id order), and from the run's log when it is replayed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ import numpy as np
 
 __all__ = ["MemorySettings", "MemoryStream", "importance", "signature", "excerpt", "parse_settings"]
 
-_WORD = re.compile(r"[\W_]+")
+_WORD = re.compile(r"[\W_]+")                   # anything but letters and digits, in any script
+#: ASCII letters and digits kept, everything else a space (the ASCII case of _WORD, done by str.translate).
+_ASCII_WORDS = {c: " " for c in range(128) if not chr(c).isalnum()}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 #: Words that say nothing about what a memory is about (left out of its signature).
 _STOP = frozenset("""
@@ -141,9 +144,25 @@ def _bit(word: str) -> int:
     return b
 
 
+def words(text: str) -> list[str]:
+    """The text lower-cased, split at every run of anything but letters and digits (in any script)."""
+    # str.translate is several times faster than the regular expression: the expression only splits the
+    # words that have letters from beyond ASCII (a dash, an accent), where the two could differ
+    ws = text.lower().translate(_ASCII_WORDS).split()
+    if text.isascii():
+        return ws
+    out: list[str] = []
+    for w in ws:
+        if w.isascii():
+            out.append(w)
+        else:
+            out += _WORD.sub(" ", w).split()
+    return out
+
+
 def keywords(text: str) -> list[str]:
-    """The words of ``text`` that say what it is about: lower-cased, longer than two letters, not stop words."""
-    return [w for w in _WORD.sub(" ", text.lower()).split() if len(w) > 2 and w not in _STOP]
+    """The words of ``text`` that say what it is about: longer than two letters, not stop words."""
+    return [w for w in words(text) if len(w) > 2 and w not in _STOP]
 
 
 def signature(text: str) -> int:
@@ -151,19 +170,59 @@ def signature(text: str) -> int:
     relevance is the share of a query's bits a memory's signature also has."""
     s = _SIGS.get(text)
     if s is None:
-        s = 0
-        for w in keywords(text):
-            s |= _bit(w)
-        if len(_SIGS) >= _CACHE_MAX:
-            _SIGS.clear()
-        _SIGS[text] = s
+        s = analyse(text)[1]
     return s
+
+
+#: text -> (normalized hash, signature, has a salient word): a run makes the same texts again and again
+_ANALYSED: dict[str, tuple[str, int, bool]] = {}
+
+
+def analyse(text: str) -> tuple[str, int, bool]:
+    """What a memory's text gives, read once: the SHA-1 of its words (what
+    makes two memories the same), its keyword signature, and whether it has
+    a word of feeling or news."""
+    got = _ANALYSED.get(text)
+    if got is not None:
+        return got
+    ws = words(text)
+    sig = 0
+    bits, stop = _BITS, _STOP
+    for w in ws:
+        if len(w) > 2 and w not in stop:
+            b = bits.get(w)
+            sig |= b if b is not None else _bit(w)
+    got = (hashlib.sha1(" ".join(ws).encode()).hexdigest(), sig, not _SALIENT.isdisjoint(ws))
+    if len(_ANALYSED) >= _CACHE_MAX:
+        _ANALYSED.clear()
+        _SIGS.clear()
+    _ANALYSED[text] = got
+    _SIGS[text] = sig
+    return got
+
+
+def norm_hash(text: str) -> str:
+    """Hash of the text lower-cased, with every run of anything but letters and digits one space."""
+    return analyse(text)[0]
+
+
+_EXCERPTS: dict[tuple[str, int], str] = {}
 
 
 def excerpt(text: str, limit: int = _EXCERPT) -> str:
     """The first sentences of ``text`` (one, or more while they are short: at
     least 40 characters when there are), at most ``limit`` characters (cut
     at a word, with an ellipsis)."""
+    got = _EXCERPTS.get((text, limit))
+    if got is None:
+        got = _excerpt(text, limit)
+        if len(_EXCERPTS) >= _CACHE_MAX:
+            _EXCERPTS.clear()
+        _EXCERPTS[(text, limit)] = got
+    return got
+
+
+def _excerpt(text: str, limit: int) -> str:
     t = " ".join(text.split())
     parts = _SENTENCE_END.split(t)
     out = parts[0]
@@ -193,7 +252,7 @@ def importance(kind: str, text: str, *, family: bool = False, close: bool = Fals
         score += 1
     if disagreement:
         score += 2
-    if not _SALIENT.isdisjoint(_WORD.sub(" ", text.lower()).split()):
+    if analyse(text)[2]:
         score += 1
     return max(1, min(10, score))
 
@@ -215,15 +274,16 @@ def minute_of(stamp: Any) -> int:
     return int((t - _EPOCH).total_seconds() // 60)
 
 
-_HEX = frozenset("0123456789abcdef")
-
-
 def _key(agent: int, norm_hash: str) -> object:
-    """What makes a memory the same as one the agent holds: an int for our
-    SHA-1 hashes (small in a set of millions), else (hash, agent) for a hash
-    another program wrote in its own form (the sandbox's ``reflection_0_2``)."""
-    if len(norm_hash) >= 16 and _HEX.issuperset(norm_hash[:16]):
-        return (int(norm_hash[:16], 16) << 32) ^ agent
+    """What makes a memory the same as one the agent holds: an int for a
+    SHA-1 (ours, and the sandbox's: small in a set of millions), else
+    (hash, agent) for a hash another program wrote in its own form (the
+    sandbox's world loop writes ``reflection_0_2``)."""
+    if len(norm_hash) == 40 and norm_hash.isalnum():
+        try:
+            return (int(norm_hash[:16], 16) << 32) ^ agent
+        except ValueError:
+            pass
     return (norm_hash, agent)
 
 
@@ -280,13 +340,17 @@ class MemoryStream:
             keep_tid.append(base + len(keep_tid))
             keep_imp.append(imps[k])
             keep_min.append(minutes if each_minute else minutes[k])     # type: ignore[index]
-            keep_sig.append(signature(text))
+            keep_sig.append(_SIGS.get(text) or signature(text))
             self.texts.append(text)
         if keep_agent:
             self._place(np.array(keep_agent, dtype=np.int64), np.array(keep_tid, dtype=np.int64),
                         np.array(keep_imp, dtype=np.int64), np.array(keep_min, dtype=np.int64),
                         np.array(keep_sig, dtype=np.uint64), count)
         return kept
+
+    def holds(self, agent: int, norm_hash: str) -> bool:
+        """Whether the agent has a memory with this hash (kept once)."""
+        return _key(agent, norm_hash) in self._seen
 
     def _place(self, a: np.ndarray, tid: np.ndarray, imp: np.ndarray, minute: np.ndarray, sig: np.ndarray,
                count: bool) -> None:
@@ -328,6 +392,14 @@ class MemoryStream:
         k = st.retrieve if k is None else k
         if k <= 0 or len(who) == 0:
             return [[] for _ in range(len(who))]
+        out: list[list[str]] = [[] for _ in range(len(who))]
+        rows = np.flatnonzero(self.filled[who] > 0)       # those who remember anything
+        if len(rows) == 0:
+            return out
+        if len(rows) < len(who):
+            for r, texts in zip(rows.tolist(), self.retrieve(who[rows], np.asarray(query)[rows], now, k, relevance)):
+                out[r] = texts
+            return out
         tid = self.text_id[who]
         hours = np.maximum(now - self.minute[who], 0) / 60.0
         score = st.weight_recency * np.power(st.recency_decay, hours) + st.weight_importance * self.imp[who] / 10.0

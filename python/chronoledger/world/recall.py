@@ -8,30 +8,17 @@ this module knows the world's words (places, conversations, refusals).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chronoledger.world.memory import excerpt, importance
-
-_WORD = re.compile(r"[\W_]+")                   # anything but letters and digits, in any script
-#: ASCII letters and digits kept, everything else a space (the ASCII case of _WORD, done by str.translate).
-_ASCII_WORDS = {c: " " for c in range(128) if not chr(c).isalnum()}
 #: Relationship kinds that are not family (anything else a family_json names is).
 NOT_FAMILY = frozenset({"acquaintance", "friend", "colleague", "coworker", "neighbour", "neighbor", ""})
 #: Confidence stored with a memory: what another said, or a fact, is heard; a thought is one's own.
 CONFIDENCE = {"conversation": 0.8, "meeting": 0.8, "scripted": 0.8, "refused": 1.0, "reflection": 0.6,
               "insight": 0.6}
-
-
-def norm_hash(text: str) -> str:
-    """Hash of the text lower-cased, with every run of anything but letters and digits one space."""
-    low = text.lower()
-    words = low.translate(_ASCII_WORDS).split() if low.isascii() else _WORD.sub(" ", low).split()
-    return hashlib.sha1(" ".join(words).encode()).hexdigest()
 
 
 def family_pairs(raw: Any) -> list[tuple[str, str]]:

@@ -38,7 +38,7 @@ from chronoledger.world import reporting
 from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig, parse_config, parse_scenario
 from chronoledger.world.environment import Environment
-from chronoledger.world.memory import MemoryStream, excerpt, importance, signature
+from chronoledger.world.memory import MemoryStream, excerpt, importance, norm_hash, signature
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
 from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally, TallyState
 from chronoledger.world.writer import TickWriter
@@ -252,6 +252,11 @@ class WorldRun:
         self.memory = MemoryStream(n, config.memory)
         self.memory.load(store.memories_of(conn, self.agents.pos))
         self.name_sig = [signature(name) for name in self.agents.names]
+        #: per place: the memory of being turned away by it (text, hash, importance, location id)
+        self._refusals = []
+        for name, lid in zip(self.env.names, self.loc_ids.tolist()):
+            text = f"{recall.the_place(name)} was full and turned me away."
+            self._refusals.append((text, norm_hash(text), importance("refused", text), lid))
         self.scripted = _scripted_index(scenario, self.agents) if scenario else {}
         if scenario:
             late = [e for e in scenario.events if e.day is not None and e.day > options.days]
@@ -643,9 +648,10 @@ class WorldRun:
         doing = [self.act_names[x] for x in activity.tolist()]
         stamp, micros = self._stamp(day, tick)
         clock = recall.clock_text(datetime.fromisoformat(stamp[:19]))
-        if rnd == 0:                # a duo chat's second round recalls what its first did
+        if rnd == 0:                # a duo chat's second round recalls what its first did, standing as it did
             self._recalled = self._recall(micros, chats, reflect, insight, place, doing)
-        recalled = self._recalled
+            self._stands: dict[tuple[int, int], tuple[str, ...]] = {}
+        recalled, stands = self._recalled, self._stands
         family = ag.family_lines
         for c, (group, kind, prompt) in enumerate(chats):
             if rnd == 1 and kind != act.DUO:      # groups speak once; duo chats answer each other
@@ -661,11 +667,15 @@ class WorldRun:
                     partner[members[0]], partner[members[1]] = members[1], members[0]
             seen = tuple(history.get(c, ())) if history else ()
             for k, i in enumerate(members):
+                if rnd == 0:
+                    stands[(c, i)] = relations = self._relations(i, members)
+                else:
+                    relations = stands[(c, i)]
                 req = ChatRequest(ACTIONS[kind] if prompt is None else "scripted", names[k], ag.bios[i],
                                   ag.jobs[i], ag.interests[i], tuple(n for n in names if n != names[k]),
                                   place[i], doing[i], topic, prompt, rnd,
                                   (base + conv * 131 + rnd * 17 + k) & 0xFFFFFFFFFFFFFFFF, seen,
-                                  recalled[(c, i)], self._relations(i, members), family[i], clock)
+                                  recalled[(c, i)], relations, family[i], clock)
                 requests.append(req)
                 owners.append((c, rnd, i))
         if rnd == 0:
@@ -831,14 +841,19 @@ class WorldRun:
             text = excerpt(text, 160)
             made.add(i, "reflection", text, importance("reflection", text), meta)
         refused = self.refused_at
-        for i in np.flatnonzero(refused >= 0).tolist():
-            text = f"{recall.the_place(self.env.names[refused[i]])} was full and turned me away."
-            made.add(i, "refused", text, importance("refused", text),
-                     f'{{"day":"{label}","tick":{tick},"location":{int(self.loc_ids[refused[i]])}}}')
+        turned = np.flatnonzero(refused >= 0)
+        if len(turned):
+            # one memory per place that turned the agent away, made once: most refusals are of agents
+            # turned away before, so those are left out before any text is made
+            holds = self.memory.holds
+            for i, place in zip(turned.tolist(), refused[turned].tolist()):
+                text, h, imp, where = self._refusals[place]
+                if not holds(i, h):
+                    made.add(i, "refused", text, imp, f'{{"day":"{label}","tick":{tick},"location":{where}}}')
         for i, text in insights:
             text = excerpt(text, 200)
             made.add(i, "insight", text, importance("insight", text), meta)
-        hashes = [recall.norm_hash(t) for t in made.text]
+        hashes = [norm_hash(t) for t in made.text]
         kept = self.memory.add(made.agent, made.text, made.importance, micros // 60_000_000, hashes)
         if insights:                              # a reflection starts the count again
             self.memory.pending[[i for i, _ in insights]] = 0

@@ -1,0 +1,270 @@
+"""Agents that remember: the memory table (chronoledger.world.memory), what
+a run makes of what was said and done (chronoledger.world.recall), and what
+each model request carries -- retrieved memories, relationships, family and
+the clock -- asserted on the stored rows and on the requests a model gets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+from _world_data import ONE_PLACE_CONFIG, rows, run_world, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from chronoledger.errors import ConfigError
+from chronoledger.world import config as wconfig
+from chronoledger.world import models, recall, replay, scheduler, store
+from chronoledger.world.memory import (
+    MemorySettings,
+    MemoryStream,
+    excerpt,
+    importance,
+    minute_of,
+    norm_hash,
+    signature,
+)
+
+
+def sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+# --- the table ------------------------------------------------------------------------------------------
+
+def test_a_memory_is_kept_once_per_agent():
+    m = MemoryStream(2, MemorySettings(slots=4))
+    kept = m.add([0, 0, 1], ["Ben said hi.", "Ben said hi.", "Ben said hi."], [3, 3, 3], 100,
+                 [sha("a"), sha("a"), sha("a")])
+    assert kept == [True, False, True]
+    assert m.add([0], ["again"], [3], 200, [sha("a")]) == [False]
+    assert m.filled.tolist() == [1, 1]
+
+
+def test_the_least_important_then_oldest_memory_gives_way():
+    m = MemoryStream(1, MemorySettings(slots=3, retrieve=3))
+    m.add([0, 0, 0], ["first", "second", "third"], [5, 2, 2], [10, 20, 30], [sha("1"), sha("2"), sha("3")])
+    m.add([0], ["fourth"], [9], 40, [sha("4")])
+    held = sorted(m.texts[t] for t in m.text_id[0])
+    assert held == ["first", "fourth", "third"]          # "second": importance 2, older than "third"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 10), st.integers(0, 5)), min_size=1, max_size=40),
+       st.integers(1, 5))
+def test_a_table_depends_on_the_order_of_memories_never_on_batches(memories, cut):
+    """Added all at once or a few at a time, the same memories fill the same slots (a resumed run
+    rebuilds its table from the database in one batch)."""
+    texts = [f"memory {k} of agent {a}" for k, (a, _, _) in enumerate(memories)]
+    agents = [a for a, _, _ in memories]
+    imps = [i for _, i, _ in memories]
+    minutes = [100 + k * 7 + d for k, (_, _, d) in enumerate(memories)]
+    hashes = [sha(t) for t in texts]
+    whole = MemoryStream(4, MemorySettings(slots=3, retrieve=3))
+    whole.add(agents, texts, imps, minutes, hashes)
+    parts = MemoryStream(4, MemorySettings(slots=3, retrieve=3))
+    for start in range(0, len(texts), cut):
+        sl = slice(start, start + cut)
+        parts.add(agents[sl], texts[sl], imps[sl], minutes[sl], hashes[sl])
+    for name in ("text_id", "minute", "imp", "sig", "filled", "pending"):
+        assert np.array_equal(getattr(whole, name), getattr(parts, name)), name
+
+
+def test_retrieval_weighs_recency_importance_and_relevance():
+    st_ = MemorySettings(slots=8, retrieve=2)
+    m = MemoryStream(3, st_)
+    # agent 0: two alike memories, one an hour old, one two days old: the recent one first
+    m.add([0, 0], ["Walked in the park.", "Walked by the river."], [3, 3], [60 * 47, 0], [sha("p"), sha("r")])
+    # agent 1: the same age, importance 9 before importance 2
+    m.add([1, 1], ["A quiet lunch.", "Ben told me he is moving to Lisbon."], [2, 9], [0, 0], [sha("l"), sha("m")])
+    # agent 2: the memory about chess answers a question about chess
+    m.add([2, 2], ["Cy told me about chess openings.", "Cy told me about gardening."], [3, 3], [0, 0],
+          [sha("c"), sha("g")])
+    now = 60 * 48
+    got = m.retrieve(np.array([0, 1, 2]), np.array([0, 0, signature("chess with Cy")], dtype=np.uint64), now)
+    assert got[0] == ["Walked in the park.", "Walked by the river."]
+    assert got[1] == ["Ben told me he is moving to Lisbon.", "A quiet lunch."]
+    assert got[2] == ["Cy told me about chess openings.", "Cy told me about gardening."]
+    # k, and an agent with nothing to remember
+    assert m.retrieve(np.array([2]), np.array([signature("gardening")], dtype=np.uint64), now, k=1) == \
+        [["Cy told me about gardening."]]
+    empty = MemoryStream(2, st_)
+    assert empty.retrieve(np.array([0, 1]), np.zeros(2, dtype=np.uint64), now) == [[], []]
+
+
+def test_memories_stored_before_load_in_order_with_their_times():
+    m = MemoryStream(2, MemorySettings(slots=4))
+    kept = m.load([(0, "Ava spent time reflecting", 0.6, "2025-11-18 11:29:38.824966", "reflection_0_2"),
+                   (0, "Ava spent time reflecting", 5, "2025-11-18T11:30:00Z", "reflection_0_2"),
+                   (1, "Ben met Ava.", None, "not a time", sha("x"))])
+    assert kept == 2                                    # the sandbox's own hash form keeps a memory once too
+    assert m.minute[0, 0] == minute_of("2025-11-18T11:29:00Z")
+    assert m.imp[0, 0] == 1 and m.imp[1, 0] == 3        # a stored 0.6 is at least 1; none is an everyday 3
+    assert m.minute[1, 0] == 0
+    assert not m.pending.any()                          # what was before the run makes no one reflect
+
+
+def test_importance_by_rules():
+    assert importance("conversation", "We talked about chess.") == 3
+    assert importance("conversation", "We talked about chess.", family=True, first_meeting=True) == 6
+    assert importance("conversation", "Ben said he lost his job.", disagreement=True) == 6
+    assert importance("refused", "The Cafe was full and turned me away.") == 1
+    assert importance("scripted", "I love it", family=True, first_meeting=True, disagreement=True) == 10
+
+
+def test_excerpts_and_hashes():
+    assert excerpt("Ah, Ben! I was hoping to see you at the cafe. More.") == "Ah, Ben! I was hoping to see you at the cafe."
+    assert excerpt("One sentence that is long enough to stand on its own. Two.") == \
+        "One sentence that is long enough to stand on its own."
+    long = "word " * 60
+    cut = excerpt(long, 50)
+    assert len(cut) <= 50 and cut.endswith("...")
+    assert norm_hash("Hello,   World!") == norm_hash("hello world") != norm_hash("hello, world!!x")
+    assert len({norm_hash(t) for t in ["Zoë said — yes", "Zoé said — yes", "カフェで話した"]}) == 3
+
+
+def test_family_forms():
+    assert recall.family_pairs('{"spouse": "Ben", "children": ["Cy", "Di"]}') == \
+        [("spouse", "Ben"), ("children", "Cy"), ("children", "Di")]
+    assert recall.family_pairs('[{"name": "Ben", "relation": "brother"}]') == [("brother", "Ben")]
+    assert recall.family_pairs("not json") == recall.family_pairs(None) == recall.family_pairs("{}") == []
+
+
+def test_memory_settings_are_checked_all_at_once(tmp_path):
+    cfg = wconfig.load_config(write(tmp_path / "c.yaml", "memory: {retrieve: 5, weights: {relevance: 2}}\n"))
+    assert cfg.memory.retrieve == 5 and cfg.memory.weight_relevance == 2.0
+    assert cfg.memory.slots == 32 and cfg.memory.weight_recency == 1.0        # the rest from the defaults
+    bad = write(tmp_path / "bad.yaml", "memory: {retrieve: 50, colour: red}\nguardrails: {max_actions_per_agent_per_day: -1}\n")
+    with pytest.raises(ConfigError) as err:
+        wconfig.load_config(bad)
+    assert "memory.colour: unknown key" in str(err.value) and "guardrails.max_actions_per_agent_per_day" in str(err.value)
+    with pytest.raises(ConfigError, match=r"memory.retrieve: 9 must not exceed memory.slots \(4\)"):
+        wconfig.load_config(write(tmp_path / "b2.yaml", "memory: {retrieve: 9, slots: 4}\n"))
+
+
+# --- a run ----------------------------------------------------------------------------------------------
+
+class Recording(models.OfflineModel):
+    """The offline model, keeping every request it was asked."""
+
+    def __init__(self):
+        self.requests: list[models.ChatRequest] = []
+
+    def complete(self, requests):
+        self.requests += requests
+        return super().complete(requests)
+
+
+@pytest.fixture
+def family_world(tmp_path):
+    cfg = wconfig.load_config(write(tmp_path / "one.yaml", ONE_PLACE_CONFIG))
+    db = tmp_path / "world.db"
+    conn = store.connect(db)
+    store.seed_agent(conn, "Ava", job="designer", interests="chess:0.9,film:0.5", family={"spouse": "Ben"})
+    store.seed_agent(conn, "Ben", job="developer", interests="chess:0.8")
+    conn.close()
+    return cfg, db
+
+
+def test_family_is_a_relationship_and_every_request_says_who_and_when(family_world):
+    cfg, db = family_world
+    model = Recording()
+    scheduler.run(db, cfg, model, scheduler.RunOptions(days=2, seed=1, report_format="none"))
+    assert rows(db, "SELECT from_agent_id, to_agent_id, kind FROM relationships ORDER BY 1") == \
+        [(1, 2, "spouse"), (2, 1, "family")]
+    chats = [r for r in model.requests if r.kind == "duo_chat"]
+    ava = [r for r in chats if r.speaker == "Ava"]
+    assert ava and all(r.family == ("spouse: Ben",) for r in ava)
+    assert all(r.relations[0].startswith("Ben is your spouse (close") for r in ava)
+    ben = [r for r in chats if r.speaker == "Ben"]
+    assert all(r.relations[0].startswith("Ava is your family (close") and r.family == () for r in ben)
+    # the clock of each tick, in words, and in the messages a server gets
+    first = chats[0]
+    assert first.clock == "Monday 5 January 2026, 08:00"
+    user = first.messages()[1]["content"]
+    assert "It is Monday 5 January 2026, 08:00." in user and "How you stand with them: Ben is your spouse" in user
+    assert "Your family: spouse: Ben." in first.messages()[0]["content"]
+
+
+def test_requests_recall_what_was_said_before(family_world):
+    cfg, db = family_world
+    model = Recording()
+    scheduler.run(db, cfg, model, scheduler.RunOptions(days=2, seed=1, report_format="none"))
+    stored = {t for (t,) in rows(db, "SELECT text FROM memories")}
+    first_chat = next(r for r in model.requests if r.kind == "duo_chat")
+    assert first_chat.memories == ()                    # nothing to remember yet
+    later = [r for r in model.requests if r.kind == "duo_chat" and r.clock.startswith("Tuesday")]
+    assert later and all(1 <= len(r.memories) <= cfg.memory.retrieve for r in later)
+    assert all(set(r.memories) <= stored for r in later)
+    # what Ava recalls on day two is what Ben said to her (her memories), never Ben's own
+    ava_memories = {t for (t,) in rows(db, "SELECT text FROM memories WHERE agent_id = 1")}
+    assert all(set(r.memories) <= ava_memories for r in later if r.speaker == "Ava")
+    # the offline model brings some of it up: a dry run shows memory working
+    turns = [t for (t,) in rows(db, "SELECT content FROM conversation_turns")]
+    assert any(m in t for t in turns for m in ava_memories)
+    assert "What you remember (most relevant first):\n- " in later[0].messages()[1]["content"]
+
+
+def test_no_one_says_the_same_line_twice_in_a_conversation(tmp_path):
+    result = run_world(tmp_path / "w.db", wconfig.load_config(), agents=60, days=2, seed=4, invent_agents=True)
+    assert result.conversations > 50
+    for conv, in rows(tmp_path / "w.db", "SELECT id FROM conversations"):
+        said = [t for (t,) in rows(tmp_path / "w.db", "SELECT content FROM conversation_turns WHERE "
+                                                       "conversation_id = ?", (conv,))]
+        assert len(said) == len(set(said)), said
+
+
+def test_insights_at_the_end_of_a_day_from_the_most_important_memories(tmp_path, family_world):
+    _cfg, db = family_world
+    cfg = wconfig.load_config(write(tmp_path / "low.yaml", ONE_PLACE_CONFIG + "memory: {reflect_threshold: 4}\n"))
+    model = Recording()
+    scheduler.run(db, cfg, model, scheduler.RunOptions(days=1, seed=1, report_format="json",
+                                                       reports_dir=tmp_path / "r"))
+    asked = [r for r in model.requests if r.kind == "insight"]
+    assert {r.speaker for r in asked} == {"Ava", "Ben"}
+    assert all(r.clock.endswith(f"{cfg.end_hour - 1:02d}:00") for r in asked)     # the day's last tick
+    assert all(1 <= len(r.memories) <= cfg.memory.reflect_memories for r in asked)
+    insights = rows(db, "SELECT agent_id, text, importance FROM memories WHERE kind = 'insight'")
+    assert len(insights) == 2 and all(imp >= 5 for _, _, imp in insights)
+    # an insight is made of what it drew on
+    for r in asked:
+        text = next(t for a, t, _ in insights if a == (1 if r.speaker == "Ava" else 2))
+        assert excerpt(r.memories[0], 40)[:30] in text
+    report = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
+    assert report["new_memories_by_kind"]["insight"] == 2
+
+
+def test_memories_from_before_the_run_are_recalled_and_replayed(family_world):
+    cfg, db = family_world
+    conn = store.connect(db)
+    conn.execute("INSERT INTO memories (agent_id, kind, text, confidence, norm_hash, created_at, importance) "
+                 "VALUES (1, 'fact', 'Ben proposed to me in Lisbon.', 1.0, 'lisbon', '2025-06-01T10:00:00Z', 9)")
+    conn.close()
+    model = Recording()
+    result = scheduler.run(db, cfg, model, scheduler.RunOptions(days=1, seed=2, report_format="none"))
+    ava = [r for r in model.requests if r.speaker == "Ava"]
+    assert ava[0].memories[0] == "Ben proposed to me in Lisbon."
+    assert replay.replay(result.chronicle).matches             # the log carries it: no database needed
+    # a replay whose log lost that memory is told so
+    roster = [json.loads(p) for e, p in zip(*_log(result.chronicle)) if e == "agent"]
+    assert roster[0]["memories"][0][1] == "Ben proposed to me in Lisbon."
+
+
+def _log(path):
+    from chronoledger.chronicle import Chronicle
+    with Chronicle.open(path) as ch:
+        cols = ch.to_numpy(["event_type", "payload"])
+    return cols["event_type"], cols["payload"]
+
+
+def test_stored_memories_carry_importance(tmp_path):
+    run_world(tmp_path / "w.db", wconfig.load_config(), agents=40, seed=3, invent_agents=True)
+    got = rows(tmp_path / "w.db", "SELECT kind, min(importance), max(importance), count(*) FROM memories GROUP BY kind")
+    kinds = {k: (lo, hi, n) for k, lo, hi, n in got}
+    assert {"conversation", "reflection"} <= set(kinds)
+    assert all(1 <= lo <= hi <= 10 for lo, hi, _ in kinds.values())
+    assert kinds["conversation"][1] > kinds["reflection"][0]
+    quoted = rows(tmp_path / "w.db", "SELECT text FROM memories WHERE kind = 'conversation' LIMIT 20")
+    assert quoted and all(re.fullmatch(r'Agent \d+ told me at the \w+ about [\w ]+: ".+"', t) for (t,) in quoted)
