@@ -24,6 +24,7 @@ from chronoledger.cli.output import (EXIT_REFUSED, EXIT_USAGE, Group, argument, 
                                     output_options, progress_wanted)
 from chronoledger.errors import ConfigError, ValidationError
 from chronoledger.world import store
+from chronoledger.world.adopt import adopt_sandbox
 from chronoledger.world.config import load_config, with_scenario
 from chronoledger.world.models import make_model
 from chronoledger.world.replay import replay
@@ -100,6 +101,29 @@ def init_cmd(db_url: str) -> None:
     with _errors(db_url):
         store.connect(db_url).close()
     click.echo(f"ready: {store.db_path(db_url)}")
+
+
+@world_group.command("adopt")
+@DB_URL
+@click.option("--check", is_flag=True, help="Only say what adopting would do; nothing is written.")
+@output_options("json", json_help='Print what was done as JSON: {"copied": {...}, "kept": {...}, "notes": [...]}.')
+def adopt_cmd(db_url: str, check: bool, fmt: str) -> None:
+    """Adopt the world sandbox's database (CalfCrusher/AI_Agents_Communication):
+    its agents, interests, family, relationships, conversations and memories
+    become the world's; every table it had is kept whole as sandbox_<name>.
+    One transaction: a failure leaves the file as it was.
+
+    Example:
+
+    \b
+        chronoledger world adopt --db-url sqlite:///./data/agents.db --check
+        chronoledger world adopt --db-url sqlite:///./data/agents.db
+    """
+
+    with _errors(db_url):
+        done = adopt_sandbox(db_url, check=check)
+    emit_object({"path": str(done.path), "adopted": done.done, "copied": done.copied, "kept": done.kept,
+                 "notes": done.notes}, fmt, lambda: click.echo(str(done)))
 
 
 @world_group.command("seed-agent")

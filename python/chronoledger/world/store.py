@@ -13,7 +13,9 @@ from typing import Any, Iterator
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ConfigError, CorruptDataError, NotFoundError, StorageError, ValidationError
+from chronoledger.errors import (ConfigError, CorruptDataError, NotFoundError, SchemaError, StorageError,
+                                 ValidationError)
+from chronoledger.world import forms
 from chronoledger.world.config import WorldConfig
 
 #: Timestamps of seeded rows: fixed, so that two databases seeded alike are alike byte for byte.
@@ -64,6 +66,18 @@ def count_agents(path: Path) -> int:
         conn.close()
 
 
+def refuse_foreign(path: Path) -> None:
+    """A SchemaError for a database that is not a world's (yet): the world
+    sandbox's, to adopt first, or another program's.  Read-only: a file
+    refused is left as it was."""
+    form = forms.form_of(path)
+    if form.kind == "sandbox":
+        raise SchemaError(f"{path}: the world sandbox's database ({form.describe()}); adopt it first with "
+                          f"`chronoledger world adopt --db-url {path}` (every row is kept); nothing was changed")
+    if form.kind == "foreign":
+        raise SchemaError(f"{path}: not a world database ({form.describe()}, no schema version); nothing was changed")
+
+
 def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
     """The world database (created if missing), migrated to the current schema."""
     path = db_path(db_url)
@@ -73,6 +87,7 @@ def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> a
             path.parent.mkdir(parents=True)
         except OSError as exc:
             raise StorageError(f"{path}: the folder {path.parent} cannot be made: {exc.strerror or exc}") from None
+    refuse_foreign(path)
     conn = db.connect(path, synchronous=synchronous)
     try:
         db.migrate(conn, db.migrations("chronoledger.world"), path)
