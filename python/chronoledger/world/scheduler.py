@@ -86,6 +86,23 @@ class TickResult(TypedDict):
     deltas: list[tuple[int, int, float]]        # relationship changes: (position, position, change)
     transcripts: dict[int, list[str]]           # conversation index -> its turns, for the first few only
     conv_base: int                  # the id of the tick's first conversation
+    refused: np.ndarray             # every agent: the place (index) that turned it away this tick, or -1
+    scripted: list["ScriptedOutcome"]           # what became of the tick's scripted events
+    clock: str                      # the tick's time of day, "09:00"
+
+
+class ScriptedOutcome(TypedDict):
+    """What became of one scripted event (a day report lists them)."""
+    tick: int
+    type: str
+    agents: list[str]               # the names the scenario gave
+    location: str | None
+    prompt: str | None
+    held: bool                      # the chat or meeting took place / the move began / the action was taken
+    took_part: list[str]            # who took part
+    away: list[str]                 # on the way to its place, too late to take part
+    busy: list[str]                 # travelling or past the day's cap when it came
+    turned_away: list[str]          # a move a full place refused
 
 
 class Checkpoint(TypedDict):
@@ -316,6 +333,11 @@ class WorldRun:
             timedelta(days=day - 1, minutes=self.cfg.tick_minute_of_day(tick))
         return t.strftime("%Y-%m-%dT%H:%M:%S.000000Z"), int((t - _EPOCH) // timedelta(microseconds=1))
 
+    def _clock_of(self, day: int, tick: int) -> str:
+        """A tick's time of day: ``09:00``."""
+        m = self.cfg.tick_minute_of_day(tick)
+        return f"{m // 60:02d}:{m % 60:02d}"
+
     def _gmin(self, day: int, tick: int) -> int:
         return (day - 1) * 1440 + self.cfg.tick_minute_of_day(tick)
 
@@ -436,10 +458,17 @@ class WorldRun:
             move_to[due] = place
             free[due] = False
 
-        # scripted events of this tick go first
+        # scripted events of this tick go first; what became of each goes to the day's report
         forced_groups: list[tuple[np.ndarray, int, str | None]] = []
+        outcomes: list[ScriptedOutcome] = []
+        names = self.agents.names
         for ev in self.scripted.get((day, tick), []) + self.scripted.get((None, tick), []):
             members = np.array([i for i in ev["agents"] if free[i]], dtype=np.int64)
+            busy = [names[i] for i in ev["agents"] if not free[i]]
+            outcome: ScriptedOutcome = {"tick": tick, "type": ev["type"], "agents": [names[i] for i in ev["agents"]],
+                                        "location": ev["location"], "prompt": ev["prompt"], "held": False,
+                                        "took_part": [], "away": [], "busy": busy, "turned_away": []}
+            outcomes.append(outcome)
             if len(members) == 0:
                 continue
             kind = ACTIONS.index(ev["type"])
@@ -450,19 +479,24 @@ class WorldRun:
                 action[members[there]] = act.TASK                # already there: no trip
                 action[members[~there]] = act.MOVE
                 move_to[members[~there]] = place
+                outcome["held"], outcome["took_part"] = True, [names[i] for i in members.tolist()]
             elif kind in (act.DUO, act.GROUP) and len(members) >= 2:
                 # a meeting at its place; who is still elsewhere (late, or turned away) goes there
                 place = _event_place(env, ev)
                 away = members[self.loc[members] != place]
                 action[away] = act.MOVE
                 move_to[away] = place
+                outcome["away"] = [names[i] for i in away.tolist()]
                 members = members[self.loc[members] == place]
+                outcome["took_part"] = [names[i] for i in members.tolist()]
                 if len(members) >= 2:
                     forced_groups.append((members, kind, ev.get("prompt")))
                     action[members] = kind
+                    outcome["held"] = True
                 else:
                     action[members] = act.REFLECT
             else:
+                outcome["held"], outcome["took_part"] = True, [names[i] for i in members.tolist()]
                 action[members] = kind
                 for i in members:
                     prompts[int(i)] = ev.get("prompt") or ""
@@ -557,6 +591,11 @@ class WorldRun:
                 self.last_chat[members] = gmin
         acted = action != act.NONE
         self.actions_today[acted] += 1
+        for outcome in outcomes:                 # a scripted move a full place refused did not happen
+            if outcome["type"] == "move":
+                outcome["turned_away"] = [n for n in outcome["took_part"] if refused_at[self.agents.index[n]] >= 0]
+                outcome["held"] = outcome["held"] and not outcome["turned_away"]
+        self.outcomes = outcomes
         return self._write_tick(day, tick, label, stamp, micros, action, activity, move_to, partner, conv_of, chats,
                                 reflect, requests, owners, texts, stays)
 
@@ -820,7 +859,8 @@ class WorldRun:
         # the log first: it may run ahead of the database (resume cuts it back), never behind
         self._log_tick(micros, day, tick, acted, action, activity, loc_col, conv_of, chats, owners, requests, texts)
         result: TickResult = {"acted": acted, "action": action, "activity": activity, "loc": loc_col, "chats": chats,
-                              "deltas": deltas, "transcripts": transcripts, "conv_base": self.next_conv}
+                              "deltas": deltas, "transcripts": transcripts, "conv_base": self.next_conv,
+                              "refused": self.refused_at, "scripted": self.outcomes, "clock": self._clock_of(day, tick)}
         self.tally.add(self, tick, result)
         self.next_conv += len(chats)
         self.totals["events"] += n_ev
