@@ -62,7 +62,7 @@ def test_another_programs_database_is_refused_untouched(tmp_path):
     conn.commit()
     conn.close()
     before = digest(path)
-    with pytest.raises(SchemaError, match=r"not a world database \(tables agents, no schema version\)"):
+    with pytest.raises(SchemaError, match=r"not a world database \(tables agents, no schema version, and tables of"):
         store.connect(path)
     with pytest.raises(SchemaError, match="not the world sandbox's database"):
         adopt.adopt_sandbox(path)

@@ -233,3 +233,85 @@ def test_a_dry_run_at_the_sandbox_url_makes_the_folder_of_its_log(tmp_path, monk
                      "--dry-run", "--report-format", "none"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "d3" / "agents-dry-run.cmeta").is_file() and not (tmp_path / "d3" / "agents.db").exists()
+
+
+# --- slots of an action type, scripted activities, the hours a slot covers -------------------------------
+
+def _two_friends(db):
+    from chronoledger.world import store
+    conn = store.connect(db)
+    for name in ("Ava", "Ben"):
+        store.seed_agent(conn, name, interests="picnics:0.9")
+    conn.close()
+
+
+def _events(db, sql_where=""):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT g.name, e.tick_index, e.action, a.name, l.name FROM world_events e "
+                           "JOIN agents g ON g.id = e.agent_id JOIN activities a ON a.id = e.activity_id "
+                           "JOIN locations l ON l.id = e.location_id " + sql_where + " ORDER BY e.id").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_slot_of_an_action_type_is_that_action_at_its_place(tmp_path):
+    """The sandbox's slot {hour: 10, activity: duo_chat, location: Park}: at ten, at the Park, the agent
+    chats with whoever is there for it, and reflects if no one is."""
+    from chronoledger.world import models, scheduler
+
+    cfg, sc = with_scenario(CONFIG, PICNIC)
+    slot = {"hour": 10, "activity": sc.schedules["Ben"][0]["activity"], "location": "Park", "action": "duo_chat"}
+    for both in (True, False):
+        db = tmp_path / f"{both}.db"
+        _two_friends(db)
+        plan = {"Ben": [dict(slot)]} | ({"Ava": [dict(slot)]} if both else {})
+        scenario = sc.__class__(sc.name, plan, [], sc.source)
+        scheduler.run(db, cfg, models.make_model("offline"), scheduler.RunOptions(days=1, seed=2,
+                                                                                  report_format="none"), scenario)
+        ben = [e for e in _events(db) if e[0] == "Ben" and e[1] >= 10 - cfg.start_hour]
+        # at ten Ben goes to the Park (the slot's place); the first tick he is there, he does what it says
+        assert ben[0][2] == "move" and ben[0][4] == "Park"
+        there = next(e for e in ben[1:] if e[2] != "move")
+        assert there[4] == "Park" and there[2] == ("duo_chat" if both else "solo_reflection"), ben
+        # once a day: afterwards he does as anyone would
+        assert sum(e[2] == there[2] and e[1] == there[1] for e in ben) == 1
+
+
+def test_a_scripted_chat_does_what_the_scenario_says(tmp_path):
+    """A scripted chat at the Cafe is the Cafe's activity (or the agent's slot in that hour), not
+    whatever the generated plan had the agent doing elsewhere."""
+    from chronoledger.world import models, scheduler
+
+    cfg, sc = with_scenario(CONFIG, PICNIC)
+    db = tmp_path / "w.db"
+    _two_friends(db)
+    scheduler.run(db, cfg, models.make_model("offline"), scheduler.RunOptions(days=1, seed=4, report_format="none"),
+                  sc)
+    chat = [e for e in _events(db) if e[1] == 2 and e[2] == "duo_chat"]
+    assert {e[0] for e in chat} == {"Ava", "Ben"}
+    # the Cafe's activity: Ava's slot (coffee_chat from nine on) and the place's own agree
+    assert {e[3] for e in chat} == {"coffee_chat"} and {e[4] for e in chat} == {"Cafe"}
+    meeting = [e for e in _events(db) if e[1] == 5 and e[2] == "group_meeting"]
+    # at the Park: Ava's slot from one o'clock is a reflection at the Park; Ben's slot's activity is the
+    # Park's own
+    assert {e[4] for e in meeting} <= {"Park"}
+
+
+def test_the_hours_a_slot_covers_are_the_scenarios(tmp_path):
+    """Ava's coffee_chat slot holds from nine to one: the generated plan's rows for eleven (midday) are
+    left out, as well as the hours her slots start."""
+    from chronoledger.world import models, scheduler
+
+    cfg, sc = with_scenario(CONFIG, PICNIC)
+    db = tmp_path / "w.db"
+    _two_friends(db)
+    scheduler.run(db, cfg, models.make_model("offline"), scheduler.RunOptions(days=1, seed=4, report_format="none"),
+                  sc)
+    con = sqlite3.connect(db)
+    got = con.execute("SELECT g.name, s.slot_hour, s.source FROM agent_schedules s JOIN agents g ON g.id = s.agent_id "
+                      "ORDER BY g.name, s.slot_hour").fetchall()
+    con.close()
+    assert [(h, src) for n, h, src in got if n == "Ava"] == [(9, "scenario"), (13, "scenario")]
+    # Ben's slot holds from ten to the end of the day: only the morning (nine) is the generated plan's
+    assert [(h, src) for n, h, src in got if n == "Ben"] == [(9, "generated"), (10, "scenario")]

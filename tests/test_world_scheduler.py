@@ -203,9 +203,9 @@ def test_scenario_schedules_are_added_with_source_scenario(weekend):
     want = sorted((ids[n], d, slot["hour"], slot["activity"], slot["location"])
                   for n, slots in scenario.schedules.items() for slot in slots for d in (DAY1, DAY2))
     assert got == want and len(got) == 12
-    # the generated plan's rows, less the hours a scenario slot plans (all six of its slots start a part of
-    # the day): one row per agent and hour
-    assert rows(db, "SELECT count(*) FROM agent_schedules WHERE source = 'generated'")[0][0] == 8 * 2 * 4 - 2 * 6
+    # the generated plan's rows, less the parts of the day a scenario slot covers (from its hour to the
+    # agent's next slot): Ava's and Ben's slots cover all four parts, Cleo's (11, 18) three of them
+    assert rows(db, "SELECT count(*) FROM agent_schedules WHERE source = 'generated'")[0][0] == (8 * 4 - 4 - 4 - 3) * 2
     assert rows(db, "SELECT count(*) FROM (SELECT 1 FROM agent_schedules GROUP BY agent_id, day_label, slot_hour "
                     "HAVING count(*) > 1)") == [(0,)]
 

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeAlias, TypedDict
 
 import apsw
 import numpy as np
@@ -42,6 +42,9 @@ from chronoledger.world.memory import MemoryStream, excerpt, importance, norm_ha
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
 from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally, TallyState
 from chronoledger.world.writer import TickWriter
+
+if TYPE_CHECKING:                      # pragma: no cover
+    from chronoledger.world.channel import ReportChannel
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _logger = logging.getLogger("chronoledger.world")
@@ -111,6 +114,7 @@ class Checkpoint(TypedDict):
     tick: int
     rng: Mapping[str, Any]          # the generator's bit_generator.state
     next_conv: int
+    slots_done: list[int]           # the day each scenario slot's action was last done (WorldRun.slot_done)
     records: int                    # records in the event log
     totals: dict[str, int]          # events, conversations, memories
     tally: TallyState
@@ -130,6 +134,8 @@ class RunOptions:
     #: make up the agents ``agents`` asks for beyond those the database has (the command line asks with
     #: --invent-agents); they are marked invented and tied only to one another
     invent_agents: bool = True
+    #: where each day's JSON report is POSTed (--report-channel), or None
+    report_channel: "ReportChannel | None" = None
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int, none_ok: bool = False) -> None:
@@ -358,14 +364,17 @@ class WorldRun:
         activity = [self.act_ids[act_ix]]
         location = [self.loc_ids[self.act_loc[act_ix]]]
         if self.scenario:
-            # an hour a scenario slot plans is the scenario's: the generated row for it is left out
+            # the hours a scenario slot covers (from its hour to the agent's next slot) are the scenario's:
+            # the generated rows for them are left out
             slot_hours = np.array([h for _, h in hours], dtype=np.int64)
             keep = np.ones(n * len(hours), dtype=bool)
             for name, slots in self.scenario.schedules.items():
                 i = self.agents.index.get(name)
                 if i is not None:
-                    for slot in slots:
-                        keep[np.flatnonzero(slot_hours == slot["hour"]) * n + i] = False
+                    for k, slot in enumerate(slots):
+                        end = slots[k + 1]["hour"] if k + 1 < len(slots) else 24
+                        covered = (slot_hours >= slot["hour"]) & (slot_hours < end)
+                        keep[np.flatnonzero(covered) * n + i] = False
             agent, hour = [agent[0][keep]], [hour[0][keep]]
             activity, location = [activity[0][keep]], [location[0][keep]]
         source = ["generated"] * int(sum(len(a) for a in agent))
@@ -383,24 +392,52 @@ class WorldRun:
         return [self.run_id, np.concatenate(agent), label, np.concatenate(hour), np.concatenate(activity),
                 np.concatenate(location), None, source]
 
-    def _schedule_overrides(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Scenario schedules, by hour: (agents, activities, locations).  A
-        slot holds from its hour until the agent's next slot."""
+    def _schedule_overrides(self) -> dict[int, tuple[np.ndarray, ...]]:
+        """Scenario schedules, by hour: (agents, activities, locations,
+        actions, slots).  A slot holds from its hour until the agent's next
+        slot; a slot that names an action type (the sandbox's ``duo_chat`` at
+        the Park) has it done once a day, at the first tick the agent is at
+        the slot's place (its code, else -1; ``slots``: the slot's number)."""
+        self.slot_done = np.zeros(0, dtype=np.int64)          # the day each slot's action was last done
         if not self.scenario:
             return {}
         index = self.agents.index
-        by_hour: dict[int, list[tuple[int, int, int]]] = {}
+        by_hour: dict[int, list[tuple[int, int, int, int, int]]] = {}
+        n_slots = 0
         for name, slots in sorted(self.scenario.schedules.items()):
             i = index[name]
             for k, slot in enumerate(slots):
                 end = slots[k + 1]["hour"] if k + 1 < len(slots) else 24
+                kind = ACTIONS.index(slot["action"]) if slot.get("action") else act.NONE
                 for hour in range(slot["hour"], end):
                     by_hour.setdefault(hour, []).append((i, self.act_names.index(slot["activity"]),
-                                                         self.env.index[slot["location"]]))
+                                                         self.env.index[slot["location"]], kind, n_slots))
+                n_slots += 1
+        self.slot_done = np.zeros(n_slots, dtype=np.int64)
         out = {}
         for h, rows in by_hour.items():
-            who, what, where = zip(*rows)
-            out[h] = (np.array(who, dtype=np.int64), np.array(what, dtype=np.int64), np.array(where, dtype=np.int64))
+            out[h] = tuple(np.array(col, dtype=np.int64) for col in zip(*rows))
+        return out
+
+    def _scripted_activity(self, ev: _Scripted, members: np.ndarray, hour: int, planned: np.ndarray) -> np.ndarray:
+        """What the members of a scripted event are doing: the event's
+        activity; else what the scenario's schedule has them do in that
+        hour at the event's place; else what happens at that place; else
+        their plan."""
+        if ev["activity"]:
+            return np.full(len(members), self.act_names.index(ev["activity"]), dtype=np.int64)
+        out = planned.copy()
+        place = self.env.index[ev["location"]] if ev["location"] is not None else -1
+        if place >= 0:
+            here = np.flatnonzero(self.act_loc == place)
+            if len(here):
+                out[:] = here[0]
+        if hour in self.overrides:
+            who, what, where = self.overrides[hour][:3]
+            slot_of = {i: a for i, a, w in zip(who.tolist(), what.tolist(), where.tolist()) if place in (-1, w)}
+            for k, i in enumerate(members.tolist()):
+                if i in slot_of:
+                    out[k] = slot_of[i]
         return out
 
     def _slot_hours(self) -> list[tuple[int, int]]:
@@ -500,18 +537,22 @@ class WorldRun:
                 action[members] = kind
                 for i in members:
                     prompts[int(i)] = ev.get("prompt") or ""
-            doing = ev["activity"]
-            if doing:
-                activity[members] = self.act_names.index(doing)
+            activity[members] = self._scripted_activity(ev, members, hour, activity[members])
 
         # planned activity elsewhere: go there (if it is open and the day's travel allows); a scenario's
         # schedule names both the activity and the place
         target = self.act_loc[activity]
         if hour in self.overrides:
-            who, what, where = self.overrides[hour]
+            who, what, where, doing, slot = self.overrides[hour]
             keep = free[who]
             activity[who[keep]] = what[keep]
             target[who[keep]] = where[keep]
+            # a slot's action type, done once the agent is at the slot's place (a chat or a meeting with
+            # whoever else is there for one; alone, it is a reflection), once a day
+            now = keep & (doing != act.NONE) & (self.loc[who] == where) & (self.slot_done[slot] != day)
+            action[who[now]] = doing[now]
+            free[who[now]] = False
+            self.slot_done[slot[now]] = day
         can_move = (self.moves_today < rails["max_location_travel_per_day"]) & ~pinned
         goes = free & (self.loc != target) & env.open_at[hour][target] & can_move
         action[goes] = act.MOVE
@@ -1021,6 +1062,10 @@ class WorldRun:
                 raise ValueError(f"{name} holds {a.shape[0] if a.ndim else 0} agents, the run {len(self.agents)}")
             setattr(self, name, a.astype(np.int64))
         self.next_conv = cp["next_conv"]
+        done = np.array(cp["slots_done"], dtype=np.int64)
+        if done.shape != self.slot_done.shape:
+            raise ValueError(f"slots_done holds {len(done)} slots, the scenario {len(self.slot_done)}")
+        self.slot_done = done
         self.totals = dict(cp["totals"])
         self.memories_total = cp["totals"]["memories"]
         self.day_memories = Counter(cp["tally"]["memories"])
@@ -1044,7 +1089,7 @@ class WorldRun:
                  memory_pending=self.memory.pending.astype(np.int32), **tally_arrays)  # type: ignore[arg-type]
         tally_state["memories"] = dict(self.day_memories)
         state: Checkpoint = {"day": day, "tick": tick, "rng": self.rng.bit_generator.state, "next_conv": self.next_conv,
-                             "records": len(self.chronicle), "totals": dict(self.totals), "tally": tally_state}
+                             "slots_done": self.slot_done.tolist(), "records": len(self.chronicle), "totals": dict(self.totals), "tally": tally_state}
         return state, buf.getvalue()
 
     def _checkpoint(self, day: int, tick: int, state: Checkpoint, arrays: bytes) -> None:
@@ -1351,7 +1396,7 @@ def _read_checkpoint(db_file: Path, rid: int, cp_json: apsw.SQLiteValue, blob: a
         if not isinstance(cp_json, (str, bytes)) or not isinstance(blob, bytes):
             raise TypeError(f"{type(cp_json).__name__} and {type(blob).__name__} stored, not text and bytes")
         cp = json.loads(cp_json)
-        for key in ("day", "tick", "rng", "next_conv", "records", "totals", "tally"):
+        for key in ("day", "tick", "rng", "next_conv", "slots_done", "records", "totals", "tally"):
             cp[key]
         with np.load(io.BytesIO(_ZSTD_D.decompress(blob))) as npz:
             arrays = {name: npz[name] for name in npz.files}

@@ -75,7 +75,8 @@ def refuse_foreign(path: Path) -> None:
         raise SchemaError(f"{path}: the world sandbox's database ({form.describe()}); adopt it first with "
                           f"`chronoledger world adopt --db-url {path}` (every row is kept); nothing was changed")
     if form.kind == "foreign":
-        raise SchemaError(f"{path}: not a world database ({form.describe()}, no schema version); nothing was changed")
+        raise SchemaError(f"{path}: not a world database ({form.describe()}, no schema version, and tables of the "
+                          f"world's names); nothing was changed")
 
 
 def connect(db_url: str | os.PathLike[str], *, synchronous: str = "normal") -> apsw.Connection:
@@ -244,10 +245,50 @@ def day_report(db_url: str | os.PathLike[str], day_label: str, run_id: int | Non
     finally:
         conn.close()
     if not rows:
-        raise NotFoundError(f"no report for day {day_label!r}" + (f" in run {run_id}" if run_id else ""))
+        days = report_days(db_url, run_id) if run_id is not None else []
+        days = days or report_days(db_url)
+        raise NotFoundError(f"no report for day {day_label!r}" + (f" in run {run_id}" if run_id else "") +
+                            (f" (reports: {days_text(days)})" if days else " (no day has a report yet)"))
     run, summary, metrics = rows[0]
     return (as_int(run, "daily_reports.run_id"), as_text(summary, "daily_reports.summary_text"),
             json.loads(as_text(metrics, "daily_reports.metrics_json")))
+
+
+def report_days(db_url: str | os.PathLike[str], run_id: int | None = None) -> list[dict[str, Any]]:
+    """The days that have a stored report, by run and day: {"run_id",
+    "day_label", "events", "conversations"}, of run ``run_id`` only if given;
+    read-only."""
+    conn = _open_existing(db_url)
+    try:
+        with db.named_damage(db_path(db_url), "listing the days' reports"):
+            try:
+                rows = conn.execute("SELECT run_id, day_label, json_extract(metrics_json, '$.events'), "
+                                    "json_extract(metrics_json, '$.conversations') FROM daily_reports"
+                                    + (" WHERE run_id = ?" if run_id is not None else "") +
+                                    " ORDER BY run_id, day_label", [run_id] if run_id is not None else []).fetchall()
+            except apsw.SQLError as exc:    # kept: no daily_reports table, so not a world database
+                raise ConfigError(f"{db_path(db_url)}: not a world database ({exc})") from None
+    finally:
+        conn.close()
+    return [{"run_id": as_int(run, "daily_reports.run_id"), "day_label": as_text(day, "daily_reports.day_label"),
+             "events": as_int(events, "daily_reports.metrics_json events"),
+             "conversations": as_int(convs, "daily_reports.metrics_json conversations")}
+            for run, day, events, convs in rows]
+
+
+def days_text(days: list[dict[str, Any]], runs: int = 5) -> str:
+    """The days of :func:`report_days` in a line, for a message naming what
+    exists: ``run 1: 2026-01-05, 2026-01-06; run 2: 2026-01-05 .. 2026-02-03
+    (30 days)`` (the last ``runs`` runs)."""
+    by_run: dict[int, list[str]] = {}
+    for d in days:
+        by_run.setdefault(d["run_id"], []).append(d["day_label"])
+    parts = []
+    for run, labels in list(by_run.items())[-runs:]:
+        parts.append(f"run {run}: " + (", ".join(labels) if len(labels) <= 4 else
+                                       f"{labels[0]} .. {labels[-1]} ({len(labels)} days)"))
+    earlier = len(by_run) - len(parts)
+    return ("; ".join(parts)) + (f"; and {earlier} earlier run{'s' if earlier != 1 else ''}" if earlier else "")
 
 
 def unfinished_run(db_url: str | os.PathLike[str]) -> tuple[int, bool] | None:
