@@ -208,29 +208,34 @@ def ensure_agents(conn: apsw.Connection, n: int, seed: int) -> None:
     if have >= n:
         return
     rng = np.random.default_rng([seed, 7919])
-    jobs = ["designer", "developer", "nurse", "teacher", "chef", "analyst", "writer", "mechanic", "student", "lawyer"]
-    tags = ["coffee", "cycling", "books", "music", "running", "cooking", "chess", "gardening", "film", "travel",
-            "photography", "climbing", "history", "painting", "yoga", "startups"]
+    jobs = np.array(["designer", "developer", "nurse", "teacher", "chef", "analyst", "writer", "mechanic", "student",
+                     "lawyer"], dtype=object)
+    tags = np.array(["coffee", "cycling", "books", "music", "running", "cooking", "chess", "gardening", "film",
+                     "travel", "photography", "climbing", "history", "painting", "yoga", "startups"], dtype=object)
+    # columns, not rows of tuples: a million made-up agents are written in seconds, in little memory
     with db.write_transaction(conn, "making up agents"):
         start = store.as_int(conn.execute("SELECT coalesce(max(id), 0) FROM agents").fetchall()[0][0], "agents.id")
-        new = list(range(start + 1, start + 1 + n - have))
-        job_ix = rng.integers(0, len(jobs), len(new))
-        conn.executemany("INSERT INTO agents (id, name, bio, job, family_json, traits_json, created_at) "
-                         "VALUES (?, ?, ?, ?, '{}', '{\"invented\": true}', ?)",
-                         [(i, f"Agent {i:05d}", f"A {jobs[j]} who likes {tags[i % len(tags)]}.", jobs[j],
-                           store.SEED_TIME) for i, j in zip(new, job_ix)])
-        picks = rng.integers(0, len(tags), (len(new), 3))
-        scores = np.round(rng.uniform(0.3, 1.0, (len(new), 3)), 2)
-        conn.executemany("INSERT OR IGNORE INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
-                         [(i, tags[t], float(s)) for i, row, srow in zip(new, picks, scores) for t, s in zip(row, srow)])
-        made = np.array(new, dtype=np.int64)          # friends among themselves: the user's agents are left alone
-        others = rng.integers(0, len(made), (len(new), 2))
-        rel = [(i, int(made[o]), "friend", float(np.round(rng.uniform(0.1, 0.6), 2)))
-               for i, row in zip(new, others) for o in row if int(made[o]) != i]
-        conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
-                         "VALUES (?, ?, ?, ?, ?)", [(a, b, k, s, store.SEED_TIME) for a, b, k, s in rel])
-        conn.executemany("INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
-                         "VALUES (?, ?, ?, ?, ?)", [(b, a, k, s, store.SEED_TIME) for a, b, k, s in rel])
+        made = np.arange(start + 1, start + 1 + n - have, dtype=np.int64)
+        job = jobs[rng.integers(0, len(jobs), len(made))]
+        liked = tags[made % len(tags)]
+        db.insert_columns(conn, "INSERT INTO agents (id, name, bio, job, family_json, traits_json, created_at) "
+                                "VALUES (?, ?, ?, ?, '{}', '{\"invented\": true}', ?)",
+                          [made, [f"Agent {i:05d}" for i in made.tolist()],
+                           [f"A {j} who likes {t}." for j, t in zip(job.tolist(), liked.tolist())], job.tolist(),
+                           store.SEED_TIME])
+        picks = rng.integers(0, len(tags), (len(made), 3))
+        scores = np.round(rng.uniform(0.3, 1.0, (len(made), 3)), 2)
+        db.insert_columns(conn, "INSERT OR IGNORE INTO interests (agent_id, tag, score) VALUES (?, ?, ?)",
+                          [np.repeat(made, 3), tags[picks.ravel()].tolist(), scores.ravel()])
+        # friends among themselves: the user's agents are left alone
+        a = np.repeat(made, 2)
+        b = made[rng.integers(0, len(made), (len(made), 2)).ravel()]
+        strength = np.round(rng.uniform(0.1, 0.6, len(a)), 2)
+        keep = a != b
+        a, b, strength = a[keep], b[keep], strength[keep]
+        for x, y in ((a, b), (b, a)):
+            db.insert_columns(conn, "INSERT OR IGNORE INTO relationships (from_agent_id, to_agent_id, kind, strength, "
+                                    "updated_at) VALUES (?, ?, 'friend', ?, ?)", [x, y, strength, store.SEED_TIME])
 
 
 class WorldRun:
