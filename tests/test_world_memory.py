@@ -268,3 +268,41 @@ def test_stored_memories_carry_importance(tmp_path):
     assert kinds["conversation"][1] > kinds["reflection"][0]
     quoted = rows(tmp_path / "w.db", "SELECT text FROM memories WHERE kind = 'conversation' LIMIT 20")
     assert quoted and all(re.fullmatch(r'Agent \d+ told me at the \w+ about [\w ]+: ".+"', t) for (t,) in quoted)
+
+
+def test_relevance_by_embedding_ranks_replays_and_resumes(tmp_path, family_world):
+    """With memory.relevance: embedding, relevance is the cosine of the model's vectors (the offline
+    model's hashed words here), every vector asked is logged, and a replay ranks as the run did."""
+    _cfg, db = family_world
+    cfg = wconfig.load_config(write(tmp_path / "emb.yaml", ONE_PLACE_CONFIG + "memory: {relevance: embedding}\n"))
+    asked: list[list[str]] = []
+
+    class Embedding(Recording):
+        def embed(self, texts):
+            asked.append(list(texts))
+            return super().embed(texts)
+    model = Embedding()
+    result = scheduler.run(db, cfg, model, scheduler.RunOptions(days=2, seed=3, report_format="none"))
+    flat = [t for batch in asked for t in batch]
+    assert flat and len(flat) == len(set(flat))                      # each text embedded once in a run
+    later = [r for r in model.requests if r.kind == "duo_chat" and r.clock.startswith("Tuesday")]
+    assert later and all(r.memories for r in later)
+    assert replay.replay(result.chronicle).matches
+    # a model without embeddings cannot run such a world: said before anything is written
+    class NoVectors(models.LanguageModel):
+        name = "plain"
+
+        def complete(self, requests):
+            return ["hi"] * len(requests)
+    with pytest.raises(ConfigError, match="memory.relevance is embedding, and the plain model makes no embeddings"):
+        scheduler.run(tmp_path / "other.db", cfg, NoVectors(), scheduler.RunOptions(agents=2, invent_agents=True))
+    assert not (tmp_path / "other.db").exists() or rows(tmp_path / "other.db", "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_embedding_relevance_prefers_the_memory_about_the_question():
+    m = MemoryStream(1, MemorySettings(slots=4, retrieve=1, weight_recency=0, weight_importance=0))
+    texts = ["Cy told me about chess openings.", "Cy told me about growing tomatoes."]
+    vecs = models.OfflineModel().embed(texts + ["chess"])
+    m.add([0, 0], texts, [3, 3], 0, [sha(t) for t in texts], vectors=dict(zip(texts, vecs[:2])))
+    got = m.retrieve(np.array([0]), np.zeros(1, dtype=np.uint64), 60, query_vecs=vecs[2:])
+    assert got == [["Cy told me about chess openings."]]

@@ -40,6 +40,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from chronoledger.errors import ConfigError
+
 
 __all__ = ["MemorySettings", "MemoryStream", "importance", "signature", "excerpt", "parse_settings"]
 
@@ -78,9 +80,14 @@ class MemorySettings:
     weight_relevance: float = 1.0
     reflect_threshold: int = 12     # summed importance since the last reflection that makes one
     reflect_memories: int = 5       # memories a reflection draws on
+    #: "keywords" (offline, hashed keyword overlap) or "embedding" (the model's embedding endpoint: cosine)
+    relevance: str = "keywords"
 
 
-MEMORY_KEYS = ("retrieve", "slots", "recency_decay", "weights", "reflect_threshold", "reflect_memories")
+MEMORY_KEYS = ("retrieve", "slots", "recency_decay", "weights", "reflect_threshold", "reflect_memories", "relevance")
+RELEVANCE = ("keywords", "embedding")
+#: The most memory the embedding table may take (agents x slots x dimensions x 4 bytes).
+MAX_VECTOR_BYTES = 4 << 30
 
 
 def parse_settings(v: Any, problem: Any) -> MemorySettings:
@@ -111,7 +118,11 @@ def parse_settings(v: Any, problem: Any) -> MemorySettings:
     for k in weights:
         if k not in ("recency", "importance", "relevance"):
             raise problem(f"memory.weights.{k}", "unknown weight (they are recency, importance, relevance)")
+    relevance = v.get("relevance", "keywords")
+    if relevance not in RELEVANCE:
+        raise problem("memory.relevance", f"{relevance!r} is not one of {', '.join(RELEVANCE)}")
     out = MemorySettings(
+        relevance=relevance,
         retrieve=whole("retrieve", 0, 20, 3),
         slots=whole("slots", 1, 256, 32),
         recency_decay=fraction("memory.recency_decay", v.get("recency_decay", 0.995), 0.0, 1.0),
@@ -199,6 +210,11 @@ def analyse(text: str) -> tuple[str, int, bool]:
     _ANALYSED[text] = got
     _SIGS[text] = sig
     return got
+
+
+def embedding_key(text: str) -> str:
+    """What a run's log names an embedded text by (its vector is logged, not the text again)."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def norm_hash(text: str) -> str:
@@ -313,17 +329,20 @@ class MemoryStream:
         self._seen: set[object] = set()                            # (hash, agent): a memory is kept once
         #: importance summed since each agent's last reflection (a checkpoint keeps it)
         self.pending = np.zeros(n, dtype=np.int64)
+        #: with embedding relevance: each slot's unit vector (made at the first vectors given)
+        self.vec: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def add(self, agents: Sequence[int], texts: Sequence[str], imps: Sequence[int], minutes: Sequence[int] | int,
-            hashes: Sequence[str], *, count: bool = True) -> list[bool]:
+            hashes: Sequence[str], *, count: bool = True, vectors: Any = None) -> list[bool]:
         """Add memories (agent positions, texts, importance, minute made,
         normalized hashes) in the order given; one an agent already holds
         (same hash) is left out.  Returns which were kept.  ``count``: add
         their importance to the agents' pending total (not for memories
-        loaded from before the run)."""
+        loaded from before the run).  ``vectors``: with embedding relevance,
+        text -> its unit vector, for every text given."""
         seen = self._seen
         kept: list[bool] = []
         keep_agent, keep_tid, keep_imp, keep_min, keep_sig = [], [], [], [], []
@@ -343,17 +362,46 @@ class MemoryStream:
             keep_sig.append(_SIGS.get(text) or signature(text))
             self.texts.append(text)
         if keep_agent:
+            vecs = None
+            if vectors is not None:
+                vecs = np.stack([vectors[self.texts[t]] for t in keep_tid]).astype(np.float32)
+                self._vectors_of(vecs.shape[1])
             self._place(np.array(keep_agent, dtype=np.int64), np.array(keep_tid, dtype=np.int64),
                         np.array(keep_imp, dtype=np.int64), np.array(keep_min, dtype=np.int64),
-                        np.array(keep_sig, dtype=np.uint64), count)
+                        np.array(keep_sig, dtype=np.uint64), count, vecs)
         return kept
+
+    def _vectors_of(self, dim: int) -> None:
+        if self.vec is None:
+            n, s = self.text_id.shape
+            if n * s * dim * 4 > MAX_VECTOR_BYTES:
+                raise ConfigError(f"memory.relevance: embedding: {n:,} agents x {s} slots x {dim} dimensions take "
+                                  f"{n * s * dim * 4 / 2 ** 30:.1f} GiB; use keywords, or fewer memory.slots")
+            self.vec = np.zeros((n, s, dim), dtype=np.float32)
+        elif self.vec.shape[2] != dim:
+            raise ConfigError(f"memory.relevance: embedding: vectors of {dim} dimensions after {self.vec.shape[2]}")
+
+    def texts_held(self) -> list[str]:
+        """The texts in the agents' slots (each once, in slot order)."""
+        return list(dict.fromkeys(self.texts[t] for t in self.text_id[self.text_id >= 0].tolist()))
+
+    def set_vectors(self, vectors: Any) -> None:
+        """Give every held memory its vector (text -> unit vector): memories loaded before the run."""
+        held = np.argwhere(self.text_id >= 0)
+        if not len(held):
+            return
+        first = vectors[self.texts[int(self.text_id[held[0][0], held[0][1]])]]
+        self._vectors_of(len(first))
+        assert self.vec is not None
+        for a, k in held.tolist():
+            self.vec[a, k] = vectors[self.texts[int(self.text_id[a, k])]]
 
     def holds(self, agent: int, norm_hash: str) -> bool:
         """Whether the agent has a memory with this hash (kept once)."""
         return _key(agent, norm_hash) in self._seen
 
     def _place(self, a: np.ndarray, tid: np.ndarray, imp: np.ndarray, minute: np.ndarray, sig: np.ndarray,
-               count: bool) -> None:
+               count: bool, vecs: np.ndarray | None = None) -> None:
         # each agent's memories in the order given: the k-th memory of every agent in round k, so that an
         # agent's table depends on its memories' order alone, never on how they were batched
         order = np.argsort(a, kind="stable")
@@ -377,17 +425,21 @@ class MemoryStream:
             self.imp[who, slot] = imp[sel]
             self.minute[who, slot] = minute[sel]
             self.sig[who, slot] = sig[sel]
+            if vecs is not None and self.vec is not None:
+                self.vec[who, slot] = vecs[sel]
         if count:
             np.add.at(self.pending, a, imp)
 
     def retrieve(self, who: np.ndarray, query: np.ndarray, now: int, k: int | None = None,
-                 relevance: bool = True) -> list[list[str]]:
+                 relevance: bool = True, query_vecs: np.ndarray | None = None) -> list[list[str]]:
         """The ``k`` (``memory.retrieve``) best memories of each agent in
         ``who`` (positions, repeats allowed) for the query signatures
         ``query`` (uint64, one per row), at ``now`` (minutes since 1970):
         the texts, best first.  Score: weights x (recency decay ** hours
         since made, importance / 10, the share of the query's keywords the
-        memory has).  Ties go to the lower slot: the order is exact."""
+        memory has; with ``query_vecs``, one unit vector per row, the cosine
+        of the query and the memory instead, below 0 as 0).  Ties go to the
+        lower slot: the order is exact."""
         st = self.settings
         k = st.retrieve if k is None else k
         if k <= 0 or len(who) == 0:
@@ -397,16 +449,23 @@ class MemoryStream:
         if len(rows) == 0:
             return out
         if len(rows) < len(who):
-            for r, texts in zip(rows.tolist(), self.retrieve(who[rows], np.asarray(query)[rows], now, k, relevance)):
+            sub = None if query_vecs is None else query_vecs[rows]
+            for r, texts in zip(rows.tolist(), self.retrieve(who[rows], np.asarray(query)[rows], now, k, relevance,
+                                                             sub)):
                 out[r] = texts
             return out
         tid = self.text_id[who]
         hours = np.maximum(now - self.minute[who], 0) / 60.0
         score = st.weight_recency * np.power(st.recency_decay, hours) + st.weight_importance * self.imp[who] / 10.0
         if relevance and st.weight_relevance:
-            q = np.asarray(query, dtype=np.uint64)
-            have = _popcount(self.sig[who] & q[:, None])
-            score += st.weight_relevance * have / np.maximum(_popcount(q), 1)[:, None]
+            if query_vecs is not None and self.vec is not None:
+                # float64 products summed by numpy (pairwise, in a fixed order): the same scores on every run
+                cos = (self.vec[who].astype(np.float64) * query_vecs[:, None, :].astype(np.float64)).sum(axis=2)
+                score += st.weight_relevance * np.clip(cos, 0.0, 1.0)
+            else:
+                q = np.asarray(query, dtype=np.uint64)
+                have = _popcount(self.sig[who] & q[:, None])
+                score += st.weight_relevance * have / np.maximum(_popcount(q), 1)[:, None]
         s = tid.shape[1]
         # scores to integers (a millionth) with the slot as the tie-break: the same order on every machine,
         # whatever algorithm argpartition uses

@@ -5,12 +5,14 @@ block by block."""
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
+import numpy as np
 
 from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
@@ -18,6 +20,7 @@ from chronoledger.chronicle.audit import verify
 from chronoledger.errors import CorruptDataError, ReplayMismatch   # ReplayMismatch: re-exported here
 from chronoledger.world import store
 from chronoledger.world.config import parse_config, parse_scenario
+from chronoledger.world.memory import embedding_key
 from chronoledger.world.models import ChatRequest, LanguageModel
 from chronoledger.world.scheduler import RunOptions, run
 
@@ -26,8 +29,11 @@ class RecordedModel(LanguageModel):
     """Serves the recorded responses by the seed of the request each one
     answered, checking it is for the same speaker, and each only once."""
 
-    def __init__(self, name: str, responses: list[tuple[int, str, int, int]], ids_by_name: dict[str, int]):
+    def __init__(self, name: str, responses: list[tuple[int, str, int, int]], ids_by_name: dict[str, int],
+                 embeddings: dict[str, np.ndarray] | None = None, embedding_model: str | None = None):
         self.name = name
+        self.embedding_model = embedding_model
+        self._vectors = embeddings or {}
         self._by_seed = {seed: (agent, text, digest) for agent, text, seed, digest in responses}
         self._total = len(responses)
         self._next = 0                 # responses served
@@ -51,6 +57,17 @@ class RecordedModel(LanguageModel):
             out.append(text)
             self._next += 1
         return out
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The vectors the run logged, by text."""
+        out = []
+        for text in texts:
+            vec = self._vectors.get(embedding_key(text))
+            if vec is None:
+                raise ReplayMismatch(f"the replay asked for the embedding of {text[:60]!r}, which the log does not "
+                                     f"hold")
+            out.append(vec)
+        return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
 
     def close(self) -> None:
         pass
@@ -89,6 +106,8 @@ def replay(path: str | Path) -> ReplayReport:
         raise CorruptDataError(f"{path}: the run did not finish (no run_finished event at the end of its log); "
                                f"finish it with `chronoledger world run --resume`, then replay it")
     roster, responses = [], []
+    vectors: dict[str, np.ndarray] = {}
+    embedding_model = None
     for etype, payload in zip(cols["event_type"], cols["payload"]):
         if etype == "agent":
             roster.append(json.loads(payload))
@@ -97,6 +116,11 @@ def replay(path: str | Path) -> ReplayReport:
             responses += [(a, text, seed, digest) for a, _r, text, seed, digest in p.get("turns", [])]
             responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("reflections", [])]
             responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("insights", [])]
+            if "embeddings" in p:
+                e = p["embeddings"]
+                vecs = np.frombuffer(base64.b64decode(e["vectors"]), dtype="<f4").reshape(len(e["texts"]), e["dim"])
+                vectors.update(zip(e["texts"], vecs))
+                embedding_model = e["model"]
     config = parse_config(meta["config"], f"{path} (recorded config)")
     scenario = parse_scenario(meta["scenario"], f"{path} (recorded scenario)", config) if meta.get("scenario") else None
     with tempfile.TemporaryDirectory(prefix="world-replay-") as tmp:
@@ -106,7 +130,8 @@ def replay(path: str | Path) -> ReplayReport:
             _rebuild(conn, meta, roster)
         finally:
             conn.close()
-        model = RecordedModel(meta["model"], responses, {a["name"]: a["id"] for a in roster})
+        model = RecordedModel(meta["model"], responses, {a["name"]: a["id"] for a in roster}, vectors,
+                              embedding_model or meta.get("embedding_model"))
         out = Path(tmp) / "replay.cmeta"
         try:
             run(db_file, config, model, RunOptions(days=meta["days"], agents=None, seed=meta["seed"], chronicle=out,

@@ -11,6 +11,7 @@ the same rows and the same chronicle bytes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -38,7 +39,7 @@ from chronoledger.world import reporting
 from chronoledger.world import store
 from chronoledger.world.config import ACTIONS, PERIOD_ENDS, PERIODS, Scenario, WorldConfig, parse_config, parse_scenario
 from chronoledger.world.environment import Environment
-from chronoledger.world.memory import MemoryStream, excerpt, importance, norm_hash, signature
+from chronoledger.world.memory import MemoryStream, embedding_key, excerpt, importance, norm_hash, signature
 from chronoledger.world.models import ChatRequest, LanguageModel, ModelError
 from chronoledger.world.reporting import MAX_TRANSCRIPTS, DayTally, TallyState
 from chronoledger.world.writer import TickWriter
@@ -245,6 +246,9 @@ class WorldRun:
                  model: LanguageModel, options: RunOptions):
         self.conn, self.db_file, self.cfg, self.scenario, self.model, self.opt = \
             conn, db_file, config, scenario, model, options
+        if config.memory.relevance == "embedding" and not model.embedding_model:     # refused before any write
+            raise ConfigError(f"{config.source}: memory.relevance is embedding, and the {model.name} model makes "
+                              f"no embeddings (give it an embedding model: --embedding-model)")
         self.env = Environment(config)
         if scenario:                          # refused before anything is written
             _check_scenario_agents(scenario, _names_of_run(conn, options.agents))
@@ -279,6 +283,12 @@ class WorldRun:
         # what the agents remember, from before the run (and, resuming, from the run so far)
         self.memory = MemoryStream(n, config.memory)
         self.memory.load(store.memories_of(conn, self.agents.pos))
+        #: with embedding relevance: vectors by text (asked once), and those asked since the log's last tick
+        self.embedding = config.memory.relevance == "embedding"
+        self._vectors: dict[str, np.ndarray] = {}
+        self._embedded: list[tuple[str, np.ndarray]] = []
+        if self.embedding:
+            self.memory.set_vectors(self._embed(self.memory.texts_held()))
         self.name_sig = [signature(name) for name in self.agents.names]
         #: per place: the memory of being turned away by it (text, hash, importance, location id)
         self._refusals = []
@@ -709,13 +719,42 @@ class WorldRun:
             query.append(signature(interests[0] if interests else doing[i]) | signature(place[i]) |
                          signature(doing[i]))
             keys.append((_REFLECTION, i))
-        found = mem.retrieve(np.array(who, dtype=np.int64), np.array(query, dtype=np.uint64), now)
+        query_vecs = None
+        if self.embedding and who:
+            # what the speaker is about to do, in words, against each memory's words
+            asks = [self._query_text(c, i, place, doing) for c, i in keys]
+            vecs = self._embed(asks)
+            query_vecs = np.stack([vecs[a] for a in asks])
+        found = mem.retrieve(np.array(who, dtype=np.int64), np.array(query, dtype=np.uint64), now,
+                             query_vecs=query_vecs)
         out = {key: tuple(texts) for key, texts in zip(keys, found)}
         if len(insight):
             deep = mem.retrieve(insight, np.zeros(len(insight), dtype=np.uint64), now,
                                 k=self.cfg.memory.reflect_memories, relevance=False)
             out.update({(_INSIGHT, i): tuple(texts) for i, texts in zip(insight.tolist(), deep)})
         return out
+
+    def _query_text(self, c: int, i: int, place: list[str], doing: list[str]) -> str:
+        ag = self.agents
+        if c == _REFLECTION:
+            return f"{ag.interests[i][0] if ag.interests[i] else doing[i]}; {doing[i]} at {place[i]}"
+        others = ", ".join(ag.names[j] for j in self._chats[c][0].tolist() if j != i)
+        return f"{self.topics[c]}; with {others}; {doing[i]} at {place[i]}"
+
+    def _embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The unit vectors of ``texts`` from the model, each text asked once
+        in a run; what is asked is logged with the tick (a replay serves it)."""
+        vectors = self._vectors
+        new = list(dict.fromkeys(t for t in texts if t not in vectors))
+        if new:
+            got = np.asarray(self.model.embed(new), dtype=np.float32)
+            if got.ndim != 2 or got.shape[0] != len(new):
+                raise ModelError(f"model {self.model.name}: returned {got.shape[0] if got.ndim else 0} vectors for "
+                                 f"{len(new)} texts")
+            for text, vec in zip(new, got):
+                vectors[text] = vec
+                self._embedded.append((text, vec))
+        return {t: vectors[t] for t in texts}
 
     def _relations(self, i: int, members: list[int]) -> tuple[str, ...]:
         names, rel, kinds = self.agents.names, self.rel, self.rel_kind
@@ -734,6 +773,7 @@ class WorldRun:
         stamp, micros = self._stamp(day, tick)
         clock = recall.clock_text(datetime.fromisoformat(stamp[:19]))
         if rnd == 0:                # a duo chat's second round recalls what its first did, standing as it did
+            self._chats = chats
             self._recalled = self._recall(micros, chats, reflect, insight, place, doing)
             self._stands: dict[tuple[int, int], tuple[str, ...]] = {}
         recalled, stands = self._recalled, self._stands
@@ -940,7 +980,8 @@ class WorldRun:
             text = excerpt(text, 200)
             made.add(i, "insight", text, importance("insight", text), meta)
         hashes = [norm_hash(t) for t in made.text]
-        kept = self.memory.add(made.agent, made.text, made.importance, micros // 60_000_000, hashes)
+        vectors = self._embed(made.text) if self.embedding and made.text else None
+        kept = self.memory.add(made.agent, made.text, made.importance, micros // 60_000_000, hashes, vectors=vectors)
         if insights:                              # a reflection starts the count again
             self.memory.pending[[i for i, _ in insights]] = 0
         if tick == 0:
@@ -1045,6 +1086,14 @@ class WorldRun:
             payloads.append({"conversation": None, "model": self.model.name, "reflections": reflections})
         if insights:
             payloads.append({"conversation": None, "model": self.model.name, "insights": insights})
+        if self._embedded:                       # what a replay needs to rank memories as this run did
+            texts = [t for t, _ in self._embedded]
+            vecs = np.stack([v for _, v in self._embedded]).astype("<f4")
+            payloads.append({"conversation": None, "model": self.model.name,
+                             "embeddings": {"model": self.model.embedding_model, "dim": int(vecs.shape[1]),
+                                            "texts": [embedding_key(t) for t in texts],
+                                            "vectors": base64.b64encode(vecs.tobytes()).decode("ascii")}})
+            self._embedded = []
         if payloads:
             m = len(payloads)
             ch.extend({"timestamp": np.full(m, micros, dtype=np.uint64),
@@ -1215,7 +1264,7 @@ def run(db_url: str | os.PathLike[str], config: WorldConfig, model: LanguageMode
         log_path = options.chronicle or db_file.with_name(f"{db_file.stem}-run-{w.run_id}.cmeta")
         meta = {"source": "chronoledger world", "seed": options.seed, "days": options.days, "agents": len(w.agents),
                 "model": model.name, "config": config.raw, "scenario": scenario.raw if scenario else None,
-                "first_conversation": w.next_conv,
+                "first_conversation": w.next_conv, "embedding_model": model.embedding_model,
                 "locations": dict(zip(w.env.names, w.loc_ids.tolist())),
                 "activities": dict(zip(w.act_names, w.act_ids.tolist()))}
         # the log's salt follows from the run, so the same seed gives the same log bytes
