@@ -16,6 +16,12 @@ whole tick in one tight loop.  Three models are built in:
 :func:`make_model` turns a name from a command line or a config file into one
 of them.  Every failure is a :class:`ModelError` whose message says which URL
 failed, why, and after how many attempts.
+
+The same models turn texts into vectors (:meth:`LanguageModel.embed`), so
+that an agent's memories can be ranked by relevance through whichever backend
+the run is configured with: the HTTP models through the server's embedding
+endpoint when given an ``embedding_model``, the offline model through a
+hashed bag of words that needs no network and replays byte for byte.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import email.utils
 import json
 import os
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 
 from chronoledger.errors import ModelError   # defined with every public exception; re-exported here
 
@@ -58,6 +66,8 @@ _MAX_RETRY_AFTER = 60.0     # the longest pause a server's Retry-After is grante
 _CONNECT_TIMEOUT = 10.0     # the connect timeout, unless the timeout or connect_timeout is shorter
 _EXCERPT = 200
 _HISTORY_LINES = 12
+_EMBED_BATCH = 256          # texts per embedding request: well under the servers' limits (OpenAI's is 2048)
+_OFFLINE_DIM = 256          # the offline embedding's dimensions
 
 
 # --------------------------------------------------------------------------
@@ -204,6 +214,23 @@ class LanguageModel:
         hole in a conversation would not be replayable.
         """
         raise NotImplementedError
+
+    #: The model that :meth:`embed` uses, recorded with stored vectors so that vectors of
+    #: different models are never compared; None when this model makes no embeddings.
+    embedding_model: str | None = None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One vector per text, in the order of ``texts``: float32, shape ``(len(texts), dim)``.
+
+        Every row has unit L2 norm, so a dot product is the cosine similarity
+        (what memory retrieval ranks by), whatever the backend returned.
+        ``dim`` is fixed by :attr:`embedding_model`; an empty ``texts`` gives
+        ``(0, dim)`` where the dimension is known without asking a server, and
+        ``(0, 0)`` where it is not.  Raises :class:`ModelError` when any vector
+        cannot be had, including when this model makes no embeddings.
+        """
+        raise ModelError(f"model {self.name}: does not make embeddings: {type(self).__name__} has no "
+                         "embedding endpoint")
 
     def close(self) -> None:
         """Release threads and connections; a model that holds none keeps this no-op."""
@@ -765,10 +792,121 @@ class OfflineModel(LanguageModel):
     """
 
     name = "offline"
+    embedding_model = f"offline-hash-{_OFFLINE_DIM}"
 
     def complete(self, requests: list[ChatRequest]) -> list[str]:
         """Render every request; a pure function of each request, so batching is irrelevant."""
         return _offline_texts(requests)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """A hashed bag of words per text (see :func:`_offline_vector`): texts that share words score a
+        higher cosine than texts that do not, which is enough to exercise and replay retrieval offline."""
+        texts = _embed_texts(self.name, texts)
+        out = np.empty((len(texts), _OFFLINE_DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = _offline_vector(text)
+        return out
+
+
+# --------------------------------------------------------------------------
+# embeddings
+
+_WORD = re.compile(r"[^\W_]+")          # runs of letters and digits, in any script
+# a text without words still needs a direction: this one is equally far from every word (a cosine of 1/16 either way)
+_NO_WORDS = np.full(_OFFLINE_DIM, 1.0 / np.sqrt(_OFFLINE_DIM))
+
+
+def _offline_vector(text: str) -> np.ndarray:
+    """The offline embedding of one text: its words, lower-cased, hashed to signed counts, L2-normalised.
+
+    CRC-32 rather than :func:`hash`, whose value for a str changes with
+    PYTHONHASHSEED, so that every process gives the same bytes.  The sign
+    (bit 31, independent of the bucket's low bits) makes two words that share
+    a bucket cancel as often as they add up, so that a dot product estimates
+    the texts' shared words without a bias from collisions.
+    """
+    vector = np.zeros(_OFFLINE_DIM, dtype=np.float64)
+    for word in _WORD.findall(text.lower()):
+        h = zlib.crc32(word.encode("utf-8", "surrogatepass"))
+        vector[h % _OFFLINE_DIM] += 1.0 if h >> 31 else -1.0
+    norm = float(np.sqrt(vector @ vector))
+    # no words, or words that cancel out exactly
+    return vector / norm if norm else _NO_WORDS
+
+
+def _embed_texts(name: str, texts: Any) -> list[str]:
+    """``texts`` as a list of str, checked: a lone str would otherwise be embedded letter by letter."""
+    if isinstance(texts, (str, bytes)):
+        raise ModelError(f"model {name}: cannot embed a single {type(texts).__name__}: pass a list of texts")
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise ModelError(f"model {name}: cannot embed {type(texts).__name__}: pass a list of texts") from None
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ModelError(f"model {name}: cannot embed text {i}: it is {type(text).__name__}, not str")
+    return texts
+
+
+def _what(value: object) -> str:
+    """A JSON value as an error message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "the string " + _excerpt(json.dumps(value))
+    if isinstance(value, list):
+        return f"a list of {len(value)}" if value else "an empty list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"the number {value!r}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _unit_rows(where: str, rows: list[Any], first: int, dim: int | None) -> np.ndarray:
+    """A server's vectors for texts ``first``, ``first + 1``... as float32 rows of unit length.
+
+    Every vector is checked, and a bad one is a :class:`ModelError` naming the
+    text and the fault: once stored, a short, NaN or zero vector would spoil
+    every later ranking without a word.  ``dim``: the length the vectors of
+    the batches before had (None for the first batch).
+    """
+    out: np.ndarray | None = None
+    for i, row in enumerate(rows):
+        which = f"the embedding of text {first + i}"
+        if not isinstance(row, list) or not row:
+            raise ModelError(f"{where} answered {which} as {_what(row)}, not a list of numbers")
+        if not set(map(type, row)) <= {int, float}:          # bool is a type of its own here, as it should be
+            bad = next(x for x in row if type(x) is not int and type(x) is not float)
+            raise ModelError(f"{where} answered {which} with {_what(bad)} among its numbers")
+        if dim is None:
+            dim = len(row)
+        if len(row) != dim:
+            raise ModelError(f"{where} answered embeddings of different lengths: {len(row)} numbers for "
+                             f"text {first + i}, {dim} for the texts before it")
+        if out is None:
+            out = np.empty((len(rows), dim), dtype=np.float64)
+        try:
+            out[i] = row
+        except OverflowError:                   # an int beyond any float
+            raise ModelError(f"{where} answered {which} with a number too large for a float") from None
+    if out is None:
+        return np.empty((0, dim or 0), dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        raise ModelError(f"{where} answered the embedding of text {first + int(np.argmin(finite))} "
+                         "with NaN or infinity among its numbers")
+    scale = np.abs(out).max(axis=1)
+    if not scale.all():
+        raise ModelError(f"{where} answered the embedding of text {first + int(np.argmin(scale))} "
+                         "as all zeros, which has no direction to compare")
+    out /= scale[:, None]                       # at most 1 first, so that squaring cannot overflow
+    out /= np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
+    return out.astype(np.float32)
 
 
 # --------------------------------------------------------------------------
@@ -833,11 +971,13 @@ class _HTTPChatModel(LanguageModel):
     """
 
     _path = ""
+    _embed_path = ""
     _prefix = ""
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str | None, timeout: float,
                  max_retries: int, backoff: float, max_concurrent: int, temperature: float,
-                 connect_timeout: float | None = None, max_tokens: int | None = None, send_seed: bool = True):
+                 connect_timeout: float | None = None, max_tokens: int | None = None, send_seed: bool = True,
+                 embedding_model: str | None = None):
         try:
             scheme = urllib.parse.urlsplit(base_url).scheme if base_url else ""
         except ValueError:
@@ -846,6 +986,9 @@ class _HTTPChatModel(LanguageModel):
             raise ModelError(f"{self._prefix} model: base_url {base_url!r} is not an http(s) URL")
         if not model:
             raise ModelError(f"{self._prefix} model: no model name given")
+        if embedding_model is not None and not (isinstance(embedding_model, str) and embedding_model.strip()):
+            raise ModelError(f"{self._prefix} model: embedding_model must be a model name or None, "
+                             f"got {embedding_model!r}")
         if not timeout > 0:
             raise ModelError(f"{self._prefix} model: timeout must be positive, got {timeout!r}")
         if connect_timeout is not None and not connect_timeout > 0:
@@ -858,7 +1001,9 @@ class _HTTPChatModel(LanguageModel):
             raise ModelError(f"{self._prefix} model: max_concurrent must be at least 1, got {max_concurrent!r}")
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + self._path
+        self.embed_url = self.base_url + self._embed_path
         self.model = model
+        self.embedding_model = embedding_model
         self.name = f"{self._prefix}:{model}"
         self.timeout = float(timeout)
         # a server that does not accept a connection in a few seconds is not going to
@@ -918,6 +1063,10 @@ class _HTTPChatModel(LanguageModel):
     def _content(self, reply: Any) -> object:      # reply: the server's JSON
         raise NotImplementedError
 
+    def _vectors(self, reply: Any, n: int, where: str, raw: bytes) -> list[Any]:
+        """The ``n`` vectors (unchecked) of an embedding reply, in the order of the texts sent."""
+        raise NotImplementedError
+
     # -- the interface
     def complete(self, requests: list[ChatRequest]) -> list[str]:
         """Send the requests with at most ``max_concurrent`` in flight; texts come back in request order.
@@ -942,6 +1091,31 @@ class _HTTPChatModel(LanguageModel):
             for f in futures:
                 f.cancel()
             raise
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors from the server's embedding endpoint (see :meth:`LanguageModel.embed`).
+
+        The texts go in requests of at most ``_EMBED_BATCH``, one after the
+        other, each with the retries, backoff and timeouts of :meth:`complete`;
+        the rows are normalised here, since not every server normalises them.
+        """
+        if self.embedding_model is None:
+            raise ModelError(f"model {self.name}: does not make embeddings: no embedding_model was configured "
+                             f"(name a model that {self.embed_url} serves)")
+        if self._closed:
+            raise ModelError(f"{self.name}: embed() called after close()")
+        texts = _embed_texts(self.name, texts)
+        where = f"{self.name}: POST {self.embed_url}"
+        parts: list[np.ndarray] = []
+        dim: int | None = None
+        for first in range(0, len(texts), _EMBED_BATCH):
+            batch = texts[first:first + _EMBED_BATCH]
+            body = json.dumps({"model": self.embedding_model, "input": batch}).encode("utf-8")
+            reply, raw = self._post(body, self.embed_url)
+            rows = _unit_rows(where, self._vectors(reply, len(batch), where, raw), first, dim)
+            dim = rows.shape[1]
+            parts.append(rows)
+        return np.concatenate(parts) if parts else np.empty((0, 0), dtype=np.float32)
 
     def close(self) -> None:
         """Stop retrying, stop the worker threads and close the connections.
@@ -978,17 +1152,18 @@ class _HTTPChatModel(LanguageModel):
         """Wait before the next attempt; :meth:`close` (or Ctrl-C in the main thread) ends the wait."""
         self._stop.wait(seconds)
 
-    def _post(self, body: bytes) -> tuple[Any, bytes]:       # (the reply's JSON, its bytes)
+    def _post(self, body: bytes, url: str | None = None) -> tuple[Any, bytes]:   # (the reply's JSON, its bytes)
+        url = self.url if url is None else url
         attempts = self.max_retries + 1
         what, delay = "", 0.0
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._sleep(delay)
             if self._stop.is_set():
-                raise ModelError(f"{self.name}: POST {self.url} stopped: the model was closed"
+                raise ModelError(f"{self.name}: POST {url} stopped: the model was closed"
                                  + (f" (last: {what})" if what else ""))
             try:
-                resp = self._client.post(self.url, content=body)
+                resp = self._client.post(url, content=body)
             except httpx.TimeoutException as exc:
                 limit = self.connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self.timeout
                 what = f"{'connect ' if isinstance(exc, httpx.ConnectTimeout) else ''}timed out after {limit:g} s"
@@ -1000,13 +1175,13 @@ class _HTTPChatModel(LanguageModel):
                 continue
             except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, RuntimeError) as exc:
                 # not worth another try: a bad request, a body that cannot be decoded, a closed client
-                raise ModelError(f"{self.name}: POST {self.url} failed: {type(exc).__name__}: {exc}") from None
+                raise ModelError(f"{self.name}: POST {url} failed: {type(exc).__name__}: {exc}") from None
             status, raw = resp.status_code, resp.content
             if 200 <= status < 300:
                 try:
                     return json.loads(raw), raw
                 except ValueError:
-                    raise ModelError(f"{self.name}: POST {self.url} answered with invalid JSON: "
+                    raise ModelError(f"{self.name}: POST {url} answered with invalid JSON: "
                                      f"{_excerpt(raw)}") from None
             what = f"HTTP {status}: {_excerpt(raw)}"
             if status == 429 or status >= 500:
@@ -1015,9 +1190,9 @@ class _HTTPChatModel(LanguageModel):
                 continue
             if 300 <= status < 400 and resp.headers.get("Location"):
                 what += f" (redirected to {resp.headers['Location']}: give that as the base URL)"
-            raise ModelError(f"{self.name}: POST {self.url} failed: {what} "
+            raise ModelError(f"{self.name}: POST {url} failed: {what} "
                              f"(attempt {attempt} of {attempts}; a {status} is not retried)")
-        raise ModelError(f"{self.name}: POST {self.url} failed after {attempts} "
+        raise ModelError(f"{self.name}: POST {url} failed after {attempts} "
                          f"attempt{'s' if attempts != 1 else ''}: {what}")
 
 
@@ -1030,14 +1205,17 @@ class OpenAICompatibleModel(_HTTPChatModel):
     """
 
     _path = "/chat/completions"
+    _embed_path = "/embeddings"
     _prefix = "openai"
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 30.0,
                  max_retries: int = 3, backoff: float = 0.5, max_concurrent: int = 4, temperature: float = 0.7,
-                 connect_timeout: float | None = None, max_tokens: int | None = None, send_seed: bool = True):
+                 connect_timeout: float | None = None, max_tokens: int | None = None, send_seed: bool = True,
+                 embedding_model: str | None = None):
         super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                          backoff=backoff, max_concurrent=max_concurrent, temperature=temperature,
-                         connect_timeout=connect_timeout, max_tokens=max_tokens, send_seed=send_seed)
+                         connect_timeout=connect_timeout, max_tokens=max_tokens, send_seed=send_seed,
+                         embedding_model=embedding_model)
 
     def _payload(self, request: ChatRequest) -> dict:
         body = {"model": self.model, "messages": request.messages(), "temperature": self.temperature}
@@ -1053,6 +1231,24 @@ class OpenAICompatibleModel(_HTTPChatModel):
         except (KeyError, IndexError, TypeError):
             return None
 
+    def _vectors(self, reply: Any, n: int, where: str, raw: bytes) -> list[Any]:
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise ModelError(f"{where} answered without a \"data\" list of embedding objects: {_excerpt(raw)}")
+        if len(data) != n:
+            raise ModelError(f"{where} answered {_count(len(data), 'embedding')} for {_count(n, 'text')}")
+        if all("index" not in item for item in data):
+            return [item.get("embedding") for item in data]      # a server that leaves it out answers in order
+        # the protocol promises each item its text's index, not the order of the list
+        indices = [item.get("index") for item in data]
+        if sorted(i if type(i) is int else -1 for i in indices) != list(range(n)):
+            raise ModelError(f"{where} answered embeddings whose indices are not 0 to {n - 1} once each: "
+                             f"{_excerpt(json.dumps(indices))}")
+        ordered: list[Any] = [None] * n
+        for item in data:
+            ordered[item["index"]] = item.get("embedding")
+        return ordered
+
 
 class OllamaModel(_HTTPChatModel):
     """A model served by a local Ollama, through its native ``/api/chat``.
@@ -1063,15 +1259,17 @@ class OllamaModel(_HTTPChatModel):
     """
 
     _path = "/api/chat"
+    _embed_path = "/api/embed"
     _prefix = "ollama"
 
     def __init__(self, base_url: str = "http://127.0.0.1:11434", model: str = "llama3.1", *,
                  api_key_env: str | None = None, timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
                  max_concurrent: int = 4, temperature: float = 0.7, connect_timeout: float | None = None,
-                 max_tokens: int | None = None, send_seed: bool = True):
+                 max_tokens: int | None = None, send_seed: bool = True, embedding_model: str | None = None):
         super().__init__(base_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
                          backoff=backoff, max_concurrent=max_concurrent, temperature=temperature,
-                         connect_timeout=connect_timeout, max_tokens=max_tokens, send_seed=send_seed)
+                         connect_timeout=connect_timeout, max_tokens=max_tokens, send_seed=send_seed,
+                         embedding_model=embedding_model)
 
     def _payload(self, request: ChatRequest) -> dict:
         options: dict[str, Any] = {"temperature": self.temperature}
@@ -1087,6 +1285,15 @@ class OllamaModel(_HTTPChatModel):
         except (KeyError, TypeError):
             return None
 
+    def _vectors(self, reply: Any, n: int, where: str, raw: bytes) -> list[Any]:
+        # /api/embed, not the older /api/embeddings: it takes a list and answers in the order given
+        vectors = reply.get("embeddings") if isinstance(reply, dict) else None
+        if not isinstance(vectors, list):
+            raise ModelError(f"{where} answered without an \"embeddings\" list: {_excerpt(raw)}")
+        if len(vectors) != n:
+            raise ModelError(f"{where} answered {_count(len(vectors), 'embedding')} for {_count(n, 'text')}")
+        return vectors
+
 
 #: The bits of a request's seed sent to a server (a signed 32-bit integer, which every server takes).
 _SEED_MASK = 0x7FFFFFFF
@@ -1094,13 +1301,18 @@ _SEED_MASK = 0x7FFFFFFF
 
 def make_model(kind: str, *, base_url: str | None = None, model: str | None = None, max_concurrent: int = 4,
                timeout: float = 30.0, max_retries: int = 3, connect_timeout: float | None = None,
-               temperature: float = 0.7, max_tokens: int | None = None, send_seed: bool = True) -> LanguageModel:
+               temperature: float = 0.7, max_tokens: int | None = None, send_seed: bool = True,
+               embedding_model: str | None = None) -> LanguageModel:
     """The model a command line or config names, with defaults from the environment.
 
     Keeps the choice of model a string (``--model openai``) so that the world's
     config and CLI need not know the classes.  OPENAI_BASE_URL (openai),
     OLLAMA_HOST (ollama) and CHRONOLEDGER_MODEL (both) let a user point a run
     elsewhere without editing it; ``base_url`` and ``model`` win over them.
+    ``embedding_model`` names the server's model for :meth:`LanguageModel.embed`
+    (None: the model makes no embeddings); the offline model always embeds with
+    its own hash and ignores it, so that a dry run of a config written for a
+    server keeps working.
     """
     name = (kind or "").strip().lower()
     if name == "offline":
@@ -1110,7 +1322,7 @@ def make_model(kind: str, *, base_url: str | None = None, model: str | None = No
             base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
             model or os.environ.get("CHRONOLEDGER_MODEL") or "gpt-4o-mini",
             max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries, connect_timeout=connect_timeout,
-            temperature=temperature, max_tokens=max_tokens, send_seed=send_seed)
+            temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, embedding_model=embedding_model)
     if name == "ollama":
         host = base_url or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
         if "://" not in host:                  # OLLAMA_HOST is often written host:port
@@ -1118,5 +1330,5 @@ def make_model(kind: str, *, base_url: str | None = None, model: str | None = No
         return OllamaModel(host, model or os.environ.get("CHRONOLEDGER_MODEL") or "llama3.1",
                            max_concurrent=max_concurrent, timeout=timeout, max_retries=max_retries,
                            connect_timeout=connect_timeout, temperature=temperature, max_tokens=max_tokens,
-                           send_seed=send_seed)
+                           send_seed=send_seed, embedding_model=embedding_model)
     raise ModelError(f"unknown model kind {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
