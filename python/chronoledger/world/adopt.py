@@ -115,7 +115,7 @@ def adopt_sandbox(db_url: str | Path, *, check: bool = False) -> Adoption:
 
 
 def _count(conn: apsw.Connection, table: str) -> int:
-    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    return db.expect(conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0], int, f"count({table})")
 
 
 def _columns(conn: apsw.Connection, table: str) -> set[str]:
@@ -156,6 +156,7 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
     def col(table: str, name: str, default: str = "NULL") -> str:
         return name if name in has.get(table, ()) else default
 
+    rows: list[tuple[Any, ...]]
     if "agents" in has:
         rows = []
         for aid, name, bio, job, family, traits, made, model in conn.execute(

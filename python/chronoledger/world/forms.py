@@ -64,7 +64,7 @@ def form_of(path: Path) -> Form:
 
 
 def _form(conn: apsw.Connection) -> Form:
-    version = int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+    version = db.expect(conn.execute("PRAGMA user_version").fetchall()[0][0], int, "user_version")
     tables = tuple(sorted(str(n) for (n,) in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")))
     if version > 0:

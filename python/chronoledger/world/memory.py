@@ -345,8 +345,12 @@ class MemoryStream:
         text -> its unit vector, for every text given."""
         seen = self._seen
         kept: list[bool] = []
-        keep_agent, keep_tid, keep_imp, keep_min, keep_sig = [], [], [], [], []
-        each_minute = isinstance(minutes, int)
+        keep_agent: list[int] = []
+        keep_tid: list[int] = []
+        keep_imp: list[int] = []
+        keep_min: list[int] = []
+        keep_sig: list[int] = []
+        made = [minutes] * len(agents) if isinstance(minutes, int) else minutes
         base = len(self.texts)
         for k, (a, text, h) in enumerate(zip(agents, texts, hashes)):
             key = _key(a, h)
@@ -358,7 +362,7 @@ class MemoryStream:
             keep_agent.append(a)
             keep_tid.append(base + len(keep_tid))
             keep_imp.append(imps[k])
-            keep_min.append(minutes if each_minute else minutes[k])     # type: ignore[index]
+            keep_min.append(made[k])
             keep_sig.append(_SIGS.get(text) or signature(text))
             self.texts.append(text)
         if keep_agent:

@@ -868,7 +868,7 @@ class WorldRun:
             names = [names_of[i] for i in members]
             shared = [ag.interest_sets[i] for i in members]
             step = 0.04 if kind == act.DUO else 0.02
-            crossed = set()                                              # members who disagreed with someone
+            crossed: set[int] = set()                                    # members who disagreed with someone
             for x in range(len(members)):
                 for y in range(x + 1, len(members)):
                     delta = step * (1 + len(shared[x] & shared[y]))
@@ -901,10 +901,10 @@ class WorldRun:
                 rel[(x, y)] = v
                 rel_from.append(ids[x])
                 rel_to.append(ids[y])
-                kind = kinds.get((x, y))
-                if kind is None:                           # a first meeting: as the database will have it
-                    kinds[(x, y)] = kind = "acquaintance"
-                rel_kind.append(kind)
+                known = kinds.get((x, y))
+                if known is None:                          # a first meeting: as the database will have it
+                    kinds[(x, y)] = known = "acquaintance"
+                rel_kind.append(known)
                 rel_strength.append(v)
             deltas.append((a, b, d))
         # world events: one per agent that acted, built column by column (most carry no metadata)
@@ -1073,7 +1073,8 @@ class WorldRun:
                        "values.conversation": np.where(conv_of[acted] >= 0, conv_of[acted], np.nan).astype(np.float64)},
                       labels={"event_type": ACTIONS})
         by_conv: dict[int, list] = {}
-        reflections, insights = [], []
+        reflections: list[list[Any]] = []
+        insights: list[list[Any]] = []
         ids = self.agents.ids.tolist()
         for (c, r, i), req, text in zip(owners, requests, texts):     # the seed names the request it answers
             if c >= 0:
