@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from chronoledger.errors import ConfigError
 from chronoledger.world import config as wconfig
-from chronoledger.world import models, recall, replay, scheduler, store
+from chronoledger.world import actions, models, recall, replay, scheduler, store
 from chronoledger.world.memory import (
     MemorySettings,
     MemoryStream,
@@ -306,3 +306,60 @@ def test_embedding_relevance_prefers_the_memory_about_the_question():
     m.add([0, 0], texts, [3, 3], 0, [sha(t) for t in texts], vectors=dict(zip(texts, vecs[:2])))
     got = m.retrieve(np.array([0]), np.zeros(1, dtype=np.uint64), 60, query_vecs=vecs[2:])
     assert got == [["Cy told me about chess openings."]]
+
+
+# --- an action of one's own -----------------------------------------------------------------------------
+
+class Nap(actions.Action):
+    """Anywhere but at the office; remembered; its events say how long."""
+    name = "nap"
+    default_weight = 0.0
+
+    def allowed(self, view, agents):
+        return np.array([view.place_names[p] != "office" for p in view.loc[agents].tolist()], dtype=bool)
+
+    def event_meta(self, view, agents):
+        return ['{"minutes": 20}' for _ in agents]
+
+    def remember(self, view, agents):
+        return ["I had a short nap." for _ in agents]
+
+
+@pytest.fixture
+def napping():
+    actions.register_action(Nap())
+    try:
+        yield
+    finally:
+        actions.unregister_action("nap")
+
+
+def test_a_registered_action_is_chosen_written_remembered_reported_and_replayed(tmp_path, napping):
+    cfg = wconfig.load_config(write(tmp_path / "nap.yaml", "action_weights: {nap: 5.0}\n"))
+    result = run_world(tmp_path / "w.db", cfg, agents=30, days=1, seed=2, invent_agents=True,
+                       report_format="json", reports_dir=tmp_path / "r")
+    naps = rows(tmp_path / "w.db", "SELECT e.agent_id, l.name, e.metadata_json FROM world_events e "
+                                   "JOIN locations l ON l.id = e.location_id WHERE action = 'nap'")
+    assert len(naps) > 10 and "office" not in {where for _, where, _ in naps}     # only where it is allowed
+    assert {m for _, _, m in naps} == {'{"minutes": 20}'}
+    kept = rows(tmp_path / "w.db", "SELECT DISTINCT agent_id FROM memories WHERE kind = 'nap'")
+    assert {a for (a,) in kept} == {a for a, _, _ in naps}              # each napper remembers it, once
+    report = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
+    assert report["actions"]["nap"] == len(naps)
+    assert replay.replay(result.chronicle).matches
+
+
+def test_a_registered_action_is_needed_to_replay_and_names_are_checked(tmp_path, napping):
+    cfg = wconfig.load_config(write(tmp_path / "nap.yaml", "action_weights: {nap: 5.0}\n"))
+    result = run_world(tmp_path / "w.db", cfg, agents=10, seed=2, invent_agents=True)
+    actions.unregister_action("nap")
+    with pytest.raises(ConfigError, match=r"action_weights.nap: not an action type .*register_action"):
+        replay.replay(result.chronicle)
+    actions.register_action(Nap())
+    with pytest.raises(ConfigError, match="already an action named 'nap'"):
+        actions.register_action(Nap())
+
+    class Bad(actions.Action):
+        name = "2 words"
+    with pytest.raises(ConfigError, match="not an Action with a name"):
+        actions.register_action(Bad())

@@ -161,7 +161,9 @@ def test_a_writer_that_fails_while_the_log_is_ticks_ahead_resumes_to_the_same_en
     # nothing from tick 6 on commits, the log is cut back to tick 5's checkpoint, and resume redoes the rest.
     import threading
 
-    original_commit, original_log = scheduler.WorldRun.commit_tick, scheduler.WorldRun._log_tick
+    from chronoledger.world.rows import TickRows
+
+    original_commit, original_log = scheduler.WorldRun.commit_tick, TickRows.log_tick
     logged_ahead = threading.Event()
     seen = []
 
@@ -172,12 +174,12 @@ def test_a_writer_that_fails_while_the_log_is_ticks_ahead_resumes_to_the_same_en
         seen.append((job.day, job.tick))
         return original_commit(self, job)
 
-    def log_tick(self, micros, day, tick, *rest):
-        original_log(self, micros, day, tick, *rest)
-        if (day, tick) == (1, 8):
+    def log_tick(self, chronicle, decision, *rest):
+        original_log(self, chronicle, decision, *rest)
+        if (decision.day, decision.tick) == (1, 8):
             logged_ahead.set()               # ticks 6 to 8 are in the log, tick 6 not committed
     monkeypatch.setattr(scheduler.WorldRun, "commit_tick", commit)
-    monkeypatch.setattr(scheduler.WorldRun, "_log_tick", log_tick)
+    monkeypatch.setattr(TickRows, "log_tick", log_tick)
     with pytest.raises(OSError, match="disk full"):
         scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"),
                       scheduler.RunOptions(reports_dir=tmp_path / "reports", **OPTIONS))
@@ -236,7 +238,6 @@ def test_a_checkpoint_holds_its_own_tick_even_when_the_writer_lags(tmp_path, mon
     # The writer is slower than the scheduler, so the next tick adds to the day's tally before the
     # checkpoint is stored: what is stored must still be the state after the checkpoint's own tick.
     import json
-    import re
 
     original = scheduler.WorldRun._checkpoint
     stored = []
@@ -251,7 +252,7 @@ def test_a_checkpoint_holds_its_own_tick_even_when_the_writer_lags(tmp_path, mon
     assert len(stored) == 24
     seen_later = 0
     for cp in stored:
-        ticks = [int(re.match(r"tick (\d+),", title).group(1)) for title, _ in cp["tally"]["transcripts"]]
+        ticks = [t["tick"] for t in cp["tally"]["transcripts"]]
         assert all(t <= cp["tick"] for t in ticks), (cp["day"], cp["tick"], ticks)
         seen_later += any(t == cp["tick"] for t in ticks)
     assert seen_later > 0                                   # the check looked at transcripts at all

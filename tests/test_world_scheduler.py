@@ -36,7 +36,7 @@ from _world_data import (
 )
 from chronoledger.errors import ConfigError, CorruptDataError
 from chronoledger.world import config as wconfig
-from chronoledger.world import models, replay, scheduler, store
+from chronoledger.world import models, policy, replay, scheduler, store
 from chronoledger.world.config import ACTIONS, PERIODS
 
 DAY1, DAY2 = "2026-01-05", "2026-01-06"
@@ -393,8 +393,9 @@ def crowded(tmp_path_factory):
 
     def watched(self, day, tick):
         out = original(self, day, tick)
-        where = np.where(self.dest >= 0, self.dest, self.loc)
-        seen.append(np.bincount(where, minlength=len(self.env.names)))
+        s = self.state
+        where = np.where(s.dest >= 0, s.dest, s.loc)
+        seen.append(np.bincount(where, minlength=len(s.env.names)))
         return out
 
     mp = pytest.MonkeyPatch()
@@ -742,7 +743,7 @@ def test_replay_of_an_edited_log_does_not_match(basic, tmp_path):
 
 def test_replay_notices_a_request_that_differs_from_the_recorded_one(basic, monkeypatch):
     _, _, result = basic
-    monkeypatch.setattr(scheduler, "_topic", lambda agents, members: "something else")
+    monkeypatch.setattr(policy, "topic", lambda agents, members: "something else")
     report = replay.replay(result.chronicle)
     assert not report.matches and "was asked something else than in the recorded run" in report.detail
 

@@ -35,6 +35,7 @@ __all__ = [
     "DatabaseBusyError",
     "WriterLockedError",
     "ModelError",
+    "ReportChannelError",
     "ReplayMismatch",
     "status_error",
 ]
@@ -164,6 +165,12 @@ class ModelError(ChronoledgerError):
     empty answer) so that the scheduler can stop a run cleanly with one
     ``except``; the message tells a person which of them it was.
     """
+
+
+class ReportChannelError(ChronoledgerError):
+    """A day's report could not be delivered to its report channel (a
+    webhook): the message names the URL, the day, the HTTP status or the
+    network failure, and how many attempts were made."""
 
 
 class ReplayMismatch(CorruptDataError):

@@ -27,10 +27,12 @@ def walk(cmd: click.Command, path: tuple[str, ...]):
     yield path, cmd
     if isinstance(cmd, click.Group):
         ctx = click.Context(cmd)
-        for name in cmd.list_commands(ctx):         # loads the root's lazily loaded subcommands
-            cmd.get_command(ctx, name)
-        for name, sub in cmd.commands.items():
-            yield from walk(sub, (*path, name))
+        # list_commands' order (and it loads the root's lazily loaded subcommands): the order of
+        # cmd.commands is the order they were loaded in, which an earlier command's use can change
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is not None:
+                yield from walk(sub, (*path, name))
 
 
 def help_text(cmd_or_param) -> str:

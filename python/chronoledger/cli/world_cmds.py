@@ -25,9 +25,11 @@ from chronoledger.cli.output import (EXIT_REFUSED, EXIT_USAGE, Group, argument, 
 from chronoledger.errors import ConfigError, ValidationError
 from chronoledger.world import store
 from chronoledger.world.adopt import adopt_sandbox
+from chronoledger.world.channel import ReportChannel
 from chronoledger.world.config import load_config, with_scenario
 from chronoledger.world.models import make_model
 from chronoledger.world.replay import replay
+from chronoledger.world.reporting import agent_day, render_agent_day
 from chronoledger.world.scheduler import RunOptions, run
 from chronoledger.world.scheduler import resume as resume_run
 
@@ -226,6 +228,14 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
               show_default=True, help="The daily reports' files: Markdown, JSON, both or none.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The folder of the daily reports (default: reports/ beside the database).")
+@click.option("--report-channel", metavar="URL", default=None,
+              help="POST each day's JSON report (with the run's id) to this http(s) URL once it is written; a "
+                   "report not delivered stops the run (exit 3), resumable.")
+@click.option("--report-timeout", metavar="SECONDS", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="With --report-channel: seconds to wait for one attempt.")
+@click.option("--report-attempts", type=click.IntRange(min=1), default=3, show_default=True,
+              help="With --report-channel: attempts per report (a connection error, timeout, 429 or 5xx is tried "
+                   "again, with backoff; another 4xx is not).")
 @click.option("--dry-run", is_flag=True, help="Use the offline model (no model is called) and, unless --persist, "
                                             "write nothing to --db-url: the planned actions go to the event log "
                                             "and the reports only.")
@@ -254,7 +264,8 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
 @click.option("--run-id", type=click.IntRange(min=1), default=None, help="With --resume: which run.")
 @output_options("json", json_help="Print the run's result (ids, counts, files) as JSON.")
 def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, persist, db_url, seed, config_path, scenario_path,
-            max_concurrent_chats, report_format, reports_dir, dry_run, summary_only, model_kind,
+            max_concurrent_chats, report_format, reports_dir, report_channel, report_timeout, report_attempts,
+            dry_run, summary_only, model_kind,
             chronicle_path, model_url, model_name, model_timeout, model_retries, temperature, max_tokens, model_seed,
             resume, run_id, fmt) -> None:
     """Run the world for --days days of ticks (or --resume a stopped run).
@@ -278,6 +289,15 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
 
     if persist is None:
         persist = not dry_run           # the plan: a dry run logs what it plans; --persist writes it too
+    channel = None
+    if report_channel is not None:      # refused before anything is made or run
+        try:
+            channel = ReportChannel(report_channel, timeout=report_timeout, attempts=report_attempts)
+        except ConfigError as exc:
+            click.echo(f"error: --report-channel: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        # closed when the command ends, however it ends
+        click.get_current_context().call_on_close(channel.close)
     if resume:
         if not persist:
             click.echo("error: --resume continues a run in --db-url; it cannot be combined with --no-persist (nor "
@@ -288,7 +308,7 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
             bar = _progress(None, 0)                  # the run's own days: the bar counts what is left
             try:
                 result = resume_run(db_url, m, run_id, reports_dir=reports_dir, report_format=report_format,
-                                    summary_only=summary_only, progress=bar)
+                                    summary_only=summary_only, progress=bar, report_channel=channel)
             finally:
                 m.close()
                 if bar is not None:
@@ -327,7 +347,8 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
                                                                invent_agents=invent_agents,
                                                                chronicle=chronicle_path, reports_dir=reports_dir,
                                                                report_format=report_format,
-                                                               summary_only=summary_only, progress=bar),
+                                                               summary_only=summary_only, progress=bar,
+                                                               report_channel=channel),
                              scenario)
         finally:
             m.close()
@@ -403,18 +424,51 @@ def replay_cmd(file: Path, fmt: str) -> None:
 
 @world_group.command("report")
 @DB_URL
-@click.option("--day", "day_label", required=True, help="The day's label (YYYY-MM-DD).")
+@click.option("--day", "day_label", default=None,
+              help="The day's label (YYYY-MM-DD); without it, the days that have a report are listed.")
 @click.option("--run", "run_id", type=int, default=None, help="The run (default: the latest with that day).")
-@output_options("json", json_help="Print the day's figures (the JSON report) instead of the Markdown.")
-def report_cmd(db_url: str, day_label: str, run_id: int | None, fmt: str) -> None:
+@click.option("--agent", default=None, help="With --day: that agent's day (its name, or its id) instead of the "
+                                            "day's report.")
+@output_options("json", json_help="Print JSON: the day's figures (the JSON report), the agent's day, or the list "
+                                  "of days.")
+def report_cmd(db_url: str, day_label: str | None, run_id: int | None, agent: str | None, fmt: str) -> None:
     """A day's report, from the database (read-only): Markdown, or --json.
+    With --agent, one agent's day: what it did, tick by tick, its
+    conversations and the memories it made.  Without --day, the days that
+    have a report, run by run.
 
     Example:
 
     \b
+        chronoledger world report --db-url sqlite:///world.db
         chronoledger world report --db-url sqlite:///world.db --day 2026-01-05
+        chronoledger world report --db-url sqlite:///world.db --day 2026-01-05 --agent Ava
     """
 
+    if day_label is None:
+        if agent is not None:
+            click.echo("error: --agent needs --day: whose day, and which", err=True)
+            sys.exit(EXIT_USAGE)
+        with _errors(db_url):
+            days = store.report_days(db_url, run_id)
+        emit_object(days, fmt, lambda: _print_days(db_url, days, run_id))
+        return
+    if agent is not None:
+        with _errors(db_url):
+            view = agent_day(db_url, day_label, agent, run_id)
+        emit_object(view, fmt, lambda: click.echo(render_agent_day(view).rstrip()))
+        return
     with _errors(db_url):
         _run, summary, metrics = store.day_report(db_url, day_label, run_id)
     emit_object(metrics, fmt, lambda: click.echo(summary.rstrip()))
+
+
+def _print_days(db_url: str, days: list[dict], run_id: int | None) -> None:
+    if not days:
+        click.echo(f"{store.db_path(db_url)}: no day has a report yet" + (f" in run {run_id}" if run_id else ""),
+                   err=True)
+        return
+    width = max(len(f"{d['events']:,}") for d in days)
+    for d in days:
+        click.echo(f"run {d['run_id']}  {d['day_label']}  {d['events']:>{width},} events  "
+                   f"{d['conversations']:,} conversations")

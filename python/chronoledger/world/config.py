@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from chronoledger.errors import ConfigError
+from chronoledger.world.actions import BUILT_IN, action_names, registered
 from chronoledger.world.memory import MemorySettings
 from chronoledger.world.memory import parse_settings as parse_memory
 
@@ -32,8 +33,9 @@ try:
 except ImportError:                                   # pragma: no cover - PyYAML without libyaml
     from yaml import SafeLoader as _Loader
 
-#: The action types, in the order the scheduler numbers them.
-ACTIONS = ("move", "solo_reflection", "duo_chat", "group_meeting", "task_update")
+#: The plan's five action types, in the order the scheduler numbers them (with any registered after them:
+#: actions.action_names()).
+ACTIONS = BUILT_IN
 PERIODS = ("morning", "midday", "afternoon", "evening")
 #: The hour at which each period ends (evening runs to midnight).
 PERIOD_ENDS = (11, 14, 18, 24)
@@ -333,7 +335,7 @@ def _parse_config(data: dict, source: str, bad: _Problems) -> WorldConfig:
     start_date = date(2026, 1, 5)
     with bad.section():
         start_date = _start_date(data.get("start_date", start_date), bad)
-    weights = {a: 1.0 for a in ACTIONS}
+    weights = {a: 1.0 for a in action_names()}
     with bad.section():
         weights = _action_weights(data.get("action_weights"), "action_weights", bad)
 
@@ -422,12 +424,15 @@ def _start_date(v: Any, bad: _Bad) -> date:
 
 def _action_weights(v: Any, key: str, bad: _Bad) -> dict[str, float]:
     weights = _mapping(v, key, bad)
+    names = action_names()
     for k, w in weights.items():
-        if k not in ACTIONS:
-            raise bad(f"{key}.{k}", f"not an action type (the action types are {', '.join(ACTIONS)})")
+        if k not in names:
+            raise bad(f"{key}.{k}", f"not an action type (the action types are {', '.join(names)}; register one "
+                                    f"of your own with chronoledger.world.actions.register_action)")
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
             raise bad(f"{key}.{k}", f"{w!r} must be a number >= 0")
-    out = {a: float(weights.get(a, 0.0)) for a in ACTIONS}
+    out = {a.name: float(weights.get(a.name, a.default_weight if a.name not in BUILT_IN else 0.0))
+           for a in registered()}
     if sum(out.values()) <= 0:
         raise bad(key, "at least one weight must be above 0")
     return out
@@ -448,7 +453,7 @@ def _location(name: Any, spec: Any, bad: _Bad) -> Location:
 
 def _activity(name: Any, spec: Any, locations: dict[str, Location], bad: _Bad) -> Activity:
     key = f"activities.{name}"
-    if name in ACTIONS:
+    if name in action_names():
         raise bad(key, f"{name!r} is an action type; an activity needs another name")
     spec = _section(spec, key, ("category", "duration_minutes", "location", "prompt_template"), bad)
     loc = _place(spec.get("location"), f"{key}.location", locations, bad)
@@ -524,7 +529,7 @@ def _check_location(name: Any, key: str, locations: dict[str, Location], bad: _B
 def _check_activity(name: Any, key: str, activities: dict[str, Activity], bad: _Bad) -> None:
     if not isinstance(name, str):
         raise bad(key, f"{name!r} is not an activity name (the activities are {', '.join(activities)})")
-    if name in ACTIONS:
+    if name in action_names():
         raise bad(key, f"{name!r} is an action type, not an activity (the activities are {', '.join(activities)})")
     if name not in activities:
         raise bad(key, f"{name!r} is not an activity (the activities are {', '.join(activities)})")
@@ -611,7 +616,7 @@ def scenario_settings(data: dict, source: str) -> dict[str, Any]:
     if weights is not None:
         with bad.section():
             given = _mapping(weights, "action_weights", bad)
-            checked = _action_weights({**{a: 1.0 for a in ACTIONS}, **given}, "action_weights", bad)
+            checked = _action_weights({**{a: 1.0 for a in action_names()}, **given}, "action_weights", bad)
             out.update({f"action_weights.{a}": checked[a] for a in given})
     bad.raise_any()
     return out
@@ -704,7 +709,7 @@ def _slot(slot: Any, key: str, config: WorldConfig, first: int, last: int, bad: 
         raise bad(f"{key}.hour", f"{hour} is outside the day ({first}-{last})")
     what = slot.get("activity")
     action = None
-    if isinstance(what, str) and what in ACTIONS and what not in config.activities:
+    if isinstance(what, str) and what in action_names() and what not in config.activities:
         # the sandbox's slot of an action type: the agent is at the place, doing what happens there
         action = what
         if slot.get("location") is None:
@@ -728,13 +733,14 @@ def _event(ev: Any, key: str, config: WorldConfig, ticks: int, bad: _Bad) -> Scr
     if day is not None and (_int(day, f"{key}.day", bad) < 1):
         raise bad(f"{key}.day", f"{day} must be 1 or more (the first day is 1)")
     etype = ev.get("type")
+    names = action_names()
     if not isinstance(etype, str):
-        raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
+        raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(names)})")
     if etype in config.activities:
         raise bad(f"{key}.type", f"{etype!r} is an activity, not an action type (the action types are "
-                                 f"{', '.join(ACTIONS)})")
-    if etype not in ACTIONS:
-        raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(ACTIONS)})")
+                                 f"{', '.join(names)})")
+    if etype not in names:
+        raise bad(f"{key}.type", f"{etype!r} is not an action type (the action types are {', '.join(names)})")
     agents = ev.get("agents") or []
     if not isinstance(agents, list) or not agents or not all(isinstance(a, str) for a in agents):
         raise bad(f"{key}.agents", "must be a non-empty list of agent names")

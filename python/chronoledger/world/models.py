@@ -26,14 +26,11 @@ hashed bag of words that needs no network and replays byte for byte.
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import json
 import os
 import random
 import re
 import threading
-import time
 import urllib.parse
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +41,7 @@ import httpx
 import numpy as np
 
 from chronoledger.errors import ModelError   # defined with every public exception; re-exported here
+from chronoledger.world.http_retry import retry_after as _retry_after
 
 __all__ = [
     "MODEL_KINDS",
@@ -927,32 +925,6 @@ def _is_local(url: str) -> bool:
     except ValueError:
         return False
     return host in _LOCAL_HOSTS
-
-
-def _retry_after(value: str | None) -> float | None:
-    """The seconds a ``Retry-After`` header asks a client to wait, or None when it says nothing usable.
-
-    Both forms of RFC 9110 are understood: delta-seconds (``120``) and an
-    HTTP-date (``Wed, 21 Oct 2026 07:28:00 GMT``); a date in the past means now.
-    """
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when is None:                       # some Pythons return None for a date they cannot read
-            return None
-        if when.tzinfo is None:                # "-0000": UTC, as RFC 5322 says
-            when = when.replace(tzinfo=datetime.timezone.utc)
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds:                     # nan
-        return None
-    return max(seconds, 0.0)
 
 
 class _HTTPChatModel(LanguageModel):
