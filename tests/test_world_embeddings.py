@@ -453,3 +453,42 @@ def test_offline_embed_checks_its_texts():
 
 def test_the_batch_size_is_256():
     assert models._EMBED_BATCH == 256
+
+
+# ---------------------------------------------------------------- a world run that ranks by embeddings
+
+
+def test_a_world_run_ranks_memories_by_the_servers_embeddings_and_replays(stub, tmp_path):
+    """world run --model ollama --embedding-model NAME with memory.relevance: embedding: the memories and
+    each request's situation go to /api/embed, chats to /api/chat; the run replays without the server."""
+    from _cli import invoke
+    from _world_data import ONE_PLACE_CONFIG, write
+    from chronoledger.cli import cli
+    from chronoledger.world.replay import replay
+
+    counter = iter(range(10 ** 6))
+
+    def answer(path, body):
+        if path.endswith("/api/embed"):          # the offline model's vectors, as a server's
+            vectors = OfflineModel().embed(body["input"]).tolist()
+            return 200, {"model": body["model"], "embeddings": vectors}, 0
+        return 200, {"message": {"role": "assistant", "content": f"Line {next(counter)} about chess."},
+                     "done": True}, 0
+    stub.answer = answer
+    cfg = write(tmp_path / "c.yaml", ONE_PLACE_CONFIG + "memory: {relevance: embedding}\n")
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    for name in ("Ava", "Ben"):
+        assert invoke(cli, ["world", "seed-agent", "--db-url", db, "--name", name, "--interests", "chess:0.9"]
+                      ).exit_code == 0
+    r = invoke(cli, ["world", "run", "--db-url", db, "--config", str(cfg), "--days", "2", "--model", "ollama",
+                     "--model-url", stub.url, "--model-name", "chat-model", "--embedding-model", "embed-model",
+                     "--report-format", "none", "--json"])
+    assert r.exit_code == 0, r.output
+    paths = [s["path"] for s in stub.seen]
+    assert "/api/embed" in paths and "/api/chat" in paths
+    assert {s["body"]["model"] for s in stub.seen if s["path"] == "/api/embed"} == {"embed-model"}
+    stub.seen.clear()
+    assert replay(tmp_path / "w-run-1.cmeta").matches and stub.seen == []        # no server asked
+    r = invoke(cli, ["world", "run", "--db-url", db, "--config", str(cfg), "--model", "ollama",
+                     "--model-url", stub.url, "--model-name", "chat-model", "--report-format", "none"])
+    assert r.exit_code == 2 and "makes no embeddings" in r.output

@@ -259,6 +259,9 @@ def world_init_cmd(db_url: str, config_path: Path | None, fmt: str) -> None:
 @click.option("--model-seed/--no-model-seed", default=True, show_default=True,
               help="Send each request's seed (from --seed) where the API takes one, so a server that honours it "
                    "samples the same reply again.")
+@click.option("--embedding-model", default=None, metavar="NAME",
+              help="The server's embedding model, for a config with memory.relevance: embedding (the offline "
+                   "model has its own).")
 @click.option("--resume", is_flag=True, help="Continue the latest stopped run from its last whole tick (its own "
                                               "days, agents, seed, config and scenario).")
 @click.option("--run-id", type=click.IntRange(min=1), default=None, help="With --resume: which run.")
@@ -267,7 +270,7 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
             max_concurrent_chats, report_format, reports_dir, report_channel, report_timeout, report_attempts,
             dry_run, summary_only, model_kind,
             chronicle_path, model_url, model_name, model_timeout, model_retries, temperature, max_tokens, model_seed,
-            resume, run_id, fmt) -> None:
+            embedding_model, resume, run_id, fmt) -> None:
     """Run the world for --days days of ticks (or --resume a stopped run).
 
     A progress bar per day shows on a terminal.
@@ -285,7 +288,7 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
         return make_model("offline" if dry_run else model_kind, base_url=model_url, model=model_name,
                           max_concurrent=4 if cap is None else max(1, cap),
                           timeout=model_timeout, max_retries=model_retries, temperature=temperature,
-                          max_tokens=max_tokens, send_seed=model_seed)
+                          max_tokens=max_tokens, send_seed=model_seed, embedding_model=embedding_model)
 
     if persist is None:
         persist = not dry_run           # the plan: a dry run logs what it plans; --persist writes it too
