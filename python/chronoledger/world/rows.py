@@ -205,11 +205,13 @@ class TickRows:
         if len(turned):
             # one memory per place that turned the agent away, made once: most refusals are of agents
             # turned away before, so those are left out before any text is made
-            holds = s.memory.holds
-            for i, place in zip(turned.tolist(), refused[turned].tolist()):
+            places = refused[turned]
+            for place in np.unique(places).tolist():
                 text, h, imp, where = s.refusals[place]
-                if not holds(i, h):
-                    made.add(i, "refused", text, imp, f'{{"day":"{label}","tick":{tick},"location":{where}}}')
+                who = turned[places == place].tolist()
+                for i, held in zip(who, s.memory.holding(h, who)):
+                    if not held:
+                        made.add(i, "refused", text, imp, f'{{"day":"{label}","tick":{tick},"location":{where}}}')
         for i, text in insights:
             text = excerpt(text, 200)
             made.add(i, "insight", text, importance("insight", text), meta)
