@@ -363,3 +363,36 @@ def test_a_registered_action_is_needed_to_replay_and_names_are_checked(tmp_path,
         name = "2 words"
     with pytest.raises(ConfigError, match="not an Action with a name"):
         actions.register_action(Bad())
+
+
+def test_a_resumed_run_with_embedding_relevance_logs_what_an_unstopped_one_does(tmp_path):
+    """The vectors a stopped run asked for are read back from its log, not asked (and logged) again."""
+    cfg = wconfig.load_config(write(tmp_path / "e.yaml", "memory: {relevance: embedding, slots: 6, "
+                                                           "reflect_threshold: 3}\n"))
+    logs = {}
+    for name, stop in (("whole", None), ("stopped", (2, 3))):
+        d = tmp_path / name
+        d.mkdir()
+        original = scheduler.WorldRun.tick
+
+        def tick(self, day, t, stop=stop):
+            if (day, t) == stop:
+                raise KeyboardInterrupt
+            return original(self, day, t)
+        scheduler.WorldRun.tick = tick
+        try:
+            try:
+                run_world(d / "w.db", cfg, agents=12, days=3, seed=5, invent_agents=True)
+            except KeyboardInterrupt:
+                scheduler.WorldRun.tick = original
+                scheduler.resume(d / "w.db", models.make_model("offline"), report_format="none")
+        finally:
+            scheduler.WorldRun.tick = original
+        logs[name] = d / "w-run-1.cmeta"
+    from chronoledger.chronicle import Chronicle
+    with Chronicle.open(logs["whole"]) as a, Chronicle.open(logs["stopped"]) as b:
+        whole, stopped = a.to_numpy(["event_type", "payload"]), b.to_numpy(["event_type", "payload"])
+    assert list(whole["event_type"]) == list(stopped["event_type"])
+    assert list(whole["payload"]) == list(stopped["payload"])         # the same vectors, logged once
+    assert any('"embeddings"' in p for p in whole["payload"] if isinstance(p, str))
+    assert replay.replay(logs["stopped"]).matches

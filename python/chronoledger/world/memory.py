@@ -31,6 +31,7 @@ id order), and from the run's log when it is replayed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import zlib
@@ -224,6 +225,19 @@ def analyse(text: str) -> tuple[str, int, bool]:
 def embedding_key(text: str) -> str:
     """What a run's log names an embedded text by (its vector is logged, not the text again)."""
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+def vectors_of(logged: Any) -> dict[str, np.ndarray]:
+    """The vectors of a log's ``embeddings`` payload ({"dim", "texts": [keys], "vectors": base64 of float32}),
+    by text key; nothing for anything else."""
+    if not isinstance(logged, dict):
+        return {}
+    keys, dim = logged.get("texts"), logged.get("dim")
+    vecs = np.frombuffer(base64.b64decode(logged.get("vectors", "")), dtype="<f4")
+    if not isinstance(keys, list) or not isinstance(dim, int) or dim <= 0 or vecs.size != len(keys) * dim:
+        raise ValueError(f"an embeddings record of {len(keys) if isinstance(keys, list) else '?'} texts does not hold "
+                         f"their vectors")
+    return dict(zip(keys, vecs.reshape(len(keys), dim)))
 
 
 def norm_hash(text: str) -> str:

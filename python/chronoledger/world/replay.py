@@ -5,7 +5,6 @@ block by block."""
 
 from __future__ import annotations
 
-import base64
 import json
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from chronoledger.chronicle.audit import verify
 from chronoledger.errors import CorruptDataError, ReplayMismatch   # ReplayMismatch: re-exported here
 from chronoledger.world import store
 from chronoledger.world.config import parse_config, parse_scenario
-from chronoledger.world.memory import embedding_key
+from chronoledger.world.memory import embedding_key, vectors_of
 from chronoledger.world.models import ChatRequest, LanguageModel
 from chronoledger.world.scheduler import RunOptions, run
 
@@ -117,10 +116,11 @@ def replay(path: str | Path) -> ReplayReport:
             responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("reflections", [])]
             responses += [(a, text, seed, digest) for a, text, seed, digest in p.get("insights", [])]
             if "embeddings" in p:
-                e = p["embeddings"]
-                vecs = np.frombuffer(base64.b64decode(e["vectors"]), dtype="<f4").reshape(len(e["texts"]), e["dim"])
-                vectors.update(zip(e["texts"], vecs))
-                embedding_model = e["model"]
+                try:
+                    vectors.update(vectors_of(p["embeddings"]))
+                except ValueError as exc:
+                    raise CorruptDataError(f"{path}: {exc}") from None
+                embedding_model = p["embeddings"].get("model")
     config = parse_config(meta["config"], f"{path} (recorded config)")
     scenario = parse_scenario(meta["scenario"], f"{path} (recorded scenario)", config) if meta.get("scenario") else None
     with tempfile.TemporaryDirectory(prefix="world-replay-") as tmp:

@@ -43,6 +43,7 @@ from chronoledger.world.agents import Agents, ensure_agents
 from chronoledger.world.channel import ReportChannel
 from chronoledger.world.config import Scenario, WorldConfig, parse_config, parse_scenario
 from chronoledger.world.environment import Environment
+from chronoledger.world.memory import vectors_of
 from chronoledger.world.models import LanguageModel
 from chronoledger.world.policy import TickPolicy
 from chronoledger.world.reporting import DayTally
@@ -64,14 +65,14 @@ class WorldRun:
     driven tick by tick; its state, policy, talk and rows are its parts."""
 
     def __init__(self, conn: apsw.Connection, db_file: Path, config: WorldConfig, scenario: Scenario | None,
-                 model: LanguageModel, options: RunOptions):
+                 model: LanguageModel, options: RunOptions, known_vectors: dict[str, np.ndarray] | None = None):
         self.conn, self.db_file, self.model, self.opt = conn, db_file, model, options
         if config.memory.relevance == "embedding" and not model.embedding_model:     # refused before any write
             raise ConfigError(f"{config.source}: memory.relevance is embedding, and the {model.name} model makes "
                               f"no embeddings (give it an embedding model: --embedding-model)")
         self.state = WorldState(conn, db_file, config, scenario, options)
         self.policy = TickPolicy(self.state)
-        self.talk = Talk(self.state, model)
+        self.talk = Talk(self.state, model, known_vectors)
         self.rows = TickRows(self.state, self.talk)
         # set by run() and resume() for as long as the run is driven (_drive)
         self.writer: TickWriter[TickJob]
@@ -339,7 +340,9 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
                              seed=store.as_int(seed, "runs.seed"), chronicle=log_path, reports_dir=reports_dir,
                              report_format=report_format, summary_only=summary_only, progress=progress,
                              report_channel=report_channel)
-        w = WorldRun(conn, db_file, config, scenario, model, options)
+        # the vectors the run's log holds up to the checkpoint: asked for again they would be logged again
+        known = _logged_vectors(log_path, cp["records"]) if config.memory.relevance == "embedding" else None
+        w = WorldRun(conn, db_file, config, scenario, model, options, known)
         w.after_commit = checkpointer.after_commit
         w.run_id = rid
         with _damaged_checkpoint(db_file, rid):
@@ -381,6 +384,20 @@ def _read_checkpoint(db_file: Path, rid: int, cp_json: apsw.SQLiteValue, blob: a
         with np.load(io.BytesIO(_ZSTD_D.decompress(blob))) as npz:
             arrays = {name: npz[name] for name in npz.files}
         return cp, arrays
+
+
+def _logged_vectors(path: Path, records: int) -> dict[str, np.ndarray]:
+    """The embedding vectors of a run's log, in its first ``records`` records (by text key)."""
+    out: dict[str, np.ndarray] = {}
+    with Chronicle.open(path) as ch:
+        cols = ch.to_numpy(["event_type", "payload"])
+    for etype, payload in zip(cols["event_type"][:records], cols["payload"][:records]):
+        if etype == "lm_response" and '"embeddings"' in payload:
+            try:
+                out.update(vectors_of(json.loads(payload).get("embeddings")))
+            except ValueError as exc:
+                raise CorruptDataError(f"{path}: {exc}; the run cannot go on from its log") from None
+    return out
 
 
 def _cut_log(path: Path, records: int) -> None:

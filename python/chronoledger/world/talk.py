@@ -13,7 +13,7 @@ import numpy as np
 from chronoledger.errors import ModelError
 from chronoledger.world import actions as act
 from chronoledger.world import recall
-from chronoledger.world.memory import signature
+from chronoledger.world.memory import embedding_key, signature
 from chronoledger.world.models import ChatRequest, LanguageModel
 from chronoledger.world.policy import Decision
 from chronoledger.world.results import INSIGHT, REFLECTION, Chat, Owner
@@ -23,11 +23,12 @@ from chronoledger.world.state import WorldState
 class Talk:
     """The model's side of a run's ticks."""
 
-    def __init__(self, state: WorldState, model: LanguageModel):
+    def __init__(self, state: WorldState, model: LanguageModel, known: dict[str, np.ndarray] | None = None):
         self.s, self.model = state, model
-        #: with embedding relevance: vectors by text (asked once), and those asked since the log's last tick
+        #: with embedding relevance: vectors by text's key (embedding_key; each asked once a run: ``known``,
+        #: a resumed run's, are those its log holds), and those asked since the log's last tick
         self.embedding = state.cfg.memory.relevance == "embedding"
-        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors: dict[str, np.ndarray] = dict(known or {})
         self.embedded: list[tuple[str, np.ndarray]] = []
         self._chats: list[Chat] = []
         self._topics: list[str] = []
@@ -129,16 +130,17 @@ class Talk:
         """The unit vectors of ``texts`` from the model, each text asked once
         in a run; what is asked is logged with the tick (a replay serves it)."""
         vectors = self._vectors
-        new = list(dict.fromkeys(t for t in texts if t not in vectors))
+        keys = {t: embedding_key(t) for t in texts}
+        new = [t for t, k in keys.items() if k not in vectors]
         if new:
             got = np.asarray(self.model.embed(new), dtype=np.float32)
             if got.ndim != 2 or got.shape[0] != len(new):
                 raise ModelError(f"model {self.model.name}: returned {got.shape[0] if got.ndim else 0} vectors for "
                                  f"{len(new)} texts")
             for text, vec in zip(new, got):
-                vectors[text] = vec
+                vectors[keys[text]] = vec
                 self.embedded.append((text, vec))
-        return {t: vectors[t] for t in texts}
+        return {t: vectors[k] for t, k in keys.items()}
 
     def _relations(self, i: int, members: list[int]) -> tuple[str, ...]:
         names, rel, kinds = self.s.agents.names, self.s.rel, self.s.rel_kind
