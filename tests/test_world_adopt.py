@@ -128,7 +128,7 @@ def test_what_the_world_cannot_hold_is_named_and_kept(sandbox):
     done = adopt.adopt_sandbox(sandbox)
     notes = "\n".join(done.notes)
     assert "agent 2 family_json: 'my sister' is not a JSON object or list" in notes
-    assert "agent 2 interest 'cycling': score 1.5 clamped to 0..1" in notes
+    assert "agent 2 interest 'cycling': score: 1.5 clamped to 0..1" in notes
     assert "relationship 2: no to_agent_id; left out (kept in sandbox_relationships)" in notes
     assert "turn 2: empty content; left out (kept in sandbox_turns)" in notes
     assert "memory 1 metadata_json: 'oops'" in notes
@@ -177,3 +177,47 @@ def test_adopt_from_the_command_line(sandbox):
     assert got["adopted"] is True and got["copied"]["agents"] == 2 and got["kept"]["sandbox_world_events"] == 20
     r = invoke(cli, ["world", "adopt", "--db-url", f"sqlite:///{sandbox}"])
     assert r.exit_code != 0 and "already a world database" in r.output
+
+
+# --- found in review -----------------------------------------------------------------------------------
+
+def test_text_that_is_not_utf8_is_named_and_nothing_changes(sandbox):
+    conn = sqlite3.connect(sandbox)
+    conn.execute("UPDATE agents SET bio = CAST(X'80FE' AS TEXT) WHERE id = 2")
+    conn.commit()
+    conn.close()
+    before = digest(sandbox)
+    for check in (True, False):
+        with pytest.raises(SchemaError, match=r"table agents, row 2, column bio: not UTF-8 text .*nothing was changed"):
+            adopt.adopt_sandbox(sandbox, check=check)
+    assert digest(sandbox) == before
+
+
+def test_rows_the_world_cannot_hold_are_left_out_and_named_alike_checked_or_not(sandbox, tmp_path):
+    conn = sqlite3.connect(sandbox)
+    conn.execute("UPDATE interests SET score = 'high' WHERE id = 1")
+    conn.execute("INSERT INTO interests VALUES (9, 99, 'ghosts', 0.5, NULL)")          # an agent it does not have
+    conn.execute("INSERT INTO relationships VALUES (1, 1, 99, 'friend', 0.5, NULL, NULL)")
+    conn.execute("UPDATE locations SET capacity = -3, open_hours_json = 'garbage' WHERE name = 'Gym'")
+    conn.commit()
+    conn.close()
+    twin = tmp_path / "twin.db"
+    shutil.copy(sandbox, twin)
+    checked = adopt.adopt_sandbox(twin, check=True)
+    done = adopt.adopt_sandbox(sandbox)
+    assert checked.notes == done.notes and checked.copied == done.copied
+    notes = "\n".join(done.notes)
+    assert "agent 1 interest 'coffee': score: 'high' is not a number; the world has 0.5" in notes
+    assert "interests row" in notes and "points to no agents row; left out" in notes
+    assert "relationships row" in notes
+    assert "location 'Gym': capacity '-3' is not a number above 0" in notes and "location 'Gym': open hours 'garbage'" in notes
+    got = everything(sandbox)
+    assert [(a, t, s) for a, t, s in got["interests"]] == [(1, "coffee", 0.5), (2, "cycling", 0.9)]
+    assert got["relationships"] == [] and len(got["sandbox_relationships"]) == 1
+    assert done.copied["interests"] == 2 and done.copied["relationships"] == 0
+
+
+def test_a_folder_is_no_database(tmp_path):
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(SchemaError, match=r"dir.db: no such database file \(a folder\)"):
+        adopt.adopt_sandbox(tmp_path / "dir.db")

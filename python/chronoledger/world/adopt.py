@@ -76,6 +76,8 @@ def adopt_sandbox(db_url: str | Path, *, check: bool = False) -> Adoption:
     ``check``: only say what adopting would do.  A database that is not the
     sandbox's is refused (a SchemaError), and left as it was."""
     path = store.db_path(db_url)
+    if not path.is_file():
+        raise SchemaError(f"{path}: no such database file" + (" (a folder)" if path.is_dir() else ""))
     form = forms.form_of(path)
     if form.kind == "ours":
         raise SchemaError(f"{path}: already a world database (schema version {form.version}); nothing to adopt")
@@ -90,17 +92,10 @@ def adopt_sandbox(db_url: str | Path, *, check: bool = False) -> Adoption:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 _adopt(conn, form, result)
+                _leave_out_dangling(conn, result)
                 if check:
                     conn.execute("ROLLBACK")
                 else:
-                    # the world's tables only: the sandbox's own rows are kept as they were, right or wrong
-                    problems = [p for t in ("agents", "interests", "relationships", "conversations",
-                                            "conversation_turns", "memories", "activities")
-                                for p in conn.execute(f"PRAGMA foreign_key_check({t})").fetchall()]
-                    if problems:
-                        raise SchemaError(f"{path}: adopting it would leave {len(problems)} row(s) whose keys "
-                                          f"point nowhere (first: table {problems[0][0]}, row {problems[0][1]}); "
-                                          f"nothing was changed")
                     conn.execute("COMMIT")
                     result.done = True
             except BaseException:
@@ -112,6 +107,53 @@ def adopt_sandbox(db_url: str | Path, *, check: bool = False) -> Adoption:
     if result.done:                              # now ours: the stores' way (WAL), migrated to the latest
         store.connect(path).close()
     return result
+
+
+def _check_text(conn: apsw.Connection, table: str, columns: set[str], path: Path) -> None:
+    """A SchemaError naming the first text of ``table`` that is not UTF-8 (SQLite stores what it is given; the
+    world reads text as text)."""
+    for col in sorted(columns):
+        q = db.quote_found_name(col)
+        for rowid, raw in conn.execute(f"SELECT rowid, CAST({q} AS BLOB) FROM sandbox_{table} "
+                                       f"WHERE typeof({q}) = 'text'"):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SchemaError(f"{path}: table {table}, row {rowid}, column {col}: not UTF-8 text (byte "
+                                  f"{exc.start}: {raw[exc.start:exc.start + 4]!r}); fix it, then adopt; nothing was "
+                                  f"changed") from None
+
+
+def _leave_out_dangling(conn: apsw.Connection, result: Adoption) -> None:
+    """Rows of the world's tables whose keys point nowhere (an interest of an
+    agent the sandbox does not have) are left out, each named in the notes:
+    the sandbox's own rows stay in its ``sandbox_`` tables, right or wrong."""
+    for table in ("interests", "relationships", "conversation_turns", "memories", "agents", "activities"):
+        while True:
+            problems = conn.execute(f"PRAGMA foreign_key_check({table})").fetchall()
+            if not problems:
+                break
+            for _t, rowid, parent, _fk in problems:
+                row = conn.execute(f"SELECT * FROM {table} WHERE rowid = ?", (rowid,)).fetchall()
+                result.notes.append(f"{table} row {rowid} {tuple(row[0])[:4] if row else ''}: points to no "
+                                    f"{parent} row; left out (kept in the sandbox_ tables)")
+                conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+                shown = {"conversation_turns": "conversation_turns"}.get(table, table)
+                if shown in result.copied:
+                    result.copied[shown] -= 1
+
+
+def _number(value: Any, default: float, low: float, high: float, what: str, notes: list[str]) -> float:
+    """A stored number, within low..high; anything else is ``default`` or clamped, and a note says so."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        notes.append(f"{what}: {str(value)[:40]!r} is not a number; the world has {default}")
+        return default
+    if not low <= value <= high:
+        notes.append(f"{what}: {value} clamped to {low:g}..{high:g}")
+        return min(high, max(low, float(value)))
+    return float(value)
 
 
 def _count(conn: apsw.Connection, table: str) -> int:
@@ -151,6 +193,9 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
         conn.execute(m.sql)
         conn.execute(f"PRAGMA user_version={int(m.version)}")
     has = {t: _columns(conn, f"sandbox_{t}") for t in theirs}
+    for t in COPIED:
+        if t in has:
+            _check_text(conn, t, has[t], result.path)
     seed = store.SEED_TIME
 
     def col(table: str, name: str, default: str = "NULL") -> str:
@@ -177,11 +222,7 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
     if "interests" in has:
         rows = []
         for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM sandbox_interests ORDER BY id"):
-            s = 0.5 if score is None else float(score)
-            if not 0 <= s <= 1:
-                notes.append(f"agent {aid} interest {tag!r}: score {s} clamped to 0..1")
-                s = min(1.0, max(0.0, s))
-            rows.append((aid, tag, s))
+            rows.append((aid, tag, _number(score, 0.5, 0.0, 1.0, f"agent {aid} interest {tag!r}: score", notes)))
         conn.executemany("INSERT INTO interests (agent_id, tag, score) VALUES (?, ?, ?)", rows)
         result.copied["interests"] = len(rows)
     if "relationships" in has:
@@ -194,10 +235,7 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
                 notes.append(f"relationship {rid}: {'no to_agent_id' if b is None else 'an agent to itself'}; "
                              f"left out (kept in sandbox_relationships)")
                 continue
-            s = 0.0 if strength is None else float(strength)
-            if not -1 <= s <= 1:
-                notes.append(f"relationship {rid}: strength {s} clamped to -1..1")
-                s = min(1.0, max(-1.0, s))
+            s = _number(strength, 0.0, -1.0, 1.0, f"relationship {rid}: strength", notes)
             rows.append((a, b, kind or "acquaintance", s, str(updated or since or seed)))
         conn.executemany("INSERT INTO relationships (from_agent_id, to_agent_id, kind, strength, updated_at) "
                          "VALUES (?, ?, ?, ?, ?)", rows)
@@ -232,10 +270,10 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
                 f"SELECT id, agent_id, kind, text, {col('memories', 'confidence')}, "
                 f"{col('memories', 'source_turn_id')}, normalized_hash, {col('memories', 'metadata_json')}, "
                 f"{col('memories', 'created_at')} FROM sandbox_memories ORDER BY id"):
-            c = 0.5 if conf is None else float(conf)
-            if not 0 <= c <= 1:
-                notes.append(f"memory {mid}: confidence {c} clamped to 0..1")
-                c = min(1.0, max(0.0, c))
+            if not isinstance(text, str) or not text:
+                notes.append(f"memory {mid}: no text; left out (kept in sandbox_memories)")
+                continue
+            c = _number(conf, 0.5, 0.0, 1.0, f"memory {mid}: confidence", notes)
             meta_text = _json_or(meta, "{}", f"memory {mid} metadata_json", notes)
             if turn is not None:
                 m = json.loads(meta_text)
@@ -251,8 +289,12 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
         for lid, name, kind, cap, hours in conn.execute(
                 f"SELECT id, name, kind, {col('locations', 'capacity')}, {col('locations', 'open_hours_json')} "
                 f"FROM sandbox_locations ORDER BY id"):
-            rows.append((lid, name, kind, cap if isinstance(cap, int) and cap > 0 else 10,
-                         json.dumps(_open_hours(hours))))
+            if not (isinstance(cap, int) and cap > 0) and cap is not None:
+                notes.append(f"location {name!r}: capacity {str(cap)[:20]!r} is not a number above 0; the world has 10")
+            hours_list = _open_hours(hours)
+            if hours is not None and hours_list == [0, 24] and _open_hours(hours, strict=True) is None:
+                notes.append(f"location {name!r}: open hours {str(hours)[:40]!r} cannot be read; open all day")
+            rows.append((lid, name, kind, cap if isinstance(cap, int) and cap > 0 else 10, json.dumps(hours_list)))
         conn.executemany("INSERT INTO locations (id, name, kind, capacity, open_hours_json) VALUES (?, ?, ?, ?, ?)",
                          rows)
         result.copied["locations"] = len(rows)
@@ -266,8 +308,9 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
         result.copied["activities"] = len(rows)
 
 
-def _open_hours(raw: Any) -> list[int]:
-    """The sandbox's ``{"start": 7, "end": 22}`` as ``[7, 22]`` (all day when unreadable)."""
+def _open_hours(raw: Any, strict: bool = False) -> list[int] | Any:
+    """The sandbox's ``{"start": 7, "end": 22}`` as ``[7, 22]`` (all day when
+    unreadable; ``strict``: None then)."""
     try:
         value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
     except ValueError:
@@ -276,4 +319,4 @@ def _open_hours(raw: Any) -> list[int]:
         return [value["start"], value["end"]]
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return value
-    return [0, 24]
+    return None if strict else [0, 24]
