@@ -396,3 +396,67 @@ def test_a_resumed_run_with_embedding_relevance_logs_what_an_unstopped_one_does(
     assert list(whole["payload"]) == list(stopped["payload"])         # the same vectors, logged once
     assert any('"embeddings"' in p for p in whole["payload"] if isinstance(p, str))
     assert replay.replay(logs["stopped"]).matches
+
+
+class Careless(actions.Action):
+    """An action whose answers are wrong in the way ``mode`` says."""
+    name = "careless"
+    mode = ""
+
+    def allowed(self, view, agents):
+        if self.mode == "allowed_short":
+            return np.ones(max(0, len(agents) - 1), dtype=bool)
+        if self.mode == "allowed_str":
+            return "yes"
+        return np.ones(len(agents), dtype=bool)
+
+    def event_meta(self, view, agents):
+        return {"meta_short": ['{"a": 1}'] * (len(agents) - 1), "meta_str": '{"a": 1}',
+                "meta_nan": ['{"a": NaN}'] * len(agents)}.get(self.mode)
+
+    def remember(self, view, agents):
+        return {"rem_str": "I napped.", "rem_int": [42] * len(agents), "rem_long": ["x"] * (len(agents) + 1),
+                "rem_huge": ["x" * 5000] * len(agents), "rem_surrogate": ["nap \ud800"] * len(agents)}.get(self.mode)
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("allowed_short", r"action careless: allowed\(\) gave shape \(\d+,\), dtype bool, not one bool per agent"),
+    ("allowed_str", r"action careless: allowed\(\) gave str, not one bool per agent"),
+    ("meta_short", r"action careless: event_meta\(\) gave a list of \d+, not a list of one JSON object per agent"),
+    ("meta_str", r"action careless: event_meta\(\) gave a str, not a list"),
+    ("meta_nan", r"action careless: event_meta\(\) gave '\{\"a\": NaN\}', not a JSON object"),
+    ("rem_str", r"action careless: remember\(\) gave a str, not a list of one text"),
+    ("rem_int", r"action careless: remember\(\) gave a int, not a text"),
+    ("rem_long", r"action careless: remember\(\) gave a list of \d+, not a list"),
+    ("rem_huge", r"action careless: remember\(\) gave a text of 5,000 characters \(at most 2,000\)"),
+    ("rem_surrogate", r"action careless: remember\(\) gave a text that is not UTF-8"),
+])
+def test_a_registered_actions_wrong_answers_are_named_and_the_run_resumes(tmp_path, mode, message):
+    careless = Careless()
+    careless.mode = mode
+    actions.register_action(careless)
+    try:
+        cfg = wconfig.load_config(write(tmp_path / "c.yaml", "action_weights: {careless: 50.0}\n"))
+        with pytest.raises(ConfigError, match=message):
+            run_world(tmp_path / "w.db", cfg, agents=8, seed=1, invent_agents=True)
+        careless.mode = ""                       # fixed: the stopped run goes on
+        scheduler.resume(tmp_path / "w.db", models.make_model("offline"), report_format="none")
+    finally:
+        actions.unregister_action("careless")
+
+
+def test_an_action_may_not_share_an_activitys_name_nor_be_spelt_otherwise(tmp_path):
+    class Reading(actions.Action):
+        name = "reading"                          # an activity of the packaged config
+    cfg = wconfig.load_config()
+    actions.register_action(Reading())
+    try:
+        with pytest.raises(ConfigError, match="'reading' is both an activity and a registered action type"):
+            run_world(tmp_path / "w.db", cfg, agents=2, invent_agents=True)
+    finally:
+        actions.unregister_action("reading")
+
+    class Shouty(actions.Action):
+        name = "Nap"
+    with pytest.raises(ConfigError, match="lower-case ASCII letters"):
+        actions.register_action(Shouty())

@@ -35,7 +35,9 @@ seed fixes the whole run.
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+import json
+import re
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -158,6 +160,87 @@ class TaskUpdateAction(Action):
     name = "task_update"
 
 
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: The longest memory a registered action may give one agent, in characters.
+MAX_MEMORY = 2000
+
+
+def checked_allowed(action: Action, view: ActionView, agents: np.ndarray) -> np.ndarray:
+    """``action.allowed(view, agents)``, checked: one bool per agent."""
+    got = action.allowed(view, agents)
+    arr = np.asarray(got) if isinstance(got, (np.ndarray, list, tuple)) else None
+    if arr is None or arr.shape != (len(agents),) or arr.dtype.kind not in "bi":
+        shown = f"shape {arr.shape}, dtype {arr.dtype}" if arr is not None else type(got).__name__
+        raise ConfigError(f"action {action.name}: allowed() gave {shown}, not one bool per agent ({len(agents)})")
+    return arr.astype(bool)
+
+
+def checked_settled(action: Action, settled: Any, agents: np.ndarray) -> Settled:
+    """``action.settle(...)``'s answer, checked: who did it and who did another action are among ``agents``."""
+    if not isinstance(settled, Settled):
+        raise ConfigError(f"action {action.name}: settle() gave a {type(settled).__name__}, not a Settled")
+    done = np.asarray(settled.done)
+    if done.ndim != 1 or (len(done) and (done.dtype.kind not in "iu" or not np.isin(done, agents).all())):
+        raise ConfigError(f"action {action.name}: settle() names agents that did not choose it")
+    for who, code in settled.instead:
+        w = np.asarray(who)
+        if w.ndim != 1 or (len(w) and (w.dtype.kind not in "iu" or not np.isin(w, agents).all())) or \
+                not isinstance(code, int) or not 0 <= code < len(registered()):
+            raise ConfigError(f"action {action.name}: settle() gave another action ({code!r}) to agents that did "
+                              f"not choose it")
+    return settled
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def checked_meta(action: Action, metas: Any, n: int) -> list[str] | None:
+    """``action.event_meta(...)``'s answer, checked: None, or one JSON object (text) per agent."""
+    if metas is None:
+        return None
+    if isinstance(metas, (str, bytes)) or not isinstance(metas, (list, tuple)) or len(metas) != n:
+        got = f"a {type(metas).__name__}" + (f" of {len(metas)}" if isinstance(metas, (list, tuple)) else "")
+        raise ConfigError(f"action {action.name}: event_meta() gave {got}, not a list of one JSON object per agent "
+                          f"({n})")
+    out = []
+    for text in metas:
+        try:
+            value = json.loads(text, parse_constant=_no_constant) if isinstance(text, str) else None
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise ConfigError(f"action {action.name}: event_meta() gave {str(text)[:60]!r}, not a JSON object "
+                              f"(text)")
+        out.append(json.dumps(value, sort_keys=True))
+    return out
+
+
+def checked_memories(action: Action, said: Any, n: int) -> list[str | None]:
+    """``action.remember(...)``'s answer, checked: None, or one text (or None) per agent, each UTF-8 and at most
+    MAX_MEMORY characters."""
+    if said is None:
+        return [None] * n
+    if isinstance(said, (str, bytes)) or not isinstance(said, (list, tuple)) or len(said) != n:
+        got = f"a {type(said).__name__}" + (f" of {len(said)}" if isinstance(said, (list, tuple)) else "")
+        raise ConfigError(f"action {action.name}: remember() gave {got}, not a list of one text (or None) per "
+                          f"agent ({n})")
+    for text in said:
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise ConfigError(f"action {action.name}: remember() gave a {type(text).__name__}, not a text")
+        if len(text) > MAX_MEMORY:
+            raise ConfigError(f"action {action.name}: remember() gave a text of {len(text):,} characters (at most "
+                              f"{MAX_MEMORY:,})")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"action {action.name}: remember() gave a text that is not UTF-8 (a lone "
+                              f"surrogate)") from None
+    return list(said)
+
+
 _BUILT_IN: tuple[Action, ...] = (MoveAction(), SoloReflectionAction(), DuoChatAction(), GroupStandupAction(),
                                  TaskUpdateAction())
 _REGISTERED: list[Action] = []
@@ -169,9 +252,9 @@ def register_action(action: Action) -> None:
     and an identifier-like word (a ConfigError otherwise).  Register before
     a run starts: the actions of a run are fixed when it is set up."""
     name = getattr(action, "name", "")
-    if not isinstance(action, Action) or not isinstance(name, str) or not name.replace("_", "").isalnum() \
-            or not name[:1].isalpha():
-        raise ConfigError(f"register_action: {action!r} is not an Action with a name of letters, digits and _")
+    if not isinstance(action, Action) or not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"register_action: {action!r} is not an Action with a name of lower-case ASCII letters, "
+                          f"digits and _ (starting with a letter)")
     if name in action_names():
         raise ConfigError(f"register_action: there is already an action named {name!r}")
     _REGISTERED.append(action)

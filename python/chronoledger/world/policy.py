@@ -201,7 +201,7 @@ class TickPolicy:
         view = _View(s, hour, can_move, cooled)
         rest = np.flatnonzero(free)
         if len(rest):
-            allowed = np.column_stack([a.allowed(view, rest) for a in self.actions]).astype(np.float64)
+            allowed = np.column_stack([act.checked_allowed(a, view, rest) for a in self.actions]).astype(np.float64)
             weights = np.array([cfg.action_weights[a.name] for a in self.actions])
             action[rest] = act.choose(rng, weights, allowed)
             movers = rest[action[rest] == act.MOVE]
@@ -226,7 +226,7 @@ class TickPolicy:
         for code in range(len(act.BUILT_IN), len(self.actions)):
             chose = np.flatnonzero(action == code)
             if len(chose):
-                settled = self.actions[code].settle(view, rng, chose)
+                settled = act.checked_settled(self.actions[code], self.actions[code].settle(view, rng, chose), chose)
                 self._instead(action, settled.instead)
                 custom.append((self.actions[code], settled.done))
         # max_concurrent_chats bounds the model calls in flight (the model's own queue), never what

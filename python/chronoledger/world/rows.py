@@ -16,7 +16,6 @@ import apsw
 import numpy as np
 
 from chronoledger.chronicle import Chronicle
-from chronoledger.errors import ConfigError
 from chronoledger.world import actions as act
 from chronoledger.world import recall
 from chronoledger.world.memory import embedding_key, excerpt, importance, norm_hash
@@ -149,10 +148,10 @@ class TickRows:
                 parts.append(f'"travel_ticks":{tl}')
             meta_col[k] = "{" + ",".join(parts) + "}"
         for custom, who in d.custom:             # a registered action's own metadata for its events
-            metas = custom.event_meta(d.view, who) if len(who) else None
+            metas = act.checked_meta(custom, custom.event_meta(d.view, who), len(who)) if len(who) else None
             if metas is not None:
                 for k, meta in zip(np.searchsorted(acted, who).tolist(), metas):
-                    meta_col[k] = _json_object(meta, custom.name)
+                    meta_col[k] = meta
         n_ev = len(acted)
         stamps = s.minute_stamp
         jobs: list[InsertJob] = []                  # for db.insert_many, in order
@@ -196,8 +195,8 @@ class TickRows:
             made.add(i, "reflection", text, importance("reflection", text), meta)
         # what a registered action leaves in its agents' memories
         for action, who in d.custom:
-            said = action.remember(d.view, who)
-            for i, kept_text in zip(who.tolist(), said or []):
+            said = act.checked_memories(action, action.remember(d.view, who), len(who))
+            for i, kept_text in zip(who.tolist(), said):
                 if kept_text:
                     made.add(i, action.name, kept_text, importance(action.name, kept_text), meta)
         refused = d.refused_at
@@ -362,17 +361,6 @@ _SQL_RELATIONSHIPS = ("INSERT INTO relationships (from_agent_id, to_agent_id, ki
                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_agent_id, to_agent_id) DO UPDATE SET "
                       "strength = excluded.strength, updated_at = excluded.updated_at")
 SQL_STAYS = "INSERT INTO agent_locations (run_id, agent_id, location_id, since_ts, until_ts) VALUES (?, ?, ?, ?, ?)"
-
-
-def _json_object(text: str, action: str) -> str:
-    """A registered action's event metadata, checked: a JSON object, as text."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, dict):
-        raise ConfigError(f"action {action}: event_meta gave {str(text)[:60]!r}, not a JSON object")
-    return json.dumps(value, sort_keys=True)
 
 
 def reporting_room(tally: DayTally | None) -> int:

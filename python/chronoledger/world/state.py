@@ -42,6 +42,10 @@ class WorldState:
         self.cfg, self.scenario, self.opt = config, scenario, options
         self.env = Environment(config)
         self.action_names = action_names()
+        clash = sorted(set(self.action_names) & set(config.activities))
+        if clash:                             # a registered action named as an activity
+            raise ConfigError(f"{config.source}: {clash[0]!r} is both an activity and a registered action type; "
+                              f"one of them needs another name")
         if scenario:                          # refused before anything is written
             check_scenario_agents(scenario, names_of_run(conn, options.agents))
             late = [e for e in scenario.events if e.day is not None and e.day > options.days]
