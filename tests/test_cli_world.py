@@ -89,6 +89,7 @@ def test_seed_agent_with_interests_and_family(db):
     (["--family", "{nope"], "--family is not JSON"),
     (["--family", '"a string"'], "--family is a JSON object"),
     (["--family", "[1, 2]"], "--family is a JSON object"),
+    (["--family", '[{"relation": "brother"}]'], '--family is a JSON object ({"spouse": "Ben"}) or list'),
     (["--traits", "[1, 2"], "--traits is not JSON"),
 ])
 def test_seed_agent_refuses_bad_values(db, args, msg):
@@ -400,3 +401,9 @@ def test_a_stopped_run_gets_the_resume_hint_and_a_damaged_checkpoint_is_named(db
         assert r.exit_code == 3, r.output
         assert "run 1: its checkpoint (runs.checkpoint_json and checkpoint_state) is damaged" in r.stderr
         assert "Traceback" not in r.output and rows(db, "SELECT count(*) FROM world_events") == before
+
+
+def test_seed_agent_takes_family_as_a_list(db):
+    r = world("seed-agent", "--db-url", url(db), "--name", "Dee", "--family", '[{"name": "Cy", "relation": "brother"}]')
+    assert r.exit_code == 0, r.output
+    assert rows(db, "SELECT family_json FROM agents WHERE name = 'Dee'") == [('[{"name": "Cy", "relation": "brother"}]',)]

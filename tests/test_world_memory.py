@@ -127,7 +127,7 @@ def test_excerpts_and_hashes():
 
 def test_family_forms():
     assert recall.family_pairs('{"spouse": "Ben", "children": ["Cy", "Di"]}') == \
-        [("spouse", "Ben"), ("children", "Cy"), ("children", "Di")]
+        [("spouse", "Ben"), ("child", "Cy"), ("child", "Di")]          # "Cy is your child", not "children"
     assert recall.family_pairs('[{"name": "Ben", "relation": "brother"}]') == [("brother", "Ben")]
     assert recall.family_pairs("not json") == recall.family_pairs(None) == recall.family_pairs("{}") == []
 
@@ -179,7 +179,8 @@ def test_family_is_a_relationship_and_every_request_says_who_and_when(family_wor
     assert ava and all(r.family == ("spouse: Ben",) for r in ava)
     assert all(r.relations[0].startswith("Ben is your spouse (close") for r in ava)
     ben = [r for r in chats if r.speaker == "Ben"]
-    assert all(r.relations[0].startswith("Ava is your family (close") and r.family == () for r in ben)
+    # Ben has Ava as family too (the relationship her family_json made the other way round)
+    assert all(r.relations[0].startswith("Ava is your family (close") and r.family == ("family: Ava",) for r in ben)
     # the clock of each tick, in words, and in the messages a server gets
     first = chats[0]
     assert first.clock == "Monday 5 January 2026, 08:00"

@@ -134,7 +134,8 @@ def adopt_cmd(db_url: str, check: bool, fmt: str) -> None:
 @click.option("--bio", default="", help="A line about the agent, given to the model.")
 @click.option("--job", default="", help="The agent's job.")
 @click.option("--interests", default="", help='"coffee:0.8,cycling:0.9" (scores 0..1).')
-@click.option("--family", default=None, help="A JSON object, e.g. '{\"spouse\": \"Ben\"}'.")
+@click.option("--family", default=None, help="A JSON object, e.g. '{\"spouse\": \"Ben\"}', or a list, e.g. "
+                                             "'[{\"name\": \"Ben\", \"relation\": \"brother\"}]'.")
 @click.option("--traits", default=None, help='A JSON object, e.g. \'{"curious": true}\'.')
 @output_options("json", json_help='Print the agent as JSON: {"id": ..., "name": ...}.')
 def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, family: str | None,
@@ -156,9 +157,12 @@ def seed_agent_cmd(db_url: str, name: str, bio: str, job: str, interests: str, f
         except json.JSONDecodeError as exc:
             click.echo(f"error: --{what} is not JSON: {exc}", err=True)
             sys.exit(EXIT_USAGE)
-        if not isinstance(value, dict):
-            click.echo(f"error: --{what} is a JSON object ({{\"spouse\": \"Ben\"}}), got {type(value).__name__}",
-                       err=True)
+        listed = what == "family" and isinstance(value, list) and \
+            all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in value)
+        if not isinstance(value, dict) and not listed:
+            shown = ('a JSON object ({"spouse": "Ben"}) or list ([{"name": "Ben", "relation": "brother"}])'
+                     if what == "family" else 'a JSON object ({"curious": true})')
+            click.echo(f"error: --{what} is {shown}, got {type(value).__name__}", err=True)
             sys.exit(EXIT_USAGE)
         return value
 

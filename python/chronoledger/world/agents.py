@@ -23,7 +23,6 @@ class Agents:
         self.bios = [store.as_text(r[2], "agents.bio") for r in rows]
         self.jobs = [store.as_text(r[3], "agents.job") for r in rows]
         self.family = [recall.family_pairs(r[4]) if r[4] not in (None, "{}", "[]") else [] for r in rows]
-        self.family_lines = [tuple(f"{role}: {name}" for role, name in f) for f in self.family]
         self.pos = {int(i): k for k, i in enumerate(self.ids)}
         tags: dict[int, list[str]] = {}
         for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, score DESC, tag"):

@@ -33,15 +33,23 @@ def family_pairs(raw: Any) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if isinstance(raw, dict):
         for role, who in raw.items():
+            # {"children": ["Cy", "Di"]}: each of them is a child
+            one = _SINGULAR.get(str(role).strip().lower(), str(role).strip()) if isinstance(who, list) else \
+                str(role).strip()
             for name in (who if isinstance(who, list) else [who]):
                 if isinstance(name, str) and name.strip():
-                    out.append((str(role).strip(), name.strip()))
+                    out.append((one, name.strip()))
     elif isinstance(raw, list):
         for item in raw:
             if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
                 role = item.get("relation") or item.get("role") or "family"
                 out.append((str(role).strip(), item["name"].strip()))
     return out
+
+
+_SINGULAR = {"children": "child", "kids": "kid", "parents": "parent", "siblings": "sibling", "brothers": "brother",
+             "sisters": "sister", "sons": "son", "daughters": "daughter", "cousins": "cousin",
+             "grandchildren": "grandchild", "grandparents": "grandparent", "aunts": "aunt", "uncles": "uncle"}
 
 
 def closeness(strength: float) -> str:

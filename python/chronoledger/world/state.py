@@ -80,6 +80,13 @@ class WorldState:
         self.stay_since = np.zeros(n, dtype=np.int64)                   # global minute the current stay began
         self.plan = np.zeros((n, len(PERIODS)), dtype=np.int64)
         self._load_relationships(conn)
+        # each agent's family, for its requests: its relationships of a family kind (both ways: Ben, whom
+        # Ava's family_json names her spouse, has her as family too), as the run starts
+        fam: list[list[str]] = [[] for _ in range(n)]
+        for (a, b), kind in sorted(self.rel_kind.items()):
+            if kind not in recall.NOT_FAMILY:
+                fam[a].append(f"{kind.replace('_', ' ')}: {self.agents.names[b]}")
+        self.family_lines = [tuple(f) for f in fam]
         # what the agents remember, from before the run (and, resuming, from the run so far)
         self.memory = MemoryStream(n, config.memory)
         self.memory.load(store.memories_of(conn, self.agents.pos))

@@ -164,7 +164,7 @@ class Talk:
             self._recalled = self._recall(micros, chats, reflect, insight, place, doing)
             self._stands: dict[tuple[int, int], tuple[str, ...]] = {}
         recalled, stands = self._recalled, self._stands
-        family = ag.family_lines
+        family = s.family_lines
         for c, (group, kind, prompt) in enumerate(chats):
             if rnd == 1 and kind != act.DUO:      # groups speak once; duo chats answer each other
                 continue
