@@ -461,3 +461,21 @@ def test_an_action_may_not_share_an_activitys_name_nor_be_spelt_otherwise(tmp_pa
         name = "Nap"
     with pytest.raises(ConfigError, match="lower-case ASCII letters"):
         actions.register_action(Shouty())
+
+
+def test_memory_weights_must_be_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="memory.weights: must be a mapping, found int"):
+        wconfig.load_config(write(tmp_path / "w.yaml", "memory: {weights: 0}\n"))
+
+
+def test_a_speaker_brings_a_memory_up_once_in_a_conversation():
+    memories = ('Ben told me at the Cafe about film: "I saw it twice."',)
+    model = models.OfflineModel()
+    for seed in range(200):
+        first = model.complete([models.ChatRequest("duo_chat", "Ava", "", "", ("film",), ("Ben",), "cafe", None,
+                                                   "film", None, 0, seed, (), memories)])[0]
+        again = model.complete([models.ChatRequest("duo_chat", "Ava", "", "", ("film",), ("Ben",), "cafe", None,
+                                                   "film", None, 1, seed + 1, (f"Ava: {first}", "Ben: Sure."),
+                                                   memories)])[0]
+        assert not (memories[0] in first and memories[0] in again)
+    assert excerpt('She said "wait, I') == 'She said "wait, I"'             # a quotation left open is closed

@@ -580,3 +580,8 @@ def test_many_days_are_named_in_short(tmp_path):
     text = store.days_text(days)
     assert text.startswith("run 3: ") and text.endswith("run 7: 2026-01-05; and 2 earlier runs")
     assert store.days_text(days[:20]) == "run 1: 2026-01-05 .. 2026-01-24 (20 days)"
+
+
+def test_a_report_channel_url_with_a_space_is_refused():
+    with pytest.raises(ConfigError, match="not an http"):
+        ReportChannel("http://127.0.0.1:8080/x y")

@@ -340,6 +340,7 @@ def run_cmd(days, agents, invent_agents, tick_minutes, start_hour, end_hour, per
         target, scratch = db_url, None
         if not persist:
             real = store.db_path(db_url)
+            store.refuse_foreign(real)            # named as the user's file, not the copy's
             if not real.parent.exists():          # its event log and reports go beside it (the sandbox's data/)
                 real.parent.mkdir(parents=True)
             scratch = Path(tempfile.mkdtemp(prefix="world-dry-"))

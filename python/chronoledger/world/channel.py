@@ -64,7 +64,7 @@ class ReportChannel:
 
     def __init__(self, url: str, *, timeout: float = 10.0, attempts: int = 3, backoff: float = 0.5):
         host = _http_host(url)
-        if host is None:
+        if host is None or any(c.isspace() for c in url):
             raise ConfigError(f"report channel {url!r}: not an http(s) URL (write http://host/path or "
                               f"https://host/path)")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:

@@ -113,7 +113,8 @@ def parse_settings(v: Any, problem: Any) -> MemorySettings:
             raise problem(key, f"{x!r} must be a number from {low} to {high}")
         return float(x)
 
-    weights = v.get("weights") or {}
+    weights = v.get("weights")
+    weights = {} if weights is None else weights
     if not isinstance(weights, dict):
         raise problem("memory.weights", f"must be a mapping, found {type(weights).__name__}")
     for k in weights:
@@ -274,10 +275,11 @@ def _excerpt(text: str, limit: int) -> str:
         if len(out) >= 40:
             break
         pos = m.end()
-    if len(out) <= limit:
-        return out
-    cut = out[:limit - 3].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "..."
+    if len(out) > limit:
+        out = out[:limit - 3].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+    if out.count('"') % 2:                       # a quotation the cut left open is closed
+        out += '"'
+    return out
 
 
 def importance(kind: str, text: str, *, family: bool = False, close: bool = False, first_meeting: bool = False,

@@ -741,9 +741,11 @@ def _offline_texts(requests: list[ChatRequest]) -> list[str]:
                 text = combos[(z + step * 7919) % ncombos].format(o, t, i, w, j, fillers[k], p, fillers_cap[k])
                 step += 1
         if memories and (z >> 50) & 3:
-            # three turns in four bring up something remembered: the best memory, or the next
+            # three turns in four bring up something remembered: the best memory, or the next; never one
+            # already brought up in this conversation
             m = memories[((z >> 53) & 1) % len(memories)]
-            text += " " + _RECALL[(z >> 54) % _NRECALL].format(_recalled(m))
+            if not any(m in h for h in r.history):
+                text += " " + _RECALL[(z >> 54) % _NRECALL].format(_recalled(m))
         append(text)
     return out
 

@@ -226,6 +226,7 @@ def _open_existing(db_url: str | os.PathLike[str]) -> apsw.Connection:
     p = db_path(db_url)
     if not p.is_file():
         raise NotFoundError(f"{p}: no such world database")
+    refuse_foreign(p)
     return db.open_readonly(p)
 
 
