@@ -77,7 +77,7 @@ class TickRows:
         n_pairs = sum(len(m) * (len(m) - 1) // 2 for m, _, _ in chats)
         disagree = (s.rng.random(n_pairs) < 0.15).tolist()       # one draw per pair, in chat order
         k_pair = 0
-        rel, kinds = s.rel, s.rel_kind
+        rels = s.rels
         activity_of = activity.tolist()
         for c, (group, kind, prompt) in enumerate(chats):
             conv = first_conv + c
@@ -107,7 +107,7 @@ class TickRows:
                 others = [n for n in names if n != names_of[i]]
                 text = recall.chat_memory(kind_name, names_of[i], others, turns, place,
                                           s.act_names[activity_of[i]], topic, prompt)
-                was = [(kinds.get((i, j)), rel.get((i, j))) for j in members if j != i]
+                was = [rels.get((i, j)) or (None, None) for j in members if j != i]
                 mkind, imp = recall.chat_importance(
                     kind_name, text, family=any(k is not None and k not in recall.NOT_FAMILY for k, _ in was),
                     close=any(s is not None and s >= 0.6 for _, s in was),
@@ -118,13 +118,12 @@ class TickRows:
         deltas = []
         for (a, b), change in rel_changes.items():                # made in chat order: deterministic
             for x, y in ((a, b), (b, a)):
-                v = min(1.0, max(-1.0, rel.get((x, y), 0.0) + change))
-                rel[(x, y)] = v
+                known, old = rels.get((x, y)) or (None, 0.0)
+                v = min(1.0, max(-1.0, old + change))
                 rel_from.append(ids[x])
                 rel_to.append(ids[y])
-                known = kinds.get((x, y))
-                if known is None:                          # a first meeting: as the database will have it
-                    kinds[(x, y)] = known = "acquaintance"
+                known = known or "acquaintance"        # a first meeting: as the database will have it
+                rels.set((x, y), known, v)
                 rel_kind.append(known)
                 rel_strength.append(v)
             deltas.append((a, b, change))
@@ -248,28 +247,31 @@ class TickRows:
         """The agents as the run starts (persona, interests, relationships),
         first in the log: what a replay rebuilds the run from."""
         ids = self.s.agents.ids
-        wanted = set(ids.tolist())
+        top = int(ids[-1])
+        # a run's agents are the first by id: the rows of agents past the last are not its
         interests: dict[int, list] = {}
-        for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests ORDER BY agent_id, tag"):
-            if aid in wanted:
-                interests.setdefault(aid, []).append([tag, score])
+        for aid, tag, score in conn.execute("SELECT agent_id, tag, score FROM interests WHERE agent_id <= ? "
+                                            "ORDER BY agent_id, tag", (top,)):
+            interests.setdefault(aid, []).append([tag, score])
+        # the relationships as the run has them (read as it started, with its family ties), in pair order
         rels: dict[int, list] = {}
-        for a, b, kind, s in conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships "
-                                          "ORDER BY from_agent_id, to_agent_id"):
-            if a in wanted and b in wanted:
-                rels.setdefault(a, []).append([b, kind, s])
+        id_of = ids.tolist()
+        for a, b, kind, strength in self.s.rels.rows():
+            rels.setdefault(id_of[a], []).append([id_of[b], kind, strength])
         memories: dict[int, list] = {}            # from before the run: what its agents can recall from the start
         for aid, kind, text, imp, made, h in conn.execute(
-                "SELECT agent_id, kind, text, importance, created_at, norm_hash FROM memories ORDER BY id"):
-            if aid in wanted:
-                memories.setdefault(aid, []).append([kind, text, imp, made, h])
+                "SELECT agent_id, kind, text, importance, created_at, norm_hash FROM memories WHERE agent_id <= ? "
+                "ORDER BY id", (top,)):
+            memories.setdefault(aid, []).append([kind, text, imp, made, h])
         payloads = []
+        empty: dict = {}
+        none: list = []
         for aid, name, bio, job, family, traits in conn.execute(
-                "SELECT id, name, bio, job, family_json, traits_json FROM agents ORDER BY id"):
-            if aid in wanted:
-                payloads.append({"id": aid, "name": name, "bio": bio, "job": job, "family": json.loads(family),
-                                 "traits": json.loads(traits), "interests": interests.get(aid, []),
-                                 "relationships": rels.get(aid, []), "memories": memories.get(aid, [])})
+                "SELECT id, name, bio, job, family_json, traits_json FROM agents WHERE id <= ? ORDER BY id", (top,)):
+            payloads.append({"id": aid, "name": name, "bio": bio, "job": job,
+                             "family": empty if family == "{}" else json.loads(family),
+                             "traits": json.loads(traits), "interests": interests.get(aid, none),
+                             "relationships": rels.get(aid, none), "memories": memories.get(aid, none)})
         micros = self.s.stamp(1, 0)[1]
         chronicle.extend({"timestamp": np.full(len(payloads), micros, dtype=np.uint64),
                           "event_type": np.array(["agent"] * len(payloads), dtype=object),

@@ -23,6 +23,7 @@ from chronoledger.world.agents import Agents, check_scenario_agents, ensure_agen
 from chronoledger.world.config import PERIOD_ENDS, PERIODS, Scenario, WorldConfig
 from chronoledger.world.environment import Environment
 from chronoledger.world.memory import MemoryStream, importance, norm_hash, signature
+from chronoledger.world.relations import Relationships
 from chronoledger.world.results import RunOptions, ScriptKey, Scripted
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -82,11 +83,11 @@ class WorldState:
         self._load_relationships(conn)
         # each agent's family, for its requests: its relationships of a family kind (both ways: Ben, whom
         # Ava's family_json names her spouse, has her as family too), as the run starts
-        fam: list[list[str]] = [[] for _ in range(n)]
-        for (a, b), kind in sorted(self.rel_kind.items()):
-            if kind not in recall.NOT_FAMILY:
-                fam[a].append(f"{kind.replace('_', ' ')}: {self.agents.names[b]}")
-        self.family_lines = [tuple(f) for f in fam]
+        fam: dict[int, list[str]] = {}
+        for a, b, kind in self.rels.of_kinds_not_in(recall.NOT_FAMILY):
+            fam.setdefault(a, []).append(f"{kind.replace('_', ' ')}: {self.agents.names[b]}")
+        none: tuple[str, ...] = ()
+        self.family_lines = [tuple(fam[a]) if a in fam else none for a in range(n)]
         # what the agents remember, from before the run (and, resuming, from the run so far)
         self.memory = MemoryStream(n, config.memory)
         self.memory.load(store.memories_of(conn, self.agents.pos))
@@ -108,28 +109,25 @@ class WorldState:
 
     # --- relationships -------------------------------------------------------
     def _load_relationships(self, conn: apsw.Connection) -> None:
-        pos = self.agents.pos
-        self.rel: dict[tuple[int, int], float] = {}
-        self.rel_kind: dict[tuple[int, int], str] = {}
-        for a, b, kind, s in conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships "
-                                          "ORDER BY from_agent_id, to_agent_id"):
-            if a in pos and b in pos:
-                self.rel[(pos[a], pos[b])] = s
-                self.rel_kind[(pos[a], pos[b])] = kind
+        # in the table's order (ordered by the key's index, each row is a lookup: a second a million rows)
+        rows = conn.execute("SELECT from_agent_id, to_agent_id, kind, strength FROM relationships").fetchall()
+        ids = self.agents.ids
+        if rows:
+            a_ids, b_ids, kinds, strengths = zip(*rows)
+            a_arr, b_arr = np.asarray(a_ids, dtype=np.int64), np.asarray(b_ids, dtype=np.int64)
+            pa, pb = (np.minimum(np.searchsorted(ids, x), len(ids) - 1) for x in (a_arr, b_arr))
+            ours = np.flatnonzero((ids[pa] == a_arr) & (ids[pb] == b_arr))      # both of the run's agents
+            kind_of = np.asarray(kinds, dtype=object)
+            self.rels = Relationships(len(ids), pa[ours], pb[ours], kind_of[ours],
+                                      np.asarray(strengths, dtype=np.float64)[ours])
+        else:
+            none = np.zeros(0, dtype=np.int64)
+            self.rels = Relationships(len(ids), none, none, [], np.zeros(0))
         self.best_friends()
 
     def best_friends(self) -> None:
         """Each agent's strongest relationship (ties: the lowest other position), or -1."""
-        bf = np.full(len(self.agents), -1, dtype=np.int64)
-        if self.rel:
-            pairs = np.fromiter((x for k in self.rel for x in k), dtype=np.int64, count=2 * len(self.rel)).reshape(-1, 2)
-            strength = np.fromiter(self.rel.values(), dtype=np.float64, count=len(self.rel))
-            order = np.lexsort((pairs[:, 1], -strength, pairs[:, 0]))          # by agent, strongest first
-            a = pairs[order, 0]
-            first = np.ones(len(a), dtype=bool)
-            first[1:] = a[1:] != a[:-1]
-            bf[a[first]] = pairs[order[first], 1]
-        self.best_friend = bf
+        self.best_friend = self.rels.best_friends()
 
     # --- days --------------------------------------------------------------
     def day_label(self, day: int) -> str:

@@ -143,8 +143,8 @@ class Talk:
         return {t: vectors[k] for t, k in keys.items()}
 
     def _relations(self, i: int, members: list[int]) -> tuple[str, ...]:
-        names, rel, kinds = self.s.agents.names, self.s.rel, self.s.rel_kind
-        return tuple(recall.relation_line(names[j], kinds.get((i, j)), rel.get((i, j))) for j in members if j != i)
+        names, rels = self.s.agents.names, self.s.rels
+        return tuple(recall.relation_line(names[j], *(rels.get((i, j)) or (None, None))) for j in members if j != i)
 
     def _requests(self, day: int, tick: int, chats: list[Chat], reflect: np.ndarray, insight: np.ndarray,
                   activity: np.ndarray, prompts: dict[int, str], conv_of: np.ndarray, partner: np.ndarray, rnd: int,
