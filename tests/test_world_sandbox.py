@@ -315,3 +315,29 @@ def test_the_hours_a_slot_covers_are_the_scenarios(tmp_path):
     assert [(h, src) for n, h, src in got if n == "Ava"] == [(9, "scenario"), (13, "scenario")]
     # Ben's slot holds from ten to the end of the day: only the morning (nine) is the generated plan's
     assert [(h, src) for n, h, src in got if n == "Ben"] == [(9, "generated"), (10, "scenario")]
+
+
+def test_the_start_is_checked_against_capacity(tmp_path):
+    """Agents start at home up to its capacity, the rest at the nearest places open at the first hour;
+    a world that cannot hold them all is refused before anything is written."""
+    from _world_data import TRAVEL_CONFIG, rows, run_world, write
+
+    small = TRAVEL_CONFIG.replace("home:   {kind: home, capacity: 1000", "home:   {kind: home, capacity: 3") \
+        .replace("office: {kind: office, capacity: 1000", "office: {kind: office, capacity: 2")
+    from chronoledger.world import config as wconfig
+    cfg = wconfig.load_config(write(tmp_path / "small.yaml", small))
+    db = tmp_path / "w.db"
+    run_world(db, cfg, agents=6, seed=1, invent_agents=True)
+    first = rows(db, "SELECT a.agent_id, l.name FROM agent_locations a JOIN locations l ON l.id = a.location_id "
+                     "WHERE a.since_ts = (SELECT min(since_ts) FROM agent_locations) ORDER BY a.agent_id, a.id")
+    starts = {}
+    for agent, place in first:
+        starts.setdefault(agent, place)
+    # home for the first three by id; then the cafe and the office, both 80 minutes away (by name: cafe)
+    assert [starts[a] for a in sorted(starts)] == ["home"] * 3 + ["cafe"] * 3
+    crowded = small.replace("cafe:   {kind: cafe, capacity: 1000", "cafe:   {kind: cafe, capacity: 1")
+    cfg = wconfig.load_config(write(tmp_path / "crowded.yaml", crowded))
+    with pytest.raises(ConfigError, match=r"7 agents start the run, and its places hold 6 at 8:00") as err:
+        run_world(tmp_path / "x.db", cfg, agents=7, seed=1, invent_agents=True)
+    assert "home 3" in str(err.value)
+    assert rows(tmp_path / "x.db", "SELECT (SELECT count(*) FROM agents) + (SELECT count(*) FROM locations)") == [(0,)]

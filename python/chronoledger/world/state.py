@@ -47,8 +47,10 @@ class WorldState:
         if clash:                             # a registered action named as an activity
             raise ConfigError(f"{config.source}: {clash[0]!r} is both an activity and a registered action type; "
                               f"one of them needs another name")
-        if scenario:                          # refused before anything is written
-            check_scenario_agents(scenario, names_of_run(conn, options.agents))
+        names = names_of_run(conn, options.agents)
+        start = self._start_places(len(names))     # refused, like the rest here, before anything is written
+        if scenario:
+            check_scenario_agents(scenario, names)
             late = [e for e in scenario.events if e.day is not None and e.day > options.days]
             if late:
                 raise ConfigError(f"{scenario.source}: a scripted event on day {late[0].day} would never fire in a "
@@ -72,7 +74,7 @@ class WorldState:
         self.act_social = np.array([c == "social" for c in self.act_category], dtype=bool)
         self.rng = np.random.default_rng(options.seed)
         n = len(self.agents)
-        self.loc = np.full(n, self.env.home, dtype=np.int64)
+        self.loc = start
         self.dest = np.full(n, -1, dtype=np.int64)
         self.travel_left = np.zeros(n, dtype=np.int64)
         self.actions_today = np.zeros(n, dtype=np.int64)
@@ -106,6 +108,30 @@ class WorldState:
         self.memories_total = 0                    # memories kept (not the agent's already)
         self.day_memories: Counter[str] = Counter()
         self._stamps: dict[int, str] = {}
+
+    def _start_places(self, n: int) -> np.ndarray:
+        """Where the agents start the run: the home place, up to its capacity;
+        the rest, in id order, at the other places of kind home, then at the
+        places open at the first hour nearest to it, each up to its capacity.
+        A world whose places cannot hold its agents is refused (a ConfigError,
+        before anything is written)."""
+        env, home = self.env, self.env.home
+        first = self.cfg.start_hour
+        kinds = [loc.kind.lower() for loc in self.cfg.locations.values()]
+        others = sorted((p for p in range(len(env.names))
+                         if p != home and (kinds[p] == "home" or env.open_at[first][p])),
+                        key=lambda p: (kinds[p] != "home", env.travel_minutes[home, p], env.names[p]))
+        out = np.empty(n, dtype=np.int64)
+        placed = 0
+        for p in [home] + others:
+            take = min(int(env.capacity[p]), n - placed)
+            out[placed:placed + take] = p
+            placed += take
+            if placed == n:
+                return out
+        raise ConfigError(f"{self.cfg.source}: {n:,} agents start the run, and its places hold {placed:,} at "
+                          f"{first}:00 ({env.names[home]} {int(env.capacity[home]):,}); raise a capacity or run "
+                          f"fewer agents")
 
     # --- relationships -------------------------------------------------------
     def _load_relationships(self, conn: apsw.Connection) -> None:
