@@ -36,6 +36,8 @@ class TickRows:
         self.names = np.array(state.action_names, dtype=object)
         #: the day's agent_schedules columns (WorldState.plan_day), stored with its first tick
         self.pending_schedules: list[Any] = []
+        #: an event's metadata without a conversation, by (refusing place, travel ticks or -1)
+        self._plain_meta: dict[tuple[int, int], str] = {}
 
     def write(self, d: Decision, requests: list[ChatRequest], owners: list[Owner], texts: list[str],
               chronicle: Chronicle, tally: DayTally | None) -> tuple[list[InsertJob], TickResult]:
@@ -134,8 +136,19 @@ class TickRows:
         refused = d.refused_at
         special = np.flatnonzero((conv_of[acted] >= 0) | (action[acted] == act.MOVE) | (refused[acted] >= 0))
         who = acted[special]
+        plain = self._plain_meta
         for k, i, ref, cv, pt, a, tl in zip(special.tolist(), who.tolist(), refused[who].tolist(), conv_of[who].tolist(),
                                             partner[who].tolist(), action[who].tolist(), s.travel_left[who].tolist()):
+            if cv < 0:                           # a move or a refusal: few texts, made once
+                key = (ref, tl if a == act.MOVE else -1)
+                text = plain.get(key)
+                if text is None:
+                    parts = [f'"refused_by":{loc_ids[ref]}'] if ref >= 0 else []
+                    if a == act.MOVE:
+                        parts.append(f'"travel_ticks":{tl}')
+                    plain[key] = text = "{" + ",".join(parts) + "}"
+                meta_col[k] = text
+                continue
             parts = []
             if ref >= 0:
                 parts.append(f'"refused_by":{loc_ids[ref]}')
