@@ -9,6 +9,7 @@ into Python dicts took tens of seconds and gigabytes at that scale."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -25,14 +26,23 @@ class Relationships:
         self._strength = np.asarray(strengths, dtype=np.float64)[order]
         self._kind = np.asarray(list(kinds), dtype=object)[order]
         self._changed: dict[tuple[int, int], tuple[str, float]] = {}
+        self._lists()
+
+    def _lists(self) -> None:
+        # the same, as Python lists, for one pair at a time: bisect on a list takes a fraction of a
+        # microsecond, numpy's searchsorted on one value several (its call costs more than the search)
+        self._key_list = self._keys.tolist()
+        self._kind_list = self._kind.tolist()
+        self._strength_list = self._strength.tolist()
 
     def __len__(self) -> int:
         return len(self._keys) + sum(1 for p in self._changed if self._find(p) < 0)
 
     def _find(self, pair: tuple[int, int]) -> int:
         key = pair[0] * self.n + pair[1]
-        k = int(np.searchsorted(self._keys, key))
-        return k if k < len(self._keys) and self._keys[k] == key else -1
+        keys = self._key_list
+        k = bisect_left(keys, key)
+        return k if k < len(keys) and keys[k] == key else -1
 
     def get(self, pair: tuple[int, int]) -> tuple[str, float] | None:
         """(kind, strength) of a pair, or None when they have none."""
@@ -40,7 +50,7 @@ class Relationships:
         if got is not None:
             return got
         k = self._find(pair)
-        return (self._kind[k], float(self._strength[k])) if k >= 0 else None
+        return (self._kind_list[k], self._strength_list[k]) if k >= 0 else None
 
     def set(self, pair: tuple[int, int], kind: str, strength: float) -> None:
         self._changed[pair] = (kind, strength)
@@ -65,6 +75,7 @@ class Relationships:
             self._strength = np.concatenate([self._strength, strengths[~found]])[order]
             self._kind = np.concatenate([self._kind, kinds[~found]])[order]
         self._changed = {}
+        self._lists()
 
     def best_friends(self) -> np.ndarray:
         """Each agent's strongest relationship (ties: the lowest other position), or -1."""
