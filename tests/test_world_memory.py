@@ -479,14 +479,3 @@ def test_a_speaker_brings_a_memory_up_once_in_a_conversation():
                                                    memories)])[0]
         assert not (memories[0] in first and memories[0] in again)
     assert excerpt('She said "wait, I') == 'She said "wait, I"'             # a quotation left open is closed
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=40).map(lambda t: t + ': "'), st.text(max_size=60))
-def test_a_memory_read_in_two_parts_is_read_as_a_whole(head, tail):
-    from chronoledger.world import memory
-
-    text = memory.joined(head, tail)
-    parts = memory._ANALYSED.pop(text)
-    memory._SIGS.pop(text, None)
-    assert parts == memory.analyse(text)

@@ -223,42 +223,6 @@ def analyse(text: str) -> tuple[str, int, bool]:
     return got
 
 
-_PARTS: dict[str, tuple[list[bytes], int, bool]] = {}
-
-
-def _part(text: str) -> tuple[list[bytes], int, bool]:
-    got = _PARTS.get(text)
-    if got is None:
-        ws = _byte_words(text)
-        sig = 0
-        for w in set(ws).difference(_STOP):
-            if len(w) > 2:
-                sig |= _BITS.get(w) or _bit(w)
-        got = (ws, sig, not _SALIENT.isdisjoint(ws))
-        if len(_PARTS) >= _CACHE_MAX:
-            _PARTS.clear()
-        _PARTS[text] = got
-    return got
-
-
-def joined(head: str, tail: str) -> str:
-    """``head + tail``, analysed from its two parts (each read once a run: a
-    conversation's memories share their heads -- who, where, about what --
-    and a meeting's members the words they quote).  ``head`` must end in a
-    character that is not a letter or digit, so that no word spans the two."""
-    text = head + tail
-    if text not in _ANALYSED:
-        hw, hs, hsal = _part(head)
-        tw, ts, tsal = _part(tail)
-        got = (hashlib.sha1(b" ".join(hw + tw)).hexdigest(), hs | ts, hsal or tsal)
-        if len(_ANALYSED) >= _CACHE_MAX:
-            _ANALYSED.clear()
-            _SIGS.clear()
-        _ANALYSED[text] = got
-        _SIGS[text] = got[1]
-    return text
-
-
 def embedding_key(text: str) -> str:
     """What a run's log names an embedded text by (its vector is logged, not the text again)."""
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chronoledger.world.memory import excerpt, importance, joined
+from chronoledger.world.memory import excerpt, importance
 #: Relationship kinds that are not family (anything else a family_json names is).
 NOT_FAMILY = frozenset({"acquaintance", "friend", "colleague", "coworker", "neighbour", "neighbor", ""})
 #: Confidence stored with a memory: what another said, or a fact, is heard; a thought is one's own.
@@ -114,20 +114,19 @@ def chat_memory(kind: str, speaker: str, others: list[str], said: list[tuple[str
     ``said``: (name, text) of every turn, in order."""
     heard = [(n, t) for n, t in said if n != speaker]
     at = at_place(place)
-    # (who, where, about what) and (what was said), joined: each part read once for a memory's hash
     if prompt is not None:
         if heard:
             n, t = heard[0]
-            return joined(f'Asked "{excerpt(prompt, 60)}" {at}, {n} said: "', f'{excerpt(t)}"')
+            return f'Asked "{excerpt(prompt, 60)}" {at}, {n} said: "{excerpt(t)}"'
         own = next((t for n, t in said if n == speaker), "")
-        return joined(f'Asked "{excerpt(prompt, 60)}" {at}, I said: "', f'{excerpt(own)}"')
+        return f'Asked "{excerpt(prompt, 60)}" {at}, I said: "{excerpt(own)}"'
     if not heard:
         return f"I was {at} with {', '.join(others)}, talking about {topic}."
     n, t = heard[0]
     if kind == "group_meeting":
         with_whom = ", ".join(others)
-        return joined(f'At the {activity.replace("_", " ")} {at} with {with_whom}, {n} said: "', f'{excerpt(t)}"')
-    return joined(f'{n} told me {at} about {topic}: "', f'{excerpt(t)}"')
+        return f'At the {activity.replace("_", " ")} {at} with {with_whom}, {n} said: "{excerpt(t)}"'
+    return f'{n} told me {at} about {topic}: "{excerpt(t)}"'
 
 
 def chat_importance(kind: str, text: str, *, family: bool, close: bool, first_meeting: bool,
