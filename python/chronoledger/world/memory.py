@@ -11,17 +11,19 @@ The model is the memory stream of Generative Agents (Park et al. 2023):
   exponential decay per simulated hour since it was made), importance and
   relevance to what the agent is about to do, and puts the best few into the
   request.  Relevance is, by default, the overlap of hashed keywords (a
-  64-bit signature per text; offline, deterministic, exact to compute).
+  64-bit signature per text; offline, deterministic, exact to compute); with
+  ``memory.relevance: embedding``, the cosine of the model's vectors.
 * **Reflections** turn the most important recent memories into one
   higher-level memory (an *insight*), at the end of a day, for each agent
   whose memories since its last reflection add up to
   ``memory.reflect_threshold``.
 
 Scale: each agent keeps its ``memory.slots`` best memories within reach (a
-fixed-size table per agent; a new memory takes the place of the least
-important, then oldest, one), so retrieval for every speaker of a tick is a
-handful of numpy operations over (speakers x slots), and a million agents
-fit in a few hundred megabytes.  Every memory stays in the database.
+fixed-size table per agent, 17 bytes a slot; a new memory takes the place of
+the least important, then oldest, one), so retrieval for every speaker of a
+tick is a handful of numpy operations over (speakers x slots), and the table
+of a million agents with 32 slots takes 544 MB (their texts besides).  Every
+memory stays in the database.
 
 Determinism: a memory's slot depends only on the agent's earlier memories,
 in the order they were made, never on the clock or on batching, so the
@@ -317,7 +319,8 @@ def minute_of(stamp: Any) -> int:
         return 0
     if t.tzinfo is None:
         t = t.replace(tzinfo=timezone.utc)
-    return int((t - _EPOCH).total_seconds() // 60)
+    # within what the table's int32 minutes hold (1970 to 6053)
+    return min(max(int((t - _EPOCH).total_seconds() // 60), 0), 2 ** 31 - 1)
 
 
 def _key(agent: int, norm_hash: str) -> object:
@@ -350,9 +353,10 @@ class MemoryStream:
     def __init__(self, n: int, settings: MemorySettings):
         self.settings = settings
         s = settings.slots
-        self.text_id = np.full((n, s), -1, dtype=np.int64)       # into self.texts; -1: an empty slot
-        self.minute = np.zeros((n, s), dtype=np.int64)           # minutes since 1970 it was made
-        self.imp = np.zeros((n, s), dtype=np.int64)              # importance, 1..10
+        # 17 bytes a slot: 32 slots of a million agents take 544 MB
+        self.text_id = np.full((n, s), -1, dtype=np.int32)       # into self.texts; -1: an empty slot
+        self.minute = np.zeros((n, s), dtype=np.int32)           # minutes since 1970 it was made (to 6053)
+        self.imp = np.zeros((n, s), dtype=np.int8)               # importance, 1..10
         self.sig = np.zeros((n, s), dtype=np.uint64)
         self.filled = np.zeros(n, dtype=np.int64)
         self.texts: list[str] = []
@@ -460,7 +464,7 @@ class MemoryStream:
             if full.any():
                 # the least important memory gives way, the oldest of those (then the first slot)
                 f = who[full]
-                evict = self.imp[f] * (1 << 40) + self.minute[f]
+                evict = self.imp[f].astype(np.int64) * (1 << 40) + self.minute[f]
                 slot[full] = np.argmin(evict, axis=1)
             self.filled[who[~full]] += 1
             self.text_id[who, slot] = tid[sel]

@@ -141,13 +141,13 @@ class TickRows:
                                             partner[who].tolist(), action[who].tolist(), s.travel_left[who].tolist()):
             if cv < 0:                           # a move or a refusal: few texts, made once
                 key = (ref, tl if a == act.MOVE else -1)
-                text = plain.get(key)
-                if text is None:
+                meta_text = plain.get(key)
+                if meta_text is None:
                     parts = [f'"refused_by":{loc_ids[ref]}'] if ref >= 0 else []
                     if a == act.MOVE:
                         parts.append(f'"travel_ticks":{tl}')
-                    plain[key] = text = "{" + ",".join(parts) + "}"
-                meta_col[k] = text
+                    plain[key] = meta_text = "{" + ",".join(parts) + "}"
+                meta_col[k] = meta_text
                 continue
             parts = []
             if ref >= 0:
