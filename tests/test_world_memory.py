@@ -479,3 +479,9 @@ def test_a_speaker_brings_a_memory_up_once_in_a_conversation():
                                                    memories)])[0]
         assert not (memories[0] in first and memories[0] in again)
     assert excerpt('She said "wait, I') == 'She said "wait, I"'             # a quotation left open is closed
+
+
+@pytest.mark.parametrize("when", ["1969-12-31", "6054-01-01"])
+def test_a_start_date_the_times_cannot_hold_is_refused(tmp_path, when):
+    with pytest.raises(ConfigError, match=f"start_date: {when} is outside 1970-01-01..5999-12-31"):
+        wconfig.load_config(write(tmp_path / "d.yaml", f"start_date: {when}\n"))

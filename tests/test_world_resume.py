@@ -256,3 +256,12 @@ def test_a_checkpoint_holds_its_own_tick_even_when_the_writer_lags(tmp_path, mon
         assert all(t <= cp["tick"] for t in ticks), (cp["day"], cp["tick"], ticks)
         seen_later += any(t == cp["tick"] for t in ticks)
     assert seen_later > 0                                   # the check looked at transcripts at all
+
+
+def test_a_run_stopped_in_its_first_tick_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(scheduler.WorldRun, "tick", stop_at(1, 0))
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(tmp_path / "w.db", load_config(), models.make_model("offline"), scheduler.RunOptions(**OPTIONS))
+    monkeypatch.undo()
+    with pytest.raises(NotFoundError, match="run 1 stopped before its first tick; start it again"):
+        scheduler.resume(tmp_path / "w.db", models.make_model("offline"))

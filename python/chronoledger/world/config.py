@@ -419,6 +419,9 @@ def _start_date(v: Any, bad: _Bad) -> date:
             raise bad("start_date", f"{v!r} is not a date (YYYY-MM-DD)") from None
     if not isinstance(v, date):
         raise bad("start_date", "must be a date (YYYY-MM-DD)")
+    # a run's times are microseconds since 1970 in its log, and minutes since 1970 in its memories (int32)
+    if not date(1970, 1, 1) <= v <= date(5999, 12, 31):
+        raise bad("start_date", f"{v.isoformat()} is outside 1970-01-01..5999-12-31")
     return v
 
 

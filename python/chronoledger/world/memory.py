@@ -501,7 +501,8 @@ class MemoryStream:
                 out[r] = texts
             return out
         tid = self.text_id[who]
-        hours = np.maximum(now - self.minute[who], 0) / 60.0
+        now = min(now, 2 ** 31 - 1)              # as the table's int32 minutes hold times
+        hours = np.maximum(now - self.minute[who].astype(np.int64), 0) / 60.0
         # decay ** hours as exp(hours x ln decay): numpy's exp is several times faster than its power
         recency = np.exp(hours * np.log(st.recency_decay)) if st.recency_decay > 0 else (hours == 0).astype(float)
         score = st.weight_recency * recency + st.weight_importance * self.imp[who] / 10.0

@@ -318,6 +318,9 @@ def resume(db_url: str | os.PathLike[str], model: LanguageModel, run_id: int | N
         rows = conn.execute(sql + (" AND id = ?" if run_id is not None else "") + " ORDER BY id DESC LIMIT 1",
                             (run_id, run_id) if run_id is not None else (None,)).fetchall()
         if not rows:
+            early = conn.execute("SELECT max(id) FROM runs WHERE status IN ('running', 'stopped')").fetchall()[0][0]
+            if early is not None:           # unfinished, but stopped before its first tick was stored
+                raise NotFoundError(f"{db_file}: run {early} stopped before its first tick; start it again")
             raise NotFoundError(f"{db_file}: no unfinished run" + (f" {run_id}" if run_id is not None else ""))
         row_id, seed, days, n_agents, config_json, scenario_json, log_rel, cp_json, cp_blob, made_with = rows[0]
         rid = store.as_int(row_id, "runs.id")
