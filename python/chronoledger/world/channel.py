@@ -24,7 +24,8 @@ from typing import Any, Mapping
 import httpx
 
 from chronoledger.errors import ConfigError, ReportChannelError   # defined with every public exception
-from chronoledger.world.http_retry import retry_after as _retry_after
+from chronoledger.world.http_common import LOCAL_HOSTS, SETUP_ERRORS, backoff_pause, make_client
+from chronoledger.world.http_common import retry_after as _retry_after
 
 __all__ = ["ReportChannel", "ReportChannelError"]
 
@@ -32,7 +33,6 @@ _logger = logging.getLogger("chronoledger.world")
 _MAX_BACKOFF = 8.0          # the longest pause the exponential backoff makes, in seconds
 _MAX_RETRY_AFTER = 60.0     # the longest pause a server's Retry-After is granted
 _EXCERPT = 200
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def shown_url(url: str) -> str:
@@ -80,15 +80,11 @@ class ReportChannel:
         self.attempts = attempts
         self.backoff = float(backoff)
         self._shown = shown_url(url)
-        local = host in _LOCAL_HOSTS
+        local = host in LOCAL_HOSTS
         try:
-            self._client = httpx.Client(
-                headers={"Content-Type": "application/json", "User-Agent": "chronoledger-world"},
-                timeout=httpx.Timeout(self.timeout),
-                # a local receiver must not be sent through an HTTP(S)_PROXY from the environment
-                trust_env=not local,
-                follow_redirects=False)
-        except (httpx.HTTPError, OSError, ValueError) as exc:     # e.g. an unreadable SSL_CERT_FILE
+            self._client = make_client(headers={"Content-Type": "application/json", "User-Agent": "chronoledger-world"},
+                                       timeout=httpx.Timeout(self.timeout), local=local)
+        except SETUP_ERRORS as exc:
             raise ReportChannelError(f"report channel {self._shown}: cannot set up a client: "
                                      f"{type(exc).__name__}: {exc}") from None
         self._jitter = random.Random()          # from os.urandom: never the simulation's generator
@@ -165,8 +161,7 @@ class ReportChannel:
 
     def _backoff(self, retry: int) -> float:
         """The pause before retry number ``retry`` (1, 2, ...): exponential, capped, half of it jitter."""
-        step = min(self.backoff * 2.0 ** min(retry - 1, 32), _MAX_BACKOFF)
-        return step / 2 + self._jitter.uniform(0.0, step / 2)
+        return backoff_pause(self.backoff, retry, self._jitter, _MAX_BACKOFF)
 
 
 def _http_host(url: object) -> str | None:

@@ -41,7 +41,8 @@ import httpx
 import numpy as np
 
 from chronoledger.errors import ModelError   # defined with every public exception; re-exported here
-from chronoledger.world.http_retry import retry_after as _retry_after
+from chronoledger.world.http_common import SETUP_ERRORS, backoff_pause, is_local, make_client
+from chronoledger.world.http_common import retry_after as _retry_after
 
 __all__ = [
     "MODEL_KINDS",
@@ -58,7 +59,6 @@ __all__ = [
 MODEL_KINDS = ("offline", "openai", "ollama")
 
 _M = TypeVar("_M", bound="LanguageModel")
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _MAX_BACKOFF = 8.0          # the longest pause the exponential backoff makes, in seconds
 _MAX_RETRY_AFTER = 60.0     # the longest pause a server's Retry-After is granted
 _CONNECT_TIMEOUT = 10.0     # the connect timeout, unless the timeout or connect_timeout is shorter
@@ -921,14 +921,6 @@ def _excerpt(raw: bytes | str | None) -> str:
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
 
 
-def _is_local(url: str) -> bool:
-    try:
-        host = urllib.parse.urlsplit(url).hostname
-    except ValueError:
-        return False
-    return host in _LOCAL_HOSTS
-
-
 class _HTTPChatModel(LanguageModel):
     """Retries, timeouts, concurrency and error messages shared by the HTTP models.
 
@@ -998,7 +990,7 @@ class _HTTPChatModel(LanguageModel):
         # honours it samples the same reply again; 31 bits, which every server accepts
         self.send_seed = bool(send_seed)
         self.api_key_env = api_key_env
-        local = _is_local(self.base_url)
+        local = is_local(self.base_url)
         key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not key and not local:
             raise ModelError(f"{self.name}: no API key for {self.base_url}: set the environment variable "
@@ -1011,17 +1003,14 @@ class _HTTPChatModel(LanguageModel):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         try:
-            self._client = httpx.Client(
-                headers=headers,
+            self._client = make_client(
+                headers=headers, local=local,
                 # read (and write, and waiting for a pooled connection) get the whole timeout
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 # as many kept-alive connections as requests in flight
                 limits=httpx.Limits(max_connections=self.max_concurrent,
-                                    max_keepalive_connections=self.max_concurrent),
-                # a local server must not be sent through an HTTP(S)_PROXY from the environment
-                trust_env=not local,
-                follow_redirects=False)
-        except (httpx.HTTPError, OSError, ValueError) as exc:     # e.g. an unreadable SSL_CERT_FILE
+                                    max_keepalive_connections=self.max_concurrent))
+        except SETUP_ERRORS as exc:
             raise ModelError(f"{self.name}: cannot set up a client for {self.base_url}: "
                              f"{type(exc).__name__}: {exc}") from None
         self._jitter = random.Random()          # from os.urandom: never the simulation's generator
@@ -1119,8 +1108,7 @@ class _HTTPChatModel(LanguageModel):
         Half of each step is fixed and half drawn at random, so that the many
         requests of a tick that failed together do not come back together.
         """
-        step = min(self.backoff * 2.0 ** min(retry - 1, 32), _MAX_BACKOFF)
-        return step / 2 + self._jitter.uniform(0.0, step / 2)
+        return backoff_pause(self.backoff, retry, self._jitter, _MAX_BACKOFF)
 
     def _sleep(self, seconds: float) -> None:
         """Wait before the next attempt; :meth:`close` (or Ctrl-C in the main thread) ends the wait."""
