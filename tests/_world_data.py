@@ -147,3 +147,13 @@ def rewrite_chronicle(src: Path, dst: Path, edit=None) -> None:
             out.extend(part)
             out.flush()
             start += n
+
+
+def seed_family(db: Path, ava_interests: str = "chess:0.9") -> None:
+    """Ava (a designer, whose family_json names Ben her spouse) and Ben (a developer), both into chess."""
+    conn = store.connect(db)
+    try:
+        store.seed_agent(conn, "Ava", job="designer", interests=ava_interests, family={"spouse": "Ben"})
+        store.seed_agent(conn, "Ben", job="developer", interests="chess:0.8")
+    finally:
+        conn.close()

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from _world_data import ONE_PLACE_CONFIG, rows, run_world, write
+from _world_data import ONE_PLACE_CONFIG, rows, run_world, seed_family, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from chronoledger.errors import ConfigError
@@ -161,10 +161,7 @@ class Recording(models.OfflineModel):
 def family_world(tmp_path):
     cfg = wconfig.load_config(write(tmp_path / "one.yaml", ONE_PLACE_CONFIG))
     db = tmp_path / "world.db"
-    conn = store.connect(db)
-    store.seed_agent(conn, "Ava", job="designer", interests="chess:0.9,film:0.5", family={"spouse": "Ben"})
-    store.seed_agent(conn, "Ben", job="developer", interests="chess:0.8")
-    conn.close()
+    seed_family(db, "chess:0.9,film:0.5")
     return cfg, db
 
 

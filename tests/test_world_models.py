@@ -784,17 +784,14 @@ def _varied(stub):
 def test_a_world_run_sends_memories_relationships_and_the_clock(stub, tmp_path, backend):
     """What the server gets on day two: what the speaker remembers (what the other said on day one, in
     the server's own words), how they stand with each other, family, and the simulated time."""
-    from _world_data import ONE_PLACE_CONFIG, rows, write
+    from _world_data import ONE_PLACE_CONFIG, rows, seed_family, write
     from chronoledger.world import config as wconfig
-    from chronoledger.world import scheduler, store
+    from chronoledger.world import scheduler
 
     _varied(stub)
     cfg = wconfig.load_config(write(tmp_path / "one.yaml", ONE_PLACE_CONFIG))
     db = tmp_path / "w.db"
-    conn = store.connect(db)
-    store.seed_agent(conn, "Ava", job="designer", interests="chess:0.9", family={"spouse": "Ben"})
-    store.seed_agent(conn, "Ben", job="developer", interests="chess:0.8")
-    conn.close()
+    seed_family(db)
     model = openai(stub) if backend == "openai" else OllamaModel(stub.url, "llama-test", backoff=0.01)
     with model:
         scheduler.run(db, cfg, model, scheduler.RunOptions(days=2, seed=5, report_format="none"))
