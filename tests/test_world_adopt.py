@@ -199,6 +199,7 @@ def test_rows_the_world_cannot_hold_are_left_out_and_named_alike_checked_or_not(
     conn.execute("INSERT INTO interests VALUES (9, 99, 'ghosts', 0.5, NULL)")          # an agent it does not have
     conn.execute("INSERT INTO relationships VALUES (1, 1, 99, 'friend', 0.5, NULL, NULL)")
     conn.execute("UPDATE locations SET capacity = -3, open_hours_json = 'garbage' WHERE name = 'Gym'")
+    conn.execute("UPDATE memories SET created_at = 'yesterday' WHERE id = 2")
     conn.commit()
     conn.close()
     twin = tmp_path / "twin.db"
@@ -210,6 +211,7 @@ def test_rows_the_world_cannot_hold_are_left_out_and_named_alike_checked_or_not(
     assert "agent 1 interest 'coffee': score: 'high' is not a number; the world has 0.5" in notes
     assert "interests row" in notes and "points to no agents row; left out" in notes
     assert "relationships row" in notes
+    assert "memory 2: created_at 'yesterday' is not a time; it counts as long ago" in notes
     assert "location 'Gym': capacity '-3' is not a number above 0" in notes and "location 'Gym': open hours 'garbage'" in notes
     got = everything(sandbox)
     assert [(a, t, s) for a, t, s in got["interests"]] == [(1, "coffee", 0.5), (2, "cycling", 0.9)]

@@ -414,7 +414,8 @@ class Careless(actions.Action):
 
     def remember(self, view, agents):
         return {"rem_str": "I napped.", "rem_int": [42] * len(agents), "rem_long": ["x"] * (len(agents) + 1),
-                "rem_huge": ["x" * 5000] * len(agents), "rem_surrogate": ["nap \ud800"] * len(agents)}.get(self.mode)
+                "rem_huge": ["x" * 5000] * len(agents), "rem_surrogate": ["nap \ud800"] * len(agents),
+                "rem_nul": ["nap\x00nap"] * len(agents)}.get(self.mode)
 
 
 @pytest.mark.parametrize("mode, message", [
@@ -428,6 +429,7 @@ class Careless(actions.Action):
     ("rem_long", r"action careless: remember\(\) gave a list of \d+, not a list"),
     ("rem_huge", r"action careless: remember\(\) gave a text of 5,000 characters \(at most 2,000\)"),
     ("rem_surrogate", r"action careless: remember\(\) gave a text that is not UTF-8"),
+    ("rem_nul", r"action careless: remember\(\) gave a text with a NUL character"),
 ])
 def test_a_registered_actions_wrong_answers_are_named_and_the_run_resumes(tmp_path, mode, message):
     careless = Careless()

@@ -233,6 +233,8 @@ def checked_memories(action: Action, said: Any, n: int) -> list[str | None]:
         if len(text) > MAX_MEMORY:
             raise ConfigError(f"action {action.name}: remember() gave a text of {len(text):,} characters (at most "
                               f"{MAX_MEMORY:,})")
+        if "\x00" in text:
+            raise ConfigError(f"action {action.name}: remember() gave a text with a NUL character")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:

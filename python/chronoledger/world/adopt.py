@@ -46,6 +46,7 @@ import apsw
 from chronoledger import sqlite as db
 from chronoledger.errors import SchemaError
 from chronoledger.world import forms, store
+from chronoledger.world.memory import minute_of
 
 __all__ = ["Adoption", "adopt_sandbox"]
 
@@ -280,6 +281,8 @@ def _adopt(conn: apsw.Connection, form: forms.Form, result: Adoption) -> None:
                 if isinstance(m, dict):
                     m["source_turn"] = turn
                     meta_text = json.dumps(m, sort_keys=True)
+            if made is not None and minute_of(made) == 0:
+                notes.append(f"memory {mid}: created_at {str(made)[:40]!r} is not a time; it counts as long ago")
             rows.append((mid, aid, kind, text, c, h, meta_text, str(made or seed)))
         conn.executemany("INSERT INTO memories (id, agent_id, kind, text, confidence, norm_hash, metadata_json, "
                          "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
