@@ -83,16 +83,28 @@ def like(text, pattern):
     return re.fullmatch(rx, ascii_lower(text), re.DOTALL) is not None
 
 
+def json_equal(a, b):
+    """JSON's equality: true and 1, false and 0 are different values (Python's == calls them equal)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return a == b
+
+
 def holds(row, field, op, v):
     got = row[field]
+    equal = json_equal if field == "tags" else (lambda a, b: a == b)     # tags: a JSON field
     if op == "eq":
-        return got is None if v is None else got is not None and got == v
+        return got is None if v is None else got is not None and equal(got, v)
     if op == "ne":
-        return got is not None if v is None else got is None or got != v
+        return got is not None if v is None else got is None or not equal(got, v)
     if op == "is_null":
         return (got is None) == v
     if op in ("in", "not_in"):
-        inside = any(got is None if x is None else got is not None and got == x for x in v)
+        inside = any(got is None if x is None else got is not None and equal(got, x) for x in v)
         if op == "in":
             return inside
         return not inside and (got is not None or None not in v) if v else True
