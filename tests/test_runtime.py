@@ -16,7 +16,7 @@ import pytest
 from chronoledger import sqlite as db
 from chronoledger.errors import CorruptDataError, SchemaError, ValidationError
 from chronoledger.runtime import QUERIES, RuntimeMemoryStore
-from chronoledger.runtime.store import TABLES
+from chronoledger.runtime.core import TABLES
 from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -503,6 +503,44 @@ def _bulk_ready(conn: apsw.Connection) -> bool:
     return _bulk_module() is not None
 
 
+_H = TypeVar("_H", bound="StoreHandle")
+
+
+class StoreHandle:
+    """What a store over one SQLite file shares with the others (the runtime
+    store, the table registry): its path, its connection (``None`` once
+    closed, after which any use says so), the lock its threads share, and
+    use as a context manager that closes it."""
+
+    #: what the store is called in "the store is closed"
+    noun = "store"
+    path: Path
+    _lock: threading.RLock
+    _db: apsw.Connection | None
+
+    @property
+    def _conn(self) -> apsw.Connection:
+        conn = self._db
+        if conn is None:
+            raise ChronoledgerError(f"{self.path}: the {self.noun} is closed")
+        return conn
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's lock, with a damaged database named as such."""
+        with self._lock, named_damage(self.path):
+            yield
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _H) -> _H:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class BackgroundCheckpointer:
     """Copies the WAL back into the database from a thread of its own.
 

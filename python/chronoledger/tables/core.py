@@ -4,7 +4,6 @@ process changes them), a validated row stored, an outbox entry."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -38,11 +37,12 @@ class _Wakes(Protocol):
     def close(self) -> None: ...
 
 
-class RegistryCore():
+class RegistryCore(db.StoreHandle):
     """The connection, its lock, the applied schemas and the few writes every part
     makes (a validated row stored, an outbox entry): what the parts of
     :class:`~chronoledger.tables.TableRegistry` share."""
 
+    noun = "registry"
     # the state every part shares, set by TableRegistry.__init__
     path: Path
     schema_dirs: list[Path]
@@ -60,20 +60,6 @@ class RegistryCore():
     _version: tuple
     _checkpointer: db.BackgroundCheckpointer
     _publisher: _Wakes
-
-    @property
-    def _conn(self) -> apsw.Connection:
-        """The registry's connection; a closed registry says so on any use."""
-        conn = self._db
-        if conn is None:
-            raise ChronoledgerError(f"{self.path}: the registry is closed")
-        return conn
-
-    @contextlib.contextmanager
-    def _locked(self):
-        """This registry's lock, with a damaged database named as such."""
-        with self._lock, db.named_damage(self.path):
-            yield
 
     def _refresh(self) -> None:
         """The applied schemas, as stored (another process may have changed

@@ -143,12 +143,6 @@ class TableRegistry(Loading, Quality, Publishing):
         # a registry dropped without close() still stops its threads and closes its files
         self._finalizer = weakref.finalize(self, self._held.release)
 
-    def __enter__(self) -> "TableRegistry":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def close(self) -> None:
         """Publish what waits in the outbox, then close the event log and the database."""
         self._publisher.close()                 # outside the locks: it may be waiting for them
