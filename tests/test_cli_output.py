@@ -160,7 +160,7 @@ def test_runtime_rows_in_every_format(tmp_path):
             s.append_turns(sess["id"], [{"role": "user", "content": f"hi, I am {actor}"},
                                         {"role": "assistant", "content": "hello"}])
     sessions = same_rows("runtime", "sessions", p, "--limit", 2, key="sessions")
-    assert len(sessions) == 2 and all(s["turns"] == 2 for s in sessions)
+    assert len(sessions) == 2 and all(s["turn_count"] == 2 for s in sessions)
     page = json.loads(run("runtime", "sessions", p, "--limit", 2, "--json").stdout)
     r = run("runtime", "sessions", p, "--limit", 2, "--csv")
     assert r.stderr.strip() == f"more: --cursor {page['next_cursor']}"          # the next page, on stderr

@@ -37,7 +37,7 @@ def test_init_creates_and_reports(tmp_path):
     p = tmp_path / "new.sqlite"
     r = run("runtime", "init", p)
     assert r.exit_code == 0, r.output
-    assert "schema version 3 (applied 0001, 0002, 0003)" in r.output
+    assert "schema version 4 (applied 0001, 0002, 0003, 0004)" in r.output
     assert "up to date" in run("runtime", "init", p).output
 
 
@@ -45,7 +45,7 @@ def test_listing_replay_workflow_lineage_profile(seeded):
     p, sid, rid, pid = seeded
     r = run("runtime", "sessions", p)
     assert r.exit_code == 0 and sid in r.output and "sdk" in r.output
-    assert json.loads(run("runtime", "sessions", p, "--json").output)["sessions"][0]["turns"] == 2
+    assert json.loads(run("runtime", "sessions", p, "--json").output)["sessions"][0]["turn_count"] == 2
     r = run("runtime", "replay", p, sid)
     assert r.exit_code == 0 and "[0] user: hello there" in r.output and "[1] assistant: hi" in r.output
     r = run("runtime", "workflow", p, rid)

@@ -17,7 +17,7 @@ from chronoledger import sqlite as db
 from chronoledger.errors import CorruptDataError, SchemaError, ValidationError
 from chronoledger.runtime import QUERIES, RuntimeMemoryStore
 from chronoledger.runtime.core import TABLES
-from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS
+from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS, ROLLBACK
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -157,7 +157,7 @@ def test_plain_v1_database_is_adopted_without_losing_a_row(tmp_path):
     before = {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
     con.close()
     with RuntimeMemoryStore(p) as s:
-        assert s.migrations_applied == [1, 2, 3] and s.schema_version == 3
+        assert s.migrations_applied == [1, 2, 3, 4] and s.schema_version == 4
         after = {t: s._conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
         assert after == before
         assert [t["content"] for t in s.session_replay("s1")["turns"]] == ["once", "hello"]
@@ -373,7 +373,7 @@ def test_full_lineage_and_the_state_machine(store):
     store.record_validation(prop["id"], "ci", build_pass=True, lint_pass=True, test_pass=True, policy_pass=True,
                             validated_at=at(3))
     store.set_proposal_status(prop["id"], "validated")
-    store.record_approval(prop["id"], "alice", "security", "approved", notes="ok", decided_at=at(4))
+    store.record_approval(prop["id"], "alice", "human", "approved", notes="ok", decided_at=at(4))
     store.set_proposal_status(prop["id"], "approved")
     store.record_deploy_outcome(prop["id"], "prod", "rolled_back", metrics={"err": 3}, deployed_at=at(5))
     store.record_deploy_outcome(prop["id"], "prod", "succeeded", deployment_id="d2", deployed_at=at(6))
@@ -386,6 +386,21 @@ def test_full_lineage_and_the_state_machine(store):
     assert [a["decision"] for a in lin["approvals"]] == ["approved"]
     assert [d["status"] for d in lin["deploy_outcomes"]] == ["rolled_back", "succeeded"]
     assert store.latest_proposal_id() == prop["id"]
+    assert [(d["from_status"], d["to_status"]) for d in lin["decisions"]] == [
+        (None, "drafted"), ("drafted", "validated"), ("validated", "approved"), ("approved", "promoted")]
+    assert lin["status_lacks"] == []
+
+
+def _back(store, pid, target):
+    """Record what a medium-risk proposal needs to move to ``target``."""
+    if target == "validated":
+        store.record_validation(pid, "ci", build_pass=True, lint_pass=True, test_pass=True, policy_pass=True)
+    elif target == "approved":
+        store.record_approval(pid, "alice", "human", "approved")
+    elif target == "promoted":
+        store.record_deploy_outcome(pid, "prod", "succeeded")
+    elif target == "rejected":
+        store.record_approval(pid, "bob", "security", "rejected")
 
 
 @pytest.mark.parametrize("start, target", list(itertools.product(PROPOSAL_TRANSITIONS, ENUMS[
@@ -395,8 +410,13 @@ def test_every_transition_is_allowed_or_refused_as_the_machine_says(store, start
     path = {"drafted": [], "validated": ["validated"], "approved": ["validated", "approved"],
             "promoted": ["validated", "approved", "promoted"], "rejected": ["rejected"]}[start]
     for st in path:
+        _back(store, prop["id"], st)
         store.set_proposal_status(prop["id"], st)
-    if target in PROPOSAL_TRANSITIONS[start]:
+    if (start, target) == ROLLBACK:             # recording the rollback is what moves it
+        store.record_deploy_outcome(prop["id"], "prod", "rolled_back")
+        assert store._get("skill_to_logic_proposals", prop["id"], "id")["status"] == target
+    elif target in PROPOSAL_TRANSITIONS[start]:
+        _back(store, prop["id"], target)
         assert store.set_proposal_status(prop["id"], target)["status"] == target
     else:
         with pytest.raises(ValidationError, match=f"{start} -> {target} is not allowed"):
@@ -626,7 +646,7 @@ def test_processes_creating_one_new_database_at_once(tmp_path):
         p.join(120)
     assert errors.empty(), errors.get()
     with RuntimeMemoryStore(path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == 4
         assert s._conn.execute("SELECT COUNT(*) FROM conversation_turns").fetchall() == [(160,)]
 
 

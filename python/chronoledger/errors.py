@@ -28,6 +28,7 @@ __all__ = [
     "FieldValueError",
     "NotFoundError",
     "ExistsError",
+    "WalLostError",
     "ConfigError",
     "StepError",
     "QueryError",
@@ -142,6 +143,15 @@ class StorageError(ChronoledgerError, OSError):
     disk, a missing permission, a read-only file or folder, a file moved
     away while open.  Also an :class:`OSError`, as the same failure met
     outside SQLite would be."""
+
+
+class WalLostError(StorageError):
+    """The WAL of a database a store had open was removed under it: another
+    copy of SQLite in the same process (Python's ``sqlite3``) closed a
+    connection to the file and, unable to see the store's locks (POSIX locks
+    are per process), took itself for the last connection (docs/runtime.md,
+    "Two SQLite libraries in one process").  The store has copied what it
+    committed into the database file and closed; open it again."""
 
 
 class ExistsError(StorageError, FileExistsError):

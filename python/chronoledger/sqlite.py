@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -34,7 +35,7 @@ import numpy as np
 
 from chronoledger._fsutil import fsync_dir
 from chronoledger.errors import (ChronoledgerError, CorruptDataError, DatabaseBusyError, QueryError, SchemaError,
-                                 StorageError, ValidationError)
+                                 StorageError, ValidationError, WalLostError)
 
 T = TypeVar("T")
 _logger = logging.getLogger("chronoledger.sqlite")
@@ -181,6 +182,21 @@ def migrations(package: str, folder: str = "migrations") -> list[Migration]:
     return out
 
 
+def open_connection(path: str | os.PathLike[str], flags: int = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                    ) -> apsw.Connection:
+    """``apsw.Connection(path, flags=flags)``, for any path the file system
+    holds: a name that is not UTF-8 (bytes Python carries as surrogate
+    escapes, which apsw cannot encode) is handed to SQLite as a ``file:`` URI
+    of its exact bytes, percent-encoded."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        name = "file:" + urllib.parse.quote(os.fsencode(os.path.abspath(path)))
+        flags |= apsw.SQLITE_OPEN_URI
+    return apsw.Connection(name, flags=flags)
+
+
 def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous: str = "normal",
             busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, journal: str = "wal",
             cache_kib: int | None = None) -> apsw.Connection:
@@ -200,15 +216,21 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
     if readonly:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such database")
-        flags = apsw.SQLITE_OPEN_READONLY
+        # A read-only connection to a WAL database makes its -wal and -shm and, unable to checkpoint,
+        # leaves them behind when it closes.  Such a file is opened for writing instead, with writes
+        # refused (query_only), so that closing it tidies up as any last connection does; a file in a
+        # rollback journal mode (another tool's plain v1 file) is opened read-only and nothing is made.
+        flags = apsw.SQLITE_OPEN_READWRITE if _is_wal(p) and os.access(p, os.W_OK) else apsw.SQLITE_OPEN_READONLY
     else:
         if p.parent and not p.parent.exists():
             raise FileNotFoundError(f"{p}: the folder {p.parent} does not exist")
         flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = None
     try:
-        conn = apsw.Connection(str(p), flags=flags)
+        conn = open_connection(p, flags)
         conn.setbusytimeout(busy_timeout_ms)
+        if readonly:
+            conn.execute("PRAGMA query_only=ON")
         if not readonly and journal == "wal":
             _use_wal(conn, p, busy_timeout_ms)
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -226,6 +248,22 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
             raise sqlite_error(exc, p) from None
         raise
     return conn
+
+
+def sqlite3_version() -> str:
+    """The version of Python's own sqlite3 library if it is loaded (for messages), else 'not loaded'."""
+    mod = sys.modules.get("sqlite3")
+    return getattr(mod, "sqlite_version", "not loaded")
+
+
+def _is_wal(p: Path) -> bool:
+    """Whether the database file's header says WAL (bytes 18 and 19, the read and write versions, are 2)."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and head[:16] == b"SQLite format 3\x00" and head[18] == 2 and head[19] == 2
 
 
 @contextlib.contextmanager
@@ -563,6 +601,9 @@ class BackgroundCheckpointer:
         self._wake = threading.Event()
         self._stop = False
         self._reported: set[str] = set()      # the kinds of failure already logged
+        self._wal = f"{self.path}-wal"
+        self._wal_ino: int | None = None       # the WAL file as the store opened it (or its first commit)
+        self._check_wal()
         self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpoint:{Path(path).name}", daemon=True)
         conn.setwalhook(self._hook)        # replaces the automatic checkpoint on this connection
         self._thread.start()
@@ -579,7 +620,9 @@ class BackgroundCheckpointer:
     def after_commit(self) -> None:
         """Call on the writer's connection between transactions: if the WAL
         outgrew ``limit``, complete the checkpoint here (the background
-        thread has copied most of it), so the next commit restarts the WAL."""
+        thread has copied most of it), so the next commit restarts the WAL.
+        Raises WalLostError if the WAL was removed under the connection."""
+        self._check_wal()
         if self._behind:
             self._behind = False
             with self._running:           # let the background pass finish, then complete it
@@ -588,8 +631,41 @@ class BackgroundCheckpointer:
                 except apsw.BusyError:    # another process is checkpointing: it will complete it (control flow)
                     pass
 
+    def _check_wal(self) -> None:
+        """The WAL is the file this connection writes.  SQLite never removes a
+        WAL while a connection to the database is open, unless that connection
+        is of another copy of SQLite in this process (Python's sqlite3 beside
+        apsw): POSIX locks belong to the process, so the other copy, closing
+        its last connection, finds no lock in its way, checkpoints, and
+        deletes the WAL and -shm this connection still writes; every commit
+        after that goes to a deleted file that no other connection sees, and
+        that a crash loses.  Found here after the commit (one stat), it is
+        rescued: this connection copies what it committed into the database
+        file, and the caller is told to reopen."""
+        try:
+            ino: int | None = os.stat(self._wal).st_ino
+        except OSError:
+            ino = None
+        if self._wal_ino is None:
+            self._wal_ino = ino
+            return
+        if ino == self._wal_ino:
+            return
+        with self._running:
+            try:
+                self._conn.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
+                rescued = "what it committed has been copied into the database file"
+            except apsw.Error as exc:
+                rescued = f"copying what it committed into the database file failed ({exc}); do not close " \
+                          f"the process before it is copied"
+        raise WalLostError(
+            f"{self.path}: its WAL was removed while this store had it open (another copy of SQLite in this "
+            f"process, such as Python's sqlite3 {sqlite3_version()}, closed a connection to the file); {rescued}, "
+            f"and the store must be opened again; while a store has the file open, read it only through the store, "
+            f"apsw or another process (docs/runtime.md)")
+
     #: opens the thread's own connection (a test replaces it with one that fails)
-    _connect = staticmethod(apsw.Connection)
+    _connect = staticmethod(open_connection)
 
     def _run(self) -> None:
         conn = self._connect(self.path)
@@ -653,7 +729,7 @@ def build_pending(target: str | os.PathLike[str], build: Callable[[apsw.Connecti
     for leftover in (tmp, Path(f"{tmp}-journal")):
         leftover.unlink(missing_ok=True)
     with sqlite_errors(target, "building a new copy beside it"):
-        conn = apsw.Connection(str(tmp))
+        conn = open_connection(tmp)
     try:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
@@ -691,7 +767,7 @@ def atomic_rebuild(target: str | os.PathLike[str], build: Callable[[apsw.Connect
 def readonly_uri(path: str | os.PathLike[str]) -> str:
     """A ``file:`` URI that opens ``path`` read-only (the path escaped: a
     folder named ``C#`` or ``100%`` is still that folder)."""
-    return "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
+    return "file:" + urllib.parse.quote(os.fsencode(Path(path).absolute())) + "?mode=ro"
 
 
 def open_readonly(path: str | os.PathLike[str], busy_timeout_ms: int | None = None) -> apsw.Connection:
@@ -713,7 +789,7 @@ def settle(path: str | os.PathLike[str]) -> None:
     p = Path(path)
     if p.exists() and any(Path(f"{p}{s}").exists() for s in ("-journal", "-wal")):
         with sqlite_errors(p, "recovering its journal"):
-            conn = apsw.Connection(str(p))
+            conn = open_connection(p)
             try:
                 conn.execute("PRAGMA journal_mode=DELETE").fetchall()
             finally:

@@ -91,7 +91,7 @@ def sessions_cmd(db: Path, limit: int, cursor: str | None, fmt: str) -> None:
         page = s.list_sessions(limit=limit, cursor=cursor)
 
     def text(rows):
-        _table(rows, ["id", "actor", "channel", "status", "started_at", "ended_at", "turns"])
+        _table(rows, ["id", "actor", "channel", "status", "started_at", "ended_at", "turn_count"])
         if page["next_cursor"]:
             click.echo(f"more: --cursor {page['next_cursor']}")
     emit(page["sessions"], fmt, text=text, document=page)
@@ -186,6 +186,11 @@ def _print_lineage(lin: dict) -> None:
         click.echo(f"    {r['approval_type']} approval by {r['approver']}: {r['decision']} at {r['decided_at']}")
     for r in lin["deploy_outcomes"]:
         click.echo(f"    deploy to {r['deployment_target']}: {r['status']} at {r['deployed_at']}")
+    for d in lin["decisions"]:
+        click.echo(f"    decision at {d['decided_at']}: {d['from_status'] or 'created'} -> {d['to_status']}"
+                   + (f" (policy v{d['policy_version']})" if d["policy_version"] is not None else ""))
+    if lin["status_lacks"]:
+        click.echo(f"  NOT BACKED: status {p['status']} lacks " + "; ".join(lin["status_lacks"]))
 
 
 @runtime_group.command("profile")

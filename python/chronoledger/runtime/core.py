@@ -18,9 +18,11 @@ import apsw
 
 from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
-from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError
+from chronoledger.errors import ChronoledgerError, NotFoundError, QueryError, SchemaError, ValidationError, \
+    WalLostError
 from chronoledger.runtime import enforcement
 from chronoledger.runtime import values as v
+from chronoledger.runtime.vocab import CLOSED_SESSION
 
 _logger = logging.getLogger("chronoledger.runtime")
 
@@ -93,7 +95,14 @@ class StoreCore(db.StoreHandle):
         with db.write_transaction(self._conn, f"{self.path}: {what}"):
             yield
         if self._checkpointer is not None:
-            self._checkpointer.after_commit()
+            try:
+                self._checkpointer.after_commit()
+            except WalLostError:           # what it committed is in the database file: the store closes
+                self._release()
+                raise
+
+    def _release(self) -> None:
+        raise NotImplementedError
 
     def _iter(self, sql: str, params: Any = ()) -> Iterator[dict]:
         with db.named_damage(self.path):
@@ -155,6 +164,9 @@ class StoreCore(db.StoreHandle):
         is a ValidationError naming the store and the operation."""
         try:
             self._conn.executemany(sql, rows)
+        except apsw.TooBigError:              # the values were checked: a JSON text made from a caller's dict
+            raise ValidationError(f"{self.path}: {what}: a value is larger than SQLite stores in one value "
+                                  f"({v.MAX_BYTES:,} bytes)") from None
         except apsw.Error as exc:
             err = db.sqlite_error(exc, self.path, what)
             if isinstance(exc, apsw.SQLError):
@@ -172,7 +184,7 @@ class StoreCore(db.StoreHandle):
         update = v.check_json_object(update, f"{table}.{json_column}")
         with self._locked(), self._write(f"ending a {_NOUN[table]}"):
             cur = self._get(table, rid, field)
-            if cur[time_column] is not None or (table == "sessions" and cur["status"] in ("ended", "aborted")):
+            if cur[time_column] is not None or (table == "sessions" and cur["status"] in CLOSED_SESSION):
                 raise ValidationError(f"{_NOUN[table]} {rid} already ended ({cur['status']} at {cur[time_column]})")
             end = end or self._stamp()
             _not_before(end, cur["started_at"], f"{table}.{time_column}", started)

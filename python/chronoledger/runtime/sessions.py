@@ -9,7 +9,7 @@ from chronoledger import sqlite as db
 from chronoledger.errors import ValidationError
 from chronoledger.runtime import values as v
 from chronoledger.runtime.core import QUERIES, StoreCore, _decode_cursor, _each, _encode_cursor
-from chronoledger.runtime.vocab import ENUMS, SESSION_STATUSES
+from chronoledger.runtime.vocab import CLOSED_SESSION, ENUMS, SESSION_STATUSES
 
 _TURN_KEYS = frozenset({"role", "content", "token_count", "metadata", "created_at", "id"})
 _ROLES = frozenset(ENUMS[("conversation_turns", "role")])
@@ -42,7 +42,7 @@ class Sessions(StoreCore):
 
     def end_session(self, session_id: str, status: str = "ended", metadata: dict | None = None, *,
                     ended_at=None) -> dict:
-        """Close a session (ended or aborted); ``metadata`` is merged into the
+        """Close a session (ended, aborted, or as ToM's store does, completed or failed); ``metadata`` is merged into the
         stored metadata.  Turns are refused afterwards."""
         status = v.check_enum(status, "sessions", "status", SESSION_STATUSES[1:])
         return self._finish("sessions", session_id, "session_id", status, "ended_at", ended_at,
@@ -60,8 +60,8 @@ class Sessions(StoreCore):
         if type(role) is not str or role not in _ROLES:
             v.check_enum(role, "conversation_turns", "role")
         content = t.get("content")
-        if type(content) is not str or not content.isascii():         # non-ASCII: has it a UTF-8 form?
-            v.check_text(content, f"turns[{i}].content", empty=True)
+        if type(content) is not str or not content.isascii() or len(content) > v.MAX_BYTES // 4:
+            v.check_text(content, f"turns[{i}].content", empty=True)     # its type, UTF-8 form and size
         tokens = t.get("token_count")
         if tokens is not None and type(tokens) is not int:
             tokens = v.check_int(tokens, f"turns[{i}].token_count")     # e.g. numpy ints, as int
@@ -77,7 +77,7 @@ class Sessions(StoreCore):
     def _open_session(self, sid: str) -> str:
         """The stored id of an open session."""
         row = self._get("sessions", sid, "session_id")
-        if row["ended_at"] is not None or row["status"] in ("ended", "aborted"):
+        if row["ended_at"] is not None or row["status"] in CLOSED_SESSION:
             raise ValidationError(f"session {sid} is {row['status']}; turns are appended to open sessions only")
         return row["id"]
 
@@ -113,7 +113,8 @@ class Sessions(StoreCore):
         return {"session_id": sid, "first_turn_index": first, "count": len(rows), "ids": [r[0] for r in rows]}
 
     def list_sessions(self, *, limit: int = 50, cursor: str | None = None) -> dict:
-        """Sessions, newest first, with their turn counts; paged like list_workflow_runs."""
+        """Sessions, newest first, each with its ``turn_count`` (:meth:`session_replay` gives the ``turns``
+        themselves); paged like list_workflow_runs."""
         limit = v.check_int(limit, "limit", minimum=1)
         params: dict = {"limit": limit + 1}
         where = ""
@@ -121,7 +122,7 @@ class Sessions(StoreCore):
             after_t, after_id = _decode_cursor(cursor)
             where = "WHERE (s.started_at < :after_t OR (s.started_at = :after_t AND s.id < :after_id))"
             params.update(after_t=after_t, after_id=after_id)
-        sql = (f"SELECT s.*, (SELECT COUNT(*) FROM conversation_turns t WHERE t.session_id = s.id) AS turns "
+        sql = (f"SELECT s.*, (SELECT COUNT(*) FROM conversation_turns t WHERE t.session_id = s.id) AS turn_count "
                f"FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC LIMIT :limit")
         with self._locked():
             rows = self._rows(sql, params)

@@ -61,13 +61,17 @@ class RuntimeMemoryStore(Sessions, Workflows, Lineage, Profiles):
                 adopted = self._adopt(steps[0])
                 self.migrations_applied = adopted + db.migrate(self._conn, steps, self.path)
             else:
+                # read as it is: any version this package knows, the plain v1 DDL's (0) included; what a later
+                # migration adds (the promotion policy, the decisions) reads as its defaults where it is missing
                 self.migrations_applied = []
-                if db.user_version(self._conn) != steps[-1].version:
-                    found = db.user_version(self._conn)
-                    advice = "upgrade chronoledger to read it" if found > steps[-1].version else \
-                        "open it once for writing to migrate it"
-                    raise SchemaError(f"{self.path}: schema version {found}, this chronoledger reads "
-                                      f"{steps[-1].version}; {advice}")
+                found = db.user_version(self._conn)
+                if found > steps[-1].version:
+                    raise SchemaError(f"{self.path}: schema version {found} is newer than this chronoledger "
+                                      f"reads ({steps[-1].version}); upgrade chronoledger to read it")
+                if found == 0 and not {r[0] for r in self._conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'")} & set(TABLES):
+                    raise SchemaError(f"{self.path}: no runtime memory tables; create it with `chronoledger "
+                                      f"runtime init {self.path}`")
             self.schema_version = db.user_version(self._conn)
         except BaseException as exc:
             self._conn.close()
@@ -77,12 +81,11 @@ class RuntimeMemoryStore(Sessions, Workflows, Lineage, Profiles):
         self._checkpointer = None if readonly else db.BackgroundCheckpointer(self._conn, self.path)
         self._events_log = Path(events_log) if events_log is not None else None
         self._chronicle: Chronicle | None = None
-        if self._events_log is not None:
+        if self._events_log is not None and not readonly:       # a reader has nothing to mirror
             try:       # opened now, so a bad path fails before any event is stored
                 self._chronicle = chronicle = Chronicle.open(self._events_log, "a", schema="event", block_records=256)
-                if not readonly:
-                    with db.named_damage(self.path, "catching up the event log"):
-                        self._catch_up(chronicle)
+                with db.named_damage(self.path, "catching up the event log"):
+                    self._catch_up(chronicle)
             except BaseException:     # e.g. a missing folder, or a chronicle of cycles (ConfigError)
                 self._release()
                 raise

@@ -41,7 +41,21 @@ def check_ref(value: Any, field: str) -> str:
         raise ValidationError(f"{field}: expected an id (a non-empty string), got {value!r}")
     if not value.isascii():
         check_utf8(value, field)
+    if len(value) > MAX_BYTES // 4:
+        check_size(value, field)
     return value
+
+
+#: The most bytes SQLite stores in one value (its default SQLITE_MAX_LENGTH, which apsw's build keeps).
+MAX_BYTES = 1_000_000_000
+
+
+def check_size(value: str, field: str) -> None:
+    """Refuse text longer, in UTF-8, than SQLite stores in one value."""
+    n = len(value.encode("utf-8", "surrogatepass"))
+    if n > MAX_BYTES:
+        raise ValidationError(f"{field}: {n:,} bytes of UTF-8, more than SQLite stores in one value "
+                              f"({MAX_BYTES:,})")
 
 
 def ref_forms(value: str) -> tuple[str, str]:
@@ -162,6 +176,8 @@ def check_text(value: Any, field: str, nullable: bool = False, empty: bool = Fal
         raise ValidationError(f"{field}: must not be empty")
     if not value.isascii():
         check_utf8(value, field)
+    if len(value) > MAX_BYTES // 4:
+        check_size(value, field)
     return value
 
 

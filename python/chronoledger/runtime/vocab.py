@@ -26,7 +26,9 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
 
 #: Our own conventions where the specification lists nothing (checked by the
 #: Python API only, so other tools' values are not refused).
-SESSION_STATUSES = ("active", "ended", "aborted")
+#: Sessions: active, then closed as ours (ended, aborted) or ToM's store closes them (completed, failed).
+SESSION_STATUSES = ("active", "ended", "aborted", "completed", "failed")
+CLOSED_SESSION = frozenset(SESSION_STATUSES[1:])
 STEP_STATUSES = ("queued", "running", "succeeded", "failed", "skipped", "aborted")
 SKILL_STATES = ("active", "deprecated", "retired")
 
@@ -60,3 +62,21 @@ PROPOSAL_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "rejected": (),
     "promoted": (),
 }
+
+#: From migration 0004 on: a rolled-back deployment takes a promoted proposal back to approved (a trigger
+#: does it when the rollback is recorded); every other move is PROPOSAL_TRANSITIONS'.
+ROLLBACK = ("promoted", "approved")
+
+#: The promotion policy a database starts with (migration 0004 inserts these as version 1 of each risk
+#: level's policy; a test keeps the two equal): per risk level, the validators whose latest validation
+#: must pass, the approval types that must each have an approval standing, how many approvals must
+#: stand, and whether they must come from different people.
+DEFAULT_POLICY: dict[str, dict] = {
+    "low": {"validators": [], "approval_types": [], "min_approvals": 1, "distinct_approvers": False},
+    "medium": {"validators": [], "approval_types": ["human"], "min_approvals": 1, "distinct_approvers": False},
+    "high": {"validators": ["ci"], "approval_types": ["human"], "min_approvals": 1, "distinct_approvers": False},
+    "critical": {"validators": ["ci"], "approval_types": ["human", "security"], "min_approvals": 2,
+                 "distinct_approvers": True},
+}
+#: The policy a proposal of a risk level no policy names (another tool wrote it) is held to.
+STRICTEST_RISK = "critical"

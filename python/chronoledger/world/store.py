@@ -211,7 +211,7 @@ def copy_to(src: Path, folder: Path) -> Path:
         source = db.open_readonly(src)
         try:
             with db.sqlite_errors(src, f"copying it to {folder}"):
-                copy = apsw.Connection(str(target))
+                copy = db.open_connection(target)
                 try:
                     with copy.backup("main", source, "main") as b:
                         b.step()
