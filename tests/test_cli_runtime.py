@@ -37,7 +37,7 @@ def test_init_creates_and_reports(tmp_path):
     p = tmp_path / "new.sqlite"
     r = run("runtime", "init", p)
     assert r.exit_code == 0, r.output
-    assert "schema version 4 (applied 0001, 0002, 0003, 0004)" in r.output
+    assert "schema version 5 (applied 0001, 0002, 0003, 0004, 0005)" in r.output
     assert "up to date" in run("runtime", "init", p).output
 
 

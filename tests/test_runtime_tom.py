@@ -93,7 +93,7 @@ def test_a_reader_refuses_to_write_and_a_writer_adopts_keeping_what_tom_wrote(tm
             s.start_session("tom")
     assert sha(p) == before
     with RuntimeMemoryStore(p) as s:                        # a write adopts it
-        assert s.schema_version == 4
+        assert s.schema_version == 5
         sess = s.start_session("tom", "cli")
         s.append_turn(sess["id"], "user", "hello")
         assert s.end_session(sess["id"], "completed")["status"] == "completed"   # ToM's words are valid
