@@ -1,4 +1,4 @@
-"""The runtime memory store measured in one process against a naive peer.
+"""The runtime memory store measured in one process against a fair peer.
 
     python benchmarks/bench_runtime.py                 # everything (about a minute)
     python benchmarks/bench_runtime.py inserts --turns 100000
@@ -6,12 +6,15 @@
 
 Sections:
 
-inserts  turns appended with ``append_turns`` (batches of --batch) against the
-         naive peer: a thin adapter over the same v1 schema that, for each
-         turn, reads the next turn_index and inserts the row, each statement
-         in autocommit mode, on SQLite's default settings (rollback journal,
-         synchronous=FULL).  The peer is also shown on our settings (WAL,
-         synchronous=NORMAL), still row by row in autocommit.
+inserts  turns appended with ``append_turns`` (batches of --batch) against
+         the fair peer: what a strong engineer writes for the same job with
+         Python's sqlite3 -- WAL, synchronous=NORMAL, one BEGIN IMMEDIATE
+         transaction per batch that reads the next turn_index and inserts
+         the batch with ``executemany``, the same time-ordered ids (our
+         uuid7 generator), the same times, and the same schema file (every
+         CHECK constraint and index of ours) -- and, for scale, the naive
+         adapter (a statement per call in autocommit on SQLite's defaults).
+         The two run in turns, best of --repeat each.
 queries  each of the five v1 queries, through the store's methods (results
          as dicts), on a store with --store-turns turns (default 1,000,000)
          and --store-proposals proposals (100,000) each with validations, an
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -70,6 +74,36 @@ class NaivePeer:
                           "VALUES (?, ?, ?, ?, ?, ?)", (v.new_id(), self.session, nxt, role, content, v.now()))
 
 
+class FairPeer:
+    """Python's sqlite3 as a careful engineer uses it for batches of turns
+    (see the module's docstring), on a file our store created (the same
+    schema, constraints and indexes)."""
+
+    def __init__(self, path: Path, lib: str = "sqlite3"):
+        RuntimeMemoryStore(path).close()
+        # apsw: the same SQLite as ours (3.5x), to tell the library's version from the work done
+        self.conn = sqlite3.connect(path, isolation_level=None) if lib == "sqlite3" else \
+            apsw.Connection(str(path))
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.session = v.new_id()
+        self.conn.execute("INSERT INTO sessions (id, actor, started_at) VALUES (?, 'tom', ?)", (self.session, v.now()))
+
+    def append_turns(self, turns: list[dict]) -> None:
+        ids = v.new_ids(len(turns))
+        now = v.now()
+        con = self.conn
+        con.execute("BEGIN IMMEDIATE")
+        first = con.execute("SELECT COALESCE(MAX(turn_index) + 1, 0) FROM conversation_turns WHERE session_id = ?",
+                            (self.session,)).fetchall()[0][0]
+        con.executemany("INSERT INTO conversation_turns (id, session_id, turn_index, role, content, token_count, "
+                        "created_at, metadata_json) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
+                        [(ids[k], self.session, first + k, t["role"], t["content"], t.get("token_count"), now)
+                         for k, t in enumerate(turns)])
+        con.execute("COMMIT")
+
+
 def bench_inserts(opt, work: Path) -> None:
     n, batch = opt.turns, opt.batch
     turns = _turns(n)
@@ -103,27 +137,49 @@ def bench_inserts(opt, work: Path) -> None:
         peer_.conn.close()
         return dt
 
+    def fair(lib: str = "sqlite3") -> float:
+        p = work / f"fair-{lib}.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{p}{suffix}").unlink(missing_ok=True)
+        peer_ = FairPeer(p, lib)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            peer_.append_turns(turns[i:i + batch])
+        dt = time.perf_counter() - t0
+        got = tuple(peer_.conn.execute("SELECT COUNT(*), MAX(turn_index) FROM conversation_turns").fetchall()[0])
+        assert got == (n, n - 1), "fair peer: rows"
+        peer_.conn.close()
+        return dt
+
     ours()                                      # warm-up
-    t_ours = statistics.median(ours() for _ in range(3))
+    fair()
+    t_ours, t_fair, t_apsw = [], [], []
+    for _ in range(opt.repeat):                 # in turns: a slow moment of the machine falls on all
+        t_ours.append(ours())
+        t_fair.append(fair())
+        t_apsw.append(fair("apsw"))
+    best_ours, best_fair, best_apsw = min(t_ours), min(t_fair), min(t_apsw)
     n_def = min(n, opt.peer_turns)
     t_def = statistics.median(peer(False, n_def) for _ in range(3))
-    n_wal = min(n, opt.peer_turns * 10)
-    t_wal = statistics.median(peer(True, n_wal) for _ in range(3))
-    ours_rate, def_rate, wal_rate = n / t_ours, n_def / t_def, n_wal / t_wal
+    ours_rate, fair_rate, def_rate = n / best_ours, n / best_fair, n_def / t_def
+    ratio = ours_rate / fair_rate
     rows = [
-        [f"RuntimeMemoryStore.append_turns, batches of {batch:,} ({n:,} turns)", f"{t_ours / n * 1e6:.2f}",
+        [f"RuntimeMemoryStore.append_turns, batches of {batch:,} ({n:,} turns)", f"{best_ours / n * 1e6:.2f}",
          f"{ours_rate:,.0f}", ""],
+        [f"fair peer: sqlite3, WAL, a transaction and executemany per batch ({n:,} turns)",
+         f"{best_fair / n * 1e6:.2f}", f"{fair_rate:,.0f}", f"{ratio:.2f}x"],
+        [f"the same peer on apsw (our SQLite, {apsw.sqlite_lib_version()}; sqlite3 has {sqlite3.sqlite_version})",
+         f"{best_apsw / n * 1e6:.2f}", f"{n / best_apsw:,.0f}", f"{best_apsw / best_ours:.2f}x"],
         [f"naive peer, SQLite defaults, autocommit per row ({n_def:,} turns)", f"{t_def / n_def * 1e6:.1f}",
          f"{def_rate:,.0f}", f"{ours_rate / def_rate:,.0f}x"],
-        [f"naive peer on WAL + synchronous=NORMAL ({n_wal:,} turns)", f"{t_wal / n_wal * 1e6:.1f}",
-         f"{wal_rate:,.0f}", f"{ours_rate / wal_rate:,.1f}x"],
     ]
-    table("Appending conversation turns (each side assigns turn_index; ids are UUIDs, times ISO-8601 UTC)",
-          ["what", "us/turn", "turns/s", "ours faster by"], rows)
-    RESULTS["inserts"] = {"ours_turns_per_s": ours_rate, "peer_default_turns_per_s": def_rate,
-                          "peer_wal_turns_per_s": wal_rate, "batch": batch, "turns": n}
-    target("batched turn inserts vs the naive peer", ">= 20x", f"{ours_rate / def_rate:,.0f}x", ours_rate >= 20 * def_rate)
-    target("batched turn inserts", ">= 200,000 turns/s", f"{ours_rate:,.0f}/s", ours_rate >= 200_000)
+    table("Appending conversation turns (each side assigns turn_index; the same uuid7 ids, ISO-8601 UTC times, "
+          "schema and CHECK constraints)", ["what", "us/turn", "turns/s", "ours faster by"], rows)
+    RESULTS["inserts"] = {"ours_turns_per_s": ours_rate, "fair_peer_turns_per_s": fair_rate,
+                          "peer_default_turns_per_s": def_rate, "ratio_vs_fair": ratio,
+                          "fair_apsw_turns_per_s": n / best_apsw, "ours_s": t_ours, "fair_s": t_fair,
+                          "fair_apsw_s": t_apsw, "batch": batch, "turns": n}
+    target("batched turn inserts vs the fair peer (every rule enforced)", ">= 1.3x", f"{ratio:.2f}x", ratio >= 1.3)
 
 
 def build_store(path: Path, n_turns: int, n_props: int, seed: int = 7) -> dict:
@@ -236,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
     ap.add_argument("--turns", type=int, default=200_000, help="turns appended by ours")
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs of each side, in turns (best counts)")
     ap.add_argument("--peer-turns", type=int, default=2000, help="turns appended by the peer on SQLite's defaults")
     ap.add_argument("--store-turns", type=int, default=1_000_000)
     ap.add_argument("--store-proposals", type=int, default=100_000)

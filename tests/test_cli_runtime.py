@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from chronoledger import sqlite as db
 from chronoledger.cli import cli
 from chronoledger.runtime import RuntimeMemoryStore
 
@@ -37,7 +38,8 @@ def test_init_creates_and_reports(tmp_path):
     p = tmp_path / "new.sqlite"
     r = run("runtime", "init", p)
     assert r.exit_code == 0, r.output
-    assert "schema version 5 (applied 0001, 0002, 0003, 0004, 0005)" in r.output
+    latest = len(db.migrations("chronoledger.runtime"))
+    assert f"schema version {latest} (applied {', '.join(f'{m:04d}' for m in range(1, latest + 1))})" in r.output
     assert "up to date" in run("runtime", "init", p).output
 
 

@@ -19,6 +19,8 @@ from chronoledger.runtime import QUERIES, RuntimeMemoryStore
 from chronoledger.runtime.core import TABLES
 from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS, ROLLBACK
 
+LATEST = len(db.migrations("chronoledger.runtime"))  # the schema version this package writes
+
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -157,7 +159,7 @@ def test_plain_v1_database_is_adopted_without_losing_a_row(tmp_path):
     before = {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
     con.close()
     with RuntimeMemoryStore(p) as s:
-        assert s.migrations_applied == [1, 2, 3, 4, 5] and s.schema_version == 5
+        assert s.migrations_applied == list(range(1, LATEST + 1)) and s.schema_version == LATEST
         after = {t: s._conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
         assert after == before
         assert [t["content"] for t in s.session_replay("s1")["turns"]] == ["once", "hello"]
@@ -646,7 +648,7 @@ def test_processes_creating_one_new_database_at_once(tmp_path):
         p.join(120)
     assert errors.empty(), errors.get()
     with RuntimeMemoryStore(path) as s:
-        assert s.schema_version == 5
+        assert s.schema_version == LATEST
         assert s._conn.execute("SELECT COUNT(*) FROM conversation_turns").fetchall() == [(160,)]
 
 

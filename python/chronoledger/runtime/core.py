@@ -159,6 +159,20 @@ class StoreCore(db.StoreHandle):
         marks = ", ".join(f":{k}" for k in row)
         self._insert_many(f"INSERT INTO {table} ({cols}) VALUES ({marks})", (row,), what)
 
+    def _insert_columns(self, sql: str, columns: list, n: int, what: str) -> None:
+        """:meth:`_insert_many` for rows given as columns (a list per column,
+        or one value for every row), bound in C (sqlite.insert_columns)."""
+        try:
+            db.insert_columns(self._conn, sql, columns, n)
+        except apsw.TooBigError:
+            raise ValidationError(f"{self.path}: {what}: a value is larger than SQLite stores in one value "
+                                  f"({v.MAX_BYTES:,} bytes)") from None
+        except apsw.Error as exc:
+            err = db.sqlite_error(exc, self.path, what)
+            if isinstance(exc, apsw.SQLError):
+                err = ValidationError(str(err))
+            raise err from None
+
     def _insert_many(self, sql: str, rows: Iterable[apsw.Bindings], what: str) -> None:
         """Run one INSERT for each row; a refused row (a constraint or trigger)
         is a ValidationError naming the store and the operation."""

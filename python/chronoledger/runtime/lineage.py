@@ -10,7 +10,7 @@ from typing import TypedDict
 from chronoledger.errors import CorruptDataError, NotFoundError, ValidationError
 from chronoledger.runtime import promotion
 from chronoledger.runtime import values as v
-from chronoledger.runtime.core import QUERIES, StoreCore, _each
+from chronoledger.runtime.core import QUERIES, StoreCore, _decode_cursor, _each, _encode_cursor
 from chronoledger.runtime.vocab import ENUMS, PROPOSAL_TRANSITIONS, ROLLBACK, SKILL_STATES
 
 class _SkillRow(TypedDict):
@@ -107,7 +107,11 @@ class Lineage(StoreCore):
             "risk_level": v.check_enum(risk_level, "skill_to_logic_proposals", "risk_level"),
             "status": "drafted", "created_at": stamp, "updated_at": stamp}
         with self._locked(), self._write("create_proposal"):
-            row["skill_id"] = self._get("skills_learned", row["skill_id"], "skill_id")["id"]
+            skill = self._get("skills_learned", row["skill_id"], "skill_id")
+            if skill["state"] in ("deprecated", "retired"):
+                raise ValidationError(f"skill {row['skill_id']} is {skill['state']}; proposals are drafted for active "
+                                      f"skills only")
+            row["skill_id"] = skill["id"]
             self._insert("skill_to_logic_proposals", row, "create_proposal")
         return self._get("skill_to_logic_proposals", row["id"], "id")
 
@@ -318,6 +322,47 @@ class Lineage(StoreCore):
                 [f"a status the state machine knows ({proposal['status']!r} is not one)"]
         pol = promotion.policy_for(self._policies(), proposal["risk_level"])
         return promotion.missing(before, proposal["status"], self._evidence(proposal["id"]), pol)
+
+    def list_proposals(self, *, status: str | None = None, risk_level: str | None = None, limit: int = 50,
+                       cursor: str | None = None) -> dict:
+        """Proposals, newest first, by ``status`` and ``risk_level`` (the
+        specification's index), each with its skill's key; paged like
+        list_workflow_runs.  Returns ``{"proposals", "next_cursor"}``."""
+        where: list[str] = []
+        params: dict[str, str | int] = {}
+        if status is not None:
+            where.append("p.status = :status")
+            params["status"] = v.check_enum(status, "skill_to_logic_proposals", "status")
+        if risk_level is not None:
+            where.append("p.risk_level = :risk")
+            params["risk"] = v.check_enum(risk_level, "skill_to_logic_proposals", "risk_level")
+        limit = v.check_int(limit, "limit", minimum=1)
+        if cursor is not None:
+            after_t, after_id = _decode_cursor(cursor)
+            where.append("(p.created_at < :after_t OR (p.created_at = :after_t AND p.id < :after_id))")
+            params.update(after_t=after_t, after_id=after_id)
+        params["limit"] = limit + 1
+        sql = ("SELECT p.*, s.skill_key FROM skill_to_logic_proposals p LEFT JOIN skills_learned s ON s.id = p.skill_id"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY p.created_at DESC, p.id DESC LIMIT :limit")
+        with self._locked():
+            rows = self._rows(sql, params)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"proposals": rows,
+                "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None}
+
+    def set_skill_state(self, skill_id: str, state: str) -> dict:
+        """Change a skill's state (active, deprecated, retired); a retired
+        skill is not brought back, and no new proposal may be drafted for a
+        skill that is not active."""
+        sid = v.check_ref(skill_id, "skill_id")
+        state = v.check_enum(state, "skills_learned", "state", SKILL_STATES)
+        with self._locked(), self._write("set_skill_state"):
+            cur = self._get("skills_learned", sid, "skill_id")
+            if cur["state"] == "retired" and state != "retired":
+                raise ValidationError(f"skill {sid} is retired; a retired skill stays retired (record it again)")
+            self._conn.execute("UPDATE skills_learned SET state = ? WHERE id = ?", (state, cur["id"]))
+        return self._get("skills_learned", cur["id"], "skill_id")
 
     def latest_proposal_id(self) -> str | None:
         with self._locked():

@@ -53,6 +53,15 @@ class Profiles(StoreCore):
         """As :meth:`publish_behavior_profile`, for personality profiles."""
         return self._publish("personality", name, personality, created_by, rationale, source_ref, effective_from)
 
+    def profile_versions(self, name: str, kind: str = "behavior") -> list[dict]:
+        """Every version of profile ``name``, oldest first, each with its window."""
+        if kind not in PROFILE_TABLES:
+            raise ValidationError(f"kind: {kind!r} is not allowed; use one of: {', '.join(PROFILE_TABLES)}")
+        name = v.check_text(name, "name")
+        table = PROFILE_TABLES[kind][0]
+        with self._locked():
+            return self._rows(f"SELECT * FROM {table} WHERE profile_name = ? ORDER BY version", (name,))
+
     def profile_as_of(self, name: str, at=None, kind: str = "behavior") -> dict | None:
         """The version of profile ``name`` in effect at ``at`` (now), or None."""
         if kind not in PROFILE_TABLES:

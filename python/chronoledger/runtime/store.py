@@ -28,11 +28,12 @@ from chronoledger.runtime import enforcement
 from chronoledger.runtime.core import TABLES, _check_is_runtime_db, _check_tables, _check_v1_columns, _release
 from chronoledger.runtime.lineage import Lineage
 from chronoledger.runtime.profiles import Profiles
+from chronoledger.runtime.search import TurnSearch
 from chronoledger.runtime.sessions import Sessions
 from chronoledger.runtime.workflows import Workflows
 
 
-class RuntimeMemoryStore(Sessions, Workflows, Lineage, Profiles):
+class RuntimeMemoryStore(Sessions, TurnSearch, Workflows, Lineage, Profiles):
     """The runtime memory database at ``path`` (created if missing).
 
     ``synchronous`` is SQLite's (``"normal"``: every commit survives a crash
