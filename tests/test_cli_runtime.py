@@ -110,3 +110,86 @@ def test_bad_values_exit_2_and_adopted_rows_do_not_crash_the_cli(seeded, tmp_pat
     r = run("runtime", "replay", p, seeded[1])
     assert r.exit_code == 0 and "[0] narrator: hello there" in r.output
     assert run("runtime", "export", p).exit_code == 0
+
+
+# --- the commands of issue 19: reading more, and what an operator does by hand ---------------------------
+
+def test_an_operator_takes_a_proposal_through_from_the_shell(seeded):
+    p, sid, run_id, prop = seeded            # a high-risk proposal with a failing oxide validation
+    r = run("runtime", "set-status", p, prop, "validated")
+    assert r.exit_code == 2 and "drafted -> validated needs a passing latest validation" in r.stderr
+    with RuntimeMemoryStore(p) as s:
+        s.record_validation(prop, "ci", build_pass=True, lint_pass=True, test_pass=True, policy_pass=True)
+    r = run("runtime", "set-status", p, prop, "validated")
+    assert r.exit_code == 0, r.output
+    r = run("runtime", "approve", p, prop, "--approver", "alice", "--type", "security")
+    assert r.exit_code == 0 and "to approve it still needs a human approval" in r.stdout
+    r = run("runtime", "approve", p, prop, "--approver", "bob", "--type", "human", "--notes", "ok")
+    assert r.exit_code == 0 and "the proposal may be approved now" in r.stdout
+    assert run("runtime", "set-status", p, prop, "approved").exit_code == 0
+    listed = json.loads(run("runtime", "proposals", p, "--status", "approved", "--json").stdout)["proposals"]
+    assert [x["id"] for x in listed] == [prop]
+    assert json.loads(run("runtime", "proposals", p, "--risk", "low", "--json").stdout)["proposals"] == []
+    lin = run("runtime", "lineage", p, prop)
+    assert "decision at" in lin.stdout and "validated -> approved" in lin.stdout and "NOT BACKED" not in lin.stdout
+    pol = json.loads(run("runtime", "policy", p, "--json").stdout)
+    assert pol["high"]["validators"] == ["ci"]
+
+
+def test_end_session_and_skill_state_from_the_shell(seeded):
+    p, sid, _, prop = seeded
+    r = run("runtime", "end-session", p, sid, "--status", "completed")
+    assert r.exit_code == 0 and "completed" in r.stdout
+    r = run("runtime", "end-session", p, sid)
+    assert r.exit_code == 2 and "already ended" in r.stderr
+    with RuntimeMemoryStore(p, readonly=True) as s:
+        skill = s.proposal_lineage(prop)["skill"]["id"]
+    assert run("runtime", "skill-state", p, skill, "retired").exit_code == 0
+    r = run("runtime", "skill-state", p, skill, "active")
+    assert r.exit_code == 2 and "a retired skill stays retired" in r.stderr
+    assert run("runtime", "end-session", p, "no-such-session").exit_code == 5
+
+
+def test_search_recent_replay_pages_and_profiles_from_the_shell(seeded):
+    p, sid, _, _ = seeded
+    r = run("runtime", "search", p, "HELLO")          # a read: the index is behind, the turns are scanned
+    assert r.exit_code == 0 and "[0] user: hello there" in r.stdout
+    r = run("runtime", "search", p, "hel*", "--fts5")
+    assert r.exit_code == 2 and "the search index is not up to date" in r.stderr
+    r = run("runtime", "index", p)
+    assert r.exit_code == 0 and "2 turn(s) indexed" in r.stdout
+    r = run("runtime", "search", p, "hel*", "--fts5", "--json")
+    assert [t["content"] for t in json.loads(r.stdout)["turns"]] == ["hello there"]
+    r = run("runtime", "recent", p, sid, "--last", "1", "--json")
+    assert [t["content"] for t in json.loads(r.stdout)["turns"]] == ["hi"]
+    assert run("runtime", "recent", p, sid).exit_code == 2
+    r = run("runtime", "replay", p, sid, "--limit", "1")
+    assert "[0] user: hello there" in r.stdout and "more: --after 0" in r.stdout
+    r = run("runtime", "replay", p, sid, "--limit", "1", "--after", "0", "--json")
+    page = json.loads(r.stdout)
+    assert [t["turn_index"] for t in page["turns"]] == [1] and page["next_after"] is None
+    r = run("runtime", "profiles", p, "tom", "--json")
+    assert [v["version"] for v in json.loads(r.stdout)["versions"]] == [1]
+
+
+def test_export_a_table_as_csv_jsonl_and_parquet(seeded, tmp_path):
+    import csv
+    import pyarrow.parquet as pq
+    p, sid, _, _ = seeded
+    out = tmp_path / "turns.csv"
+    r = run("runtime", "export", p, "--table", "conversation_turns", "--format", "csv", "-o", out)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(out.open()))
+    assert [(x["turn_index"], x["content"], x["metadata_json"]) for x in rows] == [("0", "hello there", "{}"),
+                                                                                 ("1", "hi", "{}")]
+    pq_out = tmp_path / "turns.parquet"
+    assert run("runtime", "export", p, "--table", "conversation_turns", "--format", "parquet", "-o",
+               pq_out).exit_code == 0
+    t = pq.read_table(pq_out)
+    assert t.column("turn_index").to_pylist() == [0, 1] and str(t.schema.field("turn_index").type) == "int64"
+    r = run("runtime", "export", p, "--table", "task_events", "--format", "jsonl")
+    assert [json.loads(x)["payload_json"] for x in r.stdout.splitlines()] == [{}]
+    r = run("runtime", "export", p, "--table", "conversation_turns", "--format", "csv", "-o", out)
+    assert r.exit_code == 2 and "exists; --force replaces it" in r.stderr
+    r = run("runtime", "export", p, "--format", "csv", "-o", tmp_path / "all.csv")
+    assert r.exit_code == 2 and "--format csv writes one table: name it with --table" in r.stderr

@@ -61,7 +61,7 @@ _NOUN = {"sessions": "session", "conversation_turns": "turn", "workflow_runs": "
          "skill_to_logic_proposals": "proposal", "validation_results": "validation", "approvals": "approval",
          "deploy_outcomes": "deploy outcome", "behavior_profiles": "behavior profile",
          "personality_profiles": "personality profile"}
-_JSON_COLUMNS = {"metadata_json", "context_json", "details_json", "payload_json", "behavior_json",
+JSON_COLUMNS = {"metadata_json", "context_json", "details_json", "payload_json", "behavior_json",
                  "personality_json", "proposal_json", "metrics_json"}
 
 
@@ -114,7 +114,7 @@ class StoreCore(db.StoreHandle):
             names = [d[0] for d in cur.getdescription()]
         except apsw.ExecutionCompleteError:     # control flow: the statement gave no rows
             return
-        decode = [k for k in names if k in _JSON_COLUMNS]
+        decode = [k for k in names if k in JSON_COLUMNS]
         for row in cur:
             d = dict(zip(names, row))
             for k in decode:

@@ -1,0 +1,108 @@
+"""Rows (dicts) streamed to CSV, JSON lines or Parquet: what the tables'
+and the runtime store's exports share.  A column has a name and a kind --
+``int``, ``float``, ``bool``, ``json`` (a value written as JSON text in CSV
+and Parquet) or ``text`` (anything else, as its text)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from chronoledger._arrow import parquet_modules
+from chronoledger._fsutil import CountingSink
+
+FORMATS = ("csv", "jsonl", "parquet")
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
+KINDS = ("int", "float", "bool", "json", "text")
+#: Rows per Parquet row group.
+BATCH = 10_000
+
+Column = tuple[str, str]            # (name, kind)
+
+
+def write_rows(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes], fmt: str) -> int:
+    """Write ``rows`` to ``fh`` as ``fmt``; returns how many.  CSV has a
+    header line, a null is an empty cell; JSON lines hold the rows as they
+    are; Parquet (zstd) has one typed column per column (pyarrow, the
+    ``arrow`` extra)."""
+    if fmt == "csv":
+        return _write_csv(columns, rows, fh)
+    if fmt == "jsonl":
+        return _write_jsonl(rows, fh)
+    return _write_parquet(columns, rows, fh)
+
+
+def cell(value: Any) -> str:
+    """A value as a CSV cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _write_csv(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes]) -> int:
+    names = [name for name, _ in columns]
+    text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
+    try:
+        w = csv.writer(text)
+        w.writerow(names)
+        n = 0
+        for row in rows:
+            w.writerow([cell(row.get(k)) for k in names])
+            n += 1
+        text.flush()
+        return n
+    finally:
+        text.detach()               # the caller owns fh
+
+
+def _write_jsonl(rows: Iterator[dict], fh: IO[bytes]) -> int:
+    n = 0
+    for row in rows:
+        fh.write(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
+        n += 1
+    return n
+
+
+_ARROW = {"int": "int64", "float": "float64", "bool": "bool_"}
+
+
+def _write_parquet(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes]) -> int:
+    pa, pq = parquet_modules()
+    names = [name for name, _ in columns]
+    kinds = [kind for _, kind in columns]
+    types = [getattr(pa, _ARROW.get(k, "string"))() for k in kinds]
+    arrow_schema = pa.schema(list(zip(names, types)))
+    n = 0
+    with pq.ParquetWriter(CountingSink(fh), arrow_schema, compression="zstd") as writer:
+        batch: list[dict] = []
+
+        def flush() -> None:
+            cols = []
+            for name, kind, t in zip(names, kinds, types):
+                values = [r.get(name) for r in batch]
+                if kind == "json":
+                    values = [None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
+                              for v in values]
+                elif kind == "text":
+                    values = [None if v is None else str(v) for v in values]
+                cols.append(pa.array(values, type=t))
+            writer.write_table(pa.Table.from_arrays(cols, schema=arrow_schema))
+            batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            n += 1
+            if len(batch) >= BATCH:
+                flush()
+        if batch or n == 0:
+            flush()
+    return n
