@@ -72,7 +72,9 @@ def test_export_jsonl_to_a_file(seeded, tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert {x["table"] for x in rows} >= {"sessions", "conversation_turns", "task_events", "behavior_profiles"}
-    assert len(rows) == 10          # 1 session, 2 turns, run, step, event, skill, proposal, validation, profile
+    # 1 session, 2 turns, run, step, event, skill, proposal, validation, profile; the policy's 4 risk levels and
+    # the proposal's decision (created)
+    assert len(rows) == 10 + 4 + 1
 
 
 def test_errors_and_exit_codes(seeded, tmp_path):

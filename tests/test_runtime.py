@@ -17,7 +17,7 @@ from chronoledger import sqlite as db
 from chronoledger.errors import CorruptDataError, SchemaError, ValidationError
 from chronoledger.runtime import QUERIES, RuntimeMemoryStore
 from chronoledger.runtime.core import TABLES
-from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, PROPOSAL_TRANSITIONS, ROLLBACK
+from chronoledger.runtime.vocab import APPEND_ONLY, ENUMS, MOVES, PROPOSAL_TRANSITIONS, ROLLBACK
 
 LATEST = len(db.migrations("chronoledger.runtime"))  # the schema version this package writes
 
@@ -417,7 +417,7 @@ def test_every_transition_is_allowed_or_refused_as_the_machine_says(store, start
     if (start, target) == ROLLBACK:             # recording the rollback is what moves it
         store.record_deploy_outcome(prop["id"], "prod", "rolled_back")
         assert store._get("skill_to_logic_proposals", prop["id"], "id")["status"] == target
-    elif target in PROPOSAL_TRANSITIONS[start]:
+    elif target in MOVES[start]:
         _back(store, prop["id"], target)
         assert store.set_proposal_status(prop["id"], target)["status"] == target
     else:
@@ -547,9 +547,12 @@ def test_export_jsonl_has_every_row(store, tmp_path):
     n = store.export_jsonl(buf)
     lines = [json.loads(x) for x in buf.getvalue().splitlines()]
     total = sum(store._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchall()[0][0] for t in TABLES)
-    assert n == len(lines) == total == 7
+    assert total == 7
+    # and the governance audit: the policy's four risk levels, the proposal's one decision (created)
+    assert n == len(lines) == total + 4 + 1
     assert {x["table"] for x in lines} == {"sessions", "conversation_turns", "skills_learned",
-                                           "skill_to_logic_proposals"}
+                                           "skill_to_logic_proposals", "_runtime_promotion_policy",
+                                           "_runtime_proposal_decisions"}
 
 
 # --- concurrency ----------------------------------------------------------------
@@ -702,9 +705,9 @@ def test_replace_cannot_rewrite_audit_rows_or_jump_the_state_machine(tmp_path):
     con = sqlite3.connect(p)
     for sql, args in [
         ("INSERT OR REPLACE INTO validation_results (id, proposal_id, validator, build_pass, lint_pass, test_pass, "
-         "policy_pass, validated_at) VALUES (?, ?, 'ci', 1, 1, 1, 1, 'x')", (val["id"], prop["id"])),
+         "policy_pass, validated_at) VALUES (?, ?, 'ci', 1, 1, 1, 1, ?)", (val["id"], prop["id"], at(9))),
         ("REPLACE INTO approvals (id, proposal_id, approver, approval_type, decision, decided_at) "
-         "VALUES (?, ?, 'a', 'human', 'approved', 'x')", (appr["id"], prop["id"])),
+         "VALUES (?, ?, 'a', 'human', 'approved', ?)", (appr["id"], prop["id"], at(9))),
         ("INSERT OR REPLACE INTO task_events (id, event_type, event_level, message, created_at) "
          "VALUES (?, 'info', 'low', 'edited', 'x')", (ev["id"],)),
         ("INSERT OR REPLACE INTO skill_to_logic_proposals (id, skill_id, proposed_by, proposal_type, proposal_json, "

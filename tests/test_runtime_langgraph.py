@@ -127,3 +127,21 @@ def test_a_damaged_checkpoint_is_named_not_a_serializer_traceback(tmp_path):
     with ChronoledgerSaver(db) as saver:
         with pytest.raises(CorruptDataError, match=r"the checkpoint of thread 't1' checkpoint \S+ cannot be read"):
             saver.get_tuple({"configurable": {"thread_id": "t1"}})
+
+
+def test_listing_every_thread_pages_by_the_whole_key(tmp_path):
+    """copy_thread makes the same checkpoint id in two threads: a page boundary must not drop either."""
+    from langgraph.checkpoint.conformance.test_utils import generate_checkpoint, generate_config, generate_metadata
+    with ChronoledgerSaver(tmp_path / "rt.sqlite") as saver:
+        parent = None
+        for i in range(300):
+            cfg = generate_config("t1")
+            if parent:
+                cfg["configurable"]["checkpoint_id"] = parent["configurable"]["checkpoint_id"]
+            parent = saver.put(cfg, generate_checkpoint(), generate_metadata(step=i), {})
+        saver.copy_thread("t1", "t2")
+        saver.copy_thread("t1", "t3")
+        listed = [(t.config["configurable"]["thread_id"], t.config["configurable"]["checkpoint_id"])
+                  for t in saver.list(None)]
+        assert len(listed) == len(set(listed)) == 900
+        assert len(list(saver.list(None, limit=257))) == 257

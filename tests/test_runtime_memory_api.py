@@ -217,3 +217,14 @@ def test_a_bad_turn_in_a_batch_is_named_and_nothing_is_written(store):
             store.append_turns(sid, [good, bad])
     assert store.session_replay(sid)["turns"] == []
     assert isinstance(store._conn, apsw.Connection)
+
+
+def test_a_search_without_the_index_finds_what_the_index_finds(tmp_path):
+    p = tmp_path / "rt.sqlite"
+    with RuntimeMemoryStore(p) as s:
+        chat(s, ["Le CAFÉ est fermé", "cafes everywhere", "no match"])
+        indexed = sorted(h["content"] for h in s.search_turns("cafe ferme"))
+    with RuntimeMemoryStore(p) as s:                  # as if none were indexed: a reader's search then scans
+        s._conn.execute("UPDATE _turns_fts_state SET indexed_rowid = 0, indexed_id = NULL")
+    with RuntimeMemoryStore(p, readonly=True) as r:
+        assert sorted(h["content"] for h in r.search_turns("cafe ferme")) == indexed == ["Le CAFÉ est fermé"]

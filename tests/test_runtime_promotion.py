@@ -69,7 +69,7 @@ def test_the_issues_three_illegal_promotions_are_refused_in_python_and_in_sql(st
     with pytest.raises(ValidationError, match=r"no standing rejection \(human approval \S+ by alice: rejected\)"):
         store.set_proposal_status(pid, "approved")
     # several rules fail here (no approval stands either); SQLite names the first trigger that fires
-    with pytest.raises(apsw.ConstraintError, match="a rejection stands|fewer approvals stand|an approval type"):
+    with pytest.raises(apsw.ConstraintError, match="a rejection stands|fewer approvals given|an approval type"):
         raw_update(store.path, pid, "approved")
     assert status_of(store, pid) == "validated"
 
@@ -115,7 +115,7 @@ def test_critical_needs_a_human_and_a_security_approval_from_two_people(store):
     store.record_approval(pid, "alice", "security", "approved")        # the same person twice is one
     with pytest.raises(ValidationError, match=r"needs 2 approvals from different people \(it has 1"):
         store.set_proposal_status(pid, "approved")
-    with pytest.raises(apsw.ConstraintError, match="fewer approvals stand"):
+    with pytest.raises(apsw.ConstraintError, match="fewer approvals given"):
         raw_update(store.path, pid, "approved")
     store.record_approval(pid, "sam", "security", "approved")
     assert store.set_proposal_status(pid, "approved")["status"] == "approved"
@@ -166,9 +166,9 @@ def test_the_policy_is_data_versioned_and_named_by_each_decision(store):
 
 def test_a_rolled_back_deployment_takes_a_promoted_proposal_back_to_approved(store):
     pid = proposal(store, "medium")
-    passing(store, pid)
+    passing(store, pid, when=at(3))
     store.set_proposal_status(pid, "validated")
-    store.record_approval(pid, "alice", "human", "approved")
+    store.record_approval(pid, "alice", "human", "approved", decided_at=at(5))
     store.set_proposal_status(pid, "approved")
     store.record_deploy_outcome(pid, "prod", "succeeded", deployment_id="d1", deployed_at=at(10))
     store.set_proposal_status(pid, "promoted")
@@ -214,6 +214,11 @@ def test_rejection_needs_evidence_and_the_lineage_says_what_a_status_lacks(tmp_p
     assert any("succeeded deployment" in x for x in lin["status_lacks"])
 
 
+def _dated_ok(when: str) -> bool:
+    """Whether migration 0004 takes ``when`` as evidence's time (an ISO time, not before the proposals' creation)."""
+    return when[:4].isdigit() and at(1) <= when < "2100"
+
+
 def test_python_and_the_triggers_agree_on_every_move(store):
     """Random evidence in random order (times in several ISO forms, ties,
     milliseconds that only SQLite's rounding tells apart), random moves:
@@ -221,7 +226,7 @@ def test_python_and_the_triggers_agree_on_every_move(store):
     refuses one the database refuses it too."""
     rng = random.Random(19)
     times = [at(2), at(2, "00.000400Z"), at(2, "00.001Z"), "2026-03-01T11:02:00.000+01:00", at(3), at(3, "00.5Z"),
-             at(4), "not a time"]
+             at(4), "not a time", at(0), "2999-01-01T00:00:00Z"]
     statuses = ["validated", "approved", "promoted", "rejected"]
     moves = {"allowed": 0, "refused": 0}
     for case in range(60):
@@ -230,6 +235,12 @@ def test_python_and_the_triggers_agree_on_every_move(store):
         for _ in range(14):
             op = rng.random()
             when = rng.choice(times)
+            if op < 0.6 and not _dated_ok(when):
+                with pytest.raises(apsw.ConstraintError, match="must be an ISO-8601 time"):
+                    store._conn.execute("INSERT INTO approvals (id, proposal_id, approver, approval_type, decision, "
+                                        "decided_at) VALUES (?, ?, 'ann', 'human', 'approved', ?)",
+                                        (f"x{case}-{_}", pid, when))
+                continue
             if op < 0.25:
                 flags = [rng.random() < 0.8 for _ in range(4)]
                 store._conn.execute(
@@ -263,3 +274,116 @@ def test_python_and_the_triggers_agree_on_every_move(store):
                     assert status_of(store, pid) == before
                     moves["refused"] += 1
     assert moves["allowed"] > 30 and moves["refused"] > 100, moves
+
+
+def test_what_a_proposal_proposes_is_fixed_once_it_leaves_drafted_and_its_id_always(store):
+    pid = proposal(store)
+    con = apsw.Connection(str(store.path))
+    con.execute("UPDATE skill_to_logic_proposals SET risk_level = 'low' WHERE id = ?", (pid,))   # drafted: may change
+    passing(store, pid)
+    store.set_proposal_status(pid, "validated")
+    for sql in ("UPDATE skill_to_logic_proposals SET risk_level = 'critical'",
+                "UPDATE skill_to_logic_proposals SET proposal_json = '{\"retry\": 99}'",
+                "UPDATE skill_to_logic_proposals SET id = 'fresh'"):
+        with pytest.raises(apsw.ConstraintError, match="fixed once it leaves drafted"):
+            con.execute(sql)
+    con.close()
+    assert store.proposal_lineage(pid)["proposal"]["risk_level"] == "low"
+
+
+def test_evidence_is_dated_not_in_the_future_nor_before_the_proposal(store):
+    pid = proposal(store)                      # created at 10:01
+    with pytest.raises(ValidationError, match=r"validation_results.validated_at: 9999-01-01T00:00:00.000000Z is in the future"):
+        store.record_validation(pid, "ci", build_pass=True, lint_pass=True, test_pass=True, policy_pass=True,
+                                validated_at="9999-01-01T00:00:00Z")
+    with pytest.raises(ValidationError, match=r"approvals.decided_at: \S+ is before proposal \S+ was created"):
+        store.record_approval(pid, "alice", "human", "approved", decided_at=at(0))
+    con = apsw.Connection(str(store.path))
+    for sql, when in [("INSERT INTO deploy_outcomes (id, proposal_id, deployment_target, status, deployed_at) "
+                       "VALUES ('d', ?, 'prod', 'succeeded', ?)", w) for w in ("9999-01-01T00:00:00Z", "now",
+                                                                               "garbage", 2460000.5, at(0))]:
+        with pytest.raises(apsw.ConstraintError, match="must be an ISO-8601 time, not in the future"):
+            con.execute(sql, (pid, when))
+    con.close()
+
+
+def test_approvals_count_from_the_latest_validation_and_the_deployment_after_them(store):
+    pid = proposal(store, "medium")
+    store.record_approval(pid, "alice", "human", "approved", decided_at=at(2))     # before any validation
+    passing(store, pid, when=at(3))
+    store.set_proposal_status(pid, "validated")
+    with pytest.raises(ValidationError, match=r"needs a human approval; 1 approval \(it has 0\); approvals given "
+                                              r"before the latest validation do not count \(human by alice"):
+        store.set_proposal_status(pid, "approved")
+    with pytest.raises(apsw.ConstraintError, match="given since the latest validation"):
+        raw_update(store.path, pid, "approved")
+    store.record_approval(pid, "alice", "human", "approved", decided_at=at(5))
+    store.set_proposal_status(pid, "approved")
+    store.record_deploy_outcome(pid, "prod", "succeeded", deployed_at=at(4))       # deployed before it was approved
+    with pytest.raises(ValidationError, match="needs a deployment made at or after the approvals that count"):
+        store.set_proposal_status(pid, "promoted")
+    with pytest.raises(apsw.ConstraintError, match="deployment made at or after the approvals"):
+        raw_update(store.path, pid, "promoted")
+    store.record_deploy_outcome(pid, "prod", "succeeded", deployed_at=at(6))
+    store.set_proposal_status(pid, "promoted")
+
+
+def test_a_promoted_proposal_found_wanting_can_be_rejected(store):
+    pid = proposal(store, "low")
+    passing(store, pid, when=at(2))
+    store.set_proposal_status(pid, "validated")
+    store.record_approval(pid, "olga", "ops", "approved", decided_at=at(3))
+    store.set_proposal_status(pid, "approved")
+    store.record_deploy_outcome(pid, "prod", "succeeded", deployed_at=at(4))
+    store.set_proposal_status(pid, "promoted")
+    with pytest.raises(ValidationError, match="promoted -> rejected needs evidence of a rejection"):
+        store.set_proposal_status(pid, "rejected")
+    store.record_deploy_outcome(pid, "prod", "failed", deployed_at=at(5))
+    assert store.proposal_lineage(pid)["status_lacks"]          # promoted, but its latest deployment failed
+    assert store.set_proposal_status(pid, "rejected")["status"] == "rejected"
+    assert [d["to_status"] for d in store.proposal_decisions(pid)][-2:] == ["promoted", "rejected"]
+
+
+def test_a_status_time_never_goes_back(store):
+    pid = proposal(store, "low")
+    passing(store, pid, when=at(2))
+    store.set_proposal_status(pid, "validated", updated_at=at(3))
+    store.record_approval(pid, "olga", "ops", "approved", decided_at=at(4))
+    with pytest.raises(ValidationError, match=r"updated_at: \S+ is before the proposal's last change"):
+        store.set_proposal_status(pid, "approved", updated_at=at(2))
+    con = apsw.Connection(str(store.path))
+    with pytest.raises(apsw.ConstraintError, match="a status change is dated at or after the one before it"):
+        con.execute("UPDATE skill_to_logic_proposals SET status = 'approved', updated_at = ? WHERE id = ?",
+                    (at(2), pid))
+    con.close()
+    store.set_proposal_status(pid, "approved", updated_at=at(4))
+
+
+def test_two_spellings_of_one_approver_are_one_person(store):
+    pid = proposal(store)                         # critical: two approvals from different people
+    passing(store, pid, when=at(2))
+    store.set_proposal_status(pid, "validated")
+    store.record_approval(pid, "alice", "human", "approved", decided_at=at(3))
+    store.record_approval(pid, "Alice ", "security", "approved", decided_at=at(4))
+    with pytest.raises(ValidationError, match=r"2 approvals from different people \(it has 1"):
+        store.set_proposal_status(pid, "approved")
+    with pytest.raises(apsw.ConstraintError, match="fewer approvals given"):
+        raw_update(store.path, pid, "approved")
+
+
+def test_a_decision_under_the_strictest_policy_names_its_version(tmp_path):
+    from chronoledger.runtime.enforcement import spec_ddl
+    p = tmp_path / "v1.sqlite"
+    con = sqlite3.connect(p)
+    con.executescript(spec_ddl())
+    con.execute("INSERT INTO skills_learned VALUES ('s1', 'k', 'd', 'doc', NULL, 0.5, '2026-01-01T00:00:00Z', "
+                "'active', '{}')")
+    con.execute("INSERT INTO skill_to_logic_proposals VALUES ('p1', 's1', 'oxide', 'code_patch', '{}', NULL, 'urgent', "
+                "'drafted', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+    con.commit()
+    con.close()
+    with RuntimeMemoryStore(p) as s:             # adopted; the proposal's risk is none the policy knows
+        s.record_validation("p1", "ci", build_pass=True, lint_pass=True, test_pass=True, policy_pass=True)
+        s.set_proposal_status("p1", "validated")
+        d = s.proposal_decisions("p1")[-1]
+        assert (d["risk_level"], d["policy_version"]) == ("urgent", 1)

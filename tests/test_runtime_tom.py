@@ -141,16 +141,35 @@ def test_python_sqlite3_removing_the_wal_under_the_store_is_caught_and_nothing_i
     con = sqlite3.connect(p)
     assert con.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
     con.close()                                            # removes the store's WAL
+    # the next call notices before it writes: nothing goes into the deleted WAL
     with pytest.raises(WalLostError, match=r"its WAL was removed while this store had it open .* Python's sqlite3"):
         store.start_session("tom")
     with pytest.raises(ChronoledgerError, match="the store is closed"):
         store.start_session("tom")
-    con = sqlite3.connect(p)                               # both sessions are in the database file
-    assert con.execute("SELECT count(*) FROM sessions").fetchone()[0] == 2
+    con = sqlite3.connect(p)                               # what it committed is in the database file
+    assert con.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
     con.close()
     with RuntimeMemoryStore(p) as s:
         assert s.session_replay(first["id"])["actor"] == "tom"
-        assert len(s.list_sessions()["sessions"]) == 2
+        assert len(s.list_sessions()["sessions"]) == 1
+
+
+def test_a_commit_into_a_removed_wal_is_rescued_into_the_file(tmp_path):
+    """Between the check a call makes first and its commit, the WAL can still
+    go: the commit then notices, and copies what it committed into the file."""
+    from chronoledger.errors import WalLostError
+    p = tmp_path / "rt.sqlite"
+    store = RuntimeMemoryStore(p)
+    store.start_session("tom")
+    store._wal_guard = None                                # as if the WAL went after the call's first check
+    con = sqlite3.connect(p)
+    con.execute("SELECT count(*) FROM sessions").fetchone()
+    con.close()
+    with pytest.raises(WalLostError, match="what it committed has been copied into the database file"):
+        store.start_session("ana")
+    con = sqlite3.connect(p)
+    assert sorted(r[0] for r in con.execute("SELECT actor FROM sessions")) == ["ana", "tom"]
+    con.close()
 
 
 def test_a_second_apsw_connection_in_the_process_is_safe(tmp_path):
@@ -204,3 +223,76 @@ def test_a_session_listing_counts_turns_and_a_replay_lists_them(tmp_path):
         listed = s.list_sessions()["sessions"][0]
         assert listed["turn_count"] == 2 and "turns" not in listed
         assert [t["content"] for t in s.session_replay(sid)["turns"]] == ["a", "b"]
+
+
+def test_a_reader_whose_wal_python_sqlite3_removed_says_so_instead_of_reading_stale_rows(tmp_path):
+    import subprocess
+    import sys
+    from chronoledger.errors import WalLostError
+    p = tmp_path / "rt.sqlite"
+    with RuntimeMemoryStore(p) as w:
+        w.start_session("tom")
+    writer = RuntimeMemoryStore(p)              # another store keeps the file in WAL mode, as a live agent would
+    reader = RuntimeMemoryStore(p, readonly=True)
+    assert len(reader.list_sessions()["sessions"]) == 1
+    con = sqlite3.connect(p)
+    con.execute("SELECT count(*) FROM sessions").fetchone()
+    con.close()                                 # another copy of SQLite: it removes the WAL both stores use
+    subprocess.run([sys.executable, "-c", "import sys; from chronoledger.runtime import RuntimeMemoryStore as S; "
+                    "s = S(sys.argv[1]); s.start_session('other'); s.close()", str(p)], check=True)
+    with pytest.raises(WalLostError, match="what the store reads could be stale"):
+        reader.list_sessions()
+    with pytest.raises(WalLostError):
+        writer.start_session("tom")
+    writer.close()
+    reader.close()
+    with RuntimeMemoryStore(p, readonly=True) as fresh:
+        assert len(fresh.list_sessions()["sessions"]) == 2
+
+
+def test_odd_values_another_program_stored_are_read_or_named_never_a_traceback(tmp_path):
+    p = tom_database(tmp_path / "tom_runtime.sqlite")
+    con = sqlite3.connect(p)
+    con.execute("UPDATE conversation_turns SET token_count = 'lots' WHERE id = 't1'")
+    con.execute("UPDATE conversation_turns SET content = x'00ff' WHERE id = 't2'")
+    con.commit()
+    con.close()
+    before = sha(p)
+    r = run("runtime", "export", p, "--table", "conversation_turns", "--format", "parquet", "-o", tmp_path / "t.pq")
+    assert r.exit_code == 3 and "column token_count: 'lots' is not an integer" in r.stderr
+    assert not (tmp_path / "t.pq").exists()
+    r = run("runtime", "export", p)                       # the dump: a BLOB is written in hex
+    assert r.exit_code == 0, r.output
+    turns = [json.loads(x)["row"] for x in r.stdout.splitlines() if json.loads(x)["table"] == "conversation_turns"]
+    assert [t["content"] for t in turns] == ["What failed?", "00ff"] and turns[0]["token_count"] == "lots"
+    r = run("runtime", "export", p, "--table", "conversation_turns", "--format", "csv")
+    assert r.exit_code == 0 and "lots" in r.stdout
+    assert sha(p) == before
+
+
+def test_small_misuses_are_named(tmp_path):
+    import io
+    from chronoledger.errors import MissingFileError, ValidationError
+    with pytest.raises(MissingFileError, match="no such database"):
+        RuntimeMemoryStore(tmp_path / "missing.sqlite", readonly=True)
+    with RuntimeMemoryStore(tmp_path / "rt.sqlite") as s:
+        with pytest.raises(ValidationError, match="cursor: expected the text of a next_cursor, got int"):
+            s.list_sessions(cursor=5)
+        with pytest.raises(ValidationError, match="out: expected a text stream to write to, got str"):
+            s.export_jsonl("/tmp/dump.jsonl")
+        s.start_session("tom")
+        assert [t for t, _ in s.iter_rows("sessions")] == ["sessions"]
+        buf = io.StringIO()
+        assert s.export_jsonl(buf, ["sessions"]) == 1
+
+
+def test_ending_a_session_another_program_ended_without_a_time_says_how_it_ended(tmp_path):
+    from chronoledger.errors import ValidationError
+    p = tom_database(tmp_path / "tom_runtime.sqlite")
+    con = sqlite3.connect(p)
+    con.execute("UPDATE sessions SET ended_at = NULL WHERE status = 'failed'")
+    con.commit()
+    con.close()
+    with RuntimeMemoryStore(p) as s:
+        with pytest.raises(ValidationError, match=r"already ended \(failed\)$"):
+            s.end_session("6f1c0c4e-1c5e-4c56-9a35-0d8b1d6f7a02")

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from chronoledger._arrow import parquet_modules
 from chronoledger._fsutil import CountingSink
+from chronoledger.errors import CorruptDataError
 
 FORMATS = ("csv", "jsonl", "parquet")
 EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}
@@ -64,15 +65,33 @@ def _write_csv(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes]) -
         text.detach()               # the caller owns fh
 
 
+def json_default(value: Any) -> Any:
+    """What JSON has no form for, as text: bytes (a BLOB another program stored) in hex, the rest as str()."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value)
+
+
 def _write_jsonl(rows: Iterator[dict], fh: IO[bytes]) -> int:
     n = 0
     for row in rows:
-        fh.write(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
+        fh.write(json.dumps(row, ensure_ascii=False, default=json_default).encode() + b"\n")
         n += 1
     return n
 
 
 _ARROW = {"int": "int64", "float": "float64", "bool": "bool_"}
+_NOUN = {"int": "an integer", "float": "a number", "bool": "true or false", "json": "JSON", "text": "text"}
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
 
 
 def _write_parquet(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes]) -> int:
@@ -94,7 +113,13 @@ def _write_parquet(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes
                               for v in values]
                 elif kind == "text":
                     values = [None if v is None else str(v) for v in values]
-                cols.append(pa.array(values, type=t))
+                try:
+                    cols.append(pa.array(values, type=t))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                    bad = next((v for v in values if v is not None and not _fits(v, kind)), None)
+                    raise CorruptDataError(f"column {name}: {bad!r} is not {_NOUN[kind]}, which Parquet's {t} "
+                                           f"column needs (another program stored it); export as jsonl or csv, "
+                                           f"which keep it as it is") from None
             writer.write_table(pa.Table.from_arrays(cols, schema=arrow_schema))
             batch.clear()
 

@@ -28,6 +28,7 @@ __all__ = [
     "FieldValueError",
     "NotFoundError",
     "ExistsError",
+    "MissingFileError",
     "WalLostError",
     "ConfigError",
     "StepError",
@@ -152,6 +153,11 @@ class WalLostError(StorageError):
     are per process), took itself for the last connection (docs/runtime.md,
     "Two SQLite libraries in one process").  The store has copied what it
     committed into the database file and closed; open it again."""
+
+
+class MissingFileError(StorageError, FileNotFoundError):
+    """A database or folder a store was asked to open does not exist (read
+    commands never create one).  Also a :class:`FileNotFoundError`."""
 
 
 class ExistsError(StorageError, FileExistsError):

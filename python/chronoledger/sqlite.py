@@ -34,8 +34,8 @@ import apsw
 import numpy as np
 
 from chronoledger._fsutil import fsync_dir
-from chronoledger.errors import (ChronoledgerError, CorruptDataError, DatabaseBusyError, QueryError, SchemaError,
-                                 StorageError, ValidationError, WalLostError)
+from chronoledger.errors import (ChronoledgerError, CorruptDataError, DatabaseBusyError, MissingFileError,
+                                 QueryError, SchemaError, StorageError, ValidationError, WalLostError)
 
 T = TypeVar("T")
 _logger = logging.getLogger("chronoledger.sqlite")
@@ -215,7 +215,7 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
     p = Path(path)
     if readonly:
         if not p.exists():
-            raise FileNotFoundError(f"{p}: no such database")
+            raise _missing(f"{p}: no such database", p)
         # A read-only connection to a WAL database makes its -wal and -shm and, unable to checkpoint,
         # leaves them behind when it closes.  Such a file is opened for writing instead, with writes
         # refused (query_only), so that closing it tidies up as any last connection does; a file in a
@@ -223,7 +223,7 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False, synchronous
         flags = apsw.SQLITE_OPEN_READWRITE if _is_wal(p) and os.access(p, os.W_OK) else apsw.SQLITE_OPEN_READONLY
     else:
         if p.parent and not p.parent.exists():
-            raise FileNotFoundError(f"{p}: the folder {p.parent} does not exist")
+            raise _missing(f"{p}: the folder {p.parent} does not exist", p.parent)
         flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = None
     try:
@@ -254,6 +254,12 @@ def sqlite3_version() -> str:
     """The version of Python's own sqlite3 library if it is loaded (for messages), else 'not loaded'."""
     mod = sys.modules.get("sqlite3")
     return getattr(mod, "sqlite_version", "not loaded")
+
+
+def _missing(message: str, path: Path) -> MissingFileError:
+    """A MissingFileError that says ``message`` (OSError's three-argument form would add "[Errno 2]" and the
+    path again); the path is in the message."""
+    return MissingFileError(message)
 
 
 def _is_wal(p: Path) -> bool:
@@ -579,6 +585,45 @@ class StoreHandle:
         self.close()
 
 
+class WalGuard:
+    """Tells whether the WAL beside a database is still the file the store's
+    connection opened (one stat).  SQLite never removes a WAL while a
+    connection to the database is open, unless that connection is of another
+    copy of SQLite in this process (Python's sqlite3 beside apsw): POSIX
+    locks belong to the process, so the other copy, closing its last
+    connection, finds no lock in its way, checkpoints, and deletes the WAL
+    and -shm this connection still uses.  After that this connection reads
+    a deleted WAL (stale: other connections' commits never reach it) and
+    writes into it (lost: no other connection sees it, and a crash loses
+    it).  A file without a WAL (a rollback journal) has nothing to guard."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.wal = f"{path}-wal"
+        self._ino: int | None = None
+        self.changed()
+
+    def _now(self) -> int | None:
+        try:
+            return os.stat(self.wal).st_ino
+        except OSError:
+            return None
+
+    def changed(self) -> bool:
+        """True once the WAL it saw is gone or replaced (a first WAL is simply noted)."""
+        ino = self._now()
+        if self._ino is None:
+            self._ino = ino
+            return False
+        return ino != self._ino
+
+
+def wal_lost_message(path: str | os.PathLike[str], rescued: str) -> str:
+    return (f"{path}: its WAL was removed while this store had it open (another copy of SQLite in this process, "
+            f"such as Python's sqlite3 {sqlite3_version()}, closed a connection to the file); {rescued}, and the "
+            f"store must be opened again; while a store has the file open, read it only through the store, apsw "
+            f"or another process (docs/runtime.md)")
+
+
 class BackgroundCheckpointer:
     """Copies the WAL back into the database from a thread of its own.
 
@@ -601,9 +646,7 @@ class BackgroundCheckpointer:
         self._wake = threading.Event()
         self._stop = False
         self._reported: set[str] = set()      # the kinds of failure already logged
-        self._wal = f"{self.path}-wal"
-        self._wal_ino: int | None = None       # the WAL file as the store opened it (or its first commit)
-        self._check_wal()
+        self._guard = WalGuard(self.path)      # the WAL as the store opened it
         self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpoint:{Path(path).name}", daemon=True)
         conn.setwalhook(self._hook)        # replaces the automatic checkpoint on this connection
         self._thread.start()
@@ -632,24 +675,10 @@ class BackgroundCheckpointer:
                     pass
 
     def _check_wal(self) -> None:
-        """The WAL is the file this connection writes.  SQLite never removes a
-        WAL while a connection to the database is open, unless that connection
-        is of another copy of SQLite in this process (Python's sqlite3 beside
-        apsw): POSIX locks belong to the process, so the other copy, closing
-        its last connection, finds no lock in its way, checkpoints, and
-        deletes the WAL and -shm this connection still writes; every commit
-        after that goes to a deleted file that no other connection sees, and
-        that a crash loses.  Found here after the commit (one stat), it is
-        rescued: this connection copies what it committed into the database
-        file, and the caller is told to reopen."""
-        try:
-            ino: int | None = os.stat(self._wal).st_ino
-        except OSError:
-            ino = None
-        if self._wal_ino is None:
-            self._wal_ino = ino
-            return
-        if ino == self._wal_ino:
+        """The WAL is still the file this connection writes (WalGuard): if
+        another copy of SQLite removed it, this connection copies what it
+        committed into the database file, and the caller is told to reopen."""
+        if not self._guard.changed():
             return
         with self._running:
             try:
@@ -658,11 +687,7 @@ class BackgroundCheckpointer:
             except apsw.Error as exc:
                 rescued = f"copying what it committed into the database file failed ({exc}); do not close " \
                           f"the process before it is copied"
-        raise WalLostError(
-            f"{self.path}: its WAL was removed while this store had it open (another copy of SQLite in this "
-            f"process, such as Python's sqlite3 {sqlite3_version()}, closed a connection to the file); {rescued}, "
-            f"and the store must be opened again; while a store has the file open, read it only through the store, "
-            f"apsw or another process (docs/runtime.md)")
+        raise WalLostError(wal_lost_message(self.path, rescued))
 
     #: opens the thread's own connection (a test replaces it with one that fails)
     _connect = staticmethod(open_connection)

@@ -55,6 +55,8 @@ QUERIES: dict[str, str] = {
     "proposal_lineage_deploys": (
         "SELECT * FROM deploy_outcomes WHERE proposal_id = :proposal_id ORDER BY deployed_at, rowid"),
 }
+#: Our own audit tables (migration 0004): in a dump beside the v1 tables.
+GOVERNANCE_TABLES = ("_runtime_promotion_policy", "_runtime_proposal_decisions")
 
 _NOUN = {"sessions": "session", "conversation_turns": "turn", "workflow_runs": "workflow run",
          "workflow_steps": "workflow step", "task_events": "task event", "skills_learned": "skill",
@@ -87,6 +89,20 @@ class StoreCore(db.StoreHandle):
     _checkpointer: db.BackgroundCheckpointer | None
     _chronicle: Chronicle | None
     _events_log: Path | None
+    _wal_guard: db.WalGuard | None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's lock, with a damaged database named as such, and the
+        WAL checked to be the one the store opened (db.WalGuard): reads from a
+        WAL another copy of SQLite removed would be stale, and writes lost."""
+        with self._lock, db.named_damage(self.path):
+            guard = self._wal_guard
+            if guard is not None and self._db is not None and guard.changed():
+                self._release()
+                raise WalLostError(db.wal_lost_message(self.path, "what the store reads could be stale; nothing "
+                                                                   "it committed is lost"))
+            yield
 
     @contextlib.contextmanager
     def _write(self, what: str):
@@ -199,7 +215,8 @@ class StoreCore(db.StoreHandle):
         with self._locked(), self._write(f"ending a {_NOUN[table]}"):
             cur = self._get(table, rid, field)
             if cur[time_column] is not None or (table == "sessions" and cur["status"] in CLOSED_SESSION):
-                raise ValidationError(f"{_NOUN[table]} {rid} already ended ({cur['status']} at {cur[time_column]})")
+                raise ValidationError(f"{_NOUN[table]} {rid} already ended ({cur['status']}"
+                                      + (f" at {cur[time_column]})" if cur[time_column] is not None else ")"))
             end = end or self._stamp()
             _not_before(end, cur["started_at"], f"{table}.{time_column}", started)
             merged = v.merge_json(cur[json_column], update, f"{table}.{json_column}")
@@ -252,10 +269,10 @@ def _check_v1_columns(conn: apsw.Connection, tables: list[str], path: Path) -> N
                               f"it was not created from the Runtime Memory DB v1 schema")
 
 
-def _check_tables(tables: Iterable[str]) -> list[str]:
-    tables = list(tables)
+def _check_tables(tables: Iterable[str] | str) -> list[str]:
+    tables = [tables] if isinstance(tables, str) else list(tables)
     for table in tables:
-        if table not in TABLES:
+        if table not in TABLES and table not in GOVERNANCE_TABLES:
             raise QueryError(f"unknown table {table!r}; the tables are {', '.join(TABLES)}")
     return tables
 
@@ -296,6 +313,8 @@ def _encode_cursor(t: str, row_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[str, str]:
+    if not isinstance(cursor, str):
+        raise ValidationError(f"cursor: expected the text of a next_cursor, got {type(cursor).__name__}")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         t, row_id = raw.split("|", 1)

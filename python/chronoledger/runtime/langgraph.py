@@ -192,17 +192,18 @@ class ChronoledgerSaver(BaseCheckpointSaver[str]):
         if before is not None and get_checkpoint_id(before):
             where.append("checkpoint_id < ?")
             args.append(get_checkpoint_id(before))
-        sql = (f"SELECT {_COLUMNS} FROM _langgraph_checkpoints" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY checkpoint_id DESC")
+        base = f"SELECT {_COLUMNS} FROM _langgraph_checkpoints"
+        order = " ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT 256"
         if limit is not None and limit <= 0:
             return
         left = limit
-        # a page at a time, the lock not held between them: a caller may write while it iterates
-        after: str | None = None
+        # a page at a time, the lock not held between them: a caller may write while it iterates; the key is the
+        # whole primary key (copy_thread makes the same checkpoint id in two threads)
+        after: tuple[str, str, str] | None = None
         while True:
-            page_sql = sql if after is None else sql.replace(" ORDER BY", (" AND" if where else " WHERE")
-                                                             + " checkpoint_id < ? ORDER BY", 1)
-            rows = self._rows(page_sql + " LIMIT 256", args + ([after] if after is not None else []))
+            conds = list(where) + (["(checkpoint_id, thread_id, checkpoint_ns) < (?, ?, ?)"] if after else [])
+            rows = self._rows(base + (" WHERE " + " AND ".join(conds) if conds else "") + order,
+                              args + (list(after) if after else []))
             for row in rows:
                 tup = self._tuple(row)
                 if filter and not all(tup.metadata.get(k) == want for k, want in filter.items()):
@@ -214,7 +215,7 @@ class ChronoledgerSaver(BaseCheckpointSaver[str]):
                         return
             if len(rows) < 256:
                 return
-            after = rows[-1][2]
+            after = (rows[-1][2], rows[-1][0], rows[-1][1])
 
     # --- writing ----------------------------------------------------------------
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,

@@ -3,6 +3,7 @@ approvals, deploy outcomes), and query 5: a proposal's full lineage."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import TypedDict
 
 from chronoledger.errors import CorruptDataError, NotFoundError, ValidationError
@@ -10,7 +11,7 @@ from chronoledger.runtime import promotion
 from chronoledger.runtime import values as v
 from chronoledger.runtime.core import QUERIES, _decode_cursor, _encode_cursor
 from chronoledger.runtime.governance import Governance
-from chronoledger.runtime.vocab import PROPOSAL_TRANSITIONS, ROLLBACK, SKILL_STATES
+from chronoledger.runtime.vocab import MOVES, PROPOSAL_TRANSITIONS, ROLLBACK, SKILL_STATES
 
 
 class _SkillRow(TypedDict):
@@ -143,7 +144,7 @@ class Lineage(Governance):
                                       f"which the state machine does not know; allowed: "
                                       f"{', '.join(PROPOSAL_TRANSITIONS)}")
             move = (cur["status"], status)
-            allowed = PROPOSAL_TRANSITIONS[cur["status"]] + ((ROLLBACK[1],) if cur["status"] == ROLLBACK[0] else ())
+            allowed = MOVES[cur["status"]]
             if status not in allowed:
                 raise ValidationError(
                     f"proposal {pid}: {cur['status']} -> {status} is not allowed; from {cur['status']} "
@@ -155,13 +156,34 @@ class Lineage(Governance):
                     f" (risk {cur['risk_level']}: policy version {pol.version} asks for {pol.describe()})"
                 raise ValidationError(f"proposal {pid}: {cur['status']} -> {status} needs " + "; ".join(lacking)
                                       + rule)
+            before = v.parse_time(cur["updated_at"])
+            if stamp is None:
+                stamp = self._stamp()
+                given = v.parse_time(stamp)
+                if before is not None and given is not None and given < before:   # its last change is ahead of us
+                    stamp = cur["updated_at"]
+            else:
+                _dated(stamp, "skill_to_logic_proposals.updated_at")
+                given = v.parse_time(stamp)
+                if before is not None and given is not None and given < before:
+                    raise ValidationError(f"skill_to_logic_proposals.updated_at: {stamp} is before the proposal's "
+                                          f"last change ({cur['updated_at']}); a status's time never goes back")
             self._conn.execute("UPDATE skill_to_logic_proposals SET status = ?, updated_at = ? WHERE id = ?",
-                               (status, stamp or self._stamp(), cur["id"]))
+                               (status, stamp, cur["id"]))
         return self._get("skill_to_logic_proposals", cur["id"], "proposal_id")
 
-    def _audit_row(self, table: str, row: _AuditRow, what: str) -> dict:
+    def _audit_row(self, table: str, row: _AuditRow, what: str, time_column: str) -> dict:
+        """Store a row of a proposal's audit trail: dated (``time_column``)
+        not in the future and not before the proposal was created."""
+        when = str(row[time_column])            # type: ignore[literal-required]
+        _dated(when, f"{table}.{time_column}")
         with self._locked(), self._write(what):
-            row["proposal_id"] = self._get("skill_to_logic_proposals", row["proposal_id"], "proposal_id")["id"]
+            prop = self._get("skill_to_logic_proposals", row["proposal_id"], "proposal_id")
+            created, at = v.parse_time(prop["created_at"]), v.parse_time(when)
+            if created is not None and at is not None and at < created:
+                raise ValidationError(f"{table}.{time_column}: {when} is before proposal {prop['id']} was created "
+                                      f"({prop['created_at']})")
+            row["proposal_id"] = prop["id"]
             self._insert(table, row, what)
         return self._get(table, row["id"], "id")
 
@@ -176,7 +198,7 @@ class Lineage(Governance):
             "policy_pass": v.check_flag(policy_pass, "validation_results.policy_pass"),
             "details_json": v.check_json_object(details, "validation_results.details_json"),
             "validated_at": v.check_time(validated_at, "validation_results.validated_at")}
-        return self._audit_row("validation_results", row, "record_validation")
+        return self._audit_row("validation_results", row, "record_validation", "validated_at")
 
     def record_approval(self, proposal_id: str, approver: str, approval_type: str, decision: str, *,
                         notes: str | None = None, decided_at=None) -> dict:
@@ -187,7 +209,7 @@ class Lineage(Governance):
             "decision": v.check_enum(decision, "approvals", "decision"),
             "notes": v.check_text(notes, "approvals.notes", nullable=True, empty=True),
             "decided_at": v.check_time(decided_at, "approvals.decided_at")}
-        return self._audit_row("approvals", row, "record_approval")
+        return self._audit_row("approvals", row, "record_approval", "decided_at")
 
     def record_deploy_outcome(self, proposal_id: str, deployment_target: str, status: str, *,
                               deployment_id: str | None = None, summary: str | None = None,
@@ -200,7 +222,7 @@ class Lineage(Governance):
             "summary": v.check_text(summary, "deploy_outcomes.summary", nullable=True, empty=True),
             "metrics_json": v.check_json_object(metrics, "deploy_outcomes.metrics_json"),
             "deployed_at": v.check_time(deployed_at, "deploy_outcomes.deployed_at")}
-        return self._audit_row("deploy_outcomes", row, "record_deploy_outcome")
+        return self._audit_row("deploy_outcomes", row, "record_deploy_outcome", "deployed_at")
 
     def proposal_lineage(self, proposal_id: str) -> dict:
         """Query 5: skill -> proposal -> validations -> approvals -> deploy outcomes."""
@@ -270,3 +292,14 @@ class Lineage(Governance):
         if found is None or isinstance(found, str):
             return found
         raise CorruptDataError(f"{self.path}: skill_to_logic_proposals.id {found!r} is not text")
+
+
+#: How far ahead of this machine's clock a time given for evidence may be (another machine's clock).
+SKEW = timedelta(minutes=5)
+
+
+def _dated(when: str, field: str) -> None:
+    """Refuse a time in the future (beyond SKEW): evidence is of what happened."""
+    t = v.parse_time(when)
+    if t is not None and t > datetime.now(timezone.utc) + SKEW:
+        raise ValidationError(f"{field}: {when} is in the future; evidence is dated when it happened")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from chronoledger.runtime.vocab import DEFAULT_POLICY, PROPOSAL_TRANSITIONS, ROLLBACK, STRICTEST_RISK
+from chronoledger.runtime.vocab import DEFAULT_POLICY, MOVES, ROLLBACK, STRICTEST_RISK
 
 
 @dataclass(frozen=True)
@@ -111,23 +111,40 @@ def _failing(row: dict) -> str:
     return f"validation {row['id']} by {row['validator']} at {row['validated_at']} failed {', '.join(failed)}"
 
 
+def _jd(row: dict | None) -> float:
+    """A row's instant as the triggers compare it (NULL as the earliest)."""
+    jd = None if row is None else row["_jd"]
+    return -1.0 if jd is None else jd
+
+
+def person(approver: Any) -> str:
+    """An approver as the distinct-people rule counts them: SQLite's lower(trim()) (ASCII letters, spaces)."""
+    text = approver if isinstance(approver, str) else str(approver)
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text.strip(" "))
+
+
+def counted(ev: Evidence) -> list[dict]:
+    """The approvals that count: standing, approved, given at or after the latest validation."""
+    since = _jd(ev.latest_validation())
+    return [a for a in standing(ev.approvals) if a["decision"] == "approved" and _jd(a) >= since]
+
+
 def missing(status_from: str, status_to: str, ev: Evidence, policy: Policy) -> list[str]:
     """What the move ``status_from -> status_to`` lacks; empty when it is
     backed.  The same rules as migration 0004's triggers."""
     out: list[str] = []
     if status_from == status_to:
         return out
+    allowed = MOVES.get(status_from, ())
+    if status_to not in allowed:
+        return [f"a legal move: from {status_from} it can go to {', '.join(allowed)}" if allowed else
+                f"a legal move: {status_from} is final"]
     if (status_from, status_to) == ROLLBACK:
         dep = ev.latest_deploy()
         if dep is None or dep["status"] != "rolled_back":
             out.append("a rolled-back deployment as its latest deploy outcome"
                        + (f" (the latest, {dep['id']}, {dep['status']})" if dep else " (it has none)"))
         return out
-    if status_to not in PROPOSAL_TRANSITIONS.get(status_from, ()):
-        allowed = list(PROPOSAL_TRANSITIONS.get(status_from, ())) + ([ROLLBACK[1]] if status_from == ROLLBACK[0]
-                                                                    else [])
-        return [f"a legal move: from {status_from} it can go to {', '.join(allowed)}" if allowed else
-                f"a legal move: {status_from} is final"]
     stand = standing(ev.approvals)
     rejections = [a for a in stand if a["decision"] == "rejected"]
     if status_to == "rejected":
@@ -154,23 +171,31 @@ def missing(status_from: str, status_to: str, ev: Evidence, policy: Policy) -> l
     if rejections:
         out.append("no standing rejection (" + "; ".join(f"{a['approval_type']} approval {a['id']} by "
                                                          f"{a['approver']}: rejected" for a in rejections)
-                   + "); the proposal can only be rejected")
-    approved = [a for a in stand if a["decision"] == "approved"]
+                   + "); it can be rejected, or the approver can approve")
+    approved = counted(ev)
+    early = [a for a in stand if a["decision"] == "approved" and a not in approved]
     have = {a["approval_type"] for a in approved}
+    short = len(out)
     for kind in policy.approval_types:
         if kind not in have:
             out.append(f"a {kind} approval")
-    counted = len({a["approver"] for a in approved}) if policy.distinct_approvers else len(approved)
-    if counted < policy.min_approvals:
+    n = len({person(a["approver"]) for a in approved}) if policy.distinct_approvers else len(approved)
+    if n < policy.min_approvals:
         out.append(f"{policy.min_approvals} approval{'s' if policy.min_approvals != 1 else ''}"
                    + (" from different people" if policy.distinct_approvers else "")
-                   + f" (it has {counted}"
+                   + f" (it has {n}"
                    + (": " + ", ".join(f"{a['approval_type']} by {a['approver']}" for a in approved) if approved
                       else "") + ")")
+    if early and len(out) > short:
+        out.append("approvals given before the latest validation do not count ("
+                   + ", ".join(f"{a['approval_type']} by {a['approver']} at {a['decided_at']}" for a in early) + ")")
     if status_to == "promoted":
         dep = ev.latest_deploy()
         if dep is None or dep["status"] != "succeeded":
             out.append("a succeeded deployment as its latest deploy outcome"
                        + (f" (the latest, {dep['id']} to {dep['deployment_target']}, {dep['status']})" if dep
                           else " (it has none)"))
+        elif approved and _jd(dep) < max(_jd(a) for a in approved):
+            out.append(f"a deployment made at or after the approvals that count (the latest, {dep['id']}, was made "
+                       f"at {dep['deployed_at']}, before them)")
     return out

@@ -9,6 +9,7 @@ most turns are never searched.  docs/runtime.md, "Search".
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import apsw
 
@@ -117,13 +118,13 @@ class TurnSearch(StoreCore):
 
     def _scan(self, words: list[str], sid: str | None, limit: int) -> list[dict]:
         """The words query without the index: every turn read (newest first)."""
-        wanted = [w.casefold() for w in words]
+        wanted = [_fold(w) for w in words]
         out: list[dict] = []
         sql = "SELECT * FROM conversation_turns" + (" WHERE session_id = ?" if sid is not None else "") + \
             " ORDER BY rowid DESC"
         for row in self._iter(sql, (sid,) if sid is not None else ()):
             content = row["content"] if isinstance(row["content"], str) else ""
-            have = {w.casefold() for w in _WORD.findall(content)}
+            have = {_fold(w) for w in _WORD.findall(content)}
             if all(w in have for w in wanted):
                 row["rank"] = None
                 row["snippet"] = None
@@ -131,3 +132,8 @@ class TurnSearch(StoreCore):
                 if len(out) >= limit:
                     break
         return out
+
+
+def _fold(word: str) -> str:
+    """A word as FTS5's unicode61 tokenizer with remove_diacritics 2 compares it: case folded, accents dropped."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(c))

@@ -22,10 +22,11 @@ from typing import TextIO
 import apsw
 
 from chronoledger import sqlite as db
+from chronoledger._rowfiles import json_default
 from chronoledger.chronicle import Chronicle
-from chronoledger.errors import SchemaError
+from chronoledger.errors import SchemaError, ValidationError
 from chronoledger.runtime import enforcement
-from chronoledger.runtime.core import TABLES, _check_is_runtime_db, _check_tables, _check_v1_columns, _release
+from chronoledger.runtime.core import GOVERNANCE_TABLES, TABLES, _check_is_runtime_db, _check_tables, _check_v1_columns, _release
 from chronoledger.runtime.lineage import Lineage
 from chronoledger.runtime.profiles import Profiles
 from chronoledger.runtime.search import TurnSearch
@@ -51,6 +52,7 @@ class RuntimeMemoryStore(Sessions, TurnSearch, Workflows, Lineage, Profiles):
         self.readonly = readonly
         self._last_stamp = ""
         self._lock = threading.RLock()
+        self._wal_guard: db.WalGuard | None = None        # set once the store is open
         self._checkpointer: db.BackgroundCheckpointer | None = None
         _check_is_runtime_db(self.path)       # before connect(), which switches the journal to WAL
         # the connection, None once closed (then _conn says so)
@@ -80,6 +82,7 @@ class RuntimeMemoryStore(Sessions, TurnSearch, Workflows, Lineage, Profiles):
                 raise db.sqlite_error(exc, self.path) from None
             raise
         self._checkpointer = None if readonly else db.BackgroundCheckpointer(self._conn, self.path)
+        self._wal_guard = db.WalGuard(self.path)
         self._events_log = Path(events_log) if events_log is not None else None
         self._chronicle: Chronicle | None = None
         if self._events_log is not None and not readonly:       # a reader has nothing to mirror
@@ -145,17 +148,27 @@ class RuntimeMemoryStore(Sessions, TurnSearch, Workflows, Lineage, Profiles):
                 if len(rows) < page:
                     break
 
-    def export_jsonl(self, out: TextIO, tables: Iterable[str] = TABLES) -> int:
+    def export_jsonl(self, out: TextIO, tables: Iterable[str] | None = None) -> int:
         """Write every row as a JSON line ``{"table": ..., "row": {...}}``, from
-        one consistent snapshot; returns the count."""
-        tables = _check_tables(tables)
+        one consistent snapshot; returns the count.  By default the v1 tables
+        and the governance audit (the promotion policy's versions and the
+        proposals' decisions, where the file has them); bytes another
+        program stored are written in hex."""
+        if not callable(getattr(out, "write", None)):
+            raise ValidationError(f"out: expected a text stream to write to, got {type(out).__name__}")
         n = 0
         with self._locked():
+            if tables is None:
+                have = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                chosen = list(TABLES) + [t for t in GOVERNANCE_TABLES if t in have]
+            else:
+                chosen = _check_tables(tables)
             self._conn.execute("BEGIN")          # one read transaction: a snapshot
             try:
-                for table in tables:
+                for table in chosen:
                     for row in self._iter(f"SELECT * FROM {table} ORDER BY rowid"):
-                        out.write(json.dumps({"table": table, "row": row}, ensure_ascii=False, sort_keys=True) + "\n")
+                        out.write(json.dumps({"table": table, "row": row}, ensure_ascii=False, sort_keys=True,
+                                             default=json_default) + "\n")
                         n += 1
             finally:
                 self._conn.execute("COMMIT")

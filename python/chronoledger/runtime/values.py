@@ -144,6 +144,8 @@ def check_json_object(value: Any, field: str, default: Any = "{}") -> str:
         except UnicodeEncodeError as exc:        # a lone surrogate in a key or a string value
             raise ValidationError(f"{field}: cannot be stored as JSON: a string in it is not valid text "
                                   f"({exc.reason}: {text[exc.start]!r})") from None
+    if len(text) > MAX_BYTES // 4:
+        check_size(text, field)
     return text
 
 

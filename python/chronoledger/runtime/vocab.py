@@ -64,8 +64,11 @@ PROPOSAL_TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: From migration 0004 on: a rolled-back deployment takes a promoted proposal back to approved (a trigger
-#: does it when the rollback is recorded); every other move is PROPOSAL_TRANSITIONS'.
+#: does it when the rollback is recorded).
 ROLLBACK = ("promoted", "approved")
+#: The moves allowed from migration 0004 on: PROPOSAL_TRANSITIONS' (which migration 0002 was made from), the
+#: rollback, and a promoted proposal rejected on evidence of a rejection.
+MOVES: dict[str, tuple[str, ...]] = {**PROPOSAL_TRANSITIONS, "promoted": ("approved", "rejected")}
 
 #: The promotion policy a database starts with (migration 0004 inserts these as version 1 of each risk
 #: level's policy; a test keeps the two equal): per risk level, the validators whose latest validation
