@@ -466,11 +466,18 @@ def approve_cmd(db: Path, proposal_id: str, approver: str, approval_type: str, d
     """
     with _write_store(db) as s:
         row = s.record_approval(proposal_id, approver, approval_type, decision, notes=notes)
-        lacks = s.promotion_check(proposal_id, "approved")
-    emit_object(row, fmt, lambda: click.echo(
-        f"{row['approval_type']} approval by {row['approver']}: {row['decision']}"
-        + ("" if row["decision"] == "rejected" else
-           ("; the proposal may be approved now" if not lacks else f"; to approve it still needs {'; '.join(lacks)}"))))
+        status = s.proposal_lineage(row["proposal_id"])["proposal"]["status"]
+        # what the approval leaves to do, for a proposal waiting for approvals
+        lacks = s.promotion_check(proposal_id, "approved") if status == "validated" else None
+
+    def text() -> None:
+        hint = ""
+        if lacks is not None and row["decision"] == "approved":
+            hint = "; the proposal may be approved now" if not lacks else \
+                f"; to approve it still needs {'; '.join(lacks)}"
+        click.echo(f"{row['approval_type']} approval by {row['approver']}: {row['decision']} "
+                   f"(the proposal is {status}){hint}")
+    emit_object(row, fmt, text)
 
 
 @runtime_group.command("set-status")
