@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterator, Sequence
+from os import PathLike
 from typing import IO, Any
 
 from chronoledger._arrow import parquet_modules
-from chronoledger._fsutil import CountingSink
+from chronoledger._fsutil import CountingSink, output_file
 from chronoledger.errors import CorruptDataError
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -34,6 +36,22 @@ def write_rows(columns: Sequence[Column], rows: Iterator[dict], fh: IO[bytes], f
     if fmt == "jsonl":
         return _write_jsonl(rows, fh)
     return _write_parquet(columns, rows, fh)
+
+
+def export_rows(columns: Sequence[Column], rows: Iterator[dict], out: str | PathLike[str] | IO[bytes], fmt: str, *,
+                force: bool, what: str) -> int:
+    """:func:`write_rows` to ``out``: ``"-"`` for standard output, a binary
+    file, or a path written atomically (an existing one refused unless
+    ``force``; ``what`` names the job in the messages)."""
+    if isinstance(out, str) and out == "-":
+        sys.stdout.flush()
+        n = write_rows(columns, rows, sys.stdout.buffer, fmt)
+        sys.stdout.buffer.flush()
+        return n
+    if not isinstance(out, (str, PathLike)):
+        return write_rows(columns, rows, out, fmt)
+    with output_file(out, force=force, what=what) as fh:
+        return write_rows(columns, rows, fh, fmt)
 
 
 def cell(value: Any) -> str:

@@ -153,6 +153,15 @@ class StoreCore(db.StoreHandle):
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
+    def _page(self, sql: str, params: dict, limit: int, time_key: str) -> tuple[list[dict], str | None]:
+        """A page of a newest-first listing (``sql`` asks for ``limit + 1`` rows
+        ordered by ``time_key`` and id, descending) and the cursor of the next."""
+        with self._locked():
+            rows = self._rows(sql, params)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, _encode_cursor(rows[-1][time_key], rows[-1]["id"]) if more else None
+
     def _get(self, table: str, row_id: str, field: str) -> dict:
         """The row with this id, looked up as given and in canonical UUID form."""
         rows = self._rows(f"SELECT * FROM {table} WHERE id IN (?, ?) LIMIT 1", v.ref_forms(row_id))
@@ -180,30 +189,28 @@ class StoreCore(db.StoreHandle):
         or one value for every row), bound in C (sqlite.insert_columns)."""
         try:
             db.insert_columns(self._conn, sql, columns, n)
-        except apsw.TooBigError:
-            raise ValidationError(f"{self.path}: {what}: a value is larger than SQLite stores in one value "
-                                  f"({v.MAX_BYTES:,} bytes)") from None
         except apsw.Error as exc:
-            err = db.sqlite_error(exc, self.path, what)
-            if isinstance(exc, apsw.SQLError):
-                err = ValidationError(str(err))
-            raise err from None
+            raise self._refused(exc, what) from None
 
     def _insert_many(self, sql: str, rows: Iterable[apsw.Bindings], what: str) -> None:
         """Run one INSERT for each row; a refused row (a constraint or trigger)
         is a ValidationError naming the store and the operation."""
         try:
             self._conn.executemany(sql, rows)
-        except apsw.TooBigError:              # the values were checked: a JSON text made from a caller's dict
-            raise ValidationError(f"{self.path}: {what}: a value is larger than SQLite stores in one value "
-                                  f"({v.MAX_BYTES:,} bytes)") from None
         except apsw.Error as exc:
-            err = db.sqlite_error(exc, self.path, what)
-            if isinstance(exc, apsw.SQLError):
-                # the values were checked already: an SQL error here is a rule of the table (a CHECK or a
-                # trigger calling a JSON function on the value) refusing the row, not a schema problem
-                err = ValidationError(str(err))
-            raise err from None
+            raise self._refused(exc, what) from None
+
+    def _refused(self, exc: apsw.Error, what: str) -> ChronoledgerError:
+        """The package's error for an insert SQLite refused."""
+        if isinstance(exc, apsw.TooBigError):     # the values were checked: a JSON text made from a caller's dict
+            return ValidationError(f"{self.path}: {what}: a value is larger than SQLite stores in one value "
+                                   f"({v.MAX_BYTES:,} bytes)")
+        err = db.sqlite_error(exc, self.path, what)
+        if isinstance(exc, apsw.SQLError):
+            # the values were checked already: an SQL error here is a rule of the table (a CHECK or a trigger
+            # calling a JSON function on the value) refusing the row, not a schema problem
+            err = ValidationError(str(err))
+        return err
 
     def _finish(self, table: str, ref: str, field: str, status: str, time_column: str, when, json_column: str,
                 update, started: str) -> dict:

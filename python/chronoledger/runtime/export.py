@@ -3,13 +3,11 @@ or one table as CSV, JSON lines or Parquet, streamed a page at a time."""
 
 from __future__ import annotations
 
-import sys
 from os import PathLike
 from typing import IO
 
 from chronoledger._arrow import parquet_modules
-from chronoledger._fsutil import output_file
-from chronoledger._rowfiles import FORMATS, Column, write_rows
+from chronoledger._rowfiles import FORMATS, Column, export_rows
 from chronoledger.errors import QueryError
 from chronoledger.runtime.core import JSON_COLUMNS, TABLES, _spec_columns
 from chronoledger.runtime.store import RuntimeMemoryStore
@@ -41,13 +39,5 @@ def export_table(store: RuntimeMemoryStore, table: str, out: str | PathLike[str]
     columns = table_columns(table)
     if fmt == "parquet":
         parquet_modules()
-    rows = (row for _, row in store.iter_rows([table]))
-    if isinstance(out, str) and out == "-":
-        sys.stdout.flush()
-        n = write_rows(columns, rows, sys.stdout.buffer, fmt)
-        sys.stdout.buffer.flush()
-        return n
-    if not isinstance(out, (str, PathLike)):
-        return write_rows(columns, rows, out, fmt)
-    with output_file(out, force=force, what=f"export of {table}") as fh:
-        return write_rows(columns, rows, fh, fmt)
+    return export_rows(columns, (row for _, row in store.iter_rows([table])), out, fmt, force=force,
+                       what=f"export of {table}")

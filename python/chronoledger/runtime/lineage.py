@@ -9,7 +9,7 @@ from typing import TypedDict
 from chronoledger.errors import CorruptDataError, NotFoundError, ValidationError
 from chronoledger.runtime import promotion
 from chronoledger.runtime import values as v
-from chronoledger.runtime.core import QUERIES, _decode_cursor, _encode_cursor
+from chronoledger.runtime.core import QUERIES, _decode_cursor
 from chronoledger.runtime.governance import Governance
 from chronoledger.runtime.vocab import MOVES, PROPOSAL_TRANSITIONS, ROLLBACK, SKILL_STATES
 
@@ -264,12 +264,8 @@ class Lineage(Governance):
         params["limit"] = limit + 1
         sql = ("SELECT p.*, s.skill_key FROM skill_to_logic_proposals p LEFT JOIN skills_learned s ON s.id = p.skill_id"
                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY p.created_at DESC, p.id DESC LIMIT :limit")
-        with self._locked():
-            rows = self._rows(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"proposals": rows,
-                "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None}
+        rows, nxt = self._page(sql, params, limit, "created_at")
+        return {"proposals": rows, "next_cursor": nxt}
 
     def set_skill_state(self, skill_id: str, state: str) -> dict:
         """Change a skill's state (active, deprecated, retired); a retired

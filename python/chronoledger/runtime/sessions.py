@@ -8,7 +8,7 @@ from typing import TypedDict
 from chronoledger import sqlite as db
 from chronoledger.errors import ValidationError
 from chronoledger.runtime import values as v
-from chronoledger.runtime.core import QUERIES, StoreCore, _decode_cursor, _each, _encode_cursor
+from chronoledger.runtime.core import QUERIES, StoreCore, _decode_cursor, _each
 from chronoledger.runtime.vocab import CLOSED_SESSION, ENUMS, SESSION_STATUSES
 
 _TURN_KEYS = frozenset({"role", "content", "token_count", "metadata", "created_at", "id"})
@@ -141,12 +141,8 @@ class Sessions(StoreCore):
             params.update(after_t=after_t, after_id=after_id)
         sql = (f"SELECT s.*, (SELECT COUNT(*) FROM conversation_turns t WHERE t.session_id = s.id) AS turn_count "
                f"FROM sessions s {where} ORDER BY s.started_at DESC, s.id DESC LIMIT :limit")
-        with self._locked():
-            rows = self._rows(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"sessions": rows,
-                "next_cursor": _encode_cursor(rows[-1]["started_at"], rows[-1]["id"]) if more else None}
+        rows, nxt = self._page(sql, params, limit, "started_at")
+        return {"sessions": rows, "next_cursor": nxt}
 
 
     def session_replay(self, session_id: str, *, after: int | None = None, limit: int | None = None) -> dict:

@@ -12,7 +12,7 @@ from chronoledger import sqlite as db
 from chronoledger.chronicle import Chronicle
 from chronoledger.errors import ChronoledgerError, CorruptDataError, ValidationError
 from chronoledger.runtime import values as v
-from chronoledger.runtime.core import _EPOCH, QUERIES, StoreCore, _decode_cursor, _each, _encode_cursor, _logger
+from chronoledger.runtime.core import _EPOCH, QUERIES, StoreCore, _decode_cursor, _each, _logger
 from chronoledger.runtime.vocab import STEP_STATUSES
 
 class _WorkflowRunRow(TypedDict):
@@ -221,11 +221,8 @@ class Workflows(StoreCore):
         sql = ("SELECT * FROM workflow_runs" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY started_at DESC, id DESC LIMIT :limit")
         params["limit"] = limit + 1
-        with self._locked():
-            rows = self._rows(sql, params)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"runs": rows, "next_cursor": _encode_cursor(rows[-1]["started_at"], rows[-1]["id"]) if more else None}
+        rows, nxt = self._page(sql, params, limit, "started_at")
+        return {"runs": rows, "next_cursor": nxt}
 
     def workflow_replay(self, run_id: str) -> dict:
         """Query 4: the run, its steps ordered by step_index each with its

@@ -9,17 +9,13 @@ missing folder or a failing write is a StorageError; ``"-"`` is standard output.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from os import PathLike
 from typing import IO
 
 from chronoledger._arrow import parquet_modules
-from chronoledger._fsutil import output_file
-from chronoledger._rowfiles import BATCH, EXTENSIONS, FORMATS, write_rows
+from chronoledger._rowfiles import BATCH, EXTENSIONS, FORMATS, export_rows
 from chronoledger.errors import ConfigError
 from chronoledger.tables.registry import TableRegistry
-from chronoledger.tables.schema import TableSchema
 
 __all__ = ["BATCH", "EXTENSIONS", "FORMATS", "export_table"]
 
@@ -37,20 +33,9 @@ def export_table(reg: TableRegistry, table: str, out: str | PathLike[str] | IO[b
         parquet_modules()
     schema = reg.schema(table)
     rows = reg.iter_rows(table, filters, batch=BATCH)
-    if isinstance(out, str) and out == "-":
-        sys.stdout.flush()
-        n = _write(schema, rows, sys.stdout.buffer, fmt)
-        sys.stdout.buffer.flush()
-        return n
-    if not isinstance(out, (str, PathLike)):
-        return _write(schema, rows, out, fmt)
-    with output_file(out, force=force, what=f"export of {table}") as fh:
-        return _write(schema, rows, fh, fmt)
+    return export_rows([(f.name, _KIND.get(f.type, "text")) for f in schema.fields], rows, out, fmt, force=force,
+                       what=f"export of {table}")
 
 
 #: The row-file kinds of the field types; ids, times and dates stay text as stored, JSON is JSON text.
 _KIND = {"integer": "int", "float": "float", "boolean": "bool", "json": "json"}
-
-
-def _write(schema: TableSchema, rows: Iterator[dict], fh: IO[bytes], fmt: str) -> int:
-    return write_rows([(f.name, _KIND.get(f.type, "text")) for f in schema.fields], rows, fh, fmt)
