@@ -16,7 +16,7 @@ from chronoledger.errors import (
 )
 
 
-_SUBPACKAGES = ("chronicle", "runtime", "sequence", "tables", "world")
+_SUBPACKAGES = ("chronicle", "dataset", "runtime", "sequence", "tables", "world")
 
 
 def __getattr__(name: str):

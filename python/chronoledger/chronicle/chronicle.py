@@ -12,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from chronoledger.chronicle import format as fmt
+from chronoledger.chronicle.arrow import arrow_array
 from chronoledger.chronicle.export import export
 from chronoledger.chronicle.columns import Labels, Optional
 from chronoledger.chronicle.precision import Precision
-from chronoledger.chronicle.reader import ChronicleReader
+from chronoledger.chronicle.reader import ChronicleReader, config_history, run_tags
 from chronoledger.chronicle.records import CycleRecord, EventRecord
 from chronoledger.chronicle.writer import DEFAULT_BLOCK_RECORDS, AppendCycle, ChronicleWriter
 from chronoledger.errors import ChronoledgerError, MissingDependencyError, ValidationError
@@ -171,28 +172,12 @@ class Chronicle:
     def config_history(self) -> list[dict[str, Any]]:
         """Every version of the configuration, oldest first: ``{"version",
         "config", "at", "reason"}`` (version 0, the creation's, has no ``at``)."""
-        out: list[dict[str, Any]] = []
-        if self.metadata.get("config") is not None:
-            out.append({"version": 0, "config": self.metadata["config"], "at": None, "reason": None})
-        for e in self.history:
-            if e.get("op") == "config":
-                out.append({"version": e.get("version"), "config": e.get("config"), "at": e.get("at"),
-                            "reason": e.get("reason")})
-        return out
+        return config_history(self.metadata, self.history)
 
     @property
     def tags(self) -> list[str]:
         """The run's tags, in the order they were first added (removed ones left out)."""
-        tags: list[str] = []
-        for e in self.history:
-            if e.get("op") == "tags":
-                for t in e.get("add") or []:
-                    if isinstance(t, str) and t not in tags:
-                        tags.append(t)
-                for t in e.get("remove") or []:
-                    if t in tags:
-                        tags.remove(t)
-        return tags
+        return run_tags(self.history)
 
     @property
     def notes(self) -> list[dict[str, Any]]:
@@ -299,20 +284,7 @@ class Chronicle:
             raise MissingDependencyError("to_arrow needs pyarrow, which is not installed: "
                                          "pip install 'chronoledger[arrow]'") from None
         cols = self.reader().columns()
-        arrays = {}
-        for k, v in cols.items():
-            if isinstance(v, Labels):        # a dictionary column: the codes and the labels
-                arrays[k] = pa.DictionaryArray.from_arrays(pa.array(v.codes.astype(np.int32)),
-                                                           pa.array(list(v.names), type=pa.string()))
-            elif isinstance(v, Optional):    # absent is null; a stored NaN stays NaN
-                arrays[k] = pa.array(v.values, mask=~v.present)
-            elif k == "action_code":
-                arrays[k] = pa.array(np.where(v < 0, 0, v).astype(np.uint8), mask=v < 0)
-            elif v.dtype == object:
-                arrays[k] = pa.array(v.tolist(), type=pa.string())
-            else:
-                arrays[k] = pa.array(v)
-        return pa.table(arrays)
+        return pa.table({k: arrow_array(pa, k, v) for k, v in cols.items()})
 
     def to_parquet(self, path: str | os.PathLike[str], compression: str = "zstd") -> int:
         """Write every record to ``path`` as Parquet (the columns of

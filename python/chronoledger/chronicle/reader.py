@@ -378,6 +378,33 @@ def header_precision(header: fmt.FileHeader, path: str) -> Precision:
         raise CorruptDataError(f"{path}: header metadata: {exc}", offset=header.metadata_offset) from None
 
 
+def config_history(metadata: dict[str, Any], amendments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every version of a run's configuration, oldest first: ``{"version",
+    "config", "at", "reason"}`` (version 0, the creation's, has no ``at``)."""
+    out: list[dict[str, Any]] = []
+    if metadata.get("config") is not None:
+        out.append({"version": 0, "config": metadata["config"], "at": None, "reason": None})
+    for e in amendments:
+        if e.get("op") == "config":
+            out.append({"version": e.get("version"), "config": e.get("config"), "at": e.get("at"),
+                        "reason": e.get("reason")})
+    return out
+
+
+def run_tags(amendments: list[dict[str, Any]]) -> list[str]:
+    """A run's tags, in the order they were first added (removed ones left out)."""
+    tags: list[str] = []
+    for e in amendments:
+        if e.get("op") == "tags":
+            for t in e.get("add") or []:
+                if isinstance(t, str) and t not in tags:
+                    tags.append(t)
+            for t in e.get("remove") or []:
+                if t in tags:
+                    tags.remove(t)
+    return tags
+
+
 class ChronicleReader:
     """Read-only access to a chronicle file (a snapshot of it as it was when opened).
 

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "sequence": "chronoledger.cli.sequence_cmds:sequence_group",
     "tables": "chronoledger.cli.tables_cmds:tables_group",
     "world": "chronoledger.cli.world_cmds:world_group",
+    "query": "chronoledger.cli.dataset_cmds:query_cmd",
     "demo": "chronoledger.cli.demo:demo",
 }
 

@@ -29,6 +29,8 @@ from chronoledger.chronicle.replay import step_traceback
 from chronoledger.chronicle.stats import column_stats
 from chronoledger.cli.output import (EXIT_CHECK_FAILED, Group, argument, emit, emit_object, exit_codes,
                                     output_options, progress_wanted)
+from chronoledger.dataset import dataset
+from chronoledger.dataset.export import export_dataset
 from chronoledger.errors import ChronoledgerError, CorruptDataError, StepError
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -332,6 +334,34 @@ def _print_recover(file: Path, mode: str, report) -> None:
                f"bytes dropped {report.bytes_dropped:,}")
     for d in report.damage:
         click.echo(f"  {d['kind']} at {d['start']}..{d['end']}: {d['reason']}")
+
+
+@chronicle_group.command("export-dataset")
+@argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
+          help="Chronicles: folders (every .cmeta below), globs or files; the last is the output folder.")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists (whole, once the new one is "
+                                             "complete).")
+@click.option("--skip-damaged", is_flag=True, help="Leave out a damaged run (named on stderr) instead of failing.")
+def export_dataset_cmd(sources: tuple[Path, ...], force: bool, skip_damaged: bool) -> None:
+    """Write many runs as Hive-partitioned Parquet, OUT/run=<run>/part-0.parquet,
+    which Spark, DuckDB, Polars and pyarrow read as one table (the run
+    column from the folder names; seed, tags and config keys as columns).
+
+    Example:
+
+    \b
+        chronoledger chronicle export-dataset runs/ runs-parquet/
+        duckdb -c "SELECT run, min(loss_value) FROM read_parquet('runs-parquet/*/*.parquet', hive_partitioning=true) GROUP BY run"
+    """
+    if len(sources) < 2:
+        raise click.UsageError("name the runs and, last, the output folder")
+    *inputs, out = sources
+    with exit_codes():
+        ds = dataset([str(s) for s in inputs], on_damage="skip" if skip_damaged else "raise")
+        counts = export_dataset(ds, out, force=force)
+        for run, why in ds.skipped:
+            click.echo(f"skipped {run}: {why}", err=True)
+    click.echo(f"{out}: {len(counts)} run(s), {sum(counts.values()):,} records", err=True)
 
 
 @chronicle_group.command("export")
