@@ -95,6 +95,29 @@ class ChronicleDataset:
         #: (run, why) of the files left out as damaged (on_damage="skip")
         self.skipped: list[tuple[str, str]] = []
         self._schema: Any = None
+        #: the blocks [lo, hi) read of each file (a part of a dataset cut up by chronoledger.dask), or all
+        self._block_range: tuple[int, int] | None = None
+
+    @classmethod
+    def part(cls, run: str, path: str | os.PathLike[str], schema: Any, blocks: tuple[int, int] | None = None,
+             **options: Any) -> "ChronicleDataset":
+        """Blocks ``blocks`` of one file of a larger dataset, read with that
+        dataset's ``schema`` (its run name, config columns and metrics), so
+        every part of it has the same columns: what a worker of a cluster
+        reads (chronoledger.dask)."""
+        ds = cls(path, **options)
+        ds._files = [(run, Path(path))]
+        ds._schema = schema
+        ds._block_range = blocks
+        return ds
+
+    def block_counts(self) -> list[tuple[str, Path, int]]:
+        """(run, path, blocks) of every file: how a cluster cuts the dataset up."""
+        out = []
+        for info in self._load():
+            with self._open(info.path) as r:
+                out.append((info.run, info.path, len(r.blocks)))
+        return out
 
     # --- what it holds ------------------------------------------------------------
     @property
@@ -213,7 +236,7 @@ class ChronicleDataset:
             for run in runs:
                 reader = self._open(run.path)
                 opened.append(reader)
-                plans = list(_plan(reader, self._filters))
+                plans = list(_plan(reader, self._filters, self._block_range))
                 if not plans:
                     reader.close()
                     continue
@@ -267,9 +290,9 @@ class _Plan:
     rows: slice | None          # the block's rows the time range keeps (None: all)
 
 
-def _plan(reader: ChronicleReader, f: Filters) -> Iterator[_Plan]:
+def _plan(reader: ChronicleReader, f: Filters, blocks: tuple[int, int] | None = None) -> Iterator[_Plan]:
     for i, bh in enumerate(reader.blocks):
-        if bh.rows == 0:
+        if bh.rows == 0 or (blocks is not None and not blocks[0] <= i < blocks[1]):
             continue
         if f.start is not None and bh.last_ts < f.start:
             continue

@@ -1,0 +1,122 @@
+"""Many chronicles as one dataset against DuckDB's own Parquet reader, in one process.
+
+    python benchmarks/bench_dataset.py                        # 1,000 runs of 100,000 records (about 4 GB of files)
+    python benchmarks/bench_dataset.py --runs 100 --records 100000
+
+Ours: ``duckdb`` answering ``SELECT run, min(loss_value), avg(coherence)
+FROM runs GROUP BY run`` over ``chronoledger.dataset(folder)`` (the way
+``chronoledger query`` runs it: only the columns the SQL names are
+decoded).  The peer: the same query by DuckDB's own Parquet reader
+(``read_parquet(..., hive_partitioning = true)``, its parallel scan) over
+the same records exported as Hive-partitioned Parquet by
+``chronicle export-dataset``, once zstd and once Snappy, the faster of the
+two counting.  Each side's answer is checked against the other's; they run
+in turns, best of --repeat, with the files in the page cache (each side
+reads everything once first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_peers import Targets, table  # noqa: E402
+
+from chronoledger import workload  # noqa: E402
+from chronoledger.chronicle import Chronicle  # noqa: E402
+from chronoledger.dataset import dataset  # noqa: E402
+from chronoledger.dataset.export import export_dataset  # noqa: E402
+from chronoledger.dataset.sql import query  # noqa: E402
+
+RESULTS: dict = {}
+target = Targets()
+SQL = "SELECT run, min(loss_value) AS best, avg(coherence) AS mean_coherence FROM runs GROUP BY run ORDER BY run"
+
+
+def build(folder: Path, runs: int, records: int) -> None:
+    base = workload.generate(records, seed=7)
+    labels = {"phase": list(workload.PHASES)}
+    for k in range(runs):
+        p = folder / f"run{k:05d}.cmeta"
+        cols = {"timestamp": base["timestamp"], "phase": base["phase"], "loss_value": base["loss"] * (1 + k / runs),
+                "coherence": base["coherence"], "tensor_signature": base["tensor_signature"],
+                "action_code": np.where(base["action_present"], base["action_code"].astype(np.int16), np.int16(-1)),
+                "seed_state": base["seed_state"]}
+        with Chronicle.open(p, "w", config={"k": k, "lr": 0.001 * (k % 7 + 1)}, initial_seed=k) as ch:
+            ch.extend(cols, labels=labels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import duckdb
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    opt = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_dataset_") as tmp:
+        work = Path(tmp)
+        runs = work / "runs"
+        runs.mkdir()
+        t = time.perf_counter()
+        build(runs, opt.runs, opt.records)
+        t_build = time.perf_counter() - t
+        ds = dataset(runs)
+        pq = {}
+        for codec in ("zstd", "snappy"):
+            t = time.perf_counter()
+            export_dataset(ds, work / f"pq-{codec}", compression=codec)
+            pq[codec] = time.perf_counter() - t
+        size_ours = sum(p.stat().st_size for p in runs.iterdir())
+        size_pq = {c: sum(p.stat().st_size for p in (work / f"pq-{c}").rglob("*.parquet")) for c in pq}
+
+        def ours():
+            return query(dataset(runs), SQL).to_pylist()
+
+        def peer(codec):
+            def run():
+                return duckdb.sql(SQL.replace("FROM runs", f"FROM read_parquet('{work}/pq-{codec}/*/*.parquet', "
+                                                           f"hive_partitioning = true)")).fetchall()
+            return run
+
+        want = ours()
+        for codec in pq:
+            got = peer(codec)()
+            assert [r[0] for r in got] == [w["run"] for w in want], "peer: runs"
+            assert np.allclose([r[1] for r in got], [w["best"] for w in want]), "peer: minimum"
+            assert np.allclose([r[2] for r in got], [w["mean_coherence"] for w in want]), "peer: mean"
+        times: dict[str, list[float]] = {"ours": [], "zstd": [], "snappy": []}
+        for _ in range(opt.repeat):
+            for name, fn in (("ours", ours), ("zstd", peer("zstd")), ("snappy", peer("snappy"))):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+        best = {k: min(v) for k, v in times.items()}
+        peer_best = min(best["zstd"], best["snappy"])
+        n = opt.runs * opt.records
+        ratio = peer_best / best["ours"]
+        rows = [["chronoledger.dataset -> DuckDB (2 columns decoded)", f"{best['ours']:.3f}",
+                 f"{n / best['ours'] / 1e6:,.0f}", f"{size_ours / 1e9:.2f}", ""],
+                [f"DuckDB read_parquet, zstd (exported in {pq['zstd']:.0f} s)", f"{best['zstd']:.3f}",
+                 f"{n / best['zstd'] / 1e6:,.0f}", f"{size_pq['zstd'] / 1e9:.2f}", f"{best['zstd'] / best['ours']:.2f}x"],
+                [f"DuckDB read_parquet, Snappy (exported in {pq['snappy']:.0f} s)", f"{best['snappy']:.3f}",
+                 f"{n / best['snappy'] / 1e6:,.0f}", f"{size_pq['snappy'] / 1e9:.2f}",
+                 f"{best['snappy'] / best['ours']:.2f}x"]]
+        table(f"{SQL!r} over {opt.runs:,} runs of {opt.records:,} records ({n:,}; built in {t_build:.0f} s), "
+              f"best of {opt.repeat}", ["what", "seconds", "M records/s", "GB", "ours faster by"], rows)
+        RESULTS["scan"] = {"runs": opt.runs, "records": opt.records, "times": times, "ratio": ratio,
+                           "bytes_ours": size_ours, "bytes_parquet": size_pq}
+        target("scan into a DuckDB aggregation vs DuckDB's Parquet reader", ">= 0.8x", f"{ratio:.2f}x", ratio >= 0.8)
+    target.report(RESULTS, opt.json, t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
