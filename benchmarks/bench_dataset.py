@@ -1,9 +1,16 @@
-"""Many chronicles as one dataset against DuckDB's own Parquet reader, in one process.
+"""Many chronicles as one dataset against DuckDB's own Parquet reader, and a
+world sweep on a cluster against one process.
 
     python benchmarks/bench_dataset.py                        # 1,000 runs of 100,000 records (about 4 GB of files)
-    python benchmarks/bench_dataset.py --runs 100 --records 100000
+    python benchmarks/bench_dataset.py scan --runs 100 --records 100000
+    python benchmarks/bench_dataset.py sweep                  # 8 runs of 2,000 agents x 1 day, twice
 
-Ours: ``duckdb`` answering ``SELECT run, min(loss_value), avg(coherence)
+sweep: ``chronoledger.world.sweep`` of the same runs in one process and on
+a ``distributed.LocalCluster`` of 2 worker processes (started before the
+clock), each run's figures compared.
+
+scan:
+ours: ``duckdb`` answering ``SELECT run, min(loss_value), avg(coherence)
 FROM runs GROUP BY run`` over ``chronoledger.dataset(folder)`` (the way
 ``chronoledger query`` runs it: only the columns the SQL names are
 decoded).  The peer: the same query by DuckDB's own Parquet reader
@@ -52,15 +59,55 @@ def build(folder: Path, runs: int, records: int) -> None:
             ch.extend(cols, labels=labels)
 
 
+def _warm() -> None:
+    import chronoledger.world.sweep  # noqa: F401  (what every run imports first)
+
+
+def bench_sweep(opt, work: Path) -> None:
+    """A world sweep in one process against a LocalCluster of 2 worker processes (the same runs)."""
+    import distributed
+
+    from chronoledger.world.sweep import sweep
+    params = {"agents": [opt.sweep_agents]}
+    seeds = list(range(opt.sweep_runs))
+    t = time.perf_counter()
+    one = sweep(work / "one", params, seeds, processes=1)
+    t_one = time.perf_counter() - t
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        client.run(_warm)                    # the workers are up, the world imported, before the clock starts
+        t = time.perf_counter()
+        two = sweep(work / "two", params, seeds, scheduler=client)
+        t_two = time.perf_counter() - t
+    assert [r["conversations"] for r in one.runs] == [r["conversations"] for r in two.runs], "sweep: runs differ"
+    ratio = t_one / t_two
+    table(f"A world sweep: {len(seeds)} runs of {opt.sweep_agents:,} agents x 1 day",
+          ["what", "seconds", "faster by"],
+          [["one process", f"{t_one:.1f}", ""], ["LocalCluster, 2 worker processes", f"{t_two:.1f}", f"{ratio:.2f}x"]])
+    RESULTS["sweep"] = {"runs": len(seeds), "agents": opt.sweep_agents, "one_s": t_one, "cluster_s": t_two,
+                        "ratio": ratio}
+    target("a sweep on a LocalCluster of 2 workers vs one process", ">= 1.7x", f"{ratio:.2f}x", ratio >= 1.7)
+
+
 def main(argv: list[str] | None = None) -> int:
     import duckdb
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sections", nargs="*", choices=["scan", "sweep", []], default=[])
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sweep-runs", type=int, default=8, help="runs of the sweep (seeds)")
+    ap.add_argument("--sweep-agents", type=int, default=2000, help="agents of each run of the sweep")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     opt = ap.parse_args(argv)
     t0 = time.perf_counter()
+    sections = opt.sections or ["scan", "sweep"]
+    if "sweep" in sections:
+        with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
+            bench_sweep(opt, Path(tmp))
+    if "scan" not in sections:
+        target.report(RESULTS, opt.json, t0)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench_dataset_") as tmp:
         work = Path(tmp)
         runs = work / "runs"
