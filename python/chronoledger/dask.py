@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from chronoledger.dataset import ChronicleDataset, dataset
+from chronoledger.dataset.remote import RemoteSource
 from chronoledger.errors import ConfigError, MissingDependencyError
 
 try:
@@ -29,7 +30,7 @@ __all__ = ["read_chronicles"]
 
 def read_chronicles(urlpath: Any, *, columns: Sequence[str] | None = None, start: int | None = None,
                     end: int | None = None, phases: Iterable[str] | None = None, on_damage: str = "raise",
-                    blocks_per_partition: int | None = None) -> Any:
+                    blocks_per_partition: int | None = None, storage_options: dict | None = None) -> Any:
     """A Dask DataFrame of the chronicles ``urlpath`` names (a folder, a
     glob or a list, as :func:`chronoledger.dataset`), with the dataset's
     columns (``columns`` narrows them; the others are never decoded), the
@@ -40,19 +41,20 @@ def read_chronicles(urlpath: Any, *, columns: Sequence[str] | None = None, start
                                              or not isinstance(blocks_per_partition, int)
                                              or blocks_per_partition < 1):
         raise ConfigError(f"blocks_per_partition: {blocks_per_partition!r} must be a whole number, at least 1")
-    ds = dataset(urlpath, columns=columns, start=start, end=end, phases=phases, on_damage=on_damage)
+    ds = dataset(urlpath, columns=columns, start=start, end=end, phases=phases, on_damage=on_damage,
+                 storage_options=storage_options)
     schema = ds.full_schema
     wanted = ds.arrow_schema
     options = {"columns": list(wanted.names), "start": start, "end": end,
                "phases": None if phases is None else sorted(set([phases] if isinstance(phases, str) else phases)),
                "on_damage": on_damage}
-    parts: list[tuple[str, str, tuple[int, int] | None]] = []
+    parts: list[tuple[str, Any, tuple[int, int] | None]] = []
     for run, path, n in ds.block_counts():
+        src = path if isinstance(path, RemoteSource) else os.fspath(path)    # a remote source travels as it is
         if blocks_per_partition is None or n <= blocks_per_partition:
-            parts.append((run, os.fspath(path), None))
+            parts.append((run, src, None))
         else:
-            parts += [(run, os.fspath(path), (lo, min(n, lo + blocks_per_partition)))
-                      for lo in range(0, n, blocks_per_partition)]
+            parts += [(run, src, (lo, min(n, lo + blocks_per_partition))) for lo in range(0, n, blocks_per_partition)]
     meta = wanted.empty_table().to_pandas()
     if not parts:
         return dd.from_pandas(meta, npartitions=1)
@@ -60,6 +62,6 @@ def read_chronicles(urlpath: Any, *, columns: Sequence[str] | None = None, start
                        label="read-chronicles", enforce_metadata=False)
 
 
-def _read_part(part: tuple[str, str, tuple[int, int] | None], schema: Any, options: dict) -> Any:
+def _read_part(part: tuple[str, Any, tuple[int, int] | None], schema: Any, options: dict) -> Any:
     run, path, blocks = part
     return ChronicleDataset.part(run, path, schema, blocks, **options).to_table().to_pandas()

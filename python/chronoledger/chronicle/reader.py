@@ -418,7 +418,7 @@ class ChronicleReader:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = Path(path)
         self.mode = mode
-        self._fh = open(self.path, "rb")
+        self._fh: Any = open(self.path, "rb")
         try:
             size = os.fstat(self._fh.fileno()).st_size
             self._map: mmap.mmap | bytes = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -426,6 +426,31 @@ class ChronicleReader:
         except BaseException:
             self.close()
             raise
+        self._ready()
+
+    @classmethod
+    def from_buffer(cls, buf: mmap.mmap | bytes, name: str, mode: str = "tolerate") -> "ChronicleReader":
+        """A reader of the chronicle in ``buf`` (the whole file's bytes, or a
+        copy of its size where the bytes a read needs are filled in before it
+        reads them, see :meth:`prefetch`); ``name`` names it in messages.
+        The reader closes ``buf`` when it is an mmap."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self = cls.__new__(cls)
+        self.path, self.mode, self._fh, self._map = Path(name), mode, None, buf
+        try:
+            self.layout = scan(buf, name, check_payloads=(mode != "tolerate"))
+        except BaseException:
+            self.close()
+            raise
+        self._ready()
+        return self
+
+    def prefetch(self, blocks: list[int]) -> None:
+        """Make the bytes of data blocks ``blocks`` readable: here they are
+        (the file is mapped); a reader of a remote copy fetches them."""
+
+    def _ready(self) -> None:
         self._check_mode()
         self._first = [b.first_ts for b in self.layout.blocks]
         self._last = [b.last_ts for b in self.layout.blocks]

@@ -1,5 +1,6 @@
-"""Many runs as one dataset: chronicles (and event logs) read as one Arrow
-table, for DuckDB on a laptop.  See docs/datasets.md.
+"""Many runs as one dataset: chronicles (and event logs), local or in object
+storage, read as one Arrow table, for DuckDB on a laptop and Dask on a
+cluster.  See docs/datasets.md.
 
 The package is callable: ``chronoledger.dataset("runs/")`` is
 ``chronoledger.dataset.dataset("runs/")``."""

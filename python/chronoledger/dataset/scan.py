@@ -30,7 +30,8 @@ from chronoledger.chronicle.arrow import arrow_array, arrow_type
 from chronoledger.chronicle.columns import Labels
 from chronoledger.chronicle.reader import ChronicleReader, config_history, run_tags
 from chronoledger.chronicle.records import FIXED_COLUMNS
-from chronoledger.dataset.sources import resolve
+from chronoledger.dataset.remote import RemoteFile, RemoteSource
+from chronoledger.dataset.sources import Source, resolve
 from chronoledger.errors import ChronoledgerError, ConfigError, CorruptDataError, QueryError
 
 #: The columns every row carries from its run's header, before the records' own.
@@ -52,7 +53,7 @@ class Filters:
 class _Run:
     """What a dataset knows of one file once it is opened."""
     run: str
-    path: Path
+    path: Source
     schema: int
     seed: int | None
     tags: list[str]
@@ -80,11 +81,11 @@ class ChronicleDataset:
 
     def __init__(self, sources: Any, *, columns: Sequence[str] | None = None, start: int | None = None,
                  end: int | None = None, phases: Iterable[str] | None = None, on_damage: str = "raise",
-                 ahead: int | None = None):
+                 ahead: int | None = None, storage_options: dict | None = None):
         if on_damage not in ON_DAMAGE:
             raise ConfigError(f"on_damage: {on_damage!r} is not one of {', '.join(ON_DAMAGE)}")
         self._sources = sources
-        self._files = resolve(sources)
+        self._files = resolve(sources, storage_options)
         self.on_damage = on_damage
         self._filters = _filters(start, end, phases)
         self._columns = None if columns is None else _names(columns)
@@ -97,21 +98,26 @@ class ChronicleDataset:
         self._schema: Any = None
         #: the blocks [lo, hi) read of each file (a part of a dataset cut up by chronoledger.dask), or all
         self._block_range: tuple[int, int] | None = None
+        #: bytes read from object storage so far (remote files), and in how many batched requests
+        self.bytes_fetched = 0
+        self.requests = 0
+        self._remotes: list[RemoteFile] = []
+        self._remote_files: dict[str, RemoteFile] = {}
 
     @classmethod
-    def part(cls, run: str, path: str | os.PathLike[str], schema: Any, blocks: tuple[int, int] | None = None,
-             **options: Any) -> "ChronicleDataset":
+    def part(cls, run: str, path: str | os.PathLike[str] | RemoteSource, schema: Any,
+             blocks: tuple[int, int] | None = None, **options: Any) -> "ChronicleDataset":
         """Blocks ``blocks`` of one file of a larger dataset, read with that
         dataset's ``schema`` (its run name, config columns and metrics), so
         every part of it has the same columns: what a worker of a cluster
         reads (chronoledger.dask)."""
         ds = cls(path, **options)
-        ds._files = [(run, Path(path))]
+        ds._files = [(run, path if isinstance(path, RemoteSource) else Path(path))]
         ds._schema = schema
         ds._block_range = blocks
         return ds
 
-    def block_counts(self) -> list[tuple[str, Path, int]]:
+    def block_counts(self) -> list[tuple[str, Source, int]]:
         """(run, path, blocks) of every file: how a cluster cuts the dataset up."""
         out = []
         for info in self._load():
@@ -121,12 +127,28 @@ class ChronicleDataset:
 
     # --- what it holds ------------------------------------------------------------
     @property
-    def files(self) -> list[tuple[str, Path]]:
-        """(run, path) of every file, in the order they are read."""
+    def files(self) -> list[tuple[str, Source]]:
+        """(run, path or remote source) of every file, in the order they are read."""
         return list(self._files)
 
-    def _open(self, path: Path) -> ChronicleReader:
-        return ChronicleReader(path, mode="strict" if self.on_damage == "skip" else "tolerate")
+    def _open(self, path: Source) -> ChronicleReader:
+        mode = "strict" if self.on_damage == "skip" else "tolerate"
+        if isinstance(path, RemoteSource):
+            # one sparse copy per file for the dataset's life: what reading the headers fetched (the index) is not
+            # fetched again when the records are read
+            remote = self._remote_files.get(path.url)
+            if remote is None:
+                remote = self._remote_files[path.url] = RemoteFile(path)
+                self._remotes.append(remote)
+            try:
+                return remote.reader(mode)
+            finally:
+                self._count()
+        return ChronicleReader(path, mode=mode)
+
+    def _count(self) -> None:
+        self.bytes_fetched = sum(r.fetched for r in self._remotes)
+        self.requests = sum(r.requests for r in self._remotes)
 
     def _load(self) -> list[_Run]:
         if self._runs is not None:
@@ -214,6 +236,8 @@ class ChronicleDataset:
         new = object.__new__(ChronicleDataset)
         new.__dict__.update(self.__dict__)
         new.skipped = list(self.skipped)
+        new._remotes, new._remote_files = [], {}       # a derived dataset counts its own fetches
+        new.bytes_fetched = new.requests = 0
         if columns is not None:
             new._columns = columns
         if filters is not None:
@@ -258,6 +282,7 @@ class ChronicleDataset:
                         pass
             for reader in opened:
                 reader.close()
+            self._count()
 
     def to_reader(self) -> Any:
         """A ``pyarrow.RecordBatchReader`` over :meth:`to_batches`."""
@@ -302,6 +327,7 @@ def _plan(reader: ChronicleReader, f: Filters, blocks: tuple[int, int] | None = 
         if inside:
             yield _Plan(i, None)
             continue
+        reader.prefetch([i])
         a, b, _ = reader.rows_in(i, f.start, f.end)      # the block's timestamps only
         if b > a:
             yield _Plan(i, slice(a, b))
@@ -311,6 +337,7 @@ def _batch(pa: Any, reader: ChronicleReader, run: _Run, plan: _Plan, wanted: lis
            f: Filters) -> Any:
     """One block of one file as a record batch of ``schema`` (None if the phase filter keeps none of it)."""
     own = [c for c in wanted if c in run.names]
+    reader.prefetch([plan.block])                        # a remote file's block, fetched by this worker
     phase_col = "phase" if run.schema == fmt.SCHEMA_CYCLE else "event_type"
     mask = None
     if f.phases is not None:

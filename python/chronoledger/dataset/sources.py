@@ -5,36 +5,45 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Union
 
-from chronoledger.errors import ConfigError, MissingFileError, UnsupportedError
+from chronoledger.dataset.remote import RemoteSource, url_to_fs
+from chronoledger.errors import ConfigError, MissingFileError, StorageError
 
 SUFFIX = ".cmeta"
 
 
-def resolve(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[tuple[str, Path]]:
+Source = Union[Path, RemoteSource]
+
+
+def resolve(sources: Any, storage_options: dict | None = None) -> list[tuple[str, Source]]:
     """(run, path) of every chronicle ``sources`` names, in a stable order
     (sorted by path): a folder gives the ``*.cmeta`` files below it, a glob
     what it matches (``**`` recursing), a list each of its items.  A run is
     called by its path relative to the folder (or the glob's fixed part),
     without the suffix: ``seed=3/run`` for ``runs/seed=3/run.cmeta``.
 
-    A URL (``s3://...``) is refused here for now: UnsupportedError says so."""
-    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    A URL (``s3://bucket/runs/``, ``gs://...``, ``memory://...``: any
+    fsspec filesystem, with ``storage_options`` for it) names remote files
+    the same ways."""
+    items = [sources] if isinstance(sources, (str, os.PathLike, RemoteSource)) else list(sources)
     if not items:
         raise ConfigError("dataset: no sources given")
-    out: list[tuple[str, Path]] = []
+    out: list[tuple[str, Source]] = []
     for item in items:
+        if isinstance(item, RemoteSource):
+            out.append((_run_name_text(item.path.rsplit("/", 1)[-1]), item))
+            continue
         text = os.fspath(item)
         if not isinstance(text, str):
             raise ConfigError(f"dataset: a source is a path or a glob, got {type(item).__name__}")
         if "://" in text and not text.startswith("file://"):
-            raise UnsupportedError(f"dataset: {text}: remote sources (fsspec URLs) are not read yet; copy the "
-                                   f"files locally, or name local paths")
+            out += _remote(text, storage_options)
+            continue
         text = text[len("file://"):] if text.startswith("file://") else text
         out += _one(text)
-    seen: dict[str, Path] = {}
+    seen: dict[str, Source] = {}
     for run, path in out:
         if run in seen and seen[run] != path:
             raise ConfigError(f"dataset: two files would be run {run!r} ({seen[run]} and {path}); name them apart")
@@ -42,7 +51,35 @@ def resolve(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) 
     return sorted(set(out), key=lambda rp: str(rp[1]))
 
 
-def _one(text: str) -> list[tuple[str, Path]]:
+def _remote(url: str, storage_options: dict | None) -> list[tuple[str, Source]]:
+    fs, path = url_to_fs(url, storage_options)
+    protocol = url.split("://", 1)[0]
+    try:
+        if any(ch in path for ch in "*?["):
+            base = _fixed_part(path)
+            found = [p for p in fs.glob(path) if not fs.isdir(p)]
+        elif fs.isdir(path):
+            base = path.rstrip("/")
+            found = [p for p in fs.find(path) if p.endswith(SUFFIX)]
+        elif fs.exists(path):
+            base = path.rsplit("/", 1)[0]
+            found = [path]
+        else:
+            raise MissingFileError(f"dataset: {url}: no such file or folder")
+    except OSError as exc:
+        raise StorageError(f"dataset: {url}: {exc}") from None
+    out: list[tuple[str, Source]] = []
+    for p in sorted(found):
+        rel = p[len(base):].lstrip("/") if p.startswith(base) else p.rsplit("/", 1)[-1]
+        out.append((_run_name_text(rel), RemoteSource(fs, p, f"{protocol}://{p}")))
+    return out
+
+
+def _run_name_text(name: str) -> str:
+    return name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
+
+
+def _one(text: str) -> list[tuple[str, Source]]:
     p = Path(text)
     if any(ch in text for ch in "*?["):
         base = Path(_fixed_part(text))
@@ -72,5 +109,4 @@ def _run_name(path: Path, base: Path) -> str:
         rel = path.resolve().relative_to(base.resolve())
     except ValueError:
         rel = Path(path.name)
-    name = rel.as_posix()
-    return name[:-len(SUFFIX)] if name.endswith(SUFFIX) else name
+    return _run_name_text(rel.as_posix())
