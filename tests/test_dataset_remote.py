@@ -6,6 +6,7 @@ a small part of it."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 import numpy as np
 import pytest
@@ -25,10 +26,12 @@ def s3():
     srv.start()
     host, port = srv.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps one store for every server of the process: a bucket of these tests' own
+    bucket = f"lab-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
-                 region_name="us-east-1").create_bucket(Bucket="lab")
+                 region_name="us-east-1").create_bucket(Bucket=bucket)
     options = {"key": "k", "secret": "s", "endpoint_url": endpoint}
-    yield s3fs.S3FileSystem(**options), options
+    yield s3fs.S3FileSystem(**options), options, bucket
     srv.stop()
 
 
@@ -45,29 +48,29 @@ def write(path, n, block=8192, seconds=1_000_000, k=0):
 
 
 def test_runs_in_s3_read_as_the_same_table_as_the_local_files(tmp_path, s3):
-    fs, options = s3
+    fs, options, bucket = s3
     local = tmp_path / "runs"
     for k in range(3):
         (local / f"k={k}").mkdir(parents=True)
         write(local / f"k={k}" / "run.cmeta", 30_000 + k, k=k)
-    fs.put(str(local), "lab/exp1/runs", recursive=True)
-    remote = dataset("s3://lab/exp1/runs/", storage_options=options)
+    fs.put(str(local), f"{bucket}/exp1/runs", recursive=True)
+    remote = dataset(f"s3://{bucket}/exp1/runs/", storage_options=options)
     assert remote.runs == ["k=0/run", "k=1/run", "k=2/run"]
     got, want = remote.to_table(), dataset(local).to_table()
     assert got.num_rows == want.num_rows == 90_003
     for name in want.column_names:
         assert got[name].to_pylist() == want[name].to_pylist(), name
-    glob = dataset("s3://lab/exp1/runs/**/*.cmeta", storage_options=options)
+    glob = dataset(f"s3://{bucket}/exp1/runs/**/*.cmeta", storage_options=options)
     assert glob.runs == remote.runs
 
 
 def test_a_time_range_of_a_large_remote_file_fetches_a_small_part_of_it(tmp_path, s3):
-    fs, options = s3
+    fs, options, bucket = s3
     big = tmp_path / "big.cmeta"
     write(big, 2_000_000, block=8192)
-    fs.put(str(big), "lab/big/run.cmeta")
-    size = fs.size("lab/big/run.cmeta")
-    hour = dataset("s3://lab/big/run.cmeta", storage_options=options).filter(start=500_000 * 10 ** 6,
+    fs.put(str(big), f"{bucket}/big/run.cmeta")
+    size = fs.size(f"{bucket}/big/run.cmeta")
+    hour = dataset(f"s3://{bucket}/big/run.cmeta", storage_options=options).filter(start=500_000 * 10 ** 6,
                                                                             end=(500_000 + 3600) * 10 ** 6)
     t = hour.to_table()
     assert t.num_rows == 3600 and t["timestamp"].to_numpy()[0] == 500_000 * 10 ** 6
@@ -79,31 +82,31 @@ def test_a_time_range_of_a_large_remote_file_fetches_a_small_part_of_it(tmp_path
 def test_a_damaged_remote_run_is_refused_or_skipped(tmp_path, s3):
     import warnings
     from chronoledger.errors import CorruptDataError
-    fs, options = s3
+    fs, options, bucket = s3
     for k in range(2):
         p = tmp_path / f"r{k}.cmeta"
         write(p, 20_000, k=k)
         raw = bytearray(p.read_bytes())
         if k == 1:
             raw[len(raw) // 3] ^= 0x55
-        fs.pipe(f"lab/dmg/r{k}.cmeta", bytes(raw))
+        fs.pipe(f"{bucket}/dmg/r{k}.cmeta", bytes(raw))
     with pytest.raises(CorruptDataError, match="r1"):
-        dataset("s3://lab/dmg/", storage_options=options).to_table()
+        dataset(f"s3://{bucket}/dmg/", storage_options=options).to_table()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = dataset("s3://lab/dmg/", storage_options=options, on_damage="skip")
+        ds = dataset(f"s3://{bucket}/dmg/", storage_options=options, on_damage="skip")
         assert ds.to_table().num_rows == 20_000 and [r for r, _ in ds.skipped] == ["r1"]
 
 
 def test_dask_reads_runs_from_s3_on_a_local_cluster(tmp_path, s3):
     distributed = pytest.importorskip("distributed")
     import chronoledger.dask as cdask
-    fs, options = s3
+    fs, options, bucket = s3
     for k in range(2):
         p = tmp_path / f"r{k}.cmeta"
         write(p, 10_000, k=k)
-        fs.put(str(p), f"lab/dask/r{k}.cmeta")
-    df = cdask.read_chronicles("s3://lab/dask/", columns=["run", "loss_value"], storage_options=options)
+        fs.put(str(p), f"{bucket}/dask/r{k}.cmeta")
+    df = cdask.read_chronicles(f"s3://{bucket}/dask/", columns=["run", "loss_value"], storage_options=options)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
             distributed.Client(lc):
         best = df.groupby("run", observed=True).loss_value.min().compute().sort_index()

@@ -47,6 +47,7 @@ def test_a_seed_gives_the_same_run_here_in_processes_and_on_a_cluster(tmp_path):
         clustered = sweep(tmp_path / "cluster", params, [0, 1], scheduler=client)
     assert len(here.runs) == 8
     assert logs(tmp_path / "here") == logs(tmp_path / "pooled") == logs(tmp_path / "cluster")
+    assert [r["folder"] for r in pooled.runs] == [r["folder"] for r in here.runs]
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in here.runs]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in clustered.runs]
     assert len(set(logs(tmp_path / "here").values())) == 8        # and every run differs from the others
