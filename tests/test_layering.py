@@ -44,6 +44,11 @@ LAZY_IMPORTS = {
     ("sequence/yamlfile.py", "chronoledger._yamlread"),
     # the bulk-insert extension is bound on the first bulk insert (CHRONOLEDGER_NO_SQLBULK is read then)
     ("sqlite.py", "chronoledger._sqlbulk"),
+    # the dataset extra: DuckDB where SQL is asked for, fsspec where a URL is read
+    ("dataset/sql.py", "duckdb"),
+    ("dataset/remote.py", "fsspec"),
+    # the dask extra: distributed where a sweep is sent to a cluster
+    ("world/sweep.py", "distributed"),
 }
 
 
