@@ -189,7 +189,7 @@ def test_the_python_examples_of_docs_datasets_run(tmp_path, monkeypatch):
     moto_server = pytest.importorskip("moto.server")
     doc = Path(__file__).resolve().parents[1] / "docs" / "datasets.md"
     blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     srv.start()
@@ -208,3 +208,4 @@ def test_the_python_examples_of_docs_datasets_run(tmp_path, monkeypatch):
     assert ns["rows"] == [("lr=0.01/run", 5000), ("lr=0.03/run", 5000), ("lr=0.1/run", 5000)]
     assert ns["remote"].runs == ["lr=0.01/run", "lr=0.03/run", "lr=0.1/run"]
     assert ns["df"].npartitions == 3
+    assert [a for a, _ in ns["talks"]] == [10.0, 20.0] and len(ns["kinds"]) == 4
