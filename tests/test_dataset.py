@@ -209,3 +209,59 @@ def test_the_python_examples_of_docs_datasets_run(tmp_path, monkeypatch):
     assert ns["remote"].runs == ["lr=0.01/run", "lr=0.03/run", "lr=0.1/run"]
     assert ns["df"].npartitions == 3
     assert [a for a, _ in ns["talks"]] == [10.0, 20.0] and len(ns["kinds"]) == 4
+
+
+# --- review: values, names and outputs that must be handled ------------------------------------------------
+
+def _tiny(path, config):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Chronicle.open(path, "w", config=config) as ch:
+        for i in range(3):
+            ch.append(**cycle_fields(i))
+
+
+def test_config_values_every_run_can_hold_and_null_as_missing(tmp_path):
+    _tiny(tmp_path / "a.cmeta", {"seed": 0xDEADBEEFCAFEF00D, "x": 2 ** 60, "opt": None, "lr": 1})
+    _tiny(tmp_path / "b.cmeta", {"seed": 1, "x": 0.5, "opt": 3, "lr": 0.5})
+    t = dataset(tmp_path).to_table()
+    assert t["config.seed"].to_pylist()[::3] == [str(0xDEADBEEFCAFEF00D), "1"]     # past int64: text, exact
+    assert t["config.x"].to_pylist()[::3] == [str(2 ** 60), "0.5"]                 # a float cannot hold 2**60
+    assert t["config.opt"].to_pylist()[::3] == [None, 3]
+    assert t["config.lr"].to_pylist()[::3] == [1.0, 0.5]
+
+
+def test_sql_with_aliases_and_count_star(tmp_path):
+    from chronoledger.dataset.sql import query
+    make_runs(tmp_path, n_runs=2)
+    got = query(dataset(tmp_path), "SELECT r.run, max(r.loss_value) AS m FROM runs r GROUP BY r.run ORDER BY 1")
+    assert got.num_rows == 2 and got.column_names == ["run", "m"]
+    assert query(dataset(tmp_path), "SELECT count(*) AS n FROM runs").to_pylist() == [{"n": 1900}]
+
+
+def test_nothing_to_read_is_said_not_an_empty_answer(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingFileError, match="holds no .cmeta file"):
+        dataset(tmp_path / "empty")
+    with pytest.raises(MissingFileError, match="the glob matches no file"):
+        dataset(str(tmp_path / "*.cmet"))
+    odd = tmp_path / "lr[0.1].cmeta"
+    _tiny(odd, {})
+    assert dataset(odd).runs == ["lr[0.1]"]
+    with pytest.raises(ConfigError, match="sources are a path, a glob, a URL or a list of them, got int"):
+        dataset(5)
+
+
+def test_export_dataset_never_removes_what_it_reads(tmp_path):
+    from chronoledger.dataset.export import export_dataset
+    from chronoledger.errors import ExistsError
+    make_runs(tmp_path / "src", n_runs=1)
+    with pytest.raises(ConfigError, match="holds the run"):
+        export_dataset(dataset(tmp_path / "src"), tmp_path / "src", force=True)
+    with pytest.raises(ConfigError, match="holds the run"):
+        export_dataset(dataset(tmp_path / "src"), tmp_path, force=True)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ExistsError, match="is a file, not a folder"):
+        export_dataset(dataset(tmp_path / "src"), tmp_path / "afile", force=True)
+    with pytest.raises(ConfigError, match="the output is a local folder"):
+        export_dataset(dataset(tmp_path / "src"), "s3://bucket/out", force=True)
+    assert len(list((tmp_path / "src").rglob("*.cmeta"))) == 1 and (tmp_path / "afile").read_text() == "x"

@@ -113,3 +113,42 @@ def test_dask_reads_runs_from_s3_on_a_local_cluster(tmp_path, s3):
     assert list(best.index.astype(str)) == ["r0", "r1"]
     want = [dataset(tmp_path / f"r{k}.cmeta").to_table()["loss_value"].to_numpy().min() for k in range(2)]
     assert np.allclose(best.to_numpy(), want)
+
+
+def test_a_chronicle_written_to_s3_is_uploaded_whole_when_closed(s3):
+    from chronoledger.dataset import open_remote
+    from chronoledger.errors import ExistsError
+    fs, options, bucket = s3
+    url = f"s3://{bucket}/written/run.cmeta"
+    with open_remote(url, config={"lr": 0.1}, initial_seed=5, storage_options=options) as ch:
+        for i in range(1000):
+            ch.append(timestamp=i, phase="train", loss_value=1.0 / (i + 1), coherence=0.5,
+                      tensor_signature=(0.0, 0.0, 0.0), action_code=None, seed_state=i, metrics={})
+        assert not fs.exists(f"{bucket}/written/run.cmeta")      # nothing in storage until it is whole
+    t = dataset(url, storage_options=options).to_table()
+    assert t.num_rows == 1000 and t["seed"][0].as_py() == 5 and t["config.lr"][0].as_py() == 0.1
+    with pytest.raises(ExistsError, match="exists"):
+        with open_remote(url, "x", storage_options=options):
+            pass
+    with pytest.raises(RuntimeError, match="stopped"):
+        with open_remote(f"s3://{bucket}/written/failed.cmeta", storage_options=options) as ch:
+            raise RuntimeError("stopped")
+    assert not fs.exists(f"{bucket}/written/failed.cmeta")
+
+
+def test_the_shell_reads_urls(tmp_path, s3, monkeypatch):
+    import json
+    from chronoledger.cli import cli
+
+    from _cli import invoke
+    fs, options, bucket = s3
+    write(tmp_path / "r.cmeta", 5_000)
+    fs.put(str(tmp_path / "r.cmeta"), f"{bucket}/cli/r.cmeta")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", options["endpoint_url"])     # s3fs (botocore) reads it
+    r = invoke(cli, ["query", "SELECT run, count(*) AS n FROM runs GROUP BY run", f"s3://{bucket}/cli/", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == [{"run": "r", "n": 5000}]
+    r = invoke(cli, ["query", "SELECT 1 FROM runs", f"s3://{bucket}/nothing-here/"])
+    assert r.exit_code == 3 and "no such file or folder" in r.stderr

@@ -81,3 +81,21 @@ def test_sweep_from_the_shell(tmp_path):
     assert r.exit_code == 2 and "at least 1" in r.stderr
     r = invoke(cli, ["world", "sweep", "--param", "memory.nonsense=1", "--out", str(tmp_path / "u"), "--processes", "1"])
     assert r.exit_code == 2 and "nonsense" in r.stderr
+
+
+def test_a_sweep_run_again_is_that_sweep_only_and_every_value_is_checked_first(tmp_path):
+    sweep(tmp_path, {"agents": [10, 12]}, [0, 1], processes=1)
+    sweep(tmp_path, {"agents": [11]}, [5], processes=1, force=True)
+    assert dataset(tmp_path / "runs").runs == ["agents=11/seed=5/run"]
+    with pytest.raises(ConfigError, match="abc"):
+        sweep(tmp_path / "v", {"memory.retrieve": [0, "abc"]}, [0], processes=1)
+    assert not (tmp_path / "v" / "runs").exists()
+    with pytest.raises(ConfigError, match="would both run in"):
+        plan({"model.name": ["a b", "a_b"]}, [0])
+    with pytest.raises(ConfigError, match="not a parameter's name"):
+        parse_param("../../x=1")
+    for bad in ({"processes": 0}, {"processes": -1}):
+        with pytest.raises(ConfigError, match="processes"):
+            sweep(tmp_path / "p", {"agents": [10]}, [0], **bad)
+    with pytest.raises(ConfigError, match="seeds are whole numbers"):
+        sweep(tmp_path / "s", {"agents": [10]}, [-1], processes=1)

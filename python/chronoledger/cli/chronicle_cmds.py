@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -337,15 +338,16 @@ def _print_recover(file: Path, mode: str, report) -> None:
 
 
 @chronicle_group.command("export-dataset")
-@argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
-          help="Chronicles: folders (every .cmeta below), globs or files; the last is the output folder.")
+@argument("sources", nargs=-1, required=True,
+          help="Chronicles: folders (every .cmeta below), globs, files or URLs; the last is the output folder.")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists (whole, once the new one is "
                                              "complete).")
 @click.option("--skip-damaged", is_flag=True, help="Leave out a damaged run (named on stderr) instead of failing.")
-def export_dataset_cmd(sources: tuple[Path, ...], force: bool, skip_damaged: bool) -> None:
+def export_dataset_cmd(sources: tuple[str, ...], force: bool, skip_damaged: bool) -> None:
     """Write many runs as Hive-partitioned Parquet, OUT/run=<run>/part-0.parquet,
     which Spark, DuckDB, Polars and pyarrow read as one table (the run
     column from the folder names; seed, tags and config keys as columns).
+    OUT is a local folder.
 
     Example:
 
@@ -356,8 +358,9 @@ def export_dataset_cmd(sources: tuple[Path, ...], force: bool, skip_damaged: boo
     if len(sources) < 2:
         raise click.UsageError("name the runs and, last, the output folder")
     *inputs, out = sources
-    with exit_codes():
-        ds = dataset([str(s) for s in inputs], on_damage="skip" if skip_damaged else "raise")
+    with exit_codes(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)        # each skipped run is said once, below
+        ds = dataset(inputs, on_damage="skip" if skip_damaged else "raise")
         counts = export_dataset(ds, out, force=force)
         for run, why in ds.skipped:
             click.echo(f"skipped {run}: {why}", err=True)

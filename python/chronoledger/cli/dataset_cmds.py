@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
 
 import click
 
@@ -13,14 +13,15 @@ from chronoledger.dataset.sql import TABLE, query
 
 @click.command("query")
 @argument("sql", help=f"The query; it calls the runs' records {TABLE}.")
-@argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
-          help="Chronicles: folders (every .cmeta below), globs or files.")
+@argument("sources", nargs=-1, required=True,
+          help="Chronicles: folders (every .cmeta below), globs, files, or URLs (s3://bucket/runs/, any fsspec "
+               "filesystem; credentials from its usual environment).")
 @click.option("--start", type=int, help="Only records at or after this timestamp (microseconds).")
 @click.option("--end", type=int, help="Only records before this timestamp (microseconds).")
 @click.option("--phase", "phases", multiple=True, help="Only records of this phase (or event type); repeatable.")
 @click.option("--skip-damaged", is_flag=True, help="Leave out a damaged run (named on stderr) instead of failing.")
 @output_options()
-def query_cmd(sql: str, sources: tuple[Path, ...], start: int | None, end: int | None, phases: tuple[str, ...],
+def query_cmd(sql: str, sources: tuple[str, ...], start: int | None, end: int | None, phases: tuple[str, ...],
               skip_damaged: bool, fmt: str) -> None:
     """Answer SQL over many runs at once: every record of SOURCES as one
     table called runs, with a run column and each run's seed, tags and
@@ -33,8 +34,9 @@ def query_cmd(sql: str, sources: tuple[Path, ...], start: int | None, end: int |
         chronoledger query "SELECT run, min(loss_value) FROM runs GROUP BY run ORDER BY 2" runs/
         chronoledger query 'SELECT "config.lr", avg(coherence) FROM runs GROUP BY 1' 'runs/**/*.cmeta' --csv
     """
-    with exit_codes():
-        ds = dataset([str(s) for s in sources], start=start, end=end, phases=list(phases) or None,
+    with exit_codes(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)        # each skipped run is said once, below
+        ds = dataset(list(sources), start=start, end=end, phases=list(phases) or None,
                      on_damage="skip" if skip_damaged else "raise")
         table = query(ds, sql)
         for run, why in ds.skipped:

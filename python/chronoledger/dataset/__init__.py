@@ -9,9 +9,10 @@ import sys
 import types
 from typing import Any
 
+from chronoledger.dataset.remote import open_remote
 from chronoledger.dataset.scan import ChronicleDataset, Filters, dataset
 
-__all__ = ["ChronicleDataset", "Filters", "dataset"]
+__all__ = ["ChronicleDataset", "Filters", "dataset", "open_remote"]
 
 
 class _CallableModule(types.ModuleType):

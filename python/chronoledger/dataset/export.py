@@ -15,7 +15,7 @@ from typing import Any
 from chronoledger._arrow import parquet_modules
 from chronoledger._fsutil import fsync_dir
 from chronoledger.dataset.scan import ChronicleDataset
-from chronoledger.errors import ExistsError, StorageError
+from chronoledger.errors import ConfigError, ExistsError, StorageError
 
 __all__ = ["export_dataset", "partition_name"]
 
@@ -32,9 +32,21 @@ def export_dataset(ds: ChronicleDataset, out: str | os.PathLike[str], *, force: 
     An existing ``out`` is refused (ExistsError) unless ``force``, and then
     replaced whole once the new one is complete."""
     pa, pq = parquet_modules("export-dataset")
+    if "://" in os.fspath(out):
+        raise ConfigError(f"export-dataset: {os.fspath(out)}: the output is a local folder (copy it to object "
+                          f"storage afterwards)")
     target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise ExistsError(f"export-dataset: {target} is a file, not a folder; name a folder")
     if target.exists() and not force:
         raise ExistsError(f"export-dataset: {target} exists; force=True (--force) replaces it")
+    whole = target.resolve()
+    for rname, src in ds.files:                 # replacing the output must never remove a run it reads
+        if isinstance(src, Path):
+            here = src.resolve()
+            if here == whole or whole in here.parents:
+                raise ConfigError(f"export-dataset: {target} holds the run {rname} ({src}); write the Parquet "
+                                  f"elsewhere")
     names = [n for n in ds.arrow_schema.names if n != "run"]
     per_run = ds.select(["run", *names])
     building = target.with_name(f".{target.name}.building-{os.getpid()}")
@@ -46,9 +58,10 @@ def export_dataset(ds: ChronicleDataset, out: str | os.PathLike[str], *, force: 
         current: str | None = None
         schema = pa.schema([per_run.arrow_schema.field(n) for n in names])
         for batch in per_run.to_batches():
-            run = batch.column(0).dictionary[0].as_py() if batch.num_rows else None
-            if run is None:
+            name = batch.column(0).dictionary[0].as_py() if batch.num_rows else None
+            if name is None:
                 continue
+            run = str(name)
             if run != current:
                 if writer is not None:
                     writer.close()

@@ -1,8 +1,10 @@
 """Chronicles in object storage (any fsspec filesystem: s3://, gs://, az://,
 http(s)://, memory://), read a range at a time.
 
-A remote file is read into a sparse copy of itself: an anonymous memory map
-of the file's size (pages nobody writes cost nothing), into which ranged
+A remote file is read into a sparse copy of itself: a temporary local file
+of the remote one's size, memory-mapped (its holes take no disk and no
+memory; what is fetched lives in the page cache, which the kernel can
+write out and evict, so a file larger than memory can be read), into which ranged
 reads fetch first the header, the trailer and the footer with its block
 index, the meta blocks and the headers of the data blocks, and then, when
 a block is about to be decoded, that block.  The reader checks every
@@ -14,13 +16,18 @@ fetches a small part of it (the bytes fetched are counted).
 from __future__ import annotations
 
 import mmap
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from chronoledger.chronicle import Chronicle
 from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.reader import ChronicleReader
-from chronoledger.errors import MissingDependencyError, StorageError
+from chronoledger.errors import ConfigError, ExistsError, MissingDependencyError, MissingFileError, StorageError
 
 #: What the first ranged reads take from each end of a file (a header with its metadata, a footer's index).
 EDGE = 16 * 1024
@@ -45,11 +52,20 @@ def url_to_fs(url: str, storage_options: dict | None = None) -> tuple[Any, str]:
     except ImportError:
         raise MissingDependencyError(f"{url}: reading a URL needs fsspec: pip install 'chronoledger[dataset]'") \
             from None
+    if storage_options is not None and not isinstance(storage_options, dict):
+        raise ConfigError(f"{url}: storage_options must be a dict, got {type(storage_options).__name__}")
     try:
         fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    except (ImportError, ValueError) as exc:   # an unknown protocol, or its package missing (s3fs, gcsfs...)
+    except ImportError as exc:                 # the protocol's package is missing (s3fs, gcsfs...)
         raise MissingDependencyError(f"{url}: {exc}") from None
+    except (ValueError, TypeError) as exc:     # an unknown protocol, or options its filesystem does not take
+        raise ConfigError(f"{url}: {exc}") from None
     return fs, path
+
+
+def storage_error(url: str, exc: BaseException, what: str = "") -> StorageError:
+    """Whatever a filesystem raised (botocore's, aiohttp's, OSError...) as a StorageError naming the URL."""
+    return StorageError(f"{url}: {what}{type(exc).__name__}: {exc}")
 
 
 class RemoteFile:
@@ -59,9 +75,13 @@ class RemoteFile:
         self.src = src
         try:
             self.size = int(src.fs.size(src.path))
-        except OSError as exc:
-            raise StorageError(f"{src.url}: {exc}") from None
-        self.map = mmap.mmap(-1, max(self.size, 1))
+        except FileNotFoundError:
+            raise MissingFileError(f"{src.url}: no such file") from None
+        except Exception as exc:   # noqa: BLE001 -- a filesystem's own errors (botocore's...), named
+            raise storage_error(src.url, exc) from None
+        self._file = tempfile.TemporaryFile(prefix="chronoledger-remote-")
+        self._file.truncate(max(self.size, 1))          # a hole: no disk, no memory until written
+        self.map = mmap.mmap(self._file.fileno(), max(self.size, 1))
         self.fetched = 0                         # bytes read from storage
         self.requests = 0
         self._have: list[tuple[int, int]] = []   # ranges present
@@ -76,8 +96,8 @@ class RemoteFile:
                 return
             try:
                 parts = self.src.fs.cat_ranges([self.src.path] * len(todo), [a for a, _ in todo], [b for _, b in todo])
-            except OSError as exc:
-                raise StorageError(f"{self.src.url}: {exc}") from None
+            except Exception as exc:   # noqa: BLE001 -- a filesystem's own errors, named
+                raise storage_error(self.src.url, exc, "a ranged read failed: ") from None
             for (a, b), data in zip(todo, parts):
                 if isinstance(data, BaseException):
                     raise StorageError(f"{self.src.url}: bytes {a}..{b}: {data}")
@@ -156,3 +176,38 @@ class RemoteReader(ChronicleReader):
     def close(self) -> None:
         """The sparse copy is the RemoteFile's (a dataset reads a file more than once): it stays open."""
         self._map = b""
+
+
+@contextmanager
+def open_remote(url: str, mode: str = "w", *, storage_options: dict | None = None,
+                **options: Any) -> Iterator[Chronicle]:
+    """Write a chronicle to object storage: ``with open_remote("s3://b/runs/r1.cmeta", config=...) as ch: ...``.
+
+    The chronicle is written to a local file (object stores cannot append),
+    and uploaded whole when the block ends without an error; then it is
+    read back from storage and checked (its size and its trailer), so a
+    failed or partial upload is a StorageError, and the object at ``url``
+    is either the old one or the whole new one.  ``mode`` is "w" or "x"
+    (refuse an existing object); ``options`` are Chronicle.open's."""
+    if mode not in ("w", "x"):
+        raise ConfigError(f"open_remote: mode {mode!r}: a remote chronicle is written whole, mode 'w' or 'x'")
+    fs, path = url_to_fs(url, storage_options)
+    try:
+        exists = fs.exists(path)
+    except Exception as exc:   # noqa: BLE001 -- a filesystem's own errors, named
+        raise storage_error(url, exc) from None
+    if mode == "x" and exists:
+        raise ExistsError(f"{url} exists; open it with mode 'w' to replace it")
+    with tempfile.TemporaryDirectory(prefix="chronoledger-upload-") as tmp:
+        local = Path(tmp) / "run.cmeta"
+        with Chronicle.open(local, "w", **options) as ch:
+            yield ch
+        size = local.stat().st_size
+        try:
+            fs.put(str(local), path)
+            got = int(fs.size(path))
+            tail = fs.cat_file(path, start=max(0, got - fmt.TRAILER_SIZE), end=got)
+        except Exception as exc:   # noqa: BLE001 -- a filesystem's own errors, named
+            raise storage_error(url, exc, "the upload failed: ") from None
+        if got != size or tail != local.read_bytes()[-fmt.TRAILER_SIZE:]:
+            raise StorageError(f"{url}: the upload did not arrive whole ({got:,} of {size:,} bytes)")

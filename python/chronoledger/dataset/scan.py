@@ -32,7 +32,8 @@ from chronoledger.chronicle.reader import ChronicleReader, config_history, run_t
 from chronoledger.chronicle.records import FIXED_COLUMNS
 from chronoledger.dataset.remote import RemoteFile, RemoteSource
 from chronoledger.dataset.sources import Source, resolve
-from chronoledger.errors import ChronoledgerError, ConfigError, CorruptDataError, QueryError
+from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, MissingFileError, QueryError,
+                                 StorageError)
 
 #: The columns every row carries from its run's header, before the records' own.
 RUN_COLUMNS = ("run", "seed", "tags")
@@ -98,11 +99,11 @@ class ChronicleDataset:
         self._schema: Any = None
         #: the blocks [lo, hi) read of each file (a part of a dataset cut up by chronoledger.dask), or all
         self._block_range: tuple[int, int] | None = None
-        #: bytes read from object storage so far (remote files), and in how many batched requests
+        #: bytes read from object storage by this dataset's reads (remote files), in how many batched requests
         self.bytes_fetched = 0
         self.requests = 0
-        self._remotes: list[RemoteFile] = []
-        self._remote_files: dict[str, RemoteFile] = {}
+        self._remote_files: dict[str, RemoteFile] = {}      # shared with the datasets derived from this one
+        self._since: dict[str, tuple[int, int]] = {}        # each copy's (fetched, requests) when this one began
 
     @classmethod
     def part(cls, run: str, path: str | os.PathLike[str] | RemoteSource, schema: Any,
@@ -139,16 +140,23 @@ class ChronicleDataset:
             remote = self._remote_files.get(path.url)
             if remote is None:
                 remote = self._remote_files[path.url] = RemoteFile(path)
-                self._remotes.append(remote)
+            self._since.setdefault(path.url, (remote.fetched, remote.requests))
             try:
                 return remote.reader(mode)
             finally:
                 self._count()
-        return ChronicleReader(path, mode=mode)
+        try:
+            return ChronicleReader(path, mode=mode)
+        except FileNotFoundError:
+            raise MissingFileError(f"dataset: {path}: no such file (it was there when the dataset was made)") \
+                from None
+        except OSError as exc:
+            raise StorageError(f"dataset: {path}: {exc.strerror or exc}") from None
 
     def _count(self) -> None:
-        self.bytes_fetched = sum(r.fetched for r in self._remotes)
-        self.requests = sum(r.requests for r in self._remotes)
+        got = [(self._remote_files[u], f, r) for u, (f, r) in self._since.items()]
+        self.bytes_fetched = sum(rf.fetched - f for rf, f, _ in got)
+        self.requests = sum(rf.requests - r for rf, _, r in got)
 
     def _load(self) -> list[_Run]:
         if self._runs is not None:
@@ -236,7 +244,8 @@ class ChronicleDataset:
         new = object.__new__(ChronicleDataset)
         new.__dict__.update(self.__dict__)
         new.skipped = list(self.skipped)
-        new._remotes, new._remote_files = [], {}       # a derived dataset counts its own fetches
+        # a derived dataset shares the sparse copies (nothing is fetched twice) and counts its own fetches
+        new._since = {}
         new.bytes_fetched = new.requests = 0
         if columns is not None:
             new._columns = columns
@@ -393,12 +402,17 @@ def _constant(pa: Any, run: _Run, name: str, n: int, typ: Any) -> Any:
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(run.tags * n, type=pa.string()))
     if name.startswith(CONFIG_PREFIX):
         key = name[len(CONFIG_PREFIX):]
-        if key not in run.config:
+        value = run.config.get(key)
+        if value is None:
             return pa.nulls(n, typ)
-        value = run.config[key]
         if pa.types.is_string(typ) and not isinstance(value, str):
             value = json.dumps(value, sort_keys=True)
-        return pa.array([value], type=typ).take(pa.array(np.zeros(n, np.int32)))
+        try:
+            one = pa.array([value], type=typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            raise ConfigError(f"dataset: {run.path}: config {key}={value!r} does not fit the column's {typ} "
+                              f"(the other runs' values chose it)") from None
+        return one.take(pa.array(np.zeros(n, np.int32)))
     return pa.nulls(n, typ)
 
 
@@ -426,12 +440,19 @@ def _schema(runs: list[_Run]) -> Any:
 
 
 def _config_type(pa: Any, values: list[Any]) -> Any:
-    """One type for a config key across runs: bool, int64, float64, or text (JSON for anything else)."""
+    """One type for a config key across runs, none of its values changed:
+    bool, int64, float64 (ints among floats only while a float holds them
+    exactly), or text (JSON for anything else).  A null is a missing key."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return pa.string()
     if all(isinstance(v, bool) for v in values):
         return pa.bool_()
-    if all(isinstance(v, int) and not isinstance(v, bool) and -2 ** 63 <= v < 2 ** 63 for v in values):
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    if len(ints) == len(values) and all(-2 ** 63 <= v < 2 ** 63 for v in ints):
         return pa.int64()
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
+            and all(-2 ** 53 <= v <= 2 ** 53 for v in ints):
         return pa.float64()
     return pa.string()
 

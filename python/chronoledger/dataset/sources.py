@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any, Union
 
-from chronoledger.dataset.remote import RemoteSource, url_to_fs
-from chronoledger.errors import ConfigError, MissingFileError, StorageError
+from chronoledger.dataset.remote import RemoteSource, storage_error, url_to_fs
+from chronoledger.errors import ConfigError, MissingFileError
 
 SUFFIX = ".cmeta"
 
@@ -27,6 +27,9 @@ def resolve(sources: Any, storage_options: dict | None = None) -> list[tuple[str
     A URL (``s3://bucket/runs/``, ``gs://...``, ``memory://...``: any
     fsspec filesystem, with ``storage_options`` for it) names remote files
     the same ways."""
+    if not isinstance(sources, (str, os.PathLike, RemoteSource, list, tuple)):
+        raise ConfigError(f"dataset: sources are a path, a glob, a URL or a list of them, got "
+                          f"{type(sources).__name__}")
     items = [sources] if isinstance(sources, (str, os.PathLike, RemoteSource)) else list(sources)
     if not items:
         raise ConfigError("dataset: no sources given")
@@ -35,9 +38,11 @@ def resolve(sources: Any, storage_options: dict | None = None) -> list[tuple[str
         if isinstance(item, RemoteSource):
             out.append((_run_name_text(item.path.rsplit("/", 1)[-1]), item))
             continue
+        if not isinstance(item, (str, os.PathLike)):
+            raise ConfigError(f"dataset: a source is a path, a glob or a URL, got {type(item).__name__}")
         text = os.fspath(item)
         if not isinstance(text, str):
-            raise ConfigError(f"dataset: a source is a path or a glob, got {type(item).__name__}")
+            raise ConfigError(f"dataset: a source is a path, a glob or a URL, got {type(item).__name__}")
         if "://" in text and not text.startswith("file://"):
             out += _remote(text, storage_options)
             continue
@@ -55,19 +60,23 @@ def _remote(url: str, storage_options: dict | None) -> list[tuple[str, Source]]:
     fs, path = url_to_fs(url, storage_options)
     protocol = url.split("://", 1)[0]
     try:
-        if any(ch in path for ch in "*?["):
+        if fs.isfile(path):
+            base = path.rsplit("/", 1)[0]
+            found = [path]
+        elif any(ch in path for ch in "*?["):
             base = _fixed_part(path)
             found = [p for p in fs.glob(path) if not fs.isdir(p)]
         elif fs.isdir(path):
             base = path.rstrip("/")
             found = [p for p in fs.find(path) if p.endswith(SUFFIX)]
-        elif fs.exists(path):
-            base = path.rsplit("/", 1)[0]
-            found = [path]
         else:
-            raise MissingFileError(f"dataset: {url}: no such file or folder")
-    except OSError as exc:
-        raise StorageError(f"dataset: {url}: {exc}") from None
+            found = None
+    except Exception as exc:   # noqa: BLE001 -- a filesystem's own errors (botocore's...), named
+        raise storage_error(url, exc, "listing it failed: ") from None
+    if found is None:
+        raise MissingFileError(f"dataset: {url}: no such file or folder")
+    if not found:
+        raise MissingFileError(f"dataset: {url}: no chronicle there (no {SUFFIX} file, or nothing the glob matches)")
     out: list[tuple[str, Source]] = []
     for p in sorted(found):
         rel = p[len(base):].lstrip("/") if p.startswith(base) else p.rsplit("/", 1)[-1]
@@ -81,15 +90,19 @@ def _run_name_text(name: str) -> str:
 
 def _one(text: str) -> list[tuple[str, Source]]:
     p = Path(text)
+    if p.is_file():                           # a name with [ in it is a file before it is a glob
+        return [(_run_name(p, p.parent), p)]
     if any(ch in text for ch in "*?["):
         base = Path(_fixed_part(text))
         found = [Path(x) for x in glob.glob(text, recursive=True) if Path(x).is_file()]
+        if not found:
+            raise MissingFileError(f"dataset: {text}: the glob matches no file")
         return [(_run_name(x, base), x) for x in found]
     if p.is_dir():
         found = [x for x in p.rglob(f"*{SUFFIX}") if x.is_file()]
+        if not found:
+            raise MissingFileError(f"dataset: {text}: the folder holds no {SUFFIX} file")
         return [(_run_name(x, p), x) for x in found]
-    if p.is_file():
-        return [(_run_name(p, p.parent), p)]
     raise MissingFileError(f"dataset: {text}: no such file or folder")
 
 

@@ -4,7 +4,6 @@ or the ``dataset`` extra)."""
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any
 
 from chronoledger.dataset.scan import ChronicleDataset
@@ -20,9 +19,17 @@ def needed_columns(sql: str, names: list[str]) -> list[str] | None:
     a quoted identifier); every one (None) if it uses ``*`` or ``COLUMNS(``.
     Naming more than it needs only costs decoding; a column it needs is never
     left out, since a query cannot use a column without naming it."""
-    if "*" in sql or re.search(r"\bcolumns\s*\(", sql, re.IGNORECASE):
+    plain = re.sub(r"\bcount\s*\(\s*\*\s*\)", "count()", sql, flags=re.IGNORECASE)   # count(*) needs no column
+    if "*" in plain or re.search(r"\bcolumns\s*\(", plain, re.IGNORECASE):
         return None
-    said = {m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2) for m in _IDENT.finditer(sql)}
+    said: set[str] = set()
+    for m in _IDENT.finditer(plain):
+        if m.group(1) is not None:
+            said.add(m.group(1).replace('""', '"'))
+        else:                   # r.loss_value: the column of an alias (and, quoted or not, config.lr as it is)
+            word = m.group(2)
+            said.add(word)
+            said.update(word.split("."))
     lowered = {w.lower() for w in said}
     picked = [n for n in names if n in said or n.lower() in lowered]
     return picked or names[:1]
@@ -38,7 +45,8 @@ def query(ds: ChronicleDataset, sql: str) -> Any:
                                      "pip install 'chronoledger[dataset]'") from None
     cols = needed_columns(sql, list(ds.full_schema.names))
     view = ds if cols is None else ds.select(cols)
-    con = _connection(duckdb)
+    # a connection of its own: one query's tables and settings are not the next one's (about 25 ms to make)
+    con = duckdb.connect()
     con.register(TABLE, view)
     try:
         try:
@@ -51,16 +59,4 @@ def query(ds: ChronicleDataset, sql: str) -> Any:
         except duckdb.Error as exc:
             raise QueryError(f"query: {exc}") from None
     finally:
-        con.unregister(TABLE)
-
-
-_local = threading.local()
-
-
-def _connection(duckdb: Any) -> Any:
-    """This thread's in-memory DuckDB connection (making one costs about 25 ms; a connection is not shared
-    between threads)."""
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect()
-    return con
+        con.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,10 @@ class SweepRun:
     folder: str
 
 
+#: A parameter's name: agents, days, or a config key in dotted form (it names folders: nothing else).
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
 def parse_param(spec: str) -> tuple[str, list[Any]]:
     """``agents=100,1000`` -> ("agents", [100, 1000]); a value is read as JSON
     (numbers, true/false, "text") or else taken as text."""
@@ -57,6 +62,9 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
     name = name.strip()
     if not sep or not name or not values.strip():
         raise ConfigError(f"--param {spec!r}: write NAME=VALUE[,VALUE...] (agents=100,1000)")
+    if not _NAME.match(name):
+        raise ConfigError(f"--param {spec!r}: {name!r} is not a parameter's name (agents, days, or a config key "
+                          f"such as memory.retrieve)")
     out: list[Any] = []
     for text in values.split(","):
         text = text.strip()
@@ -94,13 +102,22 @@ def parse_seeds(spec: str) -> list[int]:
 
 
 def plan(params: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> list[SweepRun]:
-    """Every combination of the parameters' values, for every seed, in order."""
+    """Every combination of the parameters' values, for every seed, in order;
+    two values that would share a folder are refused."""
     names = list(params)
+    for n in names:
+        if not isinstance(n, str) or not _NAME.match(n):
+            raise ConfigError(f"sweep: {n!r} is not a parameter's name (agents, days, or a config key)")
     runs = []
+    seen: dict[str, tuple] = {}
     for values in itertools.product(*(params[n] for n in names)):
         combo = tuple(zip(names, values))
         for seed in seeds:
             folder = "/".join([f"{n}={_folder_value(v)}" for n, v in combo] + [f"seed={seed}"])
+            if folder in seen:
+                raise ConfigError(f"sweep: {dict(seen[folder])} and {dict(combo)} would both run in {folder}; "
+                                  f"give values that differ in more than punctuation")
+            seen[folder] = combo
             runs.append(SweepRun(combo, seed, folder))
     return runs
 
@@ -168,11 +185,22 @@ def sweep(out: str | os.PathLike[str], params: Mapping[str, Sequence[Any]], seed
         raise ConfigError(f"sweep: agents {agents!r} must be a whole number, at least 1")
     if not seeds:
         raise ConfigError("sweep: no seeds")
+    if any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2 ** 63 for x in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"sweep: seeds are whole numbers from 0, each once: {seeds}")
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+        raise ConfigError(f"sweep: processes {processes!r} must be a whole number, at least 1")
     if (out / SUMMARY).exists() and not force:
         raise ExistsError(f"sweep: {out} holds a sweep already; force=True (--force) runs it again")
     config_path = None if config is None else os.fspath(config)
-    load_config(config_path, overrides={k: v[0] for k, v in params.items() if k not in RUN_PARAMS} or None)
+    for name, values in params.items():               # every value checked before the first run starts
+        if name not in RUN_PARAMS:
+            for value in values:
+                load_config(config_path, overrides={name: value})
     tasks = plan(params, seeds)
+    if force:                      # a sweep run again is this sweep only: the runs of the one before go
+        shutil.rmtree(out / "runs", ignore_errors=True)
+        (out / SUMMARY).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     args = (os.fspath(out), config_path, days, agents)
