@@ -95,6 +95,7 @@ def bench_sweep(opt, work: Path) -> None:
 def bench_remote(opt, work: Path) -> None:
     """A one-hour time range of a large chronicle in S3 (moto's server on 127.0.0.1): the bytes fetched."""
     import logging
+    import socket
 
     import boto3
     import s3fs
@@ -109,11 +110,13 @@ def bench_remote(opt, work: Path) -> None:
             "action_code": np.full(n, -1, np.int16), "seed_state": rng.integers(0, 2 ** 63, n, dtype=np.uint64)}
     with Chronicle.open(path, "w") as ch:
         ch.extend(cols)
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with socket.socket() as sock:               # a free port (moto 5.0 cannot say which one it took for port 0)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     srv.start()
     try:
-        host, port = srv.get_host_and_port()
-        options = {"key": "k", "secret": "s", "endpoint_url": f"http://{host}:{port}"}
+        options = {"key": "k", "secret": "s", "endpoint_url": f"http://127.0.0.1:{port}"}
         boto3.client("s3", endpoint_url=options["endpoint_url"], aws_access_key_id="k", aws_secret_access_key="s",
                      region_name="us-east-1").create_bucket(Bucket="bench")
         s3fs.S3FileSystem(**options).put(str(path), "bench/big.cmeta")

@@ -182,20 +182,16 @@ def test_export_dataset_is_hive_parquet_that_duckdb_and_pyarrow_read_back(tmp_pa
 def test_the_python_examples_of_docs_datasets_run(tmp_path, monkeypatch):
     """Every Python example of docs/datasets.md, in order, as written, against moto's S3 server on 127.0.0.1
     where the examples name theirs (its address and keys put in their place)."""
-    import logging
     import re
     from pathlib import Path
     boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
     doc = Path(__file__).resolve().parents[1] / "docs" / "datasets.md"
     blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
     assert len(blocks) == 6
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
+    pytest.importorskip("moto.server")
+    from _moto import start_s3
+    srv, endpoint = start_s3()
     try:
-        host, port = srv.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
         boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="minio", aws_secret_access_key="minio-secret",
                      region_name="us-east-1").create_bucket(Bucket="lab")
         monkeypatch.chdir(tmp_path)

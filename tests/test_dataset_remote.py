@@ -5,7 +5,6 @@ a small part of it."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 import numpy as np
@@ -14,18 +13,16 @@ import pytest
 from chronoledger.chronicle import Chronicle
 from chronoledger.dataset import dataset
 
-moto_server = pytest.importorskip("moto.server")
+from _moto import start_s3
+
+pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 boto3 = pytest.importorskip("boto3")
 
 
 @pytest.fixture(scope="module")
 def s3():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    srv, endpoint = start_s3()
     # moto keeps one store for every server of the process: a bucket of these tests' own
     bucket = f"lab-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",

@@ -6,12 +6,12 @@ import warnings
 
 import click
 
-from chronoledger.cli.output import argument, emit, exit_codes, output_options
+from chronoledger.cli.output import Command, argument, emit, exit_codes, output_options
 from chronoledger.dataset import dataset
 from chronoledger.dataset.sql import TABLE, query
 
 
-@click.command("query")
+@click.command("query", cls=Command)
 @argument("sql", help=f"The query; it calls the runs' records {TABLE}.")
 @argument("sources", nargs=-1, required=True,
           help="Chronicles: folders (every .cmeta below), globs, files, or URLs (s3://bucket/runs/, any fsspec "
