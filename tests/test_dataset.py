@@ -261,3 +261,17 @@ def test_export_dataset_never_removes_what_it_reads(tmp_path):
     with pytest.raises(ConfigError, match="the output is a local folder"):
         export_dataset(dataset(tmp_path / "src"), "s3://bucket/out", force=True)
     assert len(list((tmp_path / "src").rglob("*.cmeta"))) == 1 and (tmp_path / "afile").read_text() == "x"
+
+
+def test_dask_declares_the_types_its_partitions_hold(tmp_path):
+    pytest.importorskip("dask.dataframe")
+    import chronoledger.dask as cdask
+    make_runs(tmp_path, n_runs=2)
+    with Chronicle.open(tmp_path / "noseed.cmeta", "w") as ch:          # a run without a seed: a null there
+        ch.append(**cycle_fields(0))
+    df = cdask.read_chronicles(str(tmp_path))
+    got = df.compute(scheduler="synchronous")
+    assert dict(df.dtypes) == dict(got.dtypes)
+    assert str(got["seed"].dtype) == "uint64[pyarrow]" and got["seed"].isna().sum() == 1
+    first = got[got["run"].astype(str) == "seed=0/run"]
+    assert list(first["tags"].iloc[0]) == ["k0", "sweep"] and list(got["tags"].iloc[0]) == []   # noseed sorts first

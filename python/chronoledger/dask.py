@@ -21,6 +21,7 @@ from chronoledger.errors import ConfigError, MissingDependencyError
 
 try:
     import dask.dataframe as dd
+    import pandas as pd
 except ImportError as exc:                       # the optional extra
     raise MissingDependencyError(f"chronoledger.dask needs dask[dataframe], which is not installed ({exc.name}): "
                                  f"pip install 'chronoledger[dask]'") from None
@@ -55,7 +56,9 @@ def read_chronicles(urlpath: Any, *, columns: Sequence[str] | None = None, start
             parts.append((run, src, None))
         else:
             parts += [(run, src, (lo, min(n, lo + blocks_per_partition))) for lo in range(0, n, blocks_per_partition)]
-    meta = wanted.empty_table().to_pandas()
+    # Arrow-backed pandas columns on both sides: a uint64 seed with nulls stays uint64, tags stay lists (the numpy
+    # dtypes pandas picks otherwise differ between an empty frame and one with data)
+    meta = wanted.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
     if not parts:
         return dd.from_pandas(meta, npartitions=1)
     return dd.from_map(_read_part, parts, schema=schema, options=options, meta=meta,
@@ -64,4 +67,4 @@ def read_chronicles(urlpath: Any, *, columns: Sequence[str] | None = None, start
 
 def _read_part(part: tuple[str, Any, tuple[int, int] | None], schema: Any, options: dict) -> Any:
     run, path, blocks = part
-    return ChronicleDataset.part(run, path, schema, blocks, **options).to_table().to_pandas()
+    return ChronicleDataset.part(run, path, schema, blocks, **options).to_table().to_pandas(types_mapper=pd.ArrowDtype)
