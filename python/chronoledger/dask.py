@@ -22,6 +22,7 @@ from chronoledger.errors import ConfigError, MissingDependencyError
 try:
     import dask.dataframe as dd
     import pandas as pd
+    import pyarrow as pa
 except ImportError as exc:                       # the optional extra
     raise MissingDependencyError(f"chronoledger.dask needs dask[dataframe], which is not installed ({exc.name}): "
                                  f"pip install 'chronoledger[dask]'") from None
@@ -57,14 +58,22 @@ def read_chronicles(urlpath: Any, *, columns: Sequence[str] | None = None, start
         else:
             parts += [(run, src, (lo, min(n, lo + blocks_per_partition))) for lo in range(0, n, blocks_per_partition)]
     # Arrow-backed pandas columns on both sides: a uint64 seed with nulls stays uint64, tags stay lists (the numpy
-    # dtypes pandas picks otherwise differ between an empty frame and one with data)
-    meta = wanted.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    # dtypes pandas picks otherwise differ between an empty frame and one with data); the dictionary columns (run,
+    # phase) as plain text, since every partition's dictionary is its own (pandas 2.0 loses groups across them)
+    target = _plain(wanted)
+    meta = target.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
     if not parts:
         return dd.from_pandas(meta, npartitions=1)
-    return dd.from_map(_read_part, parts, schema=schema, options=options, meta=meta,
+    return dd.from_map(_read_part, parts, schema=schema, target=target, options=options, meta=meta,
                        label="read-chronicles", enforce_metadata=False)
 
 
-def _read_part(part: tuple[str, Any, tuple[int, int] | None], schema: Any, options: dict) -> Any:
+def _read_part(part: tuple[str, Any, tuple[int, int] | None], schema: Any, target: Any, options: dict) -> Any:
     run, path, blocks = part
-    return ChronicleDataset.part(run, path, schema, blocks, **options).to_table().to_pandas(types_mapper=pd.ArrowDtype)
+    table = ChronicleDataset.part(run, path, schema, blocks, **options).to_table()
+    return table.cast(target).to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _plain(schema: Any) -> Any:
+    """``schema`` with its dictionary columns as plain text."""
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f for f in schema])
