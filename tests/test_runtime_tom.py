@@ -296,3 +296,16 @@ def test_ending_a_session_another_program_ended_without_a_time_says_how_it_ended
     with RuntimeMemoryStore(p) as s:
         with pytest.raises(ValidationError, match=r"already ended \(failed\)$"):
             s.end_session("6f1c0c4e-1c5e-4c56-9a35-0d8b1d6f7a02")
+
+
+def test_a_write_command_on_a_file_not_adopted_yet_refuses_and_leaves_it_as_it_was(tmp_path):
+    p = tom_database(tmp_path / "tom_runtime.sqlite")
+    before = sha(p)
+    for args in (["end-session", p, "6f1c0c4e-1c5e-4c56-9a35-0d8b1d6f7a01"], ["index", p],
+                 ["approve", p, "p1", "--approver", "alice", "--type", "human"]):
+        r = run("runtime", *args)
+        assert r.exit_code == 3 and "adopt it first with `chronoledger runtime init" in r.stderr, (args, r.output)
+        assert sha(p) == before and sorted(x.name for x in tmp_path.iterdir()) == ["tom_runtime.sqlite"], args
+    assert run("runtime", "init", p).exit_code == 0
+    r = run("runtime", "end-session", p, "6f1c0c4e-1c5e-4c56-9a35-0d8b1d6f7a01")
+    assert r.exit_code == 2 and "already ended (completed" in r.stderr

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import click
 
+from chronoledger import sqlite as sqlite_db
 from chronoledger._fsutil import output_file
 from chronoledger.cli.output import Group, argument, emit, emit_object, exit_codes, output_options
 from chronoledger.cli.output import table as _table
-from chronoledger.errors import NotFoundError
+from chronoledger.errors import NotFoundError, SchemaError
 from chronoledger.runtime import RuntimeMemoryStore
 from chronoledger.runtime import export as runtime_export
 from chronoledger.runtime.core import TABLES
@@ -318,7 +319,7 @@ def index_cmd(db: Path, fmt: str) -> None:
     \b
         chronoledger runtime index runtime.sqlite
     """
-    with _store(db, readonly=False) as s:
+    with _write_store(db) as s:
         n = s.index_turns()
     emit_object({"database": str(db), "indexed": n}, fmt, lambda: click.echo(f"{db}: {n} turn(s) indexed"))
 
@@ -422,8 +423,21 @@ def policy_cmd(db: Path, fmt: str) -> None:
 
 # --- what an operator does by hand (writes) ------------------------------------------------------------------
 
+@contextmanager
 def _write_store(db: Path):
-    return _store(db, readonly=False)
+    """The store for an operator's write. A file at an older schema (another
+    tool's plain v1 file) is not migrated on the way: adopting it is its own
+    step (`runtime init`), so a write that is then refused leaves the file
+    as it was."""
+    with exit_codes(database=db):
+        with RuntimeMemoryStore(db, readonly=True) as probe:
+            found = probe.schema_version
+        latest = len(sqlite_db.migrations("chronoledger.runtime"))
+        if found < latest:
+            raise SchemaError(f"{db}: schema version {found}, and this command writes version {latest}; adopt it "
+                              f"first with `chronoledger runtime init {db}` (every row is kept)")
+        with RuntimeMemoryStore(db) as store:
+            yield store
 
 
 @runtime_group.command("end-session")
