@@ -1,5 +1,6 @@
 """The exception hierarchy promised in DESIGN.md, and the one status table."""
 
+import errno
 import importlib
 import inspect
 import pkgutil
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chronoledger import errors
+from chronoledger import _fsutil, errors
 
 
 @pytest.mark.parametrize("cls,parents", [
@@ -172,3 +173,14 @@ def test_the_extensions_raise_through_the_one_table(monkeypatch, tmp_path):
             _sqlbulk.insert(conn, "SELECT ?", [[1]], 1)            # CL_ERR_ARG from cl_sqlbulk
         assert calls == [2, 2]
         conn.close()
+
+
+def test_a_storage_error_says_its_message_once_and_keeps_the_oserror_fields(tmp_path):
+    target = tmp_path / "no" / "out.csv"
+    with pytest.raises(errors.StorageError) as e:
+        with _fsutil.output_file(target, force=False, what="export"):
+            pass
+    assert str(e.value) == f"export: {target}: the folder {target.parent} does not exist"
+    assert e.value.filename == str(target) and e.value.errno == errno.ENOENT
+    assert str(errors.StorageError(None, f"export: {target}: failed", str(target))) == f"export: {target}: failed"
+    assert str(errors.StorageError("a message alone")) == "a message alone"

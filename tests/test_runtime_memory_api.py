@@ -86,8 +86,9 @@ def test_a_reader_searches_without_writing_and_a_plain_v1_file_too(tmp_path):
         chat(s, ["not yet indexed alpha", "other"])
     with RuntimeMemoryStore(p, readonly=True) as r:
         assert sorted(h["content"] for h in r.search_turns("alpha")) == ["indexed alpha", "not yet indexed alpha"]
-        with pytest.raises(QueryError, match="the search index is not up to date and the store is read-only"):
+        with pytest.raises(QueryError, match="the search index is not up to date and the store is read-only") as e:
             r.search_turns("alpha*", syntax="fts5")
+        assert f"chronoledger runtime index {p}" in str(e.value)
     with RuntimeMemoryStore(p) as s:
         assert len(s.search_turns("alpha*", syntax="fts5")) == 2
 

@@ -28,7 +28,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """
     target = Path(path)
     if not target.parent.is_dir():
-        raise FileNotFoundError(f"{target}: the folder {target.parent} does not exist")
+        raise FileNotFoundError(errno.ENOENT, f"the folder {target.parent} does not exist", str(target))
     try:
         keep: int | None = os.stat(target).st_mode & 0o7777     # the permissions of the file being replaced
     except FileNotFoundError:
@@ -68,7 +68,7 @@ def atomic_path(path: str | os.PathLike[str], *, replace: bool = True) -> Iterat
     """
     target = Path(path)
     if not target.parent.is_dir():
-        raise FileNotFoundError(f"{target}: the folder {target.parent} does not exist")
+        raise FileNotFoundError(errno.ENOENT, f"the folder {target.parent} does not exist", str(target))
     keep: int | None = None
     if replace:
         try:

@@ -143,7 +143,16 @@ class StorageError(ChronoledgerError, OSError):
     """A database file cannot be opened, read or written: a failing or full
     disk, a missing permission, a read-only file or folder, a file moved
     away while open.  Also an :class:`OSError`, as the same failure met
-    outside SQLite would be."""
+    outside SQLite would be.
+
+    ``errno``, ``strerror`` and ``filename`` are set where the cause has
+    them; ``str()`` is the message alone, which names the file itself
+    (OSError's form would add "[Errno N]" and the path again)."""
+
+    def __str__(self) -> str:
+        if len(self.args) >= 2 and isinstance(self.strerror, str) and self.strerror:
+            return self.strerror
+        return super().__str__()
 
 
 class WalLostError(StorageError):

@@ -394,7 +394,7 @@ def _rows_of(reader: ChronicleReader, plan: _Plan) -> int:
 def _constant(pa: Any, run: _Run, name: str, n: int, typ: Any) -> Any:
     """A column the run's header gives (the same on every row), or nulls for one it lacks."""
     if name == "run":
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([run.run]))
+        return pa.DictionaryArray.from_arrays(_zeros(pa, n), pa.array([run.run]))
     if name == "seed":
         return pa.nulls(n, typ) if run.seed is None else pa.array(np.full(n, run.seed, np.uint64))
     if name == "tags":
@@ -414,6 +414,17 @@ def _constant(pa: Any, run: _Run, name: str, n: int, typ: Any) -> Any:
                               f"(the other runs' values chose it)") from None
         return one.take(pa.array(np.zeros(n, np.int32)))
     return pa.nulls(n, typ)
+
+
+_ZEROS: list[Any] = []
+
+
+def _zeros(pa: Any, n: int) -> Any:
+    """``n`` int32 zeros as an Arrow array: a slice of one kept for every
+    batch (a run column's indices; making them afresh cost ~8 % of a scan)."""
+    if not _ZEROS or len(_ZEROS[0]) < n:
+        _ZEROS[:] = [pa.array(np.zeros(max(n, 65_536), np.int32))]        # a block's records, by default
+    return _ZEROS[0].slice(0, n)
 
 
 def _schema(runs: list[_Run]) -> Any:

@@ -102,7 +102,8 @@ class TurnSearch(StoreCore):
             elif not indexed or self._index_behind():
                 if syntax == "fts5":
                     raise QueryError(f"{self.path}: the search index is not up to date and the store is read-only "
-                                     f"(or older than the index); open it for writing once, or search words")
+                                     f"(or older than the index); bring it up to date once (`chronoledger runtime index "
+                                     f"{self.path}`, or index_turns() on a store opened for writing), or search words")
                 return self._scan(words, sid, limit)
             match = " ".join('"' + w.replace('"', '""') + '"' for w in words) if syntax == "words" else text
             sql = ("SELECT t.*, bm25(_turns_fts) AS rank, snippet(_turns_fts, 0, '[', ']', '...', 12) AS snippet "
