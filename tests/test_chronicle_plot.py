@@ -11,6 +11,7 @@ import pytest
 
 from chronoledger.chronicle import Chronicle
 from chronoledger.chronicle import plot as cplot
+from chronoledger.chronicle import series
 from chronoledger.cli import cli
 from chronoledger.errors import ConfigError, MissingDependencyError, QueryError
 
@@ -164,17 +165,17 @@ def test_thinning_keeps_the_extremes_and_drops_absent_values():
     y[12_345] = 40.0                      # a spike
     y[50_000] = -40.0
     y[::7] = np.nan
-    tx, ty = cplot._thin(x, y, 1000)
+    tx, ty = series.thin(x, y, 1000)
     assert len(ty) <= 1000 and not np.isnan(ty).any()
     assert 40.0 in ty and -40.0 in ty and np.all(np.diff(tx) > 0)
-    sx, sy = cplot._thin(x[:50], y[:50], 1000)
+    sx, sy = series.thin(x[:50], y[:50], 1000)
     assert len(sy) == 50 - len(range(0, 50, 7))
 
 
 def test_phase_stretches_and_those_runs_share():
     phase = np.array(["train"] * 4 + ["validate"] * 2 + ["train"] * 3, dtype=object)
     x = np.arange(9, dtype=np.float64) * 10
-    spans = cplot._phase_spans(phase, x)
+    spans = series.phase_spans(phase, x)
     assert spans == [(0.0, 40.0, "train"), (40.0, 60.0, "validate"), (60.0, 80.0, "train")]
     other = [(0.0, 50.0, "train"), (50.0, 80.0, "validate")]
     assert cplot._shared_spans([spans, other]) == [(0.0, 40.0, "train"), (50.0, 60.0, "validate")]

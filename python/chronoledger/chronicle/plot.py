@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from chronoledger._fsutil import atomic_write_bytes
-from chronoledger.chronicle.chronicle import Chronicle
+from chronoledger.chronicle import series
 from chronoledger.chronicle.timeaxis import looks_like_epoch_ms
-from chronoledger.errors import ConfigError, MissingDependencyError, QueryError
+from chronoledger.errors import ConfigError, MissingDependencyError
 
 __all__ = ["FORMATS", "X_AXES", "PlotResult", "plot_runs", "render_plot"]
 
@@ -42,10 +41,6 @@ X_AXES = ("auto", "timestamp", "index")
 PHASE_COLOURS = {"train": "tab:blue", "validate": "tab:orange", "dream": "tab:purple"}
 _MORE_COLOURS = ("tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 PHASE_ALPHA = 0.18
-
-#: columns that are not measurements
-_NOT_PLOTTED = frozenset({"timestamp", "phase", "event_type", "payload", "seed_state"})
-
 
 @dataclass
 class PlotResult:
@@ -67,14 +62,6 @@ class PlotResult:
         return {"path": None if self.path is None else str(self.path), "format": self.format, "runs": self.runs,
                 "metrics": self.metrics, "records": self.records, "points": self.points, "x": self.x,
                 "phases": self.phases}
-
-
-@dataclass
-class _Run:
-    label: str
-    timestamps: npt.NDArray[np.uint64]
-    phase: npt.NDArray[Any] | None            # str per record (cycle chronicles), None for event logs
-    values: dict[str, npt.NDArray[np.float64]]
 
 
 def _matplotlib() -> tuple[Any, Any, Any, Any]:
@@ -99,30 +86,6 @@ def _format_of(output: Path, format: str | None) -> str:
     return fmt
 
 
-def _plottable(names: list[str]) -> list[str]:
-    return [n for n in names if n not in _NOT_PLOTTED]
-
-
-def _read_run(path: Path, metrics: list[str]) -> tuple[_Run, dict[str, Any] | None]:
-    with Chronicle.open(path) as ch:
-        names = ch.reader().column_names()
-        missing = [m for m in metrics if m not in names or m in _NOT_PLOTTED]
-        if missing:
-            have = ", ".join(_plottable(names)) or "(none)"
-            raise QueryError(f"{path}: no column {', '.join(repr(m) for m in missing)} to plot; "
-                             f"the columns it has: {have}")
-        cycle = ch.schema == "cycle"
-        cols = ch.to_numpy(["timestamp", *(["phase"] if cycle else []), *metrics])
-        config = ch.config
-    values = {}
-    for m in metrics:
-        v = np.asarray(cols[m])
-        values[m] = np.where(v < 0, np.nan, v).astype(np.float64) if m == "action_code" else v.astype(np.float64)
-    run = _Run(label="", timestamps=np.asarray(cols["timestamp"], dtype=np.uint64),
-               phase=np.asarray(cols["phase"]) if cycle else None, values=values)
-    return run, config if isinstance(config, dict) else None
-
-
 def _labels(paths: list[Path], configs: list[dict[str, Any] | None]) -> list[str]:
     """The run config's "name" (or "run_name"), else the file's name without
     its suffix; names that clash get their folder's name in front, then a number."""
@@ -140,42 +103,6 @@ def _labels(paths: list[Path], configs: list[dict[str, Any] | None]) -> list[str
             seen[name] = seen.get(name, 0) + 1
             out[i] = f"{name} ({seen[name]})"
     return out
-
-
-def _thin(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
-          max_points: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Drop absent values (NaN), then keep at most about ``max_points``
-    points: the lowest and the highest of each of max_points/2 buckets, in
-    order, so spikes stay visible."""
-    keep = ~np.isnan(y)
-    x, y = x[keep], y[keep]
-    n = len(y)
-    if n <= max_points:
-        return x, y
-    buckets = max(1, max_points // 2)
-    width = -(-n // buckets)
-    padded = np.full(buckets * width, np.nan)
-    padded[:n] = y
-    rows = padded.reshape(buckets, width)
-    valid = ~np.all(np.isnan(rows), axis=1)
-    base = np.arange(buckets)[valid] * width
-    lo = base + np.nanargmin(rows[valid], axis=1)
-    hi = base + np.nanargmax(rows[valid], axis=1)
-    idx = np.unique(np.concatenate([lo, hi]))
-    return x[idx], y[idx]
-
-
-def _phase_spans(phase: npt.NDArray[Any], x: npt.NDArray[np.float64]) -> list[tuple[float, float, str]]:
-    """(start, end, phase) of each stretch of records in one phase: from its
-    first record to the first record of the next stretch (the last stretch
-    ends at the last record)."""
-    n = len(phase)
-    if n == 0:
-        return []
-    change = np.flatnonzero(phase[1:] != phase[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [n - 1]])
-    return [(float(x[a]), float(x[b]), str(phase[a])) for a, b in zip(starts, ends)]
 
 
 def _shared_spans(per_run: list[list[tuple[float, float, str]]]) -> list[tuple[float, float, str]]:
@@ -231,14 +158,8 @@ def render_plot(paths: Sequence[str | os.PathLike[str]], metrics: Sequence[str],
     if labels is not None and len(labels) != len(files):
         raise ConfigError(f"plot: {len(labels)} labels for {len(files)} chronicles; give one label per chronicle")
 
-    runs, configs = [], []
-    for path in files:
-        run, cfg = _read_run(path, metric_names)
-        runs.append(run)
-        configs.append(cfg)
-    names = list(labels) if labels is not None else _labels(files, configs)
-    for run, name in zip(runs, names):
-        run.label = name
+    runs = [series.read_values(path, metric_names) for path in files]
+    names = list(labels) if labels is not None else _labels(files, [r.config for r in runs])
 
     axis = x
     if x == "auto":
@@ -255,7 +176,7 @@ def render_plot(paths: Sequence[str | os.PathLike[str]], metrics: Sequence[str],
             xs.append(run.timestamps.astype(np.float64))
 
     cycle_runs = [(run, xv) for run, xv in zip(runs, xs) if run.phase is not None]
-    spans = _shared_spans([_phase_spans(run.phase, xv) for run, xv in cycle_runs
+    spans = _shared_spans([series.phase_spans(run.phase, xv) for run, xv in cycle_runs
                            if run.phase is not None]) if cycle_runs else []
     phase_names = list(dict.fromkeys(s[2] for s in spans))
     colours = _phase_colours(phase_names)
@@ -271,10 +192,10 @@ def render_plot(paths: Sequence[str | os.PathLike[str]], metrics: Sequence[str],
             coll = PolyCollection(rects, facecolors=colours[name], alpha=PHASE_ALPHA, linewidths=0,
                                   transform=ax.get_xaxis_transform(), zorder=0)
             ax.add_collection(coll, autolim=False)
-        for run, xv in zip(runs, xs):
-            tx, ty = _thin(xv, run.values[metric], max_points)
+        for run, xv, name in zip(runs, xs, names):
+            tx, ty = series.thin(xv, run.values[metric], max_points)
             points += len(ty)
-            (line,) = ax.plot(tx, ty, linewidth=1.2, label=run.label)
+            (line,) = ax.plot(tx, ty, linewidth=1.2, label=name)
             if ax is axes[0]:
                 lines.append(line)
         ax.set_ylabel(metric)
