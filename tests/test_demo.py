@@ -28,7 +28,10 @@ def test_run_returns_every_part_with_its_figures_and_prints_nothing(tmp_path, ca
         assert f"{core.crc64(data):016x}" == meta["crc64"]
     text = report.text()
     assert text.startswith(f"chronoledger {report.version} demo -> {report.out_dir}\n\n[core] ")
-    assert text.rstrip().splitlines()[-1].startswith("Done. Files: ")
+    assert text.rstrip().splitlines()[-2].startswith("Done. Files: ")
+    serve = text.rstrip().splitlines()[-1]
+    assert serve.startswith("See it in a browser: chronoledger serve --user ")
+    assert f"--world {report.out_dir / 'world' / 'world.db'}" in serve and f"--runs {report.out_dir} " in serve
 
 
 def test_steps_yield_each_part_as_it_is_done(tmp_path):
@@ -68,4 +71,4 @@ def test_the_command_prints_what_the_library_returns(tmp_path):
     assert lines[0] == f"chronoledger {__version__} demo -> {out.resolve()}"
     assert lines[1] == "" and lines[2].startswith("[core] CRC-64/XZ path on this CPU")
     assert sum(1 for ln in lines if ln == "") == len(NAMES) - 1           # a blank line between parts
-    assert lines[-1].startswith("Done. Files: ")
+    assert lines[-2].startswith("Done. Files: ") and lines[-1].startswith("See it in a browser: chronoledger serve")

@@ -129,7 +129,10 @@ def _summary(out: Path, done: list[Section]) -> Section:
              by["tables"].facts["database"], by["world"].facts["database"], by["sequence"].facts["data"]]
     line = (f"Done. Files: {files[0]}, {files[1]}/ ({len(codec['columns'])} encoded columns, "
             f"{codec['bytes']:,} bytes), {files[2]}, {files[3]}, {files[4]}, {files[5]} and {files[6]}/.")
-    return Section("done", [line], {"files": [str(f) for f in files]}, files)
+    user = by["sequence"].facts["user"]
+    serve = (f"See it in a browser: chronoledger serve --user {user} --tables {files[4]} --runtime {files[3]} "
+             f"--world {files[5]} --runs {out}   (pip install 'chronoledger[server]')")
+    return Section("done", [line, serve], {"files": [str(f) for f in files], "serve": serve}, files)
 
 
 # --- the parts ----------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import numpy.typing as npt
 from chronoledger.chronicle.chronicle import Chronicle
 from chronoledger.errors import ConfigError, QueryError
 
-__all__ = ["NOT_A_METRIC", "RunValues", "metric_names", "phase_spans", "read_values", "run_series", "thin"]
+__all__ = ["NOT_A_METRIC", "RunValues", "metric_names", "phase_spans", "read_values", "run_info", "run_series",
+           "thin"]
 
 #: columns that are not measurements (not drawn)
 NOT_A_METRIC = frozenset({"timestamp", "phase", "event_type", "payload", "seed_state"})
@@ -131,3 +132,17 @@ def run_series(path: str | os.PathLike[str], metrics: list[str] | None = None,
     out["phases"] = [[int(a), int(b), name] for a, b, name in phase_spans(run.phase, t)] \
         if run.phase is not None else []
     return out
+
+
+def run_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a list of runs shows of one chronicle: ``{"path", "schema",
+    "records", "bytes", "first_ts", "last_ts", "seed", "config", "tags",
+    "metrics"}`` (its footer and header only: no block is decoded)."""
+    p = Path(path)
+    with Chronicle.open(p) as ch:
+        r = ch.reader()
+        blocks = [b for b in r.blocks if b.rows]
+        return {"path": str(p), "schema": ch.schema, "records": len(ch), "bytes": p.stat().st_size,
+                "first_ts": blocks[0].first_ts if blocks else None, "last_ts": blocks[-1].last_ts if blocks else None,
+                "seed": ch.initial_seed, "config": ch.config, "tags": ch.tags,
+                "metrics": metric_names(r.column_names())}

@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "tables": "chronoledger.cli.tables_cmds:tables_group",
     "world": "chronoledger.cli.world_cmds:world_group",
     "query": "chronoledger.cli.dataset_cmds:query_cmd",
+    "serve": "chronoledger.cli.serve_cmds:serve_cmd",
     "demo": "chronoledger.cli.demo:demo",
 }
 

@@ -13,7 +13,9 @@ number of rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -69,13 +71,18 @@ PROGRESS_STEPS = 10_000
 
 
 def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None,
-              timeout: float | None = None) -> tuple[list[str], list[tuple]]:
+              timeout: float | None = None, *, params: Sequence[Any] | Mapping[str, Any] = (),
+              offset: int = 0) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of a read-only query; anything else raises QueryError.
 
     ``limit``: at most that many rows (None: all); ask for one more than you
-    show to learn whether rows were cut.  ``timeout``: seconds the query may
-    run, its rows read included (None: no limit); past it the query is
-    stopped and QueryError says so."""
+    show to learn whether rows were cut.  ``offset``: rows skipped first (a
+    page after the first).  ``params``: the values of the query's ``?`` (or
+    ``:name``) parameters.  ``timeout``: seconds the query may run, its rows
+    read included (None: no limit); past it the query is stopped and
+    QueryError says so."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise QueryError(f"offset must be a number of rows (0 or more), got {offset!r}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
         raise QueryError(f"limit must be a number of rows (0 or more) or None, got {limit!r}")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
@@ -110,9 +117,13 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
         cur = conn.cursor()
         cur.exec_trace = columns
         rows: list[tuple] = []
-        cur.execute(sql)
+        cur.execute(sql, params)
         if limit != 0:
+            skip = offset
             for row in cur:
+                if skip:
+                    skip -= 1
+                    continue
                 rows.append(tuple(row))
                 if limit is not None and len(rows) >= limit:
                     break

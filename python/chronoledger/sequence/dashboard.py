@@ -1,0 +1,171 @@
+"""What a dashboard reads of the mirrors: Chronos's trend metrics in the
+shape its dashboard widget reads, and a user's completions and habit streaks
+as series to chart.  Read-only: the mirrors are opened ``mode=ro``.
+
+``trends_metrics`` answers as Chronos's ``GET /api/trends/metrics`` does
+(utilities/dashboard/server.py of Jeetski/Chronos_Engine): ``{"ok": true,
+"metrics": {"blocks_total", "blocks_completed", "quality_counts",
+"habit_stats", "goal_stats", "timer_stats", "adherence_stats"}}``, with
+Chronos's key names, and ``{"ok": true, "metrics": {}}`` before the first
+metastudy.  Two things Chronos loses are kept: its widget reads
+``goal_stats.milestones_completed_this_week``, which Chronos never sends
+(the widget always shows 0), and the metrics whose names Chronos's grouping
+does not match (the blocks' completion rate and mean variance, the bad
+habits' clean days, pending milestones, the custom completion fields) are
+dropped there; here they are added under keys the widget does not read.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from chronoledger import sqlite as db
+from chronoledger.sequence import schema
+
+__all__ = ["completion_series", "habit_streaks", "trends_metrics"]
+
+# our metric -> (group, Chronos's key); a group of None is a top-level key
+_RENAMES: dict[str, tuple[str | None, str]] = {
+    "blocks_total": (None, "blocks_total"), "blocks_completed": (None, "blocks_completed"),
+    "blocks_completion_rate": (None, "blocks_completion_rate"),
+    "blocks_avg_variance_minutes": (None, "blocks_avg_variance_minutes"),
+    "habits_total": ("habit_stats", "total_habits"),
+    "habits_with_streak": ("habit_stats", "habits_with_current_streak"),
+    "habits_avg_streak": ("habit_stats", "avg_streak"),
+    "habits_longest_streak": ("habit_stats", "longest_streak_overall"),
+    "habits_completion_today": ("habit_stats", "completion_rate_today"),
+    "bad_habits_avg_clean_days": ("habit_stats", "bad_habits_avg_clean_days"),
+    "goals_total": ("goal_stats", "total_goals"), "goals_in_progress": ("goal_stats", "goals_in_progress"),
+    "milestones_completed_week": ("goal_stats", "milestones_completed_this_week"),
+    "milestones_pending": ("goal_stats", "milestones_pending"),
+    "timer_sessions_total": ("timer_stats", "sessions_total"), "timer_focus_minutes": ("timer_stats", "focus_minutes"),
+    "timer_break_minutes": ("timer_stats", "break_minutes"), "timer_profile_usage": ("timer_stats", "profile_usage"),
+    "adherence_on_time": ("adherence_stats", "on_time_count"), "adherence_late": ("adherence_stats", "late_count"),
+    "adherence_percentage": ("adherence_stats", "adherence_percentage"),
+    "adherence_avg_delay": ("adherence_stats", "avg_delay"),
+}
+_INTEGERS = {"blocks_total", "blocks_completed"}
+
+
+def _connect(data: Path, which: str) -> apsw.Connection | None:
+    path = data / schema.FILES[which]
+    if not path.is_file():
+        return None
+    return db.open_readonly(path)
+
+
+def trends_metrics(data: Path) -> dict[str, Any]:
+    """The trend metrics of the mirrors' folder ``data`` as Chronos's
+    dashboard endpoint gives them (see the module's docstring)."""
+    conn = _connect(data, "trends")
+    if conn is None:
+        return {"ok": True, "metrics": {}}
+    try:
+        path = data / schema.FILES["trends"]
+        with db.named_damage(path, "reading its metrics"):
+            rows = conn.execute("SELECT metric, value, extra_json FROM metrics ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    metrics: dict[str, Any] = {}
+    goals_avg = None
+    for metric, value, extra in rows:
+        extra_value = None
+        if isinstance(extra, str) and extra:
+            try:
+                extra_value = json.loads(extra)
+            except ValueError:
+                extra_value = None
+        if metric == "completion_quality_counts":
+            metrics["quality_counts"] = extra_value if isinstance(extra_value, dict) else {}
+            continue
+        if metric == "completion_custom_property_counts":
+            metrics["custom_property_counts"] = extra_value if isinstance(extra_value, dict) else {}
+            continue
+        if metric == "goals_avg_progress":
+            goals_avg = value
+            continue
+        group, key = _RENAMES.get(metric, (None, metric))
+        v = int(value) if metric in _INTEGERS and value is not None else value
+        if group is None:
+            metrics[key] = v
+        else:
+            metrics.setdefault(group, {})[key] = v
+        if metric == "timer_profile_usage" and isinstance(extra_value, dict):
+            metrics["timer_stats"]["profile_usage_by_profile"] = extra_value
+    if goals_avg is not None:
+        # Chronos sends the sum of the goals' progress (its widget divides by total_goals)
+        goal = metrics.setdefault("goal_stats", {})
+        goal["total_progress"] = float(goals_avg) * float(goal.get("total_goals") or 0)
+    return {"ok": True, "metrics": metrics}
+
+
+def completion_series(data: Path) -> dict[str, Any]:
+    """Completions per day by status: ``{"dates": [...], "statuses":
+    {status: [count per date]}}``, every day from the first to the last
+    logged one (a day with none counts 0)."""
+    conn = _connect(data, "core")
+    if conn is None:
+        return {"dates": [], "statuses": {}}
+    try:
+        with db.named_damage(data / schema.FILES["core"], "reading its completions"):
+            rows = conn.execute("SELECT date, status, count(*) FROM completions GROUP BY date, status").fetchall()
+    finally:
+        conn.close()
+    found = [(d, str(s), int(n)) for d, s, n in rows if isinstance(d, str) and _day(d) is not None]
+    if not found:
+        return {"dates": [], "statuses": {}}
+    first = min(_day(d) for d, _, _ in found)
+    last = max(_day(d) for d, _, _ in found)
+    dates = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]   # type: ignore[operator]
+    at = {d: k for k, d in enumerate(dates)}
+    statuses: dict[str, list[int]] = {}
+    for d, s, n in found:
+        statuses.setdefault(s, [0] * len(dates))[at[_day(d).isoformat()]] += n     # type: ignore[union-attr]
+    return {"dates": dates, "statuses": dict(sorted(statuses.items()))}
+
+
+def habit_streaks(data: Path, top: int = 8) -> dict[str, Any]:
+    """Each habit to build's streak of consecutive days done, day by day:
+    ``{"dates": [...], "habits": [{"name", "current", "longest", "streak":
+    [length per date]}]}``, the ``top`` habits by longest streak (then by
+    name); ``current`` is the streak on the last logged day."""
+    conn = _connect(data, "core")
+    if conn is None:
+        return {"dates": [], "habits": []}
+    try:
+        with db.named_damage(data / schema.FILES["core"], "reading its habit history"):
+            rows = conn.execute("SELECT name, date FROM habit_history WHERE kind = 'completion' "
+                                "AND polarity = 'good' ORDER BY name, date").fetchall()
+    finally:
+        conn.close()
+    done: dict[str, set[date]] = {}
+    for name, d in rows:
+        day = _day(d) if isinstance(d, str) else None
+        if day is not None:
+            done.setdefault(str(name), set()).add(day)
+    if not done:
+        return {"dates": [], "habits": []}
+    first = min(min(s) for s in done.values())
+    last = max(max(s) for s in done.values())
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    habits = []
+    for name, got in done.items():
+        run, series = 0, []
+        for day in days:
+            run = run + 1 if day in got else 0
+            series.append(run)
+        habits.append({"name": name, "current": series[-1], "longest": max(series), "streak": series})
+    habits.sort(key=lambda h: (-h["longest"], h["name"]))
+    return {"dates": [d.isoformat() for d in days], "habits": habits[:top]}
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None

@@ -1,0 +1,192 @@
+"""``/api/data/*`` and ``/api/trends/metrics``: a Chronos user's mirrors.
+
+The SQL endpoint runs :func:`chronoledger.sequence.query.run_query`, the
+function behind ``sequence data``: the mirrors opened read-only, an
+authorizer that refuses anything but reads, a time limit and a row limit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.routing import Route
+
+from chronoledger.sequence import dashboard, schema
+from chronoledger.sequence.digest import FILES as DIGEST_FILES
+from chronoledger.sequence.query import run_query
+from chronoledger.server.config import MAX_SQL_ROWS
+from chronoledger.server.http import ApiError, Json, int_param, ok, read_json
+from chronoledger.server.stores import Stores
+
+#: item columns a lookup returns (the mirror's own names)
+ITEM_COLUMNS = "id, slug, name, type, category, status, priority, due_date, duration_minutes, points, tags, path"
+
+
+def routes(stores: Stores) -> list[Route]:
+    def _db(request: Request) -> str:
+        which = request.query_params.get("db", "core")
+        if which not in schema.FILES:
+            raise ApiError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+        return which
+
+    def databases(request: Request) -> Json:
+        """
+        summary: The mirrors of the user folder, each with its file, size and time of change.
+        responses:
+          200: {description: '{"ok": true, "databases": [{"name", "file", "exists", "size", "modified"}]}'}
+        """
+        data = stores.mirrors()
+        out = []
+        for name, fname in schema.FILES.items():
+            p = data / fname
+            st = p.stat() if p.is_file() else None
+            out.append({"name": name, "file": fname, "exists": st is not None,
+                        "size": st.st_size if st else None, "modified": st.st_mtime if st else None})
+        return ok(folder=str(data), databases=out)
+
+    def tables(request: Request) -> Json:
+        """
+        summary: The tables of one mirror (?db=core, the default) with their columns and row counts.
+        parameters:
+          - {name: db, in: query, schema: {type: string, enum: [core, events, memory, behavior, matrix, trends]}}
+        """
+        which = _db(request)
+        data = stores.mirrors()
+        _, rows = run_query(data, "SELECT name FROM main.sqlite_master WHERE type = 'table' "
+                                  "AND name NOT LIKE 'sqlite_%' ORDER BY name", which, timeout=stores.config.sql_timeout)
+        out = []
+        for (name,) in rows:
+            _, info = run_query(data, "SELECT name, type FROM pragma_table_info(?, 'main')", which, params=(name,))
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            _, count = run_query(data, f"SELECT count(*) FROM main.{quoted}", which,
+                                 timeout=stores.config.sql_timeout)
+            out.append({"name": name, "rows": count[0][0], "columns": [{"name": n, "type": t} for n, t in info]})
+        return ok(db=which, tables=out)
+
+    def items(request: Request) -> Json:
+        """
+        summary: Items of the core mirror, filtered by type and by a piece of their name, a page at a time.
+        parameters:
+          - {name: type, in: query, schema: {type: string}}
+          - {name: q, in: query, description: text the name contains, schema: {type: string}}
+          - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 10000}}
+          - {name: offset, in: query, schema: {type: integer, default: 0}}
+        """
+        limit = int_param(request, "limit", 100, low=1, high=MAX_SQL_ROWS) or 100
+        offset = int_param(request, "offset", 0) or 0
+        where, params = [], []
+        if request.query_params.get("type"):
+            where.append("type = ?")
+            params.append(request.query_params["type"])
+        if request.query_params.get("q"):
+            where.append("name LIKE ? ESCAPE '\\'")
+            q = request.query_params["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.append(f"%{q}%")
+        sql = f"SELECT {ITEM_COLUMNS} FROM items" + (" WHERE " + " AND ".join(where) if where else "") + \
+            " ORDER BY type, name, id"
+        names, rows = run_query(stores.mirrors(), sql, "core", limit=limit + 1, params=params, offset=offset,
+                                timeout=stores.config.sql_timeout)
+        more = len(rows) > limit
+        return ok(items=[dict(zip(names, r)) for r in rows[:limit]],
+                  next_offset=offset + limit if more else None)
+
+    def item(request: Request) -> Json:
+        """
+        summary: One item (by slug, or by id) with its relations and its completions.
+        parameters:
+          - {name: key, in: path, required: true, schema: {type: string}}
+        """
+        key = request.path_params["key"]
+        data = stores.mirrors()
+        names, rows = run_query(data, f"SELECT {ITEM_COLUMNS}, raw_json FROM items WHERE slug = ? OR "
+                                      "(CAST(id AS TEXT) = ?) LIMIT 1", "core", params=(key, key))
+        if not rows:
+            raise ApiError(404, f"item {key!r}: no item has that slug or id")
+        found: dict[str, Any] = dict(zip(names, rows[0]))
+        raw = found.pop("raw_json", None)
+        try:
+            found["data"] = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            found["data"] = raw
+        rn, rr = run_query(data, "SELECT kind, child_name, child_type, ord, resolved FROM relations "
+                                 "WHERE parent_id = ? ORDER BY kind, ord", "core", params=(found["id"],))
+        cn, cr = run_query(data, "SELECT date, status, scheduled_start, actual_start, actual_end FROM completions "
+                                 "WHERE item_id = ? ORDER BY date, id", "core", params=(found["id"],))
+        return ok(item=found, relations=[dict(zip(rn, r)) for r in rr], completions=[dict(zip(cn, r)) for r in cr])
+
+    def digest(request: Request) -> Json:
+        """
+        summary: The behaviour digest (tendencies.json, as the metastudy wrote it).
+        """
+        path = stores.mirrors() / DIGEST_FILES[0]
+        if not path.is_file():
+            raise ApiError(404, f"{path}: no digest yet; run `sequence memory --metastudy` (or `sequence sync`)")
+        try:
+            return ok(digest=json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise ApiError(500, f"{path}: cannot be read: {exc}") from None
+
+    def series(request: Request) -> Json:
+        """
+        summary: Completions per day by status, and the habits' streaks day by day (what /digest charts).
+        """
+        data = stores.mirrors()
+        return ok(completions=dashboard.completion_series(data), streaks=dashboard.habit_streaks(data))
+
+    async def query(request: Request) -> Json:
+        """
+        summary: One read-only SQL statement on the mirrors (writes, ATTACH and PRAGMA changes are refused).
+        description: >-
+          GET with ?sql=...&db=&limit=&offset=, or POST {"sql", "db", "params", "limit", "offset"}.
+          The other mirrors are attached under their names.  At most 10,000 rows a page; next_offset is
+          set when there are more.  The query is stopped past the server's time limit (400).
+        """
+        if request.method == "POST":
+            body = await read_json(request, stores.config)
+            if not isinstance(body, dict):
+                raise ApiError(400, 'the body is a JSON object: {"sql": "SELECT ...", "db": "core", ...}')
+            unknown = sorted(set(body) - {"sql", "db", "params", "limit", "offset"})
+            if unknown:
+                raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; the fields are sql, db, params, "
+                                    "limit and offset")
+        else:
+            body = dict(request.query_params)
+        sql = body.get("sql")
+        if not isinstance(sql, str) or not sql.strip():
+            raise ApiError(400, "sql: one SQL statement that reads (SELECT, WITH ..., a PRAGMA that reads)")
+        which = body.get("db", "core")
+        if which not in schema.FILES:
+            raise ApiError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+        params = body.get("params", [])
+        if not isinstance(params, (list, dict)):
+            raise ApiError(400, "params: a list (for ?) or an object (for :name) of values")
+        limit = _count(body.get("limit", 1000), "limit", 1, MAX_SQL_ROWS)
+        offset = _count(body.get("offset", 0), "offset", 0, None)
+        names, rows = await run_in_threadpool(run_query, stores.mirrors(), sql, which, limit + 1,
+                                              stores.config.sql_timeout, params=params, offset=offset)
+        more = len(rows) > limit
+        return ok(db=which, columns=names, rows=[list(r) for r in rows[:limit]], row_count=min(len(rows), limit),
+                  next_offset=offset + limit if more else None)
+
+    def trends(request: Request) -> Json:
+        """
+        summary: Chronos's dashboard metrics, in the shape its trends widget reads.
+        description: '{"ok": true, "metrics": {"habit_stats": {...}, "goal_stats": {...}, ...}}'
+        """
+        return Json(dashboard.trends_metrics(stores.mirrors()))
+
+    return [Route("/api/data", databases), Route("/api/data/tables", tables), Route("/api/data/items", items),
+            Route("/api/data/items/{key}", item), Route("/api/data/digest", digest),
+            Route("/api/data/series", series), Route("/api/data/query", query, methods=["GET", "POST"]),
+            Route("/api/trends/metrics", trends)]
+
+
+def _count(value: Any, name: str, low: int, high: int | None) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        raise ApiError(400, f"{name}: {value!r} must be a whole number in {low}..{high if high else 'any'}")
+    return value

@@ -1,0 +1,105 @@
+"""``/api/runs/*``: the chronicles of a folder, each run's metrics as
+series (full resolution on request, else thinned by
+:mod:`chronoledger.chronicle.series`, which keeps every extreme), and its
+checks (``chronicle verify``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.routing import Route
+
+from chronoledger.chronicle.audit import verify
+from chronoledger.chronicle.series import run_info, run_series
+from chronoledger.errors import ChronoledgerError
+from chronoledger.server.config import DEFAULT_POINTS
+from chronoledger.server.http import ApiError, Json, int_param, ok
+from chronoledger.server.stores import Stores
+
+#: runs a list names at most
+MAX_RUNS = 5000
+MAX_POINTS = 200_000
+
+
+def run_path(root: Path, given: str) -> Path:
+    """The chronicle ``given`` names below ``root``: a relative path with no
+    ``..``, ending in .cmeta, that stays inside ``root`` once links are
+    followed; anything else is refused without touching the file system
+    outside ``root``."""
+    if not given or "\x00" in given or given.startswith(("/", "\\")) or ":" in given.split("/")[0]:
+        raise ApiError(400, f"run: {given!r} is not a path below the runs folder")
+    parts = given.replace("\\", "/").split("/")
+    if any(p in ("..", ".", "") for p in parts):
+        raise ApiError(400, f"run: {given!r} leaves the runs folder (.. and empty parts are refused)")
+    if not given.endswith(".cmeta"):
+        raise ApiError(404, f"run: {given!r} is not a chronicle (.cmeta)")
+    base = root.resolve()
+    target = (base / "/".join(parts)).resolve()
+    if not target.is_relative_to(base):
+        raise ApiError(400, f"run: {given!r} leaves the runs folder")
+    if not target.is_file():
+        raise ApiError(404, f"run: no chronicle {given!r} in the runs folder")
+    return target
+
+
+def routes(stores: Stores) -> list[Route]:
+    def runs(request: Request) -> Json:
+        """
+        summary: The chronicles below the runs folder (their headers; nothing decoded), by path.
+        """
+        root = stores.runs()
+        found, problems = [], []
+        for p in sorted(root.rglob("*.cmeta"))[:MAX_RUNS]:
+            rel = p.relative_to(root).as_posix()
+            try:
+                found.append({"run": rel, **{k: v for k, v in run_info(p).items() if k != "path"}})
+            except ChronoledgerError as exc:            # one damaged file does not hide the others
+                problems.append({"run": rel, "error": str(exc)})
+        return ok(runs=found, unreadable=problems)
+
+    def info(request: Request) -> Json:
+        """
+        summary: One run's header (records, schema, config, tags, metrics).
+        parameters: [{name: run, in: path, required: true, schema: {type: string}}]
+        """
+        root = stores.runs()
+        p = run_path(root, request.path_params["run"])
+        return ok(run={"run": p.relative_to(root.resolve()).as_posix(),
+                       **{k: v for k, v in run_info(p).items() if k != "path"}})
+
+    async def series(request: Request) -> Json:
+        """
+        summary: A run's metrics as series, thinned to ?points=N (default 2000) keeping extremes, or ?full=1.
+        description: >-
+          ?metrics=loss_value,coherence (default every metric).  Each series is {"t": timestamps, "y": values};
+          phases lists [start, end, phase] stretches of a cycle chronicle.  Thinning: the records are cut into
+          points/2 buckets of equal count and each bucket's lowest and highest value are kept, in order.
+        parameters: [{name: run, in: path, required: true, schema: {type: string}}]
+        """
+        root = stores.runs()
+        p = run_path(root, request.path_params["run"])
+        full = request.query_params.get("full", "").lower() in ("1", "true", "yes")
+        points = None if full else int_param(request, "points", DEFAULT_POINTS, low=2, high=MAX_POINTS)
+        names = request.query_params.get("metrics")
+        metrics = [m for m in names.split(",") if m] if names else None
+        found = await run_in_threadpool(run_series, p, metrics, points)
+        found["run"] = p.relative_to(root.resolve()).as_posix()
+        del found["path"]
+        return ok(series=found)
+
+    async def check(request: Request) -> Json:
+        """
+        summary: Verify a run as `chronicle verify` does (every checksum, the index, the order).
+        parameters: [{name: run, in: path, required: true, schema: {type: string}}]
+        """
+        root = stores.runs()
+        p = run_path(root, request.path_params["run"])
+        report = await run_in_threadpool(verify, p)
+        found = report.as_dict()
+        found["path"] = p.relative_to(root.resolve()).as_posix()
+        return ok(verify=found)
+
+    return [Route("/api/runs", runs), Route("/api/runs/{run:path}/series", series),
+            Route("/api/runs/{run:path}/verify", check), Route("/api/runs/{run:path}", info)]

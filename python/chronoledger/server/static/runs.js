@@ -1,0 +1,81 @@
+// chronoledger serve: run charts.  Several runs' metrics overlaid, one chart a
+// metric, the phases the runs share shaded; thinned by the server (min/max
+// buckets keep every extreme) unless "full resolution" is ticked.
+"use strict";
+
+const runsState = {runs: []};
+
+async function drawRuns() {
+  const picked = [...document.querySelectorAll("#run-list input:checked")].map(i => i.value);
+  const metric = document.getElementById("metric").value;
+  const full = document.getElementById("full").checked;
+  const box = document.getElementById("charts");
+  box.textContent = "";
+  document.body.dataset.ready = "0";
+  if (!picked.length || !metric) {
+    box.textContent = "Pick at least one run and a metric.";
+    document.body.dataset.ready = "1";
+    return;
+  }
+  try {
+    const q = new URLSearchParams({metrics: metric});
+    if (full) q.set("full", "1"); else q.set("points", document.getElementById("points").value);
+    const got = await Promise.all(picked.map(r =>
+      getJSON(`/api/runs/${r.split("/").map(encodeURIComponent).join("/")}/series?${q}`)));
+    const series = got.map((b, i) => ({name: picked[i], t: b.series.metrics[metric].t, y: b.series.metrics[metric].y}));
+    // phases: the first run's (one run: its own stretches)
+    const phases = got.length === 1 ? got[0].series.phases : [];
+    lineChart(box, {series, phases, title: `${metric}${full ? " (every record)" : ""}`});
+    const note = document.createElement("p");
+    note.className = "muted";
+    note.id = "points-note";
+    note.textContent = series.map(s => `${s.name}: ${s.t.length} points`).join("; ");
+    box.appendChild(note);
+  } catch (err) {
+    showError(box, err);
+  }
+  document.body.dataset.ready = "1";
+}
+
+function fillMetrics() {
+  const picked = new Set([...document.querySelectorAll("#run-list input:checked")].map(i => i.value));
+  const names = new Set();
+  for (const r of runsState.runs) if (picked.has(r.run)) r.metrics.forEach(m => names.add(m));
+  const sel = document.getElementById("metric");
+  const before = sel.value;
+  sel.textContent = "";
+  for (const m of names) {
+    const o = document.createElement("option");
+    o.value = o.textContent = m;
+    sel.appendChild(o);
+  }
+  if (names.has(before)) sel.value = before;
+  else if (names.has("loss_value")) sel.value = "loss_value";
+}
+
+window.addEventListener("DOMContentLoaded", async () => {
+  const list = document.getElementById("run-list");
+  try {
+    const body = await getJSON("/api/runs");
+    runsState.runs = body.runs;
+    body.runs.forEach((r, i) => {
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = r.run;
+      box.checked = r.schema === "cycle" || (i === 0 && !body.runs.some(x => x.schema === "cycle"));
+      box.addEventListener("change", () => { fillMetrics(); drawRuns(); });
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(` ${r.run} (${r.records.toLocaleString()} records)`));
+      list.appendChild(label);
+      list.appendChild(document.createElement("br"));
+    });
+    for (const p of body.unreadable) showError(list, new Error(`${p.run}: ${p.error}`));
+    fillMetrics();
+    for (const id of ["metric", "full", "points"]) document.getElementById(id).addEventListener("change", drawRuns);
+    await drawRuns();
+  } catch (err) {
+    showError(list, err);
+    document.body.dataset.ready = "1";
+  }
+});

@@ -1,0 +1,59 @@
+"""The stores a server holds open for its life: the table registry (one,
+shared: it serialises its own writes and publishes on its own thread) and the
+runtime database (read-only).  The mirrors, the world database and the
+chronicles are opened per request by the library functions that read them,
+as the CLI's commands open them."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from chronoledger.runtime import RuntimeMemoryStore
+from chronoledger.sequence.reader import find_user_folder
+from chronoledger.sequence.registry import mirror_folder
+from chronoledger.server.config import ServeConfig
+from chronoledger.server.http import needs
+from chronoledger.tables import TableRegistry
+
+
+class Stores:
+    """Opened on first use, closed by :meth:`close` (the app's shutdown)."""
+
+    def __init__(self, config: ServeConfig):
+        self.config = config
+        self._lock = threading.Lock()
+        self._tables: TableRegistry | None = None
+        self._runtime: RuntimeMemoryStore | None = None
+
+    def tables(self) -> TableRegistry:
+        path = needs(self.config.tables, "--tables DB", "/api/tables")
+        with self._lock:
+            if self._tables is None:
+                self._tables = TableRegistry(path, self.config.schemas)
+            return self._tables
+
+    def runtime(self) -> RuntimeMemoryStore:
+        path = needs(self.config.runtime, "--runtime DB", "/api/runtime")
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = RuntimeMemoryStore(path, readonly=True)
+            return self._runtime
+
+    def mirrors(self) -> Path:
+        """The user folder's mirrors (not created: a folder never synced is refused by the readers)."""
+        user = needs(self.config.user, "--user DIR", "/api/data")
+        return mirror_folder(find_user_folder(user))
+
+    def world(self) -> Path:
+        return needs(self.config.world, "--world DB", "/api/world")
+
+    def runs(self) -> Path:
+        return needs(self.config.runs, "--runs DIR", "/api/runs")
+
+    def close(self) -> None:
+        with self._lock:
+            for store in (self._tables, self._runtime):
+                if store is not None:
+                    store.close()
+            self._tables = self._runtime = None
