@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from chronoledger.chronicle import Chronicle
 from chronoledger.chronicle.series import run_series
+from chronoledger.cli import cli
 from chronoledger.runtime import RuntimeMemoryStore
 from chronoledger.sequence import dashboard
 from chronoledger.sequence.query import run_query
@@ -20,6 +21,7 @@ from chronoledger.tables import TableRegistry
 from chronoledger.world.reporting import agent_day
 from chronoledger.world.timeline import day_timeline
 
+from _cli import invoke
 from _server import TOKEN, make_demo
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -237,3 +239,23 @@ def test_world_runs_timeline_and_one_agents_day(client, files):
     assert day == json.loads(json.dumps(agent_day(files.world, "2026-01-05", name)))
     assert "its days: 2026-01-05" in get(client, "/api/world/timeline?day=2030-01-01", status=404)["error"]
     assert "day: which day" in get(client, f"/api/world/agents/{name}", status=400)["error"]
+
+
+def test_the_openapi_description_covers_every_endpoint(client):
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and spec["info"]["title"] == "chronoledger"
+    api = sorted({r.path.replace(":path}", "}") for r in client.app.routes
+                  if getattr(r, "path", "").startswith("/api/")})
+    assert sorted(spec["paths"]) == api
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert op.get("summary"), f"{method.upper()} {path} has no summary"
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/api/trends/metrics" in page.text
+
+
+def test_the_serve_command_says_what_it_needs(tmp_path):
+    result = invoke(cli, ["serve", "--world", str(tmp_path / "none.db")])
+    assert result.exit_code == 2 and "none.db" in result.stderr
+    result = invoke(cli, ["serve", "--token", "short", "--port", "1"])
+    assert result.exit_code == 2 and "at least 8 characters" in result.stderr

@@ -110,9 +110,10 @@ def phase_spans(phase: npt.NDArray[Any], x: npt.NDArray[Any]) -> list[tuple[floa
 def run_series(path: str | os.PathLike[str], metrics: list[str] | None = None,
                max_points: int | None = 2000) -> dict[str, Any]:
     """One chronicle's metrics as JSON-ready series: ``{"path", "records",
-    "metrics": {name: {"t": [...], "y": [...]}}, "phases": [[start, end,
-    phase], ...], "thinned": bool, "max_points"}``; ``t`` are the records'
-    timestamps.  ``metrics`` None: every metric of the file.  Thinned to
+    "metrics": {name: {"i": [...], "t": [...], "y": [...]}}, "phases": [[start, end,
+    phase], ...] (timestamps), "phase_records": the same stretches as record
+    positions, "thinned": bool, "max_points"}``; ``i`` are the kept
+    records' positions in the run (0, 1, 2...) and ``t`` their timestamps.  ``metrics`` None: every metric of the file.  Thinned to
     ``max_points`` per metric as this module says (None: every record)."""
     if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int)
                                    or max_points < 2):
@@ -125,11 +126,14 @@ def run_series(path: str | os.PathLike[str], metrics: list[str] | None = None,
     t = run.timestamps
     out: dict[str, Any] = {"path": str(p), "records": int(len(t)), "max_points": max_points, "thinned": False,
                            "metrics": {}}
+    index = np.arange(len(t), dtype=np.int64)
     for m, y in run.values.items():
-        tx, ty = thin(t, y, max_points)
+        ti, ty = thin(index, y, max_points)
         out["thinned"] |= bool(len(ty) < int(np.count_nonzero(~np.isnan(y))))
-        out["metrics"][m] = {"t": tx.tolist(), "y": ty.tolist()}
+        out["metrics"][m] = {"i": ti.tolist(), "t": t[ti].tolist(), "y": ty.tolist()}
     out["phases"] = [[int(a), int(b), name] for a, b, name in phase_spans(run.phase, t)] \
+        if run.phase is not None else []
+    out["phase_records"] = [[int(a), int(b), name] for a, b, name in phase_spans(run.phase, index)] \
         if run.phase is not None else []
     return out
 

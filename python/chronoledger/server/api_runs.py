@@ -73,8 +73,9 @@ def routes(stores: Stores) -> list[Route]:
         """
         summary: A run's metrics as series, thinned to ?points=N (default 2000) keeping extremes, or ?full=1.
         description: >-
-          ?metrics=loss_value,coherence (default every metric).  Each series is {"t": timestamps, "y": values};
-          phases lists [start, end, phase] stretches of a cycle chronicle.  Thinning: the records are cut into
+          ?metrics=loss_value,coherence (default every metric).  Each series is {"i": record positions,
+          "t": timestamps, "y": values}; phases lists [start, end, phase] stretches of a cycle chronicle
+          (timestamps), phase_records the same as record positions.  Thinning: the records are cut into
           points/2 buckets of equal count and each bucket's lowest and highest value are kept, in order.
         parameters: [{name: run, in: path, required: true, schema: {type: string}}]
         """

@@ -78,10 +78,12 @@ def routes(stores: Stores) -> list[Route | Mount]:
         if cfg.runs is None:
             return _missing("/runs", "Run charts", "--runs DIR")
         body = ("<h1>Run charts</h1><div class=row><div class=panel id=run-list><h2>Runs</h2></div>"
-                "<div style='flex:1'><p><label>Metric <select id=metric></select></label>"
+                "<div class=grow><p><label>Metric <select id=metric></select></label>"
                 f"<label>Points <select id=points><option>500</option><option selected>{DEFAULT_POINTS}</option>"
                 "<option>10000</option></select></label>"
-                "<label><input type=checkbox id=full> full resolution</label></p>"
+                "<label>Against <select id=axis><option value=record selected>record (step)</option>"
+                "<option value=since>time since start</option><option value=timestamp>timestamp</option>"
+                "</select></label><label><input type=checkbox id=full> full resolution</label></p>"
                 "<div id=charts></div><p class=muted>Thinned for display: each of points/2 buckets of records "
                 "keeps its lowest and highest value, so every spike is drawn.</p></div></div>")
         return _page("/runs", "Run charts", body, ("runs.js",))

@@ -20,7 +20,7 @@ function fmt(v) {
   return (Math.round(v * 1000) / 1000).toString();
 }
 
-// lineChart(container, {series: [{name, t: [...], y: [...]}], phases: [[a, b, name]], title, width, height})
+// lineChart(container, {series: [{name, t: [...], y: [...]}], phases: [[a, b, name]], title, xFormat, width, height})
 function lineChart(container, opts) {
   const W = opts.width || 860, H = opts.height || 300, L = 64, R = 12, T = 22, B = 28;
   const svg = el("svg", {class: "chart", width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img"});
@@ -45,9 +45,10 @@ function lineChart(container, opts) {
     const v = y0 + (y1 - y0) * k / 4;
     el("text", {x: 4, y: sy(v) + 4}, svg).textContent = fmt(v);
   }
-  el("text", {x: L, y: H - 8}, svg).textContent = fmt(x0);
+  const xf = opts.xFormat || fmt;
+  el("text", {x: L, y: H - 8}, svg).textContent = xf(x0);
   const last = el("text", {x: W - R, y: H - 8, "text-anchor": "end"}, svg);
-  last.textContent = fmt(x1);
+  last.textContent = xf(x1);
   if (opts.title) el("text", {x: L, y: 14}, svg).textContent = opts.title;
   opts.series.forEach((s, i) => {
     const pts = [];

@@ -16,6 +16,7 @@ window.addEventListener("DOMContentLoaded", async () => {
     const days = s.dates.map(d => Date.parse(d) / 86400000);
     lineChart(document.getElementById("streaks"), {
       title: "streak of days done (habits to build)",
+      xFormat: d => new Date(d * 86400000).toISOString().slice(0, 10),
       series: s.habits.map(h => ({name: `${h.name} (longest ${h.longest}, now ${h.current})`, t: days, y: h.streak}))});
     const m = trends.metrics;
     const table = document.getElementById("metrics");

@@ -3,16 +3,18 @@
 // buckets keep every extreme) unless "full resolution" is ticked.
 "use strict";
 
-const runsState = {runs: []};
+const runsState = {runs: [], drawing: 0};
 
 async function drawRuns() {
   const picked = [...document.querySelectorAll("#run-list input:checked")].map(i => i.value);
   const metric = document.getElementById("metric").value;
   const full = document.getElementById("full").checked;
   const box = document.getElementById("charts");
-  box.textContent = "";
+  // a later change supersedes a drawing still waiting for its series: only the latest one draws
+  const mine = ++runsState.drawing;
   document.body.dataset.ready = "0";
   if (!picked.length || !metric) {
+    box.textContent = "";
     box.textContent = "Pick at least one run and a metric.";
     document.body.dataset.ready = "1";
     return;
@@ -22,16 +24,33 @@ async function drawRuns() {
     if (full) q.set("full", "1"); else q.set("points", document.getElementById("points").value);
     const got = await Promise.all(picked.map(r =>
       getJSON(`/api/runs/${r.split("/").map(encodeURIComponent).join("/")}/series?${q}`)));
-    const series = got.map((b, i) => ({name: picked[i], t: b.series.metrics[metric].t, y: b.series.metrics[metric].y}));
-    // phases: the first run's (one run: its own stretches)
-    const phases = got.length === 1 ? got[0].series.phases : [];
-    lineChart(box, {series, phases, title: `${metric}${full ? " (every record)" : ""}`});
+    if (mine !== runsState.drawing) return;
+    box.textContent = "";
+    const axis = document.getElementById("axis").value;
+    const series = got.map((b, i) => {
+      const m = b.series.metrics[metric];
+      const t0 = m.t.length ? m.t[0] : 0;
+      const x = axis === "record" ? m.i : axis === "since" ? m.t.map(t => t - t0) : m.t;
+      return {name: picked[i], t: x, y: m.y};
+    });
+    // phases shaded when one run is drawn (its own stretches), on the axis drawn
+    let phases = [];
+    if (got.length === 1) {
+      const s = got[0].series;
+      const t0 = s.phases.length ? s.phases[0][0] : 0;
+      phases = axis === "record" ? s.phase_records
+        : axis === "since" ? s.phases.map(([a, b, p]) => [a - t0, b - t0, p]) : s.phases;
+    }
+    const xLabel = {record: "record", since: "time since the run's first record", timestamp: "timestamp"}[axis];
+    lineChart(box, {series, phases, title: `${metric}${full ? " (every record)" : ""} against ${xLabel}`});
     const note = document.createElement("p");
     note.className = "muted";
     note.id = "points-note";
     note.textContent = series.map(s => `${s.name}: ${s.t.length} points`).join("; ");
     box.appendChild(note);
   } catch (err) {
+    if (mine !== runsState.drawing) return;
+    box.textContent = "";
     showError(box, err);
   }
   document.body.dataset.ready = "1";
@@ -72,7 +91,7 @@ window.addEventListener("DOMContentLoaded", async () => {
     });
     for (const p of body.unreadable) showError(list, new Error(`${p.run}: ${p.error}`));
     fillMetrics();
-    for (const id of ["metric", "full", "points"]) document.getElementById(id).addEventListener("change", drawRuns);
+    for (const id of ["metric", "full", "points", "axis"]) document.getElementById(id).addEventListener("change", drawRuns);
     await drawRuns();
   } catch (err) {
     showError(list, err);
