@@ -25,9 +25,16 @@ from typing import Any
 import apsw
 
 from chronoledger import sqlite as db
+from chronoledger.errors import NotFoundError, QueryError
 from chronoledger.sequence import schema
+from chronoledger.sequence.query import run_query
 
-__all__ = ["completion_series", "habit_streaks", "trends_metrics"]
+__all__ = ["ITEM_COLUMNS", "completion_series", "find_items", "habit_streaks", "item_detail", "mirror_files",
+           "mirror_tables", "trends_metrics"]
+
+#: the item columns a lookup gives (the core mirror's own names)
+ITEM_COLUMNS = ("id", "slug", "name", "type", "category", "status", "priority", "due_date", "duration_minutes",
+                "points", "tags", "path")
 
 # our metric -> (group, Chronos's key); a group of None is a top-level key
 _RENAMES: dict[str, tuple[str | None, str]] = {
@@ -56,7 +63,7 @@ def _connect(data: Path, which: str) -> apsw.Connection | None:
     path = data / schema.FILES[which]
     if not path.is_file():
         return None
-    return db.open_readonly(path)
+    return db.open_readonly(path, db.DEFAULT_BUSY_TIMEOUT_MS)        # a sync may be writing it
 
 
 def trends_metrics(data: Path) -> dict[str, Any]:
@@ -169,3 +176,68 @@ def _day(text: str) -> date | None:
         return date.fromisoformat(text[:10])
     except ValueError:
         return None
+
+
+def mirror_files(data: Path) -> list[dict[str, Any]]:
+    """Each mirror of the folder ``data``: ``{"name", "file", "exists", "size", "modified"}``."""
+    out = []
+    for name, fname in schema.FILES.items():
+        p = data / fname
+        st = p.stat() if p.is_file() else None
+        out.append({"name": name, "file": fname, "exists": st is not None, "size": st.st_size if st else None,
+                    "modified": st.st_mtime if st else None})
+    return out
+
+
+def mirror_tables(data: Path, which: str = "core", timeout: float | None = None) -> list[dict[str, Any]]:
+    """The tables of mirror ``which``: ``{"name", "rows", "columns": [{"name", "type"}]}`` (read through
+    :func:`run_query`, as ``sequence data`` reads)."""
+    if which not in schema.FILES:
+        raise QueryError(f"no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+    _, rows = run_query(data, "SELECT name FROM main.sqlite_master WHERE type = 'table' "
+                              "AND name NOT LIKE 'sqlite_%' ORDER BY name", which, timeout=timeout)
+    out = []
+    for (name,) in rows:
+        _, info = run_query(data, "SELECT name, type FROM pragma_table_info(?, 'main')", which, params=(name,))
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        _, count = run_query(data, f"SELECT count(*) FROM main.{quoted}", which, timeout=timeout)
+        out.append({"name": name, "rows": count[0][0], "columns": [{"name": n, "type": t} for n, t in info]})
+    return out
+
+
+def find_items(data: Path, *, type: str | None = None, text: str | None = None, limit: int = 100,
+               offset: int = 0, timeout: float | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Items of the core mirror of one ``type`` and whose name contains
+    ``text`` (as text: % and _ match themselves), by type and name, ``limit``
+    from ``offset``; and whether there are more."""
+    where, params = [], []
+    if type:
+        where.append("type = ?")
+        params.append(type)
+    if text:
+        where.append("name LIKE ? ESCAPE '\\'")
+        params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    sql = f"SELECT {', '.join(ITEM_COLUMNS)} FROM items" + (" WHERE " + " AND ".join(where) if where else "") + \
+        " ORDER BY type, name, id"
+    names, rows = run_query(data, sql, "core", limit=limit + 1, params=params, offset=offset, timeout=timeout)
+    return [dict(zip(names, r)) for r in rows[:limit]], len(rows) > limit
+
+
+def item_detail(data: Path, key: str) -> dict[str, Any]:
+    """One item of the core mirror by its slug or id: its columns, its YAML
+    as ``data``, its relations and its completions; NotFoundError if none."""
+    names, rows = run_query(data, f"SELECT {', '.join(ITEM_COLUMNS)}, raw_json FROM items WHERE slug = ? OR "
+                                  "CAST(id AS TEXT) = ? LIMIT 1", "core", params=(key, key))
+    if not rows:
+        raise NotFoundError(f"item {key!r}: no item has that slug or id")
+    found: dict[str, Any] = dict(zip(names, rows[0]))
+    raw = found.pop("raw_json", None)
+    try:
+        found["data"] = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        found["data"] = raw
+    rn, rr = run_query(data, "SELECT kind, child_name, child_type, ord, resolved FROM relations "
+                             "WHERE parent_id = ? ORDER BY kind, ord", "core", params=(found["id"],))
+    cn, cr = run_query(data, "SELECT date, status, scheduled_start, actual_start, actual_end FROM completions "
+                             "WHERE item_id = ? ORDER BY date, id", "core", params=(found["id"],))
+    return {"item": found, "relations": [dict(zip(rn, r)) for r in rr], "completions": [dict(zip(cn, r)) for r in cr]}

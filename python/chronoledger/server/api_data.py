@@ -21,10 +21,6 @@ from chronoledger.server.config import MAX_SQL_ROWS
 from chronoledger.server.http import ApiError, Json, int_param, ok, read_json
 from chronoledger.server.stores import Stores
 
-#: item columns a lookup returns (the mirror's own names)
-ITEM_COLUMNS = "id, slug, name, type, category, status, priority, due_date, duration_minutes, points, tags, path"
-
-
 def routes(stores: Stores) -> list[Route]:
     def _db(request: Request) -> str:
         which = request.query_params.get("db", "core")
@@ -39,13 +35,7 @@ def routes(stores: Stores) -> list[Route]:
           200: {description: '{"ok": true, "databases": [{"name", "file", "exists", "size", "modified"}]}'}
         """
         data = stores.mirrors()
-        out = []
-        for name, fname in schema.FILES.items():
-            p = data / fname
-            st = p.stat() if p.is_file() else None
-            out.append({"name": name, "file": fname, "exists": st is not None,
-                        "size": st.st_size if st else None, "modified": st.st_mtime if st else None})
-        return ok(folder=str(data), databases=out)
+        return ok(folder=str(data), databases=dashboard.mirror_files(data))
 
     def tables(request: Request) -> Json:
         """
@@ -54,17 +44,7 @@ def routes(stores: Stores) -> list[Route]:
           - {name: db, in: query, schema: {type: string, enum: [core, events, memory, behavior, matrix, trends]}}
         """
         which = _db(request)
-        data = stores.mirrors()
-        _, rows = run_query(data, "SELECT name FROM main.sqlite_master WHERE type = 'table' "
-                                  "AND name NOT LIKE 'sqlite_%' ORDER BY name", which, timeout=stores.config.sql_timeout)
-        out = []
-        for (name,) in rows:
-            _, info = run_query(data, "SELECT name, type FROM pragma_table_info(?, 'main')", which, params=(name,))
-            quoted = '"' + str(name).replace('"', '""') + '"'
-            _, count = run_query(data, f"SELECT count(*) FROM main.{quoted}", which,
-                                 timeout=stores.config.sql_timeout)
-            out.append({"name": name, "rows": count[0][0], "columns": [{"name": n, "type": t} for n, t in info]})
-        return ok(db=which, tables=out)
+        return ok(db=which, tables=dashboard.mirror_tables(stores.mirrors(), which, stores.config.sql_timeout))
 
     def items(request: Request) -> Json:
         """
@@ -77,21 +57,10 @@ def routes(stores: Stores) -> list[Route]:
         """
         limit = int_param(request, "limit", 100, low=1, high=MAX_SQL_ROWS) or 100
         offset = int_param(request, "offset", 0) or 0
-        where, params = [], []
-        if request.query_params.get("type"):
-            where.append("type = ?")
-            params.append(request.query_params["type"])
-        if request.query_params.get("q"):
-            where.append("name LIKE ? ESCAPE '\\'")
-            q = request.query_params["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params.append(f"%{q}%")
-        sql = f"SELECT {ITEM_COLUMNS} FROM items" + (" WHERE " + " AND ".join(where) if where else "") + \
-            " ORDER BY type, name, id"
-        names, rows = run_query(stores.mirrors(), sql, "core", limit=limit + 1, params=params, offset=offset,
-                                timeout=stores.config.sql_timeout)
-        more = len(rows) > limit
-        return ok(items=[dict(zip(names, r)) for r in rows[:limit]],
-                  next_offset=offset + limit if more else None)
+        found, more = dashboard.find_items(stores.mirrors(), type=request.query_params.get("type") or None,
+                                           text=request.query_params.get("q") or None, limit=limit, offset=offset,
+                                           timeout=stores.config.sql_timeout)
+        return ok(items=found, next_offset=offset + limit if more else None)
 
     def item(request: Request) -> Json:
         """
@@ -99,23 +68,7 @@ def routes(stores: Stores) -> list[Route]:
         parameters:
           - {name: key, in: path, required: true, schema: {type: string}}
         """
-        key = request.path_params["key"]
-        data = stores.mirrors()
-        names, rows = run_query(data, f"SELECT {ITEM_COLUMNS}, raw_json FROM items WHERE slug = ? OR "
-                                      "(CAST(id AS TEXT) = ?) LIMIT 1", "core", params=(key, key))
-        if not rows:
-            raise ApiError(404, f"item {key!r}: no item has that slug or id")
-        found: dict[str, Any] = dict(zip(names, rows[0]))
-        raw = found.pop("raw_json", None)
-        try:
-            found["data"] = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            found["data"] = raw
-        rn, rr = run_query(data, "SELECT kind, child_name, child_type, ord, resolved FROM relations "
-                                 "WHERE parent_id = ? ORDER BY kind, ord", "core", params=(found["id"],))
-        cn, cr = run_query(data, "SELECT date, status, scheduled_start, actual_start, actual_end FROM completions "
-                                 "WHERE item_id = ? ORDER BY date, id", "core", params=(found["id"],))
-        return ok(item=found, relations=[dict(zip(rn, r)) for r in rr], completions=[dict(zip(cn, r)) for r in cr])
+        return ok(**dashboard.item_detail(stores.mirrors(), request.path_params["key"]))
 
     def digest(request: Request) -> Json:
         """

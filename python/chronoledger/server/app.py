@@ -82,6 +82,7 @@ def create_app(config: ServeConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stores.hold()
         try:
             yield
         finally:

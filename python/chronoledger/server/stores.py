@@ -9,7 +9,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import apsw
+
+from chronoledger import sqlite as db
+from chronoledger.errors import ChronoledgerError
 from chronoledger.runtime import RuntimeMemoryStore
+from chronoledger.sequence import schema
 from chronoledger.sequence.reader import find_user_folder
 from chronoledger.sequence.registry import mirror_folder
 from chronoledger.server.config import ServeConfig
@@ -25,6 +30,28 @@ class Stores:
         self._lock = threading.Lock()
         self._tables: TableRegistry | None = None
         self._runtime: RuntimeMemoryStore | None = None
+        self._held: list[apsw.Connection] = []
+
+    def hold(self) -> None:
+        """Keep a read-only connection open to each database the library
+        opens per request (the world database, the mirrors) while the server
+        runs.  Without one, each time the last reader closes, SQLite lets the
+        next opener rebuild the WAL index, and the readers that arrive
+        meanwhile fail at once with "another connection is recovering the
+        database" (seen under load).  A file missing now is not held."""
+        paths = [self.config.world] if self.config.world is not None else []
+        if self.config.user is not None:
+            try:
+                paths += [self.mirrors() / f for f in schema.FILES.values()]
+            except ChronoledgerError:
+                pass                    # not a user folder (yet): its requests say why
+        with self._lock:
+            for p in paths:
+                if p is not None and p.is_file():
+                    try:
+                        self._held.append(db.open_readonly(p, db.DEFAULT_BUSY_TIMEOUT_MS))
+                    except ChronoledgerError:
+                        pass            # unreadable: the requests that read it say why
 
     def tables(self) -> TableRegistry:
         path = needs(self.config.tables, "--tables DB", "/api/tables")
@@ -57,3 +84,6 @@ class Stores:
                 if store is not None:
                     store.close()
             self._tables = self._runtime = None
+            for conn in self._held:
+                conn.close()
+            self._held = []

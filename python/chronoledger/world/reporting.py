@@ -467,7 +467,7 @@ def agent_day(db_url: str | os.PathLike[str], day_label: str, agent: str | int,
     if not path.is_file():
         raise NotFoundError(f"{path}: no such world database")
     store.refuse_foreign(path)
-    conn = db.open_readonly(path)
+    conn = db.open_readonly(path, db.DEFAULT_BUSY_TIMEOUT_MS)      # a run may be writing it
     try:
         with db.named_damage(path, f"reading the day {day_label} of {agent}"):
             return _agent_day(conn, path, day_label, str(agent).strip(), run_id)

@@ -227,7 +227,7 @@ def _open_existing(db_url: str | os.PathLike[str]) -> apsw.Connection:
     if not p.is_file():
         raise NotFoundError(f"{p}: no such world database")
     refuse_foreign(p)
-    return db.open_readonly(p)
+    return db.open_readonly(p, db.DEFAULT_BUSY_TIMEOUT_MS)      # a run may be writing it
 
 
 def day_report(db_url: str | os.PathLike[str], day_label: str, run_id: int | None = None) -> tuple[int, str, dict]:

@@ -90,7 +90,7 @@ def _open(db_url: str | os.PathLike[str]) -> tuple[apsw.Connection, Path]:
     if not path.is_file():
         raise NotFoundError(f"{path}: no such world database")
     store.refuse_foreign(path)
-    return db.open_readonly(path), path
+    return db.open_readonly(path, db.DEFAULT_BUSY_TIMEOUT_MS), path      # a run may be writing it
 
 
 def _timeline(conn: apsw.Connection, path: Path, day_label: str | None, run_id: int | None) -> DayTimeline:
