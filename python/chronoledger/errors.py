@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "ChronoledgerError",
+    "RequestError",
     "CorruptDataError",
     "ChecksumError",
     "TruncatedError",
@@ -137,6 +138,19 @@ class StepError(ConfigError):
 
 class QueryError(ChronoledgerError):
     """A query is malformed or cannot be answered."""
+
+
+class RequestError(ChronoledgerError):
+    """An HTTP request ``chronoledger serve`` refuses before any store sees
+    it: a body that is not JSON or too large, a bad parameter, a path that
+    leaves its folder, a missing or wrong token.  ``status`` is the HTTP
+    status it is answered with (4xx); ``extra`` the other fields of the
+    JSON answer."""
+
+    def __init__(self, status: int, message: str, **extra: object):
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
 
 
 class StorageError(ChronoledgerError, OSError):

@@ -18,14 +18,15 @@ from chronoledger.sequence import dashboard, schema
 from chronoledger.sequence.digest import FILES as DIGEST_FILES
 from chronoledger.sequence.query import run_query
 from chronoledger.server.config import MAX_SQL_ROWS
-from chronoledger.server.http import ApiError, Json, int_param, ok, read_json
+from chronoledger.errors import RequestError
+from chronoledger.server.http import Json, int_param, ok, read_json
 from chronoledger.server.stores import Stores
 
 def routes(stores: Stores) -> list[Route]:
     def _db(request: Request) -> str:
         which = request.query_params.get("db", "core")
         if which not in schema.FILES:
-            raise ApiError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+            raise RequestError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
         return which
 
     def databases(request: Request) -> Json:
@@ -76,11 +77,11 @@ def routes(stores: Stores) -> list[Route]:
         """
         path = stores.mirrors() / DIGEST_FILES[0]
         if not path.is_file():
-            raise ApiError(404, f"{path}: no digest yet; run `sequence memory --metastudy` (or `sequence sync`)")
+            raise RequestError(404, f"{path}: no digest yet; run `sequence memory --metastudy` (or `sequence sync`)")
         try:
             return ok(digest=json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
-            raise ApiError(500, f"{path}: cannot be read: {exc}") from None
+            raise RequestError(500, f"{path}: cannot be read: {exc}") from None
 
     def series(request: Request) -> Json:
         """
@@ -100,22 +101,22 @@ def routes(stores: Stores) -> list[Route]:
         if request.method == "POST":
             body = await read_json(request, stores.config)
             if not isinstance(body, dict):
-                raise ApiError(400, 'the body is a JSON object: {"sql": "SELECT ...", "db": "core", ...}')
+                raise RequestError(400, 'the body is a JSON object: {"sql": "SELECT ...", "db": "core", ...}')
             unknown = sorted(set(body) - {"sql", "db", "params", "limit", "offset"})
             if unknown:
-                raise ApiError(400, f"unknown field(s) {', '.join(unknown)}; the fields are sql, db, params, "
+                raise RequestError(400, f"unknown field(s) {', '.join(unknown)}; the fields are sql, db, params, "
                                     "limit and offset")
         else:
             body = dict(request.query_params)
         sql = body.get("sql")
         if not isinstance(sql, str) or not sql.strip():
-            raise ApiError(400, "sql: one SQL statement that reads (SELECT, WITH ..., a PRAGMA that reads)")
+            raise RequestError(400, "sql: one SQL statement that reads (SELECT, WITH ..., a PRAGMA that reads)")
         which = body.get("db", "core")
         if which not in schema.FILES:
-            raise ApiError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+            raise RequestError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
         params = body.get("params", [])
         if not isinstance(params, (list, dict)):
-            raise ApiError(400, "params: a list (for ?) or an object (for :name) of values")
+            raise RequestError(400, "params: a list (for ?) or an object (for :name) of values")
         limit = _count(body.get("limit", 1000), "limit", 1, MAX_SQL_ROWS)
         offset = _count(body.get("offset", 0), "offset", 0, None)
         names, rows = await run_in_threadpool(run_query, stores.mirrors(), sql, which, limit + 1,
@@ -141,5 +142,5 @@ def _count(value: Any, name: str, low: int, high: int | None) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise ApiError(400, f"{name}: {value!r} must be a whole number in {low}..{high if high else 'any'}")
+        raise RequestError(400, f"{name}: {value!r} must be a whole number in {low}..{high if high else 'any'}")
     return value

@@ -13,9 +13,9 @@ from starlette.routing import Route
 
 from chronoledger.chronicle.audit import verify
 from chronoledger.chronicle.series import run_info, run_series
-from chronoledger.errors import ChronoledgerError
+from chronoledger.errors import ChronoledgerError, RequestError
 from chronoledger.server.config import DEFAULT_POINTS
-from chronoledger.server.http import ApiError, Json, int_param, ok
+from chronoledger.server.http import Json, int_param, ok
 from chronoledger.server.stores import Stores
 
 #: runs a list names at most
@@ -29,18 +29,18 @@ def run_path(root: Path, given: str) -> Path:
     followed; anything else is refused without touching the file system
     outside ``root``."""
     if not given or "\x00" in given or given.startswith(("/", "\\")) or ":" in given.split("/")[0]:
-        raise ApiError(400, f"run: {given!r} is not a path below the runs folder")
+        raise RequestError(400, f"run: {given!r} is not a path below the runs folder")
     parts = given.replace("\\", "/").split("/")
     if any(p in ("..", ".", "") for p in parts):
-        raise ApiError(400, f"run: {given!r} leaves the runs folder (.. and empty parts are refused)")
+        raise RequestError(400, f"run: {given!r} leaves the runs folder (.. and empty parts are refused)")
     if not given.endswith(".cmeta"):
-        raise ApiError(404, f"run: {given!r} is not a chronicle (.cmeta)")
+        raise RequestError(404, f"run: {given!r} is not a chronicle (.cmeta)")
     base = root.resolve()
     target = (base / "/".join(parts)).resolve()
     if not target.is_relative_to(base):
-        raise ApiError(400, f"run: {given!r} leaves the runs folder")
+        raise RequestError(400, f"run: {given!r} leaves the runs folder")
     if not target.is_file():
-        raise ApiError(404, f"run: no chronicle {given!r} in the runs folder")
+        raise RequestError(404, f"run: no chronicle {given!r} in the runs folder")
     return target
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from chronoledger.errors import NotFoundError
-from chronoledger.server.http import ApiError, Json, int_param, ok
+from chronoledger.errors import NotFoundError, RequestError
+from chronoledger.server.http import Json, int_param, ok
 from chronoledger.server.stores import Stores
 
 
@@ -77,7 +77,7 @@ def routes(stores: Stores) -> list[Route]:
         """
         kind = request.query_params.get("kind", "behavior")
         if kind not in ("behavior", "personality"):
-            raise ApiError(400, f"kind: {kind!r} is behavior or personality")
+            raise RequestError(400, f"kind: {kind!r} is behavior or personality")
         as_of = request.query_params.get("as_of") or None
         store = stores.runtime()
         found = store.profile_as_of(request.path_params["name"], as_of, kind)

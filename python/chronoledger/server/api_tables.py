@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import Route
 
-from chronoledger.server.http import ApiError, Json, int_param, name_param, ok, read_body, read_json, require_token
+from chronoledger.errors import RequestError
+from chronoledger.server.http import Json, int_param, name_param, ok, read_body, read_json, require_token
 from chronoledger.server.stores import Stores
 from chronoledger.tables.infer import infer_files
 from chronoledger.tables.ingest import propose_inference
@@ -72,11 +73,11 @@ def routes(stores: Stores) -> list[Route]:
             data = await read_json(request, config, "the row")
             if isinstance(data, list):
                 if not all(isinstance(r, dict) for r in data):
-                    raise ApiError(400, "rows: a JSON list of objects, one per row")
+                    raise RequestError(400, "rows: a JSON list of objects, one per row")
                 stored = await run_in_threadpool(reg.insert_rows, name, data)
                 return Json({"ok": True, "rows": stored}, status_code=201)
             if not isinstance(data, dict):
-                raise ApiError(400, "the row: a JSON object (one row) or a list of them")
+                raise RequestError(400, "the row: a JSON object (one row) or a list of them")
             stored = await run_in_threadpool(reg.insert_row, name, data)
             return Json({"ok": True, "row": stored}, status_code=201)
         where = request.query_params.get("where")
@@ -85,9 +86,9 @@ def routes(stores: Stores) -> list[Route]:
             try:
                 filters = json.loads(where)
             except ValueError as exc:
-                raise ApiError(400, f"where: not JSON: {exc}") from None
+                raise RequestError(400, f"where: not JSON: {exc}") from None
             if not isinstance(filters, dict):
-                raise ApiError(400, 'where: a JSON object of filters, e.g. {"field": {"gt": 3}}')
+                raise RequestError(400, 'where: a JSON object of filters, e.g. {"field": {"gt": 3}}')
         order_by = request.query_params.getlist("order_by") or None
         limit = int_param(request, "limit", 100, low=1, high=MAX_PAGE) or 100
         offset = int_param(request, "offset", 0) or 0
@@ -109,7 +110,7 @@ def routes(stores: Stores) -> list[Route]:
             require_token(request, config)
             changes = await read_json(request, config, "the changes")
             if not isinstance(changes, dict) or not changes:
-                raise ApiError(400, "the changes: a JSON object of the fields to set")
+                raise RequestError(400, "the changes: a JSON object of the fields to set")
             await run_in_threadpool(reg.get_row, name, key)           # a missing row: 404, not 0 rows changed
             pk = reg.schema(name).primary_key.name
             await run_in_threadpool(reg.update_rows, name, {pk: key}, changes)
@@ -140,10 +141,10 @@ def routes(stores: Stores) -> list[Route]:
         require_token(request, config)
         decision = request.path_params["decision"]
         if decision not in ("approve", "reject"):
-            raise ApiError(404, f"{decision!r}: a proposal is approved or rejected (approve, reject)")
+            raise RequestError(404, f"{decision!r}: a proposal is approved or rejected (approve, reject)")
         body = await read_json(request, config) if int(request.headers.get("content-length") or 0) else {}
         if not isinstance(body, dict) or set(body) - {"approver", "reason"}:
-            raise ApiError(400, 'the body: {"approver": NAME, "reason": TEXT} (both optional)')
+            raise RequestError(400, 'the body: {"approver": NAME, "reason": TEXT} (both optional)')
         reg = stores.tables()
         fn = reg.approve if decision == "approve" else reg.reject
         done = await run_in_threadpool(lambda: fn(request.path_params["id"], approver=body.get("approver"),
@@ -172,7 +173,7 @@ def routes(stores: Stores) -> list[Route]:
             require_token(request, config)
         filename = Path(request.query_params.get("filename") or "").name
         if not filename or Path(filename).suffix.lower() not in KINDS:
-            raise ApiError(400, f"filename: name the uploaded file (its suffix says its kind: "
+            raise RequestError(400, f"filename: name the uploaded file (its suffix says its kind: "
                                 f"{', '.join(sorted(KINDS))})")
         table = request.query_params.get("table")
         if table is not None:

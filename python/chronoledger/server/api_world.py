@@ -7,7 +7,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import Route
 
-from chronoledger.server.http import ApiError, Json, int_param, ok
+from chronoledger.errors import RequestError
+from chronoledger.server.http import Json, int_param, ok
 from chronoledger.server.stores import Stores
 from chronoledger.world.reporting import agent_day
 from chronoledger.world.timeline import day_timeline, world_runs
@@ -40,7 +41,7 @@ def routes(stores: Stores) -> list[Route]:
         run = int_param(request, "run", None, low=1)
         day = request.query_params.get("day")
         if not day:
-            raise ApiError(400, "day: which day (YYYY-MM-DD); /api/world/runs lists each run's days")
+            raise RequestError(400, "day: which day (YYYY-MM-DD); /api/world/runs lists each run's days")
         return ok(day=await run_in_threadpool(agent_day, stores.world(), day, request.path_params["agent"], run))
 
     return [Route("/api/world/runs", runs), Route("/api/world/timeline", timeline),

@@ -23,10 +23,10 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from chronoledger._version import __version__
-from chronoledger.errors import ChronoledgerError
+from chronoledger.errors import ChronoledgerError, RequestError
 from chronoledger.server import api_data, api_runs, api_runtime, api_tables, api_world, pages
 from chronoledger.server.config import ServeConfig
-from chronoledger.server.http import ApiError, Json, error_response, library_error
+from chronoledger.server.http import Json, error_response, library_error
 from chronoledger.server.stores import Stores
 
 log = logging.getLogger("chronoledger.server")
@@ -58,8 +58,8 @@ def create_app(config: ServeConfig) -> Starlette:
                 f"(OpenAPI 3).</p><div class=panel><table>{''.join(rows)}</table></div>")
         return pages._page("/docs", "API", body)
 
-    async def on_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
+    async def on_refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestError)
         return error_response(exc.status, str(exc), **exc.extra)
 
     async def on_library_error(request: Request, exc: Exception) -> Response:
@@ -93,7 +93,7 @@ def create_app(config: ServeConfig) -> Starlette:
                          Route("/openapi.json", openapi, include_in_schema=False),
                          Route("/docs", docs, include_in_schema=False)]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={ApiError: on_api_error, ChronoledgerError: on_library_error,
+                    exception_handlers={RequestError: on_refused, ChronoledgerError: on_library_error,
                                         HTTPException: on_http_error, Exception: on_other_error})
     app.state.stores = stores
     return app

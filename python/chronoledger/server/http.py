@@ -18,20 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, DatabaseBusyError, ExistsError,
-                                 MissingFileError, NotFoundError, QueryError, SchemaError, StorageError,
-                                 ValidationError)
+                                 MissingFileError, NotFoundError, QueryError, RequestError, SchemaError,
+                                 StorageError, ValidationError)
 from chronoledger.server.config import ServeConfig
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class ApiError(Exception):
-    """An answer other than 2xx: its status, message and any other fields."""
-
-    def __init__(self, status: int, message: str, **extra: Any):
-        super().__init__(message)
-        self.status = status
-        self.extra = extra
 
 
 #: the library's exceptions -> HTTP statuses; the first class that matches wins
@@ -106,14 +97,14 @@ async def read_body(request: Request, config: ServeConfig) -> bytes:
         try:
             size = int(declared)
         except ValueError:
-            raise ApiError(400, f"Content-Length: {declared!r} is not a number of bytes") from None
+            raise RequestError(400, f"Content-Length: {declared!r} is not a number of bytes") from None
         if size > config.max_body:
-            raise ApiError(413, f"the body is {size:,} bytes; this server takes at most {config.max_body:,}")
+            raise RequestError(413, f"the body is {size:,} bytes; this server takes at most {config.max_body:,}")
     got = bytearray()
     async for chunk in request.stream():
         got += chunk
         if len(got) > config.max_body:
-            raise ApiError(413, f"the body is over {config.max_body:,} bytes; this server takes at most that")
+            raise RequestError(413, f"the body is over {config.max_body:,} bytes; this server takes at most that")
     return bytes(got)
 
 
@@ -121,27 +112,27 @@ async def read_json(request: Request, config: ServeConfig, what: str = "the body
     """The request's body as JSON (UTF-8); malformed JSON is a 400 naming the line and column."""
     body = await read_body(request, config)
     if not body.strip():
-        raise ApiError(400, f"{what} is empty; send a JSON document")
+        raise RequestError(400, f"{what} is empty; send a JSON document")
     try:
         return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"{what} is not UTF-8 text (byte {exc.start})") from None
+        raise RequestError(400, f"{what} is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise ApiError(400, f"{what} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise RequestError(400, f"{what} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
 
 
 def require_token(request: Request, config: ServeConfig) -> None:
     """Let a write through only with the configured token (401 without it or with another; 403 when the
     server has none: it is read-only)."""
     if config.token is None:
-        raise ApiError(403, "this server is read-only: start it with --token (or CHRONOLEDGER_SERVE_TOKEN) "
+        raise RequestError(403, "this server is read-only: start it with --token (or CHRONOLEDGER_SERVE_TOKEN) "
                             "to allow writes")
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     if not given:
-        raise ApiError(401, "a write needs the server's token: send Authorization: Bearer TOKEN")
+        raise RequestError(401, "a write needs the server's token: send Authorization: Bearer TOKEN")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), config.token.encode()):
-        raise ApiError(401, "the token is wrong (Authorization: Bearer TOKEN, the token the server was started "
+        raise RequestError(401, "the token is wrong (Authorization: Bearer TOKEN, the token the server was started "
                             "with)")
 
 
@@ -154,23 +145,23 @@ def int_param(request: Request, name: str, default: int | None, *, low: int = 0,
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, f"{name}: {raw!r} is not a whole number") from None
+        raise RequestError(400, f"{name}: {raw!r} is not a whole number") from None
     if value < low or (high is not None and value > high):
-        raise ApiError(400, f"{name}: {value} is outside {low}..{high if high is not None else 'any'}")
+        raise RequestError(400, f"{name}: {value} is outside {low}..{high if high is not None else 'any'}")
     return value
 
 
 def name_param(value: str, what: str) -> str:
     """A name used as an SQL identifier (a table's), checked against ``^[A-Za-z_][A-Za-z0-9_]*$``."""
     if not NAME.match(value):
-        raise ApiError(404, f"{what} {value!r}: no such name (names are letters, digits and _)")
+        raise RequestError(404, f"{what} {value!r}: no such name (names are letters, digits and _)")
     return value
 
 
 def needs(part: Any, option: str, what: str) -> Any:
     """``part`` (a configured store), or a 404 saying which option of ``serve`` gives it."""
     if part is None:
-        raise ApiError(404, f"{what}: this server was started without {option}")
+        raise RequestError(404, f"{what}: this server was started without {option}")
     return part
 
 
