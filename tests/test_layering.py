@@ -49,6 +49,9 @@ LAZY_IMPORTS = {
     ("dataset/remote.py", "fsspec"),
     # the dask extra: distributed where a sweep is sent to a cluster
     ("world/sweep.py", "distributed"),
+    # the server extra: Starlette (under chronoledger.server) and uvicorn, once `serve` found them installed
+    ("cli/serve_cmds.py", "chronoledger.server"),
+    ("cli/serve_cmds.py", "uvicorn"),
 }
 
 

@@ -14,7 +14,7 @@ from chronoledger.sequence.sync import sync
 
 PACKAGE = Path(chronoledger.__file__).resolve().parent
 #: docs/agents.md "Logging" lists these
-AREAS = {"chronicle", "runtime", "sequence", "tables", "world", "sqlite", "demo"}
+AREAS = {"chronicle", "runtime", "sequence", "tables", "world", "sqlite", "demo", "server"}
 
 
 def _library_sources():

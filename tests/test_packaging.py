@@ -87,6 +87,8 @@ def test_the_repository_keeps_no_binaries_but_the_golden_files():
     # the chronicles of release 1, and a database Grace's own registry made (tools/make_grace_db.py)
     golden = {ROOT / "tests" / "data" / "golden_v1_cycles.cmeta", ROOT / "tests" / "data" / "golden_v1_events.cmeta",
               ROOT / "tests" / "data" / "grace_registry.db"}
+    # the screenshots docs/server.md shows, taken by tests/test_server_browser.py
+    golden |= {ROOT / "docs" / "images" / f"serve-{page}.png" for page in ("home", "world", "runs", "digest")}
     binary = []
     for path in tracked_files():
         if not path.exists():                          # deleted in the working tree

@@ -49,7 +49,7 @@ def serve_cmd(user: Path | None, tables: Path | None, schemas: tuple[Path, ...],
         sys.exit(EXIT_UNUSABLE)
     import uvicorn                      # optional (the server extra): imported where it is needed
 
-    from chronoledger.server import ServeConfig, create_app
+    from chronoledger.server import ServeConfig, create_app     # imports Starlette: the same extra
     with exit_codes():
         config = ServeConfig(user=user, tables=tables, runtime=runtime, world=world, runs=runs,
                              schemas=tuple(schemas), token=token or ServeConfig.token_from_env(), max_body=max_body)
