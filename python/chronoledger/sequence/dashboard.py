@@ -80,7 +80,8 @@ def trends_metrics(data: Path) -> dict[str, Any]:
         conn.close()
     metrics: dict[str, Any] = {}
     goals_avg = None
-    for metric, value, extra in rows:
+    for name, value, extra in rows:
+        metric = str(name)
         extra_value = None
         if isinstance(extra, str) and extra:
             try:
@@ -123,16 +124,19 @@ def completion_series(data: Path) -> dict[str, Any]:
             rows = conn.execute("SELECT date, status, count(*) FROM completions GROUP BY date, status").fetchall()
     finally:
         conn.close()
-    found = [(d, str(s), int(n)) for d, s, n in rows if isinstance(d, str) and _day(d) is not None]
+    found: list[tuple[date, str, int]] = []
+    for d, status, n in rows:
+        day = _day(d) if isinstance(d, str) else None
+        if day is not None and isinstance(n, int):
+            found.append((day, str(status), n))
     if not found:
         return {"dates": [], "statuses": {}}
-    first = min(_day(d) for d, _, _ in found)
-    last = max(_day(d) for d, _, _ in found)
-    dates = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]   # type: ignore[operator]
-    at = {d: k for k, d in enumerate(dates)}
+    first = min(f[0] for f in found)
+    last = max(f[0] for f in found)
+    dates = [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
     statuses: dict[str, list[int]] = {}
-    for d, s, n in found:
-        statuses.setdefault(s, [0] * len(dates))[at[_day(d).isoformat()]] += n     # type: ignore[union-attr]
+    for day, status, n in found:
+        statuses.setdefault(status, [0] * len(dates))[(day - first).days] += n
     return {"dates": dates, "statuses": dict(sorted(statuses.items()))}
 
 
@@ -160,7 +164,7 @@ def habit_streaks(data: Path, top: int = 8) -> dict[str, Any]:
     first = min(min(s) for s in done.values())
     last = max(max(s) for s in done.values())
     days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
-    habits = []
+    habits: list[dict[str, Any]] = []
     for name, got in done.items():
         run, series = 0, []
         for day in days:

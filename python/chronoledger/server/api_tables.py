@@ -74,8 +74,8 @@ def routes(stores: Stores) -> list[Route]:
             if isinstance(data, list):
                 if not all(isinstance(r, dict) for r in data):
                     raise RequestError(400, "rows: a JSON list of objects, one per row")
-                stored = await run_in_threadpool(reg.insert_rows, name, data)
-                return Json({"ok": True, "rows": stored}, status_code=201)
+                many = await run_in_threadpool(reg.insert_rows, name, data)
+                return Json({"ok": True, "rows": many}, status_code=201)
             if not isinstance(data, dict):
                 raise RequestError(400, "the row: a JSON object (one row) or a list of them")
             stored = await run_in_threadpool(reg.insert_row, name, data)

@@ -146,7 +146,8 @@ def _timeline(conn: apsw.Connection, path: Path, day_label: str | None, run_id: 
         last: object = object()
         for t, stamp in zip(ticks, stamps):
             i = bisect.bisect_right(starts, stamp) - 1
-            here = own[i][2] if i >= 0 and (own[i][1] is None or own[i][1] > stamp) else None
+            until = own[i][1] if i >= 0 else None
+            here = own[i][2] if i >= 0 and (until is None or until > stamp) else None
             if here is None and i + 1 < len(own) and own[i + 1][0] < after[t]:
                 here = own[i + 1][2]            # on its way at the tick's start, there within the tick
             if here != last:
