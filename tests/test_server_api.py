@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from chronoledger.chronicle import Chronicle
@@ -174,6 +175,17 @@ def test_inference_on_an_upload_and_a_proposal_approved_and_rejected(client, fil
     assert get(client, f"/api/tables/proposals/{second['id']}")["proposal"]["status"] == "rejected"
     events = [(h["proposal_id"], h["event"].split()[0]) for h in get(client, "/api/tables/penguins/history")["history"]]
     assert (proposal["id"], "proposed") in events and (second["id"], "rejected") in events
+    # a body sent in chunks (no Content-Length) is read as any other: the log names who decided
+    third = client.post("/api/tables/infer?filename=birds.csv&table=birds&propose=1", content="kind,n\nowl,2\n",
+                        headers=AUTH).json()["inference"]["proposal"]
+
+    def chunks():
+        yield b'{"approver": "chunky", '
+        yield b'"reason": "sent in chunks"}'
+    chunked = client.post(f"/api/tables/proposals/{third['id']}/reject", content=chunks(), headers=AUTH)
+    assert chunked.status_code == 200, chunked.text
+    assert chunked.json()["proposal"]["decided_by"] == "chunky"
+    assert chunked.json()["proposal"]["decision_reason"] == "sent in chunks"
     again = client.post(f"/api/tables/proposals/{second['id']}/approve", json={}, headers=AUTH)
     assert again.status_code == 400 and "is rejected, not pending" in again.json()["error"]
 
@@ -250,6 +262,11 @@ def test_the_openapi_description_covers_every_endpoint(client):
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             assert op.get("summary"), f"{method.upper()} {path} has no summary"
+    validate(spec)                          # a valid OpenAPI 3 document (openapi-spec-validator)
+    rows_post = spec["paths"]["/api/tables/{table}/rows"]["post"]
+    assert rows_post["security"] == [{"token": []}] and "201" in rows_post["responses"]
+    series = spec["paths"]["/api/runs/{run}/series"]["get"]
+    assert {p["name"] for p in series["parameters"]} == {"run", "metrics", "points", "full"}
     page = client.get("/docs")
     assert page.status_code == 200 and "/api/trends/metrics" in page.text
 

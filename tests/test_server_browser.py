@@ -175,6 +175,14 @@ def test_run_charts_draw_the_points_the_api_gives(site, browser, tmp_path):
         lambda d: d.execute_script("return document.body.dataset.ready") == "1"
         and len(d.find_elements("css selector", "#charts polyline")) == 3)
     screenshot(browser, "serve-runs", tmp_path)
+    # a ticked run that lacks the metric is left out of the chart and named, with no error
+    for box in browser.find_elements("css selector", "#run-list input"):
+        if box.get_attribute("value") == "world/world-run-1.cmeta":
+            box.click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements("id", "skipped-note"))
+    assert len(browser.find_elements("css selector", "#charts polyline")) == 3
+    assert "world/world-run-1.cmeta" in browser.find_element("id", "skipped-note").text
+    assert browser.find_elements("css selector", "p.error") == [] and console_errors(browser) == []
 
 
 def test_the_behaviour_digest_charts_completions_and_streaks(site, browser, tmp_path):

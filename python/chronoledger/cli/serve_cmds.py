@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 from pathlib import Path
 
 import click
 
-from chronoledger.cli.output import EXIT_UNUSABLE, Command, exit_codes
+from chronoledger.cli.output import EXIT_UNUSABLE, EXIT_USAGE, Command, exit_codes
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -54,6 +55,13 @@ def serve_cmd(user: Path | None, tables: Path | None, schemas: tuple[Path, ...],
         config = ServeConfig(user=user, tables=tables, runtime=runtime, world=world, runs=runs,
                              schemas=tuple(schemas), token=token or ServeConfig.token_from_env(), max_body=max_body)
         app = create_app(config)
+        app.state.stores.check()            # a wrong file is refused now, not by every request after
+    try:                                    # say so now, not after "serving on ..."
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_USAGE)
     if host not in ("127.0.0.1", "localhost", "::1") and config.token is None:
         click.echo(f"warning: listening on {host} with no token: anyone who reaches it can read every store given",
                    err=True)

@@ -72,7 +72,7 @@ PROGRESS_STEPS = 10_000
 
 def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None,
               timeout: float | None = None, *, params: Sequence[Any] | Mapping[str, Any] = (),
-              offset: int = 0) -> tuple[list[str], list[tuple]]:
+              offset: int = 0, max_bytes: int | None = None) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of a read-only query; anything else raises QueryError.
 
     ``limit``: at most that many rows (None: all); ask for one more than you
@@ -80,7 +80,13 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
     page after the first).  ``params``: the values of the query's ``?`` (or
     ``:name``) parameters.  ``timeout``: seconds the query may run, its rows
     read included (None: no limit); past it the query is stopped and
-    QueryError says so."""
+    QueryError says so.  ``max_bytes``: the text and blobs the rows may hold
+    in all (and any one value: SQLite refuses to make a longer one), past
+    which QueryError stops the query (None: SQLite's own limit, 1 GB a value)."""
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise QueryError(f"max_bytes must be a number of bytes (1 or more) or None, got {max_bytes!r}")
+    if not isinstance(sql, str):
+        raise QueryError(f"the query is text, got {type(sql).__name__}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise QueryError(f"offset must be a number of rows (0 or more), got {offset!r}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
@@ -113,17 +119,28 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
         names[:] = [d[0] for d in cursor.get_description()]
         return True
 
+    if max_bytes is not None:
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, min(max_bytes, conn.limit(apsw.SQLITE_LIMIT_LENGTH)))
     try:
         cur = conn.cursor()
         cur.exec_trace = columns
         rows: list[tuple] = []
-        cur.execute(sql, params)
+        try:
+            cur.execute(sql, params)
+        except (TypeError, KeyError, OverflowError, ValueError) as exc:   # apsw's for values it cannot bind
+            raise QueryError(f"the query or its parameters cannot be used: {type(exc).__name__}: {exc}") from None
         if limit != 0:
             skip = offset
+            held = 0
             for row in cur:
                 if skip:
                     skip -= 1
                     continue
+                if max_bytes is not None:
+                    held += sum(len(v) for v in row if isinstance(v, (str, bytes)))
+                    if held > max_bytes:
+                        raise QueryError(f"the rows hold over {max_bytes:,} bytes of text and blobs, more than "
+                                         f"one answer may; ask for fewer rows or shorter values")
                 rows.append(tuple(row))
                 if limit is not None and len(rows) >= limit:
                     break
@@ -132,8 +149,7 @@ def run_query(data: Path, sql: str, main: str = "core", limit: int | None = None
         raise
     except apsw.Error as exc:
         if isinstance(exc, apsw.InterruptError) and late[0]:     # kept: only here is it known that the time limit stopped it
-            raise QueryError(f"stopped: the query ran longer than its time limit of {timeout:g} s "
-                             f"(`sequence data --timeout SECONDS` allows more)") from None
+            raise QueryError(f"stopped: the query ran longer than its time limit of {timeout:g} s") from None
         # the user's SQL: refused or failed is a QueryError; a damaged or unreadable mirror is not
         raise db.sqlite_error(exc, data / schema.FILES[main], None, query=True) from None
     finally:

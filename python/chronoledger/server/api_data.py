@@ -17,7 +17,7 @@ from starlette.routing import Route
 from chronoledger.sequence import dashboard, schema
 from chronoledger.sequence.digest import FILES as DIGEST_FILES
 from chronoledger.sequence.query import run_query
-from chronoledger.server.config import MAX_SQL_ROWS
+from chronoledger.server.config import MAX_SQL_BYTES, MAX_SQL_ROWS
 from chronoledger.errors import RequestError
 from chronoledger.server.http import Json, int_param, ok, read_json
 from chronoledger.server.stores import Stores
@@ -26,7 +26,7 @@ def routes(stores: Stores) -> list[Route]:
     def _db(request: Request) -> str:
         which = request.query_params.get("db", "core")
         if which not in schema.FILES:
-            raise RequestError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+            raise RequestError(400, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
         return which
 
     def databases(request: Request) -> Json:
@@ -97,6 +97,11 @@ def routes(stores: Stores) -> list[Route]:
           GET with ?sql=...&db=&limit=&offset=, or POST {"sql", "db", "params", "limit", "offset"}.
           The other mirrors are attached under their names.  At most 10,000 rows a page; next_offset is
           set when there are more.  The query is stopped past the server's time limit (400).
+        parameters:
+          - {name: sql, in: query, description: 'one SQL statement that reads (GET)', schema: {type: string}}
+          - {name: db, in: query, description: 'the main mirror (default core)', schema: {type: string}}
+          - {name: limit, in: query, schema: {type: integer, default: 1000, maximum: 10000}}
+          - {name: offset, in: query, schema: {type: integer, default: 0}}
         """
         if request.method == "POST":
             body = await read_json(request, stores.config)
@@ -112,15 +117,22 @@ def routes(stores: Stores) -> list[Route]:
         if not isinstance(sql, str) or not sql.strip():
             raise RequestError(400, "sql: one SQL statement that reads (SELECT, WITH ..., a PRAGMA that reads)")
         which = body.get("db", "core")
-        if which not in schema.FILES:
-            raise RequestError(404, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
+        if not isinstance(which, str) or which not in schema.FILES:
+            raise RequestError(400, f"db: no mirror {which!r}; the mirrors are {', '.join(schema.FILES)}")
         params = body.get("params", [])
-        if not isinstance(params, (list, dict)):
-            raise RequestError(400, "params: a list (for ?) or an object (for :name) of values")
+        values = params.values() if isinstance(params, dict) else params
+        if not isinstance(params, (list, dict)) or not all(
+                v is None or isinstance(v, (str, float, bool)) or (isinstance(v, int) and -2 ** 63 <= v < 2 ** 63)
+                for v in values):
+            raise RequestError(400, "params: a list (for ?) or an object (for :name) of values: text, numbers "
+                                    "(64-bit integers), true, false or null")
         limit = _count(body.get("limit", 1000), "limit", 1, MAX_SQL_ROWS)
-        offset = _count(body.get("offset", 0), "offset", 0, None)
-        names, rows = await run_in_threadpool(run_query, stores.mirrors(), sql, which, limit + 1,
-                                              stores.config.sql_timeout, params=params, offset=offset)
+        offset = _count(body.get("offset", 0), "offset", 0, 2 ** 63 - 1)
+        data = stores.mirrors()
+        async with stores.sql_slots:        # a few queries at a time: the rest wait here, holding no thread
+            names, rows = await run_in_threadpool(lambda: run_query(
+                data, sql, which, limit + 1, stores.config.sql_timeout, params=params, offset=offset,
+                max_bytes=MAX_SQL_BYTES))
         more = len(rows) > limit
         return ok(db=which, columns=names, rows=[list(r) for r in rows[:limit]], row_count=min(len(rows), limit),
                   next_offset=offset + limit if more else None)
@@ -138,9 +150,10 @@ def routes(stores: Stores) -> list[Route]:
             Route("/api/trends/metrics", trends)]
 
 
-def _count(value: Any, name: str, low: int, high: int | None) -> int:
+def _count(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        raise RequestError(400, f"{name}: {value!r} must be a whole number in {low}..{high if high else 'any'}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = json.dumps(value) if isinstance(value, (bool, type(None))) else repr(value)
+        raise RequestError(400, f"{name}: {shown} must be a whole number in {low}..{high:,}")
     return value

@@ -15,7 +15,7 @@ from chronoledger.chronicle.audit import verify
 from chronoledger.chronicle.series import run_info, run_series
 from chronoledger.errors import ChronoledgerError, RequestError
 from chronoledger.server.config import DEFAULT_POINTS
-from chronoledger.server.http import Json, int_param, ok
+from chronoledger.server.http import Json, flag_param, int_param, ok
 from chronoledger.server.stores import Stores
 
 #: runs a list names at most
@@ -36,10 +36,15 @@ def run_path(root: Path, given: str) -> Path:
     if not given.endswith(".cmeta"):
         raise RequestError(404, f"run: {given!r} is not a chronicle (.cmeta)")
     base = root.resolve()
-    target = (base / "/".join(parts)).resolve()
-    if not target.is_relative_to(base):
+    try:
+        target = (base / "/".join(parts)).resolve()
+        inside = target.is_relative_to(base)
+        found = inside and target.is_file()
+    except (OSError, ValueError):         # a name too long for the file system, say
+        raise RequestError(404, f"run: no chronicle {given!r} in the runs folder") from None
+    if not inside:
         raise RequestError(400, f"run: {given!r} leaves the runs folder")
-    if not target.is_file():
+    if not found:
         raise RequestError(404, f"run: no chronicle {given!r} in the runs folder")
     return target
 
@@ -54,9 +59,13 @@ def routes(stores: Stores) -> list[Route]:
         for p in sorted(root.rglob("*.cmeta"))[:MAX_RUNS]:
             rel = p.relative_to(root).as_posix()
             try:
-                found.append({"run": rel, **{k: v for k, v in run_info(p).items() if k != "path"}})
+                path = run_path(root, rel)          # what a link outside the folder names is never read
+            except RequestError:
+                continue
+            try:
+                found.append({"run": rel, **{k: v for k, v in run_info(path).items() if k != "path"}})
             except ChronoledgerError as exc:            # one damaged file does not hide the others
-                problems.append({"run": rel, "error": str(exc)})
+                problems.append({"run": rel, "error": str(exc).replace(str(path), rel)})
         return ok(runs=found, unreadable=problems)
 
     def info(request: Request) -> Json:
@@ -77,14 +86,22 @@ def routes(stores: Stores) -> list[Route]:
           "t": timestamps, "y": values}; phases lists [start, end, phase] stretches of a cycle chronicle
           (timestamps), phase_records the same as record positions.  Thinning: the records are cut into
           points/2 buckets of equal count and each bucket's lowest and highest value are kept, in order.
-        parameters: [{name: run, in: path, required: true, schema: {type: string}}]
+        parameters:
+          - {name: run, in: path, required: true, schema: {type: string}}
+          - {name: metrics, in: query, description: 'comma-separated metric names (default every metric)', schema: {type: string}}
+          - {name: points, in: query, schema: {type: integer, default: 2000, minimum: 2, maximum: 200000}}
+          - {name: full, in: query, description: 'every record, not thinned', schema: {type: boolean}}
         """
         root = stores.runs()
         p = run_path(root, request.path_params["run"])
-        full = request.query_params.get("full", "").lower() in ("1", "true", "yes")
-        points = None if full else int_param(request, "points", DEFAULT_POINTS, low=2, high=MAX_POINTS)
-        names = request.query_params.get("metrics")
-        metrics = [m for m in names.split(",") if m] if names else None
+        full = flag_param(request, "full")
+        points = int_param(request, "points", DEFAULT_POINTS, low=2, high=MAX_POINTS)
+        if full:
+            points = None
+        names = request.query_params.getlist("metrics")
+        metrics = [m.strip() for n in names for m in n.split(",") if m.strip()] if names else None
+        if names and not metrics:
+            raise RequestError(400, "metrics: name at least one metric (metrics=loss_value,coherence)")
         found = await run_in_threadpool(run_series, p, metrics, points)
         found["run"] = p.relative_to(root.resolve()).as_posix()
         del found["path"]

@@ -16,6 +16,9 @@ def routes(stores: Stores) -> list[Route]:
     def sessions(request: Request) -> Json:
         """
         summary: Sessions, newest first, with their turn counts, a page at a time (?limit=50&cursor=NEXT).
+        parameters:
+          - {name: limit, in: query, schema: {type: integer, default: 50, maximum: 1000}}
+          - {name: cursor, in: query, description: 'the next_cursor of the page before', schema: {type: string}}
         """
         limit = int_param(request, "limit", 50, low=1, high=1000) or 50
         page = stores.runtime().list_sessions(limit=limit, cursor=request.query_params.get("cursor") or None)
@@ -24,7 +27,10 @@ def routes(stores: Stores) -> list[Route]:
     def session(request: Request) -> Json:
         """
         summary: A session's turns in order, all or a page at a time (?after=TURN_INDEX&limit=N).
-        parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+        parameters:
+          - {name: id, in: path, required: true, schema: {type: string}}
+          - {name: after, in: query, description: 'the last turn_index of the page before', schema: {type: integer}}
+          - {name: limit, in: query, schema: {type: integer, maximum: 10000}}
         """
         after = int_param(request, "after", None, low=-1)
         limit = int_param(request, "limit", None, low=1, high=10_000)
@@ -73,7 +79,10 @@ def routes(stores: Stores) -> list[Route]:
     def profile(request: Request) -> Json:
         """
         summary: The version of a profile in effect now, or ?as_of=ISO-TIME (?kind=behavior|personality).
-        parameters: [{name: name, in: path, required: true, schema: {type: string}}]
+        parameters:
+          - {name: name, in: path, required: true, schema: {type: string}}
+          - {name: kind, in: query, schema: {type: string, enum: [behavior, personality]}}
+          - {name: as_of, in: query, description: 'an ISO-8601 time with a zone (default now)', schema: {type: string}}
         """
         kind = request.query_params.get("kind", "behavior")
         if kind not in ("behavior", "personality"):
@@ -82,8 +91,8 @@ def routes(stores: Stores) -> list[Route]:
         store = stores.runtime()
         found = store.profile_as_of(request.path_params["name"], as_of, kind)
         if found is None:
-            raise NotFoundError(f"{store.path}: no {kind} profile {request.path_params['name']!r} in effect at "
-                                f"{as_of or 'now'}")
+            raise NotFoundError(f"{store.path}: no {kind} profile {request.path_params['name']!r} in effect "
+                                f"{'at ' + as_of if as_of else 'now'}")
         return ok(profile=found)
 
     return [Route("/api/runtime/sessions", sessions), Route("/api/runtime/sessions/{id}", session),

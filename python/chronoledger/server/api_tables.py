@@ -9,7 +9,6 @@ with every bad field (``problems``), and nothing of it is written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import Route
 
-from chronoledger.errors import RequestError
-from chronoledger.server.http import Json, int_param, name_param, ok, read_body, read_json, require_token
+from chronoledger.errors import CorruptDataError, RequestError, SchemaError, ValidationError
+from chronoledger.server.http import (Json, flag_param, int_param, name_param, ok, parse_json, read_body, read_json,
+                                      read_optional_json, require_token)
 from chronoledger.server.stores import Stores
 from chronoledger.tables.infer import infer_files
 from chronoledger.tables.ingest import propose_inference
@@ -27,6 +27,7 @@ from chronoledger.tables.records import KINDS
 
 #: rows a list answers at most at once
 MAX_PAGE = 1000
+PROPOSAL_STATUSES = ("pending", "applied", "rejected", "superseded")
 
 
 def routes(stores: Stores) -> list[Route]:
@@ -64,7 +65,12 @@ def routes(stores: Stores) -> list[Route]:
           GET ?where={"field": {"gt": 3}}&order_by=-field&limit=100&offset=0 (where: the JSON filter object
           of chronoledger.tables.query; order_by repeatable).  POST needs the token; a refused row is 422 with
           every bad field in problems, and nothing is written.
-        parameters: [{name: table, in: path, required: true, schema: {type: string}}]
+        parameters:
+          - {name: table, in: path, required: true, schema: {type: string}}
+          - {name: where, in: query, description: 'a JSON filter object, e.g. {"score": {"gt": 3}}', schema: {type: string}}
+          - {name: order_by, in: query, description: 'a field, -field for descending; repeatable', schema: {type: string}}
+          - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
+          - {name: offset, in: query, schema: {type: integer, default: 0}}
         """
         name = name_param(request.path_params["table"], "table")
         reg = stores.tables()
@@ -83,15 +89,12 @@ def routes(stores: Stores) -> list[Route]:
         where = request.query_params.get("where")
         filters: Any = None
         if where:
-            try:
-                filters = json.loads(where)
-            except ValueError as exc:
-                raise RequestError(400, f"where: not JSON: {exc}") from None
+            filters = parse_json(where, "where")
             if not isinstance(filters, dict):
                 raise RequestError(400, 'where: a JSON object of filters, e.g. {"field": {"gt": 3}}')
         order_by = request.query_params.getlist("order_by") or None
         limit = int_param(request, "limit", 100, low=1, high=MAX_PAGE) or 100
-        offset = int_param(request, "offset", 0) or 0
+        offset = int_param(request, "offset", 0, high=2 ** 63 - 2 - limit) or 0
         found = await run_in_threadpool(reg.query_rows, name, filters, order_by, limit + 1, offset)
         more = len(found) > limit
         return ok(rows=found[:limit], next_offset=offset + limit if more else None)
@@ -108,7 +111,7 @@ def routes(stores: Stores) -> list[Route]:
         reg = stores.tables()
         if request.method == "PATCH":
             require_token(request, config)
-            changes = await read_json(request, config, "the changes")
+            changes = await read_json(request, config, "the body (the fields to change)")
             if not isinstance(changes, dict) or not changes:
                 raise RequestError(400, "the changes: a JSON object of the fields to set")
             await run_in_threadpool(reg.get_row, name, key)           # a missing row: 404, not 0 rows changed
@@ -118,10 +121,15 @@ def routes(stores: Stores) -> list[Route]:
 
     def proposals(request: Request) -> Json:
         """
-        summary: Schema proposals, filtered by ?status= (pending, approved, rejected, applied) and ?table=.
+        summary: Schema proposals, filtered by ?status= and ?table=.
+        parameters:
+          - {name: status, in: query, schema: {type: string, enum: [pending, applied, rejected, superseded]}}
+          - {name: table, in: query, schema: {type: string}}
         """
-        table = request.query_params.get("table")
-        status = request.query_params.get("status")
+        table = request.query_params.get("table") or None
+        status = request.query_params.get("status") or None
+        if status is not None and status not in PROPOSAL_STATUSES:
+            raise RequestError(400, f"status: {status!r} is not one of {', '.join(PROPOSAL_STATUSES)}")
         return ok(proposals=stores.tables().proposals(table=table, status=status))
 
     def proposal(request: Request) -> Json:
@@ -142,9 +150,11 @@ def routes(stores: Stores) -> list[Route]:
         decision = request.path_params["decision"]
         if decision not in ("approve", "reject"):
             raise RequestError(404, f"{decision!r}: a proposal is approved or rejected (approve, reject)")
-        body = await read_json(request, config) if int(request.headers.get("content-length") or 0) else {}
-        if not isinstance(body, dict) or set(body) - {"approver", "reason"}:
-            raise RequestError(400, 'the body: {"approver": NAME, "reason": TEXT} (both optional)')
+        body = await read_optional_json(request, config)
+        body = {} if body is None else body
+        if not isinstance(body, dict) or set(body) - {"approver", "reason"} or \
+                not all(v is None or isinstance(v, str) for v in body.values()):
+            raise RequestError(400, 'the body: {"approver": NAME, "reason": TEXT} (both text, both optional)')
         reg = stores.tables()
         fn = reg.approve if decision == "approve" else reg.reject
         done = await run_in_threadpool(lambda: fn(request.path_params["id"], approver=body.get("approver"),
@@ -168,25 +178,33 @@ def routes(stores: Stores) -> list[Route]:
           - {name: propose, in: query, schema: {type: boolean}}
           - {name: by, in: query, description: who proposes it (default the server's user), schema: {type: string}}
         """
-        propose = request.query_params.get("propose", "").lower() in ("1", "true", "yes")
+        propose = flag_param(request, "propose")
         if propose:
             require_token(request, config)
-        filename = Path(request.query_params.get("filename") or "").name
-        if not filename or Path(filename).suffix.lower() not in KINDS:
-            raise RequestError(400, f"filename: name the uploaded file (its suffix says its kind: "
-                                f"{', '.join(sorted(KINDS))})")
+        given = request.query_params.get("filename") or ""
+        filename = Path(given).name
+        if not filename or filename != given or "\x00" in filename or "\\" in filename or \
+                Path(filename).suffix.lower() not in KINDS:
+            raise RequestError(400, f"filename: {given!r}: name the uploaded file, no folders (its suffix says "
+                                    f"its kind: {', '.join(sorted(KINDS))})")
         table = request.query_params.get("table")
         if table is not None:
-            name_param(table, "table")
+            name_param(table, "table", 400)
         body = await read_body(request, config)
 
         def run() -> dict:
             with tempfile.TemporaryDirectory(prefix="chronoledger-infer-") as tmp:
                 path = Path(tmp) / filename
                 path.write_bytes(body)
-                inference = infer_files([path], table)
-                # the governance log names the upload, not a temporary file that is gone once this returns
                 label = f"{filename} (uploaded)"
+                try:
+                    inference = infer_files([path], table)
+                except (CorruptDataError, SchemaError, ValidationError) as exc:   # what the upload holds
+                    raise RequestError(422, f"the upload cannot be read: {str(exc).replace(str(path), label)}") \
+                        from None
+                except RecursionError:
+                    raise RequestError(422, f"the upload cannot be read: {label}: nested too deeply") from None
+                # the governance log names the upload, not a temporary file that is gone once this returns
                 inference.files = [label]
                 inference.schema = dataclasses.replace(inference.schema, source=label)
                 found = inference.as_dict()
@@ -200,6 +218,12 @@ def routes(stores: Stores) -> list[Route]:
             Route("/api/tables/proposals/{id}", proposal),
             Route("/api/tables/proposals/{id}/{decision}", decide, methods=["POST"]),
             Route("/api/tables/infer", infer, methods=["POST"]),
+            # GET /api/tables/infer is not the table "infer": 405 before /api/tables/{table} takes it
+            Route("/api/tables/infer", _post_only, methods=["GET"], include_in_schema=False),
             Route("/api/tables/{table}", show), Route("/api/tables/{table}/history", history),
             Route("/api/tables/{table}/rows", rows, methods=["GET", "POST"]),
             Route("/api/tables/{table}/rows/{key}", row, methods=["GET", "PATCH"])]
+
+
+def _post_only(request: Request) -> Json:
+    raise RequestError(405, f"{request.method} is not allowed on {request.url.path}: POST the file")

@@ -28,6 +28,9 @@ def routes(stores: Stores) -> list[Route]:
           places, agents, ticks (clock times), moves (per agent: [tick, place id or null] each time its
           place changes; null is on its way), conversations with their turns (at most 500; conversations_total
           counts them all) and the day's relationship changes.
+        parameters:
+          - {name: day, in: query, description: 'YYYY-MM-DD (default the run''s first day)', schema: {type: string}}
+          - {name: run, in: query, description: 'the run id (default the latest run with events)', schema: {type: integer}}
         """
         run = int_param(request, "run", None, low=1)
         day = request.query_params.get("day") or None
@@ -36,7 +39,10 @@ def routes(stores: Stores) -> list[Route]:
     async def agent(request: Request) -> Json:
         """
         summary: "One agent's day (?day=YYYY-MM-DD required, ?run=ID): its actions, conversations and memories."
-        parameters: [{name: agent, in: path, required: true, schema: {type: string}}]
+        parameters:
+          - {name: agent, in: path, required: true, description: 'its name or id', schema: {type: string}}
+          - {name: day, in: query, required: true, description: 'YYYY-MM-DD', schema: {type: string}}
+          - {name: run, in: query, schema: {type: integer}}
         """
         run = int_param(request, "run", None, low=1)
         day = request.query_params.get("day")

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -39,16 +42,42 @@ OPENAPI_BASE = {"openapi": "3.0.3",
                 "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}}}
 
 
+def complete(spec: dict[str, Any]) -> dict[str, Any]:
+    """What every operation has in common, added to what its docstring says:
+    its answers (``{"ok": true, ...}``, or a 4xx ``{"ok": false, "error"}``),
+    the token on the writes, and each path parameter of its path."""
+    for path, ops in spec.get("paths", {}).items():
+        names = re.findall(r"{([^}:]+)(?::[^}]*)?}", path)
+        for method, op in ops.items():
+            op.setdefault("responses", {
+                "201" if method == "post" and path.endswith("/rows") else "200":
+                    {"description": 'done: {"ok": true, ...}'},
+                "4XX": {"description": 'refused: {"ok": false, "error": "what failed: why"}'}})
+            if method in ("post", "patch") and path not in ("/api/data/query", "/api/tables/infer"):
+                op.setdefault("security", [{"token": []}])
+            if path == "/api/tables/infer":
+                op.setdefault("security", [{}, {"token": []}])       # the token only to propose
+            declared = {p["name"] for p in op.get("parameters", []) if p.get("in") == "path"}
+            for name in names:
+                if name not in declared:
+                    op.setdefault("parameters", []).append(
+                        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+    return spec
+
+
 def create_app(config: ServeConfig) -> Starlette:
     """The ASGI application serving ``config``'s stores (see docs/server.md)."""
     stores = Stores(config)
     schemas = SchemaGenerator(OPENAPI_BASE)
 
+    def describe() -> dict[str, Any]:
+        return complete(schemas.get_schema(routes=app.routes))
+
     def openapi(request: Request) -> Response:
-        return Json(schemas.get_schema(routes=app.routes))
+        return Json(describe())
 
     def docs(request: Request) -> HTMLResponse:
-        spec = schemas.get_schema(routes=app.routes)
+        spec = describe()
         rows = []
         for path, ops in sorted(spec.get("paths", {}).items()):
             for method, op in ops.items():
@@ -92,7 +121,7 @@ def create_app(config: ServeConfig) -> Starlette:
                          *api_runs.routes(stores), *api_world.routes(stores), *pages.routes(stores),
                          Route("/openapi.json", openapi, include_in_schema=False),
                          Route("/docs", docs, include_in_schema=False)]
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(GZipMiddleware, minimum_size=4096)],
                     exception_handlers={RequestError: on_refused, ChronoledgerError: on_library_error,
                                         HTTPException: on_http_error, Exception: on_other_error})
     app.state.stores = stores

@@ -13,6 +13,10 @@ DEFAULT_MAX_BODY = 1 << 20
 #: seconds a read-only SQL query of /api/data may run, and rows it may return at most
 DEFAULT_SQL_TIMEOUT = 10.0
 MAX_SQL_ROWS = 10_000
+#: the text and blobs one answer of /api/data/query may hold (and SQLite's limit on one value there)
+MAX_SQL_BYTES = 32 << 20
+#: SQL queries run at once; the others wait their turn without holding a worker thread
+SQL_SLOTS = 4
 #: points a series is thinned to unless full resolution is asked for
 DEFAULT_POINTS = 2000
 
@@ -43,8 +47,10 @@ class ServeConfig:
             p = getattr(self, name)
             if p is not None and not Path(p).is_dir():
                 raise ConfigError(f"--{name}: {p}: no such folder")
-        if self.token is not None and len(self.token) < 8:
-            raise ConfigError("--token: a token of at least 8 characters (a short one is guessed)")
+        if self.token is not None and (len(self.token) < 8 or self.token != self.token.strip()
+                                       or any(c.isspace() for c in self.token)):
+            raise ConfigError("the token (--token or $CHRONOLEDGER_SERVE_TOKEN): at least 8 characters, no spaces "
+                              "(a short one is guessed)")
         if self.max_body < 1024:
             raise ConfigError(f"max_body: {self.max_body} bytes is too small for any request; at least 1024")
         if not self.sql_timeout > 0:

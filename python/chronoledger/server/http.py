@@ -114,11 +114,32 @@ async def read_json(request: Request, config: ServeConfig, what: str = "the body
     if not body.strip():
         raise RequestError(400, f"{what} is empty; send a JSON document")
     try:
-        return json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"{what} is not UTF-8 text (byte {exc.start})") from None
+    return parse_json(text, what)
+
+
+def parse_json(text: str, what: str) -> Any:
+    """``text`` as JSON; malformed (or nested past Python's recursion limit) is a 400 naming where."""
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(400, f"{what} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise RequestError(400, f"{what}: not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise RequestError(400, f"{what}: JSON nested too deeply") from None
+
+
+async def read_optional_json(request: Request, config: ServeConfig, what: str = "the body") -> Any:
+    """The body as JSON, or None when it is empty (however it was framed: a length or chunks)."""
+    body = await read_body(request, config)
+    if not body.strip():
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, f"{what} is not UTF-8 text (byte {exc.start})") from None
+    return parse_json(text, what)
 
 
 def require_token(request: Request, config: ServeConfig) -> None:
@@ -131,7 +152,8 @@ def require_token(request: Request, config: ServeConfig) -> None:
     scheme, _, value = given.partition(" ")
     if not given:
         raise RequestError(401, "a write needs the server's token: send Authorization: Bearer TOKEN")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), config.token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode("utf-8", "replace"),
+                                                             config.token.encode()):
         raise RequestError(401, "the token is wrong (Authorization: Bearer TOKEN, the token the server was started "
                             "with)")
 
@@ -146,16 +168,28 @@ def int_param(request: Request, name: str, default: int | None, *, low: int = 0,
         value = int(raw)
     except ValueError:
         raise RequestError(400, f"{name}: {raw!r} is not a whole number") from None
+    if high is None:
+        high = 2 ** 63 - 1          # SQLite's integers
     if value < low or (high is not None and value > high):
-        raise RequestError(400, f"{name}: {value} is outside {low}..{high if high is not None else 'any'}")
+        raise RequestError(400, f"{name}: {value} is outside {low}..{high}")
     return value
 
 
-def name_param(value: str, what: str) -> str:
+def name_param(value: str, what: str, status: int = 404) -> str:
     """A name used as an SQL identifier (a table's), checked against ``^[A-Za-z_][A-Za-z0-9_]*$``."""
     if not NAME.match(value):
-        raise RequestError(404, f"{what} {value!r}: no such name (names are letters, digits and _)")
+        raise RequestError(status, f"{what} {value!r}: no such name (names are letters, digits and _)")
     return value
+
+
+def flag_param(request: Request, name: str) -> bool:
+    """A yes/no query parameter: 1, true, yes / 0, false, no (absent: no); anything else is a 400."""
+    raw = request.query_params.get(name, "").strip().lower()
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("", "0", "false", "no"):
+        return False
+    raise RequestError(400, f"{name}: {raw!r} is not yes or no (1, true, yes / 0, false, no)")
 
 
 def needs(part: Any, option: str, what: str) -> Any:

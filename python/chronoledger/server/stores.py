@@ -9,17 +9,19 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import anyio
 import apsw
 
 from chronoledger import sqlite as db
-from chronoledger.errors import ChronoledgerError
+from chronoledger.errors import ChronoledgerError, ConfigError
 from chronoledger.runtime import RuntimeMemoryStore
 from chronoledger.sequence import schema
 from chronoledger.sequence.reader import find_user_folder
 from chronoledger.sequence.registry import mirror_folder
-from chronoledger.server.config import ServeConfig
+from chronoledger.server.config import SQL_SLOTS, ServeConfig
 from chronoledger.server.http import needs
 from chronoledger.tables import TableRegistry
+from chronoledger.world import store as world_store
 
 
 class Stores:
@@ -31,6 +33,39 @@ class Stores:
         self._tables: TableRegistry | None = None
         self._runtime: RuntimeMemoryStore | None = None
         self._held: list[apsw.Connection] = []
+        #: SQL on the mirrors, a few queries at a time (the rest wait without holding a worker thread)
+        self.sql_slots = anyio.Semaphore(SQL_SLOTS)
+
+    def check(self) -> None:
+        """Open every store given once, so a wrong file is refused when the
+        server starts (a ConfigError naming the option and the file), not by
+        every request after: the registry and the runtime database stay open."""
+        cfg = self.config
+        for option, path, opener in (("--tables", cfg.tables, self.tables), ("--runtime", cfg.runtime, self.runtime)):
+            if path is not None:
+                try:
+                    opener()
+                except ChronoledgerError as exc:
+                    raise ConfigError(f"{option} {path}: cannot be served: {exc}") from None
+        if cfg.world is not None:
+            try:
+                world_store.refuse_foreign(Path(cfg.world))
+                conn = db.open_readonly(cfg.world, db.DEFAULT_BUSY_TIMEOUT_MS)
+                try:
+                    with db.sqlite_errors(cfg.world, "reading its runs"):
+                        conn.execute("SELECT count(*) FROM runs").fetchall()
+                finally:
+                    conn.close()
+            except ChronoledgerError as exc:
+                raise ConfigError(f"--world {cfg.world}: not a world database: {exc}") from None
+        if cfg.user is not None:
+            try:
+                data = self.mirrors()
+            except ChronoledgerError as exc:
+                raise ConfigError(f"--user {cfg.user}: {exc}") from None
+            if not (data / schema.FILES["core"]).is_file():
+                raise ConfigError(f"--user {cfg.user}: no mirrors in {data} yet; run `sequence sync --user "
+                                  f"{cfg.user}` first")
 
     def hold(self) -> None:
         """Keep a read-only connection open to each database the library
@@ -54,14 +89,14 @@ class Stores:
                         pass            # unreadable: the requests that read it say why
 
     def tables(self) -> TableRegistry:
-        path = needs(self.config.tables, "--tables DB", "/api/tables")
+        path = needs(self.config.tables, "--tables DB", "the table registry (/api/tables)")
         with self._lock:
             if self._tables is None:
                 self._tables = TableRegistry(path, self.config.schemas)
             return self._tables
 
     def runtime(self) -> RuntimeMemoryStore:
-        path = needs(self.config.runtime, "--runtime DB", "/api/runtime")
+        path = needs(self.config.runtime, "--runtime DB", "the runtime database (/api/runtime)")
         with self._lock:
             if self._runtime is None:
                 self._runtime = RuntimeMemoryStore(path, readonly=True)
@@ -69,14 +104,14 @@ class Stores:
 
     def mirrors(self) -> Path:
         """The user folder's mirrors (not created: a folder never synced is refused by the readers)."""
-        user = needs(self.config.user, "--user DIR", "/api/data")
+        user = needs(self.config.user, "--user DIR", "the Chronos user folder (/api/data, /api/trends, /digest)")
         return mirror_folder(find_user_folder(user))
 
     def world(self) -> Path:
-        return needs(self.config.world, "--world DB", "/api/world")
+        return needs(self.config.world, "--world DB", "the world database (/api/world, /world)")
 
     def runs(self) -> Path:
-        return needs(self.config.runs, "--runs DIR", "/api/runs")
+        return needs(self.config.runs, "--runs DIR", "the runs folder (/api/runs, /runs)")
 
     def close(self) -> None:
         with self._lock:

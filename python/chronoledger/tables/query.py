@@ -190,8 +190,8 @@ def order_clause(schema: TableSchema, order_by: Any) -> str:
 
 def page_clause(limit: Any, offset: Any) -> tuple[str, list]:
     for name, v in (("limit", limit), ("offset", offset)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise QueryError(f"{name} must be a whole number >= 0, got {v!r}")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 63):
+            raise QueryError(f"{name} must be a whole number from 0 to 2**63 - 1, got {v!r}")
     if limit is None and not offset:
         return "", []
     return " LIMIT ? OFFSET ?", [-1 if limit is None else limit, offset or 0]

@@ -3,7 +3,9 @@
 // tests can count what was drawn.
 "use strict";
 const SVGNS = "http://www.w3.org/2000/svg";
-const PALETTE = ["#2f6fdf", "#e4572e", "#17a589", "#8e44ad", "#f39c12", "#34495e", "#c0392b", "#16a085"];
+// ten distinct hues (Tableau 10): lines of one chart never share a colour below eleven series
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+                 "#bab0ac"];
 const PHASE_FILL = {train: "#dbe7fb", validate: "#fde7d4", dream: "#eadcf3"};
 
 function el(tag, attrs, parent) {

@@ -6,8 +6,12 @@
 const runsState = {runs: [], drawing: 0};
 
 async function drawRuns() {
-  const picked = [...document.querySelectorAll("#run-list input:checked")].map(i => i.value);
   const metric = document.getElementById("metric").value;
+  const ticked = [...document.querySelectorAll("#run-list input:checked")].map(i => i.value);
+  // a run without the metric is left out of the chart, and named under it
+  const has = new Map(runsState.runs.map(r => [r.run, r.metrics.includes(metric)]));
+  const picked = ticked.filter(r => has.get(r));
+  const without = ticked.filter(r => !has.get(r));
   const full = document.getElementById("full").checked;
   const box = document.getElementById("charts");
   // a later change supersedes a drawing still waiting for its series: only the latest one draws
@@ -48,6 +52,13 @@ async function drawRuns() {
     note.id = "points-note";
     note.textContent = series.map(s => `${s.name}: ${s.t.length} points`).join("; ");
     box.appendChild(note);
+    if (without.length) {
+      const skipped = document.createElement("p");
+      skipped.className = "muted";
+      skipped.id = "skipped-note";
+      skipped.textContent = `Not drawn (no ${metric}): ${without.join(", ")}`;
+      box.appendChild(skipped);
+    }
   } catch (err) {
     if (mine !== runsState.drawing) return;
     box.textContent = "";
