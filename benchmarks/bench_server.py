@@ -34,6 +34,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_peers import Targets, table  # noqa: E402
+
+from chronoledger import demo  # noqa: E402
+
 TABLE = "memory_business_intelligence"
 READS = ("/api/tables/" + TABLE + "/rows?limit=20", "/api/trends/metrics", "/api/world/timeline",
          "/api/runs/learner.cmeta/series?metrics=loss_value&points=500", "/api/runtime/sessions?limit=20",
@@ -146,9 +151,6 @@ def serve(args: list[str], log: Path) -> tuple[subprocess.Popen, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from chronoledger import demo
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from compare_peers import Targets, table
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=30.0)

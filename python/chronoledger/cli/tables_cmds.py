@@ -153,15 +153,7 @@ def list_cmd(ctx: click.Context, fmt: str) -> None:
         chronoledger tables --db grace.db list --csv
     """
     with _registry(ctx) as reg:
-        pending: dict[str, int] = {}
-        for p in reg.proposals(status="pending"):
-            pending[p["table_name"]] = pending.get(p["table_name"], 0) + 1
-        rows = []
-        for name in reg.tables():
-            s = reg.schema(name)
-            rows.append({"table": name, "rows": reg.count_rows(name), "fields": len(s.fields),
-                         "version": s.version, "immutable": s.immutable, "pending": pending.get(name, 0),
-                         "description": s.description})
+        rows = reg.overview()
     emit(rows, fmt, text=lambda found: table(found, ["table", "rows", "fields", "version", "pending",
                                                       "description"]))
 

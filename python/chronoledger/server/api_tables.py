@@ -37,16 +37,7 @@ def routes(stores: Stores) -> list[Route]:
         """
         summary: The tables, with their row counts, versions and pending proposals.
         """
-        reg = stores.tables()
-        pending: dict[str, int] = {}
-        for p in reg.proposals(status="pending"):
-            pending[p["table_name"]] = pending.get(p["table_name"], 0) + 1
-        out = []
-        for name in reg.tables():
-            s = reg.schema(name)
-            out.append({"table": name, "rows": reg.count_rows(name), "fields": len(s.fields), "version": s.version,
-                        "immutable": s.immutable, "pending": pending.get(name, 0), "description": s.description})
-        return ok(tables=out)
+        return ok(tables=stores.tables().overview())
 
     def show(request: Request) -> Json:
         """

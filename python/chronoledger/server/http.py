@@ -109,15 +109,12 @@ async def read_body(request: Request, config: ServeConfig) -> bytes:
 
 
 async def read_json(request: Request, config: ServeConfig, what: str = "the body") -> Any:
-    """The request's body as JSON (UTF-8); malformed JSON is a 400 naming the line and column."""
-    body = await read_body(request, config)
-    if not body.strip():
+    """The request's body as JSON (UTF-8); an empty body is a 400, malformed JSON a 400 naming the line and
+    column."""
+    found = await read_optional_json(request, config, what)
+    if found is None:
         raise RequestError(400, f"{what} is empty; send a JSON document")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError(400, f"{what} is not UTF-8 text (byte {exc.start})") from None
-    return parse_json(text, what)
+    return found
 
 
 def parse_json(text: str, what: str) -> Any:

@@ -15,6 +15,21 @@ function el(tag, attrs, parent) {
   return e;
 }
 
+// a legend: a swatch and a name for each item ({name, color}), in the colours the chart used
+function legendOf(items) {
+  const legend = document.createElement("div");
+  legend.className = "legend";
+  items.forEach((s, i) => {
+    const span = document.createElement("span");
+    const sw = document.createElement("i");
+    sw.style.background = s.color || PALETTE[i % PALETTE.length];
+    span.appendChild(sw);
+    span.appendChild(document.createTextNode(s.name));
+    legend.appendChild(span);
+  });
+  return legend;
+}
+
 function fmt(v) {
   if (!isFinite(v)) return "";
   const a = Math.abs(v);
@@ -59,17 +74,7 @@ function lineChart(container, opts) {
                     "data-series": s.name, "data-points": pts.length}, svg);
   });
   container.appendChild(svg);
-  const legend = document.createElement("div");
-  legend.className = "legend";
-  opts.series.forEach((s, i) => {
-    const span = document.createElement("span");
-    const sw = document.createElement("i");
-    sw.style.background = s.color || PALETTE[i % PALETTE.length];
-    span.appendChild(sw);
-    span.appendChild(document.createTextNode(s.name));
-    legend.appendChild(span);
-  });
-  container.appendChild(legend);
+  container.appendChild(legendOf(opts.series));
   return svg;
 }
 
@@ -101,17 +106,7 @@ function barChart(container, opts) {
     el("text", {x: W - R, y: H - 8, "text-anchor": "end"}, svg).textContent = opts.labels[n - 1];
   }
   container.appendChild(svg);
-  const legend = document.createElement("div");
-  legend.className = "legend";
-  opts.stacks.forEach((s, i) => {
-    const span = document.createElement("span");
-    const sw = document.createElement("i");
-    sw.style.background = s.color || PALETTE[i % PALETTE.length];
-    span.appendChild(sw);
-    span.appendChild(document.createTextNode(s.name));
-    legend.appendChild(span);
-  });
-  container.appendChild(legend);
+  container.appendChild(legendOf(opts.stacks));
   return svg;
 }
 
