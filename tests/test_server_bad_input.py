@@ -5,6 +5,7 @@ that writes, huge bodies, path traversal, a missing or wrong token."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -172,6 +173,11 @@ def test_path_traversal_in_every_path_parameter(client, files, tmp_path):
         assert [r["run"] for r in listed["unreadable"]] == ["damaged.cmeta"]
         assert str(files.out) not in listed["unreadable"][0]["error"]
         refused(client.get("/api/runs/folder.cmeta"), 404, "no chronicle")
+        for tail in ("", "/series"):            # named by the run, not by the server's own path
+            body = refused(client.get(f"/api/runs/damaged.cmeta{tail}"), 500, "damaged.cmeta: not a chronicle")
+            assert str(files.out) not in body["error"] and body["kind"] == "CorruptDataError"
+        checks = client.get("/api/runs/damaged.cmeta/verify").json()["verify"]
+        assert checks["ok"] is False and str(files.out) not in json.dumps(checks)
         refused(client.get("/api/runs/" + "a" * 300 + ".cmeta"), 404, "no chronicle")
     finally:
         link.unlink()

@@ -5,7 +5,10 @@ checks (``chronicle verify``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,7 +18,7 @@ from chronoledger.chronicle.audit import verify
 from chronoledger.chronicle.series import run_info, run_series
 from chronoledger.errors import ChronoledgerError, RequestError
 from chronoledger.server.config import DEFAULT_POINTS
-from chronoledger.server.http import Json, flag_param, int_param, ok
+from chronoledger.server.http import Json, flag_param, int_param, ok, status_of
 from chronoledger.server.stores import Stores
 
 #: runs a list names at most
@@ -49,6 +52,29 @@ def run_path(root: Path, given: str) -> Path:
     return target
 
 
+@contextmanager
+def _named_as(path: Path, rel: str) -> Iterator[None]:
+    """A library error about ``path`` answered with the run's name below the folder, not the server's own path
+    (its status and kind kept)."""
+    try:
+        yield
+    except ChronoledgerError as exc:
+        if isinstance(exc, RequestError):
+            raise
+        raise RequestError(status_of(exc), str(exc).replace(str(path), rel), kind=type(exc).__name__) from None
+
+
+def _renamed(value: Any, path: str, rel: str) -> Any:
+    """``value`` with the server's path of a run written as its name below the folder, in every text."""
+    if isinstance(value, str):
+        return value.replace(path, rel)
+    if isinstance(value, dict):
+        return {k: _renamed(v, path, rel) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, path, rel) for v in value]
+    return value
+
+
 def routes(stores: Stores) -> list[Route]:
     def runs(request: Request) -> Json:
         """
@@ -75,8 +101,10 @@ def routes(stores: Stores) -> list[Route]:
         """
         root = stores.runs()
         p = run_path(root, request.path_params["run"])
-        return ok(run={"run": p.relative_to(root.resolve()).as_posix(),
-                       **{k: v for k, v in run_info(p).items() if k != "path"}})
+        rel = p.relative_to(root.resolve()).as_posix()
+        with _named_as(p, rel):
+            info = run_info(p)
+        return ok(run={"run": rel, **{k: v for k, v in info.items() if k != "path"}})
 
     async def series(request: Request) -> Json:
         """
@@ -102,7 +130,8 @@ def routes(stores: Stores) -> list[Route]:
         metrics = [m.strip() for n in names for m in n.split(",") if m.strip()] if names else None
         if names and not metrics:
             raise RequestError(400, "metrics: name at least one metric (metrics=loss_value,coherence)")
-        found = await run_in_threadpool(run_series, p, metrics, points)
+        with _named_as(p, p.relative_to(root.resolve()).as_posix()):
+            found = await run_in_threadpool(run_series, p, metrics, points)
         found["run"] = p.relative_to(root.resolve()).as_posix()
         del found["path"]
         return ok(series=found)
@@ -114,10 +143,10 @@ def routes(stores: Stores) -> list[Route]:
         """
         root = stores.runs()
         p = run_path(root, request.path_params["run"])
-        report = await run_in_threadpool(verify, p)
-        found = report.as_dict()
-        found["path"] = p.relative_to(root.resolve()).as_posix()
-        return ok(verify=found)
+        with _named_as(p, p.relative_to(root.resolve()).as_posix()):
+            report = await run_in_threadpool(verify, p)
+        rel = p.relative_to(root.resolve()).as_posix()
+        return ok(verify={**_renamed(report.as_dict(), str(p), rel), "path": rel})
 
     return [Route("/api/runs", runs), Route("/api/runs/{run:path}/series", series),
             Route("/api/runs/{run:path}/verify", check), Route("/api/runs/{run:path}", info)]
