@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
 from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, DatabaseBusyError, ExistsError,
                                  MissingFileError, NotFoundError, QueryError, RequestError, SchemaError,
@@ -194,7 +194,3 @@ def needs(part: Any, option: str, what: str) -> Any:
     if part is None:
         raise RequestError(404, f"{what}: this server was started without {option}")
     return part
-
-
-def json_response_of(value: Any, status: int = 200) -> Response:
-    return Json(value, status_code=status)
