@@ -196,22 +196,6 @@ class Proposals(RegistryCore):
         with self._locked():
             return [_proposal_dict(r) for r in self._conn.execute(sql + " ORDER BY created_at, rowid", args)]
 
-    def overview(self) -> list[dict]:
-        """Each applied table as ``tables list`` shows it: ``{"table", "rows",
-        "fields", "version", "immutable", "pending" (its proposals waiting),
-        "description"}``."""
-        with self._locked():
-            pending: dict[str, int] = {}
-            for p in self.proposals(status="pending"):
-                pending[p["table_name"]] = pending.get(p["table_name"], 0) + 1
-            out = []
-            for name in self.tables():
-                s = self.schema(name)
-                out.append({"table": name, "rows": self.count_rows(name), "fields": len(s.fields),
-                            "version": s.version, "immutable": s.immutable, "pending": pending.get(name, 0),
-                            "description": s.description})
-            return out
-
     def history(self, table: str) -> list[dict]:
         """Everything that happened to ``table``'s schema, in order: schemas
         applied and proposals made (with their decisions)."""

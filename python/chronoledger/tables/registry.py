@@ -143,6 +143,22 @@ class TableRegistry(Loading, Quality, Publishing):
         # a registry dropped without close() still stops its threads and closes its files
         self._finalizer = weakref.finalize(self, self._held.release)
 
+    def overview(self) -> list[dict]:
+        """Each applied table as ``tables list`` shows it: ``{"table", "rows",
+        "fields", "version", "immutable", "pending" (its proposals waiting),
+        "description"}``."""
+        with self._locked():
+            pending: dict[str, int] = {}
+            for p in self.proposals(status="pending"):
+                pending[p["table_name"]] = pending.get(p["table_name"], 0) + 1
+            out = []
+            for name in self.tables():
+                s = self.schema(name)
+                out.append({"table": name, "rows": self.count_rows(name), "fields": len(s.fields),
+                            "version": s.version, "immutable": s.immutable, "pending": pending.get(name, 0),
+                            "description": s.description})
+            return out
+
     def close(self) -> None:
         """Publish what waits in the outbox, then close the event log and the database."""
         self._publisher.close()                 # outside the locks: it may be waiting for them
