@@ -200,3 +200,18 @@ def test_the_behaviour_digest_charts_completions_and_streaks(site, browser, tmp_
     assert "habit_stats.total_habits" in browser.find_element("id", "metrics").text
     assert console_errors(browser) == []
     screenshot(browser, "serve-digest", tmp_path)
+
+
+def test_a_world_without_runs_says_so_without_an_error(browser, tmp_path):
+    from chronoledger.world import store
+    db = tmp_path / "empty-world.db"
+    conn = store.connect(db)                 # the world's tables and an agent, no run yet
+    store.seed_agent(conn, "Ava")
+    conn.close()
+    server = Server(["--world", str(db)], tmp_path / "serve.log")
+    try:
+        open_page(browser, server.url + "/world")
+        assert "no run with events yet" in browser.find_element("id", "no-runs").text
+        assert browser.find_elements("css selector", "p.error") == [] and console_errors(browser) == []
+    finally:
+        server.stop()

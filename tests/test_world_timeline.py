@@ -80,3 +80,17 @@ def test_what_does_not_exist_is_named_and_the_file_is_never_written(world, tmp_p
     with pytest.raises(NotFoundError, match="no such world database"):
         day_timeline(tmp_path / "none.db")
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_a_damaged_recorded_config_is_named_not_a_builtin_error(world, tmp_path):
+    import shutil
+    from chronoledger.errors import CorruptDataError
+    db, _ = world
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    for suffix in ("-wal", "-shm"):
+        if db.with_name(db.name + suffix).exists():
+            shutil.copy(db.with_name(db.name + suffix), copy.with_name(copy.name + suffix))
+    rows(copy, "UPDATE runs SET config_json = '{not json' WHERE id = 1")
+    with pytest.raises(CorruptDataError, match="run 1: its recorded config is not JSON"):
+        day_timeline(copy)

@@ -63,7 +63,8 @@ def routes(stores: Stores) -> list[Route | Mount]:
     def world(request: Request) -> HTMLResponse:
         if cfg.world is None:
             return _missing("/world", "World replay", "--world DB")
-        body = ("<h1>World replay</h1><p><label>Day <select id=day></select></label> "
+        body = ("<h1>World replay</h1><p><label>Run <select id=run></select></label> "
+                "<label>Day <select id=day></select></label> "
                 "<span id=summary class=muted></span></p>"
                 "<div class=panel><div id=clock></div><input id=scrubber type=range min=0 max=0 value=0 "
                 "aria-label='tick'></div>"

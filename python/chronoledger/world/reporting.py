@@ -21,7 +21,7 @@ from chronoledger._fsutil import atomic_write_bytes
 from chronoledger.errors import NotFoundError
 from chronoledger.world import store
 from chronoledger.world.agents import Agents
-from chronoledger.world.config import WorldConfig, parse_config
+from chronoledger.world.config import WorldConfig
 from chronoledger.world.environment import Environment
 from chronoledger.world.results import RunOptions, TickResult
 
@@ -494,8 +494,7 @@ def _agent_day(conn: apsw.Connection, path: Path, day_label: str, agent: str, ru
             raise NotFoundError(f"{path}: no run has a day {day_label!r} ({_known_days(path, None)})")
         rid = found
     n_agents, config_json = conn.execute("SELECT agents, config_json FROM runs WHERE id = ?", (rid,)).fetchall()[0]
-    cfg = parse_config(json.loads(store.as_text(config_json, "runs.config_json")),
-                       f"{path}: run {rid} (recorded config)")
+    cfg = store.recorded_config(path, rid, config_json)
     # a run's agents are the first N by id (see scheduler._Agents)
     names = {store.as_int(i, "agents.id"): store.as_text(n, "agents.name") for i, n in conn.execute(
         "SELECT id, name FROM agents ORDER BY id LIMIT ?", (store.as_int(n_agents, "runs.agents"),))}

@@ -16,7 +16,7 @@ from chronoledger import sqlite as db
 from chronoledger.errors import (ConfigError, CorruptDataError, NotFoundError, SchemaError, StorageError,
                                  ValidationError)
 from chronoledger.world import forms
-from chronoledger.world.config import WorldConfig
+from chronoledger.world.config import WorldConfig, parse_config
 
 #: Timestamps of seeded rows: fixed, so that two databases seeded alike are alike byte for byte.
 SEED_TIME = "2026-01-01T00:00:00.000000Z"
@@ -173,6 +173,16 @@ def memories_of(conn: apsw.Connection, positions: dict[int, int]) -> Iterator[tu
             p = positions.get(aid)
             if p is not None:
                 yield p, as_text(text, "memories.text"), imp, made, as_text(h, "memories.norm_hash")
+
+
+def recorded_config(path: Path, run_id: int, config_json: apsw.SQLiteValue) -> WorldConfig:
+    """The config run ``run_id`` recorded (``runs.config_json``), checked; damaged text is a CorruptDataError
+    naming the run."""
+    try:
+        data = json.loads(as_text(config_json, "runs.config_json"))
+    except ValueError as exc:
+        raise CorruptDataError(f"{path}: run {run_id}: its recorded config is not JSON ({exc})") from None
+    return parse_config(data, f"{path}: run {run_id} (recorded config)")
 
 
 def world_init(conn: apsw.Connection, config: WorldConfig) -> tuple[int, int]:

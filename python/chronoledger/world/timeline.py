@@ -26,7 +26,7 @@ import apsw
 from chronoledger import sqlite as db
 from chronoledger.errors import NotFoundError
 from chronoledger.world import store
-from chronoledger.world.config import WorldConfig, parse_config
+from chronoledger.world.config import WorldConfig
 from chronoledger.world.reporting import clock
 
 __all__ = ["DayTimeline", "MAX_CONVERSATIONS", "day_timeline", "world_runs"]
@@ -114,7 +114,7 @@ def _timeline(conn: apsw.Connection, path: Path, day_label: str | None, run_id: 
     elif day_label not in run_days:
         raise NotFoundError(f"{path}: run {run_id} has no day {day_label!r} (its days: {', '.join(run_days)})")
     n_agents, config_json = runs[run_id]
-    cfg = parse_config(json.loads(config_json), f"{path}: run {run_id} (recorded config)")
+    cfg = store.recorded_config(path, run_id, config_json)
     ticks = list(range(cfg.ticks_per_day))
     stamps = [_stamp(cfg, day_label, t) for t in ticks]
     after = stamps[1:] + [_stamp(cfg, day_label, len(ticks))]        # when each tick ends

@@ -152,10 +152,32 @@ async function loadDay(day, run) {
   renderRelationships();
 }
 
-window.addEventListener("DOMContentLoaded", () => {
+window.addEventListener("DOMContentLoaded", async () => {
   const scrub = document.getElementById("scrubber");
   scrub.addEventListener("input", () => { state.tick = Number(scrub.value); renderTick(); });
   document.getElementById("day").addEventListener("change", e => loadDay(e.target.value, state.tl.run_id));
-  loadDay(null, null).then(() => { document.body.dataset.ready = "1"; })
-    .catch(err => { showError(document.querySelector("main"), err); document.body.dataset.ready = "1"; });
+  document.getElementById("run").addEventListener("change", e => loadDay(null, e.target.value));
+  try {
+    // only runs with events can be replayed; a database without any says so instead of asking for one
+    const runs = (await getJSON("/api/world/runs")).runs.filter(r => r.days.length);
+    if (!runs.length) {
+      const p = document.createElement("p");
+      p.className = "panel";
+      p.id = "no-runs";
+      p.textContent = "This world database has no run with events yet: `chronoledger world run` records one.";
+      document.querySelector("main").appendChild(p);
+    } else {
+      const pick = document.getElementById("run");
+      for (const r of runs) {
+        const o = document.createElement("option");
+        o.value = String(r.id);
+        o.textContent = `run ${r.id} (seed ${r.seed}, ${r.agents} agents, ${r.status})`;
+        pick.appendChild(o);
+      }
+      await loadDay(null, runs[0].id);
+    }
+  } catch (err) {
+    showError(document.querySelector("main"), err);
+  }
+  document.body.dataset.ready = "1";
 });
