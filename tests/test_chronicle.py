@@ -666,3 +666,19 @@ def test_float_timestamps_and_seeds_are_refused(tmp_path):
         ch.append_cycle(np.uint64(5), "train", 0.5, 0.5, None, None, np.int64(9))
     with Chronicle.open(tmp_path / "f.cmeta") as ch:
         assert [(r.timestamp, r.seed_state) for r in ch] == [(5, 9)]
+
+
+def test_a_file_that_cannot_be_opened_is_a_storage_error_naming_it(tmp_path):
+    from chronoledger.errors import ExistsError, MissingFileError, StorageError
+    with pytest.raises(MissingFileError, match=r"nope\.cmeta: no such chronicle"):
+        Chronicle.open(tmp_path / "nope.cmeta")
+    with pytest.raises(MissingFileError, match="the folder .*nodir does not exist"):
+        Chronicle.open(tmp_path / "nodir" / "x.cmeta", "w")
+    with pytest.raises(StorageError, match="cannot be read"):
+        Chronicle.open(tmp_path)
+    with Chronicle.open(tmp_path / "a.cmeta", "w"):
+        pass
+    with pytest.raises(ExistsError, match="already exists"):
+        Chronicle.open(tmp_path / "a.cmeta", "x")
+    with pytest.raises(FileNotFoundError):          # still the builtin's subclass, for code written against it
+        Chronicle.open(tmp_path / "nope.cmeta")

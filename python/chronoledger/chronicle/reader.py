@@ -23,7 +23,8 @@ from chronoledger.chronicle import format as fmt
 from chronoledger.chronicle.columns import Column, Labels, Optional
 from chronoledger.chronicle.precision import Precision
 from chronoledger.chronicle.records import DYNAMIC_PREFIX, FIXED_COLUMNS, CycleRecord, EventRecord, cycle_records
-from chronoledger.errors import ChecksumError, ConfigError, CorruptDataError, TruncatedError, UnsupportedError
+from chronoledger.errors import (ChecksumError, ConfigError, CorruptDataError, MissingFileError, StorageError,
+                                 TruncatedError, UnsupportedError)
 
 # Result dtypes of the schema columns that to_numpy decodes in place.
 _RESULT_DTYPES: dict[str, type[np.generic]] = {
@@ -415,10 +416,16 @@ class ChronicleReader:
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "tolerate"):
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = Path(path)
         self.mode = mode
-        self._fh: Any = open(self.path, "rb")
+        try:
+            self._fh: Any = open(self.path, "rb")
+        except FileNotFoundError:
+            raise MissingFileError(f"{self.path}: no such chronicle") from None
+        except OSError as exc:       # a folder, a missing permission, a failing disk: named, as the store errors are
+            raise StorageError(exc.errno, f"{self.path}: cannot be read: {exc.strerror or exc}",
+                               str(self.path)) from None
         try:
             size = os.fstat(self._fh.fileno()).st_size
             self._map: mmap.mmap | bytes = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""

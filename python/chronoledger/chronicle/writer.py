@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import errno
 import itertools
 import json
 import math
@@ -38,7 +39,8 @@ from chronoledger.chronicle.records import (
     CycleRecord,
     EventRecord,
 )
-from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, OrderError, ValidationError,
+from chronoledger.errors import (ChronoledgerError, ConfigError, CorruptDataError, ExistsError, MissingFileError,
+                                 OrderError, StorageError, ValidationError,
                                  WriterLockedError)   # WriterLockedError: re-exported here
 
 if sys.platform != "win32":
@@ -174,7 +176,13 @@ class ChronicleWriter:
             try:
                 self._fd = os.open(self.path, flags, 0o644)
             except FileExistsError:
-                raise FileExistsError(f"{self.path}: already exists (mode 'x' creates a new chronicle only)") from None
+                raise ExistsError(errno.EEXIST, f"{self.path}: already exists (mode 'x' creates a new chronicle only)",
+                                  str(self.path)) from None
+            except FileNotFoundError:
+                raise MissingFileError(f"{self.path}: the folder {self.path.parent} does not exist") from None
+            except OSError as exc:   # a folder, a missing permission, a full or failing disk
+                raise StorageError(exc.errno, f"{self.path}: cannot be opened for writing: {exc.strerror or exc}",
+                                   str(self.path)) from None
             try:
                 lock_for_writing(self._fd, self.path)
             except BaseException:
